@@ -1,0 +1,63 @@
+# Two commands do everything on a fresh machine:
+#   make run    the whole platform on local defaults (Kafka, FerretDB, Zipkin, four services, demo)
+#   make test   install everything, start Kafka + FerretDB + Zipkin, run every test tier
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR):$(CURDIR)/gen/python
+
+.PHONY: install infra infra-stop protos check-protos lint typecheck test test-unit run services stop bench token clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+	deploy/local/infra.sh install
+
+infra: install
+	deploy/local/infra.sh start
+
+infra-stop:
+	deploy/local/infra.sh stop
+
+# Regenerate Python code (+ .pyi stubs) from proto/.
+protos: $(VENV)/.installed
+	rm -rf gen/python && mkdir -p gen/python
+	$(PY) -m grpc_tools.protoc -I proto --python_out=gen/python --pyi_out=gen/python \
+		--grpc_python_out=gen/python $$(find proto -name '*.proto' | sort)
+
+# Fails when the generated code is not what proto/ produces.
+check-protos: protos
+	git diff --exit-code --stat -- gen/python
+	test -z "$$(git status --porcelain -- gen/python)"
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check services tests
+	$(VENV)/bin/ruff format --check services tests
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy services tests
+
+test-unit: $(VENV)/.installed
+	$(VENV)/bin/pytest -q tests/unit
+
+test: infra
+	$(MAKE) check-protos lint typecheck
+	$(VENV)/bin/pytest -q tests
+
+services: infra
+	$(PY) -m services.launcher
+
+run: infra
+	$(PY) -m services.launcher --demo
+
+bench: infra
+	$(PY) -m tests.bench.bus_bench
+
+token: $(VENV)/.installed
+	@$(PY) -m services.plumbing.auth mint --sub $${SUB:-local-dev} --role $${ROLE:-platform}
+
+stop: infra-stop

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Local infrastructure without Docker: Apache Kafka (KRaft, from Maven Central,
+# run on the JDK), FerretDB 1.x on SQLite (built with `go install`), and the
+# Zipkin trace UI (server jar from Maven Central).
+#
+#   deploy/local/infra.sh install          resolve jars, build FerretDB (idempotent)
+#   deploy/local/infra.sh start|stop|status
+#
+# Everything lives under .local/ (git-ignored). An endpoint that is already set
+# in the environment is used as it is and nothing local is started for it:
+#   KAFKA_BOOTSTRAP_SERVERS, MONGODB_URI, OTEL_EXPORTER_OTLP_ENDPOINT / ZIPKIN_ENDPOINT
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+LOCAL="$ROOT/.local"
+KAFKA_HOME="$LOCAL/kafka"
+FERRET_HOME="$LOCAL/ferretdb"
+ZIPKIN_HOME="$LOCAL/zipkin"
+FERRETDB_VERSION="v1.24.0"
+KAFKA_PORT="${LOCAL_KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${LOCAL_KAFKA_CONTROLLER_PORT:-9093}"
+MONGO_PORT="${LOCAL_MONGO_PORT:-27017}"
+ZIPKIN_PORT="${LOCAL_ZIPKIN_PORT:-9411}"
+
+log() { printf '[infra] %s\n' "$*" >&2; }
+
+wants_kafka() { [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; }
+wants_store() { [ -z "${MONGODB_URI:-}" ]; }
+wants_traces() { [ -z "${OTEL_EXPORTER_OTLP_ENDPOINT:-}" ] && [ -z "${ZIPKIN_ENDPOINT:-}" ]; }
+
+install() {
+  mkdir -p "$LOCAL"
+  if wants_kafka || wants_traces; then
+    if [ ! -f "$KAFKA_HOME/libs/.resolved" ] || [ ! -f "$ZIPKIN_HOME/zipkin-server.jar" ] \
+       || [ "$ROOT/deploy/local/pom.xml" -nt "$KAFKA_HOME/libs/.resolved" ]; then
+      log "resolving Kafka broker and Zipkin jars from Maven Central"
+      rm -rf "$KAFKA_HOME/libs"
+      (cd "$ROOT/deploy/local" && mvn -q -B dependency:copy-dependencies@kafka-libs dependency:copy@zipkin)
+      touch "$KAFKA_HOME/libs/.resolved"
+    fi
+  fi
+  if wants_store && [ ! -x "$FERRET_HOME/bin/ferretdb" ]; then
+    log "building FerretDB $FERRETDB_VERSION with go install (takes a few minutes once)"
+    mkdir -p "$FERRET_HOME/bin"
+    # A plain `go install ...@version` builds a binary that panics at start: FerretDB
+    # embeds build/version/version.txt, which its release tooling generates. So fetch
+    # the module through the Go module proxy, add that one file, and `go install` it.
+    local src
+    src="$(go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+    rm -rf "$FERRET_HOME/src" && cp -r "$src" "$FERRET_HOME/src" && chmod -R u+w "$FERRET_HOME/src"
+    echo "$FERRETDB_VERSION" >"$FERRET_HOME/src/build/version/version.txt"
+    (cd "$FERRET_HOME/src" && GOBIN="$FERRET_HOME/bin" GOFLAGS=-mod=mod go install ./cmd/ferretdb)
+  fi
+}
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+wait_port() { # host port seconds name
+  local i
+  for ((i = 0; i < $3 * 5; i++)); do
+    if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  log "$4 did not open $1:$2 within $3 s; see its log under .local/"
+  return 1
+}
+
+start_kafka() {
+  local props="$KAFKA_HOME/server.properties"
+  if pid_alive "$KAFKA_HOME/kafka.pid"; then log "kafka already running"; return; fi
+  mkdir -p "$KAFKA_HOME/logs"
+  sed -e "s#@DATA@#$KAFKA_HOME/data#" -e "s#@PORT@#$KAFKA_PORT#" \
+      -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#" \
+      "$ROOT/deploy/local/kafka/server.properties" > "$props"
+  local cp="$KAFKA_HOME/libs/*"
+  local jvm=(java -Xms256m -Xmx1g -XX:+UseG1GC
+             -Dlog4j2.configurationFile="$ROOT/deploy/local/kafka/log4j2.properties"
+             -Dkafka.logs.dir="$KAFKA_HOME/logs" -cp "$cp")
+  if [ ! -f "$KAFKA_HOME/data/meta.properties" ]; then
+    local cluster_id
+    cluster_id="$("${jvm[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
+    log "formatting KRaft storage (cluster $cluster_id)"
+    "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$props" >"$KAFKA_HOME/logs/format.log" 2>&1
+  fi
+  nohup "${jvm[@]}" kafka.Kafka "$props" >"$KAFKA_HOME/logs/stdout.log" 2>&1 &
+  echo $! >"$KAFKA_HOME/kafka.pid"
+  wait_port 127.0.0.1 "$KAFKA_PORT" 90 kafka
+  log "kafka up on 127.0.0.1:$KAFKA_PORT (pid $(cat "$KAFKA_HOME/kafka.pid"))"
+}
+
+start_ferretdb() {
+  if pid_alive "$FERRET_HOME/ferretdb.pid"; then log "ferretdb already running"; return; fi
+  mkdir -p "$FERRET_HOME/data" "$FERRET_HOME/state"
+  nohup "$FERRET_HOME/bin/ferretdb" --handler=sqlite --sqlite-url="file:$FERRET_HOME/data/" \
+        --state-dir="$FERRET_HOME/state" --listen-addr="127.0.0.1:$MONGO_PORT" \
+        --debug-addr=- --telemetry=disable --log-level=WARN \
+        >"$FERRET_HOME/ferretdb.log" 2>&1 &
+  echo $! >"$FERRET_HOME/ferretdb.pid"
+  wait_port 127.0.0.1 "$MONGO_PORT" 30 ferretdb
+  log "ferretdb up on 127.0.0.1:$MONGO_PORT (pid $(cat "$FERRET_HOME/ferretdb.pid"))"
+}
+
+start_zipkin() {
+  if pid_alive "$ZIPKIN_HOME/zipkin.pid"; then log "zipkin already running"; return; fi
+  QUERY_PORT="$ZIPKIN_PORT" STORAGE_TYPE=mem MEM_MAX_SPANS=1000000 \
+    nohup java -Xms128m -Xmx768m -jar "$ZIPKIN_HOME/zipkin-server.jar" \
+    >"$ZIPKIN_HOME/zipkin.log" 2>&1 &
+  echo $! >"$ZIPKIN_HOME/zipkin.pid"
+  wait_port 127.0.0.1 "$ZIPKIN_PORT" 90 zipkin
+  log "zipkin up: http://127.0.0.1:$ZIPKIN_PORT/zipkin/"
+}
+
+stop_one() { # pidfile name
+  if pid_alive "$1"; then
+    local pid; pid="$(cat "$1")"
+    kill "$pid"
+    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -0 "$pid" 2>/dev/null && { log "$2 did not stop in 30 s; killing"; kill -9 "$pid"; }
+    log "$2 stopped"
+  fi
+  rm -f "$1"
+}
+
+status_one() { # pidfile name wanted
+  if [ "$3" != yes ]; then echo "$2: external (from environment)";
+  elif pid_alive "$1"; then echo "$2: running (pid $(cat "$1"))";
+  else echo "$2: stopped"; fi
+}
+
+yn() { if "$@"; then echo yes; else echo no; fi; }
+
+case "${1:-}" in
+  install) install ;;
+  start)
+    install
+    if wants_kafka; then start_kafka; fi
+    if wants_store; then start_ferretdb; fi
+    if wants_traces; then start_zipkin; fi
+    ;;
+  start-kafka) start_kafka ;;
+  stop-kafka) stop_one "$KAFKA_HOME/kafka.pid" kafka ;;
+  stop)
+    stop_one "$ZIPKIN_HOME/zipkin.pid" zipkin
+    stop_one "$FERRET_HOME/ferretdb.pid" ferretdb
+    stop_one "$KAFKA_HOME/kafka.pid" kafka
+    ;;
+  status)
+    status_one "$KAFKA_HOME/kafka.pid" kafka "$(yn wants_kafka)"
+    status_one "$FERRET_HOME/ferretdb.pid" ferretdb "$(yn wants_store)"
+    status_one "$ZIPKIN_HOME/zipkin.pid" zipkin "$(yn wants_traces)"
+    ;;
+  clean) "$0" stop; rm -rf "$KAFKA_HOME/data" "$FERRET_HOME/data" "$FERRET_HOME/state" ;;
+  *) echo "usage: $0 install|start|stop|status|clean|start-kafka|stop-kafka" >&2; exit 2 ;;
+esac

@@ -1,0 +1,1 @@
+"""Compliance service: licensure, coverage, consent, privacy, audit."""

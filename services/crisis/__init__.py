@@ -1,0 +1,1 @@
+"""Crisis service: safety plans, risk state, alerts and the escalation ladder."""

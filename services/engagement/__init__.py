@@ -1,0 +1,1 @@
+"""Engagement service: attendance, participation, outcomes and burnout signals."""

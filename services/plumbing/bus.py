@@ -1,0 +1,88 @@
+"""Kafka plumbing: topic declarations, topic creation, the reliable producer."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from opentelemetry import propagate
+
+from services.plumbing.envelope import CloudEvent, KafkaHeaders
+from services.plumbing.settings import Settings
+from services.plumbing.telemetry import kafka_is_instrumented
+
+log = logging.getLogger(__name__)
+
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A topic this platform owns: `iop.<domain>.<fact>.v<N>`."""
+
+    name: str
+    key: str  # what the record key is (an opaque aggregate id)
+    description: str
+    partitions: int | None = None  # None: settings.kafka_topic_partitions
+    retention_ms: int = 4 * WEEK_MS
+    partner_facing: bool = False
+
+
+def dead_letter_topic(service: str) -> Topic:
+    return Topic(
+        name=f"iop.{service}.deadletter.v1",
+        key="the original record's key",
+        description=f"Events the {service} service could not process after bounded retries, "
+        "with the error in dlq_* headers; inspect and replay with the ops tools.",
+        retention_ms=30 * 24 * 3600 * 1000,
+    )
+
+
+async def ensure_topics(settings: Settings, topics: list[Topic]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [
+            NewTopic(
+                name=t.name,
+                num_partitions=t.partitions or settings.kafka_topic_partitions,
+                replication_factor=settings.kafka_replication_factor,
+                topic_configs={"retention.ms": str(t.retention_ms)},
+            )
+            for t in topics
+            if t.name not in existing
+        ]
+        if new:
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass  # another instance created it first
+    finally:
+        await admin.close()
+
+
+def reliable_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
+    """Idempotent producer that waits for all in-sync replicas."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=2,
+        request_timeout_ms=15000,
+    )
+
+
+def record_headers(event: CloudEvent) -> KafkaHeaders:
+    """Envelope headers; trace context is added by the aiokafka instrumentation
+    when it is on, and here when it is not, so `traceparent` is always present."""
+    headers = event.headers()
+    if not kafka_is_instrumented():
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        headers.extend((k, v.encode()) for k, v in carrier.items())
+    return headers

@@ -1,0 +1,237 @@
+"""The consumer base: at-least-once, idempotent, bounded retries, dead letters.
+
+For each record: decode the CloudEvents envelope (a record that does not decode
+is poison and goes straight to the dead-letter topic), skip it if this consumer
+group already applied that event id, otherwise run the handler inside a span
+whose parent is the producer's context (from `traceparent`), retrying a failing
+handler a bounded number of times before dead-lettering it. Offsets are
+committed only after every record of a batch was applied or dead-lettered, and
+a stop drains the batch in hand before leaving the group.
+
+Handlers must make their own writes idempotent too (a crash after the handler
+and before the processed-marker write re-runs it): key inserts by event id or
+use conditional updates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from google.protobuf.message import Message
+from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from services.plumbing.envelope import CloudEvent, EnvelopeError, KafkaHeaders
+from services.plumbing.settings import Settings
+from services.plumbing.storage import Document, IndexSpec
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("iop.consumer")
+
+PROCESSED_COLLECTION = "processed_events"
+PROCESSED_INDEXES = [IndexSpec(PROCESSED_COLLECTION, [("processed_at", 1)], name="processed_at_1")]
+
+Handler = Callable[[CloudEvent, Any], Awaitable[None]]
+
+
+class PoisonEvent(Exception):
+    """Raised by a handler for an event that can never be applied (retrying won't help)."""
+
+
+class _Getter(Getter[Any]):
+    def get(self, carrier: Any, key: str) -> list[str] | None:
+        for k, v in carrier:
+            if k == key and v is not None:
+                return [v.decode()]
+        return None
+
+    def keys(self, carrier: Any) -> list[str]:
+        return [k for k, _ in carrier]
+
+
+_getter = _Getter()
+
+
+class EventConsumer:
+    """Consumes `topics` as `group_id`, dispatching by CloudEvents type to `handlers`.
+
+    Event types on the topics that this consumer has no handler for are not its
+    business (a topic carries several types) and are skipped, counted in `ignored`.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        group_id: str,
+        topics: list[str],
+        handlers: dict[str, Handler],
+        db: AsyncDatabase[Document],
+        producer: AIOKafkaProducer,
+        dead_letter_topic: str,
+        max_batch: int = 500,
+    ) -> None:
+        self.group_id = group_id
+        self.topics = topics
+        self.handlers = handlers
+        self._db = db
+        self._producer = producer
+        self._dead_letter_topic = dead_letter_topic
+        self._max_attempts = settings.consumer_max_attempts
+        self._backoff_s = settings.consumer_retry_backoff_s
+        self._max_batch = max_batch
+        self._consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self.applied = 0
+        self.duplicates = 0
+        self.dead_lettered = 0
+        self.ignored = 0
+
+    async def start(self) -> None:
+        await self._consumer.start()
+
+    async def run(self) -> None:
+        try:
+            while not self._stopping:
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=self._max_batch)
+                if not batches:
+                    continue
+                records = [r for rs in batches.values() for r in rs]
+                await self._process_batch(records)
+                await self._consumer.commit()
+        finally:
+            self._stopped.set()
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, commit it, leave the group."""
+        self._stopping = True
+        try:
+            await asyncio.wait_for(self._stopped.wait(), timeout=30)
+        except TimeoutError:
+            log.warning("consumer %s did not drain within 30s", self.group_id)
+        await self._consumer.stop()
+
+    def _marker_id(self, event_id: str) -> str:
+        return f"{self.group_id}:{event_id}"
+
+    async def _process_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        decoded: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent]] = []
+        for record in records:
+            try:
+                decoded.append((record, CloudEvent.from_kafka(record.headers, record.value)))
+            except EnvelopeError as exc:
+                await self._dead_letter(record, exc, attempts=0)
+        ids = [self._marker_id(ev.id) for _, ev in decoded]
+        seen = {
+            d["_id"] for d in await self._db[PROCESSED_COLLECTION].find({"_id": {"$in": ids}}, {"_id": 1}).to_list()
+        }
+        applied_now: list[Document] = []
+        for record, event in decoded:
+            marker = self._marker_id(event.id)
+            if marker in seen:
+                self.duplicates += 1
+                continue
+            handler = self.handlers.get(event.type)
+            if handler is None:
+                self.ignored += 1
+                continue
+            if await self._apply(record, event, handler):
+                seen.add(marker)  # a duplicate inside the same batch
+                applied_now.append({"_id": marker, "type": event.type, "processed_at": datetime.now(UTC)})
+        if applied_now:
+            try:
+                await self._db[PROCESSED_COLLECTION].insert_many(applied_now, ordered=False)
+            except BulkWriteError as exc:  # markers written by a concurrent redelivery are fine
+                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                    raise
+
+    async def _apply(self, record: ConsumerRecord[bytes, bytes], event: CloudEvent, handler: Handler) -> bool:
+        """Run the handler with bounded retries; False when the event was dead-lettered."""
+        parent = propagate.extract(record.headers, getter=_getter)
+        with tracer.start_as_current_span(
+            f"{record.topic} process",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": record.topic,
+                "messaging.operation.type": "process",
+                "messaging.consumer.group.name": self.group_id,
+                "messaging.message.id": event.id,
+                "cloudevents.event_type": event.type,
+                "messaging.kafka.destination.partition": record.partition,
+                "messaging.kafka.message.offset": record.offset,
+            },
+        ) as span:
+            try:
+                payload: Message = event.payload()
+            except EnvelopeError as exc:
+                span.set_status(Status(StatusCode.ERROR, "poison event"))
+                await self._dead_letter(record, exc, attempts=0)
+                return False
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    await handler(event, payload)
+                    self.applied += 1
+                    return True
+                except PoisonEvent as exc:
+                    span.record_exception(exc)
+                    await self._dead_letter(record, exc, attempts=attempt)
+                    return False
+                except Exception as exc:
+                    span.record_exception(exc)
+                    if attempt >= self._max_attempts:
+                        span.set_status(Status(StatusCode.ERROR, "dead-lettered after retries"))
+                        await self._dead_letter(record, exc, attempts=attempt)
+                        return False
+                    log.warning(
+                        "handler for %s failed (attempt %d/%d): %s",
+                        event.type,
+                        attempt,
+                        self._max_attempts,
+                        type(exc).__name__,
+                    )
+                    await asyncio.sleep(self._backoff_s * 2 ** (attempt - 1))
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: BaseException, attempts: int) -> None:
+        """Forward the record as it came, with why it failed in dlq_* headers."""
+        reason = str(exc)[:500]
+        headers: KafkaHeaders = [(k, v) for k, v in record.headers if v is not None and not k.startswith("dlq_")]
+        headers += [
+            ("dlq_original_topic", record.topic.encode()),
+            ("dlq_original_partition", str(record.partition).encode()),
+            ("dlq_original_offset", str(record.offset).encode()),
+            ("dlq_consumer_group", self.group_id.encode()),
+            ("dlq_error_type", type(exc).__name__.encode()),
+            ("dlq_error_message", reason.encode()),
+            ("dlq_attempts", str(attempts).encode()),
+            ("dlq_time", datetime.now(UTC).isoformat().encode()),
+        ]
+        await self._producer.send_and_wait(self._dead_letter_topic, value=record.value, key=record.key, headers=headers)
+        self.dead_lettered += 1
+        log.error(
+            "dead-lettered record %s[%d]@%d for %s: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            self.group_id,
+            type(exc).__name__,
+        )

@@ -1,0 +1,77 @@
+"""Settings from the environment (pydantic-settings).
+
+Every infrastructure endpoint can be overridden, so the same code and tests run
+against the local stack (deploy/local/infra.sh), docker-compose or a real cluster.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Development-only signing key. Any deployment whose environment is not
+# "local" or "test" refuses to start with it (see Settings.check_production_safety).
+DEV_JWT_SECRET = "iop-local-development-secret-change-me-0123456789"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    environment: str = Field(default="local", alias="DEPLOYMENT_ENVIRONMENT")
+    service_version: str = Field(default="0.1.0", alias="SERVICE_VERSION")
+
+    kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", alias="KAFKA_BOOTSTRAP_SERVERS")
+    kafka_topic_partitions: int = Field(default=3, alias="KAFKA_TOPIC_PARTITIONS")
+    kafka_replication_factor: int = Field(default=1, alias="KAFKA_REPLICATION_FACTOR")
+
+    mongodb_uri: str = Field(default="mongodb://127.0.0.1:27017/", alias="MONGODB_URI")
+    # Prefix for database names, so test runs and benchmarks can use their own databases.
+    mongodb_database_prefix: str = Field(default="iop_", alias="MONGODB_DATABASE_PREFIX")
+
+    otel_exporter_otlp_endpoint: str | None = Field(default=None, alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    zipkin_endpoint: str = Field(default="http://127.0.0.1:9411/api/v2/spans", alias="ZIPKIN_ENDPOINT")
+    otel_traces_sampler_ratio: float | None = Field(default=None, alias="OTEL_TRACES_SAMPLER_RATIO")
+    otel_export_delay_ms: int = Field(default=500, alias="OTEL_BSP_SCHEDULE_DELAY")
+    telemetry_enabled: bool = Field(default=True, alias="IOP_TELEMETRY_ENABLED")
+
+    jwt_secret: str = Field(default=DEV_JWT_SECRET, alias="IOP_JWT_SECRET")
+    jwt_issuer: str = Field(default="iop-platform", alias="IOP_JWT_ISSUER")
+    jwt_audience: str = Field(default="iop-services", alias="IOP_JWT_AUDIENCE")
+
+    grpc_host: str = Field(default="127.0.0.1", alias="GRPC_HOST")
+    scheduler_grpc_port: int = Field(default=50051, alias="SCHEDULER_GRPC_PORT")
+    engagement_grpc_port: int = Field(default=50052, alias="ENGAGEMENT_GRPC_PORT")
+    compliance_grpc_port: int = Field(default=50053, alias="COMPLIANCE_GRPC_PORT")
+    crisis_grpc_port: int = Field(default=50054, alias="CRISIS_GRPC_PORT")
+    # Where each service reaches the others (host:port).
+    scheduler_target: str = Field(default="127.0.0.1:50051", alias="SCHEDULER_TARGET")
+    engagement_target: str = Field(default="127.0.0.1:50052", alias="ENGAGEMENT_TARGET")
+    compliance_target: str = Field(default="127.0.0.1:50053", alias="COMPLIANCE_TARGET")
+    crisis_target: str = Field(default="127.0.0.1:50054", alias="CRISIS_TARGET")
+    grpc_client_deadline_s: float = Field(default=2.0, alias="GRPC_CLIENT_DEADLINE_S")
+
+    outbox_poll_interval_s: float = Field(default=0.5, alias="OUTBOX_POLL_INTERVAL_S")
+    consumer_max_attempts: int = Field(default=3, alias="CONSUMER_MAX_ATTEMPTS")
+    consumer_retry_backoff_s: float = Field(default=0.2, alias="CONSUMER_RETRY_BACKOFF_S")
+    shutdown_grace_s: float = Field(default=10.0, alias="SHUTDOWN_GRACE_S")
+
+    def grpc_port(self, service: str) -> int:
+        port: int = getattr(self, f"{service}_grpc_port")
+        return port
+
+    def sampler_ratio(self) -> float:
+        """Sample everything outside production unless told otherwise."""
+        if self.otel_traces_sampler_ratio is not None:
+            return self.otel_traces_sampler_ratio
+        return 0.1 if self.environment == "production" else 1.0
+
+    def check_production_safety(self) -> None:
+        if self.environment not in ("local", "test", "ci") and self.jwt_secret == DEV_JWT_SECRET:
+            raise RuntimeError("IOP_JWT_SECRET must be set outside local/test environments")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

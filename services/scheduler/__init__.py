@@ -1,0 +1,1 @@
+"""Scheduler service: IOP programs, sessions and bookings."""
