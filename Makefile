@@ -24,10 +24,12 @@ infra-stop:
 	deploy/local/infra.sh stop
 
 # Regenerate Python code (+ .pyi stubs) from proto/.
+# Generated into a scratch folder first, then swapped in whole.
 protos: $(VENV)/.installed
-	rm -rf gen/python && mkdir -p gen/python
-	$(PY) -m grpc_tools.protoc -I proto --python_out=gen/python --pyi_out=gen/python \
-		--grpc_python_out=gen/python $$(find proto -name '*.proto' | sort)
+	rm -rf gen/.python.new && mkdir -p gen/.python.new
+	$(PY) -m grpc_tools.protoc -I proto --python_out=gen/.python.new --pyi_out=gen/.python.new \
+		--grpc_python_out=gen/.python.new $$(find proto -name '*.proto' | sort)
+	rm -rf gen/python && mv gen/.python.new gen/python
 
 # Fails when the generated code is not what proto/ produces.
 check-protos: protos

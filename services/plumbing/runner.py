@@ -54,7 +54,7 @@ class Infrastructure:
     def consumer(self, group_suffix: str, topics: list[str], handlers: dict[str, Handler]) -> EventConsumer:
         return EventConsumer(
             settings=self.settings,
-            group_id=f"iop.{self.service}.{group_suffix}",
+            group_id=f"{self.settings.kafka_group_prefix}.{self.service}.{group_suffix}",
             topics=topics,
             handlers=handlers,
             db=self.db,

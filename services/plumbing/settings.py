@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", alias="KAFKA_BOOTSTRAP_SERVERS")
     kafka_topic_partitions: int = Field(default=3, alias="KAFKA_TOPIC_PARTITIONS")
     kafka_replication_factor: int = Field(default=1, alias="KAFKA_REPLICATION_FACTOR")
+    # Consumer groups are "<prefix>.<service>.<purpose>"; test runs use their own prefix.
+    kafka_group_prefix: str = Field(default="iop", alias="KAFKA_GROUP_PREFIX")
 
     mongodb_uri: str = Field(default="mongodb://127.0.0.1:27017/", alias="MONGODB_URI")
     # Prefix for database names, so test runs and benchmarks can use their own databases.

@@ -23,25 +23,34 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from iop.events.v1 import common_pb2 as iop_dot_events_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"iop/compliance/v1/compliance.proto\x12\x11iop.compliance.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x01\n\x14RecordLicenseRequest\x12\x14\n\x0c\x63linician_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x14\n\x0clicense_type\x18\x03 \x01(\t\x12\x16\n\x0elicense_number\x18\x04 \x01(\t\x12.\n\nvalid_from\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd1\x01\n\x07License\x12\x12\n\nlicense_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x14\n\x0clicense_type\x18\x04 \x01(\t\x12\x16\n\x0elicense_number\x18\x05 \x01(\t\x12.\n\nvalid_from\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"k\n\x15\x43heckLicensureRequest\x12\x14\n\x0c\x63linician_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63lient_state\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"b\n\x11LicensureDecision\x12-\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x1b.iop.compliance.v1.Decision\x12\x0f\n\x07reasons\x18\x02 \x03(\t\x12\r\n\x05\x62\x61sis\x18\x03 \x01(\t*f\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x44\x45\x43ISION_ALLOW\x10\x01\x12\x11\n\rDECISION_DENY\x10\x02\x12\x19\n\x15\x44\x45\x43ISION_NEEDS_REVIEW\x10\x03\x32\xcb\x01\n\x11\x43omplianceService\x12T\n\rRecordLicense\x12\'.iop.compliance.v1.RecordLicenseRequest\x1a\x1a.iop.compliance.v1.License\x12`\n\x0e\x43heckLicensure\x12(.iop.compliance.v1.CheckLicensureRequest\x1a$.iop.compliance.v1.LicensureDecisionb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"iop/compliance/v1/compliance.proto\x12\x11iop.compliance.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aiop/events/v1/common.proto\"\xaa\x03\n\x16\x45valuateSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x02 \x01(\t\x12\x11\n\tclient_id\x18\x03 \x01(\t\x12\x36\n\x0f\x63lient_location\x18\x04 \x01(\x0b\x32\x1d.iop.events.v1.ClientLocation\x12\x17\n\x0f\x63linician_state\x18\x05 \x01(\t\x12-\n\tstarts_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rpayer_plan_id\x18\x08 \x01(\t\x12\x14\n\x0cservice_code\x18\t \x01(\t\x12)\n\x08modality\x18\n \x01(\x0e\x32\x17.iop.events.v1.Modality\x12\x31\n\x05stage\x18\x0b \x01(\x0e\x32\".iop.compliance.v1.EvaluationStage\x12\x1b\n\x13privacy_attestation\x18\x0c \x01(\t\"\x8d\x02\n\x11SessionEvaluation\x12-\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x1b.iop.compliance.v1.Decision\x12\x37\n\tlicensure\x18\x02 \x01(\x0b\x32$.iop.compliance.v1.LicensureDecision\x12\x35\n\x08\x63overage\x18\x03 \x01(\x0b\x32#.iop.compliance.v1.CoverageDecision\x12\x18\n\x10\x63onsent_problems\x18\x04 \x03(\t\x12\x18\n\x10privacy_problems\x18\x05 \x03(\t\x12\x0f\n\x07reasons\x18\x06 \x03(\t\x12\x14\n\x0c\x64\x61ta_version\x18\x07 \x01(\t\"\xb2\x01\n\x10\x43overageDecision\x12\x0f\n\x07\x63overed\x18\x01 \x01(\x08\x12\r\n\x05\x63odes\x18\x02 \x03(\t\x12\x11\n\tmodifiers\x18\x03 \x03(\t\x12\x18\n\x10place_of_service\x18\x04 \x01(\t\x12\x10\n\x08problems\x18\x05 \x03(\t\x12\x18\n\x10\x61uthorization_id\x18\x06 \x01(\t\x12%\n\x1d\x61uthorization_units_remaining\x18\x07 \x01(\x05\"\xca\x01\n\x14RecordLicenseRequest\x12\x14\n\x0c\x63linician_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x14\n\x0clicense_type\x18\x03 \x01(\t\x12\x16\n\x0elicense_number\x18\x04 \x01(\t\x12.\n\nvalid_from\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd1\x01\n\x07License\x12\x12\n\nlicense_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x14\n\x0clicense_type\x18\x04 \x01(\t\x12\x16\n\x0elicense_number\x18\x05 \x01(\t\x12.\n\nvalid_from\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"k\n\x15\x43heckLicensureRequest\x12\x14\n\x0c\x63linician_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63lient_state\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"x\n\x11LicensureDecision\x12-\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x1b.iop.compliance.v1.Decision\x12\x0f\n\x07reasons\x18\x02 \x03(\t\x12\r\n\x05\x62\x61sis\x18\x03 \x01(\t\x12\x14\n\x0c\x64\x61ta_version\x18\x04 \x01(\t*m\n\x0f\x45valuationStage\x12 \n\x1c\x45VALUATION_STAGE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x45VALUATION_STAGE_BOOKING\x10\x01\x12\x1a\n\x16\x45VALUATION_STAGE_START\x10\x02*f\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x44\x45\x43ISION_ALLOW\x10\x01\x12\x11\n\rDECISION_DENY\x10\x02\x12\x19\n\x15\x44\x45\x43ISION_NEEDS_REVIEW\x10\x03\x32\xaf\x02\n\x11\x43omplianceService\x12T\n\rRecordLicense\x12\'.iop.compliance.v1.RecordLicenseRequest\x1a\x1a.iop.compliance.v1.License\x12`\n\x0e\x43heckLicensure\x12(.iop.compliance.v1.CheckLicensureRequest\x1a$.iop.compliance.v1.LicensureDecision\x12\x62\n\x0f\x45valuateSession\x12).iop.compliance.v1.EvaluateSessionRequest\x1a$.iop.compliance.v1.SessionEvaluationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'iop.compliance.v1.compliance_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DECISION']._serialized_start=716
-  _globals['_DECISION']._serialized_end=818
-  _globals['_RECORDLICENSEREQUEST']._serialized_start=91
-  _globals['_RECORDLICENSEREQUEST']._serialized_end=293
-  _globals['_LICENSE']._serialized_start=296
-  _globals['_LICENSE']._serialized_end=505
-  _globals['_CHECKLICENSUREREQUEST']._serialized_start=507
-  _globals['_CHECKLICENSUREREQUEST']._serialized_end=614
-  _globals['_LICENSUREDECISION']._serialized_start=616
-  _globals['_LICENSUREDECISION']._serialized_end=714
-  _globals['_COMPLIANCESERVICE']._serialized_start=821
-  _globals['_COMPLIANCESERVICE']._serialized_end=1024
+  _globals['_EVALUATIONSTAGE']._serialized_start=1648
+  _globals['_EVALUATIONSTAGE']._serialized_end=1757
+  _globals['_DECISION']._serialized_start=1759
+  _globals['_DECISION']._serialized_end=1861
+  _globals['_EVALUATESESSIONREQUEST']._serialized_start=119
+  _globals['_EVALUATESESSIONREQUEST']._serialized_end=545
+  _globals['_SESSIONEVALUATION']._serialized_start=548
+  _globals['_SESSIONEVALUATION']._serialized_end=817
+  _globals['_COVERAGEDECISION']._serialized_start=820
+  _globals['_COVERAGEDECISION']._serialized_end=998
+  _globals['_RECORDLICENSEREQUEST']._serialized_start=1001
+  _globals['_RECORDLICENSEREQUEST']._serialized_end=1203
+  _globals['_LICENSE']._serialized_start=1206
+  _globals['_LICENSE']._serialized_end=1415
+  _globals['_CHECKLICENSUREREQUEST']._serialized_start=1417
+  _globals['_CHECKLICENSUREREQUEST']._serialized_end=1524
+  _globals['_LICENSUREDECISION']._serialized_start=1526
+  _globals['_LICENSUREDECISION']._serialized_end=1646
+  _globals['_COMPLIANCESERVICE']._serialized_start=1864
+  _globals['_COMPLIANCESERVICE']._serialized_end=2167
 # @@protoc_insertion_point(module_scope)

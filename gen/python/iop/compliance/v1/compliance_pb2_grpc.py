@@ -45,6 +45,11 @@ class ComplianceServiceStub:
                 request_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.CheckLicensureRequest.SerializeToString,
                 response_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.LicensureDecision.FromString,
                 _registered_method=True)
+        self.EvaluateSession = channel.unary_unary(
+                '/iop.compliance.v1.ComplianceService/EvaluateSession',
+                request_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.EvaluateSessionRequest.SerializeToString,
+                response_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.SessionEvaluation.FromString,
+                _registered_method=True)
 
 
 class ComplianceServiceServicer:
@@ -64,6 +69,15 @@ class ComplianceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EvaluateSession(self, request, context):
+        """Licensure + coverage + consent + privacy for one planned or starting session, in one call.
+        Used by the scheduler at booking (stage BOOKING) and at session start (stage START).
+        Read-only and idempotent: safe to retry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ComplianceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +90,11 @@ def add_ComplianceServiceServicer_to_server(servicer, server):
                     servicer.CheckLicensure,
                     request_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.CheckLicensureRequest.FromString,
                     response_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.LicensureDecision.SerializeToString,
+            ),
+            'EvaluateSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.EvaluateSession,
+                    request_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.EvaluateSessionRequest.FromString,
+                    response_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.SessionEvaluation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -133,6 +152,33 @@ class ComplianceService:
             '/iop.compliance.v1.ComplianceService/CheckLicensure',
             iop_dot_compliance_dot_v1_dot_compliance__pb2.CheckLicensureRequest.SerializeToString,
             iop_dot_compliance_dot_v1_dot_compliance__pb2.LicensureDecision.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EvaluateSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.compliance.v1.ComplianceService/EvaluateSession',
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.EvaluateSessionRequest.SerializeToString,
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.SessionEvaluation.FromString,
             options,
             channel_credentials,
             insecure,

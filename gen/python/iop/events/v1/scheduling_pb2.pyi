@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from iop.events.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -16,13 +17,15 @@ class SessionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SESSION_KIND_GROUP: _ClassVar[SessionKind]
     SESSION_KIND_INDIVIDUAL: _ClassVar[SessionKind]
     SESSION_KIND_EVALUATION: _ClassVar[SessionKind]
+    SESSION_KIND_PEER_SUPERVISION: _ClassVar[SessionKind]
 SESSION_KIND_UNSPECIFIED: SessionKind
 SESSION_KIND_GROUP: SessionKind
 SESSION_KIND_INDIVIDUAL: SessionKind
 SESSION_KIND_EVALUATION: SessionKind
+SESSION_KIND_PEER_SUPERVISION: SessionKind
 
 class SessionScheduled(_message.Message):
-    __slots__ = ("session_id", "program_id", "clinician_id", "client_ids", "starts_at", "ends_at", "kind")
+    __slots__ = ("session_id", "program_id", "clinician_id", "client_ids", "starts_at", "ends_at", "kind", "backup_line", "payer_plan_id", "level_of_care")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
     CLINICIAN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +33,9 @@ class SessionScheduled(_message.Message):
     STARTS_AT_FIELD_NUMBER: _ClassVar[int]
     ENDS_AT_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
+    BACKUP_LINE_FIELD_NUMBER: _ClassVar[int]
+    PAYER_PLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_OF_CARE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     program_id: str
     clinician_id: str
@@ -37,4 +43,107 @@ class SessionScheduled(_message.Message):
     starts_at: _timestamp_pb2.Timestamp
     ends_at: _timestamp_pb2.Timestamp
     kind: SessionKind
-    def __init__(self, session_id: _Optional[str] = ..., program_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., client_ids: _Optional[_Iterable[str]] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[_Union[SessionKind, str]] = ...) -> None: ...
+    backup_line: str
+    payer_plan_id: str
+    level_of_care: str
+    def __init__(self, session_id: _Optional[str] = ..., program_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., client_ids: _Optional[_Iterable[str]] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., backup_line: _Optional[str] = ..., payer_plan_id: _Optional[str] = ..., level_of_care: _Optional[str] = ...) -> None: ...
+
+class SessionCheckedIn(_message.Message):
+    __slots__ = ("session_id", "client_id", "location", "privacy_attestation", "checked_in_at", "backup_phone")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    PRIVACY_ATTESTATION_FIELD_NUMBER: _ClassVar[int]
+    CHECKED_IN_AT_FIELD_NUMBER: _ClassVar[int]
+    BACKUP_PHONE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    client_id: str
+    location: _common_pb2.ClientLocation
+    privacy_attestation: str
+    checked_in_at: _timestamp_pb2.Timestamp
+    backup_phone: str
+    def __init__(self, session_id: _Optional[str] = ..., client_id: _Optional[str] = ..., location: _Optional[_Union[_common_pb2.ClientLocation, _Mapping]] = ..., privacy_attestation: _Optional[str] = ..., checked_in_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., backup_phone: _Optional[str] = ...) -> None: ...
+
+class SessionStarted(_message.Message):
+    __slots__ = ("session_id", "clinician_id", "client_ids", "started_at", "clinician_state", "backup_line", "program_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CLINICIAN_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    CLINICIAN_STATE_FIELD_NUMBER: _ClassVar[int]
+    BACKUP_LINE_FIELD_NUMBER: _ClassVar[int]
+    PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    clinician_id: str
+    client_ids: _containers.RepeatedScalarFieldContainer[str]
+    started_at: _timestamp_pb2.Timestamp
+    clinician_state: str
+    backup_line: str
+    program_id: str
+    def __init__(self, session_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., client_ids: _Optional[_Iterable[str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clinician_state: _Optional[str] = ..., backup_line: _Optional[str] = ..., program_id: _Optional[str] = ...) -> None: ...
+
+class ClientAttendance(_message.Message):
+    __slots__ = ("client_id", "minutes_attended", "modality")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MINUTES_ATTENDED_FIELD_NUMBER: _ClassVar[int]
+    MODALITY_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    minutes_attended: int
+    modality: _common_pb2.Modality
+    def __init__(self, client_id: _Optional[str] = ..., minutes_attended: _Optional[int] = ..., modality: _Optional[_Union[_common_pb2.Modality, str]] = ...) -> None: ...
+
+class SessionEnded(_message.Message):
+    __slots__ = ("session_id", "clinician_id", "ended_at", "modality", "attendance", "program_id", "payer_plan_id", "level_of_care", "kind", "started_at")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CLINICIAN_ID_FIELD_NUMBER: _ClassVar[int]
+    ENDED_AT_FIELD_NUMBER: _ClassVar[int]
+    MODALITY_FIELD_NUMBER: _ClassVar[int]
+    ATTENDANCE_FIELD_NUMBER: _ClassVar[int]
+    PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
+    PAYER_PLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_OF_CARE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    clinician_id: str
+    ended_at: _timestamp_pb2.Timestamp
+    modality: _common_pb2.Modality
+    attendance: _containers.RepeatedCompositeFieldContainer[ClientAttendance]
+    program_id: str
+    payer_plan_id: str
+    level_of_care: str
+    kind: SessionKind
+    started_at: _timestamp_pb2.Timestamp
+    def __init__(self, session_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., modality: _Optional[_Union[_common_pb2.Modality, str]] = ..., attendance: _Optional[_Iterable[_Union[ClientAttendance, _Mapping]]] = ..., program_id: _Optional[str] = ..., payer_plan_id: _Optional[str] = ..., level_of_care: _Optional[str] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SessionInterrupted(_message.Message):
+    __slots__ = ("session_id", "reason", "interrupted_at")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPTED_AT_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    reason: str
+    interrupted_at: _timestamp_pb2.Timestamp
+    def __init__(self, session_id: _Optional[str] = ..., reason: _Optional[str] = ..., interrupted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SessionCancelled(_message.Message):
+    __slots__ = ("session_id", "reason", "cancelled_at")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_AT_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    reason: str
+    cancelled_at: _timestamp_pb2.Timestamp
+    def __init__(self, session_id: _Optional[str] = ..., reason: _Optional[str] = ..., cancelled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SessionRescheduled(_message.Message):
+    __slots__ = ("session_id", "new_session_id", "reason", "new_starts_at")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    NEW_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    NEW_STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    new_session_id: str
+    reason: str
+    new_starts_at: _timestamp_pb2.Timestamp
+    def __init__(self, session_id: _Optional[str] = ..., new_session_id: _Optional[str] = ..., reason: _Optional[str] = ..., new_starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

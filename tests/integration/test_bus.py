@@ -1,0 +1,206 @@
+"""The event plumbing against the real broker and store: envelope, outbox, consumer base."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from iop.events.v1 import crisis_pb2 as crisis_events
+from iop.events.v1 import scheduling_pb2
+
+from services.plumbing.bus import Topic, ensure_topics, record_headers, reliable_producer
+from services.plumbing.consumer import EventConsumer, PoisonEvent
+from services.plumbing.envelope import CloudEvent
+from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox, with_outbox
+from services.plumbing.settings import Settings
+from services.plumbing.storage import mongo_client, service_database
+
+pytestmark = pytest.mark.integration
+
+
+def unique(name: str) -> str:
+    return f"test.{name}.{uuid.uuid4().hex[:10]}.v1"
+
+
+@pytest.fixture
+async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    p = reliable_producer(settings, "test-producer")
+    await p.start()
+    yield p
+    await p.stop()
+
+
+@pytest.fixture
+async def db(settings: Settings):  # type: ignore[no-untyped-def]
+    client = mongo_client(settings)
+    yield service_database(client, settings, f"bus{uuid.uuid4().hex[:6]}")
+    await client.close()
+
+
+async def read_all(settings: Settings, topic: str, expected: int, timeout_s: float = 20) -> list:  # type: ignore[type-arg]
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    records: list = []  # type: ignore[type-arg]
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while len(records) < expected and asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for rs in batch.values():
+                records.extend(rs)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def scheduled(session_id: str) -> scheduling_pb2.SessionScheduled:
+    return scheduling_pb2.SessionScheduled(session_id=session_id, clinician_id="c-1", client_ids=["k-1"])
+
+
+async def run_until(consumer: EventConsumer, condition, timeout_s: float = 20) -> None:  # type: ignore[no-untyped-def]
+    await consumer.start()
+    task = asyncio.create_task(consumer.run())
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not condition() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        await consumer.stop()
+        await task
+
+
+async def test_same_event_delivered_twice_is_applied_once(settings, producer, db) -> None:
+    topic = unique("dedupe")
+    await ensure_topics(settings, [Topic(topic, "session_id", "test")])
+    event = CloudEvent.new("/test", "s-1", scheduled("s-1"))
+    for _ in range(2):
+        await producer.send_and_wait(topic, event.data, key=b"s-1", headers=record_headers(event))
+    other = CloudEvent.new("/test", "s-2", scheduled("s-2"))
+    await producer.send_and_wait(topic, other.data, key=b"s-2", headers=record_headers(other))
+
+    async def count(ev: CloudEvent, payload: scheduling_pb2.SessionScheduled) -> None:
+        # deliberately NOT idempotent: only the consumer base stands between a redelivery and a double count
+        await db.counters.update_one({"_id": payload.session_id}, {"$inc": {"n": 1}}, upsert=True)
+
+    consumer = EventConsumer(
+        settings=settings,
+        group_id=f"g-{topic}",
+        topics=[topic],
+        handlers={"iop.events.v1.SessionScheduled": count},
+        db=db,
+        producer=producer,
+        dead_letter_topic=f"{topic}.dlq",
+    )
+    await run_until(consumer, lambda: consumer.applied + consumer.duplicates >= 3)
+    assert consumer.applied == 2
+    assert consumer.duplicates == 1
+    assert (await db.counters.find_one({"_id": "s-1"}))["n"] == 1
+
+    # Redelivery after a restart (as when a consumer crashed before committing):
+    # a new instance of the same group sees both events again and applies neither.
+    for ev, key in ((event, b"s-1"), (other, b"s-2")):
+        await producer.send_and_wait(topic, ev.data, key=key, headers=record_headers(ev))
+    restarted = EventConsumer(
+        settings=settings,
+        group_id=f"g-{topic}",
+        topics=[topic],
+        handlers={"iop.events.v1.SessionScheduled": count},
+        db=db,
+        producer=producer,
+        dead_letter_topic=f"{topic}.dlq",
+    )
+    await run_until(restarted, lambda: restarted.duplicates >= 2)
+    assert restarted.applied == 0 and restarted.duplicates == 2
+    assert (await db.counters.find_one({"_id": "s-1"}))["n"] == 1
+    assert (await db.counters.find_one({"_id": "s-2"}))["n"] == 1
+
+
+async def test_poison_events_go_to_dead_letter_and_consumer_keeps_going(settings, producer, db) -> None:
+    topic, dlq = unique("poison"), unique("poison-dlq")
+    await ensure_topics(settings, [Topic(topic, "k", "test"), Topic(dlq, "k", "test")])
+    # 1. no CloudEvents headers at all
+    await producer.send_and_wait(topic, b"not an event", key=b"a")
+    # 2. valid envelope, payload that does not decode as its type
+    bad_payload = CloudEvent.new("/test", "b", scheduled("b"))
+    await producer.send_and_wait(topic, b"\xff\xff\xff", key=b"b", headers=record_headers(bad_payload))
+    # 3. a handler that rejects the event outright
+    rejected = CloudEvent.new("/test", "c", scheduling_pb2.SessionScheduled(session_id=""))
+    await producer.send_and_wait(topic, rejected.data, key=b"c", headers=record_headers(rejected))
+    # 4. a handler that keeps failing: retried, then dead-lettered
+    failing = CloudEvent.new("/test", "d", crisis_events.RiskLevelChanged(client_id="d"))
+    await producer.send_and_wait(topic, failing.data, key=b"d", headers=record_headers(failing))
+    # 5. a good event after all of them
+    good = CloudEvent.new("/test", "e", scheduled("e"))
+    await producer.send_and_wait(topic, good.data, key=b"e", headers=record_headers(good))
+
+    applied: list[str] = []
+    attempts = {"n": 0}
+
+    async def on_scheduled(ev: CloudEvent, payload: scheduling_pb2.SessionScheduled) -> None:
+        if not payload.session_id:
+            raise PoisonEvent("session_id is required")
+        applied.append(payload.session_id)
+
+    async def on_risk(ev: CloudEvent, payload: crisis_events.RiskLevelChanged) -> None:
+        attempts["n"] += 1
+        raise ConnectionError("downstream unavailable")
+
+    consumer = EventConsumer(
+        settings=settings,
+        group_id=f"g-{topic}",
+        topics=[topic],
+        handlers={"iop.events.v1.SessionScheduled": on_scheduled, "iop.events.v1.RiskLevelChanged": on_risk},
+        db=db,
+        producer=producer,
+        dead_letter_topic=dlq,
+    )
+    await run_until(consumer, lambda: consumer.dead_lettered >= 4 and applied)
+    assert applied == ["e"]
+    assert attempts["n"] == settings.consumer_max_attempts
+
+    dead = await read_all(settings, dlq, expected=4)
+    assert len(dead) == 4
+    by_key = {r.key: dict(r.headers) for r in dead}
+    assert by_key[b"a"]["dlq_error_type"] == b"EnvelopeError"
+    assert b"missing CloudEvents headers" in by_key[b"a"]["dlq_error_message"]
+    assert by_key[b"b"]["dlq_error_type"] == b"EnvelopeError"
+    assert by_key[b"c"]["dlq_error_type"] == b"PoisonEvent"
+    assert by_key[b"d"]["dlq_error_type"] == b"ConnectionError"
+    assert by_key[b"d"]["dlq_attempts"] == str(settings.consumer_max_attempts).encode()
+    for headers in by_key.values():
+        assert headers["dlq_original_topic"] == topic.encode()
+        assert headers["dlq_consumer_group"] == f"g-{topic}".encode()
+    # the original CloudEvents headers travel with the dead letter, for replay
+    assert by_key[b"d"]["ce_id"] == failing.id.encode()
+
+
+async def test_outbox_write_is_one_document_and_relay_publishes_in_order(settings, producer, db) -> None:
+    topic = unique("outbox")
+    await ensure_topics(settings, [Topic(topic, "k", "test")])
+    events = [OutgoingEvent(topic, "agg-1", scheduled(f"s-{i}")) for i in range(3)]
+    await db.aggs.insert_one(new_document_with_outbox({"_id": "agg-1", "state": 1}, "/test", events[:1]))
+    await db.aggs.update_one({"_id": "agg-1"}, with_outbox({"$set": {"state": 2}}, "/test", events[1:]))
+    doc = await db.aggs.find_one({"_id": "agg-1"})
+    assert doc["state"] == 2 and len(doc["outbox"]) == 3 and doc["outbox_pending"] is True
+
+    relay = OutboxRelay(db, ["aggs"], producer)
+    assert await relay.publish_pending() == 3
+    assert await relay.publish_pending() == 0
+    doc = await db.aggs.find_one({"_id": "agg-1"})
+    assert doc["outbox"] == [] and doc["outbox_pending"] is False
+
+    records = await read_all(settings, topic, expected=3)
+    payloads = [scheduling_pb2.SessionScheduled.FromString(r.value).session_id for r in records]
+    assert payloads == ["s-0", "s-1", "s-2"]  # one key, one partition, write order
+    headers = dict(records[0].headers)
+    assert headers["ce_type"] == b"iop.events.v1.SessionScheduled"
+    assert headers["ce_specversion"] == b"1.0"
+    assert headers["content-type"] == b"application/protobuf"
+    assert records[0].key == b"agg-1"
+    event = CloudEvent.from_kafka(records[0].headers, records[0].value)
+    assert event.time > datetime.now(UTC) - timedelta(minutes=1)

@@ -1,0 +1,137 @@
+"""Test support: settings for an isolated run, service processes, tokens, Zipkin queries.
+
+Tests never fake Kafka or the store: they use the broker and store that
+`make test` (deploy/local/infra.sh) starts, or the ones named by
+KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI. Each run uses its own database prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.plumbing.auth import mint_token
+from services.plumbing.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_ID = uuid.uuid4().hex[:8]
+LOG_DIR = ROOT / ".local" / "test-logs"
+
+# Ports apart from the ones `make run` uses, so tests can run beside a running stack
+# (IOP_TEST_PORT_BASE moves them, for test runs side by side).
+_PORT_BASE = int(os.environ.get("IOP_TEST_PORT_BASE", "51050"))
+TEST_PORTS = {
+    name: _PORT_BASE + offset for offset, name in enumerate(("scheduler", "engagement", "compliance", "crisis"), start=1)
+}
+SERVICE_NAMES = {
+    "scheduler": "iop.scheduler.v1.SchedulerService",
+    "engagement": "iop.engagement.v1.EngagementService",
+    "compliance": "iop.compliance.v1.ComplianceService",
+    "crisis": "iop.crisis.v1.CrisisService",
+}
+
+
+def isolated_environment(prefix: str | None = None) -> dict[str, str]:
+    env = {
+        "DEPLOYMENT_ENVIRONMENT": "test",
+        "MONGODB_DATABASE_PREFIX": prefix or f"t{RUN_ID}_",
+        "KAFKA_GROUP_PREFIX": f"t{RUN_ID}",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "OUTBOX_POLL_INTERVAL_S": "0.2",
+        "CONSUMER_RETRY_BACKOFF_S": "0.05",
+        "SHUTDOWN_GRACE_S": "2",
+    }
+    for name, port in TEST_PORTS.items():
+        env[f"{name.upper()}_GRPC_PORT"] = str(port)
+        env[f"{name.upper()}_TARGET"] = f"127.0.0.1:{port}"
+    return env
+
+
+def isolated_settings(**overrides: Any) -> Settings:
+    env = {**isolated_environment(), **overrides}
+    return Settings(**env)  # type: ignore[arg-type]
+
+
+def token(settings: Settings, role: str, subject: str = "test-user") -> str:
+    return mint_token(settings, subject, [role])
+
+
+def auth_metadata(settings: Settings, role: str, subject: str = "test-user") -> list[tuple[str, str]]:
+    return [("authorization", f"Bearer {token(settings, role, subject)}")]
+
+
+class ServiceProcess:
+    """One service as a real OS process, started with `python -m services.<name>`."""
+
+    def __init__(self, name: str, env: dict[str, str] | None = None, instance: str = "") -> None:
+        self.name = name
+        self.port = TEST_PORTS[name]
+        self.env = {**os.environ, **isolated_environment(), **(env or {})}
+        self.env["PYTHONPATH"] = f"{ROOT}:{ROOT / 'gen' / 'python'}"
+        self.target = f"127.0.0.1:{self.env[f'{name.upper()}_GRPC_PORT']}"
+        self.log_path = LOG_DIR / f"{RUN_ID}-{name}{instance}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 60) -> ServiceProcess:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.name}"], cwd=ROOT, env=self.env, stdout=log, stderr=log
+        )
+        self.wait_serving(timeout_s)
+        return self
+
+    def wait_serving(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        with grpc.insecure_channel(self.target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                assert self.proc is not None
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log_path}")
+                try:
+                    reply = stub.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAMES[self.name]), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.2)
+        raise TimeoutError(f"{self.name} not SERVING within {timeout_s}s; see {self.log_path}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def zipkin_base(settings: Settings) -> str:
+    return os.environ.get("ZIPKIN_QUERY_URL", settings.zipkin_endpoint.removesuffix("/api/v2/spans"))
+
+
+def wait_for_trace(settings: Settings, trace_id: str, predicate: Any, timeout_s: float = 30) -> list[dict[str, Any]]:
+    """Poll Zipkin until the trace's spans satisfy `predicate` (or time out with what was seen)."""
+    deadline = time.monotonic() + timeout_s
+    spans: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        reply = httpx.get(f"{zipkin_base(settings)}/api/v2/trace/{trace_id}", timeout=5)
+        if reply.status_code == 200:
+            spans = reply.json()
+            if predicate(spans):
+                return spans
+        time.sleep(0.5)
+    return spans
