@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen/python
 
-.PHONY: install infra infra-stop protos check-protos lint typecheck test test-unit run services stop bench token clean
+.PHONY: install infra infra-stop protos check-protos proto-baseline lint typecheck test test-unit run services stop bench token clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,10 +31,23 @@ protos: $(VENV)/.installed
 		--grpc_python_out=gen/.python.new $$(find proto -name '*.proto' | sort)
 	rm -rf gen/python && mv gen/.python.new gen/python
 
-# Fails when the generated code is not what proto/ produces.
-check-protos: protos
+BUF := deploy/tools/node_modules/.bin/buf
+
+$(BUF): deploy/tools/package.json deploy/tools/package-lock.json
+	cd deploy/tools && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Fails when the generated code is not what proto/ produces, when a proto breaks
+# the lint rules, or when it changes the API incompatibly with the released baseline.
+check-protos: protos $(BUF)
 	git diff --exit-code --stat -- gen/python
 	test -z "$$(git status --porcelain -- gen/python)"
+	cd proto && ../$(BUF) lint
+	cd proto && ../$(BUF) breaking --against baseline.binpb
+
+# Record the current protos as the released API that later changes must stay compatible with.
+proto-baseline: $(BUF)
+	cd proto && ../$(BUF) build -o baseline.binpb
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check services tests

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,12 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
+
+
+def next_slot(days_ahead: int = 1, minute_grid: int = 15) -> datetime:
+    """A start time on the scheduler's slot grid, `days_ahead` days from now (UTC)."""
+    start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=days_ahead)
+    return start + timedelta(minutes=(-start.minute) % minute_grid)
 
 
 def zipkin_base(settings: Settings) -> str:

@@ -14,6 +14,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 LOCAL="$ROOT/.local"
 KAFKA_HOME="$LOCAL/kafka"
+# Where a broker keeps its data, logs and pid; a second, disposable broker (tests) uses another.
+KAFKA_STATE="${LOCAL_KAFKA_STATE:-$KAFKA_HOME}"
 FERRET_HOME="$LOCAL/ferretdb"
 ZIPKIN_HOME="$LOCAL/zipkin"
 FERRETDB_VERSION="v1.24.0"
@@ -66,26 +68,26 @@ wait_port() { # host port seconds name
 }
 
 start_kafka() {
-  local props="$KAFKA_HOME/server.properties"
-  if pid_alive "$KAFKA_HOME/kafka.pid"; then log "kafka already running"; return; fi
-  mkdir -p "$KAFKA_HOME/logs"
-  sed -e "s#@DATA@#$KAFKA_HOME/data#" -e "s#@PORT@#$KAFKA_PORT#" \
+  local props="$KAFKA_STATE/server.properties"
+  if pid_alive "$KAFKA_STATE/kafka.pid"; then log "kafka already running"; return; fi
+  mkdir -p "$KAFKA_STATE/logs"
+  sed -e "s#@DATA@#$KAFKA_STATE/data#" -e "s#@PORT@#$KAFKA_PORT#" \
       -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#" \
       "$ROOT/deploy/local/kafka/server.properties" > "$props"
   local cp="$KAFKA_HOME/libs/*"
   local jvm=(java -Xms256m -Xmx1g -XX:+UseG1GC
              -Dlog4j2.configurationFile="$ROOT/deploy/local/kafka/log4j2.properties"
-             -Dkafka.logs.dir="$KAFKA_HOME/logs" -cp "$cp")
-  if [ ! -f "$KAFKA_HOME/data/meta.properties" ]; then
+             -Dkafka.logs.dir="$KAFKA_STATE/logs" -cp "$cp")
+  if [ ! -f "$KAFKA_STATE/data/meta.properties" ]; then
     local cluster_id
     cluster_id="$("${jvm[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
     log "formatting KRaft storage (cluster $cluster_id)"
-    "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$props" >"$KAFKA_HOME/logs/format.log" 2>&1
+    "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$props" >"$KAFKA_STATE/logs/format.log" 2>&1
   fi
-  nohup "${jvm[@]}" kafka.Kafka "$props" >"$KAFKA_HOME/logs/stdout.log" 2>&1 &
-  echo $! >"$KAFKA_HOME/kafka.pid"
+  nohup "${jvm[@]}" kafka.Kafka "$props" >"$KAFKA_STATE/logs/stdout.log" 2>&1 &
+  echo $! >"$KAFKA_STATE/kafka.pid"
   wait_port 127.0.0.1 "$KAFKA_PORT" 90 kafka
-  log "kafka up on 127.0.0.1:$KAFKA_PORT (pid $(cat "$KAFKA_HOME/kafka.pid"))"
+  log "kafka up on 127.0.0.1:$KAFKA_PORT (pid $(cat "$KAFKA_STATE/kafka.pid"))"
 }
 
 start_ferretdb() {
@@ -138,17 +140,20 @@ case "${1:-}" in
     if wants_traces; then start_zipkin; fi
     ;;
   start-kafka) start_kafka ;;
-  stop-kafka) stop_one "$KAFKA_HOME/kafka.pid" kafka ;;
+  stop-kafka) stop_one "$KAFKA_STATE/kafka.pid" kafka ;;
+  kill-kafka) # abrupt crash, for failure tests
+    if pid_alive "$KAFKA_STATE/kafka.pid"; then kill -9 "$(cat "$KAFKA_STATE/kafka.pid")"; fi
+    rm -f "$KAFKA_STATE/kafka.pid" ;;
   stop)
     stop_one "$ZIPKIN_HOME/zipkin.pid" zipkin
     stop_one "$FERRET_HOME/ferretdb.pid" ferretdb
-    stop_one "$KAFKA_HOME/kafka.pid" kafka
+    stop_one "$KAFKA_STATE/kafka.pid" kafka
     ;;
   status)
-    status_one "$KAFKA_HOME/kafka.pid" kafka "$(yn wants_kafka)"
+    status_one "$KAFKA_STATE/kafka.pid" kafka "$(yn wants_kafka)"
     status_one "$FERRET_HOME/ferretdb.pid" ferretdb "$(yn wants_store)"
     status_one "$ZIPKIN_HOME/zipkin.pid" zipkin "$(yn wants_traces)"
     ;;
-  clean) "$0" stop; rm -rf "$KAFKA_HOME/data" "$FERRET_HOME/data" "$FERRET_HOME/state" ;;
-  *) echo "usage: $0 install|start|stop|status|clean|start-kafka|stop-kafka" >&2; exit 2 ;;
+  clean) "$0" stop; rm -rf "$KAFKA_STATE/data" "$FERRET_HOME/data" "$FERRET_HOME/state" ;;
+  *) echo "usage: $0 install|start|stop|status|clean|start-kafka|stop-kafka|kill-kafka" >&2; exit 2 ;;
 esac

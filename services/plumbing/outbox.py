@@ -2,12 +2,18 @@
 
 A state change and the events it causes are ONE document write: the events are
 pushed onto the aggregate document's `outbox` array in the same update that
-changes its state (`with_outbox`). The relay publishes pending entries with the
-idempotent, acks=all producer, in order per document, each inside the trace
-context that was current when the state changed, and only then removes them.
-A crash or a broker outage between the write and the publish loses nothing:
-the entries stay until a relay has published them (at least once; consumers
-de-duplicate by event id).
+changes its state (`with_outbox`, `new_document_with_outbox`). The relay
+publishes the entries with the idempotent, acks=all producer, in order per
+document, each inside the trace context that was current when the state
+changed, and only then removes them (`$pullAll` of exactly what it published).
+
+Finding work: the writer hints the relay with the document id (`notify`), and
+the relay reads that document by `_id`, the one lookup every store answers
+from an index (FerretDB pushes down nothing else). A periodic sweep finds
+entries older than a few seconds that no hint covered: those of a process that
+crashed between its write and its publish, or of another instance. A crash or a
+broker outage between the write and the publish loses nothing (at least once;
+consumers de-duplicate by event id).
 """
 
 from __future__ import annotations
@@ -15,15 +21,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time as monotonic
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from google.protobuf.message import Message
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.plumbing.bus import record_headers
@@ -32,8 +38,6 @@ from services.plumbing.storage import Document, IndexSpec
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("iop.outbox")
-
-PENDING_FIELD = "outbox_pending"
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,8 @@ class OutgoingEvent:
 
 
 def outbox_index(collection: str) -> IndexSpec:
-    return IndexSpec(collection, [(PENDING_FIELD, 1)], name=f"{PENDING_FIELD}_1")
+    """Lets MongoDB answer the sweep from an index (sparse: most documents have no pending entry)."""
+    return IndexSpec(collection, [("outbox.time", 1)], name="outbox_time_1", options={"sparse": True})
 
 
 def outbox_entries(source: str, events: list[OutgoingEvent]) -> list[Document]:
@@ -75,7 +80,6 @@ def with_outbox(update: dict[str, Any], source: str, events: list[OutgoingEvent]
         return update
     merged = {k: dict(v) for k, v in update.items()}
     merged.setdefault("$push", {})["outbox"] = {"$each": outbox_entries(source, events)}
-    merged.setdefault("$set", {})[PENDING_FIELD] = True
     return merged
 
 
@@ -83,7 +87,6 @@ def new_document_with_outbox(doc: Document, source: str, events: list[OutgoingEv
     """A document to insert, carrying its creation events."""
     out = dict(doc)
     out["outbox"] = outbox_entries(source, events)
-    out[PENDING_FIELD] = bool(events)
     return out
 
 
@@ -102,7 +105,7 @@ def _cloud_event(entry: Document) -> CloudEvent:
 
 
 class OutboxRelay:
-    """Publishes pending outbox entries of the given collections."""
+    """Publishes the outbox entries of the given collections."""
 
     def __init__(
         self,
@@ -110,50 +113,67 @@ class OutboxRelay:
         collections: list[str],
         producer: AIOKafkaProducer,
         poll_interval_s: float = 0.5,
+        sweep_interval_s: float = 5.0,
+        sweep_min_age_s: float = 3.0,
         batch_size: int = 200,
     ) -> None:
         self._db = db
         self._collections = collections
         self._producer = producer
         self._poll_interval_s = poll_interval_s
+        self._sweep_interval_s = sweep_interval_s
+        self._sweep_min_age = timedelta(seconds=sweep_min_age_s)
         self._batch_size = batch_size
+        self._hints: dict[str, set[Any]] = {name: set() for name in collections}
+        self._sweep_requested = True  # sweep once at start: entries left by an earlier process
         self._wake = asyncio.Event()
         self._stopping = False
         self.published = 0
 
-    def notify(self) -> None:
-        """Called after a local write with events: publish now instead of at the next poll."""
+    def notify(self, collection: str | None = None, doc_id: Any = None) -> None:
+        """Called after a write that added events. With the document's collection and id
+        the relay publishes just that document now; without, it sweeps everything now."""
+        if collection is not None and doc_id is not None:
+            self._hints[collection].add(doc_id)
+        else:
+            self._sweep_requested = True
         self._wake.set()
 
-    async def publish_pending(self) -> int:
-        """Publish one batch per collection; returns how many events were published."""
+    async def publish_hinted(self) -> int:
         total = 0
-        for name in self._collections:
-            coll = self._db[name]
-            docs = await coll.find({PENDING_FIELD: True}, {"outbox": 1}).limit(self._batch_size).to_list()
-            if not docs:
-                continue
-            sends = []
-            for doc in docs:
-                for entry in doc.get("outbox", []):
-                    sends.append(await self._send(entry))
-            await asyncio.gather(*sends)
-            total += len(sends)
-            # Common case: nothing was added meanwhile, so clear the array in one write
-            # guarded by its exact old value; otherwise remove just what was published.
-            cleared = await coll.bulk_write(
-                [
-                    UpdateOne({"_id": d["_id"], "outbox": d["outbox"]}, {"$set": {"outbox": [], PENDING_FIELD: False}})
-                    for d in docs
-                ],
-                ordered=False,
-            )
-            if cleared.matched_count != len(docs):
-                for d in docs:
-                    await coll.update_one({"_id": d["_id"]}, {"$pullAll": {"outbox": d["outbox"]}})
-                    await coll.update_one({"_id": d["_id"], "outbox": {"$size": 0}}, {"$set": {PENDING_FIELD: False}})
+        for name, ids in self._hints.items():
+            while ids:
+                doc_id = ids.pop()
+                doc = await self._db[name].find_one({"_id": doc_id}, {"outbox": 1})
+                if doc is not None and doc.get("outbox"):
+                    total += await self._publish_documents(name, [doc])
         self.published += total
         return total
+
+    async def publish_pending(self, min_age: timedelta | None = None) -> int:
+        """Sweep: publish every document with entries older than `min_age` (all when None)."""
+        total = 0
+        for name in self._collections:
+            query: dict[str, Any] = {"outbox.id": {"$exists": True}}
+            if min_age is not None:
+                query = {"outbox.time": {"$lt": datetime.now(UTC) - min_age}}
+            while True:
+                docs = await self._db[name].find(query, {"outbox": 1}).limit(self._batch_size).to_list()
+                if not docs:
+                    break
+                total += await self._publish_documents(name, docs)
+                if len(docs) < self._batch_size:
+                    break
+        self.published += total
+        return total
+
+    async def _publish_documents(self, collection: str, docs: list[Document]) -> int:
+        sends = [await self._send(entry) for doc in docs for entry in doc["outbox"]]
+        await asyncio.gather(*sends)
+        for doc in docs:
+            # exactly what was published; entries added meanwhile stay for the next round
+            await self._db[collection].update_one({"_id": doc["_id"]}, {"$pullAll": {"outbox": doc["outbox"]}})
+        return len(sends)
 
     async def _send(self, entry: Document) -> asyncio.Future[Any]:
         event = _cloud_event(entry)
@@ -167,12 +187,20 @@ class OutboxRelay:
 
     async def run(self) -> None:
         backoff = self._poll_interval_s
+        last_sweep = 0.0
         while not self._stopping:
             try:
-                published = await self.publish_pending()
+                published = await self.publish_hinted()
+                now = monotonic.monotonic()
+                if self._sweep_requested or now - last_sweep >= self._sweep_interval_s:
+                    full = self._sweep_requested
+                    self._sweep_requested = False
+                    last_sweep = now
+                    published += await self.publish_pending(None if full else self._sweep_min_age)
                 backoff = self._poll_interval_s
-            except Exception:  # broker or store unavailable: keep the entries, try again
+            except Exception:  # broker or store unavailable: the entries stay; try again
                 log.warning("outbox relay: publish failed; retrying in %.1fs", backoff, exc_info=True)
+                self._sweep_requested = True  # hints taken before the failure are covered by the sweep
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
@@ -182,10 +210,11 @@ class OutboxRelay:
                 self._wake.clear()
 
     async def drain(self) -> None:
-        """Stop polling after publishing what is pending now (graceful shutdown)."""
+        """Stop after publishing what is pending now (graceful shutdown)."""
         self._stopping = True
         self._wake.set()
         try:
+            await self.publish_hinted()
             await self.publish_pending()
         except Exception:
-            log.warning("outbox relay: could not drain; entries stay pending for the next start", exc_info=True)
+            log.warning("outbox relay: could not drain; entries stay for the next start", exc_info=True)

@@ -11,10 +11,10 @@ from google.rpc import status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
+
 from iop.crisis.v1 import crisis_pb2, crisis_pb2_grpc
 from iop.events.v1 import crisis_pb2 as crisis_events
 from iop.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
-
 from services.plumbing.auth import mint_token
 from services.plumbing.errors import bad_request_violations, error_reason
 from services.plumbing.protos import to_timestamp

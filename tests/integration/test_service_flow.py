@@ -10,20 +10,20 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import grpc
 import pytest
-from iop.engagement.v1 import engagement_pb2, engagement_pb2_grpc
-from iop.events.v1 import scheduling_pb2 as ev
-from iop.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
+from iop.engagement.v1 import engagement_pb2, engagement_pb2_grpc
+from iop.events.v1 import scheduling_pb2 as ev
+from iop.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
-from tests.support import ServiceProcess, auth_metadata, wait_for_trace
+from tests.support import ServiceProcess, auth_metadata, next_slot, wait_for_trace
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ def stack() -> Iterator[dict[str, ServiceProcess]]:
 
 
 def schedule_request(**overrides: object) -> scheduler_pb2.ScheduleSessionRequest:
-    start = datetime.now(UTC) + timedelta(days=1)
+    start = next_slot(days_ahead=1)
     fields: dict[str, object] = {
         "request_id": str(uuid.uuid4()),
         "program_id": "prog-1",

@@ -1,0 +1,178 @@
+"""Benchmark: the project's event path vs raw aiokafka, in one run on the local broker.
+
+    make bench        (or: .venv/bin/python -m tests.bench.bus_bench)
+
+Baseline: raw aiokafka produce -> consume (same producer settings: idempotent, acks=all).
+Project path: state write with the event in the same document (outbox) -> relay ->
+CloudEvents envelope -> EventConsumer (dedupe against the store, span per event).
+Each path is measured twice: maximum throughput (N events as fast as possible) and
+latency at a paced 1,000 events/s. Latency is from the start of the write/produce
+to the consumer's handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import struct
+import time
+import uuid
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from iop.events.v1 import scheduling_pb2
+from services.plumbing.bus import Topic, ensure_topics, reliable_producer
+from services.plumbing.consumer import EventConsumer
+from services.plumbing.envelope import CloudEvent
+from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox
+from services.plumbing.settings import Settings
+from services.plumbing.storage import mongo_client, service_database
+from services.plumbing.telemetry import setup_telemetry
+from tests.bench.common import Result, table
+
+
+async def paced(n: int, rate: float, send) -> None:  # type: ignore[no-untyped-def]
+    """Call send(i) n times at `rate` per second (rate 0: as fast as possible, 64 in flight)."""
+    if rate <= 0:
+        sem = asyncio.Semaphore(64)
+
+        async def one(i: int) -> None:
+            async with sem:
+                await send(i)
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+        return
+    start = time.perf_counter()
+    tasks = []
+    for i in range(n):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(send(i)))
+    await asyncio.gather(*tasks)
+
+
+async def raw_path(settings: Settings, n: int, rate: float) -> Result:
+    topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings, [Topic(topic, "k", "bench")])
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all", linger_ms=2
+    )
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=f"bench-{topic}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await producer.start()
+    await consumer.start()
+    latencies: list[float] = []
+    done = asyncio.Event()
+
+    async def consume() -> None:
+        while len(latencies) < n:
+            for records in (await consumer.getmany(timeout_ms=100, max_records=500)).values():
+                now = time.perf_counter()
+                latencies.extend(now - struct.unpack("d", r.value[:8])[0] for r in records)  # type: ignore[index]
+            await consumer.commit()
+        done.set()
+
+    async def send(i: int) -> None:
+        value = struct.pack("d", time.perf_counter()) + b"x" * 120
+        await producer.send(topic, value, key=str(i % 64).encode())
+
+    reader = asyncio.create_task(consume())
+    await asyncio.sleep(1.0)  # let the consumer join before the clock starts
+    t0 = time.perf_counter()
+    await paced(n, rate, send)
+    await producer.flush()
+    await asyncio.wait_for(done.wait(), timeout=120)
+    elapsed = time.perf_counter() - t0
+    await reader
+    await producer.stop()
+    await consumer.stop()
+    return Result.of(f"raw aiokafka ({'max' if rate <= 0 else f'{rate:.0f}/s'})", n, elapsed, latencies)
+
+
+async def project_path(settings: Settings, n: int, rate: float) -> Result:
+    topic = f"bench.outbox.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings, [Topic(topic, "k", "bench")])
+    client = mongo_client(settings)
+    db = service_database(client, settings, f"bench{uuid.uuid4().hex[:6]}")
+    producer = reliable_producer(settings, "bench")
+    await producer.start()
+    relay = OutboxRelay(db, ["aggregates"], producer, poll_interval_s=0.2)
+    started: dict[str, float] = {}
+    latencies: list[float] = []
+    done = asyncio.Event()
+
+    async def handle(event: CloudEvent, payload: scheduling_pb2.SessionScheduled) -> None:
+        latencies.append(time.perf_counter() - started[payload.session_id])
+        if len(latencies) >= n:
+            done.set()
+
+    consumer = EventConsumer(
+        settings=settings,
+        group_id=f"bench-{topic}",
+        topics=[topic],
+        handlers={"iop.events.v1.SessionScheduled": handle},
+        db=db,
+        producer=producer,
+        dead_letter_topic=f"{topic}.dlq",
+    )
+    await consumer.start()
+    consumer_task = asyncio.create_task(consumer.run())
+    relay_task = asyncio.create_task(relay.run())
+    await asyncio.sleep(1.0)
+
+    async def write(i: int) -> None:
+        agg_id = f"agg-{i}"
+        started[agg_id] = time.perf_counter()
+        event = scheduling_pb2.SessionScheduled(session_id=agg_id, clinician_id="c", client_ids=["k"])
+        await db.aggregates.insert_one(
+            new_document_with_outbox(
+                {"_id": agg_id, "state": "scheduled"}, "/bench", [OutgoingEvent(topic, agg_id, event)]
+            )
+        )
+        relay.notify("aggregates", agg_id)
+
+    t0 = time.perf_counter()
+    await paced(n, rate, write)
+    await asyncio.wait_for(done.wait(), timeout=300)
+    elapsed = time.perf_counter() - t0
+    await consumer.stop()
+    await consumer_task
+    await relay.drain()
+    relay_task.cancel()
+    await producer.stop()
+    await client.drop_database(db.name)
+    await client.close()
+    return Result.of(f"outbox+envelope+consumer ({'max' if rate <= 0 else f'{rate:.0f}/s'})", n, elapsed, latencies)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=5000, help="events per throughput run")
+    parser.add_argument("--rate", type=float, default=1000, help="paced rate for the latency runs")
+    parser.add_argument("--seconds", type=float, default=10, help="length of each paced run")
+    args = parser.parse_args()
+    settings = Settings()  # type: ignore[call-arg]
+    setup_telemetry("bench", settings)  # tracing on, as in production
+    paced_n = int(args.rate * args.seconds)
+    raw_max = await raw_path(settings, args.events * 4, 0)
+    project_max = await project_path(settings, args.events, 0)
+    raw_paced = await raw_path(settings, paced_n, args.rate)
+    project_paced = await project_path(settings, paced_n, args.rate)
+    print(
+        table(
+            "Event bus: raw aiokafka vs the project's path (one run, local broker + store)",
+            [raw_max, project_max, raw_paced, project_paced],
+        )
+    )
+    print(f"\nthroughput ratio (project / raw): {project_max.throughput / raw_max.throughput:.1%}")
+    print(f"p99 at {args.rate:.0f}/s: raw {raw_paced.p99_ms:.1f} ms, project {project_paced.p99_ms:.1f} ms")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,118 @@
+"""Killing the broker between the state change and the publish loses no event.
+
+Runs its own disposable broker (same jars as the local stack, other ports and
+data dir) so that crashing it disturbs nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import grpc
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from iop.events.v1 import scheduling_pb2 as ev
+from iop.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
+from services.plumbing.envelope import CloudEvent
+from services.plumbing.protos import to_timestamp
+from services.plumbing.settings import Settings
+from tests.support import ROOT, ServiceProcess, auth_metadata, next_slot
+
+pytestmark = pytest.mark.integration
+
+INFRA = str(ROOT / "deploy" / "local" / "infra.sh")
+PORT, CONTROLLER_PORT = 19092, 19093
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[dict[str, str]]:
+    if not (ROOT / ".local" / "kafka" / "libs" / ".resolved").exists():
+        pytest.fail("the Kafka jars are not installed: run deploy/local/infra.sh install")
+    state = tempfile.mkdtemp(prefix="iop-crash-broker-")
+    env = {
+        **os.environ,
+        "LOCAL_KAFKA_STATE": state,
+        "LOCAL_KAFKA_PORT": str(PORT),
+        "LOCAL_KAFKA_CONTROLLER_PORT": str(CONTROLLER_PORT),
+    }
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    subprocess.run([INFRA, "start-kafka"], env=env, check=True)
+    try:
+        yield env
+    finally:
+        subprocess.run([INFRA, "kill-kafka"], env=env, check=False)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def infra(command: str, env: dict[str, str]) -> None:
+    subprocess.run([INFRA, command], env=env, check=True)
+
+
+def schedule(target: str, settings: Settings) -> str:
+    start = next_slot(days_ahead=2) + timedelta(minutes=15 * int(uuid.uuid4().int % 200))
+    with grpc.insecure_channel(target) as channel:
+        session = scheduler_pb2_grpc.SchedulerServiceStub(channel).ScheduleSession(
+            scheduler_pb2.ScheduleSessionRequest(
+                request_id=str(uuid.uuid4()),
+                program_id="prog-crash",
+                clinician_id="clin-crash",
+                client_ids=["client-crash"],
+                starts_at=to_timestamp(start),
+                ends_at=to_timestamp(start + timedelta(hours=1)),
+                kind=ev.SESSION_KIND_INDIVIDUAL,
+            ),
+            metadata=auth_metadata(settings, "platform"),
+            timeout=10,
+        )
+    return session.session_id
+
+
+async def published_session_ids(bootstrap: str, want: set[str], timeout_s: float) -> set[str]:
+    consumer = AIOKafkaConsumer(
+        "iop.scheduling.sessions.v1", bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    seen: set[str] = set()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not want <= seen and loop.time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for r in records:
+                    event = CloudEvent.from_kafka(r.headers, r.value)
+                    assert event.type == "iop.events.v1.SessionScheduled"
+                    seen.add(ev.SessionScheduled.FromString(r.value).session_id)
+    finally:
+        await consumer.stop()
+    return seen
+
+
+async def test_broker_crash_between_state_change_and_publish_loses_nothing(broker, settings: Settings) -> None:
+    bootstrap = f"127.0.0.1:{PORT}"
+    scheduler = ServiceProcess(
+        "scheduler",
+        env={"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "MONGODB_DATABASE_PREFIX": f"crash{uuid.uuid4().hex[:6]}_"},
+    ).start()
+    try:
+        before = schedule(scheduler.target, settings)
+        assert before in await published_session_ids(bootstrap, {before}, timeout_s=20)
+
+        await asyncio.to_thread(infra, "kill-kafka", broker)  # SIGKILL: a crash, not a shutdown
+        # The API keeps working while the broker is down: the state change and its
+        # event are one store write; the relay cannot publish yet.
+        during = {schedule(scheduler.target, settings) for _ in range(3)}
+
+        await asyncio.sleep(2)
+        await asyncio.to_thread(infra, "start-kafka", broker)
+        seen = await published_session_ids(bootstrap, during | {before}, timeout_s=60)
+        assert during <= seen, f"lost events: {during - seen}"
+    finally:
+        assert scheduler.stop() == 0
