@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen/python
 
-.PHONY: install infra infra-stop protos check-protos proto-baseline lint typecheck test test-unit run services stop bench token clean
+.PHONY: install infra infra-stop protos check-protos proto-baseline lint typecheck test test-unit run demo services stop bench token clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -64,10 +64,15 @@ test: infra
 	$(VENV)/bin/pytest -q tests
 
 services: infra
-	$(PY) -m services.launcher
+	$(PY) -m services.plumbing.launcher
 
+# The whole platform on local defaults, then the simulated IOP day; Ctrl-C stops the services.
 run: infra
-	$(PY) -m services.launcher --demo
+	$(PY) -m services.plumbing.launcher --demo
+
+# The same, stopping when the demo is done (what CI and scripts use).
+demo: infra
+	$(PY) -m services.plumbing.launcher --demo --exit
 
 bench: infra
 	$(PY) -m tests.bench.bus_bench

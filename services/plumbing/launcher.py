@@ -1,0 +1,115 @@
+"""Starts the four services as local processes and, optionally, the demo.
+
+    python -m services.plumbing.launcher            # services only, until Ctrl-C
+    python -m services.plumbing.launcher --demo     # services, then the simulated IOP day
+    python -m services.plumbing.launcher --demo --exit   # ... and stop afterwards
+
+Each service logs (JSON) to .local/logs/<service>.log. The infrastructure
+(Kafka, FerretDB, Zipkin) is started before this by deploy/local/infra.sh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.plumbing.settings import get_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = {
+    # start order: compliance first, the scheduler asks it before every booking
+    "compliance": "iop.compliance.v1.ComplianceService",
+    "engagement": "iop.engagement.v1.EngagementService",
+    "crisis": "iop.crisis.v1.CrisisService",
+    "scheduler": "iop.scheduler.v1.SchedulerService",
+}
+
+
+def wait_serving(target: str, service: str, proc: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{service} exited with {proc.returncode}")
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1).status == 1:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.3)
+    raise TimeoutError(f"{service} did not become SERVING in {timeout_s}s")
+
+
+def start_services() -> dict[str, subprocess.Popen[bytes]]:
+    settings = get_settings()
+    logs = ROOT / ".local" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'gen' / 'python'}"}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    for name, full_name in SERVICES.items():
+        log = (logs / f"{name}.log").open("ab")
+        procs[name] = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env, stdout=log, stderr=log
+        )
+        target = f"127.0.0.1:{settings.grpc_port(name)}"
+        wait_serving(target, full_name, procs[name])
+        print(f"  {name:<11} SERVING on {target}   log: .local/logs/{name}.log", flush=True)
+    return procs
+
+
+def stop_services(procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    for proc in reversed(list(procs.values())):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for name, proc in procs.items():
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            print(f"  {name} did not drain in 30 s; killing", flush=True)
+            proc.kill()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--demo", action="store_true", help="drive the simulated IOP day once the services are up")
+    parser.add_argument("--exit", action="store_true", help="stop the services when the demo is done")
+    args = parser.parse_args()
+    settings = get_settings()
+    print("Starting the four services ...", flush=True)
+    procs = start_services()
+    code = 0
+    try:
+        if args.demo:
+            code = subprocess.call([sys.executable, "-m", "demo"], cwd=ROOT, env=os.environ.copy())
+        if not args.exit:
+            zipkin = settings.zipkin_endpoint.removesuffix("/api/v2/spans")
+            print(f"\nThe platform is running. Traces: {zipkin}/zipkin/   Stop with Ctrl-C.", flush=True)
+            signal.signal(signal.SIGTERM, _interrupt)
+            while all(p.poll() is None for p in procs.values()):
+                time.sleep(1)
+            crashed = [name for name, p in procs.items() if p.poll() is not None]
+            print(f"\nA service exited: {', '.join(crashed)} (see .local/logs/)", flush=True)
+            code = 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\nStopping the services (draining) ...", flush=True)
+        stop_services(procs)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
