@@ -37,7 +37,16 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("iop.consumer")
 
 PROCESSED_COLLECTION = "processed_events"
-PROCESSED_INDEXES = [IndexSpec(PROCESSED_COLLECTION, [("processed_at", 1)], name="processed_at_1")]
+# Markers outlive the longest topic retention (4 weeks), so a redelivery is always recognised.
+PROCESSED_RETENTION_S = 35 * 24 * 3600
+PROCESSED_INDEXES = [
+    IndexSpec(
+        PROCESSED_COLLECTION,
+        [("processed_at", 1)],
+        name="processed_at_ttl",
+        options={"expireAfterSeconds": PROCESSED_RETENTION_S},
+    )
+]
 
 Handler = Callable[[CloudEvent, Any], Awaitable[None]]
 
@@ -137,10 +146,7 @@ class EventConsumer:
                 decoded.append((record, CloudEvent.from_kafka(record.headers, record.value)))
             except EnvelopeError as exc:
                 await self._dead_letter(record, exc, attempts=0)
-        ids = [self._marker_id(ev.id) for _, ev in decoded]
-        seen = {
-            d["_id"] for d in await self._db[PROCESSED_COLLECTION].find({"_id": {"$in": ids}}, {"_id": 1}).to_list()
-        }
+        seen = await self._already_applied([self._marker_id(ev.id) for _, ev in decoded])
         applied_now: list[Document] = []
         for record, event in decoded:
             marker = self._marker_id(event.id)
@@ -160,6 +166,13 @@ class EventConsumer:
             except BulkWriteError as exc:  # markers written by a concurrent redelivery are fine
                 if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
                     raise
+
+    async def _already_applied(self, marker_ids: list[str]) -> set[str]:
+        # One lookup per id, concurrently: `{_id: value}` is the filter every store
+        # (FerretDB 1.x included) answers from an index; `$in` would scan there.
+        markers = self._db[PROCESSED_COLLECTION]
+        found = await asyncio.gather(*(markers.find_one({"_id": m}, {"_id": 1}) for m in set(marker_ids)))
+        return {d["_id"] for d in found if d is not None}
 
     async def _apply(self, record: ConsumerRecord[bytes, bytes], event: CloudEvent, handler: Handler) -> bool:
         """Run the handler with bounded retries; False when the event was dead-lettered."""
