@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen/python
 
-.PHONY: install infra infra-stop protos check-protos proto-baseline lint typecheck test test-unit run demo services stop bench token clean
+.PHONY: install infra infra-stop protos check-protos proto-baseline asyncapi check-asyncapi lint typecheck test test-unit run demo services stop bench token clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -49,18 +49,27 @@ check-protos: protos $(BUF)
 proto-baseline: $(BUF)
 	cd proto && ../$(BUF) build -o baseline.binpb
 
+PY_SOURCES := services tests partner demo deploy/k8s/tools
+
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check services tests
-	$(VENV)/bin/ruff format --check services tests
+	$(VENV)/bin/ruff check $(PY_SOURCES)
+	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy services tests
+	$(VENV)/bin/mypy $(PY_SOURCES)
+
+# The partner-facing AsyncAPI document is generated from the topic declarations and protos.
+asyncapi: $(VENV)/.installed
+	$(PY) -m services.plumbing.ops.asyncapi
+
+check-asyncapi: $(VENV)/.installed
+	$(PY) -m services.plumbing.ops.asyncapi --check
 
 test-unit: $(VENV)/.installed
 	$(VENV)/bin/pytest -q tests/unit
 
 test: infra
-	$(MAKE) check-protos lint typecheck
+	$(MAKE) check-protos check-asyncapi lint typecheck
 	$(VENV)/bin/pytest -q tests
 
 services: infra

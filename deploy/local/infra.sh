@@ -104,8 +104,8 @@ start_ferretdb() {
 
 start_zipkin() {
   if pid_alive "$ZIPKIN_HOME/zipkin.pid"; then log "zipkin already running"; return; fi
-  QUERY_PORT="$ZIPKIN_PORT" STORAGE_TYPE=mem MEM_MAX_SPANS=1000000 \
-    nohup java -Xms128m -Xmx768m -jar "$ZIPKIN_HOME/zipkin-server.jar" \
+  QUERY_PORT="$ZIPKIN_PORT" STORAGE_TYPE=mem MEM_MAX_SPANS=300000 \
+    nohup java -Xms256m -Xmx2g -jar "$ZIPKIN_HOME/zipkin-server.jar" \
     >"$ZIPKIN_HOME/zipkin.log" 2>&1 &
   echo $! >"$ZIPKIN_HOME/zipkin.pid"
   wait_port 127.0.0.1 "$ZIPKIN_PORT" 90 zipkin

@@ -29,6 +29,9 @@ class Topic:
     partitions: int | None = None  # None: settings.kafka_topic_partitions
     retention_ms: int = 4 * WEEK_MS
     partner_facing: bool = False
+    # What the topic carries: protobuf full names (iop.events.v1.X) or, on FHIR topics,
+    # FHIR resource types. The AsyncAPI document is generated from this.
+    message_types: tuple[str, ...] = ()
 
 
 def dead_letter_topic(service: str) -> Topic:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from services.plumbing.envelope import CloudEvent, EnvelopeError, KafkaHeaders
+from services.plumbing.ops.metrics import get_metrics
 from services.plumbing.settings import Settings
 from services.plumbing.storage import Document, IndexSpec
 
@@ -111,6 +113,7 @@ class EventConsumer:
         self.duplicates = 0
         self.dead_lettered = 0
         self.ignored = 0
+        self._metrics = get_metrics()
 
     async def start(self) -> None:
         await self._consumer.start()
@@ -124,6 +127,7 @@ class EventConsumer:
                 records = [r for rs in batches.values() for r in rs]
                 await self._process_batch(records)
                 await self._consumer.commit()
+                await self._metrics.observe_consumer_lag(self.group_id, self._consumer)
         finally:
             self._stopped.set()
 
@@ -152,10 +156,12 @@ class EventConsumer:
             marker = self._marker_id(event.id)
             if marker in seen:
                 self.duplicates += 1
+                self._metrics.observe_event(self.group_id, record.topic, event.type, "duplicate")
                 continue
             handler = self.handlers.get(event.type)
             if handler is None:
                 self.ignored += 1
+                self._metrics.observe_event(self.group_id, record.topic, event.type, "ignored")
                 continue
             if await self._apply(record, event, handler):
                 seen.add(marker)  # a duplicate inside the same batch
@@ -197,24 +203,36 @@ class EventConsumer:
             except EnvelopeError as exc:
                 span.set_status(Status(StatusCode.ERROR, "poison event"))
                 await self._dead_letter(record, exc, attempts=0)
+                self._metrics.observe_event(self.group_id, record.topic, event.type, "dead_lettered")
                 return False
+            started = time.perf_counter()
             attempt = 0
             while True:
                 attempt += 1
                 try:
                     await handler(event, payload)
                     self.applied += 1
+                    self._metrics.observe_event(
+                        self.group_id, record.topic, event.type, "applied", time.perf_counter() - started
+                    )
                     return True
                 except PoisonEvent as exc:
                     span.record_exception(exc)
                     await self._dead_letter(record, exc, attempts=attempt)
+                    self._metrics.observe_event(
+                        self.group_id, record.topic, event.type, "dead_lettered", time.perf_counter() - started
+                    )
                     return False
                 except Exception as exc:
                     span.record_exception(exc)
                     if attempt >= self._max_attempts:
                         span.set_status(Status(StatusCode.ERROR, "dead-lettered after retries"))
                         await self._dead_letter(record, exc, attempts=attempt)
+                        self._metrics.observe_event(
+                            self.group_id, record.topic, event.type, "dead_lettered", time.perf_counter() - started
+                        )
                         return False
+                    self._metrics.observe_event(self.group_id, record.topic, event.type, "retried")
                     log.warning(
                         "handler for %s failed (attempt %d/%d): %s",
                         event.type,

@@ -12,6 +12,7 @@ from grpc_reflection.v1alpha import reflection
 
 from services.plumbing.auth import authorize, reset_principal, set_principal, verify_token
 from services.plumbing.errors import ServiceError
+from services.plumbing.ops.metrics import get_metrics
 from services.plumbing.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class GrpcServer:
 
     def __init__(self, settings: Settings, port: int, access: dict[str, frozenset[str]]) -> None:
         self.server = grpc.aio.server(
-            interceptors=[ServiceInterceptor(settings, access)],
+            interceptors=[get_metrics().interceptor(), ServiceInterceptor(settings, access)],
             options=[("grpc.so_reuseport", 0), ("grpc.max_concurrent_streams", 1000)],
         )
         self.health = health.aio.HealthServicer()

@@ -23,6 +23,7 @@ from services.plumbing.bus import Topic, dead_letter_topic, ensure_topics, relia
 from services.plumbing.consumer import PROCESSED_INDEXES, EventConsumer, Handler
 from services.plumbing.grpc_server import GrpcServer
 from services.plumbing.logs import configure_logging
+from services.plumbing.ops.metrics import metrics_port, serve
 from services.plumbing.outbox import OutboxRelay, outbox_index
 from services.plumbing.settings import Settings, get_settings
 from services.plumbing.storage import Document, IndexSpec, ensure_indexes, mongo_client, service_database
@@ -97,6 +98,10 @@ async def run_service(definition: ServiceDefinition, settings: Settings | None =
     settings.check_production_safety()
     configure_logging(definition.name)
     infra = await start_infrastructure(definition, settings)
+    port = metrics_port(definition.name)
+    if port is not None:
+        serve(port, settings.grpc_host)
+        log.info("%s metrics on http://%s:%d/metrics", definition.name, settings.grpc_host, port)
     consumers = await definition.wire(infra)
     tasks = [asyncio.create_task(infra.relay.run(), name="outbox-relay")]
     for consumer in consumers:
