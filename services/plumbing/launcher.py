@@ -31,6 +31,8 @@ SERVICES = {
     "crisis": "iop.crisis.v1.CrisisService",
     "scheduler": "iop.scheduler.v1.SchedulerService",
 }
+# Processes with no gRPC server to probe.
+WORKERS = {"engagement-worker": "services.engagement.worker"}
 
 
 def wait_serving(target: str, service: str, proc: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
@@ -63,6 +65,13 @@ def start_services() -> dict[str, subprocess.Popen[bytes]]:
         target = f"127.0.0.1:{settings.grpc_port(name)}"
         wait_serving(target, full_name, procs[name])
         print(f"  {name:<11} SERVING on {target}   log: .local/logs/{name}.log", flush=True)
+    for name, module in WORKERS.items():
+        log = (logs / f"{name}.log").open("ab")
+        procs[name] = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env, stdout=log, stderr=log)
+        time.sleep(2)
+        if procs[name].poll() is not None:
+            raise RuntimeError(f"{name} exited with {procs[name].returncode}; see .local/logs/{name}.log")
+        print(f"  {name:<11} running (stream processor)   log: .local/logs/{name}.log", flush=True)
     return procs
 
 

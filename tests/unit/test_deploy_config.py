@@ -15,6 +15,7 @@ from services.plumbing.settings import Settings
 from tests.support import ROOT, SERVICE_NAMES
 
 APP_SERVICES = tuple(SERVICE_NAMES)
+WORKERS = {"engagement-worker": "services.engagement.worker"}
 INFRA_SERVICES = ("kafka", "mongodb", "otel-collector", "jaeger")
 
 
@@ -33,7 +34,18 @@ def python_sources() -> str:
 
 
 def test_every_service_is_defined(compose) -> None:
-    assert set(compose["services"]) == {*APP_SERVICES, *INFRA_SERVICES}
+    assert set(compose["services"]) == {*APP_SERVICES, *WORKERS, *INFRA_SERVICES}
+
+
+@pytest.mark.parametrize("name", WORKERS)
+def test_worker_runs_an_existing_module_with_the_service_environment(compose, name: str) -> None:
+    svc = compose["services"][name]
+    module = WORKERS[name]
+    assert svc["command"] == ["python", "-m", module]
+    assert (ROOT / (module.replace(".", "/") + ".py")).is_file()
+    known, sources = settings_aliases(), python_sources()
+    for key in svc["environment"]:
+        assert key in known or f'"{key}"' in sources, f"{name}: {key} is read by nothing"
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
