@@ -96,7 +96,7 @@ start_ferretdb() {
   nohup "$FERRET_HOME/bin/ferretdb" --handler=sqlite --sqlite-url="file:$FERRET_HOME/data/" \
         --state-dir="$FERRET_HOME/state" --listen-addr="127.0.0.1:$MONGO_PORT" \
         --debug-addr=- --telemetry=disable --log-level=WARN \
-        >"$FERRET_HOME/ferretdb.log" 2>&1 &
+        >>"$FERRET_HOME/ferretdb.log" 2>&1 &
   echo $! >"$FERRET_HOME/ferretdb.pid"
   wait_port 127.0.0.1 "$MONGO_PORT" 30 ferretdb
   log "ferretdb up on 127.0.0.1:$MONGO_PORT (pid $(cat "$FERRET_HOME/ferretdb.pid"))"

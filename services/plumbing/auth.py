@@ -66,7 +66,29 @@ def mint_token(settings: Settings, subject: str, roles: list[str], ttl_s: int = 
     return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
 
 
+# Verified tokens, so that a client's repeated calls with the same token pay for the
+# signature check once: raw token -> (principal, expiry). Only successful verifications
+# are kept, and each entry is dropped at the token's own expiry.
+_VERIFIED_CACHE_SIZE = 10_000
+_verified: dict[str, tuple[Principal, float]] = {}
+
+
 def verify_token(settings: Settings, authorization: str | None) -> Principal:
+    if authorization:
+        cached = _verified.get(authorization)
+        if cached is not None:
+            principal, expires = cached
+            if time.time() < expires:
+                return principal
+            del _verified[authorization]
+    principal, expires = _verify_signed_token(settings, authorization)
+    if len(_verified) >= _VERIFIED_CACHE_SIZE:
+        _verified.clear()
+    _verified[authorization or ""] = (principal, expires)
+    return principal
+
+
+def _verify_signed_token(settings: Settings, authorization: str | None) -> tuple[Principal, float]:
     if not authorization:
         raise Unauthenticated("MISSING_TOKEN", "missing bearer token")
     scheme, _, token = authorization.partition(" ")
@@ -88,7 +110,7 @@ def verify_token(settings: Settings, authorization: str | None) -> Principal:
     roles = claims.get("roles")
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise Unauthenticated("INVALID_TOKEN", "bearer token has no roles claim")
-    return Principal(subject=str(claims["sub"]), roles=frozenset(roles) & ROLES)
+    return Principal(subject=str(claims["sub"]), roles=frozenset(roles) & ROLES), float(claims["exp"])
 
 
 def authorize(principal: Principal, method: str, access: dict[str, frozenset[str]]) -> None:
