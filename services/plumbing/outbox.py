@@ -140,13 +140,16 @@ class OutboxRelay:
         self._wake.set()
 
     async def publish_hinted(self) -> int:
+        """Publish the documents named by `notify`, all hinted ones of a collection as one batch."""
         total = 0
         for name, ids in self._hints.items():
             while ids:
-                doc_id = ids.pop()
-                doc = await self._db[name].find_one({"_id": doc_id}, {"outbox": 1})
-                if doc is not None and doc.get("outbox"):
-                    total += await self._publish_documents(name, [doc])
+                batch = [ids.pop() for _ in range(min(len(ids), self._batch_size))]
+                coll = self._db[name]
+                docs = await asyncio.gather(*(coll.find_one({"_id": i}, {"outbox": 1}) for i in batch))
+                pending = [d for d in docs if d is not None and d.get("outbox")]
+                if pending:
+                    total += await self._publish_documents(name, pending)
         self.published += total
         return total
 
@@ -169,10 +172,10 @@ class OutboxRelay:
 
     async def _publish_documents(self, collection: str, docs: list[Document]) -> int:
         sends = [await self._send(entry) for doc in docs for entry in doc["outbox"]]
-        await asyncio.gather(*sends)
-        for doc in docs:
-            # exactly what was published; entries added meanwhile stay for the next round
-            await self._db[collection].update_one({"_id": doc["_id"]}, {"$pullAll": {"outbox": doc["outbox"]}})
+        await asyncio.gather(*sends)  # every entry acknowledged by all in-sync replicas
+        coll = self._db[collection]
+        # exactly what was published; entries added meanwhile stay for the next round
+        await asyncio.gather(*(coll.update_one({"_id": d["_id"]}, {"$pullAll": {"outbox": d["outbox"]}}) for d in docs))
         return len(sends)
 
     async def _send(self, entry: Document) -> asyncio.Future[Any]:
