@@ -22,7 +22,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError
 from google.protobuf.message import Message
 from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
@@ -125,8 +126,15 @@ class EventConsumer:
                 if not batches:
                     continue
                 records = [r for rs in batches.values() for r in rs]
-                await self._process_batch(records)
-                await self._consumer.commit()
+                done = await self._process_batch(records)
+                try:
+                    await self._consumer.commit(done)
+                except CommitFailedError:
+                    # The group rebalanced while the batch was processed: the partitions' new
+                    # owner re-reads from the last commit, and the markers make that a no-op.
+                    log.warning(
+                        "consumer %s: commit after a rebalance failed; redelivery is de-duplicated", self.group_id
+                    )
                 await self._metrics.observe_consumer_lag(self.group_id, self._consumer)
         finally:
             self._stopped.set()
@@ -143,16 +151,25 @@ class EventConsumer:
     def _marker_id(self, event_id: str) -> str:
         return f"{self.group_id}:{event_id}"
 
-    async def _process_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        decoded: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent]] = []
+    async def _process_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> dict[TopicPartition, int]:
+        """Apply records in order; returns the offsets to commit. On stop it ends early, and
+        the offsets cover exactly the records handled, per partition."""
+        decoded: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent | None]] = []
         for record in records:
             try:
                 decoded.append((record, CloudEvent.from_kafka(record.headers, record.value)))
             except EnvelopeError as exc:
                 await self._dead_letter(record, exc, attempts=0)
-        seen = await self._already_applied([self._marker_id(ev.id) for _, ev in decoded])
+                decoded.append((record, None))
+        seen = await self._already_applied([self._marker_id(ev.id) for _, ev in decoded if ev is not None])
         applied_now: list[Document] = []
+        done: dict[TopicPartition, int] = {}
         for record, event in decoded:
+            if self._stopping and done:
+                break
+            done[TopicPartition(record.topic, record.partition)] = record.offset + 1
+            if event is None:
+                continue  # dead-lettered above
             marker = self._marker_id(event.id)
             if marker in seen:
                 self.duplicates += 1
@@ -172,6 +189,7 @@ class EventConsumer:
             except BulkWriteError as exc:  # markers written by a concurrent redelivery are fine
                 if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
                     raise
+        return done
 
     async def _already_applied(self, marker_ids: list[str]) -> set[str]:
         # One lookup per id, concurrently: `{_id: value}` is the filter every store

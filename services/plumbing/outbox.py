@@ -5,15 +5,21 @@ pushed onto the aggregate document's `outbox` array in the same update that
 changes its state (`with_outbox`, `new_document_with_outbox`). The relay
 publishes the entries with the idempotent, acks=all producer, in order per
 document, each inside the trace context that was current when the state
-changed, and only then removes them (`$pullAll` of exactly what it published).
+changed, and then records each published event id in `outbox_published`.
+
+The relay never writes to the aggregate document. FerretDB 1.x applies an
+update as read-modify-write of the whole document, so an update by the relay
+(say, removing published entries) could silently undo a state change written
+at the same moment; an insert keyed by the event id is atomic on every store.
+Entries therefore stay in the aggregate's array (an aggregate's life is a few
+dozen events) and `outbox_published` says which were sent.
 
 Finding work: the writer hints the relay with the document id (`notify`), and
-the relay reads that document by `_id`, the one lookup every store answers
-from an index (FerretDB pushes down nothing else). A periodic sweep finds
-entries older than a few seconds that no hint covered: those of a process that
-crashed between its write and its publish, or of another instance. A crash or a
-broker outage between the write and the publish loses nothing (at least once;
-consumers de-duplicate by event id).
+the relay reads that document by `_id`, the one lookup FerretDB answers from an
+index. A periodic sweep finds entries of the last day that no hint covered:
+those of a process that crashed between its write and its publish, or of
+another instance. A crash or a broker outage between the write and the publish
+loses nothing (at least once; consumers de-duplicate by event id).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from google.protobuf.message import Message
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from services.plumbing.bus import record_headers
 from services.plumbing.envelope import CloudEvent
@@ -47,8 +54,21 @@ class OutgoingEvent:
     message: Message
 
 
+PUBLISHED_COLLECTION = "outbox_published"
+# Kept longer than the sweep looks back, so a swept entry is always recognised as sent.
+PUBLISHED_RETENTION_S = 7 * 24 * 3600
+PUBLISHED_INDEXES = [
+    IndexSpec(
+        PUBLISHED_COLLECTION,
+        [("published_at", 1)],
+        name="published_at_ttl",
+        options={"expireAfterSeconds": PUBLISHED_RETENTION_S},
+    )
+]
+
+
 def outbox_index(collection: str) -> IndexSpec:
-    """Lets MongoDB answer the sweep from an index (sparse: most documents have no pending entry)."""
+    """Lets MongoDB answer the sweep from an index (sparse: most documents have no entry)."""
     return IndexSpec(collection, [("outbox.time", 1)], name="outbox_time_1", options={"sparse": True})
 
 
@@ -91,9 +111,7 @@ def new_document_with_outbox(doc: Document, source: str, events: list[OutgoingEv
 
 
 def _cloud_event(entry: Document) -> CloudEvent:
-    time = entry["time"]
-    if isinstance(time, datetime) and time.tzinfo is None:
-        time = time.replace(tzinfo=UTC)
+    time = _aware(entry["time"])
     return CloudEvent(
         id=entry["id"],
         type=entry["type"],
@@ -113,16 +131,19 @@ class OutboxRelay:
         collections: list[str],
         producer: AIOKafkaProducer,
         poll_interval_s: float = 0.5,
-        sweep_interval_s: float = 5.0,
+        sweep_interval_s: float = 10.0,
         sweep_min_age_s: float = 3.0,
+        sweep_horizon_s: float = 24 * 3600,
         batch_size: int = 200,
     ) -> None:
         self._db = db
+        self._published = db[PUBLISHED_COLLECTION]
         self._collections = collections
         self._producer = producer
         self._poll_interval_s = poll_interval_s
         self._sweep_interval_s = sweep_interval_s
         self._sweep_min_age = timedelta(seconds=sweep_min_age_s)
+        self._sweep_horizon = timedelta(seconds=sweep_horizon_s)
         self._batch_size = batch_size
         self._hints: dict[str, set[Any]] = {name: set() for name in collections}
         self._sweep_requested = True  # sweep once at start: entries left by an earlier process
@@ -147,36 +168,44 @@ class OutboxRelay:
                 batch = [ids.pop() for _ in range(min(len(ids), self._batch_size))]
                 coll = self._db[name]
                 docs = await asyncio.gather(*(coll.find_one({"_id": i}, {"outbox": 1}) for i in batch))
-                pending = [d for d in docs if d is not None and d.get("outbox")]
-                if pending:
-                    total += await self._publish_documents(name, pending)
+                total += await self._publish_unsent([e for d in docs if d for e in d.get("outbox", [])])
         self.published += total
         return total
 
     async def publish_pending(self, min_age: timedelta | None = None) -> int:
-        """Sweep: publish every document with entries older than `min_age` (all when None)."""
+        """Sweep: publish every unsent entry of the last day older than `min_age` (any age when None)."""
+        now = datetime.now(UTC)
+        newest = now - (min_age or timedelta(0))
+        oldest = now - self._sweep_horizon
         total = 0
         for name in self._collections:
-            query: dict[str, Any] = {"outbox.id": {"$exists": True}}
-            if min_age is not None:
-                query = {"outbox.time": {"$lt": datetime.now(UTC) - min_age}}
-            while True:
-                docs = await self._db[name].find(query, {"outbox": 1}).limit(self._batch_size).to_list()
-                if not docs:
-                    break
-                total += await self._publish_documents(name, docs)
-                if len(docs) < self._batch_size:
-                    break
+            query = {"outbox.time": {"$lte": newest}}
+            entries: list[Document] = []
+            async for doc in self._db[name].find(query, {"outbox": 1}):
+                entries.extend(e for e in doc.get("outbox", []) if oldest <= _aware(e["time"]) <= newest)
+                if len(entries) >= self._batch_size:
+                    total += await self._publish_unsent(entries)
+                    entries = []
+            total += await self._publish_unsent(entries)
         self.published += total
         return total
 
-    async def _publish_documents(self, collection: str, docs: list[Document]) -> int:
-        sends = [await self._send(entry) for doc in docs for entry in doc["outbox"]]
+    async def _publish_unsent(self, entries: list[Document]) -> int:
+        if not entries:
+            return 0
+        sent = await asyncio.gather(*(self._published.find_one({"_id": e["id"]}, {"_id": 1}) for e in entries))
+        unsent = [e for e, marker in zip(entries, sent, strict=True) if marker is None]
+        if not unsent:
+            return 0
+        sends = [await self._send(entry) for entry in unsent]
         await asyncio.gather(*sends)  # every entry acknowledged by all in-sync replicas
-        coll = self._db[collection]
-        # exactly what was published; entries added meanwhile stay for the next round
-        await asyncio.gather(*(coll.update_one({"_id": d["_id"]}, {"$pullAll": {"outbox": d["outbox"]}}) for d in docs))
-        return len(sends)
+        markers = [{"_id": e["id"], "topic": e["topic"], "published_at": datetime.now(UTC)} for e in unsent]
+        try:
+            await self._published.insert_many(markers, ordered=False)
+        except BulkWriteError as exc:  # another relay published the same entry: fine (at least once)
+            if any(err.get("code") != DUPLICATE_KEY for err in exc.details.get("writeErrors", [])):
+                raise
+        return len(unsent)
 
     async def _send(self, entry: Document) -> asyncio.Future[Any]:
         event = _cloud_event(entry)
@@ -221,3 +250,10 @@ class OutboxRelay:
             await self.publish_pending()
         except Exception:
             log.warning("outbox relay: could not drain; entries stay for the next start", exc_info=True)
+
+
+DUPLICATE_KEY = 11000
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -24,7 +24,7 @@ from services.plumbing.consumer import PROCESSED_INDEXES, EventConsumer, Handler
 from services.plumbing.grpc_server import GrpcServer
 from services.plumbing.logs import configure_logging
 from services.plumbing.ops.metrics import metrics_port, serve
-from services.plumbing.outbox import OutboxRelay, outbox_index
+from services.plumbing.outbox import PUBLISHED_INDEXES, OutboxRelay, outbox_index
 from services.plumbing.settings import Settings, get_settings
 from services.plumbing.storage import Document, IndexSpec, ensure_indexes, mongo_client, service_database
 from services.plumbing.telemetry import setup_telemetry, shutdown_telemetry
@@ -83,7 +83,13 @@ async def start_infrastructure(definition: ServiceDefinition, settings: Settings
     db = service_database(mongo, settings, definition.name)
     await ensure_indexes(
         db,
-        [*definition.indexes, *PROCESSED_INDEXES, *AUDIT_INDEXES, *map(outbox_index, definition.outbox_collections)],
+        [
+            *definition.indexes,
+            *PROCESSED_INDEXES,
+            *PUBLISHED_INDEXES,
+            *AUDIT_INDEXES,
+            *map(outbox_index, definition.outbox_collections),
+        ],
     )
     await ensure_topics(settings, [*definition.topics, dead_letter_topic(definition.name)])
     producer = reliable_producer(settings, client_id=f"iop-{definition.name}")

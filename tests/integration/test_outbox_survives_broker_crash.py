@@ -13,23 +13,23 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-import grpc
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 from iop.events.v1 import scheduling_pb2 as ev
-from iop.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.plumbing.envelope import CloudEvent
-from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
-from tests.support import ROOT, ServiceProcess, auth_metadata, next_slot
+from tests.integration.test_scheduler_support import Api
+from tests.support import ROOT, ServiceProcess
 
 pytestmark = pytest.mark.integration
 
 INFRA = str(ROOT / "deploy" / "local" / "infra.sh")
 PORT, CONTROLLER_PORT = 19092, 19093
+NEW_YORK = ZoneInfo("America/New_York")
 
 
 @pytest.fixture(scope="module")
@@ -56,23 +56,12 @@ def infra(command: str, env: dict[str, str]) -> None:
     subprocess.run([INFRA, command], env=env, check=True)
 
 
-def schedule(target: str, settings: Settings) -> str:
-    start = next_slot(days_ahead=2) + timedelta(minutes=15 * int(uuid.uuid4().int % 200))
-    with grpc.insecure_channel(target) as channel:
-        session = scheduler_pb2_grpc.SchedulerServiceStub(channel).ScheduleSession(
-            scheduler_pb2.ScheduleSessionRequest(
-                request_id=str(uuid.uuid4()),
-                program_id="prog-crash",
-                clinician_id="clin-crash",
-                client_ids=["client-crash"],
-                starts_at=to_timestamp(start),
-                ends_at=to_timestamp(start + timedelta(hours=1)),
-                kind=ev.SESSION_KIND_INDIVIDUAL,
-            ),
-            metadata=auth_metadata(settings, "platform"),
-            timeout=10,
-        )
-    return session.session_id
+def book_one(api: Api, program_id: str) -> str:
+    clinician, client = api.clinician(), api.client()
+    # a new clinician and client each time, so every booking can take the same slot
+    day = (datetime.now(NEW_YORK) + timedelta(days=2)).date()
+    start = datetime(day.year, day.month, day.day, 10, 0, tzinfo=NEW_YORK)
+    return api.book(program_id, clinician, [client], start).session_id
 
 
 async def published_session_ids(bootstrap: str, want: set[str], timeout_s: float) -> set[str]:
@@ -88,8 +77,8 @@ async def published_session_ids(bootstrap: str, want: set[str], timeout_s: float
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 for r in records:
                     event = CloudEvent.from_kafka(r.headers, r.value)
-                    assert event.type == "iop.events.v1.SessionScheduled"
-                    seen.add(ev.SessionScheduled.FromString(r.value).session_id)
+                    if event.type == "iop.events.v1.SessionScheduled":
+                        seen.add(ev.SessionScheduled.FromString(r.value).session_id)
     finally:
         await consumer.stop()
     return seen
@@ -97,22 +86,25 @@ async def published_session_ids(bootstrap: str, want: set[str], timeout_s: float
 
 async def test_broker_crash_between_state_change_and_publish_loses_nothing(broker, settings: Settings) -> None:
     bootstrap = f"127.0.0.1:{PORT}"
-    scheduler = ServiceProcess(
-        "scheduler",
-        env={"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "MONGODB_DATABASE_PREFIX": f"crash{uuid.uuid4().hex[:6]}_"},
-    ).start()
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "MONGODB_DATABASE_PREFIX": f"crash{uuid.uuid4().hex[:6]}_"}
+    compliance = ServiceProcess("compliance", env=env).start()
+    scheduler = ServiceProcess("scheduler", env=env).start()
+    api = Api(settings, scheduler.target, compliance.target)
     try:
-        before = schedule(scheduler.target, settings)
-        assert before in await published_session_ids(bootstrap, {before}, timeout_s=20)
+        program = await asyncio.to_thread(api.program)
+        before = await asyncio.to_thread(book_one, api, program.program_id)
+        assert before in await published_session_ids(bootstrap, {before}, timeout_s=30)
 
         await asyncio.to_thread(infra, "kill-kafka", broker)  # SIGKILL: a crash, not a shutdown
         # The API keeps working while the broker is down: the state change and its
         # event are one store write; the relay cannot publish yet.
-        during = {schedule(scheduler.target, settings) for _ in range(3)}
+        during = {await asyncio.to_thread(book_one, api, program.program_id) for _ in range(3)}
 
         await asyncio.sleep(2)
         await asyncio.to_thread(infra, "start-kafka", broker)
-        seen = await published_session_ids(bootstrap, during | {before}, timeout_s=60)
+        seen = await published_session_ids(bootstrap, during | {before}, timeout_s=90)
         assert during <= seen, f"lost events: {during - seen}"
     finally:
+        api.close()
         assert scheduler.stop() == 0
+        compliance.stop()

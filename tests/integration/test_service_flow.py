@@ -1,16 +1,16 @@
-"""Two real service processes, the real broker and store, and the real trace UI.
+"""Real service processes, the real broker and store, and the real trace UI.
 
-A gRPC call to the scheduler changes state and emits an event through the
-outbox; the engagement service consumes it and persists the effect; the whole
-chain is ONE trace in Zipkin.
+A gRPC call to the scheduler (which asks compliance) changes state and emits an
+event through the outbox; the engagement service consumes it and persists the
+effect; the whole chain is ONE trace in Zipkin.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
@@ -19,18 +19,19 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
 from iop.engagement.v1 import engagement_pb2, engagement_pb2_grpc
-from iop.events.v1 import scheduling_pb2 as ev
-from iop.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
-from services.plumbing.protos import to_timestamp
+from iop.scheduler.v1 import scheduler_pb2
 from services.plumbing.settings import Settings
-from tests.support import ServiceProcess, auth_metadata, next_slot, wait_for_trace
+from tests.integration.test_scheduler_support import Api
+from tests.support import ServiceProcess, auth_metadata, wait_for_trace
 
 pytestmark = pytest.mark.integration
+NEW_YORK = ZoneInfo("America/New_York")
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[dict[str, ServiceProcess]]:
-    procs = {name: ServiceProcess(name) for name in ("scheduler", "engagement")}
+    # compliance first: the scheduler asks it before every booking
+    procs = {name: ServiceProcess(name) for name in ("compliance", "scheduler", "engagement")}
     try:
         for p in procs.values():
             p.start()
@@ -40,22 +41,25 @@ def stack() -> Iterator[dict[str, ServiceProcess]]:
             assert p.stop() == 0, f"{p.name} did not shut down cleanly; see {p.log_path}"
 
 
-def schedule_request(**overrides: object) -> scheduler_pb2.ScheduleSessionRequest:
-    start = next_slot(days_ahead=1)
-    fields: dict[str, object] = {
-        "request_id": str(uuid.uuid4()),
-        "program_id": "prog-1",
-        "clinician_id": "clin-1",
-        "client_ids": ["client-1", "client-2"],
-        "starts_at": to_timestamp(start),
-        "ends_at": to_timestamp(start + timedelta(hours=1)),
-        "kind": ev.SESSION_KIND_GROUP,
-    }
-    fields.update(overrides)
-    return scheduler_pb2.ScheduleSessionRequest(**fields)  # type: ignore[arg-type]
+@pytest.fixture(scope="module")
+def api(stack: dict[str, ServiceProcess], settings: Settings) -> Iterator[Api]:
+    client = Api(settings, stack["scheduler"].target, stack["compliance"].target)
+    yield client
+    client.close()
 
 
-def test_grpc_call_outbox_event_consumer_effect_is_one_trace(stack, settings: Settings) -> None:
+def ten_am(days_ahead: int) -> datetime:
+    day = (datetime.now(NEW_YORK) + timedelta(days=days_ahead)).date()
+    return datetime(day.year, day.month, day.day, 10, 0, tzinfo=NEW_YORK)
+
+
+def booking(api: Api, metadata: list[tuple[str, str]] | None = None) -> scheduler_pb2.Session:
+    program = api.program()
+    clinician, client = api.clinician(), api.client()
+    return api.book(program.program_id, clinician, [client], ten_am(days_ahead=1), metadata=metadata)
+
+
+def test_grpc_call_outbox_event_consumer_effect_is_one_trace(stack, api: Api, settings: Settings) -> None:
     tracer = TracerProvider().get_tracer("test-client")
     with tracer.start_as_current_span("platform app: schedule a group", kind=SpanKind.CLIENT) as root:
         carrier: dict[str, str] = {}
@@ -63,11 +67,9 @@ def test_grpc_call_outbox_event_consumer_effect_is_one_trace(stack, settings: Se
         trace_id = format(root.get_span_context().trace_id, "032x")
     metadata = auth_metadata(settings, "platform") + list(carrier.items())
 
-    with grpc.insecure_channel(stack["scheduler"].target) as channel:
-        session = scheduler_pb2_grpc.SchedulerServiceStub(channel).ScheduleSession(
-            schedule_request(), metadata=metadata, timeout=5
-        )
-    assert session.status == "scheduled"
+    session = booking(api, metadata)
+    assert session.status == "booked"
+    (client_id,) = session.client_ids
 
     # the consumer's effect, read back through the engagement service's API
     attendance = None
@@ -86,7 +88,7 @@ def test_grpc_call_outbox_event_consumer_effect_is_one_trace(stack, settings: Se
                 assert err.code() == grpc.StatusCode.NOT_FOUND
                 time.sleep(0.1)
     assert attendance is not None, "engagement never applied SessionScheduled"
-    assert sorted(e.client_id for e in attendance.entries) == ["client-1", "client-2"]
+    assert [e.client_id for e in attendance.entries] == [client_id]
     assert {e.status for e in attendance.entries} == {engagement_pb2.ATTENDANCE_STATUS_EXPECTED}
 
     def complete(spans: list[dict]) -> bool:
@@ -107,18 +109,20 @@ def test_grpc_call_outbox_event_consumer_effect_is_one_trace(stack, settings: Se
     producer = next(s for s in by_service["scheduler"] if s.get("kind") == "PRODUCER")
     process = next(s for s in by_service["engagement"] if s["name"].endswith("process"))
     assert process["parentId"] == producer["id"]
-    # no PHI in any span attribute: the client ids never appear
+    # the booking asked compliance inside the same trace
+    assert any(s.get("kind") == "SERVER" and "evaluatesession" in s["name"].lower() for s in by_service["compliance"])
+    # no PHI in any span attribute: the client id never appears
     for s in spans:
         for value in (s.get("tags") or {}).values():
-            assert "client-1" not in value and "client-2" not in value, s
+            assert client_id not in value, s
 
 
-def test_retry_with_same_request_id_returns_same_session(stack, settings: Settings) -> None:
-    request = schedule_request()
-    with grpc.insecure_channel(stack["scheduler"].target) as channel:
-        stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
-        first = stub.ScheduleSession(request, metadata=auth_metadata(settings, "platform"), timeout=5)
-        again = stub.ScheduleSession(request, metadata=auth_metadata(settings, "platform"), timeout=5)
+def test_retry_with_same_request_id_returns_same_session(api: Api) -> None:
+    program = api.program()
+    clinician, client = api.clinician(), api.client()
+    start = ten_am(days_ahead=2)
+    first = api.book(program.program_id, clinician, [client], start, request_id="same-request-" + clinician)
+    again = api.book(program.program_id, clinician, [client], start, request_id="same-request-" + clinician)
     assert first.session_id == again.session_id
 
 
