@@ -50,6 +50,66 @@ class ComplianceServiceStub:
                 request_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.EvaluateSessionRequest.SerializeToString,
                 response_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.SessionEvaluation.FromString,
                 _registered_method=True)
+        self.CheckCoverage = channel.unary_unary(
+                '/iop.compliance.v1.ComplianceService/CheckCoverage',
+                request_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.CheckCoverageRequest.SerializeToString,
+                response_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.CoverageDecision.FromString,
+                _registered_method=True)
+        self.RecordCompactCredential = channel.unary_unary(
+                '/iop.compliance.v1.ComplianceService/RecordCompactCredential',
+                request_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.RecordCompactCredentialRequest.SerializeToString,
+                response_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.CompactCredential.FromString,
+                _registered_method=True)
+        self.ListClinicianCredentials = channel.unary_unary(
+                '/iop.compliance.v1.ComplianceService/ListClinicianCredentials',
+                request_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.ListClinicianCredentialsRequest.SerializeToString,
+                response_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.ClinicianCredentials.FromString,
+                _registered_method=True)
+        self.UpsertPayerPolicy = channel.unary_unary(
+                '/iop.compliance.v1.ComplianceService/UpsertPayerPolicy',
+                request_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.PayerPolicy.SerializeToString,
+                response_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.PayerPolicy.FromString,
+                _registered_method=True)
+        self.GetPayerPolicy = channel.unary_unary(
+                '/iop.compliance.v1.ComplianceService/GetPayerPolicy',
+                request_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.GetPayerPolicyRequest.SerializeToString,
+                response_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.PayerPolicy.FromString,
+                _registered_method=True)
+        self.RecordAuthorization = channel.unary_unary(
+                '/iop.compliance.v1.ComplianceService/RecordAuthorization',
+                request_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.RecordAuthorizationRequest.SerializeToString,
+                response_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.Authorization.FromString,
+                _registered_method=True)
+        self.ListAuthorizations = channel.unary_unary(
+                '/iop.compliance.v1.ComplianceService/ListAuthorizations',
+                request_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.ListAuthorizationsRequest.SerializeToString,
+                response_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.ListAuthorizationsResponse.FromString,
+                _registered_method=True)
+        self.RecordConsent = channel.unary_unary(
+                '/iop.compliance.v1.ComplianceService/RecordConsent',
+                request_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.RecordConsentRequest.SerializeToString,
+                response_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.Consent.FromString,
+                _registered_method=True)
+        self.RevokeConsent = channel.unary_unary(
+                '/iop.compliance.v1.ComplianceService/RevokeConsent',
+                request_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.RevokeConsentRequest.SerializeToString,
+                response_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.Consent.FromString,
+                _registered_method=True)
+        self.ListConsents = channel.unary_unary(
+                '/iop.compliance.v1.ComplianceService/ListConsents',
+                request_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.ListConsentsRequest.SerializeToString,
+                response_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.ListConsentsResponse.FromString,
+                _registered_method=True)
+        self.RecordPrivacyAttestation = channel.unary_unary(
+                '/iop.compliance.v1.ComplianceService/RecordPrivacyAttestation',
+                request_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.RecordPrivacyAttestationRequest.SerializeToString,
+                response_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.PrivacyAttestation.FromString,
+                _registered_method=True)
+        self.ListExpiring = channel.unary_unary(
+                '/iop.compliance.v1.ComplianceService/ListExpiring',
+                request_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.ListExpiringRequest.SerializeToString,
+                response_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.ListExpiringResponse.FromString,
+                _registered_method=True)
 
 
 class ComplianceServiceServicer:
@@ -78,6 +138,85 @@ class ComplianceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckCoverage(self, request, context):
+        """Coverage alone: the billing codes, modifiers and POS a planned or completed session would carry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordCompactCredential(self, request, context):
+        """Clinician credentials.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListClinicianCredentials(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpsertPayerPolicy(self, request, context):
+        """Payer policies (virtual-IOP coverage rules per plan).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPayerPolicy(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordAuthorization(self, request, context):
+        """Prior authorizations (PHI: reads are audited).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuthorizations(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordConsent(self, request, context):
+        """Consents and per-session privacy attestations (PHI: reads are audited).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeConsent(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConsents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordPrivacyAttestation(self, request, context):
+        """A compromised attestation emits iop.events.v1.PrivacyCompromised (topic iop.compliance.privacy.v1).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListExpiring(self, request, context):
+        """Licenses, compact credentials, consents and authorizations expiring within `horizon_days`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ComplianceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +234,66 @@ def add_ComplianceServiceServicer_to_server(servicer, server):
                     servicer.EvaluateSession,
                     request_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.EvaluateSessionRequest.FromString,
                     response_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.SessionEvaluation.SerializeToString,
+            ),
+            'CheckCoverage': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckCoverage,
+                    request_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.CheckCoverageRequest.FromString,
+                    response_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.CoverageDecision.SerializeToString,
+            ),
+            'RecordCompactCredential': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordCompactCredential,
+                    request_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.RecordCompactCredentialRequest.FromString,
+                    response_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.CompactCredential.SerializeToString,
+            ),
+            'ListClinicianCredentials': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListClinicianCredentials,
+                    request_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.ListClinicianCredentialsRequest.FromString,
+                    response_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.ClinicianCredentials.SerializeToString,
+            ),
+            'UpsertPayerPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertPayerPolicy,
+                    request_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.PayerPolicy.FromString,
+                    response_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.PayerPolicy.SerializeToString,
+            ),
+            'GetPayerPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPayerPolicy,
+                    request_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.GetPayerPolicyRequest.FromString,
+                    response_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.PayerPolicy.SerializeToString,
+            ),
+            'RecordAuthorization': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordAuthorization,
+                    request_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.RecordAuthorizationRequest.FromString,
+                    response_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.Authorization.SerializeToString,
+            ),
+            'ListAuthorizations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuthorizations,
+                    request_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.ListAuthorizationsRequest.FromString,
+                    response_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.ListAuthorizationsResponse.SerializeToString,
+            ),
+            'RecordConsent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordConsent,
+                    request_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.RecordConsentRequest.FromString,
+                    response_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.Consent.SerializeToString,
+            ),
+            'RevokeConsent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeConsent,
+                    request_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.RevokeConsentRequest.FromString,
+                    response_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.Consent.SerializeToString,
+            ),
+            'ListConsents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConsents,
+                    request_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.ListConsentsRequest.FromString,
+                    response_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.ListConsentsResponse.SerializeToString,
+            ),
+            'RecordPrivacyAttestation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordPrivacyAttestation,
+                    request_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.RecordPrivacyAttestationRequest.FromString,
+                    response_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.PrivacyAttestation.SerializeToString,
+            ),
+            'ListExpiring': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListExpiring,
+                    request_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.ListExpiringRequest.FromString,
+                    response_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.ListExpiringResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +378,330 @@ class ComplianceService:
             '/iop.compliance.v1.ComplianceService/EvaluateSession',
             iop_dot_compliance_dot_v1_dot_compliance__pb2.EvaluateSessionRequest.SerializeToString,
             iop_dot_compliance_dot_v1_dot_compliance__pb2.SessionEvaluation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckCoverage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.compliance.v1.ComplianceService/CheckCoverage',
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.CheckCoverageRequest.SerializeToString,
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.CoverageDecision.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordCompactCredential(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.compliance.v1.ComplianceService/RecordCompactCredential',
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.RecordCompactCredentialRequest.SerializeToString,
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.CompactCredential.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListClinicianCredentials(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.compliance.v1.ComplianceService/ListClinicianCredentials',
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.ListClinicianCredentialsRequest.SerializeToString,
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.ClinicianCredentials.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertPayerPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.compliance.v1.ComplianceService/UpsertPayerPolicy',
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.PayerPolicy.SerializeToString,
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.PayerPolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPayerPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.compliance.v1.ComplianceService/GetPayerPolicy',
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.GetPayerPolicyRequest.SerializeToString,
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.PayerPolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordAuthorization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.compliance.v1.ComplianceService/RecordAuthorization',
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.RecordAuthorizationRequest.SerializeToString,
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.Authorization.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuthorizations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.compliance.v1.ComplianceService/ListAuthorizations',
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.ListAuthorizationsRequest.SerializeToString,
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.ListAuthorizationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordConsent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.compliance.v1.ComplianceService/RecordConsent',
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.RecordConsentRequest.SerializeToString,
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.Consent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeConsent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.compliance.v1.ComplianceService/RevokeConsent',
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.RevokeConsentRequest.SerializeToString,
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.Consent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConsents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.compliance.v1.ComplianceService/ListConsents',
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.ListConsentsRequest.SerializeToString,
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.ListConsentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordPrivacyAttestation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.compliance.v1.ComplianceService/RecordPrivacyAttestation',
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.RecordPrivacyAttestationRequest.SerializeToString,
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.PrivacyAttestation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListExpiring(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.compliance.v1.ComplianceService/ListExpiring',
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.ListExpiringRequest.SerializeToString,
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.ListExpiringResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -23,22 +23,73 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from iop.events.v1 import common_pb2 as iop_dot_events_dot_v1_dot_common__pb2
 from iop.events.v1 import crisis_pb2 as iop_dot_events_dot_v1_dot_crisis__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aiop/crisis/v1/crisis.proto\x12\riop.crisis.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aiop/events/v1/crisis.proto\"a\n\x13SetRiskLevelRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\'\n\x05level\x18\x02 \x01(\x0e\x32\x18.iop.events.v1.RiskLevel\x12\x0e\n\x06source\x18\x03 \x01(\t\"(\n\x13GetRiskStateRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\"\x87\x01\n\tRiskState\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\'\n\x05level\x18\x02 \x01(\x0e\x32\x18.iop.events.v1.RiskLevel\x12\x0e\n\x06source\x18\x03 \x01(\t\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xab\x01\n\rCrisisService\x12L\n\x0cSetRiskLevel\x12\".iop.crisis.v1.SetRiskLevelRequest\x1a\x18.iop.crisis.v1.RiskState\x12L\n\x0cGetRiskState\x12\".iop.crisis.v1.GetRiskStateRequest\x1a\x18.iop.crisis.v1.RiskStateb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aiop/crisis/v1/crisis.proto\x12\riop.crisis.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aiop/events/v1/common.proto\x1a\x1aiop/events/v1/crisis.proto\"a\n\x13SetRiskLevelRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\'\n\x05level\x18\x02 \x01(\x0e\x32\x18.iop.events.v1.RiskLevel\x12\x0e\n\x06source\x18\x03 \x01(\t\"(\n\x13GetRiskStateRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\"\x98\x01\n\tRiskState\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\'\n\x05level\x18\x02 \x01(\x0e\x32\x18.iop.events.v1.RiskLevel\x12\x0e\n\x06source\x18\x03 \x01(\t\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07reasons\x18\x05 \x03(\t\"\x96\x03\n\x12\x41ssessCssrsRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12.\n\x0fwish_to_be_dead\x18\x02 \x01(\x0e\x32\x15.iop.crisis.v1.Answer\x12\x30\n\x11suicidal_thoughts\x18\x03 \x01(\x0e\x32\x15.iop.crisis.v1.Answer\x12\x33\n\x14thoughts_with_method\x18\x04 \x01(\x0e\x32\x15.iop.crisis.v1.Answer\x12%\n\x06intent\x18\x05 \x01(\x0e\x32\x15.iop.crisis.v1.Answer\x12/\n\x10plan_with_intent\x18\x06 \x01(\x0e\x32\x15.iop.crisis.v1.Answer\x12\x30\n\x11suicidal_behavior\x18\x07 \x01(\x0e\x32\x15.iop.crisis.v1.Answer\x12\x38\n\x10\x62\x65havior_recency\x18\x08 \x01(\x0e\x32\x1e.iop.crisis.v1.BehaviorRecency\x12\x12\n\nsession_id\x18\t \x01(\t\"\x87\x01\n\x0f\x43ssrsAssessment\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\'\n\x05level\x18\x02 \x01(\x0e\x32\x18.iop.events.v1.RiskLevel\x12\x0f\n\x07reasons\x18\x03 \x03(\t\x12\'\n\x05state\x18\x04 \x01(\x0b\x32\x18.iop.crisis.v1.RiskState\"\xae\x01\n\x10\x45mergencyContact\x12\x12\n\ncontact_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0crelationship\x18\x03 \x01(\t\x12\r\n\x05phone\x18\x04 \x01(\t\x12\x1a\n\x12\x63onsent_to_contact\x18\x05 \x01(\x08\x12\x37\n\x13\x63onsent_recorded_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"=\n\rContactWindow\x12\x10\n\x08weekdays\x18\x01 \x03(\x05\x12\r\n\x05start\x18\x02 \x01(\t\x12\x0b\n\x03\x65nd\x18\x03 \x01(\t\"\xee\x03\n\nSafetyPlan\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x15\n\rwarning_signs\x18\x03 \x03(\t\x12\"\n\x1ainternal_coping_strategies\x18\x04 \x03(\t\x12\x1b\n\x13social_distractions\x18\x05 \x03(\t\x12\x1e\n\x16people_to_ask_for_help\x18\x06 \x03(\t\x12\"\n\x1aprofessionals_and_agencies\x18\x07 \x03(\t\x12\x1a\n\x12\x65nvironment_safety\x18\x08 \x03(\t\x12;\n\x12\x65mergency_contacts\x18\t \x03(\x0b\x32\x1f.iop.crisis.v1.EmergencyContact\x12\x14\n\x0c\x62\x61\x63kup_phone\x18\n \x01(\t\x12\x35\n\x0f\x63ontact_windows\x18\x0b \x03(\x0b\x32\x1c.iop.crisis.v1.ContactWindow\x12\x11\n\ttime_zone\x18\x0c \x01(\t\x12\x12\n\nprogram_id\x18\r \x01(\t\x12\x12\n\nupdated_by\x18\x0e \x01(\t\x12.\n\nupdated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07retired\x18\x10 \x01(\x08\"Z\n\x15SaveSafetyPlanRequest\x12\'\n\x04plan\x18\x01 \x01(\x0b\x32\x19.iop.crisis.v1.SafetyPlan\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x05\":\n\x14GetSafetyPlanRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"2\n\x1dListSafetyPlanVersionsRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\"M\n\x1eListSafetyPlanVersionsResponse\x12+\n\x08versions\x18\x01 \x03(\x0b\x32\x19.iop.crisis.v1.SafetyPlan\"F\n\x17\x44\x65leteSafetyPlanRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x05\"K\n\x18GetLocalResourcesRequest\x12/\n\x08location\x18\x01 \x01(\x0b\x32\x1d.iop.events.v1.ClientLocation\"f\n\x13RouteContactRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"x\n\x0e\x43ontactRouting\x12*\n\x05route\x18\x01 \x01(\x0e\x32\x1b.iop.events.v1.ContactRoute\x12\x13\n\x0b\x61ssignee_id\x18\x02 \x01(\t\x12\x15\n\rwithin_window\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\"r\n\x11RaiseAlertRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x12\n\nprogram_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"#\n\x0fGetAlertRequest\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\"+\n\x17\x41\x63knowledgeAlertRequest\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\"x\n\x1bRecordContactAttemptRequest\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x12\n\ncontact_id\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\";\n\x13ResolveAlertRequest\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x12\n\nresolution\x18\x02 \x01(\t\"\xb2\x01\n\x0fLadderStepState\x12\r\n\x05index\x18\x01 \x01(\x05\x12\'\n\x04step\x18\x02 \x01(\x0e\x32\x19.iop.events.v1.LadderStep\x12\x0f\n\x07\x64\x65lay_s\x18\x03 \x01(\x05\x12,\n\x08\x66ired_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07trigger\x18\x05 \x01(\t\x12\x17\n\x0f\x64\x65livery_status\x18\x06 \x01(\t\"\xa0\x01\n\x0e\x43ontactAttempt\x12\x12\n\nattempt_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x13\n\x0brecorded_by\x18\x04 \x01(\t\x12\x30\n\x0c\x61ttempted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncontact_id\x18\x06 \x01(\t\"\xf6\x03\n\x05\x41lert\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x12\n\nprogram_id\x18\x04 \x01(\t\x12*\n\x06status\x18\x05 \x01(\x0e\x32\x1a.iop.events.v1.AlertStatus\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12,\n\nrisk_level\x18\x07 \x01(\x0e\x32\x18.iop.events.v1.RiskLevel\x12\x11\n\tassignees\x18\x08 \x03(\t\x12\x17\n\x0fnext_step_index\x18\t \x01(\x05\x12\x34\n\x10next_step_due_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x05steps\x18\x0b \x03(\x0b\x32\x1e.iop.crisis.v1.LadderStepState\x12\x37\n\x10\x63ontact_attempts\x18\x0c \x03(\x0b\x32\x1d.iop.crisis.v1.ContactAttempt\x12-\n\topened_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x61\x63knowledged_by\x18\x0e \x01(\t\x12\x12\n\nresolution\x18\x0f \x01(\t\x12\x10\n\x08problems\x18\x10 \x03(\t\")\n\x14GetCrisisCardRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\"\xbc\x03\n\nCrisisCard\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\'\n\x04plan\x18\x02 \x01(\x0b\x32\x19.iop.crisis.v1.SafetyPlan\x12/\n\x08location\x18\x03 \x01(\x0b\x32\x1d.iop.events.v1.ClientLocation\x12\x1b\n\x13location_session_id\x18\x04 \x01(\t\x12\x38\n\x14location_verified_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\tresources\x18\x06 \x01(\x0b\x32\x1e.iop.events.v1.CrisisResources\x12;\n\x12\x65mergency_contacts\x18\x07 \x03(\x0b\x32\x1f.iop.crisis.v1.EmergencyContact\x12\x14\n\x0c\x62\x61\x63kup_phone\x18\x08 \x01(\t\x12&\n\x04risk\x18\t \x01(\x0b\x32\x18.iop.crisis.v1.RiskState\x12*\n\x0c\x61\x63tive_alert\x18\n \x01(\x0b\x32\x14.iop.crisis.v1.Alert\x12\x10\n\x08problems\x18\x0b \x03(\t*?\n\x06\x41nswer\x12\x16\n\x12\x41NSWER_UNSPECIFIED\x10\x00\x12\r\n\tANSWER_NO\x10\x01\x12\x0e\n\nANSWER_YES\x10\x02*\x81\x01\n\x0f\x42\x65haviorRecency\x12 \n\x1c\x42\x45HAVIOR_RECENCY_UNSPECIFIED\x10\x00\x12$\n BEHAVIOR_RECENCY_WITHIN_3_MONTHS\x10\x01\x12&\n\"BEHAVIOR_RECENCY_OVER_3_MONTHS_AGO\x10\x02\x32\xef\t\n\rCrisisService\x12L\n\x0cSetRiskLevel\x12\".iop.crisis.v1.SetRiskLevelRequest\x1a\x18.iop.crisis.v1.RiskState\x12L\n\x0cGetRiskState\x12\".iop.crisis.v1.GetRiskStateRequest\x1a\x18.iop.crisis.v1.RiskState\x12P\n\x0b\x41ssessCssrs\x12!.iop.crisis.v1.AssessCssrsRequest\x1a\x1e.iop.crisis.v1.CssrsAssessment\x12Q\n\x0eSaveSafetyPlan\x12$.iop.crisis.v1.SaveSafetyPlanRequest\x1a\x19.iop.crisis.v1.SafetyPlan\x12O\n\rGetSafetyPlan\x12#.iop.crisis.v1.GetSafetyPlanRequest\x1a\x19.iop.crisis.v1.SafetyPlan\x12u\n\x16ListSafetyPlanVersions\x12,.iop.crisis.v1.ListSafetyPlanVersionsRequest\x1a-.iop.crisis.v1.ListSafetyPlanVersionsResponse\x12U\n\x10\x44\x65leteSafetyPlan\x12&.iop.crisis.v1.DeleteSafetyPlanRequest\x1a\x19.iop.crisis.v1.SafetyPlan\x12\\\n\x11GetLocalResources\x12\'.iop.crisis.v1.GetLocalResourcesRequest\x1a\x1e.iop.events.v1.CrisisResources\x12Q\n\x0cRouteContact\x12\".iop.crisis.v1.RouteContactRequest\x1a\x1d.iop.crisis.v1.ContactRouting\x12\x44\n\nRaiseAlert\x12 .iop.crisis.v1.RaiseAlertRequest\x1a\x14.iop.crisis.v1.Alert\x12@\n\x08GetAlert\x12\x1e.iop.crisis.v1.GetAlertRequest\x1a\x14.iop.crisis.v1.Alert\x12P\n\x10\x41\x63knowledgeAlert\x12&.iop.crisis.v1.AcknowledgeAlertRequest\x1a\x14.iop.crisis.v1.Alert\x12X\n\x14RecordContactAttempt\x12*.iop.crisis.v1.RecordContactAttemptRequest\x1a\x14.iop.crisis.v1.Alert\x12H\n\x0cResolveAlert\x12\".iop.crisis.v1.ResolveAlertRequest\x1a\x14.iop.crisis.v1.Alert\x12O\n\rGetCrisisCard\x12#.iop.crisis.v1.GetCrisisCardRequest\x1a\x19.iop.crisis.v1.CrisisCardb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'iop.crisis.v1.crisis_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SETRISKLEVELREQUEST']._serialized_start=106
-  _globals['_SETRISKLEVELREQUEST']._serialized_end=203
-  _globals['_GETRISKSTATEREQUEST']._serialized_start=205
-  _globals['_GETRISKSTATEREQUEST']._serialized_end=245
-  _globals['_RISKSTATE']._serialized_start=248
-  _globals['_RISKSTATE']._serialized_end=383
-  _globals['_CRISISSERVICE']._serialized_start=386
-  _globals['_CRISISSERVICE']._serialized_end=557
+  _globals['_ANSWER']._serialized_start=4092
+  _globals['_ANSWER']._serialized_end=4155
+  _globals['_BEHAVIORRECENCY']._serialized_start=4158
+  _globals['_BEHAVIORRECENCY']._serialized_end=4287
+  _globals['_SETRISKLEVELREQUEST']._serialized_start=134
+  _globals['_SETRISKLEVELREQUEST']._serialized_end=231
+  _globals['_GETRISKSTATEREQUEST']._serialized_start=233
+  _globals['_GETRISKSTATEREQUEST']._serialized_end=273
+  _globals['_RISKSTATE']._serialized_start=276
+  _globals['_RISKSTATE']._serialized_end=428
+  _globals['_ASSESSCSSRSREQUEST']._serialized_start=431
+  _globals['_ASSESSCSSRSREQUEST']._serialized_end=837
+  _globals['_CSSRSASSESSMENT']._serialized_start=840
+  _globals['_CSSRSASSESSMENT']._serialized_end=975
+  _globals['_EMERGENCYCONTACT']._serialized_start=978
+  _globals['_EMERGENCYCONTACT']._serialized_end=1152
+  _globals['_CONTACTWINDOW']._serialized_start=1154
+  _globals['_CONTACTWINDOW']._serialized_end=1215
+  _globals['_SAFETYPLAN']._serialized_start=1218
+  _globals['_SAFETYPLAN']._serialized_end=1712
+  _globals['_SAVESAFETYPLANREQUEST']._serialized_start=1714
+  _globals['_SAVESAFETYPLANREQUEST']._serialized_end=1804
+  _globals['_GETSAFETYPLANREQUEST']._serialized_start=1806
+  _globals['_GETSAFETYPLANREQUEST']._serialized_end=1864
+  _globals['_LISTSAFETYPLANVERSIONSREQUEST']._serialized_start=1866
+  _globals['_LISTSAFETYPLANVERSIONSREQUEST']._serialized_end=1916
+  _globals['_LISTSAFETYPLANVERSIONSRESPONSE']._serialized_start=1918
+  _globals['_LISTSAFETYPLANVERSIONSRESPONSE']._serialized_end=1995
+  _globals['_DELETESAFETYPLANREQUEST']._serialized_start=1997
+  _globals['_DELETESAFETYPLANREQUEST']._serialized_end=2067
+  _globals['_GETLOCALRESOURCESREQUEST']._serialized_start=2069
+  _globals['_GETLOCALRESOURCESREQUEST']._serialized_end=2144
+  _globals['_ROUTECONTACTREQUEST']._serialized_start=2146
+  _globals['_ROUTECONTACTREQUEST']._serialized_end=2248
+  _globals['_CONTACTROUTING']._serialized_start=2250
+  _globals['_CONTACTROUTING']._serialized_end=2370
+  _globals['_RAISEALERTREQUEST']._serialized_start=2372
+  _globals['_RAISEALERTREQUEST']._serialized_end=2486
+  _globals['_GETALERTREQUEST']._serialized_start=2488
+  _globals['_GETALERTREQUEST']._serialized_end=2523
+  _globals['_ACKNOWLEDGEALERTREQUEST']._serialized_start=2525
+  _globals['_ACKNOWLEDGEALERTREQUEST']._serialized_end=2568
+  _globals['_RECORDCONTACTATTEMPTREQUEST']._serialized_start=2570
+  _globals['_RECORDCONTACTATTEMPTREQUEST']._serialized_end=2690
+  _globals['_RESOLVEALERTREQUEST']._serialized_start=2692
+  _globals['_RESOLVEALERTREQUEST']._serialized_end=2751
+  _globals['_LADDERSTEPSTATE']._serialized_start=2754
+  _globals['_LADDERSTEPSTATE']._serialized_end=2932
+  _globals['_CONTACTATTEMPT']._serialized_start=2935
+  _globals['_CONTACTATTEMPT']._serialized_end=3095
+  _globals['_ALERT']._serialized_start=3098
+  _globals['_ALERT']._serialized_end=3600
+  _globals['_GETCRISISCARDREQUEST']._serialized_start=3602
+  _globals['_GETCRISISCARDREQUEST']._serialized_end=3643
+  _globals['_CRISISCARD']._serialized_start=3646
+  _globals['_CRISISCARD']._serialized_end=4090
+  _globals['_CRISISSERVICE']._serialized_start=4290
+  _globals['_CRISISSERVICE']._serialized_end=5553
 # @@protoc_insertion_point(module_scope)

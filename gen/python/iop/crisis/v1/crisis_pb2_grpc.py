@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from iop.crisis.v1 import crisis_pb2 as iop_dot_crisis_dot_v1_dot_crisis__pb2
+from iop.events.v1 import crisis_pb2 as iop_dot_events_dot_v1_dot_crisis__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -45,6 +46,71 @@ class CrisisServiceStub:
                 request_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.GetRiskStateRequest.SerializeToString,
                 response_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.RiskState.FromString,
                 _registered_method=True)
+        self.AssessCssrs = channel.unary_unary(
+                '/iop.crisis.v1.CrisisService/AssessCssrs',
+                request_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.AssessCssrsRequest.SerializeToString,
+                response_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.CssrsAssessment.FromString,
+                _registered_method=True)
+        self.SaveSafetyPlan = channel.unary_unary(
+                '/iop.crisis.v1.CrisisService/SaveSafetyPlan',
+                request_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.SaveSafetyPlanRequest.SerializeToString,
+                response_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.SafetyPlan.FromString,
+                _registered_method=True)
+        self.GetSafetyPlan = channel.unary_unary(
+                '/iop.crisis.v1.CrisisService/GetSafetyPlan',
+                request_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.GetSafetyPlanRequest.SerializeToString,
+                response_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.SafetyPlan.FromString,
+                _registered_method=True)
+        self.ListSafetyPlanVersions = channel.unary_unary(
+                '/iop.crisis.v1.CrisisService/ListSafetyPlanVersions',
+                request_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.ListSafetyPlanVersionsRequest.SerializeToString,
+                response_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.ListSafetyPlanVersionsResponse.FromString,
+                _registered_method=True)
+        self.DeleteSafetyPlan = channel.unary_unary(
+                '/iop.crisis.v1.CrisisService/DeleteSafetyPlan',
+                request_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.DeleteSafetyPlanRequest.SerializeToString,
+                response_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.SafetyPlan.FromString,
+                _registered_method=True)
+        self.GetLocalResources = channel.unary_unary(
+                '/iop.crisis.v1.CrisisService/GetLocalResources',
+                request_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.GetLocalResourcesRequest.SerializeToString,
+                response_deserializer=iop_dot_events_dot_v1_dot_crisis__pb2.CrisisResources.FromString,
+                _registered_method=True)
+        self.RouteContact = channel.unary_unary(
+                '/iop.crisis.v1.CrisisService/RouteContact',
+                request_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.RouteContactRequest.SerializeToString,
+                response_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.ContactRouting.FromString,
+                _registered_method=True)
+        self.RaiseAlert = channel.unary_unary(
+                '/iop.crisis.v1.CrisisService/RaiseAlert',
+                request_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.RaiseAlertRequest.SerializeToString,
+                response_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.Alert.FromString,
+                _registered_method=True)
+        self.GetAlert = channel.unary_unary(
+                '/iop.crisis.v1.CrisisService/GetAlert',
+                request_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.GetAlertRequest.SerializeToString,
+                response_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.Alert.FromString,
+                _registered_method=True)
+        self.AcknowledgeAlert = channel.unary_unary(
+                '/iop.crisis.v1.CrisisService/AcknowledgeAlert',
+                request_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.AcknowledgeAlertRequest.SerializeToString,
+                response_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.Alert.FromString,
+                _registered_method=True)
+        self.RecordContactAttempt = channel.unary_unary(
+                '/iop.crisis.v1.CrisisService/RecordContactAttempt',
+                request_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.RecordContactAttemptRequest.SerializeToString,
+                response_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.Alert.FromString,
+                _registered_method=True)
+        self.ResolveAlert = channel.unary_unary(
+                '/iop.crisis.v1.CrisisService/ResolveAlert',
+                request_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.ResolveAlertRequest.SerializeToString,
+                response_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.Alert.FromString,
+                _registered_method=True)
+        self.GetCrisisCard = channel.unary_unary(
+                '/iop.crisis.v1.CrisisService/GetCrisisCard',
+                request_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.GetCrisisCardRequest.SerializeToString,
+                response_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.CrisisCard.FromString,
+                _registered_method=True)
 
 
 class CrisisServiceServicer:
@@ -64,6 +130,92 @@ class CrisisServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AssessCssrs(self, request, context):
+        """Score C-SSRS screener answers and record the resulting risk level (source c-ssrs).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SaveSafetyPlan(self, request, context):
+        """Safety plans (Stanley-Brown), versioned: every save is a new version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSafetyPlan(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSafetyPlanVersions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSafetyPlan(self, request, context):
+        """Retire the plan (kept for the record; a new save reactivates it as a new version).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLocalResources(self, request, context):
+        """Crisis resources for a location, from the versioned reference data.
+        FAILED_PRECONDITION NO_RESOURCES_FOR_LOCATION where the data has none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RouteContact(self, request, context):
+        """Who a contact to this client's care team goes to right now (after-hours -> on-call).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RaiseAlert(self, request, context):
+        """Alerts and the escalation ladder.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAlert(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcknowledgeAlert(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordContactAttempt(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveAlert(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCrisisCard(self, request, context):
+        """Everything the clinician's screen needs in a crisis: plan, location, resources, contacts, risk, alert.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CrisisServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +228,71 @@ def add_CrisisServiceServicer_to_server(servicer, server):
                     servicer.GetRiskState,
                     request_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.GetRiskStateRequest.FromString,
                     response_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.RiskState.SerializeToString,
+            ),
+            'AssessCssrs': grpc.unary_unary_rpc_method_handler(
+                    servicer.AssessCssrs,
+                    request_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.AssessCssrsRequest.FromString,
+                    response_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.CssrsAssessment.SerializeToString,
+            ),
+            'SaveSafetyPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.SaveSafetyPlan,
+                    request_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.SaveSafetyPlanRequest.FromString,
+                    response_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.SafetyPlan.SerializeToString,
+            ),
+            'GetSafetyPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSafetyPlan,
+                    request_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.GetSafetyPlanRequest.FromString,
+                    response_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.SafetyPlan.SerializeToString,
+            ),
+            'ListSafetyPlanVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSafetyPlanVersions,
+                    request_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.ListSafetyPlanVersionsRequest.FromString,
+                    response_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.ListSafetyPlanVersionsResponse.SerializeToString,
+            ),
+            'DeleteSafetyPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSafetyPlan,
+                    request_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.DeleteSafetyPlanRequest.FromString,
+                    response_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.SafetyPlan.SerializeToString,
+            ),
+            'GetLocalResources': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLocalResources,
+                    request_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.GetLocalResourcesRequest.FromString,
+                    response_serializer=iop_dot_events_dot_v1_dot_crisis__pb2.CrisisResources.SerializeToString,
+            ),
+            'RouteContact': grpc.unary_unary_rpc_method_handler(
+                    servicer.RouteContact,
+                    request_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.RouteContactRequest.FromString,
+                    response_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.ContactRouting.SerializeToString,
+            ),
+            'RaiseAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.RaiseAlert,
+                    request_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.RaiseAlertRequest.FromString,
+                    response_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.Alert.SerializeToString,
+            ),
+            'GetAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAlert,
+                    request_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.GetAlertRequest.FromString,
+                    response_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.Alert.SerializeToString,
+            ),
+            'AcknowledgeAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeAlert,
+                    request_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.AcknowledgeAlertRequest.FromString,
+                    response_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.Alert.SerializeToString,
+            ),
+            'RecordContactAttempt': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordContactAttempt,
+                    request_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.RecordContactAttemptRequest.FromString,
+                    response_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.Alert.SerializeToString,
+            ),
+            'ResolveAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveAlert,
+                    request_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.ResolveAlertRequest.FromString,
+                    response_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.Alert.SerializeToString,
+            ),
+            'GetCrisisCard': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCrisisCard,
+                    request_deserializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.GetCrisisCardRequest.FromString,
+                    response_serializer=iop_dot_crisis_dot_v1_dot_crisis__pb2.CrisisCard.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -133,6 +350,357 @@ class CrisisService:
             '/iop.crisis.v1.CrisisService/GetRiskState',
             iop_dot_crisis_dot_v1_dot_crisis__pb2.GetRiskStateRequest.SerializeToString,
             iop_dot_crisis_dot_v1_dot_crisis__pb2.RiskState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AssessCssrs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.crisis.v1.CrisisService/AssessCssrs',
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.AssessCssrsRequest.SerializeToString,
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.CssrsAssessment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveSafetyPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.crisis.v1.CrisisService/SaveSafetyPlan',
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.SaveSafetyPlanRequest.SerializeToString,
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.SafetyPlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSafetyPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.crisis.v1.CrisisService/GetSafetyPlan',
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.GetSafetyPlanRequest.SerializeToString,
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.SafetyPlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSafetyPlanVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.crisis.v1.CrisisService/ListSafetyPlanVersions',
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.ListSafetyPlanVersionsRequest.SerializeToString,
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.ListSafetyPlanVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSafetyPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.crisis.v1.CrisisService/DeleteSafetyPlan',
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.DeleteSafetyPlanRequest.SerializeToString,
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.SafetyPlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLocalResources(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.crisis.v1.CrisisService/GetLocalResources',
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.GetLocalResourcesRequest.SerializeToString,
+            iop_dot_events_dot_v1_dot_crisis__pb2.CrisisResources.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RouteContact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.crisis.v1.CrisisService/RouteContact',
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.RouteContactRequest.SerializeToString,
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.ContactRouting.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RaiseAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.crisis.v1.CrisisService/RaiseAlert',
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.RaiseAlertRequest.SerializeToString,
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.Alert.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.crisis.v1.CrisisService/GetAlert',
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.GetAlertRequest.SerializeToString,
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.Alert.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.crisis.v1.CrisisService/AcknowledgeAlert',
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.AcknowledgeAlertRequest.SerializeToString,
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.Alert.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordContactAttempt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.crisis.v1.CrisisService/RecordContactAttempt',
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.RecordContactAttemptRequest.SerializeToString,
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.Alert.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.crisis.v1.CrisisService/ResolveAlert',
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.ResolveAlertRequest.SerializeToString,
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.Alert.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCrisisCard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.crisis.v1.CrisisService/GetCrisisCard',
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.GetCrisisCardRequest.SerializeToString,
+            iop_dot_crisis_dot_v1_dot_crisis__pb2.CrisisCard.FromString,
             options,
             channel_credentials,
             insecure,

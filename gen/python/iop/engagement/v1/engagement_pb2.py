@@ -25,21 +25,55 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"iop/engagement/v1/engagement.proto\x12\x11iop.engagement.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"1\n\x1bGetSessionAttendanceRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"s\n\x0f\x41ttendanceEntry\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x33\n\x06status\x18\x02 \x01(\x0e\x32#.iop.engagement.v1.AttendanceStatus\x12\x18\n\x10minutes_attended\x18\x03 \x01(\x05\"\xce\x01\n\x11SessionAttendance\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x02 \x01(\t\x12-\n\tstarts_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x07\x65ntries\x18\x05 \x03(\x0b\x32\".iop.engagement.v1.AttendanceEntry*\xd0\x01\n\x10\x41ttendanceStatus\x12!\n\x1d\x41TTENDANCE_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x41TTENDANCE_STATUS_EXPECTED\x10\x01\x12\x1d\n\x19\x41TTENDANCE_STATUS_ON_TIME\x10\x02\x12\x1a\n\x16\x41TTENDANCE_STATUS_LATE\x10\x03\x12 \n\x1c\x41TTENDANCE_STATUS_LEFT_EARLY\x10\x04\x12\x1c\n\x18\x41TTENDANCE_STATUS_ABSENT\x10\x05\x32\x81\x01\n\x11\x45ngagementService\x12l\n\x14GetSessionAttendance\x12..iop.engagement.v1.GetSessionAttendanceRequest\x1a$.iop.engagement.v1.SessionAttendanceb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"iop/engagement/v1/engagement.proto\x12\x11iop.engagement.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"1\n\x1bGetSessionAttendanceRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xc5\x01\n\x0f\x41ttendanceEntry\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x33\n\x06status\x18\x02 \x01(\x0e\x32#.iop.engagement.v1.AttendanceStatus\x12\x18\n\x10minutes_attended\x18\x03 \x01(\x05\x12\x16\n\x0e\x64isconnections\x18\x04 \x01(\x05\x12\x15\n\rreconnections\x18\x05 \x01(\x05\x12\x10\n\x08modality\x18\x06 \x01(\t\x12\x0f\n\x07present\x18\x07 \x01(\x08\"\xdd\x01\n\x11SessionAttendance\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x02 \x01(\t\x12-\n\tstarts_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x07\x65ntries\x18\x05 \x03(\x0b\x32\".iop.engagement.v1.AttendanceEntry\x12\r\n\x05\x65nded\x18\x06 \x01(\x08\"\xce\x01\n\x14SubmitOutcomeRequest\x12\x15\n\rsubmission_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x31\n\ninstrument\x18\x03 \x01(\x0e\x32\x1d.iop.engagement.v1.Instrument\x12\x13\n\x0bitem_scores\x18\x04 \x03(\x05\x12\x30\n\x0c\x63ompleted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsession_id\x18\x06 \x01(\t\"\xf1\x01\n\rOutcomeRecord\x12\x15\n\rsubmission_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x31\n\ninstrument\x18\x03 \x01(\x0e\x32\x1d.iop.engagement.v1.Instrument\x12\x13\n\x0bitem_scores\x18\x04 \x03(\x05\x12\x13\n\x0btotal_score\x18\x05 \x01(\x05\x12\x10\n\x08severity\x18\x06 \x01(\t\x12\x30\n\x0c\x63ompleted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rcrisis_signal\x18\x08 \x01(\x08\"`\n\x18GetOutcomeHistoryRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x31\n\ninstrument\x18\x02 \x01(\x0e\x32\x1d.iop.engagement.v1.Instrument\"\xa7\x01\n\x0cOutcomeTrend\x12\x31\n\ninstrument\x18\x01 \x01(\x0e\x32\x1d.iop.engagement.v1.Instrument\x12\x13\n\x0b\x66irst_total\x18\x02 \x01(\x05\x12\x14\n\x0clatest_total\x18\x03 \x01(\x05\x12\x0e\n\x06\x63hange\x18\x04 \x01(\x05\x12\x11\n\tdirection\x18\x05 \x01(\t\x12\x16\n\x0eslope_per_week\x18\x06 \x01(\x01\"\x87\x01\n\x0eOutcomeHistory\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x31\n\x07records\x18\x02 \x03(\x0b\x32 .iop.engagement.v1.OutcomeRecord\x12/\n\x06trends\x18\x03 \x03(\x0b\x32\x1f.iop.engagement.v1.OutcomeTrend\"u\n\x14SubmitCheckInRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x0b\n\x03\x64\x61y\x18\x02 \x01(\t\x12\x0c\n\x04mood\x18\x03 \x01(\x05\x12\x15\n\rpractice_done\x18\x04 \x01(\x08\x12\x18\n\x10practice_minutes\x18\x05 \x01(\x05\"}\n\x07\x43heckIn\x12\x13\n\x0b\x63heck_in_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0b\n\x03\x64\x61y\x18\x03 \x01(\t\x12\x0c\n\x04mood\x18\x04 \x01(\x05\x12\x15\n\rpractice_done\x18\x05 \x01(\x08\x12\x18\n\x10practice_minutes\x18\x06 \x01(\x05\"/\n\x1aGetClientEngagementRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\"`\n\x06\x46\x61\x63tor\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0e\n\x06weight\x18\x03 \x01(\x01\x12\x14\n\x0c\x63ontribution\x18\x04 \x01(\x01\x12\x13\n\x0b\x65xplanation\x18\x05 \x01(\t\"\x92\x01\n\tRiskScore\x12\r\n\x05score\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x10\n\x08\x65levated\x18\x03 \x01(\x08\x12*\n\x07\x66\x61\x63tors\x18\x04 \x03(\x0b\x32\x19.iop.engagement.v1.Factor\x12)\n\x05\x61s_of\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xec\x02\n\x0bWindowStats\x12\x0c\n\x04\x64\x61ys\x18\x01 \x01(\x05\x12\x19\n\x11sessions_expected\x18\x02 \x01(\x05\x12\x19\n\x11sessions_attended\x18\x03 \x01(\x05\x12\x0c\n\x04late\x18\x04 \x01(\x05\x12\x12\n\nleft_early\x18\x05 \x01(\x05\x12\x0e\n\x06\x61\x62sent\x18\x06 \x01(\x05\x12\x17\n\x0f\x61ttendance_rate\x18\x07 \x01(\x01\x12\x18\n\x10minutes_attended\x18\x08 \x01(\x05\x12\x16\n\x0e\x64isconnections\x18\t \x01(\x05\x12\x18\n\x10speaking_minutes\x18\n \x01(\x01\x12\x15\n\rchat_messages\x18\x0b \x01(\x05\x12\x17\n\x0f\x63\x61mera_on_ratio\x18\x0c \x01(\x01\x12\x11\n\tcheck_ins\x18\r \x01(\x05\x12\x11\n\tmean_mood\x18\x0e \x01(\x01\x12\x15\n\rpractice_days\x18\x0f \x01(\x05\x12\x15\n\rpractice_rate\x18\x10 \x01(\x01\"\xc7\x01\n\x10\x43lientEngagement\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x33\n\x0blast_7_days\x18\x02 \x01(\x0b\x32\x1e.iop.engagement.v1.WindowStats\x12\x34\n\x0clast_28_days\x18\x03 \x01(\x0b\x32\x1e.iop.engagement.v1.WindowStats\x12\x35\n\x0f\x65ngagement_risk\x18\x04 \x01(\x0b\x32\x1c.iop.engagement.v1.RiskScore\"5\n\x1dGetClinicianEngagementRequest\x12\x14\n\x0c\x63linician_id\x18\x01 \x01(\t\"\x86\x02\n\x13\x43linicianEngagement\x12\x14\n\x0c\x63linician_id\x18\x01 \x01(\t\x12\x1d\n\x15on_screen_hours_today\x18\x02 \x01(\x01\x12\x1e\n\x16on_screen_hours_7_days\x18\x03 \x01(\x01\x12\x1a\n\x12\x62\x61\x63k_to_back_today\x18\x04 \x01(\x05\x12\x1f\n\x17max_back_to_back_7_days\x18\x05 \x01(\x05\x12\x10\n\x08\x63\x61seload\x18\x06 \x01(\x05\x12\x17\n\x0fsessions_7_days\x18\x07 \x01(\x05\x12\x32\n\x0c\x62urnout_risk\x18\x08 \x01(\x0b\x32\x1c.iop.engagement.v1.RiskScore\"O\n\x15GetRiskFactorsRequest\x12\x13\n\tclient_id\x18\x01 \x01(\tH\x00\x12\x16\n\x0c\x63linician_id\x18\x02 \x01(\tH\x00\x42\t\n\x07subject\"N\n\x0bRiskFactors\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12+\n\x05score\x18\x02 \x01(\x0b\x32\x1c.iop.engagement.v1.RiskScore*\xd0\x01\n\x10\x41ttendanceStatus\x12!\n\x1d\x41TTENDANCE_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x41TTENDANCE_STATUS_EXPECTED\x10\x01\x12\x1d\n\x19\x41TTENDANCE_STATUS_ON_TIME\x10\x02\x12\x1a\n\x16\x41TTENDANCE_STATUS_LATE\x10\x03\x12 \n\x1c\x41TTENDANCE_STATUS_LEFT_EARLY\x10\x04\x12\x1c\n\x18\x41TTENDANCE_STATUS_ABSENT\x10\x05*R\n\nInstrument\x12\x1a\n\x16INSTRUMENT_UNSPECIFIED\x10\x00\x12\x13\n\x0fINSTRUMENT_PHQ9\x10\x01\x12\x13\n\x0fINSTRUMENT_GAD7\x10\x02\x32\xd3\x05\n\x11\x45ngagementService\x12l\n\x14GetSessionAttendance\x12..iop.engagement.v1.GetSessionAttendanceRequest\x1a$.iop.engagement.v1.SessionAttendance\x12Z\n\rSubmitOutcome\x12\'.iop.engagement.v1.SubmitOutcomeRequest\x1a .iop.engagement.v1.OutcomeRecord\x12\x63\n\x11GetOutcomeHistory\x12+.iop.engagement.v1.GetOutcomeHistoryRequest\x1a!.iop.engagement.v1.OutcomeHistory\x12T\n\rSubmitCheckIn\x12\'.iop.engagement.v1.SubmitCheckInRequest\x1a\x1a.iop.engagement.v1.CheckIn\x12i\n\x13GetClientEngagement\x12-.iop.engagement.v1.GetClientEngagementRequest\x1a#.iop.engagement.v1.ClientEngagement\x12r\n\x16GetClinicianEngagement\x12\x30.iop.engagement.v1.GetClinicianEngagementRequest\x1a&.iop.engagement.v1.ClinicianEngagement\x12Z\n\x0eGetRiskFactors\x12(.iop.engagement.v1.GetRiskFactorsRequest\x1a\x1e.iop.engagement.v1.RiskFactorsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'iop.engagement.v1.engagement_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ATTENDANCESTATUS']._serialized_start=468
-  _globals['_ATTENDANCESTATUS']._serialized_end=676
+  _globals['_ATTENDANCESTATUS']._serialized_start=3017
+  _globals['_ATTENDANCESTATUS']._serialized_end=3225
+  _globals['_INSTRUMENT']._serialized_start=3227
+  _globals['_INSTRUMENT']._serialized_end=3309
   _globals['_GETSESSIONATTENDANCEREQUEST']._serialized_start=90
   _globals['_GETSESSIONATTENDANCEREQUEST']._serialized_end=139
-  _globals['_ATTENDANCEENTRY']._serialized_start=141
-  _globals['_ATTENDANCEENTRY']._serialized_end=256
-  _globals['_SESSIONATTENDANCE']._serialized_start=259
-  _globals['_SESSIONATTENDANCE']._serialized_end=465
-  _globals['_ENGAGEMENTSERVICE']._serialized_start=679
-  _globals['_ENGAGEMENTSERVICE']._serialized_end=808
+  _globals['_ATTENDANCEENTRY']._serialized_start=142
+  _globals['_ATTENDANCEENTRY']._serialized_end=339
+  _globals['_SESSIONATTENDANCE']._serialized_start=342
+  _globals['_SESSIONATTENDANCE']._serialized_end=563
+  _globals['_SUBMITOUTCOMEREQUEST']._serialized_start=566
+  _globals['_SUBMITOUTCOMEREQUEST']._serialized_end=772
+  _globals['_OUTCOMERECORD']._serialized_start=775
+  _globals['_OUTCOMERECORD']._serialized_end=1016
+  _globals['_GETOUTCOMEHISTORYREQUEST']._serialized_start=1018
+  _globals['_GETOUTCOMEHISTORYREQUEST']._serialized_end=1114
+  _globals['_OUTCOMETREND']._serialized_start=1117
+  _globals['_OUTCOMETREND']._serialized_end=1284
+  _globals['_OUTCOMEHISTORY']._serialized_start=1287
+  _globals['_OUTCOMEHISTORY']._serialized_end=1422
+  _globals['_SUBMITCHECKINREQUEST']._serialized_start=1424
+  _globals['_SUBMITCHECKINREQUEST']._serialized_end=1541
+  _globals['_CHECKIN']._serialized_start=1543
+  _globals['_CHECKIN']._serialized_end=1668
+  _globals['_GETCLIENTENGAGEMENTREQUEST']._serialized_start=1670
+  _globals['_GETCLIENTENGAGEMENTREQUEST']._serialized_end=1717
+  _globals['_FACTOR']._serialized_start=1719
+  _globals['_FACTOR']._serialized_end=1815
+  _globals['_RISKSCORE']._serialized_start=1818
+  _globals['_RISKSCORE']._serialized_end=1964
+  _globals['_WINDOWSTATS']._serialized_start=1967
+  _globals['_WINDOWSTATS']._serialized_end=2331
+  _globals['_CLIENTENGAGEMENT']._serialized_start=2334
+  _globals['_CLIENTENGAGEMENT']._serialized_end=2533
+  _globals['_GETCLINICIANENGAGEMENTREQUEST']._serialized_start=2535
+  _globals['_GETCLINICIANENGAGEMENTREQUEST']._serialized_end=2588
+  _globals['_CLINICIANENGAGEMENT']._serialized_start=2591
+  _globals['_CLINICIANENGAGEMENT']._serialized_end=2853
+  _globals['_GETRISKFACTORSREQUEST']._serialized_start=2855
+  _globals['_GETRISKFACTORSREQUEST']._serialized_end=2934
+  _globals['_RISKFACTORS']._serialized_start=2936
+  _globals['_RISKFACTORS']._serialized_end=3014
+  _globals['_ENGAGEMENTSERVICE']._serialized_start=3312
+  _globals['_ENGAGEMENTSERVICE']._serialized_end=4035
 # @@protoc_insertion_point(module_scope)

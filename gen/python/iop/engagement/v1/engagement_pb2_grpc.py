@@ -40,6 +40,36 @@ class EngagementServiceStub:
                 request_serializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.GetSessionAttendanceRequest.SerializeToString,
                 response_deserializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.SessionAttendance.FromString,
                 _registered_method=True)
+        self.SubmitOutcome = channel.unary_unary(
+                '/iop.engagement.v1.EngagementService/SubmitOutcome',
+                request_serializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.SubmitOutcomeRequest.SerializeToString,
+                response_deserializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.OutcomeRecord.FromString,
+                _registered_method=True)
+        self.GetOutcomeHistory = channel.unary_unary(
+                '/iop.engagement.v1.EngagementService/GetOutcomeHistory',
+                request_serializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.GetOutcomeHistoryRequest.SerializeToString,
+                response_deserializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.OutcomeHistory.FromString,
+                _registered_method=True)
+        self.SubmitCheckIn = channel.unary_unary(
+                '/iop.engagement.v1.EngagementService/SubmitCheckIn',
+                request_serializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.SubmitCheckInRequest.SerializeToString,
+                response_deserializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.CheckIn.FromString,
+                _registered_method=True)
+        self.GetClientEngagement = channel.unary_unary(
+                '/iop.engagement.v1.EngagementService/GetClientEngagement',
+                request_serializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.GetClientEngagementRequest.SerializeToString,
+                response_deserializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.ClientEngagement.FromString,
+                _registered_method=True)
+        self.GetClinicianEngagement = channel.unary_unary(
+                '/iop.engagement.v1.EngagementService/GetClinicianEngagement',
+                request_serializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.GetClinicianEngagementRequest.SerializeToString,
+                response_deserializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.ClinicianEngagement.FromString,
+                _registered_method=True)
+        self.GetRiskFactors = channel.unary_unary(
+                '/iop.engagement.v1.EngagementService/GetRiskFactors',
+                request_serializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.GetRiskFactorsRequest.SerializeToString,
+                response_deserializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.RiskFactors.FromString,
+                _registered_method=True)
 
 
 class EngagementServiceServicer:
@@ -53,6 +83,48 @@ class EngagementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitOutcome(self, request, context):
+        """Record a PHQ-9 or GAD-7 submission (validated item by item). Idempotent by submission_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOutcomeHistory(self, request, context):
+        """A client's PHQ-9 / GAD-7 history, oldest first, with the trend per instrument.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitCheckIn(self, request, context):
+        """Record a client's daily check-in (mood, practice done). Idempotent per client and day.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetClientEngagement(self, request, context):
+        """Rolling 7/28-day attendance and participation, check-ins and the engagement-risk score.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetClinicianEngagement(self, request, context):
+        """On-screen hours, back-to-back sessions, caseload and the burnout-risk score.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRiskFactors(self, request, context):
+        """The factors behind a client's or clinician's current risk score.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EngagementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +132,36 @@ def add_EngagementServiceServicer_to_server(servicer, server):
                     servicer.GetSessionAttendance,
                     request_deserializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.GetSessionAttendanceRequest.FromString,
                     response_serializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.SessionAttendance.SerializeToString,
+            ),
+            'SubmitOutcome': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitOutcome,
+                    request_deserializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.SubmitOutcomeRequest.FromString,
+                    response_serializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.OutcomeRecord.SerializeToString,
+            ),
+            'GetOutcomeHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOutcomeHistory,
+                    request_deserializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.GetOutcomeHistoryRequest.FromString,
+                    response_serializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.OutcomeHistory.SerializeToString,
+            ),
+            'SubmitCheckIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitCheckIn,
+                    request_deserializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.SubmitCheckInRequest.FromString,
+                    response_serializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.CheckIn.SerializeToString,
+            ),
+            'GetClientEngagement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClientEngagement,
+                    request_deserializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.GetClientEngagementRequest.FromString,
+                    response_serializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.ClientEngagement.SerializeToString,
+            ),
+            'GetClinicianEngagement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClinicianEngagement,
+                    request_deserializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.GetClinicianEngagementRequest.FromString,
+                    response_serializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.ClinicianEngagement.SerializeToString,
+            ),
+            'GetRiskFactors': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRiskFactors,
+                    request_deserializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.GetRiskFactorsRequest.FromString,
+                    response_serializer=iop_dot_engagement_dot_v1_dot_engagement__pb2.RiskFactors.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,6 +192,168 @@ class EngagementService:
             '/iop.engagement.v1.EngagementService/GetSessionAttendance',
             iop_dot_engagement_dot_v1_dot_engagement__pb2.GetSessionAttendanceRequest.SerializeToString,
             iop_dot_engagement_dot_v1_dot_engagement__pb2.SessionAttendance.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitOutcome(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.engagement.v1.EngagementService/SubmitOutcome',
+            iop_dot_engagement_dot_v1_dot_engagement__pb2.SubmitOutcomeRequest.SerializeToString,
+            iop_dot_engagement_dot_v1_dot_engagement__pb2.OutcomeRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOutcomeHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.engagement.v1.EngagementService/GetOutcomeHistory',
+            iop_dot_engagement_dot_v1_dot_engagement__pb2.GetOutcomeHistoryRequest.SerializeToString,
+            iop_dot_engagement_dot_v1_dot_engagement__pb2.OutcomeHistory.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitCheckIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.engagement.v1.EngagementService/SubmitCheckIn',
+            iop_dot_engagement_dot_v1_dot_engagement__pb2.SubmitCheckInRequest.SerializeToString,
+            iop_dot_engagement_dot_v1_dot_engagement__pb2.CheckIn.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClientEngagement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.engagement.v1.EngagementService/GetClientEngagement',
+            iop_dot_engagement_dot_v1_dot_engagement__pb2.GetClientEngagementRequest.SerializeToString,
+            iop_dot_engagement_dot_v1_dot_engagement__pb2.ClientEngagement.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClinicianEngagement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.engagement.v1.EngagementService/GetClinicianEngagement',
+            iop_dot_engagement_dot_v1_dot_engagement__pb2.GetClinicianEngagementRequest.SerializeToString,
+            iop_dot_engagement_dot_v1_dot_engagement__pb2.ClinicianEngagement.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRiskFactors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.engagement.v1.EngagementService/GetRiskFactors',
+            iop_dot_engagement_dot_v1_dot_engagement__pb2.GetRiskFactorsRequest.SerializeToString,
+            iop_dot_engagement_dot_v1_dot_engagement__pb2.RiskFactors.FromString,
             options,
             channel_credentials,
             insecure,

@@ -23,17 +23,48 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from iop.events.v1 import common_pb2 as iop_dot_events_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aiop/events/v1/crisis.proto\x12\riop.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x01\n\x10RiskLevelChanged\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x30\n\x0eprevious_level\x18\x02 \x01(\x0e\x32\x18.iop.events.v1.RiskLevel\x12\'\n\x05level\x18\x03 \x01(\x0e\x32\x18.iop.events.v1.RiskLevel\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x13\n\x0brecorded_by\x18\x05 \x01(\t\x12.\n\nchanged_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*i\n\tRiskLevel\x12\x1a\n\x16RISK_LEVEL_UNSPECIFIED\x10\x00\x12\x12\n\x0eRISK_LEVEL_LOW\x10\x01\x12\x17\n\x13RISK_LEVEL_MODERATE\x10\x02\x12\x13\n\x0fRISK_LEVEL_HIGH\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aiop/events/v1/crisis.proto\x12\riop.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aiop/events/v1/common.proto\"\xe6\x01\n\x10RiskLevelChanged\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x30\n\x0eprevious_level\x18\x02 \x01(\x0e\x32\x18.iop.events.v1.RiskLevel\x12\'\n\x05level\x18\x03 \x01(\x0e\x32\x18.iop.events.v1.RiskLevel\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x13\n\x0brecorded_by\x18\x05 \x01(\t\x12.\n\nchanged_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07reasons\x18\x07 \x03(\t\">\n\x10MobileCrisisTeam\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05phone\x18\x02 \x01(\t\x12\r\n\x05hours\x18\x03 \x01(\t\"C\n\x13\x45mergencyDepartment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\"\xb9\x02\n\x0f\x43risisResources\x12\x11\n\tregion_id\x18\x01 \x01(\t\x12\x10\n\x08lifeline\x18\x02 \x01(\t\x12\x18\n\x10\x65mergency_number\x18\x03 \x01(\t\x12\x19\n\x11\x65mergency_routing\x18\x04 \x01(\t\x12\x11\n\tpsap_name\x18\x05 \x01(\t\x12\x12\n\npsap_phone\x18\x06 \x01(\t\x12\x36\n\rmobile_crisis\x18\x07 \x01(\x0b\x32\x1f.iop.events.v1.MobileCrisisTeam\x12\x41\n\x15\x65mergency_departments\x18\x08 \x03(\x0b\x32\".iop.events.v1.EmergencyDepartment\x12\x14\n\x0c\x64\x61ta_version\x18\t \x01(\t\x12\x14\n\x0cillustrative\x18\n \x01(\x08\"\xe6\x02\n\x0b\x41lertOpened\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x12\n\nprogram_id\x18\x04 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12,\n\nrisk_level\x18\x07 \x01(\x0e\x32\x18.iop.events.v1.RiskLevel\x12-\n\topened_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10trigger_event_id\x18\t \x01(\t\x12\x12\n\non_call_id\x18\n \x01(\t\x12\x10\n\x08problems\x18\x0b \x03(\t\x12\x34\n\x10next_step_due_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpolicy_id\x18\r \x01(\t\"\xad\x03\n\x0e\x41lertEscalated\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x12\n\nstep_index\x18\x03 \x01(\x05\x12\'\n\x04step\x18\x04 \x01(\x0e\x32\x19.iop.events.v1.LadderStep\x12\x0f\n\x07trigger\x18\x05 \x01(\t\x12*\n\x06\x64ue_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x65scalated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x05route\x18\x08 \x01(\x0e\x32\x1b.iop.events.v1.ContactRoute\x12\x13\n\x0b\x61ssignee_id\x18\t \x01(\t\x12\x17\n\x0f\x64\x65livery_status\x18\n \x01(\t\x12\x16\n\x0e\x64\x65livery_error\x18\x0b \x01(\t\x12\x10\n\x08problems\x18\x0c \x03(\t\x12\x34\n\x10next_step_due_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x66ired_by\x18\x0e \x01(\t\"\x86\x01\n\x11\x41lertAcknowledged\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x17\n\x0f\x61\x63knowledged_by\x18\x03 \x01(\t\x12\x33\n\x0f\x61\x63knowledged_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb8\x01\n\x15\x41lertContactAttempted\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x12\n\nattempt_id\x18\x03 \x01(\t\x12\x0e\n\x06target\x18\x04 \x01(\t\x12\x0f\n\x07outcome\x18\x05 \x01(\t\x12\x13\n\x0brecorded_by\x18\x06 \x01(\t\x12\x30\n\x0c\x61ttempted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x84\x01\n\x10\x41lertContactMade\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x13\n\x0brecorded_by\x18\x03 \x01(\t\x12\x0e\n\x06target\x18\x04 \x01(\t\x12&\n\x02\x61t\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8e\x01\n\rAlertResolved\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x13\n\x0bresolved_by\x18\x03 \x01(\t\x12\x12\n\nresolution\x18\x04 \x01(\t\x12/\n\x0bresolved_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xac\x03\n\x11\x43risisTaskCreated\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x10\n\x08\x61lert_id\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12*\n\x05route\x18\x06 \x01(\x0e\x32\x1b.iop.events.v1.ContactRoute\x12\x13\n\x0b\x61ssignee_id\x18\x07 \x01(\t\x12\x16\n\x0e\x63\x61llback_phone\x18\x08 \x01(\t\x12\x13\n\x0b\x62\x61\x63kup_line\x18\t \x01(\t\x12\x31\n\tresources\x18\n \x01(\x0b\x32\x1e.iop.events.v1.CrisisResources\x12/\n\x08location\x18\x0b \x01(\x0b\x32\x1d.iop.events.v1.ClientLocation\x12\x14\n\x0c\x63ontact_name\x18\x0c \x01(\t\x12\x15\n\rcontact_phone\x18\r \x01(\t\x12.\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08problems\x18\x0f \x03(\t\"\xa0\x01\n\x15LocalResourcesMissing\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x13\n\x0b\x63ounty_fips\x18\x04 \x01(\t\x12\x14\n\x0c\x64\x61ta_version\x18\x05 \x01(\t\x12&\n\x02\x61t\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"w\n\x12\x43risisFhirResource\x12\x15\n\rresource_type\x18\x01 \x01(\t\x12\x13\n\x0bresource_id\x18\x02 \x01(\t\x12\x14\n\x0c\x66hir_version\x18\x03 \x01(\t\x12\x0c\n\x04json\x18\x04 \x01(\t\x12\x11\n\tclient_id\x18\x05 \x01(\t*i\n\tRiskLevel\x12\x1a\n\x16RISK_LEVEL_UNSPECIFIED\x10\x00\x12\x12\n\x0eRISK_LEVEL_LOW\x10\x01\x12\x17\n\x13RISK_LEVEL_MODERATE\x10\x02\x12\x13\n\x0fRISK_LEVEL_HIGH\x10\x03*\xb7\x01\n\x0b\x41lertStatus\x12\x1c\n\x18\x41LERT_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41LERT_STATUS_OPEN\x10\x01\x12\x1d\n\x19\x41LERT_STATUS_ACKNOWLEDGED\x10\x02\x12\x1d\n\x19\x41LERT_STATUS_CONTACT_MADE\x10\x03\x12\x19\n\x15\x41LERT_STATUS_RESOLVED\x10\x04\x12\x1a\n\x16\x41LERT_STATUS_ESCALATED\x10\x05*\xbd\x01\n\nLadderStep\x12\x1b\n\x17LADDER_STEP_UNSPECIFIED\x10\x00\x12\"\n\x1eLADDER_STEP_CLINICIAN_CALLBACK\x10\x01\x12!\n\x1dLADDER_STEP_ON_CALL_CLINICIAN\x10\x02\x12!\n\x1dLADDER_STEP_EMERGENCY_CONTACT\x10\x03\x12(\n$LADDER_STEP_LOCAL_EMERGENCY_SERVICES\x10\x04*p\n\x0c\x43ontactRoute\x12\x1d\n\x19\x43ONTACT_ROUTE_UNSPECIFIED\x10\x00\x12&\n\"CONTACT_ROUTE_CLINICIAN_WORK_QUEUE\x10\x01\x12\x19\n\x15\x43ONTACT_ROUTE_ON_CALL\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'iop.events.v1.crisis_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RISKLEVEL']._serialized_start=294
-  _globals['_RISKLEVEL']._serialized_end=399
-  _globals['_RISKLEVELCHANGED']._serialized_start=79
-  _globals['_RISKLEVELCHANGED']._serialized_end=292
+  _globals['_RISKLEVEL']._serialized_start=2900
+  _globals['_RISKLEVEL']._serialized_end=3005
+  _globals['_ALERTSTATUS']._serialized_start=3008
+  _globals['_ALERTSTATUS']._serialized_end=3191
+  _globals['_LADDERSTEP']._serialized_start=3194
+  _globals['_LADDERSTEP']._serialized_end=3383
+  _globals['_CONTACTROUTE']._serialized_start=3385
+  _globals['_CONTACTROUTE']._serialized_end=3497
+  _globals['_RISKLEVELCHANGED']._serialized_start=107
+  _globals['_RISKLEVELCHANGED']._serialized_end=337
+  _globals['_MOBILECRISISTEAM']._serialized_start=339
+  _globals['_MOBILECRISISTEAM']._serialized_end=401
+  _globals['_EMERGENCYDEPARTMENT']._serialized_start=403
+  _globals['_EMERGENCYDEPARTMENT']._serialized_end=470
+  _globals['_CRISISRESOURCES']._serialized_start=473
+  _globals['_CRISISRESOURCES']._serialized_end=786
+  _globals['_ALERTOPENED']._serialized_start=789
+  _globals['_ALERTOPENED']._serialized_end=1147
+  _globals['_ALERTESCALATED']._serialized_start=1150
+  _globals['_ALERTESCALATED']._serialized_end=1579
+  _globals['_ALERTACKNOWLEDGED']._serialized_start=1582
+  _globals['_ALERTACKNOWLEDGED']._serialized_end=1716
+  _globals['_ALERTCONTACTATTEMPTED']._serialized_start=1719
+  _globals['_ALERTCONTACTATTEMPTED']._serialized_end=1903
+  _globals['_ALERTCONTACTMADE']._serialized_start=1906
+  _globals['_ALERTCONTACTMADE']._serialized_end=2038
+  _globals['_ALERTRESOLVED']._serialized_start=2041
+  _globals['_ALERTRESOLVED']._serialized_end=2183
+  _globals['_CRISISTASKCREATED']._serialized_start=2186
+  _globals['_CRISISTASKCREATED']._serialized_end=2614
+  _globals['_LOCALRESOURCESMISSING']._serialized_start=2617
+  _globals['_LOCALRESOURCESMISSING']._serialized_end=2777
+  _globals['_CRISISFHIRRESOURCE']._serialized_start=2779
+  _globals['_CRISISFHIRRESOURCE']._serialized_end=2898
 # @@protoc_insertion_point(module_scope)

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class VideoSignal(_message.Message):
-    __slots__ = ("signal_id", "session_id", "participant_id", "kind", "occurred_at", "value", "leave_reason")
+    __slots__ = ("signal_id", "session_id", "participant_id", "kind", "occurred_at", "value", "leave_reason", "modality", "received_at")
     SIGNAL_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PARTICIPANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,8 @@ class VideoSignal(_message.Message):
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     LEAVE_REASON_FIELD_NUMBER: _ClassVar[int]
+    MODALITY_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
     signal_id: str
     session_id: str
     participant_id: str
@@ -25,36 +27,54 @@ class VideoSignal(_message.Message):
     occurred_at: _timestamp_pb2.Timestamp
     value: float
     leave_reason: str
-    def __init__(self, signal_id: _Optional[str] = ..., session_id: _Optional[str] = ..., participant_id: _Optional[str] = ..., kind: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., value: _Optional[float] = ..., leave_reason: _Optional[str] = ...) -> None: ...
+    modality: str
+    received_at: _timestamp_pb2.Timestamp
+    def __init__(self, signal_id: _Optional[str] = ..., session_id: _Optional[str] = ..., participant_id: _Optional[str] = ..., kind: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., value: _Optional[float] = ..., leave_reason: _Optional[str] = ..., modality: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ConnectionDropped(_message.Message):
-    __slots__ = ("session_id", "client_id", "dropped_at", "clinician_id")
+    __slots__ = ("session_id", "client_id", "dropped_at", "clinician_id", "reason", "program_id")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     DROPPED_AT_FIELD_NUMBER: _ClassVar[int]
     CLINICIAN_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     client_id: str
     dropped_at: _timestamp_pb2.Timestamp
     clinician_id: str
-    def __init__(self, session_id: _Optional[str] = ..., client_id: _Optional[str] = ..., dropped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clinician_id: _Optional[str] = ...) -> None: ...
+    reason: str
+    program_id: str
+    def __init__(self, session_id: _Optional[str] = ..., client_id: _Optional[str] = ..., dropped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clinician_id: _Optional[str] = ..., reason: _Optional[str] = ..., program_id: _Optional[str] = ...) -> None: ...
 
 class AttendanceRecorded(_message.Message):
-    __slots__ = ("session_id", "client_id", "status", "minutes_attended", "disconnections")
+    __slots__ = ("session_id", "client_id", "status", "minutes_attended", "disconnections", "reconnections", "modality", "session_starts_at", "program_id", "clinician_id", "attendance_id")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MINUTES_ATTENDED_FIELD_NUMBER: _ClassVar[int]
     DISCONNECTIONS_FIELD_NUMBER: _ClassVar[int]
+    RECONNECTIONS_FIELD_NUMBER: _ClassVar[int]
+    MODALITY_FIELD_NUMBER: _ClassVar[int]
+    SESSION_STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
+    CLINICIAN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTENDANCE_ID_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     client_id: str
     status: str
     minutes_attended: int
     disconnections: int
-    def __init__(self, session_id: _Optional[str] = ..., client_id: _Optional[str] = ..., status: _Optional[str] = ..., minutes_attended: _Optional[int] = ..., disconnections: _Optional[int] = ...) -> None: ...
+    reconnections: int
+    modality: str
+    session_starts_at: _timestamp_pb2.Timestamp
+    program_id: str
+    clinician_id: str
+    attendance_id: str
+    def __init__(self, session_id: _Optional[str] = ..., client_id: _Optional[str] = ..., status: _Optional[str] = ..., minutes_attended: _Optional[int] = ..., disconnections: _Optional[int] = ..., reconnections: _Optional[int] = ..., modality: _Optional[str] = ..., session_starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., program_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., attendance_id: _Optional[str] = ...) -> None: ...
 
 class OutcomeRecorded(_message.Message):
-    __slots__ = ("client_id", "instrument", "total_score", "item_scores", "recorded_at", "submission_id", "session_id")
+    __slots__ = ("client_id", "instrument", "total_score", "item_scores", "recorded_at", "submission_id", "session_id", "severity")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     INSTRUMENT_FIELD_NUMBER: _ClassVar[int]
     TOTAL_SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +82,7 @@ class OutcomeRecorded(_message.Message):
     RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
     SUBMISSION_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
     client_id: str
     instrument: str
     total_score: int
@@ -69,7 +90,8 @@ class OutcomeRecorded(_message.Message):
     recorded_at: _timestamp_pb2.Timestamp
     submission_id: str
     session_id: str
-    def __init__(self, client_id: _Optional[str] = ..., instrument: _Optional[str] = ..., total_score: _Optional[int] = ..., item_scores: _Optional[_Iterable[int]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., submission_id: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
+    severity: str
+    def __init__(self, client_id: _Optional[str] = ..., instrument: _Optional[str] = ..., total_score: _Optional[int] = ..., item_scores: _Optional[_Iterable[int]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., submission_id: _Optional[str] = ..., session_id: _Optional[str] = ..., severity: _Optional[str] = ...) -> None: ...
 
 class CrisisSignal(_message.Message):
     __slots__ = ("client_id", "source", "value", "observed_at", "submission_id")
@@ -114,13 +136,35 @@ class ScoreThresholdCrossed(_message.Message):
     def __init__(self, subject_id: _Optional[str] = ..., score: _Optional[str] = ..., value: _Optional[float] = ..., direction: _Optional[str] = ..., factors: _Optional[_Iterable[_Union[ScoreFactor, _Mapping]]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class OutreachTaskCreated(_message.Message):
-    __slots__ = ("task_id", "client_id", "reason", "at")
+    __slots__ = ("task_id", "client_id", "reason", "at", "factors", "channel")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    FACTORS_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     client_id: str
     reason: str
     at: _timestamp_pb2.Timestamp
-    def __init__(self, task_id: _Optional[str] = ..., client_id: _Optional[str] = ..., reason: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    factors: _containers.RepeatedCompositeFieldContainer[ScoreFactor]
+    channel: str
+    def __init__(self, task_id: _Optional[str] = ..., client_id: _Optional[str] = ..., reason: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., factors: _Optional[_Iterable[_Union[ScoreFactor, _Mapping]]] = ..., channel: _Optional[str] = ...) -> None: ...
+
+class CheckInRecorded(_message.Message):
+    __slots__ = ("check_in_id", "client_id", "day", "mood", "practice_done", "practice_minutes", "recorded_at")
+    CHECK_IN_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    MOOD_FIELD_NUMBER: _ClassVar[int]
+    PRACTICE_DONE_FIELD_NUMBER: _ClassVar[int]
+    PRACTICE_MINUTES_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    check_in_id: str
+    client_id: str
+    day: str
+    mood: int
+    practice_done: bool
+    practice_minutes: int
+    recorded_at: _timestamp_pb2.Timestamp
+    def __init__(self, check_in_id: _Optional[str] = ..., client_id: _Optional[str] = ..., day: _Optional[str] = ..., mood: _Optional[int] = ..., practice_done: _Optional[bool] = ..., practice_minutes: _Optional[int] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -147,3 +147,91 @@ class SessionRescheduled(_message.Message):
     reason: str
     new_starts_at: _timestamp_pb2.Timestamp
     def __init__(self, session_id: _Optional[str] = ..., new_session_id: _Optional[str] = ..., reason: _Optional[str] = ..., new_starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SessionRosterChanged(_message.Message):
+    __slots__ = ("session_id", "client_ids", "added", "removed", "capacity")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    client_ids: _containers.RepeatedScalarFieldContainer[str]
+    added: _containers.RepeatedScalarFieldContainer[str]
+    removed: _containers.RepeatedScalarFieldContainer[str]
+    capacity: int
+    def __init__(self, session_id: _Optional[str] = ..., client_ids: _Optional[_Iterable[str]] = ..., added: _Optional[_Iterable[str]] = ..., removed: _Optional[_Iterable[str]] = ..., capacity: _Optional[int] = ...) -> None: ...
+
+class ProposedSlot(_message.Message):
+    __slots__ = ("starts_at", "ends_at", "in_alone_window")
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    IN_ALONE_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    starts_at: _timestamp_pb2.Timestamp
+    ends_at: _timestamp_pb2.Timestamp
+    in_alone_window: bool
+    def __init__(self, starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., in_alone_window: _Optional[bool] = ...) -> None: ...
+
+class RescheduleProposed(_message.Message):
+    __slots__ = ("session_id", "client_id", "reason", "slots")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    client_id: str
+    reason: str
+    slots: _containers.RepeatedCompositeFieldContainer[ProposedSlot]
+    def __init__(self, session_id: _Optional[str] = ..., client_id: _Optional[str] = ..., reason: _Optional[str] = ..., slots: _Optional[_Iterable[_Union[ProposedSlot, _Mapping]]] = ...) -> None: ...
+
+class FatigueOverrideApplied(_message.Message):
+    __slots__ = ("session_id", "clinician_id", "rules", "supervisor_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CLINICIAN_ID_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    SUPERVISOR_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    clinician_id: str
+    rules: _containers.RepeatedScalarFieldContainer[str]
+    supervisor_id: str
+    def __init__(self, session_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., rules: _Optional[_Iterable[str]] = ..., supervisor_id: _Optional[str] = ...) -> None: ...
+
+class CareSessionScheduled(_message.Message):
+    __slots__ = ("care_session_id", "series_id", "kind", "clinician_ids", "starts_at", "ends_at")
+    CARE_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SERIES_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CLINICIAN_IDS_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    care_session_id: str
+    series_id: str
+    kind: str
+    clinician_ids: _containers.RepeatedScalarFieldContainer[str]
+    starts_at: _timestamp_pb2.Timestamp
+    ends_at: _timestamp_pb2.Timestamp
+    def __init__(self, care_session_id: _Optional[str] = ..., series_id: _Optional[str] = ..., kind: _Optional[str] = ..., clinician_ids: _Optional[_Iterable[str]] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CareSessionAttended(_message.Message):
+    __slots__ = ("care_session_id", "clinician_id", "attended", "kind")
+    CARE_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CLINICIAN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTENDED_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    care_session_id: str
+    clinician_id: str
+    attended: bool
+    kind: str
+    def __init__(self, care_session_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., attended: _Optional[bool] = ..., kind: _Optional[str] = ...) -> None: ...
+
+class FhirResourcePublished(_message.Message):
+    __slots__ = ("resource_type", "resource_id", "fhir_version", "json")
+    RESOURCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    FHIR_VERSION_FIELD_NUMBER: _ClassVar[int]
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    resource_type: str
+    resource_id: str
+    fhir_version: str
+    json: str
+    def __init__(self, resource_type: _Optional[str] = ..., resource_id: _Optional[str] = ..., fhir_version: _Optional[str] = ..., json: _Optional[str] = ...) -> None: ...

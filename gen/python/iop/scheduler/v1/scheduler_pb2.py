@@ -23,22 +23,109 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from iop.events.v1 import common_pb2 as iop_dot_events_dot_v1_dot_common__pb2
 from iop.events.v1 import scheduling_pb2 as iop_dot_events_dot_v1_dot_scheduling__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n iop/scheduler/v1/scheduler.proto\x12\x10iop.scheduler.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eiop/events/v1/scheduling.proto\"\xf0\x01\n\x16ScheduleSessionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x03 \x01(\t\x12\x12\n\nclient_ids\x18\x04 \x03(\t\x12-\n\tstarts_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x04kind\x18\x07 \x01(\x0e\x32\x1a.iop.events.v1.SessionKind\"\'\n\x11GetSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xf1\x01\n\x07Session\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x03 \x01(\t\x12\x12\n\nclient_ids\x18\x04 \x03(\t\x12-\n\tstarts_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x04kind\x18\x07 \x01(\x0e\x32\x1a.iop.events.v1.SessionKind\x12\x0e\n\x06status\x18\x08 \x01(\t2\xb8\x01\n\x10SchedulerService\x12V\n\x0fScheduleSession\x12(.iop.scheduler.v1.ScheduleSessionRequest\x1a\x19.iop.scheduler.v1.Session\x12L\n\nGetSession\x12#.iop.scheduler.v1.GetSessionRequest\x1a\x19.iop.scheduler.v1.Sessionb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n iop/scheduler/v1/scheduler.proto\x12\x10iop.scheduler.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aiop/events/v1/common.proto\x1a\x1eiop/events/v1/scheduling.proto\"\xa2\x05\n\x0c\x46\x61tigueRules\x12)\n\x1cmax_continuous_video_minutes\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x1e\n\x11min_break_minutes\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12!\n\x14long_session_minutes\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12 \n\x13\x62reak_every_minutes\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x1a\n\rbreak_minutes\x18\x05 \x01(\x05H\x04\x88\x01\x01\x12\x1c\n\x0fmin_gap_minutes\x18\x06 \x01(\x05H\x05\x88\x01\x01\x12%\n\x18\x62\x61\x63k_to_back_gap_minutes\x18\x07 \x01(\x05H\x06\x88\x01\x01\x12&\n\x19max_back_to_back_sessions\x18\x08 \x01(\x05H\x07\x88\x01\x01\x12\x31\n$max_clinician_screen_minutes_per_day\x18\t \x01(\x05H\x08\x88\x01\x01\x12.\n!max_client_screen_minutes_per_day\x18\n \x01(\x05H\t\x88\x01\x01\x42\x1f\n\x1d_max_continuous_video_minutesB\x14\n\x12_min_break_minutesB\x17\n\x15_long_session_minutesB\x16\n\x14_break_every_minutesB\x10\n\x0e_break_minutesB\x12\n\x10_min_gap_minutesB\x1b\n\x19_back_to_back_gap_minutesB\x1c\n\x1a_max_back_to_back_sessionsB\'\n%_max_clinician_screen_minutes_per_dayB$\n\"_max_client_screen_minutes_per_day\"$\n\x12SupervisorOverride\x12\x0e\n\x06reason\x18\x01 \x01(\t\"t\n\x05Track\x12\x10\n\x08track_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rhours_per_day\x18\x03 \x01(\x01\x12\x19\n\x11min_days_per_week\x18\x04 \x01(\x05\x12\x19\n\x11max_days_per_week\x18\x05 \x01(\x05\"\xe1\x01\n\x07Program\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\ttime_zone\x18\x03 \x01(\t\x12\x15\n\rlevel_of_care\x18\x04 \x01(\t\x12\x13\n\x0b\x62\x61\x63kup_line\x18\x05 \x01(\t\x12\'\n\x06tracks\x18\x06 \x03(\x0b\x32\x17.iop.scheduler.v1.Track\x12\x35\n\rfatigue_rules\x18\x07 \x01(\x0b\x32\x1e.iop.scheduler.v1.FatigueRules\x12\x15\n\rpayer_plan_id\x18\x08 \x01(\t\"\xee\x01\n\x14\x43reateProgramRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\ttime_zone\x18\x03 \x01(\t\x12\x15\n\rlevel_of_care\x18\x04 \x01(\t\x12\x13\n\x0b\x62\x61\x63kup_line\x18\x05 \x01(\t\x12\'\n\x06tracks\x18\x06 \x03(\x0b\x32\x17.iop.scheduler.v1.Track\x12\x35\n\rfatigue_rules\x18\x07 \x01(\x0b\x32\x1e.iop.scheduler.v1.FatigueRules\x12\x15\n\rpayer_plan_id\x18\x08 \x01(\t\"\'\n\x11GetProgramRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\"\x84\x01\n\x06\x43ohort\x12\x11\n\tcohort_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x10\n\x08track_id\x18\x03 \x01(\t\x12\x12\n\nclient_ids\x18\x04 \x03(\t\x12-\n\tstarts_on\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x92\x01\n\x13\x43reateCohortRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x10\n\x08track_id\x18\x03 \x01(\t\x12\x12\n\nclient_ids\x18\x04 \x03(\t\x12-\n\tstarts_on\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\";\n\x0cWeeklyWindow\x12\x0f\n\x07weekday\x18\x01 \x01(\x05\x12\r\n\x05start\x18\x02 \x01(\t\x12\x0b\n\x03\x65nd\x18\x03 \x01(\t\"\xc1\x01\n\x1fSetClinicianAvailabilityRequest\x12\x14\n\x0c\x63linician_id\x18\x01 \x01(\t\x12\x11\n\ttime_zone\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12/\n\x07windows\x18\x04 \x03(\x0b\x32\x1e.iop.scheduler.v1.WeeklyWindow\x12\x35\n\rfatigue_rules\x18\x05 \x01(\x0b\x32\x1e.iop.scheduler.v1.FatigueRules\"\xb2\x01\n\x10\x43linicianProfile\x12\x14\n\x0c\x63linician_id\x18\x01 \x01(\t\x12\x11\n\ttime_zone\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12/\n\x07windows\x18\x04 \x03(\x0b\x32\x1e.iop.scheduler.v1.WeeklyWindow\x12\x35\n\rfatigue_rules\x18\x05 \x01(\x0b\x32\x1e.iop.scheduler.v1.FatigueRules\"\xd7\x01\n\x1cSetClientAvailabilityRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x11\n\ttime_zone\x18\x02 \x01(\t\x12/\n\x07windows\x18\x03 \x03(\x0b\x32\x1e.iop.scheduler.v1.WeeklyWindow\x12\x35\n\ralone_windows\x18\x04 \x03(\x0b\x32\x1e.iop.scheduler.v1.WeeklyWindow\x12\x12\n\nhome_state\x18\x05 \x01(\t\x12\x15\n\rpayer_plan_id\x18\x06 \x01(\t\"\x80\x02\n\rClientProfile\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x11\n\ttime_zone\x18\x02 \x01(\t\x12/\n\x07windows\x18\x03 \x03(\x0b\x32\x1e.iop.scheduler.v1.WeeklyWindow\x12\x35\n\ralone_windows\x18\x04 \x03(\x0b\x32\x1e.iop.scheduler.v1.WeeklyWindow\x12\x12\n\nhome_state\x18\x05 \x01(\t\x12\x15\n\rpayer_plan_id\x18\x06 \x01(\t\x12\x1b\n\x13tech_check_required\x18\x07 \x01(\x08\x12\x19\n\x11privacy_sensitive\x18\x08 \x01(\x08\"\x95\x02\n\x12SearchSlotsRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x02 \x01(\t\x12\x12\n\nclient_ids\x18\x03 \x03(\t\x12(\n\x04\x66rom\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x64uration_minutes\x18\x06 \x01(\x05\x12(\n\x04kind\x18\x07 \x01(\x0e\x32\x1a.iop.events.v1.SessionKind\x12\x1c\n\x14require_alone_window\x18\x08 \x01(\x08\x12\r\n\x05limit\x18\t \x01(\x05\"{\n\x04Slot\x12-\n\tstarts_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fin_alone_window\x18\x03 \x01(\x08\"<\n\x13SearchSlotsResponse\x12%\n\x05slots\x18\x01 \x03(\x0b\x32\x16.iop.scheduler.v1.Slot\"\x86\x04\n\x16ScheduleSessionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x03 \x01(\t\x12\x12\n\nclient_ids\x18\x04 \x03(\t\x12-\n\tstarts_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x04kind\x18\x07 \x01(\x0e\x32\x1a.iop.events.v1.SessionKind\x12\x10\n\x08\x63\x61pacity\x18\x08 \x01(\x05\x12\x33\n\x0c\x66\x61\x63ilitators\x18\t \x03(\x0b\x32\x1d.iop.scheduler.v1.Facilitator\x12\x31\n\x0bturn_taking\x18\n \x01(\x0b\x32\x1c.iop.scheduler.v1.TurnTaking\x12\x11\n\tcohort_id\x18\x0b \x01(\t\x12\x31\n\x10planned_modality\x18\x0c \x01(\x0e\x32\x17.iop.events.v1.Modality\x12\x1c\n\x14require_alone_window\x18\r \x01(\x08\x12\x36\n\x08override\x18\x0e \x01(\x0b\x32$.iop.scheduler.v1.SupervisorOverride\"1\n\x0b\x46\x61\x63ilitator\x12\x14\n\x0c\x63linician_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\"P\n\nTurnTaking\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x1d\n\x15speaking_time_limit_s\x18\x02 \x01(\x05\x12\x15\n\rmute_on_entry\x18\x03 \x01(\x08\"\'\n\x11GetSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"c\n\x05\x42reak\x12-\n\tstarts_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa3\x01\n\rCheckInRecord\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12/\n\x08location\x18\x02 \x01(\x0b\x32\x1d.iop.events.v1.ClientLocation\x12\x1b\n\x13privacy_attestation\x18\x03 \x01(\t\x12\x31\n\rchecked_in_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfe\x05\n\x07Session\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x03 \x01(\t\x12\x12\n\nclient_ids\x18\x04 \x03(\t\x12-\n\tstarts_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x04kind\x18\x07 \x01(\x0e\x32\x1a.iop.events.v1.SessionKind\x12\x0e\n\x06status\x18\x08 \x01(\t\x12\x13\n\x0b\x62\x61\x63kup_line\x18\t \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\n \x01(\x05\x12\x33\n\x0c\x66\x61\x63ilitators\x18\x0b \x03(\x0b\x32\x1d.iop.scheduler.v1.Facilitator\x12\x31\n\x0bturn_taking\x18\x0c \x01(\x0b\x32\x1c.iop.scheduler.v1.TurnTaking\x12\'\n\x06\x62reaks\x18\r \x03(\x0b\x32\x17.iop.scheduler.v1.Break\x12\x32\n\tcheck_ins\x18\x0e \x03(\x0b\x32\x1f.iop.scheduler.v1.CheckInRecord\x12\x1b\n\x13tech_check_task_ids\x18\x0f \x03(\t\x12\x17\n\x0fprivacy_flagged\x18\x10 \x01(\x08\x12.\n\x0eproposed_slots\x18\x11 \x03(\x0b\x32\x16.iop.scheduler.v1.Slot\x12\x1b\n\x13interruption_reason\x18\x12 \x01(\t\x12\x16\n\x0erescheduled_to\x18\x13 \x01(\t\x12\x18\n\x10rescheduled_from\x18\x14 \x01(\t\x12)\n\x08modality\x18\x15 \x01(\x0e\x32\x17.iop.events.v1.Modality\x12\x12\n\noverridden\x18\x16 \x01(\x08\x12\x18\n\x10overridden_rules\x18\x17 \x03(\t\x12\x11\n\tcohort_id\x18\x18 \x01(\t\"\xa7\x01\n\x14\x42ookGroupSeatRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x11\n\tclient_id\x18\x03 \x01(\t\x12\x1c\n\x14require_alone_window\x18\x04 \x01(\x08\x12\x36\n\x08override\x18\x05 \x01(\x0b\x32$.iop.scheduler.v1.SupervisorOverride\"B\n\x1aUpdateGroupCapacityRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\x05\":\n\x14\x43\x61ncelSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x9b\x01\n\x0e\x43heckInRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12/\n\x08location\x18\x03 \x01(\x0b\x32\x1d.iop.events.v1.ClientLocation\x12\x1b\n\x13privacy_attestation\x18\x04 \x01(\t\x12\x14\n\x0c\x62\x61\x63kup_phone\x18\x05 \x01(\t\"B\n\x13StartSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63linician_state\x18\x02 \x01(\t\"\x87\x01\n\x11\x45ndSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12)\n\x08modality\x18\x02 \x01(\x0e\x32\x17.iop.events.v1.Modality\x12\x33\n\nattendance\x18\x03 \x03(\x0b\x32\x1f.iop.events.v1.ClientAttendance\"=\n\x17InterruptSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xbd\x01\n\x18RescheduleSessionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x31\n\rnew_starts_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x36\n\x08override\x18\x05 \x01(\x0b\x32$.iop.scheduler.v1.SupervisorOverride\"\x94\x01\n\rTechCheckTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12*\n\x06\x64ue_by\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x0f\n\x07trigger\x18\x06 \x01(\t\"*\n\x15ListTechChecksRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\"H\n\x16ListTechChecksResponse\x12.\n\x05tasks\x18\x01 \x03(\x0b\x32\x1f.iop.scheduler.v1.TechCheckTask\";\n\x18\x43ompleteTechCheckRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06passed\x18\x02 \x01(\x08\"y\n\x13ScheduleViewRequest\x12\x10\n\x08owner_id\x18\x01 \x01(\t\x12(\n\x04\x66rom\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"_\n\x07\x44\x61yLoad\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x16\n\x0escreen_minutes\x18\x02 \x01(\x05\x12\x10\n\x08sessions\x18\x03 \x01(\x05\x12\x1c\n\x14longest_back_to_back\x18\x04 \x01(\x05\"\xc8\x01\n\x11\x43linicianSchedule\x12\x14\n\x0c\x63linician_id\x18\x01 \x01(\t\x12\x11\n\ttime_zone\x18\x02 \x01(\t\x12+\n\x08sessions\x18\x03 \x03(\x0b\x32\x19.iop.scheduler.v1.Session\x12\'\n\x04\x64\x61ys\x18\x04 \x03(\x0b\x32\x19.iop.scheduler.v1.DayLoad\x12\x34\n\rcare_sessions\x18\x05 \x03(\x0b\x32\x1d.iop.scheduler.v1.CareSession\"\xc2\x01\n\x0e\x43lientSchedule\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x11\n\ttime_zone\x18\x02 \x01(\t\x12+\n\x08sessions\x18\x03 \x03(\x0b\x32\x19.iop.scheduler.v1.Session\x12\'\n\x04\x64\x61ys\x18\x04 \x03(\x0b\x32\x19.iop.scheduler.v1.DayLoad\x12\x34\n\x0btech_checks\x18\x05 \x03(\x0b\x32\x1f.iop.scheduler.v1.TechCheckTask\"\x94\x02\n\x17\x43reateCareSeriesRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12(\n\x04kind\x18\x02 \x01(\x0e\x32\x1a.iop.scheduler.v1.CareKind\x12\x15\n\rclinician_ids\x18\x03 \x03(\t\x12\x16\n\x0e\x66\x61\x63ilitator_id\x18\x04 \x01(\t\x12\x33\n\x0f\x66irst_starts_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x64uration_minutes\x18\x06 \x01(\x05\x12\x15\n\rinterval_days\x18\x07 \x01(\x05\x12\x13\n\x0boccurrences\x18\x08 \x01(\x05\x12\x11\n\ttime_zone\x18\t \x01(\t\"\xf8\x01\n\x0b\x43\x61reSession\x12\x17\n\x0f\x63\x61re_session_id\x18\x01 \x01(\t\x12\x11\n\tseries_id\x18\x02 \x01(\t\x12(\n\x04kind\x18\x03 \x01(\x0e\x32\x1a.iop.scheduler.v1.CareKind\x12\x15\n\rclinician_ids\x18\x04 \x03(\t\x12-\n\tstarts_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttended\x18\x07 \x03(\t\x12\x0e\n\x06missed\x18\x08 \x03(\t\"z\n\nCareSeries\x12\x11\n\tseries_id\x18\x01 \x01(\t\x12(\n\x04kind\x18\x02 \x01(\x0e\x32\x1a.iop.scheduler.v1.CareKind\x12/\n\x08sessions\x18\x03 \x03(\x0b\x32\x1d.iop.scheduler.v1.CareSession\"^\n\x1bRecordCareAttendanceRequest\x12\x17\n\x0f\x63\x61re_session_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x02 \x01(\t\x12\x10\n\x08\x61ttended\x18\x03 \x01(\x08\"-\n\x15GetCareSummaryRequest\x12\x14\n\x0c\x63linician_id\x18\x01 \x01(\t\"\xb9\x01\n\x0b\x43\x61reSummary\x12\x14\n\x0c\x63linician_id\x18\x01 \x01(\t\x12\x10\n\x08\x61ttended\x18\x02 \x01(\x05\x12\x0e\n\x06missed\x18\x03 \x01(\x05\x12\x34\n\x10last_attended_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07next_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07overdue\x18\x06 \x01(\x08*b\n\x08\x43\x61reKind\x12\x19\n\x15\x43\x41RE_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43\x41RE_KIND_PEER_SUPERVISION\x10\x01\x12\x1b\n\x17\x43\x41RE_KIND_TEAM_CHECK_IN\x10\x02\x32\x84\x11\n\x10SchedulerService\x12V\n\x0fScheduleSession\x12(.iop.scheduler.v1.ScheduleSessionRequest\x1a\x19.iop.scheduler.v1.Session\x12L\n\nGetSession\x12#.iop.scheduler.v1.GetSessionRequest\x1a\x19.iop.scheduler.v1.Session\x12R\n\rCreateProgram\x12&.iop.scheduler.v1.CreateProgramRequest\x1a\x19.iop.scheduler.v1.Program\x12L\n\nGetProgram\x12#.iop.scheduler.v1.GetProgramRequest\x1a\x19.iop.scheduler.v1.Program\x12O\n\x0c\x43reateCohort\x12%.iop.scheduler.v1.CreateCohortRequest\x1a\x18.iop.scheduler.v1.Cohort\x12q\n\x18SetClinicianAvailability\x12\x31.iop.scheduler.v1.SetClinicianAvailabilityRequest\x1a\".iop.scheduler.v1.ClinicianProfile\x12h\n\x15SetClientAvailability\x12..iop.scheduler.v1.SetClientAvailabilityRequest\x1a\x1f.iop.scheduler.v1.ClientProfile\x12Z\n\x0bSearchSlots\x12$.iop.scheduler.v1.SearchSlotsRequest\x1a%.iop.scheduler.v1.SearchSlotsResponse\x12R\n\x0b\x42ookSession\x12(.iop.scheduler.v1.ScheduleSessionRequest\x1a\x19.iop.scheduler.v1.Session\x12R\n\rBookGroupSeat\x12&.iop.scheduler.v1.BookGroupSeatRequest\x1a\x19.iop.scheduler.v1.Session\x12^\n\x13UpdateGroupCapacity\x12,.iop.scheduler.v1.UpdateGroupCapacityRequest\x1a\x19.iop.scheduler.v1.Session\x12R\n\rCancelSession\x12&.iop.scheduler.v1.CancelSessionRequest\x1a\x19.iop.scheduler.v1.Session\x12\x46\n\x07\x43heckIn\x12 .iop.scheduler.v1.CheckInRequest\x1a\x19.iop.scheduler.v1.Session\x12P\n\x0cStartSession\x12%.iop.scheduler.v1.StartSessionRequest\x1a\x19.iop.scheduler.v1.Session\x12L\n\nEndSession\x12#.iop.scheduler.v1.EndSessionRequest\x1a\x19.iop.scheduler.v1.Session\x12X\n\x10InterruptSession\x12).iop.scheduler.v1.InterruptSessionRequest\x1a\x19.iop.scheduler.v1.Session\x12Z\n\x11RescheduleSession\x12*.iop.scheduler.v1.RescheduleSessionRequest\x1a\x19.iop.scheduler.v1.Session\x12\x63\n\x0eListTechChecks\x12\'.iop.scheduler.v1.ListTechChecksRequest\x1a(.iop.scheduler.v1.ListTechChecksResponse\x12`\n\x11\x43ompleteTechCheck\x12*.iop.scheduler.v1.CompleteTechCheckRequest\x1a\x1f.iop.scheduler.v1.TechCheckTask\x12\x62\n\x14GetClinicianSchedule\x12%.iop.scheduler.v1.ScheduleViewRequest\x1a#.iop.scheduler.v1.ClinicianSchedule\x12\\\n\x11GetClientSchedule\x12%.iop.scheduler.v1.ScheduleViewRequest\x1a .iop.scheduler.v1.ClientSchedule\x12[\n\x10\x43reateCareSeries\x12).iop.scheduler.v1.CreateCareSeriesRequest\x1a\x1c.iop.scheduler.v1.CareSeries\x12\x64\n\x14RecordCareAttendance\x12-.iop.scheduler.v1.RecordCareAttendanceRequest\x1a\x1d.iop.scheduler.v1.CareSession\x12X\n\x0eGetCareSummary\x12\'.iop.scheduler.v1.GetCareSummaryRequest\x1a\x1d.iop.scheduler.v1.CareSummaryb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'iop.scheduler.v1.scheduler_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SCHEDULESESSIONREQUEST']._serialized_start=120
-  _globals['_SCHEDULESESSIONREQUEST']._serialized_end=360
-  _globals['_GETSESSIONREQUEST']._serialized_start=362
-  _globals['_GETSESSIONREQUEST']._serialized_end=401
-  _globals['_SESSION']._serialized_start=404
-  _globals['_SESSION']._serialized_end=645
-  _globals['_SCHEDULERSERVICE']._serialized_start=648
-  _globals['_SCHEDULERSERVICE']._serialized_end=832
+  _globals['_CAREKIND']._serialized_start=7739
+  _globals['_CAREKIND']._serialized_end=7837
+  _globals['_FATIGUERULES']._serialized_start=148
+  _globals['_FATIGUERULES']._serialized_end=822
+  _globals['_SUPERVISOROVERRIDE']._serialized_start=824
+  _globals['_SUPERVISOROVERRIDE']._serialized_end=860
+  _globals['_TRACK']._serialized_start=862
+  _globals['_TRACK']._serialized_end=978
+  _globals['_PROGRAM']._serialized_start=981
+  _globals['_PROGRAM']._serialized_end=1206
+  _globals['_CREATEPROGRAMREQUEST']._serialized_start=1209
+  _globals['_CREATEPROGRAMREQUEST']._serialized_end=1447
+  _globals['_GETPROGRAMREQUEST']._serialized_start=1449
+  _globals['_GETPROGRAMREQUEST']._serialized_end=1488
+  _globals['_COHORT']._serialized_start=1491
+  _globals['_COHORT']._serialized_end=1623
+  _globals['_CREATECOHORTREQUEST']._serialized_start=1626
+  _globals['_CREATECOHORTREQUEST']._serialized_end=1772
+  _globals['_WEEKLYWINDOW']._serialized_start=1774
+  _globals['_WEEKLYWINDOW']._serialized_end=1833
+  _globals['_SETCLINICIANAVAILABILITYREQUEST']._serialized_start=1836
+  _globals['_SETCLINICIANAVAILABILITYREQUEST']._serialized_end=2029
+  _globals['_CLINICIANPROFILE']._serialized_start=2032
+  _globals['_CLINICIANPROFILE']._serialized_end=2210
+  _globals['_SETCLIENTAVAILABILITYREQUEST']._serialized_start=2213
+  _globals['_SETCLIENTAVAILABILITYREQUEST']._serialized_end=2428
+  _globals['_CLIENTPROFILE']._serialized_start=2431
+  _globals['_CLIENTPROFILE']._serialized_end=2687
+  _globals['_SEARCHSLOTSREQUEST']._serialized_start=2690
+  _globals['_SEARCHSLOTSREQUEST']._serialized_end=2967
+  _globals['_SLOT']._serialized_start=2969
+  _globals['_SLOT']._serialized_end=3092
+  _globals['_SEARCHSLOTSRESPONSE']._serialized_start=3094
+  _globals['_SEARCHSLOTSRESPONSE']._serialized_end=3154
+  _globals['_SCHEDULESESSIONREQUEST']._serialized_start=3157
+  _globals['_SCHEDULESESSIONREQUEST']._serialized_end=3675
+  _globals['_FACILITATOR']._serialized_start=3677
+  _globals['_FACILITATOR']._serialized_end=3726
+  _globals['_TURNTAKING']._serialized_start=3728
+  _globals['_TURNTAKING']._serialized_end=3808
+  _globals['_GETSESSIONREQUEST']._serialized_start=3810
+  _globals['_GETSESSIONREQUEST']._serialized_end=3849
+  _globals['_BREAK']._serialized_start=3851
+  _globals['_BREAK']._serialized_end=3950
+  _globals['_CHECKINRECORD']._serialized_start=3953
+  _globals['_CHECKINRECORD']._serialized_end=4116
+  _globals['_SESSION']._serialized_start=4119
+  _globals['_SESSION']._serialized_end=4885
+  _globals['_BOOKGROUPSEATREQUEST']._serialized_start=4888
+  _globals['_BOOKGROUPSEATREQUEST']._serialized_end=5055
+  _globals['_UPDATEGROUPCAPACITYREQUEST']._serialized_start=5057
+  _globals['_UPDATEGROUPCAPACITYREQUEST']._serialized_end=5123
+  _globals['_CANCELSESSIONREQUEST']._serialized_start=5125
+  _globals['_CANCELSESSIONREQUEST']._serialized_end=5183
+  _globals['_CHECKINREQUEST']._serialized_start=5186
+  _globals['_CHECKINREQUEST']._serialized_end=5341
+  _globals['_STARTSESSIONREQUEST']._serialized_start=5343
+  _globals['_STARTSESSIONREQUEST']._serialized_end=5409
+  _globals['_ENDSESSIONREQUEST']._serialized_start=5412
+  _globals['_ENDSESSIONREQUEST']._serialized_end=5547
+  _globals['_INTERRUPTSESSIONREQUEST']._serialized_start=5549
+  _globals['_INTERRUPTSESSIONREQUEST']._serialized_end=5610
+  _globals['_RESCHEDULESESSIONREQUEST']._serialized_start=5613
+  _globals['_RESCHEDULESESSIONREQUEST']._serialized_end=5802
+  _globals['_TECHCHECKTASK']._serialized_start=5805
+  _globals['_TECHCHECKTASK']._serialized_end=5953
+  _globals['_LISTTECHCHECKSREQUEST']._serialized_start=5955
+  _globals['_LISTTECHCHECKSREQUEST']._serialized_end=5997
+  _globals['_LISTTECHCHECKSRESPONSE']._serialized_start=5999
+  _globals['_LISTTECHCHECKSRESPONSE']._serialized_end=6071
+  _globals['_COMPLETETECHCHECKREQUEST']._serialized_start=6073
+  _globals['_COMPLETETECHCHECKREQUEST']._serialized_end=6132
+  _globals['_SCHEDULEVIEWREQUEST']._serialized_start=6134
+  _globals['_SCHEDULEVIEWREQUEST']._serialized_end=6255
+  _globals['_DAYLOAD']._serialized_start=6257
+  _globals['_DAYLOAD']._serialized_end=6352
+  _globals['_CLINICIANSCHEDULE']._serialized_start=6355
+  _globals['_CLINICIANSCHEDULE']._serialized_end=6555
+  _globals['_CLIENTSCHEDULE']._serialized_start=6558
+  _globals['_CLIENTSCHEDULE']._serialized_end=6752
+  _globals['_CREATECARESERIESREQUEST']._serialized_start=6755
+  _globals['_CREATECARESERIESREQUEST']._serialized_end=7031
+  _globals['_CARESESSION']._serialized_start=7034
+  _globals['_CARESESSION']._serialized_end=7282
+  _globals['_CARESERIES']._serialized_start=7284
+  _globals['_CARESERIES']._serialized_end=7406
+  _globals['_RECORDCAREATTENDANCEREQUEST']._serialized_start=7408
+  _globals['_RECORDCAREATTENDANCEREQUEST']._serialized_end=7502
+  _globals['_GETCARESUMMARYREQUEST']._serialized_start=7504
+  _globals['_GETCARESUMMARYREQUEST']._serialized_end=7549
+  _globals['_CARESUMMARY']._serialized_start=7552
+  _globals['_CARESUMMARY']._serialized_end=7737
+  _globals['_SCHEDULERSERVICE']._serialized_start=7840
+  _globals['_SCHEDULERSERVICE']._serialized_end=10020
 # @@protoc_insertion_point(module_scope)

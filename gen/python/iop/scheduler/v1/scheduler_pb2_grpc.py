@@ -27,6 +27,11 @@ if _version_not_supported:
 
 class SchedulerServiceStub:
     """Programs, sessions and bookings for the virtual IOP.
+
+    Booking never double-books a clinician, a client or a group seat (unique slot
+    reservations in the store), asks the compliance service before every booking
+    (fails closed with UNAVAILABLE / COMPLIANCE_UNAVAILABLE) and enforces the fatigue
+    and burnout rules (FAILED_PRECONDITION naming the rule, or a supervisor override).
     """
 
     def __init__(self, channel):
@@ -45,20 +50,274 @@ class SchedulerServiceStub:
                 request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.GetSessionRequest.SerializeToString,
                 response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.FromString,
                 _registered_method=True)
+        self.CreateProgram = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/CreateProgram',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CreateProgramRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Program.FromString,
+                _registered_method=True)
+        self.GetProgram = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/GetProgram',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.GetProgramRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Program.FromString,
+                _registered_method=True)
+        self.CreateCohort = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/CreateCohort',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CreateCohortRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Cohort.FromString,
+                _registered_method=True)
+        self.SetClinicianAvailability = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/SetClinicianAvailability',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.SetClinicianAvailabilityRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ClinicianProfile.FromString,
+                _registered_method=True)
+        self.SetClientAvailability = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/SetClientAvailability',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.SetClientAvailabilityRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ClientProfile.FromString,
+                _registered_method=True)
+        self.SearchSlots = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/SearchSlots',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.SearchSlotsRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.SearchSlotsResponse.FromString,
+                _registered_method=True)
+        self.BookSession = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/BookSession',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ScheduleSessionRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.FromString,
+                _registered_method=True)
+        self.BookGroupSeat = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/BookGroupSeat',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.BookGroupSeatRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.FromString,
+                _registered_method=True)
+        self.UpdateGroupCapacity = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/UpdateGroupCapacity',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.UpdateGroupCapacityRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.FromString,
+                _registered_method=True)
+        self.CancelSession = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/CancelSession',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CancelSessionRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.FromString,
+                _registered_method=True)
+        self.CheckIn = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/CheckIn',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CheckInRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.FromString,
+                _registered_method=True)
+        self.StartSession = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/StartSession',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.StartSessionRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.FromString,
+                _registered_method=True)
+        self.EndSession = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/EndSession',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.EndSessionRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.FromString,
+                _registered_method=True)
+        self.InterruptSession = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/InterruptSession',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.InterruptSessionRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.FromString,
+                _registered_method=True)
+        self.RescheduleSession = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/RescheduleSession',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.RescheduleSessionRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.FromString,
+                _registered_method=True)
+        self.ListTechChecks = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/ListTechChecks',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ListTechChecksRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ListTechChecksResponse.FromString,
+                _registered_method=True)
+        self.CompleteTechCheck = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/CompleteTechCheck',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CompleteTechCheckRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.TechCheckTask.FromString,
+                _registered_method=True)
+        self.GetClinicianSchedule = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/GetClinicianSchedule',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ScheduleViewRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ClinicianSchedule.FromString,
+                _registered_method=True)
+        self.GetClientSchedule = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/GetClientSchedule',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ScheduleViewRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ClientSchedule.FromString,
+                _registered_method=True)
+        self.CreateCareSeries = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/CreateCareSeries',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CreateCareSeriesRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CareSeries.FromString,
+                _registered_method=True)
+        self.RecordCareAttendance = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/RecordCareAttendance',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.RecordCareAttendanceRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CareSession.FromString,
+                _registered_method=True)
+        self.GetCareSummary = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/GetCareSummary',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.GetCareSummaryRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CareSummary.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
     """Programs, sessions and bookings for the virtual IOP.
+
+    Booking never double-books a clinician, a client or a group seat (unique slot
+    reservations in the store), asks the compliance service before every booking
+    (fails closed with UNAVAILABLE / COMPLIANCE_UNAVAILABLE) and enforces the fatigue
+    and burnout rules (FAILED_PRECONDITION naming the rule, or a supervisor override).
     """
 
     def ScheduleSession(self, request, context):
-        """Put a session on the calendar. Emits iop.events.v1.SessionScheduled.
+        """Book a session (same as BookSession; kept for compatibility). Emits iop.events.v1.SessionScheduled.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetSession(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateProgram(self, request, context):
+        """Programs, tracks and cohorts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProgram(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateCohort(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetClinicianAvailability(self, request, context):
+        """Availability (weekly windows in the owner's IANA time zone).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetClientAvailability(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchSlots(self, request, context):
+        """Free slots that satisfy availability, alone-windows, reservations and every fatigue rule.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BookSession(self, request, context):
+        """Bookings and the session lifecycle.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BookGroupSeat(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateGroupCapacity(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelSession(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckIn(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartSession(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndSession(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InterruptSession(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RescheduleSession(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTechChecks(self, request, context):
+        """Readiness: pre-session tech checks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteTechCheck(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetClinicianSchedule(self, request, context):
+        """Schedules.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetClientSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateCareSeries(self, request, context):
+        """Clinician care: recurring peer supervision and team check-ins.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordCareAttendance(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCareSummary(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -77,6 +336,116 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.GetSessionRequest.FromString,
                     response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.SerializeToString,
             ),
+            'CreateProgram': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateProgram,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CreateProgramRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Program.SerializeToString,
+            ),
+            'GetProgram': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProgram,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.GetProgramRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Program.SerializeToString,
+            ),
+            'CreateCohort': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCohort,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CreateCohortRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Cohort.SerializeToString,
+            ),
+            'SetClinicianAvailability': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetClinicianAvailability,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.SetClinicianAvailabilityRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ClinicianProfile.SerializeToString,
+            ),
+            'SetClientAvailability': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetClientAvailability,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.SetClientAvailabilityRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ClientProfile.SerializeToString,
+            ),
+            'SearchSlots': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchSlots,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.SearchSlotsRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.SearchSlotsResponse.SerializeToString,
+            ),
+            'BookSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.BookSession,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ScheduleSessionRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.SerializeToString,
+            ),
+            'BookGroupSeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.BookGroupSeat,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.BookGroupSeatRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.SerializeToString,
+            ),
+            'UpdateGroupCapacity': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateGroupCapacity,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.UpdateGroupCapacityRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.SerializeToString,
+            ),
+            'CancelSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelSession,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CancelSessionRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.SerializeToString,
+            ),
+            'CheckIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckIn,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CheckInRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.SerializeToString,
+            ),
+            'StartSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartSession,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.StartSessionRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.SerializeToString,
+            ),
+            'EndSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndSession,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.EndSessionRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.SerializeToString,
+            ),
+            'InterruptSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.InterruptSession,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.InterruptSessionRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.SerializeToString,
+            ),
+            'RescheduleSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.RescheduleSession,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.RescheduleSessionRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.SerializeToString,
+            ),
+            'ListTechChecks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTechChecks,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ListTechChecksRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ListTechChecksResponse.SerializeToString,
+            ),
+            'CompleteTechCheck': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteTechCheck,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CompleteTechCheckRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.TechCheckTask.SerializeToString,
+            ),
+            'GetClinicianSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClinicianSchedule,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ScheduleViewRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ClinicianSchedule.SerializeToString,
+            ),
+            'GetClientSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClientSchedule,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ScheduleViewRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ClientSchedule.SerializeToString,
+            ),
+            'CreateCareSeries': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCareSeries,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CreateCareSeriesRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CareSeries.SerializeToString,
+            ),
+            'RecordCareAttendance': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordCareAttendance,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.RecordCareAttendanceRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CareSession.SerializeToString,
+            ),
+            'GetCareSummary': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCareSummary,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.GetCareSummaryRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CareSummary.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'iop.scheduler.v1.SchedulerService', rpc_method_handlers)
@@ -87,6 +456,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class SchedulerService:
     """Programs, sessions and bookings for the virtual IOP.
+
+    Booking never double-books a clinician, a client or a group seat (unique slot
+    reservations in the store), asks the compliance service before every booking
+    (fails closed with UNAVAILABLE / COMPLIANCE_UNAVAILABLE) and enforces the fatigue
+    and burnout rules (FAILED_PRECONDITION naming the rule, or a supervisor override).
     """
 
     @staticmethod
@@ -133,6 +507,600 @@ class SchedulerService:
             '/iop.scheduler.v1.SchedulerService/GetSession',
             iop_dot_scheduler_dot_v1_dot_scheduler__pb2.GetSessionRequest.SerializeToString,
             iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateProgram(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/CreateProgram',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CreateProgramRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Program.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProgram(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/GetProgram',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.GetProgramRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Program.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCohort(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/CreateCohort',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CreateCohortRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Cohort.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetClinicianAvailability(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/SetClinicianAvailability',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.SetClinicianAvailabilityRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ClinicianProfile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetClientAvailability(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/SetClientAvailability',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.SetClientAvailabilityRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ClientProfile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchSlots(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/SearchSlots',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.SearchSlotsRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.SearchSlotsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BookSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/BookSession',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ScheduleSessionRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BookGroupSeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/BookGroupSeat',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.BookGroupSeatRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateGroupCapacity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/UpdateGroupCapacity',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.UpdateGroupCapacityRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/CancelSession',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CancelSessionRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/CheckIn',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CheckInRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/StartSession',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.StartSessionRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/EndSession',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.EndSessionRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InterruptSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/InterruptSession',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.InterruptSessionRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RescheduleSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/RescheduleSession',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.RescheduleSessionRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTechChecks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/ListTechChecks',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ListTechChecksRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ListTechChecksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteTechCheck(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/CompleteTechCheck',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CompleteTechCheckRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.TechCheckTask.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClinicianSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/GetClinicianSchedule',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ScheduleViewRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ClinicianSchedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClientSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/GetClientSchedule',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ScheduleViewRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.ClientSchedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCareSeries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/CreateCareSeries',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CreateCareSeriesRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CareSeries.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordCareAttendance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/RecordCareAttendance',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.RecordCareAttendanceRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CareSession.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCareSummary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/GetCareSummary',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.GetCareSummaryRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CareSummary.FromString,
             options,
             channel_credentials,
             insecure,
