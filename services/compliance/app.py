@@ -2,19 +2,67 @@
 
 from __future__ import annotations
 
-from iop.compliance.v1 import compliance_pb2_grpc
+from dataclasses import dataclass
 
-from services.compliance.api import ACCESS, INDEXES, SERVICE, ComplianceApi
+from iop.compliance.v1 import compliance_pb2_grpc
+from services.compliance.api import ACCESS, SERVICE, ComplianceApi
+from services.compliance.audit_log import BatchedAudit
+from services.compliance.billing import BillingDays
+from services.compliance.config import ComplianceSettings
+from services.compliance.handlers import SchedulingHandlers
+from services.compliance.monitor import ExpiryMonitor, run_periodic
+from services.compliance.reference import load_reference
+from services.compliance.store import INDEXES, OUTBOX_COLLECTIONS, ComplianceStore
+from services.compliance.topics import PUBLISHED, SCHEDULING_SESSIONS
 from services.plumbing.consumer import EventConsumer
 from services.plumbing.runner import Infrastructure, ServiceDefinition
 
+REFERENCE = load_reference()
+SETTINGS = ComplianceSettings()
+
+
+@dataclass
+class Parts:
+    """What wire() builds and the background jobs use (wire runs first)."""
+
+    audit: BatchedAudit | None = None
+    store: ComplianceStore | None = None
+    billing: BillingDays | None = None
+
+
+PARTS = Parts()
+
 
 async def wire(infra: Infrastructure) -> list[EventConsumer]:
-    api = ComplianceApi(infra.db)
+    store = ComplianceStore(infra.db, infra.source, SETTINGS.read_cache_ttl_s)
+    await store.seed_policies(REFERENCE.seed_payer_policies)
+    PARTS.audit = BatchedAudit(infra.db)
+    api = ComplianceApi(store, REFERENCE, infra.relay, PARTS.audit)
     infra.grpc.add_service(SERVICE, lambda s: compliance_pb2_grpc.add_ComplianceServiceServicer_to_server(api, s))
-    return []
+    billing = BillingDays(store, REFERENCE, infra.relay)
+    PARTS.store, PARTS.billing = store, billing
+    scheduling = SchedulingHandlers(store, REFERENCE, infra.relay, billing)
+    return [infra.consumer("scheduling", [SCHEDULING_SESSIONS], scheduling.handlers())]
+
+
+async def periodic_jobs(infra: Infrastructure) -> None:
+    """Closes attended days and watches expiries (ServiceDefinition.background)."""
+    assert PARTS.store is not None and PARTS.billing is not None, "wire() runs before background jobs"
+    await run_periodic(ExpiryMonitor(PARTS.store, REFERENCE, infra.relay), PARTS.billing, SETTINGS.monitor_interval_s)
+
+
+async def audit_flusher(infra: Infrastructure) -> None:
+    """Writes the batched PHI-access audit records (and the last ones at shutdown)."""
+    assert PARTS.audit is not None, "wire() builds the audit writer before background jobs start"
+    await PARTS.audit.run()
 
 
 DEFINITION = ServiceDefinition(
-    name="compliance", topics=[], indexes=INDEXES, outbox_collections=[], access=ACCESS, wire=wire
+    name="compliance",
+    topics=PUBLISHED,
+    indexes=INDEXES,
+    outbox_collections=OUTBOX_COLLECTIONS,
+    access=ACCESS,
+    wire=wire,
+    background=[periodic_jobs, audit_flusher],
 )

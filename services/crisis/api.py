@@ -3,36 +3,187 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import grpc
-from iop.crisis.v1 import crisis_pb2, crisis_pb2_grpc
-from iop.events.v1 import crisis_pb2 as crisis_events
-from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.crisis.topics import RISK
+from iop.crisis.v1 import crisis_pb2, crisis_pb2_grpc
+from iop.events.v1 import crisis_pb2 as crisis_events
+from services.crisis import events
+from services.crisis.alerts import AlertService, all_records, derived_id, state_of
+from services.crisis.domain import (
+    CONTACT_OUTCOMES,
+    CONTACT_TARGETS,
+    RESOLUTIONS,
+    Answer,
+    CssrsAnswers,
+    Recency,
+    Risk,
+    Status,
+    TransitionError,
+    cssrs_risk,
+    may_act_on,
+    validate_cssrs,
+    validate_plan,
+)
+from services.crisis.reference import NoResourcesForLocation
+from services.crisis.service import CrisisCore, VersionConflict, enum_value, routing_for
 from services.plumbing.audit import record_phi_access
-from services.plumbing.auth import current_principal
-from services.plumbing.errors import FieldViolations, NotFound
-from services.plumbing.outbox import OutboxRelay, OutgoingEvent, with_outbox
-from services.plumbing.protos import to_timestamp
+from services.plumbing.auth import Principal, current_principal
+from services.plumbing.errors import FailedPrecondition, FieldViolations, NotFound, PermissionDenied
+from services.plumbing.protos import to_datetime, to_timestamp
 from services.plumbing.storage import Document
 
 SERVICE = "iop.crisis.v1.CrisisService"
+CARE_TEAM = frozenset({"clinician", "supervisor"})
 ACCESS = {
-    f"/{SERVICE}/SetRiskLevel": frozenset({"clinician", "supervisor"}),
+    f"/{SERVICE}/SetRiskLevel": CARE_TEAM,
     f"/{SERVICE}/GetRiskState": frozenset({"clinician", "supervisor", "platform"}),
+    f"/{SERVICE}/AssessCssrs": CARE_TEAM,
+    f"/{SERVICE}/SaveSafetyPlan": CARE_TEAM,
+    f"/{SERVICE}/GetSafetyPlan": frozenset({"client", "clinician", "supervisor"}),
+    f"/{SERVICE}/ListSafetyPlanVersions": CARE_TEAM,
+    f"/{SERVICE}/DeleteSafetyPlan": CARE_TEAM,
+    f"/{SERVICE}/GetLocalResources": frozenset({"client", "clinician", "supervisor", "platform"}),
+    f"/{SERVICE}/RouteContact": frozenset({"client", "clinician", "supervisor", "platform"}),
+    f"/{SERVICE}/RaiseAlert": CARE_TEAM,
+    f"/{SERVICE}/GetAlert": frozenset({"clinician", "supervisor", "platform"}),
+    f"/{SERVICE}/AcknowledgeAlert": CARE_TEAM,
+    f"/{SERVICE}/RecordContactAttempt": CARE_TEAM,
+    f"/{SERVICE}/ResolveAlert": CARE_TEAM,
+    f"/{SERVICE}/GetCrisisCard": CARE_TEAM,
 }
-RISK_STATE = "risk_state"
 SOURCES = frozenset({"c-ssrs", "phq9-item9", "clinician-flag"})
-SOURCE = "/iop/crisis"
+PLAN_FIELDS = (
+    "warning_signs",
+    "internal_coping_strategies",
+    "social_distractions",
+    "people_to_ask_for_help",
+    "professionals_and_agencies",
+    "environment_safety",
+)
+
+
+def _risk_state(doc: Document) -> crisis_pb2.RiskState:
+    return crisis_pb2.RiskState(
+        client_id=doc["client_id"],
+        level=doc["level"],
+        source=doc.get("source", ""),
+        updated_at=to_timestamp(doc.get("at")),
+        reasons=doc.get("reasons", []),
+    )
+
+
+def _plan_message(doc: Document, client_id: str) -> crisis_pb2.SafetyPlan:
+    return crisis_pb2.SafetyPlan(
+        client_id=client_id,
+        version=doc["version"],
+        **{f: doc.get(f, []) for f in PLAN_FIELDS},
+        emergency_contacts=[_contact_message(c) for c in doc.get("emergency_contacts", [])],
+        backup_phone=doc.get("backup_phone", ""),
+        contact_windows=[crisis_pb2.ContactWindow(**w) for w in doc.get("contact_windows", [])],
+        time_zone=doc.get("time_zone", ""),
+        program_id=doc.get("program_id", ""),
+        updated_by=doc.get("updated_by", ""),
+        updated_at=to_timestamp(doc.get("updated_at")),
+        retired=doc.get("retired", False),
+    )
+
+
+def _contact_message(c: dict[str, Any]) -> crisis_pb2.EmergencyContact:
+    return crisis_pb2.EmergencyContact(
+        contact_id=c.get("contact_id", ""),
+        name=c.get("name", ""),
+        relationship=c.get("relationship", ""),
+        phone=c.get("phone", ""),
+        consent_to_contact=c.get("consent_to_contact", False),
+        consent_recorded_at=to_timestamp(c.get("consent_recorded_at")),
+    )
+
+
+def _alert_message(doc: Document, records: list[Document]) -> crisis_pb2.Alert:
+    records = all_records(doc, records)
+    st = state_of(doc, records)
+    fired = {r["index"]: r for r in records if r["kind"] == "RUNG"}
+    attempts = sorted((r for r in records if r["kind"] == "ATTEMPT"), key=lambda r: r["at"])
+    return crisis_pb2.Alert(
+        alert_id=doc["_id"],
+        client_id=doc["client_id"],
+        session_id=doc.get("session_id", ""),
+        program_id=doc.get("program_id", ""),
+        status=enum_value(st.status),
+        reason=doc.get("reason", ""),
+        risk_level=doc.get("risk_level", 0),
+        assignees=list(dict.fromkeys([*doc.get("assignees", []), *(r.get("assignee_id", "") for r in fired.values())])),
+        next_step_index=st.next_step,
+        next_step_due_at=to_timestamp(st.due_at) if st.due_at else None,
+        steps=[
+            crisis_pb2.LadderStepState(
+                index=i,
+                step=s["step"],
+                delay_s=int(s["after_s"]),
+                fired_at=to_timestamp(fired[i]["at"]) if i in fired else None,
+                trigger=fired[i]["trigger"] if i in fired else "",
+                delivery_status=fired[i]["delivery_status"] if i in fired else "",
+            )
+            for i, s in enumerate(doc["policy"]["steps"])
+        ],
+        contact_attempts=[
+            crisis_pb2.ContactAttempt(
+                attempt_id=a["attempt_id"],
+                target=a["target"],
+                outcome=a["outcome"],
+                recorded_by=a.get("by", ""),
+                attempted_at=to_timestamp(a.get("at")),
+                contact_id=a.get("contact_id", ""),
+            )
+            for a in attempts
+        ],
+        opened_at=to_timestamp(doc.get("opened_at")),
+        acknowledged_by=st.acknowledged_by,
+        resolution=st.resolution,
+        problems=doc.get("problems", []),
+    )
+
+
+def _plan_from_request(p: crisis_pb2.SafetyPlan) -> dict[str, Any]:
+    out: dict[str, Any] = {"client_id": p.client_id}
+    for f in PLAN_FIELDS:
+        out[f] = list(getattr(p, f))
+    out["emergency_contacts"] = [
+        {
+            "contact_id": c.contact_id,
+            "name": c.name,
+            "relationship": c.relationship,
+            "phone": c.phone,
+            "consent_to_contact": c.consent_to_contact,
+            "consent_recorded_at": to_datetime(c.consent_recorded_at),
+        }
+        for c in p.emergency_contacts
+    ]
+    out["backup_phone"] = p.backup_phone
+    out["contact_windows"] = [{"weekdays": list(w.weekdays), "start": w.start, "end": w.end} for w in p.contact_windows]
+    out["time_zone"] = p.time_zone
+    out["program_id"] = p.program_id
+    return out
+
+
+def _transition_error(exc: TransitionError) -> FailedPrecondition:
+    return FailedPrecondition(exc.reason, exc.message)
 
 
 class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
-    def __init__(self, db: AsyncDatabase[Document], relay: OutboxRelay) -> None:
+    def __init__(self, db: AsyncDatabase[Document], core: CrisisCore, alerts: AlertService) -> None:
         self._db = db
-        self._risk = db[RISK_STATE]
-        self._relay = relay
+        self._core = core
+        self._alerts = alerts
+        self._store = core.store
+
+    async def _audit(self, principal: Principal, action: str, resource_type: str, resource_id: str) -> None:
+        await record_phi_access(self._db, principal, action, resource_type, resource_id)
+
+    # ------------------------------------------------------------------ risk
 
     async def SetRiskLevel(
         self, request: crisis_pb2.SetRiskLevelRequest, context: grpc.aio.ServicerContext
@@ -43,37 +194,336 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
         v.require(request.source in SOURCES, "source", f"must be one of {', '.join(sorted(SOURCES))}")
         v.raise_if_any()
         principal = current_principal()
-        now = datetime.now(UTC)
-        current = await self._risk.find_one({"_id": request.client_id}, {"level": 1})
-        previous = current["level"] if current else crisis_events.RISK_LEVEL_UNSPECIFIED
-        update: dict[str, object] = {"$set": {"level": request.level, "source": request.source, "updated_at": now}}
-        if previous != request.level:
-            changed = crisis_events.RiskLevelChanged(
-                client_id=request.client_id,
-                previous_level=previous,
-                level=request.level,
-                source=request.source,
-                recorded_by=principal.subject,
-                changed_at=to_timestamp(now),
-            )
-            update = with_outbox(update, SOURCE, [OutgoingEvent(RISK.name, request.client_id, changed)])
-        doc = await self._risk.find_one_and_update(
-            {"_id": request.client_id}, update, upsert=True, return_document=ReturnDocument.AFTER
+        doc = await self._core.set_risk(
+            request.client_id,
+            Risk(request.level),
+            request.source,
+            [f"SET_BY_{request.source.upper()}"],
+            principal.subject,
+            datetime.now(UTC),
         )
-        assert doc is not None  # upsert=True always returns the document
-        if previous != request.level:
-            self._relay.notify()
-        return crisis_pb2.RiskState(
-            client_id=doc["_id"], level=doc["level"], source=doc["source"], updated_at=to_timestamp(doc["updated_at"])
-        )
+        return _risk_state(doc)
 
     async def GetRiskState(
         self, request: crisis_pb2.GetRiskStateRequest, context: grpc.aio.ServicerContext
     ) -> crisis_pb2.RiskState:
-        doc = await self._risk.find_one({"_id": request.client_id}, {"outbox": 0})
+        doc = await self._store.risk(request.client_id)
         if doc is None:
             raise NotFound("risk_state", request.client_id)
-        await record_phi_access(self._db, current_principal(), "GetRiskState", "client", request.client_id)
-        return crisis_pb2.RiskState(
-            client_id=doc["_id"], level=doc["level"], source=doc["source"], updated_at=to_timestamp(doc["updated_at"])
+        await self._audit(current_principal(), "GetRiskState", "client", request.client_id)
+        return _risk_state(doc)
+
+    async def AssessCssrs(
+        self, request: crisis_pb2.AssessCssrsRequest, context: grpc.aio.ServicerContext
+    ) -> crisis_pb2.CssrsAssessment:
+        answers = CssrsAnswers(
+            Answer(request.wish_to_be_dead),
+            Answer(request.suicidal_thoughts),
+            Answer(request.thoughts_with_method),
+            Answer(request.intent),
+            Answer(request.plan_with_intent),
+            Answer(request.suicidal_behavior),
+            Recency(request.behavior_recency),
         )
+        v = FieldViolations()
+        v.require(bool(request.client_id), "client_id", "required")
+        for field, description in validate_cssrs(answers):
+            v.add(field, description)
+        v.raise_if_any()
+        level, reasons = cssrs_risk(answers)
+        doc = await self._core.set_risk(
+            request.client_id, level, "c-ssrs", reasons, current_principal().subject, datetime.now(UTC)
+        )
+        return crisis_pb2.CssrsAssessment(
+            client_id=request.client_id, level=enum_value(level), reasons=reasons, state=_risk_state(doc)
+        )
+
+    # ------------------------------------------------------------------ safety plans
+
+    async def SaveSafetyPlan(
+        self, request: crisis_pb2.SaveSafetyPlanRequest, context: grpc.aio.ServicerContext
+    ) -> crisis_pb2.SafetyPlan:
+        violations, plan = validate_plan(_plan_from_request(request.plan))
+        v = FieldViolations()
+        for field, description in violations:
+            v.add(field, description)
+        v.require(request.expected_version >= 0, "expected_version", "must be >= 0")
+        v.raise_if_any()
+        try:
+            doc = await self._core.save_plan(
+                plan, request.expected_version, current_principal().subject, datetime.now(UTC)
+            )
+        except VersionConflict as exc:
+            raise FailedPrecondition(
+                "PLAN_VERSION_CONFLICT",
+                f"expected version {request.expected_version}, the plan is at version {exc.current}",
+                {"current_version": str(exc.current)},
+            ) from exc
+        return _plan_message(doc, request.plan.client_id)
+
+    def _check_plan_reader(self, principal: Principal, client_id: str) -> None:
+        if not principal.has_any(CARE_TEAM) and principal.subject != client_id:
+            raise PermissionDenied("NOT_OWN_PLAN", "a client may read only their own safety plan")
+
+    async def GetSafetyPlan(
+        self, request: crisis_pb2.GetSafetyPlanRequest, context: grpc.aio.ServicerContext
+    ) -> crisis_pb2.SafetyPlan:
+        principal = current_principal()
+        self._check_plan_reader(principal, request.client_id)
+        doc = await self._store.plan(request.client_id)
+        if doc is None:
+            raise NotFound("safety_plan", request.client_id)
+        if request.version and request.version != doc["version"]:
+            versions = await self._store.plan_versions(request.client_id)
+            doc = next((h for h in versions if h["version"] == request.version), None)
+            if doc is None:
+                raise NotFound("safety_plan_version", f"{request.client_id}@{request.version}")
+        await self._audit(principal, "GetSafetyPlan", "client", request.client_id)
+        return _plan_message(doc, request.client_id)
+
+    async def ListSafetyPlanVersions(
+        self, request: crisis_pb2.ListSafetyPlanVersionsRequest, context: grpc.aio.ServicerContext
+    ) -> crisis_pb2.ListSafetyPlanVersionsResponse:
+        versions = await self._store.plan_versions(request.client_id)
+        if not versions:
+            raise NotFound("safety_plan", request.client_id)
+        await self._audit(current_principal(), "ListSafetyPlanVersions", "client", request.client_id)
+        return crisis_pb2.ListSafetyPlanVersionsResponse(
+            versions=[_plan_message(d, request.client_id) for d in versions]
+        )
+
+    async def DeleteSafetyPlan(
+        self, request: crisis_pb2.DeleteSafetyPlanRequest, context: grpc.aio.ServicerContext
+    ) -> crisis_pb2.SafetyPlan:
+        v = FieldViolations()
+        v.require(bool(request.client_id), "client_id", "required")
+        v.require(request.expected_version > 0, "expected_version", "required: the version being retired")
+        v.raise_if_any()
+        try:
+            doc = await self._core.retire_plan(
+                request.client_id, request.expected_version, current_principal().subject, datetime.now(UTC)
+            )
+        except LookupError as exc:
+            raise NotFound("safety_plan", request.client_id) from exc
+        except VersionConflict as exc:
+            raise FailedPrecondition(
+                "PLAN_VERSION_CONFLICT",
+                f"expected version {request.expected_version}, the plan is at version {exc.current}",
+                {"current_version": str(exc.current)},
+            ) from exc
+        return _plan_message(doc, request.client_id)
+
+    # ------------------------------------------------------------------ resources and routing
+
+    async def GetLocalResources(
+        self, request: crisis_pb2.GetLocalResourcesRequest, context: grpc.aio.ServicerContext
+    ) -> crisis_events.CrisisResources:
+        loc = request.location
+        v = FieldViolations()
+        v.require(len(loc.state) == 2, "location.state", "required: a USPS state code, e.g. CA")
+        v.require(len(loc.county_fips) == 5 and loc.county_fips.isdigit(), "location.county_fips", "required: 5 digits")
+        v.raise_if_any()
+        try:
+            return events.resources_message(self._core.catalog.lookup(loc.state, loc.county_fips))
+        except NoResourcesForLocation as exc:
+            raise FailedPrecondition(
+                "NO_RESOURCES_FOR_LOCATION",
+                f"no crisis resources on file for {exc.state}/{exc.county_fips}: use 988 and the local PSAP, "
+                "and report the gap",
+                {"state": exc.state, "county_fips": exc.county_fips, "data_version": exc.version},
+            ) from exc
+
+    async def RouteContact(
+        self, request: crisis_pb2.RouteContactRequest, context: grpc.aio.ServicerContext
+    ) -> crisis_pb2.ContactRouting:
+        v = FieldViolations()
+        v.require(bool(request.client_id), "client_id", "required")
+        v.raise_if_any()
+        principal = current_principal()
+        if not principal.has_any(CARE_TEAM | {"platform"}) and principal.subject != request.client_id:
+            raise PermissionDenied("NOT_OWN_ROUTING", "a client may ask only for their own contact routing")
+        plan = await self._store.plan(request.client_id)
+        checkin = await self._store.checkin(request.client_id) or {}
+        clinician_id = request.clinician_id or checkin.get("clinician_id", "")
+        at = to_datetime(request.at) or datetime.now(UTC)
+        route, assignee, within, reason = routing_for(
+            self._core.policies, plan, checkin.get("program_id", ""), clinician_id, at
+        )
+        return crisis_pb2.ContactRouting(
+            route=enum_value(route), assignee_id=assignee, within_window=within, reason=reason
+        )
+
+    # ------------------------------------------------------------------ alerts
+
+    async def _alert_for_actor(self, alert_id: str) -> tuple[Document, Principal]:
+        if not alert_id:
+            v = FieldViolations()
+            v.add("alert_id", "required")
+            v.raise_if_any()
+        alert = await self._store.alert(alert_id)
+        if alert is None:
+            raise NotFound("alert", alert_id)
+        principal = current_principal()
+        if not may_act_on(alert.get("assignees", []), principal.subject, principal.roles):
+            raise PermissionDenied(
+                "NOT_ALERT_ASSIGNEE", "only the alert's clinician, the on-call clinician or a supervisor may act on it"
+            )
+        return alert, principal
+
+    async def _fresh_alert(self, alert_id: str) -> crisis_pb2.Alert:
+        alert = await self._store.alert(alert_id)
+        if alert is None:
+            raise NotFound("alert", alert_id)
+        return _alert_message(alert, await self._store.records(alert))
+
+    async def RaiseAlert(
+        self, request: crisis_pb2.RaiseAlertRequest, context: grpc.aio.ServicerContext
+    ) -> crisis_pb2.Alert:
+        v = FieldViolations()
+        v.require(bool(request.client_id), "client_id", "required")
+        v.require(bool(request.request_id), "request_id", "required (idempotency key)")
+        v.raise_if_any()
+        principal = current_principal()
+        alert_id = derived_id("raised", request.request_id)
+        existing = await self._store.alert(alert_id)
+        if existing is None:
+            active = await self._store.active_alert(request.client_id)
+            if active is not None:
+                raise FailedPrecondition(
+                    "ALERT_ALREADY_ACTIVE", "the client already has an active alert", {"alert_id": active["_id"]}
+                )
+        current = await self._store.risk(request.client_id)
+        risk = Risk(current["level"]) if current else Risk.UNSPECIFIED
+        alert, _ = await self._alerts.open_alert(
+            alert_id=alert_id,
+            client_id=request.client_id,
+            session_id=request.session_id,
+            program_id=request.program_id,
+            clinician_id=principal.subject if "clinician" in principal.roles else "",
+            reason=request.reason or "CLINICIAN_RAISED",
+            risk=risk,
+            trigger_event_id="",
+            extra_assignees=[principal.subject],
+            now=datetime.now(UTC),
+        )
+        if alert is None:
+            active = await self._store.active_alert(request.client_id)
+            raise FailedPrecondition(
+                "ALERT_ALREADY_ACTIVE",
+                "the client already has an active alert",
+                {"alert_id": active["_id"] if active else ""},
+            )
+        return _alert_message(alert, await self._store.records(alert))
+
+    async def GetAlert(
+        self, request: crisis_pb2.GetAlertRequest, context: grpc.aio.ServicerContext
+    ) -> crisis_pb2.Alert:
+        alert = await self._store.alert(request.alert_id)
+        if alert is None:
+            raise NotFound("alert", request.alert_id)
+        await self._audit(current_principal(), "GetAlert", "alert", request.alert_id)
+        return _alert_message(alert, await self._store.records(alert))
+
+    async def AcknowledgeAlert(
+        self, request: crisis_pb2.AcknowledgeAlertRequest, context: grpc.aio.ServicerContext
+    ) -> crisis_pb2.Alert:
+        alert, principal = await self._alert_for_actor(request.alert_id)
+        try:
+            await self._alerts.acknowledge(alert["_id"], principal.subject)
+            return await self._fresh_alert(alert["_id"])
+        except TransitionError as exc:
+            raise _transition_error(exc) from exc
+
+    async def RecordContactAttempt(
+        self, request: crisis_pb2.RecordContactAttemptRequest, context: grpc.aio.ServicerContext
+    ) -> crisis_pb2.Alert:
+        v = FieldViolations()
+        v.require(bool(request.alert_id), "alert_id", "required")
+        v.require(request.target in CONTACT_TARGETS, "target", f"one of {', '.join(sorted(CONTACT_TARGETS))}")
+        v.require(request.outcome in CONTACT_OUTCOMES, "outcome", f"one of {', '.join(sorted(CONTACT_OUTCOMES))}")
+        v.require(
+            request.target != "EMERGENCY_CONTACT" or bool(request.contact_id),
+            "contact_id",
+            "required for an EMERGENCY_CONTACT attempt",
+        )
+        v.require(bool(request.request_id), "request_id", "required (idempotency key)")
+        v.raise_if_any()
+        alert, principal = await self._alert_for_actor(request.alert_id)
+        if request.target == "EMERGENCY_CONTACT":
+            consented = {c["contact_id"] for c in alert["context"].get("emergency_contacts", [])}
+            if request.contact_id not in consented:
+                raise FailedPrecondition(
+                    "CONTACT_NOT_CONSENTED",
+                    "that person is not an emergency contact the client consented to be contacted",
+                    {"contact_id": request.contact_id},
+                )
+        attempt = {
+            "attempt_id": derived_id("attempt", request.alert_id, request.request_id),
+            "target": request.target,
+            "outcome": request.outcome,
+            "contact_id": request.contact_id,
+        }
+        try:
+            await self._alerts.record_attempt(alert["_id"], attempt, principal.subject)
+            return await self._fresh_alert(alert["_id"])
+        except TransitionError as exc:
+            raise _transition_error(exc) from exc
+
+    async def ResolveAlert(
+        self, request: crisis_pb2.ResolveAlertRequest, context: grpc.aio.ServicerContext
+    ) -> crisis_pb2.Alert:
+        v = FieldViolations()
+        v.require(bool(request.alert_id), "alert_id", "required")
+        v.require(request.resolution in RESOLUTIONS, "resolution", f"one of {', '.join(sorted(RESOLUTIONS))}")
+        v.raise_if_any()
+        alert, principal = await self._alert_for_actor(request.alert_id)
+        try:
+            await self._alerts.resolve(alert["_id"], request.resolution, principal.subject)
+            return await self._fresh_alert(alert["_id"])
+        except TransitionError as exc:
+            raise _transition_error(exc) from exc
+
+    # ------------------------------------------------------------------ the crisis card
+
+    async def GetCrisisCard(
+        self, request: crisis_pb2.GetCrisisCardRequest, context: grpc.aio.ServicerContext
+    ) -> crisis_pb2.CrisisCard:
+        v = FieldViolations()
+        v.require(bool(request.client_id), "client_id", "required")
+        v.raise_if_any()
+        client_id = request.client_id
+        plan = await self._store.plan(client_id)
+        checkin = await self._store.checkin(client_id)
+        risk = await self._store.risk(client_id)
+        active = await self._store.active_alert(client_id)
+        await self._audit(current_principal(), "GetCrisisCard", "client", client_id)
+        problems: list[str] = []
+        card = crisis_pb2.CrisisCard(client_id=client_id)
+        if plan is None or plan.get("retired"):
+            problems.append("NO_SAFETY_PLAN")
+        else:
+            card.plan.CopyFrom(_plan_message(plan, client_id))
+            card.emergency_contacts.extend(
+                _contact_message(c) for c in plan.get("emergency_contacts", []) if c.get("consent_to_contact")
+            )
+        if not checkin:
+            problems.append("NO_VERIFIED_LOCATION")
+        else:
+            card.location.CopyFrom(events.location_message(checkin["location"]))
+            card.location_session_id = checkin.get("session_id", "")
+            card.location_verified_at.CopyFrom(to_timestamp(checkin.get("at")))
+            if checkin.get("resources"):
+                card.resources.CopyFrom(events.resources_message(checkin["resources"]))
+            else:
+                problems.append(checkin.get("resources_problem") or "NO_RESOURCES_FOR_LOCATION")
+        card.backup_phone = (checkin or {}).get("backup_phone", "") or (plan or {}).get("backup_phone", "")
+        if not card.backup_phone:
+            problems.append("NO_BACKUP_PHONE")
+        if risk is not None:
+            card.risk.CopyFrom(_risk_state(risk))
+        if active is not None:
+            records = await self._store.records(active)
+            if state_of(active, records).status != Status.RESOLVED:
+                card.active_alert.CopyFrom(_alert_message(active, records))
+        card.problems.extend(problems)
+        return card

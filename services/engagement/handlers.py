@@ -1,22 +1,179 @@
-"""Event handlers of the engagement service."""
+"""Event handlers of the engagement service: the attendance ledger.
+
+One consumer group reads the scheduler's session facts and the accepted video
+signals. Each signal is appended to its session's ledger document together with
+the recomputed attendance and, for a drop during an active session, the
+ConnectionDropped event: one document write (outbox), published at once.
+"""
 
 from __future__ import annotations
 
-from iop.events.v1 import scheduling_pb2
+from datetime import datetime
 
-from services.engagement.store import AttendanceStore
+from iop.events.v1 import common_pb2, scheduling_pb2
+from iop.events.v1 import engagement_pb2 as ev
+from services.engagement.domain import (
+    LEDGER_KINDS,
+    Attendance,
+    LedgerSignal,
+    attendance_for,
+    drop_event_id,
+    drop_is_current,
+    is_drop,
+)
+from services.engagement.rules import Rules
+from services.engagement.store import ATTENDANCE_COLLECTION, AttendanceStore, aware, ledger_signals
+from services.engagement.topics import ATTENDANCE
 from services.plumbing.consumer import Handler, PoisonEvent
 from services.plumbing.envelope import CloudEvent
+from services.plumbing.outbox import OutboxRelay, OutgoingEvent
+from services.plumbing.protos import to_datetime, to_timestamp
+from services.plumbing.storage import Document
+
+MODALITIES: dict[int, str] = {common_pb2.MODALITY_AUDIO_ONLY: "audio_only", common_pb2.MODALITY_MIXED: "mixed"}
 
 
-class SchedulingHandlers:
-    def __init__(self, store: AttendanceStore) -> None:
+def entry_doc(a: Attendance) -> Document:
+    return {
+        "client_id": a.client_id,
+        "status": a.status,
+        "minutes_attended": round(a.minutes),
+        "disconnections": a.disconnections,
+        "reconnections": a.reconnections,
+        "modality": a.modality,
+        "present": a.present,
+    }
+
+
+def compute_entries(
+    doc: Document, signals: list[LedgerSignal], ended_at: datetime | None, rules: Rules
+) -> list[Attendance]:
+    starts_at, ends_at = aware(doc["starts_at"]), aware(doc["ends_at"])
+    assert starts_at is not None and ends_at is not None
+    return [attendance_for(c, signals, starts_at, ends_at, ended_at, rules) for c in doc.get("client_ids", [])]
+
+
+def ledger_signal(payload: ev.VideoSignal, fallback: datetime) -> LedgerSignal:
+    return LedgerSignal(
+        signal_id=payload.signal_id,
+        participant_id=payload.participant_id,
+        kind=payload.kind,
+        at=to_datetime(payload.occurred_at) or fallback,
+        value=payload.value,
+        leave_reason=payload.leave_reason,
+        modality=payload.modality,
+    )
+
+
+def connection_dropped(
+    doc: Document, signal: LedgerSignal, signals: list[LedgerSignal], rules: Rules
+) -> ev.ConnectionDropped | None:
+    """The ConnectionDropped a signal causes in this session's ledger, if any.
+
+    Used twice with the same event id (drop_event_id): by the webhook, straight after publishing
+    the signal (the fast path, before it answers), and by the ledger, through the outbox in the
+    same write as the signal (the durable path). Consumers de-duplicate by event id.
+    """
+    starts_at, ends_at = aware(doc["starts_at"]), aware(doc["ends_at"])
+    assert starts_at is not None and ends_at is not None
+    if (
+        signal.participant_id in doc.get("client_ids", [])
+        and is_drop(signal, rules)
+        and drop_is_current(signal, signals, starts_at, ends_at, bool(doc.get("ended")))
+    ):
+        return ev.ConnectionDropped(
+            session_id=doc["_id"],
+            client_id=signal.participant_id,
+            dropped_at=to_timestamp(signal.at),
+            clinician_id=doc.get("clinician_id", ""),
+            reason=signal.leave_reason or "connection_lost",
+            program_id=doc.get("program_id", ""),
+        )
+    return None
+
+
+class LedgerHandlers:
+    def __init__(self, store: AttendanceStore, relay: OutboxRelay, rules: Rules) -> None:
         self._store = store
+        self._relay = relay
+        self._rules = rules
 
     async def session_scheduled(self, event: CloudEvent, payload: scheduling_pb2.SessionScheduled) -> None:
         if not payload.session_id or not payload.client_ids:
             raise PoisonEvent("SessionScheduled without session_id or client_ids")
+        if to_datetime(payload.starts_at) is None or to_datetime(payload.ends_at) is None:
+            raise PoisonEvent("SessionScheduled without starts_at/ends_at")
         await self._store.expect_session(event.id, payload)
 
+    async def session_started(self, event: CloudEvent, payload: scheduling_pb2.SessionStarted) -> None:
+        # Same topic and key as SessionScheduled, so it always comes after it: a session this ledger
+        # does not know was booked before the ledger existed. Nothing to record (not an error).
+        await self._store.mark_started(payload.session_id, to_datetime(payload.started_at))
+
+    async def session_cancelled(self, event: CloudEvent, payload: scheduling_pb2.SessionCancelled) -> None:
+        await self._store.cancel(payload.session_id)
+
+    async def session_ended(self, event: CloudEvent, payload: scheduling_pb2.SessionEnded) -> None:
+        doc = await self._store.get(payload.session_id)
+        if doc is None or doc.get("ended"):
+            return  # booked before this ledger existed (see session_started), or already closed
+        ended_at = to_datetime(payload.ended_at) or event.time
+        entries = compute_entries(doc, ledger_signals(doc), ended_at, self._rules)
+        reported = {a.client_id: a for a in payload.attendance}
+        events = []
+        for a in entries:
+            told = reported[a.client_id].modality if a.client_id in reported else 0
+            if told in MODALITIES and a.modality != "none":
+                a.modality = MODALITIES[told]  # the scheduler knows when the session fell back to the phone
+            events.append(
+                OutgoingEvent(
+                    ATTENDANCE.name,
+                    payload.session_id,
+                    ev.AttendanceRecorded(
+                        session_id=payload.session_id,
+                        client_id=a.client_id,
+                        status=a.status,
+                        minutes_attended=round(a.minutes),
+                        disconnections=a.disconnections,
+                        reconnections=a.reconnections,
+                        modality=a.modality,
+                        session_starts_at=to_timestamp(aware(doc["starts_at"])),
+                        program_id=doc.get("program_id", ""),
+                        clinician_id=doc.get("clinician_id", ""),
+                        attendance_id=f"{payload.session_id}:{a.client_id}",
+                    ),
+                )
+            )
+        if await self._store.finalize(payload.session_id, ended_at, [entry_doc(a) for a in entries], events):
+            self._relay.notify(ATTENDANCE_COLLECTION, payload.session_id)
+
+    async def video_signal(self, event: CloudEvent, payload: ev.VideoSignal) -> None:
+        if payload.kind not in LEDGER_KINDS:
+            return  # participation signals (camera, speaking, chat) are the faust worker's business
+        doc = await self._store.get(payload.session_id)
+        if doc is None:
+            raise PoisonEvent(f"UNKNOWN_SESSION: signal for session {payload.session_id!r} that was never scheduled")
+        participants = {*doc.get("client_ids", []), doc.get("clinician_id", "")}
+        if payload.participant_id not in participants:
+            raise PoisonEvent("UNKNOWN_PARTICIPANT: signal for a participant not expected in this session")
+        if payload.signal_id in doc.get("signal_ids", []):
+            return  # a replay changes nothing
+        signal = ledger_signal(payload, event.time)
+        signals = [*ledger_signals(doc), signal]
+        ended = bool(doc.get("ended"))
+        entries = compute_entries(doc, signals, aware(doc.get("ended_at")) if ended else None, self._rules)
+        dropped = connection_dropped(doc, signal, signals, self._rules)
+        events = [] if dropped is None else [OutgoingEvent(ATTENDANCE.name, payload.session_id, dropped)]
+        ids = [] if dropped is None else [drop_event_id(signal.signal_id)]
+        added = await self._store.add_signal(payload.session_id, signal, [entry_doc(a) for a in entries], events, ids)
+        if added and events:
+            self._relay.notify(ATTENDANCE_COLLECTION, payload.session_id)
+
     def handlers(self) -> dict[str, Handler]:
-        return {scheduling_pb2.SessionScheduled.DESCRIPTOR.full_name: self.session_scheduled}
+        return {
+            scheduling_pb2.SessionScheduled.DESCRIPTOR.full_name: self.session_scheduled,
+            scheduling_pb2.SessionStarted.DESCRIPTOR.full_name: self.session_started,
+            scheduling_pb2.SessionCancelled.DESCRIPTOR.full_name: self.session_cancelled,
+            scheduling_pb2.SessionEnded.DESCRIPTOR.full_name: self.session_ended,
+            ev.VideoSignal.DESCRIPTOR.full_name: self.video_signal,
+        }

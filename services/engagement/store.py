@@ -1,22 +1,77 @@
-"""The engagement database: the attendance ledger."""
+"""The engagement database: the attendance ledger, webhook receipts, outcomes, check-ins,
+and the snapshots the faust worker writes of its tables (for reads and the dashboard)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ReturnDocument, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from iop.events.v1 import scheduling_pb2
-from pymongo.asynchronous.database import AsyncDatabase
-
+from services.engagement.domain import LedgerSignal
+from services.plumbing.outbox import OutgoingEvent, new_document_with_outbox, outbox_entries, with_outbox
 from services.plumbing.protos import to_datetime
 from services.plumbing.storage import Document, IndexSpec
 
 ATTENDANCE_COLLECTION = "session_attendance"
-INDEXES = [IndexSpec(ATTENDANCE_COLLECTION, [("clinician_id", 1), ("starts_at", 1)], name="clinician_starts")]
+RECEIPTS_COLLECTION = "webhook_receipts"
+OUTCOMES_COLLECTION = "outcomes"
+CHECK_INS_COLLECTION = "check_ins"
+CLIENT_SNAPSHOTS = "client_engagement"
+CLINICIAN_SNAPSHOTS = "clinician_load"
+OUTBOX_COLLECTIONS = [ATTENDANCE_COLLECTION, OUTCOMES_COLLECTION, CHECK_INS_COLLECTION]
+INDEXES = [
+    IndexSpec(ATTENDANCE_COLLECTION, [("clinician_id", 1), ("starts_at", 1)], name="clinician_starts"),
+    IndexSpec(ATTENDANCE_COLLECTION, [("program_id", 1), ("starts_at", 1)], name="program_starts"),
+    IndexSpec(RECEIPTS_COLLECTION, [("received_at", 1)], name="received_at_1"),
+    IndexSpec(OUTCOMES_COLLECTION, [("client_id", 1), ("completed_at", 1)], name="client_completed"),
+    IndexSpec(OUTCOMES_COLLECTION, [("fhir_pending", 1)], name="fhir_pending_1"),
+    IndexSpec(CLIENT_SNAPSHOTS, [("risk.value", -1)], name="risk_value"),
+    IndexSpec(CLINICIAN_SNAPSHOTS, [("risk.value", -1)], name="risk_value"),
+]
+
+
+def signal_doc(s: LedgerSignal) -> Document:
+    return {
+        "id": s.signal_id,
+        "p": s.participant_id,
+        "k": s.kind,
+        "at": s.at,
+        "v": s.value,
+        "r": s.leave_reason,
+        "m": s.modality,
+    }
+
+
+def ledger_signals(doc: Document) -> list[LedgerSignal]:
+    return [
+        LedgerSignal(
+            signal_id=d["id"],
+            participant_id=d["p"],
+            kind=d["k"],
+            at=d["at"] if d["at"].tzinfo else d["at"].replace(tzinfo=UTC),
+            value=d.get("v", 0.0),
+            leave_reason=d.get("r", ""),
+            modality=d.get("m", ""),
+        )
+        for d in doc.get("signals", [])
+    ]
+
+
+def aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 class AttendanceStore:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], source: str) -> None:
         self._attendance = db[ATTENDANCE_COLLECTION]
+        self._source = source
 
     async def expect_session(self, event_id: str, scheduled: scheduling_pb2.SessionScheduled) -> None:
         """Open the ledger of a scheduled session: every client expected. Idempotent."""
@@ -28,9 +83,13 @@ class AttendanceStore:
                     "program_id": scheduled.program_id,
                     "starts_at": to_datetime(scheduled.starts_at),
                     "ends_at": to_datetime(scheduled.ends_at),
+                    "client_ids": list(scheduled.client_ids),
                     "entries": [
                         {"client_id": c, "status": "expected", "minutes_attended": 0} for c in scheduled.client_ids
                     ],
+                    "signals": [],
+                    "signal_ids": [],
+                    "ended": False,
                     "opened_by_event": event_id,
                     "opened_at": datetime.now(UTC),
                 }
@@ -40,3 +99,189 @@ class AttendanceStore:
 
     async def get(self, session_id: str) -> Document | None:
         return await self._attendance.find_one({"_id": session_id})
+
+    async def mark_started(self, session_id: str, started_at: datetime | None) -> None:
+        await self._attendance.update_one({"_id": session_id, "started_at": None}, {"$set": {"started_at": started_at}})
+
+    async def add_signal(
+        self,
+        session_id: str,
+        signal: LedgerSignal,
+        entries: list[Document],
+        events: list[OutgoingEvent],
+        event_ids: list[str],
+    ) -> bool:
+        """Append a signal and the recomputed entries (+ events, with the given ids) in one write;
+        False if the signal is already there."""
+        update: dict[str, Any] = {
+            "$push": {"signals": signal_doc(signal), "signal_ids": signal.signal_id},
+            "$set": {"entries": entries},
+        }
+        if events:
+            outbox = outbox_entries(self._source, events)
+            for entry, event_id in zip(outbox, event_ids, strict=True):
+                entry["id"] = event_id
+            update["$push"]["outbox"] = {"$each": outbox}
+        result = await self._attendance.update_one({"_id": session_id, "signal_ids": {"$ne": signal.signal_id}}, update)
+        return result.modified_count == 1
+
+    async def finalize(
+        self, session_id: str, ended_at: datetime | None, entries: list[Document], events: list[OutgoingEvent]
+    ) -> bool:
+        update = with_outbox({"$set": {"entries": entries, "ended": True, "ended_at": ended_at}}, self._source, events)
+        result = await self._attendance.update_one({"_id": session_id, "ended": False}, update)
+        return result.modified_count == 1
+
+    async def cancel(self, session_id: str) -> None:
+        await self._attendance.update_one({"_id": session_id}, {"$set": {"ended": True, "cancelled": True}})
+
+    async def recent(self, limit: int = 500) -> list[Document]:
+        cursor = self._attendance.find({"ended": True}, {"signals": 0, "signal_ids": 0, "outbox": 0})
+        return await cursor.sort("starts_at", -1).limit(limit).to_list()
+
+
+class ReceiptStore:
+    """Replay protection: one receipt per webhook delivery id (unique _id).
+
+    Receipts are group-committed: the claims and status updates of concurrent requests are
+    written together every few milliseconds (one insert_many / update_many), and each request
+    awaits its batch. A store that serialises writes (FerretDB on SQLite) then takes one write per
+    batch instead of one per webhook; the semantics per request are unchanged.
+    """
+
+    def __init__(self, db: AsyncDatabase[Document], window_s: float = 0.003, max_batch: int = 500) -> None:
+        self._receipts = db[RECEIPTS_COLLECTION]
+        self._window_s = window_s
+        self._max_batch = max_batch
+        self._claims: list[tuple[Document, asyncio.Future[str]]] = []
+        self._published: list[str] = []
+        self._claim_flush: asyncio.Task[None] | None = None
+        self._publish_flush: asyncio.Task[None] | None = None
+
+    async def claim(self, event_id: str, session_id: str) -> str:
+        """'new' for a first delivery; 'published' for a replay of a published one; 'pending' when a
+        previous attempt was acknowledged to nobody (publish again: consumers de-duplicate)."""
+        doc = {"_id": event_id, "session_id": session_id, "status": "received", "received_at": datetime.now(UTC)}
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._claims.append((doc, future))
+        if self._claim_flush is None or self._claim_flush.done():
+            self._claim_flush = asyncio.create_task(self._flush_claims())
+        return await future
+
+    async def _flush_claims(self) -> None:
+        await asyncio.sleep(self._window_s)
+        while self._claims:
+            batch, self._claims = self._claims[: self._max_batch], self._claims[self._max_batch :]
+            try:
+                results = await self._insert(batch)
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    async def _insert(self, batch: list[tuple[Document, asyncio.Future[str]]]) -> list[str]:
+        duplicates: set[int] = set()
+        try:
+            await self._receipts.insert_many([doc for doc, _ in batch], ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            duplicates = {int(e["index"]) for e in errors}
+        if not duplicates:
+            return ["new"] * len(batch)
+        ids = [batch[i][0]["_id"] for i in duplicates]
+        found = await self._receipts.find({"_id": {"$in": ids}}, {"status": 1}).to_list()
+        published = {d["_id"] for d in found if d.get("status") == "published"}
+        return [
+            ("published" if doc["_id"] in published else "pending") if i in duplicates else "new"
+            for i, (doc, _) in enumerate(batch)
+        ]
+
+    async def mark_published(self, event_id: str) -> None:
+        self._published.append(event_id)
+        if self._publish_flush is None or self._publish_flush.done():
+            self._publish_flush = asyncio.create_task(self._flush_published())
+
+    async def _flush_published(self) -> None:
+        await asyncio.sleep(self._window_s)
+        while self._published:
+            ids, self._published = self._published[: self._max_batch], self._published[self._max_batch :]
+            # one update per id: an equality on _id is what every store (FerretDB too) answers
+            # from its index; `$in` would scan the collection
+            await self._receipts.bulk_write(
+                [UpdateOne({"_id": i}, {"$set": {"status": "published"}}) for i in ids], ordered=False
+            )
+
+
+class OutcomeStore:
+    def __init__(self, db: AsyncDatabase[Document], source: str) -> None:
+        self._outcomes = db[OUTCOMES_COLLECTION]
+        self._source = source
+
+    async def insert(self, doc: Document, events: list[OutgoingEvent]) -> Document:
+        """Insert once; a retry with the same submission id returns the stored record."""
+        try:
+            await self._outcomes.insert_one(new_document_with_outbox(doc, self._source, events))
+            return doc
+        except DuplicateKeyError:
+            existing = await self._outcomes.find_one({"_id": doc["_id"]})
+            assert existing is not None
+            return existing
+
+    async def history(self, client_id: str, instrument: str | None) -> list[Document]:
+        query: dict[str, Any] = {"client_id": client_id}
+        if instrument:
+            query["instrument"] = instrument
+        return await self._outcomes.find(query, {"outbox": 0, "fhir": 0}).sort("completed_at", 1).to_list()
+
+    async def fhir_pending(self, limit: int = 100) -> list[Document]:
+        cursor = self._outcomes.find({"fhir_pending": True}, {"fhir": 1, "client_id": 1, "fhir_trace": 1})
+        return await cursor.limit(limit).to_list()
+
+    async def fhir_published(self, submission_id: str) -> None:
+        await self._outcomes.update_one({"_id": submission_id}, {"$set": {"fhir_pending": False}})
+
+    async def all_recent(self, limit: int = 2000) -> list[Document]:
+        cursor = self._outcomes.find({}, {"outbox": 0, "fhir": 0}).sort("completed_at", -1).limit(limit)
+        return await cursor.to_list()
+
+
+class CheckInStore:
+    def __init__(self, db: AsyncDatabase[Document], source: str) -> None:
+        self._check_ins = db[CHECK_INS_COLLECTION]
+        self._source = source
+
+    async def upsert(self, doc: Document, events: list[OutgoingEvent]) -> Document:
+        """One check-in per client and day; a new answer replaces the old one (one write + its event)."""
+        fields = {k: v for k, v in doc.items() if k != "_id"}
+        update = with_outbox({"$set": fields}, self._source, events)
+        stored = await self._check_ins.find_one_and_update(
+            {"_id": doc["_id"]}, update, upsert=True, return_document=ReturnDocument.AFTER
+        )
+        assert stored is not None
+        return stored
+
+
+class SnapshotStore:
+    """Read side of the faust worker's tables."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._clients = db[CLIENT_SNAPSHOTS]
+        self._clinicians = db[CLINICIAN_SNAPSHOTS]
+
+    async def client(self, client_id: str) -> Document | None:
+        return await self._clients.find_one({"_id": client_id})
+
+    async def clinician(self, clinician_id: str) -> Document | None:
+        return await self._clinicians.find_one({"_id": clinician_id})
+
+    async def clients(self, limit: int = 500) -> list[Document]:
+        return await self._clients.find({}).sort("risk.value", -1).limit(limit).to_list()
+
+    async def clinicians(self, limit: int = 500) -> list[Document]:
+        return await self._clinicians.find({}).sort("risk.value", -1).limit(limit).to_list()

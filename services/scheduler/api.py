@@ -1,71 +1,568 @@
-"""gRPC API of the scheduler (iop.scheduler.v1.SchedulerService)."""
+"""gRPC API of the scheduler (iop.scheduler.v1.SchedulerService): protos in, service layer, protos out."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
-from iop.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from pymongo.asynchronous.database import AsyncDatabase
 
+from iop.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.plumbing.audit import record_phi_access
 from services.plumbing.auth import current_principal
-from services.plumbing.errors import NotFound
+from services.plumbing.errors import FieldViolations, NotFound, PermissionDenied
 from services.plumbing.outbox import OutboxRelay
 from services.plumbing.protos import to_datetime, to_timestamp
 from services.plumbing.storage import Document
-from services.scheduler.domain import SessionRequest, validate_session_request
-from services.scheduler.store import SessionStore
+from services.scheduler import domain as d
+from services.scheduler.booking import Scheduler
+from services.scheduler.programs import Programs, TrackSpec
+from services.scheduler.store import CLIENTS, CLINICIANS
 
 SERVICE = "iop.scheduler.v1.SchedulerService"
+_BOOKERS = frozenset({"platform", "clinician", "supervisor"})
+_ADMINS = frozenset({"platform", "supervisor"})
+_STAFF = frozenset({"platform", "clinician", "supervisor"})
+_WITH_CLIENT = frozenset({"platform", "clinician", "supervisor", "client"})
 ACCESS = {
-    f"/{SERVICE}/ScheduleSession": frozenset({"platform", "clinician", "supervisor"}),
-    f"/{SERVICE}/GetSession": frozenset({"platform", "clinician", "supervisor"}),
+    f"/{SERVICE}/{name}": roles
+    for name, roles in {
+        "ScheduleSession": _BOOKERS,
+        "BookSession": _BOOKERS,
+        "BookGroupSeat": _BOOKERS,
+        "GetSession": _STAFF,
+        "CreateProgram": _ADMINS,
+        "GetProgram": _STAFF,
+        "CreateCohort": _ADMINS,
+        "SetClinicianAvailability": _STAFF,
+        "SetClientAvailability": _WITH_CLIENT,
+        "SearchSlots": _WITH_CLIENT,
+        "UpdateGroupCapacity": _ADMINS,
+        "CancelSession": _BOOKERS,
+        "CheckIn": _WITH_CLIENT,
+        "StartSession": _STAFF,
+        "EndSession": _STAFF,
+        "InterruptSession": _STAFF,
+        "RescheduleSession": _BOOKERS,
+        "ListTechChecks": _WITH_CLIENT,
+        "CompleteTechCheck": _WITH_CLIENT,
+        "GetClinicianSchedule": _STAFF,
+        "GetClientSchedule": _WITH_CLIENT,
+        "CreateCareSeries": _ADMINS,
+        "RecordCareAttendance": _STAFF,
+        "GetCareSummary": _STAFF,
+    }.items()
 }
+MAX_VIEW = timedelta(days=62)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _ts(value: datetime | None) -> Any:
+    return to_timestamp(_utc(value) if value else None)
+
+
+def _rules(msg: scheduler_pb2.FatigueRules) -> dict[str, int]:
+    return {f: int(getattr(msg, f)) for f in d.RULE_FIELDS if msg.HasField(f)}
+
+
+def _rules_msg(rules: dict[str, int] | None) -> scheduler_pb2.FatigueRules:
+    return scheduler_pb2.FatigueRules(**(rules or {}))
+
+
+def _windows(items: Sequence[scheduler_pb2.WeeklyWindow]) -> list[tuple[int, str, str]]:
+    return [(w.weekday, w.start, w.end) for w in items]
+
+
+def _window_msgs(docs: Sequence[Document]) -> list[scheduler_pb2.WeeklyWindow]:
+    return [scheduler_pb2.WeeklyWindow(weekday=w["weekday"], start=w["start"], end=w["end"]) for w in docs]
+
+
+def _slot(doc: Document) -> scheduler_pb2.Slot:
+    return scheduler_pb2.Slot(
+        starts_at=_ts(doc["starts_at"]), ends_at=_ts(doc["ends_at"]), in_alone_window=doc["in_alone_window"]
+    )
 
 
 def session_message(doc: Document) -> scheduler_pb2.Session:
+    turn = doc.get("turn_taking") or {}
     return scheduler_pb2.Session(
         session_id=doc["_id"],
         program_id=doc["program_id"],
         clinician_id=doc["clinician_id"],
         client_ids=doc["client_ids"],
-        starts_at=to_timestamp(doc["starts_at"]),
-        ends_at=to_timestamp(doc["ends_at"]),
+        starts_at=_ts(doc["starts_at"]),
+        ends_at=_ts(doc["ends_at"]),
         kind=doc["kind"],
         status=doc["status"],
+        backup_line=doc.get("backup_line", ""),
+        capacity=doc.get("capacity", 0),
+        facilitators=[
+            scheduler_pb2.Facilitator(clinician_id=f["clinician_id"], role=f["role"])
+            for f in doc.get("facilitators", [])
+        ],
+        turn_taking=scheduler_pb2.TurnTaking(
+            mode=turn.get("mode", ""),
+            speaking_time_limit_s=turn.get("speaking_time_limit_s", 0),
+            mute_on_entry=turn.get("mute_on_entry", False),
+        ),
+        breaks=[
+            scheduler_pb2.Break(starts_at=_ts(s), ends_at=_ts(e))
+            for s, e in d.segments_from_docs(doc.get("breaks", []))
+        ],
+        check_ins=[
+            scheduler_pb2.CheckInRecord(
+                client_id=c["client_id"],
+                location=c["location"],
+                privacy_attestation=c["privacy_attestation"],
+                checked_in_at=_ts(c["checked_in_at"]),
+            )
+            for c in doc.get("check_ins", [])
+        ],
+        tech_check_task_ids=doc.get("tech_check_task_ids", []),
+        privacy_flagged=doc.get("privacy_flagged", False),
+        proposed_slots=[_slot(s) for s in doc.get("proposed_slots", [])],
+        interruption_reason=doc.get("interruption_reason", ""),
+        rescheduled_to=doc.get("rescheduled_to", ""),
+        rescheduled_from=doc.get("rescheduled_from", ""),
+        modality=doc.get("modality", 0),
+        overridden=bool(doc.get("override")),
+        overridden_rules=doc.get("overridden_rules", []),
+        cohort_id=doc.get("cohort_id", ""),
     )
 
 
+def _program_message(doc: Document) -> scheduler_pb2.Program:
+    return scheduler_pb2.Program(
+        program_id=doc["_id"],
+        name=doc["name"],
+        time_zone=doc["time_zone"],
+        level_of_care=doc["level_of_care"],
+        backup_line=doc["backup_line"],
+        tracks=[scheduler_pb2.Track(**t) for t in doc["tracks"]],
+        fatigue_rules=_rules_msg(doc.get("fatigue_rules")),
+        payer_plan_id=doc.get("payer_plan_id", ""),
+    )
+
+
+def _client_message(doc: Document) -> scheduler_pb2.ClientProfile:
+    return scheduler_pb2.ClientProfile(
+        client_id=doc["_id"],
+        time_zone=doc["time_zone"],
+        windows=_window_msgs(doc["windows"]),
+        alone_windows=_window_msgs(doc["alone_windows"]),
+        home_state=doc["home_state"],
+        payer_plan_id=doc.get("payer_plan_id", ""),
+        tech_check_required=doc.get("tech_check_required", False),
+        privacy_sensitive=doc.get("privacy_sensitive", False),
+    )
+
+
+def _task_message(doc: Document) -> scheduler_pb2.TechCheckTask:
+    return scheduler_pb2.TechCheckTask(
+        task_id=doc["_id"],
+        client_id=doc["client_id"],
+        session_id=doc["session_id"],
+        due_by=_ts(doc["due_by"]),
+        status=doc["status"],
+        trigger=doc["trigger"],
+    )
+
+
+def _care_message(doc: Document) -> scheduler_pb2.CareSession:
+    return scheduler_pb2.CareSession(
+        care_session_id=doc["_id"],
+        series_id=doc["series_id"],
+        kind=doc["kind"],
+        clinician_ids=doc["clinician_ids"],
+        starts_at=_ts(doc["starts_at"]),
+        ends_at=_ts(doc["ends_at"]),
+        attended=doc["attended"],
+        missed=doc["missed"],
+    )
+
+
+def session_request(request: scheduler_pb2.ScheduleSessionRequest) -> d.SessionRequest:
+    return d.SessionRequest(
+        request_id=request.request_id,
+        program_id=request.program_id,
+        clinician_id=request.clinician_id,
+        client_ids=tuple(request.client_ids),
+        starts_at=to_datetime(request.starts_at),
+        ends_at=to_datetime(request.ends_at),
+        kind=request.kind,
+        capacity=request.capacity,
+        facilitators=tuple((f.clinician_id, f.role) for f in request.facilitators),
+        turn_taking_mode=request.turn_taking.mode,
+        speaking_time_limit_s=request.turn_taking.speaking_time_limit_s,
+        mute_on_entry=request.turn_taking.mute_on_entry,
+        planned_modality=request.planned_modality or d.VIDEO,
+        override_reason=request.override.reason,
+        extra={"cohort_id": request.cohort_id},
+    )
+
+
+def _own_record_only(owner_id: str) -> None:
+    """A caller whose only role is `client` may touch their own records only."""
+    principal = current_principal()
+    if principal.roles == frozenset({"client"}) and principal.subject != owner_id:
+        raise PermissionDenied("NOT_OWN_RECORD", "clients may only access their own records")
+
+
+def _view_range(request: scheduler_pb2.ScheduleViewRequest) -> tuple[datetime, datetime]:
+    frm, to = to_datetime(getattr(request, "from")), to_datetime(request.to)
+    v = FieldViolations()
+    v.require(bool(request.owner_id), "owner_id", "required")
+    v.require(frm is not None, "from", "required")
+    v.require(to is not None, "to", "required")
+    if frm and to:
+        v.require(frm < to, "to", "must be after from")
+        v.require(to - frm <= MAX_VIEW, "to", "at most 62 days after from")
+    v.raise_if_any()
+    assert frm is not None and to is not None
+    return frm, to
+
+
 class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
-    def __init__(self, store: SessionStore, relay: OutboxRelay, db: AsyncDatabase[Document]) -> None:
-        self._store = store
+    def __init__(
+        self, scheduler: Scheduler, programs: Programs, relay: OutboxRelay, db: AsyncDatabase[Document]
+    ) -> None:
+        self._s = scheduler
+        self._p = programs
         self._relay = relay
         self._db = db
+
+    async def _audit(self, action: str, resource_type: str, resource_id: str) -> None:
+        await record_phi_access(self._db, current_principal(), action, resource_type, resource_id)
+
+    def _published(self, doc: Document) -> scheduler_pb2.Session:
+        self._relay.notify()
+        return session_message(doc)
+
+    # ---------- programs and availability ----------
+
+    async def CreateProgram(
+        self, request: scheduler_pb2.CreateProgramRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.Program:
+        tracks = [
+            TrackSpec(t.track_id, t.name, t.hours_per_day, t.min_days_per_week, t.max_days_per_week)
+            for t in request.tracks
+        ]
+        doc = await self._p.create_program(
+            request.request_id,
+            request.name,
+            request.time_zone,
+            request.level_of_care,
+            request.backup_line,
+            tracks,
+            _rules(request.fatigue_rules),
+            request.payer_plan_id,
+        )
+        return _program_message(doc)
+
+    async def GetProgram(
+        self, request: scheduler_pb2.GetProgramRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.Program:
+        return _program_message(await self._p.program(request.program_id))
+
+    async def CreateCohort(
+        self, request: scheduler_pb2.CreateCohortRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.Cohort:
+        doc = await self._p.create_cohort(
+            request.request_id,
+            request.program_id,
+            request.track_id,
+            list(request.client_ids),
+            to_datetime(request.starts_on),
+        )
+        return scheduler_pb2.Cohort(
+            cohort_id=doc["_id"],
+            program_id=doc["program_id"],
+            track_id=doc["track_id"],
+            client_ids=doc["client_ids"],
+            starts_on=_ts(doc["starts_on"]),
+        )
+
+    async def SetClinicianAvailability(
+        self, request: scheduler_pb2.SetClinicianAvailabilityRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.ClinicianProfile:
+        doc = await self._p.set_clinician(
+            request.clinician_id,
+            request.time_zone,
+            request.state,
+            _windows(request.windows),
+            _rules(request.fatigue_rules),
+        )
+        return scheduler_pb2.ClinicianProfile(
+            clinician_id=doc["_id"],
+            time_zone=doc["time_zone"],
+            state=doc["state"],
+            windows=_window_msgs(doc["windows"]),
+            fatigue_rules=_rules_msg(doc.get("fatigue_rules")),
+        )
+
+    async def SetClientAvailability(
+        self, request: scheduler_pb2.SetClientAvailabilityRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.ClientProfile:
+        _own_record_only(request.client_id)
+        doc = await self._p.set_client(
+            request.client_id,
+            request.time_zone,
+            _windows(request.windows),
+            _windows(request.alone_windows),
+            request.home_state,
+            request.payer_plan_id,
+        )
+        return _client_message(doc)
+
+    # ---------- slots and bookings ----------
+
+    async def SearchSlots(
+        self, request: scheduler_pb2.SearchSlotsRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.SearchSlotsResponse:
+        frm, to = to_datetime(getattr(request, "from")), to_datetime(request.to)
+        v = FieldViolations()
+        v.require(bool(request.program_id), "program_id", "required")
+        v.require(bool(request.clinician_id), "clinician_id", "required")
+        v.require(15 <= request.duration_minutes <= 240, "duration_minutes", "15 to 240")
+        v.require(request.duration_minutes % 15 == 0, "duration_minutes", "a multiple of 15 (slot grid)")
+        v.require(0 <= request.limit <= 100, "limit", "0 (default 10) to 100")
+        v.require(frm is not None, "from", "required")
+        v.require(to is not None, "to", "required")
+        if frm and to:
+            v.require(frm < to, "to", "must be after from")
+            v.require(to - frm <= d.MAX_SEARCH_WINDOW, "to", "at most 31 days after from")
+            v.require(to > datetime.now(UTC), "to", "must be in the future")
+        v.raise_if_any()
+        assert frm is not None and to is not None
+        slots = await self._s.search_slots(
+            request.program_id,
+            request.clinician_id,
+            list(request.client_ids),
+            frm,
+            to,
+            timedelta(minutes=request.duration_minutes),
+            request.kind,
+            request.require_alone_window,
+            request.limit or 10,
+        )
+        return scheduler_pb2.SearchSlotsResponse(slots=[_slot(s) for s in slots])
 
     async def ScheduleSession(
         self, request: scheduler_pb2.ScheduleSessionRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.Session:
-        req = SessionRequest(
-            request_id=request.request_id,
-            program_id=request.program_id,
-            clinician_id=request.clinician_id,
-            client_ids=tuple(request.client_ids),
-            starts_at=to_datetime(request.starts_at),
-            ends_at=to_datetime(request.ends_at),
-            kind=request.kind,
+        return await self.BookSession(request, context)
+
+    async def BookSession(
+        self, request: scheduler_pb2.ScheduleSessionRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.Session:
+        doc = await self._s.book(session_request(request), current_principal(), request.require_alone_window)
+        return self._published(doc)
+
+    async def BookGroupSeat(
+        self, request: scheduler_pb2.BookGroupSeatRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.Session:
+        doc = await self._s.book_seat(
+            request.request_id,
+            request.session_id,
+            request.client_id,
+            request.require_alone_window,
+            current_principal(),
+            request.override.reason,
         )
-        validate_session_request(req, datetime.now(UTC))
-        doc, created = await self._store.create(req)
-        if created:
-            self._relay.notify()
-        return session_message(doc)
+        return self._published(doc)
+
+    async def UpdateGroupCapacity(
+        self, request: scheduler_pb2.UpdateGroupCapacityRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.Session:
+        return self._published(await self._s.update_capacity(request.session_id, request.capacity))
 
     async def GetSession(
         self, request: scheduler_pb2.GetSessionRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.Session:
-        doc = await self._store.get(request.session_id)
-        if doc is None:
-            raise NotFound("session", request.session_id)
-        await record_phi_access(self._db, current_principal(), "GetSession", "session", request.session_id)
+        doc = await self._s.session(request.session_id)
+        await self._audit("GetSession", "session", request.session_id)
         return session_message(doc)
+
+    async def CancelSession(
+        self, request: scheduler_pb2.CancelSessionRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.Session:
+        return self._published(await self._s.cancel(request.session_id, request.reason))
+
+    async def CheckIn(
+        self, request: scheduler_pb2.CheckInRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.Session:
+        _own_record_only(request.client_id)
+        doc = await self._s.check_in(
+            request.session_id, request.client_id, request.location, request.privacy_attestation, request.backup_phone
+        )
+        return self._published(doc)
+
+    async def StartSession(
+        self, request: scheduler_pb2.StartSessionRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.Session:
+        return self._published(await self._s.start(request.session_id, request.clinician_state))
+
+    async def EndSession(
+        self, request: scheduler_pb2.EndSessionRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.Session:
+        attendance = [(a.client_id, a.minutes_attended, a.modality) for a in request.attendance]
+        return self._published(await self._s.end(request.session_id, request.modality, attendance))
+
+    async def InterruptSession(
+        self, request: scheduler_pb2.InterruptSessionRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.Session:
+        return self._published(await self._s.interrupt(request.session_id, request.reason))
+
+    async def RescheduleSession(
+        self, request: scheduler_pb2.RescheduleSessionRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.Session:
+        doc = await self._s.reschedule(
+            request.request_id,
+            request.session_id,
+            to_datetime(request.new_starts_at),
+            request.reason,
+            current_principal(),
+            request.override.reason,
+        )
+        return self._published(doc)
+
+    # ---------- readiness ----------
+
+    async def ListTechChecks(
+        self, request: scheduler_pb2.ListTechChecksRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.ListTechChecksResponse:
+        _own_record_only(request.client_id)
+        if await self._s.store.get(CLIENTS, request.client_id) is None:
+            raise NotFound("client", request.client_id)
+        tasks = await self._s.store.tech_checks_of(request.client_id)
+        await self._audit("ListTechChecks", "client", request.client_id)
+        return scheduler_pb2.ListTechChecksResponse(tasks=[_task_message(t) for t in tasks])
+
+    async def CompleteTechCheck(
+        self, request: scheduler_pb2.CompleteTechCheckRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.TechCheckTask:
+        task = await self._s.store.tech_checks.find_one({"_id": request.task_id}) if request.task_id else None
+        if task is None:
+            raise NotFound("tech_check", request.task_id)
+        _own_record_only(task["client_id"])
+        if task["status"] == "open":
+            task = (
+                await self._s.store.complete_tech_check(request.task_id, "passed" if request.passed else "failed")
+                or task
+            )
+            if request.passed:
+                await self._s.store.set_client_flags(task["client_id"], {"tech_check_required": False})
+        return _task_message(task)
+
+    # ---------- schedules ----------
+
+    async def GetClinicianSchedule(
+        self, request: scheduler_pb2.ScheduleViewRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.ClinicianSchedule:
+        frm, to = _view_range(request)
+        clinician = await self._s.store.get(CLINICIANS, request.owner_id)
+        if clinician is None:
+            raise NotFound("clinician", request.owner_id)
+        sessions = await self._s.with_facts(await self._s.store.sessions_of("clinician_id", request.owner_id, frm, to))
+        care = await self._s.store.care_of(request.owner_id, frm, to)
+        await self._audit("GetClinicianSchedule", "clinician", request.owner_id)
+        rules = self._s.ref.default_rules.layered(clinician.get("fatigue_rules"))
+        return scheduler_pb2.ClinicianSchedule(
+            clinician_id=request.owner_id,
+            time_zone=clinician["time_zone"],
+            sessions=[session_message(s) for s in sessions],
+            days=_day_loads(sessions, clinician["time_zone"], rules.back_to_back_gap_minutes),
+            care_sessions=[_care_message(c) for c in care],
+        )
+
+    async def GetClientSchedule(
+        self, request: scheduler_pb2.ScheduleViewRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.ClientSchedule:
+        frm, to = _view_range(request)
+        _own_record_only(request.owner_id)
+        client = await self._s.store.get(CLIENTS, request.owner_id)
+        if client is None:
+            raise NotFound("client", request.owner_id)
+        direct = await self._s.store.sessions_of("client_ids", request.owner_id, frm, to)
+        seated = [x["session_id"] for x in await self._s.store.seats_of_client(request.owner_id)]
+        extra = await self._s.store.sessions.find(
+            {"_id": {"$in": seated}, "starts_at": {"$gte": frm, "$lt": to}}, {"outbox": 0}
+        ).to_list()
+        by_id = {x["_id"]: x for x in [*direct, *extra]}
+        sessions = await self._s.with_facts(sorted(by_id.values(), key=lambda x: x["starts_at"]))
+        tasks = await self._s.store.tech_checks_of(request.owner_id)
+        await self._audit("GetClientSchedule", "client", request.owner_id)
+        return scheduler_pb2.ClientSchedule(
+            client_id=request.owner_id,
+            time_zone=client["time_zone"],
+            sessions=[session_message(s) for s in sessions],
+            days=_day_loads(sessions, client["time_zone"], self._s.ref.default_rules.back_to_back_gap_minutes),
+            tech_checks=[_task_message(t) for t in tasks],
+        )
+
+    # ---------- clinician care ----------
+
+    async def CreateCareSeries(
+        self, request: scheduler_pb2.CreateCareSeriesRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.CareSeries:
+        series_id, sessions = await self._p.create_care_series(
+            request.request_id,
+            request.kind,
+            list(request.clinician_ids),
+            request.facilitator_id,
+            to_datetime(request.first_starts_at),
+            request.duration_minutes,
+            request.interval_days,
+            request.occurrences,
+            request.time_zone,
+        )
+        self._relay.notify()
+        return scheduler_pb2.CareSeries(
+            series_id=series_id, kind=request.kind, sessions=[_care_message(s) for s in sessions]
+        )
+
+    async def RecordCareAttendance(
+        self, request: scheduler_pb2.RecordCareAttendanceRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.CareSession:
+        doc = await self._p.record_care_attendance(request.care_session_id, request.clinician_id, request.attended)
+        self._relay.notify()
+        return _care_message(doc)
+
+    async def GetCareSummary(
+        self, request: scheduler_pb2.GetCareSummaryRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.CareSummary:
+        summary = await self._p.care_summary(request.clinician_id)
+        return scheduler_pb2.CareSummary(
+            clinician_id=summary["clinician_id"],
+            attended=summary["attended"],
+            missed=summary["missed"],
+            last_attended_at=_ts(summary["last_attended_at"]),
+            next_at=_ts(summary["next_at"]),
+            overdue=summary["overdue"],
+        )
+
+
+def _day_loads(sessions: Sequence[Document], time_zone: str, back_to_back_gap: int) -> list[scheduler_pb2.DayLoad]:
+    tz = d.zone(time_zone)
+    assert tz is not None
+    by_day: dict[str, list[d.Booked]] = {}
+    for s in sessions:
+        if s["status"] in (d.CANCELLED, d.RESCHEDULED):
+            continue
+        booked = d.Booked(
+            s["_id"],
+            _utc(s["starts_at"]),
+            _utc(s["ends_at"]),
+            tuple(d.segments_from_docs(s.get("segments", []))),
+        )
+        by_day.setdefault(d.local_day(booked.start, tz), []).append(booked)
+    out = []
+    for day, bookings in sorted(by_day.items()):
+        minutes, count, chain = d.day_load(bookings, back_to_back_gap)
+        out.append(scheduler_pb2.DayLoad(date=day, screen_minutes=minutes, sessions=count, longest_back_to_back=chain))
+    return out

@@ -2,26 +2,73 @@
 
 from __future__ import annotations
 
-from iop.scheduler.v1 import scheduler_pb2_grpc
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
 
+from iop.scheduler.v1 import scheduler_pb2_grpc
+from services.plumbing.bus import ensure_topics
 from services.plumbing.consumer import EventConsumer
 from services.plumbing.runner import Infrastructure, ServiceDefinition
 from services.scheduler.api import ACCESS, SERVICE, SchedulerApi
-from services.scheduler.store import INDEXES, SESSIONS_COLLECTION, SessionStore
-from services.scheduler.topics import SESSIONS
+from services.scheduler.booking import Scheduler
+from services.scheduler.compliance_client import ComplianceGateway
+from services.scheduler.domain import load_reference_data
+from services.scheduler.handlers import SessionSignalHandlers
+from services.scheduler.programs import Programs
+from services.scheduler.store import CARE_SESSIONS, INDEXES, OUTBOX_COLLECTIONS, SESSIONS_COLLECTION, SchedulerStore
+from services.scheduler.topics import ATTENDANCE, FHIR, PRIVACY, SESSIONS
+
+log = logging.getLogger(__name__)
+
+ORPHAN_AGE = timedelta(minutes=2)
+ORPHAN_SWEEP_S = 120.0  # a scan of recent claims (FerretDB reads the collection)
 
 
 async def wire(infra: Infrastructure) -> list[EventConsumer]:
-    api = SchedulerApi(SessionStore(infra.db), infra.relay, infra.db)
+    reference = load_reference_data()
+    store = SchedulerStore(infra.db)
+    compliance = ComplianceGateway(infra.settings)
+    scheduler = Scheduler(store, reference, compliance.evaluate)
+    api = SchedulerApi(scheduler, Programs(store, reference), infra.relay, infra.db)
     infra.grpc.add_service(SERVICE, lambda s: scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(api, s))
-    return []
+    await ensure_topics(infra.settings, [PRIVACY, ATTENDANCE])  # consumed: must exist before subscribing
+    signals = SessionSignalHandlers(scheduler, infra.relay)
+    return [infra.consumer("session-signals", [PRIVACY.name, ATTENDANCE.name], signals.handlers())]
+
+
+async def sweep_orphan_claims(infra: Infrastructure) -> None:
+    """Release slot reservations whose booking never got stored (a process died mid-booking).
+
+    Looks at claims between 2 and 10 minutes old whose session (or care session) does not exist.
+    """
+    store = SchedulerStore(infra.db)
+    while True:
+        await asyncio.sleep(ORPHAN_SWEEP_S)
+        try:
+            now = datetime.now(UTC)
+            claims = await store.claims.find(
+                {"at": {"$gte": now - 5 * ORPHAN_AGE, "$lt": now - ORPHAN_AGE}}, {"_id": 1, "session_id": 1}
+            ).to_list()
+            owners = {c["session_id"].removesuffix(":capacity") for c in claims}
+            if not owners:
+                continue
+            alive = await store.existing_ids(SESSIONS_COLLECTION, list(owners))
+            alive |= await store.existing_ids(CARE_SESSIONS, list(owners))
+            orphans = [c["_id"] for c in claims if c["session_id"].removesuffix(":capacity") not in alive]
+            if orphans:
+                log.warning("releasing %d orphaned slot reservations", len(orphans))
+                await store.delete_claims(orphans)
+        except Exception:
+            log.warning("orphan sweep failed; will retry", exc_info=True)
 
 
 DEFINITION = ServiceDefinition(
     name="scheduler",
-    topics=[SESSIONS],
+    topics=[SESSIONS, FHIR],
     indexes=INDEXES,
-    outbox_collections=[SESSIONS_COLLECTION],
+    outbox_collections=OUTBOX_COLLECTIONS,
     access=ACCESS,
     wire=wire,
+    background=[sweep_orphan_claims],
 )

@@ -1,71 +1,354 @@
-"""The scheduler's database: sessions, with their events in the same document."""
+"""The scheduler's database.
+
+Invariants live in unique keys, never in process memory, so several scheduler
+processes can book at once:
+- `claims`: one document per reserved 15-minute slot of a clinician or client
+  (`clinician:<id>@20261130T1400`) and per group seat (`seat:<session>#<n>`).
+  A booking inserts its keys; a duplicate key means the slot is taken.
+- `ledgers`: the day ledger of one clinician or client, as numbered revisions
+  (`<owner>|<day>|<rev>`). A booking that passed the fatigue rules on revision n
+  inserts revision n+1; a duplicate key means another booking got there first,
+  and the rules are evaluated again on the newer revision (optimistic
+  concurrency with unique keys only: FerretDB 1.x has no transactions).
+- `sessions`: the session with its events in the same document (outbox); its id is derived
+  from the caller's request_id, so an idempotent retry is a lookup by _id.
+
+FerretDB 1.x on SQLite answers only `_id` equality without scanning the collection (an
+indexed-field or `$in` query reads every document), so the hot paths here read and delete by
+`_id` only, concurrently where there are several.
+- `session_facts` (seats and check-ins): per-client facts of a session, one document each
+  (`seat:<session>#<n>`, `<session>:<client>`), inserted with their events. FerretDB 1.x
+  applies concurrent updates of ONE document as read-modify-write (a concurrent `$push`
+  can be lost), so facts that many clients add at once are inserts, never pushes.
+"""
 
 from __future__ import annotations
 
-import uuid
+import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from iop.events.v1 import scheduling_pb2
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.plumbing.outbox import OutgoingEvent, new_document_with_outbox
-from services.plumbing.protos import to_timestamp
+from services.plumbing.outbox import OutgoingEvent, new_document_with_outbox, with_outbox
 from services.plumbing.storage import Document, IndexSpec
-from services.scheduler.domain import SessionRequest
-from services.scheduler.topics import SESSIONS
+from services.scheduler.domain import Booked
 
-SESSIONS_COLLECTION = "sessions"
 SOURCE = "/iop/scheduler"
+PROGRAMS = "programs"
+COHORTS = "cohorts"
+CLINICIANS = "clinicians"
+CLIENTS = "clients"
+SESSIONS_COLLECTION = "sessions"
+CLAIMS = "claims"
+LEDGERS = "ledgers"
+TECH_CHECKS = "tech_checks"
+OVERRIDE_AUDIT = "override_audit"
+CARE_SESSIONS = "care_sessions"
+# Per-client facts of a session (seats `seat:<session>#<n>`, check-ins `<session>:<client>`) share
+# one collection: the outbox relay scans each outbox collection on every pass.
+FACTS = "session_facts"
+SEATS = FACTS
+CHECK_INS = FACTS
+# The relay publishes collection by collection in this order: a check-in (or seat) is always
+# written before the session changes that depend on it, so it goes out first.
+OUTBOX_COLLECTIONS = [FACTS, SESSIONS_COLLECTION, CARE_SESSIONS]
 
 INDEXES = [
     IndexSpec(SESSIONS_COLLECTION, [("request_id", 1)], unique=True, name="request_id_unique"),
     IndexSpec(SESSIONS_COLLECTION, [("clinician_id", 1), ("starts_at", 1)], name="clinician_starts"),
+    IndexSpec(SESSIONS_COLLECTION, [("client_ids", 1), ("starts_at", 1)], name="client_starts"),
+    IndexSpec(PROGRAMS, [("request_id", 1)], unique=True, name="request_id_unique"),
+    IndexSpec(COHORTS, [("request_id", 1)], unique=True, name="request_id_unique"),
+    IndexSpec(CLAIMS, [("session_id", 1)], name="session_id_1"),
+    IndexSpec(CLAIMS, [("at", 1)], name="at_1"),
+    IndexSpec(TECH_CHECKS, [("client_id", 1), ("status", 1)], name="client_status"),
+    IndexSpec(OVERRIDE_AUDIT, [("clinician_id", 1), ("at", -1)], name="clinician_at"),
+    IndexSpec(CARE_SESSIONS, [("request_id", 1)], unique=True, name="request_id_unique"),
+    IndexSpec(FACTS, [("client_id", 1)], name="client_id_1"),
+    IndexSpec(CARE_SESSIONS, [("clinician_ids", 1), ("starts_at", 1)], name="clinician_starts"),
 ]
 
+NO_OUTBOX = {"outbox": 0}
+LEDGER_CACHE_SIZE = 20000
+HEAD_EVERY = 8
 
-class SessionStore:
+
+def _without_outbox(doc: Document | None) -> Document | None:
+    """findAndModify cannot project on FerretDB 1.x: drop the outbox here."""
+    if doc is not None:
+        doc.pop("outbox", None)
+    return doc
+
+
+class Conflict(Exception):
+    """A unique key was taken by someone else."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+class SchedulerStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self._sessions = db[SESSIONS_COLLECTION]
+        self.db = db
+        self.programs = db[PROGRAMS]
+        self.cohorts = db[COHORTS]
+        self.clinicians = db[CLINICIANS]
+        self.clients = db[CLIENTS]
+        self.sessions = db[SESSIONS_COLLECTION]
+        self.claims = db[CLAIMS]
+        self.ledgers = db[LEDGERS]
+        self.tech_checks = db[TECH_CHECKS]
+        self.override_audit = db[OVERRIDE_AUDIT]
+        self.care = db[CARE_SESSIONS]
+        self.seats = db[SEATS]
+        self.check_ins = db[CHECK_INS]
+        self._ledger_cache: dict[str, tuple[int, list[Booked]]] = {}
+        self._tasks: set[asyncio.Future[Any]] = set()
 
-    async def create(self, req: SessionRequest) -> tuple[Document, bool]:
-        """Insert the session and its SessionScheduled event in one write.
+    # ---------- idempotent creates ----------
 
-        Returns (session, created); a retry with the same request_id returns the
-        session the first attempt created.
-        """
-        session_id = str(uuid.uuid4())
-        event = scheduling_pb2.SessionScheduled(
-            session_id=session_id,
-            program_id=req.program_id,
-            clinician_id=req.clinician_id,
-            client_ids=list(req.client_ids),
-            starts_at=to_timestamp(req.starts_at),
-            ends_at=to_timestamp(req.ends_at),
-            kind=req.kind,  # type: ignore[arg-type]
-        )
-        doc = {
-            "_id": session_id,
-            "request_id": req.request_id,
-            "program_id": req.program_id,
-            "clinician_id": req.clinician_id,
-            "client_ids": list(req.client_ids),
-            "starts_at": req.starts_at,
-            "ends_at": req.ends_at,
-            "kind": req.kind,
-            "status": "scheduled",
-            "created_at": datetime.now(UTC),
-        }
+    async def insert_once(self, collection: str, doc: Document) -> tuple[Document, bool]:
+        """Insert a document whose _id derives from its request_id; a retry returns the first one."""
         try:
-            await self._sessions.insert_one(
-                new_document_with_outbox(doc, SOURCE, [OutgoingEvent(SESSIONS.name, session_id, event)])
-            )
+            await self.db[collection].insert_one(doc)
             return doc, True
         except DuplicateKeyError:
-            existing = await self._sessions.find_one({"request_id": req.request_id}, {"outbox": 0})
-            if existing is None:  # pragma: no cover - the unique index said it exists
+            existing = await self.get(collection, doc["_id"])
+            if existing is None:
                 raise
             return existing, False
 
-    async def get(self, session_id: str) -> Document | None:
-        return await self._sessions.find_one({"_id": session_id}, {"outbox": 0})
+    async def get(self, collection: str, doc_id: str) -> Document | None:
+        return await self.db[collection].find_one({"_id": doc_id}, NO_OUTBOX)
+
+    async def get_many(self, collection: str, ids: Sequence[str]) -> dict[str, Document]:
+        docs = await asyncio.gather(*(self.get(collection, i) for i in ids))
+        return {d["_id"]: d for d in docs if d is not None}
+
+    async def save_profile(self, collection: str, profile_id: str, fields: Document, on_insert: Document) -> Document:
+        doc = await self.db[collection].find_one_and_update(
+            {"_id": profile_id},
+            {"$set": {**fields, "updated_at": datetime.now(UTC)}, "$setOnInsert": on_insert},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        assert doc is not None
+        return doc
+
+    async def set_client_flags(self, client_id: str, flags: Document) -> None:
+        await self.clients.update_one({"_id": client_id}, {"$set": flags})
+
+    # ---------- slot and seat reservations ----------
+
+    async def claim(self, keys: Sequence[str], session_id: str, kind: str) -> None:
+        """Reserve every key or none: raises Conflict(key) after releasing what it took."""
+        if not keys:
+            return
+        now = datetime.now(UTC)
+        docs = [{"_id": k, "session_id": session_id, "kind": kind, "at": now} for k in keys]
+        try:
+            await self.claims.insert_many(docs, ordered=True)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            await self.release(keys, session_id)
+            if errors and errors[0].get("code") == 11000:
+                raise Conflict(keys[int(errors[0].get("index", 0))]) from exc
+            raise
+
+    async def release(self, keys: Sequence[str], session_id: str) -> None:
+        """Release the keys this session holds (never someone else's)."""
+        await asyncio.gather(*(self.claims.delete_one({"_id": k, "session_id": session_id}) for k in keys))
+
+    async def taken(self, keys: Sequence[str]) -> set[str]:
+        """Which of these slot keys are reserved."""
+        docs = await asyncio.gather(*(self.claims.find_one({"_id": k}, {"_id": 1}) for k in keys))
+        return {d["_id"] for d in docs if d is not None}
+
+    async def insert_fact(self, collection: str, doc: Document, events: list[OutgoingEvent]) -> bool:
+        """Insert a per-client fact with its events; False when that key exists already."""
+        try:
+            await self.db[collection].insert_one(new_document_with_outbox(doc, SOURCE, events))
+            return True
+        except DuplicateKeyError:
+            return False
+
+    async def seats_of_client(self, client_id: str) -> list[Document]:
+        """A client's seats (a scan: schedule views only, not the booking path)."""
+        docs = await self.db[SEATS].find({"client_id": client_id}, NO_OUTBOX).to_list()
+        return [x for x in docs if str(x["_id"]).startswith("seat:")]
+
+    async def delete_seats(self, keys: Sequence[str], session_id: str) -> None:
+        await asyncio.gather(*(self.seats.delete_one({"_id": k, "session_id": session_id}) for k in keys))
+
+    # ---------- day ledgers (optimistic concurrency by unique revision keys) ----------
+
+    async def ledger(self, owner_day: str) -> tuple[int, list[Booked]]:
+        """The latest revision: start at this process's last known revision (or the head's
+        hint), then probe forward by _id. The cache is only a starting point: correctness
+        comes from the unique revision keys."""
+        cached = self._ledger_cache.get(owner_day)
+        if cached is not None:
+            rev, bookings = cached
+        else:
+            head = await self.ledgers.find_one({"_id": owner_day})
+            rev = int(head["rev"]) if head else 0
+            doc = await self.ledgers.find_one({"_id": f"{owner_day}|{rev}"}) if rev else None
+            if rev and doc is None:  # the hinted revision was superseded and removed: start over
+                rev = 0
+            bookings = [Booked.from_doc(b) for b in (doc or {}).get("bookings", [])]
+        while True:
+            newer = await self.ledgers.find_one({"_id": f"{owner_day}|{rev + 1}"})
+            if newer is None:
+                break
+            rev, bookings = rev + 1, [Booked.from_doc(b) for b in newer.get("bookings", [])]
+        self._remember(owner_day, rev, bookings)
+        return rev, bookings
+
+    def _remember(self, owner_day: str, rev: int, bookings: list[Booked]) -> None:
+        if len(self._ledger_cache) > LEDGER_CACHE_SIZE:
+            self._ledger_cache.clear()
+        self._ledger_cache[owner_day] = (rev, bookings)
+
+    async def ledgers_for(self, owner_days: Sequence[str]) -> dict[str, tuple[int, list[Booked]]]:
+        found = await asyncio.gather(*(self.ledger(k) for k in owner_days))
+        return dict(zip(owner_days, found, strict=True))
+
+    async def write_ledger(self, owner_day: str, rev: int, bookings: Sequence[Booked]) -> bool:
+        """Insert revision rev+1; False when someone else wrote it first."""
+        try:
+            await self.ledgers.insert_one(
+                {
+                    "_id": f"{owner_day}|{rev + 1}",
+                    "rev": rev + 1,
+                    "bookings": [b.as_doc() for b in bookings],
+                    "at": datetime.now(UTC),
+                }
+            )
+        except DuplicateKeyError:
+            self._ledger_cache.pop(owner_day, None)
+            return False
+        self._remember(owner_day, rev + 1, list(bookings))
+        # The head is only a hint for cold readers, who probe forward from it: move it every few
+        # revisions. Old revisions stay (point reads never touch them; removing them could let a
+        # reader behind a stale hint re-create a revision number).
+        if (rev + 1) % HEAD_EVERY == 0:
+            self._background(self.ledgers.update_one({"_id": owner_day}, {"$max": {"rev": rev + 1}}, upsert=True))
+        return True
+
+    def _background(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def remove_from_ledger(self, owner_day: str, session_id: str) -> None:
+        """Take a session's booking out of a day ledger (cancellation or a failed booking)."""
+        for _ in range(20):
+            rev, bookings = await self.ledger(owner_day)
+            if not any(b.session_id == session_id for b in bookings):
+                return
+            if await self.write_ledger(owner_day, rev, [b for b in bookings if b.session_id != session_id]):
+                return
+        raise RuntimeError("ledger contention: could not remove a booking")  # pragma: no cover
+
+    # ---------- sessions ----------
+
+    async def insert_session(self, doc: Document, events: list[OutgoingEvent]) -> tuple[Document, bool]:
+        try:
+            await self.sessions.insert_one(new_document_with_outbox(doc, SOURCE, events))
+            return doc, True
+        except DuplicateKeyError:
+            existing = await self.get(SESSIONS_COLLECTION, doc["_id"])
+            if existing is None:
+                raise
+            return existing, False
+
+    async def update_session(
+        self, session_id: str, condition: Document, update: dict[str, Any], events: list[OutgoingEvent]
+    ) -> Document | None:
+        """Conditional single-document update of state + events; None when the condition does not hold."""
+        doc = await self.sessions.find_one_and_update(
+            {"_id": session_id, **condition},
+            with_outbox(update, SOURCE, events),
+            return_document=ReturnDocument.AFTER,
+        )
+        return _without_outbox(doc)
+
+    async def sessions_of(
+        self, field: str, owner_id: str, frm: datetime, to: datetime, limit: int = 500
+    ) -> list[Document]:
+        return (
+            await self.sessions.find({field: owner_id, "starts_at": {"$gte": frm, "$lt": to}}, NO_OUTBOX)
+            .sort("starts_at", 1)
+            .limit(limit)
+            .to_list()
+        )
+
+    # ---------- readiness, audit, care ----------
+
+    async def add_tech_checks(self, tasks: list[Document]) -> None:
+        for task in tasks:
+            try:
+                await self.tech_checks.insert_one(task)
+            except DuplicateKeyError:
+                pass
+
+    async def tech_checks_of(self, client_id: str) -> list[Document]:
+        return await self.tech_checks.find({"client_id": client_id}).sort("due_by", 1).limit(100).to_list()
+
+    async def complete_tech_check(self, task_id: str, status: str) -> Document | None:
+        return await self.tech_checks.find_one_and_update(
+            {"_id": task_id, "status": "open"},
+            {"$set": {"status": status, "completed_at": datetime.now(UTC)}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def audit_override(self, record: Document) -> None:
+        try:
+            await self.override_audit.insert_one(record)
+        except DuplicateKeyError:
+            pass  # a retried booking: audited once
+
+    async def insert_care(self, doc: Document, events: list[OutgoingEvent]) -> tuple[Document, bool]:
+        try:
+            await self.care.insert_one(new_document_with_outbox(doc, SOURCE, events))
+            return doc, True
+        except DuplicateKeyError:
+            existing = await self.get(CARE_SESSIONS, doc["_id"])
+            if existing is None:
+                raise
+            return existing, False
+
+    async def care_of(
+        self, clinician_id: str, frm: datetime | None = None, to: datetime | None = None
+    ) -> list[Document]:
+        query: Document = {"clinician_ids": clinician_id}
+        if frm is not None and to is not None:
+            query["starts_at"] = {"$gte": frm, "$lt": to}
+        return await self.care.find(query, NO_OUTBOX).sort("starts_at", 1).limit(500).to_list()
+
+    async def update_care(
+        self, care_id: str, condition: Document, update: dict[str, Any], events: list[OutgoingEvent]
+    ) -> Document | None:
+        doc = await self.care.find_one_and_update(
+            {"_id": care_id, **condition},
+            with_outbox(update, SOURCE, events),
+            return_document=ReturnDocument.AFTER,
+        )
+        return _without_outbox(doc)
+
+    # ---------- maintenance ----------
+
+    async def orphan_claims(self, older_than: datetime, limit: int = 500) -> list[Document]:
+        return await self.claims.find({"at": {"$lt": older_than}}).limit(limit).to_list()
+
+    async def existing_ids(self, collection: str, ids: Sequence[str]) -> set[str]:
+        docs = await asyncio.gather(*(self.db[collection].find_one({"_id": i}, {"_id": 1}) for i in ids))
+        return {d["_id"] for d in docs if d is not None}
+
+    async def delete_claims(self, keys: Sequence[str]) -> None:
+        await asyncio.gather(*(self.claims.delete_one({"_id": k}) for k in keys))

@@ -1,0 +1,250 @@
+"""Handlers of the scheduler's session lifecycle events (topic iop.scheduling.sessions.v1).
+
+- SessionScheduled: remember the booked session (for expiry re-checks and billing defaults).
+- SessionCheckedIn: remember the client's verified location and privacy attestation; a compromised
+  attestation emits PrivacyCompromised (topic iop.compliance.privacy.v1).
+- SessionStarted: re-check licensure for every checked-in client against the clinician's location
+  and emit LicensureChecked (topic iop.compliance.decisions.v1).
+- SessionCancelled / SessionRescheduled: the session is no longer booked.
+- SessionEnded: add each client's attendance to their attended day; a day whose close time has
+  passed is closed at once (BillingReady on iop.compliance.billing.v1), others by the periodic job.
+
+Every write is idempotent: keyed by the event id.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime
+
+from pymongo.errors import PyMongoError
+
+from iop.events.v1 import common_pb2, scheduling_pb2
+from services.compliance import events
+from services.compliance.billing import BillingDays
+from services.compliance.consent import place_of_service
+from services.compliance.licensure import NEEDS_REVIEW, LicensureQuery, LicensureResult, decide_licensure
+from services.compliance.reference import Reference, billing_day
+from services.compliance.store import (
+    AUTHORIZATIONS,
+    COMPACT_CREDENTIALS,
+    EXPIRING,
+    LICENSES,
+    ComplianceStore,
+    credential_from_doc,
+    license_from_doc,
+)
+from services.plumbing.consumer import Handler, PoisonEvent
+from services.plumbing.envelope import CloudEvent
+from services.plumbing.outbox import OutboxRelay
+from services.plumbing.protos import to_datetime
+from services.plumbing.storage import Document
+
+log = logging.getLogger(__name__)
+
+MODALITY_NAMES = {
+    common_pb2.MODALITY_VIDEO: "VIDEO",
+    common_pb2.MODALITY_AUDIO_ONLY: "AUDIO_ONLY",
+    common_pb2.MODALITY_MIXED: "MIXED",
+}
+
+
+class SchedulingHandlers:
+    def __init__(self, store: ComplianceStore, ref: Reference, relay: OutboxRelay, billing: BillingDays) -> None:
+        self._store = store
+        self._ref = ref
+        self._relay = relay
+        self._billing = billing
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            scheduling_pb2.SessionScheduled.DESCRIPTOR.full_name: self.session_scheduled,
+            scheduling_pb2.SessionCheckedIn.DESCRIPTOR.full_name: self.session_checked_in,
+            scheduling_pb2.SessionStarted.DESCRIPTOR.full_name: self.session_started,
+            scheduling_pb2.SessionEnded.DESCRIPTOR.full_name: self.session_ended,
+            scheduling_pb2.SessionCancelled.DESCRIPTOR.full_name: self.session_cancelled,
+            scheduling_pb2.SessionRescheduled.DESCRIPTOR.full_name: self.session_rescheduled,
+        }
+
+    async def session_cancelled(self, event: CloudEvent, p: scheduling_pb2.SessionCancelled) -> None:
+        """A cancelled session is no longer booked: expiry checks stop naming it."""
+        if not p.session_id:
+            raise PoisonEvent("SessionCancelled without session_id")
+        await self._store.apply_session_event(p.session_id, event.id, {"$set": {"status": "cancelled"}})
+
+    async def session_rescheduled(self, event: CloudEvent, p: scheduling_pb2.SessionRescheduled) -> None:
+        """The old session is replaced (the new one arrives as its own SessionScheduled)."""
+        if not p.session_id:
+            raise PoisonEvent("SessionRescheduled without session_id")
+        await self._store.apply_session_event(p.session_id, event.id, {"$set": {"status": "rescheduled"}})
+
+    async def session_scheduled(self, event: CloudEvent, p: scheduling_pb2.SessionScheduled) -> None:
+        starts_at, ends_at = to_datetime(p.starts_at), to_datetime(p.ends_at)
+        if not p.session_id or not p.clinician_id or starts_at is None:
+            raise PoisonEvent("SessionScheduled without session_id, clinician_id or starts_at")
+        await self._store.apply_session_event(
+            p.session_id,
+            event.id,
+            {
+                "$set": {
+                    "clinician_id": p.clinician_id,
+                    "client_ids": list(p.client_ids),
+                    "program_id": p.program_id,
+                    "starts_at": starts_at,
+                    "ends_at": ends_at,
+                    "kind": scheduling_pb2.SessionKind.Name(p.kind),
+                    "payer_plan_id": p.payer_plan_id,
+                    "level_of_care": p.level_of_care,
+                    "status": "scheduled",
+                }
+            },
+        )
+        await self._flag_expiring_before(p.session_id, p.clinician_id, list(p.client_ids), starts_at)
+
+    async def _flag_expiring_before(
+        self, session_id: str, clinician_id: str, client_ids: list[str], starts_at: datetime
+    ) -> None:
+        """A session booked after an item's expiry warning went out is flagged for re-check too."""
+        window = {"$gt": datetime.now(UTC), "$lte": starts_at}
+        flags: list[str] = []
+        for collection, item_type in EXPIRING.items():
+            owners: object = clinician_id if collection in (LICENSES, COMPACT_CREDENTIALS) else {"$in": client_ids}
+            for item in await self._store.find(collection, {"owner_id": owners, "expires_at": window}):
+                flags.append(f"EXPIRES_BEFORE_SESSION:{item_type}:{item['_id']}")
+        for flag in flags:
+            await self._store.flag_sessions([session_id], flag)
+
+    async def session_checked_in(self, event: CloudEvent, p: scheduling_pb2.SessionCheckedIn) -> None:
+        if not p.session_id or not p.client_id:
+            raise PoisonEvent("SessionCheckedIn without session_id or client_id")
+        at = to_datetime(p.checked_in_at) or event.time
+        await self._store.apply_session_event(
+            p.session_id,
+            event.id,
+            {
+                "$push": {
+                    "checkins": {
+                        "client_id": p.client_id,
+                        "state": p.location.state,
+                        "verified": p.location.verified,
+                        "attestation": p.privacy_attestation,
+                        "at": at,
+                    }
+                }
+            },
+        )
+        if p.privacy_attestation:
+            session = await self._store.session(p.session_id)
+            clinician_id = (session or {}).get("clinician_id", "")
+            await self._store.record_attestation(
+                p.session_id,
+                p.client_id,
+                event.id,
+                {"attestation": p.privacy_attestation, "at": at, "by": "scheduler", "marker": event.id},
+                events.privacy_events(p.session_id, p.client_id, clinician_id, p.privacy_attestation, at),
+            )
+            self._relay.notify()
+
+    async def session_started(self, event: CloudEvent, p: scheduling_pb2.SessionStarted) -> None:
+        started_at = to_datetime(p.started_at) or event.time
+        if not p.session_id or not p.clinician_id:
+            raise PoisonEvent("SessionStarted without session_id or clinician_id")
+        await self._store.apply_session_event(
+            p.session_id,
+            event.id,
+            {
+                "$set": {
+                    "status": "started",
+                    "started_at": started_at,
+                    "clinician_state": p.clinician_state,
+                    "clinician_id": p.clinician_id,
+                }
+            },
+        )
+        session = await self._store.session(p.session_id) or {}
+        latest: dict[str, Document] = {}
+        for c in session.get("checkins") or []:
+            latest[c["client_id"]] = c
+        license_docs, credential_docs = await self._store.clinician_credentials(p.clinician_id)
+        licenses = [license_from_doc(d) for d in license_docs]
+        credentials = [credential_from_doc(d) for d in credential_docs]
+        now = datetime.now(UTC)
+        outgoing = []
+        for client_id in list(p.client_ids) or list(latest):
+            checkin = latest.get(client_id)
+            state = checkin["state"] if checkin else ""
+            if state in self._ref.states:
+                query = LicensureQuery(
+                    client_state=state,
+                    at=started_at,
+                    now=now,
+                    clinician_state=p.clinician_state,
+                    client_location_verified=bool(checkin and checkin["verified"]),
+                    require_verified_location=True,
+                )
+                result = decide_licensure(self._ref, licenses, credentials, query)
+            else:  # no check-in location: fail closed
+                result = LicensureResult(NEEDS_REVIEW, ["CLIENT_LOCATION_MISSING"], data_version=self._ref.version)
+            outgoing.append(events.licensure_checked(p.session_id, p.clinician_id, client_id, state, result, now))
+        if outgoing:
+            await self._store.add_session_events(p.session_id, f"started:{event.id}", outgoing)
+            self._relay.notify()
+
+    async def session_ended(self, event: CloudEvent, p: scheduling_pb2.SessionEnded) -> None:
+        if not p.session_id:
+            raise PoisonEvent("SessionEnded without session_id")
+        ended_at = to_datetime(p.ended_at) or event.time
+        session = await self._store.session(p.session_id) or {}
+        started_at = to_datetime(p.started_at) or session.get("started_at") or session.get("starts_at") or ended_at
+        if started_at.tzinfo is None:
+            started_at = started_at.replace(tzinfo=UTC)
+        await self._store.apply_session_event(
+            p.session_id, event.id, {"$set": {"status": "ended", "ended_at": ended_at}}
+        )
+        checkins: dict[str, Document] = {}
+        for c in session.get("checkins") or []:
+            checkins[c["client_id"]] = c
+        kind = scheduling_pb2.SessionKind.Name(p.kind) if p.kind else session.get("kind", "SESSION_KIND_GROUP")
+        plan = p.payer_plan_id or session.get("payer_plan_id", "")
+        level = p.level_of_care or session.get("level_of_care", "") or "IOP_PSYCH"
+        now = datetime.now(UTC)
+        for a in p.attendance:
+            if not a.client_id or a.minutes_attended <= 0:
+                continue
+            modality = MODALITY_NAMES.get(a.modality) or MODALITY_NAMES.get(p.modality) or "VIDEO"
+            checkin = checkins.get(a.client_id) or {}
+            service_day, close_at = billing_day(self._ref, started_at, checkin.get("state", ""))
+            day_id = f"{a.client_id}:{service_day.isoformat()}"
+            client_plan = plan or await self._plan_from_authorization(a.client_id, service_day)
+            await self._store.add_to_billing_day(
+                day_id,
+                event.id,
+                {
+                    "event_id": event.id,
+                    "session_id": p.session_id,
+                    "kind": kind,
+                    "minutes": a.minutes_attended,
+                    "modality": modality,
+                },
+                {
+                    "client_id": a.client_id,
+                    "service_date": service_day.isoformat(),
+                    "payer_plan_id": client_plan,
+                    "level_of_care": level,
+                    "place_of_service": place_of_service(checkin.get("attestation", "")),
+                    "close_at": close_at,
+                    "reports": 0,
+                },
+            )
+        if any(a.minutes_attended > 0 for a in p.attendance):
+            try:
+                await self._billing.close_due(now)
+            except PyMongoError:  # the attendance is stored; the periodic job closes the day
+                log.warning("closing billing days after SessionEnded failed; left to the periodic job", exc_info=True)
+
+    async def _plan_from_authorization(self, client_id: str, on: date) -> str:
+        """A group's clients have their own payers: the plan of the client's authorization in force that day."""
+        for d in await self._store.find(AUTHORIZATIONS, {"client_id": client_id}):
+            if d["start_date"] <= on.isoformat() <= d["end_date"]:
+                return str(d["payer_plan_id"])
+        return ""

@@ -1,0 +1,344 @@
+"""Licensure rules engine (pure): may clinician C treat a client located in state S at time T?
+
+Telehealth happens where the client physically is, so the clinician needs, for the client's
+state at the time of service, one of these bases:
+
+- a direct license in that state (including one issued through the IMLC expedited pathway),
+- an NLC multistate nurse license from an NLC home state, the client's state being an NLC member,
+- PSYPACT: an APIT plus a current E.Passport, a home-state psychologist license, both states
+  PSYPACT members, and the psychologist physically in the home state during the session,
+- a Counseling Compact privilege to practice for that state, on a home-state counselor license,
+- a Social Work Compact (or APRN Compact) multistate license, when that compact is operational,
+- a state telehealth registration where the state's rules provide one (e.g. Florida s. 456.47).
+
+The engine fails closed: stale reference data, an unverified client location, a stale credential
+verification or an unknown clinician location never produce an allow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.compliance.reference import Reference
+
+ALLOW, DENY, NEEDS_REVIEW = "allow", "deny", "needs_review"
+ACTIVE = "active"
+
+LICENSE_PROFESSIONS = {
+    "PSYCHOLOGIST": "PSYCHOLOGIST",
+    "LPC": "COUNSELOR",
+    "LMHC": "COUNSELOR",
+    "LPCC": "COUNSELOR",
+    "LCPC": "COUNSELOR",
+    "LCSW": "SOCIAL_WORKER",
+    "LMSW": "SOCIAL_WORKER",
+    "LMFT": "MARRIAGE_FAMILY_THERAPIST",
+    "MD": "PHYSICIAN",
+    "DO": "PHYSICIAN",
+    "RN": "NURSE",
+    "LPN": "NURSE",
+    "NP": "NURSE_PRACTITIONER",
+    "LCADC": "ADDICTION_COUNSELOR",
+}
+PROFESSIONS = frozenset(LICENSE_PROFESSIONS.values())
+STATUSES = frozenset({"active", "inactive", "suspended", "revoked"})
+COMPACT_KINDS = {
+    "PSYPACT": frozenset({"APIT", "E_PASSPORT"}),
+    "COUNSELING": frozenset({"PRIVILEGE"}),
+    "SOCIAL_WORK": frozenset({"MULTISTATE"}),
+    "APRN": frozenset({"MULTISTATE"}),
+    "TELEHEALTH_REGISTRATION": frozenset({"REGISTRATION"}),
+}
+
+
+@dataclass(frozen=True)
+class License:
+    license_id: str
+    state: str
+    license_type: str
+    profession: str
+    valid_from: datetime
+    valid_until: datetime
+    status: str = ACTIVE
+    multistate: bool = False
+    issued_via: str = ""
+    verified_at: datetime | None = None
+
+    def current(self, at: datetime) -> bool:
+        return self.status == ACTIVE and self.valid_from <= at < self.valid_until
+
+
+@dataclass(frozen=True)
+class CompactCredential:
+    credential_id: str
+    compact: str
+    kind: str
+    home_state: str
+    privilege_state: str
+    valid_from: datetime
+    valid_until: datetime
+    status: str = ACTIVE
+    verified_at: datetime | None = None
+
+    def current(self, at: datetime) -> bool:
+        return self.status == ACTIVE and self.valid_from <= at < self.valid_until
+
+
+@dataclass(frozen=True)
+class LicensureQuery:
+    client_state: str
+    at: datetime  # time of service
+    now: datetime  # when the question is asked (for staleness)
+    clinician_state: str = ""  # where the clinician physically is; "" when unknown
+    client_location_verified: bool = True
+    require_verified_location: bool = False  # at session start
+
+
+@dataclass
+class LicensureResult:
+    decision: str
+    reasons: list[str]
+    basis: str = ""
+    data_version: str = ""
+
+
+@dataclass
+class _Findings:
+    deny: list[str] = field(default_factory=list)
+    review: list[str] = field(default_factory=list)
+
+    def add(self, reason: str, review: bool = False) -> None:
+        target = self.review if review else self.deny
+        if reason not in target:
+            target.append(reason)
+
+
+def decide_licensure(
+    ref: Reference, licenses: list[License], credentials: list[CompactCredential], q: LicensureQuery
+) -> LicensureResult:
+    version = ref.version
+    if q.client_state not in ref.states:
+        return LicensureResult(NEEDS_REVIEW, ["NO_REFERENCE_DATA_FOR_STATE"], data_version=version)
+    if ref.is_stale(q.now) or ref.is_stale(q.at):
+        return LicensureResult(NEEDS_REVIEW, ["REFERENCE_DATA_STALE"], data_version=version)
+    if q.require_verified_location and not q.client_location_verified:
+        return LicensureResult(NEEDS_REVIEW, ["CLIENT_LOCATION_NOT_VERIFIED"], data_version=version)
+
+    findings = _Findings()
+    for check in (_direct_license, _nlc, _psypact, _counseling, _multistate_compacts, _telehealth_registration):
+        basis = check(ref, licenses, credentials, q, findings)
+        if basis is not None:
+            basis_id, reason = basis
+            return LicensureResult(ALLOW, [reason], basis_id, version)
+
+    reasons: list[str] = []
+    if not any(lic.state == q.client_state for lic in licenses):
+        reasons.append("NO_LICENSE_IN_STATE")
+    reasons.append("NO_COMPACT_PRIVILEGE")
+    reasons += [r for r in findings.deny + findings.review if r not in reasons]
+    decision = NEEDS_REVIEW if findings.review else DENY
+    return LicensureResult(decision, reasons, data_version=version)
+
+
+def _verified_recently(ref: Reference, verified_at: datetime | None, now: datetime) -> bool:
+    return verified_at is not None and now - verified_at <= ref.verification_max_age
+
+
+def _usable(
+    ref: Reference, item: License | CompactCredential, q: LicensureQuery, findings: _Findings, label: str
+) -> bool:
+    """Current at the time of service, active, and verified recently; records why not."""
+    if item.status != ACTIVE:
+        findings.add(f"{label}_{item.status.upper()}")
+        return False
+    if q.at < item.valid_from:
+        findings.add(f"{label}_NOT_YET_VALID")
+        return False
+    if q.at >= item.valid_until:
+        findings.add(f"{label}_EXPIRED")
+        return False
+    if not _verified_recently(ref, item.verified_at, q.now):
+        findings.add(f"{label}_VERIFICATION_STALE", review=True)
+        return False
+    return True
+
+
+def _direct_license(
+    ref: Reference,
+    licenses: list[License],
+    credentials: list[CompactCredential],
+    q: LicensureQuery,
+    findings: _Findings,
+) -> tuple[str, str] | None:
+    for lic in licenses:
+        if lic.state != q.client_state or not _usable(ref, lic, q, findings, "LICENSE"):
+            continue
+        if lic.issued_via == "IMLC":
+            imlc = ref.compacts["IMLC"]
+            if not imlc.is_member(lic.state, lic.valid_from.date()):
+                findings.add("IMLC_STATE_NOT_MEMBER_AT_ISSUE", review=True)
+                continue
+            return lic.license_id, "IMLC_ISSUED_LICENSE"
+        return lic.license_id, "LICENSED_IN_STATE"
+    return None
+
+
+def _home_license(
+    ref: Reference, licenses: list[License], state: str, profession: str, q: LicensureQuery, findings: _Findings
+) -> License | None:
+    for lic in licenses:
+        if lic.state == state and lic.profession == profession and _usable(ref, lic, q, findings, "HOME_LICENSE"):
+            return lic
+    findings.add("NO_CURRENT_HOME_STATE_LICENSE")
+    return None
+
+
+def _nlc(
+    ref: Reference,
+    licenses: list[License],
+    credentials: list[CompactCredential],
+    q: LicensureQuery,
+    findings: _Findings,
+) -> tuple[str, str] | None:
+    nlc = ref.compacts["NLC"]
+    day = q.at.date()
+    for lic in licenses:
+        if not lic.multistate or lic.profession not in nlc.professions:
+            continue
+        if not nlc.is_member(lic.state, day):
+            findings.add("NLC_HOME_STATE_NOT_MEMBER")
+            continue
+        if not nlc.is_member(q.client_state, day):
+            findings.add("NLC_CLIENT_STATE_NOT_MEMBER")
+            continue
+        if _usable(ref, lic, q, findings, "NLC_LICENSE"):
+            return lic.license_id, "NLC_MULTISTATE_LICENSE"
+    return None
+
+
+def _compact_ready(ref: Reference, code: str, q: LicensureQuery, findings: _Findings) -> bool:
+    compact = ref.compacts[code]
+    if not compact.is_operational(q.at.date()):
+        findings.add(f"{code}_NOT_OPERATIONAL", review=True)
+        return False
+    return True
+
+
+def _psypact(
+    ref: Reference,
+    licenses: list[License],
+    credentials: list[CompactCredential],
+    q: LicensureQuery,
+    findings: _Findings,
+) -> tuple[str, str] | None:
+    apits = [c for c in credentials if c.compact == "PSYPACT" and c.kind == "APIT"]
+    if not apits or not _compact_ready(ref, "PSYPACT", q, findings):
+        return None
+    psypact = ref.compacts["PSYPACT"]
+    day = q.at.date()
+    for apit in apits:
+        if not _usable(ref, apit, q, findings, "PSYPACT_APIT"):
+            continue
+        passports = [c for c in credentials if c.compact == "PSYPACT" and c.kind == "E_PASSPORT"]
+        if not any(_usable(ref, p, q, findings, "PSYPACT_E_PASSPORT") for p in passports):
+            findings.add("PSYPACT_NO_CURRENT_E_PASSPORT")
+            continue
+        if not psypact.is_member(apit.home_state, day):
+            findings.add("PSYPACT_HOME_STATE_NOT_MEMBER")
+            continue
+        if not psypact.is_member(q.client_state, day):
+            findings.add("PSYPACT_CLIENT_STATE_NOT_MEMBER")
+            continue
+        if _home_license(ref, licenses, apit.home_state, "PSYCHOLOGIST", q, findings) is None:
+            continue
+        if not q.clinician_state:
+            findings.add("CLINICIAN_LOCATION_UNKNOWN", review=True)
+            continue
+        if q.clinician_state != apit.home_state:
+            findings.add("PSYPACT_CLINICIAN_NOT_IN_HOME_STATE")
+            continue
+        return apit.credential_id, "PSYPACT_APIT"
+    return None
+
+
+def _counseling(
+    ref: Reference,
+    licenses: list[License],
+    credentials: list[CompactCredential],
+    q: LicensureQuery,
+    findings: _Findings,
+) -> tuple[str, str] | None:
+    privileges = [c for c in credentials if c.compact == "COUNSELING" and c.kind == "PRIVILEGE"]
+    if not privileges or not _compact_ready(ref, "COUNSELING", q, findings):
+        return None
+    compact = ref.compacts["COUNSELING"]
+    day = q.at.date()
+    for p in privileges:
+        if p.privilege_state != q.client_state:
+            continue
+        if not _usable(ref, p, q, findings, "COUNSELING_PRIVILEGE"):
+            continue
+        states = (p.home_state, q.client_state)
+        if not all(compact.is_member(st, day) for st in states):
+            if all(compact.is_member(st, day) or compact.is_enacted_only(st, day) for st in states):
+                findings.add("COUNSELING_STATE_NOT_YET_ACTIVE", review=True)  # no known activation date
+            else:
+                findings.add("COUNSELING_COMPACT_STATE_NOT_MEMBER")
+            continue
+        if _home_license(ref, licenses, p.home_state, "COUNSELOR", q, findings) is None:
+            continue
+        return p.credential_id, "COUNSELING_COMPACT_PRIVILEGE"
+    if not any(p.privilege_state == q.client_state for p in privileges):
+        findings.add("NO_COUNSELING_PRIVILEGE_FOR_STATE")
+    return None
+
+
+def _multistate_compacts(
+    ref: Reference,
+    licenses: list[License],
+    credentials: list[CompactCredential],
+    q: LicensureQuery,
+    findings: _Findings,
+) -> tuple[str, str] | None:
+    day = q.at.date()
+    for code, profession in (("SOCIAL_WORK", "SOCIAL_WORKER"), ("APRN", "NURSE_PRACTITIONER")):
+        multistate = [c for c in credentials if c.compact == code and c.kind == "MULTISTATE"]
+        if not multistate or not _compact_ready(ref, code, q, findings):
+            continue
+        compact = ref.compacts[code]
+        for m in multistate:
+            if not _usable(ref, m, q, findings, f"{code}_MULTISTATE"):
+                continue
+            if not (compact.is_member(m.home_state, day) and compact.is_member(q.client_state, day)):
+                findings.add(f"{code}_STATE_NOT_MEMBER")
+                continue
+            if _home_license(ref, licenses, m.home_state, profession, q, findings) is None:
+                continue
+            return m.credential_id, f"{code}_MULTISTATE_LICENSE"
+    return None
+
+
+def _telehealth_registration(
+    ref: Reference,
+    licenses: list[License],
+    credentials: list[CompactCredential],
+    q: LicensureQuery,
+    findings: _Findings,
+) -> tuple[str, str] | None:
+    rules = ref.states[q.client_state]
+    regs = [c for c in credentials if c.compact == "TELEHEALTH_REGISTRATION" and c.privilege_state == q.client_state]
+    if not regs:
+        return None
+    if not rules.telehealth_registration:
+        findings.add("STATE_HAS_NO_TELEHEALTH_REGISTRATION")
+        return None
+    for reg in regs:
+        if not _usable(ref, reg, q, findings, "TELEHEALTH_REGISTRATION"):
+            continue
+        home = [lic for lic in licenses if lic.state == reg.home_state and lic.current(q.at)]
+        if not home:
+            findings.add("NO_CURRENT_HOME_STATE_LICENSE")
+            continue
+        return reg.credential_id, "STATE_TELEHEALTH_REGISTRATION"
+    return None

@@ -1,0 +1,79 @@
+"""The periodic job: expiry monitoring and closing attended days (store-backed, safe to run in
+several instances: every effect is a conditional single-document write).
+
+Expiry: licenses, compact credentials, consents and authorizations expiring within the horizons of
+reference data (60/30/7 days) emit CredentialExpiring once per horizon (only the nearest horizon
+when several are crossed at once), naming the booked sessions that start after the expiry; those
+sessions are flagged for a re-check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from services.compliance import events
+from services.compliance.billing import BillingDays
+from services.compliance.reference import Reference
+from services.compliance.store import COMPACT_CREDENTIALS, EXPIRING, LICENSES, ComplianceStore
+from services.plumbing.outbox import OutboxRelay
+
+log = logging.getLogger(__name__)
+
+
+def horizons_crossed(horizons: tuple[int, ...], expires_at: datetime, now: datetime) -> list[int]:
+    """The horizons (days) whose window the item is inside now; none once it has expired."""
+    if expires_at <= now:
+        return []
+    left = expires_at - now
+    return sorted(h for h in horizons if left <= timedelta(days=h))
+
+
+class ExpiryMonitor:
+    def __init__(self, store: ComplianceStore, ref: Reference, relay: OutboxRelay) -> None:
+        self._store = store
+        self._ref = ref
+        self._relay = relay
+
+    async def run_once(self, now: datetime) -> int:
+        horizons = self._ref.expiry_horizons_days
+        until = now + timedelta(days=max(horizons))
+        emitted = 0
+        for collection, item_type in EXPIRING.items():
+            for item in await self._store.expiring(collection, now, until):
+                expires_at = item["expires_at"]
+                if expires_at.tzinfo is None:
+                    expires_at = expires_at.replace(tzinfo=UTC)
+                crossed = horizons_crossed(horizons, expires_at, now)
+                if not crossed:
+                    continue
+                nearest = crossed[0]
+                if nearest in (item.get("notified_horizons") or []):
+                    continue
+                owner_field = "clinician_id" if collection in (LICENSES, COMPACT_CREDENTIALS) else "client_ids"
+                affected = [
+                    s["_id"] for s in await self._store.booked_sessions_after(owner_field, item["owner_id"], expires_at)
+                ]
+                event = events.credential_expiring(
+                    item["_id"], item_type, item["owner_id"], expires_at, nearest, affected
+                )
+                if await self._store.mark_horizons(collection, item["_id"], nearest, crossed, [event]):
+                    await self._store.flag_sessions(affected, f"EXPIRES_BEFORE_SESSION:{item_type}:{item['_id']}")
+                    emitted += 1
+        if emitted:
+            self._relay.notify()
+        return emitted
+
+
+async def run_periodic(
+    monitor: ExpiryMonitor, billing: BillingDays, interval_s: float, stop: asyncio.Event | None = None
+) -> None:
+    while stop is None or not stop.is_set():
+        now = datetime.now(UTC)
+        try:
+            await billing.close_due(now)
+            await monitor.run_once(now)
+        except Exception:  # store briefly unavailable: try again next round
+            log.warning("compliance periodic job failed; retrying next round", exc_info=True)
+        await asyncio.sleep(interval_s)

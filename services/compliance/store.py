@@ -1,0 +1,378 @@
+"""Store access of the compliance service (its own MongoDB database).
+
+Single-document atomicity only (FerretDB 1.x): every state change and the events it causes are one
+document write (outbox helpers); invariants are unique indexes; idempotent handlers use conditional
+updates keyed by event id or by the day being billed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.compliance.cache import TtlCache
+from services.compliance.consent import Consent
+from services.compliance.coverage import Authorization, PayerPolicy
+from services.compliance.licensure import CompactCredential, License
+from services.plumbing.outbox import OutgoingEvent, new_document_with_outbox, with_outbox
+from services.plumbing.storage import Document, IndexSpec
+
+LICENSES = "licenses"
+COMPACT_CREDENTIALS = "compact_credentials"
+PAYER_POLICIES = "payer_policies"
+AUTHORIZATIONS = "authorizations"
+CONSENTS = "consents"
+ATTESTATIONS = "privacy_attestations"
+SESSIONS = "sessions"
+BILLING_DAYS = "billing_days"
+
+# Collections whose documents carry outbox entries.
+OUTBOX_COLLECTIONS = [LICENSES, COMPACT_CREDENTIALS, AUTHORIZATIONS, CONSENTS, ATTESTATIONS, SESSIONS, BILLING_DAYS]
+# Items the expiry monitor watches: collection -> item type in CredentialExpiring.
+EXPIRING = {
+    LICENSES: "license",
+    COMPACT_CREDENTIALS: "compact_credential",
+    CONSENTS: "consent",
+    AUTHORIZATIONS: "authorization",
+}
+
+INDEXES = [
+    IndexSpec(LICENSES, [("state", 1), ("license_type", 1), ("license_number", 1)], unique=True, name="license_unique"),
+    IndexSpec(LICENSES, [("clinician_id", 1)], name="clinician"),
+    IndexSpec(COMPACT_CREDENTIALS, [("clinician_id", 1)], name="clinician"),
+    IndexSpec(
+        COMPACT_CREDENTIALS,
+        [("compact", 1), ("kind", 1), ("credential_number", 1), ("privilege_state", 1)],
+        unique=True,
+        name="credential_unique",
+    ),
+    IndexSpec(AUTHORIZATIONS, [("client_id", 1)], name="client"),
+    IndexSpec(AUTHORIZATIONS, [("payer_plan_id", 1), ("auth_number", 1)], unique=True, name="auth_unique"),
+    IndexSpec(CONSENTS, [("client_id", 1)], name="client"),
+    IndexSpec(SESSIONS, [("clinician_id", 1), ("starts_at", 1)], name="clinician_starts"),
+    IndexSpec(SESSIONS, [("client_ids", 1), ("starts_at", 1)], name="clients_starts"),
+    IndexSpec(BILLING_DAYS, [("dirty", 1), ("close_at", 1)], name="dirty_close_at"),
+    IndexSpec(BILLING_DAYS, [("client_id", 1), ("service_date", 1)], name="client_week"),
+    *[IndexSpec(c, [("expires_at", 1)], name="expires_at") for c in EXPIRING],
+]
+
+POLICY_CACHE_TTL_S = 15.0
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def license_from_doc(d: Document) -> License:
+    return License(
+        license_id=d["_id"],
+        state=d["state"],
+        license_type=d["license_type"],
+        profession=d.get("profession", ""),
+        valid_from=_utc(d["valid_from"]),  # type: ignore[arg-type]
+        valid_until=_utc(d["valid_until"]),  # type: ignore[arg-type]
+        status=d.get("status", "active"),
+        multistate=bool(d.get("multistate", False)),
+        issued_via=d.get("issued_via", ""),
+        verified_at=_utc(d.get("verified_at")),
+    )
+
+
+def credential_from_doc(d: Document) -> CompactCredential:
+    return CompactCredential(
+        credential_id=d["_id"],
+        compact=d["compact"],
+        kind=d["kind"],
+        home_state=d.get("home_state", ""),
+        privilege_state=d.get("privilege_state", ""),
+        valid_from=_utc(d["valid_from"]),  # type: ignore[arg-type]
+        valid_until=_utc(d["valid_until"]),  # type: ignore[arg-type]
+        status=d.get("status", "active"),
+        verified_at=_utc(d.get("verified_at")),
+    )
+
+
+def consent_from_doc(d: Document) -> Consent:
+    return Consent(
+        consent_id=d["_id"],
+        consent_type=d["consent_type"],
+        form_version=d["form_version"],
+        valid_from=_utc(d["valid_from"]),  # type: ignore[arg-type]
+        valid_until=_utc(d["valid_until"]),  # type: ignore[arg-type]
+        revoked_at=_utc(d.get("revoked_at")),
+    )
+
+
+def authorization_from_doc(d: Document) -> Authorization:
+    review = d.get("concurrent_review_due") or ""
+    return Authorization(
+        authorization_id=d["_id"],
+        payer_plan_id=d["payer_plan_id"],
+        codes=frozenset(d["codes"]),
+        start_date=date.fromisoformat(d["start_date"]),
+        end_date=date.fromisoformat(d["end_date"]),
+        units=int(d["units"]),
+        units_used=int(d.get("units_used", 0)),
+        concurrent_review_due=date.fromisoformat(review) if review else None,
+        billed_dates=frozenset(d.get("billed_dates") or []),
+    )
+
+
+class ComplianceStore:
+    def __init__(self, db: AsyncDatabase[Document], source: str, read_cache_ttl_s: float = 2.0) -> None:
+        self.db = db
+        self.source = source
+        self._policies: dict[str, tuple[float, PayerPolicy | None]] = {}
+        self._credentials: TtlCache[tuple[list[Document], list[Document]]] = TtlCache(read_cache_ttl_s)
+        self._client_records: TtlCache[tuple[list[Document], list[Document]]] = TtlCache(read_cache_ttl_s)
+
+    def invalidate(self, collection: str, owner_id: str) -> None:
+        """Forget the cached snapshot a write to `collection` for `owner_id` changed."""
+        if collection in (LICENSES, COMPACT_CREDENTIALS):
+            self._credentials.invalidate(owner_id)
+        elif collection in (CONSENTS, AUTHORIZATIONS):
+            self._client_records.invalidate(owner_id)
+
+    # --- credentials -------------------------------------------------------------------------
+
+    async def insert(self, collection: str, doc: Document, events: list[OutgoingEvent] | None = None) -> None:
+        """Insert a new document (with its creation events); DuplicateKeyError propagates."""
+        try:
+            await self.db[collection].insert_one(new_document_with_outbox(doc, self.source, events or []))
+        finally:
+            self.invalidate(collection, doc.get("owner_id", ""))
+
+    async def clinician_credentials(
+        self, clinician_id: str, cached: bool = False
+    ) -> tuple[list[Document], list[Document]]:
+        """(licenses, compact credentials); `cached`: a snapshot at most the cache TTL old."""
+
+        async def load() -> tuple[list[Document], list[Document]]:
+            licenses, credentials = await asyncio.gather(
+                self.db[LICENSES].find({"clinician_id": clinician_id}, {"outbox": 0}).to_list(),
+                self.db[COMPACT_CREDENTIALS].find({"clinician_id": clinician_id}, {"outbox": 0}).to_list(),
+            )
+            return licenses, credentials
+
+        return await (self._credentials.get(clinician_id, load) if cached else load())
+
+    async def client_records(self, client_id: str, cached: bool = False) -> tuple[list[Document], list[Document]]:
+        """(consents, authorizations); `cached`: a snapshot at most the cache TTL old."""
+
+        async def load() -> tuple[list[Document], list[Document]]:
+            consents, auths = await asyncio.gather(
+                self.db[CONSENTS].find({"client_id": client_id}, {"outbox": 0}).to_list(),
+                self.db[AUTHORIZATIONS].find({"client_id": client_id}, {"outbox": 0}).to_list(),
+            )
+            return consents, auths
+
+        return await (self._client_records.get(client_id, load) if cached else load())
+
+    async def find(self, collection: str, query: Document) -> list[Document]:
+        return await self.db[collection].find(query, {"outbox": 0}).to_list()
+
+    async def get(self, collection: str, doc_id: str) -> Document | None:
+        return await self.db[collection].find_one({"_id": doc_id}, {"outbox": 0})
+
+    async def revoke_consent(
+        self, consent_id: str, at: datetime, events: Callable[[Document], list[OutgoingEvent]]
+    ) -> Document | None:
+        """Revoke once, with the events `events(current document)` builds, in one write."""
+        current = await self.db[CONSENTS].find_one({"_id": consent_id, "revoked_at": None}, {"outbox": 0})
+        if current is None:
+            return None
+        doc = await self.db[CONSENTS].find_one_and_update(
+            {"_id": consent_id, "revoked_at": None},
+            with_outbox({"$set": {"revoked_at": at}}, self.source, events({**current, "revoked_at": at})),
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is not None:
+            doc.pop("outbox", None)  # FerretDB 1.x: no exclusion projection in findAndModify
+            self.invalidate(CONSENTS, doc["client_id"])
+        return doc
+
+    # --- payer policies ----------------------------------------------------------------------
+
+    async def seed_policies(self, plans: list[dict[str, Any]]) -> None:
+        """Insert the reference-data seed plans that have no stored policy yet."""
+        for plan in plans:
+            policy = PayerPolicy.from_document({**plan, "version": 1})
+            try:
+                await self.db[PAYER_POLICIES].insert_one({"_id": policy.plan_id, **policy.to_document()})
+            except DuplicateKeyError:
+                pass
+
+    async def upsert_policy(self, policy: PayerPolicy) -> PayerPolicy:
+        doc = policy.to_document()
+        doc.pop("version")
+        stored = await self.db[PAYER_POLICIES].find_one_and_update(
+            {"_id": policy.plan_id},
+            {"$set": doc, "$inc": {"version": 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        assert stored is not None  # upsert=True with ReturnDocument.AFTER
+        result = PayerPolicy.from_document(stored)
+        self._policies[policy.plan_id] = (time.monotonic(), result)
+        return result
+
+    async def policy(self, plan_id: str) -> PayerPolicy | None:
+        """Cached for a few seconds: policies change rarely and every evaluation needs one."""
+        cached = self._policies.get(plan_id)
+        if cached and time.monotonic() - cached[0] < POLICY_CACHE_TTL_S:
+            return cached[1]
+        doc = await self.db[PAYER_POLICIES].find_one({"_id": plan_id})
+        policy = PayerPolicy.from_document(doc) if doc else None
+        self._policies[plan_id] = (time.monotonic(), policy)
+        return policy
+
+    # --- authorizations ----------------------------------------------------------------------
+
+    async def decrement_authorization(self, client_id: str, authorization_id: str, service_date: str) -> bool:
+        """Count one attended day against an authorization, once per date; False when exhausted."""
+        self.invalidate(AUTHORIZATIONS, client_id)
+        auth = await self.db[AUTHORIZATIONS].find_one({"_id": authorization_id}, {"units": 1, "billed_dates": 1})
+        if auth is None:
+            return False
+        if service_date in (auth.get("billed_dates") or []):
+            return True
+        result = await self.db[AUTHORIZATIONS].update_one(
+            {"_id": authorization_id, "billed_dates": {"$ne": service_date}, "units_used": {"$lt": auth["units"]}},
+            {"$inc": {"units_used": 1}, "$push": {"billed_dates": service_date}},
+        )
+        self.invalidate(AUTHORIZATIONS, client_id)
+        if result.modified_count == 1:
+            return True
+        again = await self.db[AUTHORIZATIONS].find_one({"_id": authorization_id}, {"billed_dates": 1})
+        return again is not None and service_date in (again.get("billed_dates") or [])
+
+    # --- sessions (from the scheduler's events) --------------------------------------------------
+
+    async def apply_session_event(
+        self, session_id: str, event_id: str, update: Document, insert: Document | None = None
+    ) -> bool:
+        """Apply one event's update to a session document once (keyed by event id)."""
+        update = {k: dict(v) for k, v in update.items()}
+        update.setdefault("$push", {})["applied_events"] = event_id
+        if insert:
+            update.setdefault("$setOnInsert", {}).update(insert)
+        try:
+            result = await self.db[SESSIONS].update_one(
+                {"_id": session_id, "applied_events": {"$ne": event_id}}, update, upsert=True
+            )
+        except DuplicateKeyError:
+            return False  # the event was applied already (the filter missed, the upsert collided)
+        return result.modified_count == 1 or result.upserted_id is not None
+
+    async def session(self, session_id: str) -> Document | None:
+        return await self.db[SESSIONS].find_one({"_id": session_id}, {"outbox": 0})
+
+    async def add_session_events(self, session_id: str, marker: str, events: list[OutgoingEvent]) -> bool:
+        """Record that `marker` was handled on the session, with its events, once."""
+        result = await self.db[SESSIONS].update_one(
+            {"_id": session_id, "handled": {"$ne": marker}},
+            with_outbox({"$push": {"handled": marker}}, self.source, events),
+        )
+        return result.modified_count == 1
+
+    # --- billing days ----------------------------------------------------------------------------
+
+    async def add_to_billing_day(self, day_id: str, event_id: str, entry: Document, base: Document) -> None:
+        """Add one session's attendance to a client's day, once per event."""
+        try:
+            await self.db[BILLING_DAYS].update_one(
+                {"_id": day_id, "entries.event_id": {"$ne": event_id}},
+                {"$push": {"entries": entry}, "$setOnInsert": base, "$set": {"dirty": True}},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            pass  # already added (the day exists and already holds this event)
+
+    async def due_billing_days(self, now: datetime, limit: int = 100) -> list[Document]:
+        return (
+            await self.db[BILLING_DAYS]
+            .find({"dirty": True, "close_at": {"$lte": now}}, {"outbox": 0})
+            .limit(limit)
+            .to_list()
+        )
+
+    async def billing_week(self, client_id: str, monday: str, sunday: str) -> list[Document]:
+        """The client's attended days from `monday` to `sunday` (ISO dates; string order is date order)."""
+        return (
+            await self.db[BILLING_DAYS]
+            .find(
+                {"client_id": client_id, "service_date": {"$gte": monday, "$lte": sunday}},
+                {"service_date": 1, "entries": 1},
+            )
+            .to_list()
+        )
+
+    async def close_billing_day(self, day: Document, set_fields: Document, events: list[OutgoingEvent]) -> bool:
+        """Mark the day reported (for exactly the entries seen) and enqueue its BillingReady, in one write."""
+        result = await self.db[BILLING_DAYS].update_one(
+            {"_id": day["_id"], "dirty": True, "entries": {"$size": len(day["entries"])}},
+            with_outbox({"$set": {**set_fields, "dirty": False}, "$inc": {"reports": 1}}, self.source, events),
+        )
+        return result.modified_count == 1
+
+    # --- privacy attestations ----------------------------------------------------------------------
+
+    async def record_attestation(
+        self, session_id: str, client_id: str, marker: str, entry: Document, events: list[OutgoingEvent]
+    ) -> bool:
+        doc_id = f"{session_id}:{client_id}"
+        update = with_outbox(
+            {
+                "$push": {"history": entry, "markers": marker},
+                "$set": {"attestation": entry["attestation"], "at": entry["at"]},
+                "$setOnInsert": {"session_id": session_id, "client_id": client_id},
+            },
+            self.source,
+            events,
+        )
+        try:
+            result = await self.db[ATTESTATIONS].update_one(
+                {"_id": doc_id, "markers": {"$ne": marker}}, update, upsert=True
+            )
+        except DuplicateKeyError:
+            return False
+        return result.modified_count == 1 or result.upserted_id is not None
+
+    # --- expiry monitoring ---------------------------------------------------------------------------
+
+    async def expiring(self, collection: str, now: datetime, until: datetime, owner_id: str = "") -> list[Document]:
+        """Items not yet expired at `now` that expire by `until`."""
+        query: Document = {"expires_at": {"$gt": now, "$lte": until}}
+        if owner_id:
+            query["owner_id"] = owner_id
+        return await self.db[collection].find(query, {"outbox": 0}).to_list()
+
+    async def mark_horizons(
+        self, collection: str, item_id: str, horizon: int, horizons: list[int], events: list[OutgoingEvent]
+    ) -> bool:
+        """Record the horizons now passed, with the event for the nearest one, once per horizon."""
+        result = await self.db[collection].update_one(
+            {"_id": item_id, "notified_horizons": {"$ne": horizon}},
+            with_outbox({"$addToSet": {"notified_horizons": {"$each": horizons}}}, self.source, events),
+        )
+        return result.modified_count == 1
+
+    async def booked_sessions_after(self, owner_field: str, owner_id: str, after: datetime) -> list[Document]:
+        return (
+            await self.db[SESSIONS]
+            .find({owner_field: owner_id, "starts_at": {"$gte": after}, "status": "scheduled"}, {"_id": 1})
+            .to_list()
+        )
+
+    async def flag_sessions(self, session_ids: list[str], flag: str) -> None:
+        if session_ids:
+            await self.db[SESSIONS].update_many({"_id": {"$in": session_ids}}, {"$addToSet": {"flags": flag}})

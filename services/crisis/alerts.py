@@ -1,0 +1,583 @@
+"""Crisis alerts and their escalation ladder: open, escalate, fire a due rung, acknowledge,
+record contact attempts, resolve.
+
+Every fact is one insert carrying its events (outbox): the alert header when it opens (with its
+first rung), then one record per rung fired (`<alert>:rung:<n>`, unique: exactly once whoever
+fires it), per acknowledgement, contact attempt and resolution. The header's state fields are a
+cache folded from the records (`reconcile`), also serving as the timer index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Status as SpanStatus
+from opentelemetry.trace import StatusCode
+
+from iop.events.v1 import crisis_pb2 as ev
+from services.crisis import events, fhir
+from services.crisis.domain import (
+    AlertContext,
+    AlertState,
+    ContactWindow,
+    LadderPolicy,
+    LadderStepSpec,
+    PhoneError,
+    Risk,
+    Route,
+    Status,
+    Step,
+    StepFiring,
+    Task,
+    TransitionError,
+    callback_task,
+    context_problems,
+    fire_step,
+    fold_alert,
+    normalize_phone,
+    to_windows,
+    transition,
+)
+from services.crisis.paging import Pager
+from services.crisis.reference import PolicyBook
+from services.crisis.store import ALERT_RECORDS, ALERTS, CrisisStore, rung_id
+from services.crisis.topics import ALERTS_TOPIC, FHIR_TOPIC, TASKS_TOPIC
+from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox
+from services.plumbing.storage import Document
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("iop.crisis.alerts")
+
+SOURCE = "/iop/crisis"
+NAMESPACE = uuid.UUID("6f1d3c52-7a4e-4c8e-9b7a-3c1e2f0a9d11")
+MAX_RETRIES = 5
+
+
+def derived_id(*parts: str) -> str:
+    """A deterministic id, so a redelivered event or a retried request maps to the same record."""
+    return str(uuid.uuid5(NAMESPACE, ":".join(parts)))
+
+
+def windows_to_docs(windows: Iterable[ContactWindow]) -> list[dict[str, Any]]:
+    return [
+        {"weekdays": list(w.weekdays), "start": w.start.strftime("%H:%M"), "end": w.end.strftime("%H:%M")}
+        for w in windows
+    ]
+
+
+def policy_snapshot(policy: LadderPolicy) -> dict[str, Any]:
+    return {
+        "policy_id": policy.policy_id,
+        "on_call_id": policy.on_call_id,
+        "steps": [{"step": int(s.step), "after_s": s.after_s} for s in policy.steps],
+    }
+
+
+def policy_of(alert: Document) -> LadderPolicy:
+    """The ladder the alert was opened with (a policy change does not alter a running ladder)."""
+    p = alert["policy"]
+    steps = tuple(LadderStepSpec(Step(s["step"]), float(s["after_s"])) for s in p["steps"])
+    return LadderPolicy(p["policy_id"], steps, p["on_call_id"])
+
+
+def context_of(alert: Document) -> AlertContext:
+    c = alert["context"]
+    return AlertContext(
+        alert_id=alert["_id"],
+        client_id=alert["client_id"],
+        session_id=alert["session_id"],
+        clinician_id=alert["clinician_id"],
+        on_call_id=alert["policy"]["on_call_id"],
+        callback_phone=c.get("callback_phone", ""),
+        backup_line=c.get("backup_line", ""),
+        location=c.get("location"),
+        resources=c.get("resources"),
+        resources_problem=c.get("resources_problem", ""),
+        emergency_contacts=c.get("emergency_contacts", []),
+        windows=to_windows(c.get("windows", [])),
+        time_zone=c.get("time_zone", ""),
+    )
+
+
+def all_records(alert: Document, records: list[Document]) -> list[Document]:
+    """The alert's records: those embedded in the header at open, then the inserted ones."""
+    return [*alert.get("open_records", []), *records]
+
+
+def state_of(alert: Document, records: list[Document]) -> AlertState:
+    return fold_alert(policy_of(alert), alert["opened_at"], all_records(alert, records))
+
+
+@dataclass(frozen=True)
+class Delivery:
+    status: str  # DELIVERED | FAILED | EVENT_ONLY
+    error: str = ""
+
+
+def rung_record(
+    alert: Document,
+    firing: StepFiring,
+    trigger: str,
+    due_at: datetime | None,
+    at: datetime,
+    delivery: Delivery,
+    instance: str,
+    tasks: list[dict[str, Any]],
+    trigger_id: str = "",
+) -> Document:
+    return {
+        "_id": rung_id(alert["_id"], firing.index),
+        "alert_id": alert["_id"],
+        "client_id": alert["client_id"],
+        "kind": "RUNG",
+        "index": firing.index,
+        "step": int(firing.step),
+        "trigger": trigger,
+        "trigger_id": trigger_id,
+        "due_at": due_at,
+        "at": at,
+        "route": int(firing.route),
+        "assignee_id": firing.assignee_id,
+        "delivery_status": delivery.status,
+        "delivery_error": delivery.error,
+        "problems": firing.problems,
+        "fired_by": instance,
+        "tasks": tasks,
+    }
+
+
+class AlertService:
+    def __init__(
+        self,
+        store: CrisisStore,
+        relay: OutboxRelay,
+        policies: PolicyBook,
+        pager: Pager,
+        instance_id: str,
+        lease_s: float,
+    ) -> None:
+        self.store = store
+        self.relay = relay
+        self.policies = policies
+        self.pager = pager
+        self.instance_id = instance_id
+        self.lease_s = lease_s
+        # told about every due-time change made here (the timer loop's in-memory schedule;
+        # the store stays the source of truth, rescanned every second)
+        self.on_due: Callable[[str, datetime | None], None] = lambda alert_id, due: None
+
+    # ------------------------------------------------------------------ context
+
+    async def build_context(
+        self, client_id: str, session_id: str, clinician_id: str, program_id: str
+    ) -> tuple[dict[str, Any], LadderPolicy, str, str]:
+        """Snapshot what the ladder needs: phones, verified location + resources, contacts, windows."""
+        session, checkin_doc, plan = await asyncio.gather(
+            self.store.session(session_id), self.store.checkin(client_id), self.store.plan(client_id)
+        )
+        checkin = checkin_doc or {}
+        if plan is not None and plan.get("retired"):
+            plan = None
+        if session:
+            program_id = program_id or session.get("program_id", "")
+            clinician_id = clinician_id or session.get("clinician_id", "")
+        program_id = program_id or checkin.get("program_id", "") or (plan or {}).get("program_id", "")
+        clinician_id = clinician_id or checkin.get("clinician_id", "")
+        policy = self.policies.for_program(program_id)
+        problems: list[str] = []
+        callback_phone = checkin.get("backup_phone", "") or (plan or {}).get("backup_phone", "")
+        if callback_phone:
+            try:
+                callback_phone = normalize_phone(callback_phone)
+            except PhoneError:
+                problems.append("INVALID_BACKUP_PHONE")
+        if checkin and session_id and checkin.get("session_id") != session_id:
+            problems.append("LOCATION_FROM_EARLIER_SESSION")
+        windows = (plan or {}).get("contact_windows") or []
+        time_zone = (plan or {}).get("time_zone", "")
+        if not windows:
+            windows, time_zone = windows_to_docs(policy.default_windows), policy.time_zone
+        if plan is None:
+            problems.append("NO_SAFETY_PLAN")
+        context = {
+            "callback_phone": callback_phone,
+            "backup_line": (session or {}).get("backup_line", ""),
+            "location": checkin.get("location"),
+            "resources": checkin.get("resources"),
+            "resources_problem": checkin.get("resources_problem", ""),
+            "emergency_contacts": [
+                {"contact_id": c["contact_id"], "name": c["name"], "phone": c["phone"], "consent_to_contact": True}
+                for c in (plan or {}).get("emergency_contacts", [])
+                if c.get("consent_to_contact")
+            ],
+            "windows": windows,
+            "time_zone": time_zone,
+            "problems": problems,
+        }
+        return context, policy, program_id, clinician_id
+
+    # ------------------------------------------------------------------ reconcile
+
+    async def reconcile(
+        self, alert: Document, records: list[Document] | None = None, *, force: bool = False
+    ) -> tuple[Document, AlertState]:
+        """Recompute the header's cached state from the records and store it (idempotent)."""
+        if records is None:
+            records = await self.store.records(alert)
+        st = state_of(alert, records)
+        assignees = list(
+            dict.fromkeys([*alert.get("assignees", []), *(r["assignee_id"] for r in records if r.get("assignee_id"))])
+        )
+        fields: dict[str, Any] = {
+            "status": int(st.status),
+            "next_step": st.next_step,
+            "due_at": st.due_at,
+            "assignees": assignees,
+            "active": st.status != Status.RESOLVED,
+        }
+        changed = any(alert.get(k) != v for k, v in fields.items())
+        if changed:
+            await self.store.set_alert_state(alert["_id"], fields)
+        if changed or force:
+            await self.store.set_timer(alert["_id"], st.due_at, st.status != Status.RESOLVED)
+            self.on_due(alert["_id"], st.due_at)
+        if st.status == Status.RESOLVED:
+            await self.store.release_active(alert["client_id"], alert["_id"])
+        return {**alert, **fields}, st
+
+    # ------------------------------------------------------------------ open / escalate
+
+    async def open_alert(
+        self,
+        *,
+        alert_id: str,
+        client_id: str,
+        session_id: str,
+        program_id: str,
+        clinician_id: str,
+        reason: str,
+        risk: Risk,
+        trigger_event_id: str,
+        extra_assignees: list[str],
+        now: datetime,
+    ) -> tuple[Document | None, bool]:
+        """Open an alert with its first rung fired, in ONE insert. Returns (alert, created);
+        (None, False) when another alert is already active for the client."""
+        existing = await self.store.alert(alert_id)
+        if existing is not None:
+            return existing, False  # a redelivery or a retried request
+        holder = await self.store.take_active(client_id, alert_id)
+        if holder is not None and holder != alert_id:
+            other = await self.store.alert(holder)
+            if other is not None and state_of(other, await self.store.records(other)).status != Status.RESOLVED:
+                return None, False  # another alert is active: the caller escalates it
+            # a stale slot (its alert resolved, or never written after a crash): free it and retry
+            await self.store.release_active(client_id, holder)
+            if await self.store.take_active(client_id, alert_id) != alert_id:
+                return None, False
+        context, policy, program_id, clinician_id = await self.build_context(
+            client_id, session_id, clinician_id, program_id
+        )
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        problems = context.pop("problems")
+        alert: Document = {
+            "_id": alert_id,
+            "client_id": client_id,
+            "session_id": session_id,
+            "program_id": program_id,
+            "clinician_id": clinician_id,
+            "reason": reason,
+            "risk_level": int(risk),
+            "active": True,
+            "policy": policy_snapshot(policy),
+            "context": context,
+            "opened_at": now,
+            "trigger_event_id": trigger_event_id,
+            "assignees": list(dict.fromkeys(a for a in [clinician_id, policy.on_call_id, *extra_assignees] if a)),
+            "open_records": [],
+            "trace": carrier,
+        }
+        actx = context_of(alert)
+        alert["problems"] = sorted(set(context_problems(actx)) | set(problems))
+        tasks: list[Task] = []
+        if policy.steps[0].after_s == 0:
+            firing = fire_step(actx, policy, 0, now)
+            tasks.extend(firing.tasks)
+        tasks.append(Task(f"{alert_id}:notify-on-call", "ON_CALL_NOTIFICATION", Route.ON_CALL, policy.on_call_id))
+        task_docs = [events.task_document(t, alert, now) for t in tasks]
+        if policy.steps[0].after_s == 0:
+            record = rung_record(alert, firing, "OPENED", now, now, Delivery("EVENT_ONLY"), self.instance_id, task_docs)
+            alert["open_records"].append(record)
+        else:
+            alert["open_tasks"] = task_docs
+        st = state_of(alert, [])
+        alert.update(status=int(st.status), next_step=st.next_step, due_at=st.due_at)
+        outgoing = [
+            OutgoingEvent(ALERTS_TOPIC.name, alert_id, events.opened_event(alert)),
+            *(OutgoingEvent(TASKS_TOPIC.name, client_id, events.task_event(t, alert)) for t in task_docs),
+            OutgoingEvent(FHIR_TOPIC.name, client_id, fhir.alert_flag(alert_id, client_id, True, now, None)),
+        ]
+        if not await self.store.insert_new(ALERTS, new_document_with_outbox(alert, SOURCE, outgoing)):
+            return await self.store.alert(alert_id), False  # written concurrently by a redelivery
+        self.relay.notify(ALERTS, alert_id)
+        await self.store.set_timer(alert_id, st.due_at, True)
+        self.on_due(alert_id, st.due_at)
+        return alert, True
+
+    async def escalate_now(self, alert_id: str, trigger_id: str, trigger: str, now: datetime) -> Document | None:
+        """Another disconnection while an alert is active: fire the next rung now, with a fresh
+        callback task and an on-call notification. None when the alert turned out to be resolved."""
+        for _ in range(MAX_RETRIES):
+            alert = await self.store.alert(alert_id)
+            if alert is None:
+                return None
+            records = await self.store.records(alert)
+            if any(r.get("trigger_id") == trigger_id for r in records):
+                return alert  # this disconnection was handled already
+            st = state_of(alert, records)
+            if st.status == Status.RESOLVED:
+                await self.reconcile(alert, records)  # frees the client's active slot for a new alert
+                return None
+            policy, actx = policy_of(alert), context_of(alert)
+            n = st.next_step
+            tasks: list[Task] = []
+            firing: StepFiring | None = None
+            if n < len(policy.steps):
+                firing = fire_step(actx, policy, n, now)
+                tasks.extend(firing.tasks)
+            if not any(t.kind == "CALLBACK" for t in tasks):
+                tasks.append(callback_task(actx, now, f"{alert_id}:{trigger_id}:callback", escalated=n >= 2))
+            tasks.append(
+                Task(f"{alert_id}:{trigger_id}:notify-on-call", "ON_CALL_NOTIFICATION", Route.ON_CALL, actx.on_call_id)
+            )
+            task_docs = [events.task_document(t, alert, now) for t in tasks]
+            outgoing = [
+                OutgoingEvent(TASKS_TOPIC.name, alert["client_id"], events.task_event(t, alert)) for t in task_docs
+            ]
+            if firing is not None:
+                record = rung_record(
+                    alert,
+                    firing,
+                    trigger,
+                    st.due_at,
+                    now,
+                    Delivery("EVENT_ONLY"),
+                    self.instance_id,
+                    task_docs,
+                    trigger_id,
+                )
+                next_due = fold_alert(policy, alert["opened_at"], [*all_records(alert, records), record]).due_at
+                outgoing.insert(
+                    0, OutgoingEvent(ALERTS_TOPIC.name, alert_id, events.escalated_event(alert, record, next_due))
+                )
+                if await self.store.insert_new(ALERT_RECORDS, new_document_with_outbox(record, SOURCE, outgoing)):
+                    self.relay.notify(ALERT_RECORDS, record["_id"])
+                    fresh, _ = await self.reconcile(alert, [*records, record])
+                    return fresh
+                continue  # the rung was fired meanwhile (by the timer): try the next one
+            repeat = {
+                "alert_id": alert_id,
+                "client_id": alert["client_id"],
+                "kind": "REPEAT",
+                "trigger": trigger,
+                "trigger_id": trigger_id,
+                "at": now,
+                "tasks": task_docs,
+            }
+            appended = await self._append(alert, records, repeat, outgoing)
+            if appended is not None:
+                fresh, _ = await self.reconcile(alert, [*records, appended])
+                return fresh
+        raise RuntimeError("alert kept changing under escalation; retry")
+
+    # ------------------------------------------------------------------ the timer
+
+    async def fire_due(self, alert_id: str) -> bool:
+        """Claim the alert's timer (a unique lease insert), deliver the due rung, record it exactly
+        once (unique rung record). True if this call recorded a rung."""
+        now = datetime.now(UTC)
+        if not await self.store.claim(alert_id, self.instance_id, now, now + timedelta(seconds=self.lease_s)):
+            return False  # another instance holds it
+        try:
+            alert = await self.store.alert(alert_id)
+            if alert is None:
+                await self.store.set_timer(alert_id, None, False)  # a timer without its alert
+                return False
+            records = await self.store.records(alert)
+            st = state_of(alert, records)
+            if st.due_at is None or st.due_at > now:
+                await self.reconcile(alert, records, force=True)  # the timer was stale: heal it
+                return False
+            return await self._fire(alert, records, st)
+        finally:
+            await self.store.release(alert_id, self.instance_id)
+
+    async def _fire(self, alert: Document, records: list[Document], st: AlertState) -> bool:
+        alert_id = alert["_id"]
+        parent = propagate.extract(alert.get("trace") or {})
+        with tracer.start_as_current_span("crisis ladder rung", context=parent) as span:
+            policy, actx = policy_of(alert), context_of(alert)
+            n = st.next_step
+            fired_at = datetime.now(UTC)
+            firing = fire_step(actx, policy, n, fired_at)
+            assert st.due_at is not None
+            span.set_attribute("crisis.ladder.step_index", n)
+            span.set_attribute("crisis.ladder.step", firing.step.name)
+            span.set_attribute("crisis.ladder.lateness_ms", (fired_at - st.due_at).total_seconds() * 1000)
+            delivery = await self.pager.page(
+                idempotency_key=f"{alert_id}:{n}",
+                alert_id=alert_id,
+                step=firing.step.name,
+                route=firing.route.name,
+                assignee_id=firing.assignee_id,
+                task_ids=[t.task_id for t in firing.tasks],
+            )
+            if delivery.status == "FAILED":
+                span.set_status(SpanStatus(StatusCode.ERROR, delivery.error))
+            task_docs = [events.task_document(t, alert, fired_at) for t in firing.tasks]
+            record = rung_record(alert, firing, "TIMER", st.due_at, fired_at, delivery, self.instance_id, task_docs)
+            next_due = fold_alert(policy, alert["opened_at"], [*all_records(alert, records), record]).due_at
+            outgoing = [
+                OutgoingEvent(ALERTS_TOPIC.name, alert_id, events.escalated_event(alert, record, next_due)),
+                *(OutgoingEvent(TASKS_TOPIC.name, alert["client_id"], events.task_event(t, alert)) for t in task_docs),
+            ]
+            inserted = await self.store.insert_new(ALERT_RECORDS, new_document_with_outbox(record, SOURCE, outgoing))
+            if not inserted:
+                span.add_event("rung already recorded (by a disconnection or another instance)")
+                await self.reconcile(alert, force=True)
+                return False
+            self.relay.notify(ALERT_RECORDS, record["_id"])
+            await self.reconcile(alert, [*records, record])
+            return True
+
+    async def sweep(self, alert_ids: list[str]) -> int:
+        """Re-fold active alerts that show no timer (a header update may have been lost)."""
+        healed = 0
+        for alert_id in alert_ids:
+            alert = await self.store.alert(alert_id)
+            if alert is not None:
+                _, st = await self.reconcile(alert, force=True)
+                healed += st.due_at is not None
+        return healed
+
+    # ------------------------------------------------------------------ people acting on an alert
+
+    async def current(self, alert_id: str) -> tuple[Document, list[Document], AlertState]:
+        alert = await self.store.alert(alert_id)
+        if alert is None:
+            raise LookupError(alert_id)
+        records = await self.store.records(alert)
+        return alert, records, state_of(alert, records)
+
+    async def _append(
+        self, alert: Document, records: list[Document], record: Document, outgoing: list[OutgoingEvent]
+    ) -> Document | None:
+        """Append an action (ack, attempt, repeat) to the alert's log, with its events, in one insert."""
+        first_free = sum(1 for r in records if r["_id"].startswith(f"{alert['_id']}:act:"))
+        doc = await self.store.append_action(
+            alert["_id"], first_free, lambda rid: new_document_with_outbox({**record, "_id": rid}, SOURCE, outgoing)
+        )
+        if doc is None:
+            return None
+        self.relay.notify(ALERT_RECORDS, doc["_id"])
+        return {k: v for k, v in doc.items() if k != "outbox"}
+
+    async def _record(
+        self, alert: Document, records: list[Document], record: Document, outgoing: list[OutgoingEvent]
+    ) -> bool:
+        if "_id" in record:  # a record with a fixed id (the resolution): exactly once
+            if not await self.store.insert_new(ALERT_RECORDS, new_document_with_outbox(record, SOURCE, outgoing)):
+                return False
+            self.relay.notify(ALERT_RECORDS, record["_id"])
+            saved: Document | None = record
+        else:
+            saved = await self._append(alert, records, record, outgoing)
+        if saved is None:
+            return False
+        await self.reconcile(alert, [*records, saved])
+        return True
+
+    async def acknowledge(self, alert_id: str, by: str) -> Document:
+        alert, records, st = await self.current(alert_id)
+        transition(st.status, "acknowledge")
+        if st.status == Status.ACKNOWLEDGED and st.acknowledged_by == by:
+            return alert
+        now = datetime.now(UTC)
+        record = {
+            "alert_id": alert_id,
+            "kind": "ACK",
+            "by": by,
+            "at": now,
+        }
+        event = ev.AlertAcknowledged(alert_id=alert_id, client_id=alert["client_id"], acknowledged_by=by)
+        event.acknowledged_at.FromDatetime(now)
+        await self._record(alert, records, record, [OutgoingEvent(ALERTS_TOPIC.name, alert_id, event)])
+        return alert
+
+    async def record_attempt(self, alert_id: str, attempt: dict[str, Any], by: str) -> Document:
+        alert, records, st = await self.current(alert_id)
+        if any(r.get("attempt_id") == attempt["attempt_id"] for r in records):
+            return alert  # a retried request
+        if st.status == Status.RESOLVED:
+            raise TransitionError("ALERT_RESOLVED", "the alert is already resolved")
+        reached = attempt["target"] == "CLIENT" and attempt["outcome"] == "REACHED"
+        if reached:
+            transition(st.status, "contact_made")
+        now = datetime.now(UTC)
+        record = {
+            "alert_id": alert_id,
+            "kind": "ATTEMPT",
+            **attempt,
+            "reached": reached,
+            "by": by,
+            "at": now,
+        }
+        attempted = ev.AlertContactAttempted(
+            alert_id=alert_id,
+            client_id=alert["client_id"],
+            attempt_id=attempt["attempt_id"],
+            target=attempt["target"],
+            outcome=attempt["outcome"],
+            recorded_by=by,
+        )
+        attempted.attempted_at.FromDatetime(now)
+        outgoing = [OutgoingEvent(ALERTS_TOPIC.name, alert_id, attempted)]
+        if reached:  # the client was reached: the ladder stops
+            made = ev.AlertContactMade(alert_id=alert_id, client_id=alert["client_id"], recorded_by=by, target="CLIENT")
+            made.at.FromDatetime(now)
+            outgoing.append(OutgoingEvent(ALERTS_TOPIC.name, alert_id, made))
+        await self._record(alert, records, record, outgoing)
+        return alert
+
+    async def resolve(self, alert_id: str, resolution: str, by: str) -> Document:
+        alert, records, st = await self.current(alert_id)
+        transition(st.status, "resolve")
+        now = datetime.now(UTC)
+        record = {
+            "_id": f"{alert_id}:resolved",
+            "alert_id": alert_id,
+            "kind": "RESOLVED",
+            "resolution": resolution,
+            "by": by,
+            "at": now,
+        }
+        resolved = ev.AlertResolved(
+            alert_id=alert_id, client_id=alert["client_id"], resolved_by=by, resolution=resolution
+        )
+        resolved.resolved_at.FromDatetime(now)
+        flag = fhir.alert_flag(alert_id, alert["client_id"], False, alert["opened_at"], now)
+        outgoing = [
+            OutgoingEvent(ALERTS_TOPIC.name, alert_id, resolved),
+            OutgoingEvent(FHIR_TOPIC.name, alert["client_id"], flag),
+        ]
+        if not await self._record(alert, records, record, outgoing):
+            raise TransitionError("ALERT_RESOLVED", "the alert is already resolved")
+        return alert

@@ -1,0 +1,589 @@
+"""Pure crisis domain logic: phones, C-SSRS risk, safety plans, contact routing, alerts and the ladder.
+
+No I/O here: the store, handlers and API call these functions with plain values.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from enum import IntEnum
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+# ----------------------------------------------------------------------------- risk
+
+
+class Risk(IntEnum):
+    """Values match iop.events.v1.RiskLevel."""
+
+    UNSPECIFIED = 0
+    LOW = 1
+    MODERATE = 2
+    HIGH = 3
+
+
+ELEVATED = frozenset({Risk.MODERATE, Risk.HIGH})
+
+
+class Answer(IntEnum):
+    """Values match iop.crisis.v1.Answer."""
+
+    NOT_ASKED = 0
+    NO = 1
+    YES = 2
+
+
+class Recency(IntEnum):
+    UNSPECIFIED = 0
+    WITHIN_3_MONTHS = 1
+    OVER_3_MONTHS_AGO = 2
+
+
+@dataclass(frozen=True)
+class CssrsAnswers:
+    """The C-SSRS screener: Q1-Q5 about the past month, Q6 about suicidal behaviour."""
+
+    wish_to_be_dead: Answer  # Q1
+    suicidal_thoughts: Answer  # Q2
+    thoughts_with_method: Answer  # Q3 (asked only when Q2 is yes)
+    intent: Answer  # Q4 (asked only when Q2 is yes)
+    plan_with_intent: Answer  # Q5 (asked only when Q2 is yes)
+    suicidal_behavior: Answer  # Q6
+    behavior_recency: Recency = Recency.UNSPECIFIED
+
+
+def validate_cssrs(a: CssrsAnswers) -> list[tuple[str, str]]:
+    """The screener's skip logic: Q1, Q2 and Q6 always; Q3-Q5 exactly when Q2 is yes."""
+    out: list[tuple[str, str]] = []
+    for name in ("wish_to_be_dead", "suicidal_thoughts", "suicidal_behavior"):
+        if getattr(a, name) == Answer.NOT_ASKED:
+            out.append((name, "required: YES or NO"))
+    for name in ("thoughts_with_method", "intent", "plan_with_intent"):
+        value = getattr(a, name)
+        if a.suicidal_thoughts == Answer.YES and value == Answer.NOT_ASKED:
+            out.append((name, "required when suicidal_thoughts is YES"))
+        if a.suicidal_thoughts == Answer.NO and value != Answer.NOT_ASKED:
+            out.append((name, "must be unset when suicidal_thoughts is NO (the screener skips it)"))
+    if a.suicidal_behavior == Answer.YES and a.behavior_recency == Recency.UNSPECIFIED:
+        out.append(("behavior_recency", "required when suicidal_behavior is YES"))
+    if a.suicidal_behavior != Answer.YES and a.behavior_recency != Recency.UNSPECIFIED:
+        out.append(("behavior_recency", "must be unset unless suicidal_behavior is YES"))
+    return out
+
+
+def cssrs_risk(a: CssrsAnswers) -> tuple[Risk, list[str]]:
+    """Triage of the C-SSRS screener (Columbia's colour-coded rules).
+
+    high: Q4 (intent) or Q5 (plan with intent) yes, or suicidal behaviour within 3 months;
+    moderate: Q3 (thoughts with method) yes, or behaviour more than 3 months ago;
+    low: Q1 or Q2 yes only, or no ideation at all.
+    """
+    reasons: list[str] = []
+    level = Risk.LOW
+    if a.wish_to_be_dead == Answer.YES:
+        reasons.append("CSSRS_Q1_WISH_TO_BE_DEAD")
+    if a.suicidal_thoughts == Answer.YES:
+        reasons.append("CSSRS_Q2_SUICIDAL_THOUGHTS")
+    if a.thoughts_with_method == Answer.YES:
+        reasons.append("CSSRS_Q3_METHOD")
+        level = max(level, Risk.MODERATE)
+    if a.suicidal_behavior == Answer.YES and a.behavior_recency == Recency.OVER_3_MONTHS_AGO:
+        reasons.append("CSSRS_Q6_BEHAVIOR_OVER_3_MONTHS")
+        level = max(level, Risk.MODERATE)
+    if a.intent == Answer.YES:
+        reasons.append("CSSRS_Q4_INTENT")
+        level = Risk.HIGH
+    if a.plan_with_intent == Answer.YES:
+        reasons.append("CSSRS_Q5_PLAN_WITH_INTENT")
+        level = Risk.HIGH
+    if a.suicidal_behavior == Answer.YES and a.behavior_recency == Recency.WITHIN_3_MONTHS:
+        reasons.append("CSSRS_Q6_BEHAVIOR_WITHIN_3_MONTHS")
+        level = Risk.HIGH
+    if not reasons:
+        reasons.append("CSSRS_NO_IDEATION")
+    return level, reasons
+
+
+def risk_after_crisis_signal(current: Risk, value: int) -> Risk:
+    """A positive PHQ-9 item 9 (value >= 1) raises risk to at least MODERATE; it never lowers it."""
+    if value < 1:
+        return current
+    return max(current, Risk.MODERATE)
+
+
+# ----------------------------------------------------------------------------- phones
+
+_SEPARATORS = re.compile(r"[\s().\-]")
+
+
+class PhoneError(ValueError):
+    pass
+
+
+def normalize_phone(raw: str) -> str:
+    """A phone number in E.164 (`+<country><number>`), or a NANP number (10 digits,
+    optionally with a leading 1), normalized to E.164. NANP numbers must have a valid
+    area code and exchange (first digit 2-9, not an N11 service code)."""
+    text = _SEPARATORS.sub("", raw.strip())
+    if not text:
+        raise PhoneError("required")
+    international = text.startswith("+")
+    digits = text[1:] if international else text
+    if not digits.isdigit():
+        raise PhoneError("may contain only digits, spaces, '(', ')', '-', '.' and a leading '+'")
+    if international:
+        if not 8 <= len(digits) <= 15 or digits[0] == "0":
+            raise PhoneError("E.164 numbers have a country code (not starting with 0) and 8-15 digits")
+        if digits[0] != "1":
+            return "+" + digits
+        digits = digits[1:]
+        if len(digits) != 10:
+            raise PhoneError("NANP numbers (+1) have exactly 10 digits after the country code")
+    elif len(digits) == 11 and digits[0] == "1":
+        digits = digits[1:]
+    elif len(digits) != 10:
+        raise PhoneError("use E.164 (+<country code><number>) or a 10-digit NANP number")
+    area, exchange = digits[:3], digits[3:6]
+    if area[0] in "01" or area[1:] == "11":
+        raise PhoneError(f"NANP area code {area} is not valid")
+    if exchange[0] in "01" or exchange[1:] == "11":
+        raise PhoneError(f"NANP exchange {exchange} is not valid")
+    return "+1" + digits
+
+
+# ----------------------------------------------------------------------------- contact windows
+
+
+@dataclass(frozen=True)
+class ContactWindow:
+    weekdays: tuple[int, ...]  # ISO: 1 = Monday .. 7 = Sunday
+    start: time
+    end: time
+
+    def contains(self, local: datetime) -> bool:
+        return local.isoweekday() in self.weekdays and self.start <= local.time() < self.end
+
+
+def parse_hhmm(value: str) -> time:
+    if not re.fullmatch(r"\d{2}:\d{2}", value):
+        raise ValueError("must be HH:MM")
+    hour, minute = int(value[:2]), int(value[3:])
+    if hour > 23 or minute > 59:
+        raise ValueError("must be a time of day HH:MM")
+    return time(hour, minute)
+
+
+def valid_time_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def validate_windows(windows: list[dict[str, Any]], time_zone: str, prefix: str = "") -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    if windows and not time_zone:
+        out.append((f"{prefix}time_zone", "required when contact_windows are given"))
+    if time_zone and not valid_time_zone(time_zone):
+        out.append((f"{prefix}time_zone", "not an IANA time zone (e.g. America/Chicago)"))
+    for i, w in enumerate(windows):
+        where = f"{prefix}contact_windows[{i}]"
+        days = w.get("weekdays") or []
+        if not days or any(d < 1 or d > 7 for d in days):
+            out.append((f"{where}.weekdays", "one or more ISO weekdays 1 (Monday) .. 7 (Sunday)"))
+        parsed: dict[str, time] = {}
+        for name in ("start", "end"):
+            try:
+                parsed[name] = parse_hhmm(str(w.get(name, "")))
+            except ValueError as exc:
+                out.append((f"{where}.{name}", str(exc)))
+        if len(parsed) == 2 and parsed["start"] >= parsed["end"]:
+            out.append((f"{where}.end", "must be after start"))
+    return out
+
+
+def to_windows(windows: list[dict[str, Any]]) -> list[ContactWindow]:
+    return [ContactWindow(tuple(w["weekdays"]), parse_hhmm(w["start"]), parse_hhmm(w["end"])) for w in windows]
+
+
+class Route(IntEnum):
+    """Values match iop.events.v1.ContactRoute. There is deliberately no personal channel."""
+
+    UNSPECIFIED = 0
+    CLINICIAN_WORK_QUEUE = 1
+    ON_CALL = 2
+
+
+@dataclass(frozen=True)
+class Routing:
+    route: Route
+    assignee_id: str
+    within_window: bool
+    reason: str
+
+
+def route_contact(
+    at: datetime, windows: list[ContactWindow], time_zone: str, clinician_id: str, on_call_id: str
+) -> Routing:
+    """Inside the client's allowed contact windows: the clinician's work queue.
+    Outside them, without windows on file, or with no clinician: on-call. Never a personal channel."""
+    if not windows or not time_zone:
+        return Routing(Route.ON_CALL, on_call_id, False, "NO_WINDOWS_ON_FILE")
+    local = at.astimezone(ZoneInfo(time_zone))
+    if any(w.contains(local) for w in windows) and clinician_id:
+        return Routing(Route.CLINICIAN_WORK_QUEUE, clinician_id, True, "WITHIN_CONTACT_WINDOW")
+    return Routing(Route.ON_CALL, on_call_id, False, "OUTSIDE_CONTACT_WINDOW")
+
+
+# ----------------------------------------------------------------------------- safety plans
+
+PLAN_SECTIONS = (
+    "warning_signs",
+    "internal_coping_strategies",
+    "social_distractions",
+    "people_to_ask_for_help",
+    "professionals_and_agencies",
+    "environment_safety",
+)
+MAX_ITEMS = 50
+MAX_TEXT = 500
+
+
+def validate_plan(plan: dict[str, Any]) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+    """Every problem with a safety plan, and the plan with phones normalized to E.164."""
+    out: list[tuple[str, str]] = []
+    clean = dict(plan)
+    if not plan.get("client_id"):
+        out.append(("plan.client_id", "required"))
+    if not any(plan.get(s) for s in PLAN_SECTIONS):
+        out.append(("plan", "at least one of the six Stanley-Brown sections must have an entry"))
+    for section in PLAN_SECTIONS:
+        items = plan.get(section) or []
+        if len(items) > MAX_ITEMS:
+            out.append((f"plan.{section}", f"at most {MAX_ITEMS} entries"))
+        for i, item in enumerate(items):
+            if not item.strip():
+                out.append((f"plan.{section}[{i}]", "must not be blank"))
+            elif len(item) > MAX_TEXT:
+                out.append((f"plan.{section}[{i}]", f"at most {MAX_TEXT} characters"))
+    contacts = []
+    for i, contact in enumerate(plan.get("emergency_contacts") or []):
+        where = f"plan.emergency_contacts[{i}]"
+        c = dict(contact)
+        if not c.get("name", "").strip():
+            out.append((f"{where}.name", "required"))
+        try:
+            c["phone"] = normalize_phone(c.get("phone", ""))
+        except PhoneError as exc:
+            out.append((f"{where}.phone", str(exc)))
+        if not c.get("consent_to_contact"):
+            out.append(
+                (
+                    f"{where}.consent_to_contact",
+                    "CONTACT_CONSENT_REQUIRED: an emergency contact needs the client's consent to be contacted "
+                    "(list people without consent under people_to_ask_for_help)",
+                )
+            )
+        contacts.append(c)
+    clean["emergency_contacts"] = contacts
+    if plan.get("backup_phone"):
+        try:
+            clean["backup_phone"] = normalize_phone(plan["backup_phone"])
+        except PhoneError as exc:
+            out.append(("plan.backup_phone", str(exc)))
+    out.extend(validate_windows(plan.get("contact_windows") or [], plan.get("time_zone", ""), prefix="plan."))
+    return out, clean
+
+
+# ----------------------------------------------------------------------------- alerts
+
+
+class Status(IntEnum):
+    """Values match iop.events.v1.AlertStatus."""
+
+    UNSPECIFIED = 0
+    OPEN = 1
+    ACKNOWLEDGED = 2
+    CONTACT_MADE = 3
+    RESOLVED = 4
+    ESCALATED = 5
+
+
+class Step(IntEnum):
+    """Values match iop.events.v1.LadderStep."""
+
+    UNSPECIFIED = 0
+    CLINICIAN_CALLBACK = 1
+    ON_CALL_CLINICIAN = 2
+    EMERGENCY_CONTACT = 3
+    LOCAL_EMERGENCY_SERVICES = 4
+
+
+class TransitionError(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+ACTIONS: dict[str, dict[Status, Status]] = {
+    "acknowledge": {
+        Status.OPEN: Status.ACKNOWLEDGED,
+        Status.ESCALATED: Status.ACKNOWLEDGED,
+        Status.ACKNOWLEDGED: Status.ACKNOWLEDGED,
+    },
+    "contact_made": {
+        Status.OPEN: Status.CONTACT_MADE,
+        Status.ACKNOWLEDGED: Status.CONTACT_MADE,
+        Status.ESCALATED: Status.CONTACT_MADE,
+        Status.CONTACT_MADE: Status.CONTACT_MADE,
+    },
+    "escalate": {
+        Status.OPEN: Status.ESCALATED,
+        Status.ACKNOWLEDGED: Status.ESCALATED,
+        Status.ESCALATED: Status.ESCALATED,
+        Status.CONTACT_MADE: Status.ESCALATED,  # the client dropped again after being reached
+    },
+    "resolve": {
+        Status.OPEN: Status.RESOLVED,
+        Status.ACKNOWLEDGED: Status.RESOLVED,
+        Status.ESCALATED: Status.RESOLVED,
+        Status.CONTACT_MADE: Status.RESOLVED,
+    },
+}
+
+
+def transition(status: Status, action: str) -> Status:
+    """The alert lifecycle: open -> acknowledged -> contact made -> resolved, or escalated."""
+    if status == Status.RESOLVED:
+        raise TransitionError("ALERT_RESOLVED", "the alert is already resolved")
+    allowed = ACTIONS[action]
+    if status not in allowed:
+        raise TransitionError(
+            "ALERT_STATE_CONFLICT", f"cannot {action.replace('_', ' ')} an alert that is {status.name}"
+        )
+    return allowed[status]
+
+
+def may_act_on(alert_assignees: list[str], subject: str, roles: frozenset[str]) -> bool:
+    """Only the alert's assignees (session clinician, on-call) or a supervisor act on an alert."""
+    return subject in alert_assignees or "supervisor" in roles
+
+
+CONTACT_TARGETS = frozenset({"CLIENT", "EMERGENCY_CONTACT", "EMERGENCY_SERVICES", "MOBILE_CRISIS"})
+CONTACT_OUTCOMES = frozenset({"REACHED", "NO_ANSWER", "VOICEMAIL", "WRONG_NUMBER", "FAILED"})
+RESOLUTIONS = frozenset({"SAFE_AT_HOME", "EMERGENCY_SERVICES_DISPATCHED", "ED_TRANSPORT", "FALSE_ALARM", "OTHER"})
+
+
+# ----------------------------------------------------------------------------- the ladder
+
+
+@dataclass(frozen=True)
+class LadderStepSpec:
+    step: Step
+    after_s: float  # wait after the previous rung fired (for the first rung: after the alert opened)
+
+
+@dataclass(frozen=True)
+class LadderPolicy:
+    policy_id: str
+    steps: tuple[LadderStepSpec, ...]
+    on_call_id: str
+    default_windows: tuple[ContactWindow, ...] = ()
+    time_zone: str = ""
+
+    def due_after(self, index: int, fired_at: datetime) -> datetime | None:
+        """When rung `index` is due, the previous one having fired at `fired_at`; None past the end."""
+        if index >= len(self.steps):
+            return None
+        return fired_at + timedelta(seconds=self.steps[index].after_s)
+
+
+@dataclass(frozen=True)
+class AlertContext:
+    """What a ladder step needs to know about the alert, snapshotted when it opened."""
+
+    alert_id: str
+    client_id: str
+    session_id: str
+    clinician_id: str
+    on_call_id: str
+    callback_phone: str
+    backup_line: str
+    location: dict[str, Any] | None
+    resources: dict[str, Any] | None
+    resources_problem: str
+    emergency_contacts: list[dict[str, Any]]
+    windows: list[ContactWindow]
+    time_zone: str
+
+
+@dataclass(frozen=True)
+class Task:
+    task_id: str
+    kind: str  # CALLBACK | ON_CALL_NOTIFICATION | EMERGENCY_CONTACT_CALL | EMERGENCY_SERVICES | RECONNECT_RESCHEDULE
+    route: Route
+    assignee_id: str
+    problems: tuple[str, ...] = ()
+    contact_name: str = ""
+    contact_phone: str = ""
+
+
+@dataclass(frozen=True)
+class StepFiring:
+    index: int
+    step: Step
+    route: Route
+    assignee_id: str
+    tasks: list[Task] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def context_problems(ctx: AlertContext) -> list[str]:
+    problems = []
+    if not ctx.callback_phone:
+        problems.append("NO_BACKUP_PHONE")
+    if ctx.location is None:
+        problems.append("NO_VERIFIED_LOCATION")
+    elif ctx.resources is None:
+        problems.append(ctx.resources_problem or "NO_RESOURCES_FOR_LOCATION")
+    return problems
+
+
+def callback_task(ctx: AlertContext, at: datetime, task_id: str, *, escalated: bool) -> Task:
+    """The call back on the backup phone: the clinician inside the client's windows, on-call otherwise."""
+    if escalated:
+        routing = Routing(Route.ON_CALL, ctx.on_call_id, False, "ESCALATED")
+    else:
+        routing = route_contact(at, ctx.windows, ctx.time_zone, ctx.clinician_id, ctx.on_call_id)
+    problems = tuple(p for p in context_problems(ctx) if p == "NO_BACKUP_PHONE")
+    return Task(task_id, "CALLBACK", routing.route, routing.assignee_id, problems)
+
+
+def fire_step(ctx: AlertContext, policy: LadderPolicy, index: int, at: datetime) -> StepFiring:
+    """What firing rung `index` does: who gets which task. Pure; ids are derived from the alert and rung."""
+    spec = policy.steps[index]
+    base = f"{ctx.alert_id}:{index}"
+    if spec.step == Step.CLINICIAN_CALLBACK:
+        task = callback_task(ctx, at, f"{base}:callback", escalated=False)
+        return StepFiring(index, spec.step, task.route, task.assignee_id, [task], list(task.problems))
+    if spec.step == Step.ON_CALL_CLINICIAN:
+        task = callback_task(ctx, at, f"{base}:callback", escalated=True)
+        return StepFiring(index, spec.step, Route.ON_CALL, ctx.on_call_id, [task], list(task.problems))
+    if spec.step == Step.EMERGENCY_CONTACT:
+        consented = [c for c in ctx.emergency_contacts if c.get("consent_to_contact")]
+        if not consented:
+            problems = ["NO_CONSENTED_EMERGENCY_CONTACT"]
+            task = Task(f"{base}:contact", "EMERGENCY_CONTACT_CALL", Route.ON_CALL, ctx.on_call_id, tuple(problems))
+            return StepFiring(index, spec.step, Route.ON_CALL, ctx.on_call_id, [task], problems)
+        tasks = [
+            Task(
+                f"{base}:contact:{c.get('contact_id', n)}",
+                "EMERGENCY_CONTACT_CALL",
+                Route.ON_CALL,
+                ctx.on_call_id,
+                contact_name=c.get("name", ""),
+                contact_phone=c.get("phone", ""),
+            )
+            for n, c in enumerate(consented)
+        ]
+        return StepFiring(index, spec.step, Route.ON_CALL, ctx.on_call_id, tasks)
+    if spec.step == Step.LOCAL_EMERGENCY_SERVICES:
+        problems = [p for p in context_problems(ctx) if p != "NO_BACKUP_PHONE"]
+        task = Task(f"{base}:emergency", "EMERGENCY_SERVICES", Route.ON_CALL, ctx.on_call_id, tuple(problems))
+        return StepFiring(index, spec.step, Route.ON_CALL, ctx.on_call_id, [task], problems)
+    raise ValueError(f"unknown ladder step {spec.step}")
+
+
+def status_after_step(status: Status, index: int) -> Status:
+    """The first rung is part of opening; every later rung is an escalation."""
+    return status if index == 0 else transition(status, "escalate")
+
+
+# ----------------------------------------------------------------------------- disconnections
+
+
+@dataclass(frozen=True)
+class DropDecision:
+    action: str  # OPEN_ALERT | ESCALATE_ALERT | RECONNECT_TASK | IGNORE
+    reason: str
+
+
+def decide_on_drop(risk: Risk, has_active_alert: bool, session_status: str) -> DropDecision:
+    """A dropped connection during crisis opens (or escalates) an alert; otherwise a reconnect task.
+
+    The drop itself says the session was live, so a session crisis has not yet seen start is
+    treated as in progress (fail safe); a drop for a session already ended is stale.
+    """
+    if session_status in ("ended", "cancelled"):
+        return DropDecision("IGNORE", "SESSION_NOT_IN_PROGRESS")
+    if has_active_alert:
+        return DropDecision("ESCALATE_ALERT", "DISCONNECTED_WITH_OPEN_ALERT")
+    if risk in ELEVATED:
+        return DropDecision("OPEN_ALERT", f"DISCONNECTED_AT_{risk.name}_RISK")
+    return DropDecision(
+        "RECONNECT_TASK", "DISCONNECTED_AT_LOW_RISK" if risk == Risk.LOW else "DISCONNECTED_RISK_UNKNOWN"
+    )
+
+
+# ----------------------------------------------------------------------------- alert state from its records
+
+
+@dataclass(frozen=True)
+class AlertState:
+    status: Status
+    next_step: int
+    due_at: datetime | None
+    rungs_fired: tuple[int, ...]
+    acknowledged_by: str
+    resolution: str
+
+
+def fold_alert(policy: LadderPolicy, opened_at: datetime, records: list[dict[str, Any]]) -> AlertState:
+    """An alert's state from its insert-only records (kind RUNG | REPEAT | ACK | ATTEMPT | RESOLVED, with `at`).
+
+    Rungs fire in order, so the next rung is one past the highest fired. The ladder stops when the
+    client was reached after the last rung or repeat (a later disconnection restarts it), and when
+    the alert is resolved.
+    """
+    rungs = sorted((r for r in records if r["kind"] == "RUNG"), key=lambda r: r["index"])
+    fired = tuple(r["index"] for r in rungs)
+    next_step = fired[-1] + 1 if fired else 0
+    activity = [r["at"] for r in records if r["kind"] in ("RUNG", "REPEAT")]
+    last_activity = max(activity) if activity else opened_at
+    escalations = [
+        r["at"]
+        for r in records
+        if r["kind"] == "REPEAT"
+        or (r["kind"] == "RUNG" and (r["index"] >= 1 or r.get("trigger") == "DISCONNECTED_AGAIN"))
+    ]
+    last_escalation = max(escalations) if escalations else None
+    contacts = [r["at"] for r in records if r["kind"] == "ATTEMPT" and r.get("reached")]
+    acks = sorted((r for r in records if r["kind"] == "ACK"), key=lambda r: r["at"])
+    resolved = next((r for r in records if r["kind"] == "RESOLVED"), None)
+    stopped = bool(contacts) and max(contacts) >= last_activity
+    if resolved is not None:
+        status = Status.RESOLVED
+    elif stopped:
+        status = Status.CONTACT_MADE
+    elif acks and (last_escalation is None or acks[-1]["at"] >= last_escalation):
+        status = Status.ACKNOWLEDGED
+    elif last_escalation is not None:
+        status = Status.ESCALATED
+    else:
+        status = Status.OPEN
+    due: datetime | None = None
+    if resolved is None and not stopped and next_step < len(policy.steps):
+        base = rungs[-1]["at"] if rungs else opened_at
+        due = base + timedelta(seconds=policy.steps[next_step].after_s)
+    return AlertState(
+        status=status,
+        next_step=next_step,
+        due_at=due,
+        rungs_fired=fired,
+        acknowledged_by=acks[-1]["by"] if acks else "",
+        resolution=resolved["resolution"] if resolved is not None else "",
+    )

@@ -1,0 +1,133 @@
+"""Event handlers: the scheduler's session facts, engagement's disconnections and crisis signals.
+
+Every handler is idempotent on its own (derived ids, conditional writes), on top of the
+consumer base's de-duplication by event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from opentelemetry import trace
+from pymongo.errors import PyMongoError
+
+from iop.events.v1 import engagement_pb2, scheduling_pb2
+from services.crisis.events import location_dict
+from services.crisis.service import CrisisCore
+from services.plumbing.consumer import Handler, PoisonEvent
+from services.plumbing.envelope import CloudEvent
+from services.plumbing.protos import to_datetime
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+async def store_retries(step: Callable[[], Awaitable[T]], attempts: int = 4) -> T:
+    """Retry a safety-critical step on a transient store error (FerretDB on SQLite answers
+    SQLITE_BUSY under write contention) before the consumer's own retries and dead letter.
+    The steps are idempotent (derived ids, unique inserts), so a retry never doubles anything."""
+    for attempt in range(attempts):
+        try:
+            return await step()
+        except PyMongoError as exc:
+            if attempt == attempts - 1:
+                raise
+            trace.get_current_span().add_event("store error; retrying", {"error.type": type(exc).__name__})
+            await asyncio.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+class CrisisHandlers:
+    def __init__(self, core: CrisisCore) -> None:
+        self.core = core
+        self.store = core.store
+
+    def session_handlers(self) -> dict[str, Handler]:
+        return {
+            "iop.events.v1.SessionScheduled": self.on_scheduled,
+            "iop.events.v1.SessionCheckedIn": self.on_checked_in,
+            "iop.events.v1.SessionStarted": self.on_started,
+            "iop.events.v1.SessionEnded": self.on_ended,
+            "iop.events.v1.SessionInterrupted": self.on_interrupted,
+            "iop.events.v1.SessionCancelled": self.on_cancelled,
+        }
+
+    def attendance_handlers(self) -> dict[str, Handler]:
+        return {"iop.events.v1.ConnectionDropped": self.on_connection_dropped}
+
+    def outcome_handlers(self) -> dict[str, Handler]:
+        return {"iop.events.v1.CrisisSignal": self.on_crisis_signal}
+
+    async def on_scheduled(self, event: CloudEvent, m: scheduling_pb2.SessionScheduled) -> None:
+        if not m.session_id:
+            raise PoisonEvent("SessionScheduled without session_id")
+        fields = {"program_id": m.program_id, "clinician_id": m.clinician_id, "client_ids": list(m.client_ids)}
+        if m.backup_line:
+            fields["backup_line"] = m.backup_line
+        await self.store.upsert_session(m.session_id, fields, {"status": "scheduled"})
+
+    async def on_started(self, event: CloudEvent, m: scheduling_pb2.SessionStarted) -> None:
+        if not m.session_id:
+            raise PoisonEvent("SessionStarted without session_id")
+        fields: dict[str, object] = {"status": "in_progress", "started_at": to_datetime(m.started_at) or event.time}
+        for name, value in (
+            ("clinician_id", m.clinician_id),
+            ("backup_line", m.backup_line),
+            ("program_id", m.program_id),
+        ):
+            if value:
+                fields[name] = value
+        if m.client_ids:
+            fields["client_ids"] = list(m.client_ids)
+        await self.store.upsert_session(m.session_id, fields, {})
+
+    async def on_ended(self, event: CloudEvent, m: scheduling_pb2.SessionEnded) -> None:
+        await self.store.upsert_session(m.session_id, {"status": "ended", "ended_at": to_datetime(m.ended_at)}, {})
+
+    async def on_cancelled(self, event: CloudEvent, m: scheduling_pb2.SessionCancelled) -> None:
+        await self.store.upsert_session(m.session_id, {"status": "cancelled"}, {})
+
+    async def on_interrupted(self, event: CloudEvent, m: scheduling_pb2.SessionInterrupted) -> None:
+        # The session stays "in progress" for crisis purposes: each client's own ConnectionDropped
+        # (from engagement) drives the response, so one disconnection is never handled twice.
+        await self.store.upsert_session(m.session_id, {"interrupted_reason": m.reason}, {})
+
+    async def on_checked_in(self, event: CloudEvent, m: scheduling_pb2.SessionCheckedIn) -> None:
+        if not m.session_id or not m.client_id:
+            raise PoisonEvent("SessionCheckedIn without session_id or client_id")
+        await self.core.record_checkin(
+            event_id=event.id,
+            client_id=m.client_id,
+            session_id=m.session_id,
+            location=location_dict(m.location),
+            backup_phone=m.backup_phone,
+            at=to_datetime(m.checked_in_at) or event.time,
+        )
+
+    async def on_connection_dropped(self, event: CloudEvent, m: engagement_pb2.ConnectionDropped) -> None:
+        if not m.client_id:
+            return  # a clinician's or an unmapped participant's drop: not a crisis matter
+        now = datetime.now(UTC)
+        outcome = await store_retries(
+            lambda: self.core.on_disconnect(
+                trigger_id=event.id,
+                client_id=m.client_id,
+                session_id=m.session_id,
+                clinician_id=m.clinician_id,
+                program_id=m.program_id,
+                reason="CONNECTION_DROPPED",
+                now=now,
+            )
+        )
+        trace.get_current_span().set_attribute("crisis.alert_id", outcome.alert_id)
+
+    async def on_crisis_signal(self, event: CloudEvent, m: engagement_pb2.CrisisSignal) -> None:
+        if not m.client_id:
+            raise PoisonEvent("CrisisSignal without client_id")
+        await self.core.on_crisis_signal(
+            trigger_id=event.id, client_id=m.client_id, value=m.value, now=datetime.now(UTC)
+        )

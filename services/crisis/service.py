@@ -1,0 +1,367 @@
+"""Service layer: risk state, verified check-ins, safety plans, and the response to a dropped
+connection. Composes the pure domain, the reference data and the store; used by the gRPC API
+and the event handlers alike."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from opentelemetry import trace
+
+from iop.events.v1 import crisis_pb2 as ev
+from services.crisis import events, fhir
+from services.crisis.alerts import SOURCE, AlertService, derived_id
+from services.crisis.domain import (
+    DropDecision,
+    Risk,
+    Route,
+    decide_on_drop,
+    route_contact,
+    to_windows,
+)
+from services.crisis.reference import NoResourcesForLocation, PolicyBook, ResourceCatalog
+from services.crisis.store import CHECKINS, PLANS, RECONNECT_TASKS, CrisisStore, seq_id
+from services.crisis.store import RISK as RISK_COLLECTION
+from services.crisis.topics import FHIR_TOPIC, LOCATIONS_TOPIC, RISK, TASKS_TOPIC
+from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox
+from services.plumbing.protos import to_timestamp
+from services.plumbing.storage import Document
+
+
+def enum_value(value: int) -> Any:
+    """A domain IntEnum as a protobuf enum field value (same numbers)."""
+    return int(value)
+
+
+log = logging.getLogger(__name__)
+MAX_RETRIES = 5
+
+
+class VersionConflict(Exception):
+    def __init__(self, current: int) -> None:
+        super().__init__(f"current version is {current}")
+        self.current = current
+
+
+@dataclass(frozen=True)
+class DropOutcome:
+    decision: DropDecision
+    alert_id: str = ""
+    task_id: str = ""
+
+
+class CrisisCore:
+    def __init__(
+        self,
+        store: CrisisStore,
+        relay: OutboxRelay,
+        alerts: AlertService,
+        catalog: ResourceCatalog,
+        policies: PolicyBook,
+    ) -> None:
+        self.store = store
+        self.relay = relay
+        self.alerts = alerts
+        self.catalog = catalog
+        self.policies = policies
+
+    # ------------------------------------------------------------------ risk
+
+    async def set_risk(
+        self,
+        client_id: str,
+        level: Risk,
+        source: str,
+        reasons: list[str],
+        by: str,
+        now: datetime,
+        *,
+        only_raise: bool = False,
+    ) -> Document:
+        """Record an assessment (one insert); RiskLevelChanged + a FHIR RiskAssessment ride on it when
+        the level changes. `only_raise`: a signal may raise the level, never lower it (so a
+        redelivered signal changes nothing)."""
+        current = await self.store.risk(client_id)
+        previous = Risk(current["level"]) if current else Risk.UNSPECIFIED
+        new = max(previous, level) if only_raise else level
+        if only_raise and current is not None and new == previous:
+            return current
+        fields = {
+            "client_id": client_id,
+            "level": int(new),
+            "previous_level": int(previous),
+            "source": source,
+            "reasons": reasons,
+            "by": by,
+            "at": now,
+        }
+
+        def make(record_id: str, seq: int) -> Document:
+            outgoing = []
+            if new != previous:
+                changed = ev.RiskLevelChanged(
+                    client_id=client_id,
+                    previous_level=enum_value(previous),
+                    level=enum_value(new),
+                    source=source,
+                    recorded_by=by,
+                    changed_at=to_timestamp(now),
+                    reasons=reasons,
+                )
+                assessment = fhir.risk_assessment(derived_id("risk", record_id), client_id, new, source, reasons, now)
+                outgoing = [
+                    OutgoingEvent(RISK.name, client_id, changed),
+                    OutgoingEvent(FHIR_TOPIC.name, client_id, assessment),
+                ]
+            return new_document_with_outbox({"_id": record_id, **fields}, SOURCE, outgoing)
+
+        doc = await self.store.append(RISK_COLLECTION, client_id, make)
+        if new != previous:
+            self.relay.notify(RISK_COLLECTION, doc["_id"])
+        return doc
+
+    # ------------------------------------------------------------------ check-ins
+
+    async def record_checkin(
+        self,
+        *,
+        event_id: str,
+        client_id: str,
+        session_id: str,
+        location: dict[str, Any],
+        backup_phone: str,
+        at: datetime,
+    ) -> None:
+        """The verified location at session start, with its crisis resources resolved now; a location
+        without reference data is published as LocalResourcesMissing (loud, not silent)."""
+        session, latest = await asyncio.gather(self.store.session(session_id), self.store.checkin(client_id))
+        session = session or {}
+        if latest is not None and latest.get("event_id") == event_id:
+            return  # a redelivery: no change, no event
+        resources: dict[str, Any] | None
+        problem = ""
+        try:
+            resources = self.catalog.lookup(location.get("state", ""), location.get("county_fips", ""))
+        except NoResourcesForLocation:
+            resources, problem = None, "NO_RESOURCES_FOR_LOCATION"
+        doc = {
+            "event_id": event_id,
+            "client_id": client_id,
+            "session_id": session_id,
+            "program_id": session.get("program_id", ""),
+            "clinician_id": session.get("clinician_id", ""),
+            "location": location,
+            "backup_phone": backup_phone,
+            "resources": resources,
+            "resources_problem": problem,
+            "at": at,
+        }
+        outgoing = []
+        if resources is None:
+            log.warning("verified location without crisis reference data (data %s)", self.catalog.version)
+            missing = ev.LocalResourcesMissing(
+                client_id=client_id,
+                session_id=session_id,
+                state=location.get("state", ""),
+                county_fips=location.get("county_fips", ""),
+                data_version=self.catalog.version,
+                at=to_timestamp(at),
+            )
+            outgoing.append(OutgoingEvent(LOCATIONS_TOPIC.name, client_id, missing))
+        saved = await self.store.append(
+            CHECKINS, client_id, lambda rid, _: new_document_with_outbox({"_id": rid, **doc}, SOURCE, outgoing)
+        )
+        if outgoing:
+            self.relay.notify(CHECKINS, saved["_id"])
+
+    # ------------------------------------------------------------------ safety plans
+
+    async def save_plan(self, plan: dict[str, Any], expected_version: int, by: str, now: datetime) -> Document:
+        """A new version of the client's plan, with its FHIR CarePlan, in one insert; the unique
+        `<client>:<version>` id makes concurrent saves of the same version conflict."""
+        client_id = plan["client_id"]
+        current = await self.store.plan(client_id)
+        current_version = current["version"] if current else 0
+        if current_version != expected_version:
+            raise VersionConflict(current_version)
+        for c in plan.get("emergency_contacts", []):
+            c["contact_id"] = c.get("contact_id") or uuid.uuid4().hex[:12]
+        return await self._insert_version(client_id, {**plan, "retired": False}, expected_version + 1, by, now)
+
+    async def retire_plan(self, client_id: str, expected_version: int, by: str, now: datetime) -> Document:
+        current = await self.store.plan(client_id)
+        if current is None:
+            raise LookupError(client_id)
+        if current["version"] != expected_version:
+            raise VersionConflict(current["version"])
+        plan = {k: v for k, v in current.items() if k not in ("_id", "version", "updated_by", "updated_at")}
+        return await self._insert_version(client_id, {**plan, "retired": True}, expected_version + 1, by, now)
+
+    async def _insert_version(
+        self, client_id: str, plan: dict[str, Any], version: int, by: str, now: datetime
+    ) -> Document:
+        doc = {
+            **plan,
+            "_id": seq_id(client_id, version),
+            "client_id": client_id,
+            "version": version,
+            "updated_by": by,
+            "updated_at": now,
+        }
+        care_plan = fhir.safety_care_plan(doc)
+        outgoing = [OutgoingEvent(FHIR_TOPIC.name, client_id, care_plan)]
+        if not await self.store.insert_new(PLANS, new_document_with_outbox(doc, SOURCE, outgoing)):
+            latest = await self.store.plan(client_id)
+            raise VersionConflict(latest["version"] if latest else 0)
+        self.relay.notify(PLANS, doc["_id"])
+        return doc
+
+    # ------------------------------------------------------------------ disconnections
+
+    async def on_disconnect(
+        self,
+        *,
+        trigger_id: str,
+        client_id: str,
+        session_id: str,
+        clinician_id: str,
+        program_id: str,
+        reason: str,
+        now: datetime,
+    ) -> DropOutcome:
+        """Opens (or escalates) an alert for a client at moderate/high risk or with an active alert;
+        a reconnect/reschedule task otherwise."""
+        current, session, active = await asyncio.gather(
+            self.store.risk(client_id), self.store.session(session_id), self.store.active_alert(client_id)
+        )
+        risk = Risk(current["level"]) if current else Risk.UNSPECIFIED
+        decision = decide_on_drop(risk, active is not None, (session or {}).get("status", ""))
+        span = trace.get_current_span()
+        span.set_attribute("crisis.drop.decision", decision.action)
+        if decision.action == "IGNORE":
+            return DropOutcome(decision)
+        if decision.action == "ESCALATE_ALERT" and active is not None:
+            escalated = await self.alerts.escalate_now(active["_id"], trigger_id, "DISCONNECTED_AGAIN", now)
+            if escalated is not None:
+                return DropOutcome(decision, alert_id=escalated["_id"])
+            decision = DropDecision("OPEN_ALERT", "DISCONNECTED_AFTER_ALERT_RESOLVED")  # resolved meanwhile
+        if decision.action == "OPEN_ALERT":
+            for _ in range(MAX_RETRIES):
+                alert, _created = await self.alerts.open_alert(
+                    alert_id=derived_id("alert", trigger_id, client_id),
+                    client_id=client_id,
+                    session_id=session_id,
+                    program_id=program_id,
+                    clinician_id=clinician_id,
+                    reason=reason,
+                    risk=risk,
+                    trigger_event_id=trigger_id,
+                    extra_assignees=[],
+                    now=now,
+                )
+                if alert is not None:
+                    return DropOutcome(decision, alert_id=alert["_id"])
+                # another alert became active concurrently: escalate that one instead
+                other = await self.store.active_alert(client_id)
+                if other is not None:
+                    escalated = await self.alerts.escalate_now(other["_id"], trigger_id, "DISCONNECTED_AGAIN", now)
+                    if escalated is not None:
+                        return DropOutcome(
+                            DropDecision("ESCALATE_ALERT", "DISCONNECTED_WITH_OPEN_ALERT"), escalated["_id"]
+                        )
+            raise RuntimeError("could not open or escalate an alert; retry")
+        return DropOutcome(
+            decision,
+            task_id=await self.reconnect_task(
+                trigger_id, client_id, session_id, clinician_id, program_id, decision.reason, now
+            ),
+        )
+
+    async def reconnect_task(
+        self,
+        trigger_id: str,
+        client_id: str,
+        session_id: str,
+        clinician_id: str,
+        program_id: str,
+        reason: str,
+        now: datetime,
+    ) -> str:
+        task_id = derived_id("reconnect", trigger_id, client_id)
+        session = await self.store.session(session_id) or {}
+        plan = await self.store.plan(client_id) or {}
+        program_id = program_id or session.get("program_id", "")
+        clinician_id = clinician_id or session.get("clinician_id", "")
+        policy = self.policies.for_program(program_id)
+        windows, tz = plan.get("contact_windows") or [], plan.get("time_zone", "")
+        routing = (
+            route_contact(now, to_windows(windows), tz, clinician_id, policy.on_call_id)
+            if windows
+            else route_contact(now, list(policy.default_windows), policy.time_zone, clinician_id, policy.on_call_id)
+        )
+        task = {
+            "task_id": task_id,
+            "kind": "RECONNECT_RESCHEDULE",
+            "route": int(routing.route),
+            "assignee_id": routing.assignee_id,
+            "reason": reason,
+            "backup_line": session.get("backup_line", ""),
+            "created_at": now,
+            "status": "open",
+            "problems": [],
+        }
+        owner = {"client_id": client_id, "session_id": session_id}
+        doc = new_document_with_outbox(
+            {"_id": task_id, **owner, **task},
+            SOURCE,
+            [OutgoingEvent(TASKS_TOPIC.name, client_id, events.task_event(task, owner))],
+        )
+        if await self.store.insert_new(RECONNECT_TASKS, doc):
+            self.relay.notify(RECONNECT_TASKS, task_id)
+        return task_id
+
+    async def on_crisis_signal(self, *, trigger_id: str, client_id: str, value: int, now: datetime) -> str:
+        """A positive PHQ-9 item 9: risk at least MODERATE, and an alert so a clinician follows up now."""
+        if value < 1:
+            return ""
+        doc = await self.set_risk(
+            client_id,
+            Risk.MODERATE,
+            "phq9-item9",
+            ["PHQ9_ITEM9_POSITIVE"],
+            "engagement",
+            now,
+            only_raise=True,
+        )
+        if await self.store.active_alert(client_id) is not None:
+            return ""
+        alert, _ = await self.alerts.open_alert(
+            alert_id=derived_id("alert", trigger_id, client_id),
+            client_id=client_id,
+            session_id="",
+            program_id="",
+            clinician_id="",
+            reason="PHQ9_ITEM9_POSITIVE",
+            risk=Risk(doc["level"]),
+            trigger_event_id=trigger_id,
+            extra_assignees=[],
+            now=now,
+        )
+        return alert["_id"] if alert else ""
+
+
+def routing_for(
+    policies: PolicyBook, plan: Document | None, program_id: str, clinician_id: str, at: datetime
+) -> tuple[Route, str, bool, str]:
+    policy = policies.for_program(program_id or (plan or {}).get("program_id", ""))
+    windows = (plan or {}).get("contact_windows") or []
+    if windows:
+        r = route_contact(at, to_windows(windows), (plan or {}).get("time_zone", ""), clinician_id, policy.on_call_id)
+    else:
+        r = route_contact(at, list(policy.default_windows), policy.time_zone, clinician_id, policy.on_call_id)
+    return r.route, r.assignee_id, r.within_window, r.reason

@@ -1,0 +1,215 @@
+"""The crisis service's database: collections, indexes and the atomic writes it relies on.
+
+Measured on the local FerretDB 1.x (SQLite backend): a conditional update or findAndModify is NOT
+an atomic compare-and-set under concurrency (two concurrent `update_one({"v": n}, {"$set": {"v": n+1}})`
+both match, and one overwrites the other; FerretDB issue #3040). What IS atomic is an insert
+against a unique index. So:
+
+- every fact is an insert-only record carrying its own events (transactional outbox): risk
+  assessments, check-ins, safety-plan versions, alert rung firings and people's actions on alerts.
+  A record's unique `_id` makes it exactly-once (a rung is `<alert>:rung:<n>`, a plan version is
+  `<client>:<version>`); only the outbox relay ever updates a record (to clear its outbox);
+- current state is read from the latest record, or folded from an alert's records;
+- the alert document is a header (who, ladder policy, context, the open events) plus a cache of
+  the folded state used as the timer index (`due_at`); any writer recomputes it from the records
+  ("reconcile"), so a lost header update heals at the next reconcile (timer, sweep, or action);
+- timer claims are unique inserts of lease documents (`timer_claims`), taken over after expiry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.plumbing.storage import Document, IndexSpec
+
+RISK = "risk_assessments"  # insert-only log per client `<client>:<seq>`: assessments, signals, flags
+CHECKINS = "checkins"  # insert-only log per client `<client>:<seq>`: verified locations (SessionCheckedIn)
+PLANS = "safety_plan_versions"  # insert-only log per client `<client>:<version>`
+SESSIONS = "sessions"  # what crisis knows about sessions (one writer: the sessions consumer)
+ALERTS = "alerts"  # header + cached state (timer index)
+ACTIVE = "active_alerts"  # `<client>` -> alert id: at most one active alert per client (unique _id)
+ALERT_RECORDS = "alert_records"  # insert-only: rungs fired, acknowledgements, contact attempts, resolution
+CLAIMS = "timer_claims"  # leases on an alert's timer
+TIMERS = "timers"  # `<alert>` -> due_at of its next rung: a small collection the timer loop scans
+RECONNECT_TASKS = "reconnect_tasks"  # insert-only: low-risk drops
+
+OUTBOX_COLLECTIONS = [RISK, CHECKINS, PLANS, ALERTS, ALERT_RECORDS, RECONNECT_TASKS]
+INDEXES = [
+    IndexSpec(RISK, [("client_id", 1), ("at", -1)], name="client_at"),
+    IndexSpec(CHECKINS, [("client_id", 1), ("at", -1)], name="client_at"),
+    IndexSpec(PLANS, [("client_id", 1), ("version", -1)], name="client_version"),
+    IndexSpec(ALERTS, [("due_at", 1)], name="due_at_1"),
+    IndexSpec(ALERTS, [("active", 1)], name="active_1"),
+    IndexSpec(ALERTS, [("client_id", 1), ("opened_at", -1)], name="client_opened"),
+    IndexSpec(ALERT_RECORDS, [("alert_id", 1)], name="alert_id_1"),
+    IndexSpec(RECONNECT_TASKS, [("client_id", 1), ("created_at", -1)], name="client_created"),
+]
+NO_OUTBOX = {"outbox": 0}
+
+
+def seq_id(client_id: str, seq: int) -> str:
+    return f"{client_id}:{seq:06d}"
+
+
+def rung_id(alert_id: str, index: int) -> str:
+    return f"{alert_id}:rung:{index}"
+
+
+def act_id(alert_id: str, seq: int) -> str:
+    return f"{alert_id}:act:{seq:04d}"
+
+
+class CrisisStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+        self.sessions = db[SESSIONS]
+        self.alerts = db[ALERTS]
+
+    # -- per-client logs: `<client>:<seq>` (seq from 1), found by _id probes (galloping, then binary search)
+    async def _get(self, collection: str, client_id: str, seq: int) -> Document | None:
+        return await self.db[collection].find_one({"_id": seq_id(client_id, seq)}, NO_OUTBOX)
+
+    async def last(self, collection: str, client_id: str) -> tuple[int, Document | None]:
+        """The highest sequence number in the client's log and its record ((0, None) when empty)."""
+        hi, hi_doc = 1, await self._get(collection, client_id, 1)
+        if hi_doc is None:
+            return 0, None
+        lo, lo_doc = hi, hi_doc
+        while hi_doc is not None:
+            lo, lo_doc = hi, hi_doc
+            hi *= 2
+            hi_doc = await self._get(collection, client_id, hi)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            mid_doc = await self._get(collection, client_id, mid)
+            if mid_doc is None:
+                hi = mid
+            else:
+                lo, lo_doc = mid, mid_doc
+        return lo, lo_doc
+
+    async def append(self, collection: str, client_id: str, make: Callable[[str, int], Document]) -> Document:
+        """Append `make(record_id, seq)` at the next free position of the client's log."""
+        seq, _ = await self.last(collection, client_id)
+        for n in range(seq + 1, seq + 50):
+            doc = make(seq_id(client_id, n), n)
+            if await self.insert_new(collection, doc):
+                return doc
+        raise RuntimeError("the client's log kept moving; retry")
+
+    async def risk(self, client_id: str) -> Document | None:
+        return (await self.last(RISK, client_id))[1]
+
+    async def checkin(self, client_id: str) -> Document | None:
+        return (await self.last(CHECKINS, client_id))[1]
+
+    async def plan(self, client_id: str) -> Document | None:
+        """The current safety-plan version (a retired plan is a version with retired=True)."""
+        return (await self.last(PLANS, client_id))[1]
+
+    async def plan_versions(self, client_id: str) -> list[Document]:
+        last, _ = await self.last(PLANS, client_id)
+        found = await asyncio.gather(*(self._get(PLANS, client_id, v) for v in range(1, last + 1)))
+        return [d for d in found if d is not None]
+
+    async def session(self, session_id: str) -> Document | None:
+        if not session_id:
+            return None
+        return await self.sessions.find_one({"_id": session_id})
+
+    # -- alerts
+    async def alert(self, alert_id: str) -> Document | None:
+        return await self.alerts.find_one({"_id": alert_id}, NO_OUTBOX)
+
+    async def active_alert(self, client_id: str) -> Document | None:
+        """Lookups by _id only: FerretDB 1.x scans a collection for any other filter."""
+        pointer = await self.db[ACTIVE].find_one({"_id": client_id})
+        if pointer is None:
+            return None
+        return await self.alert(pointer["alert_id"])
+
+    async def take_active(self, client_id: str, alert_id: str) -> str | None:
+        """Make `alert_id` the client's active alert; returns the alert id that holds the slot."""
+        if await self.insert_new(ACTIVE, {"_id": client_id, "alert_id": alert_id}):
+            return alert_id
+        pointer = await self.db[ACTIVE].find_one({"_id": client_id})
+        return pointer["alert_id"] if pointer else None
+
+    async def release_active(self, client_id: str, alert_id: str) -> None:
+        await self.db[ACTIVE].delete_one({"_id": client_id, "alert_id": alert_id})
+
+    async def records(self, alert: Document) -> list[Document]:
+        """The alert's records, by _id lookups only (FerretDB 1.x pushes down nothing else):
+        `<alert>:rung:<n>` for each rung, `<alert>:resolved`, and the action log `<alert>:act:<seq>`."""
+        coll, alert_id = self.db[ALERT_RECORDS], alert["_id"]
+        ids = [rung_id(alert_id, i) for i in range(len(alert["policy"]["steps"]))] + [f"{alert_id}:resolved"]
+        found = await asyncio.gather(*(coll.find_one({"_id": i}, NO_OUTBOX) for i in ids))
+        records = [d for d in found if d is not None]
+        seq = 0
+        while (act := await coll.find_one({"_id": act_id(alert_id, seq)}, NO_OUTBOX)) is not None:
+            records.append(act)
+            seq += 1
+        return records
+
+    async def append_action(self, alert_id: str, first_free: int, make: Callable[[str], Document]) -> Document | None:
+        """Append to the alert's action log at the first free position (unique ids make the log safe
+        under concurrent writers); `make(record_id)` builds the record. None if the log kept moving."""
+        for seq in range(first_free, first_free + 20):
+            doc = make(act_id(alert_id, seq))
+            if await self.insert_new(ALERT_RECORDS, doc):
+                return doc
+        return None
+
+    async def record(self, record_id: str) -> Document | None:
+        return await self.db[ALERT_RECORDS].find_one({"_id": record_id}, NO_OUTBOX)
+
+    async def set_alert_state(self, alert_id: str, fields: dict[str, Any]) -> None:
+        await self.alerts.update_one({"_id": alert_id}, {"$set": fields})
+
+    # -- sessions
+    async def upsert_session(self, session_id: str, fields: dict[str, Any], on_insert: dict[str, Any]) -> None:
+        update: dict[str, Any] = {"$set": fields}
+        if on_insert:
+            update["$setOnInsert"] = on_insert
+        await self.sessions.update_one({"_id": session_id}, update, upsert=True)
+
+    # -- the one atomic primitive
+    async def insert_new(self, collection: str, doc: Document) -> bool:
+        """Insert; False when a document with that _id (or unique key) exists already."""
+        try:
+            await self.db[collection].insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    # -- ladder timers
+    async def set_timer(self, alert_id: str, due_at: datetime | None, active: bool) -> None:
+        """The alert's next due time in the small `timers` collection (deleted when resolved)."""
+        if active:
+            await self.db[TIMERS].update_one({"_id": alert_id}, {"$set": {"due_at": due_at}}, upsert=True)
+        else:
+            await self.db[TIMERS].delete_one({"_id": alert_id})
+
+    async def timers(self) -> list[Document]:
+        """Every active alert's timer (one scan of a collection of tiny documents)."""
+        return await self.db[TIMERS].find({}).to_list()
+
+    async def claim(self, alert_id: str, owner: str, now: datetime, until: datetime) -> bool:
+        """Lease the alert's timer: a unique insert; an expired lease (its holder died) is taken over."""
+        claims = self.db[CLAIMS]
+        if await self.insert_new(CLAIMS, {"_id": alert_id, "owner": owner, "until": until}):
+            return True
+        held = await claims.find_one({"_id": alert_id})
+        if held is not None and held["until"].astimezone(UTC) <= now:
+            await claims.delete_one({"_id": alert_id, "owner": held["owner"], "until": held["until"]})
+            return await self.insert_new(CLAIMS, {"_id": alert_id, "owner": owner, "until": until})
+        return held is None and await self.insert_new(CLAIMS, {"_id": alert_id, "owner": owner, "until": until})
+
+    async def release(self, alert_id: str, owner: str) -> None:
+        await self.db[CLAIMS].delete_one({"_id": alert_id, "owner": owner})

@@ -1,0 +1,277 @@
+"""Pure domain logic: webhook signatures, the attendance ledger, outcome measures.
+
+No I/O here. Everything is computed from event time (when the platform says a
+thing happened), never from arrival order: the ledger keeps each session's
+signals and derives attendance from them sorted by their own timestamps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from services.engagement.rules import Instrument, Rules
+
+# --- webhook signatures (Zoom style) -------------------------------------------------------------
+
+SIGNATURE_VERSION = "v0"
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """x-zm-signature for `body` sent at `timestamp` (seconds since the epoch, as a string)."""
+    message = f"{SIGNATURE_VERSION}:{timestamp}:".encode() + body
+    return f"{SIGNATURE_VERSION}=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def signature_problem(
+    secret: str, timestamp: str | None, signature: str | None, body: bytes, now: float, max_skew_s: int
+) -> str | None:
+    """Why a webhook must be rejected (401), or None when it is authentic and fresh."""
+    if not timestamp or not signature:
+        return "MISSING_SIGNATURE"
+    try:
+        ts = int(timestamp)
+    except ValueError:
+        return "MALFORMED_TIMESTAMP"
+    if ts > 10**11:  # milliseconds
+        ts //= 1000
+    if abs(now - ts) > max_skew_s:
+        return "STALE_TIMESTAMP"
+    if not hmac.compare_digest(sign(secret, timestamp, body), signature):
+        return "BAD_SIGNATURE"
+    return None
+
+
+def webhook_event_id(body: bytes) -> str:
+    """The replay-protection id: the same delivery (byte for byte) has the same id."""
+    return hashlib.sha256(body).hexdigest()[:32]
+
+
+def zoom_url_validation(secret: str, plain_token: str) -> dict[str, str]:
+    encrypted = hmac.new(secret.encode(), plain_token.encode(), hashlib.sha256).hexdigest()
+    return {"plainToken": plain_token, "encryptedToken": encrypted}
+
+
+# --- the attendance ledger ------------------------------------------------------------------------
+
+JOINED = "participant_joined"
+LEFT = "participant_left"
+CAMERA_ON = "camera_on"
+CAMERA_OFF = "camera_off"
+SPEAKING = "speaking"
+CHAT = "chat"
+QUALITY = "connection_quality"
+KINDS = (JOINED, LEFT, CAMERA_ON, CAMERA_OFF, SPEAKING, CHAT, QUALITY)
+LEDGER_KINDS = (JOINED, LEFT, QUALITY)  # what attendance is computed from
+
+
+@dataclass(frozen=True)
+class LedgerSignal:
+    signal_id: str
+    participant_id: str
+    kind: str
+    at: datetime
+    value: float = 0.0
+    leave_reason: str = ""
+    modality: str = ""
+
+
+def is_drop(signal: LedgerSignal, rules: Rules) -> bool:
+    """A participant_left with a reason that is not a normal leave, or a lost connection."""
+    if signal.kind == LEFT:
+        reason = signal.leave_reason.strip().lower()
+        return not any(normal in reason for normal in rules.normal_leave_reasons)
+    if signal.kind == QUALITY:
+        return signal.value <= rules.connection_lost_quality
+    return False
+
+
+@dataclass
+class Attendance:
+    client_id: str
+    status: str  # expected | on_time | late | left_early | absent
+    minutes: float = 0.0
+    disconnections: int = 0
+    reconnections: int = 0
+    modality: str = "none"  # video | audio_only | mixed | none
+    present: bool = False
+    first_join: datetime | None = None
+    last_leave: datetime | None = None
+    intervals: list[tuple[datetime, datetime | None]] = field(default_factory=list)
+
+
+def attendance_for(
+    client_id: str,
+    signals: list[LedgerSignal],
+    starts_at: datetime,
+    ends_at: datetime,
+    ended_at: datetime | None,
+    rules: Rules,
+) -> Attendance:
+    """Attendance of one client from the session's signals, in event-time order.
+
+    Before the session ended the status is provisional (`expected` until the
+    client joins, then on_time/late); at the end it is final (absent when the
+    client attended less than the minimum).
+    """
+    own = sorted((s for s in signals if s.participant_id == client_id), key=lambda s: (s.at, s.signal_id))
+    result = Attendance(client_id=client_id, status="expected")
+    open_since: datetime | None = None
+    dropped = False
+    modalities: set[str] = set()
+    for s in own:
+        if s.kind == JOINED:
+            if dropped:
+                result.reconnections += 1
+                dropped = False
+            if open_since is None:
+                open_since = s.at
+            if result.first_join is None:
+                result.first_join = s.at
+            if s.modality:
+                modalities.add(s.modality)
+        elif s.kind == LEFT or (s.kind == QUALITY and is_drop(s, rules)):
+            if is_drop(s, rules) and open_since is not None:
+                result.disconnections += 1
+                dropped = True
+            if open_since is not None:
+                result.intervals.append((open_since, s.at))
+                result.last_leave = s.at
+                open_since = None
+    if open_since is not None:
+        result.intervals.append((open_since, None))
+        result.present = ended_at is None
+    end = ended_at or ends_at
+    total = timedelta()
+    for since, until in result.intervals:
+        lo = max(since, starts_at)
+        hi = min(until or end, end)
+        if hi > lo:
+            total += hi - lo
+    result.minutes = round(total.total_seconds() / 60, 1)
+    result.modality = "mixed" if len(modalities) > 1 else (modalities.pop() if modalities else "video")
+    if result.first_join is None:
+        result.modality = "none"
+        result.status = "absent" if ended_at is not None else "expected"
+        return result
+    late = result.first_join > starts_at + timedelta(minutes=rules.late_after_min)
+    result.status = "late" if late else "on_time"
+    if ended_at is not None:
+        if result.minutes < rules.present_minimum_min:
+            result.status = "absent"
+        elif (
+            not late
+            and result.last_leave is not None
+            and open_since is None
+            and result.last_leave < min(ends_at, ended_at) - timedelta(minutes=rules.left_early_before_min)
+        ):
+            result.status = "left_early"
+    return result
+
+
+def drop_event_id(signal_id: str) -> str:
+    """The ConnectionDropped event id for a drop signal: the same on every path that emits it."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"iop:engagement:connection-dropped:{signal_id}"))
+
+
+def drop_is_current(
+    drop: LedgerSignal, signals: list[LedgerSignal], starts_at: datetime, ends_at: datetime, ended: bool
+) -> bool:
+    """Whether a drop must raise a connection-dropped event now.
+
+    Only during an active session (by event time, between start and end, and
+    the session not ended), and only when the participant has not rejoined
+    since (a drop delivered late, after its rejoin, is history, not an alarm).
+    """
+    if ended or not (starts_at - timedelta(minutes=15) <= drop.at <= ends_at):
+        return False
+    return not any(s.participant_id == drop.participant_id and s.kind == JOINED and s.at > drop.at for s in signals)
+
+
+# --- outcome measures -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scored:
+    total: int
+    severity: str
+    item9_positive: bool
+
+
+def outcome_violations(instrument: Instrument | None, items: list[int], rules: Rules) -> list[tuple[str, str]]:
+    """Every problem with a questionnaire's answers, item by item."""
+    if instrument is None:
+        return [("instrument", "must be INSTRUMENT_PHQ9 or INSTRUMENT_GAD7")]
+    out: list[tuple[str, str]] = []
+    if len(items) != instrument.items:
+        out.append(("item_scores", f"{instrument.name} has exactly {instrument.items} items, got {len(items)}"))
+    for i, value in enumerate(items):
+        if not rules.item_min <= value <= rules.item_max:
+            out.append((f"item_scores[{i}]", f"must be {rules.item_min}..{rules.item_max}, got {value}"))
+    return out
+
+
+def score_outcome(instrument: Instrument, items: list[int]) -> Scored:
+    total = sum(items)
+    severity = instrument.severity[0][1]
+    for floor, label in instrument.severity:
+        if total >= floor:
+            severity = label
+    item9 = instrument.items == 9 and len(items) == 9 and items[8] > 0
+    return Scored(total=total, severity=severity, item9_positive=item9)
+
+
+@dataclass(frozen=True)
+class Trend:
+    first: int
+    latest: int
+    change: int
+    direction: str
+    slope_per_week: float
+
+
+def outcome_trend(points: list[tuple[datetime, int]], min_change: int) -> Trend | None:
+    """Trend of totals over time (least-squares slope per week); None without data."""
+    if not points:
+        return None
+    pts = sorted(points)
+    first, latest = pts[0][1], pts[-1][1]
+    change = latest - first
+    slope = 0.0
+    if len(pts) >= 2:
+        xs = [(t - pts[0][0]).total_seconds() / (7 * 86400) for t, _ in pts]
+        ys = [float(v) for _, v in pts]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        var = sum((x - mx) ** 2 for x in xs)
+        if var > 0:
+            slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var
+    if len(pts) < 2:
+        direction = "insufficient_data"
+    elif change <= -min_change:
+        direction = "improving"
+    elif change >= min_change:
+        direction = "worsening"
+    else:
+        direction = "stable"
+    return Trend(first, latest, change, direction, round(slope, 2))
+
+
+# --- check-ins ------------------------------------------------------------------------------------
+
+
+def check_in_violations(client_id: str, day: str, mood: int, practice_minutes: int) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    if not client_id:
+        out.append(("client_id", "required"))
+    try:
+        datetime.strptime(day, "%Y-%m-%d")
+    except ValueError:
+        out.append(("day", "must be YYYY-MM-DD"))
+    if not 0 <= mood <= 10:
+        out.append(("mood", f"must be 0..10, got {mood}"))
+    if not 0 <= practice_minutes <= 600:
+        out.append(("practice_minutes", f"must be 0..600, got {practice_minutes}"))
+    return out

@@ -1,0 +1,61 @@
+"""FHIR R4B Observation projection of PHQ-9 / GAD-7 results (fhir.resources), for partner EHRs.
+
+The resource names the patient by the platform's opaque client id; partners map it
+to their own Patient with the identifier system below.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fhir.resources.R4B.observation import Observation
+
+from services.engagement.rules import Instrument
+
+LOINC = "http://loinc.org"
+CLIENT_ID_SYSTEM = "urn:iop:client-id"
+SURVEY = {
+    "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+    "code": "survey",
+    "display": "Survey",
+}
+
+
+def observation(
+    submission_id: str,
+    client_id: str,
+    instrument: Instrument,
+    items: list[int],
+    total: int,
+    completed_at: datetime,
+) -> Observation:
+    components = []
+    if instrument.loinc_item9 and len(items) >= 9:
+        components.append(
+            {
+                "code": {"coding": [{"system": LOINC, "code": instrument.loinc_item9}]},
+                "valueInteger": items[8],
+            }
+        )
+    return Observation.model_validate(
+        {
+            "resourceType": "Observation",
+            "id": submission_id,
+            "status": "final",
+            "category": [{"coding": [SURVEY]}],
+            "code": {
+                "coding": [
+                    {"system": LOINC, "code": instrument.loinc_total, "display": f"{instrument.name} total score"}
+                ],
+                "text": f"{instrument.name} total score",
+            },
+            "subject": {"identifier": {"system": CLIENT_ID_SYSTEM, "value": client_id}},
+            "effectiveDateTime": completed_at.isoformat(),
+            "valueInteger": total,
+            "component": components or None,
+        }
+    )
+
+
+def observation_json(obs: Observation) -> str:
+    return obs.model_dump_json(exclude_none=True)

@@ -1,0 +1,97 @@
+"""The engagement rules (services/engagement/data/rules.yaml), loaded once at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RULES_PATH = Path(__file__).parent / "data" / "rules.yaml"
+
+
+@dataclass(frozen=True)
+class Instrument:
+    name: str  # PHQ-9 | GAD-7
+    items: int
+    loinc_total: str
+    severity: tuple[tuple[int, str], ...]
+    loinc_item9: str = ""
+
+
+@dataclass(frozen=True)
+class Rules:
+    version: str
+    max_clock_skew_s: int
+    late_after_min: float
+    left_early_before_min: float
+    present_minimum_min: float
+    normal_leave_reasons: tuple[str, ...]
+    connection_lost_quality: float
+    client_threshold_up: float
+    client_threshold_down: float
+    speaking_minutes_target: float
+    client_weights: dict[str, float]
+    nudge_after_absences: int
+    burnout_threshold_up: float
+    burnout_threshold_down: float
+    back_to_back_gap_min: float
+    peak_day_hours_cap: float
+    weekly_hours_cap: float
+    back_to_back_cap: int
+    caseload_cap: int
+    burnout_weights: dict[str, float]
+    phq9: Instrument
+    gad7: Instrument
+    item_min: int
+    item_max: int
+    trend_min_change: int
+
+
+def _instrument(name: str, raw: dict[str, Any]) -> Instrument:
+    return Instrument(
+        name=name,
+        items=int(raw["items"]),
+        loinc_total=str(raw["loinc_total"]),
+        loinc_item9=str(raw.get("loinc_item9", "")),
+        severity=tuple((int(a), str(b)) for a, b in raw["severity"]),
+    )
+
+
+def parse_rules(raw: dict[str, Any]) -> Rules:
+    att, cr, cb, out = raw["attendance"], raw["client_risk"], raw["clinician_burnout"], raw["outcomes"]
+    return Rules(
+        version=str(raw["version"]),
+        max_clock_skew_s=int(raw["webhook"]["max_clock_skew_seconds"]),
+        late_after_min=float(att["late_after_minutes"]),
+        left_early_before_min=float(att["left_early_before_minutes"]),
+        present_minimum_min=float(att["present_minimum_minutes"]),
+        normal_leave_reasons=tuple(str(r).lower() for r in att["normal_leave_reasons"]),
+        connection_lost_quality=float(att["connection_lost_quality"]),
+        client_threshold_up=float(cr["threshold_up"]),
+        client_threshold_down=float(cr["threshold_down"]),
+        speaking_minutes_target=float(cr["speaking_minutes_target"]),
+        client_weights={str(k): float(v) for k, v in cr["factors"].items()},
+        nudge_after_absences=int(cr["nudge_after_consecutive_absences"]),
+        burnout_threshold_up=float(cb["threshold_up"]),
+        burnout_threshold_down=float(cb["threshold_down"]),
+        back_to_back_gap_min=float(cb["back_to_back_gap_minutes"]),
+        peak_day_hours_cap=float(cb["peak_day_hours_cap"]),
+        weekly_hours_cap=float(cb["weekly_hours_cap"]),
+        back_to_back_cap=int(cb["back_to_back_cap"]),
+        caseload_cap=int(cb["caseload_cap"]),
+        burnout_weights={str(k): float(v) for k, v in cb["factors"].items()},
+        phq9=_instrument("PHQ-9", out["phq9"]),
+        gad7=_instrument("GAD-7", out["gad7"]),
+        item_min=int(out["item_min"]),
+        item_max=int(out["item_max"]),
+        trend_min_change=int(out["trend_min_change"]),
+    )
+
+
+@lru_cache(maxsize=1)
+def load_rules(path: Path = RULES_PATH) -> Rules:
+    with path.open() as f:
+        return parse_rules(yaml.safe_load(f))

@@ -1,0 +1,213 @@
+"""The engagement service's HTTP side (FastAPI, inside the service process next to gRPC).
+
+- POST /webhooks/video: signed video-platform webhooks. Verified (401), validated (422),
+  de-duplicated (receipt per delivery id), then published to iop.engagement.signals.v1
+  with the acks=all producer BEFORE answering 200: nothing acknowledged is lost.
+- GET /dashboard (HTML with SVG charts) and GET /dashboard/api/overview (JSON), for supervisors.
+- GET /healthz.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import ValidationError
+from pymongo.asynchronous.database import AsyncDatabase
+from starlette.background import BackgroundTask
+
+from iop.events.v1.engagement_pb2 import VideoSignal
+from services.engagement.config import EngagementConfig
+from services.engagement.dashboard import build_overview, render_page
+from services.engagement.domain import (
+    LEFT,
+    QUALITY,
+    drop_event_id,
+    signature_problem,
+    webhook_event_id,
+    zoom_url_validation,
+)
+from services.engagement.handlers import connection_dropped, ledger_signal
+from services.engagement.rules import Rules
+from services.engagement.store import AttendanceStore, OutcomeStore, ReceiptStore, SnapshotStore, ledger_signals
+from services.engagement.topics import ATTENDANCE
+from services.engagement.webhooks import URL_VALIDATION, UnusableWebhook, Webhook, to_signal
+from services.plumbing.audit import record_phi_access
+from services.plumbing.auth import Principal, verify_token
+from services.plumbing.bus import record_headers
+from services.plumbing.envelope import CloudEvent
+from services.plumbing.errors import PermissionDenied, ServiceError
+from services.plumbing.settings import Settings
+from services.plumbing.storage import Document
+from services.plumbing.telemetry import instrument_fastapi
+
+log = logging.getLogger(__name__)
+
+DASHBOARD_ROLES = frozenset({"supervisor", "platform"})
+
+
+def _problem(status: int, reason: str, detail: Any = None) -> JSONResponse:
+    return JSONResponse({"error": reason, "detail": detail}, status_code=status)
+
+
+def create_app(
+    settings: Settings,
+    config: EngagementConfig,
+    rules: Rules,
+    db: AsyncDatabase[Document],
+    producer: AIOKafkaProducer,
+    source: str,
+) -> FastAPI:
+    app = FastAPI(title="IOP engagement", version=settings.service_version, docs_url=None, redoc_url=None)
+    receipts = ReceiptStore(db)
+    attendance = AttendanceStore(db, source)
+    outcomes = OutcomeStore(db, source)
+    snapshots = SnapshotStore(db)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/webhooks/video")
+    async def video_webhook(request: Request) -> Response:
+        body = await request.body()
+        problem = signature_problem(
+            config.webhook_secret,
+            request.headers.get("x-zm-request-timestamp"),
+            request.headers.get("x-zm-signature"),
+            body,
+            time.time(),
+            rules.max_clock_skew_s,
+        )
+        if problem:
+            return _problem(401, problem)
+        try:
+            raw = json.loads(body)
+        except ValueError:
+            return _problem(422, "MALFORMED_JSON")
+        if isinstance(raw, dict) and raw.get("event") == URL_VALIDATION:
+            token = (raw.get("payload") or {}).get("plainToken")
+            if not isinstance(token, str) or not token:
+                return _problem(422, "MALFORMED_WEBHOOK", [{"field": "payload.plainToken", "problem": "required"}])
+            return JSONResponse(zoom_url_validation(config.webhook_secret, token))
+        try:
+            hook = Webhook.model_validate(raw)
+            event_id = webhook_event_id(body)
+            signal = to_signal(hook, event_id, datetime.now(UTC))
+        except ValidationError as exc:
+            violations = [{"field": ".".join(map(str, e["loc"])), "problem": e["msg"]} for e in exc.errors()]
+            return _problem(422, "MALFORMED_WEBHOOK", violations)
+        except UnusableWebhook as exc:
+            return _problem(422, "MALFORMED_WEBHOOK", [{"field": exc.field, "problem": exc.problem}])
+        # A possible drop: read the session's ledger while the receipt is written (the fast path).
+        ledger = asyncio.create_task(attendance.get(signal.session_id)) if signal.kind in (LEFT, QUALITY) else None
+        try:
+            claim = await receipts.claim(event_id, signal.session_id)
+            if claim == "published":
+                return JSONResponse({"status": "duplicate", "signal_id": event_id})
+            event = CloudEvent.new(source, signal.session_id, signal, event_id=event_id)
+            sent = [
+                await producer.send(
+                    config.signals_topic,
+                    value=event.data,
+                    key=signal.session_id.encode(),
+                    headers=record_headers(event),
+                )
+            ]
+            if ledger is not None:
+                sent.extend(await send_drop_now(signal, await ledger))
+            await asyncio.gather(*sent)  # acknowledged by the broker (acks=all)
+        finally:
+            if ledger is not None and not ledger.done():
+                ledger.cancel()
+        # Published and acknowledged by the broker: answer now; the receipt's status follows.
+        # (If that update is lost, a replay is published again and de-duplicated by event id.)
+        return JSONResponse(
+            {"status": "accepted", "signal_id": event_id}, background=BackgroundTask(receipts.mark_published, event_id)
+        )
+
+    async def send_drop_now(signal: VideoSignal, doc: Document | None) -> list[asyncio.Future[Any]]:
+        """The fast path of ConnectionDropped (the crisis service waits for it): straight from the
+        webhook, with the id the ledger's outbox uses for the same drop (consumers de-duplicate)."""
+        if doc is None or signal.signal_id in doc.get("signal_ids", []):
+            return []
+        drop = ledger_signal(signal, datetime.now(UTC))
+        dropped = connection_dropped(doc, drop, [*ledger_signals(doc), drop], rules)
+        if dropped is None:
+            return []
+        event = CloudEvent.new(source, signal.session_id, dropped, event_id=drop_event_id(signal.signal_id))
+        future = await producer.send(
+            ATTENDANCE.name, value=event.data, key=signal.session_id.encode(), headers=record_headers(event)
+        )
+        return [future]
+
+    async def _principal(request: Request) -> Principal:
+        header = request.headers.get("authorization")
+        if not header and request.query_params.get("access_token"):
+            header = f"Bearer {request.query_params['access_token']}"
+        principal = verify_token(settings, header)
+        if not principal.has_any(DASHBOARD_ROLES):
+            raise PermissionDenied("ROLE_NOT_ALLOWED", "the dashboard requires supervisor or platform")
+        return principal
+
+    async def _overview(principal: Principal) -> dict[str, Any]:
+        overview = build_overview(
+            await attendance.recent(),
+            await outcomes.all_recent(),
+            await snapshots.clients(),
+            await snapshots.clinicians(),
+        )
+        await record_phi_access(db, principal, "DashboardOverview", "program", "*")
+        return overview
+
+    @app.get("/dashboard/api/overview")
+    async def overview_json(request: Request) -> Response:
+        try:
+            principal = await _principal(request)
+        except ServiceError as exc:
+            return _problem(403 if exc.code.name == "PERMISSION_DENIED" else 401, exc.message)
+        return JSONResponse(await _overview(principal))
+
+    @app.get("/dashboard")
+    async def dashboard_page(request: Request) -> Response:
+        try:
+            principal = await _principal(request)
+        except ServiceError as exc:
+            return _problem(403 if exc.code.name == "PERMISSION_DENIED" else 401, exc.message)
+        return HTMLResponse(render_page(await _overview(principal)))
+
+    instrument_fastapi(app)
+    return app
+
+
+class _Server(uvicorn.Server):
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
+        return contextlib.nullcontext()  # the service runner owns SIGTERM/SIGINT
+
+
+async def serve(app: FastAPI, config: EngagementConfig) -> None:
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=config.http_host,
+            port=config.http_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+        )
+    )
+    log.info("engagement HTTP on %s:%d", config.http_host, config.http_port)
+    try:
+        await server.serve()
+    finally:
+        server.should_exit = True

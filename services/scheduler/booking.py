@@ -1,0 +1,1055 @@
+"""The scheduler's service layer: bookings and the session lifecycle.
+
+Orchestrates pure rules (domain), the store (unique reservations, day ledgers,
+outbox writes) and the compliance service. Nothing is stored when a request is
+refused: reservations taken on the way are released before the error is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from google.protobuf.message import Message
+
+from iop.compliance.v1 import compliance_pb2
+from iop.events.v1 import common_pb2, scheduling_pb2
+from services.plumbing.auth import Principal
+from services.plumbing.errors import FailedPrecondition, FieldViolations, NotFound, PermissionDenied
+from services.plumbing.outbox import OutgoingEvent
+from services.plumbing.protos import to_timestamp
+from services.plumbing.storage import Document
+from services.scheduler import domain as d
+from services.scheduler import fhir
+from services.scheduler.store import (
+    CHECK_INS,
+    CLIENTS,
+    CLINICIANS,
+    PROGRAMS,
+    SEATS,
+    SESSIONS_COLLECTION,
+    Conflict,
+    SchedulerStore,
+)
+from services.scheduler.topics import FHIR, SESSIONS
+
+log = logging.getLogger(__name__)
+
+Evaluate = Callable[[compliance_pb2.EvaluateSessionRequest], Awaitable[compliance_pb2.SessionEvaluation]]
+
+LEDGER_ATTEMPTS = 8
+CHECK_IN_OPENS = timedelta(minutes=60)
+PROPOSAL_HORIZON = timedelta(days=14)
+PROPOSALS = 5
+TECH_CHECK_LEAD = timedelta(hours=2)
+
+
+@dataclass(frozen=True)
+class Participants:
+    program: Document
+    clinician: Document
+    clients: list[Document]
+
+    @property
+    def clinician_tz(self) -> ZoneInfo:
+        tz = d.zone(self.clinician["time_zone"])
+        assert tz is not None
+        return tz
+
+
+def _tz(profile: Document) -> ZoneInfo:
+    tz = d.zone(profile["time_zone"])
+    assert tz is not None  # validated when the profile was saved
+    return tz
+
+
+def derived_id(kind: str, request_id: str) -> str:
+    """The id of what a request creates: a retry with the same request_id finds it by _id."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:iop:scheduler:{kind}:{request_id}"))
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def session_events(session: Document, *messages: Message) -> list[OutgoingEvent]:
+    """Lifecycle events on the sessions topic plus the FHIR projection of the new state."""
+    events = [OutgoingEvent(SESSIONS.name, session["_id"], m) for m in messages]
+    appointment = fhir.appointment(session)
+    events.append(
+        OutgoingEvent(
+            FHIR.name,
+            session["_id"],
+            scheduling_pb2.FhirResourcePublished(
+                resource_type="Appointment",
+                resource_id=session["_id"],
+                fhir_version=fhir.FHIR_VERSION,
+                json=fhir.to_json(appointment),
+            ),
+        )
+    )
+    encounter = fhir.encounter(session)
+    if encounter is not None:
+        events.append(
+            OutgoingEvent(
+                FHIR.name,
+                session["_id"],
+                scheduling_pb2.FhirResourcePublished(
+                    resource_type="Encounter",
+                    resource_id=session["_id"],
+                    fhir_version=fhir.FHIR_VERSION,
+                    json=fhir.to_json(encounter),
+                ),
+            )
+        )
+    return events
+
+
+class Scheduler:
+    def __init__(self, store: SchedulerStore, reference: d.ReferenceData, evaluate: Evaluate) -> None:
+        self.store = store
+        self.ref = reference
+        self._evaluate = evaluate
+        self._programs: dict[str, Document] = {}
+
+    # ---------- reads ----------
+
+    async def session(self, session_id: str) -> Document:
+        doc = await self.store.get(SESSIONS_COLLECTION, session_id) if session_id else None
+        if doc is None:
+            raise NotFound("session", session_id)
+        return (await self.with_facts([doc]))[0]
+
+    async def with_facts(self, docs: list[Document]) -> list[Document]:
+        """Sessions with their roster (booked seats) and check-ins, which live in their own documents."""
+        if not docs:
+            return docs
+        await asyncio.gather(*(self._facts(doc) for doc in docs))
+        return docs
+
+    async def _facts(self, doc: Document) -> None:
+        # point lookups by _id only: seat n < capacity, check-in per rostered client
+        seats: list[Document | None] = []
+        if doc["kind"] == d.GROUP:
+            keys = [self._seat_key(doc["_id"], i) for i in range(int(doc.get("capacity", 0)))]
+            seats = await asyncio.gather(*(self.store.get(SEATS, k) for k in keys))
+        seated = [x for x in seats if x is not None and x.get("client_id")]
+        doc["client_ids"] = list(dict.fromkeys([*doc["client_ids"], *(x["client_id"] for x in seated)]))
+        doc["seats"] = seated
+        check_ins = await asyncio.gather(*(self.store.get(CHECK_INS, f"{doc['_id']}:{c}") for c in doc["client_ids"]))
+        doc["check_ins"] = sorted((c for c in check_ins if c is not None), key=lambda c: c["checked_in_at"])
+
+    async def participants(self, program_id: str, clinician_id: str, client_ids: Sequence[str]) -> Participants:
+        program, clinician, clients = await asyncio.gather(
+            self._program(program_id),
+            self.store.get(CLINICIANS, clinician_id),
+            self.store.get_many(CLIENTS, client_ids),
+        )
+        if program is None:
+            raise NotFound("program", program_id)
+        if clinician is None:
+            raise NotFound("clinician", clinician_id)
+        for client_id in client_ids:
+            if client_id not in clients:
+                raise NotFound("client", client_id)
+        return Participants(program, clinician, [clients[c] for c in client_ids])
+
+    async def _program(self, program_id: str) -> Document | None:
+        """Programs never change once created: cached per process."""
+        program = self._programs.get(program_id)
+        if program is None:
+            program = await self.store.get(PROGRAMS, program_id)
+            if program is not None:
+                self._programs[program_id] = program
+        return program
+
+    def rules_for(self, program: Document, clinician: Document | None) -> d.Rules:
+        rules = self.ref.default_rules.layered(program.get("fatigue_rules"))
+        return rules.layered(clinician.get("fatigue_rules")) if clinician else rules
+
+    # ---------- booking ----------
+
+    async def book(self, req: d.SessionRequest, principal: Principal, require_alone: bool) -> Document:
+        now = datetime.now(UTC)
+        d.validate_session_request(req, now)
+        assert req.starts_at is not None and req.ends_at is not None
+        session_id = derived_id("session", req.request_id)
+        override = self._override(req.override_reason, principal)
+        people = await self.participants(req.program_id, req.clinician_id, req.client_ids)
+        extra = [f for f, _ in req.facilitators if f != req.clinician_id]
+        if extra:
+            known = await self.store.get_many(CLINICIANS, extra)
+            for f in extra:
+                if f not in known:
+                    raise NotFound("clinician", f)
+        self._check_availability(people, req.starts_at, req.ends_at, require_alone)
+        await self._check_compliance(
+            people.program, people.clinician, people.clients, req.kind, req.starts_at, req.ends_at, req.planned_modality
+        )
+        rules = self.rules_for(people.program, people.clinician)
+        breaks = d.break_plan(req.starts_at, req.ends_at, rules)
+        booked = d.Booked(
+            session_id,
+            req.starts_at,
+            req.ends_at,
+            tuple(d.screen_segments(req.starts_at, req.ends_at, breaks, req.planned_modality == d.VIDEO)),
+        )
+        owners = [d.clinician_owner(req.clinician_id), *(d.clinician_owner(f) for f in extra)]
+        owners += [d.client_owner(c) for c in req.client_ids]
+        keys = [d.slot_key(o, at) for o in owners for at in d.slot_starts(req.starts_at, req.ends_at)]
+        ledger_owners = [(d.clinician_owner(req.clinician_id), people.clinician_tz, True)]
+        ledger_owners += [(d.client_owner(c["_id"]), _tz(c), False) for c in people.clients]
+        replaces = str(req.extra.get("rescheduled_from", ""))  # the session being moved does not count
+        try:
+            violations = await self._reserve(
+                session_id, keys, ledger_owners, booked, rules, override is not None, exclude=replaces
+            )
+        except FailedPrecondition as refused:
+            # a retry of a booking that was made: its own reservations are in the way
+            existing = await self.store.get(SESSIONS_COLLECTION, session_id)
+            if existing is not None:
+                return (await self.with_facts([existing]))[0]
+            raise refused from None
+        tech_tasks = self._tech_check_tasks(session_id, people.clients, req.starts_at)
+        doc: Document = {
+            "_id": session_id,
+            "request_id": req.request_id,
+            "program_id": req.program_id,
+            "cohort_id": "",
+            "clinician_id": req.clinician_id,
+            "client_ids": list(req.client_ids),
+            "starts_at": req.starts_at,
+            "ends_at": req.ends_at,
+            "kind": req.kind,
+            "status": d.BOOKED,
+            "capacity": req.capacity if req.kind == d.GROUP else 1,
+            "facilitators": [{"clinician_id": c, "role": r} for c, r in req.facilitators],
+            "turn_taking": {
+                "mode": req.turn_taking_mode,
+                "speaking_time_limit_s": req.speaking_time_limit_s,
+                "mute_on_entry": req.mute_on_entry,
+            },
+            "modality": req.planned_modality,
+            "backup_line": people.program["backup_line"],
+            "breaks": d.segment_docs(breaks),
+            "segments": d.segment_docs(booked.segments),
+            "slot_keys": keys,
+            "ledger_days": [self._owner_day(o, tz, req.starts_at) for o, tz, _ in ledger_owners],
+            "seat_keys": [],
+            "tech_check_task_ids": [t["_id"] for t in tech_tasks],
+            "privacy_flagged": False,
+            "privacy_flagged_clients": [],
+            "proposed_slots": [],
+            "overridden_rules": violations if override else [],
+            "override": override,
+            "rules_version": self.ref.rules_version,
+            "payer_plan_id": self._payer(people.program, people.clients),
+            "level_of_care": people.program["level_of_care"],
+            "created_at": now,
+        }
+        if req.kind == d.GROUP:
+            doc["seat_keys"] = [self._seat_key(session_id, i) for i in range(len(req.client_ids))]
+        seat_docs = [
+            {"_id": key, "session_id": session_id, "client_id": c, "slot_keys": [], "ledger_day": "", "at": now}
+            for key, c in zip(doc["seat_keys"], req.client_ids, strict=False)
+        ]
+        doc.update(req.extra)
+        messages: list[Message] = [self._scheduled_event(doc)]
+        if override and violations:
+            messages.append(
+                scheduling_pb2.FatigueOverrideApplied(
+                    session_id=session_id,
+                    clinician_id=req.clinician_id,
+                    rules=violations,
+                    supervisor_id=principal.subject,
+                )
+            )
+        try:
+            for seat in seat_docs:  # a fresh session id: these seats cannot be taken
+                await self.store.insert_fact(SEATS, seat, [])
+            stored, created = await self.store.insert_session(doc, session_events(doc, *messages))
+        except BaseException:
+            await self._undo(doc)
+            raise
+        if not created:  # the same request_id won a race: give back what this attempt took
+            await self._undo(doc)
+            return stored
+        if tech_tasks:
+            await self.store.add_tech_checks(tech_tasks)
+        if override and violations:
+            await self.store.audit_override(
+                {
+                    "_id": session_id,
+                    "at": now,
+                    "session_id": session_id,
+                    "clinician_id": req.clinician_id,
+                    "supervisor": principal.subject,
+                    "roles": sorted(principal.roles),
+                    "rules": violations,
+                    "reason": override["reason"],
+                    "rules_version": self.ref.rules_version,
+                }
+            )
+        return stored
+
+    def _override(self, reason: str, principal: Principal) -> Document | None:
+        if not reason.strip():
+            return None
+        if "supervisor" not in principal.roles:
+            raise PermissionDenied("OVERRIDE_REQUIRES_SUPERVISOR", "only a supervisor may override fatigue rules")
+        return {"reason": reason.strip(), "supervisor": principal.subject, "at": datetime.now(UTC)}
+
+    def _check_availability(self, people: Participants, start: datetime, end: datetime, require_alone: bool) -> None:
+        if not d.within_windows(start, end, people.clinician_tz, d.windows_from_docs(people.clinician["windows"])):
+            raise FailedPrecondition("CLINICIAN_UNAVAILABLE", "outside the clinician's availability")
+        for client in people.clients:
+            self._check_client_window(client, start, end, require_alone)
+
+    def _check_client_window(self, client: Document, start: datetime, end: datetime, require_alone: bool) -> None:
+        tz = _tz(client)
+        if not d.within_windows(start, end, tz, d.windows_from_docs(client["windows"])):
+            raise FailedPrecondition(
+                "CLIENT_UNAVAILABLE", "outside a client's availability", {"client_id": client["_id"]}
+            )
+        if (require_alone or client.get("privacy_sensitive")) and not d.within_windows(
+            start, end, tz, d.windows_from_docs(client["alone_windows"])
+        ):
+            raise FailedPrecondition(
+                "CLIENT_NOT_ALONE", "outside the windows when the client is alone", {"client_id": client["_id"]}
+            )
+
+    def _payer(self, program: Document, clients: Sequence[Document]) -> str:
+        if len(clients) == 1 and clients[0].get("payer_plan_id"):
+            return str(clients[0]["payer_plan_id"])
+        return str(program.get("payer_plan_id", ""))
+
+    async def _check_compliance(
+        self,
+        program: Document,
+        clinician: Document,
+        clients: Sequence[Document],
+        kind: int,
+        start: datetime,
+        end: datetime,
+        modality: int,
+    ) -> None:
+        """EvaluateSession (BOOKING) for every client, concurrently; raises on deny or no answer."""
+        code = self.ref.service_code(program["level_of_care"], kind)
+        requests = [
+            compliance_pb2.EvaluateSessionRequest(
+                clinician_id=clinician["_id"],
+                client_id=c["_id"],
+                client_location=common_pb2.ClientLocation(state=c.get("home_state", "")),
+                clinician_state=clinician.get("state", ""),
+                starts_at=to_timestamp(start),
+                ends_at=to_timestamp(end),
+                payer_plan_id=c.get("payer_plan_id") or program.get("payer_plan_id", ""),
+                service_code=code,
+                modality=modality,  # type: ignore[arg-type]
+                stage=compliance_pb2.EVALUATION_STAGE_BOOKING,
+                level_of_care=program["level_of_care"],
+                kind=kind,  # type: ignore[arg-type]
+            )
+            for c in clients
+        ]
+        await asyncio.gather(*(self._evaluate(r) for r in requests))
+
+    @staticmethod
+    def _owner_day(owner: str, tz: ZoneInfo, start: datetime) -> str:
+        return f"{owner}|{d.local_day(start, tz)}"
+
+    async def _reserve(
+        self,
+        session_id: str,
+        keys: list[str],
+        ledger_owners: Sequence[tuple[str, ZoneInfo, bool]],
+        booked: d.Booked,
+        rules: d.Rules,
+        overridden: bool,
+        exclude: str = "",
+    ) -> list[str]:
+        """Claim the slots, then add the booking to every day ledger under the rules.
+
+        Returns the rules the booking breaks (non-empty only with an override).
+        """
+        try:
+            await self.store.claim(keys, session_id, "slot")
+        except Conflict as conflict:
+            who = "CLINICIAN" if conflict.key.startswith("clinician:") else "CLIENT"
+            raise FailedPrecondition(
+                f"{who}_DOUBLE_BOOKED", f"the {who.lower()} already has a session in that slot"
+            ) from None
+        owner_days = [self._owner_day(o, tz, booked.start) for o, tz, _ in ledger_owners]
+        written: list[str] = []
+        try:
+            for _ in range(LEDGER_ATTEMPTS):
+                ledgers = await self.store.ledgers_for(owner_days)
+                violations: list[str] = []
+                for (_, _, is_clinician), day in zip(ledger_owners, owner_days, strict=True):
+                    _, bookings = ledgers[day]
+                    others = [b for b in bookings if b.session_id not in (session_id, exclude)]
+                    found = (
+                        d.clinician_violations(others, booked, rules)
+                        if is_clinician
+                        else d.client_violations(others, booked, rules)
+                    )
+                    violations += [v for v in found if v not in violations]
+                if violations and not overridden:
+                    raise FailedPrecondition(
+                        violations[0],
+                        f"booking breaks the fatigue rule {violations[0]}",
+                        {"rules": ",".join(violations), "rules_version": self.ref.rules_version},
+                    )
+                pending = [day for day in owner_days if day not in written]
+                results = await asyncio.gather(
+                    *(self.store.write_ledger(day, ledgers[day][0], [*ledgers[day][1], booked]) for day in pending)
+                )
+                written += [day for day, ok in zip(pending, results, strict=True) if ok]
+                if all(results):
+                    return violations
+                # another booking changed a ledger meanwhile: take ours out and evaluate again
+                await asyncio.gather(*(self.store.remove_from_ledger(day, session_id) for day in written))
+                written.clear()
+            raise FailedPrecondition("SCHEDULE_CONTENTION", "too many concurrent bookings for this day; retry")
+        except BaseException:
+            for day in written:
+                await self.store.remove_from_ledger(day, session_id)
+            await self.store.release(keys, session_id)
+            raise
+
+    async def _undo(self, doc: Document) -> None:
+        for day in doc["ledger_days"]:
+            await self.store.remove_from_ledger(day, doc["_id"])
+        await self.store.release(doc["slot_keys"], doc["_id"])
+        await self.store.delete_seats(doc["seat_keys"], doc["_id"])
+
+    def _tech_check_tasks(self, session_id: str, clients: Sequence[Document], start: datetime) -> list[Document]:
+        return [
+            {
+                "_id": f"tc-{session_id}-{c['_id']}",
+                "client_id": c["_id"],
+                "session_id": session_id,
+                "due_by": start - TECH_CHECK_LEAD,
+                "status": "open",
+                "trigger": c.get("tech_check_trigger") or "FIRST_SESSION",
+                "created_at": datetime.now(UTC),
+            }
+            for c in clients
+            if c.get("tech_check_required", True)
+        ]
+
+    @staticmethod
+    def _seat_key(session_id: str, seat: int) -> str:
+        return f"seat:{session_id}#{seat:02d}"
+
+    def _scheduled_event(self, doc: Document) -> scheduling_pb2.SessionScheduled:
+        return scheduling_pb2.SessionScheduled(
+            session_id=doc["_id"],
+            program_id=doc["program_id"],
+            clinician_id=doc["clinician_id"],
+            client_ids=doc["client_ids"],
+            starts_at=to_timestamp(doc["starts_at"]),
+            ends_at=to_timestamp(doc["ends_at"]),
+            kind=doc["kind"],
+            backup_line=doc["backup_line"],
+            payer_plan_id=doc["payer_plan_id"],
+            level_of_care=doc["level_of_care"],
+        )
+
+    # ---------- group seats ----------
+
+    async def book_seat(
+        self, request_id: str, session_id: str, client_id: str, require_alone: bool, principal: Principal, reason: str
+    ) -> Document:
+        v = FieldViolations()
+        v.require(bool(request_id.strip()), "request_id", "required (idempotency key)")
+        v.require(bool(session_id.strip()), "session_id", "required")
+        v.require(bool(client_id.strip()), "client_id", "required")
+        v.raise_if_any()
+        override = self._override(reason, principal)
+        session = await self.session(session_id)
+        if client_id in session["client_ids"]:
+            return session
+        if session["kind"] != d.GROUP:
+            raise FailedPrecondition("NOT_A_GROUP_SESSION", "seats are booked on group sessions only")
+        if session["status"] not in (d.BOOKED, d.CHECKED_IN):
+            raise FailedPrecondition("SESSION_NOT_BOOKABLE", f"the session is {session['status']}")
+        start, end = _utc(session["starts_at"]), _utc(session["ends_at"])
+        if start <= datetime.now(UTC):
+            raise FailedPrecondition("SESSION_ALREADY_STARTED", "the session has already begun")
+        people = await self.participants(session["program_id"], session["clinician_id"], [client_id])
+        client = people.clients[0]
+        self._check_client_window(client, start, end, require_alone)
+        await self._check_compliance(
+            people.program, people.clinician, [client], d.GROUP, start, end, session.get("modality", d.VIDEO)
+        )
+        rules = self.rules_for(people.program, people.clinician)
+        booked = d.Booked(session_id, start, end, tuple(d.segments_from_docs(session.get("segments", []))))
+        owner = d.client_owner(client_id)
+        keys = [d.slot_key(owner, at) for at in d.slot_starts(start, end)]
+        violations = await self._reserve(session_id, keys, [(owner, _tz(client), False)], booked, rules, bool(override))
+        day = self._owner_day(owner, _tz(client), start)
+        tasks = self._tech_check_tasks(session_id, [client], start)
+        after = {**session, "client_ids": [*session["client_ids"], client_id]}
+        roster = scheduling_pb2.SessionRosterChanged(
+            session_id=session_id, client_ids=after["client_ids"], added=[client_id], capacity=session["capacity"]
+        )
+        events = session_events(after, roster)
+        seat = ""
+        try:
+            for i in range(int(session["capacity"])):
+                key = self._seat_key(session_id, i)
+                fact = {
+                    "_id": key,
+                    "session_id": session_id,
+                    "client_id": client_id,
+                    "slot_keys": keys,
+                    "ledger_day": day,
+                    "tech_check_task_ids": [t["_id"] for t in tasks],
+                    "at": datetime.now(UTC),
+                }
+                if await self.store.insert_fact(SEATS, fact, events):
+                    seat = key
+                    break
+            if not seat:
+                raise FailedPrecondition("GROUP_FULL", "every seat of this group is taken")
+        except BaseException:
+            await self.store.remove_from_ledger(day, session_id)
+            await self.store.release(keys, session_id)
+            raise
+        if tasks:
+            await self.store.add_tech_checks(tasks)
+        if override and violations:
+            await self.store.audit_override(
+                {
+                    "_id": f"{session_id}:{client_id}",
+                    "at": datetime.now(UTC),
+                    "session_id": session_id,
+                    "clinician_id": session["clinician_id"],
+                    "supervisor": principal.subject,
+                    "roles": sorted(principal.roles),
+                    "rules": violations,
+                    "reason": override["reason"],
+                    "rules_version": self.ref.rules_version,
+                }
+            )
+        return await self.session(session_id)
+
+    async def update_capacity(self, session_id: str, capacity: int) -> Document:
+        v = FieldViolations()
+        v.require(bool(session_id.strip()), "session_id", "required")
+        v.require(1 <= capacity <= d.MAX_GROUP_SIZE, "capacity", f"1 to {d.MAX_GROUP_SIZE}")
+        v.raise_if_any()
+        session = await self.session(session_id)
+        if session["kind"] != d.GROUP:
+            raise FailedPrecondition("NOT_A_GROUP_SESSION", "only group sessions have a capacity")
+        if session["status"] not in (d.BOOKED, d.CHECKED_IN):
+            raise FailedPrecondition("SESSION_NOT_BOOKABLE", f"the session is {session['status']}")
+        old = int(session["capacity"])
+        if capacity < len(session["client_ids"]):
+            raise FailedPrecondition(
+                "CAPACITY_BELOW_BOOKINGS", f"{len(session['client_ids'])} seats are booked; capacity {capacity} is less"
+            )
+        if capacity < old:  # block the seats above the new capacity first, so no racer can take them
+            blocked: list[str] = []
+            for i in range(capacity, old):
+                key = self._seat_key(session_id, i)
+                block = {"_id": key, "session_id": session_id, "client_id": "", "kind": "capacity-block"}
+                if await self.store.insert_fact(SEATS, block, []):
+                    blocked.append(key)
+                elif (await self.store.get(SEATS, key) or {}).get("client_id"):
+                    await self.store.delete_seats(blocked, session_id)
+                    raise FailedPrecondition("CAPACITY_BELOW_BOOKINGS", f"seat {i + 1} is booked")
+        updated = await self.store.update_session(
+            session_id,
+            {"capacity": old},
+            {"$set": {"capacity": capacity}},
+            session_events({**session, "capacity": capacity}),
+        )
+        if updated is None:
+            raise FailedPrecondition("SESSION_CHANGED", "the session changed meanwhile; retry")
+        if capacity > old:  # lift the blocks a former decrease left
+            blocks = [self._seat_key(session_id, i) for i in range(old, capacity)]
+            await self.store.seats.delete_many({"_id": {"$in": blocks}, "client_id": ""})
+        return await self.session(session_id)
+
+    # ---------- lifecycle ----------
+
+    async def cancel(self, session_id: str, reason: str) -> Document:
+        session = await self.session(session_id)
+        if session["status"] == d.CANCELLED:
+            return session
+        if session["status"] not in (d.BOOKED, d.CHECKED_IN):
+            raise FailedPrecondition("SESSION_NOT_CANCELLABLE", f"the session is {session['status']}")
+        now = datetime.now(UTC)
+        after = {**session, "status": d.CANCELLED, "cancel_reason": reason or "cancelled"}
+        event = scheduling_pb2.SessionCancelled(
+            session_id=session_id, reason=reason or "cancelled", cancelled_at=to_timestamp(now)
+        )
+        updated = await self.store.update_session(
+            session_id,
+            {"status": {"$in": [d.BOOKED, d.CHECKED_IN]}},
+            {"$set": {"status": d.CANCELLED, "cancel_reason": after["cancel_reason"], "cancelled_at": now}},
+            session_events(after, event),
+        )
+        if updated is None:
+            raise FailedPrecondition("SESSION_CHANGED", "the session changed meanwhile; retry")
+        await self._release_session(session)
+        return (await self.with_facts([updated]))[0]
+
+    async def _release_session(self, session: Document) -> None:
+        seats = [x for x in session.get("seats", []) if x.get("ledger_day")]
+        for day in [*session.get("ledger_days", []), *(x["ledger_day"] for x in seats)]:
+            await self.store.remove_from_ledger(day, session["_id"])
+        keys = [*session.get("slot_keys", []), *(k for x in seats for k in x.get("slot_keys", []))]
+        await self.store.release(keys, session["_id"])
+
+    async def check_in(
+        self, session_id: str, client_id: str, location: common_pb2.ClientLocation, attestation: str, backup_phone: str
+    ) -> Document:
+        v = FieldViolations()
+        v.require(bool(session_id), "session_id", "required")
+        v.require(bool(client_id), "client_id", "required")
+        v.require(location.state in d.US_STATES, "location.state", "must be a USPS state or territory code")
+        v.require(location.verified, "location.verified", "the client must confirm the location")
+        v.require(
+            attestation in d.ATTESTATIONS,
+            "privacy_attestation",
+            "alone | headphones | alternate_location | compromised",
+        )
+        v.raise_if_any()
+        session = await self.session(session_id)
+        if client_id not in session["client_ids"]:
+            raise FailedPrecondition("CLIENT_NOT_IN_SESSION", "the client is not booked on this session")
+        if any(c["client_id"] == client_id for c in session["check_ins"]):
+            return session
+        if session["status"] not in d.ACTIVE_STATUSES:
+            raise FailedPrecondition("SESSION_NOT_ACTIVE", f"the session is {session['status']}")
+        now = datetime.now(UTC)
+        if now < _utc(session["starts_at"]) - CHECK_IN_OPENS or now >= _utc(session["ends_at"]):
+            raise FailedPrecondition("CHECK_IN_NOT_OPEN", "check-in opens 60 minutes before the start")
+        record = {
+            "_id": f"{session_id}:{client_id}",
+            "session_id": session_id,
+            "client_id": client_id,
+            "location": {
+                "state": location.state,
+                "county_fips": location.county_fips,
+                "postal_code": location.postal_code,
+                "address_line": location.address_line,
+                "city": location.city,
+                "verified": location.verified,
+            },
+            "privacy_attestation": attestation,
+            "backup_phone": backup_phone,
+            "checked_in_at": now,
+        }
+        status = d.CHECKED_IN if session["status"] == d.BOOKED else session["status"]
+        after = {**session, "status": status, "check_ins": [*session["check_ins"], record]}
+        checked_in = scheduling_pb2.SessionCheckedIn(
+            session_id=session_id,
+            client_id=client_id,
+            location=location,
+            privacy_attestation=attestation,
+            checked_in_at=to_timestamp(now),
+            backup_phone=backup_phone,
+        )
+        # the check-in is its own document: many clients of a group check in at once
+        if not await self.store.insert_fact(CHECK_INS, record, session_events(after, checked_in)):
+            return await self.session(session_id)
+        if session["status"] == d.BOOKED:
+            await self.store.update_session(session_id, {"status": d.BOOKED}, {"$set": {"status": d.CHECKED_IN}}, [])
+        if attestation == "compromised":
+            await self.flag_client(session_id, client_id, "PRIVACY_COMPROMISED")
+        return await self.session(session_id)
+
+    async def start(self, session_id: str, clinician_state: str) -> Document:
+        v = FieldViolations()
+        v.require(bool(session_id), "session_id", "required")
+        v.require(clinician_state in d.US_STATES, "clinician_state", "must be a USPS state or territory code")
+        v.raise_if_any()
+        session = await self.session(session_id)
+        if session["status"] == d.IN_PROGRESS:
+            return session
+        if session["status"] not in (d.BOOKED, d.CHECKED_IN):
+            raise FailedPrecondition("SESSION_NOT_STARTABLE", f"the session is {session['status']}")
+        confirmed = [c for c in session["check_ins"] if c["location"].get("verified") and c["location"].get("state")]
+        if not confirmed:
+            raise FailedPrecondition("LOCATION_NOT_CONFIRMED", "no client has checked in with a confirmed location")
+        now = datetime.now(UTC)
+        if now < _utc(session["starts_at"]) - CHECK_IN_OPENS:
+            raise FailedPrecondition("TOO_EARLY_TO_START", "a session starts at most 60 minutes early")
+        program, clinician = await asyncio.gather(
+            self.store.get(PROGRAMS, session["program_id"]), self.store.get(CLINICIANS, session["clinician_id"])
+        )
+        assert program is not None and clinician is not None
+        code = self.ref.service_code(program["level_of_care"], session["kind"])
+        await asyncio.gather(
+            *(
+                self._evaluate(
+                    compliance_pb2.EvaluateSessionRequest(
+                        session_id=session_id,
+                        clinician_id=session["clinician_id"],
+                        client_id=c["client_id"],
+                        client_location=common_pb2.ClientLocation(**c["location"]),
+                        clinician_state=clinician_state,
+                        starts_at=to_timestamp(session["starts_at"]),
+                        ends_at=to_timestamp(session["ends_at"]),
+                        payer_plan_id=session["payer_plan_id"],
+                        service_code=code,
+                        modality=session.get("modality", d.VIDEO),
+                        stage=compliance_pb2.EVALUATION_STAGE_START,
+                        privacy_attestation=c["privacy_attestation"],
+                        level_of_care=session["level_of_care"],
+                        kind=session["kind"],
+                    )
+                )
+                for c in confirmed
+            )
+        )
+        after = {**session, "status": d.IN_PROGRESS, "started_at": now}
+        event = scheduling_pb2.SessionStarted(
+            session_id=session_id,
+            clinician_id=session["clinician_id"],
+            client_ids=[c["client_id"] for c in confirmed],
+            started_at=to_timestamp(now),
+            clinician_state=clinician_state,
+            backup_line=session["backup_line"],
+            program_id=session["program_id"],
+        )
+        updated = await self.store.update_session(
+            session_id,
+            {"status": {"$in": [d.BOOKED, d.CHECKED_IN]}},
+            {"$set": {"status": d.IN_PROGRESS, "started_at": now, "clinician_state": clinician_state}},
+            session_events(after, event),
+        )
+        if updated is None:
+            raise FailedPrecondition("SESSION_CHANGED", "the session changed meanwhile; retry")
+        return (await self.with_facts([updated]))[0]
+
+    async def end(self, session_id: str, modality: int, attendance: Sequence[tuple[str, int, int]]) -> Document:
+        v = FieldViolations()
+        v.require(bool(session_id), "session_id", "required")
+        v.require(modality in (d.VIDEO, d.AUDIO_ONLY, d.MIXED), "modality", "VIDEO, AUDIO_ONLY or MIXED")
+        for i, (client_id, minutes, m) in enumerate(attendance):
+            v.require(bool(client_id), f"attendance[{i}].client_id", "required")
+            v.require(0 <= minutes <= 24 * 60, f"attendance[{i}].minutes_attended", "0 to 1440")
+            v.require(m in (0, d.VIDEO, d.AUDIO_ONLY, d.MIXED), f"attendance[{i}].modality", "a known modality")
+        v.raise_if_any()
+        session = await self.session(session_id)
+        if session["status"] == d.ENDED:
+            return session
+        if session["status"] != d.IN_PROGRESS:
+            raise FailedPrecondition("SESSION_NOT_IN_PROGRESS", f"the session is {session['status']}")
+        unknown = [c for c, _, _ in attendance if c not in session["client_ids"]]
+        if unknown:
+            raise FailedPrecondition("CLIENT_NOT_IN_SESSION", "attendance names a client not booked on the session")
+        now = datetime.now(UTC)
+        minutes = max((m for _, m, _ in attendance), default=0)
+        rows: list[Document] = [
+            {"client_id": c, "minutes_attended": m, "modality": mod or modality} for c, m, mod in attendance
+        ]
+        after = {**session, "status": d.ENDED, "ended_at": now, "minutes": minutes}
+        event = scheduling_pb2.SessionEnded(
+            session_id=session_id,
+            clinician_id=session["clinician_id"],
+            ended_at=to_timestamp(now),
+            modality=modality,  # type: ignore[arg-type]
+            attendance=[
+                scheduling_pb2.ClientAttendance(
+                    client_id=r["client_id"], minutes_attended=r["minutes_attended"], modality=r["modality"]
+                )
+                for r in rows
+            ],
+            program_id=session["program_id"],
+            payer_plan_id=session["payer_plan_id"],
+            level_of_care=session["level_of_care"],
+            kind=session["kind"],
+            started_at=to_timestamp(session.get("started_at")),
+        )
+        updated = await self.store.update_session(
+            session_id,
+            {"status": d.IN_PROGRESS},
+            {
+                "$set": {
+                    "status": d.ENDED,
+                    "ended_at": now,
+                    "modality": modality,
+                    "minutes": minutes,
+                    "attendance": rows,
+                }
+            },
+            session_events(after, event),
+        )
+        if updated is None:
+            raise FailedPrecondition("SESSION_CHANGED", "the session changed meanwhile; retry")
+        return (await self.with_facts([updated]))[0]
+
+    async def interrupt(self, session_id: str, reason: str, client_id: str = "") -> Document:
+        """The session could not go on: flag it, require a tech check (disconnection), propose new slots."""
+        v = FieldViolations()
+        v.require(bool(session_id), "session_id", "required")
+        v.require(reason in d.INTERRUPTION_REASONS, "reason", "DISCONNECTED | PRIVACY_COMPROMISED | OTHER")
+        v.raise_if_any()
+        session = await self.session(session_id)
+        if session["status"] == d.INTERRUPTED:
+            return session
+        running: tuple[str, ...] = (d.CHECKED_IN, d.IN_PROGRESS)
+        if reason == "PRIVACY_COMPROMISED":  # a client checked in unsafe: the session must not go ahead
+            running = (d.BOOKED, d.CHECKED_IN, d.IN_PROGRESS)
+        if session["status"] not in running:
+            raise FailedPrecondition("SESSION_NOT_RUNNING", f"the session is {session['status']}")
+        now = datetime.now(UTC)
+        clients = [client_id] if client_id else list(session["client_ids"])
+        slots = await self.propose(session, clients, reason)
+        after = {**session, "status": d.INTERRUPTED, "interrupted_at": now, "proposed_slots": slots}
+        messages: list[Message] = [
+            scheduling_pb2.SessionInterrupted(session_id=session_id, reason=reason, interrupted_at=to_timestamp(now))
+        ]
+        messages += [self._proposed_event(session_id, c, reason, slots) for c in clients]
+        update: dict[str, Any] = {
+            "$set": {
+                "status": d.INTERRUPTED,
+                "interrupted_at": now,
+                "interruption_reason": reason,
+                "proposed_slots": slots,
+            }
+        }
+        if reason == "PRIVACY_COMPROMISED":
+            update["$set"]["privacy_flagged"] = True
+            update["$set"]["privacy_flagged_clients"] = clients
+        elif reason == "DISCONNECTED":
+            update["$set"]["dropped_clients"] = clients
+        updated = await self.store.update_session(
+            session_id, {"status": {"$in": list(running)}}, update, session_events(after, *messages)
+        )
+        if updated is None:
+            return await self.session(session_id)
+        await self._after_failure(clients, reason)
+        return (await self.with_facts([updated]))[0]
+
+    async def _after_failure(self, client_ids: Sequence[str], reason: str) -> None:
+        for c in client_ids:
+            if reason == "DISCONNECTED":
+                await self.store.set_client_flags(
+                    c, {"tech_check_required": True, "tech_check_trigger": "AFTER_FAILED_SESSION"}
+                )
+            elif reason == "PRIVACY_COMPROMISED":
+                await self.store.set_client_flags(c, {"privacy_sensitive": True})
+
+    async def flag_client(self, session_id: str, client_id: str, reason: str) -> Document | None:
+        """An event says a client's session went wrong (privacy or connection). Idempotent per session+client."""
+        try:
+            session = await self.session(session_id)
+        except NotFound:
+            return None
+        if client_id in session.get("privacy_flagged_clients", []) + session.get("dropped_clients", []):
+            return session
+        if client_id not in session["client_ids"]:
+            return session
+        checked_in = any(c["client_id"] == client_id for c in session["check_ins"])
+        if session["kind"] != d.GROUP and (session["status"] in (d.CHECKED_IN, d.IN_PROGRESS) or checked_in):
+            return await self.interrupt(session_id, reason, client_id)
+        slots = await self.propose(session, [client_id], reason)
+        field = "privacy_flagged_clients" if reason == "PRIVACY_COMPROMISED" else "dropped_clients"
+        update: dict[str, Any] = {"$push": {field: client_id}, "$set": {"proposed_slots": slots}}
+        if reason == "PRIVACY_COMPROMISED":
+            update["$set"]["privacy_flagged"] = True
+        after = {**session, "proposed_slots": slots}
+        updated = await self.store.update_session(
+            session_id,
+            {field: {"$ne": client_id}},
+            update,
+            [OutgoingEvent(SESSIONS.name, session_id, self._proposed_event(session_id, client_id, reason, slots))],
+        )
+        await self._after_failure([client_id], reason)
+        return updated or after
+
+    def _proposed_event(
+        self, session_id: str, client_id: str, reason: str, slots: Sequence[Document]
+    ) -> scheduling_pb2.RescheduleProposed:
+        return scheduling_pb2.RescheduleProposed(
+            session_id=session_id,
+            client_id=client_id,
+            reason=reason,
+            slots=[
+                scheduling_pb2.ProposedSlot(
+                    starts_at=to_timestamp(s["starts_at"]),
+                    ends_at=to_timestamp(s["ends_at"]),
+                    in_alone_window=s["in_alone_window"],
+                )
+                for s in slots
+            ],
+        )
+
+    async def reschedule(
+        self,
+        request_id: str,
+        session_id: str,
+        new_start: datetime | None,
+        reason: str,
+        principal: Principal,
+        override: str,
+    ) -> Document:
+        v = FieldViolations()
+        v.require(bool(request_id.strip()), "request_id", "required (idempotency key)")
+        v.require(bool(session_id.strip()), "session_id", "required")
+        v.raise_if_any()
+        old = await self.session(session_id)
+        if old["status"] == d.RESCHEDULED and old.get("rescheduled_to"):
+            return await self.session(old["rescheduled_to"])
+        if old["status"] not in (d.BOOKED, d.CHECKED_IN, d.INTERRUPTED):
+            raise FailedPrecondition("SESSION_NOT_RESCHEDULABLE", f"the session is {old['status']}")
+        duration = _utc(old["ends_at"]) - _utc(old["starts_at"])
+        if new_start is None:
+            slots = old.get("proposed_slots") or await self.propose(old, old["client_ids"], reason or "RESCHEDULE")
+            if not slots:
+                raise FailedPrecondition("NO_SLOT_AVAILABLE", "no slot satisfies every rule in the next 14 days")
+            new_start = _utc(slots[0]["starts_at"])
+        req = d.SessionRequest(
+            request_id=request_id,
+            program_id=old["program_id"],
+            clinician_id=old["clinician_id"],
+            client_ids=tuple(old["client_ids"]),
+            starts_at=new_start,
+            ends_at=new_start + duration,
+            kind=old["kind"],
+            capacity=old["capacity"] if old["kind"] == d.GROUP else 0,
+            facilitators=tuple((f["clinician_id"], f["role"]) for f in old.get("facilitators", [])),
+            turn_taking_mode=old.get("turn_taking", {}).get("mode", ""),
+            speaking_time_limit_s=old.get("turn_taking", {}).get("speaking_time_limit_s", 0),
+            mute_on_entry=old.get("turn_taking", {}).get("mute_on_entry", False),
+            planned_modality=d.VIDEO if old.get("modality", d.VIDEO) != d.AUDIO_ONLY else d.AUDIO_ONLY,
+            override_reason=override,
+            extra={"rescheduled_from": session_id, "cohort_id": old.get("cohort_id", "")},
+        )
+        new = await self.book(req, principal, require_alone=bool(old.get("privacy_flagged")))
+        after = {**old, "status": d.RESCHEDULED, "cancel_reason": reason or "rescheduled"}
+        event = scheduling_pb2.SessionRescheduled(
+            session_id=session_id,
+            new_session_id=new["_id"],
+            reason=reason or "rescheduled",
+            new_starts_at=to_timestamp(new["starts_at"]),
+        )
+        updated = await self.store.update_session(
+            session_id,
+            {"status": {"$in": [d.BOOKED, d.CHECKED_IN, d.INTERRUPTED]}},
+            {"$set": {"status": d.RESCHEDULED, "rescheduled_to": new["_id"], "cancel_reason": after["cancel_reason"]}},
+            session_events(after, event),
+        )
+        if updated is not None and old["status"] in (d.BOOKED, d.CHECKED_IN):
+            await self._release_session(old)
+        return new
+
+    # ---------- slot search and proposals ----------
+
+    async def search_slots(
+        self,
+        program_id: str,
+        clinician_id: str,
+        client_ids: Sequence[str],
+        frm: datetime,
+        to: datetime,
+        duration: timedelta,
+        kind: int,
+        require_alone: bool,
+        limit: int,
+        exclude_session: str = "",
+    ) -> list[Document]:
+        people = await self.participants(program_id, clinician_id, client_ids)
+        rules = self.rules_for(people.program, people.clinician)
+        now = datetime.now(UTC)
+        starts = d.candidate_starts(frm, to, duration, now)
+        if not starts:
+            return []
+        owners: list[tuple[str, ZoneInfo, bool, Document]] = [
+            (d.clinician_owner(clinician_id), people.clinician_tz, True, people.clinician)
+        ]
+        owners += [(d.client_owner(c["_id"]), _tz(c), False, c) for c in people.clients]
+        clinician_windows = d.windows_from_docs(people.clinician["windows"])
+
+        def in_windows(start: datetime, end: datetime) -> bool | None:
+            """Pure part: availability and alone-windows; None refuses, else whether alone everywhere."""
+            if not d.within_windows(start, end, people.clinician_tz, clinician_windows):
+                return None
+            alone_everywhere = True
+            for _, tz, is_clinician, profile in owners:
+                if is_clinician:
+                    continue
+                if not d.within_windows(start, end, tz, d.windows_from_docs(profile["windows"])):
+                    return None
+                alone = d.within_windows(start, end, tz, d.windows_from_docs(profile["alone_windows"]))
+                if (require_alone or profile.get("privacy_sensitive")) and not alone:
+                    return None
+                alone_everywhere = alone_everywhere and alone
+            return alone_everywhere and bool(people.clients)
+
+        # Then reservations and fatigue rules, lazily (point reads, cached) until `limit` slots are found.
+        taken: dict[str, bool] = {}
+        ledgers: dict[str, list[d.Booked]] = {}
+        out: list[Document] = []
+        for candidate in d.search(starts, duration, in_windows, len(starts)):
+            keys = [d.slot_key(o, at) for o, _, _, _ in owners for at in d.slot_starts(candidate.start, candidate.end)]
+            unknown = [k for k in keys if k not in taken]
+            if unknown:
+                reserved = await self.store.taken(unknown)
+                taken.update({k: k in reserved for k in unknown})
+            if any(taken[k] for k in keys):
+                continue
+            days = [self._owner_day(o, tz, candidate.start) for o, tz, _, _ in owners]
+            missing = [day for day in days if day not in ledgers]
+            for day, (_, bookings) in (await self.store.ledgers_for(missing)).items():
+                ledgers[day] = [b for b in bookings if b.session_id != exclude_session]
+            breaks = d.break_plan(candidate.start, candidate.end, rules)
+            booked = d.Booked(
+                "candidate",
+                candidate.start,
+                candidate.end,
+                tuple(d.screen_segments(candidate.start, candidate.end, breaks, True)),
+            )
+            if any(
+                d.clinician_violations(ledgers[day], booked, rules)
+                if is_clinician
+                else d.client_violations(ledgers[day], booked, rules)
+                for day, (_, _, is_clinician, _) in zip(days, owners, strict=True)
+            ):
+                continue
+            out.append(
+                {"starts_at": candidate.start, "ends_at": candidate.end, "in_alone_window": candidate.in_alone_window}
+            )
+            if len(out) >= limit:
+                break
+        return out
+
+    async def propose(self, session: Document, client_ids: Sequence[str], reason: str) -> list[Document]:
+        """Next slots for the same clinician, clients and length that satisfy every rule.
+
+        After compromised privacy (or for a privacy-sensitive client) only alone-windows qualify;
+        after a disconnection alone-windows are required when the client has any.
+        """
+        clients = await self.store.get_many(CLIENTS, client_ids)
+        require_alone = reason == "PRIVACY_COMPROMISED" or any(c.get("alone_windows") for c in clients.values())
+        now = datetime.now(UTC)
+        duration = _utc(session["ends_at"]) - _utc(session["starts_at"])
+        try:
+            return await self.search_slots(
+                session["program_id"],
+                session["clinician_id"],
+                [c for c in client_ids if c in clients],
+                now,
+                now + PROPOSAL_HORIZON,
+                duration,
+                session["kind"],
+                require_alone,
+                PROPOSALS,
+                exclude_session=session["_id"],
+            )
+        except NotFound:
+            log.warning("no proposals: a participant of the session has no profile")
+            return []

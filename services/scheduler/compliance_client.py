@@ -1,0 +1,68 @@
+"""The compliance service as the scheduler sees it: EvaluateSession over gRPC.
+
+Deadline on every call, retries (the method is read-only and idempotent) through
+the channel's service config, a platform-role service token. Safety decisions
+fail closed: any failure to get an answer is UNAVAILABLE / COMPLIANCE_UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from iop.compliance.v1 import compliance_pb2, compliance_pb2_grpc
+from services.plumbing.errors import FailedPrecondition, Unavailable
+from services.plumbing.grpc_client import ServiceToken, service_channel
+from services.plumbing.settings import Settings
+
+log = logging.getLogger(__name__)
+
+COMPLIANCE_SERVICE = "iop.compliance.v1.ComplianceService"
+COMPLIANCE_UNAVAILABLE = "COMPLIANCE_UNAVAILABLE"
+COMPLIANCE_DENIED = "COMPLIANCE_DENIED"
+COMPLIANCE_NEEDS_REVIEW = "COMPLIANCE_NEEDS_REVIEW"
+
+
+class ComplianceGateway:
+    def __init__(self, settings: Settings) -> None:
+        self._timeout_s = settings.grpc_client_deadline_s
+        self._channel = service_channel(
+            settings.compliance_target,
+            COMPLIANCE_SERVICE,
+            ["EvaluateSession"],
+            ServiceToken(settings, "scheduler", ["platform"]),
+            self._timeout_s,
+        )
+        self._stub = compliance_pb2_grpc.ComplianceServiceStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def evaluate(self, request: compliance_pb2.EvaluateSessionRequest) -> compliance_pb2.SessionEvaluation:
+        """The evaluation; raises Unavailable when there is none, FailedPrecondition on a deny."""
+        try:
+            evaluation: compliance_pb2.SessionEvaluation = await self._stub.EvaluateSession(
+                request, timeout=self._timeout_s
+            )
+        except grpc.aio.AioRpcError as exc:
+            log.warning("compliance EvaluateSession failed: %s", exc.code().name)
+            raise Unavailable(
+                COMPLIANCE_UNAVAILABLE,
+                "compliance could not evaluate the session; not booked (fails closed)",
+                {"grpc_code": exc.code().name},
+            ) from exc
+        require_allowed(evaluation)
+        return evaluation
+
+
+def require_allowed(evaluation: compliance_pb2.SessionEvaluation) -> None:
+    reasons = ",".join(evaluation.reasons)
+    metadata = {"compliance_reasons": reasons, "data_version": evaluation.data_version}
+    if evaluation.decision == compliance_pb2.DECISION_ALLOW:
+        return
+    if evaluation.decision == compliance_pb2.DECISION_DENY:
+        raise FailedPrecondition(COMPLIANCE_DENIED, f"compliance denied the session: {reasons}", metadata)
+    if evaluation.decision == compliance_pb2.DECISION_NEEDS_REVIEW:
+        raise FailedPrecondition(COMPLIANCE_NEEDS_REVIEW, f"compliance needs a review first: {reasons}", metadata)
+    raise Unavailable(COMPLIANCE_UNAVAILABLE, "compliance gave no decision; not booked (fails closed)", metadata)

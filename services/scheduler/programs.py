@@ -1,0 +1,317 @@
+"""Programs, cohorts, availability profiles and clinician care (service layer)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from iop.events.v1 import scheduling_pb2
+from services.plumbing.errors import FailedPrecondition, FieldViolations, NotFound
+from services.plumbing.outbox import OutgoingEvent
+from services.plumbing.protos import to_timestamp
+from services.plumbing.storage import Document
+from services.scheduler import domain as d
+from services.scheduler.booking import derived_id
+from services.scheduler.store import CARE_SESSIONS, CLIENTS, CLINICIANS, COHORTS, PROGRAMS, Conflict, SchedulerStore
+from services.scheduler.topics import SESSIONS
+
+CARE_KINDS = {1: "PEER_SUPERVISION", 2: "TEAM_CHECK_IN"}
+MAX_OCCURRENCES = 52
+
+WindowSpec = tuple[int, str, str]
+
+
+@dataclass(frozen=True)
+class TrackSpec:
+    track_id: str
+    name: str
+    hours_per_day: float
+    min_days_per_week: int
+    max_days_per_week: int
+
+
+class Programs:
+    def __init__(self, store: SchedulerStore, reference: d.ReferenceData) -> None:
+        self.store = store
+        self.ref = reference
+
+    async def create_program(
+        self,
+        request_id: str,
+        name: str,
+        time_zone: str,
+        level_of_care: str,
+        backup_line: str,
+        tracks: Sequence[TrackSpec],
+        rules: dict[str, int],
+        payer_plan_id: str,
+    ) -> Document:
+        v = FieldViolations()
+        v.require(bool(request_id.strip()), "request_id", "required (idempotency key)")
+        v.require(bool(name.strip()) and len(name) <= 200, "name", "required, at most 200 characters")
+        v.require(d.zone(time_zone) is not None, "time_zone", "must be an IANA time zone, e.g. America/New_York")
+        v.require(
+            level_of_care in self.ref.levels_of_care,
+            "level_of_care",
+            f"one of {', '.join(sorted(self.ref.levels_of_care))}",
+        )
+        d.validate_backup_line(backup_line, v)
+        v.require(len(tracks) > 0, "tracks", "at least one track")
+        ids = [t.track_id for t in tracks]
+        v.require(len(set(ids)) == len(ids), "tracks", "track ids must be unique")
+        for i, t in enumerate(tracks):
+            v.require(bool(t.track_id.strip()), f"tracks[{i}].track_id", "required")
+            v.require(0 < t.hours_per_day <= 8, f"tracks[{i}].hours_per_day", "more than 0, at most 8")
+            v.require(1 <= t.min_days_per_week <= 7, f"tracks[{i}].min_days_per_week", "1 to 7")
+            v.require(
+                t.min_days_per_week <= t.max_days_per_week <= 7,
+                f"tracks[{i}].max_days_per_week",
+                "min_days_per_week to 7",
+            )
+        d.validate_rule_overrides(rules, "fatigue_rules", v)
+        v.raise_if_any()
+        doc = {
+            "_id": derived_id("program", request_id),
+            "request_id": request_id,
+            "name": name,
+            "time_zone": time_zone,
+            "level_of_care": level_of_care,
+            "backup_line": backup_line,
+            "tracks": [t.__dict__ for t in tracks],
+            "fatigue_rules": rules,
+            "payer_plan_id": payer_plan_id,
+            "created_at": datetime.now(UTC),
+        }
+        stored, _ = await self.store.insert_once(PROGRAMS, doc)
+        return stored
+
+    async def program(self, program_id: str) -> Document:
+        doc = await self.store.get(PROGRAMS, program_id) if program_id else None
+        if doc is None:
+            raise NotFound("program", program_id)
+        return doc
+
+    async def create_cohort(
+        self, request_id: str, program_id: str, track_id: str, client_ids: Sequence[str], starts_on: datetime | None
+    ) -> Document:
+        v = FieldViolations()
+        v.require(bool(request_id.strip()), "request_id", "required (idempotency key)")
+        v.require(bool(program_id), "program_id", "required")
+        v.require(bool(track_id), "track_id", "required")
+        v.require(len(set(client_ids)) == len(client_ids), "client_ids", "client ids must be unique")
+        v.require(starts_on is not None, "starts_on", "required")
+        v.raise_if_any()
+        program = await self.program(program_id)
+        if track_id not in {t["track_id"] for t in program["tracks"]}:
+            raise NotFound("track", track_id)
+        known = await self.store.get_many(CLIENTS, client_ids)
+        for c in client_ids:
+            if c not in known:
+                raise NotFound("client", c)
+        doc = {
+            "_id": derived_id("cohort", request_id),
+            "request_id": request_id,
+            "program_id": program_id,
+            "track_id": track_id,
+            "client_ids": list(client_ids),
+            "starts_on": starts_on,
+            "created_at": datetime.now(UTC),
+        }
+        stored, _ = await self.store.insert_once(COHORTS, doc)
+        return stored
+
+    async def set_clinician(
+        self, clinician_id: str, time_zone: str, state: str, windows: Sequence[WindowSpec], rules: dict[str, int]
+    ) -> Document:
+        v = FieldViolations()
+        v.require(bool(clinician_id.strip()), "clinician_id", "required")
+        v.require(d.zone(time_zone) is not None, "time_zone", "must be an IANA time zone, e.g. America/Chicago")
+        v.require(state in d.US_STATES, "state", "must be a USPS state or territory code")
+        parsed = d.parse_windows(windows, "windows", v)
+        v.require(bool(windows), "windows", "at least one weekly window")
+        d.validate_rule_overrides(rules, "fatigue_rules", v)
+        v.raise_if_any()
+        return await self.store.save_profile(
+            CLINICIANS,
+            clinician_id,
+            {"time_zone": time_zone, "state": state, "windows": [w.as_doc() for w in parsed], "fatigue_rules": rules},
+            {"created_at": datetime.now(UTC)},
+        )
+
+    async def set_client(
+        self,
+        client_id: str,
+        time_zone: str,
+        windows: Sequence[WindowSpec],
+        alone_windows: Sequence[WindowSpec],
+        home_state: str,
+        payer_plan_id: str,
+    ) -> Document:
+        v = FieldViolations()
+        v.require(bool(client_id.strip()), "client_id", "required")
+        tz = d.zone(time_zone)
+        v.require(tz is not None, "time_zone", "must be an IANA time zone, e.g. America/Denver")
+        v.require(home_state in d.US_STATES, "home_state", "must be a USPS state or territory code")
+        parsed = d.parse_windows(windows, "windows", v)
+        v.require(bool(windows), "windows", "at least one weekly window")
+        alone = d.parse_windows(alone_windows, "alone_windows", v)
+        for i, w in enumerate(alone):
+            if not any(
+                a.weekday == w.weekday and a.start_min <= w.start_min and w.end_min <= a.end_min for a in parsed
+            ):
+                v.add(f"alone_windows[{i}]", "must lie inside an availability window")
+        v.raise_if_any()
+        return await self.store.save_profile(
+            CLIENTS,
+            client_id,
+            {
+                "time_zone": time_zone,
+                "windows": [w.as_doc() for w in parsed],
+                "alone_windows": [w.as_doc() for w in alone],
+                "home_state": home_state,
+                "payer_plan_id": payer_plan_id,
+            },
+            {"tech_check_required": True, "tech_check_trigger": "FIRST_SESSION", "privacy_sensitive": False},
+        )
+
+    # ---------- clinician care ----------
+
+    async def create_care_series(
+        self,
+        request_id: str,
+        kind: int,
+        clinician_ids: Sequence[str],
+        facilitator_id: str,
+        first_start: datetime | None,
+        duration_minutes: int,
+        interval_days: int,
+        occurrences: int,
+        time_zone: str,
+    ) -> tuple[str, list[Document]]:
+        v = FieldViolations()
+        v.require(bool(request_id.strip()), "request_id", "required (idempotency key)")
+        v.require(kind in CARE_KINDS, "kind", "PEER_SUPERVISION or TEAM_CHECK_IN")
+        v.require(len(clinician_ids) >= 2, "clinician_ids", "at least two clinicians")
+        v.require(len(set(clinician_ids)) == len(clinician_ids), "clinician_ids", "must be unique")
+        v.require(facilitator_id in clinician_ids, "facilitator_id", "must be one of clinician_ids")
+        v.require(15 <= duration_minutes <= 180 and duration_minutes % 15 == 0, "duration_minutes", "15 to 180, in 15s")
+        v.require(1 <= interval_days <= 31, "interval_days", "1 to 31")
+        v.require(1 <= occurrences <= MAX_OCCURRENCES, "occurrences", f"1 to {MAX_OCCURRENCES}")
+        tz = d.zone(time_zone)
+        v.require(tz is not None, "time_zone", "must be an IANA time zone")
+        end = first_start + timedelta(minutes=max(duration_minutes, 0)) if first_start else None
+        d.validate_times(first_start, end, datetime.now(UTC), v, timedelta(hours=3))
+        v.raise_if_any()
+        assert tz is not None and first_start is not None
+        known = await self.store.get_many(CLINICIANS, clinician_ids)
+        for c in clinician_ids:
+            if c not in known:
+                raise NotFound("clinician", c)
+        series_id = f"series-{uuid.uuid5(uuid.NAMESPACE_URL, request_id)}"
+        duration = timedelta(minutes=duration_minutes)
+        out: list[Document] = []
+        for n, start in enumerate(d.recurrence(first_start, tz, interval_days, occurrences)):
+            care_id = f"{series_id}-{n:02d}"
+            existing = await self.store.get(CARE_SESSIONS, care_id)
+            if existing is not None:
+                out.append(existing)
+                continue
+            keys = [
+                d.slot_key(d.clinician_owner(c), at)
+                for c in clinician_ids
+                for at in d.slot_starts(start, start + duration)
+            ]
+            try:
+                await self.store.claim(keys, care_id, "care")
+            except Conflict as conflict:
+                raise FailedPrecondition(
+                    "CLINICIAN_DOUBLE_BOOKED",
+                    f"occurrence {n + 1} collides with a clinician's session",
+                    {"occurrence": str(n + 1)},
+                ) from conflict
+            doc: dict[str, Any] = {
+                "_id": care_id,
+                "request_id": f"{request_id}#{n}",
+                "series_id": series_id,
+                "kind": kind,
+                "clinician_ids": list(clinician_ids),
+                "facilitator_id": facilitator_id,
+                "starts_at": start,
+                "ends_at": start + duration,
+                "time_zone": time_zone,
+                "attended": [],
+                "missed": [],
+                "slot_keys": keys,
+            }
+            event = scheduling_pb2.CareSessionScheduled(
+                care_session_id=care_id,
+                series_id=series_id,
+                kind=CARE_KINDS[kind],
+                clinician_ids=list(clinician_ids),
+                starts_at=to_timestamp(start),
+                ends_at=to_timestamp(start + duration),
+            )
+            stored, _ = await self.store.insert_care(doc, [OutgoingEvent(SESSIONS.name, care_id, event)])
+            out.append(stored)
+        return series_id, out
+
+    async def record_care_attendance(self, care_id: str, clinician_id: str, attended: bool) -> Document:
+        v = FieldViolations()
+        v.require(bool(care_id), "care_session_id", "required")
+        v.require(bool(clinician_id), "clinician_id", "required")
+        v.raise_if_any()
+        doc = await self.store.get(CARE_SESSIONS, care_id)
+        if doc is None:
+            raise NotFound("care_session", care_id)
+        if clinician_id not in doc["clinician_ids"]:
+            raise FailedPrecondition("NOT_A_PARTICIPANT", "the clinician is not part of this care session")
+        if clinician_id in doc["attended"] + doc["missed"]:
+            return doc
+        field = "attended" if attended else "missed"
+        event = scheduling_pb2.CareSessionAttended(
+            care_session_id=care_id, clinician_id=clinician_id, attended=attended, kind=CARE_KINDS[doc["kind"]]
+        )
+        updated = await self.store.update_care(
+            care_id,
+            {"attended": {"$ne": clinician_id}, "missed": {"$ne": clinician_id}},
+            {"$push": {field: clinician_id}},
+            [OutgoingEvent(SESSIONS.name, care_id, event)],
+        )
+        return updated or await self.store.get(CARE_SESSIONS, care_id) or doc
+
+    async def care_summary(self, clinician_id: str) -> Document:
+        if await self.store.get(CLINICIANS, clinician_id) is None:
+            raise NotFound("clinician", clinician_id)
+        sessions = await self.store.care_of(clinician_id)
+        now = datetime.now(UTC)
+        attended = [s for s in sessions if clinician_id in s["attended"]]
+        missed = [s for s in sessions if clinician_id in s["missed"]]
+        last = max((_utc(s["starts_at"]) for s in attended), default=None)
+        upcoming = [_utc(s["starts_at"]) for s in sessions if _utc(s["starts_at"]) > now]
+        window = timedelta(days=self.ref.supervision_overdue_days)
+        supervision = [s for s in sessions if s["kind"] == 1]
+        last_supervision = max(
+            (_utc(s["starts_at"]) for s in supervision if clinician_id in s["attended"]), default=None
+        )
+        first_supervision = min((_utc(s["starts_at"]) for s in supervision), default=None)
+        # overdue: in the supervision rota for longer than the policy window, none attended within it
+        overdue = (
+            first_supervision is not None
+            and first_supervision < now - window
+            and (last_supervision is None or now - last_supervision > window)
+        )
+        return {
+            "clinician_id": clinician_id,
+            "attended": len(attended),
+            "missed": len(missed),
+            "last_attended_at": last,
+            "next_at": min(upcoming, default=None),
+            "overdue": overdue,
+        }
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

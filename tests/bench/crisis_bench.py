@@ -1,0 +1,250 @@
+"""Benchmark: the crisis service's disconnection response and its ladder timers, with a baseline.
+
+    .venv/bin/python -m tests.bench.crisis_bench [--rate 200] [--seconds 5] [--ladders 1000]
+
+1. Baseline: raw aiokafka produce -> consume at the same paced rate (idempotent, acks=all).
+2. Drops: a real crisis process; ConnectionDropped events for high-risk clients, produced as
+   engagement does (CloudEvents envelope, record_headers, reliable_producer), paced at --rate.
+   Latency: from producing the drop to receiving the published AlertOpened, which is published
+   only after the alert with its stored callback task was written (one insert, outbox).
+3. Ladders: --ladders alerts opened at once (through the service's own AlertService code), their
+   rungs due --rung-delay seconds apart, fired by a real crisis process's timer loop; lateness =
+   fired_at - due_at of every rung, read back from the store.
+Everything on loopback against the shared local broker and store: other engineers' load counts.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("IOP_TEST_PORT_BASE", "55050")  # before tests.support reads it
+
+import argparse
+import asyncio
+import struct
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from services.crisis import topics
+from services.crisis.alerts import AlertService, derived_id
+from services.crisis.domain import Risk
+from services.crisis.paging import Pager
+from services.crisis.reference import load_policies
+from services.crisis.store import ALERTS, RISK, CrisisStore, seq_id
+from services.plumbing.bus import Topic, ensure_topics, reliable_producer
+from services.plumbing.outbox import OutboxRelay
+from services.plumbing.storage import mongo_client, service_database
+from tests.bench.common import Result, percentile, table
+from tests.integration.test_crisis_support import (
+    Collector,
+    Producer,
+    ensure_consumed_topics,
+    policy_file,
+    skip_backlog,
+    start,
+)
+from tests.support import ServiceProcess, isolated_settings
+
+
+async def paced(n: int, rate: float, send) -> None:  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    tasks = []
+    for i in range(n):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(send(i)))
+    await asyncio.gather(*tasks)
+
+
+async def baseline(settings, n: int, rate: float) -> Result:  # type: ignore[no-untyped-def]
+    topic = f"bench.crisis.raw.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings, [Topic(topic, "k", "bench")])
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all", linger_ms=2
+    )
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=settings.kafka_bootstrap_servers, group_id=f"b-{topic}", auto_offset_reset="earliest"
+    )
+    await producer.start()
+    await consumer.start()
+    latencies: list[float] = []
+
+    async def consume() -> None:
+        while len(latencies) < n:
+            for records in (await consumer.getmany(timeout_ms=100)).values():
+                now = time.perf_counter()
+                latencies.extend(now - struct.unpack("d", r.value[:8])[0] for r in records)  # type: ignore[index]
+
+    reader = asyncio.create_task(consume())
+    await asyncio.sleep(1.0)
+    t0 = time.perf_counter()
+    await paced(n, rate, lambda i: producer.send(topic, struct.pack("d", time.perf_counter()) + b"x" * 100))
+    await asyncio.wait_for(reader, timeout=60)
+    elapsed = time.perf_counter() - t0
+    await producer.stop()
+    await consumer.stop()
+    return Result.of(f"baseline raw aiokafka {rate:.0f}/s", n, elapsed, latencies)
+
+
+async def drops(settings, n: int, rate: float, directory: Path) -> tuple[Result, int]:  # type: ignore[no-untyped-def]
+    prefix = f"bench{uuid.uuid4().hex[:6]}_"
+    env = {"MONGODB_DATABASE_PREFIX": prefix, "CRISIS_POLICY_FILE": str(policy_file(directory, [0, 3600, 3600, 3600]))}
+    proc = start(ServiceProcess("crisis", env=env))
+    mongo = mongo_client(settings)
+    db = service_database(mongo, isolated_settings(MONGODB_DATABASE_PREFIX=prefix), "crisis")
+    clients = [f"bench-client-{uuid.uuid4().hex[:10]}" for _ in range(n)]
+    now = datetime.now(UTC)
+    await db[RISK].insert_many(  # setup: every client screened high risk
+        [{"_id": seq_id(c, 1), "client_id": c, "level": int(Risk.HIGH), "source": "c-ssrs", "at": now} for c in clients]
+    )
+    out = await Collector(settings, [topics.ALERTS_TOPIC.name]).start()
+    producer = await Producer(settings).start()
+    started: dict[str, float] = {}
+    try:
+
+        async def send(i: int) -> None:
+            started[clients[i]] = time.perf_counter()
+            await producer.drop(f"bench-session-{i}", clients[i], "bench-clinician")
+
+        t0 = time.perf_counter()
+        await paced(n, rate, send)
+        wanted = set(clients)
+        deadline = time.perf_counter() + 30
+        while time.perf_counter() < deadline:
+            got = {p.client_id for _, e, p, _ in out.events if e.type.endswith("AlertOpened") and p.client_id in wanted}
+            if len(got) == n:
+                break
+            await asyncio.sleep(0.1)
+        elapsed = time.perf_counter() - t0
+        received: dict[str, float] = {}
+        alert_ids: list[str] = []
+        mono_offset = time.perf_counter() - datetime.now(UTC).timestamp()
+        for _, ev, payload, at in out.events:
+            if ev.type.endswith("AlertOpened") and payload.client_id in wanted and payload.client_id not in received:
+                received[payload.client_id] = at.timestamp() + mono_offset
+                alert_ids.append(payload.alert_id)
+        latencies = [received[c] - started[c] for c in received]
+        with_task = 0  # the stored callback task, read back from the store
+        for alert_id in alert_ids:
+            header = await db.alerts.find_one({"_id": alert_id}, {"open_records": 1})
+            tasks = [t["kind"] for r in (header or {}).get("open_records", []) for t in r["tasks"]]
+            with_task += "CALLBACK" in tasks
+    finally:
+        await out.stop()
+        await producer.stop()
+        proc.stop()
+        await mongo.drop_database(db.name)
+        await mongo.close()
+    return Result.of(f"drop -> AlertOpened {rate:.0f}/s", len(latencies), elapsed, latencies), with_task
+
+
+async def ladders(settings, n: int, delay_s: float, directory: Path) -> tuple[list[float], int, float]:  # type: ignore[no-untyped-def]
+    prefix = f"bench{uuid.uuid4().hex[:6]}_"
+    policy = policy_file(directory, [0, delay_s, delay_s, delay_s], name="ladder.yaml")
+    proc = start(ServiceProcess("crisis", env={"MONGODB_DATABASE_PREFIX": prefix, "CRISIS_POLICY_FILE": str(policy)}))
+    mongo = mongo_client(settings)
+    db = service_database(mongo, isolated_settings(MONGODB_DATABASE_PREFIX=prefix), "crisis")
+    producer = reliable_producer(settings, "crisis-bench")
+    await producer.start()
+    relay = OutboxRelay(db, [ALERTS], producer)  # never run: the service's relay publishes
+    alerts = AlertService(CrisisStore(db), relay, load_policies(policy), Pager(None, 1), "bench-opener", 10)
+    try:
+        # Setup: one alert opened through the service's own code, cloned n times in bulk (opening
+        # 1,000 alerts one by one is itself minutes on the shared store; the drop path is measured above).
+        template_client = f"ladder-client-{uuid.uuid4().hex[:10]}"
+        await alerts.open_alert(
+            alert_id=derived_id("bench", template_client),
+            client_id=template_client,
+            session_id="",
+            program_id="",
+            clinician_id="bench-clinician",
+            reason="BENCH",
+            risk=Risk.HIGH,
+            trigger_event_id="",
+            extra_assignees=[],
+            now=datetime.now(UTC),
+        )
+        template = await db.alerts.find_one({"_id": derived_id("bench", template_client)}, {"outbox": 0})
+        assert template is not None
+        t0 = time.perf_counter()
+        now = datetime.now(UTC)
+        clones = []
+        for i in range(n - 1):  # opened over the last `delay_s` seconds: rungs fall due at n/delay_s per second
+            alert_id = derived_id("bench", template_client, str(i))
+            opened = now - timedelta(seconds=delay_s * i / n)
+            rung0 = [{**r, "alert_id": alert_id, "at": opened} for r in template["open_records"]]
+            clones.append(
+                {
+                    **template,
+                    "_id": alert_id,
+                    "client_id": f"{template_client}-{i}",
+                    "opened_at": opened,
+                    "open_records": rung0,
+                    "due_at": opened + timedelta(seconds=delay_s),
+                }
+            )
+        await db.alerts.insert_many(clones)
+        await db.timers.insert_many([{"_id": c["_id"], "due_at": c["due_at"]} for c in clones])
+        open_s = time.perf_counter() - t0
+        expected = 3 * n
+        deadline = time.perf_counter() + delay_s * 3 + 30
+        fired: list[dict] = []  # type: ignore[type-arg]
+        while time.perf_counter() < deadline:
+            fired = await db.alert_records.find({"kind": "RUNG"}, {"at": 1, "due_at": 1}).to_list()
+            if len(fired) >= expected:
+                break
+            await asyncio.sleep(2)
+        lateness = [(f["at"] - f["due_at"]).total_seconds() for f in fired]
+    finally:
+        await producer.stop()
+        proc.stop()
+        await mongo.drop_database(db.name)
+        await mongo.close()
+    return lateness, expected, open_s
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=float, default=200, help="drops per second")
+    parser.add_argument("--seconds", type=float, default=5, help="length of the paced runs")
+    parser.add_argument("--ladders", type=int, default=1000, help="concurrent open ladders")
+    parser.add_argument("--only", choices=["drops", "ladders"], help="run one part (the baseline always runs)")
+    parser.add_argument("--rung-delay", type=float, default=20, help="seconds between rungs in the ladder run")
+    args = parser.parse_args()
+    settings = isolated_settings()
+    await ensure_consumed_topics(settings)
+    skip_backlog(settings)
+    n = int(args.rate * args.seconds)
+    load = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = await baseline(settings, n, args.rate)
+        print(table("baseline", [base]), flush=True)
+        drop, with_task = Result("drop -> AlertOpened (skipped)", 0, float("nan"), float("nan"), 0), 0
+        if args.only != "ladders":
+            drop, with_task = await drops(settings, n, args.rate, Path(tmp))
+            print(table("drops", [drop]), flush=True)
+        lateness: list[float] = []
+        expected, open_s = 0, 0.0
+        if args.only != "drops":
+            lateness, expected, open_s = await ladders(settings, args.ladders, args.rung_delay, Path(tmp))
+    print(table("Crisis: disconnection response vs raw Kafka (one run, local broker + store)", [base, drop]))
+    print(f"alerts opened {drop.count}/{n}; alert headers with the stored CALLBACK task: {with_task}")
+    if drop.count:
+        print(f"p99 ratio (drop->alert / raw): {drop.p99_ms / base.p99_ms:.1f}x")
+    ms = [x * 1000 for x in lateness]
+    print(
+        f"\nLadders: {args.ladders} alerts opened in {open_s:.1f} s, rungs every {args.rung_delay:.0f} s; "
+        f"rungs fired {len(lateness)}/{expected}; timer lateness p50 {percentile(ms, 50):.0f} ms, "
+        f"p99 {percentile(ms, 99):.0f} ms, max {max(ms, default=float('nan')):.0f} ms"
+    )
+    print(f"machine load average at start (2 cores, shared): {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,315 @@
+"""The engagement process against the real broker and store: signed webhooks, the attendance
+ledger, connection-dropped events, dead letters, outcomes (PHQ-9 / GAD-7, FHIR) and check-ins."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+from google.protobuf.message import Message
+from grpc_status import rpc_status
+
+from iop.engagement.v1 import engagement_pb2 as pb
+from iop.engagement.v1 import engagement_pb2_grpc
+from iop.events.v1 import engagement_pb2 as ev
+from iop.events.v1 import scheduling_pb2
+from services.plumbing.envelope import CloudEvent
+from services.plumbing.errors import bad_request_violations
+from services.plumbing.protos import to_timestamp
+from services.plumbing.settings import Settings
+from tests.integration.test_engagement_support import (
+    SESSIONS_TOPIC,
+    SIGNALS_TOPIC,
+    Tap,
+    engagement_service,
+    post_webhook,
+    producer,
+    publish,
+    scheduled,
+    wait_until,
+    zoom_body,
+)
+from tests.support import ServiceProcess, auth_metadata
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[ServiceProcess]:
+    proc = engagement_service().start()
+    try:
+        yield proc
+    finally:
+        assert proc.stop() == 0, f"engagement did not stop cleanly; see {proc.log_path}"
+
+
+@pytest.fixture(scope="module")
+def stub(service: ServiceProcess) -> Iterator[engagement_pb2_grpc.EngagementServiceStub]:
+    with grpc.insecure_channel(service.target) as channel:
+        yield engagement_pb2_grpc.EngagementServiceStub(channel)
+
+
+def open_session(settings: Settings, stub, clients: list[str], started_min_ago: int = 5) -> str:
+    session_id = f"s-{uuid.uuid4().hex[:10]}"
+    start = datetime.now(UTC) - timedelta(minutes=started_min_ago)
+    kp = producer(settings)
+    publish(kp, SESSIONS_TOPIC, session_id, scheduled(session_id, "clin-w", clients, start))
+    kp.close()
+
+    def ready() -> bool:
+        try:
+            stub.GetSessionAttendance(
+                pb.GetSessionAttendanceRequest(session_id=session_id), metadata=auth_metadata(settings, "clinician")
+            )
+            return True
+        except grpc.RpcError as err:
+            assert err.code() == grpc.StatusCode.NOT_FOUND
+            return False
+
+    assert wait_until(ready), "the ledger never opened the session"
+    return session_id
+
+
+def test_unsigned_bad_stale_and_malformed_webhooks_are_rejected_and_nothing_is_published(
+    service, stub, settings: Settings
+) -> None:
+    session_id = open_session(settings, stub, ["c-1"])
+    tap = Tap(settings, SIGNALS_TOPIC)
+    good = zoom_body("meeting.participant_joined", session_id, "c-1")
+    no_headers = post_webhook(good, headers={"x-zm-signature": "", "x-zm-request-timestamp": ""})
+    assert no_headers.status_code == 401 and no_headers.json()["error"] == "MISSING_SIGNATURE"
+    assert post_webhook(good, secret="not-the-secret").json()["error"] == "BAD_SIGNATURE"
+    stale = post_webhook(good, timestamp=int(time.time()) - 3600)
+    assert stale.status_code == 401 and stale.json()["error"] == "STALE_TIMESTAMP"
+    assert post_webhook(b"{not json").status_code == 422
+    missing = post_webhook(json.dumps({"event": "meeting.participant_joined", "event_ts": 1, "payload": {}}).encode())
+    assert missing.status_code == 422 and missing.json()["error"] == "MALFORMED_WEBHOOK"
+    assert any("payload.object" in v["field"] for v in missing.json()["detail"])
+    unsupported = post_webhook(zoom_body("meeting.participant_teleported", session_id, "c-1"))
+    assert unsupported.status_code == 422
+    no_seconds = post_webhook(zoom_body("meeting.participant_speaking", session_id, "c-1"))
+    assert no_seconds.status_code == 422
+    # the sentinel: a good one goes through, and it is the only record for this session
+    accepted = post_webhook(good)
+    assert accepted.status_code == 200, accepted.text
+    assert tap.poll(lambda ce, p: p.session_id == session_id) is not None
+    records = [r for r in tap.records(1.0) if r.key == session_id.encode()]
+    assert len(records) == 1
+    assert b"never stored" not in records[0].value  # the participant's name is not published
+    tap.close()
+
+
+def test_replayed_webhook_is_acknowledged_but_published_once(service, stub, settings: Settings) -> None:
+    session_id = open_session(settings, stub, ["c-1"])
+    tap = Tap(settings, SIGNALS_TOPIC)
+    body = zoom_body("meeting.chat_message_sent", session_id, "c-1", chat_messages=2)
+    first, again = post_webhook(body), post_webhook(body)
+    assert first.json()["status"] == "accepted" and again.json()["status"] == "duplicate"
+    assert first.json()["signal_id"] == again.json()["signal_id"]
+    tap.poll(lambda ce, p: p.session_id == session_id, timeout_s=5)
+    assert len([r for r in tap.records(1.0) if r.key == session_id.encode()]) == 1
+    tap.close()
+
+
+def test_drop_during_active_session_emits_connection_dropped_within_a_second(service, stub, settings: Settings) -> None:
+    session_id = open_session(settings, stub, ["c-1", "c-2"])
+    tap = Tap(settings, "iop.engagement.attendance.v1")
+    now = datetime.now(UTC)
+    assert post_webhook(
+        zoom_body("meeting.participant_joined", session_id, "c-1", now - timedelta(minutes=4))
+    ).is_success
+    assert post_webhook(
+        zoom_body("meeting.participant_joined", session_id, "c-2", now - timedelta(minutes=4))
+    ).is_success
+    # a normal leave is not a drop
+    assert post_webhook(
+        zoom_body(
+            "meeting.participant_left", session_id, "c-2", now - timedelta(minutes=1), leave_reason="left the meeting"
+        )
+    ).is_success
+    sent = time.monotonic()
+    dropped = post_webhook(
+        zoom_body("meeting.participant_left", session_id, "c-1", now, leave_reason="Connection lost")
+    )
+    assert dropped.status_code == 200
+    found = tap.poll(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id, timeout_s=5)
+    elapsed = time.monotonic() - sent
+    assert found is not None, "no ConnectionDropped"
+    assert elapsed < 1.5, f"ConnectionDropped took {elapsed:.2f}s"
+    assert found[1].client_id == "c-1" and found[1].clinician_id == "clin-w"
+    assert found[1].reason == "Connection lost"
+    assert found[0].subject == session_id
+    assert not [p for _, p in tap._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.client_id == "c-2")]
+
+    # rejoin; then a drop delivered late (its event time is before the rejoin) raises nothing
+    assert post_webhook(
+        zoom_body("meeting.participant_joined", session_id, "c-1", now + timedelta(seconds=30))
+    ).is_success
+    late = zoom_body("meeting.participant_qos", session_id, "c-1", now + timedelta(seconds=10), connection_quality=0)
+    assert post_webhook(late).is_success
+
+    def entry() -> pb.AttendanceEntry | None:
+        reply = stub.GetSessionAttendance(
+            pb.GetSessionAttendanceRequest(session_id=session_id), metadata=auth_metadata(settings, "clinician")
+        )
+        e = next(e for e in reply.entries if e.client_id == "c-1")
+        return e if e.reconnections == 1 and e.present else None
+
+    e = wait_until(entry, timeout_s=10)
+    assert e is not None and e.disconnections == 1 and e.status == pb.ATTENDANCE_STATUS_ON_TIME
+    time.sleep(1.0)
+    drops = tap._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)
+    tap.records(0.5)
+    assert len(drops) == 1, drops
+
+    # the session ends: final attendance per client
+    kp = producer(settings)
+    publish(
+        kp,
+        SESSIONS_TOPIC,
+        session_id,
+        scheduling_pb2.SessionEnded(
+            session_id=session_id, clinician_id="clin-w", ended_at=to_timestamp(now + timedelta(minutes=55))
+        ),
+    )
+    kp.close()
+    recorded = {}
+    for client in ("c-1", "c-2"):
+
+        def final(ce: CloudEvent, p: Message, c: str = client) -> bool:
+            return isinstance(p, ev.AttendanceRecorded) and p.session_id == session_id and p.client_id == c
+
+        hit = tap.poll(final)
+        assert hit is not None
+        recorded[client] = hit[1]
+    assert recorded["c-1"].status == "on_time" and recorded["c-1"].disconnections == 1
+    assert recorded["c-2"].status == "left_early"
+    tap.close()
+
+
+def test_signal_for_unknown_session_is_dead_lettered_with_reason(service, settings: Settings) -> None:
+    tap = Tap(settings, "iop.engagement.deadletter.v1")
+    session_id = f"s-unknown-{uuid.uuid4().hex[:8]}"
+    assert post_webhook(zoom_body("meeting.participant_joined", session_id, "c-9")).status_code == 200
+
+    def mine() -> list:
+        return [r for r in tap.records(0.3) if r.key == session_id.encode()]
+
+    records = wait_until(mine, timeout_s=15)
+    assert records, "no dead letter"
+    headers = dict(records[0].headers)
+    assert headers["dlq_error_type"] == b"PoisonEvent"
+    assert headers["dlq_error_message"].startswith(b"UNKNOWN_SESSION")
+    tap.close()
+
+
+def test_outcomes_are_validated_item_by_item(stub, settings: Settings) -> None:
+    request = pb.SubmitOutcomeRequest(
+        submission_id=str(uuid.uuid4()),
+        client_id="c-1",
+        instrument=pb.INSTRUMENT_PHQ9,
+        item_scores=[0, 1, 4, 2, -1, 0, 0, 0],
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        stub.SubmitOutcome(request, metadata=auth_metadata(settings, "clinician"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(err.value)
+    assert status is not None
+    fields = {f for f, _ in bad_request_violations(status)}
+    assert fields == {"item_scores", "item_scores[2]", "item_scores[4]"}
+    with pytest.raises(grpc.RpcError) as err:
+        stub.SubmitOutcome(
+            pb.SubmitOutcomeRequest(client_id="c-1", item_scores=[1] * 7), metadata=auth_metadata(settings, "clinician")
+        )
+    status = rpc_status.from_call(err.value)
+    assert status is not None
+    assert {f for f, _ in bad_request_violations(status)} == {"submission_id", "instrument"}
+    # nothing was stored
+    history = stub.GetOutcomeHistory(
+        pb.GetOutcomeHistoryRequest(client_id="c-1"), metadata=auth_metadata(settings, "clinician")
+    )
+    assert request.submission_id not in {r.submission_id for r in history.records}
+    with pytest.raises(grpc.RpcError) as err:
+        stub.SubmitCheckIn(
+            pb.SubmitCheckInRequest(client_id="c-1", day="29-11-2026", mood=11, practice_minutes=-5),
+            metadata=auth_metadata(settings, "platform"),
+        )
+    status = rpc_status.from_call(err.value)
+    assert status is not None
+    assert {f for f, _ in bad_request_violations(status)} == {"day", "mood", "practice_minutes"}
+
+
+def test_positive_phq9_item9_raises_crisis_signal_and_fhir_observation(stub, settings: Settings) -> None:
+    client = f"c-{uuid.uuid4().hex[:8]}"
+    outcomes, fhir = Tap(settings, "iop.engagement.outcomes.v1"), Tap(settings, "iop.engagement.fhir.v1")
+    earlier = datetime.now(UTC) - timedelta(days=14)
+    stub.SubmitOutcome(
+        pb.SubmitOutcomeRequest(
+            submission_id=str(uuid.uuid4()),
+            client_id=client,
+            instrument=pb.INSTRUMENT_PHQ9,
+            item_scores=[3, 3, 2, 2, 2, 2, 2, 2, 0],
+            completed_at=to_timestamp(earlier),
+        ),
+        metadata=auth_metadata(settings, "clinician"),
+    )
+    submission = str(uuid.uuid4())
+    sent = time.monotonic()
+    record = stub.SubmitOutcome(
+        pb.SubmitOutcomeRequest(
+            submission_id=submission,
+            client_id=client,
+            instrument=pb.INSTRUMENT_PHQ9,
+            item_scores=[1, 1, 1, 1, 1, 1, 1, 1, 2],
+        ),
+        metadata=auth_metadata(settings, "client", subject=client),
+    )
+    assert record.total_score == 10 and record.severity == "moderate" and record.crisis_signal
+    crisis = outcomes.poll(lambda ce, p: isinstance(p, ev.CrisisSignal) and p.submission_id == submission, timeout_s=5)
+    assert crisis is not None and time.monotonic() - sent < 2.0
+    assert crisis[1].source == "phq9-item9" and crisis[1].value == 2 and crisis[0].subject == client
+
+    def observation() -> dict | None:
+        for r in fhir.records(0.3):
+            if r.key == client.encode() and json.loads(r.value)["id"] == submission:
+                assert dict(r.headers)["content-type"] == b"application/fhir+json"
+                return json.loads(r.value)
+        return None
+
+    obs = wait_until(observation, timeout_s=10)
+    assert obs is not None
+    assert obs["code"]["coding"][0]["code"] == "44261-6" and obs["valueInteger"] == 10
+    assert obs["component"][0]["code"]["coding"][0]["code"] == "44260-8" and obs["component"][0]["valueInteger"] == 2
+    # the same submission again: the same record, no second crisis signal
+    again = stub.SubmitOutcome(
+        pb.SubmitOutcomeRequest(
+            submission_id=submission,
+            client_id=client,
+            instrument=pb.INSTRUMENT_PHQ9,
+            item_scores=[1, 1, 1, 1, 1, 1, 1, 1, 2],
+        ),
+        metadata=auth_metadata(settings, "clinician"),
+    )
+    assert again.total_score == 10
+    history = stub.GetOutcomeHistory(
+        pb.GetOutcomeHistoryRequest(client_id=client), metadata=auth_metadata(settings, "supervisor")
+    )
+    assert [r.total_score for r in history.records] == [18, 10]
+    trend = next(t for t in history.trends if t.instrument == pb.INSTRUMENT_PHQ9)
+    assert trend.direction == "improving" and trend.change == -8
+    outcomes.records(0.5)
+    crises = outcomes._matching(lambda ce, p: isinstance(p, ev.CrisisSignal) and p.submission_id == submission)
+    assert len(crises) == 1
+    # a client may not read another client's history
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetOutcomeHistory(
+            pb.GetOutcomeHistoryRequest(client_id=client), metadata=auth_metadata(settings, "client", subject="c-other")
+        )
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    outcomes.close()
+    fhir.close()

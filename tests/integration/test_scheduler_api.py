@@ -1,0 +1,527 @@
+"""The scheduler's gRPC API against a real compliance process, the real store and broker."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import httpx
+import pytest
+from fhir.resources.R4B.appointment import Appointment
+from fhir.resources.R4B.encounter import Encounter
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from opentelemetry import propagate
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind
+from pymongo import MongoClient
+
+from iop.events.v1 import common_pb2
+from iop.events.v1 import engagement_pb2 as engagement_events
+from iop.events.v1 import scheduling_pb2 as ev
+from iop.scheduler.v1 import scheduler_pb2 as pb
+from services.plumbing.envelope import CloudEvent
+from services.plumbing.protos import to_timestamp
+from services.plumbing.settings import Settings
+from tests.integration.test_scheduler_support import (
+    Api,
+    fields_of,
+    next_slot,
+    reason_of,
+    uid,
+)
+from tests.support import TEST_PORTS, ServiceProcess, wait_for_trace
+
+pytestmark = pytest.mark.integration
+
+NO_COMPLIANCE_PORT = TEST_PORTS["scheduler"] + 11
+# The machine is shared (2 cores): give the compliance call more than the 2 s production deadline.
+SCHEDULER_ENV = {"GRPC_CLIENT_DEADLINE_S": "10"}
+
+
+@pytest.fixture(scope="module")
+def api(settings: Settings) -> Iterator[Api]:
+    compliance = ServiceProcess("compliance")
+    scheduler = ServiceProcess("scheduler", env=SCHEDULER_ENV)
+    try:
+        compliance.start()
+        scheduler.start()
+        client = Api(settings, scheduler.target, compliance.target)
+        yield client
+        client.close()
+    finally:
+        assert scheduler.stop() == 0, f"scheduler did not stop cleanly; see {scheduler.log_path}"
+        compliance.stop()
+
+
+@pytest.fixture(scope="module")
+def db(settings: Settings) -> Iterator:
+    mongo: MongoClient = MongoClient(settings.mongodb_uri, tz_aware=True)
+    yield mongo[f"{settings.mongodb_database_prefix}scheduler"]
+    mongo.close()
+
+
+def patient_wait_for_trace(settings: Settings, trace_id: str, predicate, timeout_s: float = 60) -> list[dict]:
+    """wait_for_trace, tolerating a Zipkin that is slow to answer on a loaded machine."""
+    deadline = time.monotonic() + timeout_s
+    spans: list[dict] = []
+    while time.monotonic() < deadline:
+        try:
+            spans = wait_for_trace(settings, trace_id, predicate, timeout_s=max(1.0, deadline - time.monotonic()))
+        except httpx.HTTPError:
+            time.sleep(1)
+            continue
+        if predicate(spans):
+            break
+    return spans
+
+
+class TopicTail:
+    """Records of one topic written after this object was created."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
+        parts = [TopicPartition(topic, p) for p in self.consumer.partitions_for_topic(topic) or []]
+        self.consumer.assign(parts)
+        for tp, offset in self.consumer.end_offsets(parts).items():
+            self.consumer.seek(tp, offset)
+        self.seen: list[CloudEvent] = []
+
+    def wait(self, key: str, predicate, timeout_s: float = 20) -> list[CloudEvent]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for records in self.consumer.poll(timeout_ms=300).values():
+                for r in records:
+                    if r.key == key.encode():
+                        event = CloudEvent.from_kafka(r.headers, r.value)
+                        # at least once: several scheduler relays may publish the same entry; dedupe by id
+                        if event.id not in {e.id for e in self.seen}:
+                            self.seen.append(event)
+            if predicate(self.seen):
+                break
+        return self.seen
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def test_booking_reserves_the_slots_and_refuses_double_bookings(api: Api, db) -> None:
+    program = api.program()
+    clinician, other_clinician = api.clinician(), api.clinician()
+    client, other_client = api.client(), api.client()
+    start = next_slot(timedelta(days=2))
+    session = api.book(program.program_id, clinician, [client], start)
+    assert session.status == "booked"
+    assert session.backup_line == "+15555550100,1234"
+    assert len(session.tech_check_task_ids) == 1  # before the client's first session
+    assert db.claims.count_documents({"session_id": session.session_id}) == 8  # 4 slots x (clinician + client)
+
+    with pytest.raises(grpc.RpcError) as same_clinician:
+        api.book(program.program_id, clinician, [other_client], start + timedelta(minutes=45))
+    assert same_clinician.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert reason_of(same_clinician.value) == "CLINICIAN_DOUBLE_BOOKED"
+    with pytest.raises(grpc.RpcError) as same_client:
+        api.book(program.program_id, other_clinician, [client], start - timedelta(minutes=30))
+    assert reason_of(same_client.value) == "CLIENT_DOUBLE_BOOKED"
+    # a refused booking leaves nothing behind: the other client's slots are free
+    assert db.claims.count_documents({"_id": {"$regex": f"^client:{other_client}@"}}) == 0
+    assert db.sessions.count_documents({"client_ids": other_client}) == 0
+
+    # the same request_id is the same booking
+    again = api.book(
+        program.program_id,
+        other_clinician,
+        [other_client],
+        start + timedelta(hours=3),
+        request_id="r-" + session.session_id,
+    )
+    retry = api.book(
+        program.program_id,
+        other_clinician,
+        [other_client],
+        start + timedelta(hours=3),
+        request_id="r-" + session.session_id,
+    )
+    assert again.session_id == retry.session_id
+
+    # cancelling releases the slots
+    cancelled = api.call(
+        "CancelSession", pb.CancelSessionRequest(session_id=session.session_id, reason="client request")
+    )
+    assert cancelled.status == "cancelled"
+    assert db.claims.count_documents({"session_id": session.session_id}) == 0
+    assert api.book(program.program_id, clinician, [other_client], start).status == "booked"
+
+
+def test_bad_input_is_refused_and_nothing_is_stored(api: Api, db) -> None:
+    program = api.program()
+    clinician, client = api.clinician(), api.client()
+    past = next_slot(timedelta(hours=-3))
+    sessions_before = db.sessions.count_documents({})
+
+    def refused(code: grpc.StatusCode, **kw) -> grpc.RpcError:
+        with pytest.raises(grpc.RpcError) as info:
+            api.book(**{"program_id": program.program_id, "clinician_id": clinician, "client_ids": [client], **kw})
+        assert info.value.code() == code, info.value.details()
+        return info.value
+
+    err = refused(grpc.StatusCode.INVALID_ARGUMENT, start=past, minutes=0)
+    assert {"ends_at", "starts_at"} <= fields_of(err)
+    assert "starts_at" in fields_of(refused(grpc.StatusCode.INVALID_ARGUMENT, start=next_slot() + timedelta(minutes=7)))
+    assert "ends_at" in fields_of(refused(grpc.StatusCode.INVALID_ARGUMENT, start=next_slot(), minutes=-60))
+    refused(grpc.StatusCode.NOT_FOUND, program_id="no-such-program", start=next_slot(timedelta(days=1)))
+    refused(grpc.StatusCode.NOT_FOUND, clinician_id="no-such-clinician", start=next_slot(timedelta(days=1)))
+    refused(grpc.StatusCode.NOT_FOUND, client_ids=["no-such-client"], start=next_slot(timedelta(days=1)))
+    assert db.sessions.count_documents({}) == sessions_before
+
+    with pytest.raises(grpc.RpcError) as tz:
+        api.call(
+            "SetClinicianAvailability",
+            pb.SetClinicianAvailabilityRequest(
+                clinician_id=uid("clin"),
+                time_zone="Mars/Olympus_Mons",
+                state="NY",
+                windows=[
+                    pb.WeeklyWindow(weekday=0, start="09:00", end="12:00"),
+                    pb.WeeklyWindow(weekday=0, start="11:00", end="13:00"),
+                    pb.WeeklyWindow(weekday=1, start="12:00", end="09:00"),
+                ],
+            ),
+        )
+    assert tz.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert {"time_zone", "windows", "windows[2].end"} <= fields_of(tz.value)
+    with pytest.raises(grpc.RpcError) as prog:
+        api.call("CreateProgram", pb.CreateProgramRequest(request_id=uid("r"), name="x", time_zone="Nowhere/City"))
+    assert {"time_zone", "level_of_care", "backup_line", "tracks"} <= fields_of(prog.value)
+    with pytest.raises(grpc.RpcError) as role:
+        api.book(program.program_id, clinician, [client], next_slot(timedelta(days=1)), role="partner")
+    assert role.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_compliance_deny_is_failed_precondition_with_its_reasons(api: Api) -> None:
+    program = api.program()
+    clinician = api.clinician(licensed_in=("NY",))
+    traveller = api.client(home_state="CA")
+    with pytest.raises(grpc.RpcError) as info:
+        api.book(program.program_id, clinician, [traveller], next_slot(timedelta(days=1)))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert reason_of(info.value) == "COMPLIANCE_DENIED"
+    assert "NO_LICENSE_IN_STATE" in (info.value.details() or "")
+
+
+def test_booking_fails_closed_when_compliance_is_unavailable(settings: Settings) -> None:
+    lonely = ServiceProcess(
+        "scheduler",
+        env={"SCHEDULER_GRPC_PORT": str(NO_COMPLIANCE_PORT), "COMPLIANCE_TARGET": "127.0.0.1:9"},
+        instance="-nocompliance",
+    ).start()
+    try:
+        api = Api(settings, lonely.target, "127.0.0.1:9")
+        program = api.program()
+        clinician = api.clinician(licensed_in=())
+        client = api.client(consent=False)
+        with pytest.raises(grpc.RpcError) as info:
+            api.book(program.program_id, clinician, [client], next_slot(timedelta(days=1)))
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert reason_of(info.value) == "COMPLIANCE_UNAVAILABLE"
+        api.close()
+    finally:
+        assert lonely.stop() == 0
+
+
+def test_lifecycle_events_and_fhir_projection(api: Api, settings: Settings) -> None:
+    sessions_tail = TopicTail(settings, "iop.scheduling.sessions.v1")
+    fhir_tail = TopicTail(settings, "iop.scheduling.fhir.v1")
+    try:
+        program = api.program()
+        clinician, client = api.clinician(), api.client()
+        start = next_slot(timedelta(minutes=20))
+        s = api.book(program.program_id, clinician, [client], start, minutes=120)
+        assert len(s.breaks) == 1  # a 2-hour session has a built-in break
+        sid = s.session_id
+        with pytest.raises(grpc.RpcError) as early:
+            api.call("StartSession", pb.StartSessionRequest(session_id=sid, clinician_state="NY"))
+        assert reason_of(early.value) == "LOCATION_NOT_CONFIRMED"
+        location = common_pb2.ClientLocation(state="NY", postal_code="10001", verified=True)
+        checked = api.call(
+            "CheckIn",
+            pb.CheckInRequest(session_id=sid, client_id=client, location=location, privacy_attestation="alone"),
+            role="client",
+            subject=client,
+        )
+        assert checked.status == "checked_in"
+        with pytest.raises(grpc.RpcError) as other:
+            api.call(
+                "CheckIn",
+                pb.CheckInRequest(session_id=sid, client_id=client, location=location, privacy_attestation="alone"),
+                role="client",
+                subject="someone-else",
+            )
+        assert other.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        started = api.call("StartSession", pb.StartSessionRequest(session_id=sid, clinician_state="NY"))
+        assert started.status == "in_progress"
+        ended = api.call(
+            "EndSession",
+            pb.EndSessionRequest(
+                session_id=sid,
+                modality=common_pb2.MODALITY_MIXED,
+                attendance=[
+                    ev.ClientAttendance(client_id=client, minutes_attended=110, modality=common_pb2.MODALITY_MIXED)
+                ],
+            ),
+            role="clinician",
+        )
+        assert ended.status == "ended" and ended.modality == common_pb2.MODALITY_MIXED
+        with pytest.raises(grpc.RpcError) as twice:
+            api.call("CancelSession", pb.CancelSessionRequest(session_id=sid))
+        assert reason_of(twice.value) == "SESSION_NOT_CANCELLABLE"
+
+        wanted = ["SessionScheduled", "SessionCheckedIn", "SessionStarted", "SessionEnded"]
+        seen = sessions_tail.wait(sid, lambda evs: [e.type.rsplit(".", 1)[1] for e in evs] == wanted)
+        assert [e.type.rsplit(".", 1)[1] for e in seen] == wanted
+        ended_event = seen[-1].payload()
+        assert isinstance(ended_event, ev.SessionEnded)
+        assert ended_event.attendance[0].minutes_attended == 110 and ended_event.level_of_care == "IOP_PSYCH"
+
+        def finished(evs: list[CloudEvent]) -> bool:
+            return any(json.loads(e.payload().json).get("status") == "finished" for e in evs)  # type: ignore[attr-defined]
+
+        resources = [json.loads(e.payload().json) for e in fhir_tail.wait(sid, finished)]  # type: ignore[attr-defined]
+        appointments = [Appointment.model_validate(r) for r in resources if r["resourceType"] == "Appointment"]
+        encounters = [Encounter.model_validate(r) for r in resources if r["resourceType"] == "Encounter"]
+        assert [a.status for a in appointments] == ["booked", "checked-in", "arrived", "fulfilled"]
+        assert encounters[-1].status == "finished" and encounters[-1].length is not None
+    finally:
+        sessions_tail.close()
+        fhir_tail.close()
+
+
+def test_group_seats_capacity_and_roles(api: Api) -> None:
+    program = api.program()
+    clinician, co = api.clinician(), api.clinician()
+    clients = [api.client() for _ in range(4)]
+    start = next_slot(timedelta(days=3))
+    group = api.book(
+        program.program_id,
+        clinician,
+        clients[:1],
+        start,
+        minutes=180,
+        kind=ev.SESSION_KIND_GROUP,
+        capacity=3,
+        facilitators=[
+            pb.Facilitator(clinician_id=clinician, role="lead"),
+            pb.Facilitator(clinician_id=co, role="co_facilitator"),
+        ],
+        turn_taking=pb.TurnTaking(mode="raise_hand", speaking_time_limit_s=120, mute_on_entry=True),
+    )
+    assert group.capacity == 3 and group.turn_taking.mode == "raise_hand" and len(group.breaks) == 2
+    # the co-facilitator is reserved too
+    with pytest.raises(grpc.RpcError) as busy:
+        api.book(program.program_id, co, [clients[3]], start + timedelta(minutes=60))
+    assert reason_of(busy.value) == "CLINICIAN_DOUBLE_BOOKED"
+
+    def seat(client: str) -> pb.Session:
+        return api.call(
+            "BookGroupSeat",
+            pb.BookGroupSeatRequest(request_id=uid("seat"), session_id=group.session_id, client_id=client),
+        )
+
+    seat(clients[1])
+    full = seat(clients[2])
+    assert sorted(full.client_ids) == sorted(clients[:3])
+    with pytest.raises(grpc.RpcError) as no_seat:
+        seat(clients[3])
+    assert reason_of(no_seat.value) == "GROUP_FULL"
+    with pytest.raises(grpc.RpcError) as shrink:
+        api.call("UpdateGroupCapacity", pb.UpdateGroupCapacityRequest(session_id=group.session_id, capacity=2))
+    assert reason_of(shrink.value) == "CAPACITY_BELOW_BOOKINGS"
+    grown = api.call("UpdateGroupCapacity", pb.UpdateGroupCapacityRequest(session_id=group.session_id, capacity=4))
+    assert grown.capacity == 4
+    assert len(seat(clients[3]).client_ids) == 4
+    # a client's daily screen time: 160 min of this group + a 2-hour individual session is over 240
+    with pytest.raises(grpc.RpcError) as tired:
+        api.book(program.program_id, api.clinician(), [clients[0]], start + timedelta(hours=4), minutes=120)
+    assert reason_of(tired.value) == "MAX_DAILY_SCREEN_TIME_CLIENT"
+
+
+def test_schedules_search_and_tech_checks(api: Api) -> None:
+    program = api.program()
+    weekday_mornings = [pb.WeeklyWindow(weekday=i, start="09:00", end="12:00") for i in range(5)]
+    clinician = api.clinician(windows=weekday_mornings)
+    client = api.client()
+    frm = next_slot(timedelta(days=1))
+    found = api.call(
+        "SearchSlots",
+        pb.SearchSlotsRequest(
+            program_id=program.program_id,
+            clinician_id=clinician,
+            client_ids=[client],
+            to=to_timestamp(frm + timedelta(days=7)),
+            duration_minutes=60,
+            kind=ev.SESSION_KIND_INDIVIDUAL,
+            limit=3,
+            **{"from": to_timestamp(frm)},
+        ),
+    )
+    assert len(found.slots) == 3
+    tz = datetime.now(UTC).astimezone().tzinfo
+    assert tz is not None
+    first = found.slots[0].starts_at.ToDatetime(tzinfo=UTC)
+    from zoneinfo import ZoneInfo
+
+    local = first.astimezone(ZoneInfo("America/New_York"))
+    assert local.weekday() < 5 and 9 <= local.hour < 12
+    booked = api.book(program.program_id, clinician, [client], first)
+    again = api.call(
+        "SearchSlots",
+        pb.SearchSlotsRequest(
+            program_id=program.program_id,
+            clinician_id=clinician,
+            client_ids=[client],
+            to=to_timestamp(frm + timedelta(days=7)),
+            duration_minutes=60,
+            limit=3,
+            **{"from": to_timestamp(frm)},
+        ),
+    )
+    assert first not in [s.starts_at.ToDatetime(tzinfo=UTC) for s in again.slots]
+    view = pb.ScheduleViewRequest(
+        owner_id=clinician, to=to_timestamp(frm + timedelta(days=8)), **{"from": to_timestamp(frm)}
+    )
+    schedule = api.call("GetClinicianSchedule", view, role="clinician")
+    assert [s.session_id for s in schedule.sessions] == [booked.session_id]
+    assert schedule.days[0].screen_minutes == 60
+    client_view = pb.ScheduleViewRequest(
+        owner_id=client, to=to_timestamp(frm + timedelta(days=8)), **{"from": to_timestamp(frm)}
+    )
+    mine = api.call("GetClientSchedule", client_view, role="client", subject=client)
+    assert [t.trigger for t in mine.tech_checks] == ["FIRST_SESSION"]
+    task = mine.tech_checks[0]
+    done = api.call(
+        "CompleteTechCheck",
+        pb.CompleteTechCheckRequest(task_id=task.task_id, passed=True),
+        role="client",
+        subject=client,
+    )
+    assert done.status == "passed"
+    second = api.book(program.program_id, clinician, [client], first + timedelta(days=1))
+    assert list(second.tech_check_task_ids) == []  # passed: no new tech check before the next session
+
+
+def test_peer_supervision_series_is_scheduled_and_tracked(api: Api) -> None:
+    a, b, c = api.clinician(), api.clinician(), api.clinician()
+    first = next_slot(timedelta(days=1))
+    series = api.call(
+        "CreateCareSeries",
+        pb.CreateCareSeriesRequest(
+            request_id=uid("care"),
+            kind=pb.CARE_KIND_PEER_SUPERVISION,
+            clinician_ids=[a, b, c],
+            facilitator_id=a,
+            first_starts_at=to_timestamp(first),
+            duration_minutes=60,
+            interval_days=7,
+            occurrences=4,
+            time_zone="America/New_York",
+        ),
+        role="supervisor",
+    )
+    assert len(series.sessions) == 4
+    # supervision time is reserved: no client session on top of it
+    program, client = api.program(), api.client()
+    with pytest.raises(grpc.RpcError) as busy:
+        api.book(program.program_id, b, [client], first)
+    assert reason_of(busy.value) == "CLINICIAN_DOUBLE_BOOKED"
+    attended = api.call(
+        "RecordCareAttendance",
+        pb.RecordCareAttendanceRequest(
+            care_session_id=series.sessions[0].care_session_id, clinician_id=b, attended=True
+        ),
+        role="clinician",
+    )
+    assert list(attended.attended) == [b]
+    summary = api.call("GetCareSummary", pb.GetCareSummaryRequest(clinician_id=b), role="supervisor")
+    assert summary.attended == 1 and summary.next_at.seconds > 0 and not summary.overdue
+
+
+def test_one_trace_from_booking_through_compliance_to_the_published_event(api: Api, settings: Settings) -> None:
+    program = api.program()
+    clinician, client = api.clinician(), api.client()
+    tracer = TracerProvider().get_tracer("test-client")
+    with tracer.start_as_current_span("platform app: book", kind=SpanKind.CLIENT) as root:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        trace_id = format(root.get_span_context().trace_id, "032x")
+    metadata = api.md() + list(carrier.items())
+    start = next_slot(timedelta(days=4))
+    api.book(program.program_id, clinician, [client], start, metadata=metadata)
+
+    def complete(spans: list[dict]) -> bool:
+        names = {(s["localEndpoint"]["serviceName"], s.get("kind"), s["name"].lower()) for s in spans}
+        return ("compliance", "SERVER", "/iop.compliance.v1.complianceservice/evaluatesession") in names and any(
+            n[0] == "scheduler" and n[1] == "PRODUCER" and n[2] == "iop.scheduling.sessions.v1 send" for n in names
+        )
+
+    spans = patient_wait_for_trace(settings, trace_id, complete)
+    assert complete(spans), sorted({(s["localEndpoint"]["serviceName"], s["name"]) for s in spans})
+    by_id = {s["id"]: s for s in spans}
+    booking = next(
+        s
+        for s in spans
+        if s["name"].lower() == "/iop.scheduler.v1.schedulerservice/booksession" and s.get("kind") == "SERVER"
+    )
+    evaluate = next(s for s in spans if s["localEndpoint"]["serviceName"] == "compliance" and s.get("kind") == "SERVER")
+    # compliance's server span descends from the booking's server span (through the scheduler's client span)
+    parent = by_id.get(evaluate.get("parentId", ""))
+    assert parent is not None and parent["localEndpoint"]["serviceName"] == "scheduler"
+    assert (
+        parent.get("parentId") == booking["id"] or by_id.get(parent.get("parentId", ""), {}).get("id") == booking["id"]
+    )
+    for s in spans:  # no PHI (client ids) in span attributes
+        for value in (s.get("tags") or {}).values():
+            assert client not in value, s
+
+
+def test_connection_dropped_interrupts_and_requires_a_tech_check(api: Api, settings: Settings) -> None:
+    program = api.program()
+    clinician, client = api.clinician(), api.client()
+    start = next_slot(timedelta(minutes=20))
+    s = api.book(program.program_id, clinician, [client], start, minutes=60)
+    location = common_pb2.ClientLocation(state="NY", verified=True)
+    api.call(
+        "CheckIn",
+        pb.CheckInRequest(
+            session_id=s.session_id, client_id=client, location=location, privacy_attestation="headphones"
+        ),
+    )
+    api.call("StartSession", pb.StartSessionRequest(session_id=s.session_id, clinician_state="NY"))
+    # what engagement publishes when the video platform reports the client gone
+    dropped = engagement_events.ConnectionDropped(
+        session_id=s.session_id, client_id=client, clinician_id=clinician, dropped_at=to_timestamp(datetime.now(UTC))
+    )
+    event = CloudEvent.new("/iop/engagement", s.session_id, dropped)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    for _ in range(2):  # delivered twice: the handler is idempotent
+        producer.send(
+            "iop.engagement.attendance.v1", key=s.session_id.encode(), value=event.data, headers=event.headers()
+        )
+    producer.flush()
+    producer.close()
+    deadline = time.monotonic() + 120  # a new consumer group first works through the topic's backlog
+    seen = api.call("GetSession", pb.GetSessionRequest(session_id=s.session_id))
+    while seen.status != "interrupted" and time.monotonic() < deadline:
+        time.sleep(0.3)
+        seen = api.call("GetSession", pb.GetSessionRequest(session_id=s.session_id))
+    assert seen.status == "interrupted" and seen.interruption_reason == "DISCONNECTED"
+    assert seen.proposed_slots
+    moved = api.call(
+        "RescheduleSession",
+        pb.RescheduleSessionRequest(request_id=uid("re"), session_id=s.session_id, reason="DISCONNECTED"),
+    )
+    assert moved.starts_at == seen.proposed_slots[0].starts_at
+    assert len(moved.tech_check_task_ids) == 1  # a failed session: tech check before the next one
+    tasks = api.call("ListTechChecks", pb.ListTechChecksRequest(client_id=client), role="client", subject=client)
+    assert "AFTER_FAILED_SESSION" in [t.trigger for t in tasks.tasks]

@@ -1,0 +1,57 @@
+"""The read-through cache behind EvaluateSession: TTL, single flight, invalidation, failures."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from services.compliance.cache import TtlCache
+
+
+async def test_concurrent_misses_share_one_load_and_hits_do_not_load() -> None:
+    cache: TtlCache[int] = TtlCache(ttl_s=60)
+    loads = 0
+
+    async def load() -> int:
+        nonlocal loads
+        loads += 1
+        await asyncio.sleep(0.01)
+        return 42
+
+    assert await asyncio.gather(*(cache.get("k", load) for _ in range(10))) == [42] * 10
+    assert await cache.get("k", load) == 42
+    assert loads == 1
+
+
+async def test_expired_or_invalidated_entries_reload() -> None:
+    cache: TtlCache[int] = TtlCache(ttl_s=0.01)
+    values = [1, 2, 3, 4]
+
+    async def load() -> int:
+        return values.pop(0)
+
+    assert await cache.get("k", load) == 1
+    await asyncio.sleep(0.02)
+    assert await cache.get("k", load) == 2
+    cache = TtlCache(ttl_s=60)
+    assert await cache.get("k", load) == 3
+    assert await cache.get("k", load) == 3
+    cache.invalidate("k")
+    assert await cache.get("k", load) == 4
+
+
+async def test_a_failed_load_is_not_cached() -> None:
+    cache: TtlCache[int] = TtlCache(ttl_s=60)
+    attempts = 0
+
+    async def flaky() -> int:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise ConnectionError("store down")
+        return 7
+
+    with pytest.raises(ConnectionError):
+        await cache.get("k", flaky)
+    assert await cache.get("k", flaky) == 7

@@ -1,0 +1,398 @@
+"""Table-driven tests of the licensure rules engine against the repo's reference data."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from services.compliance.licensure import (
+    ALLOW,
+    DENY,
+    NEEDS_REVIEW,
+    CompactCredential,
+    License,
+    LicensureQuery,
+    decide_licensure,
+)
+from services.compliance.reference import Reference, load_reference, local_day_bounds
+
+REF = load_reference()
+AT = datetime(2026, 12, 2, 17, 0, tzinfo=UTC)  # a Wednesday afternoon session
+NOW = AT - timedelta(days=1)
+LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
+FAR = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def lic(state: str, license_type: str = "LPC", profession: str = "COUNSELOR", **kw: object) -> License:
+    fields: dict[str, object] = {
+        "license_id": f"lic-{state}-{license_type}",
+        "state": state,
+        "license_type": license_type,
+        "profession": profession,
+        "valid_from": LONG_AGO,
+        "valid_until": FAR,
+        "verified_at": NOW - timedelta(days=30),
+    }
+    fields.update(kw)
+    return License(**fields)  # type: ignore[arg-type]
+
+
+def cred(compact: str, kind: str, home: str, privilege: str = "", **kw: object) -> CompactCredential:
+    fields: dict[str, object] = {
+        "credential_id": f"{compact}-{kind}-{privilege or home}",
+        "compact": compact,
+        "kind": kind,
+        "home_state": home,
+        "privilege_state": privilege,
+        "valid_from": LONG_AGO,
+        "valid_until": FAR,
+        "verified_at": NOW - timedelta(days=30),
+    }
+    fields.update(kw)
+    return CompactCredential(**fields)  # type: ignore[arg-type]
+
+
+def q(client_state: str, **kw: object) -> LicensureQuery:
+    fields: dict[str, object] = {"client_state": client_state, "at": AT, "now": NOW}
+    fields.update(kw)
+    return LicensureQuery(**fields)  # type: ignore[arg-type]
+
+
+PSY_HOME = lic("AZ", "PSYCHOLOGIST", "PSYCHOLOGIST")
+APIT = cred("PSYPACT", "APIT", "AZ")
+EPASS = cred("PSYPACT", "E_PASSPORT", "AZ")
+
+CASES = [
+    # (name, licenses, credentials, query, decision, reason expected in reasons, basis prefix)
+    ("direct license", [lic("CA")], [], q("CA"), ALLOW, "LICENSED_IN_STATE", "lic-CA"),
+    ("client travels: no license, no privilege", [lic("CA")], [], q("NV"), DENY, "NO_LICENSE_IN_STATE", ""),
+    ("travel reason names the missing privilege", [lic("CA")], [], q("NV"), DENY, "NO_COMPACT_PRIVILEGE", ""),
+    (
+        "expired license",
+        [lic("CA", valid_until=AT - timedelta(seconds=1))],
+        [],
+        q("CA"),
+        DENY,
+        "LICENSE_EXPIRED",
+        "",
+    ),
+    (
+        "license not yet valid",
+        [lic("CA", valid_from=AT + timedelta(days=1))],
+        [],
+        q("CA"),
+        DENY,
+        "LICENSE_NOT_YET_VALID",
+        "",
+    ),
+    ("suspended license", [lic("CA", status="suspended")], [], q("CA"), DENY, "LICENSE_SUSPENDED", ""),
+    (
+        "stale verification fails closed",
+        [lic("CA", verified_at=NOW - timedelta(days=500))],
+        [],
+        q("CA"),
+        NEEDS_REVIEW,
+        "LICENSE_VERIFICATION_STALE",
+        "",
+    ),
+    (
+        "never verified fails closed",
+        [lic("CA", verified_at=None)],
+        [],
+        q("CA"),
+        NEEDS_REVIEW,
+        "LICENSE_VERIFICATION_STALE",
+        "",
+    ),
+    (
+        "unverified location at start",
+        [lic("CA")],
+        [],
+        q("CA", client_location_verified=False, require_verified_location=True),
+        NEEDS_REVIEW,
+        "CLIENT_LOCATION_NOT_VERIFIED",
+        "",
+    ),
+    # PSYPACT
+    (
+        "PSYPACT APIT, psychologist at home",
+        [PSY_HOME],
+        [APIT, EPASS],
+        q("TX", clinician_state="AZ"),
+        ALLOW,
+        "PSYPACT_APIT",
+        "PSYPACT",
+    ),
+    (
+        "PSYPACT psychologist travelling",
+        [PSY_HOME],
+        [APIT, EPASS],
+        q("TX", clinician_state="CA"),
+        DENY,
+        "PSYPACT_CLINICIAN_NOT_IN_HOME_STATE",
+        "",
+    ),
+    (
+        "PSYPACT clinician location unknown",
+        [PSY_HOME],
+        [APIT, EPASS],
+        q("TX"),
+        NEEDS_REVIEW,
+        "CLINICIAN_LOCATION_UNKNOWN",
+        "",
+    ),
+    (
+        "PSYPACT client state not a member",
+        [PSY_HOME],
+        [APIT, EPASS],
+        q("CA", clinician_state="AZ"),
+        DENY,
+        "PSYPACT_CLIENT_STATE_NOT_MEMBER",
+        "",
+    ),
+    (
+        "PSYPACT without E.Passport",
+        [PSY_HOME],
+        [APIT],
+        q("TX", clinician_state="AZ"),
+        DENY,
+        "PSYPACT_NO_CURRENT_E_PASSPORT",
+        "",
+    ),
+    (
+        "PSYPACT E.Passport expired",
+        [PSY_HOME],
+        [APIT, replace(EPASS, valid_until=AT - timedelta(days=1))],
+        q("TX", clinician_state="AZ"),
+        DENY,
+        "PSYPACT_E_PASSPORT_EXPIRED",
+        "",
+    ),
+    (
+        "PSYPACT without home license",
+        [],
+        [APIT, EPASS],
+        q("TX", clinician_state="AZ"),
+        DENY,
+        "NO_CURRENT_HOME_STATE_LICENSE",
+        "",
+    ),
+    (
+        "PSYPACT member not yet effective (MI joined 2025-04-01)",
+        [PSY_HOME],
+        [APIT, EPASS],
+        q("MI", clinician_state="AZ", at=datetime(2025, 3, 15, tzinfo=UTC), now=datetime(2025, 3, 14, tzinfo=UTC)),
+        DENY,
+        "PSYPACT_CLIENT_STATE_NOT_MEMBER",
+        "",
+    ),
+    (
+        "PSYPACT member effective (MI)",
+        [PSY_HOME],
+        [APIT, EPASS],
+        q("MI", clinician_state="AZ"),
+        ALLOW,
+        "PSYPACT_APIT",
+        "PSYPACT",
+    ),
+    # Counseling Compact (live 2025-09-30 with AZ and MN; other enacted states not yet known active)
+    (
+        "Counseling privilege for the client's state",
+        [lic("MN")],
+        [cred("COUNSELING", "PRIVILEGE", "MN", "AZ")],
+        q("AZ"),
+        ALLOW,
+        "COUNSELING_COMPACT_PRIVILEGE",
+        "COUNSELING",
+    ),
+    (
+        "Counseling privilege is per state",
+        [lic("MN")],
+        [cred("COUNSELING", "PRIVILEGE", "MN", "AZ")],
+        q("CO"),
+        DENY,
+        "NO_COUNSELING_PRIVILEGE_FOR_STATE",
+        "",
+    ),
+    (
+        "Counseling privilege into an enacted state not yet active",
+        [lic("MN")],
+        [cred("COUNSELING", "PRIVILEGE", "MN", "KY")],
+        q("KY"),
+        NEEDS_REVIEW,
+        "COUNSELING_STATE_NOT_YET_ACTIVE",
+        "",
+    ),
+    (
+        "Counseling privilege into a non-member",
+        [lic("MN")],
+        [cred("COUNSELING", "PRIVILEGE", "MN", "NY")],
+        q("NY"),
+        DENY,
+        "COUNSELING_COMPACT_STATE_NOT_MEMBER",
+        "",
+    ),
+    (
+        "Counseling privilege before privileges were issued",
+        [lic("MN")],
+        [cred("COUNSELING", "PRIVILEGE", "MN", "AZ")],
+        q("AZ", at=datetime(2025, 9, 29, tzinfo=UTC), now=datetime(2025, 9, 28, tzinfo=UTC)),
+        NEEDS_REVIEW,
+        "COUNSELING_NOT_OPERATIONAL",
+        "",
+    ),
+    (
+        "Counseling privilege with expired home license",
+        [lic("MN", valid_until=AT - timedelta(days=3))],
+        [cred("COUNSELING", "PRIVILEGE", "MN", "AZ")],
+        q("AZ"),
+        DENY,
+        "NO_CURRENT_HOME_STATE_LICENSE",
+        "",
+    ),
+    # NLC
+    (
+        "NLC multistate RN",
+        [lic("TX", "RN", "NURSE", multistate=True)],
+        [],
+        q("FL"),
+        ALLOW,
+        "NLC_MULTISTATE_LICENSE",
+        "lic-TX",
+    ),
+    (
+        "NLC into a non-member",
+        [lic("TX", "RN", "NURSE", multistate=True)],
+        [],
+        q("CA"),
+        DENY,
+        "NLC_CLIENT_STATE_NOT_MEMBER",
+        "",
+    ),
+    ("single-state RN is not multistate", [lic("TX", "RN", "NURSE")], [], q("FL"), DENY, "NO_LICENSE_IN_STATE", ""),
+    # IMLC
+    (
+        "IMLC-issued license",
+        [lic("CO", "MD", "PHYSICIAN", issued_via="IMLC")],
+        [],
+        q("CO"),
+        ALLOW,
+        "IMLC_ISSUED_LICENSE",
+        "lic-CO",
+    ),
+    (
+        "IMLC license in a state that was not a member at issue",
+        [lic("NY", "MD", "PHYSICIAN", issued_via="IMLC")],
+        [],
+        q("NY"),
+        NEEDS_REVIEW,
+        "IMLC_STATE_NOT_MEMBER_AT_ISSUE",
+        "",
+    ),
+    (
+        "IMLC license does not reach other states",
+        [lic("CO", "MD", "PHYSICIAN", issued_via="IMLC")],
+        [],
+        q("UT"),
+        DENY,
+        "NO_LICENSE_IN_STATE",
+        "",
+    ),
+    # Social Work Compact (not operational in this data version) and APRN (never operational)
+    (
+        "Social Work multistate before operation",
+        [lic("OH", "LCSW", "SOCIAL_WORKER")],
+        [cred("SOCIAL_WORK", "MULTISTATE", "OH")],
+        q("KY"),
+        NEEDS_REVIEW,
+        "SOCIAL_WORK_NOT_OPERATIONAL",
+        "",
+    ),
+    (
+        "APRN compact not operational",
+        [lic("UT", "NP", "NURSE_PRACTITIONER")],
+        [cred("APRN", "MULTISTATE", "UT")],
+        q("DE"),
+        NEEDS_REVIEW,
+        "APRN_NOT_OPERATIONAL",
+        "",
+    ),
+    # state telehealth registration
+    (
+        "Florida out-of-state telehealth registration",
+        [lic("GA")],
+        [cred("TELEHEALTH_REGISTRATION", "REGISTRATION", "GA", "FL")],
+        q("FL"),
+        ALLOW,
+        "STATE_TELEHEALTH_REGISTRATION",
+        "TELEHEALTH",
+    ),
+    (
+        "registration in a state without that pathway",
+        [lic("GA")],
+        [cred("TELEHEALTH_REGISTRATION", "REGISTRATION", "GA", "NY")],
+        q("NY"),
+        DENY,
+        "STATE_HAS_NO_TELEHEALTH_REGISTRATION",
+        "",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "licenses", "credentials", "query", "decision", "reason", "basis"), CASES)
+def test_licensure_rules(name, licenses, credentials, query, decision, reason, basis) -> None:
+    result = decide_licensure(REF, licenses, credentials, query)
+    assert result.decision == decision, (name, result)
+    assert reason in result.reasons, (name, result)
+    assert result.basis.startswith(basis) if basis else result.basis == "", (name, result)
+    assert result.data_version == REF.version
+
+
+def test_social_work_compact_allows_once_operational() -> None:
+    compacts = dict(REF.compacts)
+    compacts["SOCIAL_WORK"] = replace(compacts["SOCIAL_WORK"], operational_from=date(2026, 7, 1))
+    ref = replace(REF, compacts=compacts)
+    result = decide_licensure(
+        ref, [lic("OH", "LCSW", "SOCIAL_WORKER")], [cred("SOCIAL_WORK", "MULTISTATE", "OH")], q("KY")
+    )
+    assert (result.decision, result.reasons) == (ALLOW, ["SOCIAL_WORK_MULTISTATE_LICENSE"])
+
+
+def test_stale_reference_data_never_allows() -> None:
+    stale: Reference = replace(REF, review_by=NOW.date() - timedelta(days=1))
+    result = decide_licensure(stale, [lic("CA")], [], q("CA"))
+    assert (result.decision, result.reasons) == (NEEDS_REVIEW, ["REFERENCE_DATA_STALE"])
+
+
+def test_state_without_reference_data_never_allows() -> None:
+    states = {k: v for k, v in REF.states.items() if k != "CA"}
+    result = decide_licensure(replace(REF, states=states), [lic("CA")], [], q("CA"))
+    assert result.decision == NEEDS_REVIEW
+
+
+EXPIRY_EDGES = [
+    # license expires_on 2026-12-31 in the licensing state's zone; session instants around midnight
+    ("CA", datetime(2027, 1, 1, 7, 59, tzinfo=UTC), ALLOW),  # 23:59 PST on Dec 31
+    ("CA", datetime(2027, 1, 1, 8, 0, tzinfo=UTC), DENY),  # 00:00 PST on Jan 1
+    ("NY", datetime(2027, 1, 1, 4, 59, tzinfo=UTC), ALLOW),  # 23:59 EST
+    ("NY", datetime(2027, 1, 1, 5, 0, tzinfo=UTC), DENY),
+    ("HI", datetime(2027, 1, 1, 9, 59, tzinfo=UTC), ALLOW),  # HST is UTC-10
+    ("AZ", datetime(2027, 1, 1, 6, 59, tzinfo=UTC), ALLOW),  # MST, no DST
+]
+
+
+@pytest.mark.parametrize(("state", "at", "decision"), EXPIRY_EDGES)
+def test_license_expiry_is_end_of_day_in_the_licensing_state(state: str, at: datetime, decision: str) -> None:
+    start, _ = local_day_bounds(date(2024, 1, 1), REF.zone(state))
+    _, end = local_day_bounds(date(2026, 12, 31), REF.zone(state))
+    license_ = lic(state, valid_from=start, valid_until=end)
+    result = decide_licensure(REF, [license_], [], q(state, at=at, now=at - timedelta(days=1)))
+    assert result.decision == decision, result
+
+
+def test_day_bounds_follow_daylight_saving() -> None:
+    # 2026-03-08: US DST starts, the day in New York is 23 hours long
+    start, end = local_day_bounds(date(2026, 3, 8), REF.zone("NY"))
+    assert end - start == timedelta(hours=23)

@@ -1,0 +1,265 @@
+"""Pure engagement logic: signatures, attendance by event time, outcomes, windows, scores, hysteresis."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.engagement import domain, scoring
+from services.engagement.dashboard import build_overview, render_page
+from services.engagement.rules import load_rules
+
+RULES = load_rules()
+T0 = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
+
+
+def sig(pid: str, kind: str, minutes: float, reason: str = "", value: float = 0.0, n: int = 0) -> domain.LedgerSignal:
+    return domain.LedgerSignal(f"{pid}-{kind}-{minutes}-{n}", pid, kind, T0 + timedelta(minutes=minutes), value, reason)
+
+
+# --- webhook signatures ---
+
+
+def test_signature_accepts_fresh_authentic_and_rejects_everything_else() -> None:
+    body = b'{"event": "meeting.participant_joined"}'
+    ts = "1764428400"
+    good = domain.sign("s3cret", ts, body)
+    assert good.startswith("v0=")
+    assert domain.signature_problem("s3cret", ts, good, body, 1764428400 + 10, 300) is None
+    assert domain.signature_problem("s3cret", ts, good, body + b" ", 1764428400, 300) == "BAD_SIGNATURE"
+    assert domain.signature_problem("other", ts, good, body, 1764428400, 300) == "BAD_SIGNATURE"
+    assert domain.signature_problem("s3cret", ts, good, body, 1764428400 + 301, 300) == "STALE_TIMESTAMP"
+    assert domain.signature_problem("s3cret", ts, good, body, 1764428400 - 301, 300) == "STALE_TIMESTAMP"
+    assert domain.signature_problem("s3cret", None, good, body, 0, 300) == "MISSING_SIGNATURE"
+    assert domain.signature_problem("s3cret", "yesterday", good, body, 0, 300) == "MALFORMED_TIMESTAMP"
+    assert domain.webhook_event_id(body) == domain.webhook_event_id(body) != domain.webhook_event_id(body + b" ")
+
+
+# --- attendance ---
+
+
+def test_attendance_statuses_minutes_and_reconnections_by_event_time() -> None:
+    end = T0 + timedelta(minutes=60)
+    signals = [
+        sig("late", "participant_joined", 12),
+        sig("early", "participant_joined", 0),
+        sig("early", "participant_left", 30, "left the meeting"),
+        # delivered out of order: the rejoin is listed before the drop it follows
+        sig("flaky", "participant_joined", 25),
+        sig("flaky", "participant_joined", 1),
+        sig("flaky", "participant_left", 20, "Connection lost"),
+    ]
+    by = {c: domain.attendance_for(c, signals, T0, end, end, RULES) for c in ("late", "early", "flaky", "never")}
+    assert by["late"].status == "late" and by["late"].minutes == 48.0
+    assert by["early"].status == "left_early" and by["early"].minutes == 30.0
+    assert by["flaky"].status == "on_time"
+    assert (by["flaky"].disconnections, by["flaky"].reconnections) == (1, 1)
+    assert by["flaky"].minutes == 19.0 + 35.0
+    assert by["never"].status == "absent" and by["never"].modality == "none"
+    live = domain.attendance_for("flaky", signals, T0, end, None, RULES)
+    assert live.present and live.status == "on_time"
+    assert domain.attendance_for("never", signals, T0, end, None, RULES).status == "expected"
+
+
+def test_drop_classification_and_currency() -> None:
+    drop = sig("c", "participant_left", 20, "Connection lost")
+    assert domain.is_drop(drop, RULES)
+    assert not domain.is_drop(sig("c", "participant_left", 20, "Left the meeting"), RULES)
+    assert domain.is_drop(sig("c", "connection_quality", 20, value=0), RULES)
+    assert not domain.is_drop(sig("c", "connection_quality", 20, value=3), RULES)
+    end = T0 + timedelta(hours=1)
+    assert domain.drop_is_current(drop, [drop], T0, end, ended=False)
+    assert not domain.drop_is_current(drop, [drop], T0, end, ended=True)
+    rejoined = [drop, sig("c", "participant_joined", 21)]
+    assert not domain.drop_is_current(drop, rejoined, T0, end, ended=False)
+    outside = sig("c", "participant_left", 90, "Connection lost")
+    assert not domain.drop_is_current(outside, [outside], T0, end, ended=False)
+
+
+# --- outcomes ---
+
+
+def test_outcome_validation_item_by_item_and_scoring() -> None:
+    violations = domain.outcome_violations(RULES.phq9, [0, 4, 1, -1], RULES)
+    assert [f for f, _ in violations] == ["item_scores", "item_scores[1]", "item_scores[3]"]
+    assert domain.outcome_violations(None, [], RULES)[0][0] == "instrument"
+    assert domain.outcome_violations(RULES.gad7, [3] * 7, RULES) == []
+    phq = domain.score_outcome(RULES.phq9, [3, 3, 3, 3, 3, 2, 2, 1, 0])
+    assert (phq.total, phq.severity, phq.item9_positive) == (20, "severe", False)
+    assert domain.score_outcome(RULES.phq9, [0] * 8 + [1]).item9_positive
+    assert domain.score_outcome(RULES.gad7, [2] * 7).severity == "moderate"
+    assert not domain.score_outcome(RULES.gad7, [3] * 7).item9_positive
+
+
+def test_outcome_trend() -> None:
+    pts = [(T0, 20), (T0 + timedelta(days=7), 15), (T0 + timedelta(days=14), 10)]
+    trend = domain.outcome_trend(pts, RULES.trend_min_change)
+    assert trend is not None
+    assert (trend.direction, trend.change, trend.slope_per_week) == ("improving", -10, -5.0)
+    single = domain.outcome_trend(pts[:1], 5)
+    assert single is not None and single.direction == "insufficient_data"
+    stable = domain.outcome_trend([(T0, 10), (T0 + timedelta(days=7), 12)], 5)
+    assert stable is not None and stable.direction == "stable"
+
+
+# --- windows and the client score ---
+
+
+def attendance_fact(day: int, status: str, speaking_min: float = 6, camera: float = 1.0) -> dict:
+    at = (T0 + timedelta(days=day)).isoformat()
+    return {
+        "at": at,
+        "day": at[:10],
+        "status": status,
+        "minutes": 0 if status == "absent" else 60,
+        "disconnections": 0,
+        "speaking_s": speaking_min * 60,
+        "chat": 1,
+        "camera_on_ratio": camera,
+    }
+
+
+def test_rolling_windows_use_event_time_and_replays_do_not_double_count() -> None:
+    state = scoring.new_client()
+    for day in range(28):
+        scoring.apply_attendance(state, f"s{day}", attendance_fact(day, "absent" if day >= 25 else "on_time"))
+    # out of order and a replay of the same fact: nothing changes twice
+    scoring.apply_attendance(state, "s3", attendance_fact(3, "on_time"))
+    w7, w28 = scoring.client_window(state, 7), scoring.client_window(state, 28)
+    assert (w7["sessions_expected"], w7["absent"], w7["sessions_attended"]) == (7, 3, 4)
+    assert (w28["sessions_expected"], w28["absent"]) == (28, 3)
+    assert w7["attendance_rate"] == round(4 / 7, 4)
+    # a fact from 40 days before the latest event is outside every window, and pruned
+    scoring.apply_attendance(state, "old", attendance_fact(-20, "absent"))
+    assert "old" not in state["sessions"]
+    assert scoring.client_window(state, 28)["sessions_expected"] == 28
+
+
+def test_check_ins_replace_per_day_and_feed_the_window() -> None:
+    state = scoring.new_client()
+    day = (T0 + timedelta(days=1)).date().isoformat()
+    scoring.apply_check_in(state, day, {"mood": 2, "practice_done": False}, T0.isoformat())
+    scoring.apply_check_in(state, day, {"mood": 7, "practice_done": True}, T0.isoformat())
+    w = scoring.client_window(state, 7)
+    assert (w["check_ins"], w["mean_mood"], w["practice_days"]) == (1, 7.0, 1)
+
+
+def test_engagement_risk_is_explainable_and_hysteresis_does_not_flap() -> None:
+    good = scoring.new_client()
+    for day in range(7):
+        scoring.apply_attendance(good, f"s{day}", attendance_fact(day, "on_time"))
+        scoring.apply_check_in(
+            good, (T0 + timedelta(days=day)).date().isoformat(), {"mood": 8, "practice_done": True}, ""
+        )
+    assert scoring.score(scoring.client_factors(good, RULES)) == 0.0
+
+    bad = scoring.new_client()
+    for day in range(7):
+        scoring.apply_attendance(bad, f"s{day}", attendance_fact(day, "absent" if day % 2 else "late", 0, 0.0))
+    factors = {f.name: f for f in scoring.client_factors(bad, RULES)}
+    assert factors["absence_rate_7d"].value == pytest.approx(3 / 7)
+    assert factors["late_or_left_early_rate_7d"].value == pytest.approx(4 / 7)
+    assert factors["missed_check_ins_7d"].value == 1.0
+    assert "missed 3 of 7 sessions" in factors["absence_rate_7d"].explanation
+    value = scoring.score(list(factors.values()))
+    assert value == pytest.approx(sum(f.value * f.weight for f in factors.values()), abs=1e-3)
+    assert value >= RULES.client_threshold_up
+
+    risk: dict = {}
+    up = scoring.apply_hysteresis(risk, 0.55, 0.5, 0.35)
+    assert up is not None and up.direction == "up" and up.sequence == 1
+    assert scoring.apply_hysteresis(risk, 0.45, 0.5, 0.35) is None  # inside the band: no flapping
+    assert scoring.apply_hysteresis(risk, 0.52, 0.5, 0.35) is None
+    down = scoring.apply_hysteresis(risk, 0.30, 0.5, 0.35)
+    assert down is not None and down.direction == "down" and down.sequence == 2
+    assert scoring.apply_hysteresis(risk, 0.40, 0.5, 0.35) is None
+
+
+def test_nudge_after_consecutive_absences_once_per_day() -> None:
+    state = scoring.new_client()
+    scoring.apply_attendance(state, "a", attendance_fact(0, "on_time"))
+    scoring.apply_attendance(state, "b", attendance_fact(1, "absent"))
+    assert scoring.needs_nudge(state, RULES) is None
+    scoring.apply_attendance(state, "c", attendance_fact(2, "absent"))
+    assert scoring.needs_nudge(state, RULES) == (T0 + timedelta(days=2)).date().isoformat()
+    assert scoring.needs_nudge(state, RULES) is None
+
+
+# --- sessions: participation ---
+
+
+def test_session_participation_and_offset_replay_guard() -> None:
+    state = scoring.new_session()
+    assert not scoring.already_applied(state, "signals", 10, "x")
+    scoring.apply_signal(state, "c", "participant_joined", T0.isoformat(), 0)
+    scoring.apply_signal(state, "c", "speaking", (T0 + timedelta(minutes=5)).isoformat(), 90)
+    scoring.apply_signal(state, "c", "camera_off", (T0 + timedelta(minutes=30)).isoformat(), 0)
+    scoring.mark_applied(state, "signals", 10, "x")
+    assert scoring.already_applied(state, "signals", 9) and scoring.already_applied(state, "signals", 11, "x")
+    assert not scoring.already_applied(state, "signals", 11, "y")
+    summary = scoring.participation_summary(state, "c", 60, (T0 + timedelta(minutes=60)).isoformat())
+    assert summary == {"speaking_s": 90.0, "chat": 0, "camera_on_ratio": 0.5}
+
+
+# --- clinicians: load and burnout ---
+
+
+def clinician_with_day(sessions: int, minutes: int = 75, gap: int = 5) -> scoring.State:
+    state = scoring.new_clinician()
+    start = T0.replace(hour=8)
+    for i in range(sessions):
+        s = start + timedelta(minutes=i * (minutes + gap))
+        fact = {
+            "start": s.isoformat(),
+            "end": (s + timedelta(minutes=minutes)).isoformat(),
+            "clients": [f"c{i}"],
+            "status": "scheduled",
+        }
+        scoring.apply_clinician_session(state, f"s{i}", fact, s.isoformat())
+    return state
+
+
+def test_burnout_from_a_full_back_to_back_day() -> None:
+    light = clinician_with_day(2, gap=60)
+    load = scoring.clinician_load(light, RULES)
+    assert load["back_to_back_today"] == 0 and load["peak_day_hours"] == 2.5
+    assert scoring.score(scoring.burnout_factors(load, RULES)) < RULES.burnout_threshold_up
+
+    full = clinician_with_day(6)
+    load = scoring.clinician_load(full, RULES)
+    assert (load["back_to_back_today"], load["peak_day_hours"], load["caseload"]) == (5, 7.5, 6)
+    factors = scoring.burnout_factors(load, RULES)
+    assert scoring.score(factors) >= RULES.burnout_threshold_up
+    assert {f.name for f in factors if f.value == 1.0} == {"peak_day_on_screen_hours", "back_to_back_sessions"}
+    # the same facts again (a replay) change nothing; a cancellation does
+    scoring.apply_clinician_session(full, "s0", full["sessions"]["s0"], T0.isoformat())
+    assert scoring.clinician_load(full, RULES) == load
+    scoring.apply_clinician_session(full, "s5", None, T0.isoformat())
+    assert scoring.clinician_load(full, RULES)["back_to_back_today"] == 4
+
+
+def test_dashboard_overview_and_page() -> None:
+    sessions = [
+        {
+            "program_id": "p1",
+            "clinician_id": "k1",
+            "entries": [{"client_id": "a", "status": "on_time"}, {"client_id": "b", "status": "absent"}],
+        }
+    ]
+    outcomes = [{"client_id": "a", "instrument": "PHQ-9", "total": 12}]
+    clients = [
+        {
+            "_id": "b",
+            "risk": {"value": 0.7, "elevated": True, "factors": []},
+            "windows": {"7": {"attendance_rate": 0.2}},
+        }
+    ]
+    clinicians = [
+        {"_id": "k1", "risk": {"value": 0.8, "elevated": True, "factors": []}, "load": {"peak_day_hours": 7.5}}
+    ]
+    overview = build_overview(sessions, outcomes, clients, clinicians)
+    assert overview["programs"][0]["attendance_rate"] == 0.5 and overview["programs"][0]["mean_phq9"] == 12
+    assert overview["clinicians_at_risk"] == ["k1"] and overview["clients_behind"][0]["client_id"] == "b"
+    page = render_page(overview)
+    assert 'id="burnout-risk"' in page and 'data-label="k1"' in page and "<svg" in page
