@@ -6,7 +6,8 @@
 #   deploy/local/infra.sh install          resolve jars, build FerretDB (idempotent)
 #   deploy/local/infra.sh start|stop|status
 #
-# Everything lives under .local/ (git-ignored). An endpoint that is already set
+# Everything lives under .local/ (git-ignored). Servers run in their own session (setsid), so
+# they outlive the shell or job that started them until `stop`. An endpoint that is already set
 # in the environment is used as it is and nothing local is started for it:
 #   KAFKA_BOOTSTRAP_SERVERS, MONGODB_URI, OTEL_EXPORTER_OTLP_ENDPOINT / ZIPKIN_ENDPOINT
 set -euo pipefail
@@ -84,7 +85,7 @@ start_kafka() {
     log "formatting KRaft storage (cluster $cluster_id)"
     "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$props" >"$KAFKA_STATE/logs/format.log" 2>&1
   fi
-  nohup "${jvm[@]}" kafka.Kafka "$props" >"$KAFKA_STATE/logs/stdout.log" 2>&1 &
+  setsid nohup "${jvm[@]}" kafka.Kafka "$props" >"$KAFKA_STATE/logs/stdout.log" 2>&1 &
   echo $! >"$KAFKA_STATE/kafka.pid"
   wait_port 127.0.0.1 "$KAFKA_PORT" 90 kafka
   log "kafka up on 127.0.0.1:$KAFKA_PORT (pid $(cat "$KAFKA_STATE/kafka.pid"))"
@@ -93,7 +94,7 @@ start_kafka() {
 start_ferretdb() {
   if pid_alive "$FERRET_HOME/ferretdb.pid"; then log "ferretdb already running"; return; fi
   mkdir -p "$FERRET_HOME/data" "$FERRET_HOME/state"
-  nohup "$FERRET_HOME/bin/ferretdb" --handler=sqlite --sqlite-url="file:$FERRET_HOME/data/" \
+  setsid nohup "$FERRET_HOME/bin/ferretdb" --handler=sqlite --sqlite-url="file:$FERRET_HOME/data/" \
         --state-dir="$FERRET_HOME/state" --listen-addr="127.0.0.1:$MONGO_PORT" \
         --debug-addr=- --telemetry=disable --log-level=WARN \
         >>"$FERRET_HOME/ferretdb.log" 2>&1 &
@@ -105,7 +106,7 @@ start_ferretdb() {
 start_zipkin() {
   if pid_alive "$ZIPKIN_HOME/zipkin.pid"; then log "zipkin already running"; return; fi
   QUERY_PORT="$ZIPKIN_PORT" STORAGE_TYPE=mem MEM_MAX_SPANS=300000 \
-    nohup java -Xms256m -Xmx2g -jar "$ZIPKIN_HOME/zipkin-server.jar" \
+    setsid nohup java -Xms256m -Xmx2g -jar "$ZIPKIN_HOME/zipkin-server.jar" \
     >"$ZIPKIN_HOME/zipkin.log" 2>&1 &
   echo $! >"$ZIPKIN_HOME/zipkin.pid"
   wait_port 127.0.0.1 "$ZIPKIN_PORT" 90 zipkin

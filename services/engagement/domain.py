@@ -178,15 +178,24 @@ def drop_event_id(signal_id: str) -> str:
 
 
 def drop_is_current(
-    drop: LedgerSignal, signals: list[LedgerSignal], starts_at: datetime, ends_at: datetime, ended: bool
+    drop: LedgerSignal,
+    signals: list[LedgerSignal],
+    starts_at: datetime,
+    ends_at: datetime,
+    ended: bool,
+    started_at: datetime | None = None,
 ) -> bool:
     """Whether a drop must raise a connection-dropped event now.
 
-    Only during an active session (by event time, between start and end, and
-    the session not ended), and only when the participant has not rejoined
-    since (a drop delivered late, after its rejoin, is history, not an alarm).
+    Only during an active session (by event time, from 15 minutes before the
+    scheduled start, or from the actual start when the session went live earlier,
+    to the scheduled end, and the session not ended), and only when the participant
+    has not rejoined since (a drop delivered late, after its rejoin, is history, not an alarm).
     """
-    if ended or not (starts_at - timedelta(minutes=15) <= drop.at <= ends_at):
+    opens = starts_at - timedelta(minutes=15)
+    if started_at is not None:
+        opens = min(opens, started_at)
+    if ended or not (opens <= drop.at <= ends_at):
         return False
     return not any(s.participant_id == drop.participant_id and s.kind == JOINED and s.at > drop.at for s in signals)
 

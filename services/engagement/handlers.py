@@ -79,7 +79,7 @@ def connection_dropped(
     if (
         signal.participant_id in doc.get("client_ids", [])
         and is_drop(signal, rules)
-        and drop_is_current(signal, signals, starts_at, ends_at, bool(doc.get("ended")))
+        and drop_is_current(signal, signals, starts_at, ends_at, bool(doc.get("ended")), aware(doc.get("started_at")))
     ):
         return ev.ConnectionDropped(
             session_id=doc["_id"],
@@ -99,11 +99,16 @@ class LedgerHandlers:
         self._rules = rules
 
     async def session_scheduled(self, event: CloudEvent, payload: scheduling_pb2.SessionScheduled) -> None:
-        if not payload.session_id or not payload.client_ids:
-            raise PoisonEvent("SessionScheduled without session_id or client_ids")
+        if not payload.session_id:
+            raise PoisonEvent("SessionScheduled without session_id")
         if to_datetime(payload.starts_at) is None or to_datetime(payload.ends_at) is None:
             raise PoisonEvent("SessionScheduled without starts_at/ends_at")
         await self._store.expect_session(event.id, payload)
+
+    async def session_roster_changed(self, event: CloudEvent, payload: scheduling_pb2.SessionRosterChanged) -> None:
+        # Same topic and key as SessionScheduled, so the ledger exists unless that event was lost.
+        if not await self._store.set_roster(payload.session_id, list(payload.client_ids)):
+            raise PoisonEvent(f"UNKNOWN_SESSION: roster for session {payload.session_id!r} that was never scheduled")
 
     async def session_started(self, event: CloudEvent, payload: scheduling_pb2.SessionStarted) -> None:
         # Same topic and key as SessionScheduled, so it always comes after it: a session this ledger
@@ -172,6 +177,7 @@ class LedgerHandlers:
     def handlers(self) -> dict[str, Handler]:
         return {
             scheduling_pb2.SessionScheduled.DESCRIPTOR.full_name: self.session_scheduled,
+            scheduling_pb2.SessionRosterChanged.DESCRIPTOR.full_name: self.session_roster_changed,
             scheduling_pb2.SessionStarted.DESCRIPTOR.full_name: self.session_started,
             scheduling_pb2.SessionCancelled.DESCRIPTOR.full_name: self.session_cancelled,
             scheduling_pb2.SessionEnded.DESCRIPTOR.full_name: self.session_ended,

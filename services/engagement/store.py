@@ -100,6 +100,17 @@ class AttendanceStore:
     async def get(self, session_id: str) -> Document | None:
         return await self._attendance.find_one({"_id": session_id})
 
+    async def set_roster(self, session_id: str, client_ids: list[str]) -> bool:
+        """The group's seats as the scheduler now has them; entries of clients already on the
+        ledger are kept. False when the session is not on the ledger."""
+        doc = await self._attendance.find_one({"_id": session_id}, {"entries": 1})
+        if doc is None:
+            return False
+        entries = {e["client_id"]: e for e in doc.get("entries", [])}
+        roster = [entries.get(c, {"client_id": c, "status": "expected", "minutes_attended": 0}) for c in client_ids]
+        await self._attendance.update_one({"_id": session_id}, {"$set": {"client_ids": client_ids, "entries": roster}})
+        return True
+
     async def mark_started(self, session_id: str, started_at: datetime | None) -> None:
         await self._attendance.update_one({"_id": session_id, "started_at": None}, {"$set": {"started_at": started_at}})
 

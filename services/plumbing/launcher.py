@@ -21,7 +21,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.plumbing.settings import get_settings
+from services.plumbing.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {
@@ -51,12 +51,21 @@ def wait_serving(target: str, service: str, proc: subprocess.Popen[bytes], timeo
     raise TimeoutError(f"{service} did not become SERVING in {timeout_s}s")
 
 
-def start_services() -> dict[str, subprocess.Popen[bytes]]:
+def start_services(extra_env: dict[str, str] | None = None) -> dict[str, subprocess.Popen[bytes]]:
     settings = get_settings()
     logs = ROOT / ".local" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'gen' / 'python'}"}
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'gen' / 'python'}", **(extra_env or {})}
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        _start_all(procs, env, logs, settings)
+    except BaseException:
+        stop_services(procs)
+        raise
+    return procs
+
+
+def _start_all(procs: dict[str, subprocess.Popen[bytes]], env: dict[str, str], logs: Path, settings: Settings) -> None:
     for name, full_name in SERVICES.items():
         log = (logs / f"{name}.log").open("ab")
         procs[name] = subprocess.Popen(
@@ -72,7 +81,6 @@ def start_services() -> dict[str, subprocess.Popen[bytes]]:
         if procs[name].poll() is not None:
             raise RuntimeError(f"{name} exited with {procs[name].returncode}; see .local/logs/{name}.log")
         print(f"  {name:<11} running (stream processor)   log: .local/logs/{name}.log", flush=True)
-    return procs
 
 
 def stop_services(procs: dict[str, subprocess.Popen[bytes]]) -> None:
@@ -98,7 +106,9 @@ def main() -> int:
     args = parser.parse_args()
     settings = get_settings()
     print("Starting the four services ...", flush=True)
-    procs = start_services()
+    # The demo shows a whole crisis escalation ladder in seconds rather than minutes.
+    demo_env = {"CRISIS_POLICY_FILE": str(ROOT / "deploy" / "local" / "demo-ladder-policies.yaml")}
+    procs = start_services(demo_env if args.demo else None)
     code = 0
     try:
         if args.demo:

@@ -46,17 +46,34 @@ def service_database(client: AsyncMongoClient[Document], settings: Settings, ser
 
 
 NOT_IMPLEMENTED = 238
+INDEX_OPTIONS_CONFLICT = 85
 
 
 async def ensure_indexes(db: AsyncDatabase[Document], specs: list[IndexSpec]) -> None:
+    """Create the indexes the code declares; the code is the source of truth, so an index on
+    the same keys declared differently by an earlier version is replaced."""
     for spec in specs:
         name = spec.name or "_".join(f"{k}_{d}" for k, d in spec.keys)
         try:
-            await db[spec.collection].create_index(spec.keys, unique=spec.unique, name=name, **spec.options)
+            await _create_index(db, spec, name)
         except OperationFailure as exc:
-            # FerretDB 1.x has no TTL indexes: keep the index, say that expiry is not enforced.
-            if exc.code != NOT_IMPLEMENTED or "expireAfterSeconds" not in spec.options:
+            if exc.code != INDEX_OPTIONS_CONFLICT:
                 raise
-            options = {k: v for k, v in spec.options.items() if k != "expireAfterSeconds"}
-            await db[spec.collection].create_index(spec.keys, unique=spec.unique, name=name, **options)
-            log.warning("store has no TTL indexes: %s.%s is not expired automatically", db.name, spec.collection)
+            existing = await db[spec.collection].index_information()
+            for old_name, info in existing.items():
+                if [tuple(k) for k in info["key"]] == [tuple(k) for k in spec.keys] and old_name != name:
+                    log.warning("replacing index %s.%s with %s", spec.collection, old_name, name)
+                    await db[spec.collection].drop_index(old_name)
+            await _create_index(db, spec, name)
+
+
+async def _create_index(db: AsyncDatabase[Document], spec: IndexSpec, name: str) -> None:
+    try:
+        await db[spec.collection].create_index(spec.keys, unique=spec.unique, name=name, **spec.options)
+    except OperationFailure as exc:
+        # FerretDB 1.x has no TTL indexes: keep the index, say that expiry is not enforced.
+        if exc.code != NOT_IMPLEMENTED or "expireAfterSeconds" not in spec.options:
+            raise
+        options = {k: v for k, v in spec.options.items() if k != "expireAfterSeconds"}
+        await db[spec.collection].create_index(spec.keys, unique=spec.unique, name=name, **options)
+        log.warning("store has no TTL indexes: %s.%s is not expired automatically", db.name, spec.collection)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import struct
 import time
 import uuid
@@ -163,15 +164,27 @@ async def main() -> None:
     raw_max = await raw_path(settings, args.events * 4, 0)
     project_max = await project_path(settings, args.events, 0)
     raw_paced = await raw_path(settings, paced_n, args.rate)
-    project_paced = await project_path(settings, paced_n, args.rate)
+    rows = [raw_max, project_max, raw_paced]
+    # A paced run above what the path sustains only measures a growing queue: run the
+    # project's path at the requested rate only when it can keep up, else at 80 % of its maximum.
+    sustainable = min(args.rate, 0.8 * project_max.throughput)
+    project_paced = await project_path(settings, max(50, int(sustainable * args.seconds)), sustainable)
+    rows.append(project_paced)
     print(
         table(
-            "Event bus: raw aiokafka vs the project's path (one run, local broker + store)",
-            [raw_max, project_max, raw_paced, project_paced],
+            f"Event bus: raw aiokafka vs the project's path ({os.cpu_count()} CPUs, local broker + store, tracing on)",
+            rows,
         )
     )
     print(f"\nthroughput ratio (project / raw): {project_max.throughput / raw_max.throughput:.1%}")
-    print(f"p99 at {args.rate:.0f}/s: raw {raw_paced.p99_ms:.1f} ms, project {project_paced.p99_ms:.1f} ms")
+    print(f"p99 at {args.rate:.0f}/s: raw {raw_paced.p99_ms:.1f} ms")
+    if sustainable < args.rate:
+        print(
+            f"the project's path sustains {project_max.throughput:.0f}/s here, below {args.rate:.0f}/s: "
+            f"its p99 is reported at {sustainable:.0f}/s ({project_paced.p99_ms:.1f} ms)"
+        )
+    else:
+        print(f"p99 at {args.rate:.0f}/s: project {project_paced.p99_ms:.1f} ms")
 
 
 if __name__ == "__main__":
