@@ -47,6 +47,7 @@ def isolated_environment(prefix: str | None = None) -> dict[str, str]:
         "DEPLOYMENT_ENVIRONMENT": "test",
         "MONGODB_DATABASE_PREFIX": prefix or f"t{RUN_ID}_",
         "KAFKA_GROUP_PREFIX": f"t{RUN_ID}",
+        "KAFKA_NEW_GROUP_START": "latest",
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         "OUTBOX_POLL_INTERVAL_S": "0.2",
         "CONSUMER_RETRY_BACKOFF_S": "0.05",

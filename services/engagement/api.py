@@ -146,6 +146,7 @@ class EngagementApi(engagement_pb2_grpc.EngagementServiceServicer):
             starts_at=to_timestamp(aware(doc["starts_at"])),
             ends_at=to_timestamp(aware(doc["ends_at"])),
             ended=bool(doc.get("ended")),
+            started_at=to_timestamp(aware(doc["started_at"])) if doc.get("started_at") else None,
             entries=[
                 pb.AttendanceEntry(
                     client_id=e["client_id"],

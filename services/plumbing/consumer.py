@@ -100,12 +100,13 @@ class EventConsumer:
         self._max_attempts = settings.consumer_max_attempts
         self._backoff_s = settings.consumer_retry_backoff_s
         self._max_batch = max_batch
+        self._new_group_start = settings.kafka_new_group_start
         self._consumer = AIOKafkaConsumer(
             *topics,
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=group_id,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset=settings.kafka_new_group_start,
             isolation_level="read_committed",
         )
         self._stopping = False
@@ -116,8 +117,20 @@ class EventConsumer:
         self.ignored = 0
         self._metrics = get_metrics()
 
-    async def start(self) -> None:
+    async def start(self, assignment_timeout_s: float = 30) -> None:
+        """Join the group and wait for partitions, so the service reports SERVING only
+        once it consumes. A group that starts at the latest offset pins that position
+        with a commit right away: events produced after this start are never skipped,
+        even if the process stops before it handled one."""
         await self._consumer.start()
+        deadline = asyncio.get_running_loop().time() + assignment_timeout_s
+        while not self._consumer.assignment() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        if self._new_group_start != "latest":
+            return
+        unpinned = [tp for tp in self._consumer.assignment() if await self._consumer.committed(tp) is None]
+        if unpinned:
+            await self._consumer.commit({tp: await self._consumer.position(tp) for tp in unpinned})
 
     async def run(self) -> None:
         try:

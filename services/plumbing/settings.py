@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     kafka_replication_factor: int = Field(default=1, alias="KAFKA_REPLICATION_FACTOR")
     # Consumer groups are "<prefix>.<service>.<purpose>"; test runs use their own prefix.
     kafka_group_prefix: str = Field(default="iop", alias="KAFKA_GROUP_PREFIX")
+    # Where a consumer group that has never committed starts: "earliest" (default: a new
+    # service consumes everything retained) or "latest" (test runs, which use fresh groups
+    # on a broker that keeps other runs' history).
+    kafka_new_group_start: str = Field(default="earliest", alias="KAFKA_NEW_GROUP_START")
 
     mongodb_uri: str = Field(default="mongodb://127.0.0.1:27017/", alias="MONGODB_URI")
     # Prefix for database names, so test runs and benchmarks can use their own databases.

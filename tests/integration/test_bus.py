@@ -18,8 +18,15 @@ from services.plumbing.envelope import CloudEvent
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox, with_outbox
 from services.plumbing.settings import Settings
 from services.plumbing.storage import mongo_client, service_database
+from tests.support import isolated_settings
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    # Each test here writes to its own fresh topic before its consumer starts.
+    return isolated_settings(KAFKA_NEW_GROUP_START="earliest")
 
 
 def unique(name: str) -> str:

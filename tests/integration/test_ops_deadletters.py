@@ -23,9 +23,15 @@ from services.plumbing.envelope import CloudEvent
 from services.plumbing.ops import deadletters
 from services.plumbing.settings import Settings
 from services.plumbing.storage import mongo_client, service_database
-from tests.support import ROOT, RUN_ID, isolated_environment
+from tests.support import ROOT, RUN_ID, isolated_environment, isolated_settings
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    # The records are produced to fresh topics before the consumer starts.
+    return isolated_settings(KAFKA_NEW_GROUP_START="earliest")
 
 
 @pytest.fixture

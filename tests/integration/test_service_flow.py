@@ -99,7 +99,7 @@ def test_grpc_call_outbox_event_consumer_effect_is_one_trace(stack, api: Api, se
     for s in spans:
         by_service.setdefault(s["localEndpoint"]["serviceName"], []).append(s)
     names = {svc: {(s.get("kind"), s["name"]) for s in ss} for svc, ss in by_service.items()}
-    assert ("SERVER", "/iop.scheduler.v1.schedulerservice/schedulesession") in {
+    assert ("SERVER", "/iop.scheduler.v1.schedulerservice/booksession") in {
         (k, n.lower()) for k, n in names.get("scheduler", set())
     }, names
     assert ("PRODUCER", "iop.scheduling.sessions.v1 send") in names["scheduler"], names

@@ -59,20 +59,22 @@ class AttendanceEntry(_message.Message):
     def __init__(self, client_id: _Optional[str] = ..., status: _Optional[_Union[AttendanceStatus, str]] = ..., minutes_attended: _Optional[int] = ..., disconnections: _Optional[int] = ..., reconnections: _Optional[int] = ..., modality: _Optional[str] = ..., present: _Optional[bool] = ...) -> None: ...
 
 class SessionAttendance(_message.Message):
-    __slots__ = ("session_id", "clinician_id", "starts_at", "ends_at", "entries", "ended")
+    __slots__ = ("session_id", "clinician_id", "starts_at", "ends_at", "entries", "ended", "started_at")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CLINICIAN_ID_FIELD_NUMBER: _ClassVar[int]
     STARTS_AT_FIELD_NUMBER: _ClassVar[int]
     ENDS_AT_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     ENDED_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     clinician_id: str
     starts_at: _timestamp_pb2.Timestamp
     ends_at: _timestamp_pb2.Timestamp
     entries: _containers.RepeatedCompositeFieldContainer[AttendanceEntry]
     ended: bool
-    def __init__(self, session_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., entries: _Optional[_Iterable[_Union[AttendanceEntry, _Mapping]]] = ..., ended: _Optional[bool] = ...) -> None: ...
+    started_at: _timestamp_pb2.Timestamp
+    def __init__(self, session_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., entries: _Optional[_Iterable[_Union[AttendanceEntry, _Mapping]]] = ..., ended: _Optional[bool] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SubmitOutcomeRequest(_message.Message):
     __slots__ = ("submission_id", "client_id", "instrument", "item_scores", "completed_at", "session_id")
