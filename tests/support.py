@@ -48,6 +48,8 @@ def isolated_environment(prefix: str | None = None) -> dict[str, str]:
         "MONGODB_DATABASE_PREFIX": prefix or f"t{RUN_ID}_",
         "KAFKA_GROUP_PREFIX": f"t{RUN_ID}",
         "KAFKA_NEW_GROUP_START": "latest",
+        # FerretDB on SQLite answers a service's first calls slowly on a loaded 2-core machine
+        "GRPC_CLIENT_DEADLINE_S": "5",
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         "OUTBOX_POLL_INTERVAL_S": "0.2",
         "CONSUMER_RETRY_BACKOFF_S": "0.05",

@@ -55,7 +55,13 @@ def start_services(extra_env: dict[str, str] | None = None) -> dict[str, subproc
     settings = get_settings()
     logs = ROOT / ".local" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'gen' / 'python'}", **(extra_env or {})}
+    env = {
+        # service-to-service deadline on the local store (FerretDB on SQLite is slow on first calls)
+        "GRPC_CLIENT_DEADLINE_S": "5",
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}:{ROOT / 'gen' / 'python'}",
+        **(extra_env or {}),
+    }
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         _start_all(procs, env, logs, settings)

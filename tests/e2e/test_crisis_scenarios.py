@@ -11,6 +11,7 @@ an event, and the chain from the webhook's span to the last rung is one trace in
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -46,6 +47,8 @@ from tests.integration.test_crisis_support import (
 from tests.support import ServiceProcess, wait_for_trace
 
 pytestmark = pytest.mark.e2e
+# the test's phone numbers (+1 415 555-0199 / -0134 / 800 555-0100) in any spelling
+PHONE = re.compile(r"555\D?01\d\d")
 
 
 def patient_wait_for_trace(settings: Settings, trace_id: str, predicate: Any, timeout_s: float) -> list[dict]:
@@ -175,6 +178,6 @@ async def test_disconnection_during_crisis_is_escalated_as_one_trace(stack, sett
     assert process["parentId"] == webhook["id"]  # the consumer continues the webhook's trace
     for s in spans:  # no PHI in span attributes: no phone number, address or name
         for tag, value in (s.get("tags") or {}).items():
-            assert "555" not in value and "Test St" not in value and "Alex" not in value, (tag, s)
+            assert not PHONE.search(value) and "Test St" not in value and "Alex" not in value, (tag, s)
             # the opaque client id appears only as a record key (the tasks topic is keyed by client)
             assert client not in value or tag == "messaging.kafka.message.key", (tag, s)

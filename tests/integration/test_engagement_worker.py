@@ -117,7 +117,7 @@ def test_worker_restart_mid_stream_recovers_state_without_double_counting(settin
                 return doc
             return None
 
-        assert wait_until(snapshot, timeout_s=40) is not None, db["client_engagement"].find_one({"_id": client})
+        assert wait_until(snapshot, timeout_s=120) is not None, db["client_engagement"].find_one({"_id": client})
         time.sleep(1.5)  # settled: nothing more arrives later
         doc = db["client_engagement"].find_one({"_id": client})
         assert doc is not None
