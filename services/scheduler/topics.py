@@ -1,5 +1,7 @@
 """Topics the scheduler publishes, and the ones it consumes."""
 
+from services.compliance import topics as compliance_topics
+from services.engagement import topics as engagement_topics
 from services.plumbing.bus import Topic
 
 SESSIONS = Topic(
@@ -18,16 +20,6 @@ FHIR = Topic(
     partner_facing=True,
 )
 
-# Consumed (published by compliance and engagement; declared here so the topics exist before we subscribe).
-PRIVACY = Topic(
-    name="iop.compliance.privacy.v1",
-    key="session_id",
-    description="PrivacyCompromised attestations (published by compliance).",
-    partner_facing=True,
-)
-ATTENDANCE = Topic(
-    name="iop.engagement.attendance.v1",
-    key="session_id",
-    description="ConnectionDropped, AttendanceRecorded (published by engagement).",
-    partner_facing=True,
-)
+# Consumed: declared once, by the services that publish them (the contract is theirs).
+PRIVACY = compliance_topics.PRIVACY
+ATTENDANCE = engagement_topics.ATTENDANCE
