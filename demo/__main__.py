@@ -110,7 +110,7 @@ def main() -> int:
         ("Privacy-compromised session", privacy_compromised),
         ("Burnout from a full virtual day", burnout),
         ("Client travels to another state", client_travels),
-        ("Audio-only fallback", lambda p, d, s, r: audio_only(p, d, s, r, settings.kafka_bootstrap_servers)),
+        ("Audio-only fallback", audio_only),
     ]
     print("\nA simulated virtual-IOP day\n", flush=True)
     print("  [0/5] Morning questionnaires", flush=True)

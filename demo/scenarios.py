@@ -8,14 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
-from kafka import KafkaConsumer, TopicPartition
 
 from demo.day import Day, local, next_slot
 from demo.platform import Platform, ScenarioResult, reason_of, uid
 from iop.compliance.v1 import compliance_pb2 as cpb
 from iop.crisis.v1 import crisis_pb2 as kpb
 from iop.engagement.v1 import engagement_pb2 as epb
-from iop.events.v1 import common_pb2, compliance_pb2
+from iop.events.v1 import common_pb2
 from iop.events.v1 import scheduling_pb2 as sev
 from iop.scheduler.v1 import scheduler_pb2 as spb
 
@@ -321,14 +320,10 @@ def client_travels(p: Platform, day: Day, say: Say, result: ScenarioResult) -> N
     result.outcomes.append(f"licensure for MN (home): {cpb.Decision.Name(home.decision)} {list(home.reasons)}")
 
 
-def audio_only(p: Platform, day: Day, say: Say, result: ScenarioResult, bootstrap: str) -> None:
-    tail = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=500)
-    partitions = [TopicPartition(BILLING_TOPIC, i) for i in tail.partitions_for_topic(BILLING_TOPIC) or []]
-    tail.assign(partitions)
-    tail.seek_to_end()
-    for partition in partitions:
-        tail.position(partition)
-    sessions: dict[str, tuple[str, str]] = {}
+def audio_only(p: Platform, day: Day, say: Say, result: ScenarioResult) -> None:
+    """Video fails and the group finishes by phone. Compliance applies each payer's audio-only rule;
+    the per-diem BillingReady event follows when the client's service day closes (local midnight
+    plus the close delay), so the demo shows the same rule through CheckCoverage right away."""
     home = common_pb2.ClientLocation(state="NY", city="Albany", postal_code="12203", verified=True)
     for label, plan in (
         ("plan covering audio-only", "demo-commercial-ppo"),
@@ -341,7 +336,7 @@ def audio_only(p: Platform, day: Day, say: Say, result: ScenarioResult, bootstra
             program, clinician, [client], next_slot(), minutes=180, kind=sev.SESSION_KIND_GROUP, capacity=8
         )
         check_in_and_start(p, session, {client: home}, "NY")
-        p.call(
+        ended = p.call(
             p.scheduler,
             "EndSession",
             spb.EndSessionRequest(
@@ -355,27 +350,25 @@ def audio_only(p: Platform, day: Day, say: Say, result: ScenarioResult, bootstra
             ),
             role="clinician",
         )
-        sessions[session.session_id] = (label, client)
-    say("two 3-hour groups lost video and finished by phone (audio-only)")
-    found: dict[str, compliance_pb2.BillingReady] = {}
-    deadline = time.monotonic() + 45
-    while len(found) < len(sessions) and time.monotonic() < deadline:
-        for record in tail:
-            billing = compliance_pb2.BillingReady.FromString(record.value)
-            for session_id in billing.session_ids:
-                if session_id in sessions:
-                    found[session_id] = billing
-    tail.close()
-    for session_id, (label, _) in sessions.items():
-        billing = found.get(session_id)
-        if billing is None:
-            result.ok = False
-            result.outcomes.append(f"{label}: no billing-ready event")
-            continue
-        lines = ", ".join(
-            f"{line.code} modifiers {'/'.join(line.modifiers) or '-'} POS {line.place_of_service}"
-            for line in billing.lines
+        coverage = p.call(
+            p.compliance,
+            "CheckCoverage",
+            cpb.CheckCoverageRequest(
+                client_id=client,
+                payer_plan_id=plan,
+                service_code="S9480",
+                modality=common_pb2.MODALITY_AUDIO_ONLY,
+                starts_at=session.starts_at,
+                ends_at=session.ends_at,
+                place_of_service="10",
+            ),
         )
-        verdict = "covered" if billing.covered else f"NOT covered ({', '.join(billing.problems)})"
-        result.outcomes.append(f"{label} ({billing.payer_plan_id}): {verdict}; {lines}")
-    say("compliance published a billing-ready event per client and day")
+        verdict = "covered" if coverage.covered else f"NOT covered ({', '.join(coverage.problems)})"
+        codes = f"codes {'/'.join(coverage.codes)} modifiers {'/'.join(coverage.modifiers) or '-'}"
+        result.outcomes.append(f"{label} ({plan}): {verdict}; {codes}; session {ended.status}")
+        if plan == "demo-commercial-ppo" and not coverage.covered:
+            result.ok = False
+        if plan == "demo-commercial-hmo" and coverage.covered:
+            result.ok = False
+    result.outcomes.append(f"BillingReady per client follows on {BILLING_TOPIC} when the service day closes")
+    say("two 3-hour groups lost video and finished by phone (audio-only); each payer's rule applied")
