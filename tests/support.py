@@ -13,15 +13,14 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.plumbing.auth import mint_token
+from services.plumbing.launcher import SERVICES as SERVICE_NAMES
+from services.plumbing.launcher import wait_serving
 from services.plumbing.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,12 +33,6 @@ LOG_DIR = ROOT / ".local" / "test-logs"
 _PORT_BASE = int(os.environ.get("IOP_TEST_PORT_BASE", "21050"))
 SERVICES = ("scheduler", "engagement", "compliance", "crisis")
 TEST_PORTS = {name: _PORT_BASE + offset for offset, name in enumerate(SERVICES, start=1)}
-SERVICE_NAMES = {
-    "scheduler": "iop.scheduler.v1.SchedulerService",
-    "engagement": "iop.engagement.v1.EngagementService",
-    "compliance": "iop.compliance.v1.ComplianceService",
-    "crisis": "iop.crisis.v1.CrisisService",
-}
 
 
 def isolated_environment(prefix: str | None = None) -> dict[str, str]:
@@ -96,21 +89,11 @@ class ServiceProcess:
         return self
 
     def wait_serving(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        with grpc.insecure_channel(self.target) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while time.monotonic() < deadline:
-                assert self.proc is not None
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log_path}")
-                try:
-                    reply = stub.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAMES[self.name]), timeout=1)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.2)
-        raise TimeoutError(f"{self.name} not SERVING within {timeout_s}s; see {self.log_path}")
+        assert self.proc is not None
+        try:
+            wait_serving(self.target, SERVICE_NAMES[self.name], self.proc, timeout_s)
+        except (RuntimeError, TimeoutError) as exc:
+            raise type(exc)(f"{exc}; see {self.log_path}") from exc
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30) -> int:
         if self.proc is None or self.proc.poll() is not None:
@@ -121,12 +104,6 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
-
-
-def next_slot(days_ahead: int = 1, minute_grid: int = 15) -> datetime:
-    """A start time on the scheduler's slot grid, `days_ahead` days from now (UTC)."""
-    start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=days_ahead)
-    return start + timedelta(minutes=(-start.minute) % minute_grid)
 
 
 def zipkin_base(settings: Settings) -> str:

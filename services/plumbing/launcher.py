@@ -43,7 +43,8 @@ def wait_serving(target: str, service: str, proc: subprocess.Popen[bytes], timeo
             if proc.poll() is not None:
                 raise RuntimeError(f"{service} exited with {proc.returncode}")
             try:
-                if stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1).status == 1:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.RpcError:
                 pass

@@ -21,7 +21,7 @@ from iop.events.v1 import scheduling_pb2 as ev
 from iop.scheduler.v1 import scheduler_pb2 as pb
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
-from tests.integration.test_scheduler_support import Api, next_slot, reason_of, rich_status
+from tests.integration.test_scheduler_support import Api, local_day_at, next_slot, reason_of, rich_status
 from tests.support import ServiceProcess
 
 pytestmark = pytest.mark.e2e
@@ -43,11 +43,6 @@ def api(settings: Settings) -> Iterator[Api]:
     finally:
         assert scheduler.stop() == 0, f"scheduler did not stop cleanly; see {scheduler.log_path}"
         compliance.stop()
-
-
-def local_day_at(days_ahead: int, hour: int, minute: int = 0) -> datetime:
-    day = (datetime.now(NY) + timedelta(days=days_ahead)).date()
-    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=NY).astimezone(UTC)
 
 
 def in_windows(start: datetime, end: datetime, windows: list[pb.WeeklyWindow]) -> bool:

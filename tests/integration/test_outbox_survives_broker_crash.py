@@ -13,8 +13,6 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -22,14 +20,13 @@ from aiokafka import AIOKafkaConsumer
 from iop.events.v1 import scheduling_pb2 as ev
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.settings import Settings
-from tests.integration.test_scheduler_support import Api
+from tests.integration.test_scheduler_support import Api, local_day_at
 from tests.support import ROOT, ServiceProcess
 
 pytestmark = pytest.mark.integration
 
 INFRA = str(ROOT / "deploy" / "local" / "infra.sh")
 PORT, CONTROLLER_PORT = 19092, 19093
-NEW_YORK = ZoneInfo("America/New_York")
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +56,7 @@ def infra(command: str, env: dict[str, str]) -> None:
 def book_one(api: Api, program_id: str) -> str:
     clinician, client = api.clinician(), api.client()
     # a new clinician and client each time, so every booking can take the same slot
-    day = (datetime.now(NEW_YORK) + timedelta(days=2)).date()
-    start = datetime(day.year, day.month, day.day, 10, 0, tzinfo=NEW_YORK)
-    return api.book(program_id, clinician, [client], start).session_id
+    return api.book(program_id, clinician, [client], local_day_at(days_ahead=2, hour=10)).session_id
 
 
 async def published_session_ids(bootstrap: str, want: set[str], timeout_s: float) -> set[str]:

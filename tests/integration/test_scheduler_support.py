@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import grpc
 from google.rpc import status_pb2
@@ -37,6 +38,15 @@ def next_slot(after: timedelta = timedelta(minutes=30)) -> datetime:
     at = datetime.now(UTC) + after
     at = at.replace(second=0, microsecond=0)
     return at + timedelta(minutes=(15 - at.minute % 15) % 15)
+
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def local_day_at(days_ahead: int, hour: int, minute: int = 0, zone: ZoneInfo = NEW_YORK) -> datetime:
+    """`hour:minute` local time, `days_ahead` days from today in `zone` (the programs' zone)."""
+    day = (datetime.now(zone) + timedelta(days=days_ahead)).date()
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone).astimezone(UTC)
 
 
 def rich_status(err: grpc.RpcError) -> status_pb2.Status:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
@@ -21,11 +19,10 @@ from opentelemetry.trace import SpanKind
 from iop.engagement.v1 import engagement_pb2, engagement_pb2_grpc
 from iop.scheduler.v1 import scheduler_pb2
 from services.plumbing.settings import Settings
-from tests.integration.test_scheduler_support import Api
+from tests.integration.test_scheduler_support import Api, local_day_at
 from tests.support import ServiceProcess, auth_metadata, wait_for_trace
 
 pytestmark = pytest.mark.integration
-NEW_YORK = ZoneInfo("America/New_York")
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +45,10 @@ def api(stack: dict[str, ServiceProcess], settings: Settings) -> Iterator[Api]:
     client.close()
 
 
-def ten_am(days_ahead: int) -> datetime:
-    day = (datetime.now(NEW_YORK) + timedelta(days=days_ahead)).date()
-    return datetime(day.year, day.month, day.day, 10, 0, tzinfo=NEW_YORK)
-
-
 def booking(api: Api, metadata: list[tuple[str, str]] | None = None) -> scheduler_pb2.Session:
     program = api.program()
     clinician, client = api.clinician(), api.client()
-    return api.book(program.program_id, clinician, [client], ten_am(days_ahead=1), metadata=metadata)
+    return api.book(program.program_id, clinician, [client], local_day_at(days_ahead=1, hour=10), metadata=metadata)
 
 
 def test_grpc_call_outbox_event_consumer_effect_is_one_trace(stack, api: Api, settings: Settings) -> None:
@@ -120,7 +112,7 @@ def test_grpc_call_outbox_event_consumer_effect_is_one_trace(stack, api: Api, se
 def test_retry_with_same_request_id_returns_same_session(api: Api) -> None:
     program = api.program()
     clinician, client = api.clinician(), api.client()
-    start = ten_am(days_ahead=2)
+    start = local_day_at(days_ahead=2, hour=10)
     first = api.book(program.program_id, clinician, [client], start, request_id="same-request-" + clinician)
     again = api.book(program.program_id, clinician, [client], start, request_id="same-request-" + clinician)
     assert first.session_id == again.session_id
