@@ -19,7 +19,12 @@ KAFKA_HOME="$LOCAL/kafka"
 KAFKA_STATE="${LOCAL_KAFKA_STATE:-$KAFKA_HOME}"
 FERRET_HOME="$LOCAL/ferretdb"
 ZIPKIN_HOME="$LOCAL/zipkin"
-FERRETDB_VERSION="v1.24.0"
+FERRETDB_VERSION="v1.24.2"
+FERRET_PATCHES="$ROOT/deploy/local/ferretdb"
+# SQLite's durability for the local store: in WAL mode `normal` survives a crash of FerretDB
+# or of any client (what the tests exercise) and may lose the last commits only on a power
+# loss or OS crash; `full` also syncs every commit (about half the write throughput here).
+FERRETDB_SQLITE_SYNCHRONOUS="${LOCAL_FERRETDB_SYNCHRONOUS:-normal}"
 KAFKA_PORT="${LOCAL_KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${LOCAL_KAFKA_CONTROLLER_PORT:-9093}"
 MONGO_PORT="${LOCAL_MONGO_PORT:-27017}"
@@ -42,19 +47,27 @@ install() {
       touch "$KAFKA_HOME/libs/.resolved"
     fi
   fi
-  if wants_store && [ ! -x "$FERRET_HOME/bin/ferretdb" ]; then
+  if wants_store && [ "$(cat "$FERRET_HOME/bin/.build" 2>/dev/null)" != "$(ferretdb_build_id)" ]; then
     log "building FerretDB $FERRETDB_VERSION with go install (takes a few minutes once)"
     mkdir -p "$FERRET_HOME/bin"
     # A plain `go install ...@version` builds a binary that panics at start: FerretDB
     # embeds build/version/version.txt, which its release tooling generates. So fetch
-    # the module through the Go module proxy, add that one file, and `go install` it.
-    local src
+    # the module through the Go module proxy, add that one file, apply the project's
+    # patches (deploy/local/ferretdb/*.patch, each says why), and `go install` it.
+    local src patch
     src="$(go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
     rm -rf "$FERRET_HOME/src" && cp -r "$src" "$FERRET_HOME/src" && chmod -R u+w "$FERRET_HOME/src"
     echo "$FERRETDB_VERSION" >"$FERRET_HOME/src/build/version/version.txt"
+    for patch in "$FERRET_PATCHES"/*.patch; do
+      git -C "$FERRET_HOME/src" apply --verbose "$patch" 2>&1 | sed 's/^/[infra]   /' >&2
+    done
     (cd "$FERRET_HOME/src" && GOBIN="$FERRET_HOME/bin" GOFLAGS=-mod=mod go install ./cmd/ferretdb)
+    ferretdb_build_id >"$FERRET_HOME/bin/.build"
   fi
 }
+
+# The version and the patches a built binary came from: a change to either rebuilds it.
+ferretdb_build_id() { { echo "$FERRETDB_VERSION"; cat "$FERRET_PATCHES"/*.patch; } | sha256sum | cut -c1-16; }
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -94,7 +107,7 @@ start_kafka() {
 start_ferretdb() {
   if pid_alive "$FERRET_HOME/ferretdb.pid"; then log "ferretdb already running"; return; fi
   mkdir -p "$FERRET_HOME/data" "$FERRET_HOME/state"
-  setsid nohup "$FERRET_HOME/bin/ferretdb" --handler=sqlite --sqlite-url="file:$FERRET_HOME/data/" \
+  setsid nohup "$FERRET_HOME/bin/ferretdb" --handler=sqlite --sqlite-url="file:$FERRET_HOME/data/?_pragma=synchronous($FERRETDB_SQLITE_SYNCHRONOUS)" \
         --state-dir="$FERRET_HOME/state" --listen-addr="127.0.0.1:$MONGO_PORT" \
         --debug-addr=- --telemetry=disable --log-level=WARN \
         >>"$FERRET_HOME/ferretdb.log" 2>&1 &
