@@ -68,7 +68,6 @@ from services.plumbing.errors import (
     PermissionDenied,
     Unavailable,
 )
-from services.plumbing.outbox import OutboxRelay
 from services.plumbing.protos import to_datetime, to_timestamp
 from services.plumbing.storage import Document
 
@@ -214,10 +213,9 @@ def policy_pb(p: PayerPolicy) -> pb.PayerPolicy:
 
 
 class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
-    def __init__(self, store: ComplianceStore, ref: Reference, relay: OutboxRelay, audit: BatchedAudit) -> None:
+    def __init__(self, store: ComplianceStore, ref: Reference, audit: BatchedAudit) -> None:
         self._store = store
         self._ref = ref
-        self._relay = relay
         self._batched_audit = audit
 
     async def _audit(self, action: str, resource_type: str, resource_id: str) -> None:
@@ -689,7 +687,6 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
             "notified_horizons": [],
         }
         await self._store.insert(CONSENTS, doc, events.consent_events(doc, "active", now))
-        self._relay.notify()
         return consent_pb(doc)
 
     async def RevokeConsent(self, request: pb.RevokeConsentRequest, context: grpc.aio.ServicerContext) -> pb.Consent:
@@ -700,7 +697,6 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         doc = await self._store.revoke_consent(
             request.consent_id, now, lambda current: events.consent_events(current, "revoked", now)
         )
-        self._relay.notify()
         if doc is None:
             if await self._store.get(CONSENTS, request.consent_id) is None:
                 raise NotFound("consent", request.consent_id)
@@ -744,7 +740,6 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
             {"attestation": request.attestation, "at": at, "by": principal.subject, "marker": marker},
             events.privacy_events(request.session_id, request.client_id, request.clinician_id, request.attestation, at),
         )
-        self._relay.notify()
         return pb.PrivacyAttestation(
             session_id=request.session_id,
             client_id=request.client_id,

@@ -34,21 +34,21 @@ PARTS = Parts()
 
 
 async def wire(infra: Infrastructure) -> list[EventConsumer]:
-    store = ComplianceStore(infra.db, infra.source, SETTINGS.read_cache_ttl_s)
+    store = ComplianceStore(infra.db, infra.source, SETTINGS.read_cache_ttl_s, infra.relay)
     await store.seed_policies(REFERENCE.seed_payer_policies)
     PARTS.audit = BatchedAudit(infra.db)
-    api = ComplianceApi(store, REFERENCE, infra.relay, PARTS.audit)
+    api = ComplianceApi(store, REFERENCE, PARTS.audit)
     infra.grpc.add_service(SERVICE, lambda s: compliance_pb2_grpc.add_ComplianceServiceServicer_to_server(api, s))
-    billing = BillingDays(store, REFERENCE, infra.relay)
+    billing = BillingDays(store, REFERENCE)
     PARTS.store, PARTS.billing = store, billing
-    scheduling = SchedulingHandlers(store, REFERENCE, infra.relay, billing)
+    scheduling = SchedulingHandlers(store, REFERENCE, billing)
     return [infra.consumer("scheduling", [SCHEDULING_SESSIONS], scheduling.handlers())]
 
 
 async def periodic_jobs(infra: Infrastructure) -> None:
     """Closes attended days and watches expiries (ServiceDefinition.background)."""
     assert PARTS.store is not None and PARTS.billing is not None, "wire() runs before background jobs"
-    await run_periodic(ExpiryMonitor(PARTS.store, REFERENCE, infra.relay), PARTS.billing, SETTINGS.monitor_interval_s)
+    await run_periodic(ExpiryMonitor(PARTS.store, REFERENCE), PARTS.billing, SETTINGS.monitor_interval_s)
 
 
 async def audit_flusher(infra: Infrastructure) -> None:

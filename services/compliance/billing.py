@@ -9,17 +9,15 @@ from services.compliance import events
 from services.compliance.coverage import AttendedSession, DayBilling, bill_day, week_of, weekly_problems
 from services.compliance.reference import Reference
 from services.compliance.store import AUTHORIZATIONS, ComplianceStore, authorization_from_doc
-from services.plumbing.outbox import OutboxRelay
 from services.plumbing.storage import Document
 
 log = logging.getLogger(__name__)
 
 
 class BillingDays:
-    def __init__(self, store: ComplianceStore, ref: Reference, relay: OutboxRelay) -> None:
+    def __init__(self, store: ComplianceStore, ref: Reference) -> None:
         self._store = store
         self._ref = ref
-        self._relay = relay
 
     async def close_due(self, now: datetime) -> int:
         """Close every day whose close time has passed and that has unreported sessions."""
@@ -27,8 +25,6 @@ class BillingDays:
         for day in await self._store.due_billing_days(now):
             if await self.close(day):
                 closed += 1
-        if closed:
-            self._relay.notify()
         return closed
 
     async def close(self, day: Document) -> bool:

@@ -36,7 +36,6 @@ from services.compliance.store import (
 )
 from services.plumbing.consumer import Handler, PoisonEvent
 from services.plumbing.envelope import CloudEvent
-from services.plumbing.outbox import OutboxRelay
 from services.plumbing.protos import to_datetime
 from services.plumbing.storage import Document
 
@@ -50,10 +49,9 @@ MODALITY_NAMES = {
 
 
 class SchedulingHandlers:
-    def __init__(self, store: ComplianceStore, ref: Reference, relay: OutboxRelay, billing: BillingDays) -> None:
+    def __init__(self, store: ComplianceStore, ref: Reference, billing: BillingDays) -> None:
         self._store = store
         self._ref = ref
-        self._relay = relay
         self._billing = billing
 
     def handlers(self) -> dict[str, Handler]:
@@ -143,7 +141,6 @@ class SchedulingHandlers:
                 {"attestation": p.privacy_attestation, "at": at, "by": "scheduler", "marker": event.id},
                 events.privacy_events(p.session_id, p.client_id, clinician_id, p.privacy_attestation, at),
             )
-            self._relay.notify()
 
     async def session_started(self, event: CloudEvent, p: scheduling_pb2.SessionStarted) -> None:
         started_at = to_datetime(p.started_at) or event.time
@@ -188,7 +185,6 @@ class SchedulingHandlers:
             outgoing.append(events.licensure_checked(p.session_id, p.clinician_id, client_id, state, result, now))
         if outgoing:
             await self._store.add_session_events(p.session_id, f"started:{event.id}", outgoing)
-            self._relay.notify()
 
     async def session_ended(self, event: CloudEvent, p: scheduling_pb2.SessionEnded) -> None:
         if not p.session_id:

@@ -17,7 +17,6 @@ from services.compliance import events
 from services.compliance.billing import BillingDays
 from services.compliance.reference import Reference
 from services.compliance.store import COMPACT_CREDENTIALS, EXPIRING, LICENSES, ComplianceStore
-from services.plumbing.outbox import OutboxRelay
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +30,9 @@ def horizons_crossed(horizons: tuple[int, ...], expires_at: datetime, now: datet
 
 
 class ExpiryMonitor:
-    def __init__(self, store: ComplianceStore, ref: Reference, relay: OutboxRelay) -> None:
+    def __init__(self, store: ComplianceStore, ref: Reference) -> None:
         self._store = store
         self._ref = ref
-        self._relay = relay
 
     async def run_once(self, now: datetime) -> int:
         horizons = self._ref.expiry_horizons_days
@@ -61,8 +59,6 @@ class ExpiryMonitor:
                 if await self._store.mark_horizons(collection, item["_id"], nearest, crossed, [event]):
                     await self._store.flag_sessions(affected, f"EXPIRES_BEFORE_SESSION:{item_type}:{item['_id']}")
                     emitted += 1
-        if emitted:
-            self._relay.notify()
         return emitted
 
 

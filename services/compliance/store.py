@@ -21,7 +21,7 @@ from services.compliance.cache import TtlCache
 from services.compliance.consent import Consent
 from services.compliance.coverage import Authorization, PayerPolicy
 from services.compliance.licensure import CompactCredential, License
-from services.plumbing.outbox import OutgoingEvent, new_document_with_outbox, with_outbox
+from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox, with_outbox
 from services.plumbing.storage import Document, IndexSpec
 
 LICENSES = "licenses"
@@ -128,12 +128,23 @@ def authorization_from_doc(d: Document) -> Authorization:
 
 
 class ComplianceStore:
-    def __init__(self, db: AsyncDatabase[Document], source: str, read_cache_ttl_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        source: str,
+        read_cache_ttl_s: float = 2.0,
+        relay: OutboxRelay | None = None,
+    ) -> None:
         self.db = db
         self.source = source
+        self._relay = relay  # told about every stored write that carries events
         self._policies: dict[str, tuple[float, PayerPolicy | None]] = {}
         self._credentials: TtlCache[tuple[list[Document], list[Document]]] = TtlCache(read_cache_ttl_s)
         self._client_records: TtlCache[tuple[list[Document], list[Document]]] = TtlCache(read_cache_ttl_s)
+
+    def _stored(self, collection: str, doc_id: str, write: Document) -> None:
+        if self._relay is not None:
+            self._relay.notify(collection, doc_id, write)
 
     def invalidate(self, collection: str, owner_id: str) -> None:
         """Forget the cached snapshot a write to `collection` for `owner_id` changed."""
@@ -146,10 +157,12 @@ class ComplianceStore:
 
     async def insert(self, collection: str, doc: Document, events: list[OutgoingEvent] | None = None) -> None:
         """Insert a new document (with its creation events); DuplicateKeyError propagates."""
+        written = new_document_with_outbox(doc, self.source, events or [])
         try:
-            await self.db[collection].insert_one(new_document_with_outbox(doc, self.source, events or []))
+            await self.db[collection].insert_one(written)
         finally:
             self.invalidate(collection, doc.get("owner_id", ""))
+        self._stored(collection, doc["_id"], written)
 
     async def clinician_credentials(
         self, clinician_id: str, cached: bool = False
@@ -190,14 +203,14 @@ class ComplianceStore:
         current = await self.db[CONSENTS].find_one({"_id": consent_id, "revoked_at": None}, {"outbox": 0})
         if current is None:
             return None
+        written = with_outbox({"$set": {"revoked_at": at}}, self.source, events({**current, "revoked_at": at}))
         doc = await self.db[CONSENTS].find_one_and_update(
-            {"_id": consent_id, "revoked_at": None},
-            with_outbox({"$set": {"revoked_at": at}}, self.source, events({**current, "revoked_at": at})),
-            return_document=ReturnDocument.AFTER,
+            {"_id": consent_id, "revoked_at": None}, written, return_document=ReturnDocument.AFTER
         )
         if doc is not None:
             doc.pop("outbox", None)  # FerretDB 1.x: no exclusion projection in findAndModify
             self.invalidate(CONSENTS, doc["client_id"])
+            self._stored(CONSENTS, consent_id, written)
         return doc
 
     # --- payer policies ----------------------------------------------------------------------
@@ -278,11 +291,12 @@ class ComplianceStore:
 
     async def add_session_events(self, session_id: str, marker: str, events: list[OutgoingEvent]) -> bool:
         """Record that `marker` was handled on the session, with its events, once."""
-        result = await self.db[SESSIONS].update_one(
-            {"_id": session_id, "handled": {"$ne": marker}},
-            with_outbox({"$push": {"handled": marker}}, self.source, events),
-        )
-        return result.modified_count == 1
+        written = with_outbox({"$push": {"handled": marker}}, self.source, events)
+        result = await self.db[SESSIONS].update_one({"_id": session_id, "handled": {"$ne": marker}}, written)
+        if result.modified_count != 1:
+            return False
+        self._stored(SESSIONS, session_id, written)
+        return True
 
     # --- billing days ----------------------------------------------------------------------------
 
@@ -318,11 +332,14 @@ class ComplianceStore:
 
     async def close_billing_day(self, day: Document, set_fields: Document, events: list[OutgoingEvent]) -> bool:
         """Mark the day reported (for exactly the entries seen) and enqueue its BillingReady, in one write."""
+        written = with_outbox({"$set": {**set_fields, "dirty": False}, "$inc": {"reports": 1}}, self.source, events)
         result = await self.db[BILLING_DAYS].update_one(
-            {"_id": day["_id"], "dirty": True, "entries": {"$size": len(day["entries"])}},
-            with_outbox({"$set": {**set_fields, "dirty": False}, "$inc": {"reports": 1}}, self.source, events),
+            {"_id": day["_id"], "dirty": True, "entries": {"$size": len(day["entries"])}}, written
         )
-        return result.modified_count == 1
+        if result.modified_count != 1:
+            return False
+        self._stored(BILLING_DAYS, day["_id"], written)
+        return True
 
     # --- privacy attestations ----------------------------------------------------------------------
 
@@ -345,7 +362,10 @@ class ComplianceStore:
             )
         except DuplicateKeyError:
             return False
-        return result.modified_count == 1 or result.upserted_id is not None
+        if result.modified_count != 1 and result.upserted_id is None:
+            return False
+        self._stored(ATTESTATIONS, doc_id, update)
+        return True
 
     # --- expiry monitoring ---------------------------------------------------------------------------
 
@@ -360,11 +380,12 @@ class ComplianceStore:
         self, collection: str, item_id: str, horizon: int, horizons: list[int], events: list[OutgoingEvent]
     ) -> bool:
         """Record the horizons now passed, with the event for the nearest one, once per horizon."""
-        result = await self.db[collection].update_one(
-            {"_id": item_id, "notified_horizons": {"$ne": horizon}},
-            with_outbox({"$addToSet": {"notified_horizons": {"$each": horizons}}}, self.source, events),
-        )
-        return result.modified_count == 1
+        written = with_outbox({"$addToSet": {"notified_horizons": {"$each": horizons}}}, self.source, events)
+        result = await self.db[collection].update_one({"_id": item_id, "notified_horizons": {"$ne": horizon}}, written)
+        if result.modified_count != 1:
+            return False
+        self._stored(collection, item_id, written)
+        return True
 
     async def booked_sessions_after(self, owner_field: str, owner_id: str, after: datetime) -> list[Document]:
         return (

@@ -325,9 +325,10 @@ class AlertService:
             *(OutgoingEvent(TASKS_TOPIC.name, client_id, events.task_event(t, alert)) for t in task_docs),
             OutgoingEvent(FHIR_TOPIC.name, client_id, fhir.alert_flag(alert_id, client_id, True, now, None)),
         ]
-        if not await self.store.insert_new(ALERTS, new_document_with_outbox(alert, SOURCE, outgoing)):
+        written = new_document_with_outbox(alert, SOURCE, outgoing)
+        if not await self.store.insert_new(ALERTS, written):
             return await self.store.alert(alert_id), False  # written concurrently by a redelivery
-        self.relay.notify(ALERTS, alert_id)
+        self.relay.notify(ALERTS, alert_id, written)
         await self.store.set_timer(alert_id, st.due_at, True)
         self.on_due(alert_id, st.due_at)
         return alert, True
@@ -378,8 +379,9 @@ class AlertService:
                 outgoing.insert(
                     0, OutgoingEvent(ALERTS_TOPIC.name, alert_id, events.escalated_event(alert, record, next_due))
                 )
-                if await self.store.insert_new(ALERT_RECORDS, new_document_with_outbox(record, SOURCE, outgoing)):
-                    self.relay.notify(ALERT_RECORDS, record["_id"])
+                written = new_document_with_outbox(record, SOURCE, outgoing)
+                if await self.store.insert_new(ALERT_RECORDS, written):
+                    self.relay.notify(ALERT_RECORDS, record["_id"], written)
                     fresh, _ = await self.reconcile(alert, [*records, record])
                     return fresh
                 continue  # the rung was fired meanwhile (by the timer): try the next one
@@ -449,12 +451,12 @@ class AlertService:
                 OutgoingEvent(ALERTS_TOPIC.name, alert_id, events.escalated_event(alert, record, next_due)),
                 *(OutgoingEvent(TASKS_TOPIC.name, alert["client_id"], events.task_event(t, alert)) for t in task_docs),
             ]
-            inserted = await self.store.insert_new(ALERT_RECORDS, new_document_with_outbox(record, SOURCE, outgoing))
-            if not inserted:
+            written = new_document_with_outbox(record, SOURCE, outgoing)
+            if not await self.store.insert_new(ALERT_RECORDS, written):
                 span.add_event("rung already recorded (by a disconnection or another instance)")
                 await self.reconcile(alert, force=True)
                 return False
-            self.relay.notify(ALERT_RECORDS, record["_id"])
+            self.relay.notify(ALERT_RECORDS, record["_id"], written)
             await self.reconcile(alert, [*records, record])
             return True
 
@@ -487,16 +489,17 @@ class AlertService:
         )
         if doc is None:
             return None
-        self.relay.notify(ALERT_RECORDS, doc["_id"])
+        self.relay.notify(ALERT_RECORDS, doc["_id"], doc)
         return {k: v for k, v in doc.items() if k != "outbox"}
 
     async def _record(
         self, alert: Document, records: list[Document], record: Document, outgoing: list[OutgoingEvent]
     ) -> bool:
         if "_id" in record:  # a record with a fixed id (the resolution): exactly once
-            if not await self.store.insert_new(ALERT_RECORDS, new_document_with_outbox(record, SOURCE, outgoing)):
+            written = new_document_with_outbox(record, SOURCE, outgoing)
+            if not await self.store.insert_new(ALERT_RECORDS, written):
                 return False
-            self.relay.notify(ALERT_RECORDS, record["_id"])
+            self.relay.notify(ALERT_RECORDS, record["_id"], written)
             saved: Document | None = record
         else:
             saved = await self._append(alert, records, record, outgoing)

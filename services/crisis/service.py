@@ -122,7 +122,7 @@ class CrisisCore:
 
         doc = await self.store.append(RISK_COLLECTION, client_id, make)
         if new != previous:
-            self.relay.notify(RISK_COLLECTION, doc["_id"])
+            self.relay.notify(RISK_COLLECTION, doc["_id"], doc)
         return doc
 
     # ------------------------------------------------------------------ check-ins
@@ -177,7 +177,7 @@ class CrisisCore:
             CHECKINS, client_id, lambda rid, _: new_document_with_outbox({"_id": rid, **doc}, SOURCE, outgoing)
         )
         if outgoing:
-            self.relay.notify(CHECKINS, saved["_id"])
+            self.relay.notify(CHECKINS, saved["_id"], saved)
 
     # ------------------------------------------------------------------ safety plans
 
@@ -215,10 +215,11 @@ class CrisisCore:
         }
         care_plan = fhir.safety_care_plan(doc)
         outgoing = [OutgoingEvent(FHIR_TOPIC.name, client_id, care_plan)]
-        if not await self.store.insert_new(PLANS, new_document_with_outbox(doc, SOURCE, outgoing)):
+        written = new_document_with_outbox(doc, SOURCE, outgoing)
+        if not await self.store.insert_new(PLANS, written):
             latest = await self.store.plan(client_id)
             raise VersionConflict(latest["version"] if latest else 0)
-        self.relay.notify(PLANS, doc["_id"])
+        self.relay.notify(PLANS, doc["_id"], written)
         return doc
 
     # ------------------------------------------------------------------ disconnections
@@ -322,7 +323,7 @@ class CrisisCore:
             [OutgoingEvent(TASKS_TOPIC.name, client_id, events.task_event(task, owner))],
         )
         if await self.store.insert_new(RECONNECT_TASKS, doc):
-            self.relay.notify(RECONNECT_TASKS, task_id)
+            self.relay.notify(RECONNECT_TASKS, task_id, doc)
         return task_id
 
     async def on_crisis_signal(self, *, trigger_id: str, client_id: str, value: int, now: datetime) -> str:

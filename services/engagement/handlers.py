@@ -149,8 +149,9 @@ class LedgerHandlers:
                     ),
                 )
             )
-        if await self._store.finalize(payload.session_id, ended_at, [entry_doc(a) for a in entries], events):
-            self._relay.notify(ATTENDANCE_COLLECTION, payload.session_id)
+        written = await self._store.finalize(payload.session_id, ended_at, [entry_doc(a) for a in entries], events)
+        if written is not None:
+            self._relay.notify(ATTENDANCE_COLLECTION, payload.session_id, written)
 
     async def video_signal(self, event: CloudEvent, payload: ev.VideoSignal) -> None:
         if payload.kind not in LEDGER_KINDS:
@@ -171,8 +172,8 @@ class LedgerHandlers:
         events = [] if dropped is None else [OutgoingEvent(ATTENDANCE.name, payload.session_id, dropped)]
         ids = [] if dropped is None else [drop_event_id(signal.signal_id)]
         added = await self._store.add_signal(payload.session_id, signal, [entry_doc(a) for a in entries], events, ids)
-        if added and events:
-            self._relay.notify(ATTENDANCE_COLLECTION, payload.session_id)
+        if added is not None and events:
+            self._relay.notify(ATTENDANCE_COLLECTION, payload.session_id, added)
 
     def handlers(self) -> dict[str, Handler]:
         return {

@@ -9,13 +9,13 @@ from typing import Any
 
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from iop.events.v1 import scheduling_pb2
 from services.engagement.domain import LedgerSignal
 from services.plumbing.outbox import OutgoingEvent, new_document_with_outbox, outbox_entries, with_outbox
 from services.plumbing.protos import to_datetime
-from services.plumbing.storage import Document, IndexSpec
+from services.plumbing.storage import Document, IndexSpec, insert_new
 
 ATTENDANCE_COLLECTION = "session_attendance"
 RECEIPTS_COLLECTION = "webhook_receipts"
@@ -121,9 +121,9 @@ class AttendanceStore:
         entries: list[Document],
         events: list[OutgoingEvent],
         event_ids: list[str],
-    ) -> bool:
+    ) -> Document | None:
         """Append a signal and the recomputed entries (+ events, with the given ids) in one write;
-        False if the signal is already there."""
+        returns the update applied, None if the signal is already there."""
         update: dict[str, Any] = {
             "$push": {"signals": signal_doc(signal), "signal_ids": signal.signal_id},
             "$set": {"entries": entries},
@@ -134,14 +134,16 @@ class AttendanceStore:
                 entry["id"] = event_id
             update["$push"]["outbox"] = {"$each": outbox}
         result = await self._attendance.update_one({"_id": session_id, "signal_ids": {"$ne": signal.signal_id}}, update)
-        return result.modified_count == 1
+        return update if result.modified_count == 1 else None
 
     async def finalize(
         self, session_id: str, ended_at: datetime | None, entries: list[Document], events: list[OutgoingEvent]
-    ) -> bool:
+    ) -> Document | None:
+        """Close the ledger with its final entries and events; returns the update applied, None
+        if it was closed already."""
         update = with_outbox({"$set": {"entries": entries, "ended": True, "ended_at": ended_at}}, self._source, events)
         result = await self._attendance.update_one({"_id": session_id, "ended": False}, update)
-        return result.modified_count == 1
+        return update if result.modified_count == 1 else None
 
     async def cancel(self, session_id: str) -> None:
         await self._attendance.update_one({"_id": session_id}, {"$set": {"ended": True, "cancelled": True}})
@@ -195,14 +197,7 @@ class ReceiptStore:
                     future.set_result(result)
 
     async def _insert(self, batch: list[tuple[Document, asyncio.Future[str]]]) -> list[str]:
-        duplicates: set[int] = set()
-        try:
-            await self._receipts.insert_many([doc for doc, _ in batch], ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != 11000 for e in errors):
-                raise
-            duplicates = {int(e["index"]) for e in errors}
+        duplicates = await insert_new(self._receipts, [doc for doc, _ in batch])
         if not duplicates:
             return ["new"] * len(batch)
         ids = [batch[i][0]["_id"] for i in duplicates]

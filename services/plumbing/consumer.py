@@ -8,6 +8,13 @@ handler a bounded number of times before dead-lettering it. Offsets are
 committed only after every record of a batch was applied or dead-lettered, and
 a stop drains the batch in hand before leaving the group.
 
+De-duplication costs two batched writes per batch, not a lookup per event: the
+group first claims the batch's event ids (one `insert_many` into
+`claimed_events`; the unique `_id` answers which ids it has seen before), and
+only for those it looks up whether they were applied (`processed_events`,
+written after the handlers ran). A claimed but unapplied event (a crash or a
+stop mid-batch) is applied again on redelivery.
+
 Handlers must make their own writes idempotent too (a crash after the handler
 and before the processed-marker write re-runs it): key inserts by event id or
 use conditional updates.
@@ -29,12 +36,11 @@ from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from services.plumbing.envelope import CloudEvent, EnvelopeError, KafkaHeaders
 from services.plumbing.ops.metrics import get_metrics
 from services.plumbing.settings import Settings
-from services.plumbing.storage import Document, IndexSpec
+from services.plumbing.storage import Document, IndexSpec, insert_new
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("iop.consumer")
@@ -42,13 +48,20 @@ tracer = trace.get_tracer("iop.consumer")
 PROCESSED_COLLECTION = "processed_events"
 # Markers outlive the longest topic retention (4 weeks), so a redelivery is always recognised.
 PROCESSED_RETENTION_S = 35 * 24 * 3600
+CLAIMED_COLLECTION = "claimed_events"
 PROCESSED_INDEXES = [
     IndexSpec(
         PROCESSED_COLLECTION,
         [("processed_at", 1)],
         name="processed_at_ttl",
         options={"expireAfterSeconds": PROCESSED_RETENTION_S},
-    )
+    ),
+    IndexSpec(
+        CLAIMED_COLLECTION,
+        [("claimed_at", 1)],
+        name="claimed_at_ttl",
+        options={"expireAfterSeconds": PROCESSED_RETENTION_S},
+    ),
 ]
 
 Handler = Callable[[CloudEvent, Any], Awaitable[None]]
@@ -196,19 +209,19 @@ class EventConsumer:
             if await self._apply(record, event, handler):
                 seen.add(marker)  # a duplicate inside the same batch
                 applied_now.append({"_id": marker, "type": event.type, "processed_at": datetime.now(UTC)})
-        if applied_now:
-            try:
-                await self._db[PROCESSED_COLLECTION].insert_many(applied_now, ordered=False)
-            except BulkWriteError as exc:  # markers written by a concurrent redelivery are fine
-                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                    raise
+        await insert_new(self._db[PROCESSED_COLLECTION], applied_now)  # a concurrent redelivery's are fine
         return done
 
     async def _already_applied(self, marker_ids: list[str]) -> set[str]:
-        # One lookup per id, concurrently: `{_id: value}` is the filter every store
-        # (FerretDB 1.x included) answers from an index; `$in` would scan there.
+        """Which of these events this group applied before. Claims the new ones in one write;
+        only ids claimed before (a redelivery) are looked up, one `{_id: value}` read each,
+        the filter every store (FerretDB 1.x included) answers from an index."""
+        ids = list(dict.fromkeys(marker_ids))
+        now = datetime.now(UTC)
+        claimed_before = await insert_new(self._db[CLAIMED_COLLECTION], [{"_id": m, "claimed_at": now} for m in ids])
+        seen_before = [ids[i] for i in sorted(claimed_before)]
         markers = self._db[PROCESSED_COLLECTION]
-        found = await asyncio.gather(*(markers.find_one({"_id": m}, {"_id": 1}) for m in set(marker_ids)))
+        found = await asyncio.gather(*(markers.find_one({"_id": m}, {"_id": 1}) for m in seen_before))
         return {d["_id"] for d in found if d is not None}
 
     async def _apply(self, record: ConsumerRecord[bytes, bytes], event: CloudEvent, handler: Handler) -> bool:

@@ -14,12 +14,18 @@ at the same moment; an insert keyed by the event id is atomic on every store.
 Entries therefore stay in the aggregate's array (an aggregate's life is a few
 dozen events) and `outbox_published` says which were sent.
 
-Finding work: the writer hints the relay with the document id (`notify`), and
-the relay reads that document by `_id`, the one lookup FerretDB answers from an
-index. A periodic sweep finds entries of the last day that no hint covered:
-those of a process that crashed between its write and its publish, or of
-another instance. A crash or a broker outage between the write and the publish
-loses nothing (at least once; consumers de-duplicate by event id).
+Finding work:
+- the writer hints the relay once its write is stored (`notify`). With the write
+  itself, the relay publishes the entries that write added as they were stored,
+  without reading them back; with only the document id, it reads the document by
+  `_id` and publishes what no one has sent.
+- a sweep finds entries no hint covered: those of a process that crashed between
+  its write and its publish, or of another instance. At start it looks back a day;
+  then every few seconds it reads the entries written since the previous sweep
+  (with an overlap for writes that were slow to land), and asks `outbox_published`
+  only about entries this relay does not know were sent.
+A crash or a broker outage between the write and the publish loses nothing (at
+least once; consumers de-duplicate by event id).
 """
 
 from __future__ import annotations
@@ -37,11 +43,10 @@ from google.protobuf.message import Message
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from services.plumbing.bus import record_headers
 from services.plumbing.envelope import CloudEvent
-from services.plumbing.storage import Document, IndexSpec
+from services.plumbing.storage import Document, IndexSpec, insert_new
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("iop.outbox")
@@ -110,6 +115,15 @@ def new_document_with_outbox(doc: Document, source: str, events: list[OutgoingEv
     return out
 
 
+def added_entries(write: Document) -> list[Document]:
+    """The outbox entries a write adds: a document from `new_document_with_outbox`, or an
+    update from `with_outbox`."""
+    pushed = write.get("$push", {}).get("outbox")
+    if pushed is not None:
+        return list(pushed["$each"])
+    return list(write.get("outbox", []))
+
+
 def _cloud_event(entry: Document) -> CloudEvent:
     time = _aware(entry["time"])
     return CloudEvent(
@@ -132,9 +146,11 @@ class OutboxRelay:
         producer: AIOKafkaProducer,
         poll_interval_s: float = 0.5,
         sweep_interval_s: float = 10.0,
-        sweep_min_age_s: float = 3.0,
+        sweep_min_age_s: float = 5.0,
+        sweep_overlap_s: float = 120.0,
         sweep_horizon_s: float = 24 * 3600,
-        batch_size: int = 200,
+        batch_size: int = 500,
+        known_sent: int = 100_000,
     ) -> None:
         self._db = db
         self._published = db[PUBLISHED_COLLECTION]
@@ -143,69 +159,100 @@ class OutboxRelay:
         self._poll_interval_s = poll_interval_s
         self._sweep_interval_s = sweep_interval_s
         self._sweep_min_age = timedelta(seconds=sweep_min_age_s)
+        self._sweep_overlap = timedelta(seconds=sweep_overlap_s)
         self._sweep_horizon = timedelta(seconds=sweep_horizon_s)
         self._batch_size = batch_size
+        self._written: list[Document] = []  # entries of stored writes, in write order
         self._hints: dict[str, set[Any]] = {name: set() for name in collections}
-        self._sweep_requested = True  # sweep once at start: entries left by an earlier process
+        # Ids this relay published or found published, oldest first: the sweep skips them.
+        self._sent: dict[str, None] = {}
+        self._known_sent = known_sent
+        self._swept_until: datetime | None = None  # None: the next sweep looks back the whole horizon
         self._wake = asyncio.Event()
         self._stopping = False
         self.published = 0
 
-    def notify(self, collection: str | None = None, doc_id: Any = None) -> None:
-        """Called after a write that added events. With the document's collection and id
-        the relay publishes just that document now; without, it sweeps everything now."""
-        if collection is not None and doc_id is not None:
-            self._hints[collection].add(doc_id)
+    def notify(self, collection: str, doc_id: Any, write: Document | None = None) -> None:
+        """Called once a write that added events to document `doc_id` is stored. With `write`
+        (what was inserted, or the update applied) the relay publishes the entries it added as
+        they are; without, it reads the document and publishes what was not sent."""
+        if write is not None:
+            self._written.extend(added_entries(write))
         else:
-            self._sweep_requested = True
+            self._hints[collection].add(doc_id)
         self._wake.set()
 
     async def publish_hinted(self) -> int:
-        """Publish the documents named by `notify`, all hinted ones of a collection as one batch."""
+        """Publish what `notify` named: stored writes first, then documents to read by `_id`."""
         total = 0
+        while self._written:
+            batch, self._written = self._written[: self._batch_size], self._written[self._batch_size :]
+            total += await self._publish(batch)
         for name, ids in self._hints.items():
             while ids:
-                batch = [ids.pop() for _ in range(min(len(ids), self._batch_size))]
+                batch_ids = [ids.pop() for _ in range(min(len(ids), self._batch_size))]
                 coll = self._db[name]
-                docs = await asyncio.gather(*(coll.find_one({"_id": i}, {"outbox": 1}) for i in batch))
+                docs = await asyncio.gather(*(coll.find_one({"_id": i}, {"outbox": 1}) for i in batch_ids))
                 total += await self._publish_unsent([e for d in docs if d for e in d.get("outbox", [])])
         self.published += total
         return total
 
-    async def publish_pending(self, min_age: timedelta | None = None) -> int:
-        """Sweep: publish every unsent entry of the last day older than `min_age` (any age when None)."""
+    async def publish_pending(self, since_last_sweep: bool = False, settled_only: bool = False) -> int:
+        """Sweep: publish unsent entries written in the last day, or since the previous sweep
+        (`since_last_sweep`, the whole day when there was none); `settled_only`: only entries
+        older than the minimum age, which their writer's hint has had time to publish."""
         now = datetime.now(UTC)
-        newest = now - (min_age or timedelta(0))
+        newest = now - self._sweep_min_age if settled_only else now
         oldest = now - self._sweep_horizon
+        if since_last_sweep and self._swept_until is not None:
+            oldest = max(oldest, self._swept_until - self._sweep_overlap)
         total = 0
         for name in self._collections:
-            query = {"outbox.time": {"$lte": newest}}
+            # On MongoDB the sparse outbox.time index answers this; FerretDB filters a scan.
+            query = {"outbox.time": {"$gte": oldest, "$lte": newest}}
             entries: list[Document] = []
             async for doc in self._db[name].find(query, {"outbox": 1}):
-                entries.extend(e for e in doc.get("outbox", []) if oldest <= _aware(e["time"]) <= newest)
+                entries.extend(
+                    e
+                    for e in doc.get("outbox", [])
+                    if e["id"] not in self._sent and oldest <= _aware(e["time"]) <= newest
+                )
                 if len(entries) >= self._batch_size:
                     total += await self._publish_unsent(entries)
                     entries = []
             total += await self._publish_unsent(entries)
+        self._swept_until = newest
         self.published += total
         return total
 
     async def _publish_unsent(self, entries: list[Document]) -> int:
+        """Publish the entries that `outbox_published` does not know (of other writers or
+        an earlier process: the ones this relay sent are skipped without asking)."""
+        entries = [e for e in entries if e["id"] not in self._sent]
         if not entries:
             return 0
         sent = await asyncio.gather(*(self._published.find_one({"_id": e["id"]}, {"_id": 1}) for e in entries))
-        unsent = [e for e, marker in zip(entries, sent, strict=True) if marker is None]
-        if not unsent:
+        for marker in sent:
+            if marker is not None:
+                self._remember_sent(marker["_id"])
+        return await self._publish([e for e, marker in zip(entries, sent, strict=True) if marker is None])
+
+    async def _publish(self, entries: list[Document]) -> int:
+        entries = [e for e in entries if e["id"] not in self._sent]
+        if not entries:
             return 0
-        sends = [await self._send(entry) for entry in unsent]
+        sends = [await self._send(entry) for entry in entries]
         await asyncio.gather(*sends)  # every entry acknowledged by all in-sync replicas
-        markers = [{"_id": e["id"], "topic": e["topic"], "published_at": datetime.now(UTC)} for e in unsent]
-        try:
-            await self._published.insert_many(markers, ordered=False)
-        except BulkWriteError as exc:  # another relay published the same entry: fine (at least once)
-            if any(err.get("code") != DUPLICATE_KEY for err in exc.details.get("writeErrors", [])):
-                raise
-        return len(unsent)
+        markers = [{"_id": e["id"], "topic": e["topic"], "published_at": datetime.now(UTC)} for e in entries]
+        await insert_new(self._published, markers)  # another relay's markers: fine (at least once)
+        for entry in entries:
+            self._remember_sent(entry["id"])
+        return len(entries)
+
+    def _remember_sent(self, event_id: str) -> None:
+        self._sent[event_id] = None
+        if len(self._sent) > self._known_sent:
+            del self._sent[next(iter(self._sent))]
 
     async def _send(self, entry: Document) -> asyncio.Future[Any]:
         event = _cloud_event(entry)
@@ -224,15 +271,15 @@ class OutboxRelay:
             try:
                 published = await self.publish_hinted()
                 now = monotonic.monotonic()
-                if self._sweep_requested or now - last_sweep >= self._sweep_interval_s:
-                    full = self._sweep_requested
-                    self._sweep_requested = False
+                if self._swept_until is None or now - last_sweep >= self._sweep_interval_s:
+                    settled = self._swept_until is not None  # at start and after a failure: all of it
+                    published += await self.publish_pending(since_last_sweep=True, settled_only=settled)
                     last_sweep = now
-                    published += await self.publish_pending(None if full else self._sweep_min_age)
                 backoff = self._poll_interval_s
             except Exception:  # broker or store unavailable: the entries stay; try again
                 log.warning("outbox relay: publish failed; retrying in %.1fs", backoff, exc_info=True)
-                self._sweep_requested = True  # hints taken before the failure are covered by the sweep
+                # what was taken from the hints before the failure is found by a full sweep
+                self._swept_until = None
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
@@ -247,12 +294,9 @@ class OutboxRelay:
         self._wake.set()
         try:
             await self.publish_hinted()
-            await self.publish_pending()
+            await self.publish_pending(since_last_sweep=True)
         except Exception:
             log.warning("outbox relay: could not drain; entries stay for the next start", exc_info=True)
-
-
-DUPLICATE_KEY = 11000
 
 
 def _aware(value: datetime) -> datetime:

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import OperationFailure
+from pymongo.errors import BulkWriteError, OperationFailure
 
 from services.plumbing.settings import Settings
 
@@ -47,6 +48,22 @@ def service_database(client: AsyncMongoClient[Document], settings: Settings, ser
 
 NOT_IMPLEMENTED = 238
 INDEX_OPTIONS_CONFLICT = 85
+DUPLICATE_KEY = 11000
+
+
+async def insert_new(collection: AsyncCollection[Document], docs: list[Document]) -> set[int]:
+    """Insert documents keyed by a unique `_id` in one unordered write; returns the positions of
+    those whose `_id` existed already (inserted by someone else: not an error here)."""
+    if not docs:
+        return set()
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        return {int(e["index"]) for e in errors}
+    return set()
 
 
 async def ensure_indexes(db: AsyncDatabase[Document], specs: list[IndexSpec]) -> None:

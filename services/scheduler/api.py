@@ -13,7 +13,6 @@ from iop.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.plumbing.audit import record_phi_access
 from services.plumbing.auth import current_principal
 from services.plumbing.errors import FieldViolations, NotFound, PermissionDenied
-from services.plumbing.outbox import OutboxRelay
 from services.plumbing.protos import to_datetime, to_timestamp
 from services.plumbing.storage import Document
 from services.scheduler import domain as d
@@ -228,20 +227,13 @@ def _view_range(request: scheduler_pb2.ScheduleViewRequest) -> tuple[datetime, d
 
 
 class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
-    def __init__(
-        self, scheduler: Scheduler, programs: Programs, relay: OutboxRelay, db: AsyncDatabase[Document]
-    ) -> None:
+    def __init__(self, scheduler: Scheduler, programs: Programs, db: AsyncDatabase[Document]) -> None:
         self._s = scheduler
         self._p = programs
-        self._relay = relay
         self._db = db
 
     async def _audit(self, action: str, resource_type: str, resource_id: str) -> None:
         await record_phi_access(self._db, current_principal(), action, resource_type, resource_id)
-
-    def _published(self, doc: Document) -> scheduler_pb2.Session:
-        self._relay.notify()
-        return session_message(doc)
 
     # ---------- programs and availability ----------
 
@@ -361,7 +353,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
         self, request: scheduler_pb2.ScheduleSessionRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.Session:
         doc = await self._s.book(session_request(request), current_principal(), request.require_alone_window)
-        return self._published(doc)
+        return session_message(doc)
 
     async def BookGroupSeat(
         self, request: scheduler_pb2.BookGroupSeatRequest, context: grpc.aio.ServicerContext
@@ -374,12 +366,12 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
             current_principal(),
             request.override.reason,
         )
-        return self._published(doc)
+        return session_message(doc)
 
     async def UpdateGroupCapacity(
         self, request: scheduler_pb2.UpdateGroupCapacityRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.Session:
-        return self._published(await self._s.update_capacity(request.session_id, request.capacity))
+        return session_message(await self._s.update_capacity(request.session_id, request.capacity))
 
     async def GetSession(
         self, request: scheduler_pb2.GetSessionRequest, context: grpc.aio.ServicerContext
@@ -391,7 +383,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def CancelSession(
         self, request: scheduler_pb2.CancelSessionRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.Session:
-        return self._published(await self._s.cancel(request.session_id, request.reason))
+        return session_message(await self._s.cancel(request.session_id, request.reason))
 
     async def CheckIn(
         self, request: scheduler_pb2.CheckInRequest, context: grpc.aio.ServicerContext
@@ -400,23 +392,23 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
         doc = await self._s.check_in(
             request.session_id, request.client_id, request.location, request.privacy_attestation, request.backup_phone
         )
-        return self._published(doc)
+        return session_message(doc)
 
     async def StartSession(
         self, request: scheduler_pb2.StartSessionRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.Session:
-        return self._published(await self._s.start(request.session_id, request.clinician_state))
+        return session_message(await self._s.start(request.session_id, request.clinician_state))
 
     async def EndSession(
         self, request: scheduler_pb2.EndSessionRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.Session:
         attendance = [(a.client_id, a.minutes_attended, a.modality) for a in request.attendance]
-        return self._published(await self._s.end(request.session_id, request.modality, attendance))
+        return session_message(await self._s.end(request.session_id, request.modality, attendance))
 
     async def InterruptSession(
         self, request: scheduler_pb2.InterruptSessionRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.Session:
-        return self._published(await self._s.interrupt(request.session_id, request.reason))
+        return session_message(await self._s.interrupt(request.session_id, request.reason))
 
     async def RescheduleSession(
         self, request: scheduler_pb2.RescheduleSessionRequest, context: grpc.aio.ServicerContext
@@ -429,7 +421,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
             current_principal(),
             request.override.reason,
         )
-        return self._published(doc)
+        return session_message(doc)
 
     # ---------- readiness ----------
 
@@ -521,7 +513,6 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
             request.occurrences,
             request.time_zone,
         )
-        self._relay.notify()
         return scheduler_pb2.CareSeries(
             series_id=series_id, kind=request.kind, sessions=[_care_message(s) for s in sessions]
         )
@@ -530,7 +521,6 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
         self, request: scheduler_pb2.RecordCareAttendanceRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.CareSession:
         doc = await self._p.record_care_attendance(request.care_session_id, request.clinician_id, request.attended)
-        self._relay.notify()
         return _care_message(doc)
 
     async def GetCareSummary(

@@ -27,13 +27,13 @@ ORPHAN_SWEEP_S = 120.0  # a scan of recent claims (FerretDB reads the collection
 
 async def wire(infra: Infrastructure) -> list[EventConsumer]:
     reference = load_reference_data()
-    store = SchedulerStore(infra.db)
+    store = SchedulerStore(infra.db, infra.relay)
     compliance = ComplianceGateway(infra.settings)
     scheduler = Scheduler(store, reference, compliance.evaluate)
-    api = SchedulerApi(scheduler, Programs(store, reference), infra.relay, infra.db)
+    api = SchedulerApi(scheduler, Programs(store, reference), infra.db)
     infra.grpc.add_service(SERVICE, lambda s: scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(api, s))
     await ensure_topics(infra.settings, [PRIVACY, ATTENDANCE])  # consumed: must exist before subscribing
-    signals = SessionSignalHandlers(scheduler, infra.relay)
+    signals = SessionSignalHandlers(scheduler)
     return [infra.consumer("session-signals", [PRIVACY.name, ATTENDANCE.name], signals.handlers())]
 
 

@@ -12,16 +12,14 @@ import logging
 from iop.events.v1 import compliance_pb2, engagement_pb2
 from services.plumbing.consumer import Handler, PoisonEvent
 from services.plumbing.envelope import CloudEvent
-from services.plumbing.outbox import OutboxRelay
 from services.scheduler.booking import Scheduler
 
 log = logging.getLogger(__name__)
 
 
 class SessionSignalHandlers:
-    def __init__(self, scheduler: Scheduler, relay: OutboxRelay) -> None:
+    def __init__(self, scheduler: Scheduler) -> None:
         self._scheduler = scheduler
-        self._relay = relay
 
     async def privacy_compromised(self, event: CloudEvent, payload: compliance_pb2.PrivacyCompromised) -> None:
         await self._flag(payload.session_id, payload.client_id, "PRIVACY_COMPROMISED")
@@ -36,8 +34,6 @@ class SessionSignalHandlers:
         if flagged is None:
             # not a session of this scheduler (e.g. a video-platform test room): nothing to flag
             log.debug("%s for a session the scheduler does not know; ignored", reason)
-            return
-        self._relay.notify()
 
     def handlers(self) -> dict[str, Handler]:
         return {

@@ -33,7 +33,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.plumbing.outbox import OutgoingEvent, new_document_with_outbox, with_outbox
+from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox, with_outbox
 from services.plumbing.storage import Document, IndexSpec
 from services.scheduler.domain import Booked
 
@@ -93,8 +93,9 @@ class Conflict(Exception):
 
 
 class SchedulerStore:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], relay: OutboxRelay | None = None) -> None:
         self.db = db
+        self._relay = relay  # told about every stored write that carries events
         self.programs = db[PROGRAMS]
         self.cohorts = db[COHORTS]
         self.clinicians = db[CLINICIANS]
@@ -109,6 +110,10 @@ class SchedulerStore:
         self.check_ins = db[CHECK_INS]
         self._ledger_cache: dict[str, tuple[int, list[Booked]]] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
+
+    def _stored(self, collection: str, doc_id: str, write: Document) -> None:
+        if self._relay is not None:
+            self._relay.notify(collection, doc_id, write)
 
     # ---------- idempotent creates ----------
 
@@ -171,11 +176,13 @@ class SchedulerStore:
 
     async def insert_fact(self, collection: str, doc: Document, events: list[OutgoingEvent]) -> bool:
         """Insert a per-client fact with its events; False when that key exists already."""
+        written = new_document_with_outbox(doc, SOURCE, events)
         try:
-            await self.db[collection].insert_one(new_document_with_outbox(doc, SOURCE, events))
-            return True
+            await self.db[collection].insert_one(written)
         except DuplicateKeyError:
             return False
+        self._stored(collection, doc["_id"], written)
+        return True
 
     async def seats_of_client(self, client_id: str) -> list[Document]:
         """A client's seats (a scan: schedule views only, not the booking path)."""
@@ -258,8 +265,10 @@ class SchedulerStore:
     # ---------- sessions ----------
 
     async def insert_session(self, doc: Document, events: list[OutgoingEvent]) -> tuple[Document, bool]:
+        written = new_document_with_outbox(doc, SOURCE, events)
         try:
-            await self.sessions.insert_one(new_document_with_outbox(doc, SOURCE, events))
+            await self.sessions.insert_one(written)
+            self._stored(SESSIONS_COLLECTION, doc["_id"], written)
             return doc, True
         except DuplicateKeyError:
             existing = await self.get(SESSIONS_COLLECTION, doc["_id"])
@@ -271,11 +280,12 @@ class SchedulerStore:
         self, session_id: str, condition: Document, update: dict[str, Any], events: list[OutgoingEvent]
     ) -> Document | None:
         """Conditional single-document update of state + events; None when the condition does not hold."""
+        written = with_outbox(update, SOURCE, events)
         doc = await self.sessions.find_one_and_update(
-            {"_id": session_id, **condition},
-            with_outbox(update, SOURCE, events),
-            return_document=ReturnDocument.AFTER,
+            {"_id": session_id, **condition}, written, return_document=ReturnDocument.AFTER
         )
+        if doc is not None:
+            self._stored(SESSIONS_COLLECTION, session_id, written)
         return _without_outbox(doc)
 
     async def sessions_of(
@@ -314,8 +324,10 @@ class SchedulerStore:
             pass  # a retried booking: audited once
 
     async def insert_care(self, doc: Document, events: list[OutgoingEvent]) -> tuple[Document, bool]:
+        written = new_document_with_outbox(doc, SOURCE, events)
         try:
-            await self.care.insert_one(new_document_with_outbox(doc, SOURCE, events))
+            await self.care.insert_one(written)
+            self._stored(CARE_SESSIONS, doc["_id"], written)
             return doc, True
         except DuplicateKeyError:
             existing = await self.get(CARE_SESSIONS, doc["_id"])
@@ -334,11 +346,12 @@ class SchedulerStore:
     async def update_care(
         self, care_id: str, condition: Document, update: dict[str, Any], events: list[OutgoingEvent]
     ) -> Document | None:
+        written = with_outbox(update, SOURCE, events)
         doc = await self.care.find_one_and_update(
-            {"_id": care_id, **condition},
-            with_outbox(update, SOURCE, events),
-            return_document=ReturnDocument.AFTER,
+            {"_id": care_id, **condition}, written, return_document=ReturnDocument.AFTER
         )
+        if doc is not None:
+            self._stored(CARE_SESSIONS, care_id, written)
         return _without_outbox(doc)
 
     # ---------- maintenance ----------

@@ -131,12 +131,11 @@ async def project_path(settings: Settings, n: int, rate: float) -> Result:
         agg_id = f"agg-{i}"
         started[agg_id] = time.perf_counter()
         event = scheduling_pb2.SessionScheduled(session_id=agg_id, clinician_id="c", client_ids=["k"])
-        await db.aggregates.insert_one(
-            new_document_with_outbox(
-                {"_id": agg_id, "state": "scheduled"}, "/bench", [OutgoingEvent(topic, agg_id, event)]
-            )
+        written = new_document_with_outbox(
+            {"_id": agg_id, "state": "scheduled"}, "/bench", [OutgoingEvent(topic, agg_id, event)]
         )
-        relay.notify("aggregates", agg_id)
+        await db.aggregates.insert_one(written)
+        relay.notify("aggregates", agg_id, written)
 
     t0 = time.perf_counter()
     await paced(n, rate, write)

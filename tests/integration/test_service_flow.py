@@ -84,7 +84,11 @@ def test_grpc_call_outbox_event_consumer_effect_is_one_trace(stack, api: Api, se
     assert {e.status for e in attendance.entries} == {engagement_pb2.ATTENDANCE_STATUS_EXPECTED}
 
     def complete(spans: list[dict]) -> bool:
-        return any(s["localEndpoint"]["serviceName"] == "engagement" and s["name"].endswith("process") for s in spans)
+        # each service exports its spans in its own batches: wait for both ends of the chain
+        seen = {(s["localEndpoint"]["serviceName"], s.get("kind"), s["name"].lower()) for s in spans}
+        return ("scheduler", "SERVER", "/iop.scheduler.v1.schedulerservice/booksession") in seen and any(
+            svc == "engagement" and name.endswith("process") for svc, _, name in seen
+        )
 
     spans = wait_for_trace(settings, trace_id, complete)
     by_service: dict[str, list[dict]] = {}
