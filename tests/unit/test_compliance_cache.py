@@ -55,3 +55,54 @@ async def test_a_failed_load_is_not_cached() -> None:
     with pytest.raises(ConnectionError):
         await cache.get("k", flaky)
     assert await cache.get("k", flaky) == 7
+
+
+async def test_a_hit_past_half_the_ttl_reloads_in_the_background_and_answers_at_once() -> None:
+    cache: TtlCache[int] = TtlCache(ttl_s=0.2)
+    values = [1, 2]
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def load() -> int:
+        value = values.pop(0)
+        if value == 2:
+            started.set()
+            await release.wait()
+        return value
+
+    assert await cache.get("k", load) == 1
+    await asyncio.sleep(0.12)  # past half the TTL, not expired
+    assert await cache.get("k", load) == 1  # answered from the entry, a reload started
+    await asyncio.wait_for(started.wait(), 1)
+    assert await cache.get("k", load) == 1  # one reload at a time
+    release.set()
+    await asyncio.sleep(0.01)
+    assert await cache.get("k", load) == 2
+    assert values == []
+
+
+async def test_a_background_reload_does_not_undo_an_invalidation() -> None:
+    cache: TtlCache[str] = TtlCache(ttl_s=0.2)
+    store = {"k": "before"}
+    reloading = asyncio.Event()
+    release = asyncio.Event()
+    slow = False
+
+    async def load() -> str:
+        read = store["k"]
+        if slow:
+            reloading.set()
+            await release.wait()
+        return read
+
+    assert await cache.get("k", load) == "before"
+    await asyncio.sleep(0.12)
+    slow = True
+    assert await cache.get("k", load) == "before"  # starts a reload that reads "before"
+    await asyncio.wait_for(reloading.wait(), 1)
+    store["k"] = "after"  # a write by this process ...
+    cache.invalidate("k")  # ... invalidates the entry
+    slow = False
+    release.set()
+    await asyncio.sleep(0.01)
+    assert await cache.get("k", load) == "after"  # the stale reload was not installed
