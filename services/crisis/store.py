@@ -26,7 +26,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.plumbing.storage import Document, IndexSpec
+from services.plumbing.storage import Document, IndexSpec, find_by_ids
 
 RISK = "risk_assessments"  # insert-only log per client `<client>:<seq>`: assessments, signals, flags
 CHECKINS = "checkins"  # insert-only log per client `<client>:<seq>`: verified locations (SessionCheckedIn)
@@ -145,12 +145,12 @@ class CrisisStore:
         await self.db[ACTIVE].delete_one({"_id": client_id, "alert_id": alert_id})
 
     async def records(self, alert: Document) -> list[Document]:
-        """The alert's records, by _id lookups only (FerretDB 1.x pushes down nothing else):
+        """The alert's records, by _id lookups only (the local store pushes down nothing else):
         `<alert>:rung:<n>` for each rung, `<alert>:resolved`, and the action log `<alert>:act:<seq>`."""
         coll, alert_id = self.db[ALERT_RECORDS], alert["_id"]
         ids = [rung_id(alert_id, i) for i in range(len(alert["policy"]["steps"]))] + [f"{alert_id}:resolved"]
-        found = await asyncio.gather(*(coll.find_one({"_id": i}, NO_OUTBOX) for i in ids))
-        records = [d for d in found if d is not None]
+        found = await find_by_ids(coll, ids, NO_OUTBOX)
+        records = [found[i] for i in ids if i in found]
         seq = 0
         while (act := await coll.find_one({"_id": act_id(alert_id, seq)}, NO_OUTBOX)) is not None:
             records.append(act)

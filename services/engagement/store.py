@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -217,11 +217,7 @@ class ReceiptStore:
         await asyncio.sleep(self._window_s)
         while self._published:
             ids, self._published = self._published[: self._max_batch], self._published[self._max_batch :]
-            # one update per id: an equality on _id is what every store (FerretDB too) answers
-            # from its index; `$in` would scan the collection
-            await self._receipts.bulk_write(
-                [UpdateOne({"_id": i}, {"$set": {"status": "published"}}) for i in ids], ordered=False
-            )
+            await self._receipts.update_many({"_id": {"$in": ids}}, {"$set": {"status": "published"}})
 
 
 class OutcomeStore:

@@ -40,7 +40,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.plumbing.envelope import CloudEvent, EnvelopeError, KafkaHeaders
 from services.plumbing.ops.metrics import get_metrics
 from services.plumbing.settings import Settings
-from services.plumbing.storage import Document, IndexSpec, insert_new
+from services.plumbing.storage import Document, IndexSpec, find_by_ids, insert_new
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("iop.consumer")
@@ -214,15 +214,12 @@ class EventConsumer:
 
     async def _already_applied(self, marker_ids: list[str]) -> set[str]:
         """Which of these events this group applied before. Claims the new ones in one write;
-        only ids claimed before (a redelivery) are looked up, one `{_id: value}` read each,
-        the filter every store (FerretDB 1.x included) answers from an index."""
+        only ids claimed before (a redelivery) are looked up, by `_id`."""
         ids = list(dict.fromkeys(marker_ids))
         now = datetime.now(UTC)
         claimed_before = await insert_new(self._db[CLAIMED_COLLECTION], [{"_id": m, "claimed_at": now} for m in ids])
         seen_before = [ids[i] for i in sorted(claimed_before)]
-        markers = self._db[PROCESSED_COLLECTION]
-        found = await asyncio.gather(*(markers.find_one({"_id": m}, {"_id": 1}) for m in seen_before))
-        return {d["_id"] for d in found if d is not None}
+        return set(await find_by_ids(self._db[PROCESSED_COLLECTION], seen_before, {"_id": 1}))
 
     async def _apply(self, record: ConsumerRecord[bytes, bytes], event: CloudEvent, handler: Handler) -> bool:
         """Run the handler with bounded retries; False when the event was dead-lettered."""

@@ -46,7 +46,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.plumbing.bus import record_headers
 from services.plumbing.envelope import CloudEvent
-from services.plumbing.storage import Document, IndexSpec, insert_new
+from services.plumbing.storage import Document, IndexSpec, find_by_ids, insert_new
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("iop.outbox")
@@ -191,9 +191,8 @@ class OutboxRelay:
         for name, ids in self._hints.items():
             while ids:
                 batch_ids = [ids.pop() for _ in range(min(len(ids), self._batch_size))]
-                coll = self._db[name]
-                docs = await asyncio.gather(*(coll.find_one({"_id": i}, {"outbox": 1}) for i in batch_ids))
-                total += await self._publish_unsent([e for d in docs if d for e in d.get("outbox", [])])
+                docs = await find_by_ids(self._db[name], batch_ids, {"outbox": 1})
+                total += await self._publish_unsent([e for d in docs.values() for e in d.get("outbox", [])])
         self.published += total
         return total
 
@@ -231,11 +230,10 @@ class OutboxRelay:
         entries = [e for e in entries if e["id"] not in self._sent]
         if not entries:
             return 0
-        sent = await asyncio.gather(*(self._published.find_one({"_id": e["id"]}, {"_id": 1}) for e in entries))
-        for marker in sent:
-            if marker is not None:
-                self._remember_sent(marker["_id"])
-        return await self._publish([e for e, marker in zip(entries, sent, strict=True) if marker is None])
+        sent = await find_by_ids(self._published, [e["id"] for e in entries], {"_id": 1})
+        for event_id in sent:
+            self._remember_sent(event_id)
+        return await self._publish([e for e in entries if e["id"] not in sent])
 
     async def _publish(self, entries: list[Document]) -> int:
         entries = [e for e in entries if e["id"] not in self._sent]

@@ -1,12 +1,16 @@
 """MongoDB access through PyMongo's async API: one database per service.
 
 Works on MongoDB and on FerretDB 1.x: no multi-document transactions, so
-invariants are unique indexes and atomicity is per document.
+invariants are unique indexes and atomicity is per document. Hot paths read,
+update and delete by `_id` (one id, or `$in` a list of ids), which both stores
+answer from the `_id` index: MongoDB always, the local FerretDB with the
+project's patches (deploy/local/ferretdb); any other filter scans there.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +53,21 @@ def service_database(client: AsyncMongoClient[Document], settings: Settings, ser
 NOT_IMPLEMENTED = 238
 INDEX_OPTIONS_CONFLICT = 85
 DUPLICATE_KEY = 11000
+# Ids per `$in` query: the local store pushes a list down to its `_id` index up to this length.
+MAX_IDS_PER_QUERY = 1000
+
+
+async def find_by_ids(
+    collection: AsyncCollection[Document], ids: Sequence[Any], projection: Document | None = None
+) -> dict[Any, Document]:
+    """The documents with these `_id`s, by `_id`: one `$in` query per MAX_IDS_PER_QUERY ids."""
+    unique = list(dict.fromkeys(ids))
+    found: dict[Any, Document] = {}
+    for start in range(0, len(unique), MAX_IDS_PER_QUERY):
+        chunk = unique[start : start + MAX_IDS_PER_QUERY]
+        async for doc in collection.find({"_id": {"$in": chunk}}, projection):
+            found[doc["_id"]] = doc
+    return found
 
 
 async def insert_new(collection: AsyncCollection[Document], docs: list[Document]) -> set[int]:

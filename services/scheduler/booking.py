@@ -134,16 +134,17 @@ class Scheduler:
         return docs
 
     async def _facts(self, doc: Document) -> None:
-        # point lookups by _id only: seat n < capacity, check-in per rostered client
-        seats: list[Document | None] = []
+        # lookups by _id only: seat n < capacity, check-in per rostered client
+        seats: list[Document] = []
         if doc["kind"] == d.GROUP:
             keys = [self._seat_key(doc["_id"], i) for i in range(int(doc.get("capacity", 0)))]
-            seats = await asyncio.gather(*(self.store.get(SEATS, k) for k in keys))
-        seated = [x for x in seats if x is not None and x.get("client_id")]
+            found = await self.store.get_many(SEATS, keys)
+            seats = [found[k] for k in keys if k in found]
+        seated = [x for x in seats if x.get("client_id")]
         doc["client_ids"] = list(dict.fromkeys([*doc["client_ids"], *(x["client_id"] for x in seated)]))
         doc["seats"] = seated
-        check_ins = await asyncio.gather(*(self.store.get(CHECK_INS, f"{doc['_id']}:{c}") for c in doc["client_ids"]))
-        doc["check_ins"] = sorted((c for c in check_ins if c is not None), key=lambda c: c["checked_in_at"])
+        check_ins = await self.store.get_many(CHECK_INS, [f"{doc['_id']}:{c}" for c in doc["client_ids"]])
+        doc["check_ins"] = sorted(check_ins.values(), key=lambda c: c["checked_in_at"])
 
     async def participants(self, program_id: str, clinician_id: str, client_ids: Sequence[str]) -> Participants:
         program, clinician, clients = await asyncio.gather(

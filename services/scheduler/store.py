@@ -13,9 +13,8 @@ processes can book at once:
 - `sessions`: the session with its events in the same document (outbox); its id is derived
   from the caller's request_id, so an idempotent retry is a lookup by _id.
 
-FerretDB 1.x on SQLite answers only `_id` equality without scanning the collection (an
-indexed-field or `$in` query reads every document), so the hot paths here read and delete by
-`_id` only, concurrently where there are several.
+The local store (FerretDB 1.x on SQLite, patched) answers only `_id` filters (one id or `$in`
+a list) without scanning the collection, so the hot paths here read and delete by `_id` only.
 - `session_facts` (seats and check-ins): per-client facts of a session, one document each
   (`seat:<session>#<n>`, `<session>:<client>`), inserted with their events. FerretDB 1.x
   applies concurrent updates of ONE document as read-modify-write (a concurrent `$push`
@@ -34,7 +33,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox, with_outbox
-from services.plumbing.storage import Document, IndexSpec
+from services.plumbing.storage import Document, IndexSpec, find_by_ids
 from services.scheduler.domain import Booked
 
 SOURCE = "/iop/scheduler"
@@ -132,8 +131,7 @@ class SchedulerStore:
         return await self.db[collection].find_one({"_id": doc_id}, NO_OUTBOX)
 
     async def get_many(self, collection: str, ids: Sequence[str]) -> dict[str, Document]:
-        docs = await asyncio.gather(*(self.get(collection, i) for i in ids))
-        return {d["_id"]: d for d in docs if d is not None}
+        return await find_by_ids(self.db[collection], ids, NO_OUTBOX)
 
     async def save_profile(self, collection: str, profile_id: str, fields: Document, on_insert: Document) -> Document:
         doc = await self.db[collection].find_one_and_update(
@@ -167,12 +165,12 @@ class SchedulerStore:
 
     async def release(self, keys: Sequence[str], session_id: str) -> None:
         """Release the keys this session holds (never someone else's)."""
-        await asyncio.gather(*(self.claims.delete_one({"_id": k, "session_id": session_id}) for k in keys))
+        if keys:
+            await self.claims.delete_many({"_id": {"$in": list(keys)}, "session_id": session_id})
 
     async def taken(self, keys: Sequence[str]) -> set[str]:
         """Which of these slot keys are reserved."""
-        docs = await asyncio.gather(*(self.claims.find_one({"_id": k}, {"_id": 1}) for k in keys))
-        return {d["_id"] for d in docs if d is not None}
+        return set(await find_by_ids(self.claims, keys, {"_id": 1}))
 
     async def insert_fact(self, collection: str, doc: Document, events: list[OutgoingEvent]) -> bool:
         """Insert a per-client fact with its events; False when that key exists already."""
@@ -190,7 +188,8 @@ class SchedulerStore:
         return [x for x in docs if str(x["_id"]).startswith("seat:")]
 
     async def delete_seats(self, keys: Sequence[str], session_id: str) -> None:
-        await asyncio.gather(*(self.seats.delete_one({"_id": k, "session_id": session_id}) for k in keys))
+        if keys:
+            await self.seats.delete_many({"_id": {"$in": list(keys)}, "session_id": session_id})
 
     # ---------- day ledgers (optimistic concurrency by unique revision keys) ----------
 
@@ -360,8 +359,8 @@ class SchedulerStore:
         return await self.claims.find({"at": {"$lt": older_than}}).limit(limit).to_list()
 
     async def existing_ids(self, collection: str, ids: Sequence[str]) -> set[str]:
-        docs = await asyncio.gather(*(self.db[collection].find_one({"_id": i}, {"_id": 1}) for i in ids))
-        return {d["_id"] for d in docs if d is not None}
+        return set(await find_by_ids(self.db[collection], ids, {"_id": 1}))
 
     async def delete_claims(self, keys: Sequence[str]) -> None:
-        await asyncio.gather(*(self.claims.delete_one({"_id": k}) for k in keys))
+        if keys:
+            await self.claims.delete_many({"_id": {"$in": list(keys)}})

@@ -1,9 +1,10 @@
-"""The store answers lookups by `_id` from its index, also beside other conditions.
+"""The store answers lookups by `_id` (one id or `$in` a list) from its index, also beside
+other conditions.
 
 Every hot path of the services reads, updates and deletes by `_id` (with a condition such
-as `status` for the state machine's transitions). On FerretDB 1.x's SQLite backend both
-need the project's patches (deploy/local/ferretdb/*.patch): without them every such call
-scans the whole collection. MongoDB answers them from the `_id` index anyway.
+as `status` for the state machine's transitions, or several ids at once). On FerretDB 1.x's
+SQLite backend these need the project's patches (deploy/local/ferretdb/*.patch): without
+them every such call scans the whole collection. MongoDB answers them from the `_id` index.
 """
 
 from __future__ import annotations
@@ -42,8 +43,14 @@ async def plan(coll, command: dict) -> str:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize(
     "query",
-    [{"_id": "k7"}, {"_id": "k7", "status": "open"}, {"status": "open", "_id": "k7", "n": {"$gte": 0}}],
-    ids=["id-only", "id-and-condition", "id-among-conditions"],
+    [
+        {"_id": "k7"},
+        {"_id": "k7", "status": "open"},
+        {"status": "open", "_id": "k7", "n": {"$gte": 0}},
+        {"_id": {"$in": ["k1", "k2", "k40", "missing"]}},
+        {"_id": {"$in": ["k1", "k2"]}, "status": "open"},
+    ],
+    ids=["id-only", "id-and-condition", "id-among-conditions", "id-in", "id-in-and-condition"],
 )
 async def test_id_lookups_use_the_index(collection, query: dict) -> None:  # type: ignore[no-untyped-def]
     found = await plan(collection, {"find": collection.name, "filter": query})
@@ -67,3 +74,17 @@ async def test_conditions_beside_id_are_still_applied(collection) -> None:  # ty
     assert (await collection.update_one({"_id": "k7", "status": "open"}, {"$set": {"n": 70}})).modified_count == 1
     assert (await collection.delete_one({"_id": "k7", "n": 70})).deleted_count == 1
     assert await collection.find_one({"_id": "k7"}) is None
+
+
+async def test_id_lists_match_exactly_what_they_name(collection) -> None:  # type: ignore[no-untyped-def]
+    found = await collection.find({"_id": {"$in": ["k1", "k2", "k3", "nope"]}, "status": "open"}).to_list()
+    assert sorted(d["_id"] for d in found) == ["k1", "k3"]
+    # a list the store cannot push down (not only strings) still answers correctly
+    mixed = await collection.find({"_id": {"$in": ["k4", 4, None]}}).to_list()
+    assert [d["_id"] for d in mixed] == ["k4"]
+    assert await collection.find({"_id": {"$in": []}}).to_list() == []
+    updated = await collection.update_many({"_id": {"$in": ["k5", "k6", "k8"]}, "status": "closed"}, {"$set": {"n": 0}})
+    assert updated.modified_count == 2  # k6 and k8 (k5 is open)
+    deleted = await collection.delete_many({"_id": {"$in": ["k5", "k6", "k9", "nope"]}})
+    assert deleted.deleted_count == 3
+    assert await collection.count_documents({}) == 47
