@@ -5,6 +5,7 @@ Tables:
   latest    one row per (topic, key): the newest event (by ce_time) for that aggregate
   rejected  one row per record that broke the envelope contract, with the reason
   duplicates  one row per redelivered record (same ce_id seen before), for audits and tests
+  fhir_resources  one row per FHIR resource (resourceType, id): its newest version (by ce_time)
 Each batch is written in one SQLite transaction; offsets are committed to Kafka only after it.
 """
 
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from partner.envelope import Event
+from partner.fhir import references, resource_of
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -36,6 +38,10 @@ CREATE TABLE IF NOT EXISTS rejected (
 CREATE TABLE IF NOT EXISTS duplicates (
   topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL, ce_id TEXT NOT NULL,
   received_at TEXT NOT NULL, PRIMARY KEY (topic, partition, "offset")
+);
+CREATE TABLE IF NOT EXISTS fhir_resources (
+  resource_type TEXT NOT NULL, id TEXT NOT NULL, ce_id TEXT NOT NULL, ce_time TEXT NOT NULL,
+  resource_json TEXT NOT NULL, PRIMARY KEY (resource_type, id)
 );
 CREATE INDEX IF NOT EXISTS events_time ON events (ce_time);
 """
@@ -123,6 +129,20 @@ class Mirror:
                     "WHERE excluded.ce_time >= latest.ce_time",
                     (a.topic, a.key, e.id, e.type, e.time_text, payload, now),
                 )
+                resource = resource_of(e)
+                if resource is not None:
+                    db.execute(
+                        "INSERT INTO fhir_resources VALUES (?,?,?,?,?) ON CONFLICT (resource_type, id) DO UPDATE SET "
+                        "ce_id=excluded.ce_id, ce_time=excluded.ce_time, resource_json=excluded.resource_json "
+                        "WHERE excluded.ce_time >= fhir_resources.ce_time",
+                        (
+                            resource["resourceType"],
+                            str(resource.get("id", "")),
+                            e.id,
+                            e.time_text,
+                            json.dumps(resource, sort_keys=True),
+                        ),
+                    )
             for r in rejected:
                 cur = db.execute(
                     "INSERT OR IGNORE INTO rejected VALUES (?,?,?,?,?,?,?,?)",
@@ -159,8 +179,26 @@ class Mirror:
     def duplicate_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM duplicates").fetchone()[0])
 
+    def fhir_resource(self, resource_type: str, resource_id: str) -> dict[str, object] | None:
+        row = self._db.execute(
+            "SELECT resource_json FROM fhir_resources WHERE resource_type = ? AND id = ?", (resource_type, resource_id)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def unresolved_references(self) -> list[tuple[str, str]]:
+        """(from, to) for every reference of a mirrored FHIR resource to one that is not mirrored."""
+        known = set(self._db.execute("SELECT resource_type, id FROM fhir_resources").fetchall())
+        missing = []
+        for resource_type, resource_id, body in self._db.execute(
+            "SELECT resource_type, id, resource_json FROM fhir_resources ORDER BY resource_type, id"
+        ):
+            for target in references(json.loads(body)):
+                if target not in known:
+                    missing.append((f"{resource_type}/{resource_id}", "/".join(target)))
+        return missing
+
     def counts(self) -> dict[str, int]:
         return {
             table: int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-            for table in ("events", "latest", "rejected", "duplicates")
+            for table in ("events", "latest", "rejected", "duplicates", "fhir_resources")
         }

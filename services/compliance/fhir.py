@@ -1,8 +1,9 @@
 """FHIR R4B projection of consents for partner EHRs (pure: no I/O).
 
-The client is referenced by opaque id only (Patient/<client_id>); an emergency-contact release
-names the contact by opaque id (RelatedPerson/<contact_id>). Published as JSON on
-iop.compliance.fhir.v1 inside iop.events.v1.FhirResourcePublished.
+The client is referenced by opaque id only (Patient/<client_id>, the Patient the scheduler
+publishes); an emergency-contact release names the contact by a logical reference (an
+identifier, no literal RelatedPerson: the platform publishes no contact details, which are
+PHI). Published as JSON on iop.compliance.fhir.v1 inside iop.events.v1.FhirResourcePublished.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from services.plumbing.storage import Document
 
 FHIR_VERSION = "4.3.0"
 ID_SYSTEM = "urn:iop:compliance:consent"
+CONTACT_ID_SYSTEM = "urn:iop:crisis:emergency-contact"
 
 # consent type -> (scope code, LOINC category code, display)
 CONSENT_CODES = {
@@ -54,7 +56,10 @@ def consent(doc: Document) -> dict[str, Any]:
         resource["provision"]["actor"] = [
             {
                 "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleClass", "code": "ECON"}]},
-                "reference": {"reference": f"RelatedPerson/{doc['contact_id']}"},
+                "reference": {
+                    "type": "RelatedPerson",
+                    "identifier": {"system": CONTACT_ID_SYSTEM, "value": doc["contact_id"]},
+                },
             }
         ]
     return resource

@@ -205,7 +205,9 @@ class EngagementApi(engagement_pb2_grpc.EngagementServiceServicer):
                     ),
                 ),
             )
-        obs = observation(request.submission_id, request.client_id, instrument, items, scored.total, completed_at)
+        obs = observation(
+            request.submission_id, request.client_id, instrument, items, scored.total, completed_at, request.session_id
+        )
         trace: dict[str, str] = {}
         propagate.inject(trace)
         doc = {

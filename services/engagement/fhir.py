@@ -1,7 +1,9 @@
 """FHIR R4B Observation projection of PHQ-9 / GAD-7 results (fhir.resources), for partner EHRs.
 
-The resource names the patient by the platform's opaque client id; partners map it
-to their own Patient with the identifier system below.
+The resource references the patient by the platform's opaque client id (Patient/<client_id>,
+the Patient the scheduler publishes, with the identifier system below that partners map to
+their own records) and, for a questionnaire taken in a session, that session's
+Encounter/<session_id>.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ def observation(
     items: list[int],
     total: int,
     completed_at: datetime,
+    session_id: str = "",
 ) -> Observation:
     components = []
     if instrument.loinc_item9 and len(items) >= 9:
@@ -49,7 +52,11 @@ def observation(
                 ],
                 "text": f"{instrument.name} total score",
             },
-            "subject": {"identifier": {"system": CLIENT_ID_SYSTEM, "value": client_id}},
+            "subject": {
+                "reference": f"Patient/{client_id}",
+                "identifier": {"system": CLIENT_ID_SYSTEM, "value": client_id},
+            },
+            "encounter": {"reference": f"Encounter/{session_id}"} if session_id else None,
             "effectiveDateTime": completed_at.isoformat(),
             "valueInteger": total,
             "component": components or None,

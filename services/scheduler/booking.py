@@ -78,36 +78,27 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+def fhir_event(resource: dict[str, Any]) -> OutgoingEvent:
+    """A FHIR resource on the scheduler's FHIR topic, keyed by the resource's own id."""
+    return OutgoingEvent(
+        FHIR.name,
+        resource["id"],
+        scheduling_pb2.FhirResourcePublished(
+            resource_type=resource["resourceType"],
+            resource_id=resource["id"],
+            fhir_version=fhir.FHIR_VERSION,
+            json=fhir.to_json(resource),
+        ),
+    )
+
+
 def session_events(session: Document, *messages: Message) -> list[OutgoingEvent]:
     """Lifecycle events on the sessions topic plus the FHIR projection of the new state."""
     events = [OutgoingEvent(SESSIONS.name, session["_id"], m) for m in messages]
-    appointment = fhir.appointment(session)
-    events.append(
-        OutgoingEvent(
-            FHIR.name,
-            session["_id"],
-            scheduling_pb2.FhirResourcePublished(
-                resource_type="Appointment",
-                resource_id=session["_id"],
-                fhir_version=fhir.FHIR_VERSION,
-                json=fhir.to_json(appointment),
-            ),
-        )
-    )
+    events.append(fhir_event(fhir.appointment(session)))
     encounter = fhir.encounter(session)
     if encounter is not None:
-        events.append(
-            OutgoingEvent(
-                FHIR.name,
-                session["_id"],
-                scheduling_pb2.FhirResourcePublished(
-                    resource_type="Encounter",
-                    resource_id=session["_id"],
-                    fhir_version=fhir.FHIR_VERSION,
-                    json=fhir.to_json(encounter),
-                ),
-            )
-        )
+        events.append(fhir_event(encounter))
     return events
 
 

@@ -1,7 +1,11 @@
-"""FHIR R4B projection of sessions (Appointment, Encounter) for partner EHRs. Pure: no I/O.
+"""FHIR R4B projection of sessions (Appointment, Encounter) and of the people in them
+(Patient, Practitioner) for partner EHRs. Pure: no I/O.
 
 Participants are referenced by opaque ids only (Patient/<client_id>,
-Practitioner/<clinician_id>); no names, addresses or phone numbers.
+Practitioner/<clinician_id>); no names, addresses or phone numbers. The Patient and
+Practitioner resources carry just that id (as `id` and as an identifier partners map to
+their own records), so every reference a partner receives resolves to a resource it
+received too.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from services.scheduler import domain as d
 
 FHIR_VERSION = "4.3.0"
 ID_SYSTEM = "urn:iop:scheduler:session"
+CLIENT_ID_SYSTEM = "urn:iop:client-id"
+CLINICIAN_ID_SYSTEM = "urn:iop:clinician-id"
 
 APPOINTMENT_STATUS = {
     d.BOOKED: "booked",
@@ -41,6 +47,24 @@ def _iso(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def patient(client_id: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Patient",
+        "id": client_id,
+        "identifier": [{"system": CLIENT_ID_SYSTEM, "value": client_id}],
+        "active": True,
+    }
+
+
+def practitioner(clinician_id: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Practitioner",
+        "id": clinician_id,
+        "identifier": [{"system": CLINICIAN_ID_SYSTEM, "value": clinician_id}],
+        "active": True,
+    }
 
 
 def appointment(session: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from services.plumbing.outbox import OutgoingEvent
 from services.plumbing.protos import to_timestamp
 from services.plumbing.storage import Document
 from services.scheduler import domain as d
-from services.scheduler.booking import derived_id
+from services.scheduler import fhir
+from services.scheduler.booking import derived_id, fhir_event
 from services.scheduler.store import CARE_SESSIONS, CLIENTS, CLINICIANS, COHORTS, PROGRAMS, Conflict, SchedulerStore
 from services.scheduler.topics import SESSIONS
 
@@ -139,6 +140,7 @@ class Programs:
             clinician_id,
             {"time_zone": time_zone, "state": state, "windows": [w.as_doc() for w in parsed], "fatigue_rules": rules},
             {"created_at": datetime.now(UTC)},
+            [fhir_event(fhir.practitioner(clinician_id))],
         )
 
     async def set_client(
@@ -175,6 +177,7 @@ class Programs:
                 "payer_plan_id": payer_plan_id,
             },
             {"tech_check_required": True, "tech_check_trigger": "FIRST_SESSION", "privacy_sensitive": False},
+            [fhir_event(fhir.patient(client_id))],
         )
 
     # ---------- clinician care ----------

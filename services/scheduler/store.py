@@ -52,9 +52,10 @@ CARE_SESSIONS = "care_sessions"
 FACTS = "session_facts"
 SEATS = FACTS
 CHECK_INS = FACTS
-# The relay publishes collection by collection in this order: a check-in (or seat) is always
-# written before the session changes that depend on it, so it goes out first.
-OUTBOX_COLLECTIONS = [FACTS, SESSIONS_COLLECTION, CARE_SESSIONS]
+# The relay publishes collection by collection in this order: a profile (its FHIR Patient or
+# Practitioner) before the sessions that reference it, a check-in (or seat) before the session
+# changes that depend on it.
+OUTBOX_COLLECTIONS = [CLINICIANS, CLIENTS, FACTS, SESSIONS_COLLECTION, CARE_SESSIONS]
 
 INDEXES = [
     IndexSpec(SESSIONS_COLLECTION, [("request_id", 1)], unique=True, name="request_id_unique"),
@@ -133,14 +134,19 @@ class SchedulerStore:
     async def get_many(self, collection: str, ids: Sequence[str]) -> dict[str, Document]:
         return await find_by_ids(self.db[collection], ids, NO_OUTBOX)
 
-    async def save_profile(self, collection: str, profile_id: str, fields: Document, on_insert: Document) -> Document:
+    async def save_profile(
+        self, collection: str, profile_id: str, fields: Document, on_insert: Document, events: list[OutgoingEvent]
+    ) -> Document:
+        """Create or update a clinician or client profile, with its events (its FHIR resource)."""
+        written = with_outbox(
+            {"$set": {**fields, "updated_at": datetime.now(UTC)}, "$setOnInsert": on_insert}, SOURCE, events
+        )
         doc = await self.db[collection].find_one_and_update(
-            {"_id": profile_id},
-            {"$set": {**fields, "updated_at": datetime.now(UTC)}, "$setOnInsert": on_insert},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
+            {"_id": profile_id}, written, upsert=True, return_document=ReturnDocument.AFTER
         )
         assert doc is not None
+        self._stored(collection, profile_id, written)
+        doc.pop("outbox", None)  # findAndModify cannot project on FerretDB 1.x
         return doc
 
     async def set_client_flags(self, client_id: str, flags: Document) -> None:

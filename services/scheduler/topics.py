@@ -15,8 +15,9 @@ SESSIONS = Topic(
 )
 FHIR = Topic(
     name="iop.scheduling.fhir.v1",
-    key="session_id",
-    description="FHIR R4B Appointment and Encounter JSON of every session state (iop.events.v1.FhirResourcePublished).",
+    key="the resource's id: session_id (Appointment, Encounter), client_id (Patient), clinician_id (Practitioner)",
+    description="FHIR R4B Appointment and Encounter JSON of every session state, and the Patient and "
+    "Practitioner they reference (opaque ids only), as iop.events.v1.FhirResourcePublished.",
     partner_facing=True,
 )
 

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -241,9 +242,56 @@ async def test_replay_from_a_timestamp_with_the_cli(
     rebuilt.close()
 
 
+def fhir_event(resource: dict[str, Any], version: int = 1) -> CloudEvent:
+    message = scheduling_pb2.FhirResourcePublished(
+        resource_type=str(resource["resourceType"]),
+        resource_id=str(resource["id"]),
+        fhir_version="4.3.0",
+        json=json.dumps({**resource, "meta": {"versionId": str(version)}}),
+    )
+    return CloudEvent.new("/iop/scheduler", str(resource["id"]), message)
+
+
+async def test_fhir_resources_are_mirrored_by_id_and_unresolved_references_named(
+    settings: Settings, names: dict[str, str], producer: AIOKafkaProducer, tmp_path: Path
+) -> None:
+    appointment: dict[str, Any] = {
+        "resourceType": "Appointment",
+        "id": "s-1",
+        "status": "booked",
+        "participant": [
+            {"actor": {"reference": "Practitioner/c-1"}, "status": "accepted"},
+            {"actor": {"reference": "Patient/k-1"}, "status": "accepted"},
+        ],
+    }
+    encounter: dict[str, Any] = {
+        "resourceType": "Encounter",
+        "id": "s-1",
+        "appointment": [{"reference": "Appointment/s-1"}],
+    }
+    consent: dict[str, Any] = {  # a logical reference (identifier only) is not expected to resolve
+        "resourceType": "Consent",
+        "id": "c-9",
+        "patient": {"reference": "Patient/k-1"},
+        "provision": {"actor": [{"reference": {"type": "RelatedPerson", "identifier": {"value": "contact-1"}}}]},
+    }
+    patient: dict[str, Any] = {"resourceType": "Patient", "id": "k-1", "active": True}
+    events = [fhir_event(r) for r in (appointment, encounter, consent, patient)]
+    await publish(producer, names["topic"], [*events, fhir_event(appointment, version=2)])
+
+    mirror = Mirror(tmp_path / "fhir.sqlite")
+    stats = await drain(consumer_for(settings, names, mirror))
+    assert stats.applied == 5 and stats.rejected == 0
+    assert mirror.counts()["fhir_resources"] == 4  # Appointment and Encounter share an id, not a type
+    newest = mirror.fhir_resource("Appointment", "s-1")
+    assert newest is not None and newest["meta"] == {"versionId": "2"}
+    assert mirror.unresolved_references() == [("Appointment/s-1", "Practitioner/c-1")]
+    mirror.close()
+
+
 def test_the_partner_code_does_not_import_the_platform() -> None:
     code = (
-        "import sys, partner.consumer, partner.envelope, partner.mirror; "
+        "import sys, partner.consumer, partner.envelope, partner.fhir, partner.mirror; "
         "leaked = sorted(m for m in sys.modules if m == 'services' or m.startswith('services.')); "
         "assert not leaked, leaked"
     )

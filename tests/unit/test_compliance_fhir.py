@@ -50,4 +50,8 @@ def test_consent_resource(record: dict, status: str, end: str, category: str) ->
     assert resource["provision"]["period"]["end"] == end
     assert resource["category"][0]["coding"][0]["code"] == category
     if record["contact_id"]:
-        assert resource["provision"]["actor"][0]["reference"] == {"reference": "RelatedPerson/contact-9"}
+        # a logical reference: the platform publishes no contact details (PHI), so nothing to resolve
+        assert resource["provision"]["actor"][0]["reference"] == {
+            "type": "RelatedPerson",
+            "identifier": {"system": "urn:iop:crisis:emergency-contact", "value": "contact-9"},
+        }

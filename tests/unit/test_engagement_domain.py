@@ -8,6 +8,7 @@ import pytest
 
 from services.engagement import domain, scoring
 from services.engagement.dashboard import build_overview, render_page
+from services.engagement.fhir import observation, observation_json
 from services.engagement.rules import load_rules
 
 RULES = load_rules()
@@ -263,3 +264,14 @@ def test_dashboard_overview_and_page() -> None:
     assert overview["clinicians_at_risk"] == ["k1"] and overview["clients_behind"][0]["client_id"] == "b"
     page = render_page(overview)
     assert 'id="burnout-risk"' in page and 'data-label="k1"' in page and "<svg" in page
+
+
+def test_fhir_observation_references_the_patient_and_the_session_encounter() -> None:
+    phq9 = load_rules().phq9
+    at = datetime(2026, 12, 1, 15, tzinfo=UTC)
+    obs = observation("sub-1", "client-1", phq9, [1] * 9, 9, at, session_id="session-1")
+    assert obs.subject is not None and obs.subject.reference == "Patient/client-1"
+    assert obs.encounter is not None and obs.encounter.reference == "Encounter/session-1"
+    assert '"component"' in observation_json(obs)  # item 9 travels as a component
+    outside = observation("sub-2", "client-1", phq9, [0] * 9, 0, at)
+    assert outside.encounter is None  # not taken in a session: no encounter to reference

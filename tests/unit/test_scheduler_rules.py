@@ -8,6 +8,8 @@ import grpc
 import pytest
 from fhir.resources.R4B.appointment import Appointment
 from fhir.resources.R4B.encounter import Encounter
+from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.practitioner import Practitioner
 
 from iop.compliance.v1 import compliance_pb2
 from services.plumbing.errors import FailedPrecondition, FieldViolations, InvalidArgument, Unavailable
@@ -288,3 +290,14 @@ def test_fhir_encounter_is_valid_r4b_once_the_session_happens() -> None:
     group = fhir.encounter(_session(d.INTERRUPTED, started_at=start, interrupted_at=start + timedelta(minutes=20)))
     assert group is not None
     assert Encounter.model_validate(group).status == "finished"
+
+
+def test_fhir_patient_and_practitioner_carry_only_the_opaque_id() -> None:
+    patient = Patient.model_validate(fhir.patient("client-1"))
+    assert patient.id == "client-1" and [i.value for i in patient.identifier or []] == ["client-1"]
+    practitioner = Practitioner.model_validate(fhir.practitioner("clin-1"))
+    assert practitioner.id == "clin-1"
+    assert [i.system for i in practitioner.identifier or []] == [fhir.CLINICIAN_ID_SYSTEM]
+    # nothing else about the person: no name, telecom, address or birth date
+    assert set(fhir.patient("client-1")) == {"resourceType", "id", "identifier", "active"}
+    assert set(fhir.practitioner("clin-1")) == {"resourceType", "id", "identifier", "active"}
