@@ -16,6 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from partner.envelope import Event
 from partner.fhir import references, resource_of
@@ -179,11 +180,15 @@ class Mirror:
     def duplicate_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM duplicates").fetchone()[0])
 
-    def fhir_resource(self, resource_type: str, resource_id: str) -> dict[str, object] | None:
+    def fhir_resource(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
         row = self._db.execute(
             "SELECT resource_json FROM fhir_resources WHERE resource_type = ? AND id = ?", (resource_type, resource_id)
         ).fetchone()
         return json.loads(row[0]) if row else None
+
+    def fhir_resources(self) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT resource_json FROM fhir_resources ORDER BY resource_type, id")
+        return [json.loads(row[0]) for row in rows]
 
     def unresolved_references(self) -> list[tuple[str, str]]:
         """(from, to) for every reference of a mirrored FHIR resource to one that is not mirrored."""
