@@ -109,7 +109,7 @@ start_ferretdb() {
   mkdir -p "$FERRET_HOME/data" "$FERRET_HOME/state"
   setsid nohup "$FERRET_HOME/bin/ferretdb" --handler=sqlite --sqlite-url="file:$FERRET_HOME/data/?_pragma=synchronous($FERRETDB_SQLITE_SYNCHRONOUS)" \
         --state-dir="$FERRET_HOME/state" --listen-addr="127.0.0.1:$MONGO_PORT" \
-        --debug-addr=- --telemetry=disable --log-level=WARN \
+        --debug-addr="${LOCAL_FERRETDB_DEBUG_ADDR:--}" --telemetry=disable --log-level=WARN \
         >>"$FERRET_HOME/ferretdb.log" 2>&1 &
   echo $! >"$FERRET_HOME/ferretdb.pid"
   wait_port 127.0.0.1 "$MONGO_PORT" 30 ferretdb

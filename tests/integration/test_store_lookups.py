@@ -9,11 +9,13 @@ them every such call scans the whole collection. MongoDB answers them from the `
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
 
 import pytest
+from pymongo import ReplaceOne
 
 from services.plumbing.settings import Settings
 from services.plumbing.storage import mongo_client, service_database
@@ -88,3 +90,18 @@ async def test_id_lists_match_exactly_what_they_name(collection) -> None:  # typ
     deleted = await collection.delete_many({"_id": {"$in": ["k5", "k6", "k9", "nope"]}})
     assert deleted.deleted_count == 3
     assert await collection.count_documents({}) == 47
+
+
+async def test_many_updates_at_once_do_not_exhaust_the_stores_connections(collection) -> None:  # type: ignore[no-untyped-def]
+    # FerretDB 1.x held each statement's read open while writing it: an update command with
+    # more statements than its pool of 100 SQL connections (or as many concurrent updates)
+    # waited forever and hung the database (deploy/local/ferretdb/update-release-read-before-write.patch).
+    await collection.insert_many([{"_id": f"b{i}", "bulk": 0} for i in range(150)])
+    replaced = await asyncio.wait_for(
+        collection.bulk_write([ReplaceOne({"_id": f"b{i}"}, {"bulk": 1}, upsert=True) for i in range(150)]), 30
+    )
+    assert replaced.modified_count == 150
+    updates = [collection.update_one({"_id": f"b{i}"}, {"$inc": {"bulk": 1}}) for i in range(75)]
+    modifies = [collection.find_one_and_update({"_id": f"b{i}"}, {"$inc": {"bulk": 1}}) for i in range(75, 150)]
+    await asyncio.wait_for(asyncio.gather(*updates, *modifies), 30)
+    assert await collection.count_documents({"bulk": 2}) == 150
