@@ -596,9 +596,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         policy = await self._store.policy(request.payer_plan_id)
         if policy is None:
             raise NotFound("payer_policy", request.payer_plan_id)
-        existing = [
-            authorization_from_doc(d) for d in await self._store.find(AUTHORIZATIONS, {"client_id": request.client_id})
-        ]
+        existing = [authorization_from_doc(d) for d in await self._store.owned(AUTHORIZATIONS, request.client_id)]
         codes = set(request.codes)
         for other in existing:
             same = other.payer_plan_id == request.payer_plan_id and other.codes & codes
@@ -637,7 +635,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         check_id(v, request.client_id, "client_id")
         v.raise_if_any()
         docs, _ = await asyncio.gather(
-            self._store.find(AUTHORIZATIONS, {"client_id": request.client_id}),
+            self._store.owned(AUTHORIZATIONS, request.client_id),
             self._audit("ListAuthorizations", "client", request.client_id),
         )
         return pb.ListAuthorizationsResponse(authorizations=[authorization_pb(d) for d in docs])
@@ -710,7 +708,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         check_id(v, request.client_id, "client_id")
         v.raise_if_any()
         docs, _ = await asyncio.gather(
-            self._store.find(CONSENTS, {"client_id": request.client_id}),
+            self._store.owned(CONSENTS, request.client_id),
             self._audit("ListConsents", "client", request.client_id),
         )
         return pb.ListConsentsResponse(consents=[consent_pb(d) for d in docs])

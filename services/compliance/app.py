@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from iop.compliance.v1 import compliance_pb2_grpc
@@ -17,6 +18,7 @@ from services.compliance.topics import PUBLISHED, SCHEDULING_SESSIONS
 from services.plumbing.consumer import EventConsumer
 from services.plumbing.runner import Infrastructure, ServiceDefinition
 
+log = logging.getLogger(__name__)
 REFERENCE = load_reference()
 SETTINGS = ComplianceSettings()
 
@@ -36,6 +38,8 @@ PARTS = Parts()
 async def wire(infra: Infrastructure) -> list[EventConsumer]:
     store = ComplianceStore(infra.db, infra.source, SETTINGS.read_cache_ttl_s, infra.relay)
     await store.seed_policies(REFERENCE.seed_payer_policies)
+    if linked := await store.link_unlisted():
+        log.info("owner directory: linked %d records stored before it existed", linked)
     PARTS.audit = BatchedAudit(infra.db)
     api = ComplianceApi(store, REFERENCE, PARTS.audit)
     infra.grpc.add_service(SERVICE, lambda s: compliance_pb2_grpc.add_ComplianceServiceServicer_to_server(api, s))

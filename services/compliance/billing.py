@@ -39,9 +39,7 @@ class BillingDays:
         pos = day.get("place_of_service") or "10"
 
         async def bill() -> DayBilling:
-            auths = [
-                authorization_from_doc(d) for d in await self._store.find(AUTHORIZATIONS, {"client_id": client_id})
-            ]
+            auths = [authorization_from_doc(d) for d in await self._store.owned(AUTHORIZATIONS, client_id)]
             return bill_day(ref, policy, auths, level_of_care=level, sessions=sessions, day=on, place_of_service=pos)
 
         billing = await bill()

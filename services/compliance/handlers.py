@@ -103,12 +103,14 @@ class SchedulingHandlers:
         self, session_id: str, clinician_id: str, client_ids: list[str], starts_at: datetime
     ) -> None:
         """A session booked after an item's expiry warning went out is flagged for re-check too."""
-        window = {"$gt": datetime.now(UTC), "$lte": starts_at}
+        now = datetime.now(UTC)
         flags: list[str] = []
         for collection, item_type in EXPIRING.items():
-            owners: object = clinician_id if collection in (LICENSES, COMPACT_CREDENTIALS) else {"$in": client_ids}
-            for item in await self._store.find(collection, {"owner_id": owners, "expires_at": window}):
-                flags.append(f"EXPIRES_BEFORE_SESSION:{item_type}:{item['_id']}")
+            owners = [clinician_id] if collection in (LICENSES, COMPACT_CREDENTIALS) else client_ids
+            for owner in owners:
+                for item in await self._store.owned(collection, owner):
+                    if item.get("expires_at") and now < item["expires_at"] <= starts_at:
+                        flags.append(f"EXPIRES_BEFORE_SESSION:{item_type}:{item['_id']}")
         for flag in flags:
             await self._store.flag_sessions([session_id], flag)
 
@@ -240,7 +242,7 @@ class SchedulingHandlers:
 
     async def _plan_from_authorization(self, client_id: str, on: date) -> str:
         """A group's clients have their own payers: the plan of the client's authorization in force that day."""
-        for d in await self._store.find(AUTHORIZATIONS, {"client_id": client_id}):
+        for d in await self._store.owned(AUTHORIZATIONS, client_id):
             if d["start_date"] <= on.isoformat() <= d["end_date"]:
                 return str(d["payer_plan_id"])
         return ""

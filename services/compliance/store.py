@@ -3,6 +3,13 @@
 Single-document atomicity only (FerretDB 1.x): every state change and the events it causes are one
 document write (outbox helpers); invariants are unique indexes; idempotent handlers use conditional
 updates keyed by event id or by the day being billed.
+
+A clinician's licenses and compact credentials and a client's consents and authorizations are
+read on every evaluation, so they are found by `_id` only (what the local store answers without
+scanning a collection): `owner_directory` holds one insert-only entry per record,
+`<collection>|<owner>|<slot>` -> record id, slots taken first-free (a duplicate `_id` means
+another writer took it: try the next). An entry is written before its record, so a record is
+never unreachable; an entry whose record was never written (a crash in between) is skipped.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from services.compliance.consent import Consent
 from services.compliance.coverage import Authorization, PayerPolicy
 from services.compliance.licensure import CompactCredential, License
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox, with_outbox
-from services.plumbing.storage import Document, IndexSpec
+from services.plumbing.storage import Document, IndexSpec, find_by_ids
 
 LICENSES = "licenses"
 COMPACT_CREDENTIALS = "compact_credentials"
@@ -32,6 +39,11 @@ CONSENTS = "consents"
 ATTESTATIONS = "privacy_attestations"
 SESSIONS = "sessions"
 BILLING_DAYS = "billing_days"
+DIRECTORY = "owner_directory"
+# Records found through the directory, by the owner each belongs to (the `owner_id` field).
+OWNED = (LICENSES, COMPACT_CREDENTIALS, CONSENTS, AUTHORIZATIONS)
+DIRECTORY_PAGE = 16  # slots read per directory query
+MAX_SLOTS = 10_000
 
 # Collections whose documents carry outbox entries.
 OUTBOX_COLLECTIONS = [LICENSES, COMPACT_CREDENTIALS, AUTHORIZATIONS, CONSENTS, ATTESTATIONS, SESSIONS, BILLING_DAYS]
@@ -127,6 +139,10 @@ def authorization_from_doc(d: Document) -> Authorization:
     )
 
 
+def _slot(collection: str, owner_id: str, n: int) -> str:
+    return f"{collection}|{owner_id}|{n:04d}"
+
+
 class ComplianceStore:
     def __init__(
         self,
@@ -158,11 +174,52 @@ class ComplianceStore:
     async def insert(self, collection: str, doc: Document, events: list[OutgoingEvent] | None = None) -> None:
         """Insert a new document (with its creation events); DuplicateKeyError propagates."""
         written = new_document_with_outbox(doc, self.source, events or [])
+        if collection in OWNED:
+            await self._link(collection, doc["owner_id"], doc["_id"])
         try:
             await self.db[collection].insert_one(written)
         finally:
             self.invalidate(collection, doc.get("owner_id", ""))
         self._stored(collection, doc["_id"], written)
+
+    async def owned(self, collection: str, owner_id: str) -> list[Document]:
+        """The owner's records of `collection` (licenses, credentials, consents, authorizations)."""
+        record_ids = [e["record_id"] for e in await self._directory(collection, owner_id)]
+        records = await find_by_ids(self.db[collection], record_ids, {"outbox": 0})
+        return [records[i] for i in record_ids if i in records]
+
+    async def _directory(self, collection: str, owner_id: str) -> list[Document]:
+        """The owner's directory entries, in slot order."""
+        found: list[Document] = []
+        for first in range(0, MAX_SLOTS, DIRECTORY_PAGE):
+            slots = [_slot(collection, owner_id, n) for n in range(first, first + DIRECTORY_PAGE)]
+            entries = await find_by_ids(self.db[DIRECTORY], slots)
+            found += [entries[s] for s in slots if s in entries]
+            if len(entries) < DIRECTORY_PAGE:  # slots are taken first-free: the rest are empty
+                break
+        return found
+
+    async def _link(self, collection: str, owner_id: str, record_id: str) -> None:
+        taken = len(await self._directory(collection, owner_id))
+        for n in range(taken, MAX_SLOTS):
+            try:
+                await self.db[DIRECTORY].insert_one({"_id": _slot(collection, owner_id, n), "record_id": record_id})
+                return
+            except DuplicateKeyError:
+                continue  # a concurrent writer took this slot: the next one
+        raise RuntimeError(f"the owner directory of {collection} is full")  # pragma: no cover
+
+    async def link_unlisted(self) -> int:
+        """Directory entries for records stored without one (written before the directory
+        existed); idempotent, run at start. Returns how many it added."""
+        listed = {d["record_id"] for d in await self.db[DIRECTORY].find({}, {"record_id": 1}).to_list()}
+        added = 0
+        for collection in OWNED:
+            async for doc in self.db[collection].find({}, {"_id": 1, "owner_id": 1}):
+                if doc["_id"] not in listed and doc.get("owner_id"):
+                    await self._link(collection, doc["owner_id"], doc["_id"])
+                    added += 1
+        return added
 
     async def clinician_credentials(
         self, clinician_id: str, cached: bool = False
@@ -171,8 +228,7 @@ class ComplianceStore:
 
         async def load() -> tuple[list[Document], list[Document]]:
             licenses, credentials = await asyncio.gather(
-                self.db[LICENSES].find({"clinician_id": clinician_id}, {"outbox": 0}).to_list(),
-                self.db[COMPACT_CREDENTIALS].find({"clinician_id": clinician_id}, {"outbox": 0}).to_list(),
+                self.owned(LICENSES, clinician_id), self.owned(COMPACT_CREDENTIALS, clinician_id)
             )
             return licenses, credentials
 
@@ -183,8 +239,7 @@ class ComplianceStore:
 
         async def load() -> tuple[list[Document], list[Document]]:
             consents, auths = await asyncio.gather(
-                self.db[CONSENTS].find({"client_id": client_id}, {"outbox": 0}).to_list(),
-                self.db[AUTHORIZATIONS].find({"client_id": client_id}, {"outbox": 0}).to_list(),
+                self.owned(CONSENTS, client_id), self.owned(AUTHORIZATIONS, client_id)
             )
             return consents, auths
 
