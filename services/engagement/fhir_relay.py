@@ -48,6 +48,11 @@ def fhir_headers(event_id: str, subject: str, trace: dict[str, str] | None) -> K
     return headers
 
 
+def observation_event_id(submission_id: str) -> str:
+    """The CloudEvents id of an outcome's Observation: the same on every publish of it."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"iop:engagement:fhir:{submission_id}"))
+
+
 class FhirRelay:
     def __init__(self, store: OutcomeStore, producer: AIOKafkaProducer, poll_s: float = 5.0) -> None:
         self._store = store
@@ -56,7 +61,7 @@ class FhirRelay:
 
     async def publish(self, doc: Document) -> None:
         """Publish one outcome's Observation (event id stable per submission: consumers de-duplicate)."""
-        event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"iop:engagement:fhir:{doc['_id']}"))
+        event_id = observation_event_id(str(doc["_id"]))
         token = otel_context.attach(propagate.extract(doc.get("fhir_trace") or {}))
         try:
             await self._producer.send_and_wait(
