@@ -28,6 +28,7 @@ from services.plumbing.settings import Settings
 from tests.integration.test_scheduler_support import (
     Api,
     fields_of,
+    local_day_at,
     next_slot,
     reason_of,
     uid,
@@ -111,7 +112,7 @@ def test_booking_reserves_the_slots_and_refuses_double_bookings(api: Api, db) ->
     program = api.program()
     clinician, other_clinician = api.clinician(), api.clinician()
     client, other_client = api.client(), api.client()
-    start = next_slot(timedelta(days=2))
+    start = local_day_at(days_ahead=2, hour=10)  # a fixed local hour: the bookings below stay on one day
     session = api.book(program.program_id, clinician, [client], start)
     assert session.status == "booked"
     assert session.backup_line == "+15555550100,1234"
@@ -302,7 +303,7 @@ def test_group_seats_capacity_and_roles(api: Api) -> None:
     program = api.program()
     clinician, co = api.clinician(), api.clinician()
     clients = [api.client() for _ in range(4)]
-    start = next_slot(timedelta(days=3))
+    start = local_day_at(days_ahead=3, hour=9)  # the sessions below, up to 6 h later, stay on one local day
     group = api.book(
         program.program_id,
         clinician,
