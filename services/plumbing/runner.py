@@ -1,8 +1,9 @@
 """Runs one service process: wires infrastructure, starts it, drains it on SIGTERM.
 
 Start order: telemetry, store (indexes), Kafka topics, producer, outbox relay,
-consumers, then the gRPC server (so the service reports SERVING only when it
-can do its work). Stop order is the reverse, each part draining what it holds.
+consumers, background jobs, then the gRPC server (so the service reports SERVING
+only when it can do its work). Stop order is the reverse, each part draining what
+it holds: the relay last of the writers, so everything written reaches Kafka.
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ async def run_service(definition: ServiceDefinition, settings: Settings | None =
     for consumer in consumers:
         await consumer.start()
         tasks.append(asyncio.create_task(consumer.run(), name=consumer.group_id))
-    tasks.extend(asyncio.create_task(job(infra), name=job.__name__) for job in definition.background)
+    jobs = [asyncio.create_task(job(infra), name=job.__name__) for job in definition.background]
+    tasks.extend(jobs)
     await infra.grpc.start()
     log.info("%s serving gRPC on %s", definition.name, infra.grpc.address)
 
@@ -130,6 +132,11 @@ async def run_service(definition: ServiceDefinition, settings: Settings | None =
     await infra.grpc.stop(settings.shutdown_grace_s)
     for consumer in consumers:
         await consumer.stop()
+    # Background jobs (timers, periodic closes) stop before the relay drains: what they write after
+    # the drain would wait in the store for the next start's sweep.
+    for job in jobs:
+        job.cancel()
+    await asyncio.gather(*jobs, return_exceptions=True)
     await infra.relay.drain()
     for task in tasks:
         task.cancel()
