@@ -217,3 +217,27 @@ async def test_outbox_write_is_one_document_and_relay_publishes_in_order(setting
     assert records[0].key == b"agg-1"
     event = CloudEvent.from_kafka(records[0].headers, records[0].value)
     assert event.time > datetime.now(UTC) - timedelta(minutes=1)
+
+
+async def test_relay_publishes_stored_writes_as_written_and_sweeps_what_no_hint_named(settings, producer, db) -> None:
+    topic = unique("outbox-sweep")
+    await ensure_topics(settings, [Topic(topic, "k", "test")])
+    relay = OutboxRelay(db, ["aggs"], producer, poll_interval_s=0.05, sweep_interval_s=0.2, sweep_min_age_s=0.3)
+    task = asyncio.create_task(relay.run())
+    try:
+        # a write this process made and hinted: published from the write itself
+        written = new_document_with_outbox({"_id": "agg-w"}, "/test", [OutgoingEvent(topic, "agg-w", scheduled("w"))])
+        await db.aggs.insert_one(written)
+        relay.notify("aggs", "agg-w", written)
+        # a write no hint names (another instance that crashed before publishing): the sweep finds it
+        orphan = new_document_with_outbox({"_id": "agg-o"}, "/test", [OutgoingEvent(topic, "agg-o", scheduled("o"))])
+        await db.aggs.insert_one(orphan)
+        records = await read_all(settings, topic, expected=2, timeout_s=20)
+        assert sorted(scheduling_pb2.SessionScheduled.FromString(r.value).session_id for r in records) == ["o", "w"]
+        await asyncio.sleep(1.0)  # more sweeps: nothing is published twice
+        assert len(await read_all(settings, topic, expected=3, timeout_s=2)) == 2
+        published = {m["_id"] for m in await db.outbox_published.find({}).to_list()}
+        assert published == {written["outbox"][0]["id"], orphan["outbox"][0]["id"]}
+    finally:
+        await relay.drain()
+        task.cancel()
