@@ -37,27 +37,8 @@ def questionnaires(p: Platform, day: Day) -> list[str]:
     outcomes = []
     for phq9 in ([1, 1, 2, 1, 0, 1, 1, 0, 0], [2, 2, 2, 1, 1, 2, 1, 1, 0], [0, 1, 0, 1, 0, 0, 1, 0, 0]):
         client = day.client("NY", "demo-commercial-ppo", "America/New_York")
-        record = p.call(
-            p.engagement,
-            "SubmitOutcome",
-            epb.SubmitOutcomeRequest(
-                submission_id=uid("phq9"), client_id=client, instrument=epb.INSTRUMENT_PHQ9, item_scores=phq9
-            ),
-            role="client",
-            subject=client,
-        )
-        p.call(
-            p.engagement,
-            "SubmitOutcome",
-            epb.SubmitOutcomeRequest(
-                submission_id=uid("gad7"),
-                client_id=client,
-                instrument=epb.INSTRUMENT_GAD7,
-                item_scores=[1, 1, 1, 0, 1, 0, 1],
-            ),
-            role="client",
-            subject=client,
-        )
+        record = day.outcome(client, epb.INSTRUMENT_PHQ9, phq9)
+        day.outcome(client, epb.INSTRUMENT_GAD7, [1, 1, 1, 0, 1, 0, 1])
         outcomes.append(f"PHQ-9 total {record.total_score}")
     return outcomes
 

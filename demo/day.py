@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from demo.platform import Platform, uid
 from iop.compliance.v1 import compliance_pb2 as cpb
+from iop.engagement.v1 import engagement_pb2 as epb
 from iop.events.v1 import scheduling_pb2 as sev
 from iop.scheduler.v1 import scheduler_pb2 as spb
 from services.plumbing.protos import to_timestamp
@@ -145,6 +146,22 @@ class Day:
         )
         self.clients += 1
         return client_id
+
+    def outcome(self, client_id: str, instrument: int, items: Sequence[int], session_id: str = "") -> epb.OutcomeRecord:
+        """A PHQ-9 or GAD-7 the client submits (validated item by item), in a session or not."""
+        return self.p.call(
+            self.p.engagement,
+            "SubmitOutcome",
+            epb.SubmitOutcomeRequest(
+                submission_id=uid("outcome"),
+                client_id=client_id,
+                instrument=instrument,  # type: ignore[arg-type]
+                item_scores=list(items),
+                session_id=session_id,
+            ),
+            role="client",
+            subject=client_id,
+        )
 
     def book(
         self,

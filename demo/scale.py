@@ -31,8 +31,8 @@ from zoneinfo import ZoneInfo
 import grpc
 
 from demo.day import Day, local, next_slot
-from demo.platform import Platform, reason_of, uid
-from demo.scenarios import wait_for
+from demo.platform import Platform, reason_of
+from demo.scenarios import check_in_and_start, wait_for
 from iop.engagement.v1 import engagement_pb2 as epb
 from iop.events.v1 import common_pb2
 from iop.events.v1 import scheduling_pb2 as sev
@@ -127,7 +127,7 @@ def run_scaled_day(
 
         phase("clients", seed_client, members)
         phase("group sessions", lambda cohort: _group_day(p, day, cohort, result), cohorts)
-        phase("outcomes", lambda cohort: _questionnaires(p, cohort, result), cohorts)
+        phase("outcomes", lambda cohort: _questionnaires(day, cohort, result), cohorts)
         phase("tomorrow's individual sessions", lambda cohort: _book_tomorrow(day, cohort, result), cohorts)
     return result
 
@@ -163,23 +163,8 @@ def _group_day(p: Platform, day: Day, cohort: Cohort, result: ScaledDay) -> None
     location = common_pb2.ClientLocation(
         state=cohort.state, county_fips=cohort.county_fips, city=cohort.city, verified=True
     )
-    for client in cohort.clients:
-        p.call(
-            p.scheduler,
-            "CheckIn",
-            spb.CheckInRequest(
-                session_id=session.session_id, client_id=client, location=location, privacy_attestation="alone"
-            ),
-            role="client",
-            subject=client,
-        )
-        result.count("check_ins")
-    p.call(
-        p.scheduler,
-        "StartSession",
-        spb.StartSessionRequest(session_id=session.session_id, clinician_state=cohort.state),
-        role="clinician",
-    )
+    check_in_and_start(p, session, dict.fromkeys(cohort.clients, location), cohort.state)
+    result.count("check_ins", len(cohort.clients))
     attendance = epb.GetSessionAttendanceRequest(session_id=session.session_id)
     if not wait_for(lambda: p.call(p.engagement, "GetSessionAttendance", attendance).HasField("started_at"), 60):
         raise TimeoutError(f"engagement did not see session {session.session_id} start")
@@ -210,27 +195,12 @@ def _group_day(p: Platform, day: Day, cohort: Cohort, result: ScaledDay) -> None
     )
 
 
-def _questionnaires(p: Platform, cohort: Cohort, result: ScaledDay) -> None:
+def _questionnaires(day: Day, cohort: Cohort, result: ScaledDay) -> None:
     for n, client in enumerate(cohort.clients):
         item9 = 1 if picked(client, CRISIS_EVERY) else 0
-        for instrument, items in (
-            (epb.INSTRUMENT_PHQ9, [1, 1, 2, 1, 0, 1, 1, n % 2, item9]),
-            (epb.INSTRUMENT_GAD7, [1, 1, 1, 0, 1, 0, n % 3]),
-        ):
-            p.call(
-                p.engagement,
-                "SubmitOutcome",
-                epb.SubmitOutcomeRequest(
-                    submission_id=uid("outcome"),
-                    client_id=client,
-                    instrument=instrument,
-                    item_scores=items,
-                    session_id=cohort.session_id,
-                ),
-                role="client",
-                subject=client,
-            )
-            result.count("outcomes")
+        day.outcome(client, epb.INSTRUMENT_PHQ9, [1, 1, 2, 1, 0, 1, 1, n % 2, item9], cohort.session_id)
+        day.outcome(client, epb.INSTRUMENT_GAD7, [1, 1, 1, 0, 1, 0, n % 3], cohort.session_id)
+        result.count("outcomes", 2)
 
 
 def _book_tomorrow(day: Day, cohort: Cohort, result: ScaledDay) -> None:
