@@ -41,10 +41,11 @@ NOW = datetime.now(UTC)
 def past_midweek() -> datetime:
     """10:00 in California on a recent past Monday-Wednesday: the day is over (it closes for billing at
     once) and the program week is not (no weekly-minimum flag), whatever day the tests run."""
-    day = (NOW - timedelta(days=1)).date()
+    california = ZoneInfo("America/Los_Angeles")
+    day = NOW.astimezone(california).date() - timedelta(days=1)  # yesterday there, not in UTC
     while day.weekday() > 2:
         day -= timedelta(days=1)
-    return datetime(day.year, day.month, day.day, 18, 0, tzinfo=UTC)
+    return datetime(day.year, day.month, day.day, 10, 0, tzinfo=california).astimezone(UTC)
 
 
 def uid(prefix: str) -> str:
