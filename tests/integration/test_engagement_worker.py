@@ -66,7 +66,9 @@ def test_worker_restart_mid_stream_recovers_state_without_double_counting(settin
     days = list(range(10))
     days.reverse()
     for d in days:
-        start = now - timedelta(days=10 - d, hours=2)
+        # noon UTC of the day 10 - d days ago: on that day whatever the clock says (the worker's
+        # windows end at the day of the latest event, which is today)
+        start = now.replace(hour=12, minute=0, second=0) - timedelta(days=10 - d)
         sid = f"{live}-{d}"
         publish(kp, SESSIONS_TOPIC, sid, scheduled(sid, clinician, [client], start))
         status = "absent" if d in (3, 5, 7, 9) else "on_time"
