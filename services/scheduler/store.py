@@ -48,7 +48,7 @@ TECH_CHECKS = "tech_checks"
 OVERRIDE_AUDIT = "override_audit"
 CARE_SESSIONS = "care_sessions"
 # Per-client facts of a session (seats `seat:<session>#<n>`, check-ins `<session>:<client>`) share
-# one collection: the outbox relay scans each outbox collection on every pass.
+# one collection: the outbox relay's periodic sweep reads each outbox collection.
 FACTS = "session_facts"
 SEATS = FACTS
 CHECK_INS = FACTS
