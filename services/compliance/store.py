@@ -245,9 +245,6 @@ class ComplianceStore:
 
         return await (self._client_records.get(client_id, load) if cached else load())
 
-    async def find(self, collection: str, query: Document) -> list[Document]:
-        return await self.db[collection].find(query, {"outbox": 0}).to_list()
-
     async def get(self, collection: str, doc_id: str) -> Document | None:
         return await self.db[collection].find_one({"_id": doc_id}, {"outbox": 0})
 
