@@ -202,6 +202,7 @@ async def serve(app: FastAPI, config: EngagementConfig) -> None:
             port=config.http_port,
             log_config=None,
             access_log=False,
+            http="httptools",
             lifespan="off",
             timeout_graceful_shutdown=2,
         )
