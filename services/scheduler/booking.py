@@ -232,7 +232,9 @@ class Scheduler:
             "breaks": d.segment_docs(breaks),
             "segments": d.segment_docs(booked.segments),
             "slot_keys": keys,
-            "ledger_days": [self._owner_day(o, tz, req.starts_at) for o, tz, _ in ledger_owners],
+            "ledger_days": [
+                day for o, tz, _ in ledger_owners for day in self._owner_days(o, tz, req.starts_at, req.ends_at)
+            ],
             "seat_keys": [],
             "tech_check_task_ids": [t["_id"] for t in tech_tasks],
             "privacy_flagged": False,
@@ -248,7 +250,7 @@ class Scheduler:
         if req.kind == d.GROUP:
             doc["seat_keys"] = [self._seat_key(session_id, i) for i in range(len(req.client_ids))]
         seat_docs = [
-            {"_id": key, "session_id": session_id, "client_id": c, "slot_keys": [], "ledger_day": "", "at": now}
+            {"_id": key, "session_id": session_id, "client_id": c, "slot_keys": [], "ledger_days": [], "at": now}
             for key, c in zip(doc["seat_keys"], req.client_ids, strict=False)
         ]
         doc.update(req.extra)
@@ -353,8 +355,10 @@ class Scheduler:
         await asyncio.gather(*(self._evaluate(r) for r in requests))
 
     @staticmethod
-    def _owner_day(owner: str, tz: ZoneInfo, start: datetime) -> str:
-        return f"{owner}|{d.local_day(start, tz)}"
+    def _owner_days(owner: str, tz: ZoneInfo, start: datetime, end: datetime) -> list[str]:
+        """The day ledgers of `owner` that a session [start, end) goes into: every local day it
+        touches, so a session across midnight counts toward the rules of both days."""
+        return [f"{owner}|{day.isoformat()}" for day in d.local_days(start, end, tz)]
 
     async def _reserve(
         self,
@@ -377,13 +381,18 @@ class Scheduler:
             raise FailedPrecondition(
                 f"{who}_DOUBLE_BOOKED", f"the {who.lower()} already has a session in that slot"
             ) from None
-        owner_days = [self._owner_day(o, tz, booked.start) for o, tz, _ in ledger_owners]
+        owner_days = [
+            (is_clinician, day)
+            for o, tz, is_clinician in ledger_owners
+            for day in self._owner_days(o, tz, booked.start, booked.end)
+        ]
+        days = [day for _, day in owner_days]
         written: list[str] = []
         try:
             for _ in range(LEDGER_ATTEMPTS):
-                ledgers = await self.store.ledgers_for(owner_days)
+                ledgers = await self.store.ledgers_for(days)
                 violations: list[str] = []
-                for (_, _, is_clinician), day in zip(ledger_owners, owner_days, strict=True):
+                for is_clinician, day in owner_days:
                     _, bookings = ledgers[day]
                     others = [b for b in bookings if b.session_id not in (session_id, exclude)]
                     found = (
@@ -398,7 +407,7 @@ class Scheduler:
                         f"booking breaks the fatigue rule {violations[0]}",
                         {"rules": ",".join(violations), "rules_version": self.ref.rules_version},
                     )
-                pending = [day for day in owner_days if day not in written]
+                pending = [day for day in days if day not in written]
                 results = await asyncio.gather(
                     *(self.store.write_ledger(day, ledgers[day][0], [*ledgers[day][1], booked]) for day in pending)
                 )
@@ -486,7 +495,7 @@ class Scheduler:
         owner = d.client_owner(client_id)
         keys = [d.slot_key(owner, at) for at in d.slot_starts(start, end)]
         violations = await self._reserve(session_id, keys, [(owner, _tz(client), False)], booked, rules, bool(override))
-        day = self._owner_day(owner, _tz(client), start)
+        days = self._owner_days(owner, _tz(client), start, end)
         tasks = self._tech_check_tasks(session_id, [client], start)
         after = {**session, "client_ids": [*session["client_ids"], client_id]}
         roster = scheduling_pb2.SessionRosterChanged(
@@ -502,7 +511,7 @@ class Scheduler:
                     "session_id": session_id,
                     "client_id": client_id,
                     "slot_keys": keys,
-                    "ledger_day": day,
+                    "ledger_days": days,
                     "tech_check_task_ids": [t["_id"] for t in tasks],
                     "at": datetime.now(UTC),
                 }
@@ -512,7 +521,8 @@ class Scheduler:
             if not seat:
                 raise FailedPrecondition("GROUP_FULL", "every seat of this group is taken")
         except BaseException:
-            await self.store.remove_from_ledger(day, session_id)
+            for day in days:
+                await self.store.remove_from_ledger(day, session_id)
             await self.store.release(keys, session_id)
             raise
         if tasks:
@@ -596,8 +606,10 @@ class Scheduler:
         return (await self.with_facts([updated]))[0]
 
     async def _release_session(self, session: Document) -> None:
-        seats = [x for x in session.get("seats", []) if x.get("ledger_day")]
-        for day in [*session.get("ledger_days", []), *(x["ledger_day"] for x in seats)]:
+        seats = session.get("seats", [])
+        # seats stored before 2026-12-02 name one `ledger_day`
+        seat_days = [day for x in seats for day in x.get("ledger_days") or [x.get("ledger_day") or ""] if day]
+        for day in [*session.get("ledger_days", []), *seat_days]:
             await self.store.remove_from_ledger(day, session["_id"])
         keys = [*session.get("slot_keys", []), *(k for x in seats for k in x.get("slot_keys", []))]
         await self.store.release(keys, session["_id"])
@@ -994,8 +1006,12 @@ class Scheduler:
                 taken.update({k: k in reserved for k in unknown})
             if any(taken[k] for k in keys):
                 continue
-            days = [self._owner_day(o, tz, candidate.start) for o, tz, _, _ in owners]
-            missing = [day for day in days if day not in ledgers]
+            owner_days = [
+                (is_clinician, day)
+                for o, tz, is_clinician, _ in owners
+                for day in self._owner_days(o, tz, candidate.start, candidate.end)
+            ]
+            missing = [day for _, day in owner_days if day not in ledgers]
             for day, (_, bookings) in (await self.store.ledgers_for(missing)).items():
                 ledgers[day] = [b for b in bookings if b.session_id != exclude_session]
             breaks = d.break_plan(candidate.start, candidate.end, rules)
@@ -1009,7 +1025,7 @@ class Scheduler:
                 d.clinician_violations(ledgers[day], booked, rules)
                 if is_clinician
                 else d.client_violations(ledgers[day], booked, rules)
-                for day, (_, _, is_clinician, _) in zip(days, owners, strict=True)
+                for is_clinician, day in owner_days
             ):
                 continue
             out.append(

@@ -183,18 +183,28 @@ def windows_from_docs(docs: Iterable[dict[str, Any]]) -> list[Window]:
     return [Window(int(d["weekday"]), _minutes(d["start"]), _minutes(d["end"])) for d in docs]
 
 
+def local_days(start: datetime, end: datetime, tz: ZoneInfo) -> list[date]:
+    """The local calendar days of `tz` that [start, end) touches, in order."""
+    first = start.astimezone(tz).date()
+    last = (end - timedelta(microseconds=1)).astimezone(tz).date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
 def within_windows(start: datetime, end: datetime, tz: ZoneInfo, windows: Sequence[Window]) -> bool:
-    """Whether [start, end) lies inside one weekly window, in local time of `tz`."""
+    """Whether weekly windows cover [start, end) in local time of `tz`.
+
+    Each local day the session touches needs one window covering that day's part of it, so a
+    session across local midnight fits a window that ends at 24:00 followed by one that starts at
+    00:00 the next day (e.g. every day 00:00-24:00), and no other way."""
     local_start = start.astimezone(tz)
     local_last = (end - timedelta(microseconds=1)).astimezone(tz)
-    if local_start.date() != local_last.date():
-        return False
-    start_min = local_start.hour * 60 + local_start.minute
-    # wall-clock end; a session across a DST change is measured by its local end
-    end_min = local_last.hour * 60 + local_last.minute + 1
-    return any(
-        w.weekday == local_start.weekday() and w.start_min <= start_min and end_min <= w.end_min for w in windows
-    )
+    for day in local_days(start, end, tz):
+        from_min = local_start.hour * 60 + local_start.minute if day == local_start.date() else 0
+        # wall-clock end; a session across a DST change is measured by its local end
+        to_min = local_last.hour * 60 + local_last.minute + 1 if day == local_last.date() else 24 * 60
+        if not any(w.weekday == day.weekday() and w.start_min <= from_min and to_min <= w.end_min for w in windows):
+            return False
+    return True
 
 
 def local_day(at: datetime, tz: ZoneInfo) -> str:

@@ -26,6 +26,7 @@ from services.plumbing.envelope import CloudEvent
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
 from tests.integration.test_scheduler_support import (
+    NEW_YORK,
     Api,
     fields_of,
     local_day_at,
@@ -154,6 +155,28 @@ def test_booking_reserves_the_slots_and_refuses_double_bookings(api: Api, db) ->
     assert cancelled.status == "cancelled"
     assert db.claims.count_documents({"session_id": session.session_id}) == 0
     assert api.book(program.program_id, clinician, [other_client], start).status == "booked"
+
+
+def test_a_session_across_local_midnight_counts_toward_both_days(api: Api, db) -> None:
+    program = api.program()
+    clinician = api.clinician(min_gap_minutes=30)  # available every day 00:00-24:00
+    client, other_client = api.client(), api.client()
+    start = local_day_at(days_ahead=2, hour=23, minute=30)  # 23:30-00:30 in New York
+    session = api.book(program.program_id, clinician, [client], start)
+    assert session.status == "booked"
+    first = start.astimezone(NEW_YORK).date()
+    days = [first.isoformat(), (first + timedelta(days=1)).isoformat()]
+    stored = db.sessions.find_one({"_id": session.session_id})
+    assert stored["ledger_days"] == [
+        f"{who}|{day}" for who in (f"clinician:{clinician}", f"client:{client}") for day in days
+    ]
+
+    # the next day's rules see it: 00:45 is 15 minutes after it ends, closer than the clinician's 30
+    with pytest.raises(grpc.RpcError) as too_close:
+        api.book(program.program_id, clinician, [other_client], start + timedelta(minutes=75))
+    assert reason_of(too_close.value) == "MIN_GAP_BETWEEN_SESSIONS"
+    api.call("CancelSession", pb.CancelSessionRequest(session_id=session.session_id, reason="moved"))
+    assert api.book(program.program_id, clinician, [other_client], start + timedelta(minutes=75)).status == "booked"
 
 
 def test_bad_input_is_refused_and_nothing_is_stored(api: Api, db) -> None:

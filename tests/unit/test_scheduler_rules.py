@@ -88,10 +88,17 @@ def test_availability_on_the_fall_back_night() -> None:
     assert not d.within_windows(utc(2026, 11, 1, 7), utc(2026, 11, 1, 9), NY, windows)  # ends 04:00 EST
 
 
-def test_sessions_that_cross_local_midnight_are_outside_any_window() -> None:
+def test_a_session_across_local_midnight_needs_both_days_covered() -> None:
     assert LA is not None
-    windows = [d.Window(i, 0, 24 * 60) for i in range(7)]
-    assert not d.within_windows(utc(2026, 12, 1, 7, 30), utc(2026, 12, 1, 8, 30), LA, windows)  # 23:30-00:30 PST
+    crossing = (utc(2026, 12, 1, 7, 30), utc(2026, 12, 1, 8, 30))  # Mon 23:30 - Tue 00:30 PST
+    every_day = [d.Window(i, 0, 24 * 60) for i in range(7)]
+    assert d.within_windows(*crossing, LA, every_day)
+    assert d.within_windows(*crossing, LA, [d.Window(0, 22 * 60, 24 * 60), d.Window(1, 0, 60)])
+    assert not d.within_windows(*crossing, LA, [d.Window(0, 22 * 60, 24 * 60)])  # Tuesday not covered
+    assert not d.within_windows(*crossing, LA, [d.Window(0, 22 * 60, 23 * 60 + 45), d.Window(1, 0, 60)])
+    assert not d.within_windows(*crossing, LA, [d.Window(0, 22 * 60, 24 * 60), d.Window(1, 15, 60)])
+    assert [x.isoformat() for x in d.local_days(*crossing, LA)] == ["2026-11-30", "2026-12-01"]
+    assert [x.isoformat() for x in d.local_days(utc(2026, 12, 1, 7), utc(2026, 12, 1, 8), LA)] == ["2026-11-30"]
 
 
 def test_local_day_uses_the_owners_zone_and_dst_day_lengths() -> None:
