@@ -119,9 +119,6 @@ class EngagementWorker:
             topic_replication_factor=settings.kafka_replication_factor,
             web_enabled=False,
             producer_acks=-1,
-            # changelog and forwarded records leave in batches, not one produce request per table
-            # write (which cost a fifth of the worker's CPU in socket writes at 2,600 signals/s)
-            producer_linger=0.005,
             consumer_auto_offset_reset=config.worker_offset_reset,
             broker_commit_interval=1.0,
             stream_wait_empty=False,
