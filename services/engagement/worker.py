@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.transport.producer import ProducerBuffer
 from google.protobuf.message import Message
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
@@ -519,6 +520,40 @@ def worker_topics(settings: Settings, config: EngagementConfig) -> list[Topic]:
     return [*[t for t in ALL if t.name != SIGNALS.name], signals, SESSIONS, dead_letter_topic("engagement"), *internal]
 
 
+def complete_producer_flush() -> None:
+    """Make faust's pre-commit flush wait for every buffered record (this process only).
+
+    faust commits offsets after `ProducerBuffer.flush()`, which returns once no record was handed
+    to the Kafka producer for 0.1 s, even with records still buffered, and does not count the
+    record being handed over. A commit could then cover events whose table changelog records
+    were still in the buffer, and a crash lose their effect (the restart test lost one signal that
+    way). Patched: flush returns when the buffer is empty and nothing is being handed over; a
+    stopped buffer with records left fails the flush (and so the commit), as in faust.
+    """
+    if getattr(ProducerBuffer, "_iop_complete_flush", False):
+        return
+    hand_over = ProducerBuffer._send_pending
+
+    async def counted_hand_over(self: ProducerBuffer, fut: Any) -> None:
+        self._iop_handing_over = getattr(self, "_iop_handing_over", 0) + 1  # type: ignore[attr-defined]
+        try:
+            await hand_over(self, fut)
+        finally:
+            self._iop_handing_over -= 1  # type: ignore[attr-defined]
+
+    async def complete_flush(self: ProducerBuffer) -> None:
+        while self.size or getattr(self, "_iop_handing_over", 0):
+            if self.state != "running":
+                raise RuntimeError("cannot flush: the producer buffer is not running")
+            self.message_sent.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.message_sent.wait(), timeout=0.1)
+
+    ProducerBuffer._send_pending = counted_hand_over  # type: ignore[method-assign]
+    ProducerBuffer.flush = complete_flush  # type: ignore[method-assign]
+    ProducerBuffer._iop_complete_flush = True  # type: ignore[attr-defined]
+
+
 def main() -> None:
     settings = get_settings()
     config = get_config()
@@ -527,6 +562,7 @@ def main() -> None:
     asyncio.run(ensure_topics(settings, worker_topics(settings, config)))
     setup_telemetry("engagement-worker", settings, instrument=False)
     Path(config.worker_datadir, app_id(settings)).mkdir(parents=True, exist_ok=True)
+    complete_producer_flush()
     worker = EngagementWorker(settings, config, load_rules())
     try:
         faust.Worker(
