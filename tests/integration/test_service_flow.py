@@ -84,10 +84,12 @@ def test_grpc_call_outbox_event_consumer_effect_is_one_trace(stack, api: Api, se
     assert {e.status for e in attendance.entries} == {engagement_pb2.ATTENDANCE_STATUS_EXPECTED}
 
     def complete(spans: list[dict]) -> bool:
-        # each service exports its spans in its own batches: wait for both ends of the chain
+        # each service exports its spans in its own batches: wait for all three services' parts
         seen = {(s["localEndpoint"]["serviceName"], s.get("kind"), s["name"].lower()) for s in spans}
-        return ("scheduler", "SERVER", "/iop.scheduler.v1.schedulerservice/booksession") in seen and any(
-            svc == "engagement" and name.endswith("process") for svc, _, name in seen
+        return (
+            ("scheduler", "SERVER", "/iop.scheduler.v1.schedulerservice/booksession") in seen
+            and any(svc == "engagement" and name.endswith("process") for svc, _, name in seen)
+            and any(svc == "compliance" and kind == "SERVER" and "evaluatesession" in name for svc, kind, name in seen)
         )
 
     spans = wait_for_trace(settings, trace_id, complete)
