@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -232,9 +232,7 @@ class Scheduler:
             "breaks": d.segment_docs(breaks),
             "segments": d.segment_docs(booked.segments),
             "slot_keys": keys,
-            "ledger_days": [
-                day for o, tz, _ in ledger_owners for day in self._owner_days(o, tz, req.starts_at, req.ends_at)
-            ],
+            "ledger_days": [day for _, day in self._ledger_days(ledger_owners, req.starts_at, req.ends_at)],
             "seat_keys": [],
             "tech_check_task_ids": [t["_id"] for t in tech_tasks],
             "privacy_flagged": False,
@@ -360,6 +358,13 @@ class Scheduler:
         touches, so a session across midnight counts toward the rules of both days."""
         return [f"{owner}|{day.isoformat()}" for day in d.local_days(start, end, tz)]
 
+    @classmethod
+    def _ledger_days(
+        cls, owners: Iterable[tuple[str, ZoneInfo, bool]], start: datetime, end: datetime
+    ) -> list[tuple[bool, str]]:
+        """(is the owner the clinician, day ledger) for every owner and local day of [start, end)."""
+        return [(is_clinician, day) for o, tz, is_clinician in owners for day in cls._owner_days(o, tz, start, end)]
+
     async def _reserve(
         self,
         session_id: str,
@@ -381,11 +386,7 @@ class Scheduler:
             raise FailedPrecondition(
                 f"{who}_DOUBLE_BOOKED", f"the {who.lower()} already has a session in that slot"
             ) from None
-        owner_days = [
-            (is_clinician, day)
-            for o, tz, is_clinician in ledger_owners
-            for day in self._owner_days(o, tz, booked.start, booked.end)
-        ]
+        owner_days = self._ledger_days(ledger_owners, booked.start, booked.end)
         days = [day for _, day in owner_days]
         written: list[str] = []
         try:
@@ -1006,11 +1007,9 @@ class Scheduler:
                 taken.update({k: k in reserved for k in unknown})
             if any(taken[k] for k in keys):
                 continue
-            owner_days = [
-                (is_clinician, day)
-                for o, tz, is_clinician, _ in owners
-                for day in self._owner_days(o, tz, candidate.start, candidate.end)
-            ]
+            owner_days = self._ledger_days(
+                ((o, tz, is_clinician) for o, tz, is_clinician, _ in owners), candidate.start, candidate.end
+            )
             missing = [day for _, day in owner_days if day not in ledgers]
             for day, (_, bookings) in (await self.store.ledgers_for(missing)).items():
                 ledgers[day] = [b for b in bookings if b.session_id != exclude_session]
