@@ -15,10 +15,8 @@ import grpc
 import httpx
 from grpc_status import rpc_status
 from opentelemetry import propagate
-from opentelemetry.exporter.zipkin.json import ZipkinExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from iop.compliance.v1 import compliance_pb2_grpc
@@ -30,6 +28,7 @@ from services.engagement.domain import sign
 from services.plumbing.auth import mint_token
 from services.plumbing.errors import error_reason
 from services.plumbing.settings import Settings
+from services.plumbing.zipkin_export import ZipkinSpanProcessor
 
 
 def uid(prefix: str) -> str:
@@ -65,7 +64,7 @@ class Platform:
         self.crisis = crisis_pb2_grpc.CrisisServiceStub(self._channels["crisis"])
         self.engagement_config = EngagementConfig()
         self.provider = TracerProvider(resource=Resource.create({"service.name": "demo-driver"}))
-        self.provider.add_span_processor(BatchSpanProcessor(ZipkinExporter(endpoint=settings.zipkin_endpoint)))
+        self.provider.add_span_processor(ZipkinSpanProcessor(settings.zipkin_endpoint))
         self.tracer = self.provider.get_tracer("iop.demo")
 
     def close(self) -> None:

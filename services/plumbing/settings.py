@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     zipkin_endpoint: str = Field(default="http://127.0.0.1:9411/api/v2/spans", alias="ZIPKIN_ENDPOINT")
     otel_traces_sampler_ratio: float | None = Field(default=None, alias="OTEL_TRACES_SAMPLER_RATIO")
     otel_export_delay_ms: int = Field(default=500, alias="OTEL_BSP_SCHEDULE_DELAY")
+    otel_export_queue_size: int = Field(default=2048, alias="OTEL_BSP_MAX_QUEUE_SIZE")
     telemetry_enabled: bool = Field(default=True, alias="IOP_TELEMETRY_ENABLED")
 
     jwt_secret: str = Field(default=DEV_JWT_SECRET, alias="IOP_JWT_SECRET")

@@ -1,8 +1,8 @@
 """One telemetry setup per process: resource, exporter, sampler, instrumentations.
 
-Spans go to Zipkin locally (the trace UI started by deploy/local/infra.sh) or
-over OTLP to a collector when OTEL_EXPORTER_OTLP_ENDPOINT is set (docker-compose,
-Kubernetes). No PHI goes into span attributes: instrumentations that could
+Spans go to Zipkin locally (the trace UI started by deploy/local/infra.sh; see
+zipkin_export.py) or over OTLP to a collector when OTEL_EXPORTER_OTLP_ENDPOINT is set
+(docker-compose, Kubernetes). No PHI goes into span attributes: instrumentations that could
 record payloads (pymongo statements) are configured not to.
 """
 
@@ -13,48 +13,32 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from services.plumbing.settings import Settings
+from services.plumbing.zipkin_export import ZipkinSpanProcessor
 
 log = logging.getLogger(__name__)
 
 _provider: TracerProvider | None = None
 
 
-def _exporter(settings: Settings) -> SpanExporter:
+def _span_processor(settings: Settings) -> SpanProcessor:
     if settings.otel_exporter_otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        return OTLPSpanExporter(endpoint=settings.otel_exporter_otlp_endpoint, insecure=True)
-    return zipkin_exporter(settings.zipkin_endpoint)
-
-
-def zipkin_exporter(endpoint: str) -> SpanExporter:
-    """The Zipkin JSON v2 exporter, with the broker as the remote endpoint of messaging spans.
-
-    The stock encoder writes no remoteEndpoint, and Zipkin's service graph links a producer and a
-    consumer only through the broker they name (service -> kafka -> service); without it the UI
-    draws no Kafka edge at all. The broker is named by the span's `messaging.system`.
-    """
-    from opentelemetry.exporter.zipkin.json import ZipkinExporter
-    from opentelemetry.exporter.zipkin.json.v2 import JsonV2Encoder
-    from opentelemetry.trace import SpanKind
-
-    class MessagingAwareEncoder(JsonV2Encoder):
-        def _encode_span(self, span: Any, encoded_local_endpoint: Any) -> dict[str, Any]:
-            encoded: dict[str, Any] = super()._encode_span(span, encoded_local_endpoint)
-            broker = (span.attributes or {}).get("messaging.system")
-            if span.kind in (SpanKind.PRODUCER, SpanKind.CONSUMER) and broker:
-                encoded["remoteEndpoint"] = {"serviceName": str(broker)}
-            return encoded
-
-    exporter = ZipkinExporter(endpoint=endpoint)
-    # upstream types the attribute as the v1 encoder (its first branch); v2 is what it holds here
-    exporter.encoder = MessagingAwareEncoder(exporter.encoder.max_tag_value_length)  # type: ignore[assignment]
-    return exporter
+        return BatchSpanProcessor(
+            OTLPSpanExporter(endpoint=settings.otel_exporter_otlp_endpoint, insecure=True),
+            schedule_delay_millis=settings.otel_export_delay_ms,
+            max_queue_size=settings.otel_export_queue_size,
+        )
+    return ZipkinSpanProcessor(
+        settings.zipkin_endpoint,
+        schedule_delay_s=settings.otel_export_delay_ms / 1000,
+        max_queue=settings.otel_export_queue_size,
+    )
 
 
 def setup_telemetry(service_name: str, settings: Settings, *, instrument: bool = True) -> TracerProvider:
@@ -72,9 +56,7 @@ def setup_telemetry(service_name: str, settings: Settings, *, instrument: bool =
     )
     provider = TracerProvider(resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.sampler_ratio())))
     if settings.telemetry_enabled:
-        provider.add_span_processor(
-            BatchSpanProcessor(_exporter(settings), schedule_delay_millis=settings.otel_export_delay_ms)
-        )
+        provider.add_span_processor(_span_processor(settings))
     trace.set_tracer_provider(provider)
     _provider = provider
     if instrument:

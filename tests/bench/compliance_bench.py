@@ -57,6 +57,8 @@ def _span_sink(
     exports every span (the service pays the full tracing cost) without flooding the shared Zipkin."""
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as Zipkin's own server
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             with received.get_lock():

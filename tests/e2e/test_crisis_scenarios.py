@@ -19,16 +19,15 @@ from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.exporter.zipkin.json import ZipkinExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from iop.crisis.v1 import crisis_pb2
 from iop.events.v1 import crisis_pb2 as ev
 from services.crisis import topics
 from services.plumbing.settings import Settings
+from services.plumbing.zipkin_export import ZipkinSpanProcessor
 from tests.integration.test_crisis_durability import PagingGateway
 from tests.integration.test_crisis_support import (
     Collector,
@@ -114,7 +113,7 @@ async def test_disconnection_during_crisis_is_escalated_as_one_trace(stack, sett
             # The video platform's webhook (engagement) reports the drop: the root of the trace.
             # (exported from a background thread: the paging gateway shares this event loop)
             provider = TracerProvider(resource=Resource.create({"service.name": "video-webhook"}))
-            provider.add_span_processor(BatchSpanProcessor(ZipkinExporter(endpoint=settings.zipkin_endpoint)))
+            provider.add_span_processor(ZipkinSpanProcessor(settings.zipkin_endpoint))
             tracer = provider.get_tracer("e2e")
             with tracer.start_as_current_span("POST /webhooks/video participant_left", kind=SpanKind.SERVER) as root:
                 trace_id = format(root.get_span_context().trace_id, "032x")

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
 
 from iop.events.v1 import scheduling_pb2
 from services.plumbing import auth
@@ -17,7 +12,6 @@ from services.plumbing.envelope import CloudEvent, EnvelopeError
 from services.plumbing.errors import FieldViolations, InvalidArgument, Unauthenticated, bad_request_violations
 from services.plumbing.outbox import OutgoingEvent, with_outbox
 from services.plumbing.settings import Settings
-from services.plumbing.telemetry import zipkin_exporter
 from tests.support import isolated_settings
 
 
@@ -114,24 +108,3 @@ def test_outbox_update_carries_state_and_events_in_one_write() -> None:
     assert entry["topic"] == "iop.scheduling.sessions.v1" and entry["key"] == "s-1"
     assert entry["type"] == "iop.events.v1.SessionScheduled"
     assert scheduling_pb2.SessionScheduled.FromString(entry["data"]).session_id == "s-1"
-
-
-def test_zipkin_export_names_the_broker_of_messaging_spans_only() -> None:
-    captured = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(captured))
-    tracer = provider.get_tracer("test")
-    kafka = {"messaging.system": "kafka"}
-    for name, kind in (("topic send", SpanKind.PRODUCER), ("topic process", SpanKind.CONSUMER)):
-        with tracer.start_as_current_span(name, kind=kind, attributes=kafka):
-            pass
-    with tracer.start_as_current_span("/Service/Method", kind=SpanKind.SERVER):
-        pass
-    exporter = zipkin_exporter("http://127.0.0.1:9/api/v2/spans")
-    body = exporter.encoder.serialize(captured.get_finished_spans(), exporter.local_node)  # type: ignore[attr-defined]
-    remote = {span["name"]: span.get("remoteEndpoint") for span in json.loads(body)}
-    assert remote == {
-        "topic send": {"serviceName": "kafka"},
-        "topic process": {"serviceName": "kafka"},
-        "/Service/Method": None,
-    }
