@@ -171,8 +171,8 @@ class ZipkinSpanProcessor(SpanProcessor):
         timeout_s: float = 10.0,
     ) -> None:
         self._endpoint = endpoint
-        url = urllib.parse.urlsplit(endpoint)
-        self._path = url.path + (f"?{url.query}" if url.query else "") or "/"
+        self._url = urllib.parse.urlsplit(endpoint)
+        self._path = self._url.path + (f"?{self._url.query}" if self._url.query else "") or "/"
         self._connection: http.client.HTTPConnection | None = None
         self._delay_s = schedule_delay_s
         self._max_batch = max_batch
@@ -239,10 +239,9 @@ class ZipkinSpanProcessor(SpanProcessor):
                     log.warning("Zipkin export of %d spans to %s failed: %s", count, self._endpoint, exc)
 
     def _connect(self) -> http.client.HTTPConnection:
-        url = urllib.parse.urlsplit(self._endpoint)
-        if url.scheme == "https":
-            return http.client.HTTPSConnection(url.netloc, timeout=self._timeout_s)
-        return http.client.HTTPConnection(url.netloc, timeout=self._timeout_s)
+        if self._url.scheme == "https":
+            return http.client.HTTPSConnection(self._url.netloc, timeout=self._timeout_s)
+        return http.client.HTTPConnection(self._url.netloc, timeout=self._timeout_s)
 
     def _close(self) -> None:
         if self._connection is not None:
