@@ -66,10 +66,9 @@ def setup_telemetry(service_name: str, settings: Settings, *, instrument: bool =
 
 def instrument_libraries() -> None:
     from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
-    from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient, GrpcAioInstrumentorServer
+    from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient
     from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
 
-    GrpcAioInstrumentorServer().instrument()
     GrpcAioInstrumentorClient().instrument()
     AIOKafkaInstrumentor().instrument()
     # capture_statement=False: a statement would carry the document, i.e. PHI.

@@ -24,6 +24,7 @@ import time
 import urllib.parse
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.context import Context
@@ -43,29 +44,35 @@ _KINDS = {
 _MESSAGING = (SpanKind.PRODUCER, SpanKind.CONSUMER)
 
 
+_json = json.JSONEncoder(separators=(",", ":")).encode  # built once: json.dumps(separators=...) builds one per call
+
+
 def _tag_value(value: object) -> str | None:
     """Zipkin tags are strings: booleans lower-case, sequences as a JSON array (as the stock encoder)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
     if isinstance(value, str):
         return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, Sequence):
-        return json.dumps(
+        return _json(
             [
                 _tag_value(v) if v is not None else None
                 for v in value
                 if v is None or isinstance(v, bool | int | float | str)
-            ],
-            separators=(",", ":"),
+            ]
         )
     return None
 
 
 def _tags(attributes: Any) -> dict[str, str]:
+    if not attributes:
+        return {}
+    if hasattr(attributes, "copy"):  # the SDK's BoundedAttributes: a plain dict, without a lock per item
+        attributes = attributes.copy()
     tags: dict[str, str] = {}
-    for key, value in (attributes or {}).items():
+    for key, value in attributes.items():
         text = _tag_value(value)
         if text is not None:
             tags[key] = text
@@ -76,17 +83,28 @@ def _usec(nanoseconds: int) -> int:
     return (nanoseconds + 500) // 1000
 
 
+@dataclass(frozen=True)
+class _StaticParts:
+    """What every span of one (resource, instrumentation scope) shares, encoded once."""
+
+    resource: Any  # held, so the id() in the cache key cannot be reused while cached
+    scope: Any
+    tag_names: frozenset[str]
+    tags_json: str  # '"k":"v",...' (no braces), appended to each span's own tags
+    endpoint_json: str
+
+
 class ZipkinJsonEncoder:
-    """One span to one Zipkin v2 JSON object (bytes)."""
+    """One span to one Zipkin v2 JSON object (bytes).
+
+    The span's own fields are encoded per span; the tags and endpoint shared by every span of one
+    resource and scope (about a dozen tags) are encoded once and spliced in, which halves the cost.
+    """
 
     def __init__(self) -> None:
-        # Tags and endpoint shared by every span of one (resource, scope); the objects are kept so
-        # their ids cannot be reused by others while cached.
-        self._static: dict[tuple[int, int], tuple[Any, Any, dict[str, str], dict[str, str]]] = {}
+        self._static: dict[tuple[int, int], _StaticParts] = {}
 
-    def _static_parts(
-        self, resource: Resource | None, scope: InstrumentationScope | None
-    ) -> tuple[dict[str, str], dict[str, str]]:
+    def _static_parts(self, resource: Resource | None, scope: InstrumentationScope | None) -> _StaticParts:
         key = (id(resource), id(scope))
         cached = self._static.get(key)
         if cached is None:
@@ -102,16 +120,15 @@ class ZipkinJsonEncoder:
                     }
                 )
             service = str(resource.attributes.get("service.name", "unknown_service")) if resource else "unknown_service"
-            cached = (resource, scope, tags, {"serviceName": service})
+            cached = _StaticParts(resource, scope, frozenset(tags), _json(tags)[1:-1], _json({"serviceName": service}))
             self._static[key] = cached
-        return cached[2], cached[3]
+        return cached
 
     def encode(self, span: ReadableSpan) -> bytes:
         context = span.get_span_context()
         assert context is not None and span.start_time is not None and span.end_time is not None
-        static_tags, local_endpoint = self._static_parts(span.resource, span.instrumentation_scope)
+        static = self._static_parts(span.resource, span.instrumentation_scope)
         tags = _tags(span.attributes)
-        tags.update(static_tags)
         status = span.status.status_code
         if status is not StatusCode.UNSET:
             tags["otel.status_code"] = status.name
@@ -124,31 +141,33 @@ class ZipkinJsonEncoder:
         ):
             if count:
                 tags[name] = str(count)
-        encoded: dict[str, Any] = {
-            "traceId": format(context.trace_id, "032x"),
-            "id": format(context.span_id, "016x"),
-            "name": span.name,
-            "timestamp": _usec(span.start_time),
-            "duration": _usec(span.end_time - span.start_time),
-            "localEndpoint": local_endpoint,
-            "tags": tags,
-        }
+        if not static.tag_names.isdisjoint(tags):  # the resource and scope tags win, as in the stock encoder
+            tags = {k: v for k, v in tags.items() if k not in static.tag_names}
+        own_tags = _json(tags)[1:-1] if tags else ""
+        separator = "," if own_tags and static.tags_json else ""
+        parts = [
+            f'{{"traceId":"{context.trace_id:032x}","id":"{context.span_id:016x}","name":{_json(span.name)}',
+            f',"timestamp":{_usec(span.start_time)},"duration":{_usec(span.end_time - span.start_time)}',
+            f',"localEndpoint":{static.endpoint_json},"tags":{{{own_tags}{separator}{static.tags_json}}}',
+        ]
         if kind := _KINDS.get(span.kind):
-            encoded["kind"] = kind
+            parts.append(f',"kind":"{kind}"')
         if span.parent is not None:
-            encoded["parentId"] = format(span.parent.span_id, "016x")
+            parts.append(f',"parentId":"{span.parent.span_id:016x}"')
         broker = (span.attributes or {}).get("messaging.system")
         if broker and span.kind in _MESSAGING:
-            encoded["remoteEndpoint"] = {"serviceName": str(broker)}
+            parts.append(f',"remoteEndpoint":{_json({"serviceName": str(broker)})}')
         if span.events:
-            encoded["annotations"] = [
+            annotations = [
                 {
                     "timestamp": _usec(event.timestamp),
                     "value": json.dumps({event.name: dict(event.attributes or {})}, sort_keys=True),
                 }
                 for event in span.events
             ]
-        return json.dumps(encoded, separators=(",", ":")).encode()
+            parts.append(f',"annotations":{_json(annotations)}')
+        parts.append("}")
+        return "".join(parts).encode()
 
 
 class ZipkinSpanProcessor(SpanProcessor):

@@ -5,7 +5,8 @@ Needs the `prometheus-client` package (not yet in pyproject.toml: add `prometheu
 In a service process (the runner and the consumer base call these):
 
     metrics = get_metrics()                                    # one per process, default registry
-    grpc.aio.server(interceptors=[metrics.interceptor(), ServiceInterceptor(...)])  # metrics FIRST
+    series = metrics.rpc("/pkg.Service/Method", "unary")     # per method; the gRPC server's
+    series.started.inc(); series.done("OK", seconds)           #   CallInterceptor does this per call
     metrics.observe_event(group, topic, event_type, "applied", seconds)  # per handled record
     await metrics.observe_consumer_lag(group, aiokafka_consumer)          # after each commit
     serve(port)                                                # GET http://host:port/metrics
@@ -28,14 +29,11 @@ A standalone lag exporter for every group on the broker (committed offsets vs en
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import threading
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import grpc
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -44,23 +42,11 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 OUTCOMES = ("applied", "duplicate", "ignored", "retried", "dead_lettered", "failed")
 
 
-def _split_method(full_method: str) -> tuple[str, str]:
+def split_method(full_method: str) -> tuple[str, str]:
     """'/iop.scheduler.v1.SchedulerService/BookSession' -> ('iop.scheduler.v1.SchedulerService', 'BookSession')."""
     _, _, rest = full_method.partition("/")
     service, _, method = rest.partition("/")
     return service or "unknown", method or "unknown"
-
-
-def _code_name(context: grpc.aio.ServicerContext, default: str) -> str:
-    code = context.code()
-    if code is None:
-        return default
-    if isinstance(code, grpc.StatusCode):
-        return code.name
-    for status in grpc.StatusCode:  # some versions hand back the integer value
-        if status.value[0] == code:
-            return status.name
-    return default
 
 
 class Metrics:
@@ -104,8 +90,11 @@ class Metrics:
         )
 
     # --- gRPC ---------------------------------------------------------------------------
-    def interceptor(self) -> MetricsInterceptor:
-        return MetricsInterceptor(self)
+    def rpc(self, full_method: str, kind: str) -> RpcSeries:
+        """The series of one method ('/pkg.Service/Method'; kind 'unary' or 'server_stream'),
+        recorded by the server's call interceptor (services/plumbing/grpc_server.py)."""
+        service, method = split_method(full_method)
+        return RpcSeries(self, service, method, kind)
 
     # --- consumers ----------------------------------------------------------------------
     def observe_event(
@@ -130,79 +119,23 @@ class Metrics:
             self.lag.labels(group, tp.topic, str(tp.partition)).set(max(0, end - position))
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Counts and times every RPC. Put it first in the server's interceptors so it also sees
-    the calls the auth interceptor rejects (UNAUTHENTICATED, PERMISSION_DENIED)."""
+class RpcSeries:
+    """The series of one RPC method (label children resolved once: `labels()` is a dict lookup
+    under a lock on every call otherwise)."""
 
-    def __init__(self, metrics: Metrics) -> None:
-        self._m = metrics
+    def __init__(self, metrics: Metrics, service: str, method: str, kind: str) -> None:
+        self._labels = (service, method, kind)
+        self._handled = metrics.rpc_handled
+        self._by_code: dict[str, Any] = {}
+        self.started = metrics.rpc_started.labels(*self._labels)
+        self.seconds = metrics.rpc_seconds.labels(*self._labels)
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = await continuation(details)
-        if handler is None:
-            return None
-        service, method = _split_method(details.method)
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, service, method),
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._server_stream(handler.unary_stream, service, method),
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        return handler  # client-streaming methods are not used by this platform
-
-    def _done(self, labels: tuple[str, str, str], code: str, started: float) -> None:
-        self._m.rpc_handled.labels(*labels, code).inc()
-        self._m.rpc_seconds.labels(*labels).observe(time.perf_counter() - started)
-
-    def _unary(self, inner: Any, service: str, method: str) -> Any:
-        labels = (service, method, "unary")
-
-        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            self._m.rpc_started.labels(*labels).inc()
-            started = time.perf_counter()
-            code = "UNKNOWN"
-            try:
-                result = inner(request, context)
-                if inspect.isawaitable(result):
-                    result = await result
-                code = _code_name(context, "OK")
-                return result
-            except BaseException:
-                code = _code_name(context, "UNKNOWN")
-                raise
-            finally:
-                self._done(labels, code, started)
-
-        return call
-
-    def _server_stream(self, inner: Any, service: str, method: str) -> Any:
-        labels = (service, method, "server_stream")
-
-        async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            self._m.rpc_started.labels(*labels).inc()
-            started = time.perf_counter()
-            code = "UNKNOWN"
-            try:
-                async for item in inner(request, context):
-                    yield item
-                code = _code_name(context, "OK")
-            except BaseException:
-                code = _code_name(context, "CANCELLED" if context.cancelled() else "UNKNOWN")
-                raise
-            finally:
-                self._done(labels, code, started)
-
-        return call
+    def done(self, code: str, seconds: float) -> None:
+        handled = self._by_code.get(code)
+        if handled is None:
+            handled = self._by_code[code] = self._handled.labels(*self._labels, code)
+        handled.inc()
+        self.seconds.observe(seconds)
 
 
 _default: Metrics | None = None

@@ -1,0 +1,174 @@
+"""The server's call interceptor on a real loopback grpc.aio server: one span per call (a child of
+the caller's traceparent), the RPC metrics, authentication and authorization, rich errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import prometheus_client
+import pytest
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from services.plumbing.auth import current_principal
+from services.plumbing.errors import NotFound, error_reason
+from services.plumbing.grpc_server import CallInterceptor
+from services.plumbing.ops.metrics import Metrics
+from tests.support import auth_metadata, isolated_settings
+
+SERVICE = "test.calls.v1.Echo"
+ACCESS = {f"/{SERVICE}/{m}": frozenset({"platform"}) for m in ("Ok", "NotFound", "Crash", "Stream")}
+CALLER_TRACE = 0x0AF7651916CD43DD8448EB211C80319C
+CALLER_SPAN = 0xB7AD6B7169203331
+TRACEPARENT = f"00-{CALLER_TRACE:032x}-{CALLER_SPAN:016x}-01"
+
+
+def _identity(b: bytes) -> bytes:
+    return b
+
+
+async def ok(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    return current_principal().subject.encode()
+
+
+async def not_found(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    raise NotFound("client", "k-1")
+
+
+async def crash(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    raise RuntimeError("bug")
+
+
+async def stream(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    for i in range(3):
+        yield bytes([i])
+
+
+class Served:
+    def __init__(self, metrics: Metrics, spans: InMemorySpanExporter, channel: grpc.aio.Channel) -> None:
+        self.metrics, self.spans, self.channel = metrics, spans, channel
+        self.settings = isolated_settings()
+
+    async def call(self, method: str, metadata: list[tuple[str, str]] | None = None) -> tuple[grpc.StatusCode, Any]:
+        try:
+            reply = await self.channel.unary_unary(f"/{SERVICE}/{method}")(b"x", metadata=metadata, timeout=5)
+            return grpc.StatusCode.OK, reply
+        except grpc.aio.AioRpcError as exc:
+            return exc.code(), exc
+
+    def span(self, method: str) -> ReadableSpan:
+        (span,) = [s for s in self.spans.get_finished_spans() if s.name == f"/{SERVICE}/{method}"]
+        return span
+
+    def value(self, name: str, **labels: str) -> float:
+        return self.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Served]:
+    metrics = Metrics(prometheus_client.CollectorRegistry())
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    interceptor = CallInterceptor(isolated_settings(), ACCESS, metrics, provider.get_tracer("test"))
+    server = grpc.aio.server(interceptors=[interceptor])
+    handlers = {
+        "Ok": grpc.unary_unary_rpc_method_handler(ok, _identity, _identity),
+        "NotFound": grpc.unary_unary_rpc_method_handler(not_found, _identity, _identity),
+        "Crash": grpc.unary_unary_rpc_method_handler(crash, _identity, _identity),
+        "Unlisted": grpc.unary_unary_rpc_method_handler(ok, _identity, _identity),
+        "Stream": grpc.unary_stream_rpc_method_handler(stream, _identity, _identity),
+    }
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
+    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    yield Served(metrics, spans, channel)
+    await channel.close()
+    await server.stop(0)
+
+
+async def test_a_call_is_one_server_span_under_the_callers_trace(served: Served) -> None:
+    md = [*auth_metadata(served.settings, "platform", "app-7"), ("traceparent", TRACEPARENT)]
+    code, reply = await served.call("Ok", md)
+    assert (code, reply) == (grpc.StatusCode.OK, b"app-7")  # the handler sees the caller's principal
+    span = served.span("Ok")
+    assert span.kind is SpanKind.SERVER
+    assert span.context is not None and span.context.trace_id == CALLER_TRACE
+    assert span.parent is not None and span.parent.span_id == CALLER_SPAN and span.parent.is_remote
+    attributes = dict(span.attributes or {})
+    assert attributes["rpc.system"] == "grpc"
+    assert (attributes["rpc.service"], attributes["rpc.method"]) == (SERVICE, "Ok")
+    assert attributes["rpc.grpc.status_code"] == 0
+    assert attributes["net.peer.ip"] == "127.0.0.1" and attributes["net.peer.name"] == "localhost"
+    assert str(attributes["rpc.user_agent"]).startswith("grpc-python")
+    assert span.status.status_code is StatusCode.UNSET
+
+    code, _ = await served.call("Ok", auth_metadata(served.settings, "platform"))
+    assert code is grpc.StatusCode.OK
+    fresh = [s for s in served.spans.get_finished_spans() if s.name == f"/{SERVICE}/Ok"][-1]
+    assert fresh.parent is None and fresh.context is not None and fresh.context.trace_id != CALLER_TRACE
+
+
+async def test_errors_map_to_codes_and_only_server_faults_mark_the_span(served: Served) -> None:
+    md = auth_metadata(served.settings, "platform")
+    code, error = await served.call("NotFound", md)
+    assert code is grpc.StatusCode.NOT_FOUND
+    status = rpc_status.from_call(error)
+    assert status is not None and len(status.details) == 1  # the rich status
+    info = error_details_pb2.ResourceInfo()
+    assert status.details[0].Unpack(info) and (info.resource_type, info.resource_name) == ("client", "k-1")
+    not_found_span = served.span("NotFound")
+    assert dict(not_found_span.attributes or {})["rpc.grpc.status_code"] == grpc.StatusCode.NOT_FOUND.value[0]
+    assert not_found_span.status.status_code is StatusCode.UNSET  # the caller's problem, not the server's
+
+    code, _ = await served.call("Crash", md)
+    assert code is grpc.StatusCode.UNKNOWN
+    crash_span = served.span("Crash")
+    assert dict(crash_span.attributes or {})["rpc.grpc.status_code"] == grpc.StatusCode.UNKNOWN.value[0]
+    assert crash_span.status.status_code is StatusCode.ERROR
+    assert [e.name for e in crash_span.events] == ["exception"]
+
+
+async def test_calls_without_a_valid_token_or_role_are_refused_and_counted(served: Served) -> None:
+    code, error = await served.call("Ok")
+    assert code is grpc.StatusCode.UNAUTHENTICATED
+    status = rpc_status.from_call(error)
+    assert status is not None and error_reason(status) == "MISSING_TOKEN"
+    code, _ = await served.call("Ok", [("authorization", "Bearer not-a-jwt")])
+    assert code is grpc.StatusCode.UNAUTHENTICATED
+    code, error = await served.call("Ok", auth_metadata(served.settings, "client"))
+    assert code is grpc.StatusCode.PERMISSION_DENIED
+    status = rpc_status.from_call(error)
+    assert status is not None and error_reason(status) == "ROLE_NOT_ALLOWED"
+    code, error = await served.call("Unlisted", auth_metadata(served.settings, "platform"))
+    assert code is grpc.StatusCode.PERMISSION_DENIED  # a method the service does not declare
+    status = rpc_status.from_call(error)
+    assert status is not None and error_reason(status) == "METHOD_NOT_ALLOWED"
+
+    unary = {"grpc_service": SERVICE, "grpc_method": "Ok", "grpc_type": "unary"}
+    assert served.value("grpc_server_started_total", **unary) == 3
+    assert served.value("grpc_server_handled_total", grpc_code="UNAUTHENTICATED", **unary) == 2
+    assert served.value("grpc_server_handled_total", grpc_code="PERMISSION_DENIED", **unary) == 1
+    assert served.value("grpc_server_handled_total", grpc_code="OK", **unary) == 0
+
+
+async def test_health_is_open_and_streams_are_traced_and_counted(served: Served) -> None:
+    reply = await health_pb2_grpc.HealthStub(served.channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING  # no token needed
+
+    md = auth_metadata(served.settings, "platform")
+    items = [r async for r in served.channel.unary_stream(f"/{SERVICE}/Stream")(b"x", metadata=md, timeout=5)]
+    assert items == [b"\x00", b"\x01", b"\x02"]
+    assert dict(served.span("Stream").attributes or {})["rpc.grpc.status_code"] == 0
+    streamed = {"grpc_service": SERVICE, "grpc_method": "Stream", "grpc_type": "server_stream"}
+    assert served.value("grpc_server_handled_total", grpc_code="OK", **streamed) == 1
+    assert served.value("grpc_server_handling_seconds_count", **streamed) == 1
