@@ -460,14 +460,20 @@ class AlertService:
             await self.reconcile(alert, [*records, record])
             return True
 
-    async def sweep(self, alert_ids: list[str]) -> int:
-        """Re-fold active alerts that show no timer (a header update may have been lost)."""
-        healed = 0
-        for alert_id in alert_ids:
-            alert = await self.store.alert(alert_id)
-            if alert is not None:
-                _, st = await self.reconcile(alert, force=True)
-                healed += st.due_at is not None
+    async def sweep(self, alert_ids: list[str]) -> set[str]:
+        """Re-fold active alerts whose timer shows no next rung; returns those that had one due.
+        Most have none (the ladder ran out, or the client was reached, and the alert waits for a
+        person); a few lost a concurrent header update (FerretDB 1.x applies updates as
+        read-modify-write) or their writer stopped between a record and its reconcile. Read in
+        bulk and folded here; only alerts whose stored state is wrong are written."""
+        healed: set[str] = set()
+        alerts = await self.store.alerts_by_id(alert_ids)
+        records = await self.store.records_of_many(alerts)
+        for alert in alerts:
+            due = state_of(alert, records[alert["_id"]]).due_at is not None
+            await self.reconcile(alert, records[alert["_id"]], force=due)  # writes only what is wrong
+            if due:
+                healed.add(alert["_id"])
         return healed
 
     # ------------------------------------------------------------------ people acting on an alert

@@ -147,15 +147,31 @@ class CrisisStore:
     async def records(self, alert: Document) -> list[Document]:
         """The alert's records, by _id lookups only (the local store pushes down nothing else):
         `<alert>:rung:<n>` for each rung, `<alert>:resolved`, and the action log `<alert>:act:<seq>`."""
-        coll, alert_id = self.db[ALERT_RECORDS], alert["_id"]
-        ids = [rung_id(alert_id, i) for i in range(len(alert["policy"]["steps"]))] + [f"{alert_id}:resolved"]
+        return (await self.records_of_many([alert]))[alert["_id"]]
+
+    async def records_of_many(self, alerts: list[Document]) -> dict[str, list[Document]]:
+        """`records` of many alerts in a few `$in` queries: their rungs, resolutions and first
+        action at once, then the rest of their action logs one position at a time (each round asks
+        only the logs that went on; most alerts have at most one action)."""
+        coll = self.db[ALERT_RECORDS]
+        fixed = {
+            a["_id"]: [rung_id(a["_id"], i) for i in range(len(a["policy"]["steps"]))] + [f"{a['_id']}:resolved"]
+            for a in alerts
+        }
+        ids = [i for alert_ids in fixed.values() for i in alert_ids] + [act_id(a, 0) for a in fixed]
         found = await find_by_ids(coll, ids, NO_OUTBOX)
-        records = [found[i] for i in ids if i in found]
-        seq = 0
-        while (act := await coll.find_one({"_id": act_id(alert_id, seq)}, NO_OUTBOX)) is not None:
-            records.append(act)
+        records = {alert_id: [found[i] for i in own if i in found] for alert_id, own in fixed.items()}
+        going, seq = [a for a in fixed if act_id(a, 0) in found], 0
+        while going:
+            for alert_id in going:
+                records[alert_id].append(found[act_id(alert_id, seq)])
             seq += 1
+            found = await find_by_ids(coll, [act_id(a, seq) for a in going], NO_OUTBOX)
+            going = [a for a in going if act_id(a, seq) in found]
         return records
+
+    async def alerts_by_id(self, alert_ids: list[str]) -> list[Document]:
+        return list((await find_by_ids(self.alerts, alert_ids, NO_OUTBOX)).values())
 
     async def append_action(self, alert_id: str, first_free: int, make: Callable[[str], Document]) -> Document | None:
         """Append to the alert's action log at the first free position (unique ids make the log safe
@@ -192,7 +208,8 @@ class CrisisStore:
     async def set_timer(self, alert_id: str, due_at: datetime | None, active: bool) -> None:
         """The alert's next due time in the small `timers` collection (deleted when resolved)."""
         if active:
-            await self.db[TIMERS].update_one({"_id": alert_id}, {"$set": {"due_at": due_at}}, upsert=True)
+            fields = {"due_at": due_at, "set_at": datetime.now(UTC)}  # set_at: when it last changed
+            await self.db[TIMERS].update_one({"_id": alert_id}, {"$set": fields}, upsert=True)
         else:
             await self.db[TIMERS].delete_one({"_id": alert_id})
 

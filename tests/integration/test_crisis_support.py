@@ -25,6 +25,8 @@ from pymongo import AsyncMongoClient
 from iop.crisis.v1 import crisis_pb2, crisis_pb2_grpc
 from iop.events.v1 import common_pb2, engagement_pb2, scheduling_pb2
 from services.crisis import topics
+from services.crisis.alerts import AlertService
+from services.crisis.domain import Risk
 from services.plumbing.bus import ensure_topics, record_headers, reliable_producer
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.protos import to_timestamp
@@ -39,6 +41,25 @@ SF = common_pb2.ClientLocation(
 NOWHERE = common_pb2.ClientLocation(
     state="WY", county_fips="56021", postal_code="82001", city="Cheyenne", verified=True
 )
+
+
+async def open_alert_directly(alerts: AlertService, alert_id: str, client_id: str, reason: str) -> Document:
+    """An alert opened through the service's own AlertService (no session, no event): its first
+    rung fired at open, the next ones due on the policy's schedule."""
+    alert, created = await alerts.open_alert(
+        alert_id=alert_id,
+        client_id=client_id,
+        session_id="",
+        program_id="",
+        clinician_id=f"{reason.lower()}-clinician",
+        reason=reason,
+        risk=Risk.HIGH,
+        trigger_event_id="",
+        extra_assignees=[],
+        now=datetime.now(UTC),
+    )
+    assert created and alert is not None
+    return alert
 
 
 def uid(prefix: str) -> str:
