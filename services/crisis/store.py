@@ -51,6 +51,7 @@ INDEXES = [
     IndexSpec(RECONNECT_TASKS, [("client_id", 1), ("created_at", -1)], name="client_created"),
 ]
 NO_OUTBOX = {"outbox": 0}
+FIRST_PROBE = 8  # positions of a client's log read in one query (most logs are shorter)
 
 
 def seq_id(client_id: str, seq: int) -> str:
@@ -71,15 +72,23 @@ class CrisisStore:
         self.sessions = db[SESSIONS]
         self.alerts = db[ALERTS]
 
-    # -- per-client logs: `<client>:<seq>` (seq from 1), found by _id probes (galloping, then binary search)
+    # -- per-client logs: `<client>:<seq>` (seq from 1), found by _id lookups (see `last`)
     async def _get(self, collection: str, client_id: str, seq: int) -> Document | None:
         return await self.db[collection].find_one({"_id": seq_id(client_id, seq)}, NO_OUTBOX)
 
     async def last(self, collection: str, client_id: str) -> tuple[int, Document | None]:
-        """The highest sequence number in the client's log and its record ((0, None) when empty)."""
-        hi, hi_doc = 1, await self._get(collection, client_id, 1)
-        if hi_doc is None:
-            return 0, None
+        """The highest sequence number in the client's log and its record ((0, None) when empty).
+        A log is dense (appends take the next free position), so its first FIRST_PROBE positions
+        are asked for in one `$in` query, which answers most logs; longer ones are galloped."""
+        head = await find_by_ids(
+            self.db[collection], [seq_id(client_id, n) for n in range(1, FIRST_PROBE + 1)], NO_OUTBOX
+        )
+        top = 0
+        while top < FIRST_PROBE and seq_id(client_id, top + 1) in head:
+            top += 1
+        if top < FIRST_PROBE:
+            return top, head.get(seq_id(client_id, top))
+        hi, hi_doc = FIRST_PROBE, head.get(seq_id(client_id, FIRST_PROBE))
         lo, lo_doc = hi, hi_doc
         while hi_doc is not None:
             lo, lo_doc = hi, hi_doc
