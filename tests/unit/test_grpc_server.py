@@ -3,6 +3,7 @@ the caller's traceparent), the RPC metrics, authentication and authorization, ri
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -63,9 +64,19 @@ class Served:
         except grpc.aio.AioRpcError as exc:
             return exc.code(), exc
 
-    def span(self, method: str) -> ReadableSpan:
-        (span,) = [s for s in self.spans.get_finished_spans() if s.name == f"/{SERVICE}/{method}"]
-        return span
+    async def spans_of(self, method: str, count: int) -> list[ReadableSpan]:
+        """The method's spans, once `count` have ended. An aborted call's status reaches the client
+        before the server's wrapper has ended the span, so wait for them briefly."""
+        for _ in range(100):
+            spans = [s for s in self.spans.get_finished_spans() if s.name == f"/{SERVICE}/{method}"]
+            if len(spans) >= count:
+                break
+            await asyncio.sleep(0.01)
+        assert len(spans) == count
+        return spans
+
+    async def span(self, method: str) -> ReadableSpan:
+        return (await self.spans_of(method, 1))[0]
 
     def value(self, name: str, **labels: str) -> float:
         return self.metrics.registry.get_sample_value(name, labels) or 0.0
@@ -100,7 +111,7 @@ async def test_a_call_is_one_server_span_under_the_callers_trace(served: Served)
     md = [*auth_metadata(served.settings, "platform", "app-7"), ("traceparent", TRACEPARENT)]
     code, reply = await served.call("Ok", md)
     assert (code, reply) == (grpc.StatusCode.OK, b"app-7")  # the handler sees the caller's principal
-    span = served.span("Ok")
+    span = await served.span("Ok")
     assert span.kind is SpanKind.SERVER
     assert span.context is not None and span.context.trace_id == CALLER_TRACE
     assert span.parent is not None and span.parent.span_id == CALLER_SPAN and span.parent.is_remote
@@ -114,7 +125,7 @@ async def test_a_call_is_one_server_span_under_the_callers_trace(served: Served)
 
     code, _ = await served.call("Ok", auth_metadata(served.settings, "platform"))
     assert code is grpc.StatusCode.OK
-    fresh = [s for s in served.spans.get_finished_spans() if s.name == f"/{SERVICE}/Ok"][-1]
+    fresh = (await served.spans_of("Ok", 2))[-1]
     assert fresh.parent is None and fresh.context is not None and fresh.context.trace_id != CALLER_TRACE
 
 
@@ -126,13 +137,13 @@ async def test_errors_map_to_codes_and_only_server_faults_mark_the_span(served: 
     assert status is not None and len(status.details) == 1  # the rich status
     info = error_details_pb2.ResourceInfo()
     assert status.details[0].Unpack(info) and (info.resource_type, info.resource_name) == ("client", "k-1")
-    not_found_span = served.span("NotFound")
+    not_found_span = await served.span("NotFound")
     assert dict(not_found_span.attributes or {})["rpc.grpc.status_code"] == grpc.StatusCode.NOT_FOUND.value[0]
     assert not_found_span.status.status_code is StatusCode.UNSET  # the caller's problem, not the server's
 
     code, _ = await served.call("Crash", md)
     assert code is grpc.StatusCode.UNKNOWN
-    crash_span = served.span("Crash")
+    crash_span = await served.span("Crash")
     assert dict(crash_span.attributes or {})["rpc.grpc.status_code"] == grpc.StatusCode.UNKNOWN.value[0]
     assert crash_span.status.status_code is StatusCode.ERROR
     assert [e.name for e in crash_span.events] == ["exception"]
@@ -168,7 +179,7 @@ async def test_health_is_open_and_streams_are_traced_and_counted(served: Served)
     md = auth_metadata(served.settings, "platform")
     items = [r async for r in served.channel.unary_stream(f"/{SERVICE}/Stream")(b"x", metadata=md, timeout=5)]
     assert items == [b"\x00", b"\x01", b"\x02"]
-    assert dict(served.span("Stream").attributes or {})["rpc.grpc.status_code"] == 0
+    assert dict((await served.span("Stream")).attributes or {})["rpc.grpc.status_code"] == 0
     streamed = {"grpc_service": SERVICE, "grpc_method": "Stream", "grpc_type": "server_stream"}
     assert served.value("grpc_server_handled_total", grpc_code="OK", **streamed) == 1
     assert served.value("grpc_server_handling_seconds_count", **streamed) == 1
