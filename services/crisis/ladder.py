@@ -114,12 +114,11 @@ class LadderTimer:
                 log.exception("ladder rung failed; it stays due and is retried")
                 self._due.pop(alert_id, None)  # back in the schedule at the next rescan
 
-    def run_once(self) -> int:
+    def run_once(self) -> None:
         """Start firing what is due now (at most timer_concurrency at a time; an alert being fired
-        is not started again); returns how many were started. Fires run as their own tasks, so a
-        slow one never holds back the next due rung or the rescan."""
+        is not started again). Fires run as their own tasks, so a slow one never holds back the
+        next due rung or the rescan."""
         now = datetime.now(UTC)
-        started = 0
         while self._heap and self._heap[0][0] <= now:
             at, alert_id = heapq.heappop(self._heap)
             if self._due.get(alert_id) == at and alert_id not in self._firing:
@@ -127,8 +126,6 @@ class LadderTimer:
                 task = asyncio.create_task(self._fire(alert_id), name=f"ladder-rung-{alert_id}")
                 self._firing[alert_id] = task
                 task.add_done_callback(functools.partial(self._fired, alert_id))
-                started += 1
-        return started
 
     def _fired(self, alert_id: str, task: asyncio.Task[None]) -> None:
         self._firing.pop(alert_id, None)

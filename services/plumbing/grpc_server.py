@@ -159,8 +159,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
 
 class _Call:
-    """One call of a method: around its handler (`with call.observed(...)`), the SERVER span, the
-    caller's principal and the metrics; the handler does not run for a refused call."""
+    """One call of a method, and the context manager around its handler: the SERVER span, the
+    caller's principal and the metrics (a plain class: cheaper per call than a contextlib
+    generator). The handler does not run for a refused call."""
 
     def __init__(
         self,
@@ -176,8 +177,10 @@ class _Call:
         self.principal = principal
         self.rejected = rejected
 
-    def observed(self, context: grpc.aio.ServicerContext, series: RpcSeries) -> _Observed:
-        return _Observed(self, context, series)
+    def observed(self, context: grpc.aio.ServicerContext, series: RpcSeries) -> _Call:
+        self.context = context
+        self.series = series
+        return self
 
     async def refuse_if_rejected(self, context: grpc.aio.ServicerContext) -> None:
         if self.rejected is not None:
@@ -206,28 +209,18 @@ class _Call:
 
         return call
 
-
-class _Observed:
-    """The span, principal and metrics of one call, as a context manager (a plain class: cheaper
-    per call than a contextlib generator)."""
-
-    def __init__(self, call: _Call, context: grpc.aio.ServicerContext, series: RpcSeries) -> None:
-        self.call = call
-        self.context = context
-        self.series = series
-
     def __enter__(self) -> None:
-        call, metadata = self.call, self.call.metadata
+        metadata = self.metadata
         self.series.started.inc()
         self.started = time.perf_counter()
         carrier = {k: metadata[k] for k in _TRACE_HEADERS if k in metadata}
         parent = propagate.extract(carrier) if carrier else None
-        attributes = _span_attributes(call.method, self.context.peer(), metadata.get("user-agent"))
-        self.span = call.tracer.start_span(
-            call.method.name, context=parent, kind=SpanKind.SERVER, attributes=attributes
+        attributes = _span_attributes(self.method, self.context.peer(), metadata.get("user-agent"))
+        self.span = self.tracer.start_span(
+            self.method.name, context=parent, kind=SpanKind.SERVER, attributes=attributes
         )
         self.trace_token = otel_context.attach(trace.set_span_in_context(self.span, parent))
-        self.principal_token = set_principal(call.principal)
+        self.principal_token = set_principal(self.principal)
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
         reset_principal(self.principal_token)
