@@ -4,9 +4,12 @@ For each record: decode the CloudEvents envelope (a record that does not decode
 is poison and goes straight to the dead-letter topic), skip it if this consumer
 group already applied that event id, otherwise run the handler inside a span
 whose parent is the producer's context (from `traceparent`), retrying a failing
-handler a bounded number of times before dead-lettering it. Offsets are
+handler a bounded number of times before dead-lettering it. Records are applied
+in order per key, several keys at once (`CONSUMER_KEY_CONCURRENCY`): a handler
+is already safe against another instance applying a different partition at the
+same time, and the key is the unit of order on every topic. Offsets are
 committed only after every record of a batch was applied or dead-lettered, and
-a stop drains the batch in hand before leaving the group.
+a stop drains the records in hand before leaving the group.
 
 De-duplication costs two batched writes per batch, not a lookup per event: the
 group first claims the batch's event ids (one `insert_many` into
@@ -113,6 +116,7 @@ class EventConsumer:
         self._max_attempts = settings.consumer_max_attempts
         self._backoff_s = settings.consumer_retry_backoff_s
         self._max_batch = max_batch
+        self._key_concurrency = settings.consumer_key_concurrency
         self._new_group_start = settings.kafka_new_group_start
         self._consumer = AIOKafkaConsumer(
             *topics,
@@ -153,6 +157,8 @@ class EventConsumer:
                     continue
                 records = [r for rs in batches.values() for r in rs]
                 done = await self._process_batch(records)
+                if not done:
+                    continue  # stopped before the first record was handled
                 try:
                     await self._consumer.commit(done)
                 except CommitFailedError:
@@ -178,8 +184,12 @@ class EventConsumer:
         return f"{self.group_id}:{event_id}"
 
     async def _process_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> dict[TopicPartition, int]:
-        """Apply records in order; returns the offsets to commit. On stop it ends early, and
-        the offsets cover exactly the records handled, per partition."""
+        """Apply the batch; returns the offsets to commit.
+
+        Records are handled in order per key (a key's records, and every copy of one event
+        id, form one lane), with up to `key_concurrency` lanes at a time. On stop each lane
+        ends after the record in hand, and a partition's offset covers only the unbroken run
+        of records handled from its start, so nothing unhandled is ever committed."""
         decoded: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent | None]] = []
         for record in records:
             try:
@@ -189,28 +199,59 @@ class EventConsumer:
                 decoded.append((record, None))
         seen = await self._already_applied([self._marker_id(ev.id) for _, ev in decoded if ev is not None])
         applied_now: list[Document] = []
-        done: dict[TopicPartition, int] = {}
+        handled: set[tuple[str, int, int]] = set()
+        lanes: dict[object, list[tuple[ConsumerRecord[bytes, bytes], CloudEvent]]] = {}
+        lane_of_event: dict[str, object] = {}
         for record, event in decoded:
-            if self._stopping and done:
-                break
-            done[TopicPartition(record.topic, record.partition)] = record.offset + 1
             if event is None:
-                continue  # dead-lettered above
-            marker = self._marker_id(event.id)
-            if marker in seen:
-                self.duplicates += 1
-                self._metrics.observe_event(self.group_id, record.topic, event.type, "duplicate")
+                handled.add((record.topic, record.partition, record.offset))  # dead-lettered above
                 continue
-            handler = self.handlers.get(event.type)
-            if handler is None:
-                self.ignored += 1
-                self._metrics.observe_event(self.group_id, record.topic, event.type, "ignored")
-                continue
-            if await self._apply(record, event, handler):
-                seen.add(marker)  # a duplicate inside the same batch
-                applied_now.append({"_id": marker, "type": event.type, "processed_at": datetime.now(UTC)})
+            own_lane = (record.topic, record.partition, record.key) if self._key_concurrency > 1 else None
+            lanes.setdefault(lane_of_event.setdefault(event.id, own_lane), []).append((record, event))
+
+        async def run_lane(lane: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent]]) -> None:
+            for record, event in lane:
+                if self._stopping:
+                    return
+                marker = self._marker_id(event.id)
+                if await self._handle(record, event, marker in seen):
+                    seen.add(marker)  # a later copy in the same lane is a duplicate
+                    applied_now.append({"_id": marker, "type": event.type, "processed_at": datetime.now(UTC)})
+                handled.add((record.topic, record.partition, record.offset))
+
+        queue = iter(lanes.values())  # shared by the workers: each takes the next lane when free
+
+        async def lane_worker() -> None:
+            for lane in queue:
+                await run_lane(lane)
+
+        await asyncio.gather(*(lane_worker() for _ in range(min(self._key_concurrency, len(lanes)))))
         await insert_new(self._db[PROCESSED_COLLECTION], applied_now)  # a concurrent redelivery's are fine
+        done: dict[TopicPartition, int] = {}
+        broken: set[TopicPartition] = set()
+        for record, _ in decoded:  # a partition's records arrive in offset order
+            tp = TopicPartition(record.topic, record.partition)
+            if tp in broken:
+                continue
+            if (record.topic, record.partition, record.offset) in handled:
+                done[tp] = record.offset + 1
+            else:
+                broken.add(tp)
         return done
+
+    async def _handle(self, record: ConsumerRecord[bytes, bytes], event: CloudEvent, seen_before: bool) -> bool:
+        """One decoded record: skipped as a duplicate or a type without handler, else applied.
+        True when it was applied now."""
+        if seen_before:
+            self.duplicates += 1
+            self._metrics.observe_event(self.group_id, record.topic, event.type, "duplicate")
+            return False
+        handler = self.handlers.get(event.type)
+        if handler is None:
+            self.ignored += 1
+            self._metrics.observe_event(self.group_id, record.topic, event.type, "ignored")
+            return False
+        return await self._apply(record, event, handler)
 
     async def _already_applied(self, marker_ids: list[str]) -> set[str]:
         """Which of these events this group applied before. Claims the new ones in one write;

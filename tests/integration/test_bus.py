@@ -127,6 +127,79 @@ async def test_same_event_delivered_twice_is_applied_once(settings, producer, db
     assert (await db.counters.find_one({"_id": "s-2"}))["n"] == 1
 
 
+def keyed_consumer(settings: Settings, topic: str, handler, producer, db) -> EventConsumer:  # type: ignore[no-untyped-def]
+    return EventConsumer(
+        settings=settings,
+        group_id=f"g-{topic}",
+        topics=[topic],
+        handlers={"iop.events.v1.SessionScheduled": handler},
+        db=db,
+        producer=producer,
+        dead_letter_topic=f"{topic}.dlq",
+    )
+
+
+async def send_scheduled(producer: AIOKafkaProducer, topic: str, keyed: list[tuple[str, str]]) -> None:
+    for key, session_id in keyed:
+        event = CloudEvent.new("/test", session_id, scheduled(session_id))
+        await producer.send_and_wait(topic, event.data, key=key.encode(), headers=record_headers(event))
+
+
+async def test_keys_are_applied_side_by_side_each_in_its_own_order(settings, producer, db) -> None:
+    topic = unique("lanes")
+    await ensure_topics(settings, [Topic(topic, "k", "test", partitions=1)])
+    await send_scheduled(producer, topic, [("a", "a1"), ("b", "b1"), ("a", "a2"), ("b", "b2"), ("a", "a3")])
+    order: list[str] = []
+    b_done = asyncio.Event()
+
+    async def handler(ev: CloudEvent, payload: scheduling_pb2.SessionScheduled) -> None:
+        if payload.session_id == "a1":  # key a waits for key b: only a second lane can get there
+            await asyncio.wait_for(b_done.wait(), timeout=10)
+        order.append(payload.session_id)
+        if payload.session_id == "b2":
+            b_done.set()
+
+    consumer = keyed_consumer(settings, topic, handler, producer, db)
+    await run_until(consumer, lambda: consumer.applied + consumer.dead_lettered >= 5)
+    assert consumer.dead_lettered == 0
+    assert order == ["b1", "b2", "a1", "a2", "a3"]
+
+
+async def test_a_stop_commits_only_the_unbroken_run_of_handled_records(settings, producer, db) -> None:
+    topic = unique("lanes-stop")
+    await ensure_topics(settings, [Topic(topic, "k", "test", partitions=1)])
+    # offsets 0..3: key a's first record is in hand when the stop comes; key b is done by then
+    await send_scheduled(producer, topic, [("a", "a1"), ("b", "b1"), ("a", "a2"), ("b", "b2")])
+    applied: list[str] = []
+    release_a1 = asyncio.Event()
+
+    async def handler(ev: CloudEvent, payload: scheduling_pb2.SessionScheduled) -> None:
+        if payload.session_id == "a1":
+            await release_a1.wait()
+        applied.append(payload.session_id)
+
+    consumer = keyed_consumer(settings, topic, handler, producer, db)
+    await consumer.start()
+    task = asyncio.create_task(consumer.run())
+    deadline = asyncio.get_running_loop().time() + 20
+    while len(applied) < 2 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.02)
+    assert applied == ["b1", "b2"]
+    stopping = asyncio.create_task(consumer.stop())
+    while not consumer._stopping:
+        await asyncio.sleep(0.01)
+    release_a1.set()  # the record in hand finishes; a2 is not started
+    await stopping
+    await task
+    assert applied == ["b1", "b2", "a1"]
+
+    # offsets 0 (a1) and 1 (b1) are committed; 2 (a2) was never handled, so 2 and 3 come again
+    restarted = keyed_consumer(settings, topic, handler, producer, db)
+    await run_until(restarted, lambda: restarted.applied + restarted.duplicates >= 2)
+    assert (restarted.applied, restarted.duplicates) == (1, 1)
+    assert applied == ["b1", "b2", "a1", "a2"]
+
+
 async def test_poison_events_go_to_dead_letter_and_consumer_keeps_going(settings, producer, db) -> None:
     topic, dlq = unique("poison"), unique("poison-dlq")
     await ensure_topics(settings, [Topic(topic, "k", "test"), Topic(dlq, "k", "test")])

@@ -119,7 +119,15 @@ def test_worker_restart_mid_stream_recovers_state_without_double_counting(settin
                 return doc
             return None
 
-        assert wait_until(snapshot, timeout_s=120) is not None, db["client_engagement"].find_one({"_id": client})
+        if wait_until(snapshot, timeout_s=120) is None:
+            seen = db["client_engagement"].find_one({"_id": client}) or {}
+            windows = {
+                w: {k: seen["windows"][w].get(k) for k in ("speaking_minutes", "sessions_expected")}
+                for w in seen.get("windows", {})
+            }
+            pytest.fail(
+                f"state never complete: {windows}; worker {db['worker_status'].find_one({'_id': second.app_id})}"
+            )
         time.sleep(1.5)  # settled: nothing more arrives later
         doc = db["client_engagement"].find_one({"_id": client})
         assert doc is not None
