@@ -153,6 +153,16 @@ def rung_record(
     }
 
 
+@dataclass(frozen=True)
+class ClientFacts:
+    """What an alert's context is built from: the session, the client's latest check-in and
+    current safety plan (None where there is none)."""
+
+    session: Document | None
+    checkin: Document | None
+    plan: Document | None
+
+
 class AlertService:
     def __init__(
         self,
@@ -175,14 +185,18 @@ class AlertService:
 
     # ------------------------------------------------------------------ context
 
-    async def build_context(
-        self, client_id: str, session_id: str, clinician_id: str, program_id: str
-    ) -> tuple[dict[str, Any], LadderPolicy, str, str]:
-        """Snapshot what the ladder needs: phones, verified location + resources, contacts, windows."""
-        session, checkin_doc, plan = await asyncio.gather(
+    async def client_facts(self, client_id: str, session_id: str) -> ClientFacts:
+        session, checkin, plan = await asyncio.gather(
             self.store.session(session_id), self.store.checkin(client_id), self.store.plan(client_id)
         )
-        checkin = checkin_doc or {}
+        return ClientFacts(session, checkin, plan)
+
+    async def build_context(
+        self, client_id: str, session_id: str, clinician_id: str, program_id: str, facts: ClientFacts | None = None
+    ) -> tuple[dict[str, Any], LadderPolicy, str, str]:
+        """Snapshot what the ladder needs: phones, verified location + resources, contacts, windows."""
+        facts = facts or await self.client_facts(client_id, session_id)
+        session, checkin, plan = facts.session, facts.checkin or {}, facts.plan
         if plan is not None and plan.get("retired"):
             plan = None
         if session:
@@ -267,12 +281,16 @@ class AlertService:
         trigger_event_id: str,
         extra_assignees: list[str],
         now: datetime,
+        facts: ClientFacts | None = None,
+        known_absent: bool = False,
     ) -> tuple[Document | None, bool]:
         """Open an alert with its first rung fired, in ONE insert. Returns (alert, created);
-        (None, False) when another alert is already active for the client."""
-        existing = await self.store.alert(alert_id)
-        if existing is not None:
-            return existing, False  # a redelivery or a retried request
+        (None, False) when another alert is already active for the client. A caller that read
+        the client's facts, or found no alert with this id, passes them on (`facts`, `known_absent`)."""
+        if not known_absent:
+            existing = await self.store.alert(alert_id)
+            if existing is not None:
+                return existing, False  # a redelivery or a retried request
         holder = await self.store.take_active(client_id, alert_id)
         if holder is not None and holder != alert_id:
             other = await self.store.alert(holder)
@@ -283,7 +301,7 @@ class AlertService:
             if await self.store.take_active(client_id, alert_id) != alert_id:
                 return None, False
         context, policy, program_id, clinician_id = await self.build_context(
-            client_id, session_id, clinician_id, program_id
+            client_id, session_id, clinician_id, program_id, facts
         )
         carrier: dict[str, str] = {}
         propagate.inject(carrier)

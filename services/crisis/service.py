@@ -15,7 +15,7 @@ from opentelemetry import trace
 
 from iop.events.v1 import crisis_pb2 as ev
 from services.crisis import events, fhir
-from services.crisis.alerts import SOURCE, AlertService, derived_id
+from services.crisis.alerts import SOURCE, AlertService, ClientFacts, derived_id
 from services.crisis.domain import (
     DropDecision,
     Risk,
@@ -237,13 +237,20 @@ class CrisisCore:
     ) -> DropOutcome:
         """Opens (or escalates) an alert for a client at moderate/high risk or with an active alert;
         a reconnect/reschedule task otherwise."""
-        current, session, active = await asyncio.gather(
-            self.store.risk(client_id), self.store.session(session_id), self.store.active_alert(client_id)
+        alert_id = derived_id("alert", trigger_id, client_id)
+        # Everything the response may need, in one round of reads.
+        current, active, handled, facts = await asyncio.gather(
+            self.store.risk(client_id),
+            self.store.active_alert(client_id),
+            self.store.alert(alert_id),
+            self.alerts.client_facts(client_id, session_id),
         )
         risk = Risk(current["level"]) if current else Risk.UNSPECIFIED
-        decision = decide_on_drop(risk, active is not None, (session or {}).get("status", ""))
+        decision = decide_on_drop(risk, active is not None, (facts.session or {}).get("status", ""))
         span = trace.get_current_span()
         span.set_attribute("crisis.drop.decision", decision.action)
+        if handled is not None:
+            return DropOutcome(decision, alert_id=alert_id)  # a redelivery: this drop opened it
         if decision.action == "IGNORE":
             return DropOutcome(decision)
         if decision.action == "ESCALATE_ALERT" and active is not None:
@@ -252,9 +259,9 @@ class CrisisCore:
                 return DropOutcome(decision, alert_id=escalated["_id"])
             decision = DropDecision("OPEN_ALERT", "DISCONNECTED_AFTER_ALERT_RESOLVED")  # resolved meanwhile
         if decision.action == "OPEN_ALERT":
-            for _ in range(MAX_RETRIES):
+            for attempt in range(MAX_RETRIES):
                 alert, _created = await self.alerts.open_alert(
-                    alert_id=derived_id("alert", trigger_id, client_id),
+                    alert_id=alert_id,
                     client_id=client_id,
                     session_id=session_id,
                     program_id=program_id,
@@ -264,6 +271,8 @@ class CrisisCore:
                     trigger_event_id=trigger_id,
                     extra_assignees=[],
                     now=now,
+                    facts=facts,
+                    known_absent=attempt == 0,
                 )
                 if alert is not None:
                     return DropOutcome(decision, alert_id=alert["_id"])
@@ -279,7 +288,7 @@ class CrisisCore:
         return DropOutcome(
             decision,
             task_id=await self.reconnect_task(
-                trigger_id, client_id, session_id, clinician_id, program_id, decision.reason, now
+                trigger_id, client_id, session_id, clinician_id, program_id, decision.reason, now, facts
             ),
         )
 
@@ -292,10 +301,11 @@ class CrisisCore:
         program_id: str,
         reason: str,
         now: datetime,
+        facts: ClientFacts | None = None,
     ) -> str:
         task_id = derived_id("reconnect", trigger_id, client_id)
-        session = await self.store.session(session_id) or {}
-        plan = await self.store.plan(client_id) or {}
+        facts = facts or await self.alerts.client_facts(client_id, session_id)
+        session, plan = facts.session or {}, facts.plan or {}
         program_id = program_id or session.get("program_id", "")
         clinician_id = clinician_id or session.get("clinician_id", "")
         policy = self.policies.for_program(program_id)
