@@ -1,9 +1,22 @@
-"""Shared benchmark helpers: latency percentiles and a result table."""
+"""Shared benchmark helpers: latency percentiles, a result table, the store's own rates."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import json
 import statistics
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from services.plumbing.settings import Settings
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -36,3 +49,100 @@ def table(title: str, rows: list[Result], unit: str = "events/s") -> str:
 
 def mean(values: list[float]) -> float:
     return statistics.fmean(values) if values else float("nan")
+
+
+@dataclass
+class StoreRates:
+    """The store's own rates for the commands the services' paths are made of."""
+
+    finds_per_s: float
+    inserts_per_s: float
+
+    def bound(self, finds: int, writes: int) -> float:
+        """Operations per second a path of `finds` lookups and `writes` writes could reach if the
+        store did nothing else (its time per operation is the sum of its commands')."""
+        return 1 / (finds / self.finds_per_s + writes / self.inserts_per_s)
+
+    def line(self) -> str:
+        return (
+            f"store on its own ({STORE_CONCURRENCY} in flight): "
+            f"{self.finds_per_s:,.0f} finds/s by _id, {self.inserts_per_s:,.0f} inserts/s"
+        )
+
+
+STORE_CONCURRENCY = 16
+
+
+async def store_rates(settings: Settings, seconds: float = 3.0) -> StoreRates:
+    """Raw pymongo against the configured store, in a scratch database: small documents inserted,
+    then looked up by _id, STORE_CONCURRENCY at a time, each for `seconds`."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_uri)
+    db = client[f"bench_store_{uuid.uuid4().hex[:8]}"]
+    ids = itertools.count()
+    inserted: list[int] = []
+
+    async def timed(op: Callable[[], Awaitable[object]]) -> float:
+        done = 0
+        end = time.perf_counter() + seconds
+
+        async def loop() -> None:
+            nonlocal done
+            while time.perf_counter() < end:
+                await op()
+                done += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(loop() for _ in range(STORE_CONCURRENCY)))
+        return done / (time.perf_counter() - started)
+
+    async def insert() -> None:
+        i = next(ids)
+        await db.docs.insert_one({"_id": f"doc-{i}", "at": i, "payload": "x" * 200})
+        inserted.append(i)
+
+    async def find() -> None:
+        await db.docs.find_one({"_id": f"doc-{inserted[next(ids) % len(inserted)]}"})
+
+    try:
+        inserts = await timed(insert)
+        finds = await timed(find)
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+    return StoreRates(finds, inserts)
+
+
+def store_commands(settings: Settings, service: str, root_span: str, traces: int = 20) -> tuple[float, float] | None:
+    """(lookups, writes) a user action sends the store, counted in the traces Zipkin holds for
+    it (the median over the `traces` latest traces of `root_span` in `service`, every service's
+    spans included). None when spans go elsewhere (OTLP) or Zipkin does not answer."""
+    if settings.otel_exporter_otlp_endpoint:
+        return None
+    base = settings.zipkin_endpoint.removesuffix("/api/v2/spans")
+    query = urllib.parse.urlencode(
+        {"serviceName": service, "spanName": root_span, "limit": traces, "lookback": 15 * 60 * 1000}
+    )
+    try:
+        with urllib.request.urlopen(f"{base}/api/v2/traces?{query}", timeout=10) as answer:
+            found: list[list[dict[str, Any]]] = json.load(answer)
+    except OSError:
+        return None
+    if not found:
+        return None
+    lookups, writes = [], []
+    for trace in found:
+        commands = [s["tags"]["db.statement"] for s in trace if s.get("tags", {}).get("db.system") == "mongodb"]
+        lookups.append(sum(c in ("find", "aggregate", "count") for c in commands))
+        writes.append(len(commands) - lookups[-1])
+    return statistics.median(lookups), statistics.median(writes)
+
+
+def store_bound_report(rates: StoreRates, commands: tuple[float, float] | None, action: str) -> str:
+    """The store's own rates, and what they allow for one `action` given its commands."""
+    if commands is None:
+        return f"{rates.line()}; {action}: commands not counted (no Zipkin traces to count them in)"
+    finds, writes = commands
+    return (
+        f"{rates.line()}; {action} sends it {finds:g} lookups + {writes:g} writes in its trace: "
+        f"at most {rates.bound(int(finds), int(writes)):,.0f}/s if the store served nothing else"
+    )

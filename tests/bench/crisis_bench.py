@@ -40,7 +40,7 @@ from services.crisis.store import ALERTS, RISK, CrisisStore, rung_id, seq_id
 from services.plumbing.bus import Topic, ensure_topics, reliable_producer
 from services.plumbing.outbox import OutboxRelay
 from services.plumbing.storage import find_by_ids, mongo_client, service_database
-from tests.bench.common import Result, percentile, table
+from tests.bench.common import Result, percentile, store_bound_report, store_commands, store_rates, table
 from tests.integration.test_crisis_support import (
     Collector,
     Producer,
@@ -214,6 +214,7 @@ async def main() -> None:
     skip_backlog(settings)
     n = int(args.rate * args.seconds)
     load = os.getloadavg()
+    rates = await store_rates(settings)
     with tempfile.TemporaryDirectory() as tmp:
         base = await baseline(settings, n, args.rate)
         print(table("baseline", [base]), flush=True)
@@ -229,6 +230,8 @@ async def main() -> None:
     print(f"alerts opened {drop.count}/{n}; alert headers with the stored CALLBACK task: {with_task}")
     if drop.count:
         print(f"p99 ratio (drop->alert / raw): {drop.p99_ms / base.p99_ms:.1f}x")
+        commands = store_commands(settings, "crisis", f"{topics.ATTENDANCE_IN} process")
+        print(store_bound_report(rates, commands, "a drop"))
     ms = [x * 1000 for x in lateness]
     print(
         f"\nLadders: {args.ladders} alerts opened in {open_s:.1f} s, rungs every {args.rung_delay:.0f} s; "

@@ -36,6 +36,7 @@ from iop.events.v1 import scheduling_pb2 as ev
 from iop.scheduler.v1 import scheduler_pb2 as pb
 from iop.scheduler.v1 import scheduler_pb2_grpc
 from services.plumbing.protos import to_timestamp
+from tests.bench.common import store_bound_report, store_commands, store_rates
 from tests.support import ServiceProcess, auth_metadata, isolated_settings
 
 ALL_WEEK = [pb.WeeklyWindow(weekday=i, start="00:00", end="24:00") for i in range(7)]
@@ -119,6 +120,7 @@ async def baseline(seconds: float, concurrency: int) -> tuple[int, int, list[flo
 
 async def main_async(args: argparse.Namespace) -> None:
     settings = isolated_settings()
+    rates = await store_rates(settings)  # before the services load the store
     env = {"GRPC_CLIENT_DEADLINE_S": "5"}
     compliance = ServiceProcess("compliance", env=env).start()
     scheduler = ServiceProcess("scheduler", env=env).start()
@@ -337,6 +339,8 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"double bookings in the store (overlapping sessions of a clinician or client): {double}")
     print(f"stored bookings checked: {len(sessions)}")
     print(f"refusals in the sustained phase: {refusals}")
+    commands = store_commands(settings, "scheduler", "/iop.scheduler.v1.schedulerservice/booksession")
+    print(store_bound_report(rates, commands, "a booking (with compliance's share)"))
 
 
 def main() -> None:
