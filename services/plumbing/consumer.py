@@ -225,7 +225,12 @@ class EventConsumer:
             for lane in queue:
                 await run_lane(lane)
 
-        await asyncio.gather(*(lane_worker() for _ in range(min(self._key_concurrency, len(lanes)))))
+        workers = [asyncio.create_task(lane_worker()) for _ in range(min(self._key_concurrency, len(lanes)))]
+        try:
+            await asyncio.gather(*workers)
+        finally:  # a lane that failed stops the others: the batch is not committed, all of it comes again
+            for worker in workers:
+                worker.cancel()
         await insert_new(self._db[PROCESSED_COLLECTION], applied_now)  # a concurrent redelivery's are fine
         done: dict[TopicPartition, int] = {}
         broken: set[TopicPartition] = set()
