@@ -81,6 +81,19 @@ async def run_until(consumer: EventConsumer, condition, timeout_s: float = 20) -
         await task
 
 
+def scheduled_consumer(settings: Settings, topic: str, handler, producer, db) -> EventConsumer:  # type: ignore[no-untyped-def]
+    """A consumer of `topic` in its own group, `handler` for SessionScheduled."""
+    return EventConsumer(
+        settings=settings,
+        group_id=f"g-{topic}",
+        topics=[topic],
+        handlers={"iop.events.v1.SessionScheduled": handler},
+        db=db,
+        producer=producer,
+        dead_letter_topic=f"{topic}.dlq",
+    )
+
+
 async def test_same_event_delivered_twice_is_applied_once(settings, producer, db) -> None:
     topic = unique("dedupe")
     await ensure_topics(settings, [Topic(topic, "session_id", "test")])
@@ -94,15 +107,7 @@ async def test_same_event_delivered_twice_is_applied_once(settings, producer, db
         # deliberately NOT idempotent: only the consumer base stands between a redelivery and a double count
         await db.counters.update_one({"_id": payload.session_id}, {"$inc": {"n": 1}}, upsert=True)
 
-    consumer = EventConsumer(
-        settings=settings,
-        group_id=f"g-{topic}",
-        topics=[topic],
-        handlers={"iop.events.v1.SessionScheduled": count},
-        db=db,
-        producer=producer,
-        dead_letter_topic=f"{topic}.dlq",
-    )
+    consumer = scheduled_consumer(settings, topic, count, producer, db)
     await run_until(consumer, lambda: consumer.applied + consumer.duplicates >= 3)
     assert consumer.applied == 2
     assert consumer.duplicates == 1
@@ -112,31 +117,11 @@ async def test_same_event_delivered_twice_is_applied_once(settings, producer, db
     # a new instance of the same group sees both events again and applies neither.
     for ev, key in ((event, b"s-1"), (other, b"s-2")):
         await producer.send_and_wait(topic, ev.data, key=key, headers=record_headers(ev))
-    restarted = EventConsumer(
-        settings=settings,
-        group_id=f"g-{topic}",
-        topics=[topic],
-        handlers={"iop.events.v1.SessionScheduled": count},
-        db=db,
-        producer=producer,
-        dead_letter_topic=f"{topic}.dlq",
-    )
+    restarted = scheduled_consumer(settings, topic, count, producer, db)
     await run_until(restarted, lambda: restarted.duplicates >= 2)
     assert restarted.applied == 0 and restarted.duplicates == 2
     assert (await db.counters.find_one({"_id": "s-1"}))["n"] == 1
     assert (await db.counters.find_one({"_id": "s-2"}))["n"] == 1
-
-
-def keyed_consumer(settings: Settings, topic: str, handler, producer, db) -> EventConsumer:  # type: ignore[no-untyped-def]
-    return EventConsumer(
-        settings=settings,
-        group_id=f"g-{topic}",
-        topics=[topic],
-        handlers={"iop.events.v1.SessionScheduled": handler},
-        db=db,
-        producer=producer,
-        dead_letter_topic=f"{topic}.dlq",
-    )
 
 
 async def send_scheduled(producer: AIOKafkaProducer, topic: str, keyed: list[tuple[str, str]]) -> None:
@@ -159,7 +144,7 @@ async def test_keys_are_applied_side_by_side_each_in_its_own_order(settings, pro
         if payload.session_id == "b2":
             b_done.set()
 
-    consumer = keyed_consumer(settings, topic, handler, producer, db)
+    consumer = scheduled_consumer(settings, topic, handler, producer, db)
     await run_until(consumer, lambda: consumer.applied + consumer.dead_lettered >= 5)
     assert consumer.dead_lettered == 0
     assert order == ["b1", "b2", "a1", "a2", "a3"]
@@ -178,7 +163,7 @@ async def test_a_stop_commits_only_the_unbroken_run_of_handled_records(settings,
             await release_a1.wait()
         applied.append(payload.session_id)
 
-    consumer = keyed_consumer(settings, topic, handler, producer, db)
+    consumer = scheduled_consumer(settings, topic, handler, producer, db)
     await consumer.start()
     task = asyncio.create_task(consumer.run())
     deadline = asyncio.get_running_loop().time() + 20
@@ -194,7 +179,7 @@ async def test_a_stop_commits_only_the_unbroken_run_of_handled_records(settings,
     assert applied == ["b1", "b2", "a1"]
 
     # offsets 0 (a1) and 1 (b1) are committed; 2 (a2) was never handled, so 2 and 3 come again
-    restarted = keyed_consumer(settings, topic, handler, producer, db)
+    restarted = scheduled_consumer(settings, topic, handler, producer, db)
     await run_until(restarted, lambda: restarted.applied + restarted.duplicates >= 2)
     assert (restarted.applied, restarted.duplicates) == (1, 1)
     assert applied == ["b1", "b2", "a1", "a2"]

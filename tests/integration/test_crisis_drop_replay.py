@@ -4,48 +4,28 @@ opened and changes nothing; a later, different drop escalates that alert."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from services.crisis.alerts import AlertService
 from services.crisis.config import CrisisSettings
 from services.crisis.domain import Risk
-from services.crisis.paging import Pager
-from services.crisis.reference import load_policies, load_resources
+from services.crisis.reference import load_resources
 from services.crisis.service import CrisisCore
-from services.crisis.store import ALERT_RECORDS, ALERTS, CrisisStore
-from services.plumbing.bus import reliable_producer
-from services.plumbing.outbox import OutboxRelay
+from services.crisis.store import ALERTS
 from services.plumbing.settings import Settings
-from services.plumbing.storage import mongo_client, service_database
-from tests.integration.test_crisis_support import policy_file, uid
-from tests.support import RUN_ID, isolated_settings
+from tests.integration.test_crisis_support import alert_service, uid
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 async def core(settings: Settings, tmp_path: Path) -> AsyncIterator[CrisisCore]:
-    mongo = mongo_client(settings)
-    db = service_database(
-        mongo, isolated_settings(MONGODB_DATABASE_PREFIX=f"t{RUN_ID}replay{uuid.uuid4().hex[:6]}_"), "crisis"
-    )
-    producer = reliable_producer(settings, "crisis-replay-test")
-    await producer.start()
-    policies = load_policies(policy_file(tmp_path, [0, 3600, 3600, 3600]))
-    relay = OutboxRelay(db, [ALERTS, ALERT_RECORDS], producer)  # never run: the store is what is checked
-    store = CrisisStore(db)
-    alerts = AlertService(store, relay, policies, Pager(None, 1), "replay-test", 10)
-    try:
-        yield CrisisCore(store, relay, alerts, load_resources(CrisisSettings().resources_file), policies)
-    finally:
-        await producer.stop()
-        await mongo.drop_database(db.name)
-        await mongo.close()
+    async with alert_service(settings, tmp_path, "replay") as alerts:
+        catalog = load_resources(CrisisSettings().resources_file)
+        yield CrisisCore(alerts.store, alerts.relay, alerts, catalog, alerts.policies)
 
 
 async def test_a_replayed_drop_finds_its_alert_and_a_new_drop_escalates_it(core: CrisisCore) -> None:

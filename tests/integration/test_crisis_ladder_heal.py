@@ -5,7 +5,6 @@ RESWEEP_S, not at every sweep."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,35 +15,17 @@ from services.crisis import ladder
 from services.crisis.alerts import AlertService, derived_id
 from services.crisis.config import CrisisSettings
 from services.crisis.ladder import LadderTimer
-from services.crisis.paging import Pager
-from services.crisis.reference import load_policies
-from services.crisis.store import ALERT_RECORDS, ALERTS, TIMERS, CrisisStore
-from services.plumbing.bus import reliable_producer
-from services.plumbing.outbox import OutboxRelay
+from services.crisis.store import TIMERS
 from services.plumbing.settings import Settings
-from services.plumbing.storage import mongo_client, service_database
-from tests.integration.test_crisis_support import open_alert_directly, policy_file, uid
-from tests.support import RUN_ID, isolated_settings
+from tests.integration.test_crisis_support import alert_service, open_alert_directly, uid
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 async def alerts(settings: Settings, tmp_path: Path) -> AsyncIterator[AlertService]:
-    mongo = mongo_client(settings)
-    db = service_database(
-        mongo, isolated_settings(MONGODB_DATABASE_PREFIX=f"t{RUN_ID}heal{uuid.uuid4().hex[:6]}_"), "crisis"
-    )
-    producer = reliable_producer(settings, "crisis-heal-test")
-    await producer.start()
-    policies = load_policies(policy_file(tmp_path, [0, 3600, 3600, 3600]))
-    relay = OutboxRelay(db, [ALERTS, ALERT_RECORDS], producer)  # never run: no events needed here
-    try:
-        yield AlertService(CrisisStore(db), relay, policies, Pager(None, 1), "heal-test", 10)
-    finally:
-        await producer.stop()
-        await mongo.drop_database(db.name)
-        await mongo.close()
+    async with alert_service(settings, tmp_path, "heal") as service:
+        yield service
 
 
 async def open_alert(alerts: AlertService, client_id: str) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,16 @@ from iop.events.v1 import common_pb2, engagement_pb2, scheduling_pb2
 from services.crisis import topics
 from services.crisis.alerts import AlertService
 from services.crisis.domain import Risk
+from services.crisis.paging import Pager
+from services.crisis.reference import load_policies
+from services.crisis.store import ALERT_RECORDS, ALERTS, CrisisStore
 from services.plumbing.bus import ensure_topics, record_headers, reliable_producer
 from services.plumbing.envelope import CloudEvent
+from services.plumbing.outbox import OutboxRelay
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
 from services.plumbing.storage import Document, mongo_client, service_database
-from tests.support import ServiceProcess, auth_metadata, isolated_environment
+from tests.support import RUN_ID, ServiceProcess, auth_metadata, isolated_environment, isolated_settings
 
 CONSUMED = {"sessions": topics.SESSIONS_IN, "attendance": topics.ATTENDANCE_IN, "outcomes": topics.OUTCOMES_IN}
 SF = common_pb2.ClientLocation(
@@ -41,6 +46,26 @@ SF = common_pb2.ClientLocation(
 NOWHERE = common_pb2.ClientLocation(
     state="WY", county_fips="56021", postal_code="82001", city="Cheyenne", verified=True
 )
+
+
+@asynccontextmanager
+async def alert_service(settings: Settings, directory: Path, name: str) -> AsyncIterator[AlertService]:
+    """An AlertService in this process on a fresh crisis database (dropped after), rungs at
+    0 s / 1 h / 1 h / 1 h; its relay is never run (tests read the store)."""
+    mongo = mongo_client(settings)
+    db = service_database(
+        mongo, isolated_settings(MONGODB_DATABASE_PREFIX=f"t{RUN_ID}{name}{uuid.uuid4().hex[:6]}_"), "crisis"
+    )
+    producer = reliable_producer(settings, f"crisis-{name}-test")
+    await producer.start()
+    policies = load_policies(policy_file(directory, [0, 3600, 3600, 3600]))
+    relay = OutboxRelay(db, [ALERTS, ALERT_RECORDS], producer)
+    try:
+        yield AlertService(CrisisStore(db), relay, policies, Pager(None, 1), f"{name}-test", 10)
+    finally:
+        await producer.stop()
+        await mongo.drop_database(db.name)
+        await mongo.close()
 
 
 async def open_alert_directly(alerts: AlertService, alert_id: str, client_id: str, reason: str) -> Document:
