@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.tables.recovery import Recovery
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.producer import ProducerBuffer
 from google.protobuf.message import Message
 from opentelemetry import propagate, trace
@@ -526,9 +528,10 @@ def complete_producer_flush() -> None:
     faust commits offsets after `ProducerBuffer.flush()`, which returns once no record was handed
     to the Kafka producer for 0.1 s, even with records still buffered, and does not count the
     record being handed over. A commit could then cover events whose table changelog records
-    were still in the buffer, and a crash lose their effect (the restart test lost one signal that
-    way). Patched: flush returns when the buffer is empty and nothing is being handed over; a
-    stopped buffer with records left fails the flush (and so the commit), as in faust.
+    were still in the buffer, and a crash lose their effect (a window for losing a signal; the
+    restart test's lost signals were the recovery race patched below). Patched: flush returns
+    when the buffer is empty and nothing is being handed over; a stopped buffer with records left
+    fails the flush (and so the commit), as in faust.
     """
     if getattr(ProducerBuffer, "_iop_complete_flush", False):
         return
@@ -554,6 +557,78 @@ def complete_producer_flush() -> None:
     ProducerBuffer._iop_complete_flush = True  # type: ignore[attr-defined]
 
 
+def resume_streams_without_dropping_records() -> None:
+    """Resume the stream partitions after a rebalance so that no record is dropped (this process only).
+
+    Two faust 0.15.3 defects, each of which made the restart test lose signals:
+
+    - At the end of a recovery `Recovery.on_recovery_completed` resumes the stream partitions, then
+      awaits `perform_seek()` (one committed-offset request per assigned partition, tens of ms), then
+      calls `flow_control.resume()`, which clears every agent's queue even when the flow is already
+      running. A record fetched and queued during the seek was dropped by that clear, with its read
+      offset already past it, so nothing read it again; faust's commit then stepped over the
+      one-offset hole (its head-gap check lets a gap of one through), so the loss outlived a
+      restart too. Patched: seek while the stream partitions are still paused, clear the queues,
+      and only then resume the stream partitions (no await in between), so the clear can only hit
+      records of the previous assignment.
+    - The fetcher hands its live set of active partitions to aiokafka's `fetched_records`, which
+      reads an empty set as "all partitions". When the set empties while a fetch waits (the
+      changelog partitions are paused at the end of the changelog reading), aiokafka returns the
+      records of the paused stream partitions and moves their positions on; faust discards the
+      records as not active. The seek above would then have been undone. Patched: each fetch asks
+      for a copy of the set taken as it starts, and an empty set fetches nothing.
+    """
+    if getattr(Recovery, "_iop_safe_resume", False):
+        return
+
+    async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
+        # faust's own steps, in its order, but for the stream partitions: seek, clear, resume
+        consumer = self.app.consumer
+        self.log.info("Restore complete!")
+        await self.app.on_rebalance_complete.send()
+        self._set_recovery_ended()
+        callbacks = [
+            asyncio.ensure_future(
+                table.on_recovery_completed(self.actives_for_table[table], self.standbys_for_table[table])
+            )
+            for table in self.tables.values()
+        ]
+        if callbacks:
+            await asyncio.wait(callbacks)
+        assignment = consumer.assignment()
+        if self.app.consumer_generation_id != generation_id:
+            self.log.warning(
+                f"Recovery rebalancing again app id {self.app.consumer_generation_id} param {generation_id}"
+            )
+            return
+        if assignment:
+            self.log.info("Seek stream partitions to committed offsets.")
+            await self._wait(consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout)
+        self.completed.set()
+        self.app.flow_control.resume()  # clears the agents' queues
+        consumer.resume_flow()
+        consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
+        await self.app._fetcher.maybe_start()
+        self.tables.on_actives_ready()
+        if not self.app.assignor.assigned_standbys():
+            self.tables.on_standbys_ready()
+        self.app.on_rebalance_end()
+        self.log.info("Worker ready")
+
+    fetch = AIOKafkaConsumerThread._fetch_records
+
+    async def fetch_active(self: AIOKafkaConsumerThread, consumer: Any, active_partitions: Any, **limits: Any) -> Any:
+        if active_partitions is not None:  # None (a client-only app): every partition, as in faust
+            active_partitions = frozenset(active_partitions)
+            if not active_partitions:
+                return {}
+        return await fetch(self, consumer, active_partitions, **limits)
+
+    Recovery.on_recovery_completed = on_recovery_completed  # type: ignore[method-assign]
+    AIOKafkaConsumerThread._fetch_records = fetch_active  # type: ignore[method-assign,assignment]
+    Recovery._iop_safe_resume = True  # type: ignore[attr-defined]
+
+
 def main() -> None:
     settings = get_settings()
     config = get_config()
@@ -563,6 +638,7 @@ def main() -> None:
     setup_telemetry("engagement-worker", settings, instrument=False)
     Path(config.worker_datadir, app_id(settings)).mkdir(parents=True, exist_ok=True)
     complete_producer_flush()
+    resume_streams_without_dropping_records()
     worker = EngagementWorker(settings, config, load_rules())
     try:
         faust.Worker(
