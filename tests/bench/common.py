@@ -112,15 +112,30 @@ async def store_rates(settings: Settings, seconds: float = 3.0) -> StoreRates:
     return StoreRates(finds, inserts)
 
 
-def store_commands(settings: Settings, service: str, root_span: str, traces: int = 20) -> tuple[float, float] | None:
+def store_commands(
+    settings: Settings,
+    service: str,
+    root_span: str,
+    traces: int = 20,
+    end: float | None = None,
+    within_s: float = 15 * 60,
+) -> tuple[float, float] | None:
     """(lookups, writes) a user action sends the store, counted in the traces Zipkin holds for
-    it (the median over the `traces` latest traces of `root_span` in `service`, every service's
-    spans included). None when spans go elsewhere (OTLP) or Zipkin does not answer."""
+    it: the median over the `traces` latest traces of `root_span` in `service` that began in the
+    `within_s` seconds before `end` (epoch seconds; default now), every service's spans included.
+    None when spans go elsewhere (OTLP) or Zipkin does not answer."""
     if settings.otel_exporter_otlp_endpoint:
         return None
     base = settings.zipkin_endpoint.removesuffix("/api/v2/spans")
+    end_ms = int((end if end is not None else time.time()) * 1000)
     query = urllib.parse.urlencode(
-        {"serviceName": service, "spanName": root_span, "limit": traces, "lookback": 15 * 60 * 1000}
+        {
+            "serviceName": service,
+            "spanName": root_span,
+            "limit": traces,
+            "endTs": end_ms,
+            "lookback": int(within_s * 1000),
+        }
     )
     try:
         with urllib.request.urlopen(f"{base}/api/v2/traces?{query}", timeout=10) as answer:
