@@ -14,9 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import AsyncMongoClient
-
 from services.plumbing.settings import Settings
+from services.plumbing.storage import mongo_client
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -58,7 +57,7 @@ class StoreRates:
     finds_per_s: float
     inserts_per_s: float
 
-    def bound(self, finds: int, writes: int) -> float:
+    def bound(self, finds: float, writes: float) -> float:
         """Operations per second a path of `finds` lookups and `writes` writes could reach if the
         store did nothing else (its time per operation is the sum of its commands')."""
         return 1 / (finds / self.finds_per_s + writes / self.inserts_per_s)
@@ -76,7 +75,7 @@ STORE_CONCURRENCY = 16
 async def store_rates(settings: Settings, seconds: float = 3.0) -> StoreRates:
     """Raw pymongo against the configured store, in a scratch database: small documents inserted,
     then looked up by _id, STORE_CONCURRENCY at a time, each for `seconds`."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_uri)
+    client = mongo_client(settings)  # as the services connect, without their tracing
     db = client[f"bench_store_{uuid.uuid4().hex[:8]}"]
     ids = itertools.count()
     inserted: list[int] = []
@@ -159,5 +158,5 @@ def store_bound_report(rates: StoreRates, commands: tuple[float, float] | None, 
     finds, writes = commands
     return (
         f"{rates.line()}; {action} sends it {finds:g} lookups + {writes:g} writes in its trace: "
-        f"at most {rates.bound(int(finds), int(writes)):,.0f}/s if the store served nothing else"
+        f"at most {rates.bound(finds, writes):,.0f}/s if the store served nothing else"
     )
