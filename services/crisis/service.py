@@ -239,7 +239,7 @@ class CrisisCore:
         a reconnect/reschedule task otherwise."""
         alert_id = derived_id("alert", trigger_id, client_id)
         # Everything the response may need, in one round of reads.
-        current, active, handled, facts = await asyncio.gather(
+        current, active, own_alert, facts = await asyncio.gather(
             self.store.risk(client_id),
             self.store.active_alert(client_id),
             self.store.alert(alert_id),
@@ -249,7 +249,7 @@ class CrisisCore:
         decision = decide_on_drop(risk, active is not None, (facts.session or {}).get("status", ""))
         span = trace.get_current_span()
         span.set_attribute("crisis.drop.decision", decision.action)
-        if handled is not None:
+        if own_alert is not None:
             return DropOutcome(decision, alert_id=alert_id)  # a redelivery: this drop opened it
         if decision.action == "IGNORE":
             return DropOutcome(decision)
