@@ -19,6 +19,7 @@ from services.compliance.coverage import (
     AUDIO_ONLY,
     MIXED,
     VIDEO,
+    Authorization,
     CoverageResult,
     PayerPolicy,
     evaluate_coverage,
@@ -42,7 +43,6 @@ from services.compliance.store import (
     LICENSES,
     ComplianceStore,
     authorization_from_doc,
-    consent_from_doc,
     credential_from_doc,
     license_from_doc,
 )
@@ -232,7 +232,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         location_verified: bool,
         stage: str,
     ) -> LicensureResult:
-        license_docs, credential_docs = await self._store.clinician_credentials(clinician_id, cached=True)
+        licenses, credentials = await self._store.credentials_snapshot(clinician_id)
         query = LicensureQuery(
             client_state=client_state,
             at=at,
@@ -241,12 +241,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
             client_location_verified=location_verified,
             require_verified_location=stage == START,
         )
-        return decide_licensure(
-            self._ref,
-            [license_from_doc(d) for d in license_docs],
-            [credential_from_doc(d) for d in credential_docs],
-            query,
-        )
+        return decide_licensure(self._ref, licenses, credentials, query)
 
     async def EvaluateSession(
         self, request: pb.EvaluateSessionRequest, context: grpc.aio.ServicerContext
@@ -297,14 +292,14 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
                 request.client_location.verified,
                 stage,
             )
-            consent_docs, auth_docs = await self._store.client_records(request.client_id, cached=True)
+            consents, authorizations = await self._store.client_snapshot(request.client_id)
             policy = await self._policy(request.payer_plan_id)
         except PyMongoError as exc:  # fail closed: no answer rather than an answer without the data
             raise Unavailable("STORE_UNAVAILABLE", "compliance data cannot be read now; retry") from exc
         coverage = self._coverage(
             request.payer_plan_id,
             policy,
-            auth_docs,
+            authorizations,
             service_code=request.service_code,
             level_of_care=request.level_of_care or "IOP_PSYCH",
             kind=request.kind,
@@ -317,7 +312,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
             stage,
             licensure,
             coverage,
-            consent_problems(ref, [consent_from_doc(d) for d in consent_docs], starts_at),
+            consent_problems(ref, consents, starts_at),
             privacy_problems(stage, request.privacy_attestation),
         )
         return pb.SessionEvaluation(
@@ -337,7 +332,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         self,
         plan_id: str,
         policy: PayerPolicy | None,
-        auth_docs: list[Document],
+        authorizations: list[Authorization],
         *,
         service_code: str,
         level_of_care: str,
@@ -357,7 +352,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         return evaluate_coverage(
             self._ref,
             policy,
-            [authorization_from_doc(d) for d in auth_docs],
+            authorizations,
             service_code=service_code,
             level_of_care=level_of_care,
             modality=modality,
@@ -409,8 +404,8 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         v.raise_if_any()
         assert starts_at is not None
         self._batched_audit.record(current_principal(), "CheckCoverage", "client", request.client_id)
-        (_, auth_docs), policy = await asyncio.gather(
-            self._store.client_records(request.client_id, cached=True),
+        (_, authorizations), policy = await asyncio.gather(
+            self._store.client_snapshot(request.client_id),
             self._store.policy(request.payer_plan_id),
         )
         if policy is None:
@@ -418,7 +413,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         result = self._coverage(
             request.payer_plan_id,
             policy,
-            auth_docs,
+            authorizations,
             service_code=request.service_code,
             level_of_care="",
             kind=0,

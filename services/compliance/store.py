@@ -155,8 +155,9 @@ class ComplianceStore:
         self.source = source
         self._relay = relay  # told about every stored write that carries events
         self._policies: dict[str, tuple[float, PayerPolicy | None]] = {}
-        self._credentials: TtlCache[tuple[list[Document], list[Document]]] = TtlCache(read_cache_ttl_s)
-        self._client_records: TtlCache[tuple[list[Document], list[Document]]] = TtlCache(read_cache_ttl_s)
+        # Parsed domain values (frozen dataclasses), shared by the calls that hit them.
+        self._credentials: TtlCache[tuple[list[License], list[CompactCredential]]] = TtlCache(read_cache_ttl_s)
+        self._client_records: TtlCache[tuple[list[Consent], list[Authorization]]] = TtlCache(read_cache_ttl_s)
 
     def _stored(self, collection: str, doc_id: str, write: Document) -> None:
         if self._relay is not None:
@@ -221,29 +222,32 @@ class ComplianceStore:
                     added += 1
         return added
 
-    async def clinician_credentials(
-        self, clinician_id: str, cached: bool = False
-    ) -> tuple[list[Document], list[Document]]:
-        """(licenses, compact credentials); `cached`: a snapshot at most the cache TTL old."""
+    async def clinician_credentials(self, clinician_id: str) -> tuple[list[Document], list[Document]]:
+        """The stored (licenses, compact credentials) documents, read now."""
+        licenses, credentials = await asyncio.gather(
+            self.owned(LICENSES, clinician_id), self.owned(COMPACT_CREDENTIALS, clinician_id)
+        )
+        return licenses, credentials
 
-        async def load() -> tuple[list[Document], list[Document]]:
-            licenses, credentials = await asyncio.gather(
-                self.owned(LICENSES, clinician_id), self.owned(COMPACT_CREDENTIALS, clinician_id)
-            )
-            return licenses, credentials
+    async def credentials_snapshot(self, clinician_id: str) -> tuple[list[License], list[CompactCredential]]:
+        """(licenses, compact credentials), parsed once per load and at most the cache TTL old."""
 
-        return await (self._credentials.get(clinician_id, load) if cached else load())
+        async def load() -> tuple[list[License], list[CompactCredential]]:
+            licenses, credentials = await self.clinician_credentials(clinician_id)
+            return [license_from_doc(d) for d in licenses], [credential_from_doc(d) for d in credentials]
 
-    async def client_records(self, client_id: str, cached: bool = False) -> tuple[list[Document], list[Document]]:
-        """(consents, authorizations); `cached`: a snapshot at most the cache TTL old."""
+        return await self._credentials.get(clinician_id, load)
 
-        async def load() -> tuple[list[Document], list[Document]]:
+    async def client_snapshot(self, client_id: str) -> tuple[list[Consent], list[Authorization]]:
+        """(consents, authorizations), parsed once per load and at most the cache TTL old."""
+
+        async def load() -> tuple[list[Consent], list[Authorization]]:
             consents, auths = await asyncio.gather(
                 self.owned(CONSENTS, client_id), self.owned(AUTHORIZATIONS, client_id)
             )
-            return consents, auths
+            return [consent_from_doc(d) for d in consents], [authorization_from_doc(d) for d in auths]
 
-        return await (self._client_records.get(client_id, load) if cached else load())
+        return await self._client_records.get(client_id, load)
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
         return await self.db[collection].find_one({"_id": doc_id}, {"outbox": 0})
