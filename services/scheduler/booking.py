@@ -47,6 +47,8 @@ LEDGER_ATTEMPTS = 8
 CHECK_IN_OPENS = timedelta(minutes=60)
 PROPOSAL_HORIZON = timedelta(days=14)
 PROPOSALS = 5
+SEARCH_READ_AHEAD = 4  # candidates whose reservations a slot search reads at once, at first
+SEARCH_READ_AHEAD_MAX = 64
 TECH_CHECK_LEAD = timedelta(hours=2)
 
 
@@ -978,33 +980,48 @@ class Scheduler:
         ]
         owners += [(d.client_owner(c["_id"]), _tz(c), False, c) for c in people.clients]
         clinician_windows = d.windows_from_docs(people.clinician["windows"])
+        client_windows = [
+            (
+                _tz(c),
+                d.windows_from_docs(c["windows"]),
+                d.windows_from_docs(c["alone_windows"]),
+                require_alone or bool(c.get("privacy_sensitive")),
+            )
+            for c in people.clients
+        ]
 
         def in_windows(start: datetime, end: datetime) -> bool | None:
             """Pure part: availability and alone-windows; None refuses, else whether alone everywhere."""
             if not d.within_windows(start, end, people.clinician_tz, clinician_windows):
                 return None
             alone_everywhere = True
-            for _, tz, is_clinician, profile in owners:
-                if is_clinician:
-                    continue
-                if not d.within_windows(start, end, tz, d.windows_from_docs(profile["windows"])):
+            for tz, windows, alone_windows, must_be_alone in client_windows:
+                if not d.within_windows(start, end, tz, windows):
                     return None
-                alone = d.within_windows(start, end, tz, d.windows_from_docs(profile["alone_windows"]))
-                if (require_alone or profile.get("privacy_sensitive")) and not alone:
+                alone = d.within_windows(start, end, tz, alone_windows)
+                if must_be_alone and not alone:
                     return None
                 alone_everywhere = alone_everywhere and alone
             return alone_everywhere and bool(people.clients)
 
+        def slot_keys(candidate: d.Candidate) -> list[str]:
+            return [d.slot_key(o, at) for o, _, _, _ in owners for at in d.slot_starts(candidate.start, candidate.end)]
+
         # Then reservations and fatigue rules, lazily (point reads, cached) until `limit` slots are found.
+        # Reservations are read for the next few candidates at once, twice as many each time they
+        # run out (a free first candidate costs one small read; a full week a few reads, not one each).
+        candidates = d.search(starts, duration, in_windows, len(starts))
         taken: dict[str, bool] = {}
+        ahead = SEARCH_READ_AHEAD
         ledgers: dict[str, list[d.Booked]] = {}
         out: list[Document] = []
-        for candidate in d.search(starts, duration, in_windows, len(starts)):
-            keys = [d.slot_key(o, at) for o, _, _, _ in owners for at in d.slot_starts(candidate.start, candidate.end)]
-            unknown = [k for k in keys if k not in taken]
-            if unknown:
+        for i, candidate in enumerate(candidates):
+            keys = slot_keys(candidate)
+            if any(k not in taken for k in keys):
+                unknown = [k for c in candidates[i : i + ahead] for k in slot_keys(c) if k not in taken]
                 reserved = await self.store.taken(unknown)
                 taken.update({k: k in reserved for k in unknown})
+                ahead = min(2 * ahead, SEARCH_READ_AHEAD_MAX)
             if any(taken[k] for k in keys):
                 continue
             owner_days = self._ledger_days(
