@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 import grpc
@@ -332,7 +333,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         self,
         plan_id: str,
         policy: PayerPolicy | None,
-        authorizations: list[Authorization],
+        authorizations: Sequence[Authorization],
         *,
         service_code: str,
         level_of_care: str,

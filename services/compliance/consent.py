@@ -8,6 +8,7 @@ alone, headphones, alternate_location (e.g. a car) or compromised.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,7 +33,7 @@ class Consent:
         return not revoked and self.valid_from <= at < self.valid_until
 
 
-def consent_problems(ref: Reference, consents: list[Consent], at: datetime) -> list[str]:
+def consent_problems(ref: Reference, consents: Sequence[Consent], at: datetime) -> list[str]:
     problems: list[str] = []
     telehealth = [c for c in consents if c.consent_type == TELEHEALTH]
     accepted = ref.consent_forms[TELEHEALTH].accepted

@@ -10,6 +10,7 @@ plan covers audio-only); place of service 10 (client at home) or 02 (elsewhere);
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -197,7 +198,7 @@ def telehealth_modifiers(policy: PayerPolicy, modality: str) -> tuple[list[str],
     return ([policy.video_modifier] if policy.video_modifier else []), []
 
 
-def check_authorization(policy: PayerPolicy, auths: list[Authorization], code: str, day: date) -> AuthCheck:
+def check_authorization(policy: PayerPolicy, auths: Sequence[Authorization], code: str, day: date) -> AuthCheck:
     if not policy.prior_auth_required:
         return AuthCheck(None)
     candidates = [a for a in auths if a.payer_plan_id == policy.plan_id and code in a.codes]
@@ -227,7 +228,7 @@ def check_authorization(policy: PayerPolicy, auths: list[Authorization], code: s
 def evaluate_coverage(
     ref: Reference,
     policy: PayerPolicy | None,
-    auths: list[Authorization],
+    auths: Sequence[Authorization],
     *,
     service_code: str,
     level_of_care: str,
@@ -277,7 +278,7 @@ def per_diem_code_for_day(policy: PayerPolicy, level_of_care: str) -> str:
 def bill_day(
     ref: Reference,
     policy: PayerPolicy | None,
-    auths: list[Authorization],
+    auths: Sequence[Authorization],
     *,
     level_of_care: str,
     sessions: list[AttendedSession],

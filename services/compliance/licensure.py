@@ -17,6 +17,7 @@ verification or an unknown clinician location never produce an allow.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -115,7 +116,7 @@ class _Findings:
 
 
 def decide_licensure(
-    ref: Reference, licenses: list[License], credentials: list[CompactCredential], q: LicensureQuery
+    ref: Reference, licenses: Sequence[License], credentials: Sequence[CompactCredential], q: LicensureQuery
 ) -> LicensureResult:
     version = ref.version
     if q.client_state not in ref.states:
@@ -166,8 +167,8 @@ def _usable(
 
 def _direct_license(
     ref: Reference,
-    licenses: list[License],
-    credentials: list[CompactCredential],
+    licenses: Sequence[License],
+    credentials: Sequence[CompactCredential],
     q: LicensureQuery,
     findings: _Findings,
 ) -> tuple[str, str] | None:
@@ -185,7 +186,7 @@ def _direct_license(
 
 
 def _home_license(
-    ref: Reference, licenses: list[License], state: str, profession: str, q: LicensureQuery, findings: _Findings
+    ref: Reference, licenses: Sequence[License], state: str, profession: str, q: LicensureQuery, findings: _Findings
 ) -> License | None:
     for lic in licenses:
         if lic.state == state and lic.profession == profession and _usable(ref, lic, q, findings, "HOME_LICENSE"):
@@ -196,8 +197,8 @@ def _home_license(
 
 def _nlc(
     ref: Reference,
-    licenses: list[License],
-    credentials: list[CompactCredential],
+    licenses: Sequence[License],
+    credentials: Sequence[CompactCredential],
     q: LicensureQuery,
     findings: _Findings,
 ) -> tuple[str, str] | None:
@@ -227,8 +228,8 @@ def _compact_ready(ref: Reference, code: str, q: LicensureQuery, findings: _Find
 
 def _psypact(
     ref: Reference,
-    licenses: list[License],
-    credentials: list[CompactCredential],
+    licenses: Sequence[License],
+    credentials: Sequence[CompactCredential],
     q: LicensureQuery,
     findings: _Findings,
 ) -> tuple[str, str] | None:
@@ -264,8 +265,8 @@ def _psypact(
 
 def _counseling(
     ref: Reference,
-    licenses: list[License],
-    credentials: list[CompactCredential],
+    licenses: Sequence[License],
+    credentials: Sequence[CompactCredential],
     q: LicensureQuery,
     findings: _Findings,
 ) -> tuple[str, str] | None:
@@ -296,8 +297,8 @@ def _counseling(
 
 def _multistate_compacts(
     ref: Reference,
-    licenses: list[License],
-    credentials: list[CompactCredential],
+    licenses: Sequence[License],
+    credentials: Sequence[CompactCredential],
     q: LicensureQuery,
     findings: _Findings,
 ) -> tuple[str, str] | None:
@@ -321,8 +322,8 @@ def _multistate_compacts(
 
 def _telehealth_registration(
     ref: Reference,
-    licenses: list[License],
-    credentials: list[CompactCredential],
+    licenses: Sequence[License],
+    credentials: Sequence[CompactCredential],
     q: LicensureQuery,
     findings: _Findings,
 ) -> tuple[str, str] | None:

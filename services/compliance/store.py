@@ -78,6 +78,11 @@ INDEXES = [
 POLICY_CACHE_TTL_S = 15.0
 
 
+# What the read cache holds: immutable, so every call that hits an entry can share it.
+CredentialsSnapshot = tuple[tuple[License, ...], tuple[CompactCredential, ...]]  # (licenses, compact credentials)
+ClientSnapshot = tuple[tuple[Consent, ...], tuple[Authorization, ...]]  # (consents, authorizations)
+
+
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -155,9 +160,8 @@ class ComplianceStore:
         self.source = source
         self._relay = relay  # told about every stored write that carries events
         self._policies: dict[str, tuple[float, PayerPolicy | None]] = {}
-        # Parsed domain values (frozen dataclasses), shared by the calls that hit them.
-        self._credentials: TtlCache[tuple[list[License], list[CompactCredential]]] = TtlCache(read_cache_ttl_s)
-        self._client_records: TtlCache[tuple[list[Consent], list[Authorization]]] = TtlCache(read_cache_ttl_s)
+        self._credentials: TtlCache[CredentialsSnapshot] = TtlCache(read_cache_ttl_s)
+        self._client_records: TtlCache[ClientSnapshot] = TtlCache(read_cache_ttl_s)
 
     def _stored(self, collection: str, doc_id: str, write: Document) -> None:
         if self._relay is not None:
@@ -229,23 +233,23 @@ class ComplianceStore:
         )
         return licenses, credentials
 
-    async def credentials_snapshot(self, clinician_id: str) -> tuple[list[License], list[CompactCredential]]:
+    async def credentials_snapshot(self, clinician_id: str) -> CredentialsSnapshot:
         """(licenses, compact credentials), parsed once per load and at most the cache TTL old."""
 
-        async def load() -> tuple[list[License], list[CompactCredential]]:
+        async def load() -> CredentialsSnapshot:
             licenses, credentials = await self.clinician_credentials(clinician_id)
-            return [license_from_doc(d) for d in licenses], [credential_from_doc(d) for d in credentials]
+            return tuple(map(license_from_doc, licenses)), tuple(map(credential_from_doc, credentials))
 
         return await self._credentials.get(clinician_id, load)
 
-    async def client_snapshot(self, client_id: str) -> tuple[list[Consent], list[Authorization]]:
+    async def client_snapshot(self, client_id: str) -> ClientSnapshot:
         """(consents, authorizations), parsed once per load and at most the cache TTL old."""
 
-        async def load() -> tuple[list[Consent], list[Authorization]]:
+        async def load() -> ClientSnapshot:
             consents, auths = await asyncio.gather(
                 self.owned(CONSENTS, client_id), self.owned(AUTHORIZATIONS, client_id)
             )
-            return [consent_from_doc(d) for d in consents], [authorization_from_doc(d) for d in auths]
+            return tuple(map(consent_from_doc, consents)), tuple(map(authorization_from_doc, auths))
 
         return await self._client_records.get(client_id, load)
 
