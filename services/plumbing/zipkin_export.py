@@ -19,6 +19,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import math
 import threading
 import time
 import urllib.parse
@@ -176,8 +177,9 @@ class ZipkinSpanProcessor(SpanProcessor):
     Bounded like the SDK's BatchSpanProcessor: at most `max_queue` encoded spans wait; beyond that
     spans are dropped and counted in a warning (tracing never blocks or grows without bound).
     Batches go over one kept-alive HTTP connection. A failed post is retried once on a new
-    connection, then logged and its batch dropped (a trace store being down must not back up the
-    service). force_flush and shutdown post everything queued.
+    connection (not after a timeout), then logged and its batch dropped (a trace store being down
+    must not back up the service). force_flush and shutdown post everything queued, within their
+    deadlines (shutdown's: the connection timeout).
     """
 
     def __init__(
@@ -203,6 +205,7 @@ class ZipkinSpanProcessor(SpanProcessor):
         self._wake = threading.Event()
         self._post_lock = threading.Lock()
         self._stopped = False
+        self._stop_deadline = math.inf  # set by shutdown: no batch is started after it
         self._thread = threading.Thread(target=self._run, name="zipkin-export", daemon=True)
         self._thread.start()
 
@@ -230,17 +233,26 @@ class ZipkinSpanProcessor(SpanProcessor):
             self._wake.clear()
             self._post_queued()
 
-    def _post_queued(self) -> None:
-        with self._post_lock:
+    def _post_queued(self, deadline: float = math.inf) -> None:
+        """Post the queue batch by batch. No batch is started after `deadline` (time.monotonic())
+        or after the deadline shutdown sets; what is left stays queued. A batch started before it
+        takes at most one connection timeout (a collector that accepts and never answers)."""
+        wait = -1.0 if deadline == math.inf else max(0.0, deadline - time.monotonic())
+        if not self._post_lock.acquire(timeout=wait):  # another thread is posting until after the deadline
+            return
+        try:
             if self._dropped:
                 dropped, self._dropped = self._dropped, 0
                 log.warning("span queue full: %d spans not exported to Zipkin", dropped)
-            while self._queue:
+            while self._queue and time.monotonic() < min(deadline, self._stop_deadline):
                 batch = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
                 self._post(b"[" + b",".join(batch) + b"]", len(batch))
+        finally:
+            self._post_lock.release()
 
     def _post(self, body: bytes, count: int) -> None:
-        """POST one batch on the kept-alive connection (a new one after any failure: one retry)."""
+        """POST one batch on the kept-alive connection (a new one after a failure: one retry, none
+        after a timeout)."""
         headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
         for attempt in (1, 2):
             try:
@@ -254,8 +266,9 @@ class ZipkinSpanProcessor(SpanProcessor):
                 return
             except (OSError, http.client.HTTPException) as exc:
                 self._close()
-                if attempt == 2:
+                if attempt == 2 or isinstance(exc, TimeoutError):  # a collector that does not answer: one wait
                     log.warning("Zipkin export of %d spans to %s failed: %s", count, self._endpoint, exc)
+                    return
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._url.scheme == "https":
@@ -269,10 +282,15 @@ class ZipkinSpanProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         deadline = time.monotonic() + timeout_millis / 1000
-        self._post_queued()
+        self._post_queued(deadline)
         return not self._queue and time.monotonic() <= deadline
 
     def shutdown(self) -> None:
+        """Post what is queued: no post starts later than one connection timeout after this call,
+        so a collector that does not answer holds a stopping process up for two at most."""
+        if self._stopped:
+            return
+        self._stop_deadline = time.monotonic() + self._timeout_s  # the export thread's posts too
         self._stopped = True
         self._wake.set()
         self._thread.join(self._timeout_s)

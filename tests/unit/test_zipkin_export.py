@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -168,3 +171,27 @@ def test_an_unreachable_collector_costs_the_batch_not_the_service(caplog: pytest
     processor.force_flush()
     assert any("Zipkin export of 1 spans" in r.getMessage() for r in caplog.records)
     processor.shutdown()
+
+
+def test_a_collector_that_never_answers_holds_flush_and_shutdown_only_until_their_deadlines() -> None:
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts connections, never answers
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(silent.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}/api/v2/spans"
+    processor = ZipkinSpanProcessor(endpoint, schedule_delay_s=60, max_batch=1, timeout_s=0.3)
+    traced(processor, [f"s{i}" for i in range(10)])  # ten batches: 3 s if each were tried in turn
+    started = time.monotonic()
+    assert processor.force_flush(timeout_millis=200) is False
+    assert time.monotonic() - started < 2  # the batch started before the deadline: one timeout
+    started = time.monotonic()
+    processor.shutdown()
+    assert time.monotonic() - started < 2
+    silent.close()
+    for connection in held:
+        connection.close()
