@@ -975,10 +975,9 @@ class Scheduler:
         starts = d.candidate_starts(frm, to, duration, now)
         if not starts:
             return []
-        owners: list[tuple[str, ZoneInfo, bool, Document]] = [
-            (d.clinician_owner(clinician_id), people.clinician_tz, True, people.clinician)
-        ]
-        owners += [(d.client_owner(c["_id"]), _tz(c), False, c) for c in people.clients]
+        # (owner, time zone, is the clinician): what the slot keys and the day ledgers are named by
+        owners: list[tuple[str, ZoneInfo, bool]] = [(d.clinician_owner(clinician_id), people.clinician_tz, True)]
+        owners += [(d.client_owner(c["_id"]), _tz(c), False) for c in people.clients]
         clinician_windows = d.windows_from_docs(people.clinician["windows"])
         client_windows = [
             (
@@ -1005,7 +1004,7 @@ class Scheduler:
             return alone_everywhere and bool(people.clients)
 
         def slot_keys(candidate: d.Candidate) -> list[str]:
-            return [d.slot_key(o, at) for o, _, _, _ in owners for at in d.slot_starts(candidate.start, candidate.end)]
+            return [d.slot_key(o, at) for o, _, _ in owners for at in d.slot_starts(candidate.start, candidate.end)]
 
         # Then reservations and fatigue rules, lazily (point reads, cached) until `limit` slots are found.
         # Reservations are read for the next few candidates at once, twice as many each time they
@@ -1018,15 +1017,14 @@ class Scheduler:
         for i, candidate in enumerate(candidates):
             keys = slot_keys(candidate)
             if any(k not in taken for k in keys):
-                unknown = [k for c in candidates[i : i + ahead] for k in slot_keys(c) if k not in taken]
+                following = (k for c in candidates[i + 1 : i + ahead] for k in slot_keys(c))
+                unknown = [k for k in (*keys, *following) if k not in taken]
                 reserved = await self.store.taken(unknown)
                 taken.update({k: k in reserved for k in unknown})
                 ahead = min(2 * ahead, SEARCH_READ_AHEAD_MAX)
             if any(taken[k] for k in keys):
                 continue
-            owner_days = self._ledger_days(
-                ((o, tz, is_clinician) for o, tz, is_clinician, _ in owners), candidate.start, candidate.end
-            )
+            owner_days = self._ledger_days(owners, candidate.start, candidate.end)
             missing = [day for _, day in owner_days if day not in ledgers]
             for day, (_, bookings) in (await self.store.ledgers_for(missing)).items():
                 ledgers[day] = [b for b in bookings if b.session_id != exclude_session]
