@@ -31,8 +31,6 @@ from services.compliance.store import (
     EXPIRING,
     LICENSES,
     ComplianceStore,
-    credential_from_doc,
-    license_from_doc,
 )
 from services.plumbing.consumer import Handler, PoisonEvent
 from services.plumbing.envelope import CloudEvent
@@ -164,9 +162,7 @@ class SchedulingHandlers:
         latest: dict[str, Document] = {}
         for c in session.get("checkins") or []:
             latest[c["client_id"]] = c
-        license_docs, credential_docs = await self._store.clinician_credentials(p.clinician_id)
-        licenses = [license_from_doc(d) for d in license_docs]
-        credentials = [credential_from_doc(d) for d in credential_docs]
+        licenses, credentials = await self._store.read_credentials(p.clinician_id)
         now = datetime.now(UTC)
         outgoing = []
         for client_id in list(p.client_ids) or list(latest):

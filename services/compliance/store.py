@@ -233,14 +233,14 @@ class ComplianceStore:
         )
         return licenses, credentials
 
+    async def read_credentials(self, clinician_id: str) -> CredentialsSnapshot:
+        """(licenses, compact credentials), read now and parsed."""
+        licenses, credentials = await self.clinician_credentials(clinician_id)
+        return tuple(map(license_from_doc, licenses)), tuple(map(credential_from_doc, credentials))
+
     async def credentials_snapshot(self, clinician_id: str) -> CredentialsSnapshot:
         """(licenses, compact credentials), parsed once per load and at most the cache TTL old."""
-
-        async def load() -> CredentialsSnapshot:
-            licenses, credentials = await self.clinician_credentials(clinician_id)
-            return tuple(map(license_from_doc, licenses)), tuple(map(credential_from_doc, credentials))
-
-        return await self._credentials.get(clinician_id, load)
+        return await self._credentials.get(clinician_id, lambda: self.read_credentials(clinician_id))
 
     async def client_snapshot(self, client_id: str) -> ClientSnapshot:
         """(consents, authorizations), parsed once per load and at most the cache TTL old."""
