@@ -20,6 +20,10 @@ class EngagementConfig(BaseSettings):
     # The faust worker: its app id (consumer group, changelog and internal topic prefix) is
     # "<KAFKA_GROUP_PREFIX>.engagement.worker"; snapshots of its tables are flushed this often.
     worker_flush_interval_s: float = Field(default=0.5, alias="ENGAGEMENT_WORKER_FLUSH_S")
+    # The worker folds session-keyed records in batches of at most this many, waiting at most this
+    # long for a batch to fill; each session's state is written to its changelog once per batch.
+    worker_batch_max: int = Field(default=500, ge=1, alias="ENGAGEMENT_WORKER_BATCH_MAX")
+    worker_batch_within_s: float = Field(default=0.05, gt=0, alias="ENGAGEMENT_WORKER_BATCH_WITHIN_S")
     # Where the ledger consumer starts when its group has no committed offsets yet: earliest
     # (default: a new deployment replays every booked session) or latest (test runs, which share
     # the broker's history with every earlier run and only care about what they publish).

@@ -33,12 +33,14 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+import weakref
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import faust
+from faust.streams import _current_event as faust_current_event
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.producer import ProducerBuffer
@@ -223,25 +225,38 @@ class EngagementWorker:
     # --- sessions -------------------------------------------------------------------------------------
 
     async def session_agent(self, stream: Any) -> None:
-        async for event in stream.events():
-            headers = _headers(event.headers)
-            try:
-                ce = CloudEvent.from_kafka(headers, event.value)
-                payload = ce.payload()
-            except EnvelopeError as exc:
-                await self._dead_letter(event, str(exc))
-                continue
-            with self._span(event, headers, {"messaging.message.id": ce.id, "cloudevents.event_type": ce.type}):
-                await self._on_session_event(event, ce, payload)
+        """Fold the session-keyed records in batches: each session's state is written to the
+        table (one changelog record) once per batch, not once per record. The batch's offsets are
+        acknowledged by faust only after this body has handed every write to the producer buffer,
+        and the pre-commit flush waits for that buffer (`complete_producer_flush`)."""
+        batches = stream.take_events(self.config.worker_batch_max, within=self.config.worker_batch_within_s)
+        async for batch in batches:
+            touched: dict[str, tuple[Any, scoring.State]] = {}
+            for event in batch:
+                headers = _headers(event.headers)
+                try:
+                    ce = CloudEvent.from_kafka(headers, event.value)
+                    payload = ce.payload()
+                except EnvelopeError as exc:
+                    await self._dead_letter(event, str(exc))
+                    continue
+                session_id = ce.subject or (event.key or b"").decode()
+                known = touched.get(session_id)
+                state = known[1] if known else self.sessions.get(session_id) or scoring.new_session()
+                with self._span(event, headers, {"messaging.message.id": ce.id, "cloudevents.event_type": ce.type}):
+                    if await self._on_session_event(event, ce, payload, state):
+                        touched[session_id] = (event, state)
+            for session_id, (event, state) in touched.items():
+                with changelog_partition_of(event):
+                    self.sessions[session_id] = state
 
-    async def _on_session_event(self, event: Any, ce: CloudEvent, payload: Message) -> None:
+    async def _on_session_event(self, event: Any, ce: CloudEvent, payload: Message, state: scoring.State) -> bool:
+        """Fold one record into its session's state; False when there is nothing to store."""
         topic, offset = event.message.topic, event.message.offset
-        session_id = ce.subject or (event.key or b"").decode()
-        state = self.sessions.get(session_id) or scoring.new_session()
         signal_id = payload.signal_id if isinstance(payload, ev.VideoSignal) else ""
         if scoring.already_applied(state, topic, offset, signal_id):
             self.skipped_replays += 1
-            return
+            return False
         if isinstance(payload, ev.VideoSignal):
             if not payload.participant_id or payload.kind not in (
                 "participant_joined",
@@ -253,7 +268,7 @@ class EngagementWorker:
                 "connection_quality",
             ):
                 await self._dead_letter(event, "malformed VideoSignal: participant_id or kind")
-                return
+                return False
             at = to_datetime(payload.occurred_at) or ce.time
             scoring.apply_signal(state, payload.participant_id, payload.kind, _iso(at), payload.value)
             self.signals_applied += 1
@@ -321,7 +336,7 @@ class EngagementWorker:
                 {"type": "session", "session_id": payload.session_id, "at": _iso(ce.time), "fact": None},
             )
         scoring.mark_applied(state, topic, offset, signal_id)
-        self.sessions[session_id] = state
+        return True
 
     # --- clients --------------------------------------------------------------------------------------
 
@@ -504,8 +519,34 @@ class EngagementWorker:
             self.dirty_clinicians |= clinicians
             log.warning("snapshot flush failed; will retry", exc_info=True)
         if self.config.worker_stats_path:
-            figures = json.dumps({"signals": self.signals_applied, "latencies_ms": self.latencies_ms[-200000:]})
-            await asyncio.to_thread(Path(self.config.worker_stats_path).write_text, figures)
+            latencies, self.latencies_ms = self.latencies_ms, []
+            await asyncio.to_thread(write_stats, Path(self.config.worker_stats_path), self.signals_applied, latencies)
+
+
+def write_stats(path: Path, signals: int, new_latencies_ms: list[float]) -> None:
+    """Benchmarks only: the signal count (`path`, JSON) and the latencies since the last call,
+    appended one per line to `<path>.latencies` (rewriting them all each time cost the worker
+    measurable CPU during the run it measures)."""
+    if new_latencies_ms:
+        with path.with_name(path.name + ".latencies").open("a") as lines:
+            lines.write("".join(f"{ms:.3f}\n" for ms in new_latencies_ms))
+    path.write_text(json.dumps({"signals": signals}))
+
+
+@contextlib.contextmanager
+def changelog_partition_of(event: Any) -> Iterator[None]:
+    """Table writes in this block go to `event`'s partition of the changelog.
+
+    faust takes a table write's changelog partition from the task's current event (a context
+    variable), which a batch leaves at no event or the wrong one. Only the context variable is set:
+    the stream's own `current_event` attribute belongs to the task that fills the take buffer
+    (setting it from here made that task file a later record under an earlier one, so the later
+    one was never processed)."""
+    token = faust_current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_current_event.reset(token)
 
 
 def _event_id(name: str) -> str:

@@ -125,11 +125,20 @@ async def baseline(settings: Settings, n: int) -> float:
         await consumer.stop()
 
 
-def read_stats(path: Path) -> dict[str, Any]:
+def applied_signals(path: Path) -> int:
+    """The worker's count of applied signals (services.engagement.worker.write_stats)."""
     try:
-        return dict(json.loads(path.read_text()))
-    except (OSError, ValueError):
-        return {"signals": 0, "latencies_ms": []}
+        return int(json.loads(path.read_text())["signals"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def latencies(path: Path) -> list[float]:
+    """The worker's per-signal latencies so far, in the order applied."""
+    try:
+        return [float(line) for line in path.with_name(path.name + ".latencies").read_text().split()]
+    except OSError:
+        return []
 
 
 async def worker_rate(stats: Path, n: int, timeout_s: float) -> tuple[float, int]:
@@ -138,7 +147,7 @@ async def worker_rate(stats: Path, n: int, timeout_s: float) -> tuple[float, int
     deadline = time.monotonic() + timeout_s
     count = 0
     while time.monotonic() < deadline:
-        count = int(read_stats(stats)["signals"])
+        count = applied_signals(stats)
         if count and not first_t:
             first_t, first_n = time.perf_counter(), count
         if count >= n:
@@ -291,12 +300,12 @@ async def main() -> None:
         # 2. end to end at a fixed rate through the webhook
         procs.append(start(["services.engagement"], environ, tmp / "service.log"))
         await wait_http()
-        before = len(read_stats(stats)["latencies_ms"])
+        before = len(latencies(stats))
         accepted, http_ms, errors, shed = await drive_webhooks(args.rate, args.seconds)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and len(read_stats(stats)["latencies_ms"]) < before + accepted:
+        while time.monotonic() < deadline and len(latencies(stats)) < before + accepted:
             await asyncio.sleep(0.2)
-        e2e = read_stats(stats)["latencies_ms"][before:]
+        e2e = latencies(stats)[before:]
     finally:
         for p in procs:
             p.terminate()
