@@ -197,6 +197,14 @@ class EngagementWorker:
         )
         await self.dead_letters.send(key=event.key, value=event.value, headers=headers)
 
+    async def _decode_or_dead_letter(self, event: Any, headers: KafkaHeaders) -> tuple[CloudEvent, Message] | None:
+        try:
+            ce = CloudEvent.from_kafka(headers, event.value)
+            return ce, ce.payload()
+        except EnvelopeError as exc:
+            await self._dead_letter(event, str(exc))
+            return None
+
     async def _emit(self, key: str, message: Message, event_id: str) -> None:
         """Publish an engagement event and wait for the broker's acknowledgement."""
         ce = CloudEvent.new(SOURCE, key, message, event_id=event_id)
@@ -234,12 +242,10 @@ class EngagementWorker:
             touched: dict[str, tuple[Any, scoring.State]] = {}
             for event in batch:
                 headers = _headers(event.headers)
-                try:
-                    ce = CloudEvent.from_kafka(headers, event.value)
-                    payload = ce.payload()
-                except EnvelopeError as exc:
-                    await self._dead_letter(event, str(exc))
+                decoded = await self._decode_or_dead_letter(event, headers)
+                if decoded is None:
                     continue
+                ce, payload = decoded
                 session_id = ce.subject or (event.key or b"").decode()
                 known = touched.get(session_id)
                 state = known[1] if known else self.sessions.get(session_id) or scoring.new_session()
@@ -347,12 +353,10 @@ class EngagementWorker:
             with self._span(event, headers, {}):
                 state = self.clients.get(client_id) or scoring.new_client()
                 if event.message.topic == ACTIVITY.name:
-                    try:
-                        ce = CloudEvent.from_kafka(headers, event.value)
-                        payload = ce.payload()
-                    except EnvelopeError as exc:
-                        await self._dead_letter(event, str(exc))
+                    decoded = await self._decode_or_dead_letter(event, headers)
+                    if decoded is None:
                         continue
+                    payload = decoded[1]
                     if not isinstance(payload, ev.CheckInRecorded):
                         continue
                     fact = {
