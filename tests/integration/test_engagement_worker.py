@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from services.plumbing.settings import Settings
 from tests.integration.test_engagement_support import (
     SESSIONS_TOPIC,
     SIGNALS_TOPIC,
+    Tap,
     WorkerProcess,
     database,
     producer,
@@ -147,3 +149,43 @@ def test_worker_restart_mid_stream_recovers_state_without_double_counting(settin
         assert clin is not None and clin["load"]["sessions_7_days"] >= 7
     finally:
         second.stop()
+
+
+def test_poison_records_are_dead_lettered_with_reason_and_the_worker_keeps_folding(settings: Settings) -> None:
+    client, clinician = f"c-{uuid.uuid4().hex[:8]}", f"k-{uuid.uuid4().hex[:8]}"
+    sid = f"s-poison-{uuid.uuid4().hex[:6]}"
+    starts = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    dead_letters = Tap(settings, "iop.engagement.deadletter.v1")
+    worker = WorkerProcess(settings, instance="-poison").start()
+    try:
+        kp = producer(settings)
+        publish(kp, SESSIONS_TOPIC, sid, scheduled(sid, clinician, [client], starts))
+        kp.send(SIGNALS_TOPIC, key=sid.encode(), value=b"\x00not an event")  # no CloudEvents headers
+        bogus = ev.VideoSignal(signal_id=uuid.uuid4().hex, session_id=sid, participant_id=client, kind="bogus")
+        publish(kp, SIGNALS_TOPIC, sid, bogus)
+        for i in range(2):  # the same batch as the poison, or the next one: both must count
+            publish(kp, SIGNALS_TOPIC, sid, speaking(sid, client, starts + timedelta(minutes=i + 1), 30.0))
+        publish(kp, ATTENDANCE, sid, attendance(sid, client, starts, "on_time", clinician))
+        kp.flush()
+        kp.close()
+
+        def mine() -> list[Any]:
+            return [
+                r
+                for r in dead_letters.records(0.3)
+                if r.key == sid.encode() and ("dlq_consumer_group", worker.app_id.encode()) in r.headers
+            ]
+
+        poisoned = wait_until(lambda: len(mine()) >= 2 and mine())
+        assert poisoned and len(poisoned) == 2, poisoned
+        reasons = sorted(dict(r.headers)["dlq_error_message"].decode() for r in poisoned)
+        assert "malformed VideoSignal: participant_id or kind" in reasons
+        assert all(dict(r.headers)["dlq_original_topic"] == SIGNALS_TOPIC.encode() for r in poisoned)
+        assert {r.value for r in poisoned} >= {b"\x00not an event"}
+
+        db = database(settings)
+        doc = wait_until(lambda: db["client_engagement"].find_one({"_id": client}), timeout_s=30)
+        assert doc is not None and doc["windows"]["7"]["speaking_minutes"] == pytest.approx(1.0)
+    finally:
+        worker.stop()
+        dead_letters.close()
