@@ -1,12 +1,13 @@
 """Benchmark: the crisis service's disconnection response and its ladder timers, with a baseline.
 
-    .venv/bin/python -m tests.bench.crisis_bench [--rate 200] [--seconds 5] [--ladders 1000]
+    .venv/bin/python -m tests.bench.crisis_bench [--rate 200] [--seconds 5] [--warmup 1] [--ladders 1000]
 
 1. Baseline: raw aiokafka produce -> consume at the same paced rate (idempotent, acks=all).
 2. Drops: a real crisis process; ConnectionDropped events for high-risk clients, produced as
    engagement does (CloudEvents envelope, record_headers, reliable_producer), paced at --rate.
    Latency: from producing the drop to receiving the published AlertOpened, which is published
-   only after the alert with its stored callback task was written (one insert, outbox).
+   only after the alert with its stored callback task was written (one insert, outbox). The
+   first --warmup seconds of drops after the process starts are reported apart and not measured.
 3. Ladders: --ladders alerts opened at once (through the service's own AlertService code), their
    rungs due --rung-delay seconds apart, fired by a real crisis process's timer loop; lateness =
    fired_at - due_at of every rung, read back from the store (polled by _id: a scan of the
@@ -50,7 +51,7 @@ from tests.integration.test_crisis_support import (
     skip_backlog,
     start,
 )
-from tests.support import ServiceProcess, isolated_settings
+from tests.support import TEST_PORTS, ServiceProcess, isolated_settings
 
 
 async def paced(n: int, rate: float, send) -> None:  # type: ignore[no-untyped-def]
@@ -62,6 +63,20 @@ async def paced(n: int, rate: float, send) -> None:  # type: ignore[no-untyped-d
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(send(i)))
     await asyncio.gather(*tasks)
+
+
+def start_instances(count: int, env: dict[str, str]) -> list[ServiceProcess]:
+    """`count` crisis processes in one consumer group, as deployed (the HPA keeps at least two)."""
+    procs = []
+    for i in range(count):
+        own = {"CRISIS_INSTANCE_ID": f"crisis-bench-{i}", "CRISIS_GRPC_PORT": str(TEST_PORTS["crisis"] + 5 * i)}
+        procs.append(start(ServiceProcess("crisis", env={**env, **own}, instance=f"-bench{i}")))
+    return procs
+
+
+def stop_instances(procs: list[ServiceProcess]) -> None:
+    for proc in procs:
+        proc.stop()
 
 
 async def baseline(settings, n: int, rate: float) -> Result:  # type: ignore[no-untyped-def]
@@ -94,33 +109,38 @@ async def baseline(settings, n: int, rate: float) -> Result:  # type: ignore[no-
     return Result.of(f"baseline raw aiokafka {rate:.0f}/s", n, elapsed, latencies)
 
 
-async def drops(settings, n: int, rate: float, directory: Path) -> tuple[Result, int]:  # type: ignore[no-untyped-def]
+async def drops(
+    settings, n: int, rate: float, warmup: int, instances: int, directory: Path
+) -> tuple[Result, Result, int]:  # type: ignore[no-untyped-def]
+    """Drops for high-risk clients at `rate`: first `warmup` of them (the process's first second:
+    its store connections, fetch sessions and code paths are cold), then the `n` measured ones."""
     prefix = f"bench{uuid.uuid4().hex[:6]}_"
     env = {"MONGODB_DATABASE_PREFIX": prefix, "CRISIS_POLICY_FILE": str(policy_file(directory, [0, 3600, 3600, 3600]))}
-    proc = start(ServiceProcess("crisis", env=env))
+    procs = start_instances(instances, env)
     mongo = mongo_client(settings)
     db = service_database(mongo, isolated_settings(MONGODB_DATABASE_PREFIX=prefix), "crisis")
-    clients = [f"bench-client-{uuid.uuid4().hex[:10]}" for _ in range(n)]
+    clients = [f"bench-client-{uuid.uuid4().hex[:10]}" for _ in range(warmup + n)]
     now = datetime.now(UTC)
     await db[RISK].insert_many(  # setup: every client screened high risk
         [{"_id": seq_id(c, 1), "client_id": c, "level": int(Risk.HIGH), "source": "c-ssrs", "at": now} for c in clients]
     )
     out = await Collector(settings, [topics.ALERTS_TOPIC.name]).start()
     producer = await Producer(settings).start()
-    started: dict[str, float] = {}
-    try:
+
+    async def phase(name: str, phase_clients: list[str]) -> tuple[Result, list[str]]:
+        started: dict[str, float] = {}
 
         async def send(i: int) -> None:
-            started[clients[i]] = time.perf_counter()
-            await producer.drop(f"bench-session-{i}", clients[i], "bench-clinician")
+            started[phase_clients[i]] = time.perf_counter()
+            await producer.drop(f"bench-session-{phase_clients[i]}", phase_clients[i], "bench-clinician")
 
         t0 = time.perf_counter()
-        await paced(n, rate, send)
-        wanted = set(clients)
+        await paced(len(phase_clients), rate, send)
+        wanted = set(phase_clients)
         deadline = time.perf_counter() + 30
         while time.perf_counter() < deadline:
             got = {p.client_id for _, e, p, _ in out.events if e.type.endswith("AlertOpened") and p.client_id in wanted}
-            if len(got) == n:
+            if len(got) == len(wanted):
                 break
             await asyncio.sleep(0.1)
         elapsed = time.perf_counter() - t0
@@ -132,6 +152,11 @@ async def drops(settings, n: int, rate: float, directory: Path) -> tuple[Result,
                 received[payload.client_id] = at.timestamp() + mono_offset
                 alert_ids.append(payload.alert_id)
         latencies = [received[c] - started[c] for c in received]
+        return Result.of(f"{name} {rate:.0f}/s", len(latencies), elapsed, latencies), alert_ids
+
+    try:
+        warm, _ = await phase("warm-up drops (not measured)", clients[:warmup])
+        drop, alert_ids = await phase("drop -> AlertOpened", clients[warmup:])
         with_task = 0  # the stored callback task, read back from the store
         for alert_id in alert_ids:
             header = await db.alerts.find_one({"_id": alert_id}, {"open_records": 1})
@@ -140,16 +165,16 @@ async def drops(settings, n: int, rate: float, directory: Path) -> tuple[Result,
     finally:
         await out.stop()
         await producer.stop()
-        proc.stop()
+        stop_instances(procs)
         await mongo.drop_database(db.name)
         await mongo.close()
-    return Result.of(f"drop -> AlertOpened {rate:.0f}/s", len(latencies), elapsed, latencies), with_task
+    return warm, drop, with_task
 
 
-async def ladders(settings, n: int, delay_s: float, directory: Path) -> tuple[list[float], int, float]:  # type: ignore[no-untyped-def]
+async def ladders(settings, n: int, delay_s: float, instances: int, directory: Path) -> tuple[list[float], int, float]:  # type: ignore[no-untyped-def]
     prefix = f"bench{uuid.uuid4().hex[:6]}_"
     policy = policy_file(directory, [0, delay_s, delay_s, delay_s], name="ladder.yaml")
-    proc = start(ServiceProcess("crisis", env={"MONGODB_DATABASE_PREFIX": prefix, "CRISIS_POLICY_FILE": str(policy)}))
+    procs = start_instances(instances, {"MONGODB_DATABASE_PREFIX": prefix, "CRISIS_POLICY_FILE": str(policy)})
     mongo = mongo_client(settings)
     db = service_database(mongo, isolated_settings(MONGODB_DATABASE_PREFIX=prefix), "crisis")
     producer = reliable_producer(settings, "crisis-bench")
@@ -195,7 +220,7 @@ async def ladders(settings, n: int, delay_s: float, directory: Path) -> tuple[li
         lateness = [(f["at"] - f["due_at"]).total_seconds() for f in fired]
     finally:
         await producer.stop()
-        proc.stop()
+        stop_instances(procs)
         await mongo.drop_database(db.name)
         await mongo.close()
     return lateness, expected, open_s
@@ -205,6 +230,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=200, help="drops per second")
     parser.add_argument("--seconds", type=float, default=5, help="length of the paced runs")
+    parser.add_argument("--warmup", type=float, default=1, help="seconds of drops before the measured ones")
+    parser.add_argument("--instances", type=int, default=1, help="crisis processes in one consumer group")
     parser.add_argument("--ladders", type=int, default=1000, help="concurrent open ladders")
     parser.add_argument("--only", choices=["drops", "ladders"], help="run one part (the baseline always runs)")
     parser.add_argument("--rung-delay", type=float, default=20, help="seconds between rungs in the ladder run")
@@ -218,15 +245,20 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = await baseline(settings, n, args.rate)
         print(table("baseline", [base]), flush=True)
-        drop, with_task = Result("drop -> AlertOpened (skipped)", 0, float("nan"), float("nan"), 0), 0
+        skipped = Result("drop -> AlertOpened (skipped)", 0, float("nan"), float("nan"), 0)
+        warm, drop, with_task = skipped, skipped, 0
         if args.only != "ladders":
-            drop, with_task = await drops(settings, n, args.rate, Path(tmp))
-            print(table("drops", [drop]), flush=True)
+            warm, drop, with_task = await drops(
+                settings, n, args.rate, int(args.rate * args.warmup), args.instances, Path(tmp)
+            )
+            print(table("drops", [warm, drop]), flush=True)
         lateness: list[float] = []
         expected, open_s = 0, 0.0
         if args.only != "drops":
-            lateness, expected, open_s = await ladders(settings, args.ladders, args.rung_delay, Path(tmp))
-    print(table("Crisis: disconnection response vs raw Kafka (one run, local broker + store)", [base, drop]))
+            lateness, expected, open_s = await ladders(
+                settings, args.ladders, args.rung_delay, args.instances, Path(tmp)
+            )
+    print(table("Crisis: disconnection response vs raw Kafka (one run, local broker + store)", [base, warm, drop]))
     print(f"alerts opened {drop.count}/{n}; alert headers with the stored CALLBACK task: {with_task}")
     if drop.count:
         print(f"p99 ratio (drop->alert / raw): {drop.p99_ms / base.p99_ms:.1f}x")
@@ -238,7 +270,10 @@ async def main() -> None:
         f"rungs fired {len(lateness)}/{expected}; timer lateness p50 {percentile(ms, 50):.0f} ms, "
         f"p99 {percentile(ms, 99):.0f} ms, max {max(ms, default=float('nan')):.0f} ms"
     )
-    print(f"machine load average at start (2 cores, shared): {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    print(
+        f"crisis instances: {args.instances}; machine load average at start (2 cores, shared): "
+        f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
+    )
 
 
 if __name__ == "__main__":
