@@ -65,12 +65,19 @@ def setup_telemetry(service_name: str, settings: Settings, *, instrument: bool =
 
 
 def instrument_libraries() -> None:
+    from aiokafka import AIOKafkaConsumer
     from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
     from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient
     from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+    from opentelemetry.instrumentation.utils import unwrap
 
     GrpcAioInstrumentorClient().instrument()
     AIOKafkaInstrumentor().instrument()
+    # Producer spans stay (each carries the traceparent a consumer continues). The consumer side is
+    # the consumer base's "<topic> process" span, a child of the producer's: the library's receive
+    # spans (one per record, plus a root trace per poll and per partition) only duplicated it.
+    unwrap(AIOKafkaConsumer, "getone")
+    unwrap(AIOKafkaConsumer, "getmany")
     # capture_statement=False: a statement would carry the document, i.e. PHI.
     PymongoInstrumentor().instrument(capture_statement=False)
 
