@@ -347,7 +347,7 @@ class AlertService:
         if not await self.store.insert_new(ALERTS, written):
             return await self.store.alert(alert_id), False  # written concurrently by a redelivery
         self.relay.notify(ALERTS, alert_id, written)
-        await self.store.set_timer(alert_id, st.due_at, True)
+        await self.store.set_timer(alert_id, st.due_at, True, first=True)
         self.on_due(alert_id, st.due_at)
         return alert, True
 

@@ -214,10 +214,14 @@ class CrisisStore:
         return True
 
     # -- ladder timers
-    async def set_timer(self, alert_id: str, due_at: datetime | None, active: bool) -> None:
-        """The alert's next due time in the small `timers` collection (deleted when resolved)."""
+    async def set_timer(self, alert_id: str, due_at: datetime | None, active: bool, first: bool = False) -> None:
+        """The alert's next due time in the small `timers` collection (deleted when resolved).
+        `first`: the alert was just opened, so its timer is most likely new; it is inserted (an
+        upsert reads before it writes) and updated only if it was there already."""
         if active:
             fields = {"due_at": due_at, "set_at": datetime.now(UTC)}  # set_at: when it last changed
+            if first and await self.insert_new(TIMERS, {"_id": alert_id, **fields}):
+                return
             await self.db[TIMERS].update_one({"_id": alert_id}, {"$set": fields}, upsert=True)
         else:
             await self.db[TIMERS].delete_one({"_id": alert_id})
