@@ -3,11 +3,11 @@
     .venv/bin/python -m tests.bench.crisis_bench [--rate 200] [--seconds 5] [--warmup 1] [--ladders 1000]
 
 1. Baseline: raw aiokafka produce -> consume at the same paced rate (idempotent, acks=all).
-2. Drops: a real crisis process; ConnectionDropped events for high-risk clients, produced as
-   engagement does (CloudEvents envelope, record_headers, reliable_producer), paced at --rate.
-   Latency: from producing the drop to receiving the published AlertOpened, which is published
-   only after the alert with its stored callback task was written (one insert, outbox). The
-   first --warmup seconds of drops after the process starts are reported apart and not measured.
+2. Drops: a real engagement process and a real crisis process; signed `meeting.participant_left`
+   webhooks (connection lost) for high-risk clients in live sessions, POSTed at --rate. Latency:
+   from sending the webhook to receiving the published AlertOpened, which is published only after
+   the alert with its stored callback task was written (one insert, outbox). The first --warmup
+   seconds of drops after the processes start are reported apart and not measured.
 3. Ladders: --ladders alerts opened at once (through the service's own AlertService code), their
    rungs due --rung-delay seconds apart, fired by a real crisis process's timer loop; lateness =
    fired_at - due_at of every rung, read back from the store (polled by _id: a scan of the
@@ -30,6 +30,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.crisis import topics
@@ -38,6 +39,9 @@ from services.crisis.domain import Risk
 from services.crisis.paging import Pager
 from services.crisis.reference import load_policies
 from services.crisis.store import ALERTS, RISK, CrisisStore, rung_id, seq_id
+from services.engagement.config import DEV_WEBHOOK_SECRET
+from services.engagement.domain import sign
+from services.engagement.store import ATTENDANCE_COLLECTION
 from services.plumbing.bus import Topic, ensure_topics, reliable_producer
 from services.plumbing.outbox import OutboxRelay
 from services.plumbing.storage import find_by_ids, mongo_client, service_database
@@ -51,6 +55,7 @@ from tests.integration.test_crisis_support import (
     skip_backlog,
     start,
 )
+from tests.integration.test_engagement_support import HTTP_PORT, engagement_env, zoom_body
 from tests.support import TEST_PORTS, ServiceProcess, isolated_settings
 
 
@@ -110,29 +115,66 @@ async def baseline(settings, n: int, rate: float) -> Result:  # type: ignore[no-
 
 
 async def drops(
-    settings, n: int, rate: float, warmup: int, instances: int, directory: Path
+    settings, n: int, rate: float, warmup: int, instances: int, from_webhook: bool, directory: Path
 ) -> tuple[Result, Result, int]:  # type: ignore[no-untyped-def]
-    """Drops for high-risk clients at `rate`: first `warmup` of them (the process's first second:
-    its store connections, fetch sessions and code paths are cold), then the `n` measured ones."""
+    """Drops of high-risk clients in live sessions at `rate`: first `warmup` of them (the processes'
+    first second: store connections, fetch sessions and code paths are cold), then the `n` measured
+    ones. `from_webhook`: each is the video platform's webhook -> engagement (signature, receipt, the
+    session's ledger, ConnectionDropped published before it answers) -> Kafka -> crisis (risk, alert
+    with its callback task, outbox) -> AlertOpened; else it starts as the ConnectionDropped event,
+    produced as engagement does, and measures the crisis service alone."""
     prefix = f"bench{uuid.uuid4().hex[:6]}_"
     env = {"MONGODB_DATABASE_PREFIX": prefix, "CRISIS_POLICY_FILE": str(policy_file(directory, [0, 3600, 3600, 3600]))}
-    procs = start_instances(instances, env)
     mongo = mongo_client(settings)
-    db = service_database(mongo, isolated_settings(MONGODB_DATABASE_PREFIX=prefix), "crisis")
+    bench_settings = isolated_settings(MONGODB_DATABASE_PREFIX=prefix)
+    db = service_database(mongo, bench_settings, "crisis")
+    engagement_db = service_database(mongo, bench_settings, "engagement")
     clients = [f"bench-client-{uuid.uuid4().hex[:10]}" for _ in range(warmup + n)]
     now = datetime.now(UTC)
     await db[RISK].insert_many(  # setup: every client screened high risk
         [{"_id": seq_id(c, 1), "client_id": c, "level": int(Risk.HIGH), "source": "c-ssrs", "at": now} for c in clients]
     )
+    await engagement_db[ATTENDANCE_COLLECTION].insert_many(  # and in a session that is on (its ledger)
+        [
+            {
+                "_id": f"bench-session-{c}",
+                "clinician_id": "bench-clinician",
+                "program_id": "iop-test",
+                "starts_at": now - timedelta(minutes=10),
+                "ends_at": now + timedelta(hours=2),
+                "client_ids": [c],
+                "entries": [{"client_id": c, "status": "expected", "minutes_attended": 0}],
+                "signals": [],
+                "signal_ids": [],
+                "ended": False,
+            }
+            for c in clients
+        ]
+    )
+    engagement = [ServiceProcess("engagement", env={**env, **engagement_env()})] if from_webhook else []
+    procs = [*map(start, engagement), *start_instances(instances, env)]
     out = await Collector(settings, [topics.ALERTS_TOPIC.name]).start()
     producer = await Producer(settings).start()
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+    url = f"http://127.0.0.1:{HTTP_PORT}/webhooks/video"
+
+    async def report_drop(client: str) -> None:
+        session = f"bench-session-{client}"
+        if not from_webhook:
+            await producer.drop(session, client, "bench-clinician")
+            return
+        body = zoom_body("meeting.participant_left", session, client, leave_reason="Connection lost")
+        ts = str(int(time.time()))
+        headers = {"x-zm-request-timestamp": ts, "x-zm-signature": sign(DEV_WEBHOOK_SECRET, ts, body)}
+        async with http.post(url, data=body, headers={**headers, "content-type": "application/json"}) as reply:
+            assert reply.status == 200, await reply.text()
 
     async def phase(name: str, phase_clients: list[str]) -> tuple[Result, list[str]]:
         started: dict[str, float] = {}
 
         async def send(i: int) -> None:
             started[phase_clients[i]] = time.perf_counter()
-            await producer.drop(f"bench-session-{phase_clients[i]}", phase_clients[i], "bench-clinician")
+            await report_drop(phase_clients[i])
 
         t0 = time.perf_counter()
         await paced(len(phase_clients), rate, send)
@@ -156,17 +198,20 @@ async def drops(
 
     try:
         warm, _ = await phase("warm-up drops (not measured)", clients[:warmup])
-        drop, alert_ids = await phase("drop -> AlertOpened", clients[warmup:])
+        measured = "webhook -> AlertOpened" if from_webhook else "ConnectionDropped -> AlertOpened"
+        drop, alert_ids = await phase(measured, clients[warmup:])
         with_task = 0  # the stored callback task, read back from the store
         for alert_id in alert_ids:
             header = await db.alerts.find_one({"_id": alert_id}, {"open_records": 1})
             tasks = [t["kind"] for r in (header or {}).get("open_records", []) for t in r["tasks"]]
             with_task += "CALLBACK" in tasks
     finally:
+        await http.close()
         await out.stop()
         await producer.stop()
         stop_instances(procs)
         await mongo.drop_database(db.name)
+        await mongo.drop_database(engagement_db.name)
         await mongo.close()
     return warm, drop, with_task
 
@@ -245,25 +290,31 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = await baseline(settings, n, args.rate)
         print(table("baseline", [base]), flush=True)
-        skipped = Result("drop -> AlertOpened (skipped)", 0, float("nan"), float("nan"), 0)
-        warm, drop, with_task = skipped, skipped, 0
+        drop_rows: list[Result] = []
+        opened: list[tuple[Result, int]] = []  # (measured drops, alerts with their callback task)
         if args.only != "ladders":
-            warm, drop, with_task = await drops(
-                settings, n, args.rate, int(args.rate * args.warmup), args.instances, Path(tmp)
-            )
-            print(table("drops", [warm, drop]), flush=True)
+            for from_webhook in (False, True):
+                warm, drop, with_task = await drops(
+                    settings, n, args.rate, int(args.rate * args.warmup), args.instances, from_webhook, Path(tmp)
+                )
+                print(table("drops", [warm, drop]), flush=True)
+                drop_rows += [warm, drop]
+                opened.append((drop, with_task))
         lateness: list[float] = []
         expected, open_s = 0, 0.0
         if args.only != "drops":
             lateness, expected, open_s = await ladders(
                 settings, args.ladders, args.rung_delay, args.instances, Path(tmp)
             )
-    print(table("Crisis: disconnection response vs raw Kafka (one run, local broker + store)", [base, warm, drop]))
-    print(f"alerts opened {drop.count}/{n}; alert headers with the stored CALLBACK task: {with_task}")
-    if drop.count:
-        print(f"p99 ratio (drop->alert / raw): {drop.p99_ms / base.p99_ms:.1f}x")
+    print(table("Crisis: disconnection response vs raw Kafka (one run, local broker + store)", [base, *drop_rows]))
+    for drop, with_task in opened:
+        print(
+            f"{drop.name}: alerts opened {drop.count}/{n}, with the stored CALLBACK task {with_task}; "
+            f"p99 ratio to raw {drop.p99_ms / base.p99_ms:.1f}x"
+        )
+    if opened:
         commands = store_commands(settings, "crisis", f"{topics.ATTENDANCE_IN} process")
-        print(store_bound_report(rates, commands, "a drop"))
+        print(store_bound_report(rates, commands, "the crisis service's part of a drop"))
     ms = [x * 1000 for x in lateness]
     print(
         f"\nLadders: {args.ladders} alerts opened in {open_s:.1f} s, rungs every {args.rung_delay:.0f} s; "
