@@ -19,6 +19,7 @@ import struct
 import time
 import uuid
 
+import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from iop.events.v1 import scheduling_pb2
@@ -192,4 +193,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    uvloop.run(main())  # as the services run (services.plumbing.runner.main)
