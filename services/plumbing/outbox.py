@@ -21,9 +21,10 @@ Finding work:
   `_id` and publishes what no one has sent.
 - a sweep finds entries no hint covered: those of a process that crashed between
   its write and its publish, or of another instance. At start it looks back a day;
-  then every few seconds it reads the entries written since the previous sweep
-  (with an overlap for writes that were slow to land), and asks `outbox_published`
-  only about entries this relay does not know were sent.
+  then every few seconds it reads the ids and times of the entries written since the
+  previous sweep (with an overlap for writes that were slow to land), asks
+  `outbox_published` only about entries this relay does not know were sent, and reads
+  back by `_id` only the documents holding entries nobody sent.
 A crash or a broker outage between the write and the publish loses nothing (at
 least once; consumers de-duplicate by event id).
 """
@@ -207,22 +208,36 @@ class OutboxRelay:
             oldest = max(oldest, self._swept_until - self._sweep_overlap)
         total = 0
         for name in self._collections:
-            # On MongoDB the sparse outbox.time index answers this; FerretDB filters a scan.
+            # On MongoDB the sparse outbox.time index answers this; FerretDB filters a scan. Only the
+            # entries' ids and times are read: a window holds every entry of the last minutes, nearly
+            # all of them sent, and the rest is read back by `_id` only for entries nobody sent.
             query = {"outbox.time": {"$gte": oldest, "$lte": newest}}
-            entries: list[Document] = []
-            async for doc in self._db[name].find(query, {"outbox": 1}):
-                entries.extend(
-                    e
-                    for e in doc.get("outbox", [])
-                    if e["id"] not in self._sent and oldest <= _aware(e["time"]) <= newest
-                )
-                if len(entries) >= self._batch_size:
-                    total += await self._publish_unsent(entries)
-                    entries = []
-            total += await self._publish_unsent(entries)
+            unknown: dict[str, Any] = {}  # entry id -> its document's id, in write order
+            async for doc in self._db[name].find(query, {"outbox.id": 1, "outbox.time": 1}):
+                for e in doc.get("outbox", []):
+                    if e["id"] not in self._sent and oldest <= _aware(e["time"]) <= newest:
+                        unknown[e["id"]] = doc["_id"]
+                if len(unknown) >= self._batch_size:
+                    total += await self._publish_swept(name, unknown)
+                    unknown = {}
+            total += await self._publish_swept(name, unknown)
         self._swept_until = newest
         self.published += total
         return total
+
+    async def _publish_swept(self, collection: str, unknown: dict[str, Any]) -> int:
+        """Publish the swept entries (id -> document id) that `outbox_published` does not know,
+        reading their documents for the entries themselves."""
+        if not unknown:
+            return 0
+        sent = await find_by_ids(self._published, list(unknown), {"_id": 1})
+        for event_id in sent:
+            self._remember_sent(event_id)
+        unsent = {event_id: doc_id for event_id, doc_id in unknown.items() if event_id not in sent}
+        if not unsent:
+            return 0
+        docs = await find_by_ids(self._db[collection], list(dict.fromkeys(unsent.values())), {"outbox": 1})
+        return await self._publish([e for d in docs.values() for e in d.get("outbox", []) if e["id"] in unsent])
 
     async def _publish_unsent(self, entries: list[Document]) -> int:
         """Publish the entries that `outbox_published` does not know (of other writers or

@@ -299,3 +299,22 @@ async def test_relay_publishes_stored_writes_as_written_and_sweeps_what_no_hint_
     finally:
         await relay.drain()
         task.cancel()
+
+
+async def test_a_sweep_publishes_only_the_entries_nobody_sent_in_write_order(settings, producer, db) -> None:
+    topic = unique("outbox-partial")
+    await ensure_topics(settings, [Topic(topic, "k", "test")])
+    events = [OutgoingEvent(topic, "agg-p", scheduled(f"p-{i}")) for i in range(4)]
+    written = new_document_with_outbox({"_id": "agg-p", "state": 1}, "/test", events)
+    await db.aggs.insert_one(written)
+    entries = written["outbox"]
+    # the first was sent by another relay (its marker is stored); the others by nobody
+    await db.outbox_published.insert_one({"_id": entries[0]["id"], "topic": topic, "published_at": datetime.now(UTC)})
+    relay = OutboxRelay(db, ["aggs"], producer)
+    assert await relay.publish_pending() == 3
+    records = await read_all(settings, topic, expected=3)
+    assert [scheduling_pb2.SessionScheduled.FromString(r.value).session_id for r in records] == ["p-1", "p-2", "p-3"]
+    assert [dict(r.headers)["ce_id"].decode() for r in records] == [e["id"] for e in entries[1:]]
+    assert await relay.publish_pending() == 0  # all four are known as sent now
+    published = {m["_id"] for m in await db.outbox_published.find({}).to_list()}
+    assert published == {e["id"] for e in entries}
