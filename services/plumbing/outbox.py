@@ -228,27 +228,26 @@ class OutboxRelay:
     async def _publish_swept(self, collection: str, unknown: dict[str, Any]) -> int:
         """Publish the swept entries (id -> document id) that `outbox_published` does not know,
         reading their documents for the entries themselves."""
-        if not unknown:
-            return 0
-        sent = await find_by_ids(self._published, list(unknown), {"_id": 1})
-        for event_id in sent:
-            self._remember_sent(event_id)
-        unsent = {event_id: doc_id for event_id, doc_id in unknown.items() if event_id not in sent}
+        unsent = await self._not_published(list(unknown))
         if not unsent:
             return 0
-        docs = await find_by_ids(self._db[collection], list(dict.fromkeys(unsent.values())), {"outbox": 1})
+        docs = await find_by_ids(self._db[collection], list(dict.fromkeys(unknown[i] for i in unsent)), {"outbox": 1})
         return await self._publish([e for d in docs.values() for e in d.get("outbox", []) if e["id"] in unsent])
 
     async def _publish_unsent(self, entries: list[Document]) -> int:
         """Publish the entries that `outbox_published` does not know (of other writers or
         an earlier process: the ones this relay sent are skipped without asking)."""
-        entries = [e for e in entries if e["id"] not in self._sent]
-        if not entries:
-            return 0
-        sent = await find_by_ids(self._published, [e["id"] for e in entries], {"_id": 1})
+        unsent = await self._not_published([e["id"] for e in entries if e["id"] not in self._sent])
+        return await self._publish([e for e in entries if e["id"] in unsent])
+
+    async def _not_published(self, event_ids: list[str]) -> set[str]:
+        """Which of these event ids `outbox_published` does not know; the known ones are remembered."""
+        if not event_ids:
+            return set()
+        sent = await find_by_ids(self._published, event_ids, {"_id": 1})
         for event_id in sent:
             self._remember_sent(event_id)
-        return await self._publish([e for e in entries if e["id"] not in sent])
+        return {event_id for event_id in event_ids if event_id not in sent}
 
     async def _publish(self, entries: list[Document]) -> int:
         entries = [e for e in entries if e["id"] not in self._sent]
