@@ -3,11 +3,13 @@
     .venv/bin/python -m tests.bench.crisis_bench [--rate 200] [--seconds 5] [--warmup 1] [--ladders 1000]
 
 1. Baseline: raw aiokafka produce -> consume at the same paced rate (idempotent, acks=all).
-2. Drops: a real engagement process and a real crisis process; signed `meeting.participant_left`
-   webhooks (connection lost) for high-risk clients in live sessions, POSTed at --rate. Latency:
-   from sending the webhook to receiving the published AlertOpened, which is published only after
-   the alert with its stored callback task was written (one insert, outbox). The first --warmup
-   seconds of drops after the processes start are reported apart and not measured.
+2. Drops of high-risk clients in live sessions, paced at --rate, timed to the published
+   AlertOpened (published only after the alert with its stored callback task was written: one
+   insert, outbox), twice: (a) from the ConnectionDropped event, produced as engagement does, to a
+   real crisis process (the crisis service alone); (b) from a signed `meeting.participant_left`
+   webhook (connection lost) POSTed to a real engagement process, which publishes the
+   ConnectionDropped before it answers. The first --warmup seconds of drops after the processes
+   start are reported apart and not measured.
 3. Ladders: --ladders alerts opened at once (through the service's own AlertService code), their
    rungs due --rung-delay seconds apart, fired by a real crisis process's timer loop; lateness =
    fired_at - due_at of every rung, read back from the store (polled by _id: a scan of the
@@ -70,13 +72,12 @@ async def paced(n: int, rate: float, send) -> None:  # type: ignore[no-untyped-d
     await asyncio.gather(*tasks)
 
 
-def start_instances(count: int, env: dict[str, str]) -> list[ServiceProcess]:
-    """`count` crisis processes in one consumer group, as deployed (the HPA keeps at least two)."""
-    procs = []
+def start_instances(count: int, env: dict[str, str], procs: list[ServiceProcess]) -> None:
+    """Start `count` crisis processes in one consumer group (Kubernetes runs at least two), each
+    added to `procs` as it starts, so the caller stops the ones that started if a later one fails."""
     for i in range(count):
         own = {"CRISIS_INSTANCE_ID": f"crisis-bench-{i}", "CRISIS_GRPC_PORT": str(TEST_PORTS["crisis"] + 5 * i)}
         procs.append(start(ServiceProcess("crisis", env={**env, **own}, instance=f"-bench{i}")))
-    return procs
 
 
 def stop_instances(procs: list[ServiceProcess]) -> None:
@@ -134,25 +135,25 @@ async def drops(
     await db[RISK].insert_many(  # setup: every client screened high risk
         [{"_id": seq_id(c, 1), "client_id": c, "level": int(Risk.HIGH), "source": "c-ssrs", "at": now} for c in clients]
     )
-    await engagement_db[ATTENDANCE_COLLECTION].insert_many(  # and in a session that is on (its ledger)
-        [
-            {
-                "_id": f"bench-session-{c}",
-                "clinician_id": "bench-clinician",
-                "program_id": "iop-test",
-                "starts_at": now - timedelta(minutes=10),
-                "ends_at": now + timedelta(hours=2),
-                "client_ids": [c],
-                "entries": [{"client_id": c, "status": "expected", "minutes_attended": 0}],
-                "signals": [],
-                "signal_ids": [],
-                "ended": False,
-            }
-            for c in clients
-        ]
-    )
-    engagement = [ServiceProcess("engagement", env={**env, **engagement_env()})] if from_webhook else []
-    procs = [*map(start, engagement), *start_instances(instances, env)]
+    if from_webhook:  # and in a session that is on (engagement's ledger)
+        await engagement_db[ATTENDANCE_COLLECTION].insert_many(
+            [
+                {
+                    "_id": f"bench-session-{c}",
+                    "clinician_id": "bench-clinician",
+                    "program_id": "iop-test",
+                    "starts_at": now - timedelta(minutes=10),
+                    "ends_at": now + timedelta(hours=2),
+                    "client_ids": [c],
+                    "entries": [{"client_id": c, "status": "expected", "minutes_attended": 0}],
+                    "signals": [],
+                    "signal_ids": [],
+                    "ended": False,
+                }
+                for c in clients
+            ]
+        )
+    procs: list[ServiceProcess] = []
     out = await Collector(settings, [topics.ALERTS_TOPIC.name]).start()
     producer = await Producer(settings).start()
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
@@ -197,6 +198,9 @@ async def drops(
         return Result.of(f"{name} {rate:.0f}/s", len(latencies), elapsed, latencies), alert_ids
 
     try:
+        if from_webhook:
+            procs.append(start(ServiceProcess("engagement", env={**env, **engagement_env()})))
+        start_instances(instances, env, procs)
         warm, _ = await phase("warm-up drops (not measured)", clients[:warmup])
         measured = "webhook -> AlertOpened" if from_webhook else "ConnectionDropped -> AlertOpened"
         drop, alert_ids = await phase(measured, clients[warmup:])
@@ -219,7 +223,7 @@ async def drops(
 async def ladders(settings, n: int, delay_s: float, instances: int, directory: Path) -> tuple[list[float], int, float]:  # type: ignore[no-untyped-def]
     prefix = f"bench{uuid.uuid4().hex[:6]}_"
     policy = policy_file(directory, [0, delay_s, delay_s, delay_s], name="ladder.yaml")
-    procs = start_instances(instances, {"MONGODB_DATABASE_PREFIX": prefix, "CRISIS_POLICY_FILE": str(policy)})
+    procs: list[ServiceProcess] = []
     mongo = mongo_client(settings)
     db = service_database(mongo, isolated_settings(MONGODB_DATABASE_PREFIX=prefix), "crisis")
     producer = reliable_producer(settings, "crisis-bench")
@@ -227,6 +231,7 @@ async def ladders(settings, n: int, delay_s: float, instances: int, directory: P
     relay = OutboxRelay(db, [ALERTS], producer)  # never run: the service's relay publishes
     alerts = AlertService(CrisisStore(db), relay, load_policies(policy), Pager(None, 1), "bench-opener", 10)
     try:
+        start_instances(instances, {"MONGODB_DATABASE_PREFIX": prefix, "CRISIS_POLICY_FILE": str(policy)}, procs)
         # Setup: one alert opened through the service's own code, cloned n times in bulk (opening
         # 1,000 alerts one by one is itself minutes on the shared store; the drop path is measured above).
         template_client = f"ladder-client-{uuid.uuid4().hex[:10]}"
