@@ -2,8 +2,8 @@
 
 One consumer group reads the scheduler's session facts and the accepted video
 signals. Each signal is appended to its session's ledger document together with
-the recomputed attendance and, for a drop during an active session, the
-ConnectionDropped event: one document write (outbox), published at once.
+the recomputed attendance and, for a drop during an active session that the webhook did not
+publish already, the ConnectionDropped event: one document write (outbox), published at once.
 """
 
 from __future__ import annotations
@@ -70,9 +70,11 @@ def connection_dropped(
 ) -> ev.ConnectionDropped | None:
     """The ConnectionDropped a signal causes in this session's ledger, if any.
 
-    Used twice with the same event id (drop_event_id): by the webhook, straight after publishing
-    the signal (the fast path, before it answers), and by the ledger, through the outbox in the
-    same write as the signal (the durable path). Consumers de-duplicate by event id.
+    Used twice with the same event id (drop_event_id): by the webhook, before it publishes the
+    signal (the fast path, before it answers; the signal then carries the drop's id), and by the
+    ledger, through the outbox in the same write as the signal, for a drop the webhook did not
+    publish (the durable path: its read of the ledger was older than the ledger's). Consumers
+    de-duplicate by event id.
     """
     starts_at, ends_at = aware(doc["starts_at"]), aware(doc["ends_at"])
     assert starts_at is not None and ends_at is not None
@@ -169,8 +171,11 @@ class LedgerHandlers:
         ended = bool(doc.get("ended"))
         entries = compute_entries(doc, signals, aware(doc.get("ended_at")) if ended else None, self._rules)
         dropped = connection_dropped(doc, signal, signals, self._rules)
+        drop_id = drop_event_id(signal.signal_id)
+        if dropped is not None and payload.connection_dropped_event_id == drop_id:
+            dropped = None  # the webhook published this drop, and the broker had it, before this signal
         events = [] if dropped is None else [OutgoingEvent(ATTENDANCE.name, payload.session_id, dropped)]
-        ids = [] if dropped is None else [drop_event_id(signal.signal_id)]
+        ids = [] if dropped is None else [drop_id]
         added = await self._store.add_signal(payload.session_id, signal, [entry_doc(a) for a in entries], events, ids)
         if added is not None and events:
             self._relay.notify(ATTENDANCE_COLLECTION, payload.session_id, added)

@@ -114,18 +114,15 @@ def create_app(
             claim = await receipts.claim(event_id, signal.session_id)
             if claim == "published":
                 return JSONResponse({"status": "duplicate", "signal_id": event_id})
-            event = CloudEvent.new(source, signal.session_id, signal, event_id=event_id)
-            sent = [
-                await producer.send(
-                    config.signals_topic,
-                    value=event.data,
-                    key=signal.session_id.encode(),
-                    headers=record_headers(event),
-                )
-            ]
             if ledger is not None:
-                sent.extend(await send_drop_now(signal, await ledger))
-            await asyncio.gather(*sent)  # acknowledged by the broker (acks=all)
+                # The crisis service waits for this one: it goes first, and the signal names it
+                # once the broker has it, so the ledger does not publish it a second time.
+                signal.connection_dropped_event_id = await publish_drop_now(signal, await ledger)
+            event = CloudEvent.new(source, signal.session_id, signal, event_id=event_id)
+            sent = await producer.send(
+                config.signals_topic, value=event.data, key=signal.session_id.encode(), headers=record_headers(event)
+            )
+            await sent  # acknowledged by the broker (acks=all)
         finally:
             if ledger is not None and not ledger.done():
                 ledger.cancel()
@@ -135,20 +132,21 @@ def create_app(
             {"status": "accepted", "signal_id": event_id}, background=BackgroundTask(receipts.mark_published, event_id)
         )
 
-    async def send_drop_now(signal: VideoSignal, doc: Document | None) -> list[asyncio.Future[Any]]:
+    async def publish_drop_now(signal: VideoSignal, doc: Document | None) -> str:
         """The fast path of ConnectionDropped (the crisis service waits for it): straight from the
-        webhook, with the id the ledger's outbox uses for the same drop (consumers de-duplicate)."""
+        webhook, with the id the ledger's outbox would use for the same drop. Returns that id once
+        the broker has acknowledged the event, or "" when the signal is not a drop."""
         if doc is None or signal.signal_id in doc.get("signal_ids", []):
-            return []
+            return ""
         drop = ledger_signal(signal, datetime.now(UTC))
         dropped = connection_dropped(doc, drop, [*ledger_signals(doc), drop], rules)
         if dropped is None:
-            return []
+            return ""
         event = CloudEvent.new(source, signal.session_id, dropped, event_id=drop_event_id(signal.signal_id))
-        future = await producer.send(
+        await producer.send_and_wait(
             ATTENDANCE.name, value=event.data, key=signal.session_id.encode(), headers=record_headers(event)
         )
-        return [future]
+        return event.id
 
     async def _principal(request: Request) -> Principal:
         header = request.headers.get("authorization")

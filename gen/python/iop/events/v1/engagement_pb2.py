@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eiop/events/v1/engagement.proto\x12\riop.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf3\x01\n\x0bVideoSignal\x12\x11\n\tsignal_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05value\x18\x06 \x01(\x01\x12\x14\n\x0cleave_reason\x18\x07 \x01(\t\x12\x10\n\x08modality\x18\x08 \x01(\t\x12/\n\x0breceived_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa4\x01\n\x11\x43onnectionDropped\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12.\n\ndropped_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63linician_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x12\n\nprogram_id\x18\x06 \x01(\t\"\x9e\x02\n\x12\x41ttendanceRecorded\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x18\n\x10minutes_attended\x18\x04 \x01(\x05\x12\x16\n\x0e\x64isconnections\x18\x05 \x01(\x05\x12\x15\n\rreconnections\x18\x06 \x01(\x05\x12\x10\n\x08modality\x18\x07 \x01(\t\x12\x35\n\x11session_starts_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nprogram_id\x18\t \x01(\t\x12\x14\n\x0c\x63linician_id\x18\n \x01(\t\x12\x15\n\rattendance_id\x18\x0b \x01(\t\"\xd0\x01\n\x0fOutcomeRecorded\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x12\n\ninstrument\x18\x02 \x01(\t\x12\x13\n\x0btotal_score\x18\x03 \x01(\x05\x12\x13\n\x0bitem_scores\x18\x04 \x03(\x05\x12/\n\x0brecorded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rsubmission_id\x18\x06 \x01(\t\x12\x12\n\nsession_id\x18\x07 \x01(\t\x12\x10\n\x08severity\x18\x08 \x01(\t\"\x88\x01\n\x0c\x43risisSignal\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x05\x12/\n\x0bobserved_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rsubmission_id\x18\x05 \x01(\t\"O\n\x0bScoreFactor\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0e\n\x06weight\x18\x03 \x01(\x01\x12\x13\n\x0b\x65xplanation\x18\x04 \x01(\t\"\xb1\x01\n\x15ScoreThresholdCrossed\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x01\x12\x11\n\tdirection\x18\x04 \x01(\t\x12+\n\x07\x66\x61\x63tors\x18\x05 \x03(\x0b\x32\x1a.iop.events.v1.ScoreFactor\x12&\n\x02\x61t\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xaf\x01\n\x13OutreachTaskCreated\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x66\x61\x63tors\x18\x05 \x03(\x0b\x32\x1a.iop.events.v1.ScoreFactor\x12\x0f\n\x07\x63hannel\x18\x06 \x01(\t\"\xb6\x01\n\x0f\x43heckInRecorded\x12\x13\n\x0b\x63heck_in_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0b\n\x03\x64\x61y\x18\x03 \x01(\t\x12\x0c\n\x04mood\x18\x04 \x01(\x05\x12\x15\n\rpractice_done\x18\x05 \x01(\x08\x12\x18\n\x10practice_minutes\x18\x06 \x01(\x05\x12/\n\x0brecorded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eiop/events/v1/engagement.proto\x12\riop.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x98\x02\n\x0bVideoSignal\x12\x11\n\tsignal_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x16\n\x0eparticipant_id\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05value\x18\x06 \x01(\x01\x12\x14\n\x0cleave_reason\x18\x07 \x01(\t\x12\x10\n\x08modality\x18\x08 \x01(\t\x12/\n\x0breceived_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x1b\x63onnection_dropped_event_id\x18\n \x01(\t\"\xa4\x01\n\x11\x43onnectionDropped\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12.\n\ndropped_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63linician_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x12\n\nprogram_id\x18\x06 \x01(\t\"\x9e\x02\n\x12\x41ttendanceRecorded\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x18\n\x10minutes_attended\x18\x04 \x01(\x05\x12\x16\n\x0e\x64isconnections\x18\x05 \x01(\x05\x12\x15\n\rreconnections\x18\x06 \x01(\x05\x12\x10\n\x08modality\x18\x07 \x01(\t\x12\x35\n\x11session_starts_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nprogram_id\x18\t \x01(\t\x12\x14\n\x0c\x63linician_id\x18\n \x01(\t\x12\x15\n\rattendance_id\x18\x0b \x01(\t\"\xd0\x01\n\x0fOutcomeRecorded\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x12\n\ninstrument\x18\x02 \x01(\t\x12\x13\n\x0btotal_score\x18\x03 \x01(\x05\x12\x13\n\x0bitem_scores\x18\x04 \x03(\x05\x12/\n\x0brecorded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rsubmission_id\x18\x06 \x01(\t\x12\x12\n\nsession_id\x18\x07 \x01(\t\x12\x10\n\x08severity\x18\x08 \x01(\t\"\x88\x01\n\x0c\x43risisSignal\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x05\x12/\n\x0bobserved_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rsubmission_id\x18\x05 \x01(\t\"O\n\x0bScoreFactor\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0e\n\x06weight\x18\x03 \x01(\x01\x12\x13\n\x0b\x65xplanation\x18\x04 \x01(\t\"\xb1\x01\n\x15ScoreThresholdCrossed\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x01\x12\x11\n\tdirection\x18\x04 \x01(\t\x12+\n\x07\x66\x61\x63tors\x18\x05 \x03(\x0b\x32\x1a.iop.events.v1.ScoreFactor\x12&\n\x02\x61t\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xaf\x01\n\x13OutreachTaskCreated\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x66\x61\x63tors\x18\x05 \x03(\x0b\x32\x1a.iop.events.v1.ScoreFactor\x12\x0f\n\x07\x63hannel\x18\x06 \x01(\t\"\xb6\x01\n\x0f\x43heckInRecorded\x12\x13\n\x0b\x63heck_in_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0b\n\x03\x64\x61y\x18\x03 \x01(\t\x12\x0c\n\x04mood\x18\x04 \x01(\x05\x12\x15\n\rpractice_done\x18\x05 \x01(\x08\x12\x18\n\x10practice_minutes\x18\x06 \x01(\x05\x12/\n\x0brecorded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,21 +33,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'iop.events.v1.engagement_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_VIDEOSIGNAL']._serialized_start=83
-  _globals['_VIDEOSIGNAL']._serialized_end=326
-  _globals['_CONNECTIONDROPPED']._serialized_start=329
-  _globals['_CONNECTIONDROPPED']._serialized_end=493
-  _globals['_ATTENDANCERECORDED']._serialized_start=496
-  _globals['_ATTENDANCERECORDED']._serialized_end=782
-  _globals['_OUTCOMERECORDED']._serialized_start=785
-  _globals['_OUTCOMERECORDED']._serialized_end=993
-  _globals['_CRISISSIGNAL']._serialized_start=996
-  _globals['_CRISISSIGNAL']._serialized_end=1132
-  _globals['_SCOREFACTOR']._serialized_start=1134
-  _globals['_SCOREFACTOR']._serialized_end=1213
-  _globals['_SCORETHRESHOLDCROSSED']._serialized_start=1216
-  _globals['_SCORETHRESHOLDCROSSED']._serialized_end=1393
-  _globals['_OUTREACHTASKCREATED']._serialized_start=1396
-  _globals['_OUTREACHTASKCREATED']._serialized_end=1571
-  _globals['_CHECKINRECORDED']._serialized_start=1574
-  _globals['_CHECKINRECORDED']._serialized_end=1756
+  _globals['_VIDEOSIGNAL']._serialized_end=363
+  _globals['_CONNECTIONDROPPED']._serialized_start=366
+  _globals['_CONNECTIONDROPPED']._serialized_end=530
+  _globals['_ATTENDANCERECORDED']._serialized_start=533
+  _globals['_ATTENDANCERECORDED']._serialized_end=819
+  _globals['_OUTCOMERECORDED']._serialized_start=822
+  _globals['_OUTCOMERECORDED']._serialized_end=1030
+  _globals['_CRISISSIGNAL']._serialized_start=1033
+  _globals['_CRISISSIGNAL']._serialized_end=1169
+  _globals['_SCOREFACTOR']._serialized_start=1171
+  _globals['_SCOREFACTOR']._serialized_end=1250
+  _globals['_SCORETHRESHOLDCROSSED']._serialized_start=1253
+  _globals['_SCORETHRESHOLDCROSSED']._serialized_end=1430
+  _globals['_OUTREACHTASKCREATED']._serialized_start=1433
+  _globals['_OUTREACHTASKCREATED']._serialized_end=1608
+  _globals['_CHECKINRECORDED']._serialized_start=1611
+  _globals['_CHECKINRECORDED']._serialized_end=1793
 # @@protoc_insertion_point(module_scope)

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class VideoSignal(_message.Message):
-    __slots__ = ("signal_id", "session_id", "participant_id", "kind", "occurred_at", "value", "leave_reason", "modality", "received_at")
+    __slots__ = ("signal_id", "session_id", "participant_id", "kind", "occurred_at", "value", "leave_reason", "modality", "received_at", "connection_dropped_event_id")
     SIGNAL_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PARTICIPANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +20,7 @@ class VideoSignal(_message.Message):
     LEAVE_REASON_FIELD_NUMBER: _ClassVar[int]
     MODALITY_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_DROPPED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     signal_id: str
     session_id: str
     participant_id: str
@@ -29,7 +30,8 @@ class VideoSignal(_message.Message):
     leave_reason: str
     modality: str
     received_at: _timestamp_pb2.Timestamp
-    def __init__(self, signal_id: _Optional[str] = ..., session_id: _Optional[str] = ..., participant_id: _Optional[str] = ..., kind: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., value: _Optional[float] = ..., leave_reason: _Optional[str] = ..., modality: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    connection_dropped_event_id: str
+    def __init__(self, signal_id: _Optional[str] = ..., session_id: _Optional[str] = ..., participant_id: _Optional[str] = ..., kind: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., value: _Optional[float] = ..., leave_reason: _Optional[str] = ..., modality: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., connection_dropped_event_id: _Optional[str] = ...) -> None: ...
 
 class ConnectionDropped(_message.Message):
     __slots__ = ("session_id", "client_id", "dropped_at", "clinician_id", "reason", "program_id")
