@@ -7,7 +7,10 @@ whose parent is the producer's context (from `traceparent`), retrying a failing
 handler a bounded number of times before dead-lettering it. Records are applied
 in order per key, several keys at once (`CONSUMER_KEY_CONCURRENCY`): a handler
 is already safe against another instance applying a different partition at the
-same time, and the key is the unit of order on every topic. Offsets are
+same time, and the key is the unit of order on every topic. One key is one lane
+across the consumer's topics too (a session's facts and its video signals, both
+keyed by session id, then never update its document at the same time: FerretDB
+loses one of two concurrent updates of a document). Offsets are
 committed only after every record of a batch was applied or dead-lettered, and
 a stop drains the records in hand before leaving the group.
 
@@ -186,10 +189,11 @@ class EventConsumer:
     async def _process_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> dict[TopicPartition, int]:
         """Apply the batch; returns the offsets to commit.
 
-        Records are handled in order per key (a key's records, and every copy of one event
-        id, form one lane), with up to `key_concurrency` lanes at a time. On stop each lane
-        ends after the record in hand, and a partition's offset covers only the unbroken run
-        of records handled from its start, so nothing unhandled is ever committed."""
+        Records are handled in order per key (a key's records on every topic of the batch,
+        and every copy of one event id, form one lane; keyless records, one per partition),
+        with up to `key_concurrency` lanes at a time. On stop each lane ends after the record
+        in hand, and a partition's offset covers only the unbroken run of records handled
+        from its start, so nothing unhandled is ever committed."""
         decoded: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent | None]] = []
         for record in records:
             try:
@@ -206,7 +210,8 @@ class EventConsumer:
             if event is None:
                 handled.add((record.topic, record.partition, record.offset))  # dead-lettered above
                 continue
-            own_lane = (record.topic, record.partition, record.key) if self._key_concurrency > 1 else None
+            key_lane = record.key if record.key is not None else (record.topic, record.partition)
+            own_lane = key_lane if self._key_concurrency > 1 else None
             lanes.setdefault(lane_of_event.setdefault(event.id, own_lane), []).append((record, event))
 
         async def run_lane(lane: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent]]) -> None:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from iop.events.v1 import crisis_pb2 as crisis_events
 from iop.events.v1 import scheduling_pb2
@@ -148,6 +148,44 @@ async def test_keys_are_applied_side_by_side_each_in_its_own_order(settings, pro
     await run_until(consumer, lambda: consumer.applied + consumer.dead_lettered >= 5)
     assert consumer.dead_lettered == 0
     assert order == ["b1", "b2", "a1", "a2", "a3"]
+
+
+async def test_one_key_on_two_topics_is_one_lane(settings, producer, db) -> None:
+    """A session's facts and its signals come on two topics, both keyed by session id: applied one
+    after the other even within one batch, since both update the session's document (FerretDB
+    loses one of two concurrent updates of a document)."""
+    facts, signals = unique("lanes-facts"), unique("lanes-signals")
+    await ensure_topics(settings, [Topic(facts, "k", "test", partitions=1), Topic(signals, "k", "test", partitions=1)])
+    running: set[str] = set()
+    overlaps: list[tuple[str, str]] = []
+    applied: list[str] = []
+
+    async def handler(ev: CloudEvent, payload: scheduling_pb2.SessionScheduled) -> None:
+        key = payload.session_id.split("/")[0]
+        if key in running:
+            overlaps.append((key, payload.session_id))
+        running.add(key)
+        await asyncio.sleep(0.05)
+        running.discard(key)
+        applied.append(payload.session_id)
+
+    def record(topic: str, offset: int, key: str, name: str) -> ConsumerRecord[bytes, bytes]:
+        event = CloudEvent.new("/test", key, scheduled(name))
+        value, headers = event.data, record_headers(event)
+        return ConsumerRecord(topic, 0, offset, 0, 0, key.encode(), value, None, len(key), len(value), headers)
+
+    consumer = scheduled_consumer(settings, facts, handler, producer, db)
+    batch = [
+        record(facts, 0, "a", "a/fact"),
+        record(facts, 1, "b", "b/fact"),
+        record(signals, 0, "a", "a/signal-1"),
+        record(signals, 1, "a", "a/signal-2"),
+    ]
+    done = await consumer._process_batch(batch)
+    assert overlaps == []
+    assert [n for n in applied if n.startswith("a/")] == ["a/fact", "a/signal-1", "a/signal-2"]
+    assert "b/fact" in applied[:2]  # another key still runs beside them
+    assert done == {TopicPartition(facts, 0): 2, TopicPartition(signals, 0): 2}
 
 
 async def test_a_stop_commits_only_the_unbroken_run_of_handled_records(settings, producer, db) -> None:
