@@ -186,10 +186,8 @@ class AlertService:
     # ------------------------------------------------------------------ context
 
     async def client_facts(self, client_id: str, session_id: str) -> ClientFacts:
-        session, checkin, plan = await asyncio.gather(
-            self.store.session(session_id), self.store.checkin(client_id), self.store.plan(client_id)
-        )
-        return ClientFacts(session, checkin, plan)
+        session, records = await asyncio.gather(self.store.session(session_id), self.store.client_records(client_id))
+        return ClientFacts(session, records.checkin, records.plan)
 
     async def build_context(
         self, client_id: str, session_id: str, clinician_id: str, program_id: str, facts: ClientFacts | None = None

@@ -25,8 +25,8 @@ from services.crisis.domain import (
     to_windows,
 )
 from services.crisis.reference import NoResourcesForLocation, PolicyBook, ResourceCatalog
-from services.crisis.store import CHECKINS, PLANS, RECONNECT_TASKS, CrisisStore, seq_id
-from services.crisis.store import RISK as RISK_COLLECTION
+from services.crisis.store import CHECKINS, CLIENT_RECORDS, PLANS, RECONNECT_TASKS, CrisisStore, seq_id
+from services.crisis.store import RISK as RISK_LOG
 from services.crisis.topics import FHIR_TOPIC, LOCATIONS_TOPIC, RISK, TASKS_TOPIC
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox
 from services.plumbing.protos import to_timestamp
@@ -120,9 +120,9 @@ class CrisisCore:
                 ]
             return new_document_with_outbox({"_id": record_id, **fields}, SOURCE, outgoing)
 
-        doc = await self.store.append(RISK_COLLECTION, client_id, make)
+        doc = await self.store.append(RISK_LOG, client_id, make)
         if new != previous:
-            self.relay.notify(RISK_COLLECTION, doc["_id"], doc)
+            self.relay.notify(CLIENT_RECORDS, doc["_id"], doc)
         return doc
 
     # ------------------------------------------------------------------ check-ins
@@ -177,7 +177,7 @@ class CrisisCore:
             CHECKINS, client_id, lambda rid, _: new_document_with_outbox({"_id": rid, **doc}, SOURCE, outgoing)
         )
         if outgoing:
-            self.relay.notify(CHECKINS, saved["_id"], saved)
+            self.relay.notify(CLIENT_RECORDS, saved["_id"], saved)
 
     # ------------------------------------------------------------------ safety plans
 
@@ -207,7 +207,7 @@ class CrisisCore:
     ) -> Document:
         doc = {
             **plan,
-            "_id": seq_id(client_id, version),
+            "_id": seq_id(PLANS, client_id, version),
             "client_id": client_id,
             "version": version,
             "updated_by": by,
@@ -216,10 +216,10 @@ class CrisisCore:
         care_plan = fhir.safety_care_plan(doc)
         outgoing = [OutgoingEvent(FHIR_TOPIC.name, client_id, care_plan)]
         written = new_document_with_outbox(doc, SOURCE, outgoing)
-        if not await self.store.insert_new(PLANS, written):
+        if not await self.store.insert_plan_version(written):
             latest = await self.store.plan(client_id)
             raise VersionConflict(latest["version"] if latest else 0)
-        self.relay.notify(PLANS, doc["_id"], written)
+        self.relay.notify(CLIENT_RECORDS, doc["_id"], written)
         return doc
 
     # ------------------------------------------------------------------ disconnections
@@ -238,13 +238,13 @@ class CrisisCore:
         """Opens (or escalates) an alert for a client at moderate/high risk or with an active alert;
         a reconnect/reschedule task otherwise."""
         alert_id = derived_id("alert", trigger_id, client_id)
-        # Everything the response may need, in one round of reads.
-        current, active, own_alert, facts = await asyncio.gather(
-            self.store.risk(client_id),
-            self.store.active_alert(client_id),
-            self.store.alert(alert_id),
-            self.alerts.client_facts(client_id, session_id),
+        # Everything the response may need, in one round of three reads (and the active alert's
+        # header when there is one).
+        records, session, own_alert = await asyncio.gather(
+            self.store.client_records(client_id), self.store.session(session_id), self.store.alert(alert_id)
         )
+        active = await self.store.alert(records.active_alert_id) if records.active_alert_id else None
+        current, facts = records.risk, ClientFacts(session, records.checkin, records.plan)
         risk = Risk(current["level"]) if current else Risk.UNSPECIFIED
         decision = decide_on_drop(risk, active is not None, (facts.session or {}).get("status", ""))
         span = trace.get_current_span()

@@ -8,7 +8,7 @@ against a unique index. So:
 - every fact is an insert-only record carrying its own events (transactional outbox): risk
   assessments, check-ins, safety-plan versions, alert rung firings and people's actions on alerts.
   A record's unique `_id` makes it exactly-once (a rung is `<alert>:rung:<n>`, a plan version is
-  `<client>:<version>`); only the outbox relay ever updates a record (to clear its outbox);
+  `<client>:plan:<version>`); only the outbox relay ever updates a record (to clear its outbox);
 - current state is read from the latest record, or folded from an alert's records;
 - the alert document is a header (who, ladder policy, context, the open events) plus a cache of
   the folded state used as the timer index (`due_at`); any writer recomputes it from the records
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,22 +29,22 @@ from pymongo.errors import DuplicateKeyError
 
 from services.plumbing.storage import Document, IndexSpec, find_by_ids
 
-RISK = "risk_assessments"  # insert-only log per client `<client>:<seq>`: assessments, signals, flags
-CHECKINS = "checkins"  # insert-only log per client `<client>:<seq>`: verified locations (SessionCheckedIn)
-PLANS = "safety_plan_versions"  # insert-only log per client `<client>:<version>`
+# Per client, in one collection so that one `$in` query reads all of it (the drop path does):
+# three insert-only logs `<client>:<kind>:<seq>` and the active-alert slot `<client>:active`.
+CLIENT_RECORDS = "client_records"
+RISK = "risk"  # log kind: assessments, signals, flags
+CHECKINS = "checkin"  # log kind: verified locations (SessionCheckedIn)
+PLANS = "plan"  # log kind: safety-plan versions (seq = version)
 SESSIONS = "sessions"  # what crisis knows about sessions (one writer: the sessions consumer)
 ALERTS = "alerts"  # header + cached state (timer index)
-ACTIVE = "active_alerts"  # `<client>` -> alert id: at most one active alert per client (unique _id)
 ALERT_RECORDS = "alert_records"  # insert-only: rungs fired, acknowledgements, contact attempts, resolution
 CLAIMS = "timer_claims"  # leases on an alert's timer
 TIMERS = "timers"  # `<alert>` -> due_at of its next rung: a small collection the timer loop scans
 RECONNECT_TASKS = "reconnect_tasks"  # insert-only: low-risk drops
 
-OUTBOX_COLLECTIONS = [RISK, CHECKINS, PLANS, ALERTS, ALERT_RECORDS, RECONNECT_TASKS]
+OUTBOX_COLLECTIONS = [CLIENT_RECORDS, ALERTS, ALERT_RECORDS, RECONNECT_TASKS]
 INDEXES = [
-    IndexSpec(RISK, [("client_id", 1), ("at", -1)], name="client_at"),
-    IndexSpec(CHECKINS, [("client_id", 1), ("at", -1)], name="client_at"),
-    IndexSpec(PLANS, [("client_id", 1), ("version", -1)], name="client_version"),
+    IndexSpec(CLIENT_RECORDS, [("client_id", 1), ("kind", 1)], name="client_kind"),
     IndexSpec(ALERTS, [("due_at", 1)], name="due_at_1"),
     IndexSpec(ALERTS, [("active", 1)], name="active_1"),
     IndexSpec(ALERTS, [("client_id", 1), ("opened_at", -1)], name="client_opened"),
@@ -54,8 +55,26 @@ NO_OUTBOX = {"outbox": 0}
 FIRST_PROBE = 8  # positions of a client's log read in one query (most logs are shorter)
 
 
-def seq_id(client_id: str, seq: int) -> str:
-    return f"{client_id}:{seq:06d}"
+def seq_id(kind: str, client_id: str, seq: int) -> str:
+    return f"{client_id}:{kind}:{seq:06d}"
+
+
+def active_id(client_id: str) -> str:
+    return f"{client_id}:active"
+
+
+def _probe_ids(kind: str, client_id: str) -> list[str]:
+    return [seq_id(kind, client_id, n) for n in range(1, FIRST_PROBE + 1)]
+
+
+@dataclass(frozen=True)
+class ClientRecords:
+    """What the store holds on a client now: the latest record of each log, the active alert's id."""
+
+    risk: Document | None
+    checkin: Document | None
+    plan: Document | None
+    active_alert_id: str | None
 
 
 def rung_id(alert_id: str, index: int) -> str:
@@ -71,44 +90,58 @@ class CrisisStore:
         self.db = db
         self.sessions = db[SESSIONS]
         self.alerts = db[ALERTS]
+        self.per_client = db[CLIENT_RECORDS]
 
-    # -- per-client logs: `<client>:<seq>` (seq from 1), found by _id lookups (see `last`)
-    async def _get(self, collection: str, client_id: str, seq: int) -> Document | None:
-        return await self.db[collection].find_one({"_id": seq_id(client_id, seq)}, NO_OUTBOX)
+    # -- per-client logs `<client>:<kind>:<seq>` (seq from 1), found by _id lookups (see `last`)
+    async def _get(self, kind: str, client_id: str, seq: int) -> Document | None:
+        return await self.per_client.find_one({"_id": seq_id(kind, client_id, seq)}, NO_OUTBOX)
 
-    async def last(self, collection: str, client_id: str) -> tuple[int, Document | None]:
+    async def last(self, kind: str, client_id: str) -> tuple[int, Document | None]:
         """The highest sequence number in the client's log and its record ((0, None) when empty).
         A log is dense (appends take the next free position), so its first FIRST_PROBE positions
         are asked for in one `$in` query, which answers most logs; longer ones are galloped."""
-        head = await find_by_ids(
-            self.db[collection], [seq_id(client_id, n) for n in range(1, FIRST_PROBE + 1)], NO_OUTBOX
-        )
+        head = await find_by_ids(self.per_client, _probe_ids(kind, client_id), NO_OUTBOX)
+        return await self._last_from(kind, client_id, head)
+
+    async def _last_from(self, kind: str, client_id: str, head: dict[Any, Document]) -> tuple[int, Document | None]:
+        """`last`, given what a query of the log's first FIRST_PROBE positions found (`head`)."""
         top = 0
-        while top < FIRST_PROBE and seq_id(client_id, top + 1) in head:
+        while top < FIRST_PROBE and seq_id(kind, client_id, top + 1) in head:
             top += 1
         if top < FIRST_PROBE:
-            return top, head.get(seq_id(client_id, top))
-        hi, hi_doc = FIRST_PROBE, head.get(seq_id(client_id, FIRST_PROBE))
+            return top, head.get(seq_id(kind, client_id, top))
+        hi, hi_doc = FIRST_PROBE, head.get(seq_id(kind, client_id, FIRST_PROBE))
         lo, lo_doc = hi, hi_doc
         while hi_doc is not None:
             lo, lo_doc = hi, hi_doc
             hi *= 2
-            hi_doc = await self._get(collection, client_id, hi)
+            hi_doc = await self._get(kind, client_id, hi)
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            mid_doc = await self._get(collection, client_id, mid)
+            mid_doc = await self._get(kind, client_id, mid)
             if mid_doc is None:
                 hi = mid
             else:
                 lo, lo_doc = mid, mid_doc
         return lo, lo_doc
 
-    async def append(self, collection: str, client_id: str, make: Callable[[str, int], Document]) -> Document:
+    async def client_records(self, client_id: str) -> ClientRecords:
+        """The client's latest risk, check-in and plan and its active alert's id, in one `$in`
+        query of the logs' first positions and the slot (a longer log is galloped on its own)."""
+        ids = [*_probe_ids(RISK, client_id), *_probe_ids(CHECKINS, client_id), *_probe_ids(PLANS, client_id)]
+        found = await find_by_ids(self.per_client, [*ids, active_id(client_id)], NO_OUTBOX)
+        (_, risk), (_, checkin), (_, plan) = await asyncio.gather(
+            *(self._last_from(kind, client_id, found) for kind in (RISK, CHECKINS, PLANS))
+        )
+        slot = found.get(active_id(client_id))
+        return ClientRecords(risk, checkin, plan, slot["alert_id"] if slot else None)
+
+    async def append(self, kind: str, client_id: str, make: Callable[[str, int], Document]) -> Document:
         """Append `make(record_id, seq)` at the next free position of the client's log."""
-        seq, _ = await self.last(collection, client_id)
+        seq, _ = await self.last(kind, client_id)
         for n in range(seq + 1, seq + 50):
-            doc = make(seq_id(client_id, n), n)
-            if await self.insert_new(collection, doc):
+            doc = {**make(seq_id(kind, client_id, n), n), "kind": kind}
+            if await self.insert_new(CLIENT_RECORDS, doc):
                 return doc
         raise RuntimeError("the client's log kept moving; retry")
 
@@ -127,6 +160,10 @@ class CrisisStore:
         found = await asyncio.gather(*(self._get(PLANS, client_id, v) for v in range(1, last + 1)))
         return [d for d in found if d is not None]
 
+    async def insert_plan_version(self, doc: Document) -> bool:
+        """Insert a plan version `_id` seq_id(PLANS, client, version); False when that version exists."""
+        return await self.insert_new(CLIENT_RECORDS, {**doc, "kind": PLANS})
+
     async def session(self, session_id: str) -> Document | None:
         if not session_id:
             return None
@@ -138,20 +175,21 @@ class CrisisStore:
 
     async def active_alert(self, client_id: str) -> Document | None:
         """Lookups by _id only: FerretDB 1.x scans a collection for any other filter."""
-        pointer = await self.db[ACTIVE].find_one({"_id": client_id})
-        if pointer is None:
+        slot = await self.per_client.find_one({"_id": active_id(client_id)})
+        if slot is None:
             return None
-        return await self.alert(pointer["alert_id"])
+        return await self.alert(slot["alert_id"])
 
     async def take_active(self, client_id: str, alert_id: str) -> str | None:
         """Make `alert_id` the client's active alert; returns the alert id that holds the slot."""
-        if await self.insert_new(ACTIVE, {"_id": client_id, "alert_id": alert_id}):
+        slot = {"_id": active_id(client_id), "kind": "active", "client_id": client_id, "alert_id": alert_id}
+        if await self.insert_new(CLIENT_RECORDS, slot):
             return alert_id
-        pointer = await self.db[ACTIVE].find_one({"_id": client_id})
-        return pointer["alert_id"] if pointer else None
+        held = await self.per_client.find_one({"_id": active_id(client_id)})
+        return held["alert_id"] if held else None
 
     async def release_active(self, client_id: str, alert_id: str) -> None:
-        await self.db[ACTIVE].delete_one({"_id": client_id, "alert_id": alert_id})
+        await self.per_client.delete_one({"_id": active_id(client_id), "alert_id": alert_id})
 
     async def records(self, alert: Document) -> list[Document]:
         """The alert's records, by _id lookups only (the local store pushes down nothing else):

@@ -40,7 +40,7 @@ from services.crisis.alerts import AlertService, derived_id
 from services.crisis.domain import Risk
 from services.crisis.paging import Pager
 from services.crisis.reference import load_policies
-from services.crisis.store import ALERTS, RISK, CrisisStore, rung_id, seq_id
+from services.crisis.store import ALERTS, CLIENT_RECORDS, RISK, CrisisStore, rung_id, seq_id
 from services.engagement.config import DEV_WEBHOOK_SECRET
 from services.engagement.domain import sign
 from services.engagement.store import ATTENDANCE_COLLECTION
@@ -132,8 +132,18 @@ async def drops(
     engagement_db = service_database(mongo, bench_settings, "engagement")
     clients = [f"bench-client-{uuid.uuid4().hex[:10]}" for _ in range(warmup + n)]
     now = datetime.now(UTC)
-    await db[RISK].insert_many(  # setup: every client screened high risk
-        [{"_id": seq_id(c, 1), "client_id": c, "level": int(Risk.HIGH), "source": "c-ssrs", "at": now} for c in clients]
+    await db[CLIENT_RECORDS].insert_many(  # setup: every client screened high risk
+        [
+            {
+                "_id": seq_id(RISK, c, 1),
+                "kind": RISK,
+                "client_id": c,
+                "level": int(Risk.HIGH),
+                "source": "c-ssrs",
+                "at": now,
+            }
+            for c in clients
+        ]
     )
     if from_webhook:  # and in a session that is on (engagement's ledger)
         await engagement_db[ATTENDANCE_COLLECTION].insert_many(

@@ -1,5 +1,6 @@
-"""A client's insert-only log on the real store: `last` finds the newest record whether the log
-fits the first probe or needs galloping past it, and `append` takes the next free position."""
+"""A client's insert-only logs on the real store: `last` finds the newest record whether the log
+fits the first probe or needs galloping past it, `append` takes the next free position, and
+`client_records` reads the newest of each log and the active-alert slot together."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import uuid
 
 import pytest
 
-from services.crisis.store import FIRST_PROBE, RISK, CrisisStore
+from services.crisis.store import CHECKINS, FIRST_PROBE, PLANS, RISK, ClientRecords, CrisisStore
 from services.plumbing.settings import Settings
 from services.plumbing.storage import mongo_client, service_database
 from tests.support import RUN_ID, isolated_settings
@@ -31,6 +32,20 @@ async def test_last_and_append_across_the_first_probe(settings: Settings) -> Non
                 assert seq == n and last is not None and last["level"] == n
         other = await store.last(RISK, f"{client}-other")  # another client's log is its own
         assert other == (0, None)
+        assert await store.last(CHECKINS, client) == (0, None)  # and each kind of log is its own
+
+        # the newest of each log (the risk log is past the first probe) and the active alert's id
+        assert await store.client_records(client) == ClientRecords(last, None, None, None)
+        checkin = await store.append(CHECKINS, client, lambda rid, seq: {"_id": rid, "client_id": client, "at": seq})
+        for _ in range(2):
+            plan = await store.append(PLANS, client, lambda rid, seq: {"_id": rid, "client_id": client, "version": seq})
+        assert await store.take_active(client, "alert-1") == "alert-1"
+        assert await store.take_active(client, "alert-2") == "alert-1"  # one active alert per client
+        records = await store.client_records(client)
+        assert records == ClientRecords(last, checkin, plan, "alert-1")
+        assert records.plan is not None and records.plan["version"] == 2
+        await store.release_active(client, "alert-1")
+        assert (await store.client_records(client)).active_alert_id is None
     finally:
         await mongo.drop_database(store.db.name)
         await mongo.close()
