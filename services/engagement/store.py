@@ -156,18 +156,28 @@ class AttendanceStore:
 class ReceiptStore:
     """Replay protection: one receipt per webhook delivery id (unique _id).
 
-    Receipts are group-committed: the claims and status updates of concurrent requests are
-    written together every few milliseconds (one insert_many / update_many), and each request
-    awaits its batch. A store that serialises writes (FerretDB on SQLite) then takes one write per
-    batch instead of one per webhook; the semantics per request are unchanged.
+    Receipts are group-committed: the claims of concurrent requests are written together every
+    few milliseconds (one insert_many), each request awaiting its batch, and the "published"
+    statuses, which nobody waits for (the webhook has answered), every `publish_window_s` (one
+    update_many). A store that serialises writes (FerretDB on SQLite) then takes one write per
+    batch instead of one per webhook. The semantics per request are unchanged: until its status
+    is written, a receipt this process published counts as published here; a replay that reaches
+    another instance first is published again and de-duplicated by event id.
     """
 
-    def __init__(self, db: AsyncDatabase[Document], window_s: float = 0.003, max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        window_s: float = 0.003,
+        publish_window_s: float = 0.05,
+        max_batch: int = 500,
+    ) -> None:
         self._receipts = db[RECEIPTS_COLLECTION]
         self._window_s = window_s
+        self._publish_window_s = publish_window_s
         self._max_batch = max_batch
         self._claims: list[tuple[Document, asyncio.Future[str]]] = []
-        self._published: list[str] = []
+        self._unrecorded: dict[str, None] = {}  # published here, the receipt does not say so yet
         self._claim_flush: asyncio.Task[None] | None = None
         self._publish_flush: asyncio.Task[None] | None = None
 
@@ -202,22 +212,24 @@ class ReceiptStore:
             return ["new"] * len(batch)
         ids = [batch[i][0]["_id"] for i in duplicates]
         found = await self._receipts.find({"_id": {"$in": ids}}, {"status": 1}).to_list()
-        published = {d["_id"] for d in found if d.get("status") == "published"}
+        published = {d["_id"] for d in found if d.get("status") == "published" or d["_id"] in self._unrecorded}
         return [
             ("published" if doc["_id"] in published else "pending") if i in duplicates else "new"
             for i, (doc, _) in enumerate(batch)
         ]
 
     async def mark_published(self, event_id: str) -> None:
-        self._published.append(event_id)
+        self._unrecorded[event_id] = None
         if self._publish_flush is None or self._publish_flush.done():
             self._publish_flush = asyncio.create_task(self._flush_published())
 
     async def _flush_published(self) -> None:
-        await asyncio.sleep(self._window_s)
-        while self._published:
-            ids, self._published = self._published[: self._max_batch], self._published[self._max_batch :]
+        await asyncio.sleep(self._publish_window_s)
+        while self._unrecorded:
+            ids = list(self._unrecorded)[: self._max_batch]
             await self._receipts.update_many({"_id": {"$in": ids}}, {"$set": {"status": "published"}})
+            for event_id in ids:
+                self._unrecorded.pop(event_id, None)
 
 
 class OutcomeStore:
