@@ -5,7 +5,11 @@ pushed onto the aggregate document's `outbox` array in the same update that
 changes its state (`with_outbox`, `new_document_with_outbox`). The relay
 publishes the entries with the idempotent, acks=all producer, in order per
 document, each inside the trace context that was current when the state
-changed, and then records each published event id in `outbox_published`.
+changed, and then records each published event id in `outbox_published`
+(in batches, `marker_window_s` after the first: this relay remembers what it
+sent meanwhile, and a marker lost in a crash only means another relay, or this
+one's sweep after a restart, publishes that event again, which consumers
+de-duplicate by event id).
 
 The relay never writes to the aggregate document. FerretDB 1.x applies an
 update as read-modify-write of the whole document, so an update by the relay
@@ -21,7 +25,7 @@ Finding work:
   `_id` and publishes what no one has sent.
 - a sweep finds entries no hint covered: those of a process that crashed between
   its write and its publish, or of another instance. At start it looks back a day;
-  then every few seconds it reads the ids and times of the entries written since the
+  then every `sweep_interval_s` (a minute by default) it reads the ids and times of the entries written since the
   previous sweep (with an overlap for writes that were slow to land), asks
   `outbox_published` only about entries this relay does not know were sent, and reads
   back by `_id` only the documents holding entries nobody sent.
@@ -146,12 +150,13 @@ class OutboxRelay:
         collections: list[str],
         producer: AIOKafkaProducer,
         poll_interval_s: float = 0.5,
-        sweep_interval_s: float = 10.0,
+        sweep_interval_s: float = 60.0,
         sweep_min_age_s: float = 5.0,
         sweep_overlap_s: float = 120.0,
         sweep_horizon_s: float = 24 * 3600,
         batch_size: int = 500,
         known_sent: int = 100_000,
+        marker_window_s: float = 0.05,
     ) -> None:
         self._db = db
         self._published = db[PUBLISHED_COLLECTION]
@@ -168,6 +173,9 @@ class OutboxRelay:
         # Ids this relay published or found published, oldest first: the sweep skips them.
         self._sent: dict[str, None] = {}
         self._known_sent = known_sent
+        self._marker_window_s = marker_window_s
+        self._unmarked: list[Document] = []  # published, not yet in outbox_published
+        self._marking: asyncio.Task[None] | None = None
         self._swept_until: datetime | None = None  # None: the next sweep looks back the whole horizon
         self._wake = asyncio.Event()
         self._stopping = False
@@ -255,11 +263,30 @@ class OutboxRelay:
             return 0
         sends = [await self._send(entry) for entry in entries]
         await asyncio.gather(*sends)  # every entry acknowledged by all in-sync replicas
-        markers = [{"_id": e["id"], "topic": e["topic"], "published_at": datetime.now(UTC)} for e in entries]
-        await insert_new(self._published, markers)  # another relay's markers: fine (at least once)
+        now = datetime.now(UTC)
         for entry in entries:
             self._remember_sent(entry["id"])
+            self._unmarked.append({"_id": entry["id"], "topic": entry["topic"], "published_at": now})
+        if self._marking is None or self._marking.done():
+            self._marking = asyncio.create_task(self._record_published_soon())
         return len(entries)
+
+    async def _record_published_soon(self) -> None:
+        await asyncio.sleep(self._marker_window_s)
+        try:
+            await self.record_published()
+        except Exception:  # the markers stay for the next batch, or the drain
+            log.warning("outbox relay: could not record %d published ids", len(self._unmarked), exc_info=True)
+
+    async def record_published(self) -> None:
+        """Write the markers of what this relay published and has not recorded yet."""
+        while self._unmarked:
+            batch, self._unmarked = self._unmarked[: self._batch_size], self._unmarked[self._batch_size :]
+            try:
+                await insert_new(self._published, batch)  # another relay's markers: fine (at least once)
+            except Exception:
+                self._unmarked[:0] = batch
+                raise
 
     def _remember_sent(self, event_id: str) -> None:
         self._sent[event_id] = None
@@ -307,6 +334,7 @@ class OutboxRelay:
         try:
             await self.publish_hinted()
             await self.publish_pending(since_last_sweep=True)
+            await self.record_published()
         except Exception:
             log.warning("outbox relay: could not drain; entries stay for the next start", exc_info=True)
 

@@ -97,7 +97,13 @@ async def start_infrastructure(definition: ServiceDefinition, settings: Settings
     await ensure_topics(settings, [*definition.topics, dead_letter_topic(definition.name)])
     producer = reliable_producer(settings, client_id=f"iop-{definition.name}")
     await producer.start()
-    relay = OutboxRelay(db, definition.outbox_collections, producer, settings.outbox_poll_interval_s)
+    relay = OutboxRelay(
+        db,
+        definition.outbox_collections,
+        producer,
+        poll_interval_s=settings.outbox_poll_interval_s,
+        sweep_interval_s=settings.outbox_sweep_interval_s,
+    )
     grpc_server = GrpcServer(settings, settings.grpc_port(definition.name), definition.access)
     return Infrastructure(settings, definition.name, mongo, db, producer, relay, grpc_server)
 

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     grpc_client_deadline_s: float = Field(default=2.0, alias="GRPC_CLIENT_DEADLINE_S")
 
     outbox_poll_interval_s: float = Field(default=0.5, alias="OUTBOX_POLL_INTERVAL_S")
+    # How often the relay sweeps for entries no hint named (a crashed or vanished writer's). On
+    # FerretDB a sweep reads every document of the outbox collections (no index on outbox.time
+    # there), a stall of ~0.5 s per 10,000 documents; on MongoDB it is an index range and 10 s is cheap.
+    outbox_sweep_interval_s: float = Field(default=60.0, gt=0, alias="OUTBOX_SWEEP_INTERVAL_S")
     consumer_max_attempts: int = Field(default=3, alias="CONSUMER_MAX_ATTEMPTS")
     consumer_retry_backoff_s: float = Field(default=0.2, alias="CONSUMER_RETRY_BACKOFF_S")
     # Lanes (distinct record keys) a consumer applies at once; a key's records stay in order.

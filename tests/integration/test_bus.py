@@ -298,8 +298,10 @@ async def test_outbox_write_is_one_document_and_relay_publishes_in_order(setting
     assert await relay.publish_hinted() == 0  # each entry is published once per relay
     assert await relay.publish_pending() == 0  # and the sweep knows they were sent
     # the relay never writes the aggregate (on FerretDB an update is read-modify-write
-    # and could undo a concurrent state change): the published ids are recorded apart
+    # and could undo a concurrent state change): the published ids are recorded apart,
+    # in batches a moment later
     assert await db.aggs.find_one({"_id": "agg-1"}) == doc
+    await relay.record_published()
     published = {m["_id"] for m in await db.outbox_published.find({}).to_list()}
     assert published == {e["id"] for e in doc["outbox"]}
 
@@ -354,5 +356,6 @@ async def test_a_sweep_publishes_only_the_entries_nobody_sent_in_write_order(set
     assert [scheduling_pb2.SessionScheduled.FromString(r.value).session_id for r in records] == ["p-1", "p-2", "p-3"]
     assert [dict(r.headers)["ce_id"].decode() for r in records] == [e["id"] for e in entries[1:]]
     assert await relay.publish_pending() == 0  # all four are known as sent now
+    await relay.drain()
     published = {m["_id"] for m in await db.outbox_published.find({}).to_list()}
     assert published == {e["id"] for e in entries}
