@@ -8,7 +8,8 @@ against a unique index. So:
 - every fact is an insert-only record carrying its own events (transactional outbox): risk
   assessments, check-ins, safety-plan versions, alert rung firings and people's actions on alerts.
   A record's unique `_id` makes it exactly-once (a rung is `<alert>:rung:<n>`, a plan version is
-  `<client>:plan:<version>`); only the outbox relay ever updates a record (to clear its outbox);
+  `<client>:plan:<version>`); nothing updates a record (the outbox relay records what it
+  published apart, in `outbox_published`);
 - current state is read from the latest record, or folded from an alert's records;
 - the alert document is a header (who, ladder policy, context, the open events) plus a cache of
   the folded state used as the timer index (`due_at`); any writer recomputes it from the records

@@ -25,10 +25,11 @@ Finding work:
   `_id` and publishes what no one has sent.
 - a sweep finds entries no hint covered: those of a process that crashed between
   its write and its publish, or of another instance. At start it looks back a day;
-  then every `sweep_interval_s` (a minute by default) it reads the ids and times of the entries written since the
-  previous sweep (with an overlap for writes that were slow to land), asks
-  `outbox_published` only about entries this relay does not know were sent, and reads
-  back by `_id` only the documents holding entries nobody sent.
+  then every `sweep_interval_s` (a minute by default) it reads the ids and times of
+  the entries written since the previous sweep (with an overlap for writes that
+  were slow to land), asks `outbox_published` only about entries this relay does
+  not know were sent, and reads back by `_id` only the documents holding entries
+  nobody sent.
 A crash or a broker outage between the write and the publish loses nothing (at
 least once; consumers de-duplicate by event id).
 """
