@@ -119,10 +119,9 @@ def create_app(
                 # once the broker has it, so the ledger does not publish it a second time.
                 signal.connection_dropped_event_id = await publish_drop_now(signal, await ledger)
             event = CloudEvent.new(source, signal.session_id, signal, event_id=event_id)
-            sent = await producer.send(
+            await producer.send_and_wait(  # acknowledged by the broker (acks=all)
                 config.signals_topic, value=event.data, key=signal.session_id.encode(), headers=record_headers(event)
             )
-            await sent  # acknowledged by the broker (acks=all)
         finally:
             if ledger is not None and not ledger.done():
                 ledger.cancel()
