@@ -14,16 +14,23 @@ loses one of two concurrent updates of a document). Offsets are
 committed only after every record of a batch was applied or dead-lettered, and
 a stop drains the records in hand before leaving the group.
 
-De-duplication costs two batched writes per batch, not a lookup per event: the
-group first claims the batch's event ids (one `insert_many` into
-`claimed_events`; the unique `_id` answers which ids it has seen before), and
-only for those it looks up whether they were applied (`processed_events`,
-written after the handlers ran). A claimed but unapplied event (a crash or a
-stop mid-batch) is applied again on redelivery.
+De-duplication costs one write per batch, not a lookup per event: the group
+first claims the batch's event ids (one `insert_many` into `claimed_events`;
+the unique `_id` answers which ids it has seen before), and only for those it
+looks up whether they were applied (`processed_events`). The processed markers
+are written in batches, `marker_window_s` after the first of them (one write
+per window, not one per batch); until its marker is written, an event this
+process applied counts as applied here. A claimed but unapplied event (a crash
+or a stop mid-batch, or a crash before its marker was written) is applied again
+on redelivery. These bookkeeping writes carry no span: outside any user action
+they would only be one-span root traces.
 
-Handlers must make their own writes idempotent too (a crash after the handler
-and before the processed-marker write re-runs it): key inserts by event id or
-use conditional updates.
+A handler learns from `delivery_is_first()` that no attempt of its group ever
+ran for the event (its claim is new and this is the first attempt), so it need
+not read back what an earlier attempt would have written. Handlers must make
+their own writes idempotent (a crash after the handler and before the
+processed-marker write re-runs it): key inserts by event id or use conditional
+updates.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +47,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import CommitFailedError
 from google.protobuf.message import Message
 from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from pymongo.asynchronous.database import AsyncDatabase
@@ -71,6 +80,14 @@ PROCESSED_INDEXES = [
 ]
 
 Handler = Callable[[CloudEvent, Any], Awaitable[None]]
+
+_first_delivery: ContextVar[bool] = ContextVar("iop_first_delivery", default=False)
+
+
+def delivery_is_first() -> bool:
+    """True while a handler runs for an event its consumer group never claimed before, on the
+    handler's first attempt: nothing the group does for this event can have been written yet."""
+    return _first_delivery.get()
 
 
 class PoisonEvent(Exception):
@@ -109,6 +126,7 @@ class EventConsumer:
         producer: AIOKafkaProducer,
         dead_letter_topic: str,
         max_batch: int = 500,
+        marker_window_s: float = 0.05,
     ) -> None:
         self.group_id = group_id
         self.topics = topics
@@ -129,6 +147,9 @@ class EventConsumer:
             auto_offset_reset=settings.kafka_new_group_start,
             isolation_level="read_committed",
         )
+        self._marker_window_s = marker_window_s
+        self._unwritten: dict[str, Document] = {}  # applied here, processed marker not written yet
+        self._marker_writer: asyncio.Task[None] | None = None
         self._stopping = False
         self._stopped = asyncio.Event()
         self.applied = 0
@@ -175,13 +196,35 @@ class EventConsumer:
             self._stopped.set()
 
     async def stop(self) -> None:
-        """Finish the batch in hand, commit it, leave the group."""
+        """Finish the batch in hand, commit it, write its processed markers, leave the group."""
         self._stopping = True
         try:
             await asyncio.wait_for(self._stopped.wait(), timeout=30)
         except TimeoutError:
             log.warning("consumer %s did not drain within 30s", self.group_id)
+        if self._marker_writer is not None:
+            self._marker_writer.cancel()
+        try:
+            await self.write_processed_markers()
+        except Exception:  # what is lost is re-applied on redelivery (handlers are idempotent)
+            log.warning("consumer %s: could not write %d processed markers", self.group_id, len(self._unwritten))
         await self._consumer.stop()
+
+    async def write_processed_markers(self) -> None:
+        """Write the processed markers of the events this consumer applied and has not recorded."""
+        while self._unwritten:
+            batch = list(self._unwritten.values())[: self._max_batch]
+            with suppress_instrumentation():
+                await insert_new(self._db[PROCESSED_COLLECTION], batch)  # a concurrent redelivery's are fine
+            for doc in batch:
+                self._unwritten.pop(doc["_id"], None)
+
+    async def _write_processed_markers_soon(self) -> None:
+        await asyncio.sleep(self._marker_window_s)
+        try:
+            await self.write_processed_markers()
+        except Exception:  # they stay for the next window, or the stop
+            log.warning("consumer %s: could not write processed markers; retrying later", self.group_id)
 
     def _marker_id(self, event_id: str) -> str:
         return f"{self.group_id}:{event_id}"
@@ -201,8 +244,9 @@ class EventConsumer:
             except EnvelopeError as exc:
                 await self._dead_letter(record, exc, attempts=0)
                 decoded.append((record, None))
-        seen = await self._already_applied([self._marker_id(ev.id) for _, ev in decoded if ev is not None])
+        seen, claimed_now = await self._already_applied([self._marker_id(ev.id) for _, ev in decoded if ev is not None])
         applied_now: list[Document] = []
+        attempted: set[str] = set()
         handled: set[tuple[str, int, int]] = set()
         lanes: dict[object, list[tuple[ConsumerRecord[bytes, bytes], CloudEvent]]] = {}
         lane_of_event: dict[str, object] = {}
@@ -219,7 +263,9 @@ class EventConsumer:
                 if self._stopping:
                     return
                 marker = self._marker_id(event.id)
-                if await self._handle(record, event, marker in seen):
+                first = marker in claimed_now and marker not in attempted
+                attempted.add(marker)
+                if await self._handle(record, event, marker in seen, first):
                     seen.add(marker)  # a later copy in the same lane is a duplicate
                     applied_now.append({"_id": marker, "type": event.type, "processed_at": datetime.now(UTC)})
                 handled.add((record.topic, record.partition, record.offset))
@@ -236,7 +282,9 @@ class EventConsumer:
         finally:  # a lane that failed stops the others: the batch is not committed, all of it comes again
             for worker in workers:
                 worker.cancel()
-        await insert_new(self._db[PROCESSED_COLLECTION], applied_now)  # a concurrent redelivery's are fine
+        self._unwritten.update((doc["_id"], doc) for doc in applied_now)
+        if self._unwritten and (self._marker_writer is None or self._marker_writer.done()):
+            self._marker_writer = asyncio.create_task(self._write_processed_markers_soon())
         done: dict[TopicPartition, int] = {}
         broken: set[TopicPartition] = set()
         for record, _ in decoded:  # a partition's records arrive in offset order
@@ -249,9 +297,11 @@ class EventConsumer:
                 broken.add(tp)
         return done
 
-    async def _handle(self, record: ConsumerRecord[bytes, bytes], event: CloudEvent, seen_before: bool) -> bool:
-        """One decoded record: skipped as a duplicate or a type without handler, else applied.
-        True when it was applied now."""
+    async def _handle(
+        self, record: ConsumerRecord[bytes, bytes], event: CloudEvent, seen_before: bool, first: bool
+    ) -> bool:
+        """One decoded record: skipped as a duplicate or a type without handler, else applied
+        (`first`: the group never claimed its event before). True when it was applied now."""
         if seen_before:
             self.duplicates += 1
             self._metrics.observe_event(self.group_id, record.topic, event.type, "duplicate")
@@ -261,18 +311,25 @@ class EventConsumer:
             self.ignored += 1
             self._metrics.observe_event(self.group_id, record.topic, event.type, "ignored")
             return False
-        return await self._apply(record, event, handler)
+        return await self._apply(record, event, handler, first)
 
-    async def _already_applied(self, marker_ids: list[str]) -> set[str]:
-        """Which of these events this group applied before. Claims the new ones in one write;
-        only ids claimed before (a redelivery) are looked up, by `_id`."""
+    async def _already_applied(self, marker_ids: list[str]) -> tuple[set[str], set[str]]:
+        """(which of these events this group applied before, which it never claimed before).
+        Claims the new ones in one write; only ids claimed before (a redelivery) are looked up:
+        in the markers this process has not written yet, then by `_id`."""
         ids = list(dict.fromkeys(marker_ids))
         now = datetime.now(UTC)
-        claimed_before = await insert_new(self._db[CLAIMED_COLLECTION], [{"_id": m, "claimed_at": now} for m in ids])
-        seen_before = [ids[i] for i in sorted(claimed_before)]
-        return set(await find_by_ids(self._db[PROCESSED_COLLECTION], seen_before, {"_id": 1}))
+        with suppress_instrumentation():
+            claims = [{"_id": m, "claimed_at": now} for m in ids]
+            claimed_before = {ids[i] for i in await insert_new(self._db[CLAIMED_COLLECTION], claims)}
+            unwritten = {m for m in claimed_before if m in self._unwritten}
+            to_look_up = [m for m in ids if m in claimed_before and m not in unwritten]
+            found = await find_by_ids(self._db[PROCESSED_COLLECTION], to_look_up, {"_id": 1})
+        return unwritten | set(found), set(ids) - claimed_before
 
-    async def _apply(self, record: ConsumerRecord[bytes, bytes], event: CloudEvent, handler: Handler) -> bool:
+    async def _apply(
+        self, record: ConsumerRecord[bytes, bytes], event: CloudEvent, handler: Handler, first: bool
+    ) -> bool:
         """Run the handler with bounded retries; False when the event was dead-lettered."""
         parent = propagate.extract(record.headers, getter=_getter)
         with tracer.start_as_current_span(
@@ -302,7 +359,11 @@ class EventConsumer:
             while True:
                 attempt += 1
                 try:
-                    await handler(event, payload)
+                    first_attempt = _first_delivery.set(first and attempt == 1)
+                    try:
+                        await handler(event, payload)
+                    finally:
+                        _first_delivery.reset(first_attempt)
                     self.applied += 1
                     self._metrics.observe_event(
                         self.group_id, record.topic, event.type, "applied", time.perf_counter() - started

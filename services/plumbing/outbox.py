@@ -6,10 +6,10 @@ changes its state (`with_outbox`, `new_document_with_outbox`). The relay
 publishes the entries with the idempotent, acks=all producer, in order per
 document, each inside the trace context that was current when the state
 changed, and then records each published event id in `outbox_published`
-(in batches, `marker_window_s` after the first: this relay remembers what it
-sent meanwhile, and a marker lost in a crash only means another relay, or this
-one's sweep after a restart, publishes that event again, which consumers
-de-duplicate by event id).
+(in batches, `marker_window_s` after the first, without a span: this relay
+remembers what it sent meanwhile, and a marker lost in a crash only means
+another relay, or this one's sweep after a restart, publishes that event again,
+which consumers de-duplicate by event id).
 
 The relay never writes to the aggregate document. FerretDB 1.x applies an
 update as read-modify-write of the whole document, so an update by the relay
@@ -48,6 +48,7 @@ from aiokafka import AIOKafkaProducer
 from google.protobuf.message import Message
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.plumbing.bus import record_headers
@@ -284,7 +285,8 @@ class OutboxRelay:
         while self._unmarked:
             batch, self._unmarked = self._unmarked[: self._batch_size], self._unmarked[self._batch_size :]
             try:
-                await insert_new(self._published, batch)  # another relay's markers: fine (at least once)
+                with suppress_instrumentation():  # outside any user action, a span would be a one-span trace
+                    await insert_new(self._published, batch)  # another relay's markers: fine (at least once)
             except Exception:
                 self._unmarked[:0] = batch
                 raise

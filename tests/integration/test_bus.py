@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from iop.events.v1 import crisis_pb2 as crisis_events
 from iop.events.v1 import scheduling_pb2
 from services.plumbing.bus import Topic, ensure_topics, record_headers, reliable_producer
-from services.plumbing.consumer import EventConsumer, PoisonEvent
+from services.plumbing.consumer import PROCESSED_COLLECTION, EventConsumer, PoisonEvent, delivery_is_first
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox, with_outbox
 from services.plumbing.settings import Settings
@@ -81,7 +81,9 @@ async def run_until(consumer: EventConsumer, condition, timeout_s: float = 20) -
         await task
 
 
-def scheduled_consumer(settings: Settings, topic: str, handler, producer, db) -> EventConsumer:  # type: ignore[no-untyped-def]
+def scheduled_consumer(
+    settings: Settings, topic: str, handler, producer, db, marker_window_s: float = 0.05
+) -> EventConsumer:  # type: ignore[no-untyped-def]
     """A consumer of `topic` in its own group, `handler` for SessionScheduled."""
     return EventConsumer(
         settings=settings,
@@ -91,6 +93,7 @@ def scheduled_consumer(settings: Settings, topic: str, handler, producer, db) ->
         db=db,
         producer=producer,
         dead_letter_topic=f"{topic}.dlq",
+        marker_window_s=marker_window_s,
     )
 
 
@@ -122,6 +125,47 @@ async def test_same_event_delivered_twice_is_applied_once(settings, producer, db
     assert restarted.applied == 0 and restarted.duplicates == 2
     assert (await db.counters.find_one({"_id": "s-1"}))["n"] == 1
     assert (await db.counters.find_one({"_id": "s-2"}))["n"] == 1
+
+
+async def test_markers_are_written_in_windows_and_a_handler_knows_a_first_attempt(settings, producer, db) -> None:
+    topic = unique("window")
+    await ensure_topics(settings, [Topic(topic, "session_id", "test")])
+    first_seen: dict[str, list[bool]] = {}
+
+    async def record(ev: CloudEvent, payload: scheduling_pb2.SessionScheduled) -> None:
+        first_seen.setdefault(payload.session_id, []).append(delivery_is_first())
+        if payload.session_id == "s-flaky" and len(first_seen["s-flaky"]) == 1:
+            raise RuntimeError("transient")  # the retry may follow a partial write: not a first attempt
+
+    consumer = scheduled_consumer(settings, topic, record, producer, db, marker_window_s=60)  # none before the stop
+    event = CloudEvent.new("/test", "s-1", scheduled("s-1"))
+    await producer.send_and_wait(topic, event.data, key=b"s-1", headers=record_headers(event))
+    flaky = CloudEvent.new("/test", "s-flaky", scheduled("s-flaky"))
+    await producer.send_and_wait(topic, flaky.data, key=b"s-flaky", headers=record_headers(flaky))
+    await consumer.start()
+    task = asyncio.create_task(consumer.run())
+    try:
+        deadline = asyncio.get_running_loop().time() + 20
+        while consumer.applied < 2 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        assert await db[PROCESSED_COLLECTION].count_documents({}) == 0  # still in the window
+        # A redelivery before its marker is written: this process knows it applied the event.
+        await producer.send_and_wait(topic, event.data, key=b"s-1", headers=record_headers(event))
+        while consumer.duplicates < 1 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        await consumer.stop()
+        await task
+    assert consumer.applied == 2 and consumer.duplicates == 1
+    assert first_seen == {"s-1": [True], "s-flaky": [True, False]}
+    assert await db[PROCESSED_COLLECTION].count_documents({}) == 2  # the stop wrote them
+
+    # After a restart the markers say it: a redelivery is a duplicate, never a first attempt.
+    await producer.send_and_wait(topic, flaky.data, key=b"s-flaky", headers=record_headers(flaky))
+    restarted = scheduled_consumer(settings, topic, record, producer, db)
+    await run_until(restarted, lambda: restarted.duplicates >= 1)
+    assert restarted.applied == 0 and restarted.duplicates == 1
+    assert first_seen == {"s-1": [True], "s-flaky": [True, False]}
 
 
 async def send_scheduled(producer: AIOKafkaProducer, topic: str, keyed: list[tuple[str, str]]) -> None:
