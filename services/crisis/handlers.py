@@ -17,8 +17,8 @@ from pymongo.errors import PyMongoError
 
 from iop.events.v1 import engagement_pb2, scheduling_pb2
 from services.crisis.events import location_dict
-from services.crisis.service import CrisisCore
-from services.plumbing.consumer import Handler, PoisonEvent
+from services.crisis.service import CrisisCore, DropOutcome
+from services.plumbing.consumer import Handler, PoisonEvent, delivery_is_first
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.protos import to_datetime
 
@@ -112,8 +112,12 @@ class CrisisHandlers:
         if not m.client_id:
             return  # a clinician's or an unmapped participant's drop: not a crisis matter
         now = datetime.now(UTC)
-        outcome = await store_retries(
-            lambda: self.core.on_disconnect(
+        calls = 0
+
+        async def respond() -> DropOutcome:
+            nonlocal calls
+            calls += 1
+            return await self.core.on_disconnect(
                 trigger_id=event.id,
                 client_id=m.client_id,
                 session_id=m.session_id,
@@ -121,8 +125,10 @@ class CrisisHandlers:
                 program_id=m.program_id,
                 reason="CONNECTION_DROPPED",
                 now=now,
+                first_delivery=calls == 1 and delivery_is_first(),  # a retry may follow a partial write
             )
-        )
+
+        outcome = await store_retries(respond)
         trace.get_current_span().set_attribute("crisis.alert_id", outcome.alert_id)
 
     async def on_crisis_signal(self, event: CloudEvent, m: engagement_pb2.CrisisSignal) -> None:

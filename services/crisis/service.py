@@ -234,14 +234,19 @@ class CrisisCore:
         program_id: str,
         reason: str,
         now: datetime,
+        first_delivery: bool = False,
     ) -> DropOutcome:
         """Opens (or escalates) an alert for a client at moderate/high risk or with an active alert;
-        a reconnect/reschedule task otherwise."""
+        a reconnect/reschedule task otherwise. `first_delivery`: no earlier attempt ran for this
+        drop (the consumer's claim of its event is new), so the alert it would have opened is not
+        read back."""
         alert_id = derived_id("alert", trigger_id, client_id)
-        # Everything the response may need, in one round of three reads (and the active alert's
-        # header when there is one).
+        # Everything the response may need, in one round of reads (and the active alert's header
+        # when there is one).
         records, session, own_alert = await asyncio.gather(
-            self.store.client_records(client_id), self.store.session(session_id), self.store.alert(alert_id)
+            self.store.client_records(client_id),
+            self.store.session(session_id),
+            _nothing() if first_delivery else self.store.alert(alert_id),
         )
         active = await self.store.alert(records.active_alert_id) if records.active_alert_id else None
         current, facts = records.risk, ClientFacts(session, records.checkin, records.plan)
@@ -272,7 +277,7 @@ class CrisisCore:
                     extra_assignees=[],
                     now=now,
                     facts=facts,
-                    known_absent=attempt == 0,
+                    known_absent=attempt == 0,  # own_alert was None (read, or known not to exist)
                 )
                 if alert is not None:
                     return DropOutcome(decision, alert_id=alert["_id"])
@@ -364,6 +369,10 @@ class CrisisCore:
             now=now,
         )
         return alert["_id"] if alert else ""
+
+
+async def _nothing() -> Document | None:
+    return None
 
 
 def routing_for(
