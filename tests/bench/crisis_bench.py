@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
+import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.crisis import topics
@@ -343,4 +344,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    uvloop.run(main())  # as the services run (services.plumbing.runner.main)
