@@ -30,9 +30,9 @@ LOG_DIR = ROOT / ".local" / "test-logs"
 # Ports apart from the ones `make run` uses, so tests can run beside a running stack
 # (IOP_TEST_PORT_BASE moves them, for test runs side by side).
 # Below the ephemeral range (32768-60999), so an outgoing connection never holds a test port.
-_PORT_BASE = int(os.environ.get("IOP_TEST_PORT_BASE", "21050"))
+PORT_BASE = int(os.environ.get("IOP_TEST_PORT_BASE", "21050"))
 SERVICES = ("scheduler", "engagement", "compliance", "crisis")
-TEST_PORTS = {name: _PORT_BASE + offset for offset, name in enumerate(SERVICES, start=1)}
+TEST_PORTS = {name: PORT_BASE + offset for offset, name in enumerate(SERVICES, start=1)}
 
 
 def isolated_environment(prefix: str | None = None) -> dict[str, str]:

@@ -341,7 +341,7 @@ def main() -> None:
 
     settings = isolated_settings()
     md = auth_metadata(settings, "platform", "bench")
-    base = int(os.environ.get("IOP_TEST_PORT_BASE", "51050"))
+    base = int(os.environ.get("IOP_TEST_PORT_BASE", "28050"))  # below the ephemeral range
     echo_port, sink_port = base + 100, base + 101
     spans = multiprocessing.Value("q", 0)
     sink_ready, echo_ready = multiprocessing.Event(), multiprocessing.Event()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("IOP_TEST_PORT_BASE", "55050")  # before tests.support reads it
+os.environ.setdefault("IOP_TEST_PORT_BASE", "26050")  # before tests.support reads it; below the ephemeral range
 
 import argparse
 import asyncio

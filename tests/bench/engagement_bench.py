@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RUN = uuid.uuid4().hex[:6]
 TOPIC = f"bench-{RUN}.engagement.signals.v1"
 PREFIX = f"bench{RUN}"
-GRPC_PORT = int(os.environ.get("IOP_TEST_PORT_BASE", "54050")) + 40
+GRPC_PORT = int(os.environ.get("IOP_TEST_PORT_BASE", "27050")) + 40  # below the ephemeral range
 HTTP_PORT = GRPC_PORT + 1
 MAX_IN_FLIGHT = 200
 

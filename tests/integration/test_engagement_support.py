@@ -24,9 +24,8 @@ from services.engagement.domain import sign
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
-from tests.support import LOG_DIR, ROOT, RUN_ID, ServiceProcess, isolated_environment
+from tests.support import LOG_DIR, PORT_BASE, ROOT, RUN_ID, ServiceProcess, isolated_environment
 
-PORT_BASE = int(os.environ.get("IOP_TEST_PORT_BASE", "51050"))
 HTTP_PORT = PORT_BASE + 32
 SESSIONS_TOPIC = "iop.scheduling.sessions.v1"
 # Each test run's accepted signals go to its own topic (ENGAGEMENT_SIGNALS_TOPIC), so a run's consumers
