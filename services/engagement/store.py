@@ -7,6 +7,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -218,7 +219,8 @@ class ReceiptStore:
             for i, (doc, _) in enumerate(batch)
         ]
 
-    async def mark_published(self, event_id: str) -> None:
+    def mark_published(self, event_id: str) -> None:
+        """Record that the event was published; the status is written within `publish_window_s`."""
         self._unrecorded[event_id] = None
         if self._publish_flush is None or self._publish_flush.done():
             self._publish_flush = asyncio.create_task(self._flush_published())
@@ -227,7 +229,8 @@ class ReceiptStore:
         await asyncio.sleep(self._publish_window_s)
         while self._unrecorded:
             ids = list(self._unrecorded)[: self._max_batch]
-            await self._receipts.update_many({"_id": {"$in": ids}}, {"$set": {"status": "published"}})
+            with suppress_instrumentation():  # one write for many requests, after they were answered: no span
+                await self._receipts.update_many({"_id": {"$in": ids}}, {"$set": {"status": "published"}})
             for event_id in ids:
                 self._unrecorded.pop(event_id, None)
 

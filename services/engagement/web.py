@@ -23,7 +23,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
-from starlette.background import BackgroundTask
 
 from iop.events.v1.engagement_pb2 import VideoSignal
 from services.engagement.config import EngagementConfig
@@ -125,11 +124,10 @@ def create_app(
         finally:
             if ledger is not None and not ledger.done():
                 ledger.cancel()
-        # Published and acknowledged by the broker: answer now; the receipt's status follows.
-        # (If that update is lost, a replay is published again and de-duplicated by event id.)
-        return JSONResponse(
-            {"status": "accepted", "signal_id": event_id}, background=BackgroundTask(receipts.mark_published, event_id)
-        )
+        # Published and acknowledged by the broker: answer now; the receipt's status is written with
+        # the next batch (if that write is lost, a replay is published again and de-duplicated by event id).
+        receipts.mark_published(event_id)
+        return JSONResponse({"status": "accepted", "signal_id": event_id})
 
     async def publish_drop_now(signal: VideoSignal, doc: Document | None) -> str:
         """The fast path of ConnectionDropped (the crisis service waits for it): straight from the
