@@ -58,6 +58,7 @@ def test_a_span_encodes_as_zipkin_v2_json() -> None:
     assert json.loads(tags["rules"]) == ["PSYPACT", "NLC"]
     assert tags["service.name"] == "compliance" and tags["service.version"] == "1.2"
     assert tags["otel.scope.name"] == "iop.test" and tags["otel.scope.version"] == "0.9"
+    assert not [t for t in tags if t.startswith(("telemetry.sdk.", "otel.library."))]  # the same on every span
     assert tags["otel.status_code"] == "ERROR" and tags["error"] == "no license"
     (annotation,) = child_json["annotations"]
     assert json.loads(annotation["value"]) == {"stale-data": {"source": "reference"}}
