@@ -179,7 +179,8 @@ async def drops(
         ts = str(int(time.time()))
         headers = {"x-zm-request-timestamp": ts, "x-zm-signature": sign(DEV_WEBHOOK_SECRET, ts, body)}
         async with http.post(url, data=body, headers={**headers, "content-type": "application/json"}) as reply:
-            assert reply.status == 200, await reply.text()
+            answer = await reply.text()  # read to the end, so the connection is kept alive for the next one
+            assert reply.status == 200, answer
 
     async def phase(name: str, phase_clients: list[str]) -> tuple[Result, list[str]]:
         started: dict[str, float] = {}
