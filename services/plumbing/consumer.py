@@ -10,13 +10,11 @@ is already safe against another instance applying a different partition at the
 same time, and the key is the unit of order on every topic. One key is one lane
 across the consumer's topics too (a session's facts and its video signals, both
 keyed by session id, then never update its document at the same time: FerretDB
-loses one of two concurrent updates of a document). The lanes run while the
-next records are fetched: a record waits for the records before it in its lane,
-never for the rest of its batch. A partition's offset is committed up to its
-first record not yet applied or dead-lettered (at most every
-`commit_interval_s` while records flow, and whenever a poll comes back empty:
-a redelivery after a crash is de-duplicated anyway), and a stop lets each lane
-finish the record in hand and commits before leaving the group.
+loses one of two concurrent updates of a document). Offsets are
+committed only after every record of a batch was applied or dead-lettered (at
+most every `commit_interval_s` while records flow, and whenever a poll comes
+back empty: a redelivery after a crash is de-duplicated anyway), and a stop
+drains the records in hand and commits them before leaving the group.
 
 De-duplication costs one write per batch, not a lookup per event: the group
 first claims the batch's event ids (one `insert_many` into `claimed_events`;
@@ -40,13 +38,10 @@ updates.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -87,18 +82,6 @@ PROCESSED_INDEXES = [
 ]
 
 Handler = Callable[[CloudEvent, Any], Awaitable[None]]
-_APPLIED_HERE_KEPT = 100_000  # markers this process remembers applying (beyond them: the store's)
-
-
-@dataclass(frozen=True)
-class _Queued:
-    """A record waiting in its lane, with what its batch's claims said about its event."""
-
-    record: ConsumerRecord[bytes, bytes]
-    event: CloudEvent
-    seen_before: bool  # applied before, by this group
-    first: bool  # never claimed by this group before (and the first copy in its batch)
-
 
 _first_delivery: ContextVar[bool] = ContextVar("iop_first_delivery", default=False)
 
@@ -169,19 +152,8 @@ class EventConsumer:
         )
         self._marker_window_s = marker_window_s
         self._commit_interval_s = commit_interval_s
+        self._uncommitted: dict[TopicPartition, int] = {}  # handled, not committed yet
         self._last_commit = 0.0
-        # Records in flight: fetched, not yet handled, by partition; a partition's commit is the
-        # lowest of them (or the offset after its last fetched record when none is in flight).
-        self._in_flight: dict[TopicPartition, set[int]] = {}
-        self._fetched_until: dict[TopicPartition, int] = {}
-        self._progressed: set[TopicPartition] = set()  # handled something since the last commit
-        self._room = asyncio.Event()  # set when a record is handled (the fetch waits for room)
-        self._lanes: dict[object, deque[_Queued]] = {}  # lane key -> its records not yet started
-        self._lane_of_event: dict[str, tuple[object, int]] = {}  # event id -> (lane, copies in flight)
-        self._lane_slots = asyncio.Semaphore(self._key_concurrency)
-        self._lane_tasks: set[asyncio.Task[None]] = set()
-        self._failure: BaseException | None = None
-        self._applied_here: dict[str, None] = {}  # markers applied by this process, newest last
         self._unwritten: dict[str, Document] = {}  # applied here, processed marker not written yet
         self._marker_writer: asyncio.Task[None] | None = None
         self._stopping = False
@@ -210,49 +182,27 @@ class EventConsumer:
     async def run(self) -> None:
         try:
             while not self._stopping:
-                room = self._max_batch - self._records_in_flight()
-                batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
-                if room > 0:
-                    batches = await self._consumer.getmany(timeout_ms=200, max_records=room)
-                else:  # the lanes hold max_batch records: wait until one is handled
-                    self._room.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._room.wait(), timeout=0.2)
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=self._max_batch)
                 if batches:
-                    await self._dispatch([r for rs in batches.values() for r in rs])
+                    records = [r for rs in batches.values() for r in rs]
+                    self._uncommitted.update(await self._process_batch(records))
                 # Offsets go to the group every commit_interval_s while records flow, and as soon as
                 # a poll comes back empty: a commit costs the broker a write (~0.3 ms of its CPU).
                 due = time.monotonic() - self._last_commit >= self._commit_interval_s
-                if self._progressed and (due or not batches):
+                if self._uncommitted and (due or not batches):
                     await self._commit()
-            if self._failure is not None:
-                raise self._failure
         finally:
-            self._stopping = True  # the lanes end after the record in hand
-            if self._lane_tasks:
-                await asyncio.wait(list(self._lane_tasks))
             try:
-                await self._commit()  # what the lanes handled
+                await self._commit()  # what the last batches handled
             except Exception:  # the broker is gone: the next owner re-reads them (de-duplicated)
                 log.warning("consumer %s: the last commit failed", self.group_id, exc_info=True)
             self._stopped.set()
 
-    def _records_in_flight(self) -> int:
-        return sum(len(offsets) for offsets in self._in_flight.values())
-
-    def _committable(self) -> dict[TopicPartition, int]:
-        """For each partition that handled records since the last commit, the offset that covers
-        the unbroken run of records handled from its start."""
-        return {
-            tp: min(self._in_flight[tp]) if self._in_flight.get(tp) else self._fetched_until[tp]
-            for tp in self._progressed
-        }
-
     async def _commit(self) -> None:
-        """Commit what is committable, for the partitions still assigned."""
+        """Commit the offsets handled since the last commit, of the partitions still assigned."""
         assigned = self._consumer.assignment()
-        offsets = {tp: offset for tp, offset in self._committable().items() if tp in assigned}
-        self._progressed = set()
+        offsets = {tp: offset for tp, offset in self._uncommitted.items() if tp in assigned}
+        self._uncommitted = {}
         self._last_commit = time.monotonic()
         if not offsets:
             return
@@ -265,7 +215,7 @@ class EventConsumer:
         await self._metrics.observe_consumer_lag(self.group_id, self._consumer)
 
     async def stop(self) -> None:
-        """Let each lane finish the record in hand, commit, write the processed markers, leave the group."""
+        """Finish the batch in hand, commit it, write its processed markers, leave the group."""
         self._stopping = True
         try:
             await asyncio.wait_for(self._stopped.wait(), timeout=30)
@@ -298,79 +248,73 @@ class EventConsumer:
     def _marker_id(self, event_id: str) -> str:
         return f"{self.group_id}:{event_id}"
 
-    async def _dispatch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        """Hand fetched records to their lanes, which run while the next records are fetched.
+    async def _process_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> dict[TopicPartition, int]:
+        """Apply the batch; returns the offsets to commit.
 
-        Records are handled in order per key (a key's records on every topic, and every copy of
-        one event id, form one lane; keyless records, one per partition), with up to
-        `key_concurrency` lanes at a time. A record waits only for the records before it in its
-        lane, not for the rest of its batch. On stop each lane ends after the record in hand, and
-        a partition's offset covers only the unbroken run of records handled from its start, so
-        nothing unhandled is ever committed."""
-        decoded: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent]] = []
+        Records are handled in order per key (a key's records on every topic of the batch,
+        and every copy of one event id, form one lane; keyless records, one per partition),
+        with up to `key_concurrency` lanes at a time. On stop each lane ends after the record
+        in hand, and a partition's offset covers only the unbroken run of records handled
+        from its start, so nothing unhandled is ever committed."""
+        decoded: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent | None]] = []
         for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            self._fetched_until[tp] = record.offset + 1  # a partition's records arrive in offset order
             try:
                 decoded.append((record, CloudEvent.from_kafka(record.headers, record.value)))
             except EnvelopeError as exc:
                 await self._dead_letter(record, exc, attempts=0)
-                self._progressed.add(tp)
-                continue
-            self._in_flight.setdefault(tp, set()).add(record.offset)
-        seen, claimed_now = await self._already_applied([self._marker_id(ev.id) for _, ev in decoded])
+                decoded.append((record, None))
+        seen, claimed_now = await self._already_applied([self._marker_id(ev.id) for _, ev in decoded if ev is not None])
+        applied_now: list[Document] = []
         attempted: set[str] = set()
+        handled: set[tuple[str, int, int]] = set()
+        lanes: dict[object, list[tuple[ConsumerRecord[bytes, bytes], CloudEvent]]] = {}
+        lane_of_event: dict[str, object] = {}
         for record, event in decoded:
-            marker = self._marker_id(event.id)
-            first = marker in claimed_now and marker not in attempted
-            attempted.add(marker)
+            if event is None:
+                handled.add((record.topic, record.partition, record.offset))  # dead-lettered above
+                continue
             key_lane = record.key if record.key is not None else (record.topic, record.partition)
-            lane_key, copies = self._lane_of_event.get(event.id, (key_lane if self._key_concurrency > 1 else None, 0))
-            self._lane_of_event[event.id] = (lane_key, copies + 1)
-            lane = self._lanes.get(lane_key)
-            if lane is None:
-                lane = self._lanes[lane_key] = deque()
-                task = asyncio.create_task(self._run_lane(lane_key, lane))
-                self._lane_tasks.add(task)
-                task.add_done_callback(self._lane_tasks.discard)
-            lane.append(_Queued(record, event, marker in seen, first))
+            own_lane = key_lane if self._key_concurrency > 1 else None
+            lanes.setdefault(lane_of_event.setdefault(event.id, own_lane), []).append((record, event))
 
-    async def _run_lane(self, lane_key: object, lane: deque[_Queued]) -> None:
-        async with self._lane_slots:
-            try:
-                while lane and not self._stopping:
-                    queued = lane.popleft()
-                    await self._run_queued(queued)
-            except Exception as exc:  # its record stays unhandled: the consumer stops, commits nothing after it
-                if self._failure is None:
-                    self._failure = exc
-                self._stopping = True
-                self._room.set()
-            finally:
-                if self._lanes.get(lane_key) is lane:
-                    del self._lanes[lane_key]
+        async def run_lane(lane: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent]]) -> None:
+            for record, event in lane:
+                if self._stopping:
+                    return
+                marker = self._marker_id(event.id)
+                first = marker in claimed_now and marker not in attempted
+                attempted.add(marker)
+                if await self._handle(record, event, marker in seen, first):
+                    seen.add(marker)  # a later copy in the same lane is a duplicate
+                    applied_now.append({"_id": marker, "type": event.type, "processed_at": datetime.now(UTC)})
+                handled.add((record.topic, record.partition, record.offset))
 
-    async def _run_queued(self, queued: _Queued) -> None:
-        record, event = queued.record, queued.event
-        marker = self._marker_id(event.id)
-        # A copy applied by this process since its lane was filled (its claim was read before) is a duplicate too.
-        duplicate = queued.seen_before or marker in self._applied_here
-        if await self._handle(record, event, duplicate, queued.first and not duplicate):
-            self._applied_here[marker] = None
-            if len(self._applied_here) > _APPLIED_HERE_KEPT:
-                del self._applied_here[next(iter(self._applied_here))]
-            self._unwritten[marker] = {"_id": marker, "type": event.type, "processed_at": datetime.now(UTC)}
-            if self._marker_writer is None or self._marker_writer.done():
-                self._marker_writer = asyncio.create_task(self._write_processed_markers_soon())
-        tp = TopicPartition(record.topic, record.partition)
-        self._in_flight[tp].discard(record.offset)
-        self._progressed.add(tp)
-        lane_key, copies = self._lane_of_event[event.id]
-        if copies > 1:
-            self._lane_of_event[event.id] = (lane_key, copies - 1)
-        else:
-            del self._lane_of_event[event.id]
-        self._room.set()
+        queue = iter(lanes.values())  # shared by the workers: each takes the next lane when free
+
+        async def lane_worker() -> None:
+            for lane in queue:
+                await run_lane(lane)
+
+        workers = [asyncio.create_task(lane_worker()) for _ in range(min(self._key_concurrency, len(lanes)))]
+        try:
+            await asyncio.gather(*workers)
+        finally:  # a lane that failed stops the others: the batch is not committed, all of it comes again
+            for worker in workers:
+                worker.cancel()
+        self._unwritten.update((doc["_id"], doc) for doc in applied_now)
+        if self._unwritten and (self._marker_writer is None or self._marker_writer.done()):
+            self._marker_writer = asyncio.create_task(self._write_processed_markers_soon())
+        done: dict[TopicPartition, int] = {}
+        broken: set[TopicPartition] = set()
+        for record, _ in decoded:  # a partition's records arrive in offset order
+            tp = TopicPartition(record.topic, record.partition)
+            if tp in broken:
+                continue
+            if (record.topic, record.partition, record.offset) in handled:
+                done[tp] = record.offset + 1
+            else:
+                broken.add(tp)
+        return done
 
     async def _handle(
         self, record: ConsumerRecord[bytes, bytes], event: CloudEvent, seen_before: bool, first: bool
@@ -391,16 +335,16 @@ class EventConsumer:
     async def _already_applied(self, marker_ids: list[str]) -> tuple[set[str], set[str]]:
         """(which of these events this group applied before, which it never claimed before).
         Claims the new ones in one write; only ids claimed before (a redelivery) are looked up:
-        among the events this process applied, then by `_id`."""
+        in the markers this process has not written yet, then by `_id`."""
         ids = list(dict.fromkeys(marker_ids))
         now = datetime.now(UTC)
         with suppress_instrumentation():
             claims = [{"_id": m, "claimed_at": now} for m in ids]
             claimed_before = {ids[i] for i in await insert_new(self._db[CLAIMED_COLLECTION], claims)}
-            applied_here = {m for m in claimed_before if m in self._applied_here}
-            to_look_up = [m for m in ids if m in claimed_before and m not in applied_here]
+            unwritten = {m for m in claimed_before if m in self._unwritten}
+            to_look_up = [m for m in ids if m in claimed_before and m not in unwritten]
             found = await find_by_ids(self._db[PROCESSED_COLLECTION], to_look_up, {"_id": 1})
-        return applied_here | set(found), set(ids) - claimed_before
+        return unwritten | set(found), set(ids) - claimed_before
 
     async def _apply(
         self, record: ConsumerRecord[bytes, bytes], event: CloudEvent, handler: Handler, first: bool

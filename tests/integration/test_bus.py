@@ -194,40 +194,6 @@ async def test_keys_are_applied_side_by_side_each_in_its_own_order(settings, pro
     assert order == ["b1", "b2", "a1", "a2", "a3"]
 
 
-async def test_a_record_waits_for_its_lane_not_for_the_batch_before_it(settings, producer, db) -> None:
-    topic = unique("lanes-flow")
-    await ensure_topics(settings, [Topic(topic, "k", "test", partitions=1)])
-    a1_in_hand, release_a1 = asyncio.Event(), asyncio.Event()
-    applied: list[str] = []
-
-    async def handler(ev: CloudEvent, payload: scheduling_pb2.SessionScheduled) -> None:
-        if payload.session_id == "a1":
-            a1_in_hand.set()
-            await asyncio.wait_for(release_a1.wait(), timeout=10)
-        applied.append(payload.session_id)
-
-    consumer = scheduled_consumer(settings, topic, handler, producer, db)
-    await consumer.start()
-    task = asyncio.create_task(consumer.run())
-    try:
-        await send_scheduled(producer, topic, [("a", "a1")])
-        await asyncio.wait_for(a1_in_hand.wait(), timeout=10)
-        # Fetched after a1's batch, while a1 is still in hand: key b does not wait for it, key a does.
-        await send_scheduled(producer, topic, [("b", "b1"), ("a", "a2")])
-        deadline = asyncio.get_running_loop().time() + 10
-        while "b1" not in applied and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.02)
-        assert applied == ["b1"]
-        release_a1.set()
-        while len(applied) < 3 and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.02)
-        assert applied == ["b1", "a1", "a2"]
-    finally:
-        release_a1.set()
-        await consumer.stop()
-        await task
-
-
 async def test_one_key_on_two_topics_is_one_lane(settings, producer, db) -> None:
     """A session's facts and its signals come on two topics, both keyed by session id: applied one
     after the other even within one batch, since both update the session's document (FerretDB
@@ -259,12 +225,11 @@ async def test_one_key_on_two_topics_is_one_lane(settings, producer, db) -> None
         record(signals, 0, "a", "a/signal-1"),
         record(signals, 1, "a", "a/signal-2"),
     ]
-    await consumer._dispatch(batch)
-    await asyncio.wait(list(consumer._lane_tasks))
+    done = await consumer._process_batch(batch)
     assert overlaps == []
     assert [n for n in applied if n.startswith("a/")] == ["a/fact", "a/signal-1", "a/signal-2"]
     assert "b/fact" in applied[:2]  # another key still runs beside them
-    assert consumer._committable() == {TopicPartition(facts, 0): 2, TopicPartition(signals, 0): 2}
+    assert done == {TopicPartition(facts, 0): 2, TopicPartition(signals, 0): 2}
 
 
 async def test_a_stop_commits_only_the_unbroken_run_of_handled_records(settings, producer, db) -> None:
