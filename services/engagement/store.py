@@ -7,7 +7,6 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -16,7 +15,7 @@ from iop.events.v1 import scheduling_pb2
 from services.engagement.domain import LedgerSignal
 from services.plumbing.outbox import OutgoingEvent, new_document_with_outbox, outbox_entries, with_outbox
 from services.plumbing.protos import to_datetime
-from services.plumbing.storage import Document, IndexSpec, insert_new
+from services.plumbing.storage import BatchedWrites, Document, IndexSpec, insert_new
 
 ATTENDANCE_COLLECTION = "session_attendance"
 RECEIPTS_COLLECTION = "webhook_receipts"
@@ -175,12 +174,11 @@ class ReceiptStore:
     ) -> None:
         self._receipts = db[RECEIPTS_COLLECTION]
         self._window_s = window_s
-        self._publish_window_s = publish_window_s
         self._max_batch = max_batch
         self._claims: list[tuple[Document, asyncio.Future[str]]] = []
-        self._unrecorded: dict[str, None] = {}  # published here, the receipt does not say so yet
         self._claim_flush: asyncio.Task[None] | None = None
-        self._publish_flush: asyncio.Task[None] | None = None
+        # published here, the receipt does not say so yet
+        self._unrecorded = BatchedWrites(self._record_published, "receipt statuses", publish_window_s, max_batch)
 
     async def claim(self, event_id: str, session_id: str) -> str:
         """'new' for a first delivery; 'published' for a replay of a published one; 'pending' when a
@@ -221,18 +219,11 @@ class ReceiptStore:
 
     def mark_published(self, event_id: str) -> None:
         """Record that the event was published; the status is written within `publish_window_s`."""
-        self._unrecorded[event_id] = None
-        if self._publish_flush is None or self._publish_flush.done():
-            self._publish_flush = asyncio.create_task(self._flush_published())
+        self._unrecorded.add([{"_id": event_id}])
 
-    async def _flush_published(self) -> None:
-        await asyncio.sleep(self._publish_window_s)
-        while self._unrecorded:
-            ids = list(self._unrecorded)[: self._max_batch]
-            with suppress_instrumentation():  # one write for many requests, after they were answered: no span
-                await self._receipts.update_many({"_id": {"$in": ids}}, {"$set": {"status": "published"}})
-            for event_id in ids:
-                self._unrecorded.pop(event_id, None)
+    async def _record_published(self, receipts: list[Document]) -> None:
+        ids = [r["_id"] for r in receipts]
+        await self._receipts.update_many({"_id": {"$in": ids}}, {"$set": {"status": "published"}})
 
 
 class OutcomeStore:

@@ -57,7 +57,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.plumbing.envelope import CloudEvent, EnvelopeError, KafkaHeaders
 from services.plumbing.ops.metrics import get_metrics
 from services.plumbing.settings import Settings
-from services.plumbing.storage import Document, IndexSpec, find_by_ids, insert_new
+from services.plumbing.storage import BatchedWrites, Document, IndexSpec, find_by_ids, insert_new
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("iop.consumer")
@@ -150,12 +150,16 @@ class EventConsumer:
             auto_offset_reset=settings.kafka_new_group_start,
             isolation_level="read_committed",
         )
-        self._marker_window_s = marker_window_s
         self._commit_interval_s = commit_interval_s
         self._uncommitted: dict[TopicPartition, int] = {}  # handled, not committed yet
         self._last_commit = 0.0
-        self._unwritten: dict[str, Document] = {}  # applied here, processed marker not written yet
-        self._marker_writer: asyncio.Task[None] | None = None
+        # Processed markers of events applied here; until written, those events count as applied here.
+        self._processed = BatchedWrites(
+            lambda docs: insert_new(db[PROCESSED_COLLECTION], docs),  # a concurrent redelivery's are fine
+            f"processed markers of {group_id}",
+            marker_window_s,
+            max_batch,
+        )
         self._stopping = False
         self._stopped = asyncio.Event()
         self.applied = 0
@@ -221,29 +225,11 @@ class EventConsumer:
             await asyncio.wait_for(self._stopped.wait(), timeout=30)
         except TimeoutError:
             log.warning("consumer %s did not drain within 30s", self.group_id)
-        if self._marker_writer is not None:
-            self._marker_writer.cancel()
         try:
-            await self.write_processed_markers()
+            await self._processed.close()
         except Exception:  # what is lost is re-applied on redelivery (handlers are idempotent)
-            log.warning("consumer %s: could not write %d processed markers", self.group_id, len(self._unwritten))
+            log.warning("consumer %s: could not write %d processed markers", self.group_id, len(self._processed))
         await self._consumer.stop()
-
-    async def write_processed_markers(self) -> None:
-        """Write the processed markers of the events this consumer applied and has not recorded."""
-        while self._unwritten:
-            batch = list(self._unwritten.values())[: self._max_batch]
-            with suppress_instrumentation():
-                await insert_new(self._db[PROCESSED_COLLECTION], batch)  # a concurrent redelivery's are fine
-            for doc in batch:
-                self._unwritten.pop(doc["_id"], None)
-
-    async def _write_processed_markers_soon(self) -> None:
-        await asyncio.sleep(self._marker_window_s)
-        try:
-            await self.write_processed_markers()
-        except Exception:  # they stay for the next window, or the stop
-            log.warning("consumer %s: could not write processed markers; retrying later", self.group_id)
 
     def _marker_id(self, event_id: str) -> str:
         return f"{self.group_id}:{event_id}"
@@ -301,9 +287,7 @@ class EventConsumer:
         finally:  # a lane that failed stops the others: the batch is not committed, all of it comes again
             for worker in workers:
                 worker.cancel()
-        self._unwritten.update((doc["_id"], doc) for doc in applied_now)
-        if self._unwritten and (self._marker_writer is None or self._marker_writer.done()):
-            self._marker_writer = asyncio.create_task(self._write_processed_markers_soon())
+        self._processed.add(applied_now)
         done: dict[TopicPartition, int] = {}
         broken: set[TopicPartition] = set()
         for record, _ in decoded:  # a partition's records arrive in offset order
@@ -341,7 +325,7 @@ class EventConsumer:
         with suppress_instrumentation():
             claims = [{"_id": m, "claimed_at": now} for m in ids]
             claimed_before = {ids[i] for i in await insert_new(self._db[CLAIMED_COLLECTION], claims)}
-            unwritten = {m for m in claimed_before if m in self._unwritten}
+            unwritten = {m for m in claimed_before if m in self._processed}
             to_look_up = [m for m in ids if m in claimed_before and m not in unwritten]
             found = await find_by_ids(self._db[PROCESSED_COLLECTION], to_look_up, {"_id": 1})
         return unwritten | set(found), set(ids) - claimed_before

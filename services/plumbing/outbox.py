@@ -48,12 +48,11 @@ from aiokafka import AIOKafkaProducer
 from google.protobuf.message import Message
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.plumbing.bus import record_headers
 from services.plumbing.envelope import CloudEvent
-from services.plumbing.storage import Document, IndexSpec, find_by_ids, insert_new
+from services.plumbing.storage import BatchedWrites, Document, IndexSpec, find_by_ids, insert_new
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("iop.outbox")
@@ -175,9 +174,10 @@ class OutboxRelay:
         # Ids this relay published or found published, oldest first: the sweep skips them.
         self._sent: dict[str, None] = {}
         self._known_sent = known_sent
-        self._marker_window_s = marker_window_s
-        self._unmarked: list[Document] = []  # published, not yet in outbox_published
-        self._marking: asyncio.Task[None] | None = None
+        # another relay's markers: fine (at least once)
+        self._markers = BatchedWrites(
+            lambda docs: insert_new(self._published, docs), "published markers", marker_window_s, batch_size
+        )
         self._swept_until: datetime | None = None  # None: the next sweep looks back the whole horizon
         self._wake = asyncio.Event()
         self._stopping = False
@@ -268,28 +268,12 @@ class OutboxRelay:
         now = datetime.now(UTC)
         for entry in entries:
             self._remember_sent(entry["id"])
-            self._unmarked.append({"_id": entry["id"], "topic": entry["topic"], "published_at": now})
-        if self._marking is None or self._marking.done():
-            self._marking = asyncio.create_task(self._record_published_soon())
+        self._markers.add([{"_id": e["id"], "topic": e["topic"], "published_at": now} for e in entries])
         return len(entries)
-
-    async def _record_published_soon(self) -> None:
-        await asyncio.sleep(self._marker_window_s)
-        try:
-            await self.record_published()
-        except Exception:  # the markers stay for the next batch, or the drain
-            log.warning("outbox relay: could not record %d published ids", len(self._unmarked), exc_info=True)
 
     async def record_published(self) -> None:
         """Write the markers of what this relay published and has not recorded yet."""
-        while self._unmarked:
-            batch, self._unmarked = self._unmarked[: self._batch_size], self._unmarked[self._batch_size :]
-            try:
-                with suppress_instrumentation():  # outside any user action, a span would be a one-span trace
-                    await insert_new(self._published, batch)  # another relay's markers: fine (at least once)
-            except Exception:
-                self._unmarked[:0] = batch
-                raise
+        await self._markers.flush()
 
     def _remember_sent(self, event_id: str) -> None:
         self._sent[event_id] = None

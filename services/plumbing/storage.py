@@ -9,11 +9,13 @@ project's patches (deploy/local/ferretdb); any other filter scans there.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -113,3 +115,61 @@ async def _create_index(db: AsyncDatabase[Document], spec: IndexSpec, name: str)
         options = {k: v for k, v in spec.options.items() if k != "expireAfterSeconds"}
         await db[spec.collection].create_index(spec.keys, unique=spec.unique, name=name, **options)
         log.warning("store has no TTL indexes: %s.%s is not expired automatically", db.name, spec.collection)
+
+
+class BatchedWrites:
+    """Bookkeeping documents written together, `window_s` after the first of them was added.
+
+    For writes nobody waits for (published markers, processed markers, receipt statuses): one
+    store write per window instead of one per event. Until its write succeeded a document stays
+    pending (`in` answers by `_id`), and a failed write leaves it for the next window or `flush`.
+    The writes carry no span: outside any user action each would be a one-span trace.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[list[Document]], Awaitable[object]],
+        what: str,
+        window_s: float = 0.05,
+        batch_size: int = 500,
+    ) -> None:
+        self._write = write
+        self._what = what
+        self._window_s = window_s
+        self._batch_size = batch_size
+        self._pending: dict[Any, Document] = {}  # by _id, in the order added
+        self._scheduled: asyncio.Task[None] | None = None
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._pending
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, docs: list[Document]) -> None:
+        """Pend `docs`; their write starts within `window_s`."""
+        self._pending.update((doc["_id"], doc) for doc in docs)
+        if self._pending and (self._scheduled is None or self._scheduled.done()):
+            self._scheduled = asyncio.create_task(self._flush_soon())
+
+    async def flush(self) -> None:
+        """Write everything pending now, `batch_size` documents per write; raises if a write fails."""
+        while self._pending:
+            batch = list(self._pending.values())[: self._batch_size]
+            with suppress_instrumentation():
+                await self._write(batch)
+            for doc in batch:
+                self._pending.pop(doc["_id"], None)
+
+    async def close(self) -> None:
+        """Cancel the scheduled write and write what is pending (a graceful stop)."""
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+        await self.flush()
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(self._window_s)
+        try:
+            await self.flush()
+        except Exception:  # they stay for the next window, or the stop
+            log.warning("could not write %d %s; retrying later", len(self._pending), self._what, exc_info=True)
