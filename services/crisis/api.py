@@ -492,9 +492,9 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
         v.require(bool(request.client_id), "client_id", "required")
         v.raise_if_any()
         client_id = request.client_id
-        now_held = await self._store.client_records(client_id)
-        plan, checkin, risk = now_held.plan, now_held.checkin, now_held.risk
-        active = await self._store.alert(now_held.active_alert_id) if now_held.active_alert_id else None
+        held = await self._store.client_records(client_id)
+        plan, checkin, risk = held.plan, held.checkin, held.risk
+        active = await self._store.alert(held.active_alert_id) if held.active_alert_id else None
         await self._audit(current_principal(), "GetCrisisCard", "client", client_id)
         problems: list[str] = []
         card = crisis_pb2.CrisisCard(client_id=client_id)

@@ -13,7 +13,7 @@ messaging spans name their broker as `remoteEndpoint` (without it Zipkin's depen
 no Kafka edge: it links a producer and a consumer only through the broker they both name), no
 span is marked `debug` (that flag tells a collector to bypass its own sampling), and the tags
 that are the same on every span of every service are left out: the SDK's `telemetry.sdk.*` and
-the deprecated `otel.library.*` copies of `otel.scope.*`. They were a quarter of each span's
+the deprecated `otel.library.*` copies of `otel.scope.*`. They were a fifth of each span's
 JSON, and Zipkin's in-memory store pays per byte it parses and keeps.
 """
 
