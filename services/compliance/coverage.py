@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from services.compliance.reference import Reference
@@ -112,6 +112,7 @@ class Authorization:
     units_used: int = 0
     concurrent_review_due: date | None = None
     billed_dates: frozenset[str] = frozenset()
+    expires_at: datetime | None = None  # the end of end_date in the billing zone, as recorded
 
     @property
     def remaining(self) -> int:

@@ -28,6 +28,7 @@ from services.compliance.reference import Reference, billing_day
 from services.compliance.store import (
     AUTHORIZATIONS,
     COMPACT_CREDENTIALS,
+    CONSENTS,
     EXPIRING,
     LICENSES,
     ComplianceStore,
@@ -100,17 +101,22 @@ class SchedulingHandlers:
     async def _flag_expiring_before(
         self, session_id: str, clinician_id: str, client_ids: list[str], starts_at: datetime
     ) -> None:
-        """A session booked after an item's expiry warning went out is flagged for re-check too."""
+        """A session booked after an item's expiry warning went out is flagged for re-check too.
+
+        Reads the snapshots EvaluateSession cached when it evaluated the booking (at most the read
+        cache's TTL old; this process's own writes invalidate them), so the store is not read here.
+        """
         now = datetime.now(UTC)
-        flags: list[str] = []
-        for collection, item_type in EXPIRING.items():
-            owners = [clinician_id] if collection in (LICENSES, COMPACT_CREDENTIALS) else client_ids
-            for owner in owners:
-                for item in await self._store.owned(collection, owner):
-                    if item.get("expires_at") and now < item["expires_at"] <= starts_at:
-                        flags.append(f"EXPIRES_BEFORE_SESSION:{item_type}:{item['_id']}")
-        for flag in flags:
-            await self._store.flag_sessions([session_id], flag)
+        licenses, credentials = await self._store.credentials_snapshot(clinician_id)
+        expiring = [(EXPIRING[LICENSES], x.license_id, x.valid_until) for x in licenses]
+        expiring += [(EXPIRING[COMPACT_CREDENTIALS], x.credential_id, x.valid_until) for x in credentials]
+        for client_id in client_ids:
+            consents, authorizations = await self._store.client_snapshot(client_id)
+            expiring += [(EXPIRING[CONSENTS], x.consent_id, x.valid_until) for x in consents]
+            expiring += [(EXPIRING[AUTHORIZATIONS], x.authorization_id, x.expires_at) for x in authorizations]
+        for item_type, item_id, expires_at in expiring:
+            if expires_at is not None and now < expires_at <= starts_at:
+                await self._store.flag_sessions([session_id], f"EXPIRES_BEFORE_SESSION:{item_type}:{item_id}")
 
     async def session_checked_in(self, event: CloudEvent, p: scheduling_pb2.SessionCheckedIn) -> None:
         if not p.session_id or not p.client_id:

@@ -141,6 +141,7 @@ def authorization_from_doc(d: Document) -> Authorization:
         units_used=int(d.get("units_used", 0)),
         concurrent_review_due=date.fromisoformat(review) if review else None,
         billed_dates=frozenset(d.get("billed_dates") or []),
+        expires_at=_utc(d.get("expires_at")),
     )
 
 

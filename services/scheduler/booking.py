@@ -391,9 +391,12 @@ class Scheduler:
         owner_days = self._ledger_days(ledger_owners, booked.start, booked.end)
         days = [day for _, day in owner_days]
         written: list[str] = []
+        # First the revisions this process knows, unread: a write on an outdated one fails and
+        # the loop reads again. A refusal is only ever made on revisions read as the latest.
+        latest = False
         try:
             for _ in range(LEDGER_ATTEMPTS):
-                ledgers = await self.store.ledgers_for(days)
+                ledgers = await self.store.ledgers_for(days, latest)
                 violations: list[str] = []
                 for is_clinician, day in owner_days:
                     _, bookings = ledgers[day]
@@ -405,6 +408,9 @@ class Scheduler:
                     )
                     violations += [v for v in found if v not in violations]
                 if violations and not overridden:
+                    if not latest:
+                        latest = True
+                        continue
                     raise FailedPrecondition(
                         violations[0],
                         f"booking breaks the fatigue rule {violations[0]}",

@@ -199,13 +199,18 @@ class SchedulerStore:
 
     # ---------- day ledgers (optimistic concurrency by unique revision keys) ----------
 
-    async def ledger(self, owner_day: str) -> tuple[int, list[Booked]]:
+    async def ledger(self, owner_day: str, latest: bool = True) -> tuple[int, list[Booked]]:
         """The latest revision: start at this process's last known revision (or the head's
         hint), then probe forward by _id. The cache is only a starting point: correctness
-        comes from the unique revision keys."""
+        comes from the unique revision keys.
+
+        With latest=False a known revision is returned as it is, without probing: for a writer,
+        whose insert of the next revision fails if a newer one exists (and drops the cached one)."""
         cached = self._ledger_cache.get(owner_day)
         if cached is not None:
             rev, bookings = cached
+            if not latest:
+                return rev, bookings
         else:
             head = await self.ledgers.find_one({"_id": owner_day})
             rev = int(head["rev"]) if head else 0
@@ -226,8 +231,10 @@ class SchedulerStore:
             self._ledger_cache.clear()
         self._ledger_cache[owner_day] = (rev, bookings)
 
-    async def ledgers_for(self, owner_days: Sequence[str]) -> dict[str, tuple[int, list[Booked]]]:
-        found = await asyncio.gather(*(self.ledger(k) for k in owner_days))
+    async def ledgers_for(
+        self, owner_days: Sequence[str], latest: bool = True
+    ) -> dict[str, tuple[int, list[Booked]]]:
+        found = await asyncio.gather(*(self.ledger(k, latest) for k in owner_days))
         return dict(zip(owner_days, found, strict=True))
 
     async def write_ledger(self, owner_day: str, rev: int, bookings: Sequence[Booked]) -> bool:

@@ -542,6 +542,36 @@ def test_expiry_warns_once_per_horizon_and_flags_booked_sessions(stub, settings:
         producer.close()
 
 
+def test_a_session_booked_past_an_expiry_is_flagged_when_scheduled(stub, settings: Settings, db) -> None:
+    clinician, client, session = uid("clin"), uid("client"), uid("s")
+    short = record_license(stub, settings, clinician, "CA", valid_until=to_timestamp(NOW + timedelta(days=5)))
+    long = record_license(stub, settings, clinician, "OR")
+    authorization = ready_client(stub, settings, client, "demo-commercial-ppo")  # ends in 30 days
+    producer = SchedulerEvents(settings)
+    try:
+        producer.send(
+            session,
+            sev.SessionScheduled(
+                session_id=session,
+                clinician_id=clinician,
+                client_ids=[client],
+                starts_at=to_timestamp(NOW + timedelta(days=35)),
+                ends_at=to_timestamp(NOW + timedelta(days=35, hours=3)),
+                kind=sev.SESSION_KIND_GROUP,
+            ),
+        )
+        deadline = time.monotonic() + 60
+        flags: list[str] = []
+        while time.monotonic() < deadline and len(flags) < 2:
+            flags = (db["sessions"].find_one({"_id": session}) or {}).get("flags", [])
+            time.sleep(0.1)
+    finally:
+        producer.close()
+    assert f"EXPIRES_BEFORE_SESSION:license:{short.license_id}" in flags
+    assert f"EXPIRES_BEFORE_SESSION:authorization:{authorization.authorization_id}" in flags
+    assert not [f for f in flags if long.license_id in f]
+
+
 def test_attended_day_billing_is_idempotent_and_decrements_authorization(stub, settings: Settings) -> None:
     tail = TopicTail(settings, "iop.compliance.billing.v1")
     producer = SchedulerEvents(settings)

@@ -22,7 +22,7 @@ from iop.scheduler.v1 import scheduler_pb2_grpc
 from services.plumbing.errors import error_reason
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
-from tests.integration.test_scheduler_support import Api, next_slot, uid
+from tests.integration.test_scheduler_support import Api, local_day_at, next_slot, reason_of, uid
 from tests.support import TEST_PORTS, ServiceProcess, auth_metadata
 
 pytestmark = pytest.mark.integration
@@ -166,3 +166,29 @@ async def test_racing_bookings_never_double_book(two_schedulers, settings: Setti
     finally:
         mongo.close()
     assert datetime.now(UTC) < base  # the race ran before the slots (sanity on the clock)
+
+
+def test_day_ledgers_cached_by_one_process_stay_correct_when_the_other_writes(two_schedulers) -> None:
+    """A process books on the ledger revision it knows without reading it back: a booking on an
+    outdated revision must still be refused when the newer one breaks a rule, and a refusal must
+    never come from an outdated revision."""
+    api, targets = two_schedulers
+    other = Api(api.settings, targets[1], api.compliance_target)
+    try:
+        program = api.program(**{**OPEN_RULES, "max_clinician_screen_minutes_per_day": 60})
+        clinician = api.clinician()
+        morning, afternoon, evening = (local_day_at(6, h) for h in (9, 13, 17))
+        first = api.book(program.program_id, clinician, [api.client()], morning)
+        with pytest.raises(grpc.RpcError) as over_cap:  # this process now knows the day with `first`
+            api.book(program.program_id, clinician, [api.client()], afternoon)
+        assert reason_of(over_cap.value) == "MAX_DAILY_SCREEN_TIME_CLINICIAN"
+        other.call("CancelSession", pb.CancelSessionRequest(session_id=first.session_id, reason="moved"))
+        # what this process knows still holds `first`: it must read the newer revision, not refuse
+        second = api.book(program.program_id, clinician, [api.client()], afternoon)
+        # the other process knows only the revision it wrote, without `second`: its write must fail
+        with pytest.raises(grpc.RpcError) as stale:
+            other.book(program.program_id, clinician, [api.client()], evening)
+        assert reason_of(stale.value) == "MAX_DAILY_SCREEN_TIME_CLINICIAN"
+        assert second.session_id
+    finally:
+        other.close()
