@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -190,18 +190,40 @@ class ComplianceStore:
 
     async def owned(self, collection: str, owner_id: str) -> list[Document]:
         """The owner's records of `collection` (licenses, credentials, consents, authorizations)."""
-        record_ids = [e["record_id"] for e in await self._directory(collection, owner_id)]
-        records = await find_by_ids(self.db[collection], record_ids, {"outbox": 0})
-        return [records[i] for i in record_ids if i in records]
+        return (await self.owned_many((collection,), owner_id))[collection]
+
+    async def owned_many(self, collections: Sequence[str], owner_id: str) -> dict[str, list[Document]]:
+        """The owner's records of each of `collections`: their directories in one query, then
+        one query per collection that has records."""
+        directories = await self._directories(collections, owner_id)
+
+        async def records(collection: str) -> list[Document]:
+            record_ids = [e["record_id"] for e in directories[collection]]
+            if not record_ids:
+                return []
+            found = await find_by_ids(self.db[collection], record_ids, {"outbox": 0})
+            return [found[i] for i in record_ids if i in found]
+
+        lists = await asyncio.gather(*(records(c) for c in collections))
+        return dict(zip(collections, lists, strict=True))
 
     async def _directory(self, collection: str, owner_id: str) -> list[Document]:
-        """The owner's directory entries, in slot order."""
-        found: list[Document] = []
+        """The owner's directory entries of one collection, in slot order."""
+        return (await self._directories((collection,), owner_id))[collection]
+
+    async def _directories(self, collections: Sequence[str], owner_id: str) -> dict[str, list[Document]]:
+        """The owner's directory entries of each collection, in slot order: a page of slots of
+        every collection per query, until each collection's page comes back short."""
+        found: dict[str, list[Document]] = {c: [] for c in collections}
+        reading = list(collections)
         for first in range(0, MAX_SLOTS, DIRECTORY_PAGE):
-            slots = [_slot(collection, owner_id, n) for n in range(first, first + DIRECTORY_PAGE)]
-            entries = await find_by_ids(self.db[DIRECTORY], slots)
-            found += [entries[s] for s in slots if s in entries]
-            if len(entries) < DIRECTORY_PAGE:  # slots are taken first-free: the rest are empty
+            pages = {c: [_slot(c, owner_id, n) for n in range(first, first + DIRECTORY_PAGE)] for c in reading}
+            entries = await find_by_ids(self.db[DIRECTORY], [s for page in pages.values() for s in page])
+            for collection, page in pages.items():
+                found[collection] += [entries[s] for s in page if s in entries]
+            # slots are taken first-free: a page with a free slot is the collection's last
+            reading = [c for c, page in pages.items() if all(s in entries for s in page)]
+            if not reading:
                 break
         return found
 
@@ -229,10 +251,8 @@ class ComplianceStore:
 
     async def clinician_credentials(self, clinician_id: str) -> tuple[list[Document], list[Document]]:
         """The stored (licenses, compact credentials) documents, read now."""
-        licenses, credentials = await asyncio.gather(
-            self.owned(LICENSES, clinician_id), self.owned(COMPACT_CREDENTIALS, clinician_id)
-        )
-        return licenses, credentials
+        owned = await self.owned_many((LICENSES, COMPACT_CREDENTIALS), clinician_id)
+        return owned[LICENSES], owned[COMPACT_CREDENTIALS]
 
     async def read_credentials(self, clinician_id: str) -> CredentialsSnapshot:
         """(licenses, compact credentials), read now and parsed."""
@@ -247,10 +267,9 @@ class ComplianceStore:
         """(consents, authorizations), parsed once per load and at most the cache TTL old."""
 
         async def load() -> ClientSnapshot:
-            consents, auths = await asyncio.gather(
-                self.owned(CONSENTS, client_id), self.owned(AUTHORIZATIONS, client_id)
-            )
-            return tuple(map(consent_from_doc, consents)), tuple(map(authorization_from_doc, auths))
+            owned = await self.owned_many((CONSENTS, AUTHORIZATIONS), client_id)
+            consents, authorizations = owned[CONSENTS], owned[AUTHORIZATIONS]
+            return tuple(map(consent_from_doc, consents)), tuple(map(authorization_from_doc, authorizations))
 
         return await self._client_records.get(client_id, load)
 

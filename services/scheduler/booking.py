@@ -392,7 +392,7 @@ class Scheduler:
         days = [day for _, day in owner_days]
         written: list[str] = []
         # First the revisions this process knows, unread: a write on an outdated one fails and
-        # the loop reads again. A refusal is only ever made on revisions read as the latest.
+        # the loop reads on from there. A refusal is only ever made on revisions read as the latest.
         latest = False
         try:
             for _ in range(LEDGER_ATTEMPTS):
@@ -424,6 +424,7 @@ class Scheduler:
                 if all(results):
                     return violations
                 # another booking changed a ledger meanwhile: take ours out and evaluate again
+                latest = True
                 await asyncio.gather(*(self.store.remove_from_ledger(day, session_id) for day in written))
                 written.clear()
             raise FailedPrecondition("SCHEDULE_CONTENTION", "too many concurrent bookings for this day; retry")

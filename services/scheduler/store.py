@@ -248,8 +248,7 @@ class SchedulerStore:
                     "at": datetime.now(UTC),
                 }
             )
-        except DuplicateKeyError:
-            self._ledger_cache.pop(owner_day, None)
+        except DuplicateKeyError:  # the known revision stays the starting point of the next probe
             return False
         self._remember(owner_day, rev + 1, list(bookings))
         # The head is only a hint for cold readers, who probe forward from it: move it every few

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.compliance.store import CONSENTS, DIRECTORY, LICENSES, ComplianceStore
+from services.compliance.store import AUTHORIZATIONS, CONSENTS, DIRECTORY, LICENSES, ComplianceStore
 from services.plumbing.settings import Settings
 from services.plumbing.storage import mongo_client, service_database
 
@@ -65,3 +65,15 @@ async def test_an_entry_whose_record_was_never_written_is_skipped(store: Complia
     await store.db[DIRECTORY].insert_one({"_id": f"{LICENSES}|clin-3|0000", "record_id": "never-written"})
     await store.insert(LICENSES, kept)
     assert [d["_id"] for d in await store.owned(LICENSES, "clin-3")] == [kept["_id"]]
+
+
+async def test_directories_of_several_collections_are_read_together(store: ComplianceStore) -> None:
+    licenses = [license_doc("owner-4", n) for n in range(20)]  # past the first directory page
+    for doc in licenses:
+        await store.insert(LICENSES, doc)
+    consent = {**license_doc("owner-4", 99), "consent_type": "TELEHEALTH"}
+    await store.insert(CONSENTS, consent)
+    owned = await store.owned_many((LICENSES, CONSENTS, AUTHORIZATIONS), "owner-4")
+    assert [d["_id"] for d in owned[LICENSES]] == [d["_id"] for d in licenses]  # slot order
+    assert [d["_id"] for d in owned[CONSENTS]] == [consent["_id"]]
+    assert owned[AUTHORIZATIONS] == []
