@@ -108,7 +108,9 @@ class SchedulingHandlers:
         """
         now = datetime.now(UTC)
         licenses, credentials = await self._store.credentials_snapshot(clinician_id)
-        expiring = [(EXPIRING[LICENSES], x.license_id, x.valid_until) for x in licenses]
+        expiring: list[tuple[str, str, datetime | None]] = [
+            (EXPIRING[LICENSES], x.license_id, x.valid_until) for x in licenses
+        ]
         expiring += [(EXPIRING[COMPACT_CREDENTIALS], x.credential_id, x.valid_until) for x in credentials]
         for client_id in client_ids:
             consents, authorizations = await self._store.client_snapshot(client_id)

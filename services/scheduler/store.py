@@ -231,9 +231,7 @@ class SchedulerStore:
             self._ledger_cache.clear()
         self._ledger_cache[owner_day] = (rev, bookings)
 
-    async def ledgers_for(
-        self, owner_days: Sequence[str], latest: bool = True
-    ) -> dict[str, tuple[int, list[Booked]]]:
+    async def ledgers_for(self, owner_days: Sequence[str], latest: bool = True) -> dict[str, tuple[int, list[Booked]]]:
         found = await asyncio.gather(*(self.ledger(k, latest) for k in owner_days))
         return dict(zip(owner_days, found, strict=True))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import statistics
@@ -13,6 +14,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+import grpc
 
 from services.plumbing.settings import Settings
 from services.plumbing.storage import mongo_client
@@ -160,3 +163,45 @@ def store_bound_report(rates: StoreRates, commands: tuple[float, float] | None, 
         f"{rates.line()}; {action} sends it {finds:g} lookups + {writes:g} writes in its trace: "
         f"at most {rates.bound(finds, writes):,.0f}/s if the store served nothing else"
     )
+
+
+async def paced(
+    call: Callable[[], Awaitable[object]],
+    seconds: float,
+    rate: float,
+    failures: tuple[type[BaseException], ...] = (grpc.RpcError,),
+) -> tuple[list[float], int, float]:
+    """Open loop at `rate`/s: (latencies in ms of the calls that succeeded, failures, achieved rate).
+
+    A call that raises one of `failures` counts as a failure. The load generator's own garbage
+    collector is off meanwhile: its full collections pause this process for 10-30 ms, which every
+    call in flight would count as server latency."""
+    latencies: list[float] = []
+    errors = 0
+    interval = 1.0 / rate
+    n = int(seconds * rate)
+
+    async def one() -> None:
+        nonlocal errors
+        t0 = time.perf_counter()
+        try:
+            await call()
+            latencies.append((time.perf_counter() - t0) * 1000)
+        except failures:
+            errors += 1
+
+    tasks = []
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for i in range(n):
+            delay = start + i * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    finally:
+        gc.enable()
+    return latencies, errors, n / elapsed

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import multiprocessing
 import os
@@ -38,6 +37,7 @@ from iop.compliance.v1 import compliance_pb2 as pb
 from iop.compliance.v1 import compliance_pb2_grpc
 from iop.events.v1 import common_pb2
 from services.plumbing.protos import to_timestamp
+from tests.bench.common import paced
 from tests.support import ServiceProcess, auth_metadata, isolated_settings
 
 ECHO_METHOD = "/bench.Echo/Echo"
@@ -150,42 +150,6 @@ async def closed_loop(call: Call, seconds: float, concurrency: int) -> tuple[flo
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return ok / (time.perf_counter() - start), ok, errors
-
-
-async def paced(call: Call, seconds: float, rate: float) -> tuple[list[float], int, float]:
-    """Open loop at `rate`/s: (latencies in ms, errors, achieved rate).
-
-    The load generator's own garbage collector is off meanwhile: its full collections pause this
-    process for 10-30 ms, which every call in flight would count as server latency."""
-    latencies: list[float] = []
-    errors = 0
-    interval = 1.0 / rate
-    n = int(seconds * rate)
-
-    async def one() -> None:
-        nonlocal errors
-        t0 = time.perf_counter()
-        try:
-            await call()
-            latencies.append((time.perf_counter() - t0) * 1000)
-        except grpc.RpcError:
-            errors += 1
-
-    tasks = []
-    gc.collect()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        for i in range(n):
-            delay = start + i * interval - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one()))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - start
-    finally:
-        gc.enable()
-    return latencies, errors, n / elapsed
 
 
 def prepare(target: str, md: list[tuple[str, str]]) -> pb.EvaluateSessionRequest:
