@@ -57,8 +57,8 @@ async def test_a_failed_load_is_not_cached() -> None:
     assert await cache.get("k", flaky) == 7
 
 
-async def test_a_hit_past_half_the_ttl_reloads_in_the_background_and_answers_at_once() -> None:
-    cache: TtlCache[int] = TtlCache(ttl_s=0.2)
+async def test_a_hit_past_the_refresh_point_reloads_in_the_background_and_answers_at_once() -> None:
+    cache: TtlCache[int] = TtlCache(ttl_s=0.2, refresh_after=0.5)
     values = [1, 2]
     started = asyncio.Event()
     release = asyncio.Event()
@@ -71,7 +71,7 @@ async def test_a_hit_past_half_the_ttl_reloads_in_the_background_and_answers_at_
         return value
 
     assert await cache.get("k", load) == 1
-    await asyncio.sleep(0.12)  # past half the TTL, not expired
+    await asyncio.sleep(0.12)  # past the refresh point (half the TTL here), not expired
     assert await cache.get("k", load) == 1  # answered from the entry, a reload started
     await asyncio.wait_for(started.wait(), 1)
     assert await cache.get("k", load) == 1  # one reload at a time
@@ -82,7 +82,7 @@ async def test_a_hit_past_half_the_ttl_reloads_in_the_background_and_answers_at_
 
 
 async def test_a_background_reload_does_not_undo_an_invalidation() -> None:
-    cache: TtlCache[str] = TtlCache(ttl_s=0.2)
+    cache: TtlCache[str] = TtlCache(ttl_s=0.2, refresh_after=0.5)
     store = {"k": "before"}
     reloading = asyncio.Event()
     release = asyncio.Event()
