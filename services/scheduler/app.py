@@ -16,7 +16,7 @@ from services.scheduler.compliance_client import ComplianceGateway
 from services.scheduler.domain import load_reference_data
 from services.scheduler.handlers import SessionSignalHandlers
 from services.scheduler.programs import Programs
-from services.scheduler.store import CARE_SESSIONS, INDEXES, OUTBOX_COLLECTIONS, SESSIONS_COLLECTION, SchedulerStore
+from services.scheduler.store import INDEXES, OUTBOX_COLLECTIONS, SchedulerStore
 from services.scheduler.topics import ATTENDANCE, FHIR, PRIVACY, SESSIONS
 
 log = logging.getLogger(__name__)
@@ -38,27 +38,16 @@ async def wire(infra: Infrastructure) -> list[EventConsumer]:
 
 
 async def sweep_orphan_claims(infra: Infrastructure) -> None:
-    """Release slot reservations whose booking never got stored (a process died mid-booking).
-
-    Looks at claims between 2 and 10 minutes old whose session (or care session) does not exist.
-    """
+    """Undo the reservations of bookings that never got stored (a process died mid-booking):
+    claims between 2 and 10 minutes old, and their bookings' entries in the day ledgers."""
     store = SchedulerStore(infra.db)
     while True:
         await asyncio.sleep(ORPHAN_SWEEP_S)
         try:
             now = datetime.now(UTC)
-            claims = await store.claims.find(
-                {"at": {"$gte": now - 5 * ORPHAN_AGE, "$lt": now - ORPHAN_AGE}}, {"_id": 1, "session_id": 1}
-            ).to_list()
-            owners = {c["session_id"].removesuffix(":capacity") for c in claims}
-            if not owners:
-                continue
-            alive = await store.existing_ids(SESSIONS_COLLECTION, list(owners))
-            alive |= await store.existing_ids(CARE_SESSIONS, list(owners))
-            orphans = [c["_id"] for c in claims if c["session_id"].removesuffix(":capacity") not in alive]
-            if orphans:
-                log.warning("releasing %d orphaned slot reservations", len(orphans))
-                await store.delete_claims(orphans)
+            released = await store.release_orphans(now - 5 * ORPHAN_AGE, now - ORPHAN_AGE)
+            if released:
+                log.warning("released %d orphaned slot reservations and their ledger entries", released)
         except Exception:
             log.warning("orphan sweep failed; will retry", exc_info=True)
 

@@ -32,10 +32,12 @@ from services.scheduler.store import (
     CLIENTS,
     CLINICIANS,
     PROGRAMS,
+    SEAT_CLAIM,
     SEATS,
     SESSIONS_COLLECTION,
     Conflict,
     SchedulerStore,
+    seat_key,
 )
 from services.scheduler.topics import FHIR, SESSIONS
 
@@ -130,7 +132,7 @@ class Scheduler:
         # lookups by _id only: seat n < capacity, check-in per rostered client
         seats: list[Document] = []
         if doc["kind"] == d.GROUP:
-            keys = [self._seat_key(doc["_id"], i) for i in range(int(doc.get("capacity", 0)))]
+            keys = [seat_key(doc["_id"], i) for i in range(int(doc.get("capacity", 0)))]
             found = await self.store.get_many(SEATS, keys)
             seats = [found[k] for k in keys if k in found]
         seated = [x for x in seats if x.get("client_id")]
@@ -248,7 +250,7 @@ class Scheduler:
             "created_at": now,
         }
         if req.kind == d.GROUP:
-            doc["seat_keys"] = [self._seat_key(session_id, i) for i in range(len(req.client_ids))]
+            doc["seat_keys"] = [seat_key(session_id, i) for i in range(len(req.client_ids))]
         seat_docs = [
             {"_id": key, "session_id": session_id, "client_id": c, "slot_keys": [], "ledger_days": [], "at": now}
             for key, c in zip(doc["seat_keys"], req.client_ids, strict=False)
@@ -376,20 +378,23 @@ class Scheduler:
         rules: d.Rules,
         overridden: bool,
         exclude: str = "",
+        seat_client: str = "",
     ) -> list[str]:
         """Claim the slots, then add the booking to every day ledger under the rules.
 
+        `seat_client` names the client when the booking is a seat in a group session.
         Returns the rules the booking breaks (non-empty only with an override).
         """
+        owner_days = self._ledger_days(ledger_owners, booked.start, booked.end)
+        days = [day for _, day in owner_days]
+        kind = SEAT_CLAIM if seat_client else "slot"
         try:
-            await self.store.claim(keys, session_id, "slot")
+            await self.store.claim(keys, session_id, kind, ledger_days=days, client_id=seat_client)
         except Conflict as conflict:
             who = "CLINICIAN" if conflict.key.startswith("clinician:") else "CLIENT"
             raise FailedPrecondition(
                 f"{who}_DOUBLE_BOOKED", f"the {who.lower()} already has a session in that slot"
             ) from None
-        owner_days = self._ledger_days(ledger_owners, booked.start, booked.end)
-        days = [day for _, day in owner_days]
         written: list[str] = []
         # First the revisions this process knows, unread: a write on an outdated one fails and
         # the loop reads on from there. A refusal is only ever made on revisions read as the latest.
@@ -455,10 +460,6 @@ class Scheduler:
             if c.get("tech_check_required", True)
         ]
 
-    @staticmethod
-    def _seat_key(session_id: str, seat: int) -> str:
-        return f"seat:{session_id}#{seat:02d}"
-
     def _scheduled_event(self, doc: Document) -> scheduling_pb2.SessionScheduled:
         return scheduling_pb2.SessionScheduled(
             session_id=doc["_id"],
@@ -504,7 +505,9 @@ class Scheduler:
         booked = d.Booked(session_id, start, end, tuple(d.segments_from_docs(session.get("segments", []))))
         owner = d.client_owner(client_id)
         keys = [d.slot_key(owner, at) for at in d.slot_starts(start, end)]
-        violations = await self._reserve(session_id, keys, [(owner, _tz(client), False)], booked, rules, bool(override))
+        violations = await self._reserve(
+            session_id, keys, [(owner, _tz(client), False)], booked, rules, bool(override), seat_client=client_id
+        )
         days = self._owner_days(owner, _tz(client), start, end)
         tasks = self._tech_check_tasks(session_id, [client], start)
         after = {**session, "client_ids": [*session["client_ids"], client_id]}
@@ -515,7 +518,7 @@ class Scheduler:
         seat = ""
         try:
             for i in range(int(session["capacity"])):
-                key = self._seat_key(session_id, i)
+                key = seat_key(session_id, i)
                 fact = {
                     "_id": key,
                     "session_id": session_id,
@@ -571,7 +574,7 @@ class Scheduler:
         if capacity < old:  # block the seats above the new capacity first, so no racer can take them
             blocked: list[str] = []
             for i in range(capacity, old):
-                key = self._seat_key(session_id, i)
+                key = seat_key(session_id, i)
                 block = {"_id": key, "session_id": session_id, "client_id": "", "kind": "capacity-block"}
                 if await self.store.insert_fact(SEATS, block, []):
                     blocked.append(key)
@@ -587,7 +590,7 @@ class Scheduler:
         if updated is None:
             raise FailedPrecondition("SESSION_CHANGED", "the session changed meanwhile; retry")
         if capacity > old:  # lift the blocks a former decrease left
-            blocks = [self._seat_key(session_id, i) for i in range(old, capacity)]
+            blocks = [seat_key(session_id, i) for i in range(old, capacity)]
             await self.store.seats.delete_many({"_id": {"$in": blocks}, "client_id": ""})
         return await self.session(session_id)
 

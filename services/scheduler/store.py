@@ -4,7 +4,9 @@ Invariants live in unique keys, never in process memory, so several scheduler
 processes can book at once:
 - `claims`: one document per reserved 15-minute slot of a clinician or client
   (`clinician:<id>@20261130T1400`) and per group seat (`seat:<session>#<n>`).
-  A booking inserts its keys; a duplicate key means the slot is taken.
+  A booking inserts its keys; a duplicate key means the slot is taken. Each claim names its
+  booking's day ledgers (and a seat's client), so the orphan sweep can undo a booking whose
+  process died before storing it.
 - `ledgers`: the day ledger of one clinician or client, as numbered revisions
   (`<owner>|<day>|<rev>`). A booking that passed the fatigue rules on revision n
   inserts revision n+1; a duplicate key means another booking got there first,
@@ -73,6 +75,14 @@ INDEXES = [
 ]
 
 NO_OUTBOX = {"outbox": 0}
+SEAT_CLAIM = "seat"  # a client's slots for a seat in a group session
+
+
+def seat_key(session_id: str, seat: int) -> str:
+    """Seat n of a group session (a per-client fact, `seat:<session>#<n>`)."""
+    return f"seat:{session_id}#{seat:02d}"
+
+
 LEDGER_CACHE_SIZE = 20000
 HEAD_EVERY = 8
 
@@ -154,12 +164,21 @@ class SchedulerStore:
 
     # ---------- slot and seat reservations ----------
 
-    async def claim(self, keys: Sequence[str], session_id: str, kind: str) -> None:
-        """Reserve every key or none: raises Conflict(key) after releasing what it took."""
+    async def claim(
+        self, keys: Sequence[str], session_id: str, kind: str, ledger_days: Sequence[str] = (), client_id: str = ""
+    ) -> None:
+        """Reserve every key or none: raises Conflict(key) after releasing what it took.
+
+        Each claim names the day ledgers its booking enters and, for a seat in a group
+        (kind SEAT_CLAIM), the client: what the orphan sweep needs to undo a booking that
+        never got stored."""
         if not keys:
             return
         now = datetime.now(UTC)
-        docs = [{"_id": k, "session_id": session_id, "kind": kind, "at": now} for k in keys]
+        claim: Document = {"session_id": session_id, "kind": kind, "at": now, "ledger_days": list(ledger_days)}
+        if client_id:
+            claim["client_id"] = client_id
+        docs = [{"_id": k, **claim} for k in keys]
         try:
             await self.claims.insert_many(docs, ordered=True)
         except BulkWriteError as exc:
@@ -365,8 +384,39 @@ class SchedulerStore:
 
     # ---------- maintenance ----------
 
-    async def orphan_claims(self, older_than: datetime, limit: int = 500) -> list[Document]:
-        return await self.claims.find({"at": {"$lt": older_than}}).limit(limit).to_list()
+    async def release_orphans(self, claimed_from: datetime, claimed_before: datetime) -> int:
+        """Undo the reservations, claimed in [claimed_from, claimed_before), of bookings that never
+        got stored (a process died mid-booking): the booking's entries in its day ledgers, then
+        its claims. A booking's claims are orphaned when its session (or care session) does not
+        exist, a seat's when the client holds no seat of the group. Returns the claims released."""
+        claims = await self.claims.find({"at": {"$gte": claimed_from, "$lt": claimed_before}}, NO_OUTBOX).to_list()
+        if not claims:
+            return 0
+        session_ids = list({c["session_id"] for c in claims})
+        sessions = await self.get_many(SESSIONS_COLLECTION, session_ids)
+        alive = set(sessions) | await self.existing_ids(CARE_SESSIONS, session_ids)
+        seats = await self.get_many(
+            SEATS,
+            [
+                seat_key(c["session_id"], n)
+                for c in claims
+                if c.get("kind") == SEAT_CLAIM and c["session_id"] in sessions
+                for n in range(int(sessions[c["session_id"]].get("capacity", 0)))
+            ],
+        )
+        seated = {(x["session_id"], x.get("client_id")) for x in seats.values()}
+
+        def orphaned(claim: Document) -> bool:
+            if claim["session_id"] not in alive:
+                return True
+            return claim.get("kind") == SEAT_CLAIM and (claim["session_id"], claim.get("client_id")) not in seated
+
+        orphans = [c for c in claims if orphaned(c)]
+        entries = {(day, c["session_id"]) for c in orphans for day in c.get("ledger_days", [])}
+        for day, session_id in sorted(entries):
+            await self.remove_from_ledger(day, session_id)
+        await self.delete_claims([c["_id"] for c in orphans])
+        return len(orphans)
 
     async def existing_ids(self, collection: str, ids: Sequence[str]) -> set[str]:
         return set(await find_by_ids(self.db[collection], ids, {"_id": 1}))
