@@ -10,20 +10,24 @@ project's patches (deploy/local/ferretdb); any other filter scans there.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.trace import Span, SpanKind
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from services.plumbing.settings import Settings
 
 log = logging.getLogger(__name__)
+_storage_tracer = trace.get_tracer("iop.storage")
 
 Document = dict[str, Any]
 
@@ -173,3 +177,176 @@ class BatchedWrites:
             await self.flush()
         except Exception:  # they stay for the next window, or the stop
             log.warning("could not write %d %s; retrying later", len(self._pending), self._what, exc_info=True)
+
+
+@dataclass
+class _Waiting:
+    items: list[Any]  # documents to insert, or ids to find
+    done: asyncio.Future[Any]
+    span: Span
+
+
+class _GroupCommit:
+    """Commands of concurrent callers on one collection, sent together: one is in flight at a
+    time, and the callers that arrive meanwhile share the next one, so an idle collection adds no
+    delay and a busy one takes one command for many callers. Each caller's wait is its own CLIENT
+    span, with the attributes of PyMongo's instrumentation and the size of the shared command; the
+    command itself carries no span, so a user action's trace shows its own store calls and no
+    other's. A caller cancelled before its command was sent is left out of it."""
+
+    def __init__(
+        self, collection: AsyncCollection[Document], statement: str, max_batch: int, tracer: trace.Tracer | None
+    ) -> None:
+        self._collection = collection
+        self._max_batch = max_batch
+        self._tracer = tracer or _storage_tracer
+        self._waiting: list[_Waiting] = []
+        self._sending: asyncio.Task[None] | None = None
+        self._span_name = f"{collection.database.name}.{statement}"
+        self._span_attributes: dict[str, str] = {
+            "db.system": "mongodb",
+            "db.name": collection.database.name,
+            "db.statement": statement,
+            "db.mongodb.collection": collection.name,
+        }
+
+    async def _submit(self, items: list[Any]) -> Any:
+        with self._tracer.start_as_current_span(
+            self._span_name, kind=SpanKind.CLIENT, attributes=self._span_attributes
+        ) as span:
+            waiting = _Waiting(items, asyncio.get_running_loop().create_future(), span)
+            self._waiting.append(waiting)
+            if self._sending is None or self._sending.done():
+                self._sending = asyncio.create_task(self._send_waiting())
+            return await waiting.done
+
+    async def _send_waiting(self) -> None:
+        while self._waiting:
+            batch: list[_Waiting] = []
+            size = 0
+            while self._waiting and (not batch or size + len(self._waiting[0].items) <= self._max_batch):
+                waiting = self._waiting.pop(0)
+                if not waiting.done.cancelled():
+                    batch.append(waiting)
+                    size += len(waiting.items)
+            if not batch:
+                continue
+            for waiting in batch:
+                waiting.span.set_attribute("db.mongodb.batch_items", size)
+            try:
+                with suppress_instrumentation():
+                    await self._send(batch)
+            except Exception as exc:  # the command failed: every caller in it gets the error
+                for waiting in batch:
+                    if not waiting.done.done():
+                        waiting.done.set_exception(exc)
+
+    async def _send(self, batch: list[_Waiting]) -> None:
+        raise NotImplementedError
+
+
+class GroupedInserts(_GroupCommit):
+    """Inserts of concurrent callers into one collection, as one unordered `insert_many` (group
+    commit): a caller learns which of its own documents had an `_id` that existed already, and
+    one caller's duplicate never fails another. On the local store a document in a batch of five
+    costs it 55 us of CPU, alone 195 us (and the client 25 us against 120 us)."""
+
+    def __init__(
+        self, collection: AsyncCollection[Document], max_batch: int = 500, tracer: trace.Tracer | None = None
+    ) -> None:
+        super().__init__(collection, "insert", max_batch, tracer)
+
+    async def insert(self, docs: Sequence[Document]) -> set[int]:
+        """Insert `docs`; returns the positions of those whose `_id` existed already. Raises the
+        error of the command, or of any of these documents that failed otherwise."""
+        if not docs:
+            return set()
+        duplicates: set[int] = await self._submit(list(docs))
+        return duplicates
+
+    async def insert_one(self, doc: Document) -> None:
+        """Insert one document; raises DuplicateKeyError when its `_id` exists."""
+        if await self.insert([doc]):
+            raise DuplicateKeyError(f"duplicate key: {self._collection.name} _id {doc['_id']!r}", DUPLICATE_KEY)
+
+    async def _send(self, batch: list[_Waiting]) -> None:
+        errors: list[Document] = []
+        try:
+            await self._collection.insert_many([doc for waiting in batch for doc in waiting.items], ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+        by_position = {int(e["index"]): e for e in errors}
+        first = 0
+        for waiting in batch:
+            own = {i - first: by_position[i] for i in range(first, first + len(waiting.items)) if i in by_position}
+            first += len(waiting.items)
+            failed = [e for e in own.values() if e.get("code") != DUPLICATE_KEY]
+            if waiting.done.done():
+                continue
+            if failed:
+                error = failed[0]
+                waiting.done.set_exception(OperationFailure(error.get("errmsg", "write error"), error.get("code")))
+            else:
+                waiting.done.set_result(set(own))
+
+
+class GroupedFinds(_GroupCommit):
+    """Lookups by `_id` of concurrent callers in one collection, as one `$in` query. The query
+    starts after a caller asked, so it reads what that caller wrote before; every caller gets
+    documents of its own (a second caller of the same `_id` gets a copy)."""
+
+    def __init__(
+        self,
+        collection: AsyncCollection[Document],
+        projection: Document | None = None,
+        max_batch: int = MAX_IDS_PER_QUERY,
+        tracer: trace.Tracer | None = None,
+    ) -> None:
+        super().__init__(collection, "find", max_batch, tracer)
+        self._projection = projection
+
+    async def get(self, doc_id: Any) -> Document | None:
+        return (await self.get_many([doc_id])).get(doc_id)
+
+    async def get_many(self, ids: Sequence[Any]) -> dict[Any, Document]:
+        """The documents with these `_id`s that exist, by `_id`."""
+        if not ids:
+            return {}
+        found: dict[Any, Document] = await self._submit(list(dict.fromkeys(ids)))
+        return found
+
+    async def _send(self, batch: list[_Waiting]) -> None:
+        ids = list(dict.fromkeys(i for waiting in batch for i in waiting.items))
+        found = await find_by_ids(self._collection, ids, self._projection)
+        handed_out: set[Any] = set()
+        for waiting in batch:
+            own: dict[Any, Document] = {}
+            for doc_id in waiting.items:
+                if doc_id in found:
+                    own[doc_id] = copy.deepcopy(found[doc_id]) if doc_id in handed_out else found[doc_id]
+                    handed_out.add(doc_id)
+            if not waiting.done.done():
+                waiting.done.set_result(own)
+
+
+class GroupedCalls:
+    """The grouped inserts and lookups of one database: one GroupedInserts per collection and
+    one GroupedFinds per collection and projection, made when first used."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._db = db
+        self._inserts: dict[str, GroupedInserts] = {}
+        self._finds: dict[tuple[str, str], GroupedFinds] = {}
+
+    def inserts(self, collection: str) -> GroupedInserts:
+        grouped = self._inserts.get(collection)
+        if grouped is None:
+            grouped = self._inserts[collection] = GroupedInserts(self._db[collection])
+        return grouped
+
+    def finds(self, collection: str, projection: Document | None = None) -> GroupedFinds:
+        key = (collection, repr(sorted((projection or {}).items())))
+        grouped = self._finds.get(key)
+        if grouped is None:
+            grouped = self._finds[key] = GroupedFinds(self._db[collection], projection)
+        return grouped
