@@ -35,7 +35,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox, with_outbox
-from services.plumbing.storage import Document, IndexSpec, find_by_ids
+from services.plumbing.storage import Document, GroupedCalls, IndexSpec, find_by_ids
 from services.scheduler.domain import Booked
 
 SOURCE = "/iop/scheduler"
@@ -118,6 +118,7 @@ class SchedulerStore:
         self.care = db[CARE_SESSIONS]
         self.seats = db[SEATS]
         self.check_ins = db[CHECK_INS]
+        self._grouped = GroupedCalls(db)  # concurrent requests' lookups and inserts go together
         self._ledger_cache: dict[str, tuple[int, list[Booked]]] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
 
@@ -139,10 +140,10 @@ class SchedulerStore:
             return existing, False
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
-        return await self.db[collection].find_one({"_id": doc_id}, NO_OUTBOX)
+        return await self._grouped.finds(collection, NO_OUTBOX).get(doc_id)
 
     async def get_many(self, collection: str, ids: Sequence[str]) -> dict[str, Document]:
-        return await find_by_ids(self.db[collection], ids, NO_OUTBOX)
+        return await self._grouped.finds(collection, NO_OUTBOX).get_many(ids)
 
     async def save_profile(
         self, collection: str, profile_id: str, fields: Document, on_insert: Document, events: list[OutgoingEvent]
@@ -256,17 +257,14 @@ class SchedulerStore:
 
     async def write_ledger(self, owner_day: str, rev: int, bookings: Sequence[Booked]) -> bool:
         """Insert revision rev+1; False when someone else wrote it first."""
-        try:
-            await self.ledgers.insert_one(
-                {
-                    "_id": f"{owner_day}|{rev + 1}",
-                    "rev": rev + 1,
-                    "bookings": [b.as_doc() for b in bookings],
-                    "at": datetime.now(UTC),
-                }
-            )
-        except DuplicateKeyError:  # the known revision stays the starting point of the next probe
-            return False
+        revision = {
+            "_id": f"{owner_day}|{rev + 1}",
+            "rev": rev + 1,
+            "bookings": [b.as_doc() for b in bookings],
+            "at": datetime.now(UTC),
+        }
+        if await self._grouped.inserts(LEDGERS).insert([revision]):
+            return False  # another booking wrote it first; the known revision stays where the next probe starts
         self._remember(owner_day, rev + 1, list(bookings))
         # The head is only a hint for cold readers, who probe forward from it: move it every few
         # revisions. Old revisions stay (point reads never touch them; removing them could let a
@@ -294,15 +292,13 @@ class SchedulerStore:
 
     async def insert_session(self, doc: Document, events: list[OutgoingEvent]) -> tuple[Document, bool]:
         written = new_document_with_outbox(doc, SOURCE, events)
-        try:
-            await self.sessions.insert_one(written)
+        if not await self._grouped.inserts(SESSIONS_COLLECTION).insert([written]):
             self._stored(SESSIONS_COLLECTION, doc["_id"], written)
             return doc, True
-        except DuplicateKeyError:
-            existing = await self.get(SESSIONS_COLLECTION, doc["_id"])
-            if existing is None:
-                raise
-            return existing, False
+        existing = await self.get(SESSIONS_COLLECTION, doc["_id"])
+        if existing is None:
+            raise DuplicateKeyError(f"session {doc['_id']} exists but cannot be read")
+        return existing, False
 
     async def update_session(
         self, session_id: str, condition: Document, update: dict[str, Any], events: list[OutgoingEvent]
@@ -329,11 +325,7 @@ class SchedulerStore:
     # ---------- readiness, audit, care ----------
 
     async def add_tech_checks(self, tasks: list[Document]) -> None:
-        for task in tasks:
-            try:
-                await self.tech_checks.insert_one(task)
-            except DuplicateKeyError:
-                pass
+        await self._grouped.inserts(TECH_CHECKS).insert(tasks)  # a task that exists already (a retry) stays as it is
 
     async def tech_checks_of(self, client_id: str) -> list[Document]:
         return await self.tech_checks.find({"client_id": client_id}).sort("due_by", 1).limit(100).to_list()
