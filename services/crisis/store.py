@@ -26,9 +26,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
-from services.plumbing.storage import Document, IndexSpec, find_by_ids
+from services.plumbing.storage import Document, GroupedCalls, IndexSpec, find_by_ids
 
 # Per client, in one collection so that one `$in` query reads all of it (the drop path does):
 # three insert-only logs `<client>:<kind>:<seq>` and the active-alert slot `<client>:active`.
@@ -92,6 +91,7 @@ class CrisisStore:
         self.sessions = db[SESSIONS]
         self.alerts = db[ALERTS]
         self.per_client = db[CLIENT_RECORDS]
+        self._grouped = GroupedCalls(db)  # concurrent events' lookups and inserts go together
 
     # -- per-client logs `<client>:<kind>:<seq>` (seq from 1), found by _id lookups (see `last`)
     async def _get(self, kind: str, client_id: str, seq: int) -> Document | None:
@@ -130,7 +130,7 @@ class CrisisStore:
         """The client's latest risk, check-in and plan and its active alert's id, in one `$in`
         query of the logs' first positions and the slot (a longer log is galloped on its own)."""
         ids = [*_probe_ids(RISK, client_id), *_probe_ids(CHECKINS, client_id), *_probe_ids(PLANS, client_id)]
-        found = await find_by_ids(self.per_client, [*ids, active_id(client_id)], NO_OUTBOX)
+        found = await self._grouped.finds(CLIENT_RECORDS, NO_OUTBOX).get_many([*ids, active_id(client_id)])
         (_, risk), (_, checkin), (_, plan) = await asyncio.gather(
             *(self._last_from(kind, client_id, found) for kind in (RISK, CHECKINS, PLANS))
         )
@@ -168,11 +168,11 @@ class CrisisStore:
     async def session(self, session_id: str) -> Document | None:
         if not session_id:
             return None
-        return await self.sessions.find_one({"_id": session_id})
+        return await self._grouped.finds(SESSIONS).get(session_id)
 
     # -- alerts
     async def alert(self, alert_id: str) -> Document | None:
-        return await self.alerts.find_one({"_id": alert_id}, NO_OUTBOX)
+        return await self._grouped.finds(ALERTS, NO_OUTBOX).get(alert_id)
 
     async def active_alert(self, client_id: str) -> Document | None:
         """Lookups by _id only: FerretDB 1.x scans a collection for any other filter."""
@@ -246,11 +246,7 @@ class CrisisStore:
     # -- the one atomic primitive
     async def insert_new(self, collection: str, doc: Document) -> bool:
         """Insert; False when a document with that _id (or unique key) exists already."""
-        try:
-            await self.db[collection].insert_one(doc)
-        except DuplicateKeyError:
-            return False
-        return True
+        return not await self._grouped.inserts(collection).insert([doc])
 
     # -- ladder timers
     async def set_timer(self, alert_id: str, due_at: datetime | None, active: bool, first: bool = False) -> None:
