@@ -29,7 +29,7 @@ from services.compliance.consent import Consent
 from services.compliance.coverage import Authorization, PayerPolicy
 from services.compliance.licensure import CompactCredential, License
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox, with_outbox
-from services.plumbing.storage import Document, IndexSpec, find_by_ids
+from services.plumbing.storage import Document, GroupedCalls, IndexSpec
 
 LICENSES = "licenses"
 COMPACT_CREDENTIALS = "compact_credentials"
@@ -163,6 +163,7 @@ class ComplianceStore:
         self._policies: dict[str, tuple[float, PayerPolicy | None]] = {}
         self._credentials: TtlCache[CredentialsSnapshot] = TtlCache(read_cache_ttl_s)
         self._client_records: TtlCache[ClientSnapshot] = TtlCache(read_cache_ttl_s)
+        self._grouped = GroupedCalls(db)  # concurrent loads' lookups go together
 
     def _stored(self, collection: str, doc_id: str, write: Document) -> None:
         if self._relay is not None:
@@ -201,7 +202,7 @@ class ComplianceStore:
             record_ids = [e["record_id"] for e in directories[collection]]
             if not record_ids:
                 return []
-            found = await find_by_ids(self.db[collection], record_ids, {"outbox": 0})
+            found = await self._grouped.finds(collection, {"outbox": 0}).get_many(record_ids)
             return [found[i] for i in record_ids if i in found]
 
         lists = await asyncio.gather(*(records(c) for c in collections))
@@ -218,7 +219,7 @@ class ComplianceStore:
         reading = list(collections)
         for first in range(0, MAX_SLOTS, DIRECTORY_PAGE):
             pages = {c: [_slot(c, owner_id, n) for n in range(first, first + DIRECTORY_PAGE)] for c in reading}
-            entries = await find_by_ids(self.db[DIRECTORY], [s for page in pages.values() for s in page])
+            entries = await self._grouped.finds(DIRECTORY).get_many([s for page in pages.values() for s in page])
             for collection, page in pages.items():
                 found[collection] += [entries[s] for s in page if s in entries]
             # slots are taken first-free: a page with a free slot is the collection's last
