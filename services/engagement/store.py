@@ -15,7 +15,7 @@ from iop.events.v1 import scheduling_pb2
 from services.engagement.domain import LedgerSignal
 from services.plumbing.outbox import OutgoingEvent, new_document_with_outbox, outbox_entries, with_outbox
 from services.plumbing.protos import to_datetime
-from services.plumbing.storage import BatchedWrites, Document, IndexSpec, insert_new
+from services.plumbing.storage import BatchedWrites, Document, GroupedFinds, IndexSpec, insert_new
 
 ATTENDANCE_COLLECTION = "session_attendance"
 RECEIPTS_COLLECTION = "webhook_receipts"
@@ -72,6 +72,7 @@ class AttendanceStore:
     def __init__(self, db: AsyncDatabase[Document], source: str) -> None:
         self._attendance = db[ATTENDANCE_COLLECTION]
         self._source = source
+        self._ledgers = GroupedFinds(self._attendance)  # concurrent webhooks' reads go together
 
     async def expect_session(self, event_id: str, scheduled: scheduling_pb2.SessionScheduled) -> None:
         """Open the ledger of a scheduled session: every client expected. Idempotent."""
@@ -98,7 +99,7 @@ class AttendanceStore:
         )
 
     async def get(self, session_id: str) -> Document | None:
-        return await self._attendance.find_one({"_id": session_id})
+        return await self._ledgers.get(session_id)
 
     async def set_roster(self, session_id: str, client_ids: list[str]) -> bool:
         """The group's seats as the scheduler now has them; entries of clients already on the
