@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -200,7 +201,7 @@ class _GroupCommit:
         self._collection = collection
         self._max_batch = max_batch
         self._tracer = tracer or _storage_tracer
-        self._waiting: list[_Waiting] = []
+        self._waiting: deque[_Waiting] = deque()
         self._sending: asyncio.Task[None] | None = None
         self._span_name = f"{collection.database.name}.{statement}"
         self._span_attributes: dict[str, str] = {
@@ -225,7 +226,7 @@ class _GroupCommit:
             batch: list[_Waiting] = []
             size = 0
             while self._waiting and (not batch or size + len(self._waiting[0].items) <= self._max_batch):
-                waiting = self._waiting.pop(0)
+                waiting = self._waiting.popleft()
                 if not waiting.done.cancelled():
                     batch.append(waiting)
                     size += len(waiting.items)
@@ -236,10 +237,12 @@ class _GroupCommit:
             try:
                 with suppress_instrumentation():
                     await self._send(batch)
-            except Exception as exc:  # the command failed: every caller in it gets the error
+            except BaseException as exc:  # the command failed: every caller in it gets the error
                 for waiting in batch:
                     if not waiting.done.done():
-                        waiting.done.set_exception(exc)
+                        waiting.done.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+                if not isinstance(exc, Exception):
+                    raise
 
     async def _send(self, batch: list[_Waiting]) -> None:
         raise NotImplementedError

@@ -225,7 +225,7 @@ class SchedulerStore:
         comes from the unique revision keys.
 
         With latest=False a known revision is returned as it is, without probing: for a writer,
-        whose insert of the next revision fails if a newer one exists (and drops the cached one)."""
+        whose insert of the next revision fails if a newer one exists."""
         cached = self._ledger_cache.get(owner_day)
         if cached is not None:
             rev, bookings = cached
@@ -247,6 +247,9 @@ class SchedulerStore:
         return rev, bookings
 
     def _remember(self, owner_day: str, rev: int, bookings: list[Booked]) -> None:
+        known = self._ledger_cache.get(owner_day)
+        if known is not None and known[0] > rev:  # a concurrent booking here already saw a newer one
+            return
         if len(self._ledger_cache) > LEDGER_CACHE_SIZE:
             self._ledger_cache.clear()
         self._ledger_cache[owner_day] = (rev, bookings)
