@@ -32,7 +32,7 @@ from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox, with_outbox
 from services.plumbing.storage import Document, GroupedCalls, IndexSpec, find_by_ids
@@ -180,14 +180,16 @@ class SchedulerStore:
         if client_id:
             claim["client_id"] = client_id
         docs = [{"_id": k, **claim} for k in keys]
+        # Ordered: two bookings racing for the same slots (keys in the same order) never each take
+        # some of them, so one of them wins. Grouped with the claims of concurrent bookings.
         try:
-            await self.claims.insert_many(docs, ordered=True)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
+            taken = await self._grouped.inserts(CLAIMS, ordered=True).insert(docs)
+        except Exception:
             await self.release(keys, session_id)
-            if errors and errors[0].get("code") == 11000:
-                raise Conflict(keys[int(errors[0].get("index", 0))]) from exc
             raise
+        if taken:
+            await self.release(keys, session_id)
+            raise Conflict(keys[min(taken)])
 
     async def release(self, keys: Sequence[str], session_id: str) -> None:
         """Release the keys this session holds (never someone else's)."""

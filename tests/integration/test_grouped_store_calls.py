@@ -134,3 +134,23 @@ async def test_concurrent_lookups_share_a_query_and_each_caller_owns_its_documen
     assert await target.finds.get("late") == {"_id": "late", "n": 9}  # reads what the caller wrote
     spans = [s for s in target.spans.get_finished_spans() if (s.attributes or {}).get("db.statement") == "find"]
     assert len(spans) == 6
+
+
+async def test_ordered_inserts_stop_each_caller_at_its_first_duplicate_and_resend_the_callers_after(
+    target: Target,
+) -> None:
+    ordered = GroupedInserts(target.collection, ordered=True)
+    before = target.commands.inserts
+    blocker = asyncio.create_task(ordered.insert([{"_id": "o0"}]))  # goes alone: nothing in flight
+    await asyncio.sleep(0)
+    first, second, third = await asyncio.gather(
+        ordered.insert([{"_id": "o1"}, {"_id": "taken"}, {"_id": "o3"}]),  # stops at "taken"
+        ordered.insert([{"_id": "o4"}, {"_id": "o1"}]),  # after it: sent again, stops at o1
+        ordered.insert([{"_id": "o5"}]),
+    )
+    assert await blocker == set()
+    assert (first, second, third) == ({1}, {1}, set())
+    stored = {d["_id"] for d in await target.collection.find({}, {"_id": 1}).to_list()}
+    assert stored == {"taken", "o0", "o1", "o4", "o5"}  # o3 was never tried, as an ordered insert
+    # o0; the three callers; the two after the first stop; the one after the second
+    assert target.commands.inserts - before == 4
