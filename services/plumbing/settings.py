@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     consumer_max_attempts: int = Field(default=3, alias="CONSUMER_MAX_ATTEMPTS")
     consumer_retry_backoff_s: float = Field(default=0.2, alias="CONSUMER_RETRY_BACKOFF_S")
     # Lanes (distinct record keys) a consumer applies at once; a key's records stay in order.
-    consumer_key_concurrency: int = Field(default=16, ge=1, alias="CONSUMER_KEY_CONCURRENCY")
+    consumer_key_concurrency: int = Field(default=48, ge=1, alias="CONSUMER_KEY_CONCURRENCY")
     shutdown_grace_s: float = Field(default=10.0, alias="SHUTDOWN_GRACE_S")
 
     def grpc_port(self, service: str) -> int:
