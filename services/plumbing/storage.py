@@ -237,12 +237,14 @@ class _GroupCommit:
             try:
                 with suppress_instrumentation():
                     await self._send(batch)
-            except BaseException as exc:  # the command failed: every caller in it gets the error
+            except Exception as exc:  # the command failed: every caller in it gets the error
                 for waiting in batch:
                     if not waiting.done.done():
-                        waiting.done.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
-                if not isinstance(exc, Exception):
-                    raise
+                        waiting.done.set_exception(exc)
+            except BaseException:  # cancelled (the loop is closing): so are the callers in it
+                for waiting in batch:
+                    waiting.done.cancel()
+                raise
 
     async def _send(self, batch: list[_Waiting]) -> None:
         raise NotImplementedError
