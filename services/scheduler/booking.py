@@ -269,7 +269,7 @@ class Scheduler:
         try:
             for seat in seat_docs:  # a fresh session id: these seats cannot be taken
                 await self.store.insert_fact(SEATS, seat, [])
-            stored, created = await self.store.insert_session(doc, session_events(doc, *messages))
+            stored, created = await self.store.insert_once(SESSIONS_COLLECTION, doc, session_events(doc, *messages))
         except BaseException:
             await self._undo(doc)
             raise

@@ -257,7 +257,7 @@ class Programs:
                 starts_at=to_timestamp(start),
                 ends_at=to_timestamp(start + duration),
             )
-            stored, _ = await self.store.insert_care(doc, [OutgoingEvent(SESSIONS.name, care_id, event)])
+            stored, _ = await self.store.insert_once(CARE_SESSIONS, doc, [OutgoingEvent(SESSIONS.name, care_id, event)])
             out.append(stored)
         return series_id, out
 

@@ -128,16 +128,20 @@ class SchedulerStore:
 
     # ---------- idempotent creates ----------
 
-    async def insert_once(self, collection: str, doc: Document) -> tuple[Document, bool]:
-        """Insert a document whose _id derives from its request_id; a retry returns the first one."""
-        try:
-            await self.db[collection].insert_one(doc)
+    async def insert_once(
+        self, collection: str, doc: Document, events: list[OutgoingEvent] | None = None
+    ) -> tuple[Document, bool]:
+        """Insert a document whose _id derives from its request_id, with `events` in its outbox
+        when given; a retry returns the first one. (doc, False) when it existed already."""
+        written = new_document_with_outbox(doc, SOURCE, events) if events is not None else doc
+        if not await self._grouped.inserts(collection).insert([written]):
+            if events is not None:
+                self._stored(collection, doc["_id"], written)
             return doc, True
-        except DuplicateKeyError:
-            existing = await self.get(collection, doc["_id"])
-            if existing is None:
-                raise
-            return existing, False
+        existing = await self.get(collection, doc["_id"])
+        if existing is None:
+            raise DuplicateKeyError(f"{collection} {doc['_id']} exists but cannot be read")
+        return existing, False
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
         return await self._grouped.finds(collection, NO_OUTBOX).get(doc_id)
@@ -295,16 +299,6 @@ class SchedulerStore:
 
     # ---------- sessions ----------
 
-    async def insert_session(self, doc: Document, events: list[OutgoingEvent]) -> tuple[Document, bool]:
-        written = new_document_with_outbox(doc, SOURCE, events)
-        if not await self._grouped.inserts(SESSIONS_COLLECTION).insert([written]):
-            self._stored(SESSIONS_COLLECTION, doc["_id"], written)
-            return doc, True
-        existing = await self.get(SESSIONS_COLLECTION, doc["_id"])
-        if existing is None:
-            raise DuplicateKeyError(f"session {doc['_id']} exists but cannot be read")
-        return existing, False
-
     async def update_session(
         self, session_id: str, condition: Document, update: dict[str, Any], events: list[OutgoingEvent]
     ) -> Document | None:
@@ -347,18 +341,6 @@ class SchedulerStore:
             await self.override_audit.insert_one(record)
         except DuplicateKeyError:
             pass  # a retried booking: audited once
-
-    async def insert_care(self, doc: Document, events: list[OutgoingEvent]) -> tuple[Document, bool]:
-        written = new_document_with_outbox(doc, SOURCE, events)
-        try:
-            await self.care.insert_one(written)
-            self._stored(CARE_SESSIONS, doc["_id"], written)
-            return doc, True
-        except DuplicateKeyError:
-            existing = await self.get(CARE_SESSIONS, doc["_id"])
-            if existing is None:
-                raise
-            return existing, False
 
     async def care_of(
         self, clinician_id: str, frm: datetime | None = None, to: datetime | None = None
