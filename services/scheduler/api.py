@@ -460,7 +460,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
         clinician = await self._s.store.get(CLINICIANS, request.owner_id)
         if clinician is None:
             raise NotFound("clinician", request.owner_id)
-        sessions = await self._s.with_facts(await self._s.store.sessions_of("clinician_id", request.owner_id, frm, to))
+        sessions = await self._s.with_facts(await self._s.store.sessions_of_clinician(request.owner_id, frm, to))
         care = await self._s.store.care_of(request.owner_id, frm, to)
         await self._audit("GetClinicianSchedule", "clinician", request.owner_id)
         rules = self._s.ref.default_rules.layered(clinician.get("fatigue_rules"))
@@ -480,7 +480,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
         client = await self._s.store.get(CLIENTS, request.owner_id)
         if client is None:
             raise NotFound("client", request.owner_id)
-        direct = await self._s.store.sessions_of("client_ids", request.owner_id, frm, to)
+        direct = await self._s.store.sessions_of_client(request.owner_id, frm, to)
         seated = [x["session_id"] for x in await self._s.store.seats_of_client(request.owner_id)]
         extra = await self._s.store.sessions.find(
             {"_id": {"$in": seated}, "starts_at": {"$gte": frm, "$lt": to}}, {"outbox": 0}

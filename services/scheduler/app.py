@@ -29,7 +29,7 @@ async def wire(infra: Infrastructure) -> list[EventConsumer]:
     reference = load_reference_data()
     store = SchedulerStore(infra.db, infra.relay)
     compliance = ComplianceGateway(infra.settings)
-    scheduler = Scheduler(store, reference, compliance.evaluate)
+    scheduler = Scheduler(store, reference, compliance.evaluate, compliance.check_licensure)
     api = SchedulerApi(scheduler, Programs(store, reference), infra.db)
     infra.grpc.add_service(SERVICE, lambda s: scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(api, s))
     await ensure_topics(infra.settings, [PRIVACY, ATTENDANCE])  # consumed: must exist before subscribing

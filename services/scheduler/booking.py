@@ -44,6 +44,9 @@ from services.scheduler.topics import FHIR, SESSIONS
 log = logging.getLogger(__name__)
 
 Evaluate = Callable[[compliance_pb2.EvaluateSessionRequest], Awaitable[compliance_pb2.SessionEvaluation]]
+CheckLicensure = Callable[[compliance_pb2.CheckLicensureRequest], Awaitable[compliance_pb2.LicensureDecision]]
+# Facilitators who treat the group's clients (an observer does not): each needs a license for their states.
+TREATING_ROLES = frozenset({"lead", "co_facilitator"})
 
 LEDGER_ATTEMPTS = 8
 CHECK_IN_OPENS = timedelta(minutes=60)
@@ -71,6 +74,22 @@ def _tz(profile: Document) -> ZoneInfo:
     tz = d.zone(profile["time_zone"])
     assert tz is not None  # validated when the profile was saved
     return tz
+
+
+@dataclass(frozen=True)
+class LedgerOwner:
+    """Someone whose day ledgers a booking enters: a clinician on screen (the session's clinician
+    or a facilitator, each under their own rules) or a client (under the session's rules)."""
+
+    owner: str  # d.clinician_owner(...) or d.client_owner(...)
+    tz: ZoneInfo
+    is_clinician: bool
+    rules: d.Rules
+
+    def violations(self, others: Sequence[d.Booked], booked: d.Booked) -> list[str]:
+        if self.is_clinician:
+            return d.clinician_violations(others, booked, self.rules)
+        return d.client_violations(others, booked, self.rules)
 
 
 def derived_id(kind: str, request_id: str) -> str:
@@ -107,10 +126,13 @@ def session_events(session: Document, *messages: Message) -> list[OutgoingEvent]
 
 
 class Scheduler:
-    def __init__(self, store: SchedulerStore, reference: d.ReferenceData, evaluate: Evaluate) -> None:
+    def __init__(
+        self, store: SchedulerStore, reference: d.ReferenceData, evaluate: Evaluate, check_licensure: CheckLicensure
+    ) -> None:
         self.store = store
         self.ref = reference
         self._evaluate = evaluate
+        self._check_licensure = check_licensure
         self._programs: dict[str, Document] = {}
 
     # ---------- reads ----------
@@ -178,15 +200,29 @@ class Scheduler:
         session_id = derived_id("session", req.request_id)
         override = self._override(req.override_reason, principal)
         people = await self.participants(req.program_id, req.clinician_id, req.client_ids)
-        extra = [f for f, _ in req.facilitators if f != req.clinician_id]
-        if extra:
-            known = await self.store.get_many(CLINICIANS, extra)
-            for f in extra:
-                if f not in known:
-                    raise NotFound("clinician", f)
+        extra = list(dict.fromkeys(f for f, _ in req.facilitators if f != req.clinician_id))
+        known = await self.store.get_many(CLINICIANS, extra) if extra else {}
+        for f in extra:
+            if f not in known:
+                raise NotFound("clinician", f)
+        facilitators = [known[f] for f in extra]
         self._check_availability(people, req.starts_at, req.ends_at, require_alone)
-        await self._check_compliance(
-            people.program, people.clinician, people.clients, req.kind, req.starts_at, req.ends_at, req.planned_modality
+        for facilitator in facilitators:
+            self._check_clinician_window(facilitator, req.starts_at, req.ends_at)
+        treating = {f for f, role in req.facilitators if role in TREATING_ROLES}
+        await asyncio.gather(
+            self._check_compliance(
+                people.program,
+                people.clinician,
+                people.clients,
+                req.kind,
+                req.starts_at,
+                req.ends_at,
+                req.planned_modality,
+            ),
+            self._check_facilitators_licensed(
+                [f for f in facilitators if f["_id"] in treating], people.clients, req.starts_at
+            ),
         )
         rules = self.rules_for(people.program, people.clinician)
         breaks = d.break_plan(req.starts_at, req.ends_at, rules)
@@ -199,12 +235,17 @@ class Scheduler:
         owners = [d.clinician_owner(req.clinician_id), *(d.clinician_owner(f) for f in extra)]
         owners += [d.client_owner(c) for c in req.client_ids]
         keys = [d.slot_key(o, at) for o in owners for at in d.slot_starts(req.starts_at, req.ends_at)]
-        ledger_owners = [(d.clinician_owner(req.clinician_id), people.clinician_tz, True)]
-        ledger_owners += [(d.client_owner(c["_id"]), _tz(c), False) for c in people.clients]
+        # every clinician on screen, facilitators too, under their own rules; clients under the session's
+        ledger_owners = [LedgerOwner(d.clinician_owner(req.clinician_id), people.clinician_tz, True, rules)]
+        ledger_owners += [
+            LedgerOwner(d.clinician_owner(f["_id"]), _tz(f), True, self.rules_for(people.program, f))
+            for f in facilitators
+        ]
+        ledger_owners += [LedgerOwner(d.client_owner(c["_id"]), _tz(c), False, rules) for c in people.clients]
         replaces = str(req.extra.get("rescheduled_from", ""))  # the session being moved does not count
         try:
             violations = await self._reserve(
-                session_id, keys, ledger_owners, booked, rules, override is not None, exclude=replaces
+                session_id, keys, ledger_owners, booked, override is not None, exclude=replaces
             )
         except FailedPrecondition as refused:
             # a retry of a booking that was made: its own reservations are in the way
@@ -302,10 +343,16 @@ class Scheduler:
         return {"reason": reason.strip(), "supervisor": principal.subject, "at": datetime.now(UTC)}
 
     def _check_availability(self, people: Participants, start: datetime, end: datetime, require_alone: bool) -> None:
-        if not d.within_windows(start, end, people.clinician_tz, d.windows_from_docs(people.clinician["windows"])):
-            raise FailedPrecondition("CLINICIAN_UNAVAILABLE", "outside the clinician's availability")
+        self._check_clinician_window(people.clinician, start, end)
         for client in people.clients:
             self._check_client_window(client, start, end, require_alone)
+
+    @staticmethod
+    def _check_clinician_window(clinician: Document, start: datetime, end: datetime) -> None:
+        if not d.within_windows(start, end, _tz(clinician), d.windows_from_docs(clinician["windows"])):
+            raise FailedPrecondition(
+                "CLINICIAN_UNAVAILABLE", "outside the clinician's availability", {"clinician_id": clinician["_id"]}
+            )
 
     def _check_client_window(self, client: Document, start: datetime, end: datetime, require_alone: bool) -> None:
         tz = _tz(client)
@@ -356,6 +403,21 @@ class Scheduler:
         ]
         await asyncio.gather(*(self._evaluate(r) for r in requests))
 
+    async def _check_facilitators_licensed(
+        self, facilitators: Sequence[Document], clients: Sequence[Document], start: datetime
+    ) -> None:
+        """CheckLicensure for every treating facilitator (besides the session's clinician, whom
+        EvaluateSession covers) in every client's state, concurrently; raises unless all allowed."""
+        states = sorted({str(c.get("home_state", "")) for c in clients})
+        requests = [
+            compliance_pb2.CheckLicensureRequest(
+                clinician_id=f["_id"], client_state=state, clinician_state=f.get("state", ""), at=to_timestamp(start)
+            )
+            for f in facilitators
+            for state in states
+        ]
+        await asyncio.gather(*(self._check_licensure(r) for r in requests))
+
     @staticmethod
     def _owner_days(owner: str, tz: ZoneInfo, start: datetime, end: datetime) -> list[str]:
         """The day ledgers of `owner` that a session [start, end) goes into: every local day it
@@ -364,18 +426,17 @@ class Scheduler:
 
     @classmethod
     def _ledger_days(
-        cls, owners: Iterable[tuple[str, ZoneInfo, bool]], start: datetime, end: datetime
-    ) -> list[tuple[bool, str]]:
-        """(is the owner the clinician, day ledger) for every owner and local day of [start, end)."""
-        return [(is_clinician, day) for o, tz, is_clinician in owners for day in cls._owner_days(o, tz, start, end)]
+        cls, owners: Iterable[LedgerOwner], start: datetime, end: datetime
+    ) -> list[tuple[LedgerOwner, str]]:
+        """(owner, day ledger) for every owner and local day of [start, end)."""
+        return [(o, day) for o in owners for day in cls._owner_days(o.owner, o.tz, start, end)]
 
     async def _reserve(
         self,
         session_id: str,
         keys: list[str],
-        ledger_owners: Sequence[tuple[str, ZoneInfo, bool]],
+        ledger_owners: Sequence[LedgerOwner],
         booked: d.Booked,
-        rules: d.Rules,
         overridden: bool,
         exclude: str = "",
         seat_client: str = "",
@@ -403,15 +464,10 @@ class Scheduler:
             for _ in range(LEDGER_ATTEMPTS):
                 ledgers = await self.store.ledgers_for(days, latest)
                 violations: list[str] = []
-                for is_clinician, day in owner_days:
+                for owner, day in owner_days:
                     _, bookings = ledgers[day]
                     others = [b for b in bookings if b.session_id not in (session_id, exclude)]
-                    found = (
-                        d.clinician_violations(others, booked, rules)
-                        if is_clinician
-                        else d.client_violations(others, booked, rules)
-                    )
-                    violations += [v for v in found if v not in violations]
+                    violations += [v for v in owner.violations(others, booked) if v not in violations]
                 if violations and not overridden:
                     if not latest:
                         latest = True
@@ -498,16 +554,24 @@ class Scheduler:
         people = await self.participants(session["program_id"], session["clinician_id"], [client_id])
         client = people.clients[0]
         self._check_client_window(client, start, end, require_alone)
-        await self._check_compliance(
-            people.program, people.clinician, [client], d.GROUP, start, end, session.get("modality", d.VIDEO)
+        treating = [
+            f["clinician_id"]
+            for f in session.get("facilitators", [])
+            if f["role"] in TREATING_ROLES and f["clinician_id"] != session["clinician_id"]
+        ]
+        facilitators = list((await self.store.get_many(CLINICIANS, treating)).values()) if treating else []
+        await asyncio.gather(
+            self._check_compliance(
+                people.program, people.clinician, [client], d.GROUP, start, end, session.get("modality", d.VIDEO)
+            ),
+            self._check_facilitators_licensed(facilitators, [client], start),
         )
         rules = self.rules_for(people.program, people.clinician)
         booked = d.Booked(session_id, start, end, tuple(d.segments_from_docs(session.get("segments", []))))
         owner = d.client_owner(client_id)
         keys = [d.slot_key(owner, at) for at in d.slot_starts(start, end)]
-        violations = await self._reserve(
-            session_id, keys, [(owner, _tz(client), False)], booked, rules, bool(override), seat_client=client_id
-        )
+        seated = LedgerOwner(owner, _tz(client), False, rules)
+        violations = await self._reserve(session_id, keys, [seated], booked, bool(override), seat_client=client_id)
         days = self._owner_days(owner, _tz(client), start, end)
         tasks = self._tech_check_tasks(session_id, [client], start)
         after = {**session, "client_ids": [*session["client_ids"], client_id]}
@@ -978,17 +1042,26 @@ class Scheduler:
         require_alone: bool,
         limit: int,
         exclude_session: str = "",
+        facilitator_ids: Sequence[str] = (),
     ) -> list[Document]:
+        """Free slots for the clinician, the clients and (for a session being moved) its other
+        facilitators: inside everyone's availability, unreserved, and within everyone's rules."""
         people = await self.participants(program_id, clinician_id, client_ids)
+        extra = [f for f in dict.fromkeys(facilitator_ids) if f != clinician_id]
+        facilitators = list((await self.store.get_many(CLINICIANS, extra)).values()) if extra else []
         rules = self.rules_for(people.program, people.clinician)
         now = datetime.now(UTC)
         starts = d.candidate_starts(frm, to, duration, now)
         if not starts:
             return []
-        # (owner, time zone, is the clinician): what the slot keys and the day ledgers are named by
-        owners: list[tuple[str, ZoneInfo, bool]] = [(d.clinician_owner(clinician_id), people.clinician_tz, True)]
-        owners += [(d.client_owner(c["_id"]), _tz(c), False) for c in people.clients]
-        clinician_windows = d.windows_from_docs(people.clinician["windows"])
+        # what the slot keys and the day ledgers are named by, and the rules each ledger is read under
+        owners = [LedgerOwner(d.clinician_owner(clinician_id), people.clinician_tz, True, rules)]
+        owners += [
+            LedgerOwner(d.clinician_owner(f["_id"]), _tz(f), True, self.rules_for(people.program, f))
+            for f in facilitators
+        ]
+        owners += [LedgerOwner(d.client_owner(c["_id"]), _tz(c), False, rules) for c in people.clients]
+        clinician_windows = [(_tz(c), d.windows_from_docs(c["windows"])) for c in [people.clinician, *facilitators]]
         client_windows = [
             (
                 _tz(c),
@@ -1001,7 +1074,7 @@ class Scheduler:
 
         def in_windows(start: datetime, end: datetime) -> bool | None:
             """Pure part: availability and alone-windows; None refuses, else whether alone everywhere."""
-            if not d.within_windows(start, end, people.clinician_tz, clinician_windows):
+            if not all(d.within_windows(start, end, tz, windows) for tz, windows in clinician_windows):
                 return None
             alone_everywhere = True
             for tz, windows, alone_windows, must_be_alone in client_windows:
@@ -1014,7 +1087,7 @@ class Scheduler:
             return alone_everywhere and bool(people.clients)
 
         def slot_keys(candidate: d.Candidate) -> list[str]:
-            return [d.slot_key(o, at) for o, _, _ in owners for at in d.slot_starts(candidate.start, candidate.end)]
+            return [d.slot_key(o.owner, at) for o in owners for at in d.slot_starts(candidate.start, candidate.end)]
 
         # Then reservations and fatigue rules, lazily (point reads, cached) until `limit` slots are found.
         # Reservations are read for the next few candidates at once, twice as many each time they
@@ -1045,12 +1118,7 @@ class Scheduler:
                 candidate.end,
                 tuple(d.screen_segments(candidate.start, candidate.end, breaks, True)),
             )
-            if any(
-                d.clinician_violations(ledgers[day], booked, rules)
-                if is_clinician
-                else d.client_violations(ledgers[day], booked, rules)
-                for is_clinician, day in owner_days
-            ):
+            if any(owner.violations(ledgers[day], booked) for owner, day in owner_days):
                 continue
             out.append(
                 {"starts_at": candidate.start, "ends_at": candidate.end, "in_alone_window": candidate.in_alone_window}
@@ -1081,6 +1149,7 @@ class Scheduler:
                 require_alone,
                 PROPOSALS,
                 exclude_session=session["_id"],
+                facilitator_ids=[f["clinician_id"] for f in session.get("facilitators", [])],
             )
         except NotFound:
             log.warning("no proposals: a participant of the session has no profile")

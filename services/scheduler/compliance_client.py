@@ -1,4 +1,5 @@
-"""The compliance service as the scheduler sees it: EvaluateSession over gRPC.
+"""The compliance service as the scheduler sees it: EvaluateSession (the session's clinician and
+each client) and CheckLicensure (the group's other treating facilitators) over gRPC.
 
 Deadline on every call, retries (the method is read-only and idempotent) through
 the channel's service config, a platform-role service token. Safety decisions
@@ -30,7 +31,7 @@ class ComplianceGateway:
         self._channel = service_channel(
             settings.compliance_target,
             COMPLIANCE_SERVICE,
-            ["EvaluateSession"],
+            ["EvaluateSession", "CheckLicensure"],
             ServiceToken(settings, "scheduler", ["platform"]),
             self._timeout_s,
         )
@@ -55,8 +56,24 @@ class ComplianceGateway:
         require_allowed(evaluation)
         return evaluation
 
+    async def check_licensure(self, request: compliance_pb2.CheckLicensureRequest) -> compliance_pb2.LicensureDecision:
+        """The licensure decision; raises Unavailable when there is none, FailedPrecondition unless allowed."""
+        try:
+            decision: compliance_pb2.LicensureDecision = await self._stub.CheckLicensure(
+                request, timeout=self._timeout_s
+            )
+        except grpc.aio.AioRpcError as exc:
+            log.warning("compliance CheckLicensure failed: %s", exc.code().name)
+            raise Unavailable(
+                COMPLIANCE_UNAVAILABLE,
+                "compliance could not check a facilitator's licensure; not booked (fails closed)",
+                {"grpc_code": exc.code().name},
+            ) from exc
+        require_allowed(decision)
+        return decision
 
-def require_allowed(evaluation: compliance_pb2.SessionEvaluation) -> None:
+
+def require_allowed(evaluation: compliance_pb2.SessionEvaluation | compliance_pb2.LicensureDecision) -> None:
     reasons = ",".join(evaluation.reasons)
     metadata = {"compliance_reasons": reasons, "data_version": evaluation.data_version}
     if evaluation.decision == compliance_pb2.DECISION_ALLOW:

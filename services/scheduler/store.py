@@ -63,6 +63,7 @@ INDEXES = [
     IndexSpec(SESSIONS_COLLECTION, [("request_id", 1)], unique=True, name="request_id_unique"),
     IndexSpec(SESSIONS_COLLECTION, [("clinician_id", 1), ("starts_at", 1)], name="clinician_starts"),
     IndexSpec(SESSIONS_COLLECTION, [("client_ids", 1), ("starts_at", 1)], name="client_starts"),
+    IndexSpec(SESSIONS_COLLECTION, [("facilitators.clinician_id", 1), ("starts_at", 1)], name="facilitator_starts"),
     IndexSpec(PROGRAMS, [("request_id", 1)], unique=True, name="request_id_unique"),
     IndexSpec(COHORTS, [("request_id", 1)], unique=True, name="request_id_unique"),
     IndexSpec(CLAIMS, [("session_id", 1)], name="session_id_1"),
@@ -311,11 +312,20 @@ class SchedulerStore:
             self._stored(SESSIONS_COLLECTION, session_id, written)
         return _without_outbox(doc)
 
-    async def sessions_of(
-        self, field: str, owner_id: str, frm: datetime, to: datetime, limit: int = 500
+    async def sessions_of_client(self, client_id: str, frm: datetime, to: datetime, limit: int = 500) -> list[Document]:
+        """The sessions a client was booked into (seats in groups are separate facts)."""
+        return await self._sessions_where({"client_ids": client_id}, frm, to, limit)
+
+    async def sessions_of_clinician(
+        self, clinician_id: str, frm: datetime, to: datetime, limit: int = 500
     ) -> list[Document]:
+        """The sessions a clinician leads or facilitates."""
+        on_screen = {"$or": [{"clinician_id": clinician_id}, {"facilitators.clinician_id": clinician_id}]}
+        return await self._sessions_where(on_screen, frm, to, limit)
+
+    async def _sessions_where(self, query: Document, frm: datetime, to: datetime, limit: int) -> list[Document]:
         return (
-            await self.sessions.find({field: owner_id, "starts_at": {"$gte": frm, "$lt": to}}, NO_OUTBOX)
+            await self.sessions.find({**query, "starts_at": {"$gte": frm, "$lt": to}}, NO_OUTBOX)
             .sort("starts_at", 1)
             .limit(limit)
             .to_list()

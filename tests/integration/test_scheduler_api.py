@@ -371,6 +371,111 @@ def test_group_seats_capacity_and_roles(api: Api) -> None:
     assert reason_of(tired.value) == "MAX_DAILY_SCREEN_TIME_CLIENT"
 
 
+def test_a_co_facilitator_is_on_screen_for_the_rules_and_in_the_schedule(api: Api) -> None:
+    """A co-facilitator is a clinician on screen: the group counts toward their own fatigue
+    rules and shows in their schedule, and they must be available."""
+    program = api.program()
+    lead = api.clinician()
+    co = api.clinician(max_clinician_screen_minutes_per_day=240)
+    start = local_day_at(days_ahead=4, hour=9)
+    group = api.book(
+        program.program_id,
+        lead,
+        [api.client()],
+        start,
+        minutes=180,
+        kind=ev.SESSION_KIND_GROUP,
+        capacity=4,
+        facilitators=[pb.Facilitator(clinician_id=co, role="co_facilitator")],
+    )
+    # 160 on-screen minutes of the group + a 2-hour session is over the co-facilitator's own 240
+    with pytest.raises(grpc.RpcError) as tired:
+        api.book(program.program_id, co, [api.client()], start + timedelta(hours=5), minutes=120)
+    assert reason_of(tired.value) == "MAX_DAILY_SCREEN_TIME_CLINICIAN"
+    # the lead's own limit (the program's 360) still has room for it
+    api.book(program.program_id, lead, [api.client()], start + timedelta(hours=5), minutes=120)
+
+    view = pb.ScheduleViewRequest(
+        owner_id=co, to=to_timestamp(start + timedelta(days=1)), **{"from": to_timestamp(start - timedelta(hours=1))}
+    )
+    schedule = api.call("GetClinicianSchedule", view, role="clinician")
+    assert [s.session_id for s in schedule.sessions] == [group.session_id]
+    assert schedule.days[0].screen_minutes == 160
+
+    # cancelling the group gives the co-facilitator's day back
+    api.call("CancelSession", pb.CancelSessionRequest(session_id=group.session_id, reason="facilitator test"))
+    api.book(program.program_id, co, [api.client()], start + timedelta(hours=5), minutes=120)
+
+    weekday_mornings = [pb.WeeklyWindow(weekday=i, start="09:00", end="12:00") for i in range(5)]
+    busy_afternoons = api.clinician(windows=weekday_mornings)
+    evening = local_day_at(days_ahead=4, hour=18)
+    with pytest.raises(grpc.RpcError) as unavailable:
+        api.book(
+            program.program_id,
+            lead,
+            [api.client()],
+            evening,
+            kind=ev.SESSION_KIND_GROUP,
+            capacity=4,
+            facilitators=[pb.Facilitator(clinician_id=busy_afternoons, role="co_facilitator")],
+        )
+    assert reason_of(unavailable.value) == "CLINICIAN_UNAVAILABLE"
+
+    # moving a group proposes only slots its co-facilitator can take too
+    days_ahead = next(n for n in range(2, 9) if local_day_at(days_ahead=n, hour=10).astimezone(NEW_YORK).weekday() < 5)
+    morning = api.book(
+        program.program_id,
+        lead,
+        [api.client()],
+        local_day_at(days_ahead=days_ahead, hour=10),
+        kind=ev.SESSION_KIND_GROUP,
+        capacity=4,
+        facilitators=[pb.Facilitator(clinician_id=busy_afternoons, role="co_facilitator")],
+    )
+    moved = api.call(
+        "RescheduleSession",
+        pb.RescheduleSessionRequest(request_id=uid("re"), session_id=morning.session_id, reason="RESCHEDULE"),
+    )
+    local = moved.starts_at.ToDatetime(tzinfo=UTC).astimezone(NEW_YORK)
+    assert local.weekday() < 5 and 9 <= local.hour < 11, local
+
+
+def test_a_treating_facilitator_needs_a_license_in_the_clients_states(api: Api) -> None:
+    """A lead or co-facilitator treats the group's clients, so needs a license for their states
+    (at booking and when a seat is added); an observer does not."""
+    program = api.program()
+    lead = api.clinician(licensed_in=("NY", "NJ"))
+    new_jersey_only = api.clinician(licensed_in=("NJ",))
+    new_york_only = api.clinician(licensed_in=("NY",))
+    start = local_day_at(days_ahead=5, hour=9)
+
+    def group(facilitator: str, role: str, hour: int) -> pb.Session:
+        return api.book(
+            program.program_id,
+            lead,
+            [api.client()],  # in New York
+            start + timedelta(hours=hour),
+            kind=ev.SESSION_KIND_GROUP,
+            capacity=3,
+            facilitators=[pb.Facilitator(clinician_id=facilitator, role=role)],
+        )
+
+    with pytest.raises(grpc.RpcError) as unlicensed:
+        group(new_jersey_only, "co_facilitator", 0)
+    assert reason_of(unlicensed.value) == "COMPLIANCE_DENIED"
+    group(new_jersey_only, "observer", 2)  # watches, does not treat
+
+    session = group(new_york_only, "co_facilitator", 4)
+    with pytest.raises(grpc.RpcError) as seat_elsewhere:
+        api.call(
+            "BookGroupSeat",
+            pb.BookGroupSeatRequest(
+                request_id=uid("seat"), session_id=session.session_id, client_id=api.client(home_state="NJ")
+            ),
+        )
+    assert reason_of(seat_elsewhere.value) == "COMPLIANCE_DENIED"
+
+
 def test_schedules_search_and_tech_checks(api: Api) -> None:
     program = api.program()
     weekday_mornings = [pb.WeeklyWindow(weekday=i, start="09:00", end="12:00") for i in range(5)]
