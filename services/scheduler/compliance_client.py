@@ -9,8 +9,10 @@ fail closed: any failure to get an answer is UNAVAILABLE / COMPLIANCE_UNAVAILABL
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 
 from iop.compliance.v1 import compliance_pb2, compliance_pb2_grpc
 from services.plumbing.errors import FailedPrecondition, Unavailable
@@ -42,35 +44,31 @@ class ComplianceGateway:
 
     async def evaluate(self, request: compliance_pb2.EvaluateSessionRequest) -> compliance_pb2.SessionEvaluation:
         """The evaluation; raises Unavailable when there is none, FailedPrecondition on a deny."""
-        try:
-            evaluation: compliance_pb2.SessionEvaluation = await self._stub.EvaluateSession(
-                request, timeout=self._timeout_s
-            )
-        except grpc.aio.AioRpcError as exc:
-            log.warning("compliance EvaluateSession failed: %s", exc.code().name)
-            raise Unavailable(
-                COMPLIANCE_UNAVAILABLE,
-                "compliance could not evaluate the session; not booked (fails closed)",
-                {"grpc_code": exc.code().name},
-            ) from exc
-        require_allowed(evaluation)
+        evaluation: compliance_pb2.SessionEvaluation = await self._allowed(
+            self._stub.EvaluateSession, request, "evaluate the session"
+        )
         return evaluation
 
     async def check_licensure(self, request: compliance_pb2.CheckLicensureRequest) -> compliance_pb2.LicensureDecision:
         """The licensure decision; raises Unavailable when there is none, FailedPrecondition unless allowed."""
+        decision: compliance_pb2.LicensureDecision = await self._allowed(
+            self._stub.CheckLicensure, request, "check a facilitator's licensure"
+        )
+        return decision
+
+    async def _allowed(self, method: Any, request: Message, what: str) -> Any:
+        """Call `method`; fails closed (Unavailable) without an answer, FailedPrecondition unless allowed."""
         try:
-            decision: compliance_pb2.LicensureDecision = await self._stub.CheckLicensure(
-                request, timeout=self._timeout_s
-            )
+            answer = await method(request, timeout=self._timeout_s)
         except grpc.aio.AioRpcError as exc:
-            log.warning("compliance CheckLicensure failed: %s", exc.code().name)
+            log.warning("compliance %s failed: %s", type(request).__name__, exc.code().name)
             raise Unavailable(
                 COMPLIANCE_UNAVAILABLE,
-                "compliance could not check a facilitator's licensure; not booked (fails closed)",
+                f"compliance could not {what}; not booked (fails closed)",
                 {"grpc_code": exc.code().name},
             ) from exc
-        require_allowed(decision)
-        return decision
+        require_allowed(answer)
+        return answer
 
 
 def require_allowed(evaluation: compliance_pb2.SessionEvaluation | compliance_pb2.LicensureDecision) -> None:
