@@ -244,12 +244,12 @@ class SchedulerStore:
             doc = await self.ledgers.find_one({"_id": f"{owner_day}|{rev}"}) if rev else None
             if rev and doc is None:  # the hinted revision was superseded and removed: start over
                 rev = 0
-            bookings = [Booked.from_doc(b) for b in (doc or {}).get("bookings", [])]
+            bookings = [Booked.from_entry(b) for b in (doc or {}).get("bookings", [])]
         while True:
             newer = await self.ledgers.find_one({"_id": f"{owner_day}|{rev + 1}"})
             if newer is None:
                 break
-            rev, bookings = rev + 1, [Booked.from_doc(b) for b in newer.get("bookings", [])]
+            rev, bookings = rev + 1, [Booked.from_entry(b) for b in newer.get("bookings", [])]
         self._remember(owner_day, rev, bookings)
         return rev, bookings
 
@@ -270,7 +270,7 @@ class SchedulerStore:
         revision = {
             "_id": f"{owner_day}|{rev + 1}",
             "rev": rev + 1,
-            "bookings": [b.as_doc() for b in bookings],
+            "bookings": [b.as_entry() for b in bookings],
             "at": datetime.now(UTC),
         }
         if await self._grouped.inserts(LEDGERS).insert([revision]):

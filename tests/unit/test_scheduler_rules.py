@@ -188,6 +188,26 @@ def test_long_sessions_get_built_in_breaks() -> None:
     assert booked("audio", start, 60, video=False).screen_minutes() == 0
 
 
+def test_a_ledger_entry_keeps_the_booking_and_old_document_entries_still_read() -> None:
+    start = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+    end = start + timedelta(minutes=150)
+    rules = d.load_reference_data().default_rules
+    booked = d.Booked(
+        "a1b2-c3", start, end, tuple(d.screen_segments(start, end, d.break_plan(start, end, rules), True))
+    )
+    assert len(booked.segments) == 3  # two built-in breaks
+    entry = booked.as_entry()
+    assert entry == "a1b2-c3 1796133600 1796142600 1796133600-1796136600 1796137200-1796140200 1796140800-1796142600"
+    assert d.Booked.from_entry(entry) == booked
+    assert d.Booked.from_entry(d.Booked("s", start, end).as_entry()) == d.Booked("s", start, end)
+    old = {"session_id": "a1b2-c3", "start": start, "end": end, "segments": d.segment_docs(booked.segments)}
+    assert d.Booked.from_entry(old) == booked
+    with pytest.raises(ValueError):
+        d.Booked("a b", start, end).as_entry()
+    with pytest.raises(ValueError):
+        d.Booked("s", start + timedelta(microseconds=5), end).as_entry()
+
+
 def test_min_gap_between_sessions() -> None:
     a = booked("a", utc(2026, 12, 1, 14), 60)
     assert d.MIN_GAP in d.clinician_violations([a], booked("b", utc(2026, 12, 1, 15), 60), RULES)
