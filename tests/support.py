@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
 
 from services.plumbing.auth import mint_token
 from services.plumbing.launcher import SERVICES as SERVICE_NAMES
@@ -57,6 +59,24 @@ def isolated_environment(prefix: str | None = None) -> dict[str, str]:
 def isolated_settings(**overrides: Any) -> Settings:
     env = {**isolated_environment(), **overrides}
     return Settings(**env)  # type: ignore[arg-type]
+
+
+def drop_databases(prefix: str = f"t{RUN_ID}") -> list[str]:
+    """Drop the databases whose names start with `prefix` (by default every one this run wrote,
+    all named `t<run id>...`), so a developer's local store does not grow with each test or
+    benchmark run. Without a reachable store there is nothing to drop. Returns the names."""
+    mongo: MongoClient[dict[str, Any]] = MongoClient(isolated_settings().mongodb_uri, serverSelectionTimeoutMS=500)
+    dropped: list[str] = []
+    try:
+        for name in mongo.list_database_names():
+            if name.startswith(prefix):
+                mongo.drop_database(name)
+                dropped.append(name)
+    except PyMongoError:
+        pass
+    finally:
+        mongo.close()
+    return dropped
 
 
 def token(settings: Settings, role: str, subject: str = "test-user") -> str:

@@ -38,7 +38,7 @@ from iop.compliance.v1 import compliance_pb2_grpc
 from iop.events.v1 import common_pb2
 from services.plumbing.protos import to_timestamp
 from tests.bench.common import paced
-from tests.support import ServiceProcess, auth_metadata, isolated_settings
+from tests.support import ServiceProcess, auth_metadata, drop_databases, isolated_settings
 
 ECHO_METHOD = "/bench.Echo/Echo"
 # BENCH_TRACING=false turns span export off in the service (for a breakdown; the target is with it on).
@@ -351,4 +351,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        drop_databases()

@@ -46,6 +46,7 @@ from services.plumbing.bus import Topic, ensure_topics
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
+from tests.support import drop_databases
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = uuid.uuid4().hex[:6]
@@ -331,4 +332,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        drop_databases(PREFIX)

@@ -49,7 +49,7 @@ from services.plumbing.launcher import start_services, stop_services
 from services.plumbing.runner import ServiceDefinition
 from services.plumbing.settings import Settings
 from services.scheduler.app import DEFINITION as SCHEDULER
-from tests.support import ROOT, isolated_environment
+from tests.support import ROOT, drop_databases, isolated_environment
 
 DEFINITIONS: list[ServiceDefinition] = [SCHEDULER, ENGAGEMENT, COMPLIANCE, CRISIS]
 TARGET_S = 600
@@ -203,4 +203,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        drop_databases()

@@ -40,7 +40,7 @@ from iop.scheduler.v1 import scheduler_pb2 as pb
 from iop.scheduler.v1 import scheduler_pb2_grpc
 from services.plumbing.protos import to_timestamp
 from tests.bench.common import paced, store_bound_report, store_commands, store_rates
-from tests.support import ServiceProcess, auth_metadata, isolated_settings
+from tests.support import ServiceProcess, auth_metadata, drop_databases, isolated_settings
 
 ALL_WEEK = [pb.WeeklyWindow(weekday=i, start="00:00", end="24:00") for i in range(7)]
 OPEN_RULES = pb.FatigueRules(
@@ -390,7 +390,10 @@ def main() -> None:
         help="offered bookings/s of the paced phases, comma-separated",
     )
     parser.add_argument("--paced-seconds", type=float, default=10)
-    asyncio.run(main_async(parser.parse_args()))
+    try:
+        asyncio.run(main_async(parser.parse_args()))
+    finally:
+        drop_databases()  # a run's bookings are a few hundred MB in the local store
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from iop.events.v1 import scheduling_pb2 as ev
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.settings import Settings
 from tests.integration.test_scheduler_support import Api, local_day_at
-from tests.support import ROOT, ServiceProcess
+from tests.support import ROOT, RUN_ID, ServiceProcess
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +81,7 @@ async def published_session_ids(bootstrap: str, want: set[str], timeout_s: float
 
 async def test_broker_crash_between_state_change_and_publish_loses_nothing(broker, settings: Settings) -> None:
     bootstrap = f"127.0.0.1:{PORT}"
-    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "MONGODB_DATABASE_PREFIX": f"crash{uuid.uuid4().hex[:6]}_"}
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "MONGODB_DATABASE_PREFIX": f"t{RUN_ID}crash{uuid.uuid4().hex[:6]}_"}
     compliance = ServiceProcess("compliance", env=env).start()
     scheduler = ServiceProcess("scheduler", env=env).start()
     api = Api(settings, scheduler.target, compliance.target)
