@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from google.protobuf.message import Message
@@ -42,6 +42,7 @@ from services.scheduler.store import (
 from services.scheduler.topics import FHIR, SESSIONS
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Evaluate = Callable[[compliance_pb2.EvaluateSessionRequest], Awaitable[compliance_pb2.SessionEvaluation]]
 CheckLicensure = Callable[[compliance_pb2.CheckLicensureRequest], Awaitable[compliance_pb2.LicensureDecision]]
@@ -90,6 +91,14 @@ class LedgerOwner:
         if self.is_clinician:
             return d.clinician_violations(others, booked, self.rules)
         return d.client_violations(others, booked, self.rules)
+
+
+def _background(work: Awaitable[T]) -> asyncio.Future[T]:
+    """Start `work` now, to be awaited later or cancelled. An outcome nobody awaited (after a
+    cancel or an earlier error) is retrieved here, so it is never reported as unhandled."""
+    future = asyncio.ensure_future(work)
+    future.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return future
 
 
 def derived_id(kind: str, request_id: str) -> str:
@@ -210,19 +219,23 @@ class Scheduler:
         for facilitator in facilitators:
             self._check_clinician_window(facilitator, req.starts_at, req.ends_at)
         treating = {f for f, role in req.facilitators if role in TREATING_ROLES}
-        await asyncio.gather(
-            self._check_compliance(
-                people.program,
-                people.clinician,
-                people.clients,
-                req.kind,
-                req.starts_at,
-                req.ends_at,
-                req.planned_modality,
-            ),
-            self._check_facilitators_licensed(
-                [f for f in facilitators if f["_id"] in treating], people.clients, req.starts_at
-            ),
+        # Compliance is asked while the slots are reserved (its answer decides before anything is
+        # stored): a refusal gives the reservation back, as any other refusal does.
+        compliance = _background(
+            asyncio.gather(
+                self._check_compliance(
+                    people.program,
+                    people.clinician,
+                    people.clients,
+                    req.kind,
+                    req.starts_at,
+                    req.ends_at,
+                    req.planned_modality,
+                ),
+                self._check_facilitators_licensed(
+                    [f for f in facilitators if f["_id"] in treating], people.clients, req.starts_at
+                ),
+            )
         )
         rules = self.rules_for(people.program, people.clinician)
         breaks = d.break_plan(req.starts_at, req.ends_at, rules)
@@ -243,6 +256,7 @@ class Scheduler:
         ]
         ledger_owners += [LedgerOwner(d.client_owner(c["_id"]), _tz(c), False, rules) for c in people.clients]
         replaces = str(req.extra.get("rescheduled_from", ""))  # the session being moved does not count
+        days = [day for _, day in self._ledger_days(ledger_owners, req.starts_at, req.ends_at)]
         try:
             violations = await self._reserve(
                 session_id, keys, ledger_owners, booked, override is not None, exclude=replaces
@@ -251,8 +265,18 @@ class Scheduler:
             # a retry of a booking that was made: its own reservations are in the way
             existing = await self.store.get(SESSIONS_COLLECTION, session_id)
             if existing is not None:
+                compliance.cancel()
                 return (await self.with_facts([existing]))[0]
+            await compliance  # compliance's refusal, or its silence, is the answer when there is one
             raise refused from None
+        except BaseException:
+            compliance.cancel()
+            raise
+        try:
+            await compliance
+        except BaseException:
+            await self._give_back(session_id, keys, days)
+            raise
         tech_tasks = self._tech_check_tasks(session_id, people.clients, req.starts_at)
         doc: Document = {
             "_id": session_id,
@@ -277,7 +301,7 @@ class Scheduler:
             "breaks": d.segment_docs(breaks),
             "segments": d.segment_docs(booked.segments),
             "slot_keys": keys,
-            "ledger_days": [day for _, day in self._ledger_days(ledger_owners, req.starts_at, req.ends_at)],
+            "ledger_days": days,
             "seat_keys": [],
             "tech_check_task_ids": [t["_id"] for t in tech_tasks],
             "privacy_flagged": False,
@@ -449,20 +473,26 @@ class Scheduler:
         owner_days = self._ledger_days(ledger_owners, booked.start, booked.end)
         days = [day for _, day in owner_days]
         kind = SEAT_CLAIM if seat_client else "slot"
+        # First the revisions this process knows, unread: a write on an outdated one fails and
+        # the loop reads on from there. A refusal is only ever made on revisions read as the latest.
+        # The first read goes with the claim (it does not depend on it; the write does).
+        latest = False
+        first_read = _background(self.store.ledgers_for(days, latest))
         try:
             await self.store.claim(keys, session_id, kind, ledger_days=days, client_id=seat_client)
         except Conflict as conflict:
+            first_read.cancel()
             who = "CLINICIAN" if conflict.key.startswith("clinician:") else "CLIENT"
             raise FailedPrecondition(
                 f"{who}_DOUBLE_BOOKED", f"the {who.lower()} already has a session in that slot"
             ) from None
+        except BaseException:
+            first_read.cancel()
+            raise
         written: list[str] = []
-        # First the revisions this process knows, unread: a write on an outdated one fails and
-        # the loop reads on from there. A refusal is only ever made on revisions read as the latest.
-        latest = False
         try:
-            for _ in range(LEDGER_ATTEMPTS):
-                ledgers = await self.store.ledgers_for(days, latest)
+            for attempt in range(LEDGER_ATTEMPTS):
+                ledgers = await first_read if attempt == 0 else await self.store.ledgers_for(days, latest)
                 violations: list[str] = []
                 for owner, day in owner_days:
                     _, bookings = ledgers[day]
@@ -490,15 +520,17 @@ class Scheduler:
                 written.clear()
             raise FailedPrecondition("SCHEDULE_CONTENTION", "too many concurrent bookings for this day; retry")
         except BaseException:
-            for day in written:
-                await self.store.remove_from_ledger(day, session_id)
-            await self.store.release(keys, session_id)
+            await self._give_back(session_id, keys, written)
             raise
 
+    async def _give_back(self, session_id: str, keys: Sequence[str], days: Sequence[str]) -> None:
+        """Undo a reservation: the booking's entries in these day ledgers, then its slot claims."""
+        for day in days:
+            await self.store.remove_from_ledger(day, session_id)
+        await self.store.release(keys, session_id)
+
     async def _undo(self, doc: Document) -> None:
-        for day in doc["ledger_days"]:
-            await self.store.remove_from_ledger(day, doc["_id"])
-        await self.store.release(doc["slot_keys"], doc["_id"])
+        await self._give_back(doc["_id"], doc["slot_keys"], doc["ledger_days"])
         await self.store.delete_seats(doc["seat_keys"], doc["_id"])
 
     def _tech_check_tasks(self, session_id: str, clients: Sequence[Document], start: datetime) -> list[Document]:

@@ -228,11 +228,18 @@ def test_compliance_deny_is_failed_precondition_with_its_reasons(api: Api) -> No
     program = api.program()
     clinician = api.clinician(licensed_in=("NY",))
     traveller = api.client(home_state="CA")
+    at = next_slot(timedelta(days=1))
     with pytest.raises(grpc.RpcError) as info:
-        api.book(program.program_id, clinician, [traveller], next_slot(timedelta(days=1)))
+        api.book(program.program_id, clinician, [traveller], at)
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert reason_of(info.value) == "COMPLIANCE_DENIED"
     assert "NO_LICENSE_IN_STATE" in (info.value.details() or "")
+    # compliance is asked while the slots are reserved: the refusal gave them back
+    api.book(program.program_id, clinician, [api.client()], at)
+    # refused twice over (the clinician is taken then, the client's state unlicensed): compliance's answer
+    with pytest.raises(grpc.RpcError) as both:
+        api.book(program.program_id, clinician, [traveller], at)
+    assert reason_of(both.value) == "COMPLIANCE_DENIED"
 
 
 def test_booking_fails_closed_when_compliance_is_unavailable(settings: Settings) -> None:
