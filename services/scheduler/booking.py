@@ -101,6 +101,18 @@ def _background(work: Awaitable[T]) -> asyncio.Future[T]:
     return future
 
 
+def _tech_check_task(session_id: str, client: Document, start: datetime) -> Document:
+    return {
+        "_id": f"tc-{session_id}-{client['_id']}",
+        "client_id": client["_id"],
+        "session_id": session_id,
+        "due_by": start - TECH_CHECK_LEAD,
+        "status": "open",
+        "trigger": client.get("tech_check_trigger") or "FIRST_SESSION",
+        "created_at": datetime.now(UTC),
+    }
+
+
 def derived_id(kind: str, request_id: str) -> str:
     """The id of what a request creates: a retry with the same request_id finds it by _id."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:iop:scheduler:{kind}:{request_id}"))
@@ -266,7 +278,7 @@ class Scheduler:
             existing = await self.store.get(SESSIONS_COLLECTION, session_id)
             if existing is not None:
                 compliance.cancel()
-                return (await self.with_facts([existing]))[0]
+                return await self._complete_retried(existing, people.clients)
             await compliance  # compliance's refusal, or its silence, is the answer when there is one
             raise refused from None
         except BaseException:
@@ -334,15 +346,25 @@ class Scheduler:
         try:
             for seat in seat_docs:  # a fresh session id: these seats cannot be taken
                 await self.store.insert_fact(SEATS, seat, [])
-            stored, created = await self.store.insert_once(SESSIONS_COLLECTION, doc, session_events(doc, *messages))
+            # The session and its tech-check tasks are written at once; the tasks of a session that
+            # was not stored are taken back (their ids are the session's: nobody else's).
+            session_write, tasks_write = await asyncio.gather(
+                self.store.insert_once(SESSIONS_COLLECTION, doc, session_events(doc, *messages)),
+                self.store.add_tech_checks(tech_tasks),
+                return_exceptions=True,
+            )
+            if isinstance(session_write, BaseException):
+                await self.store.delete_tech_checks([t["_id"] for t in tech_tasks])
+                raise session_write
         except BaseException:
             await self._undo(doc)
             raise
+        stored, created = session_write
         if not created:  # the same request_id won a race: give back what this attempt took
             await self._undo(doc)
             return stored
-        if tech_tasks:
-            await self.store.add_tech_checks(tech_tasks)
+        if isinstance(tasks_write, BaseException):  # booked: a retry of the request writes the tasks
+            raise tasks_write
         if override and violations:
             await self.store.audit_override(
                 {
@@ -534,19 +556,17 @@ class Scheduler:
         await self.store.delete_seats(doc["seat_keys"], doc["_id"])
 
     def _tech_check_tasks(self, session_id: str, clients: Sequence[Document], start: datetime) -> list[Document]:
-        return [
-            {
-                "_id": f"tc-{session_id}-{c['_id']}",
-                "client_id": c["_id"],
-                "session_id": session_id,
-                "due_by": start - TECH_CHECK_LEAD,
-                "status": "open",
-                "trigger": c.get("tech_check_trigger") or "FIRST_SESSION",
-                "created_at": datetime.now(UTC),
-            }
-            for c in clients
-            if c.get("tech_check_required", True)
-        ]
+        """A task for each client who needs a tech check before this session."""
+        return [_tech_check_task(session_id, c, start) for c in clients if c.get("tech_check_required", True)]
+
+    async def _complete_retried(self, session: Document, clients: Sequence[Document]) -> Document:
+        """A retry of a booking that was stored: the tech-check tasks its first attempt may not
+        have written (they are written beside the session) are written now, as they were."""
+        wanted = set(session.get("tech_check_task_ids", []))
+        start = _utc(session["starts_at"])
+        tasks = [t for t in (_tech_check_task(session["_id"], c, start) for c in clients) if t["_id"] in wanted]
+        await self.store.add_tech_checks(tasks)
+        return (await self.with_facts([session]))[0]
 
     def _scheduled_event(self, doc: Document) -> scheduling_pb2.SessionScheduled:
         return scheduling_pb2.SessionScheduled(

@@ -336,6 +336,10 @@ class SchedulerStore:
     async def add_tech_checks(self, tasks: list[Document]) -> None:
         await self._grouped.inserts(TECH_CHECKS).insert(tasks)  # a task that exists already (a retry) stays as it is
 
+    async def delete_tech_checks(self, task_ids: Sequence[str]) -> None:
+        if task_ids:
+            await self.tech_checks.delete_many({"_id": {"$in": list(task_ids)}})
+
     async def tech_checks_of(self, client_id: str) -> list[Document]:
         return await self.tech_checks.find({"client_id": client_id}).sort("due_by", 1).limit(100).to_list()
 

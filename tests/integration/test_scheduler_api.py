@@ -139,6 +139,9 @@ def test_booking_reserves_the_slots_and_refuses_double_bookings(api: Api, db) ->
         start + timedelta(hours=3),
         request_id="r-" + session.session_id,
     )
+    assert list(again.tech_check_task_ids) == [f"tc-{again.session_id}-{other_client}"]
+    # as if the first attempt's tech-check write (beside the session's) had failed: the retry writes it
+    db.tech_checks.delete_many({"session_id": again.session_id})
     retry = api.book(
         program.program_id,
         other_clinician,
@@ -147,6 +150,7 @@ def test_booking_reserves_the_slots_and_refuses_double_bookings(api: Api, db) ->
         request_id="r-" + session.session_id,
     )
     assert again.session_id == retry.session_id
+    assert db.tech_checks.count_documents({"session_id": again.session_id}) == 1
 
     # cancelling releases the slots
     cancelled = api.call(
