@@ -56,6 +56,7 @@ from services.engagement.config import EngagementConfig, get_config
 from services.engagement.rules import Rules, load_rules
 from services.engagement.store import CLIENT_SNAPSHOTS, CLINICIAN_SNAPSHOTS
 from services.engagement.topics import ACTIVITY, ALL, ATTENDANCE, SCORES, SIGNALS
+from services.engagement.worker_status import WORKER_STATUS, app_id
 from services.plumbing.bus import Topic, dead_letter_topic, ensure_topics
 from services.plumbing.envelope import CloudEvent, EnvelopeError, KafkaHeaders
 from services.plumbing.logs import configure_logging
@@ -68,12 +69,7 @@ from services.scheduler.topics import SESSIONS
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("iop.engagement.worker")
 
-WORKER_STATUS = "worker_status"
 SOURCE = "/iop/engagement/worker"
-
-
-def app_id(settings: Settings) -> str:
-    return f"{settings.kafka_group_prefix}.engagement.worker"
 
 
 def _iso(value: datetime | None) -> str:

@@ -11,11 +11,13 @@ Each service logs (JSON) to .local/logs/<service>.log. The infrastructure
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -31,8 +33,9 @@ SERVICES = {
     "crisis": "iop.crisis.v1.CrisisService",
     "scheduler": "iop.scheduler.v1.SchedulerService",
 }
-# Processes with no gRPC server to probe.
-WORKERS = {"engagement-worker": "services.engagement.worker"}
+# Processes with no gRPC server to probe: (module, the module whose wait_ready(settings, proc,
+# since) returns once the worker reads its topics).
+WORKERS = {"engagement-worker": ("services.engagement.worker", "services.engagement.worker_status")}
 
 
 def wait_serving(target: str, service: str, proc: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
@@ -81,13 +84,15 @@ def _start_all(procs: dict[str, subprocess.Popen[bytes]], env: dict[str, str], l
         target = f"127.0.0.1:{settings.grpc_port(name)}"
         wait_serving(target, full_name, procs[name])
         print(f"  {name:<11} SERVING on {target}   log: .local/logs/{name}.log", flush=True)
-    for name, module in WORKERS.items():
+    for name, (module, status_module) in WORKERS.items():
         log = (logs / f"{name}.log").open("ab")
+        started = datetime.now(UTC)
         procs[name] = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env, stdout=log, stderr=log)
-        time.sleep(2)
-        if procs[name].poll() is not None:
-            raise RuntimeError(f"{name} exited with {procs[name].returncode}; see .local/logs/{name}.log")
-        print(f"  {name:<11} running (stream processor)   log: .local/logs/{name}.log", flush=True)
+        try:
+            importlib.import_module(status_module).wait_ready(settings, procs[name], started)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"{name}: {exc}; see .local/logs/{name}.log") from exc
+        print(f"  {name:<11} ready (stream processor)   log: .local/logs/{name}.log", flush=True)
 
 
 def stop_services(procs: dict[str, subprocess.Popen[bytes]]) -> None:

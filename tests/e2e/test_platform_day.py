@@ -87,6 +87,12 @@ def demo_run() -> Iterator[DemoRun]:
         **isolated_environment(),
         "PYTHONPATH": f"{ROOT}:{ROOT / 'gen' / 'python'}",
         "ENGAGEMENT_HTTP_PORT": str(HTTP_PORT),  # the demo posts its webhooks to the same port
+        # The run's new consumer groups start at the end of the topics, as the other services' do
+        # in tests (the launcher waits for the worker's partitions before the demo starts): from
+        # the beginning, on a long-lived broker the worker replayed every earlier run's events,
+        # and their spans pushed this run's traces out of the local Zipkin's 100k.
+        "ENGAGEMENT_WORKER_OFFSET_RESET": "latest",
+        "ENGAGEMENT_LEDGER_START": "latest",
     }
     started = datetime.now(UTC)
     out = subprocess.run(

@@ -21,6 +21,7 @@ from pymongo import MongoClient
 from iop.events.v1 import scheduling_pb2
 from services.engagement.config import DEV_WEBHOOK_SECRET
 from services.engagement.domain import sign
+from services.engagement.worker_status import wait_ready
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
@@ -71,17 +72,12 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "services.engagement.worker"], cwd=ROOT, env=self.env, stdout=log, stderr=log
         )
-        status = database(self.settings)["worker_status"]
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.proc.returncode}; see {self.log_path}")
-            doc = status.find_one({"_id": self.app_id})
-            if doc and doc["updated_at"] > started and doc["assigned"] > 0 and not doc["rebalancing"]:
-                return self
-            time.sleep(0.3)
-        self.stop()
-        raise TimeoutError(f"worker not ready within {timeout_s}s; see {self.log_path}")
+        try:
+            wait_ready(self.settings, self.proc, started, timeout_s)
+        except (RuntimeError, TimeoutError) as exc:
+            self.stop()
+            raise type(exc)(f"{exc}; see {self.log_path}") from exc
+        return self
 
     def stop(self, sig: int = 15, timeout_s: float = 30) -> int:
         if self.proc is None or self.proc.poll() is not None:
