@@ -246,7 +246,7 @@ def test_compliance_deny_is_failed_precondition_with_its_reasons(api: Api) -> No
     assert reason_of(both.value) == "COMPLIANCE_DENIED"
 
 
-def test_booking_fails_closed_when_compliance_is_unavailable(settings: Settings) -> None:
+def test_booking_fails_closed_when_compliance_is_unavailable(settings: Settings, db) -> None:
     lonely = ServiceProcess(
         "scheduler",
         env={"SCHEDULER_GRPC_PORT": str(NO_COMPLIANCE_PORT), "COMPLIANCE_TARGET": "127.0.0.1:9"},
@@ -261,6 +261,9 @@ def test_booking_fails_closed_when_compliance_is_unavailable(settings: Settings)
             api.book(program.program_id, clinician, [client], next_slot(timedelta(days=1)))
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
         assert reason_of(info.value) == "COMPLIANCE_UNAVAILABLE"
+        # the slots claimed while compliance was asked were given back, and no session was stored
+        assert db.claims.count_documents({"_id": {"$regex": f"^client:{client}@"}}) == 0
+        assert db.sessions.count_documents({"client_ids": client}) == 0
         api.close()
     finally:
         assert lonely.stop() == 0
