@@ -31,7 +31,7 @@ from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_wi
 from services.plumbing.settings import Settings
 from services.plumbing.storage import GroupedInserts, mongo_client, service_database
 from services.plumbing.telemetry import setup_telemetry
-from tests.bench.common import Result, store_rates, table
+from tests.bench.common import CpuAccount, Result, store_rates, table
 
 
 async def paced(n: int, rate: float, send) -> None:  # type: ignore[no-untyped-def]
@@ -87,15 +87,18 @@ async def raw_path(settings: Settings, n: int, rate: float) -> Result:
 
     reader = asyncio.create_task(consume())
     await asyncio.sleep(1.0)  # let the consumer join before the clock starts
+    cpu = CpuAccount()
+    cpu_before = cpu.read()
     t0 = time.perf_counter()
     await paced(n, rate, send)
     await producer.flush()
     await asyncio.wait_for(done.wait(), timeout=120)
     elapsed = time.perf_counter() - t0
+    cpu_used = cpu.per_event_us(cpu_before, cpu.read(), n)
     await reader
     await producer.stop()
     await consumer.stop()
-    return Result.of(f"raw aiokafka ({'max' if rate <= 0 else f'{rate:.0f}/s'})", n, elapsed, latencies)
+    return Result.of(f"raw aiokafka ({'max' if rate <= 0 else f'{rate:.0f}/s'})", n, elapsed, latencies, cpu_used)
 
 
 async def project_path(settings: Settings, n: int, rate: float) -> Result:
@@ -140,10 +143,13 @@ async def project_path(settings: Settings, n: int, rate: float) -> Result:
         await aggregates.insert_one(written)  # grouped with the writes in flight, as the services write
         relay.notify("aggregates", agg_id, written)
 
+    cpu = CpuAccount()
+    cpu_before = cpu.read()
     t0 = time.perf_counter()
     await paced(n, rate, write)
     await asyncio.wait_for(done.wait(), timeout=300)
     elapsed = time.perf_counter() - t0
+    cpu_used = cpu.per_event_us(cpu_before, cpu.read(), n)
     await consumer.stop()
     await consumer_task
     await relay.drain()
@@ -151,7 +157,8 @@ async def project_path(settings: Settings, n: int, rate: float) -> Result:
     await producer.stop()
     await client.drop_database(db.name)
     await client.close()
-    return Result.of(f"outbox+envelope+consumer ({'max' if rate <= 0 else f'{rate:.0f}/s'})", n, elapsed, latencies)
+    name = f"outbox+envelope+consumer ({'max' if rate <= 0 else f'{rate:.0f}/s'})"
+    return Result.of(name, n, elapsed, latencies, cpu_used)
 
 
 async def main() -> None:
@@ -180,6 +187,9 @@ async def main() -> None:
         )
     )
     print(f"\nthroughput ratio (project / raw): {project_max.throughput / raw_max.throughput:.1%}")
+    # where the two cores go at full speed: the processes this machine runs, per event
+    print(raw_max.cpu_line())
+    print(project_max.cpu_line())
     print(
         f"{rates.line()} (one document per insert); the path writes one document per event, in one "
         "insert with the writes in flight (GroupedInserts), and its markers in batches"

@@ -6,13 +6,15 @@ import asyncio
 import gc
 import itertools
 import json
+import os
 import statistics
 import time
 import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -29,6 +31,44 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+LOCAL = Path(__file__).resolve().parents[2] / ".local"
+# The local infrastructure's processes (deploy/local/infra.sh), by their pid files.
+INFRA_PID_FILES = {
+    "Kafka": LOCAL / "kafka" / "kafka.pid",
+    "FerretDB": LOCAL / "ferretdb" / "ferretdb.pid",
+    "Zipkin": LOCAL / "zipkin" / "zipkin.pid",
+}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc), for a load-independent cost."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuAccount:
+    """CPU seconds of this process (all its threads) and of the local infrastructure's processes
+    that run here; infrastructure elsewhere (KAFKA_BOOTSTRAP_SERVERS, MONGODB_URI) is left out."""
+
+    def __init__(self) -> None:
+        self.pids = {"this process": os.getpid()}
+        for name, pid_file in INFRA_PID_FILES.items():
+            try:
+                pid = int(pid_file.read_text().strip())
+                cpu_seconds(pid)
+            except (OSError, ValueError):
+                continue
+            self.pids[name] = pid
+
+    def read(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    @staticmethod
+    def per_event_us(before: dict[str, float], after: dict[str, float], events: int) -> dict[str, float]:
+        return {name: (after[name] - before[name]) * 1e6 / max(events, 1) for name in before}
+
+
 @dataclass
 class Result:
     name: str
@@ -36,11 +76,20 @@ class Result:
     p50_ms: float
     p99_ms: float
     count: int
+    cpu_us_per_event: dict[str, float] = field(default_factory=dict)  # by process, when measured
 
     @staticmethod
-    def of(name: str, count: int, seconds: float, latencies_s: list[float]) -> Result:
+    def of(
+        name: str, count: int, seconds: float, latencies_s: list[float], cpu: dict[str, float] | None = None
+    ) -> Result:
         ms = [x * 1000 for x in latencies_s]
-        return Result(name, count / seconds if seconds else 0.0, percentile(ms, 50), percentile(ms, 99), count)
+        throughput = count / seconds if seconds else 0.0
+        return Result(name, throughput, percentile(ms, 50), percentile(ms, 99), count, cpu or {})
+
+    def cpu_line(self) -> str:
+        total = sum(self.cpu_us_per_event.values())
+        parts = ", ".join(f"{name} {us:.0f}" for name, us in self.cpu_us_per_event.items())
+        return f"{self.name}: {total:.0f} µs of CPU per event ({parts})"
 
 
 def table(title: str, rows: list[Result], unit: str = "events/s") -> str:

@@ -37,7 +37,7 @@ from iop.compliance.v1 import compliance_pb2 as pb
 from iop.compliance.v1 import compliance_pb2_grpc
 from iop.events.v1 import common_pb2
 from services.plumbing.protos import to_timestamp
-from tests.bench.common import paced
+from tests.bench.common import cpu_seconds, paced
 from tests.support import ServiceProcess, auth_metadata, drop_databases, isolated_settings
 
 ECHO_METHOD = "/bench.Echo/Echo"
@@ -211,13 +211,6 @@ def prepare(target: str, md: list[tuple[str, str]]) -> pb.EvaluateSessionRequest
         stage=pb.EVALUATION_STAGE_START,
         privacy_attestation="headphones",
     )
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used (Linux /proc), for a load-independent cost per call."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def measure(
