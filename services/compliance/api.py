@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import grpc
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -101,6 +102,22 @@ MODALITIES = {
     common_pb2.MODALITY_AUDIO_ONLY: AUDIO_ONLY,
     common_pb2.MODALITY_MIXED: MIXED,
 }
+
+
+def expiring_record(
+    owner_field: str, owner_id: str, expires_at: datetime | None, recorded_at: datetime, **fields: Any
+) -> Document:
+    """A new record the expiry monitor watches: its owner (also as the directory's `owner_id`),
+    `fields`, when it expires (None: never), and the warning horizons notified so far (none)."""
+    return {
+        "_id": str(uuid.uuid4()),
+        owner_field: owner_id,
+        "owner_id": owner_id,
+        **fields,
+        "expires_at": expires_at,
+        "recorded_at": recorded_at,
+        "notified_horizons": [],
+    }
 
 
 def licensure_pb(result: LicensureResult) -> pb.LicensureDecision:
@@ -221,6 +238,13 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
 
     async def _audit(self, action: str, resource_type: str, resource_id: str) -> None:
         await record_phi_access(self._store.db, current_principal(), action, resource_type, resource_id)
+
+    async def _insert_unique(self, collection: str, doc: Document, reason: str, message: str) -> None:
+        """Insert a new record; ALREADY_EXISTS (`reason`) when its unique number is recorded."""
+        try:
+            await self._store.insert(collection, doc)
+        except DuplicateKeyError as exc:
+            raise AlreadyExists(reason, message) from exc
 
     # --- decisions ---------------------------------------------------------------------------------
 
@@ -453,28 +477,25 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         )
         assert valid_from is not None and valid_until is not None
         now = datetime.now(UTC)
-        doc = {
-            "_id": str(uuid.uuid4()),
-            "clinician_id": request.clinician_id,
-            "owner_id": request.clinician_id,
-            "state": request.state,
-            "license_type": request.license_type,
-            "profession": request.profession or LICENSE_PROFESSIONS[request.license_type],
-            "license_number": request.license_number,
-            "status": request.status or "active",
-            "multistate": request.multistate,
-            "issued_via": request.issued_via,
-            "valid_from": valid_from,
-            "valid_until": valid_until,
-            "expires_at": valid_until,
-            "verified_at": to_datetime(request.verified_at) or now,
-            "recorded_at": now,
-            "notified_horizons": [],
-        }
-        try:
-            await self._store.insert(LICENSES, doc)
-        except DuplicateKeyError as exc:
-            raise AlreadyExists("LICENSE_EXISTS", "this license number is already recorded for that state") from exc
+        doc = expiring_record(
+            "clinician_id",
+            request.clinician_id,
+            valid_until,
+            now,
+            state=request.state,
+            license_type=request.license_type,
+            profession=request.profession or LICENSE_PROFESSIONS[request.license_type],
+            license_number=request.license_number,
+            status=request.status or "active",
+            multistate=request.multistate,
+            issued_via=request.issued_via,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            verified_at=to_datetime(request.verified_at) or now,
+        )
+        await self._insert_unique(
+            LICENSES, doc, "LICENSE_EXISTS", "this license number is already recorded for that state"
+        )
         return license_pb(doc)
 
     async def RecordCompactCredential(
@@ -494,27 +515,24 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
             valid_until=valid_until,
         )
         now = datetime.now(UTC)
-        doc: Document = {
-            "_id": str(uuid.uuid4()),
-            "clinician_id": request.clinician_id,
-            "owner_id": request.clinician_id,
-            "compact": request.compact,
-            "kind": request.kind,
-            "home_state": request.home_state,
-            "privilege_state": request.privilege_state,
-            "credential_number": request.credential_number,
-            "status": request.status or "active",
-            "valid_from": valid_from,
-            "valid_until": valid_until,
-            "expires_at": valid_until,
-            "verified_at": to_datetime(request.verified_at) or now,
-            "recorded_at": now,
-            "notified_horizons": [],
-        }
-        try:
-            await self._store.insert(COMPACT_CREDENTIALS, doc)
-        except DuplicateKeyError as exc:
-            raise AlreadyExists("CREDENTIAL_EXISTS", "this compact credential is already recorded") from exc
+        doc = expiring_record(
+            "clinician_id",
+            request.clinician_id,
+            valid_until,
+            now,
+            compact=request.compact,
+            kind=request.kind,
+            home_state=request.home_state,
+            privilege_state=request.privilege_state,
+            credential_number=request.credential_number,
+            status=request.status or "active",
+            valid_from=valid_from,
+            valid_until=valid_until,
+            verified_at=to_datetime(request.verified_at) or now,
+        )
+        await self._insert_unique(
+            COMPACT_CREDENTIALS, doc, "CREDENTIAL_EXISTS", "this compact credential is already recorded"
+        )
         return credential_pb(doc)
 
     async def ListClinicianCredentials(
@@ -601,27 +619,24 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
                     [("start_date", f"overlaps authorization {other.authorization_id} for the same plan and codes")]
                 )
         zone = ref.default_timezone
-        doc = {
-            "_id": str(uuid.uuid4()),
-            "client_id": request.client_id,
-            "owner_id": request.client_id,
-            "payer_plan_id": request.payer_plan_id,
-            "auth_number": request.auth_number,
-            "codes": list(request.codes),
-            "start_date": start.isoformat(),
-            "end_date": end.isoformat(),
-            "units": request.units,
-            "units_used": 0,
-            "billed_dates": [],
-            "concurrent_review_due": review.isoformat() if review else "",
-            "expires_at": local_day_bounds(end, zone)[1],
-            "recorded_at": datetime.now(UTC),
-            "notified_horizons": [],
-        }
-        try:
-            await self._store.insert(AUTHORIZATIONS, doc)
-        except DuplicateKeyError as exc:
-            raise AlreadyExists("AUTHORIZATION_EXISTS", "this authorization number is already recorded") from exc
+        doc = expiring_record(
+            "client_id",
+            request.client_id,
+            local_day_bounds(end, zone)[1],
+            datetime.now(UTC),
+            payer_plan_id=request.payer_plan_id,
+            auth_number=request.auth_number,
+            codes=list(request.codes),
+            start_date=start.isoformat(),
+            end_date=end.isoformat(),
+            units=request.units,
+            units_used=0,
+            billed_dates=[],
+            concurrent_review_due=review.isoformat() if review else "",
+        )
+        await self._insert_unique(
+            AUTHORIZATIONS, doc, "AUTHORIZATION_EXISTS", "this authorization number is already recorded"
+        )
         return authorization_pb(doc)
 
     async def ListAuthorizations(
@@ -665,21 +680,19 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
             v.add("contact_id", "only a release of information names a contact")
         v.raise_if_any()
         assert signed_at is not None and valid_from is not None and valid_until is not None
-        doc = {
-            "_id": str(uuid.uuid4()),
-            "client_id": request.client_id,
-            "owner_id": request.client_id,
-            "consent_type": request.consent_type,
-            "form_version": request.form_version,
-            "signed_at": signed_at,
-            "valid_from": valid_from,
-            "valid_until": valid_until,
-            "expires_at": valid_until,
-            "revoked_at": None,
-            "contact_id": request.contact_id,
-            "recorded_at": now,
-            "notified_horizons": [],
-        }
+        doc = expiring_record(
+            "client_id",
+            request.client_id,
+            valid_until,
+            now,
+            consent_type=request.consent_type,
+            form_version=request.form_version,
+            signed_at=signed_at,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            revoked_at=None,
+            contact_id=request.contact_id,
+        )
         await self._store.insert(CONSENTS, doc, events.consent_events(doc, "active", now))
         return consent_pb(doc)
 
