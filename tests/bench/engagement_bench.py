@@ -42,6 +42,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from iop.events.v1 import engagement_pb2 as ev
 from services.engagement.config import DEV_WEBHOOK_SECRET
 from services.engagement.domain import sign
+from services.engagement.worker_status import wait_ready
 from services.plumbing.bus import Topic, ensure_topics
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.protos import to_timestamp
@@ -233,23 +234,6 @@ def start(args: list[str], environ: dict[str, str], log: Path) -> subprocess.Pop
     return subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=environ, stdout=handle, stderr=handle)
 
 
-async def wait_worker(settings: Settings, timeout_s: float = 60) -> None:
-    from pymongo import AsyncMongoClient
-
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_uri)
-    status = mongo[f"{PREFIX}_engagement"]["worker_status"]
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline:
-            doc = await status.find_one({"_id": f"{PREFIX}.engagement.worker"})
-            if doc and doc["assigned"] > 0 and not doc["rebalancing"]:
-                return
-            await asyncio.sleep(0.3)
-    finally:
-        await mongo.close()
-    raise TimeoutError("the worker did not get its partitions")
-
-
 async def wait_http(timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     async with httpx.AsyncClient(timeout=5) as client:
@@ -293,8 +277,10 @@ async def main() -> None:
     try:
         # 1. throughput: a backlog of N signals, then the worker and the baseline drain it
         # the worker starts at "now" (no replay of the shared topics' history), then the backlog lands
+        started = datetime.now(UTC)
         procs.append(start(["services.engagement.worker"], environ, tmp / "worker.log"))
-        await wait_worker(settings)
+        worker_settings = Settings(**environ)  # type: ignore[arg-type]
+        await asyncio.to_thread(wait_ready, worker_settings, procs[-1], started)
         await produce(settings, args.signals, sessions=300)
         rate, applied = await worker_rate(stats, args.signals, timeout_s=45)
         base = await baseline(settings, args.signals)  # same records, while the worker is idle
