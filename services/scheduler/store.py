@@ -134,15 +134,22 @@ class SchedulerStore:
     ) -> tuple[Document, bool]:
         """Insert a document whose _id derives from its request_id, with `events` in its outbox
         when given; a retry returns the first one. (doc, False) when it existed already."""
-        written = new_document_with_outbox(doc, SOURCE, events) if events is not None else doc
-        if not await self._grouped.inserts(collection).insert([written]):
-            if events is not None:
-                self._stored(collection, doc["_id"], written)
+        if await self._insert_new(collection, doc, events):
             return doc, True
         existing = await self.get(collection, doc["_id"])
         if existing is None:
             raise DuplicateKeyError(f"{collection} {doc['_id']} exists but cannot be read")
         return existing, False
+
+    async def _insert_new(self, collection: str, doc: Document, events: list[OutgoingEvent] | None) -> bool:
+        """Insert `doc` (with `events` in its outbox when given, hinted to the relay), grouped with
+        concurrent inserts into the collection; False when its _id exists already."""
+        written = new_document_with_outbox(doc, SOURCE, events) if events is not None else doc
+        if await self._grouped.inserts(collection).insert([written]):
+            return False
+        if events is not None:
+            self._stored(collection, doc["_id"], written)
+        return True
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
         return await self._grouped.finds(collection, NO_OUTBOX).get(doc_id)
@@ -207,13 +214,7 @@ class SchedulerStore:
 
     async def insert_fact(self, collection: str, doc: Document, events: list[OutgoingEvent]) -> bool:
         """Insert a per-client fact with its events; False when that key exists already."""
-        written = new_document_with_outbox(doc, SOURCE, events)
-        try:
-            await self.db[collection].insert_one(written)
-        except DuplicateKeyError:
-            return False
-        self._stored(collection, doc["_id"], written)
-        return True
+        return await self._insert_new(collection, doc, events)
 
     async def seats_of_client(self, client_id: str) -> list[Document]:
         """A client's seats (a scan: schedule views only, not the booking path)."""
