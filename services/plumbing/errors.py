@@ -107,6 +107,20 @@ class Unavailable(ServiceError):
         super().__init__(message, [_error_info(reason, metadata)])
 
 
+class ResourceExhausted(ServiceError):
+    """The server is at capacity: not applied, retry after `retry_after_s` (google.rpc.RetryInfo).
+    Clients' retry policies do not retry this code on their own (they retry UNAVAILABLE), so a
+    refusal under overload does not come back at once as more load."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    rpc_code = code_pb2.RESOURCE_EXHAUSTED
+
+    def __init__(self, reason: str, message: str, retry_after_s: float, metadata: dict[str, str] | None = None) -> None:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromNanoseconds(int(retry_after_s * 1e9))
+        super().__init__(message, [_error_info(reason, metadata), retry])
+
+
 class FieldViolations:
     """Collects every problem with a request before answering, so one reply names them all."""
 

@@ -20,7 +20,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace import Status as SpanStatus
 
 from services.plumbing.auth import Principal, authorize, reset_principal, set_principal, verify_token
-from services.plumbing.errors import ServiceError
+from services.plumbing.errors import ResourceExhausted, ServiceError
 from services.plumbing.ops.metrics import Metrics, RpcSeries, get_metrics, split_method
 from services.plumbing.settings import Settings
 
@@ -76,6 +76,50 @@ def _span_attributes(method: _Method, peer: str, user_agent: str | None) -> dict
     return attributes
 
 
+class CallAdmission:
+    """Load shedding: at most `limit` unary calls of a server's own methods run at once.
+
+    Past the limit a call waits for a place, in arrival order, for up to `wait_s` (or what is
+    left of its deadline, if less): a short burst is smoothed, not refused. A call still
+    waiting then is refused with RESOURCE_EXHAUSTED before its handler runs, so it changes
+    nothing, and it costs the server microseconds. Without a limit an overloaded server starts
+    every call, all of them slow down together, and past their deadlines the work done for
+    them is wasted: bookings offered at twice the capacity completed at less than half of it.
+    With the limit it keeps completing calls at its capacity, each within limit / capacity
+    seconds, and tells the others to come back (RetryInfo). Health and reflection are always
+    admitted; server streams (long-lived) are not counted.
+    """
+
+    def __init__(self, limit: int, wait_s: float) -> None:
+        self.limit = limit
+        self.wait_s = wait_s
+        self._places = asyncio.Semaphore(limit)
+
+    async def enter(self, context: grpc.aio.ServicerContext) -> bool:
+        """Take a place (True), or False when none came free in time."""
+        if not self._places.locked():
+            await self._places.acquire()  # a free place: taken without waiting
+            return True
+        remaining = context.time_remaining()
+        wait = self.wait_s if remaining is None else min(self.wait_s, remaining)
+        try:
+            await asyncio.wait_for(self._places.acquire(), wait)
+        except TimeoutError:
+            return False
+        return True
+
+    def leave(self) -> None:
+        self._places.release()
+
+    def refusal(self) -> ResourceExhausted:
+        return ResourceExhausted(
+            "SERVER_AT_CAPACITY",
+            f"the server is running its maximum of {self.limit} calls; not applied, retry later",
+            retry_after_s=max(self.wait_s, 0.1),
+            metadata={"max_concurrent_calls": str(self.limit)},
+        )
+
+
 @dataclass(frozen=True, eq=False)  # hashed by identity: one per method and interceptor
 class _Method:
     """What every call of one method shares: its span attributes and its metric series."""
@@ -94,6 +138,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
     - the RPC metrics (started, handled by code, handling time), including calls that auth rejects;
     - authentication (bearer JWT) and authorization (the service's role table); health and
       reflection stay open;
+    - load shedding (CallAdmission): past the server's limit of calls in flight, a call is
+      refused with RESOURCE_EXHAUSTED before its handler runs;
     - a ServiceError raised by the handler becomes a status with rich details.
 
     One interceptor rather than three (OpenTelemetry's grpc.aio server instrumentation, a metrics
@@ -111,6 +157,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         self._settings = settings
         self._access = access
         self._metrics = metrics
+        self._admission = CallAdmission(settings.grpc_max_concurrent_calls, settings.grpc_admission_wait_s)
         self._tracer = tracer or trace.get_tracer("iop.grpc.server")
         self._methods: dict[str, _Method] = {}
 
@@ -146,7 +193,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 authorize(principal, method.name, self._access)
             except ServiceError as error:
                 rejected = error
-        call = _Call(self._tracer, method, metadata, principal, rejected)
+        admission = None if method.open else self._admission
+        call = _Call(self._tracer, method, metadata, principal, rejected, admission)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 call.unary(handler.unary_unary), handler.request_deserializer, handler.response_serializer
@@ -170,12 +218,14 @@ class _Call:
         metadata: dict[str, str],
         principal: Principal | None,
         rejected: ServiceError | None,
+        admission: CallAdmission | None,
     ) -> None:
         self.tracer = tracer
         self.method = method
         self.metadata = metadata
         self.principal = principal
         self.rejected = rejected
+        self.admission = admission
 
     def observed(self, context: grpc.aio.ServicerContext, series: RpcSeries) -> _Call:
         self.context = context
@@ -190,10 +240,16 @@ class _Call:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             with self.observed(context, self.method.unary):
                 await self.refuse_if_rejected(context)
+                admission = self.admission
+                if admission is not None and not await admission.enter(context):
+                    await context.abort_with_status(admission.refusal().to_status())
                 try:
                     return await inner(request, context)
                 except ServiceError as error:
                     await context.abort_with_status(error.to_status())
+                finally:
+                    if admission is not None:
+                        admission.leave()
 
         return call
 

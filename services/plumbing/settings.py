@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     compliance_target: str = Field(default="127.0.0.1:50053", alias="COMPLIANCE_TARGET")
     crisis_target: str = Field(default="127.0.0.1:50054", alias="CRISIS_TARGET")
     grpc_client_deadline_s: float = Field(default=2.0, alias="GRPC_CLIENT_DEADLINE_S")
+    # Load shedding: the unary calls one server runs at once; past that a call waits up to
+    # GRPC_ADMISSION_WAIT_S for a place, then gets RESOURCE_EXHAUSTED (see grpc_server.CallAdmission).
+    grpc_max_concurrent_calls: int = Field(default=100, ge=1, alias="GRPC_MAX_CONCURRENT_CALLS")
+    grpc_admission_wait_s: float = Field(default=0.1, ge=0, alias="GRPC_ADMISSION_WAIT_S")
 
     outbox_poll_interval_s: float = Field(default=0.5, alias="OUTBOX_POLL_INTERVAL_S")
     # How often the relay sweeps for entries no hint named (a crashed or vanished writer's). On

@@ -1,10 +1,12 @@
 """The server's call interceptor on a real loopback grpc.aio server: one span per call (a child of
-the caller's traceparent), the RPC metrics, authentication and authorization, rich errors."""
+the caller's traceparent), the RPC metrics, authentication and authorization, rich errors, load
+shedding."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
@@ -22,10 +24,11 @@ from services.plumbing.auth import current_principal
 from services.plumbing.errors import NotFound, error_reason
 from services.plumbing.grpc_server import CallInterceptor
 from services.plumbing.ops.metrics import Metrics
+from services.plumbing.settings import Settings
 from tests.support import auth_metadata, isolated_settings
 
 SERVICE = "test.calls.v1.Echo"
-ACCESS = {f"/{SERVICE}/{m}": frozenset({"platform"}) for m in ("Ok", "NotFound", "Crash", "Stream")}
+ACCESS = {f"/{SERVICE}/{m}": frozenset({"platform"}) for m in ("Ok", "NotFound", "Crash", "Stream", "Held")}
 CALLER_TRACE = 0x0AF7651916CD43DD8448EB211C80319C
 CALLER_SPAN = 0xB7AD6B7169203331
 TRACEPARENT = f"00-{CALLER_TRACE:032x}-{CALLER_SPAN:016x}-01"
@@ -52,10 +55,24 @@ async def stream(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIter
         yield bytes([i])
 
 
+class Gate:
+    """The `Held` method's calls: each counts itself in, then waits until the gate opens."""
+
+    def __init__(self) -> None:
+        self.entered = 0
+        self.opened = asyncio.Event()
+
+    async def held(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        self.entered += 1
+        await self.opened.wait()
+        return b"done"
+
+
 class Served:
-    def __init__(self, metrics: Metrics, spans: InMemorySpanExporter, channel: grpc.aio.Channel) -> None:
-        self.metrics, self.spans, self.channel = metrics, spans, channel
-        self.settings = isolated_settings()
+    def __init__(
+        self, settings: Settings, metrics: Metrics, spans: InMemorySpanExporter, channel: grpc.aio.Channel, gate: Gate
+    ) -> None:
+        self.settings, self.metrics, self.spans, self.channel, self.gate = settings, metrics, spans, channel, gate
 
     async def call(self, method: str, metadata: list[tuple[str, str]] | None = None) -> tuple[grpc.StatusCode, Any]:
         try:
@@ -82,29 +99,38 @@ class Served:
         return self.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
-@pytest.fixture
-async def served() -> AsyncIterator[Served]:
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[Served]:
     metrics = Metrics(prometheus_client.CollectorRegistry())
     spans = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
-    interceptor = CallInterceptor(isolated_settings(), ACCESS, metrics, provider.get_tracer("test"))
+    interceptor = CallInterceptor(settings, ACCESS, metrics, provider.get_tracer("test"))
     server = grpc.aio.server(interceptors=[interceptor])
+    gate = Gate()
     handlers = {
         "Ok": grpc.unary_unary_rpc_method_handler(ok, _identity, _identity),
         "NotFound": grpc.unary_unary_rpc_method_handler(not_found, _identity, _identity),
         "Crash": grpc.unary_unary_rpc_method_handler(crash, _identity, _identity),
         "Unlisted": grpc.unary_unary_rpc_method_handler(ok, _identity, _identity),
         "Stream": grpc.unary_stream_rpc_method_handler(stream, _identity, _identity),
+        "Held": grpc.unary_unary_rpc_method_handler(gate.held, _identity, _identity),
     }
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
     health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    yield Served(metrics, spans, channel)
+    yield Served(settings, metrics, spans, channel, gate)
+    gate.opened.set()
     await channel.close()
     await server.stop(0)
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Served]:
+    async with serving(isolated_settings()) as served:
+        yield served
 
 
 async def test_a_call_is_one_server_span_under_the_callers_trace(served: Served) -> None:
@@ -183,3 +209,55 @@ async def test_health_is_open_and_streams_are_traced_and_counted(served: Served)
     streamed = {"grpc_service": SERVICE, "grpc_method": "Stream", "grpc_type": "server_stream"}
     assert served.value("grpc_server_handled_total", grpc_code="OK", **streamed) == 1
     assert served.value("grpc_server_handling_seconds_count", **streamed) == 1
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached in 5 s")
+
+
+async def test_past_its_limit_a_server_refuses_calls_with_resource_exhausted_before_running_them() -> None:
+    settings = isolated_settings(GRPC_MAX_CONCURRENT_CALLS="2", GRPC_ADMISSION_WAIT_S="0.05")
+    async with serving(settings) as served:
+        md = auth_metadata(served.settings, "platform")
+        holding = [asyncio.create_task(served.call("Held", md)) for _ in range(2)]
+        await _until(lambda: served.gate.entered == 2)  # the server runs its two calls
+
+        code, error = await served.call("Held", md)
+        assert code is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert served.gate.entered == 2  # the refused call's handler never ran
+        status = rpc_status.from_call(error)
+        assert status is not None and error_reason(status) == "SERVER_AT_CAPACITY"
+        retry = error_details_pb2.RetryInfo()
+        assert any(d.Unpack(retry) for d in status.details) and retry.retry_delay.ToMilliseconds() >= 50
+        refused_span = (await served.spans_of("Held", 1))[0]  # ended first: the two held calls still run
+        assert (
+            dict(refused_span.attributes or {})["rpc.grpc.status_code"] == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+        )
+        held = {"grpc_service": SERVICE, "grpc_method": "Held", "grpc_type": "unary"}
+        assert served.value("grpc_server_handled_total", grpc_code="RESOURCE_EXHAUSTED", **held) == 1
+
+        reply = await health_pb2_grpc.HealthStub(served.channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING  # health is always admitted
+
+        served.gate.opened.set()
+        assert [await task for task in holding] == [(grpc.StatusCode.OK, b"done")] * 2
+        assert (await served.call("Ok", md))[0] is grpc.StatusCode.OK  # the places were given back
+
+
+async def test_a_call_waits_for_a_place_in_arrival_order_within_the_admission_wait() -> None:
+    settings = isolated_settings(GRPC_MAX_CONCURRENT_CALLS="1", GRPC_ADMISSION_WAIT_S="5")
+    async with serving(settings) as served:
+        md = auth_metadata(served.settings, "platform")
+        first = asyncio.create_task(served.call("Held", md))
+        await _until(lambda: served.gate.entered == 1)
+        second = asyncio.create_task(served.call("Held", md))
+        await asyncio.sleep(0.2)
+        assert served.gate.entered == 1 and not second.done()  # queued, not refused, not running
+        served.gate.opened.set()
+        assert await first == (grpc.StatusCode.OK, b"done")
+        assert await second == (grpc.StatusCode.OK, b"done")
+        assert served.gate.entered == 2
