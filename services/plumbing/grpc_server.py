@@ -20,6 +20,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace import Status as SpanStatus
 
 from services.plumbing.auth import Principal, authorize, reset_principal, set_principal, verify_token
+from services.plumbing.deadline import enter_call, leave_call
 from services.plumbing.errors import ResourceExhausted, ServiceError
 from services.plumbing.ops.metrics import Metrics, RpcSeries, get_metrics, split_method
 from services.plumbing.settings import Settings
@@ -138,6 +139,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
     - the RPC metrics (started, handled by code, handling time), including calls that auth rejects;
     - authentication (bearer JWT) and authorization (the service's role table); health and
       reflection stay open;
+    - the call's deadline, for the calls its handler makes (`deadline.py`);
     - load shedding (CallAdmission): past the server's limit of calls in flight, a call is
       refused with RESOURCE_EXHAUSTED before its handler runs;
     - a ServiceError raised by the handler becomes a status with rich details.
@@ -277,8 +279,10 @@ class _Call:
         )
         self.trace_token = otel_context.attach(trace.set_span_in_context(self.span, parent))
         self.principal_token = set_principal(self.principal)
+        self.deadline_token = enter_call(self.context.time_remaining())
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        leave_call(self.deadline_token)
         reset_principal(self.principal_token)
         context, span = self.context, self.span
         code = _status_code(context, grpc.StatusCode.UNKNOWN if error is not None else grpc.StatusCode.OK)

@@ -22,13 +22,14 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from services.plumbing.auth import current_principal
 from services.plumbing.errors import NotFound, error_reason
+from services.plumbing.grpc_client import service_channel
 from services.plumbing.grpc_server import CallInterceptor
 from services.plumbing.ops.metrics import Metrics
 from services.plumbing.settings import Settings
 from tests.support import auth_metadata, isolated_settings
 
 SERVICE = "test.calls.v1.Echo"
-ACCESS = {f"/{SERVICE}/{m}": frozenset({"platform"}) for m in ("Ok", "NotFound", "Crash", "Stream", "Held")}
+ACCESS = {f"/{SERVICE}/{m}": frozenset({"platform"}) for m in ("Ok", "NotFound", "Crash", "Stream", "Held", "Forward")}
 CALLER_TRACE = 0x0AF7651916CD43DD8448EB211C80319C
 CALLER_SPAN = 0xB7AD6B7169203331
 TRACEPARENT = f"00-{CALLER_TRACE:032x}-{CALLER_SPAN:016x}-01"
@@ -100,7 +101,7 @@ class Served:
 
 
 @asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[Served]:
+async def serving(settings: Settings, **extra: grpc.RpcMethodHandler) -> AsyncIterator[Served]:
     metrics = Metrics(prometheus_client.CollectorRegistry())
     spans = InMemorySpanExporter()
     provider = TracerProvider()
@@ -115,6 +116,7 @@ async def serving(settings: Settings) -> AsyncIterator[Served]:
         "Unlisted": grpc.unary_unary_rpc_method_handler(ok, _identity, _identity),
         "Stream": grpc.unary_stream_rpc_method_handler(stream, _identity, _identity),
         "Held": grpc.unary_unary_rpc_method_handler(gate.held, _identity, _identity),
+        **extra,
     }
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
     health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
@@ -261,3 +263,36 @@ async def test_a_call_waits_for_a_place_in_arrival_order_within_the_admission_wa
         assert await first == (grpc.StatusCode.OK, b"done")
         assert await second == (grpc.StatusCode.OK, b"done")
         assert served.gate.entered == 2
+
+
+async def test_a_call_made_while_serving_one_gets_no_more_time_than_its_caller_left() -> None:
+    """Deadline propagation: the downstream call's timeout is capped at the served call's deadline."""
+    downstream_left: list[float | None] = []
+
+    async def remaining(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        downstream_left.append(context.time_remaining())
+        return b""
+
+    downstream = grpc.aio.server()
+    handler = grpc.unary_unary_rpc_method_handler(remaining, _identity, _identity)
+    downstream.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("test.down.v1.Down", {"Left": handler})])
+    port = downstream.add_insecure_port("127.0.0.1:0")
+    await downstream.start()
+    channel = service_channel(f"127.0.0.1:{port}", "test.down.v1.Down", [], lambda: "token", timeout_s=30)
+    ask_downstream = channel.unary_unary("/test.down.v1.Down/Left", _identity, _identity)
+
+    async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        await ask_downstream(b"", timeout=30)  # the service's own default
+        return b""
+
+    try:
+        async with serving(isolated_settings(), Forward=grpc.unary_unary_rpc_method_handler(forward)) as served:
+            md = auth_metadata(served.settings, "platform")
+            await served.channel.unary_unary(f"/{SERVICE}/Forward")(b"", metadata=md, timeout=1.5)
+            await served.channel.unary_unary(f"/{SERVICE}/Forward")(b"", metadata=md)  # no deadline
+    finally:
+        await channel.close()
+        await downstream.stop(0)
+    capped, uncapped = downstream_left
+    assert capped is not None and 0.5 < capped <= 1.5  # what its caller had left, not 30 s
+    assert uncapped is not None and 25 < uncapped <= 31
