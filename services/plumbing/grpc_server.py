@@ -81,7 +81,8 @@ class CallAdmission:
     """Load shedding: at most `limit` unary calls of a server's own methods run at once.
 
     Past the limit a call waits for a place, in arrival order, for up to `wait_s` (or what is
-    left of its deadline, if less): a short burst is smoothed, not refused. A call still
+    left of its deadline, if less), and at most `limit` calls wait: a short burst is smoothed,
+    not refused. A call still
     waiting then is refused with RESOURCE_EXHAUSTED before its handler runs, so it changes
     nothing, and it costs the server microseconds. Without a limit an overloaded server starts
     every call, all of them slow down together, and past their deadlines the work done for
@@ -95,18 +96,24 @@ class CallAdmission:
         self.limit = limit
         self.wait_s = wait_s
         self._places = asyncio.Semaphore(limit)
+        self._waiting = 0
 
     async def enter(self, context: grpc.aio.ServicerContext) -> bool:
         """Take a place (True), or False when none came free in time."""
         if not self._places.locked():
             await self._places.acquire()  # a free place: taken without waiting
             return True
+        if self._waiting >= self.limit:  # as many already wait: refused at once, without a timer
+            return False
         remaining = context.time_remaining()
         wait = self.wait_s if remaining is None else min(self.wait_s, remaining)
+        self._waiting += 1
         try:
             await asyncio.wait_for(self._places.acquire(), wait)
         except TimeoutError:
             return False
+        finally:
+            self._waiting -= 1
         return True
 
     def leave(self) -> None:

@@ -218,20 +218,25 @@ async def main_async(args: argparse.Namespace) -> None:
         # ---- 2. slot search
         async def search(n: int) -> bool:
             frm = base + timedelta(days=n % 20)
-            reply = await sch.SearchSlots(
-                pb.SearchSlotsRequest(
-                    program_id=program.program_id,
-                    clinician_id=clinicians[n % len(clinicians)],
-                    client_ids=[clients[n % len(clients)]],
-                    to=to_timestamp(frm + timedelta(days=1)),
-                    duration_minutes=60,
-                    kind=ev.SESSION_KIND_INDIVIDUAL,
-                    limit=10,
-                    **{"from": to_timestamp(frm)},
-                ),
-                metadata=md,
-                timeout=10,
-            )
+            try:
+                reply = await sch.SearchSlots(
+                    pb.SearchSlotsRequest(
+                        program_id=program.program_id,
+                        clinician_id=clinicians[n % len(clinicians)],
+                        client_ids=[clients[n % len(clients)]],
+                        to=to_timestamp(frm + timedelta(days=1)),
+                        duration_minutes=60,
+                        kind=ev.SESSION_KIND_INDIVIDUAL,
+                        limit=10,
+                        **{"from": to_timestamp(frm)},
+                    ),
+                    metadata=md,
+                    timeout=10,
+                )
+            except grpc.aio.AioRpcError as err:
+                if err.code() is not grpc.StatusCode.RESOURCE_EXHAUSTED:  # shed past the server's limit
+                    raise
+                return False
             return len(reply.slots) > 0
 
         rows.append(("SearchSlots", *(await run_for(args.seconds / 2, args.concurrency, search))))

@@ -5,6 +5,7 @@ shedding."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -250,7 +251,7 @@ async def test_past_its_limit_a_server_refuses_calls_with_resource_exhausted_bef
         assert (await served.call("Ok", md))[0] is grpc.StatusCode.OK  # the places were given back
 
 
-async def test_a_call_waits_for_a_place_in_arrival_order_within_the_admission_wait() -> None:
+async def test_a_call_waits_for_a_place_within_the_admission_wait_and_as_many_wait_as_may_run() -> None:
     settings = isolated_settings(GRPC_MAX_CONCURRENT_CALLS="1", GRPC_ADMISSION_WAIT_S="5")
     async with serving(settings) as served:
         md = auth_metadata(served.settings, "platform")
@@ -259,6 +260,9 @@ async def test_a_call_waits_for_a_place_in_arrival_order_within_the_admission_wa
         second = asyncio.create_task(served.call("Held", md))
         await asyncio.sleep(0.2)
         assert served.gate.entered == 1 and not second.done()  # queued, not refused, not running
+        started = time.perf_counter()
+        third, _ = await served.call("Held", md)  # as many calls wait as may run: refused at once
+        assert third is grpc.StatusCode.RESOURCE_EXHAUSTED and time.perf_counter() - started < 2
         served.gate.opened.set()
         assert await first == (grpc.StatusCode.OK, b"done")
         assert await second == (grpc.StatusCode.OK, b"done")
