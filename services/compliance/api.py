@@ -239,6 +239,16 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
     async def _audit(self, action: str, resource_type: str, resource_id: str) -> None:
         await record_phi_access(self._store.db, current_principal(), action, resource_type, resource_id)
 
+    async def _client_records(self, collection: str, client_id: str, action: str) -> list[Document]:
+        """A client's records of `collection`; the read is audited as PHI access (`action`)."""
+        v = FieldViolations()
+        check_id(v, client_id, "client_id")
+        v.raise_if_any()
+        docs, _ = await asyncio.gather(
+            self._store.owned(collection, client_id), self._audit(action, "client", client_id)
+        )
+        return docs
+
     async def _insert_unique(self, collection: str, doc: Document, reason: str, message: str) -> None:
         """Insert a new record; ALREADY_EXISTS (`reason`) when its unique number is recorded."""
         try:
@@ -642,13 +652,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
     async def ListAuthorizations(
         self, request: pb.ListAuthorizationsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListAuthorizationsResponse:
-        v = FieldViolations()
-        check_id(v, request.client_id, "client_id")
-        v.raise_if_any()
-        docs, _ = await asyncio.gather(
-            self._store.owned(AUTHORIZATIONS, request.client_id),
-            self._audit("ListAuthorizations", "client", request.client_id),
-        )
+        docs = await self._client_records(AUTHORIZATIONS, request.client_id, "ListAuthorizations")
         return pb.ListAuthorizationsResponse(authorizations=[authorization_pb(d) for d in docs])
 
     # --- consents and privacy ------------------------------------------------------------------------
@@ -713,13 +717,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
     async def ListConsents(
         self, request: pb.ListConsentsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListConsentsResponse:
-        v = FieldViolations()
-        check_id(v, request.client_id, "client_id")
-        v.raise_if_any()
-        docs, _ = await asyncio.gather(
-            self._store.owned(CONSENTS, request.client_id),
-            self._audit("ListConsents", "client", request.client_id),
-        )
+        docs = await self._client_records(CONSENTS, request.client_id, "ListConsents")
         return pb.ListConsentsResponse(consents=[consent_pb(d) for d in docs])
 
     async def RecordPrivacyAttestation(
