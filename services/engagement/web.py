@@ -42,7 +42,7 @@ from services.engagement.topics import ATTENDANCE
 from services.engagement.webhooks import URL_VALIDATION, UnusableWebhook, Webhook, to_signal
 from services.plumbing.audit import record_phi_access
 from services.plumbing.auth import Principal, verify_token
-from services.plumbing.bus import record_headers
+from services.plumbing.bus import send_event
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.errors import PermissionDenied, ServiceError
 from services.plumbing.settings import Settings
@@ -118,9 +118,7 @@ def create_app(
                 # once the broker has it, so the ledger does not publish it a second time.
                 signal.connection_dropped_event_id = await publish_drop_now(signal, await ledger)
             event = CloudEvent.new(source, signal.session_id, signal, event_id=event_id)
-            await producer.send_and_wait(  # acknowledged by the broker (acks=all)
-                config.signals_topic, value=event.data, key=signal.session_id.encode(), headers=record_headers(event)
-            )
+            await (await send_event(producer, config.signals_topic, event))  # acknowledged by the broker (acks=all)
         finally:
             if ledger is not None and not ledger.done():
                 ledger.cancel()
@@ -140,9 +138,7 @@ def create_app(
         if dropped is None:
             return ""
         event = CloudEvent.new(source, signal.session_id, dropped, event_id=drop_event_id(signal.signal_id))
-        await producer.send_and_wait(
-            ATTENDANCE.name, value=event.data, key=signal.session_id.encode(), headers=record_headers(event)
-        )
+        await (await send_event(producer, ATTENDANCE.name, event))
         return event.id
 
     async def _principal(request: Request) -> Principal:

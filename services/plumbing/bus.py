@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
 
 from services.plumbing.envelope import CloudEvent, KafkaHeaders
 from services.plumbing.settings import Settings
 from services.plumbing.telemetry import kafka_is_instrumented
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("iop.plumbing.bus")
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 
@@ -89,3 +93,36 @@ def record_headers(event: CloudEvent) -> KafkaHeaders:
         propagate.inject(carrier)
         headers.extend((k, v.encode()) for k, v in carrier.items())
     return headers
+
+
+async def send_event(producer: AIOKafkaProducer, topic: str, event: CloudEvent) -> asyncio.Future[Any]:
+    """Send one event in the envelope's binary binding, keyed by its subject; returns the future
+    of the broker's acknowledgement.
+
+    The PRODUCER span `<topic> send` (a child of the current context, its context in the
+    record's `traceparent`) is made here. The aiokafka instrumentation makes the same span for
+    other sends, at about twice the cost: it computes the record's partition itself (the producer
+    computes it again), and sets its attributes one call at a time. The partition is the one
+    attribute left out; the consumer's span has it.
+    """
+    key = event.subject
+    headers = event.headers()
+    span = _tracer.start_span(
+        f"{topic} send",
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.destination.name": topic,
+            "messaging.operation.name": "send",
+            "messaging.operation.type": "publish",
+            "messaging.kafka.message.key": key,  # an opaque aggregate id, never PHI
+        },
+    )
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    headers.extend((k, v.encode()) for k, v in carrier.items())
+    span.end()
+    send = type(producer).send
+    plain_send = getattr(send, "__wrapped__", send)  # not the instrumentation's wrapper: the span is made
+    future: asyncio.Future[Any] = await plain_send(producer, topic, value=event.data, key=key.encode(), headers=headers)
+    return future

@@ -50,7 +50,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.plumbing.bus import record_headers
+from services.plumbing.bus import send_event
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.storage import BatchedWrites, Document, IndexSpec, find_by_ids, insert_new
 
@@ -284,9 +284,7 @@ class OutboxRelay:
         event = _cloud_event(entry)
         token = otel_context.attach(propagate.extract(entry.get("trace") or {}))
         try:
-            return await self._producer.send(
-                entry["topic"], value=event.data, key=event.subject.encode(), headers=record_headers(event)
-            )
+            return await send_event(self._producer, entry["topic"], event)
         finally:
             otel_context.detach(token)
 

@@ -9,10 +9,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from iop.events.v1 import crisis_pb2 as crisis_events
 from iop.events.v1 import scheduling_pb2
-from services.plumbing.bus import Topic, ensure_topics, record_headers, reliable_producer
+from services.plumbing import bus
+from services.plumbing.bus import Topic, ensure_topics, record_headers, reliable_producer, send_event
 from services.plumbing.consumer import PROCESSED_COLLECTION, EventConsumer, PoisonEvent, delivery_is_first
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox, with_outbox
@@ -95,6 +100,32 @@ def scheduled_consumer(
         dead_letter_topic=f"{topic}.dlq",
         marker_window_s=marker_window_s,
     )
+
+
+async def test_send_event_makes_the_producer_span_whose_context_its_record_carries(
+    settings: Settings, producer: AIOKafkaProducer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    monkeypatch.setattr(bus, "_tracer", provider.get_tracer("test"))
+    topic = unique("send")
+    await ensure_topics(settings, [Topic(topic, "session id", "test")])
+    event = CloudEvent.new("/test", "s-9", scheduling_pb2.SessionScheduled(session_id="s-9"))
+    with provider.get_tracer("test").start_as_current_span("caller") as caller:
+        await (await send_event(producer, topic, event))  # acknowledged by the broker
+    [record] = await read_all(settings, topic, 1)
+    [send] = [s for s in spans.get_finished_spans() if s.name == f"{topic} send"]
+    assert send.kind is SpanKind.PRODUCER
+    assert send.parent is not None and send.parent.span_id == caller.get_span_context().span_id
+    assert send.context is not None
+    headers = {k: v.decode() for k, v in record.headers}
+    _, trace_id, span_id, flags = headers["traceparent"].split("-")
+    assert (trace_id, span_id) == (f"{send.context.trace_id:032x}", f"{send.context.span_id:016x}")
+    assert int(flags, 16) & 1  # sampled
+    assert (headers["ce_id"], headers["ce_subject"], record.key, record.value) == (event.id, "s-9", b"s-9", event.data)
+    attributes = dict(send.attributes or {})
+    assert (attributes["messaging.system"], attributes["messaging.destination.name"]) == ("kafka", topic)
 
 
 async def test_same_event_delivered_twice_is_applied_once(settings, producer, db) -> None:
