@@ -96,27 +96,31 @@ class CallAdmission:
         self.limit = limit
         self.wait_s = wait_s
         self._places = asyncio.Semaphore(limit)
-        self._waiting = 0
+        self.running = 0
+        self.waiting = 0
 
     async def enter(self, context: grpc.aio.ServicerContext) -> bool:
         """Take a place (True), or False when none came free in time."""
         if not self._places.locked():
             await self._places.acquire()  # a free place: taken without waiting
+            self.running += 1
             return True
-        if self._waiting >= self.limit:  # as many already wait: refused at once, without a timer
+        if self.waiting >= self.limit:  # as many already wait: refused at once, without a timer
             return False
         remaining = context.time_remaining()
         wait = self.wait_s if remaining is None else min(self.wait_s, remaining)
-        self._waiting += 1
+        self.waiting += 1
         try:
             await asyncio.wait_for(self._places.acquire(), wait)
         except TimeoutError:
             return False
         finally:
-            self._waiting -= 1
+            self.waiting -= 1
+        self.running += 1
         return True
 
     def leave(self) -> None:
+        self.running -= 1
         self._places.release()
 
     def refusal(self) -> ResourceExhausted:
@@ -167,6 +171,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         self._access = access
         self._metrics = metrics
         self._admission = CallAdmission(settings.grpc_max_concurrent_calls, settings.grpc_admission_wait_s)
+        metrics.watch_admission(self._admission.limit, lambda: self._admission.running, lambda: self._admission.waiting)
         self._tracer = tracer or trace.get_tracer("iop.grpc.server")
         self._methods: dict[str, _Method] = {}
 

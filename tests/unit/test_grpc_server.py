@@ -228,6 +228,8 @@ async def test_past_its_limit_a_server_refuses_calls_with_resource_exhausted_bef
         md = auth_metadata(served.settings, "platform")
         holding = [asyncio.create_task(served.call("Held", md)) for _ in range(2)]
         await _until(lambda: served.gate.entered == 2)  # the server runs its two calls
+        assert served.value("grpc_server_calls_in_flight") == 2
+        assert served.value("grpc_server_max_concurrent_calls") == 2
 
         code, error = await served.call("Held", md)
         assert code is grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -260,6 +262,7 @@ async def test_a_call_waits_for_a_place_within_the_admission_wait_and_as_many_wa
         second = asyncio.create_task(served.call("Held", md))
         await asyncio.sleep(0.2)
         assert served.gate.entered == 1 and not second.done()  # queued, not refused, not running
+        assert served.value("grpc_server_calls_waiting") == 1
         started = time.perf_counter()
         third, _ = await served.call("Held", md)  # as many calls wait as may run: refused at once
         assert third is grpc.StatusCode.RESOURCE_EXHAUSTED and time.perf_counter() - started < 2
@@ -267,6 +270,7 @@ async def test_a_call_waits_for_a_place_within_the_admission_wait_and_as_many_wa
         assert await first == (grpc.StatusCode.OK, b"done")
         assert await second == (grpc.StatusCode.OK, b"done")
         assert served.gate.entered == 2
+        assert served.value("grpc_server_calls_in_flight") == served.value("grpc_server_calls_waiting") == 0
 
 
 async def test_a_call_made_while_serving_one_gets_no_more_time_than_its_caller_left() -> None:

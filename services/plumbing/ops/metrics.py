@@ -15,6 +15,8 @@ Series (names follow go-grpc-prometheus and kafka_exporter, so stock dashboards 
     grpc_server_started_total{grpc_service, grpc_method, grpc_type}
     grpc_server_handled_total{grpc_service, grpc_method, grpc_type, grpc_code}   errors: grpc_code != "OK"
     grpc_server_handling_seconds{grpc_service, grpc_method, grpc_type}           histogram
+    grpc_server_calls_in_flight, grpc_server_calls_waiting      load shedding (grpc_server.CallAdmission):
+    grpc_server_max_concurrent_calls                             past the limit, RESOURCE_EXHAUSTED
     iop_consumer_events_total{group, topic, event_type, outcome}   outcome: applied | duplicate | ignored |
                                                                     retried | dead_lettered | failed
     iop_consumer_handling_seconds{group, topic, event_type}        histogram of handler time
@@ -31,7 +33,7 @@ from __future__ import annotations
 import argparse
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -69,6 +71,17 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.calls_in_flight = Gauge(
+            "grpc_server_calls_in_flight", "Unary calls the server is running.", registry=registry
+        )
+        self.calls_waiting = Gauge(
+            "grpc_server_calls_waiting", "Unary calls waiting for a place to run.", registry=registry
+        )
+        self.max_concurrent_calls = Gauge(
+            "grpc_server_max_concurrent_calls",
+            "The server's limit of unary calls at once (GRPC_MAX_CONCURRENT_CALLS).",
+            registry=registry,
+        )
         self.events = Counter(
             "iop_consumer_events",
             "Records handled by a consumer group, by outcome.",
@@ -95,6 +108,12 @@ class Metrics:
         recorded by the server's call interceptor (services/plumbing/grpc_server.py)."""
         service, method = split_method(full_method)
         return RpcSeries(self, service, method, kind)
+
+    def watch_admission(self, limit: int, in_flight: Callable[[], float], waiting: Callable[[], float]) -> None:
+        """Read a server's load-shedding state when scraped."""
+        self.max_concurrent_calls.set(limit)
+        self.calls_in_flight.set_function(in_flight)
+        self.calls_waiting.set_function(waiting)
 
     # --- consumers ----------------------------------------------------------------------
     def observe_event(
