@@ -102,8 +102,8 @@ async def send_event(producer: AIOKafkaProducer, topic: str, event: CloudEvent) 
     The PRODUCER span `<topic> send` (a child of the current context, its context in the
     record's `traceparent`) is made here. The aiokafka instrumentation makes the same span for
     other sends, at about twice the cost: it computes the record's partition itself (the producer
-    computes it again), and sets its attributes one call at a time. The partition is the one
-    attribute left out; the consumer's span has it.
+    computes it again), and sets its attributes one call at a time. Left out of its attributes:
+    the partition (the consumer's span has it), the client id and the bootstrap servers.
     """
     key = event.subject
     headers = event.headers()

@@ -3,9 +3,10 @@
 Every call carries a deadline (`timeout=`; the service config's per-method
 timeout is a backstop), capped at what is left of the deadline of the call
 being served (`deadline.py`). Only methods declared idempotent are retried, on
-UNAVAILABLE, with exponential backoff, and retries stop while most calls fail
-(`retryThrottling`: a dependency that is down or shedding load does not get
-four times the calls).
+UNAVAILABLE, with exponential backoff, and those retries stop while most
+attempts fail (`retryThrottling`, one token count per process and target): a
+dependency that is down does not get four times the calls. RESOURCE_EXHAUSTED
+(a server shedding load) is never retried by the channel.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def service_config(service: str, idempotent_methods: list[str], timeout_s: float
                 "retryPolicy": retry,
             },
         )
-    # Each failed call takes a token, each success gives back 0.1; below 5 of 10 no call is retried.
+    # Each attempt that fails with a retryable code takes a token, each success gives back 0.1;
+    # below 5 of 10 tokens nothing is retried (gRPC's retry throttling, per process and target).
     return json.dumps({"methodConfig": configs, "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1}})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -111,7 +112,8 @@ class CallAdmission:
         wait = self.wait_s if remaining is None else min(self.wait_s, remaining)
         self.waiting += 1
         try:
-            await asyncio.wait_for(self._places.acquire(), wait)
+            async with asyncio.timeout(wait):  # in this task: a cancelled call is never admitted
+                await self._places.acquire()
         except TimeoutError:
             return False
         finally:
@@ -171,6 +173,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         self._access = access
         self._metrics = metrics
         self._admission = CallAdmission(settings.grpc_max_concurrent_calls, settings.grpc_admission_wait_s)
+        # the process's gauges follow the last interceptor made: one gRPC server per service process
         metrics.watch_admission(self._admission.limit, lambda: self._admission.running, lambda: self._admission.waiting)
         self._tracer = tracer or trace.get_tracer("iop.grpc.server")
         self._methods: dict[str, _Method] = {}
@@ -294,8 +297,6 @@ class _Call:
         self.deadline_token = enter_call(self.context.time_remaining())
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
-        leave_call(self.deadline_token)
-        reset_principal(self.principal_token)
         context, span = self.context, self.span
         code = _status_code(context, grpc.StatusCode.UNKNOWN if error is not None else grpc.StatusCode.OK)
         span.set_attribute("rpc.grpc.status_code", code.value[0])
@@ -304,8 +305,13 @@ class _Call:
         if error is not None and not isinstance(error, grpc.aio.AbortError | asyncio.CancelledError | GeneratorExit):
             span.record_exception(error)
         span.end()
-        otel_context.detach(self.trace_token)
         self.series.done(code.name, time.perf_counter() - self.started)
+        # Last, as they can fail: a server stream whose client went away is closed by the event
+        # loop's async-generator finalizer, in another context than the one these were set in.
+        with contextlib.suppress(ValueError):
+            leave_call(self.deadline_token)
+            reset_principal(self.principal_token)
+        otel_context.detach(self.trace_token)  # logs, never raises, in another context
 
 
 class GrpcServer:

@@ -1,6 +1,6 @@
 """The service channels' retry policy on a real loopback grpc.aio server: idempotent methods are
-retried on UNAVAILABLE, and retries stop while most calls fail (a dependency that is down or
-shedding load does not get four times the calls)."""
+retried on UNAVAILABLE, and those retries stop while most attempts fail (a dependency that is
+down does not get four times the calls)."""
 
 from __future__ import annotations
 

@@ -30,7 +30,8 @@ from services.plumbing.settings import Settings
 from tests.support import auth_metadata, isolated_settings
 
 SERVICE = "test.calls.v1.Echo"
-ACCESS = {f"/{SERVICE}/{m}": frozenset({"platform"}) for m in ("Ok", "NotFound", "Crash", "Stream", "Held", "Forward")}
+METHODS = ("Ok", "NotFound", "Crash", "Stream", "Held", "Forward", "Endless")
+ACCESS = {f"/{SERVICE}/{m}": frozenset({"platform"}) for m in METHODS}
 CALLER_TRACE = 0x0AF7651916CD43DD8448EB211C80319C
 CALLER_SPAN = 0xB7AD6B7169203331
 TRACEPARENT = f"00-{CALLER_TRACE:032x}-{CALLER_SPAN:016x}-01"
@@ -68,6 +69,11 @@ class Gate:
         self.entered += 1
         await self.opened.wait()
         return b"done"
+
+
+async def endless(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    while True:  # faster than its client reads: the server waits in the transport, at the yield
+        yield b"t" * 1_000_000
 
 
 class Served:
@@ -116,6 +122,7 @@ async def serving(settings: Settings, **extra: grpc.RpcMethodHandler) -> AsyncIt
         "Crash": grpc.unary_unary_rpc_method_handler(crash, _identity, _identity),
         "Unlisted": grpc.unary_unary_rpc_method_handler(ok, _identity, _identity),
         "Stream": grpc.unary_stream_rpc_method_handler(stream, _identity, _identity),
+        "Endless": grpc.unary_stream_rpc_method_handler(endless, _identity, _identity),
         "Held": grpc.unary_unary_rpc_method_handler(gate.held, _identity, _identity),
         **extra,
     }
@@ -304,3 +311,13 @@ async def test_a_call_made_while_serving_one_gets_no_more_time_than_its_caller_l
     capped, uncapped = downstream_left
     assert capped is not None and 0.5 < capped <= 1.5  # what its caller had left, not 30 s
     assert uncapped is not None and 25 < uncapped <= 31
+
+
+async def test_a_stream_its_client_leaves_still_ends_its_span_and_is_counted(served: Served) -> None:
+    md = auth_metadata(served.settings, "platform")
+    call = served.channel.unary_stream(f"/{SERVICE}/Endless")(b"x", metadata=md, timeout=5)
+    assert len(await call.read()) == 1_000_000
+    call.cancel()
+    await served.span("Endless")  # ended, wherever grpc.aio closes the stream's wrapper
+    streamed = {"grpc_service": SERVICE, "grpc_method": "Endless", "grpc_type": "server_stream"}
+    await _until(lambda: served.value("grpc_server_handling_seconds_count", **streamed) == 1)
