@@ -1,11 +1,5 @@
-"""Span export to Zipkin (JSON v2), encoded when each span ends and posted in batches.
-
-The stock pair (BatchSpanProcessor + the Zipkin JSON exporter) encodes a whole batch in its export
-thread: with the GIL that thread holds, a batch of a few hundred spans stalled the event loop for
-10-30 ms every export interval, the largest part of a gRPC service's p99. Here each span is encoded
-to JSON on the thread that ends it (tens of microseconds, spread evenly over the requests), and
-the export thread only joins the encoded spans and posts them, which releases the GIL while it
-waits on the socket.
+"""Span export to Zipkin (JSON v2), encoded when each span ends and posted in batches
+(span_queue.py: why not the SDK's BatchSpanProcessor).
 
 The JSON carries what the stock encoder writes (tags from the span's attributes, resource and
 instrumentation scope, status, dropped counts; events as annotations; parentId), with three changes:
@@ -22,20 +16,17 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import math
-import threading
-import time
 import urllib.parse
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind, StatusCode
+
+from services.plumbing.span_queue import EncodedSpanQueue
 
 log = logging.getLogger(__name__)
 
@@ -168,16 +159,12 @@ class ZipkinJsonEncoder:
         return "".join(parts).encode()
 
 
-class ZipkinSpanProcessor(SpanProcessor):
-    """Encodes each sampled span as it ends; a daemon thread posts them in batches.
+class ZipkinSpanProcessor(EncodedSpanQueue[bytes]):
+    """Zipkin v2 JSON, one span encoded as it ends, batches POSTed over one kept-alive HTTP
+    connection (span_queue.py). A failed post is retried once on a new connection (not after a
+    timeout), then logged and its batch dropped."""
 
-    Bounded like the SDK's BatchSpanProcessor: at most `max_queue` encoded spans wait; beyond that
-    spans are dropped and counted in a warning (tracing never blocks or grows without bound).
-    Batches go over one kept-alive HTTP connection. A failed post is retried once on a new
-    connection (not after a timeout), then logged and its batch dropped (a trace store being down
-    must not back up the service). force_flush and shutdown post everything queued, within their
-    deadlines (shutdown's: the connection timeout).
-    """
+    destination = "Zipkin"
 
     def __init__(
         self,
@@ -192,64 +179,18 @@ class ZipkinSpanProcessor(SpanProcessor):
         self._url = urllib.parse.urlsplit(endpoint)
         self._path = self._url.path + (f"?{self._url.query}" if self._url.query else "") or "/"
         self._connection: http.client.HTTPConnection | None = None
-        self._delay_s = schedule_delay_s
-        self._max_batch = max_batch
-        self._max_queue = max_queue
-        self._timeout_s = timeout_s
         self._encoder = ZipkinJsonEncoder()
-        self._queue: deque[bytes] = deque()
-        self._dropped = 0
-        self._wake = threading.Event()
-        self._post_lock = threading.Lock()
-        self._stopped = False
-        self._stop_deadline = math.inf  # set by shutdown: no batch is started after it
-        self._thread = threading.Thread(target=self._run, name="zipkin-export", daemon=True)
-        self._thread.start()
+        super().__init__(
+            schedule_delay_s=schedule_delay_s, max_batch=max_batch, max_queue=max_queue, timeout_s=timeout_s
+        )
 
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        pass
+    def _encode(self, span: ReadableSpan) -> bytes:
+        return self._encoder.encode(span)
 
-    def on_end(self, span: ReadableSpan) -> None:
-        context = span.get_span_context()
-        if self._stopped or context is None or not context.trace_flags.sampled:
-            return
-        if len(self._queue) >= self._max_queue:
-            self._dropped += 1
-            return
-        try:
-            self._queue.append(self._encoder.encode(span))
-        except Exception:  # an unencodable span is one lost span, never a failed request
-            log.warning("span %r could not be encoded for Zipkin", span.name, exc_info=True)
-            return
-        if len(self._queue) >= self._max_batch:
-            self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stopped:
-            self._wake.wait(self._delay_s)
-            self._wake.clear()
-            self._post_queued()
-
-    def _post_queued(self, deadline: float = math.inf) -> None:
-        """Post the queue batch by batch. No batch is started after `deadline` (time.monotonic())
-        or after the deadline shutdown sets; what is left stays queued. A batch started before it
-        takes at most one connection timeout (a collector that accepts and never answers)."""
-        wait = -1.0 if deadline == math.inf else max(0.0, deadline - time.monotonic())
-        if not self._post_lock.acquire(timeout=wait):  # another thread is posting until after the deadline
-            return
-        try:
-            if self._dropped:
-                dropped, self._dropped = self._dropped, 0
-                log.warning("span queue full: %d spans not exported to Zipkin", dropped)
-            while self._queue and time.monotonic() < min(deadline, self._stop_deadline):
-                batch = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
-                self._post(b"[" + b",".join(batch) + b"]", len(batch))
-        finally:
-            self._post_lock.release()
-
-    def _post(self, body: bytes, count: int) -> None:
+    def _send(self, batch: list[bytes]) -> None:
         """POST one batch on the kept-alive connection (a new one after a failure: one retry, none
         after a timeout)."""
+        body = b"[" + b",".join(batch) + b"]"
         headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
         for attempt in (1, 2):
             try:
@@ -259,12 +200,12 @@ class ZipkinSpanProcessor(SpanProcessor):
                 response = self._connection.getresponse()
                 response.read()
                 if response.status >= 300:
-                    log.warning("Zipkin rejected %d spans: HTTP %d", count, response.status)
+                    log.warning("Zipkin rejected %d spans: HTTP %d", len(batch), response.status)
                 return
             except (OSError, http.client.HTTPException) as exc:
                 self._close()
                 if attempt == 2 or isinstance(exc, TimeoutError):  # a collector that does not answer: one wait
-                    log.warning("Zipkin export of %d spans to %s failed: %s", count, self._endpoint, exc)
+                    log.warning("Zipkin export of %d spans to %s failed: %s", len(batch), self._endpoint, exc)
                     return
 
     def _connect(self) -> http.client.HTTPConnection:
@@ -276,21 +217,3 @@ class ZipkinSpanProcessor(SpanProcessor):
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        deadline = time.monotonic() + timeout_millis / 1000
-        self._post_queued(deadline)
-        return not self._queue and time.monotonic() <= deadline
-
-    def shutdown(self) -> None:
-        """Post what is queued: no post starts later than one connection timeout after this call,
-        so a collector that does not answer holds a stopping process up for two at most."""
-        if self._stopped:
-            return
-        self._stop_deadline = time.monotonic() + self._timeout_s  # the export thread's posts too
-        self._stopped = True
-        self._wake.set()
-        self._thread.join(self._timeout_s)
-        self._post_queued()
-        with self._post_lock:
-            self._close()
