@@ -1,9 +1,9 @@
 """One telemetry setup per process: resource, exporter, sampler, instrumentations.
 
-Spans go to Zipkin locally (the trace UI started by deploy/local/infra.sh; see
-zipkin_export.py) or over OTLP to a collector when OTEL_EXPORTER_OTLP_ENDPOINT is set
-(docker-compose, Kubernetes). No PHI goes into span attributes: instrumentations that could
-record payloads (pymongo statements) are configured not to.
+Spans go to Zipkin locally (the trace UI started by deploy/local/infra.sh; zipkin_export.py), or
+over OTLP/gRPC to a collector when OTEL_EXPORTER_OTLP_ENDPOINT is set (docker-compose, Kubernetes;
+otlp_export.py); either way each span is encoded as it ends (span_queue.py). No PHI goes into span
+attributes: instrumentations that could record payloads (pymongo statements) are configured not to.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+from services.plumbing.otlp_export import OtlpSpanProcessor
 from services.plumbing.settings import Settings
 from services.plumbing.zipkin_export import ZipkinSpanProcessor
 
@@ -27,12 +27,10 @@ _provider: TracerProvider | None = None
 
 def _span_processor(settings: Settings) -> SpanProcessor:
     if settings.otel_exporter_otlp_endpoint:
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        return BatchSpanProcessor(
-            OTLPSpanExporter(endpoint=settings.otel_exporter_otlp_endpoint, insecure=True),
-            schedule_delay_millis=settings.otel_export_delay_ms,
-            max_queue_size=settings.otel_export_queue_size,
+        return OtlpSpanProcessor(
+            settings.otel_exporter_otlp_endpoint,
+            schedule_delay_s=settings.otel_export_delay_ms / 1000,
+            max_queue=settings.otel_export_queue_size,
         )
     return ZipkinSpanProcessor(
         settings.zipkin_endpoint,

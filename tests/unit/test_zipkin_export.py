@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -121,7 +121,8 @@ def sink() -> Iterator[SpanSink]:
     running.server.server_close()
 
 
-def traced(processor: ZipkinSpanProcessor, names: list[str], sampled: bool = True) -> None:
+def traced(processor: SpanProcessor, names: list[str], sampled: bool = True) -> None:
+    """End a span of each name, sampled or not, through `processor` (the OTLP tests use it too)."""
     from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
 
     provider = TracerProvider(
