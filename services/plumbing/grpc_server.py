@@ -83,14 +83,14 @@ class CallAdmission:
 
     Past the limit a call waits for a place, in arrival order, for up to `wait_s` (or what is
     left of its deadline, if less), and at most `limit` calls wait: a short burst is smoothed,
-    not refused. A call still
-    waiting then is refused with RESOURCE_EXHAUSTED before its handler runs, so it changes
-    nothing, and it costs the server microseconds. Without a limit an overloaded server starts
-    every call, all of them slow down together, and past their deadlines the work done for
-    them is wasted: bookings offered at twice the capacity completed at less than half of it.
-    With the limit it keeps completing calls at its capacity, each within limit / capacity
-    seconds, and tells the others to come back (RetryInfo). Health and reflection are always
-    admitted; server streams (long-lived) are not counted.
+    not refused. A call still waiting then, or one that finds `limit` calls waiting, is refused
+    with RESOURCE_EXHAUSTED before its handler runs: it changes nothing and costs the server a
+    fraction of a millisecond. Without a limit an overloaded server starts every call, all of
+    them slow down together, and past their deadlines the work done for them is wasted:
+    bookings offered at twice the capacity completed at about half of it. With the limit it
+    keeps completing calls at about its capacity and tells the others to come back
+    (RetryInfo). Health and reflection are always admitted; server streams (long-lived) are
+    not counted.
     """
 
     def __init__(self, limit: int, wait_s: float) -> None:
