@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 import grpc
 from opentelemetry.exporter.otlp.proto.common._internal import (
@@ -28,7 +28,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from services.plumbing.span_queue import EncodedSpanQueue
+from services.plumbing.span_queue import EncodedSpanQueue, QueueOptions
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +68,7 @@ class _Origin:
 class OtlpSpanProcessor(EncodedSpanQueue[tuple[_Origin, bytes]]):
     destination = "the OTLP collector"
 
-    def __init__(
-        self,
-        endpoint: str,
-        *,
-        schedule_delay_s: float = 0.5,
-        max_batch: int = 512,
-        max_queue: int = 2048,
-        timeout_s: float = 10.0,
-    ) -> None:
+    def __init__(self, endpoint: str, **options: Unpack[QueueOptions]) -> None:
         self._endpoint = endpoint
         url = urllib.parse.urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
         self._target = url.netloc
@@ -84,9 +76,7 @@ class OtlpSpanProcessor(EncodedSpanQueue[tuple[_Origin, bytes]]):
         self._channel: grpc.Channel | None = None
         self._export: Any = None
         self._origins: dict[tuple[int, int], _Origin] = {}
-        super().__init__(
-            schedule_delay_s=schedule_delay_s, max_batch=max_batch, max_queue=max_queue, timeout_s=timeout_s
-        )
+        super().__init__(**options)
 
     def _origin(self, resource: Resource, scope: InstrumentationScope | None) -> _Origin:
         key = (id(resource), id(scope))

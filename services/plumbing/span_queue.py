@@ -18,7 +18,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from typing import Generic, TypeVar
+from typing import Generic, TypedDict, TypeVar
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -26,6 +26,15 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 log = logging.getLogger(__name__)
 
 Encoded = TypeVar("Encoded")
+
+
+class QueueOptions(TypedDict, total=False):
+    """The queue's settings, as the processors take them (`**options`)."""
+
+    schedule_delay_s: float  # a batch is sent at least this often (default 0.5)
+    max_batch: int  # spans per batch; a full batch is sent at once (512)
+    max_queue: int  # spans waiting at most; past it they are dropped and counted (2048)
+    timeout_s: float  # one send's timeout (10)
 
 
 class EncodedSpanQueue(SpanProcessor, ABC, Generic[Encoded]):
@@ -40,7 +49,9 @@ class EncodedSpanQueue(SpanProcessor, ABC, Generic[Encoded]):
 
     destination = "the trace store"  # for the log lines
 
-    def __init__(self, *, schedule_delay_s: float, max_batch: int, max_queue: int, timeout_s: float) -> None:
+    def __init__(
+        self, *, schedule_delay_s: float = 0.5, max_batch: int = 512, max_queue: int = 2048, timeout_s: float = 10.0
+    ) -> None:
         self._delay_s = schedule_delay_s
         self._max_batch = max_batch
         self._max_queue = max_queue

@@ -19,14 +19,14 @@ import logging
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind, StatusCode
 
-from services.plumbing.span_queue import EncodedSpanQueue
+from services.plumbing.span_queue import EncodedSpanQueue, QueueOptions
 
 log = logging.getLogger(__name__)
 
@@ -166,23 +166,13 @@ class ZipkinSpanProcessor(EncodedSpanQueue[bytes]):
 
     destination = "Zipkin"
 
-    def __init__(
-        self,
-        endpoint: str,
-        *,
-        schedule_delay_s: float = 0.5,
-        max_batch: int = 512,
-        max_queue: int = 2048,
-        timeout_s: float = 10.0,
-    ) -> None:
+    def __init__(self, endpoint: str, **options: Unpack[QueueOptions]) -> None:
         self._endpoint = endpoint
         self._url = urllib.parse.urlsplit(endpoint)
         self._path = self._url.path + (f"?{self._url.query}" if self._url.query else "") or "/"
         self._connection: http.client.HTTPConnection | None = None
         self._encoder = ZipkinJsonEncoder()
-        super().__init__(
-            schedule_delay_s=schedule_delay_s, max_batch=max_batch, max_queue=max_queue, timeout_s=timeout_s
-        )
+        super().__init__(**options)
 
     def _encode(self, span: ReadableSpan) -> bytes:
         return self._encoder.encode(span)
