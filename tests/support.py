@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from opentelemetry import propagate
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from services.plumbing.auth import mint_token
+from services.plumbing.envelope import CloudEvent, KafkaHeaders
 from services.plumbing.launcher import SERVICES as SERVICE_NAMES
 from services.plumbing.launcher import wait_serving
 from services.plumbing.settings import Settings
@@ -142,3 +144,17 @@ def wait_for_trace(settings: Settings, trace_id: str, predicate: Any, timeout_s:
                 return spans
         time.sleep(0.5)
     return spans
+
+
+def record_headers(event: CloudEvent) -> KafkaHeaders:
+    """An event's envelope headers for a test's own producer (the services send through
+    `bus.send_event`): the trace context is added by the aiokafka instrumentation when it is on,
+    and here when it is not, so `traceparent` is always present."""
+    from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
+
+    headers = event.headers()
+    if not AIOKafkaInstrumentor().is_instrumented_by_opentelemetry:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        headers.extend((k, v.encode()) for k, v in carrier.items())
+    return headers

@@ -13,9 +13,8 @@ from aiokafka.errors import TopicAlreadyExistsError
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
-from services.plumbing.envelope import CloudEvent, KafkaHeaders
+from services.plumbing.envelope import CloudEvent
 from services.plumbing.settings import Settings
-from services.plumbing.telemetry import kafka_is_instrumented
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("iop.plumbing.bus")
@@ -82,17 +81,6 @@ def reliable_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
         linger_ms=2,
         request_timeout_ms=15000,
     )
-
-
-def record_headers(event: CloudEvent) -> KafkaHeaders:
-    """Envelope headers; trace context is added by the aiokafka instrumentation
-    when it is on, and here when it is not, so `traceparent` is always present."""
-    headers = event.headers()
-    if not kafka_is_instrumented():
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
-        headers.extend((k, v.encode()) for k, v in carrier.items())
-    return headers
 
 
 async def send_event(producer: AIOKafkaProducer, topic: str, event: CloudEvent) -> asyncio.Future[Any]:

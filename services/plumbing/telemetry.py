@@ -88,12 +88,6 @@ def instrument_fastapi(app: Any) -> None:
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,metrics", exclude_spans=["receive", "send"])
 
 
-def kafka_is_instrumented() -> bool:
-    from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
-
-    return bool(AIOKafkaInstrumentor().is_instrumented_by_opentelemetry)
-
-
 def shutdown_telemetry() -> None:
     global _provider
     if _provider is not None:

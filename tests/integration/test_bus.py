@@ -17,13 +17,13 @@ from opentelemetry.trace import SpanKind
 from iop.events.v1 import crisis_pb2 as crisis_events
 from iop.events.v1 import scheduling_pb2
 from services.plumbing import bus
-from services.plumbing.bus import Topic, ensure_topics, record_headers, reliable_producer, send_event
+from services.plumbing.bus import Topic, ensure_topics, reliable_producer, send_event
 from services.plumbing.consumer import PROCESSED_COLLECTION, EventConsumer, PoisonEvent, delivery_is_first
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox, with_outbox
 from services.plumbing.settings import Settings
 from services.plumbing.storage import mongo_client, service_database
-from tests.support import isolated_settings
+from tests.support import isolated_settings, record_headers
 
 pytestmark = pytest.mark.integration
 

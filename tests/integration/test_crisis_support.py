@@ -1,8 +1,9 @@
 """Helpers shared by the crisis integration and e2e tests (this module holds no tests).
 
-Events are produced exactly as the scheduler and engagement services produce them: a CloudEvents
-envelope (services.plumbing.envelope.CloudEvent), the binary Kafka binding (record_headers, which
-adds traceparent), the idempotent acks=all producer, keyed by the aggregate id.
+Events are produced as the scheduler and engagement services produce them: a CloudEvents
+envelope (services.plumbing.envelope.CloudEvent), the binary Kafka binding with traceparent (the
+headers bus.send_event writes; here tests.support.record_headers), the idempotent acks=all
+producer, keyed by the aggregate id.
 """
 
 from __future__ import annotations
@@ -31,13 +32,13 @@ from services.crisis.domain import Risk
 from services.crisis.paging import Pager
 from services.crisis.reference import load_policies
 from services.crisis.store import ALERT_RECORDS, ALERTS, CrisisStore
-from services.plumbing.bus import ensure_topics, record_headers, reliable_producer
+from services.plumbing.bus import ensure_topics, reliable_producer
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.outbox import OutboxRelay
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
 from services.plumbing.storage import Document, mongo_client, service_database
-from tests.support import RUN_ID, ServiceProcess, auth_metadata, isolated_environment, isolated_settings
+from tests.support import RUN_ID, ServiceProcess, auth_metadata, isolated_environment, isolated_settings, record_headers
 
 CONSUMED = {"sessions": topics.SESSIONS_IN, "attendance": topics.ATTENDANCE_IN, "outcomes": topics.OUTCOMES_IN}
 SF = common_pb2.ClientLocation(

@@ -17,13 +17,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaAdminClient
 
 from iop.events.v1 import scheduling_pb2
-from services.plumbing.bus import Topic, ensure_topics, record_headers, reliable_producer
+from services.plumbing.bus import Topic, ensure_topics, reliable_producer
 from services.plumbing.consumer import EventConsumer, PoisonEvent
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.ops import deadletters
 from services.plumbing.settings import Settings
 from services.plumbing.storage import mongo_client, service_database
-from tests.support import ROOT, RUN_ID, isolated_environment, isolated_settings
+from tests.support import ROOT, RUN_ID, isolated_environment, isolated_settings, record_headers
 
 pytestmark = pytest.mark.integration
 

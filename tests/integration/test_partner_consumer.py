@@ -1,6 +1,6 @@
 """The reference partner consumer against the real broker: restart, crash window, replay, duplicates, invalid envelopes.
 
-Events are produced the way the services produce them (CloudEvent + record_headers + reliable_producer)
+Events are produced as the services produce them (CloudEvent headers with traceparent + reliable_producer)
 on unique test topics.
 """
 
@@ -24,10 +24,10 @@ from kafka import KafkaAdminClient
 from iop.events.v1 import scheduling_pb2
 from partner.consumer import PartnerConsumer, RunStats
 from partner.mirror import Mirror
-from services.plumbing.bus import Topic, ensure_topics, record_headers, reliable_producer
+from services.plumbing.bus import Topic, ensure_topics, reliable_producer
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.settings import Settings
-from tests.support import ROOT, RUN_ID
+from tests.support import ROOT, RUN_ID, record_headers
 
 pytestmark = pytest.mark.integration
 
