@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import multiprocessing
 import os
-import resource
 import time
 from concurrent import futures
 from typing import Any
@@ -29,7 +28,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from services.plumbing.otlp_export import EXPORT_METHOD, OtlpSpanProcessor
-from tests.bench.common import percentile
+from tests.bench.common import cpu_seconds, percentile
 
 
 def serve_collector(port: Any, received: Any) -> None:
@@ -55,11 +54,6 @@ def serve_collector(port: Any, received: Any) -> None:
     port.value = server.add_insecure_port("127.0.0.1:0")
     server.start()
     server.wait_for_termination()
-
-
-def cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def one_round(processor: SpanProcessor, rate: float, seconds: float) -> tuple[list[float], int, float]:
@@ -105,10 +99,10 @@ async def one_round(processor: SpanProcessor, rate: float, seconds: float) -> tu
                 ended += 2
             await asyncio.sleep(0.002)
 
-    before = cpu_s()
+    before = cpu_seconds(os.getpid())
     await asyncio.gather(probe(), load())
     provider.force_flush()
-    used = cpu_s() - before
+    used = cpu_seconds(os.getpid()) - before
     provider.shutdown()
     return lateness, ended, used
 
