@@ -99,6 +99,13 @@ class CallAdmission:
         self._places = asyncio.Semaphore(limit)
         self.running = 0
         self.waiting = 0
+        # the same for every refused call: built once, not on the overloaded path
+        self.refusal = ResourceExhausted(
+            "SERVER_AT_CAPACITY",
+            f"the server is running its maximum of {limit} calls; not applied, retry later",
+            retry_after_s=max(wait_s, 0.1),
+            metadata={"max_concurrent_calls": str(limit)},
+        ).to_status()
 
     async def enter(self, context: grpc.aio.ServicerContext) -> bool:
         """Take a place (True), or False when none came free in time."""
@@ -124,14 +131,6 @@ class CallAdmission:
     def leave(self) -> None:
         self.running -= 1
         self._places.release()
-
-    def refusal(self) -> ResourceExhausted:
-        return ResourceExhausted(
-            "SERVER_AT_CAPACITY",
-            f"the server is running its maximum of {self.limit} calls; not applied, retry later",
-            retry_after_s=max(self.wait_s, 0.1),
-            metadata={"max_concurrent_calls": str(self.limit)},
-        )
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: one per method and interceptor
@@ -259,7 +258,7 @@ class _Call:
                 await self.refuse_if_rejected(context)
                 admission = self.admission
                 if admission is not None and not await admission.enter(context):
-                    await context.abort_with_status(admission.refusal().to_status())
+                    await context.abort_with_status(admission.refusal)
                 try:
                     return await inner(request, context)
                 except ServiceError as error:
