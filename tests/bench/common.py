@@ -51,8 +51,9 @@ class CpuAccount:
     """CPU seconds of this process (all its threads) and of the local infrastructure's processes
     that run here; infrastructure elsewhere (KAFKA_BOOTSTRAP_SERVERS, MONGODB_URI) is left out."""
 
-    def __init__(self) -> None:
-        self.pids = {"this process": os.getpid()}
+    def __init__(self, **more: int) -> None:
+        """`more`: other processes to count, by name (the services a benchmark started)."""
+        self.pids = {"this process": os.getpid(), **more}
         for name, pid_file in INFRA_PID_FILES.items():
             try:
                 pid = int(pid_file.read_text().strip())

@@ -39,7 +39,7 @@ from iop.events.v1 import scheduling_pb2 as ev
 from iop.scheduler.v1 import scheduler_pb2 as pb
 from iop.scheduler.v1 import scheduler_pb2_grpc
 from services.plumbing.protos import to_timestamp
-from tests.bench.common import paced, store_bound_report, store_commands, store_rates
+from tests.bench.common import CpuAccount, Result, paced, store_bound_report, store_commands, store_rates
 from tests.support import ServiceProcess, auth_metadata, drop_databases, isolated_settings
 
 ALL_WEEK = [pb.WeeklyWindow(weekday=i, start="00:00", end="24:00") for i in range(7)]
@@ -271,7 +271,12 @@ async def main_async(args: argparse.Namespace) -> None:
                 refusals[why] = refusals.get(why, 0) + 1
                 return False
 
+        assert scheduler.proc is not None and compliance.proc is not None
+        cpu = CpuAccount(scheduler=scheduler.proc.pid, compliance=compliance.proc.pid)
+        cpu_before = cpu.read()
         rows.append(("BookSession (distinct slots)", *(await run_for(args.seconds, args.concurrency, book))))
+        booking_cpu = Result("BookSession (distinct slots)", 0, 0, 0, rows[-1][1])
+        booking_cpu.cpu_us_per_event = cpu.per_event_us(cpu_before, cpu.read(), rows[-1][1] + rows[-1][2])
         sustained_end = time.time()  # the traces to count commands in: these bookings, not the race's
 
         # ---- 4. paced: bookings offered at a fixed rate (open loop), each phase on its own days
@@ -356,6 +361,7 @@ async def main_async(args: argparse.Namespace) -> None:
     base_rate = rows[0][1] / rows[0][4]
     book_rate = rows[2][1] / rows[2][4]
     print(f"booking / baseline throughput ratio: {book_rate / base_rate:.4f}")
+    print(booking_cpu.cpu_line().replace("per event", "per booking"))
     for rate, failures, latencies, achieved in paced_rows:
         # sustained: every offered booking made, at the offered rate (within 3 %), with p99 < 50 ms
         met = rate >= 300 and failures == 0 and achieved >= 0.97 * rate and pct(latencies, 0.99) < 50
