@@ -120,6 +120,7 @@ class SchedulerStore:
         self.seats = db[SEATS]
         self.check_ins = db[CHECK_INS]
         self._grouped = GroupedCalls(db)  # concurrent requests' lookups and inserts go together
+        self._ledger_finds = self._grouped.finds(LEDGERS)  # a ledger's head and revision probes
         self._ledger_cache: dict[str, tuple[int, list[Booked]]] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
 
@@ -240,14 +241,14 @@ class SchedulerStore:
             if not latest:
                 return rev, bookings
         else:
-            head = await self.ledgers.find_one({"_id": owner_day})
+            head = await self._ledger_finds.get(owner_day)
             rev = int(head["rev"]) if head else 0
-            doc = await self.ledgers.find_one({"_id": f"{owner_day}|{rev}"}) if rev else None
+            doc = await self._ledger_finds.get(f"{owner_day}|{rev}") if rev else None
             if rev and doc is None:  # the hinted revision was superseded and removed: start over
                 rev = 0
             bookings = [Booked.from_entry(b) for b in (doc or {}).get("bookings", [])]
         while True:
-            newer = await self.ledgers.find_one({"_id": f"{owner_day}|{rev + 1}"})
+            newer = await self._ledger_finds.get(f"{owner_day}|{rev + 1}")
             if newer is None:
                 break
             rev, bookings = rev + 1, [Booked.from_entry(b) for b in newer.get("bookings", [])]
