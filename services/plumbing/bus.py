@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.settings import Settings
@@ -109,8 +109,16 @@ async def send_event(producer: AIOKafkaProducer, topic: str, event: CloudEvent) 
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context=trace.set_span_in_context(span))
     headers.extend((k, v.encode()) for k, v in carrier.items())
-    span.end()
     send = type(producer).send
     plain_send = getattr(send, "__wrapped__", send)  # not the instrumentation's wrapper: the span is made
-    future: asyncio.Future[Any] = await plain_send(producer, topic, value=event.data, key=key.encode(), headers=headers)
+    try:
+        future: asyncio.Future[Any] = await plain_send(
+            producer, topic, value=event.data, key=key.encode(), headers=headers
+        )
+    except Exception as exc:  # no metadata for the topic in time, a full buffer, a stopped producer
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+        raise
+    finally:
+        span.end()
     return future

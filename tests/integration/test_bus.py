@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -126,6 +127,26 @@ async def test_send_event_makes_the_producer_span_whose_context_its_record_carri
     assert (headers["ce_id"], headers["ce_subject"], record.key, record.value) == (event.id, "s-9", b"s-9", event.data)
     attributes = dict(send.attributes or {})
     assert (attributes["messaging.system"], attributes["messaging.destination.name"]) == ("kafka", topic)
+
+
+async def test_a_send_that_fails_ends_its_producer_span_with_the_error(
+    producer: AIOKafkaProducer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    monkeypatch.setattr(bus, "_tracer", provider.get_tracer("test"))
+
+    async def no_metadata(*args: object, **kwargs: object) -> None:  # what aiokafka raises after max_block_ms
+        raise KafkaTimeoutError
+
+    monkeypatch.setattr(AIOKafkaProducer, "send", no_metadata)
+    event = CloudEvent.new("/test", "s-8", scheduling_pb2.SessionScheduled(session_id="s-8"))
+    with pytest.raises(KafkaTimeoutError):
+        await send_event(producer, unique("send-fails"), event)
+    [send] = spans.get_finished_spans()
+    assert not send.status.is_ok and send.status.description == "KafkaTimeoutError"
+    assert [e.name for e in send.events] == ["exception"]
 
 
 async def test_same_event_delivered_twice_is_applied_once(settings, producer, db) -> None:
