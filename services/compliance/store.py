@@ -163,7 +163,7 @@ class ComplianceStore:
         self._policies: dict[str, tuple[float, PayerPolicy | None]] = {}
         self._credentials: TtlCache[CredentialsSnapshot] = TtlCache(read_cache_ttl_s)
         self._client_records: TtlCache[ClientSnapshot] = TtlCache(read_cache_ttl_s)
-        self._grouped = GroupedCalls(db)  # concurrent loads' lookups go together
+        self._grouped = GroupedCalls(db)  # concurrent loads' lookups, and events' session updates, go together
 
     def _stored(self, collection: str, doc_id: str, write: Document) -> None:
         if self._relay is not None:
@@ -353,19 +353,19 @@ class ComplianceStore:
 
     async def apply_session_event(
         self, session_id: str, event_id: str, update: Document, insert: Document | None = None
-    ) -> bool:
-        """Apply one event's update to a session document once (keyed by event id)."""
+    ) -> None:
+        """Apply one event's update to a session document once (keyed by event id), in one
+        command with the concurrent events' updates (an update applied twice does nothing)."""
         update = {k: dict(v) for k, v in update.items()}
         update.setdefault("$push", {})["applied_events"] = event_id
         if insert:
             update.setdefault("$setOnInsert", {}).update(insert)
         try:
-            result = await self.db[SESSIONS].update_one(
+            await self._grouped.updates(SESSIONS).update_one(
                 {"_id": session_id, "applied_events": {"$ne": event_id}}, update, upsert=True
             )
         except DuplicateKeyError:
-            return False  # the event was applied already (the filter missed, the upsert collided)
-        return result.modified_count == 1 or result.upserted_id is not None
+            pass  # the event was applied already (the filter missed, the upsert collided)
 
     async def session(self, session_id: str) -> Document | None:
         return await self.db[SESSIONS].find_one({"_id": session_id}, {"outbox": 0})

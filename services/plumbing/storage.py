@@ -23,7 +23,7 @@ from opentelemetry.trace import Span, SpanKind
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
 
 from services.plumbing.settings import Settings
 
@@ -349,14 +349,63 @@ class GroupedFinds(_GroupCommit):
                 waiting.done.set_result(own)
 
 
+class GroupedUpdates(_GroupCommit):
+    """Single-document updates of concurrent callers on one collection, as one ordered `update`
+    command (a statement per caller, in the order they came).
+
+    Only for updates that are no-ops when applied twice: each statement's filter must exclude a
+    document the update was applied to (an event id not yet in the array the update pushes it
+    onto, say). An ordered command stops at its first failing statement, and FerretDB 1.x names
+    that statement with a wrong index; so when a command fails or reports a write error, each of
+    its statements is sent again alone, in order (as PyMongo's own `update_one`, with its retry of
+    a write): every caller gets its own outcome, and what the command had applied finds nothing
+    to do. A caller learns no counts (the command's are for all of its statements)."""
+
+    def __init__(
+        self, collection: AsyncCollection[Document], max_batch: int = 500, tracer: trace.Tracer | None = None
+    ) -> None:
+        super().__init__(collection, "update", max_batch, tracer)
+
+    async def update_one(self, filter: Document, update: Document, upsert: bool = False) -> None:
+        """Apply one update; raises DuplicateKeyError when its upsert met an existing `_id` (for
+        these updates: applied before), or the error the store gave for it."""
+        await self._submit([(filter, update, upsert)])
+
+    async def _send(self, batch: list[_Waiting]) -> None:
+        statements = [{"q": f, "u": u, "upsert": upsert} for waiting in batch for f, u, upsert in waiting.items]
+        options: Document = {}
+        if self._collection.write_concern.document:
+            options["writeConcern"] = self._collection.write_concern.document
+        try:
+            reply = await self._collection.database.command(
+                "update", self._collection.name, updates=statements, ordered=True, **options
+            )
+            applied = not reply.get("writeErrors") and not reply.get("writeConcernError")
+        except PyMongoError:
+            applied = False
+        for waiting in batch:
+            if not applied:
+                ((f, u, upsert),) = waiting.items
+                try:
+                    await self._collection.update_one(f, u, upsert=upsert)
+                except PyMongoError as exc:
+                    if not waiting.done.done():
+                        waiting.done.set_exception(exc)
+                    continue
+            if not waiting.done.done():
+                waiting.done.set_result(None)
+
+
 class GroupedCalls:
-    """The grouped inserts and lookups of one database: one GroupedInserts per collection and
-    one GroupedFinds per collection and projection, made when first used."""
+    """The grouped inserts, lookups and updates of one database: one GroupedInserts and one
+    GroupedUpdates per collection and one GroupedFinds per collection and projection, made when
+    first used."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._db = db
         self._inserts: dict[tuple[str, bool], GroupedInserts] = {}
         self._finds: dict[tuple[str, str], GroupedFinds] = {}
+        self._updates: dict[str, GroupedUpdates] = {}
 
     def inserts(self, collection: str, ordered: bool = False) -> GroupedInserts:
         grouped = self._inserts.get((collection, ordered))
@@ -369,4 +418,10 @@ class GroupedCalls:
         grouped = self._finds.get(key)
         if grouped is None:
             grouped = self._finds[key] = GroupedFinds(self._db[collection], projection)
+        return grouped
+
+    def updates(self, collection: str) -> GroupedUpdates:
+        grouped = self._updates.get(collection)
+        if grouped is None:
+            grouped = self._updates[collection] = GroupedUpdates(self._db[collection])
         return grouped

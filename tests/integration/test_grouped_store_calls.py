@@ -1,4 +1,4 @@
-"""Grouped store calls (services.plumbing.storage.GroupedInserts, GroupedFinds) against the real
+"""Grouped store calls (services.plumbing.storage.GroupedInserts, GroupedFinds, GroupedUpdates) against the real
 store: concurrent callers share one command, each learns only its own duplicates, failures and
 documents, each has its own span, and a caller cancelled before the command is left out of it."""
 
@@ -18,18 +18,19 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from services.plumbing.settings import Settings
-from services.plumbing.storage import Document, GroupedFinds, GroupedInserts
+from services.plumbing.storage import Document, GroupedFinds, GroupedInserts, GroupedUpdates
 
 pytestmark = pytest.mark.integration
 
 
 class Commands(monitoring.CommandListener):
     def __init__(self) -> None:
-        self.inserts = self.finds = 0
+        self.inserts = self.finds = self.updates = 0
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         self.inserts += event.command_name == "insert"
         self.finds += event.command_name == "find"
+        self.updates += event.command_name == "update"
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -154,3 +155,61 @@ async def test_ordered_inserts_stop_each_caller_at_its_first_duplicate_and_resen
     assert stored == {"taken", "o0", "o1", "o4", "o5"}  # o3 was never tried, as an ordered insert
     # o0; the three callers; the two after the first stop; the one after the second
     assert target.commands.inserts - before == 4
+
+
+def _apply_once(doc_id: str, event: str) -> tuple[Document, Document]:
+    """An update that does nothing the second time: the event is pushed where it is not yet."""
+    return {"_id": doc_id, "events": {"$ne": event}}, {"$push": {"events": event}, "$inc": {"n": 1}}
+
+
+async def test_concurrent_updates_share_a_command_and_each_is_applied_once(target: Target) -> None:
+    updates = GroupedUpdates(target.collection)
+    await target.collection.insert_many([{"_id": "u1", "events": [], "n": 0}, {"_id": "u2", "events": [], "n": 0}])
+    before = target.commands.updates
+    first = asyncio.create_task(updates.update_one(*_apply_once("u1", "e0")))  # goes alone: nothing in flight
+    await asyncio.sleep(0)
+    await asyncio.gather(
+        updates.update_one(*_apply_once("u1", "e1")),
+        updates.update_one(*_apply_once("u2", "e1")),
+        updates.update_one(*_apply_once("new", "e1"), upsert=True),
+        updates.update_one(*_apply_once("u2", "e2")),
+    )
+    await first
+    assert target.commands.updates - before == 2  # e0; the four callers that waited for it
+    docs = {d["_id"]: d for d in await target.collection.find({"_id": {"$in": ["u1", "u2", "new"]}}).to_list()}
+    assert (docs["u1"]["events"], docs["u1"]["n"]) == (["e0", "e1"], 2)
+    assert (docs["u2"]["events"], docs["u2"]["n"]) == (["e1", "e2"], 2)
+    assert (docs["new"]["events"], docs["new"]["n"]) == (["e1"], 1)
+
+
+async def test_an_update_applied_before_fails_its_caller_only_and_the_others_are_applied_once(
+    target: Target,
+) -> None:
+    """A redelivered event's upsert collides (the filter misses the document that has it): that
+    caller gets DuplicateKeyError, a bad update its own error, and the callers after them in
+    the command are applied, once, although the store stops a command at its first error."""
+    updates = GroupedUpdates(target.collection)
+    await target.collection.insert_one({"_id": "seen", "events": ["e1"], "n": 1})
+    before = target.commands.updates
+    blocker = asyncio.create_task(updates.update_one(*_apply_once("a", "e0"), upsert=True))
+    await asyncio.sleep(0)
+    results = await asyncio.gather(
+        updates.update_one(*_apply_once("b", "e1"), upsert=True),
+        updates.update_one(*_apply_once("seen", "e1"), upsert=True),  # applied before: collides
+        updates.update_one({"_id": "c"}, {"$bogus": {"n": 1}}, upsert=True),  # not an update operator
+        updates.update_one(*_apply_once("d", "e1"), upsert=True),
+        return_exceptions=True,
+    )
+    await blocker
+    assert results[0] is None and results[3] is None
+    assert isinstance(results[1], DuplicateKeyError)
+    assert isinstance(results[2], OperationFailure) and not isinstance(results[2], DuplicateKeyError)
+    # "a" alone; the shared command of the four callers that waited; each of them again alone
+    assert target.commands.updates - before == 6
+    docs = {d["_id"]: d for d in await target.collection.find({"_id": {"$in": ["a", "b", "seen", "c", "d"]}}).to_list()}
+    assert {k: (d["events"], d["n"]) for k, d in docs.items()} == {
+        "a": (["e0"], 1),
+        "b": (["e1"], 1),
+        "seen": (["e1"], 1),
+        "d": (["e1"], 1),
+    }
