@@ -1,0 +1,71 @@
+"""One high-rate HTTP route served straight from the ASGI server, in front of a FastAPI app.
+
+FastAPI's routing and Starlette's middleware, with the OpenTelemetry ASGI middleware, cost about
+three times the handler itself per request (a webhook at 1,000/s: 34 % of the engagement
+process's CPU against 10 % in the handler; py-spy). `DirectRoute` serves one method and path with
+a plain handler (a Starlette Request in, a Starlette Response out) and passes everything else to
+the app. It makes the request's SERVER span itself, a child of the caller's `traceparent`, with
+the name and attributes the instrumentor gives (instrument_fastapi), so traces look the same.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("iop.http")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class DirectRoute:
+    """An ASGI app: `method path` goes to `handler`, everything else to `app`."""
+
+    def __init__(self, app: ASGIApp, method: str, path: str, handler: Handler) -> None:
+        self._app = app
+        self._method = method
+        self._path = path
+        self._handler = handler
+        self._span_name = f"{method} {path}"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self._path or scope["method"] != self._method:
+            await self._app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        headers = request.headers
+        client = scope.get("client") or ("", 0)
+        with _tracer.start_as_current_span(
+            self._span_name,
+            context=propagate.extract(headers),
+            kind=SpanKind.SERVER,
+            attributes={
+                "http.method": self._method,
+                "http.route": self._path,
+                "http.target": self._path,
+                "http.scheme": scope.get("scheme", "http"),
+                "http.flavor": scope.get("http_version", "1.1"),
+                "http.user_agent": headers.get("user-agent", ""),
+                "net.peer.ip": client[0],
+                "net.peer.port": client[1],
+            },
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                response = await self._handler(request)
+            except Exception as exc:  # as Starlette's error middleware: a 500, the error on the span
+                span.record_exception(exc)
+                log.error("%s failed: %s", self._span_name, type(exc).__name__)
+                response = JSONResponse({"error": "INTERNAL"}, status_code=500)
+            span.set_attribute("http.status_code", response.status_code)
+            if response.status_code >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            await response(scope, receive, send)

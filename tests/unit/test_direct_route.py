@@ -1,0 +1,87 @@
+"""services.plumbing.direct_route.DirectRoute: one route served ahead of a FastAPI app, with the
+SERVER span the OpenTelemetry instrumentor would make; every other request reaches the app."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from services.plumbing import direct_route
+from services.plumbing.direct_route import DirectRoute
+
+PARENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
+PARENT_SPAN = "b7ad6b7169203331"
+
+
+@pytest.fixture
+def spans(monkeypatch: pytest.MonkeyPatch) -> InMemorySpanExporter:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(direct_route, "_tracer", provider.get_tracer("test"))
+    return exporter
+
+
+def client(app: DirectRoute) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+def routed() -> DirectRoute:
+    app = FastAPI()
+
+    @app.get("/other")
+    async def other() -> dict[str, str]:
+        return {"served_by": "fastapi"}
+
+    async def hook(request: Request) -> Response:
+        body = await request.body()
+        if body == b"boom":
+            raise RuntimeError("handler failed")
+        return JSONResponse({"echo": body.decode(), "signature": request.headers.get("x-sig")}, status_code=202)
+
+    return DirectRoute(app, "POST", "/hook", hook)
+
+
+async def test_the_route_is_served_by_its_handler_in_a_server_span_continuing_the_callers_trace(
+    spans: InMemorySpanExporter,
+) -> None:
+    async with client(routed()) as http:
+        reply = await http.post(
+            "/hook", content=b"payload", headers={"x-sig": "s1", "traceparent": f"00-{PARENT_TRACE}-{PARENT_SPAN}-01"}
+        )
+    assert (reply.status_code, reply.json()) == (202, {"echo": "payload", "signature": "s1"})
+    [span] = spans.get_finished_spans()
+    assert (span.name, span.kind) == ("POST /hook", SpanKind.SERVER)
+    assert span.parent is not None and f"{span.parent.span_id:016x}" == PARENT_SPAN
+    assert span.context is not None and f"{span.context.trace_id:032x}" == PARENT_TRACE
+    attributes = dict(span.attributes or {})
+    assert (attributes["http.method"], attributes["http.route"], attributes["http.status_code"]) == (
+        "POST",
+        "/hook",
+        202,
+    )
+    assert span.status.status_code is StatusCode.UNSET
+
+
+async def test_other_paths_and_methods_reach_the_app(spans: InMemorySpanExporter) -> None:
+    async with client(routed()) as http:
+        assert (await http.get("/other")).json() == {"served_by": "fastapi"}
+        assert (await http.get("/hook")).status_code == 404  # the app's answer: it has no GET /hook
+    assert spans.get_finished_spans() == ()  # not instrumented here: no span of the route's
+
+
+async def test_a_handler_that_raises_gets_a_500_and_the_error_on_its_span(spans: InMemorySpanExporter) -> None:
+    async with client(routed()) as http:
+        reply = await http.post("/hook", content=b"boom")
+    assert (reply.status_code, reply.json()) == (500, {"error": "INTERNAL"})
+    [span] = spans.get_finished_spans()
+    assert span.status.status_code is StatusCode.ERROR
+    assert [e.name for e in span.events] == ["exception"]
+    assert dict(span.attributes or {})["http.status_code"] == 500
