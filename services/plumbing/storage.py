@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bson.errors import InvalidDocument
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import Span, SpanKind
@@ -381,19 +382,19 @@ class GroupedUpdates(_GroupCommit):
                 "update", self._collection.name, updates=statements, ordered=True, **options
             )
             applied = not reply.get("writeErrors") and not reply.get("writeConcernError")
-        except PyMongoError:
+        except (PyMongoError, InvalidDocument):  # one caller's statement cannot be sent: the others can
             applied = False
         for waiting in batch:
+            if waiting.done.done():  # cancelled meanwhile
+                continue
             if not applied:
                 ((f, u, upsert),) = waiting.items
                 try:
                     await self._collection.update_one(f, u, upsert=upsert)
-                except PyMongoError as exc:
-                    if not waiting.done.done():
-                        waiting.done.set_exception(exc)
+                except Exception as exc:
+                    waiting.done.set_exception(exc)
                     continue
-            if not waiting.done.done():
-                waiting.done.set_result(None)
+            waiting.done.set_result(None)
 
 
 class GroupedCalls:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+from bson.errors import InvalidDocument
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -213,3 +214,19 @@ async def test_an_update_applied_before_fails_its_caller_only_and_the_others_are
         "seen": (["e1"], 1),
         "d": (["e1"], 1),
     }
+
+
+async def test_an_update_that_cannot_be_encoded_fails_its_caller_only(target: Target) -> None:
+    updates = GroupedUpdates(target.collection)
+    await target.collection.insert_one({"_id": "x", "events": [], "n": 0})
+    blocker = asyncio.create_task(updates.update_one(*_apply_once("x", "e0")))
+    await asyncio.sleep(0)
+    results = await asyncio.gather(
+        updates.update_one({"_id": "x"}, {"$set": {"bad": object()}}),  # not BSON
+        updates.update_one(*_apply_once("x", "e1")),
+        return_exceptions=True,
+    )
+    await blocker
+    assert isinstance(results[0], InvalidDocument) and results[1] is None
+    doc = await target.collection.find_one({"_id": "x"})
+    assert doc is not None and (doc["events"], doc["n"]) == (["e0", "e1"], 2)
