@@ -35,27 +35,35 @@ class DirectRoute:
         self._handler = handler
         self._span_name = f"{method} {path}"
 
+    @staticmethod
+    def _route_path(scope: Scope) -> str:
+        """The path below the app's mount point (uvicorn puts `root_path` in front of `path`)."""
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        return path[len(root) :] if root and path.startswith(root) else path
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self._path or scope["method"] != self._method:
+        if scope["type"] != "http" or scope["method"] != self._method or self._route_path(scope) != self._path:
             await self._app(scope, receive, send)
             return
         request = Request(scope, receive)
         headers = request.headers
-        client = scope.get("client") or ("", 0)
+        attributes: dict[str, str | int] = {
+            "http.method": self._method,
+            "http.route": self._path,
+            "http.target": self._path,
+            "http.scheme": scope.get("scheme", "http"),
+            "http.flavor": scope.get("http_version", "1.1"),
+        }
+        if user_agent := headers.get("user-agent"):
+            attributes["http.user_agent"] = user_agent
+        if client := scope.get("client"):
+            attributes["net.peer.ip"], attributes["net.peer.port"] = client[0], client[1]
         with _tracer.start_as_current_span(
             self._span_name,
             context=propagate.extract(headers),
             kind=SpanKind.SERVER,
-            attributes={
-                "http.method": self._method,
-                "http.route": self._path,
-                "http.target": self._path,
-                "http.scheme": scope.get("scheme", "http"),
-                "http.flavor": scope.get("http_version", "1.1"),
-                "http.user_agent": headers.get("user-agent", ""),
-                "net.peer.ip": client[0],
-                "net.peer.port": client[1],
-            },
+            attributes=attributes,
             record_exception=False,
             set_status_on_exception=False,
         ) as span:

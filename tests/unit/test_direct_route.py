@@ -85,3 +85,13 @@ async def test_a_handler_that_raises_gets_a_500_and_the_error_on_its_span(spans:
     assert span.status.status_code is StatusCode.ERROR
     assert [e.name for e in span.events] == ["exception"]
     assert dict(span.attributes or {})["http.status_code"] == 500
+
+
+async def test_the_route_is_found_below_a_root_path(spans: InMemorySpanExporter) -> None:
+    """uvicorn with --root-path puts it in front of the request's path."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=routed(), root_path="/engagement"), base_url="http://test"
+    ) as http:
+        reply = await http.post("/engagement/hook", content=b"x")
+    assert reply.status_code == 202
+    assert [s.name for s in spans.get_finished_spans()] == ["POST /hook"]
