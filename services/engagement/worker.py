@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import uvloop
 from faust.streams import _current_event as faust_current_event
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
@@ -671,6 +672,9 @@ def resume_streams_without_dropping_records() -> None:
 
 
 def main() -> None:
+    # The worker's loop is uvloop, as the services' (runner.main): faust and aiokafka schedule
+    # several callbacks per record, and asyncio's pure-Python loop ran them at ~15 % of the CPU.
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     settings = get_settings()
     config = get_config()
     settings.check_production_safety()
