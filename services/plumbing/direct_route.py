@@ -5,7 +5,8 @@ three times the handler itself per request (a webhook at 1,000/s: 34 % of the en
 process's CPU against 10 % in the handler; py-spy). `DirectRoute` serves one method and path with
 a plain handler (a Starlette Request in, a Starlette Response out) and passes everything else to
 the app. It makes the request's SERVER span itself, a child of the caller's `traceparent`, with
-the name and attributes the instrumentor gives (instrument_fastapi), so traces look the same.
+the instrumentor's name and its main attributes (method, route, target, scheme, flavor, user
+agent, peer, status code; not the URL, host or server name), so traces look the same.
 """
 
 from __future__ import annotations
