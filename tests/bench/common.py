@@ -87,10 +87,10 @@ class Result:
         throughput = count / seconds if seconds else 0.0
         return Result(name, throughput, percentile(ms, 50), percentile(ms, 99), count, cpu or {})
 
-    def cpu_line(self) -> str:
+    def cpu_line(self, unit: str = "event") -> str:
         total = sum(self.cpu_us_per_event.values())
         parts = ", ".join(f"{name} {us:.0f}" for name, us in self.cpu_us_per_event.items())
-        return f"{self.name}: {total:.0f} µs of CPU per event ({parts})"
+        return f"{self.name}: {total:.0f} µs of CPU per {unit} ({parts})"
 
 
 def table(title: str, rows: list[Result], unit: str = "events/s") -> str:
