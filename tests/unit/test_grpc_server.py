@@ -309,7 +309,10 @@ async def test_a_call_made_while_serving_one_gets_no_more_time_than_its_caller_l
         await channel.close()
         await downstream.stop(0)
     capped, uncapped = downstream_left
-    assert capped is not None and 0.5 < capped <= 1.5  # what its caller had left, not 30 s
+    # What its caller had left, not 30 s. gRPC rounds a timeout up when it encodes it for the wire
+    # (to 10 ms units between 1 s and 10 s), so the downstream may see a few milliseconds more: a CI
+    # run saw 1.509 s.
+    assert capped is not None and 0.5 < capped <= 1.6
     assert uncapped is not None and 25 < uncapped <= 31
 
 
