@@ -6,7 +6,8 @@ process's CPU against 10 % in the handler; py-spy). `DirectRoute` serves one met
 a plain handler (a Starlette Request in, a Starlette Response out) and passes everything else to
 the app. It makes the request's SERVER span itself, a child of the caller's `traceparent`, with
 the instrumentor's name and its main attributes (method, route, target, scheme, flavor, user
-agent, peer, status code; not the URL, host or server name), so traces look the same.
+agent, peer, status code; not the URL, host or server name), so traces look the same. Another
+method on its path gets 405 with `Allow`, as the app's router answers it.
 """
 
 from __future__ import annotations
@@ -44,13 +45,14 @@ class DirectRoute:
         return path[len(root) :] if root and path.startswith(root) else path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != self._method or self._route_path(scope) != self._path:
+        if scope["type"] != "http" or self._route_path(scope) != self._path:
             await self._app(scope, receive, send)
             return
+        method: str = scope["method"]
         request = Request(scope, receive)
         headers = request.headers
         attributes: dict[str, str | int] = {
-            "http.method": self._method,
+            "http.method": method,
             "http.route": self._path,
             "http.target": self._path,
             "http.scheme": scope.get("scheme", "http"),
@@ -61,7 +63,7 @@ class DirectRoute:
         if client := scope.get("client"):
             attributes["net.peer.ip"], attributes["net.peer.port"] = client[0], client[1]
         with _tracer.start_as_current_span(
-            self._span_name,
+            self._span_name if method == self._method else f"{method} {self._path}",
             context=propagate.extract(headers),
             kind=SpanKind.SERVER,
             attributes=attributes,
@@ -69,7 +71,12 @@ class DirectRoute:
             set_status_on_exception=False,
         ) as span:
             try:
-                response = await self._handler(request)
+                if method == self._method:
+                    response = await self._handler(request)
+                else:  # the router's answer to a path it knows with a method it does not
+                    response = JSONResponse(
+                        {"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": self._method}
+                    )
             except Exception as exc:  # as Starlette's error middleware: a 500, the error on the span
                 span.record_exception(exc)
                 log.error("%s failed: %s", self._span_name, type(exc).__name__)

@@ -73,8 +73,18 @@ async def test_the_route_is_served_by_its_handler_in_a_server_span_continuing_th
 async def test_other_paths_and_methods_reach_the_app(spans: InMemorySpanExporter) -> None:
     async with client(routed()) as http:
         assert (await http.get("/other")).json() == {"served_by": "fastapi"}
-        assert (await http.get("/hook")).status_code == 404  # the app's answer: it has no GET /hook
     assert spans.get_finished_spans() == ()  # not instrumented here: no span of the route's
+
+
+async def test_another_method_on_the_route_gets_405_with_allow_as_from_the_router(
+    spans: InMemorySpanExporter,
+) -> None:
+    async with client(routed()) as http:
+        reply = await http.get("/hook")
+    assert (reply.status_code, reply.headers["allow"], reply.json()) == (405, "POST", {"detail": "Method Not Allowed"})
+    [span] = spans.get_finished_spans()
+    assert (span.name, dict(span.attributes or {})["http.status_code"]) == ("GET /hook", 405)
+    assert span.status.status_code is StatusCode.UNSET  # the caller's error, not the server's
 
 
 async def test_a_handler_that_raises_gets_a_500_and_the_error_on_its_span(spans: InMemorySpanExporter) -> None:
