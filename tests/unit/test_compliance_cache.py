@@ -3,10 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from types import SimpleNamespace
+from typing import TypeVar
 
 import pytest
 
+from services.compliance import cache as cache_module
 from services.compliance.cache import TtlCache
+
+T = TypeVar("T")
+
+
+class Clock:
+    """The cache's clock, moved by the test: a sleep of the test process cannot expire an entry."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(cache_module, "time", SimpleNamespace(monotonic=fake.monotonic))
+    return fake
+
+
+async def answer(pending: Awaitable[T]) -> T:
+    """A cache answer that must come without waiting on a load: fails rather than hangs."""
+    return await asyncio.wait_for(pending, 5)
 
 
 async def test_concurrent_misses_share_one_load_and_hits_do_not_load() -> None:
@@ -57,7 +85,7 @@ async def test_a_failed_load_is_not_cached() -> None:
     assert await cache.get("k", flaky) == 7
 
 
-async def test_a_hit_past_the_refresh_point_reloads_in_the_background_and_answers_at_once() -> None:
+async def test_a_hit_past_the_refresh_point_reloads_in_the_background_and_answers_at_once(clock: Clock) -> None:
     cache: TtlCache[int] = TtlCache(ttl_s=0.2, refresh_after=0.5)
     values = [1, 2]
     started = asyncio.Event()
@@ -71,17 +99,17 @@ async def test_a_hit_past_the_refresh_point_reloads_in_the_background_and_answer
         return value
 
     assert await cache.get("k", load) == 1
-    await asyncio.sleep(0.12)  # past the refresh point (half the TTL here), not expired
-    assert await cache.get("k", load) == 1  # answered from the entry, a reload started
-    await asyncio.wait_for(started.wait(), 1)
-    assert await cache.get("k", load) == 1  # one reload at a time
+    clock.now += 0.12  # past the refresh point (half the TTL here), not expired
+    assert await answer(cache.get("k", load)) == 1  # answered from the entry, a reload started
+    await asyncio.wait_for(started.wait(), 5)
+    assert await answer(cache.get("k", load)) == 1  # one reload at a time
     release.set()
     await asyncio.sleep(0.01)
-    assert await cache.get("k", load) == 2
+    assert await answer(cache.get("k", load)) == 2
     assert values == []
 
 
-async def test_a_background_reload_does_not_undo_an_invalidation() -> None:
+async def test_a_background_reload_does_not_undo_an_invalidation(clock: Clock) -> None:
     cache: TtlCache[str] = TtlCache(ttl_s=0.2, refresh_after=0.5)
     store = {"k": "before"}
     reloading = asyncio.Event()
@@ -96,10 +124,10 @@ async def test_a_background_reload_does_not_undo_an_invalidation() -> None:
         return read
 
     assert await cache.get("k", load) == "before"
-    await asyncio.sleep(0.12)
+    clock.now += 0.12
     slow = True
-    assert await cache.get("k", load) == "before"  # starts a reload that reads "before"
-    await asyncio.wait_for(reloading.wait(), 1)
+    assert await answer(cache.get("k", load)) == "before"  # starts a reload that reads "before"
+    await asyncio.wait_for(reloading.wait(), 5)
     store["k"] = "after"  # a write by this process ...
     cache.invalidate("k")  # ... invalidates the entry
     slow = False
