@@ -267,9 +267,8 @@ async def test_a_call_waits_for_a_place_within_the_admission_wait_and_as_many_wa
         first = asyncio.create_task(served.call("Held", md))
         await _until(lambda: served.gate.entered == 1)
         second = asyncio.create_task(served.call("Held", md))
-        await asyncio.sleep(0.2)
+        await _until(lambda: served.value("grpc_server_calls_waiting") == 1)
         assert served.gate.entered == 1 and not second.done()  # queued, not refused, not running
-        assert served.value("grpc_server_calls_waiting") == 1
         started = time.perf_counter()
         third, _ = await served.call("Held", md)  # as many calls wait as may run: refused at once
         assert third is grpc.StatusCode.RESOURCE_EXHAUSTED and time.perf_counter() - started < 2

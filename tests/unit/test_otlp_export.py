@@ -113,8 +113,9 @@ def collector() -> Iterator[Collector]:
 def test_sampled_spans_are_exported_in_batches(collector: Collector) -> None:
     processor = OtlpSpanProcessor(collector.endpoint, schedule_delay_s=60, max_batch=4)
     names = [f"s{i}" for i in range(10)]
-    traced(processor, names)
-    traced(processor, ["not sampled"], sampled=False)
+    with processor._send_lock:  # the export thread, woken at 4 spans, would send the rest as they end
+        traced(processor, names)
+        traced(processor, ["not sampled"], sampled=False)
     assert processor.force_flush()
     assert sorted(collector.names()) == sorted(names)  # every sampled span, nothing else
     assert collector.batch_sizes() == [4, 4, 2]
