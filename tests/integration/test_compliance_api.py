@@ -26,6 +26,7 @@ from iop.compliance.v1 import compliance_pb2_grpc
 from iop.events.v1 import common_pb2
 from iop.events.v1 import compliance_pb2 as compliance_events  # noqa: F401  (registers the event types)
 from iop.events.v1 import scheduling_pb2 as sev
+from services.compliance.reference import load_reference
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.errors import bad_request_violations, error_reason
 from services.plumbing.protos import to_timestamp
@@ -35,14 +36,19 @@ from tests.support import ServiceProcess, auth_metadata, wait_for_trace
 pytestmark = pytest.mark.integration
 
 SESSIONS_TOPIC = "iop.scheduling.sessions.v1"
+# The tests' deadline on a call: not what they check (FerretDB answers a service's first calls slowly).
+CALL_TIMEOUT_S = 30
 NOW = datetime.now(UTC)
 
 
 def past_midweek() -> datetime:
-    """10:00 in California on a recent past Monday-Wednesday: the day is over (it closes for billing at
-    once) and the program week is not (no weekly-minimum flag), whatever day the tests run."""
+    """10:00 in California on a recent past Monday-Wednesday: the day is closed for billing (its
+    sessions bill at once) and the program week is not (no weekly-minimum flag)."""
     california = ZoneInfo("America/Los_Angeles")
-    day = NOW.astimezone(california).date() - timedelta(days=1)  # yesterday there, not in UTC
+    # A billing day closes some hours after its local midnight (`close_after`): take the last day
+    # already closed there (not in UTC), whenever the tests run, even at 01:00 in California.
+    close_after = load_reference().close_after + timedelta(hours=1)
+    day = (datetime.now(UTC).astimezone(california) - close_after).date() - timedelta(days=1)
     while day.weekday() > 2:
         day -= timedelta(days=1)
     return datetime(day.year, day.month, day.day, 10, 0, tzinfo=california).astimezone(UTC)
@@ -152,7 +158,7 @@ def record_license(stub, settings: Settings, clinician: str, state: str, **kw: A
     }
     fields.update(kw)
     return stub.RecordLicense(
-        pb.RecordLicenseRequest(**fields), metadata=auth_metadata(settings, "platform"), timeout=5
+        pb.RecordLicenseRequest(**fields), metadata=auth_metadata(settings, "platform"), timeout=CALL_TIMEOUT_S
     )
 
 
@@ -166,7 +172,7 @@ def ready_client(stub, settings: Settings, client: str, plan: str, units: int = 
             signed_at=to_timestamp(NOW - timedelta(days=20)),
         ),
         metadata=md,
-        timeout=5,
+        timeout=CALL_TIMEOUT_S,
     )
     stub.RecordConsent(
         pb.RecordConsentRequest(
@@ -177,7 +183,7 @@ def ready_client(stub, settings: Settings, client: str, plan: str, units: int = 
             contact_id=uid("contact"),
         ),
         metadata=md,
-        timeout=5,
+        timeout=CALL_TIMEOUT_S,
     )
     start = (NOW - timedelta(days=30)).date()
     return stub.RecordAuthorization(
@@ -191,7 +197,7 @@ def ready_client(stub, settings: Settings, client: str, plan: str, units: int = 
             units=units,
         ),
         metadata=md,
-        timeout=5,
+        timeout=CALL_TIMEOUT_S,
     )
 
 
@@ -206,7 +212,7 @@ def evaluate(stub, settings: Settings, **kw: Any) -> pb.SessionEvaluation:
     }
     fields.update(kw)
     return stub.EvaluateSession(
-        pb.EvaluateSessionRequest(**fields), metadata=auth_metadata(settings, "platform"), timeout=5
+        pb.EvaluateSessionRequest(**fields), metadata=auth_metadata(settings, "platform"), timeout=CALL_TIMEOUT_S
     )
 
 
@@ -327,14 +333,14 @@ def test_bad_input_names_every_field_and_stores_nothing(stub, settings: Settings
                 valid_until=to_timestamp(NOW - timedelta(days=1)),
             ),
             metadata=md,
-            timeout=5,
+            timeout=CALL_TIMEOUT_S,
         )
     )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     fields = {f for f, _ in bad_request_violations(rpc_status.from_call(err))}  # type: ignore[arg-type]
     assert {"state", "license_type", "license_number", "valid_until"} <= fields
     listed = stub.ListClinicianCredentials(
-        pb.ListClinicianCredentialsRequest(clinician_id=clinician), metadata=md, timeout=5
+        pb.ListClinicianCredentialsRequest(clinician_id=clinician), metadata=md, timeout=CALL_TIMEOUT_S
     )
     assert not listed.licenses
 
@@ -358,7 +364,7 @@ def test_bad_input_names_every_field_and_stores_nothing(stub, settings: Settings
                 units=0,
             ),
             metadata=md,
-            timeout=5,
+            timeout=CALL_TIMEOUT_S,
         )
     )
     fields = {f for f, _ in bad_request_violations(rpc_status.from_call(err))}  # type: ignore[arg-type]
@@ -377,11 +383,11 @@ def test_bad_input_names_every_field_and_stores_nothing(stub, settings: Settings
                 units=5,
             ),
             metadata=md,
-            timeout=5,
+            timeout=CALL_TIMEOUT_S,
         )
     )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, "overlapping authorization"
-    auths = stub.ListAuthorizations(pb.ListAuthorizationsRequest(client_id=client), metadata=md, timeout=5)
+    auths = stub.ListAuthorizations(pb.ListAuthorizationsRequest(client_id=client), metadata=md, timeout=CALL_TIMEOUT_S)
     assert len(auths.authorizations) == 1
 
 
@@ -392,18 +398,24 @@ def test_errors_and_roles(stub, settings: Settings) -> None:
     assert err.code() == grpc.StatusCode.ALREADY_EXISTS
     assert error_reason(rpc_status.from_call(err)) == "LICENSE_EXISTS"  # type: ignore[arg-type]
     err = rpc_error(
-        lambda: stub.EvaluateSession(pb.EvaluateSessionRequest(), metadata=auth_metadata(settings, "client"), timeout=5)
+        lambda: stub.EvaluateSession(
+            pb.EvaluateSessionRequest(), metadata=auth_metadata(settings, "client"), timeout=CALL_TIMEOUT_S
+        )
     )
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
     err = rpc_error(
         lambda: stub.GetPayerPolicy(
-            pb.GetPayerPolicyRequest(plan_id="no-such-plan"), metadata=auth_metadata(settings, "partner"), timeout=5
+            pb.GetPayerPolicyRequest(plan_id="no-such-plan"),
+            metadata=auth_metadata(settings, "partner"),
+            timeout=CALL_TIMEOUT_S,
         )
     )
     assert err.code() == grpc.StatusCode.NOT_FOUND
     err = rpc_error(
         lambda: stub.RevokeConsent(
-            pb.RevokeConsentRequest(consent_id="nope"), metadata=auth_metadata(settings, "platform"), timeout=5
+            pb.RevokeConsentRequest(consent_id="nope"),
+            metadata=auth_metadata(settings, "platform"),
+            timeout=CALL_TIMEOUT_S,
         )
     )
     assert err.code() == grpc.StatusCode.NOT_FOUND
@@ -411,17 +423,19 @@ def test_errors_and_roles(stub, settings: Settings) -> None:
 
 def test_payer_policy_upsert_validates_and_versions(stub, settings: Settings) -> None:
     md = auth_metadata(settings, "platform")
-    seed = stub.GetPayerPolicy(pb.GetPayerPolicyRequest(plan_id="demo-commercial-hmo"), metadata=md, timeout=5)
+    seed = stub.GetPayerPolicy(
+        pb.GetPayerPolicyRequest(plan_id="demo-commercial-hmo"), metadata=md, timeout=CALL_TIMEOUT_S
+    )
     assert not seed.audio_only.covered
     plan = pb.PayerPolicy()
     plan.CopyFrom(seed)
     plan.plan_id = uid("plan")
-    first = stub.UpsertPayerPolicy(plan, metadata=md, timeout=5)
+    first = stub.UpsertPayerPolicy(plan, metadata=md, timeout=CALL_TIMEOUT_S)
     plan.audio_only.covered, plan.audio_only.modifier = True, "93"
-    second = stub.UpsertPayerPolicy(plan, metadata=md, timeout=5)
+    second = stub.UpsertPayerPolicy(plan, metadata=md, timeout=CALL_TIMEOUT_S)
     assert (first.version, second.version) == (1, 2) and second.audio_only.modifier == "93"
     bad = pb.PayerPolicy(plan_id=uid("plan"), billing_mode="barter", covered_codes=["S9999"], revenue_code="0001")
-    err = rpc_error(lambda: stub.UpsertPayerPolicy(bad, metadata=md, timeout=5))
+    err = rpc_error(lambda: stub.UpsertPayerPolicy(bad, metadata=md, timeout=CALL_TIMEOUT_S))
     fields = {f for f, _ in bad_request_violations(rpc_status.from_call(err))}  # type: ignore[arg-type]
     assert {"payer_name", "billing_mode", "covered_codes", "revenue_code", "line_of_business"} <= fields
 
@@ -430,7 +444,9 @@ def test_phi_reads_are_audited(stub, settings: Settings, db) -> None:
     client = uid("client")
     ready_client(stub, settings, client, "demo-commercial-ppo")
     consents = stub.ListConsents(
-        pb.ListConsentsRequest(client_id=client), metadata=auth_metadata(settings, "clinician", "clin-audit"), timeout=5
+        pb.ListConsentsRequest(client_id=client),
+        metadata=auth_metadata(settings, "clinician", "clin-audit"),
+        timeout=CALL_TIMEOUT_S,
     )
     assert {c.consent_type for c in consents.consents} == {"TELEHEALTH", "ROI_EMERGENCY_CONTACT"}
     audit = list(db["phi_access_audit"].find({"resource_id": client}))
@@ -444,18 +460,18 @@ def test_compromised_attestation_emits_privacy_compromised(stub, settings: Setti
         stub.RecordPrivacyAttestation(
             pb.RecordPrivacyAttestationRequest(session_id=session, client_id=client, attestation="headphones"),
             metadata=auth_metadata(settings, "client", client),
-            timeout=5,
+            timeout=CALL_TIMEOUT_S,
         )
         stub.RecordPrivacyAttestation(
             pb.RecordPrivacyAttestationRequest(session_id=session, client_id=client, attestation="compromised"),
             metadata=auth_metadata(settings, "client", client),
-            timeout=5,
+            timeout=CALL_TIMEOUT_S,
         )
         err = rpc_error(
             lambda: stub.RecordPrivacyAttestation(
                 pb.RecordPrivacyAttestationRequest(session_id=session, client_id=client, attestation="compromised"),
                 metadata=auth_metadata(settings, "client", "someone-else"),
-                timeout=5,
+                timeout=CALL_TIMEOUT_S,
             )
         )
         assert err.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -532,7 +548,7 @@ def test_expiry_warns_once_per_horizon_and_flags_booked_sessions(stub, settings:
         listed = stub.ListExpiring(
             pb.ListExpiringRequest(horizon_days=30, owner_id=clinician),
             metadata=auth_metadata(settings, "supervisor"),
-            timeout=5,
+            timeout=CALL_TIMEOUT_S,
         )
         assert [(i.item_id, list(i.affected_session_ids)) for i in listed.items] == [
             (expiring.license_id, [late_session])
@@ -621,7 +637,9 @@ def test_attended_day_billing_is_idempotent_and_decrements_authorization(stub, s
         tail.wait_for(lambda *_: False, timeout_s=1)
         assert len([m for m in tail.seen if m[2].client_id == client]) == 1, "the redelivery billed twice"
         auths = stub.ListAuthorizations(
-            pb.ListAuthorizationsRequest(client_id=client), metadata=auth_metadata(settings, "platform"), timeout=5
+            pb.ListAuthorizationsRequest(client_id=client),
+            metadata=auth_metadata(settings, "platform"),
+            timeout=CALL_TIMEOUT_S,
         )
         assert auths.authorizations[0].units_used == 1
 
@@ -667,13 +685,15 @@ def test_revoked_consent_blocks_the_next_start_and_is_published(stub, settings: 
         }
         assert evaluate(stub, settings, **request).decision == pb.DECISION_ALLOW  # now cached
         md = auth_metadata(settings, "platform")
-        consents = stub.ListConsents(pb.ListConsentsRequest(client_id=client), metadata=md, timeout=5)
+        consents = stub.ListConsents(pb.ListConsentsRequest(client_id=client), metadata=md, timeout=CALL_TIMEOUT_S)
         telehealth = next(c for c in consents.consents if c.consent_type == "TELEHEALTH")
-        revoked = stub.RevokeConsent(pb.RevokeConsentRequest(consent_id=telehealth.consent_id), metadata=md, timeout=5)
+        revoked = stub.RevokeConsent(
+            pb.RevokeConsentRequest(consent_id=telehealth.consent_id), metadata=md, timeout=CALL_TIMEOUT_S
+        )
         assert revoked.revoked_at.seconds > 0
         again = rpc_error(
             lambda: stub.RevokeConsent(
-                pb.RevokeConsentRequest(consent_id=telehealth.consent_id), metadata=md, timeout=5
+                pb.RevokeConsentRequest(consent_id=telehealth.consent_id), metadata=md, timeout=CALL_TIMEOUT_S
             )
         )
         assert error_reason(rpc_status.from_call(again)) == "CONSENT_ALREADY_REVOKED"  # type: ignore[arg-type]
@@ -722,7 +742,7 @@ def test_board_dates_are_whole_days_in_the_licensing_state(stub, settings: Setti
             expires_on="2026-12-31",
         ),
         metadata=md,
-        timeout=5,
+        timeout=CALL_TIMEOUT_S,
     )
     # Hawaii is UTC-10 all year: the license runs to 2027-01-01T10:00Z
     assert lic.valid_until.ToDatetime(tzinfo=UTC) == datetime(2027, 1, 1, 10, 0, tzinfo=UTC)
@@ -732,7 +752,7 @@ def test_board_dates_are_whole_days_in_the_licensing_state(stub, settings: Setti
         reply = stub.CheckLicensure(
             pb.CheckLicensureRequest(clinician_id=clinician, client_state="HI", at=to_timestamp(at)),
             metadata=md,
-            timeout=5,
+            timeout=CALL_TIMEOUT_S,
         )
         return reply.decision
 
@@ -744,7 +764,7 @@ def test_board_dates_are_whole_days_in_the_licensing_state(stub, settings: Setti
                 clinician_id=clinician, state="HI", license_type="LCSW", license_number="SW-X1", expires_on="12/31/2026"
             ),
             metadata=md,
-            timeout=5,
+            timeout=CALL_TIMEOUT_S,
         )
     )
     fields = {f for f, _ in bad_request_violations(rpc_status.from_call(err))}  # type: ignore[arg-type]
@@ -768,7 +788,7 @@ def test_evaluation_is_traced_without_phi(stub, settings: Settings) -> None:
             stage=pb.EVALUATION_STAGE_BOOKING,
         ),
         metadata=auth_metadata(settings, "platform") + list(carrier.items()),
-        timeout=5,
+        timeout=CALL_TIMEOUT_S,
     )
     # the server span ends after its children, so it can reach Zipkin in a later export batch
     spans = wait_for_trace(
