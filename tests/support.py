@@ -133,11 +133,16 @@ def zipkin_base(settings: Settings) -> str:
 
 
 def wait_for_trace(settings: Settings, trace_id: str, predicate: Any, timeout_s: float = 30) -> list[dict[str, Any]]:
-    """Poll Zipkin until the trace's spans satisfy `predicate` (or time out with what was seen)."""
+    """Poll Zipkin until the trace's spans satisfy `predicate` (or time out with what was seen). A
+    Zipkin too loaded to answer one poll in time is asked again."""
     deadline = time.monotonic() + timeout_s
     spans: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        reply = httpx.get(f"{zipkin_base(settings)}/api/v2/trace/{trace_id}", timeout=5)
+        try:
+            reply = httpx.get(f"{zipkin_base(settings)}/api/v2/trace/{trace_id}", timeout=10)
+        except httpx.HTTPError:
+            time.sleep(1)
+            continue
         if reply.status_code == 200:
             spans = reply.json()
             if predicate(spans):

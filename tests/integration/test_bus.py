@@ -203,6 +203,7 @@ async def test_markers_are_written_in_windows_and_a_handler_knows_a_first_attemp
         assert await db[PROCESSED_COLLECTION].count_documents({}) == 0  # still in the window
         # A redelivery before its marker is written: this process knows it applied the event.
         await producer.send_and_wait(topic, event.data, key=b"s-1", headers=record_headers(event))
+        deadline = asyncio.get_running_loop().time() + 20
         while consumer.duplicates < 1 and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
     finally:

@@ -73,7 +73,7 @@ def test_grpc_call_outbox_event_consumer_effect_is_one_trace(stack, api: Api, se
                 attendance = stub.GetSessionAttendance(
                     engagement_pb2.GetSessionAttendanceRequest(session_id=session.session_id),
                     metadata=auth_metadata(settings, "clinician"),
-                    timeout=5,
+                    timeout=30,
                 )
                 break
             except grpc.RpcError as err:
