@@ -5,9 +5,9 @@ three times the handler itself per request (a webhook at 1,000/s: 34 % of the en
 process's CPU against 10 % in the handler; py-spy). `DirectRoute` serves one method and path with
 a plain handler (a Starlette Request in, a Starlette Response out) and passes everything else to
 the app. It makes the request's SERVER span itself, a child of the caller's `traceparent`, with
-the instrumentor's name and its main attributes (method, route, target, scheme, flavor, user
-agent, peer, status code; not the URL, host or server name), so traces look the same. Another
-method on its path gets 405 with `Allow`, as the app's router answers it.
+the instrumentor's name and attributes (method, route, target, URL without its query, scheme,
+flavor, host and port, server name, user agent, peer, status code), so traces look the same.
+Another method on its path gets 405 with `Allow`, as the app's router answers it.
 """
 
 from __future__ import annotations
@@ -51,13 +51,22 @@ class DirectRoute:
         method: str = scope["method"]
         request = Request(scope, receive)
         headers = request.headers
+        scheme = scope.get("scheme", "http")
+        server_host, server_port = scope.get("server") or ("0.0.0.0", 80)
+        server = f"{server_host}:{server_port}" if server_port != 80 else server_host
+        host = headers.get("host")
         attributes: dict[str, str | int] = {
             "http.method": method,
             "http.route": self._path,
             "http.target": self._path,
-            "http.scheme": scope.get("scheme", "http"),
+            "http.url": f"{scheme}://{host or server}{scope['path']}",  # no query: it is not this route's
+            "http.scheme": scheme,
             "http.flavor": scope.get("http_version", "1.1"),
+            "http.host": server,
+            "net.host.port": server_port,
         }
+        if host:
+            attributes["http.server_name"] = host
         if user_agent := headers.get("user-agent"):
             attributes["http.user_agent"] = user_agent
         if client := scope.get("client"):

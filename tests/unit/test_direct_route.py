@@ -67,6 +67,7 @@ async def test_the_route_is_served_by_its_handler_in_a_server_span_continuing_th
         "/hook",
         202,
     )
+    assert (attributes["http.url"], attributes["http.server_name"]) == ("http://test/hook", "test")
     assert span.status.status_code is StatusCode.UNSET
 
 
