@@ -546,13 +546,17 @@ def fold_alert(policy: LadderPolicy, opened_at: datetime, records: list[dict[str
     """An alert's state from its insert-only records (kind RUNG | REPEAT | ACK | ATTEMPT | RESOLVED, with `at`).
 
     Rungs fire in order, so the next rung is one past the highest fired. The ladder stops when the
-    client was reached after the last rung or repeat (a later disconnection restarts it), and when
-    the alert is resolved.
+    client was reached after the alert opened or was last escalated by an event (a later
+    disconnection restarts it), and when the alert is resolved. A rung the timer fired does not
+    restart it: the timer fires only while nobody was reached, so a timer rung later than a
+    contact was decided from records read before that contact was stored.
     """
     rungs = sorted((r for r in records if r["kind"] == "RUNG"), key=lambda r: r["index"])
     fired = tuple(r["index"] for r in rungs)
     next_step = fired[-1] + 1 if fired else 0
-    activity = [r["at"] for r in records if r["kind"] in ("RUNG", "REPEAT")]
+    activity = [
+        r["at"] for r in records if r["kind"] == "REPEAT" or (r["kind"] == "RUNG" and r.get("trigger") != "TIMER")
+    ]
     last_activity = max(activity) if activity else opened_at
     escalations = [
         r["at"]

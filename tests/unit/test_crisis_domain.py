@@ -362,6 +362,18 @@ def test_fold_contact_stops_the_ladder_and_a_new_drop_restarts_it() -> None:
     assert (st.status, st.next_step, st.due_at) == (Status.ESCALATED, 2, T0 + timedelta(seconds=620))
 
 
+def test_fold_a_timer_rung_recorded_after_a_contact_does_not_restart_the_ladder() -> None:
+    """The timer read the alert's records, then the contact was stored, then the timer recorded its
+    rung: the client was reached, and no later rung is due."""
+    reached = {"kind": "ATTEMPT", "reached": True, "at": T0 + timedelta(seconds=300)}
+    st = fold_alert(POLICY, T0, [rung(0, 0, "OPENED"), reached, rung(1, 300.4)])
+    assert (st.status, st.next_step, st.due_at) == (Status.CONTACT_MADE, 2, None)
+    # a drop after the contact restarts it, a timer rung or not before it
+    again = rung(2, 400, "DISCONNECTED_AGAIN")
+    st = fold_alert(POLICY, T0, [rung(0, 0, "OPENED"), reached, rung(1, 300.4), again])
+    assert (st.status, st.next_step, st.due_at) == (Status.ESCALATED, 3, T0 + timedelta(seconds=400 + 600))
+
+
 def test_fold_acknowledge_and_resolve() -> None:
     ack = {"kind": "ACK", "by": "clin-1", "at": T0 + timedelta(seconds=5)}
     st = fold_alert(POLICY, T0, [rung(0, 0, "OPENED"), ack])
