@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -36,6 +35,9 @@ from tests.support import RUN_ID, TEST_PORTS, ServiceProcess, isolated_settings
 pytestmark = pytest.mark.integration
 # Its own database: ladders left running by other crisis tests must not fire in these instances.
 PREFIX = f"t{RUN_ID}dur_"
+# Deadline of the test's own calls: FerretDB answers a freshly started service's first calls
+# slowly on a loaded machine (tests/support.py). Not what these tests check.
+DEADLINE_S = 30
 
 
 class PagingGateway:
@@ -43,14 +45,19 @@ class PagingGateway:
 
     def __init__(self, delay_s: float) -> None:
         self.delay_s = delay_s
-        self.requests: list[dict[str, Any]] = []
+        self.requests: list[dict[str, Any]] = []  # every request received
+        self.in_flight: list[dict[str, Any]] = []  # those not answered yet
         self._runner: web.AppRunner | None = None
         self.port = 0
 
     async def _page(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.requests.append(body)
-        await asyncio.sleep(self.delay_s)
+        self.in_flight.append(body)
+        try:
+            await asyncio.sleep(self.delay_s)
+        finally:
+            self.in_flight.remove(body)
         return web.json_response({"accepted": True})
 
     async def start(self) -> PagingGateway:
@@ -58,10 +65,8 @@ class PagingGateway:
         app.router.add_post("/page", self._page)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()  # the port the OS picked, read back
+        self.port = int(self._runner.addresses[0][1])
         return self
 
     async def stop(self) -> None:
@@ -84,26 +89,57 @@ async def open_ladders(target: str, settings: Settings, producer: Producer, n: i
     channel, api = stub(target)
     async with channel:
         await asyncio.gather(
-            *(api.AssessCssrs(high_risk_request(c), metadata=md(settings, "clinician"), timeout=10) for c in clients)
+            *(
+                api.AssessCssrs(high_risk_request(c), metadata=md(settings, "clinician"), timeout=DEADLINE_S)
+                for c in clients
+            )
         )
     for c in clients:
         await producer.drop(uid("session"), c, uid("clin"))
     return clients
 
 
-async def wait_ladders_done(db: Any, clients: list[str], rungs: int, timeout_s: float) -> list[dict[str, Any]]:
-    """The alerts of these clients, each with "rungs" = its rung records, once all ladders are done."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
+def header_settled(doc: dict[str, Any], rungs: int) -> bool:
+    return doc.get("next_step") == rungs and doc.get("due_at") is None
+
+
+async def wait_ladders_done(
+    db: Any, clients: list[str], rungs: int, timeout_s: float, settle_s: float = 30
+) -> list[dict[str, Any]]:
+    """The alerts of these clients, each with "rungs" = its rung records, once all ladders are done
+    and their headers say so (the header is folded from the records after each rung is recorded),
+    or what was last read when either deadline passes."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
     docs: list[dict[str, Any]] = []
-    while asyncio.get_running_loop().time() < deadline:
+    while True:
         docs = await db.alerts.find({"client_id": {"$in": clients}}).to_list()
         for d in docs:
             d["rungs"] = await fired_rungs(db, d)
         if len(docs) == len(clients) and all(len(d["rungs"]) >= rungs for d in docs):
-            await asyncio.sleep(0.5)  # let the header reconcile land
-            return [{**(await db.alerts.find_one({"_id": d["_id"]})), "rungs": d["rungs"]} for d in docs]
+            break
+        if loop.time() >= deadline:
+            return docs
         await asyncio.sleep(0.2)
+    deadline = loop.time() + settle_s
+    while not all(header_settled(d, rungs) for d in docs) and loop.time() < deadline:
+        await asyncio.sleep(0.2)
+        docs = [{**(await db.alerts.find_one({"_id": d["_id"]})), "rungs": d["rungs"]} for d in docs]
     return docs
+
+
+async def wait_escalations_received(out: Collector, docs: list[dict[str, Any]], timeout_s: float = 30) -> None:
+    """Until the collector has received every AlertEscalated stored with these alerts' rung records
+    (their outbox), i.e. the relay published them all; returns at the deadline regardless."""
+    stored = {
+        e["id"] for d in docs for r in d["rungs"] for e in r.get("outbox", []) if e["type"].endswith("AlertEscalated")
+    }
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        received = {e[1].id for e in out.matching(lambda t, e, p: e.type.endswith("AlertEscalated"))}
+        if stored <= received:
+            return
+        await asyncio.sleep(0.1)
 
 
 def assert_exactly_once(docs: list[dict[str, Any]], clients: list[str], rungs: int) -> None:
@@ -143,12 +179,20 @@ async def test_sigkill_mid_ladder_resumes_without_skipping_or_doubling(
     proc = start(ServiceProcess("crisis", env=env))
     try:
         clients = await open_ladders(proc.target, settings, upstream, 8)
-        # Kill the moment the third rung of one of these ladders is being delivered: claimed, not recorded.
         deadline = asyncio.get_running_loop().time() + 60
-        in_flight: list[dict[str, Any]] = []
-        while not in_flight and asyncio.get_running_loop().time() < deadline:
+        own: set[str] = set()  # these ladders' alerts (the gateway may also hear of other runs' alerts)
+        while len(own) < len(clients) and asyncio.get_running_loop().time() < deadline:
             own = {d["_id"] for d in await db.alerts.find({"client_id": {"$in": clients}}, {"_id": 1}).to_list()}
-            in_flight = [r for r in gateway.requests if r["step"] == "EMERGENCY_CONTACT" and r["alert_id"] in own]
+            await asyncio.sleep(0.05)
+        assert len(own) == len(clients), "not every drop opened an alert"
+        # Kill the moment the third rung of one of these ladders is being delivered: claimed, not
+        # recorded. The gateway answers in this event loop, so nothing is answered between the
+        # check and the kill (no await in between).
+        in_flight: list[dict[str, Any]] = []
+        while asyncio.get_running_loop().time() < deadline:
+            in_flight = [r for r in gateway.in_flight if r["step"] == "EMERGENCY_CONTACT" and r["alert_id"] in own]
+            if in_flight:
+                break
             await asyncio.sleep(0.02)
         assert in_flight, "no third rung was ever delivered"
         assert proc.stop(signal.SIGKILL) == -signal.SIGKILL
@@ -157,7 +201,7 @@ async def test_sigkill_mid_ladder_resumes_without_skipping_or_doubling(
         proc = start(ServiceProcess("crisis", env={**env, "CRISIS_INSTANCE_ID": "crisis-a2"}))
         docs = await wait_ladders_done(db, clients, 4, timeout_s=60)
         assert_exactly_once(docs, clients, 4)
-        await asyncio.sleep(1.0)  # let the relay publish the last rungs
+        await wait_escalations_received(out, docs)
         assert_events_once(out, {d["_id"] for d in docs}, 4)
         # the rung that was mid-claim at the kill was taken over after its lease (paged again, same key)
         # and recorded once, by the restarted instance
@@ -190,7 +234,7 @@ async def test_two_instances_fire_each_rung_exactly_once(
         clients = await open_ladders(a.target, settings, upstream, 16)
         docs = await wait_ladders_done(db, clients, 4, timeout_s=90)
         assert_exactly_once(docs, clients, 4)
-        await asyncio.sleep(1.0)
+        await wait_escalations_received(out, docs)
         assert_events_once(out, {d["_id"] for d in docs}, 4)
         fired_by = Counter(f["fired_by"] for d in docs for f in d["rungs"] if f["trigger"] == "TIMER")
         assert set(fired_by) <= {"crisis-a", "crisis-b"} and sum(fired_by.values()) == 3 * len(clients)
@@ -199,7 +243,9 @@ async def test_two_instances_fire_each_rung_exactly_once(
         channel, api = stub(b.target)
         async with channel:
             alert = await api.GetAlert(
-                crisis_pb2.GetAlertRequest(alert_id=docs[0]["_id"]), metadata=md(settings, "clinician"), timeout=5
+                crisis_pb2.GetAlertRequest(alert_id=docs[0]["_id"]),
+                metadata=md(settings, "clinician"),
+                timeout=DEADLINE_S,
             )
         assert alert.next_step_index == 4
     finally:
