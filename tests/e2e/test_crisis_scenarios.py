@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -51,21 +48,6 @@ PHONE = re.compile(r"555\D?01\d\d")
 # Deadline of the test's own calls: FerretDB answers a freshly started service's first calls
 # slowly on a loaded machine (tests/support.py). Not what this test checks.
 DEADLINE_S = 30
-
-
-def patient_wait_for_trace(settings: Settings, trace_id: str, predicate: Any, timeout_s: float) -> list[dict]:
-    """tests.support.wait_for_trace, retried while the shared Zipkin is too loaded to answer in time."""
-    deadline = time.monotonic() + timeout_s
-    spans: list[dict] = []
-    while time.monotonic() < deadline:
-        try:
-            spans = wait_for_trace(settings, trace_id, predicate, timeout_s=min(20, deadline - time.monotonic()))
-        except httpx.HTTPError:
-            time.sleep(1)
-            continue
-        if predicate(spans):
-            return spans
-    return spans
 
 
 @pytest.fixture
@@ -173,7 +155,7 @@ async def test_disconnection_during_crisis_is_escalated_as_one_trace(stack, sett
         sends = [s for s in spans if s.get("kind") == "PRODUCER" and s["name"] == "iop.crisis.alerts.v1 send"]
         return len(rung_spans) >= 3 and len(sends) >= 4
 
-    spans = patient_wait_for_trace(settings, trace_id, complete, timeout_s=90)
+    spans = wait_for_trace(settings, trace_id, complete, timeout_s=90)
     assert {s["traceId"] for s in spans} == {trace_id}
     names = {(s["localEndpoint"]["serviceName"], s.get("kind"), s["name"]) for s in spans}  # Zipkin lowercases
     assert ("video-webhook", "SERVER", "post /webhooks/video participant_left") in names, names
