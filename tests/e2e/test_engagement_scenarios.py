@@ -1,8 +1,9 @@
 """Engagement scenarios end to end: the engagement process and its faust worker, the real broker,
 store, trace UI and a headless Chromium.
 
-- Disconnection during crisis: a signed webhook reports a client's drop mid-session; within a
-  second ConnectionDropped is on iop.engagement.attendance.v1, in the same trace as the webhook.
+- Disconnection during crisis: a signed webhook reports a client's drop mid-session; before the
+  webhook answers, ConnectionDropped is on iop.engagement.attendance.v1 (the crisis service's
+  1 s target is measured by tests/bench/crisis_bench.py), in the same trace as the webhook.
 - Burnout from a full virtual day: a day of back-to-back groups on the clinician's calendar raises
   the clinician burnout-risk signal (ScoreThresholdCrossed) with its factors, readable over gRPC.
 - A client falling behind gets an outreach task; the supervisor dashboard shows all of it in Chromium.
@@ -52,6 +53,11 @@ from tests.support import ServiceProcess, auth_metadata, token, wait_for_trace
 
 pytestmark = pytest.mark.e2e
 
+# A record's broker timestamp (CreateTime) is its producer's clock, this host's, in whole milliseconds,
+# truncated: 1 ms, plus headroom. No more: the ledger's slow path publishes a drop only a few ms after
+# the webhook answered, and a wide tolerance would let it through.
+CLOCK_TOLERANCE_S = 0.002
+
 
 @pytest.fixture(scope="module")
 def stack(settings: Settings) -> Iterator[tuple[ServiceProcess, WorkerProcess]]:
@@ -74,7 +80,7 @@ def stub(stack) -> Iterator[engagement_pb2_grpc.EngagementServiceStub]:
         yield engagement_pb2_grpc.EngagementServiceStub(channel)
 
 
-def test_disconnection_scenario_connection_dropped_within_a_second_in_one_trace(
+def test_disconnection_scenario_connection_dropped_before_the_webhook_answers_in_one_trace(
     stack, stub, settings: Settings
 ) -> None:
     session_id, client = f"s-{uuid.uuid4().hex[:10]}", f"c-{uuid.uuid4().hex[:8]}"
@@ -95,22 +101,37 @@ def test_disconnection_scenario_connection_dropped_within_a_second_in_one_trace(
     assert wait_until(opened)
     assert post_webhook(zoom_body("meeting.participant_joined", session_id, client, start)).status_code == 200
     tap = Tap(settings, "iop.engagement.attendance.v1")
+    signals = Tap(settings, SIGNALS_TOPIC)
 
     tracer = TracerProvider().get_tracer("video-platform")
     with tracer.start_as_current_span("video platform: participant dropped", kind=SpanKind.CLIENT) as root:
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
         trace_id = format(root.get_span_context().trace_id, "032x")
+    # The crisis service needs ConnectionDropped within a second of the webhook: measured by the
+    # benchmarks (tests/bench/crisis_bench.py, webhook -> AlertOpened; engagement_bench.py), not here,
+    # where a slow CI machine would make a wall-clock bound flaky. Checked here is what makes it fast:
+    # the webhook publishes the drop itself and has the broker's acknowledgement before it answers
+    # (not the ledger's consumer and outbox, later).
     sent = time.time()
     reply = post_webhook(
         zoom_body("meeting.participant_left", session_id, client, leave_reason="Network disconnected"), headers=carrier
     )
-    assert reply.status_code == 200
-    hit = tap.poll(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id, timeout_s=5)
+    answered = time.time()
+    assert reply.status_code == 200, reply.text
+    hit = tap.poll(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id, timeout_s=30)
     assert hit is not None, "no ConnectionDropped"
     record = next(r for ce, r in tap.seen if ce is not None and ce.id == hit[0].id)
-    elapsed = record.timestamp / 1000 - sent  # from the webhook's request to the event's produce time
-    assert elapsed < 1.0, f"ConnectionDropped {elapsed:.2f}s after the webhook"
+    produced = record.timestamp / 1000
+    assert sent - CLOCK_TOLERANCE_S <= produced <= answered + CLOCK_TOLERANCE_S, (
+        f"ConnectionDropped produced {produced - sent:+.3f} s after the request was sent, "
+        f"but the reply came {answered - sent:.3f} s after it: not published before the webhook answered"
+    )
+    signal_id = reply.json()["signal_id"]
+    published = signals.poll(lambda ce, p: isinstance(p, ev.VideoSignal) and p.signal_id == signal_id, timeout_s=30)
+    assert published is not None, "the webhook's signal was not published"
+    assert published[1].connection_dropped_event_id == hit[0].id, "the webhook did not publish the drop itself"
+    signals.close()
     assert hit[1].client_id == client and hit[1].clinician_id == "clin-e2e"
     traceparent = dict(record.headers)["traceparent"].decode()
     assert traceparent.split("-")[1] == trace_id, "ConnectionDropped is not in the webhook's trace"
@@ -162,9 +183,6 @@ def test_burnout_scenario_raises_the_clinician_signal(stack, stub, settings: Set
     # the calendar facts arrive by session partition, so the crossing may come at the 4th or 5th group
     assert factors["peak_day_on_screen_hours"].value >= 0.8 and factors["back_to_back_sessions"].value >= 0.5
     assert "back-to-back sessions in a day (cap 4)" in factors["back_to_back_sessions"].explanation
-    scores.records(1.0)
-    signals = scores._matching(lambda ce, p: isinstance(p, ev.ScoreThresholdCrossed) and p.subject_id == clinician)
-    assert len(signals) == 1, "the signal must not flap or repeat"
 
     def summary() -> pb.ClinicianEngagement | None:
         try:
@@ -178,9 +196,17 @@ def test_burnout_scenario_raises_the_clinician_signal(stack, stub, settings: Set
         got = summary()
         return got if got is not None and got.caseload == 12 else None
 
-    got = wait_until(whole_day)
+    got = wait_until(whole_day, timeout_s=30)
     assert got is not None and got.burnout_risk.elevated and got.max_back_to_back_7_days == 5
     assert got.caseload == 12
+    # The whole day is folded (and the worker sends a crossing before it stores the state that holds it),
+    # so a repeated or flapping signal would already be on the topic. Counted by event id: the worker sends
+    # at least once, with deterministic ids (consumers de-duplicate), and on a broker shared with another
+    # test run, that run's worker folds these sessions too and sends the same event.
+    scores.records(1.0)
+    signals = scores._matching(lambda ce, p: isinstance(p, ev.ScoreThresholdCrossed) and p.subject_id == clinician)
+    assert {ce.id for ce, _ in signals} == {hit[0].id}, "the signal must not flap or repeat"
+    assert all(p.direction == "up" for _, p in signals)
     with pytest.raises(grpc.RpcError) as err:  # another clinician may not read it
         stub.GetClinicianEngagement(
             pb.GetClinicianEngagementRequest(clinician_id=clinician),
@@ -220,7 +246,7 @@ def test_client_falling_behind_gets_outreach_and_the_dashboard_shows_it_in_chrom
     outreach = scores.poll(lambda ce, p: isinstance(p, ev.OutreachTaskCreated) and p.client_id == client, timeout_s=30)
     assert outreach is not None, "no outreach task"
     assert outreach[1].reason in ("engagement_risk_elevated", "consecutive_absences")
-    engagement = wait_until(lambda: _client(stub, settings, client), timeout_s=15)
+    engagement = wait_until(lambda: _client(stub, settings, client), timeout_s=30)
     assert engagement is not None and engagement.engagement_risk.elevated
     assert engagement.last_7_days.absent == 3
     assert {f.name for f in engagement.engagement_risk.factors} >= {"absence_rate_7d", "missed_check_ins_7d"}

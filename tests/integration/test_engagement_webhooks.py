@@ -18,6 +18,7 @@ from iop.engagement.v1 import engagement_pb2 as pb
 from iop.engagement.v1 import engagement_pb2_grpc
 from iop.events.v1 import engagement_pb2 as ev
 from iop.events.v1 import scheduling_pb2
+from services.engagement.store import ATTENDANCE_COLLECTION, OUTCOMES_COLLECTION
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.errors import bad_request_violations
 from services.plumbing.protos import to_timestamp
@@ -26,6 +27,7 @@ from tests.integration.test_engagement_support import (
     SESSIONS_TOPIC,
     SIGNALS_TOPIC,
     Tap,
+    database,
     engagement_service,
     post_webhook,
     producer,
@@ -37,6 +39,11 @@ from tests.integration.test_engagement_support import (
 from tests.support import ServiceProcess, auth_metadata
 
 pytestmark = pytest.mark.integration
+
+# A record's broker timestamp (CreateTime) is its producer's clock, this host's, in whole milliseconds,
+# truncated: 1 ms, plus headroom. No more: the ledger's slow path publishes a drop only a few ms after
+# the webhook answered (5-15 ms on a developer machine), and a wide tolerance would let it through.
+CLOCK_TOLERANCE_S = 0.002
 
 
 @pytest.fixture(scope="module")
@@ -111,14 +118,17 @@ def test_replayed_webhook_is_acknowledged_but_published_once(service, stub, sett
     first, again = post_webhook(body), post_webhook(body)
     assert first.json()["status"] == "accepted" and again.json()["status"] == "duplicate"
     assert first.json()["signal_id"] == again.json()["signal_id"]
-    tap.poll(lambda ce, p: p.session_id == session_id, timeout_s=5)
+    assert tap.poll(lambda ce, p: p.session_id == session_id, timeout_s=30) is not None
     assert len([r for r in tap.records(1.0) if r.key == session_id.encode()]) == 1
     tap.close()
 
 
-def test_drop_during_active_session_emits_connection_dropped_within_a_second(service, stub, settings: Settings) -> None:
+def test_drop_during_active_session_emits_connection_dropped_before_the_webhook_answers(
+    service, stub, settings: Settings
+) -> None:
     session_id = open_session(settings, stub, ["c-1", "c-2"])
     tap = Tap(settings, "iop.engagement.attendance.v1")
+    signals = Tap(settings, SIGNALS_TOPIC)
     now = datetime.now(UTC)
     assert post_webhook(
         zoom_body("meeting.participant_joined", session_id, "c-1", now - timedelta(minutes=4))
@@ -132,36 +142,68 @@ def test_drop_during_active_session_emits_connection_dropped_within_a_second(ser
             "meeting.participant_left", session_id, "c-2", now - timedelta(minutes=1), leave_reason="left the meeting"
         )
     ).is_success
-    sent = time.monotonic()
+    # The crisis service needs ConnectionDropped within a second of the webhook. That target is measured
+    # by the benchmarks (tests/bench/crisis_bench.py: webhook -> AlertOpened; engagement_bench.py), not
+    # here, where a slow CI machine would make any wall-clock bound flaky. What makes it fast is checked
+    # instead: the webhook publishes the drop itself (the fast path) and has the broker's acknowledgement
+    # before it answers, rather than leaving it to the ledger's consumer and outbox (the slow path).
+    sent = time.time()
     dropped = post_webhook(
         zoom_body("meeting.participant_left", session_id, "c-1", now, leave_reason="Connection lost")
     )
-    assert dropped.status_code == 200
-    found = tap.poll(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id, timeout_s=5)
-    elapsed = time.monotonic() - sent
+    answered = time.time()
+    assert dropped.status_code == 200, dropped.text
+    found = tap.poll(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id, timeout_s=30)
     assert found is not None, "no ConnectionDropped"
-    assert elapsed < 1.5, f"ConnectionDropped took {elapsed:.2f}s"
+    record = next(r for ce, r in tap.seen if ce is not None and ce.id == found[0].id)
+    produced = record.timestamp / 1000
+    assert sent - CLOCK_TOLERANCE_S <= produced <= answered + CLOCK_TOLERANCE_S, (
+        f"ConnectionDropped produced {produced - sent:+.3f} s after the request was sent, "
+        f"but the reply came {answered - sent:.3f} s after it: not published before the webhook answered"
+    )
+    # and the signal the webhook published names that drop (the ledger then does not publish it again)
+    signal_id = dropped.json()["signal_id"]
+    published = signals.poll(lambda ce, p: isinstance(p, ev.VideoSignal) and p.signal_id == signal_id, timeout_s=30)
+    assert published is not None, "the webhook's signal was not published"
+    assert published[1].connection_dropped_event_id == found[0].id, "the webhook did not publish the drop itself"
+    signals.close()
     assert found[1].client_id == "c-1" and found[1].clinician_id == "clin-w"
     assert found[1].reason == "Connection lost"
     assert found[0].subject == session_id
     assert not [p for _, p in tap._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.client_id == "c-2")]
 
-    # rejoin; then a drop delivered late (its event time is before the rejoin) raises nothing
-    assert post_webhook(
-        zoom_body("meeting.participant_joined", session_id, "c-1", now + timedelta(seconds=30))
-    ).is_success
-    late = zoom_body("meeting.participant_qos", session_id, "c-1", now + timedelta(seconds=10), connection_quality=0)
-    assert post_webhook(late).is_success
-
-    def entry() -> pb.AttendanceEntry | None:
+    def entry() -> pb.AttendanceEntry:
         reply = stub.GetSessionAttendance(
             pb.GetSessionAttendanceRequest(session_id=session_id), metadata=auth_metadata(settings, "clinician")
         )
-        e = next(e for e in reply.entries if e.client_id == "c-1")
-        return e if e.reconnections == 1 and e.present else None
+        return next(e for e in reply.entries if e.client_id == "c-1")
 
-    e = wait_until(entry, timeout_s=10)
-    assert e is not None and e.disconnections == 1 and e.status == pb.ATTENDANCE_STATUS_ON_TIME
+    # rejoin; once the ledger has the rejoin, a drop delivered late (its event time is before the rejoin)
+    # raises nothing. (Posted before the ledger has the rejoin, the webhook's fast path would still see
+    # the client as dropped.)
+    assert post_webhook(
+        zoom_body("meeting.participant_joined", session_id, "c-1", now + timedelta(seconds=30))
+    ).is_success
+
+    def rejoined() -> bool:
+        e = entry()
+        return e.reconnections == 1 and e.present
+
+    assert wait_until(rejoined, timeout_s=30), "the ledger never recorded the rejoin"
+    late = zoom_body("meeting.participant_qos", session_id, "c-1", now + timedelta(seconds=10), connection_quality=0)
+    late_reply = post_webhook(late)
+    assert late_reply.is_success
+    # the positive control for "nothing more": the ledger has recorded the late drop too
+    db = database(settings)
+    recorded_late = wait_until(
+        lambda: db[ATTENDANCE_COLLECTION].find_one({"_id": session_id, "signal_ids": late_reply.json()["signal_id"]}),
+        timeout_s=30,
+    )
+    db.client.close()
+    assert recorded_late, "the ledger never recorded the late drop"
+    e = entry()
+    assert (e.reconnections, e.present, e.disconnections) == (1, True, 1)
+    assert e.status == pb.ATTENDANCE_STATUS_ON_TIME
     # the ledger recorded the drop and did not publish it again: the webhook had (one record)
     tap.records(1.0)
     drops = tap._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)
@@ -184,7 +226,7 @@ def test_drop_during_active_session_emits_connection_dropped_within_a_second(ser
         def final(ce: CloudEvent, p: Message, c: str = client) -> bool:
             return isinstance(p, ev.AttendanceRecorded) and p.session_id == session_id and p.client_id == c
 
-        hit = tap.poll(final)
+        hit = tap.poll(final, timeout_s=30)
         assert hit is not None
         recorded[client] = hit[1]
     assert recorded["c-1"].status == "on_time" and recorded["c-1"].disconnections == 1
@@ -217,10 +259,27 @@ def test_a_drop_the_webhook_did_not_publish_is_published_by_the_ledger(service, 
     )
     publish(kp, SIGNALS_TOPIC, session_id, left)
     publish(kp, SIGNALS_TOPIC, session_id, left)  # the same signal again, in a new envelope: still one drop
+    # then a rejoin, after both copies in the session's partition: once the ledger has it, it has had both
+    rejoined = ev.VideoSignal(
+        signal_id=f"rejoin-{session_id}",
+        session_id=session_id,
+        participant_id="c-1",
+        kind="participant_joined",
+        occurred_at=to_timestamp(now + timedelta(minutes=1)),
+    )
+    publish(kp, SIGNALS_TOPIC, session_id, rejoined)
     kp.close()
-    found = tap.poll(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id, timeout_s=10)
+    found = tap.poll(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id, timeout_s=30)
     assert found is not None, "the ledger did not publish the drop"
     assert found[1].client_id == "c-1" and found[1].reason == "Connection lost"
+
+    def rejoin_recorded() -> bool:
+        reply = stub.GetSessionAttendance(
+            pb.GetSessionAttendanceRequest(session_id=session_id), metadata=auth_metadata(settings, "clinician")
+        )
+        return any(e.client_id == "c-1" and e.reconnections == 1 and e.present for e in reply.entries)
+
+    assert wait_until(rejoin_recorded, timeout_s=30), "the ledger never recorded the rejoin"
     tap.records(1.0)
     assert len(tap._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)) == 1
     tap.close()
@@ -234,7 +293,7 @@ def test_signal_for_unknown_session_is_dead_lettered_with_reason(service, settin
     def mine() -> list:
         return [r for r in tap.records(0.3) if r.key == session_id.encode()]
 
-    records = wait_until(mine, timeout_s=15)
+    records = wait_until(mine, timeout_s=30)
     assert records, "no dead letter"
     headers = dict(records[0].headers)
     assert headers["dlq_error_type"] == b"PoisonEvent"
@@ -293,7 +352,6 @@ def test_positive_phq9_item9_raises_crisis_signal_and_fhir_observation(stub, set
         metadata=auth_metadata(settings, "clinician"),
     )
     submission = str(uuid.uuid4())
-    sent = time.monotonic()
     record = stub.SubmitOutcome(
         pb.SubmitOutcomeRequest(
             submission_id=submission,
@@ -304,9 +362,13 @@ def test_positive_phq9_item9_raises_crisis_signal_and_fhir_observation(stub, set
         metadata=auth_metadata(settings, "client", subject=client),
     )
     assert record.total_score == 10 and record.severity == "moderate" and record.crisis_signal
-    crisis = outcomes.poll(lambda ce, p: isinstance(p, ev.CrisisSignal) and p.submission_id == submission, timeout_s=5)
-    assert crisis is not None and time.monotonic() - sent < 2.0
-    assert crisis[1].source == "phq9-item9" and crisis[1].value == 2 and crisis[0].subject == client
+    # The crisis signal leaves through the outcome's outbox, right after the reply; how fast is the
+    # benchmarks' business (a slow machine only delays it). Here: it arrives, it is this submission's,
+    # and it is the event stored with the submission (once, below).
+    crisis = outcomes.poll(lambda ce, p: isinstance(p, ev.CrisisSignal) and p.submission_id == submission, timeout_s=30)
+    assert crisis is not None, "no CrisisSignal for a positive PHQ-9 item 9"
+    assert crisis[1].source == "phq9-item9" and crisis[1].value == 2
+    assert crisis[1].client_id == client and crisis[0].subject == client
 
     def observation() -> dict | None:
         for r in fhir.records(0.3):
@@ -315,7 +377,7 @@ def test_positive_phq9_item9_raises_crisis_signal_and_fhir_observation(stub, set
                 return json.loads(r.value)
         return None
 
-    obs = wait_until(observation, timeout_s=10)
+    obs = wait_until(observation, timeout_s=30)
     assert obs is not None
     assert obs["code"]["coding"][0]["code"] == "44261-6" and obs["valueInteger"] == 10
     assert obs["component"][0]["code"]["coding"][0]["code"] == "44260-8" and obs["component"][0]["valueInteger"] == 2
@@ -336,9 +398,16 @@ def test_positive_phq9_item9_raises_crisis_signal_and_fhir_observation(stub, set
     assert [r.total_score for r in history.records] == [18, 10]
     trend = next(t for t in history.trends if t.instrument == pb.INSTRUMENT_PHQ9)
     assert trend.direction == "improving" and trend.change == -8
-    outcomes.records(0.5)
+    # exactly once: the submission holds one crisis event, the one published, and nothing published another
+    db = database(settings)
+    stored = db[OUTCOMES_COLLECTION].find_one({"_id": submission}, {"outbox": 1})
+    db.client.close()
+    assert stored is not None
+    stored_crises = [e["id"] for e in stored["outbox"] if e["type"] == ev.CrisisSignal.DESCRIPTOR.full_name]
+    assert stored_crises == [crisis[0].id], stored_crises
+    outcomes.records(1.0)
     crises = outcomes._matching(lambda ce, p: isinstance(p, ev.CrisisSignal) and p.submission_id == submission)
-    assert len(crises) == 1
+    assert [ce.id for ce, _ in crises] == [crisis[0].id], crises
     # a client may not read another client's history
     with pytest.raises(grpc.RpcError) as err:
         stub.GetOutcomeHistory(

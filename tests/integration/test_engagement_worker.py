@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from iop.events.v1 import engagement_pb2 as ev
 from services.plumbing.envelope import CloudEvent
@@ -57,52 +58,131 @@ def speaking(session_id: str, client: str, at: datetime, seconds: float) -> ev.V
     )
 
 
+class GroupOffsets:
+    """A consumer group's committed offsets and topics' end offsets, as the broker has them."""
+
+    def __init__(self, settings: Settings, group: str) -> None:
+        self.group = group
+        self.admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
+
+    def ends(self, topics: list[str]) -> dict[TopicPartition, int]:
+        tps = []
+        for topic in topics:
+            parts = self.consumer.partitions_for_topic(topic)
+            deadline = time.monotonic() + 20
+            while not parts and time.monotonic() < deadline:
+                time.sleep(0.3)
+                parts = self.consumer.partitions_for_topic(topic)
+            assert parts, f"topic {topic} does not exist"
+            tps += [TopicPartition(topic, p) for p in sorted(parts)]
+        return dict(self.consumer.end_offsets(tps))
+
+    def committed(self) -> dict[TopicPartition, int]:
+        raw = self.admin.list_group_offsets({self.group: None}).get(self.group, {})
+        return {tp: om.offset for tp, om in raw.items() if om.offset >= 0}
+
+    def wait_committed(self, targets: dict[TopicPartition, int], timeout_s: float = 60) -> dict[str, Any]:
+        """Wait until the group has committed at least `targets`; returns what is still behind."""
+
+        def behind() -> dict[str, Any]:
+            committed = self.committed()
+            return {str(tp): (committed.get(tp), o) for tp, o in targets.items() if committed.get(tp, -1) < o}
+
+        deadline = time.monotonic() + timeout_s
+        while (left := behind()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return left
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.admin.close()
+
+
+def grown(ends: dict[TopicPartition, int], since: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+    """The partitions written since `since`, with their end offsets."""
+    return {tp: end for tp, end in ends.items() if end > since[tp]}
+
+
 def test_worker_restart_mid_stream_recovers_state_without_double_counting(settings: Settings) -> None:
     client, clinician = f"c-{uuid.uuid4().hex[:8]}", f"k-{uuid.uuid4().hex[:8]}"
     live = f"s-live-{uuid.uuid4().hex[:6]}"
+    # Every time in this test derives from this one instant, so that the day can turn meanwhile: the
+    # worker's windows end at the day of the latest event (the facts' own times, and a scheduler event's
+    # envelope time for the clinician), which is therefore now's day.
     now = datetime.now(UTC).replace(microsecond=0)
-    # the worker starts first: test runs read from "now" (ENGAGEMENT_WORKER_OFFSET_RESET=latest)
-    first = WorkerProcess(settings, instance="-1").start()
-    kp = producer(settings)
-    # ten past sessions, out of event-time order, one every day; 4 absences among the latest 7 days
-    days = list(range(10))
-    days.reverse()
-    for d in days:
-        # noon UTC of the day 10 - d days ago: on that day whatever the clock says (the worker's
-        # windows end at the day of the latest event, which is today)
-        start = now.replace(hour=12, minute=0, second=0) - timedelta(days=10 - d)
-        sid = f"{live}-{d}"
-        publish(kp, SESSIONS_TOPIC, sid, scheduled(sid, clinician, [client], start))
-        status = "absent" if d in (3, 5, 7, 9) else "on_time"
-        publish(kp, ATTENDANCE, sid, attendance(sid, client, start, status, clinician))
-    live_start = now - timedelta(minutes=50)
-    publish(kp, SESSIONS_TOPIC, live, scheduled(live, clinician, [client], live_start))
-    publish(kp, ACTIVITY, client, ev.CheckInRecorded(client_id=client, day=now.date().isoformat(), mood=3))
+    first = WorkerProcess(settings, instance="-1")
+    offsets = GroupOffsets(settings, first.app_id)
+    killed = threading.Event()
+    try:
+        # the worker starts first: test runs read from "now" (ENGAGEMENT_WORKER_OFFSET_RESET=latest)
+        first.start()
+        inputs = [SESSIONS_TOPIC, ATTENDANCE, ACTIVITY]
+        forwarded = [f"{first.app_id}-by-client", f"{first.app_id}-by-clinician"]  # the worker's internal topics
+        at_start = offsets.ends([*inputs, SIGNALS_TOPIC, *forwarded])
+        kp = producer(settings)
+        # ten past sessions, out of event-time order, one every day; 4 absences among the latest 7 days
+        days = list(range(10))
+        days.reverse()
+        for d in days:
+            # noon UTC of the day 10 - d days ago: on that day whatever the clock says (the worker's
+            # windows end at the day of the latest event, which is today)
+            start = now.replace(hour=12, minute=0, second=0) - timedelta(days=10 - d)
+            sid = f"{live}-{d}"
+            publish(kp, SESSIONS_TOPIC, sid, scheduled(sid, clinician, [client], start), when=now)
+            status = "absent" if d in (3, 5, 7, 9) else "on_time"
+            publish(kp, ATTENDANCE, sid, attendance(sid, client, start, status, clinician), when=now)
+        live_start = now - timedelta(minutes=50)
+        publish(kp, SESSIONS_TOPIC, live, scheduled(live, clinician, [client], live_start), when=now)
+        check_in = ev.CheckInRecorded(
+            client_id=client, day=now.date().isoformat(), mood=3, recorded_at=to_timestamp(now)
+        )
+        publish(kp, ACTIVITY, client, check_in, when=now)
+        before_stream = offsets.ends(inputs)
 
-    total_signals, stop_at = 400, 150
-    published = threading.Event()
-    half = threading.Event()
+        total_signals, stop_at = 400, 150
+        # the last 50 signals wait for the crash, so that it is mid-stream however slow the machine
+        hold_at = total_signals - 50
+        published = threading.Event()
+        half = threading.Event()
 
-    def stream() -> None:
-        kp2 = producer(settings)
-        for i in range(total_signals):
-            at = live_start + timedelta(seconds=5 + i)
-            msg = speaking(live, client, at, 1.5)
-            ce = CloudEvent.new("/iop/engagement", live, msg, event_id=msg.signal_id)
-            kp2.send(SIGNALS_TOPIC, key=live.encode(), value=ce.data, headers=ce.headers())
-            if i == stop_at:
-                kp2.flush()
-                half.set()
-            time.sleep(0.01)
-        kp2.flush()
-        kp2.close()
-        published.set()
+        def stream() -> None:
+            kp2 = producer(settings)
+            for i in range(total_signals):
+                at = live_start + timedelta(seconds=5 + i)
+                msg = speaking(live, client, at, 1.5)
+                ce = CloudEvent.new("/iop/engagement", live, msg, event_id=msg.signal_id)
+                kp2.send(SIGNALS_TOPIC, key=live.encode(), value=ce.data, headers=ce.headers())
+                if i == stop_at:
+                    kp2.flush()
+                    half.set()
+                if i == hold_at:
+                    killed.wait(120)
+                time.sleep(0.01)
+            kp2.flush()
+            kp2.close()
+            published.set()
 
-    feeder = threading.Thread(target=stream)
-    feeder.start()
-    assert half.wait(30)
-    time.sleep(0.5)
-    assert first.stop(signal.SIGKILL) == -signal.SIGKILL  # hard crash mid-stream: no commit, no flush
+        feeder = threading.Thread(target=stream)
+        feeder.start()
+        assert half.wait(30)
+        # The second worker resumes from the group's committed offsets, and where the group has none it
+        # starts at the end (ENGAGEMENT_WORKER_OFFSET_RESET=latest): it would skip whatever the first one
+        # had not committed at all. So the crash comes once the first worker has committed past every
+        # record published before the stream (and so has sent what it forwarded from them to its internal
+        # topics: a commit waits for the producer), then past those forwarded records, and past some of
+        # the stream, whose state is then in the changelog.
+        behind = offsets.wait_committed(grown(before_stream, at_start))
+        assert not behind, f"the first worker never committed the records before the stream: {behind}"
+        stream_started = {tp: at_start[tp] + 1 for tp in grown(offsets.ends([SIGNALS_TOPIC]), at_start)}
+        behind = offsets.wait_committed(grown(offsets.ends(forwarded), at_start) | stream_started)
+        assert not behind, f"the first worker never committed its forwarded records or the stream: {behind}"
+        # hard crash mid-stream: what it folded since its last commit is neither committed nor flushed
+        assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    finally:
+        first.stop()  # a no-op after the crash; else the test failed before it
+        killed.set()
+        offsets.close()
     second = WorkerProcess(settings, instance="-2").start()
     try:
         assert published.wait(60)
@@ -145,7 +225,7 @@ def test_worker_restart_mid_stream_recovers_state_without_double_counting(settin
         assert factors["absence_rate_7d"]["value"] == pytest.approx(3 / 7, abs=1e-3)
         assert doc["risk"]["value"] == pytest.approx(sum(f["contribution"] for f in factors.values()), abs=1e-3)
 
-        clin = wait_until(lambda: db["clinician_load"].find_one({"_id": clinician, "load.caseload": 1}), timeout_s=20)
+        clin = wait_until(lambda: db["clinician_load"].find_one({"_id": clinician, "load.caseload": 1}), timeout_s=30)
         assert clin is not None and clin["load"]["sessions_7_days"] >= 7
     finally:
         second.stop()
@@ -177,7 +257,7 @@ def test_poison_records_are_dead_lettered_with_reason_and_the_worker_keeps_foldi
             ]
             return mine if len(mine) >= 2 else None
 
-        poisoned = wait_until(both_dead_lettered)
+        poisoned = wait_until(both_dead_lettered, timeout_s=30)
         assert poisoned and len(poisoned) == 2, poisoned
         reasons = sorted(dict(r.headers)["dlq_error_message"].decode() for r in poisoned)
         assert "malformed VideoSignal: participant_id or kind" in reasons
