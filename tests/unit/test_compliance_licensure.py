@@ -396,3 +396,13 @@ def test_day_bounds_follow_daylight_saving() -> None:
     # 2026-03-08: US DST starts, the day in New York is 23 hours long
     start, end = local_day_bounds(date(2026, 3, 8), REF.zone("NY"))
     assert end - start == timedelta(hours=23)
+
+
+def test_the_reference_data_is_not_due_for_review_within_30_days() -> None:
+    """Past `review_by` every licensure answer is NEEDS_REVIEW and every booking is refused (fail
+    closed, by design): this fails a month ahead, by name, instead of the booking tests failing on the day."""
+    due_in = REF.review_by - datetime.now(UTC).date()
+    assert due_in > timedelta(days=30), (
+        f"services/compliance/data/compacts.yaml and states.yaml are due for review on {REF.review_by}: check "
+        "the compacts' member states and effective dates against their commissions, then move review_by"
+    )
