@@ -39,8 +39,8 @@ class Settings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = Field(default=None, alias="OTEL_EXPORTER_OTLP_ENDPOINT")
     zipkin_endpoint: str = Field(default="http://127.0.0.1:9411/api/v2/spans", alias="ZIPKIN_ENDPOINT")
     otel_traces_sampler_ratio: float | None = Field(default=None, alias="OTEL_TRACES_SAMPLER_RATIO")
-    otel_export_delay_ms: int = Field(default=500, alias="OTEL_BSP_SCHEDULE_DELAY")
-    otel_export_queue_size: int = Field(default=2048, alias="OTEL_BSP_MAX_QUEUE_SIZE")
+    otel_export_delay_ms: int = Field(default=500, gt=0, alias="OTEL_BSP_SCHEDULE_DELAY")
+    otel_export_queue_size: int = Field(default=2048, ge=1, alias="OTEL_BSP_MAX_QUEUE_SIZE")
     telemetry_enabled: bool = Field(default=True, alias="IOP_TELEMETRY_ENABLED")
 
     jwt_secret: str = Field(default=DEV_JWT_SECRET, alias="IOP_JWT_SECRET")

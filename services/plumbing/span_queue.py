@@ -52,8 +52,15 @@ class EncodedSpanQueue(SpanProcessor, ABC, Generic[Encoded]):
     def __init__(
         self, *, schedule_delay_s: float = 0.5, max_batch: int = 512, max_queue: int = 2048, timeout_s: float = 10.0
     ) -> None:
+        if schedule_delay_s <= 0 or max_batch < 1 or max_queue < 1 or timeout_s <= 0:
+            raise ValueError(
+                f"span queue: delay {schedule_delay_s}, batch {max_batch}, queue {max_queue} and "
+                f"timeout {timeout_s} must all be positive"
+            )
         self._delay_s = schedule_delay_s
-        self._max_batch = max_batch
+        # a batch never exceeds the queue: a larger one would never fill, and spans past the queue
+        # would be dropped while the thread waits for its schedule
+        self._max_batch = min(max_batch, max_queue)
         self._max_queue = max_queue
         self._timeout_s = timeout_s
         self._queue: deque[Encoded] = deque()

@@ -161,11 +161,32 @@ def test_a_full_batch_is_posted_without_waiting_for_the_schedule(sink: SpanSink)
 
 def test_the_queue_is_bounded_and_shutdown_posts_what_it_holds(sink: SpanSink) -> None:
     processor = ZipkinSpanProcessor(sink.endpoint, schedule_delay_s=60, max_batch=100, max_queue=3)
-    traced(processor, ["a", "b", "c", "d", "e"])
+    with processor._send_lock:  # nothing is sent while they end: the queue fills
+        traced(processor, ["a", "b", "c", "d", "e"])
     processor.shutdown()
     assert sink.names() == ["a", "b", "c"]
     traced(processor, ["after shutdown"])
     assert sink.names() == ["a", "b", "c"]
+
+
+def test_a_batch_larger_than_the_queue_is_sent_when_the_queue_is_full(sink: SpanSink) -> None:
+    processor = ZipkinSpanProcessor(sink.endpoint, schedule_delay_s=60, max_batch=100, max_queue=3)
+    traced(processor, ["a", "b", "c"])
+    for _ in range(100):
+        if sink.batches:
+            break
+        threading.Event().wait(0.05)
+    assert sink.names() == ["a", "b", "c"]  # not held for the schedule while later spans are dropped
+    processor.shutdown()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"schedule_delay_s": 0}, {"max_batch": 0}, {"max_queue": 0}, {"timeout_s": -1}],
+)
+def test_settings_that_cannot_work_are_refused(options: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="must all be positive"):
+        ZipkinSpanProcessor("http://127.0.0.1:9/api/v2/spans", **options)  # type: ignore[arg-type]
 
 
 def test_an_unreachable_collector_costs_the_batch_not_the_service(caplog: pytest.LogCaptureFixture) -> None:
