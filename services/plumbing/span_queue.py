@@ -65,6 +65,7 @@ class EncodedSpanQueue(SpanProcessor, ABC, Generic[Encoded]):
         self._timeout_s = timeout_s
         self._queue: deque[Encoded] = deque()
         self._dropped = 0
+        self._dropped_lock = threading.Lock()
         self._wake = threading.Event()
         self._send_lock = threading.Lock()
         self._stopped = False
@@ -91,7 +92,8 @@ class EncodedSpanQueue(SpanProcessor, ABC, Generic[Encoded]):
         if self._stopped or context is None or not context.trace_flags.sampled:
             return
         if len(self._queue) >= self._max_queue:
-            self._dropped += 1
+            with self._dropped_lock:  # ended on any thread; counted by the export thread
+                self._dropped += 1
             return
         try:
             self._queue.append(self._encode(span))
@@ -115,8 +117,9 @@ class EncodedSpanQueue(SpanProcessor, ABC, Generic[Encoded]):
         if not self._send_lock.acquire(timeout=wait):  # another thread is sending until after the deadline
             return
         try:
-            if self._dropped:
+            with self._dropped_lock:
                 dropped, self._dropped = self._dropped, 0
+            if dropped:
                 log.warning("span queue full: %d spans not exported to %s", dropped, self.destination)
             while self._queue and time.monotonic() < min(deadline, self._stop_deadline):
                 self._send([self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))])
