@@ -5,8 +5,9 @@ three times the handler itself per request (a webhook at 1,000/s: 34 % of the en
 process's CPU against 10 % in the handler; py-spy). `DirectRoute` serves one method and path with
 a plain handler (a Starlette Request in, a Starlette Response out) and passes everything else to
 the app. It makes the request's SERVER span itself, a child of the caller's `traceparent`, with
-the instrumentor's name and attributes (method, route, target, URL without its query, scheme,
-flavor, host and port, server name, user agent, peer, status code), so traces look the same.
+the instrumentor's name and attributes (method, route, target, URL, scheme, flavor, host and
+port, server name, user agent, peer, status code), so traces look the same; like every
+instrumented route here, its URL has no query string (telemetry.http_url_without_query).
 Another method on its path gets 405 with `Allow`, as the app's router answers it.
 """
 
@@ -17,9 +18,12 @@ from collections.abc import Awaitable, Callable
 
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.util.http import sanitize_method
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from services.plumbing.telemetry import http_url_without_query
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("iop.http")
@@ -51,16 +55,16 @@ class DirectRoute:
         method: str = scope["method"]
         request = Request(scope, receive)
         headers = request.headers
-        scheme = scope.get("scheme", "http")
         server_host, server_port = scope.get("server") or ("0.0.0.0", 80)
         server = f"{server_host}:{server_port}" if server_port != 80 else server_host
         host = headers.get("host")
+        span_method = sanitize_method(method)  # a method a client made up is "_OTHER", as in the instrumentor
         attributes: dict[str, str | int] = {
-            "http.method": method,
+            "http.method": span_method,
             "http.route": self._path,
             "http.target": self._path,
-            "http.url": f"{scheme}://{host or server}{scope['path']}",  # no query: it is not this route's
-            "http.scheme": scheme,
+            "http.url": http_url_without_query(scope),
+            "http.scheme": scope.get("scheme", "http"),
             "http.flavor": scope.get("http_version", "1.1"),
             "http.host": server,
             "net.host.port": server_port,
@@ -72,7 +76,9 @@ class DirectRoute:
         if client := scope.get("client"):
             attributes["net.peer.ip"], attributes["net.peer.port"] = client[0], client[1]
         with _tracer.start_as_current_span(
-            self._span_name if method == self._method else f"{method} {self._path}",
+            self._span_name
+            if method == self._method
+            else f"{'HTTP' if span_method == '_OTHER' else span_method} {self._path}",
             context=propagate.extract(headers),
             kind=SpanKind.SERVER,
             attributes=attributes,

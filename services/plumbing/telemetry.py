@@ -9,6 +9,7 @@ attributes: instrumentations that could record payloads (pymongo statements) are
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import trace
@@ -80,12 +81,36 @@ def instrument_libraries() -> None:
     PymongoInstrumentor().instrument(capture_statement=False)
 
 
-def instrument_fastapi(app: Any) -> None:
+def http_url_without_query(scope: Mapping[str, Any]) -> str:
+    """An HTTP request's URL as the ASGI instrumentation records it (`http.url`: the Host header or
+    the server address, and the path), without the query string: the dashboard takes its bearer
+    token as `?access_token=` (a page a browser opens cannot send a header), and the
+    instrumentation would write it into the request's span for anyone who reads traces."""
+    host = next((value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"host"), "")
+    if not host:
+        server_host, server_port = scope.get("server") or ("0.0.0.0", 80)
+        host = f"{server_host}:{server_port}" if server_port != 80 else str(server_host)
+    return f"{scope.get('scheme', 'http')}://{host}{scope['path']}"
+
+
+def _url_without_query(span: trace.Span, scope: dict[str, Any]) -> None:
+    if span.is_recording():
+        span.set_attribute("http.url", http_url_without_query(scope))
+
+
+def instrument_fastapi(app: Any, tracer_provider: trace.TracerProvider | None = None) -> None:
+    """Server spans for a FastAPI app (with the process's tracer provider unless given one)."""
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     # One server span per request: the per-ASGI-message "http send"/"http receive" children
-    # carry nothing an SRE reads and cost a span each.
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,metrics", exclude_spans=["receive", "send"])
+    # carry nothing an SRE reads and cost a span each. No query string in the span's URL.
+    FastAPIInstrumentor.instrument_app(
+        app,
+        excluded_urls="healthz,metrics",
+        exclude_spans=["receive", "send"],
+        server_request_hook=_url_without_query,
+        tracer_provider=tracer_provider,
+    )
 
 
 def shutdown_telemetry() -> None:
