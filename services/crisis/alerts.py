@@ -473,7 +473,10 @@ class AlertService:
                 await self.reconcile(alert, force=True)
                 return False
             self.relay.notify(ALERT_RECORDS, record["_id"], written)
-            await self.reconcile(alert, [*records, record])
+            # The header from the records as they are now, not as read before the page: a contact
+            # stored meanwhile stops the ladder (domain.fold_alert), and its own reconcile may have
+            # run before this one.
+            await self.reconcile(alert, force=True)
             return True
 
     async def sweep(self, alert_ids: list[str]) -> set[str]:
