@@ -271,6 +271,9 @@ async def test_alert_lifecycle_permissions_and_contact_stops_the_ladder(crisis, 
 
         late = await out.wait_for(due_after_contact, timeout_s=3.0)
         assert late == [], [(e[2].step_index, e[2].due_at.ToDatetime(), contact_stored) for e in late]
+        # and from the stored records (whatever the topic's lag): still stopped, nothing due
+        after = await api.GetAlert(crisis_pb2.GetAlertRequest(alert_id=alert_id), metadata=mine, timeout=DEADLINE_S)
+        assert after.status == ev.ALERT_STATUS_CONTACT_MADE and not after.HasField("next_step_due_at"), after
 
         resolved = await api.ResolveAlert(
             crisis_pb2.ResolveAlertRequest(alert_id=alert_id, resolution="SAFE_AT_HOME"),
