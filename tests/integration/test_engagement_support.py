@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pymongo import MongoClient
 
+from iop.events.v1 import engagement_pb2 as ev
 from iop.events.v1 import scheduling_pb2
 from services.engagement.config import DEV_WEBHOOK_SECRET
 from services.engagement.domain import sign
@@ -230,3 +231,33 @@ def wait_until(check: Callable[[], Any], timeout_s: float = 20, interval_s: floa
             return value
         time.sleep(interval_s)
     return check()
+
+
+# A record's broker timestamp (CreateTime) is its producer's clock, this host's, in whole milliseconds,
+# truncated: 1 ms, plus headroom. No more: the ledger's slow path publishes a drop only a few ms after
+# the webhook answered (5-15 ms on a developer machine), and a wide tolerance would let it through.
+CLOCK_TOLERANCE_S = 0.002
+
+
+def assert_drop_published_by_the_webhook(
+    drops: Tap, signals: Tap, session_id: str, signal_id: str, sent: float, answered: float
+) -> tuple[CloudEvent, Any, Any]:
+    """The crisis service needs a drop's ConnectionDropped within a second of the webhook; that target
+    is measured by the benchmarks (tests/bench/crisis_bench.py: webhook -> AlertOpened;
+    engagement_bench.py), not in a test, where a slow CI machine would make a wall-clock bound flaky.
+    Checked here is what makes it fast: the webhook published the drop itself (the fast path) and had
+    the broker's acknowledgement before it answered (at `answered`, time.time()), rather than leaving it
+    to the ledger's consumer and outbox (the slow path); and the signal it published names that drop.
+    Returns the ConnectionDropped's envelope, payload and record."""
+    found = drops.poll(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id, timeout_s=30)
+    assert found is not None, "no ConnectionDropped"
+    record = next(r for ce, r in drops.seen if ce is not None and ce.id == found[0].id)
+    produced = record.timestamp / 1000
+    assert sent - CLOCK_TOLERANCE_S <= produced <= answered + CLOCK_TOLERANCE_S, (
+        f"ConnectionDropped produced {produced - sent:+.3f} s after the request was sent, "
+        f"but the reply came {answered - sent:.3f} s after it: not published before the webhook answered"
+    )
+    published = signals.poll(lambda ce, p: isinstance(p, ev.VideoSignal) and p.signal_id == signal_id, timeout_s=30)
+    assert published is not None, "the webhook's signal was not published"
+    assert published[1].connection_dropped_event_id == found[0].id, "the webhook did not publish the drop itself"
+    return found[0], found[1], record
