@@ -94,8 +94,16 @@ def http_url_without_query(scope: Mapping[str, Any]) -> str:
 
 
 def _url_without_query(span: trace.Span, scope: dict[str, Any]) -> None:
-    if span.is_recording():
+    """The instrumentation's request hook: the span's URL attributes without the query string,
+    in the HTTP semantic conventions it writes (`http.url`; `url.query` under
+    OTEL_SEMCONV_STABILITY_OPT_IN=http)."""
+    if not span.is_recording():
+        return
+    recorded = getattr(span, "attributes", None) or {}  # the SDK's span; the API's has none to read
+    if "http.url" in recorded or not recorded:
         span.set_attribute("http.url", http_url_without_query(scope))
+    if "url.query" in recorded:
+        span.set_attribute("url.query", "REDACTED")
 
 
 def instrument_fastapi(app: Any, tracer_provider: trace.TracerProvider | None = None) -> None:

@@ -13,7 +13,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.plumbing import direct_route
+from services.plumbing import direct_route, telemetry
 from services.plumbing.direct_route import DirectRoute
 from services.plumbing.telemetry import instrument_fastapi
 
@@ -137,3 +137,21 @@ async def test_its_span_is_the_one_the_instrumented_app_makes_for_the_same_reque
     assert ours.name == theirs.name
     assert dict(ours.attributes or {}) == dict(theirs.attributes or {})
     assert "secret" not in str(dict(ours.attributes or {}))
+
+
+def test_the_request_hook_takes_the_query_out_of_either_conventions_url() -> None:
+    """The instrumentation's old conventions put the query in `http.url`, the stable ones (opted in
+    with OTEL_SEMCONV_STABILITY_OPT_IN=http) in `url.query`: neither keeps it."""
+    provider = TracerProvider()
+    scope = {"scheme": "http", "path": "/dashboard", "headers": [(b"host", b"svc")], "server": ("10.0.0.2", 8080)}
+    for attribute, value in (
+        ("http.url", "http://svc/dashboard?access_token=secret"),
+        ("url.query", "access_token=secret"),
+    ):
+        span = provider.get_tracer("t").start_span("GET /dashboard", attributes={attribute: value})
+        telemetry._url_without_query(span, scope)
+        span.end()
+        recorded = dict(span.attributes or {})  # type: ignore[attr-defined]
+        assert "secret" not in str(recorded), recorded
+        assert set(recorded) == {attribute}  # the other convention's attribute is not added
+    assert telemetry.http_url_without_query(scope) == "http://svc/dashboard"
