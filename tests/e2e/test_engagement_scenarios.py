@@ -50,7 +50,7 @@ from tests.integration.test_engagement_support import (
     wait_until,
     zoom_body,
 )
-from tests.support import ServiceProcess, auth_metadata, token, wait_for_trace
+from tests.support import ServiceProcess, auth_metadata, token, wait_for_trace, zipkin_base
 
 pytestmark = pytest.mark.e2e
 
@@ -258,6 +258,7 @@ def test_client_falling_behind_gets_outreach_and_the_dashboard_shows_it_in_chrom
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "Debian's chromium package is required for the dashboard test"
     url = f"http://127.0.0.1:{HTTP_PORT}/dashboard?access_token={token(settings, 'supervisor')}"
+    asked_at_us = int(time.time() * 1_000_000)
     with tempfile.TemporaryDirectory() as tmp:
         args = [
             chromium,
@@ -283,6 +284,35 @@ def test_client_falling_behind_gets_outreach_and_the_dashboard_shows_it_in_chrom
     assert len(colours) > 20, "the screenshot is blank"
     assert any(_near(c, (0xC0, 0x39, 0x2B)) for c in colours), "no elevated-risk bar was drawn"
     assert any(_near(c, (0x2E, 0x86, 0xC1)) for c in colours), "no attendance bar was drawn"
+
+    # The page was asked for with the supervisor's token in its query string: the engagement
+    # service's spans of those requests are in Zipkin, and the token is in none of them.
+    secret = url.rpartition("access_token=")[2]
+    spans = _dashboard_spans(settings, since_us=asked_at_us)
+    assert spans, "no span of the dashboard requests reached Zipkin"
+    assert not [s for s in spans if secret in str(s)], "the dashboard's token is in a span"
+
+
+def _dashboard_spans(settings: Settings, since_us: int, timeout_s: float = 30) -> list[dict]:
+    """The engagement service's `GET /dashboard` spans in Zipkin that started at `since_us` or later
+    (polled until some arrive: each process exports in its own batches)."""
+    query: dict[str, str | int] = {
+        "serviceName": "engagement",
+        "spanName": "get /dashboard",
+        "lookback": 600_000,
+        "limit": 50,
+    }
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            reply = httpx.get(f"{zipkin_base(settings)}/api/v2/traces", params=query, timeout=10)
+            found = [s for trace in reply.json() for s in trace] if reply.status_code == 200 else []
+            spans = [s for s in found if s.get("name") == "get /dashboard" and s.get("timestamp", 0) >= since_us]
+        except httpx.HTTPError:
+            spans = []
+        if spans or time.monotonic() > deadline:
+            return spans
+        time.sleep(1)
 
 
 def _client(stub, settings: Settings, client: str) -> pb.ClientEngagement | None:
