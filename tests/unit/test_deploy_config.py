@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from services.plumbing.settings import Settings
-from tests.support import ROOT, SERVICE_NAMES
+from tests.support import ROOT, SERVICE_NAMES, token
 
 APP_SERVICES = tuple(SERVICE_NAMES)
 WORKERS = {"engagement-worker": "services.engagement.worker"}
@@ -118,6 +118,10 @@ def test_collector_redacts_phi_before_exporting_to_jaeger(compose) -> None:
     assert exporter["endpoint"].split(":")[0] == "jaeger"
     patterns = config["processors"]["redaction/phi"]["blocked_key_patterns"]
     assert any(re.fullmatch(p, "client.phone_number") for p in patterns)
+    # and a bearer token, should one reach a span (the services record URLs without their query)
+    values = config["processors"]["redaction/phi"]["blocked_values"]
+    bearer = token(Settings(), "supervisor")  # type: ignore[call-arg]
+    assert any(re.search(v, f"http://svc/dashboard?access_token={bearer}") for v in values)
 
 
 def test_dockerfile_puts_generated_code_on_the_path() -> None:
