@@ -82,6 +82,8 @@ PROCESSED_INDEXES = [
 ]
 
 Handler = Callable[[CloudEvent, Any], Awaitable[None]]
+# Which events of a type concern a consumer at all, from the decoded payload (see EventConsumer).
+Wanted = Callable[[Any], bool]
 
 _first_delivery: ContextVar[bool] = ContextVar("iop_first_delivery", default=False)
 
@@ -114,7 +116,11 @@ class EventConsumer:
     """Consumes `topics` as `group_id`, dispatching by CloudEvents type to `handlers`.
 
     Event types on the topics that this consumer has no handler for are not its
-    business (a topic carries several types) and are skipped, counted in `ignored`.
+    business (a topic carries several types) and are skipped, counted in `ignored`;
+    so are the events of a type in `wanted` whose payload its predicate rejects
+    (a type of which the handler applies only some, such as the few video signals
+    that attendance is computed from). Either kind is acknowledged without a claim,
+    a processed marker or a span: skipping one twice is harmless.
     """
 
     def __init__(
@@ -127,6 +133,7 @@ class EventConsumer:
         db: AsyncDatabase[Document],
         producer: AIOKafkaProducer,
         dead_letter_topic: str,
+        wanted: dict[str, Wanted] | None = None,
         max_batch: int = 500,
         marker_window_s: float = 0.05,
         commit_interval_s: float = 0.1,
@@ -134,6 +141,7 @@ class EventConsumer:
         self.group_id = group_id
         self.topics = topics
         self.handlers = handlers
+        self._wanted = wanted or {}
         self._db = db
         self._producer = producer
         self._dead_letter_topic = dead_letter_topic
@@ -243,12 +251,16 @@ class EventConsumer:
         in hand, and a partition's offset covers only the unbroken run of records handled
         from its start, so nothing unhandled is ever committed."""
         decoded: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent | None]] = []
+        payloads: dict[str, Message] = {}  # decoded to see whether they concern this consumer
         for record in records:
             try:
-                decoded.append((record, CloudEvent.from_kafka(record.headers, record.value)))
+                envelope = CloudEvent.from_kafka(record.headers, record.value)
             except EnvelopeError as exc:
                 await self._dead_letter(record, exc, attempts=0)
                 decoded.append((record, None))
+                continue
+            # one not of this consumer's business is acknowledged as it is
+            decoded.append((record, envelope if self._concerns(record, envelope, payloads) else None))
         seen, claimed_now = await self._already_applied([self._marker_id(ev.id) for _, ev in decoded if ev is not None])
         applied_now: list[Document] = []
         attempted: set[str] = set()
@@ -257,7 +269,7 @@ class EventConsumer:
         lane_of_event: dict[str, object] = {}
         for record, event in decoded:
             if event is None:
-                handled.add((record.topic, record.partition, record.offset))  # dead-lettered above
+                handled.add((record.topic, record.partition, record.offset))  # dead-lettered or skipped above
                 continue
             key_lane = record.key if record.key is not None else (record.topic, record.partition)
             own_lane = key_lane if self._key_concurrency > 1 else None
@@ -270,7 +282,7 @@ class EventConsumer:
                 marker = self._marker_id(event.id)
                 first = marker in claimed_now and marker not in attempted
                 attempted.add(marker)
-                if await self._handle(record, event, marker in seen, first):
+                if await self._handle(record, event, marker in seen, first, payloads.get(event.id)):
                     seen.add(marker)  # a later copy in the same lane is a duplicate
                     applied_now.append({"_id": marker, "type": event.type, "processed_at": datetime.now(UTC)})
                 handled.add((record.topic, record.partition, record.offset))
@@ -300,21 +312,41 @@ class EventConsumer:
                 broken.add(tp)
         return done
 
+    def _concerns(self, record: ConsumerRecord[bytes, bytes], event: CloudEvent, payloads: dict[str, Message]) -> bool:
+        """Whether the event is this consumer's business: a type it handles and, for a type in
+        `wanted`, a payload its predicate accepts (kept in `payloads` for the handler). A payload
+        that does not decode concerns it: applying it dead-letters it. Counts the others as ignored."""
+        if event.type in self.handlers:
+            wanted = self._wanted.get(event.type)
+            if wanted is None:
+                return True
+            try:
+                payload = event.payload()
+            except EnvelopeError:
+                return True
+            if wanted(payload):
+                payloads[event.id] = payload
+                return True
+        self.ignored += 1
+        self._metrics.observe_event(self.group_id, record.topic, event.type, "ignored")
+        return False
+
     async def _handle(
-        self, record: ConsumerRecord[bytes, bytes], event: CloudEvent, seen_before: bool, first: bool
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        event: CloudEvent,
+        seen_before: bool,
+        first: bool,
+        payload: Message | None,
     ) -> bool:
-        """One decoded record: skipped as a duplicate or a type without handler, else applied
-        (`first`: the group never claimed its event before). True when it was applied now."""
+        """One decoded record of this consumer's business: skipped as a duplicate, else applied
+        (`first`: the group never claimed its event before; `payload`: decoded already, or None).
+        True when it was applied now."""
         if seen_before:
             self.duplicates += 1
             self._metrics.observe_event(self.group_id, record.topic, event.type, "duplicate")
             return False
-        handler = self.handlers.get(event.type)
-        if handler is None:
-            self.ignored += 1
-            self._metrics.observe_event(self.group_id, record.topic, event.type, "ignored")
-            return False
-        return await self._apply(record, event, handler, first)
+        return await self._apply(record, event, self.handlers[event.type], first, payload)
 
     async def _already_applied(self, marker_ids: list[str]) -> tuple[set[str], set[str]]:
         """(which of these events this group applied before, which it never claimed before).
@@ -331,7 +363,12 @@ class EventConsumer:
         return unwritten | set(found), set(ids) - claimed_before
 
     async def _apply(
-        self, record: ConsumerRecord[bytes, bytes], event: CloudEvent, handler: Handler, first: bool
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        event: CloudEvent,
+        handler: Handler,
+        first: bool,
+        decoded: Message | None = None,
     ) -> bool:
         """Run the handler with bounded retries; False when the event was dead-lettered."""
         parent = propagate.extract(record.headers, getter=_getter)
@@ -351,7 +388,7 @@ class EventConsumer:
             },
         ) as span:
             try:
-                payload: Message = event.payload()
+                payload: Message = decoded if decoded is not None else event.payload()
             except EnvelopeError as exc:
                 span.set_status(Status(StatusCode.ERROR, "poison event"))
                 await self._dead_letter(record, exc, attempts=0)

@@ -23,7 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.plumbing.audit import AUDIT_INDEXES
 from services.plumbing.bus import Topic, dead_letter_topic, ensure_topics, reliable_producer
-from services.plumbing.consumer import PROCESSED_INDEXES, EventConsumer, Handler
+from services.plumbing.consumer import PROCESSED_INDEXES, EventConsumer, Handler, Wanted
 from services.plumbing.grpc_server import GrpcServer
 from services.plumbing.logs import configure_logging
 from services.plumbing.ops.metrics import metrics_port, serve
@@ -55,12 +55,19 @@ class Infrastructure:
     def dead_letter_topic(self) -> str:
         return dead_letter_topic(self.service).name
 
-    def consumer(self, group_suffix: str, topics: list[str], handlers: dict[str, Handler]) -> EventConsumer:
+    def consumer(
+        self,
+        group_suffix: str,
+        topics: list[str],
+        handlers: dict[str, Handler],
+        wanted: dict[str, Wanted] | None = None,
+    ) -> EventConsumer:
         return EventConsumer(
             settings=self.settings,
             group_id=f"{self.settings.kafka_group_prefix}.{self.service}.{group_suffix}",
             topics=topics,
             handlers=handlers,
+            wanted=wanted,
             db=self.db,
             producer=self.producer,
             dead_letter_topic=self.dead_letter_topic,

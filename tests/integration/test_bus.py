@@ -17,9 +17,15 @@ from opentelemetry.trace import SpanKind
 
 from iop.events.v1 import crisis_pb2 as crisis_events
 from iop.events.v1 import scheduling_pb2
-from services.plumbing import bus
+from services.plumbing import bus, consumer
 from services.plumbing.bus import Topic, ensure_topics, reliable_producer, send_event
-from services.plumbing.consumer import PROCESSED_COLLECTION, EventConsumer, PoisonEvent, delivery_is_first
+from services.plumbing.consumer import (
+    CLAIMED_COLLECTION,
+    PROCESSED_COLLECTION,
+    EventConsumer,
+    PoisonEvent,
+    delivery_is_first,
+)
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox, with_outbox
 from services.plumbing.settings import Settings
@@ -177,6 +183,54 @@ async def test_same_event_delivered_twice_is_applied_once(settings, producer, db
     assert restarted.applied == 0 and restarted.duplicates == 2
     assert (await db.counters.find_one({"_id": "s-1"}))["n"] == 1
     assert (await db.counters.find_one({"_id": "s-2"}))["n"] == 1
+
+
+async def test_events_not_of_the_consumers_business_leave_no_claim_marker_or_span(
+    settings, producer, db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A type without handler, and one whose payload the consumer's `wanted` predicate rejects, are
+    acknowledged as they are; the accepted ones are applied (claimed, marked, in a span) and a
+    wanted type's payload that does not decode is still dead-lettered."""
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    monkeypatch.setattr(consumer, "tracer", provider.get_tracer("test"))
+    topic = unique("wanted")
+    await ensure_topics(settings, [Topic(topic, "k", "test"), Topic(f"{topic}.dlq", "k", "test")])
+    kept, skipped = CloudEvent.new("/test", "keep-1", scheduled("keep-1")), CloudEvent.new("/test", "x", scheduled("x"))
+    unhandled = CloudEvent.new("/test", "r", crisis_events.RiskLevelChanged(client_id="r"))
+    broken = CloudEvent.new("/test", "keep-2", scheduled("keep-2"))
+    for ev in (skipped, unhandled, kept):
+        await producer.send_and_wait(topic, ev.data, key=ev.subject.encode(), headers=record_headers(ev))
+    await producer.send_and_wait(topic, b"\xff\xff\xff", key=b"keep-2", headers=record_headers(broken))
+    applied: list[str] = []
+
+    async def on_scheduled(ev: CloudEvent, payload: scheduling_pb2.SessionScheduled) -> None:
+        applied.append(payload.session_id)
+
+    wanted_consumer = EventConsumer(
+        settings=settings,
+        group_id=f"g-{topic}",
+        topics=[topic],
+        handlers={"iop.events.v1.SessionScheduled": on_scheduled},
+        wanted={"iop.events.v1.SessionScheduled": lambda p: p.session_id.startswith("keep")},
+        db=db,
+        producer=producer,
+        dead_letter_topic=f"{topic}.dlq",
+        marker_window_s=0.01,
+    )
+    await run_until(
+        wanted_consumer,
+        lambda: wanted_consumer.applied + wanted_consumer.ignored + wanted_consumer.dead_lettered >= 4,
+    )
+    assert applied == ["keep-1"]
+    assert (wanted_consumer.applied, wanted_consumer.ignored, wanted_consumer.dead_lettered) == (1, 2, 1)
+    claimed = {d["_id"] for d in await db[CLAIMED_COLLECTION].find({}, {"_id": 1}).to_list()}
+    assert claimed == {f"g-{topic}:{kept.id}", f"g-{topic}:{broken.id}"}
+    marked = {d["_id"] for d in await db[PROCESSED_COLLECTION].find({}, {"_id": 1}).to_list()}
+    assert marked == {f"g-{topic}:{kept.id}"}
+    processed = [dict(s.attributes or {}) for s in spans.get_finished_spans() if s.kind == SpanKind.CONSUMER]
+    assert {str(a["messaging.message.id"]) for a in processed} == {kept.id, broken.id}
 
 
 async def test_markers_are_written_in_windows_and_a_handler_knows_a_first_attempt(settings, producer, db) -> None:
