@@ -31,7 +31,7 @@ async def wire(infra: Infrastructure) -> list[EventConsumer]:
     infra.grpc.add_service(SERVICE, lambda s: engagement_pb2_grpc.add_EngagementServiceServicer_to_server(api, s))
     ledger = LedgerHandlers(AttendanceStore(infra.db, infra.source), infra.relay, rules)
     topics = [SESSIONS.name, get_config().signals_topic]
-    consumer = infra.consumer("ledger", topics, ledger.handlers())
+    consumer = infra.consumer("ledger", topics, ledger.handlers(), ledger.wanted())
     if get_config().ledger_start == "latest":
         await start_new_group_at_end(infra.settings, consumer.group_id, topics)
     return [consumer]

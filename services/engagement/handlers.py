@@ -24,7 +24,7 @@ from services.engagement.domain import (
 from services.engagement.rules import Rules
 from services.engagement.store import ATTENDANCE_COLLECTION, AttendanceStore, aware, ledger_signals
 from services.engagement.topics import ATTENDANCE
-from services.plumbing.consumer import Handler, PoisonEvent
+from services.plumbing.consumer import Handler, PoisonEvent, Wanted
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent
 from services.plumbing.protos import to_datetime, to_timestamp
@@ -179,6 +179,11 @@ class LedgerHandlers:
         added = await self._store.add_signal(payload.session_id, signal, [entry_doc(a) for a in entries], events, ids)
         if added is not None and events:
             self._relay.notify(ATTENDANCE_COLLECTION, payload.session_id, added)
+
+    def wanted(self) -> dict[str, Wanted]:
+        """The video signals attendance is computed from; the consumer skips the others (camera,
+        speaking, chat: the faust worker's), most of the stream, without claiming or marking them."""
+        return {ev.VideoSignal.DESCRIPTOR.full_name: lambda payload: payload.kind in LEDGER_KINDS}
 
     def handlers(self) -> dict[str, Handler]:
         return {
