@@ -315,7 +315,8 @@ class EventConsumer:
     def _concerns(self, record: ConsumerRecord[bytes, bytes], event: CloudEvent, payloads: dict[str, Message]) -> bool:
         """Whether the event is this consumer's business: a type it handles and, for a type in
         `wanted`, a payload its predicate accepts (kept in `payloads` for the handler). A payload
-        that does not decode concerns it: applying it dead-letters it. Counts the others as ignored."""
+        that does not decode concerns it (applying it dead-letters it), and so does one the
+        predicate fails on. Counts the others as ignored."""
         if event.type in self.handlers:
             wanted = self._wanted.get(event.type)
             if wanted is None:
@@ -324,7 +325,12 @@ class EventConsumer:
                 payload = event.payload()
             except EnvelopeError:
                 return True
-            if wanted(payload):
+            try:
+                concerns = wanted(payload)
+            except Exception:  # a predicate that fails decides nothing: the handler has the event
+                log.warning("%s: the filter of %s failed; applying the event", self.group_id, event.type, exc_info=True)
+                concerns = True
+            if concerns:
                 payloads[event.id] = payload
                 return True
         self.ignored += 1

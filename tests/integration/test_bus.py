@@ -189,8 +189,8 @@ async def test_events_not_of_the_consumers_business_leave_no_claim_marker_or_spa
     settings, producer, db, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A type without handler, and one whose payload the consumer's `wanted` predicate rejects, are
-    acknowledged as they are; the accepted ones are applied (claimed, marked, in a span) and a
-    wanted type's payload that does not decode is still dead-lettered."""
+    acknowledged as they are; the accepted ones are applied (claimed, marked, in a span), and so is
+    one the predicate fails on; a wanted type's payload that does not decode is still dead-lettered."""
     spans = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
@@ -200,7 +200,8 @@ async def test_events_not_of_the_consumers_business_leave_no_claim_marker_or_spa
     kept, skipped = CloudEvent.new("/test", "keep-1", scheduled("keep-1")), CloudEvent.new("/test", "x", scheduled("x"))
     unhandled = CloudEvent.new("/test", "r", crisis_events.RiskLevelChanged(client_id="r"))
     broken = CloudEvent.new("/test", "keep-2", scheduled("keep-2"))
-    for ev in (skipped, unhandled, kept):
+    puzzling = CloudEvent.new("/test", "boom", scheduled("boom"))
+    for ev in (skipped, unhandled, kept, puzzling):
         await producer.send_and_wait(topic, ev.data, key=ev.subject.encode(), headers=record_headers(ev))
     await producer.send_and_wait(topic, b"\xff\xff\xff", key=b"keep-2", headers=record_headers(broken))
     applied: list[str] = []
@@ -208,12 +209,17 @@ async def test_events_not_of_the_consumers_business_leave_no_claim_marker_or_spa
     async def on_scheduled(ev: CloudEvent, payload: scheduling_pb2.SessionScheduled) -> None:
         applied.append(payload.session_id)
 
+    def keep(payload: scheduling_pb2.SessionScheduled) -> bool:
+        if payload.session_id == "boom":
+            raise ValueError("a filter with a bug")
+        return payload.session_id.startswith("keep")
+
     wanted_consumer = EventConsumer(
         settings=settings,
         group_id=f"g-{topic}",
         topics=[topic],
         handlers={"iop.events.v1.SessionScheduled": on_scheduled},
-        wanted={"iop.events.v1.SessionScheduled": lambda p: p.session_id.startswith("keep")},
+        wanted={"iop.events.v1.SessionScheduled": keep},
         db=db,
         producer=producer,
         dead_letter_topic=f"{topic}.dlq",
@@ -221,16 +227,16 @@ async def test_events_not_of_the_consumers_business_leave_no_claim_marker_or_spa
     )
     await run_until(
         wanted_consumer,
-        lambda: wanted_consumer.applied + wanted_consumer.ignored + wanted_consumer.dead_lettered >= 4,
+        lambda: wanted_consumer.applied + wanted_consumer.ignored + wanted_consumer.dead_lettered >= 5,
     )
-    assert applied == ["keep-1"]
-    assert (wanted_consumer.applied, wanted_consumer.ignored, wanted_consumer.dead_lettered) == (1, 2, 1)
+    assert sorted(applied) == ["boom", "keep-1"]
+    assert (wanted_consumer.applied, wanted_consumer.ignored, wanted_consumer.dead_lettered) == (2, 2, 1)
     claimed = {d["_id"] for d in await db[CLAIMED_COLLECTION].find({}, {"_id": 1}).to_list()}
-    assert claimed == {f"g-{topic}:{kept.id}", f"g-{topic}:{broken.id}"}
+    assert claimed == {f"g-{topic}:{e.id}" for e in (kept, broken, puzzling)}
     marked = {d["_id"] for d in await db[PROCESSED_COLLECTION].find({}, {"_id": 1}).to_list()}
-    assert marked == {f"g-{topic}:{kept.id}"}
+    assert marked == {f"g-{topic}:{e.id}" for e in (kept, puzzling)}
     processed = [dict(s.attributes or {}) for s in spans.get_finished_spans() if s.kind == SpanKind.CONSUMER]
-    assert {str(a["messaging.message.id"]) for a in processed} == {kept.id, broken.id}
+    assert {str(a["messaging.message.id"]) for a in processed} == {kept.id, broken.id, puzzling.id}
 
 
 async def test_markers_are_written_in_windows_and_a_handler_knows_a_first_attempt(settings, producer, db) -> None:
