@@ -1,7 +1,9 @@
 """The consumer base: at-least-once, idempotent, bounded retries, dead letters.
 
 For each record: decode the CloudEvents envelope (a record that does not decode
-is poison and goes straight to the dead-letter topic), skip it if this consumer
+is poison and goes straight to the dead-letter topic), acknowledge it as it is if
+it is not this consumer's business (a type it has no handler for, or a payload its
+`wanted` filter rejects: no claim, marker or span), skip it if this consumer
 group already applied that event id, otherwise run the handler inside a span
 whose parent is the producer's context (from `traceparent`), retrying a failing
 handler a bounded number of times before dead-lettering it. Records are applied
@@ -17,7 +19,7 @@ back empty: a redelivery after a crash is de-duplicated anyway), and a stop
 drains the records in hand and commits them before leaving the group.
 
 De-duplication costs one write per batch, not a lookup per event: the group
-first claims the batch's event ids (one `insert_many` into `claimed_events`;
+first claims the event ids of the batch's events it handles (one `insert_many` into `claimed_events`;
 the unique `_id` answers which ids it has seen before), and only for those it
 looks up whether they were applied (`processed_events`). The processed markers
 are written in batches, `marker_window_s` after the first of them (one write
@@ -142,6 +144,7 @@ class EventConsumer:
         self.topics = topics
         self.handlers = handlers
         self._wanted = wanted or {}
+        self._failed_filters: set[str] = set()
         self._db = db
         self._producer = producer
         self._dead_letter_topic = dead_letter_topic
@@ -251,7 +254,9 @@ class EventConsumer:
         in hand, and a partition's offset covers only the unbroken run of records handled
         from its start, so nothing unhandled is ever committed."""
         decoded: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent | None]] = []
-        payloads: dict[str, Message] = {}  # decoded to see whether they concern this consumer
+        # payloads decoded to see whether they concern this consumer, by record (not event id: each
+        # copy of an event is decoded, and dead-lettered, on its own)
+        payloads: dict[tuple[str, int, int], Message] = {}
         for record in records:
             try:
                 envelope = CloudEvent.from_kafka(record.headers, record.value)
@@ -282,7 +287,8 @@ class EventConsumer:
                 marker = self._marker_id(event.id)
                 first = marker in claimed_now and marker not in attempted
                 attempted.add(marker)
-                if await self._handle(record, event, marker in seen, first, payloads.get(event.id)):
+                payload = payloads.get((record.topic, record.partition, record.offset))
+                if await self._handle(record, event, marker in seen, first, payload):
                     seen.add(marker)  # a later copy in the same lane is a duplicate
                     applied_now.append({"_id": marker, "type": event.type, "processed_at": datetime.now(UTC)})
                 handled.add((record.topic, record.partition, record.offset))
@@ -312,7 +318,12 @@ class EventConsumer:
                 broken.add(tp)
         return done
 
-    def _concerns(self, record: ConsumerRecord[bytes, bytes], event: CloudEvent, payloads: dict[str, Message]) -> bool:
+    def _concerns(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        event: CloudEvent,
+        payloads: dict[tuple[str, int, int], Message],
+    ) -> bool:
         """Whether the event is this consumer's business: a type it handles and, for a type in
         `wanted`, a payload its predicate accepts (kept in `payloads` for the handler). A payload
         that does not decode concerns it (applying it dead-letters it), and so does one the
@@ -328,10 +339,14 @@ class EventConsumer:
             try:
                 concerns = wanted(payload)
             except Exception:  # a predicate that fails decides nothing: the handler has the event
-                log.warning("%s: the filter of %s failed; applying the event", self.group_id, event.type, exc_info=True)
+                if event.type not in self._failed_filters:  # once per type, not at stream rate
+                    self._failed_filters.add(event.type)
+                    log.warning(
+                        "%s: the filter of %s failed; applying its events", self.group_id, event.type, exc_info=True
+                    )
                 concerns = True
             if concerns:
-                payloads[event.id] = payload
+                payloads[(record.topic, record.partition, record.offset)] = payload
                 return True
         self.ignored += 1
         self._metrics.observe_event(self.group_id, record.topic, event.type, "ignored")
