@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.plumbing.telemetry import http_url_without_query
+from services.plumbing.telemetry import http_server_address, http_url_without_query
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("iop.http")
@@ -53,14 +53,16 @@ class DirectRoute:
             await self._app(scope, receive, send)
             return
         method: str = scope["method"]
+        routed = method == self._method
+        if routed:
+            span_method, span_name = method, self._span_name
+        else:  # a method a client made up is "_OTHER", in an "HTTP <path>" span, as in the instrumentor
+            span_method = sanitize_method(method)  # it reads the environment: not made per routed request
+            span_name = f"{'HTTP' if span_method == '_OTHER' else span_method} {self._path}"
         request = Request(scope, receive)
         headers = request.headers
-        server_host, server_port = scope.get("server") or ("0.0.0.0", 80)
-        server = f"{server_host}:{server_port}" if server_port != 80 else server_host
+        server, server_port = http_server_address(scope)
         host = headers.get("host")
-        # a method a client made up is "_OTHER", as in the instrumentor (whose check reads the
-        # environment each time: 2 % of the webhook process's CPU when made for every request)
-        span_method = method if method == self._method else sanitize_method(method)
         attributes: dict[str, str | int] = {
             "http.method": span_method,
             "http.route": self._path,
@@ -78,9 +80,7 @@ class DirectRoute:
         if client := scope.get("client"):
             attributes["net.peer.ip"], attributes["net.peer.port"] = client[0], client[1]
         with _tracer.start_as_current_span(
-            self._span_name
-            if method == self._method
-            else f"{'HTTP' if span_method == '_OTHER' else span_method} {self._path}",
+            span_name,
             context=propagate.extract(headers),
             kind=SpanKind.SERVER,
             attributes=attributes,
@@ -88,7 +88,7 @@ class DirectRoute:
             set_status_on_exception=False,
         ) as span:
             try:
-                if method == self._method:
+                if routed:
                     response = await self._handler(request)
                 else:  # the router's answer to a path it knows with a method it does not
                     response = JSONResponse(

@@ -81,16 +81,20 @@ def instrument_libraries() -> None:
     PymongoInstrumentor().instrument(capture_statement=False)
 
 
+def http_server_address(scope: Mapping[str, Any]) -> tuple[str, int]:
+    """The server's address as the ASGI instrumentation records it (`http.host`: the host, with
+    the port unless 80) and its port (`net.host.port`)."""
+    server_host, server_port = scope.get("server") or ("0.0.0.0", 80)
+    return (f"{server_host}:{server_port}" if server_port != 80 else str(server_host)), server_port
+
+
 def http_url_without_query(scope: Mapping[str, Any]) -> str:
     """An HTTP request's URL as the ASGI instrumentation records it (`http.url`: the Host header or
     the server address, and the path), without the query string: the dashboard takes its bearer
     token as `?access_token=` (a page a browser opens cannot send a header), and the
     instrumentation would write it into the request's span for anyone who reads traces."""
     host = next((value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"host"), "")
-    if not host:
-        server_host, server_port = scope.get("server") or ("0.0.0.0", 80)
-        host = f"{server_host}:{server_port}" if server_port != 80 else str(server_host)
-    return f"{scope.get('scheme', 'http')}://{host}{scope['path']}"
+    return f"{scope.get('scheme', 'http')}://{host or http_server_address(scope)[0]}{scope['path']}"
 
 
 def _url_without_query(span: trace.Span, scope: dict[str, Any]) -> None:
