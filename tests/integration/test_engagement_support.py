@@ -160,19 +160,24 @@ def scheduled(
     )
 
 
+def topic_partitions(consumer: KafkaConsumer, topic: str, timeout_s: float = 20) -> list[TopicPartition]:
+    """The topic's partitions, in order, once the consumer's metadata has them (asserts it exists)."""
+    deadline = time.monotonic() + timeout_s
+    parts = consumer.partitions_for_topic(topic)
+    while not parts and time.monotonic() < deadline:
+        time.sleep(0.3)
+        parts = consumer.partitions_for_topic(topic)
+    assert parts, f"topic {topic} does not exist"
+    return [TopicPartition(topic, p) for p in sorted(parts)]
+
+
 class Tap:
     """Reads a topic from its current end: what gets published after the tap was opened."""
 
     def __init__(self, settings: Settings, topic: str) -> None:
         self.topic = topic
         self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
-        deadline = time.monotonic() + 20
-        parts = self.consumer.partitions_for_topic(topic)
-        while not parts and time.monotonic() < deadline:
-            time.sleep(0.3)
-            parts = self.consumer.partitions_for_topic(topic)
-        assert parts, f"topic {topic} does not exist"
-        tps = [TopicPartition(topic, p) for p in parts]
+        tps = topic_partitions(self.consumer, topic)
         self.consumer.assign(tps)
         self.consumer.seek_to_end(*tps)
         for tp in tps:

@@ -28,6 +28,7 @@ from tests.integration.test_engagement_support import (
     producer,
     publish,
     scheduled,
+    topic_partitions,
     wait_until,
 )
 
@@ -68,15 +69,7 @@ class GroupOffsets:
         self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
 
     def ends(self, topics: list[str]) -> dict[TopicPartition, int]:
-        tps = []
-        for topic in topics:
-            parts = self.consumer.partitions_for_topic(topic)
-            deadline = time.monotonic() + 20
-            while not parts and time.monotonic() < deadline:
-                time.sleep(0.3)
-                parts = self.consumer.partitions_for_topic(topic)
-            assert parts, f"topic {topic} does not exist"
-            tps += [TopicPartition(topic, p) for p in sorted(parts)]
+        tps = [tp for topic in topics for tp in topic_partitions(self.consumer, topic)]
         return dict(self.consumer.end_offsets(tps))
 
     def committed(self) -> dict[TopicPartition, int]:
