@@ -127,7 +127,7 @@ def test_scenario_3_burnout_back_to_back_groups_refused_or_overridden_with_audit
 def test_scenario_2_privacy_compromised_offers_alone_windows(api: Api, settings: Settings) -> None:
     program = api.program()
     clinician = api.clinician()
-    alone_day = (datetime.now(NY) + timedelta(days=2)).weekday()
+    alone_day = local_day_at(2, 12).astimezone(NY).weekday()  # the day of the bookings below
     alone = [pb.WeeklyWindow(weekday=alone_day, start="15:00", end="18:00")]
     teen = api.client(alone_windows=alone)
     peer = api.client()

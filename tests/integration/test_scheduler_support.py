@@ -6,10 +6,11 @@ processes on the real broker and store; compliance is seeded through its gRPC AP
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -43,9 +44,19 @@ def next_slot(after: timedelta = timedelta(minutes=30)) -> datetime:
 NEW_YORK = ZoneInfo("America/New_York")
 
 
+@functools.cache
+def _test_run_day(zone: ZoneInfo) -> date:
+    """The local date in `zone` when the run first asked: every `local_day_at` of a run counts from
+    it, so a test's instants stay on the days it meant when the run crosses local midnight."""
+    return datetime.now(zone).date()
+
+
 def local_day_at(days_ahead: int, hour: int, minute: int = 0, zone: ZoneInfo = NEW_YORK) -> datetime:
-    """`hour:minute` local time, `days_ahead` days from today in `zone` (the programs' zone)."""
-    day = (datetime.now(zone) + timedelta(days=days_ahead)).date()
+    """`hour:minute` local time, `days_ahead` days (>= 1, so never in the past) from the run's
+    day in `zone` (the programs' zone)."""
+    if days_ahead < 1:
+        raise ValueError("days_ahead must be at least 1: today's hours may be past")
+    day = _test_run_day(zone) + timedelta(days=days_ahead)
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone).astimezone(UTC)
 
 
