@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from kafka import KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 from opentelemetry import propagate
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
@@ -37,6 +39,47 @@ LOG_DIR = ROOT / ".local" / "test-logs"
 PORT_BASE = int(os.environ.get("IOP_TEST_PORT_BASE", "21050"))
 SERVICES = ("scheduler", "engagement", "compliance", "crisis")
 TEST_PORTS = {name: PORT_BASE + offset for offset, name in enumerate(SERVICES, start=1)}
+
+
+def topic_partitions(consumer: KafkaConsumer, topic: str, timeout_s: float = 20) -> list[TopicPartition]:
+    """The topic's partitions, in order, once the consumer's metadata has them (asserts it exists)."""
+    deadline = time.monotonic() + timeout_s
+    parts = consumer.partitions_for_topic(topic)
+    while not parts and time.monotonic() < deadline:
+        time.sleep(0.2)
+        parts = consumer.partitions_for_topic(topic)
+    assert parts, f"topic {topic} does not exist"
+    return [TopicPartition(topic, p) for p in sorted(parts)]
+
+
+def consumer_at_end(settings: Settings, topic: str) -> KafkaConsumer:
+    """A consumer of every partition of `topic`, positioned at its current end: it reads what is
+    published after this call."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
+    tps = topic_partitions(consumer, topic)
+    consumer.assign(tps)
+    consumer.seek_to_end(*tps)
+    for tp in tps:
+        consumer.position(tp)  # resolves the end now, not at the first poll
+    return consumer
+
+
+def start_group_at_end(settings: Settings, group_id: str, topic: str) -> None:
+    """Commit `group_id` at the current end of `topic`, so a service started next with that group
+    consumes what is published from now on, not every earlier run's events. A topic that does not
+    exist yet has no earlier events: nothing to commit."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group_id, enable_auto_commit=False
+    )
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not tps:
+            return
+        ends = consumer.end_offsets(tps)
+        consumer.assign(tps)
+        consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in tps})
+    finally:
+        consumer.close()
 
 
 def isolated_environment(prefix: str | None = None) -> dict[str, str]:

@@ -14,8 +14,7 @@ import grpc
 import pytest
 from google.protobuf.message import Message
 from grpc_status import rpc_status
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.structs import OffsetAndMetadata
+from kafka import KafkaProducer
 from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
@@ -31,7 +30,14 @@ from services.plumbing.envelope import CloudEvent
 from services.plumbing.errors import bad_request_violations, error_reason
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
-from tests.support import ServiceProcess, auth_metadata, wait_for_trace
+from tests.support import (
+    ServiceProcess,
+    auth_metadata,
+    consumer_at_end,
+    isolated_settings,
+    start_group_at_end,
+    wait_for_trace,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -66,20 +72,7 @@ class TopicTail:
 
     def __init__(self, settings: Settings, topic: str) -> None:
         self.topic = topic
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, group_id=None
-        )
-        deadline = time.monotonic() + 20
-        partitions = self.consumer.partitions_for_topic(topic)
-        while not partitions and time.monotonic() < deadline:
-            time.sleep(0.2)
-            partitions = self.consumer.partitions_for_topic(topic)
-        assert partitions, f"topic {topic} does not exist"
-        tps = [TopicPartition(topic, p) for p in partitions]
-        self.consumer.assign(tps)
-        self.consumer.seek_to_end(*tps)
-        for tp in tps:
-            self.consumer.position(tp)
+        self.consumer = consumer_at_end(settings, topic)
         self.seen: list[tuple[bytes | None, CloudEvent, Message]] = []
 
     def wait_for(
@@ -124,21 +117,7 @@ def start_compliance() -> ServiceProcess:
     committed at the end first, so the process sees the events this run produces.
     """
     proc = ServiceProcess("compliance", env={"COMPLIANCE_MONITOR_INTERVAL_S": "1"})
-    group = f"{proc.env['KAFKA_GROUP_PREFIX']}.compliance.scheduling"
-    consumer = KafkaConsumer(
-        bootstrap_servers=proc.env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-        group_id=group,
-        enable_auto_commit=False,
-    )
-    try:
-        partitions = consumer.partitions_for_topic(SESSIONS_TOPIC) or set()
-        tps = [TopicPartition(SESSIONS_TOPIC, p) for p in partitions]
-        if tps:
-            consumer.assign(tps)
-            ends = consumer.end_offsets(tps)
-            consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in tps})
-    finally:
-        consumer.close()
+    start_group_at_end(isolated_settings(), f"{proc.env['KAFKA_GROUP_PREFIX']}.compliance.scheduling", SESSIONS_TOPIC)
     return proc.start()
 
 

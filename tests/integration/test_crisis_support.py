@@ -20,8 +20,6 @@ from typing import Any
 import grpc
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from google.protobuf.message import Message
-from kafka import KafkaConsumer, TopicPartition
-from kafka.structs import OffsetAndMetadata
 from pymongo import AsyncMongoClient
 
 from iop.crisis.v1 import crisis_pb2, crisis_pb2_grpc
@@ -38,7 +36,15 @@ from services.plumbing.outbox import OutboxRelay
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
 from services.plumbing.storage import Document, mongo_client, service_database
-from tests.support import RUN_ID, ServiceProcess, auth_metadata, isolated_environment, isolated_settings, record_headers
+from tests.support import (
+    RUN_ID,
+    ServiceProcess,
+    auth_metadata,
+    isolated_environment,
+    isolated_settings,
+    record_headers,
+    start_group_at_end,
+)
 
 CONSUMED = {"sessions": topics.SESSIONS_IN, "attendance": topics.ATTENDANCE_IN, "outcomes": topics.OUTCOMES_IN}
 SF = common_pb2.ClientLocation(
@@ -111,21 +117,7 @@ def skip_backlog(settings: Settings) -> None:
     test service reacts to this test's events instead of replaying every earlier run's."""
     prefix = isolated_environment()["KAFKA_GROUP_PREFIX"]
     for suffix, topic in CONSUMED.items():
-        consumer = KafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=f"{prefix}.crisis.{suffix}",
-            enable_auto_commit=False,
-        )
-        try:
-            partitions = consumer.partitions_for_topic(topic) or set()
-            tps = [TopicPartition(topic, p) for p in partitions]
-            if not tps:
-                continue
-            ends = consumer.end_offsets(tps)
-            consumer.assign(tps)
-            consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in tps})
-        finally:
-            consumer.close()
+        start_group_at_end(settings, f"{prefix}.crisis.{suffix}", topic)
 
 
 async def ensure_consumed_topics(settings: Settings) -> None:

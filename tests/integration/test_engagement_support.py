@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 from google.protobuf.message import Message
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from pymongo import MongoClient
 
 from iop.events.v1 import engagement_pb2 as ev
@@ -26,7 +26,7 @@ from services.engagement.worker_status import wait_ready
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
-from tests.support import LOG_DIR, PORT_BASE, ROOT, RUN_ID, ServiceProcess, isolated_environment
+from tests.support import LOG_DIR, PORT_BASE, ROOT, RUN_ID, ServiceProcess, consumer_at_end, isolated_environment
 
 HTTP_PORT = PORT_BASE + 32
 SESSIONS_TOPIC = "iop.scheduling.sessions.v1"
@@ -160,28 +160,12 @@ def scheduled(
     )
 
 
-def topic_partitions(consumer: KafkaConsumer, topic: str, timeout_s: float = 20) -> list[TopicPartition]:
-    """The topic's partitions, in order, once the consumer's metadata has them (asserts it exists)."""
-    deadline = time.monotonic() + timeout_s
-    parts = consumer.partitions_for_topic(topic)
-    while not parts and time.monotonic() < deadline:
-        time.sleep(0.3)
-        parts = consumer.partitions_for_topic(topic)
-    assert parts, f"topic {topic} does not exist"
-    return [TopicPartition(topic, p) for p in sorted(parts)]
-
-
 class Tap:
     """Reads a topic from its current end: what gets published after the tap was opened."""
 
     def __init__(self, settings: Settings, topic: str) -> None:
         self.topic = topic
-        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
-        tps = topic_partitions(self.consumer, topic)
-        self.consumer.assign(tps)
-        self.consumer.seek_to_end(*tps)
-        for tp in tps:
-            self.consumer.position(tp)
+        self.consumer = consumer_at_end(settings, topic)
         self.seen: list[tuple[CloudEvent | None, Any]] = []
 
     def poll(

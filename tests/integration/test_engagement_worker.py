@@ -28,9 +28,9 @@ from tests.integration.test_engagement_support import (
     producer,
     publish,
     scheduled,
-    topic_partitions,
     wait_until,
 )
+from tests.support import topic_partitions
 
 pytestmark = pytest.mark.integration
 

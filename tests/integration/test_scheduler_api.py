@@ -11,7 +11,7 @@ import grpc
 import pytest
 from fhir.resources.R4B.appointment import Appointment
 from fhir.resources.R4B.encounter import Encounter
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
@@ -33,7 +33,7 @@ from tests.integration.test_scheduler_support import (
     reason_of,
     uid,
 )
-from tests.support import TEST_PORTS, ServiceProcess, wait_for_trace
+from tests.support import TEST_PORTS, ServiceProcess, consumer_at_end, wait_for_trace
 
 pytestmark = pytest.mark.integration
 
@@ -68,11 +68,7 @@ class TopicTail:
     """Records of one topic written after this object was created."""
 
     def __init__(self, settings: Settings, topic: str) -> None:
-        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
-        parts = [TopicPartition(topic, p) for p in self.consumer.partitions_for_topic(topic) or []]
-        self.consumer.assign(parts)
-        for tp, offset in self.consumer.end_offsets(parts).items():
-            self.consumer.seek(tp, offset)
+        self.consumer = consumer_at_end(settings, topic)
         self.seen: list[CloudEvent] = []
 
     def wait(self, key: str, predicate, timeout_s: float = 20) -> list[CloudEvent]:
