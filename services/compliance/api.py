@@ -70,7 +70,7 @@ from services.plumbing.errors import (
     PermissionDenied,
     Unavailable,
 )
-from services.plumbing.protos import to_datetime, to_timestamp
+from services.plumbing.protos import request_time, to_timestamp
 from services.plumbing.storage import Document
 
 SERVICE = "iop.compliance.v1.ComplianceService"
@@ -282,7 +282,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         self, request: pb.EvaluateSessionRequest, context: grpc.aio.ServicerContext
     ) -> pb.SessionEvaluation:
         ref = self._ref
-        starts_at, ends_at = to_datetime(request.starts_at), to_datetime(request.ends_at)
+        starts_at, ends_at = request_time(request, "starts_at"), request_time(request, "ends_at")
         v = FieldViolations()
         check_id(v, request.session_id, "session_id", required=False)
         check_id(v, request.clinician_id, "clinician_id")
@@ -398,7 +398,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
     async def CheckLicensure(
         self, request: pb.CheckLicensureRequest, context: grpc.aio.ServicerContext
     ) -> pb.LicensureDecision:
-        at = to_datetime(request.at)
+        at = request_time(request, "at")
         v = FieldViolations()
         check_id(v, request.clinician_id, "clinician_id")
         check_state(v, self._ref, request.client_state, "client_state")
@@ -423,7 +423,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         self, request: pb.CheckCoverageRequest, context: grpc.aio.ServicerContext
     ) -> pb.CoverageDecision:
         ref = self._ref
-        starts_at, ends_at = to_datetime(request.starts_at), to_datetime(request.ends_at)
+        starts_at, ends_at = request_time(request, "starts_at"), request_time(request, "ends_at")
         v = FieldViolations()
         check_id(v, request.client_id, "client_id")
         check_id(v, request.payer_plan_id, "payer_plan_id")
@@ -463,7 +463,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
     async def RecordLicense(self, request: pb.RecordLicenseRequest, context: grpc.aio.ServicerContext) -> pb.License:
         ref = self._ref
         v = FieldViolations()
-        valid_from, valid_until = to_datetime(request.valid_from), to_datetime(request.valid_until)
+        valid_from, valid_until = request_time(request, "valid_from"), request_time(request, "valid_until")
         if request.issued_on or request.expires_on:
             issued = parse_day(v, request.issued_on, "issued_on")
             expires = parse_day(v, request.expires_on, "expires_on")
@@ -501,7 +501,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
             issued_via=request.issued_via,
             valid_from=valid_from,
             valid_until=valid_until,
-            verified_at=to_datetime(request.verified_at) or now,
+            verified_at=request_time(request, "verified_at") or now,
         )
         await self._insert_unique(
             LICENSES, doc, "LICENSE_EXISTS", "this license number is already recorded for that state"
@@ -511,7 +511,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
     async def RecordCompactCredential(
         self, request: pb.RecordCompactCredentialRequest, context: grpc.aio.ServicerContext
     ) -> pb.CompactCredential:
-        valid_from, valid_until = to_datetime(request.valid_from), to_datetime(request.valid_until)
+        valid_from, valid_until = request_time(request, "valid_from"), request_time(request, "valid_until")
         validate_compact_credential(
             self._ref,
             clinician_id=request.clinician_id,
@@ -538,7 +538,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
             status=request.status or "active",
             valid_from=valid_from,
             valid_until=valid_until,
-            verified_at=to_datetime(request.verified_at) or now,
+            verified_at=request_time(request, "verified_at") or now,
         )
         await self._insert_unique(
             COMPACT_CREDENTIALS, doc, "CREDENTIAL_EXISTS", "this compact credential is already recorded"
@@ -659,7 +659,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
 
     async def RecordConsent(self, request: pb.RecordConsentRequest, context: grpc.aio.ServicerContext) -> pb.Consent:
         ref = self._ref
-        signed_at = to_datetime(request.signed_at)
+        signed_at = request_time(request, "signed_at")
         v = FieldViolations()
         check_id(v, request.client_id, "client_id")
         v.require(request.consent_type in CONSENT_TYPES, "consent_type", f"one of {', '.join(sorted(CONSENT_TYPES))}")
@@ -672,8 +672,8 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         now = datetime.now(UTC)
         if signed_at is not None and signed_at > now + timedelta(minutes=5):
             v.add("signed_at", "must not be in the future")
-        valid_from = to_datetime(request.valid_from) or signed_at
-        valid_until = to_datetime(request.valid_until)
+        valid_from = request_time(request, "valid_from") or signed_at
+        valid_until = request_time(request, "valid_until")
         if valid_until is None and valid_from is not None and form is not None:
             valid_until = valid_from + timedelta(days=form.validity_days)
         if valid_from is not None and valid_until is not None and valid_until <= valid_from:
@@ -736,7 +736,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         v.raise_if_any()
         if principal.roles == frozenset({"client"}) and principal.subject != request.client_id:
             raise PermissionDenied("NOT_YOUR_ATTESTATION", "a client attests only their own privacy")
-        at = to_datetime(request.at) or datetime.now(UTC)
+        at = request_time(request, "at") or datetime.now(UTC)
         marker = str(uuid.uuid4())
         await self._store.record_attestation(
             request.session_id,

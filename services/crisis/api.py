@@ -32,7 +32,7 @@ from services.crisis.service import CrisisCore, VersionConflict, enum_value, rou
 from services.plumbing.audit import record_phi_access
 from services.plumbing.auth import Principal, current_principal
 from services.plumbing.errors import FailedPrecondition, FieldViolations, NotFound, PermissionDenied
-from services.plumbing.protos import to_datetime, to_timestamp
+from services.plumbing.protos import request_time, to_timestamp
 from services.plumbing.storage import Document
 
 SERVICE = "iop.crisis.v1.CrisisService"
@@ -158,9 +158,11 @@ def _plan_from_request(p: crisis_pb2.SafetyPlan) -> dict[str, Any]:
             "relationship": c.relationship,
             "phone": c.phone,
             "consent_to_contact": c.consent_to_contact,
-            "consent_recorded_at": to_datetime(c.consent_recorded_at),
+            "consent_recorded_at": request_time(
+                c, "consent_recorded_at", f"plan.emergency_contacts[{i}].consent_recorded_at"
+            ),
         }
-        for c in p.emergency_contacts
+        for i, c in enumerate(p.emergency_contacts)
     ]
     out["backup_phone"] = p.backup_phone
     out["contact_windows"] = [{"weekdays": list(w.weekdays), "start": w.start, "end": w.end} for w in p.contact_windows]
@@ -345,7 +347,7 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
         plan = await self._store.plan(request.client_id)
         checkin = await self._store.checkin(request.client_id) or {}
         clinician_id = request.clinician_id or checkin.get("clinician_id", "")
-        at = to_datetime(request.at) or datetime.now(UTC)
+        at = request_time(request, "at") or datetime.now(UTC)
         route, assignee, within, reason = routing_for(
             self._core.policies, plan, checkin.get("program_id", ""), clinician_id, at
         )

@@ -31,7 +31,7 @@ from services.plumbing.audit import record_phi_access
 from services.plumbing.auth import Principal, current_principal
 from services.plumbing.errors import FieldViolations, NotFound, PermissionDenied
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent
-from services.plumbing.protos import to_datetime, to_timestamp
+from services.plumbing.protos import request_time, to_timestamp
 from services.plumbing.storage import Document
 
 SERVICE = "iop.engagement.v1.EngagementService"
@@ -172,7 +172,7 @@ class EngagementApi(engagement_pb2_grpc.EngagementServiceServicer):
         items = list(request.item_scores)
         for field, problem in outcome_violations(instrument, items, self._rules):
             v.add(field, problem)
-        completed_at = to_datetime(request.completed_at) or datetime.now(UTC)
+        completed_at = request_time(request, "completed_at") or datetime.now(UTC)
         v.require(completed_at <= datetime.now(UTC).replace(microsecond=0) + _SKEW, "completed_at", "in the future")
         v.raise_if_any()
         assert instrument is not None

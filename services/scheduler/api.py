@@ -13,7 +13,7 @@ from iop.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.plumbing.audit import record_phi_access
 from services.plumbing.auth import current_principal
 from services.plumbing.errors import FieldViolations, NotFound, PermissionDenied
-from services.plumbing.protos import to_datetime, to_timestamp
+from services.plumbing.protos import request_time, to_timestamp
 from services.plumbing.storage import Document
 from services.scheduler import domain as d
 from services.scheduler.booking import Scheduler
@@ -191,8 +191,8 @@ def session_request(request: scheduler_pb2.ScheduleSessionRequest) -> d.SessionR
         program_id=request.program_id,
         clinician_id=request.clinician_id,
         client_ids=tuple(request.client_ids),
-        starts_at=to_datetime(request.starts_at),
-        ends_at=to_datetime(request.ends_at),
+        starts_at=request_time(request, "starts_at"),
+        ends_at=request_time(request, "ends_at"),
         kind=request.kind,
         capacity=request.capacity,
         facilitators=tuple((f.clinician_id, f.role) for f in request.facilitators),
@@ -213,7 +213,7 @@ def _own_record_only(owner_id: str) -> None:
 
 
 def _view_range(request: scheduler_pb2.ScheduleViewRequest) -> tuple[datetime, datetime]:
-    frm, to = to_datetime(getattr(request, "from")), to_datetime(request.to)
+    frm, to = request_time(request, "from"), request_time(request, "to")
     v = FieldViolations()
     v.require(bool(request.owner_id), "owner_id", "required")
     v.require(frm is not None, "from", "required")
@@ -269,7 +269,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
             request.program_id,
             request.track_id,
             list(request.client_ids),
-            to_datetime(request.starts_on),
+            request_time(request, "starts_on"),
         )
         return scheduler_pb2.Cohort(
             cohort_id=doc["_id"],
@@ -316,7 +316,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def SearchSlots(
         self, request: scheduler_pb2.SearchSlotsRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.SearchSlotsResponse:
-        frm, to = to_datetime(getattr(request, "from")), to_datetime(request.to)
+        frm, to = request_time(request, "from"), request_time(request, "to")
         v = FieldViolations()
         v.require(bool(request.program_id), "program_id", "required")
         v.require(bool(request.clinician_id), "clinician_id", "required")
@@ -416,7 +416,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
         doc = await self._s.reschedule(
             request.request_id,
             request.session_id,
-            to_datetime(request.new_starts_at),
+            request_time(request, "new_starts_at"),
             request.reason,
             current_principal(),
             request.override.reason,
@@ -507,7 +507,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
             request.kind,
             list(request.clinician_ids),
             request.facilitator_id,
-            to_datetime(request.first_starts_at),
+            request_time(request, "first_starts_at"),
             request.duration_minutes,
             request.interval_days,
             request.occurrences,

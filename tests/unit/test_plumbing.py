@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,6 +12,7 @@ from services.plumbing import auth
 from services.plumbing.envelope import CloudEvent, EnvelopeError
 from services.plumbing.errors import FieldViolations, InvalidArgument, Unauthenticated, bad_request_violations
 from services.plumbing.outbox import OutgoingEvent, with_outbox
+from services.plumbing.protos import request_time
 from services.plumbing.settings import Settings
 from tests.support import isolated_settings
 
@@ -108,3 +110,25 @@ def test_outbox_update_carries_state_and_events_in_one_write() -> None:
     assert entry["topic"] == "iop.scheduling.sessions.v1" and entry["key"] == "s-1"
     assert entry["type"] == "iop.events.v1.SessionScheduled"
     assert scheduling_pb2.SessionScheduled.FromString(entry["data"]).session_id == "s-1"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [(253_402_300_800, 0), (-62_135_596_801, 0), (10**12, 0), (1_700_000_000, -1), (1_700_000_000, 10**9)],
+)
+def test_a_timestamp_no_datetime_can_hold_is_invalid_argument_naming_its_field(seconds: int, nanos: int) -> None:
+    request = scheduling_pb2.SessionScheduled(session_id="s")
+    request.starts_at.seconds, request.starts_at.nanos = seconds, nanos
+    with pytest.raises(InvalidArgument) as refused:
+        request_time(request, "starts_at")
+    assert refused.value.violations == [("starts_at", "not a valid timestamp (years 0001-9999, nanos 0-999999999)")]
+    with pytest.raises(InvalidArgument) as nested:
+        request_time(request, "starts_at", "plan.items[2].starts_at")
+    assert [f for f, _ in nested.value.violations] == ["plan.items[2].starts_at"]
+
+
+def test_request_time_reads_set_and_unset_timestamps() -> None:
+    request = scheduling_pb2.SessionScheduled(session_id="s")
+    assert request_time(request, "starts_at") is None
+    request.starts_at.seconds = 1_700_000_000
+    assert request_time(request, "starts_at") == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
