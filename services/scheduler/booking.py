@@ -21,7 +21,14 @@ from google.protobuf.message import Message
 from iop.compliance.v1 import compliance_pb2
 from iop.events.v1 import common_pb2, scheduling_pb2
 from services.plumbing.auth import Principal
-from services.plumbing.errors import FailedPrecondition, FieldViolations, NotFound, PermissionDenied
+from services.plumbing.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolations,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from services.plumbing.outbox import OutgoingEvent
 from services.plumbing.protos import to_timestamp
 from services.plumbing.storage import Document
@@ -46,6 +53,8 @@ T = TypeVar("T")
 
 Evaluate = Callable[[compliance_pb2.EvaluateSessionRequest], Awaitable[compliance_pb2.SessionEvaluation]]
 CheckLicensure = Callable[[compliance_pb2.CheckLicensureRequest], Awaitable[compliance_pb2.LicensureDecision]]
+# A rescheduled session keeps its length: both of its times come from the request's new_starts_at.
+RESCHEDULED_TIME_FIELDS = {"starts_at": "new_starts_at", "ends_at": "new_starts_at"}
 # Facilitators who treat the group's clients (an observer does not): each needs a license for their states.
 TREATING_ROLES = frozenset({"lead", "co_facilitator"})
 
@@ -274,11 +283,11 @@ class Scheduler:
                 session_id, keys, ledger_owners, booked, override is not None, exclude=replaces
             )
         except FailedPrecondition as refused:
-            # a retry of a booking that was made: its own reservations are in the way
+            # a retry of a request that was booked: its own reservations are in the way
             existing = await self.store.get(SESSIONS_COLLECTION, session_id)
             if existing is not None:
                 compliance.cancel()
-                return await self._complete_retried(existing, people.clients)
+                return await self._retried(existing, req, people.clients)
             await compliance  # compliance's refusal, or its silence, is the answer when there is one
             raise refused from None
         except BaseException:
@@ -287,7 +296,7 @@ class Scheduler:
         try:
             await compliance
         except BaseException:
-            await self._give_back(session_id, keys, days)
+            await self._give_back(session_id, keys, days, booked)
             raise
         tech_tasks = self._tech_check_tasks(session_id, people.clients, req.starts_at)
         doc: Document = {
@@ -343,9 +352,11 @@ class Scheduler:
                     supervisor_id=principal.subject,
                 )
             )
+        seats_taken: list[str] = []  # by this attempt: a retry of the request finds the first one's
         try:
-            for seat in seat_docs:  # a fresh session id: these seats cannot be taken
-                await self.store.insert_fact(SEATS, seat, [])
+            for seat in seat_docs:
+                if await self.store.insert_fact(SEATS, seat, []):
+                    seats_taken.append(seat["_id"])
             # The session and its tech-check tasks are written at once; the tasks of a session that
             # was not stored are taken back (their ids are the session's: nobody else's).
             session_write, tasks_write = await asyncio.gather(
@@ -357,12 +368,12 @@ class Scheduler:
                 await self.store.delete_tech_checks([t["_id"] for t in tech_tasks])
                 raise session_write
         except BaseException:
-            await self._undo(doc)
+            await self._undo(doc, booked, seats_taken)
             raise
         stored, created = session_write
-        if not created:  # the same request_id won a race: give back what this attempt took
-            await self._undo(doc)
-            return stored
+        if not created:  # the same request_id was booked meanwhile: give back what this attempt took
+            await self._undo(doc, booked, seats_taken)
+            return await self._retried(stored, req, people.clients)
         if isinstance(tasks_write, BaseException):  # booked: a retry of the request writes the tasks
             raise tasks_write
         if override and violations:
@@ -538,22 +549,43 @@ class Scheduler:
                     return violations
                 # another booking changed a ledger meanwhile: take ours out and evaluate again
                 latest = True
-                await asyncio.gather(*(self.store.remove_from_ledger(day, session_id) for day in written))
+                await asyncio.gather(*(self.store.remove_from_ledger(day, session_id, booked) for day in written))
                 written.clear()
             raise FailedPrecondition("SCHEDULE_CONTENTION", "too many concurrent bookings for this day; retry")
         except BaseException:
-            await self._give_back(session_id, keys, written)
+            await self._give_back(session_id, keys, written, booked)
             raise
 
-    async def _give_back(self, session_id: str, keys: Sequence[str], days: Sequence[str]) -> None:
-        """Undo a reservation: the booking's entries in these day ledgers, then its slot claims."""
+    async def _give_back(self, session_id: str, keys: Sequence[str], days: Sequence[str], booked: d.Booked) -> None:
+        """Undo this attempt's reservation: its entry in these day ledgers (not an earlier booking's
+        of the same request, at other times), then its slot claims (all of them its own: a claim
+        that failed took nothing)."""
         for day in days:
-            await self.store.remove_from_ledger(day, session_id)
+            await self.store.remove_from_ledger(day, session_id, booked)
         await self.store.release(keys, session_id)
 
-    async def _undo(self, doc: Document) -> None:
-        await self._give_back(doc["_id"], doc["slot_keys"], doc["ledger_days"])
-        await self.store.delete_seats(doc["seat_keys"], doc["_id"])
+    async def _undo(self, doc: Document, booked: d.Booked, seats_taken: Sequence[str]) -> None:
+        await self._give_back(doc["_id"], doc["slot_keys"], doc["ledger_days"], booked)
+        await self.store.delete_seats(seats_taken, doc["_id"])
+
+    async def _retried(self, existing: Document, req: d.SessionRequest, clients: Sequence[Document]) -> Document:
+        """The answer to a request whose id booked `existing` before: that booking, when the request
+        asks for the same one; ALREADY_EXISTS when the id is reused for another."""
+        same = (
+            existing["program_id"] == req.program_id
+            and existing["clinician_id"] == req.clinician_id
+            and list(existing["client_ids"]) == list(req.client_ids)
+            and existing["kind"] == req.kind
+            and (_utc(existing["starts_at"]), _utc(existing["ends_at"])) == (req.starts_at, req.ends_at)
+            and existing.get("rescheduled_from", "") == req.extra.get("rescheduled_from", "")
+        )
+        if not same:
+            raise AlreadyExists(
+                "REQUEST_ID_REUSED",
+                "this request_id booked another session; use a new request_id for a new booking",
+                {"session_id": existing["_id"]},
+            )
+        return await self._complete_retried(existing, clients)
 
     def _tech_check_tasks(self, session_id: str, clients: Sequence[Document], start: datetime) -> list[Document]:
         """A task for each client who needs a tech check before this session."""
@@ -650,9 +682,7 @@ class Scheduler:
             if not seat:
                 raise FailedPrecondition("GROUP_FULL", "every seat of this group is taken")
         except BaseException:
-            for day in days:
-                await self.store.remove_from_ledger(day, session_id)
-            await self.store.release(keys, session_id)
+            await self._give_back(session_id, keys, days, booked)
             raise
         if tasks:
             await self.store.add_tech_checks(tasks)
@@ -1062,7 +1092,10 @@ class Scheduler:
             override_reason=override,
             extra={"rescheduled_from": session_id, "cohort_id": old.get("cohort_id", "")},
         )
-        new = await self.book(req, principal, require_alone=bool(old.get("privacy_flagged")))
+        try:
+            new = await self.book(req, principal, require_alone=bool(old.get("privacy_flagged")))
+        except InvalidArgument as refused:  # the new session's times are this request's new_starts_at
+            raise InvalidArgument([(RESCHEDULED_TIME_FIELDS.get(f, f), why) for f, why in refused.violations]) from None
         after = {**old, "status": d.RESCHEDULED, "cancel_reason": reason or "rescheduled"}
         event = scheduling_pb2.SessionRescheduled(
             session_id=session_id,

@@ -26,6 +26,7 @@ a list) without scanning the collection, so the hot paths here read and delete b
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -189,7 +190,17 @@ class SchedulerStore:
         if not keys:
             return
         now = datetime.now(UTC)
-        claim: Document = {"session_id": session_id, "kind": kind, "at": now, "ledger_days": list(ledger_days)}
+        # What this call gives back when it fails is what it took, marked with its own attempt id:
+        # a retry of a request (the same session id) must not release the claims of the booking
+        # the request made the first time.
+        attempt = uuid.uuid4().hex
+        claim: Document = {
+            "session_id": session_id,
+            "kind": kind,
+            "at": now,
+            "ledger_days": list(ledger_days),
+            "attempt": attempt,
+        }
         if client_id:
             claim["client_id"] = client_id
         docs = [{"_id": k, **claim} for k in keys]
@@ -198,10 +209,10 @@ class SchedulerStore:
         try:
             taken = await self._grouped.inserts(CLAIMS, ordered=True).insert(docs)
         except Exception:
-            await self.release(keys, session_id)
+            await self.claims.delete_many({"_id": {"$in": list(keys)}, "attempt": attempt})
             raise
         if taken:
-            await self.release(keys, session_id)
+            await self.claims.delete_many({"_id": {"$in": list(keys)}, "attempt": attempt})
             raise Conflict(keys[min(taken)])
 
     async def release(self, keys: Sequence[str], session_id: str) -> None:
@@ -290,13 +301,19 @@ class SchedulerStore:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def remove_from_ledger(self, owner_day: str, session_id: str) -> None:
-        """Take a session's booking out of a day ledger (cancellation or a failed booking)."""
+    async def remove_from_ledger(self, owner_day: str, session_id: str, only: Booked | None = None) -> None:
+        """Take a session's booking out of a day ledger (cancellation or a failed booking). With
+        `only`, just the entry of that session at that time: what a failed attempt wrote, not what
+        an earlier booking of the same request (the same session id, other times) holds there."""
+
+        def removed(b: Booked) -> bool:
+            return b.session_id == session_id and (only is None or (b.start, b.end) == (only.start, only.end))
+
         for _ in range(20):
             rev, bookings = await self.ledger(owner_day)
-            if not any(b.session_id == session_id for b in bookings):
+            if not any(removed(b) for b in bookings):
                 return
-            if await self.write_ledger(owner_day, rev, [b for b in bookings if b.session_id != session_id]):
+            if await self.write_ledger(owner_day, rev, [b for b in bookings if not removed(b)]):
                 return
         raise RuntimeError("ledger contention: could not remove a booking")  # pragma: no cover
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -139,6 +140,108 @@ def test_booking_reserves_the_slots_and_refuses_double_bookings(api: Api, db) ->
     assert cancelled.status == "cancelled"
     assert db.claims.count_documents({"session_id": session.session_id}) == 0
     assert api.book(program.program_id, clinician, [other_client], start).status == "booked"
+
+
+def latest_ledger_entries(db, owner_day: str) -> list[str]:
+    """The bookings of a day ledger's latest revision, as stored (`<session id> <start> <end> ...`)."""
+    revisions = list(db.ledgers.find({"_id": {"$regex": f"^{re.escape(owner_day)}\\|"}}))
+    return max(revisions, key=lambda r: r["rev"])["bookings"] if revisions else []
+
+
+def test_a_request_id_used_again_never_undoes_the_booking_it_made(api: Api, db) -> None:
+    program = api.program()
+    clinician, other_clinician = api.clinician(), api.clinician()
+    client, first_seat, second_seat = api.client(), api.client(), api.client()
+    start = local_day_at(days_ahead=3, hour=11)
+
+    # retried as it was: the same session, and every claim and ledger entry it made is kept
+    request_id = uid("again")
+    session = api.book(program.program_id, clinician, [client], start, request_id=request_id)
+    claims = db.claims.count_documents({"session_id": session.session_id})
+    stored = db.sessions.find_one({"_id": session.session_id})
+    ledgers = {day: latest_ledger_entries(db, day) for day in stored["ledger_days"]}
+    assert all(sum(e.startswith(session.session_id + " ") for e in entries) == 1 for entries in ledgers.values())
+    assert api.book(program.program_id, clinician, [client], start, request_id=request_id).session_id == (
+        session.session_id
+    )
+    assert db.claims.count_documents({"session_id": session.session_id}) == claims == 8
+    with pytest.raises(grpc.RpcError) as taken:  # the client's hour is still the first booking's
+        api.book(program.program_id, other_clinician, [client], start)
+    assert reason_of(taken.value) == "CLIENT_DOUBLE_BOOKED"
+
+    # the same request_id for other times is refused, and takes nothing from the first booking
+    with pytest.raises(grpc.RpcError) as reused:
+        api.book(program.program_id, clinician, [client], start + timedelta(hours=2), request_id=request_id)
+    assert reused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert reason_of(reused.value) == "REQUEST_ID_REUSED"
+    assert db.claims.count_documents({"session_id": session.session_id}) == claims
+    assert {day: latest_ledger_entries(db, day) for day in stored["ledger_days"]} == ledgers
+    assert db.sessions.find_one({"_id": session.session_id})["starts_at"] == stored["starts_at"]
+
+    # a group's seats survive the same: capacity 2 still seats exactly one more client
+    group_request = uid("group")
+    group = api.book(
+        program.program_id,
+        other_clinician,
+        [first_seat],
+        start + timedelta(hours=4),
+        kind=ev.SESSION_KIND_GROUP,
+        capacity=2,
+        request_id=group_request,
+    )
+    with pytest.raises(grpc.RpcError) as reused_group:
+        api.book(
+            program.program_id,
+            other_clinician,
+            [first_seat],
+            start + timedelta(hours=6),
+            kind=ev.SESSION_KIND_GROUP,
+            capacity=2,
+            request_id=group_request,
+        )
+    assert reason_of(reused_group.value) == "REQUEST_ID_REUSED"
+    seats = {"_id": {"$regex": f"^seat:{re.escape(group.session_id)}#"}, "client_id": {"$ne": ""}}
+    assert db.session_facts.count_documents(seats) == 1
+    seated = api.call(
+        "BookGroupSeat",
+        pb.BookGroupSeatRequest(request_id=uid("seat"), session_id=group.session_id, client_id=second_seat),
+    )
+    assert sorted(seated.client_ids) == sorted([first_seat, second_seat])
+    with pytest.raises(grpc.RpcError) as full:
+        api.call(
+            "BookGroupSeat",
+            pb.BookGroupSeatRequest(request_id=uid("seat"), session_id=group.session_id, client_id=api.client()),
+        )
+    assert reason_of(full.value) == "GROUP_FULL"
+
+    # rescheduling with the request_id of another booking moves nothing
+    moving = api.book(program.program_id, other_clinician, [client], start + timedelta(hours=8))
+    with pytest.raises(grpc.RpcError) as borrowed:
+        api.call(
+            "RescheduleSession",
+            pb.RescheduleSessionRequest(
+                request_id=request_id,
+                session_id=moving.session_id,
+                new_starts_at=to_timestamp(start + timedelta(hours=9)),
+            ),
+        )
+    assert reason_of(borrowed.value) == "REQUEST_ID_REUSED"
+    assert db.sessions.find_one({"_id": moving.session_id})["status"] == "booked"
+    assert db.claims.count_documents({"session_id": moving.session_id}) == 8
+    assert db.claims.count_documents({"session_id": session.session_id}) == claims
+
+    # a new time in the past is named as the request's own field
+    with pytest.raises(grpc.RpcError) as past:
+        api.call(
+            "RescheduleSession",
+            pb.RescheduleSessionRequest(
+                request_id=uid("re"),
+                session_id=moving.session_id,
+                new_starts_at=to_timestamp(next_slot() - timedelta(days=1)),
+            ),
+        )
+    assert past.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert fields_of(past.value) == {"new_starts_at"}
 
 
 def test_a_session_across_local_midnight_counts_toward_both_days(api: Api, db) -> None:
