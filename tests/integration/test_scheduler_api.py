@@ -180,25 +180,21 @@ def test_a_request_id_used_again_never_undoes_the_booking_it_made(api: Api, db) 
 
     # a group's seats survive the same: capacity 2 still seats exactly one more client
     group_request = uid("group")
-    group = api.book(
-        program.program_id,
-        other_clinician,
-        [first_seat],
-        start + timedelta(hours=4),
-        kind=ev.SESSION_KIND_GROUP,
-        capacity=2,
-        request_id=group_request,
-    )
-    with pytest.raises(grpc.RpcError) as reused_group:
-        api.book(
+
+    def book_group(at: datetime) -> pb.Session:
+        return api.book(
             program.program_id,
             other_clinician,
             [first_seat],
-            start + timedelta(hours=6),
+            at,
             kind=ev.SESSION_KIND_GROUP,
             capacity=2,
             request_id=group_request,
         )
+
+    group = book_group(start + timedelta(hours=4))
+    with pytest.raises(grpc.RpcError) as reused_group:
+        book_group(start + timedelta(hours=6))
     assert reason_of(reused_group.value) == "REQUEST_ID_REUSED"
     seats = {"_id": {"$regex": f"^seat:{re.escape(group.session_id)}#"}, "client_id": {"$ne": ""}}
     assert db.session_facts.count_documents(seats) == 1
