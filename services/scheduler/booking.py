@@ -717,8 +717,8 @@ class Scheduler:
             raise FailedPrecondition(
                 "CAPACITY_BELOW_BOOKINGS", f"{len(session['client_ids'])} seats are booked; capacity {capacity} is less"
             )
+        blocked: list[str] = []  # by this call
         if capacity < old:  # block the seats above the new capacity first, so no racer can take them
-            blocked: list[str] = []
             for i in range(capacity, old):
                 key = seat_key(session_id, i)
                 block = {"_id": key, "session_id": session_id, "client_id": "", "kind": "capacity-block"}
@@ -733,7 +733,8 @@ class Scheduler:
             {"$set": {"capacity": capacity}},
             session_events({**session, "capacity": capacity}),
         )
-        if updated is None:
+        if updated is None:  # nothing changed: the seats this call blocked are free again
+            await self.store.delete_seats(blocked, session_id)
             raise FailedPrecondition("SESSION_CHANGED", "the session changed meanwhile; retry")
         if capacity > old:  # lift the blocks a former decrease left
             blocks = [seat_key(session_id, i) for i in range(old, capacity)]

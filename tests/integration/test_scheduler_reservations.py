@@ -1,0 +1,108 @@
+"""What a failed attempt gives back, against the real store: only what it took. A retry of a
+request books under the same session id as its first attempt, so giving back "the session's"
+claims, ledger entries or seats would undo the booking the first attempt made."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from iop.compliance.v1 import compliance_pb2
+from services.plumbing.errors import FailedPrecondition
+from services.plumbing.settings import Settings
+from services.plumbing.storage import mongo_client, service_database
+from services.scheduler.booking import Scheduler
+from services.scheduler.domain import GROUP, Booked, load_reference_data
+from services.scheduler.store import SEATS, SESSIONS_COLLECTION, Conflict, SchedulerStore, seat_key
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2030, 3, 4, 15, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[SchedulerStore]:
+    client = mongo_client(settings)
+    db = service_database(client, settings, f"reservations{uuid.uuid4().hex[:6]}")
+    yield SchedulerStore(db)
+    await client.drop_database(db.name)
+    await client.close()
+
+
+def keys(owner: str, start: datetime) -> list[str]:
+    return [f"{owner}@{(start + timedelta(minutes=15 * n)):%Y%m%dT%H%M}" for n in range(4)]
+
+
+async def holders(store: SchedulerStore, slot_keys: list[str]) -> dict[str, str]:
+    return {c["_id"]: c["session_id"] for c in await store.claims.find({"_id": {"$in": slot_keys}}).to_list()}
+
+
+async def test_a_claim_that_fails_gives_back_only_the_slots_it_took(store: SchedulerStore) -> None:
+    first, later = keys("client:k1", START), keys("client:k1", START + 2 * HOUR)
+    await store.claim(first, "s1", "slot")
+    # the same session id again (a retry), for its slots and more: refused, the first claims stay
+    with pytest.raises(Conflict):
+        await store.claim(first + later, "s1", "slot")
+    assert await holders(store, first + later) == dict.fromkeys(first, "s1")
+    # the new slots first: they were taken before the conflict, and only they are given back
+    with pytest.raises(Conflict):
+        await store.claim(later + first, "s1", "slot")
+    assert await holders(store, first + later) == dict.fromkeys(first, "s1")
+
+
+async def test_an_attempts_ledger_entry_goes_and_the_sessions_other_entry_stays(store: SchedulerStore) -> None:
+    day = "clinician:c1|2030-03-04"
+    booked, attempt, other = (
+        Booked("s1", START, START + HOUR),
+        Booked("s1", START + 3 * HOUR, START + 4 * HOUR),
+        Booked("s2", START + HOUR, START + 2 * HOUR),
+    )
+    assert await store.write_ledger(day, 0, [booked, other, attempt])
+    await store.remove_from_ledger(day, "s1", attempt)
+    assert (await SchedulerStore(store.db).ledger(day))[1] == [booked, other]
+    await store.remove_from_ledger(day, "s1")  # a cancellation: every entry of the session
+    assert (await SchedulerStore(store.db).ledger(day))[1] == [other]
+
+
+async def test_a_capacity_change_that_lost_a_race_unblocks_the_seats_it_blocked(
+    store: SchedulerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = {
+        "_id": "g1",
+        "program_id": "p1",
+        "clinician_id": "c1",
+        "facilitators": [],
+        "kind": GROUP,
+        "status": "booked",
+        "capacity": 6,
+        "client_ids": ["k1"],
+        "starts_at": START,
+        "ends_at": START + HOUR,
+    }
+    await store.sessions.insert_one(session)
+    await store.db[SEATS].insert_one({"_id": seat_key("g1", 0), "session_id": "g1", "client_id": "k1"})
+    scheduler = Scheduler(store, load_reference_data(), _no_evaluation, _no_licensure_check)
+
+    async def changed_meanwhile(*args: Any, **kwargs: Any) -> None:
+        return None  # the conditional update found another capacity: someone changed it first
+
+    monkeypatch.setattr(store, "update_session", changed_meanwhile)
+    with pytest.raises(FailedPrecondition) as refused:
+        await scheduler.update_capacity("g1", 3)
+    assert refused.value.details[0].reason == "SESSION_CHANGED"  # type: ignore[attr-defined]
+    blocks = await store.db[SEATS].count_documents({"session_id": "g1", "client_id": ""})
+    assert blocks == 0, "the seats above 3 stayed blocked although the capacity is still 6"
+    assert (await store.db[SESSIONS_COLLECTION].find_one({"_id": "g1"}) or {})["capacity"] == 6
+
+
+async def _no_evaluation(request: compliance_pb2.EvaluateSessionRequest) -> compliance_pb2.SessionEvaluation:
+    raise AssertionError("a capacity change asks compliance nothing")
+
+
+async def _no_licensure_check(request: compliance_pb2.CheckLicensureRequest) -> compliance_pb2.LicensureDecision:
+    raise AssertionError("a capacity change asks compliance nothing")
