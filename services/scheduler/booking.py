@@ -1071,6 +1071,10 @@ class Scheduler:
         if old["status"] not in (d.BOOKED, d.CHECKED_IN, d.INTERRUPTED):
             raise FailedPrecondition("SESSION_NOT_RESCHEDULABLE", f"the session is {old['status']}")
         duration = _utc(old["ends_at"]) - _utc(old["starts_at"])
+        earlier = await self.store.get(SESSIONS_COLLECTION, derived_id("session", request_id))
+        if new_start is None and earlier is not None and earlier.get("rescheduled_from") == session_id:
+            # a retry of a reschedule whose booking was made: the slots proposed now may differ
+            new_start = _utc(earlier["starts_at"])
         if new_start is None:
             slots = old.get("proposed_slots") or await self.propose(old, old["client_ids"], reason or "RESCHEDULE")
             if not slots:

@@ -240,6 +240,22 @@ def test_a_request_id_used_again_never_undoes_the_booking_it_made(api: Api, db) 
     assert fields_of(past.value) == {"new_starts_at"}
 
 
+def test_a_reschedule_retried_after_its_booking_was_made_completes_that_booking(api: Api, db) -> None:
+    program = api.program()
+    clinician, client = api.clinician(), api.client()
+    session = api.book(program.program_id, clinician, [client], local_day_at(days_ahead=4, hour=13))
+    request = pb.RescheduleSessionRequest(request_id=uid("re"), session_id=session.session_id, reason="RESCHEDULE")
+    moved = api.call("RescheduleSession", request)  # the first free slot the rules allow
+    # as if the first attempt had stopped after booking the new session: the old one still booked
+    db.sessions.update_one(
+        {"_id": session.session_id}, {"$set": {"status": "booked"}, "$unset": {"rescheduled_to": ""}}
+    )
+    again = api.call("RescheduleSession", request)  # the first free slot is now a later one
+    assert again.session_id == moved.session_id and again.starts_at == moved.starts_at
+    old = api.call("GetSession", pb.GetSessionRequest(session_id=session.session_id))
+    assert old.status == "rescheduled" and old.rescheduled_to == moved.session_id
+
+
 def test_a_session_across_local_midnight_counts_toward_both_days(api: Api, db) -> None:
     program = api.program()
     clinician = api.clinician(min_gap_minutes=30)  # available every day 00:00-24:00
