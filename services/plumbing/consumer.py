@@ -60,6 +60,7 @@ from services.plumbing.envelope import CloudEvent, EnvelopeError, KafkaHeaders
 from services.plumbing.ops.metrics import get_metrics
 from services.plumbing.settings import Settings
 from services.plumbing.storage import BatchedWrites, Document, IndexSpec, find_by_ids, insert_new
+from services.plumbing.telemetry import record_error
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("iop.consumer")
@@ -431,14 +432,14 @@ class EventConsumer:
                     )
                     return True
                 except PoisonEvent as exc:
-                    span.record_exception(exc)
+                    record_error(span, exc, with_message=True)
                     await self._dead_letter(record, exc, attempts=attempt)
                     self._metrics.observe_event(
                         self.group_id, record.topic, event.type, "dead_lettered", time.perf_counter() - started
                     )
                     return False
                 except Exception as exc:
-                    span.record_exception(exc)
+                    record_error(span, exc)
                     if attempt >= self._max_attempts:
                         span.set_status(Status(StatusCode.ERROR, "dead-lettered after retries"))
                         await self._dead_letter(record, exc, attempts=attempt)

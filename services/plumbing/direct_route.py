@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.plumbing.telemetry import http_server_address, http_url_without_query
+from services.plumbing.telemetry import http_server_address, http_url_without_query, record_error
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("iop.http")
@@ -95,7 +95,7 @@ class DirectRoute:
                         {"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": self._method}
                     )
             except Exception as exc:  # as Starlette's error middleware: a 500, the error on the span
-                span.record_exception(exc)
+                record_error(span, exc)
                 log.error("%s failed: %s", self._span_name, type(exc).__name__)
                 response = JSONResponse({"error": "INTERNAL"}, status_code=500)
             span.set_attribute("http.status_code", response.status_code)

@@ -25,6 +25,7 @@ from services.plumbing.deadline import enter_call, leave_call
 from services.plumbing.errors import ResourceExhausted, ServiceError
 from services.plumbing.ops.metrics import Metrics, RpcSeries, get_metrics, split_method
 from services.plumbing.settings import Settings
+from services.plumbing.telemetry import record_error
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +264,8 @@ class _Call:
                     return await inner(request, context)
                 except ServiceError as error:
                     await context.abort_with_status(error.to_status())
+                except Exception as error:
+                    await self.abort_unexpected(context, error)
                 finally:
                     if admission is not None:
                         admission.leave()
@@ -278,8 +281,18 @@ class _Call:
                         yield item
                 except ServiceError as error:
                     await context.abort_with_status(error.to_status())
+                except Exception as error:
+                    await self.abort_unexpected(context, error)
 
         return call
+
+    async def abort_unexpected(self, context: grpc.aio.ServicerContext, error: Exception) -> None:
+        """A failure no handler expected: INTERNAL, with its type only. grpc.aio would answer UNKNOWN
+        with the error's message, and a message may quote request or stored data (PHI); the span
+        and the log get its type and where it was raised."""
+        record_error(self.span, error)
+        log.error("%s failed: %s", self.method.name, type(error).__name__, exc_info=error)
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal error ({type(error).__name__})")
 
     def __enter__(self) -> None:
         metadata = self.metadata
@@ -302,7 +315,7 @@ class _Call:
         if code in ERROR_CODES:
             span.set_status(SpanStatus(StatusCode.ERROR, f"{code}:{context.details() or ''}"))
         if error is not None and not isinstance(error, grpc.aio.AbortError | asyncio.CancelledError | GeneratorExit):
-            span.record_exception(error)
+            record_error(span, error)
         span.end()
         self.series.done(code.name, time.perf_counter() - self.started)
         # Last, as they can fail: a server stream whose client went away is closed by the event

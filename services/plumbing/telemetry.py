@@ -9,6 +9,7 @@ attributes: instrumentations that could record payloads (pymongo statements) are
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -123,6 +124,20 @@ def instrument_fastapi(app: Any, tracer_provider: trace.TracerProvider | None = 
         server_request_hook=_url_without_query,
         tracer_provider=tracer_provider,
     )
+
+
+def record_error(span: trace.Span, error: BaseException, *, with_message: bool = False) -> None:
+    """The error as the span's `exception` event: its type and where it was raised, not its message,
+    which may carry request or stored data (PHI: a validation error quotes the value it refused).
+    `with_message` for errors whose messages this project writes for callers and dead letters
+    (ServiceError, PoisonEvent), which name ids and reasons only."""
+    attributes = {
+        "exception.type": type(error).__qualname__,
+        "exception.stacktrace": "".join(traceback.format_tb(error.__traceback__)) + type(error).__qualname__,
+    }
+    if with_message:
+        attributes["exception.message"] = str(error)
+    span.add_event("exception", attributes)
 
 
 def shutdown_telemetry() -> None:

@@ -50,7 +50,8 @@ async def not_found(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
 
 
 async def crash(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-    raise RuntimeError("bug")
+    stored = {"name": "Jane" + " Doe"}
+    raise RuntimeError(f"bug near {stored['name']}")  # a message may quote request or stored data
 
 
 async def stream(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
@@ -177,12 +178,16 @@ async def test_errors_map_to_codes_and_only_server_faults_mark_the_span(served: 
     assert dict(not_found_span.attributes or {})["rpc.grpc.status_code"] == grpc.StatusCode.NOT_FOUND.value[0]
     assert not_found_span.status.status_code is StatusCode.UNSET  # the caller's problem, not the server's
 
-    code, _ = await served.call("Crash", md)
-    assert code is grpc.StatusCode.UNKNOWN
+    code, crashed = await served.call("Crash", md)
+    assert code is grpc.StatusCode.INTERNAL
+    assert crashed.details() == "internal error (RuntimeError)"  # the type, never the message
     crash_span = await served.span("Crash")
-    assert dict(crash_span.attributes or {})["rpc.grpc.status_code"] == grpc.StatusCode.UNKNOWN.value[0]
+    assert dict(crash_span.attributes or {})["rpc.grpc.status_code"] == grpc.StatusCode.INTERNAL.value[0]
     assert crash_span.status.status_code is StatusCode.ERROR
     assert [e.name for e in crash_span.events] == ["exception"]
+    exception = dict(crash_span.events[0].attributes or {})
+    assert exception["exception.type"] == "RuntimeError" and "crash" in str(exception["exception.stacktrace"])
+    assert "Jane Doe" not in crash_span.to_json()
 
 
 async def test_calls_without_a_valid_token_or_role_are_refused_and_counted(served: Served) -> None:
