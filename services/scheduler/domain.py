@@ -8,6 +8,7 @@ keys; fatigue and burnout rules are evaluated on the owner's day ledger.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
 
@@ -121,9 +122,27 @@ def validate_rule_overrides(overrides: dict[str, int], prefix: str, v: FieldViol
 # ---------- time zones and weekly windows ----------
 
 
+# The areas of the IANA region zones (`Area/Location`). Names outside them are not accepted: the
+# special files of a zoneinfo tree (`localtime` follows the server's zone, `Factory` has no offset,
+# `posixrules`), the `posix/` and `right/` copies (`right/` counts leap seconds, so its wall clock
+# is off by them), fixed offsets (`EST`, `Etc/GMT+5`) and legacy aliases (`US/Eastern`).
+ZONE_AREAS = frozenset(
+    {"Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia", "Europe", "Indian", "Pacific"}
+)
+
+
+ZONE_RULE = "must be an IANA region time zone (Area/Location, e.g. America/New_York) or UTC"
+
+
+@functools.cache
+def region_zones() -> frozenset[str]:
+    """The IANA region zones this machine's time zone database knows, and UTC."""
+    return frozenset(n for n in available_timezones() if n == "UTC" or n.split("/", 1)[0] in ZONE_AREAS)
+
+
 def zone(name: str) -> ZoneInfo | None:
-    """The IANA zone, or None for an unknown or malformed name."""
-    if not name or name != name.strip() or ".." in name or name.startswith("/"):
+    """The IANA region zone (`America/New_York`) or UTC; None for any other name."""
+    if name not in region_zones():
         return None
     try:
         return ZoneInfo(name)

@@ -53,7 +53,7 @@ class Programs:
         v = FieldViolations()
         v.require(bool(request_id.strip()), "request_id", "required (idempotency key)")
         v.require(bool(name.strip()) and len(name) <= 200, "name", "required, at most 200 characters")
-        v.require(d.zone(time_zone) is not None, "time_zone", "must be an IANA time zone, e.g. America/New_York")
+        v.require(d.zone(time_zone) is not None, "time_zone", d.ZONE_RULE)
         v.require(
             level_of_care in self.ref.levels_of_care,
             "level_of_care",
@@ -129,7 +129,7 @@ class Programs:
     ) -> Document:
         v = FieldViolations()
         v.require(bool(clinician_id.strip()), "clinician_id", "required")
-        v.require(d.zone(time_zone) is not None, "time_zone", "must be an IANA time zone, e.g. America/Chicago")
+        v.require(d.zone(time_zone) is not None, "time_zone", d.ZONE_RULE)
         v.require(state in d.US_STATES, "state", "must be a USPS state or territory code")
         parsed = d.parse_windows(windows, "windows", v)
         v.require(bool(windows), "windows", "at least one weekly window")
@@ -155,7 +155,7 @@ class Programs:
         v = FieldViolations()
         v.require(bool(client_id.strip()), "client_id", "required")
         tz = d.zone(time_zone)
-        v.require(tz is not None, "time_zone", "must be an IANA time zone, e.g. America/Denver")
+        v.require(tz is not None, "time_zone", d.ZONE_RULE)
         v.require(home_state in d.US_STATES, "home_state", "must be a USPS state or territory code")
         parsed = d.parse_windows(windows, "windows", v)
         v.require(bool(windows), "windows", "at least one weekly window")
@@ -204,7 +204,7 @@ class Programs:
         v.require(1 <= interval_days <= 31, "interval_days", "1 to 31")
         v.require(1 <= occurrences <= MAX_OCCURRENCES, "occurrences", f"1 to {MAX_OCCURRENCES}")
         tz = d.zone(time_zone)
-        v.require(tz is not None, "time_zone", "must be an IANA time zone")
+        v.require(tz is not None, "time_zone", d.ZONE_RULE)
         end = first_start + timedelta(minutes=max(duration_minutes, 0)) if first_start else None
         d.validate_times(first_start, end, datetime.now(UTC), v, timedelta(hours=3))
         v.raise_if_any()

@@ -1,0 +1,115 @@
+"""The scheduler's guards on input, ownership and all-or-nothing writes, against a real
+compliance process, the real store and broker (defects found in review)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import grpc
+import pytest
+from pymongo import MongoClient
+
+from iop.scheduler.v1 import scheduler_pb2 as pb
+from services.plumbing.protos import to_timestamp
+from services.plumbing.settings import Settings
+from tests.integration.test_scheduler_support import Api, fields_of, next_slot, uid
+from tests.support import ServiceProcess
+
+pytestmark = pytest.mark.integration
+
+SCHEDULER_ENV = {"GRPC_CLIENT_DEADLINE_S": "10"}
+
+
+@pytest.fixture(scope="module")
+def api(settings: Settings) -> Iterator[Api]:
+    compliance = ServiceProcess("compliance")
+    scheduler = ServiceProcess("scheduler", env=SCHEDULER_ENV)
+    try:
+        compliance.start()
+        scheduler.start()
+        client = Api(settings, scheduler.target, compliance.target)
+        yield client
+        client.close()
+    finally:
+        assert scheduler.stop() == 0, f"scheduler did not stop cleanly; see {scheduler.log_path}"
+        compliance.stop()
+
+
+@pytest.fixture(scope="module")
+def db(settings: Settings) -> Iterator:
+    mongo: MongoClient = MongoClient(settings.mongodb_uri, tz_aware=True)
+    yield mongo[f"{settings.mongodb_database_prefix}scheduler"]
+    mongo.close()
+
+
+def refused(code: grpc.StatusCode, call, *args, **kw) -> grpc.RpcError:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.RpcError) as info:
+        call(*args, **kw)
+    assert info.value.code() == code, info.value.details()
+    return info.value
+
+
+def care_series(api: Api, request_id: str, clinicians: list[str], first: datetime, **kw) -> pb.CareSeries:  # type: ignore[no-untyped-def]
+    fields = {
+        "request_id": request_id,
+        "kind": pb.CARE_KIND_PEER_SUPERVISION,
+        "clinician_ids": clinicians,
+        "facilitator_id": clinicians[-1],
+        "first_starts_at": to_timestamp(first),
+        "duration_minutes": 60,
+        "interval_days": 7,
+        "occurrences": 4,
+        "time_zone": "America/New_York",
+        **kw,
+    }
+    return api.call("CreateCareSeries", pb.CreateCareSeriesRequest(**fields), role="supervisor")
+
+
+# ---------- C. time zones ----------
+
+
+@pytest.mark.parametrize("zone", ["localtime", "Factory", "posixrules", "right/America/New_York", "posix/Asia/Tokyo"])
+def test_only_iana_region_time_zones_are_accepted(api: Api, zone: str) -> None:
+    clinician_req = pb.SetClinicianAvailabilityRequest(
+        clinician_id=uid("clin"),
+        time_zone=zone,
+        state="NY",
+        windows=[pb.WeeklyWindow(weekday=0, start="09:00", end="12:00")],
+    )
+    client_req = pb.SetClientAvailabilityRequest(
+        client_id=uid("client"),
+        time_zone=zone,
+        home_state="NY",
+        windows=[pb.WeeklyWindow(weekday=0, start="09:00", end="12:00")],
+    )
+    program_req = pb.CreateProgramRequest(
+        request_id=uid("prog"),
+        name="Adult IOP",
+        time_zone=zone,
+        level_of_care="IOP_PSYCH",
+        backup_line="+15555550100",
+        tracks=[pb.Track(track_id="t", name="t", hours_per_day=3, min_days_per_week=3, max_days_per_week=5)],
+    )
+    for method, request in [
+        ("SetClinicianAvailability", clinician_req),
+        ("SetClientAvailability", client_req),
+        ("CreateProgram", program_req),
+    ]:
+        err = refused(grpc.StatusCode.INVALID_ARGUMENT, api.call, method, request)
+        assert fields_of(err) == {"time_zone"}, method
+    a, b = api.clinician(), api.clinician()
+    err = refused(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        care_series,
+        api,
+        uid("care"),
+        [a, b],
+        next_slot(timedelta(days=1)),
+        time_zone=zone,
+    )
+    assert fields_of(err) == {"time_zone"}
+
+
+def test_utc_is_a_time_zone(api: Api) -> None:
+    assert api.clinician(time_zone="UTC")
