@@ -111,12 +111,29 @@ def load_reference_data(data_dir: Path = DATA_DIR) -> ReferenceData:
     )
 
 
+# What a program or clinician may set each rule to: values outside make no sense (a cap of 0
+# back-to-back sessions, or of 0 continuous video minutes, would refuse every booking; a break of
+# 0 minutes is none). Minutes, except max_back_to_back_sessions (sessions).
+RULE_BOUNDS: dict[str, tuple[int, int]] = {
+    "max_continuous_video_minutes": (15, 24 * 60),  # at least one slot
+    "min_break_minutes": (0, 240),
+    "long_session_minutes": (15, 24 * 60),
+    "break_every_minutes": (15, 24 * 60),
+    "break_minutes": (5, 60),
+    "min_gap_minutes": (0, 240),
+    "back_to_back_gap_minutes": (0, 240),
+    # 1: no session may follow another back to back; above 96 (a day of 15-minute slots): no cap
+    "max_back_to_back_sessions": (1, 24 * 60),
+    "max_clinician_screen_minutes_per_day": (15, 24 * 60),
+    "max_client_screen_minutes_per_day": (15, 24 * 60),
+}
+
+
 def validate_rule_overrides(overrides: dict[str, int], prefix: str, v: FieldViolations) -> None:
     for name, value in overrides.items():
-        if value < 0 or value > 24 * 60:
-            v.add(f"{prefix}.{name}", "must be between 0 and 1440 minutes")
-    if overrides.get("break_every_minutes") == 0:
-        v.add(f"{prefix}.break_every_minutes", "must be positive")
+        low, high = RULE_BOUNDS[name]
+        unit = "sessions" if name == "max_back_to_back_sessions" else "minutes"
+        v.require(low <= value <= high, f"{prefix}.{name}", f"must be between {low} and {high} {unit}")
 
 
 # ---------- time zones and weekly windows ----------

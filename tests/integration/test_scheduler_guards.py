@@ -113,3 +113,15 @@ def test_only_iana_region_time_zones_are_accepted(api: Api, zone: str) -> None:
 
 def test_utc_is_a_time_zone(api: Api) -> None:
     assert api.clinician(time_zone="UTC")
+
+
+# ---------- H. fatigue rules that make no sense ----------
+
+
+def test_fatigue_rules_that_would_refuse_every_booking_are_invalid(api: Api) -> None:
+    err = refused(grpc.StatusCode.INVALID_ARGUMENT, api.clinician, max_back_to_back_sessions=0)
+    assert fields_of(err) == {"fatigue_rules.max_back_to_back_sessions"}
+    err = refused(grpc.StatusCode.INVALID_ARGUMENT, api.program, max_continuous_video_minutes=0)
+    assert fields_of(err) == {"fatigue_rules.max_continuous_video_minutes"}
+    err = refused(grpc.StatusCode.INVALID_ARGUMENT, api.program, max_client_screen_minutes_per_day=5)
+    assert fields_of(err) == {"fatigue_rules.max_client_screen_minutes_per_day"}

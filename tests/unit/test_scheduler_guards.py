@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.plumbing.errors import FieldViolations
 from services.scheduler import domain as d
 
 
@@ -32,3 +33,42 @@ def test_only_iana_region_zones_and_utc_are_time_zones(name: str) -> None:
 def test_region_zones_are_time_zones(name: str) -> None:
     zone = d.zone(name)
     assert zone is not None and zone.key == name
+
+
+def rule_violations(**rules: int) -> list[tuple[str, str]]:
+    v = FieldViolations()
+    d.validate_rule_overrides(rules, "fatigue_rules", v)
+    return v.items
+
+
+def test_every_fatigue_rule_has_bounds_and_the_defaults_lie_within_them() -> None:
+    assert set(d.RULE_BOUNDS) == set(d.RULE_FIELDS)
+    defaults = d.load_reference_data().default_rules
+    assert rule_violations(**{name: getattr(defaults, name) for name in d.RULE_FIELDS}) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("max_back_to_back_sessions", 0),  # every booking refused
+        ("max_continuous_video_minutes", 0),  # every video booking refused
+        ("max_continuous_video_minutes", 10),  # shorter than a slot
+        ("max_clinician_screen_minutes_per_day", 0),
+        ("max_client_screen_minutes_per_day", 14),
+        ("break_every_minutes", 0),
+        ("break_minutes", 0),
+        ("min_gap_minutes", -1),
+        ("long_session_minutes", 1441),
+        ("max_back_to_back_sessions", 1441),
+    ],
+)
+def test_fatigue_rules_outside_their_bounds_are_refused_with_the_bounds(name: str, value: int) -> None:
+    low, high = d.RULE_BOUNDS[name]
+    [(field, description)] = rule_violations(**{name: value})
+    assert field == f"fatigue_rules.{name}"
+    assert f"between {low} and {high}" in description
+
+
+def test_the_bounds_themselves_are_allowed() -> None:
+    assert rule_violations(**{name: low for name, (low, _) in d.RULE_BOUNDS.items()}) == []
+    assert rule_violations(**{name: high for name, (_, high) in d.RULE_BOUNDS.items()}) == []
