@@ -318,8 +318,9 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
     ) -> scheduler_pb2.SearchSlotsResponse:
         frm, to = request_time(request, "from"), request_time(request, "to")
         v = FieldViolations()
-        v.require(bool(request.program_id), "program_id", "required")
-        v.require(bool(request.clinician_id), "clinician_id", "required")
+        v.require(bool(request.program_id.strip()), "program_id", "required")
+        v.require(bool(request.clinician_id.strip()), "clinician_id", "required")
+        d.validate_ids(request.client_ids, "client_ids", v)
         v.require(15 <= request.duration_minutes <= 240, "duration_minutes", "15 to 240")
         v.require(request.duration_minutes % 15 == 0, "duration_minutes", "a multiple of 15 (slot grid)")
         v.require(0 <= request.limit <= 100, "limit", "0 (default 10) to 100")

@@ -494,14 +494,20 @@ def validate_times(
         v.add("ends_at", "must be on a 15-minute boundary (slot grid)")
 
 
+def validate_ids(ids: Sequence[str], field_name: str, v: FieldViolations) -> None:
+    """Each id present (a blank one is named by its place, `client_ids[0]`), none twice."""
+    for i, value in enumerate(ids):
+        v.require(bool(value.strip()), f"{field_name}[{i}]", "required (an id, not blank)")
+    v.require(len(set(ids)) == len(ids), field_name, "ids must be unique")
+
+
 def validate_session_request(req: SessionRequest, now: datetime) -> None:
     """Raises InvalidArgument naming every problem with the request."""
     v = FieldViolations()
     v.require(bool(req.request_id.strip()), "request_id", "required (idempotency key)")
     v.require(bool(req.program_id.strip()), "program_id", "required")
     v.require(bool(req.clinician_id.strip()), "clinician_id", "required")
-    v.require(all(c.strip() for c in req.client_ids), "client_ids", "client ids must be non-empty")
-    v.require(len(set(req.client_ids)) == len(req.client_ids), "client_ids", "client ids must be unique")
+    validate_ids(req.client_ids, "client_ids", v)
     v.require(req.kind in (GROUP, INDIVIDUAL, EVALUATION), "kind", "must be GROUP, INDIVIDUAL or EVALUATION")
     if req.kind in (INDIVIDUAL, EVALUATION):
         v.require(len(req.client_ids) == 1, "client_ids", "an individual session has exactly one client")

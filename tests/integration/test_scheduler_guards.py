@@ -4,7 +4,7 @@ compliance process, the real store and broker (defects found in review)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -113,6 +113,35 @@ def test_only_iana_region_time_zones_are_accepted(api: Api, zone: str) -> None:
 
 def test_utc_is_a_time_zone(api: Api) -> None:
     assert api.clinician(time_zone="UTC")
+
+
+# ---------- G. blank ids ----------
+
+
+def test_blank_ids_are_invalid_arguments_naming_their_place(api: Api) -> None:
+    program, clinician, client = api.program(), api.clinician(), api.client()
+    cohort = pb.CreateCohortRequest(
+        request_id=uid("cohort"),
+        program_id=program.program_id,
+        track_id="t3x5",
+        client_ids=[client, ""],
+        starts_on=to_timestamp(datetime.now(UTC)),
+    )
+    assert "client_ids[1]" in fields_of(refused(grpc.StatusCode.INVALID_ARGUMENT, api.call, "CreateCohort", cohort))
+    frm = next_slot(timedelta(days=1))
+    search = pb.SearchSlotsRequest(
+        program_id=program.program_id,
+        clinician_id=clinician,
+        client_ids=[""],
+        to=to_timestamp(frm + timedelta(days=1)),
+        duration_minutes=60,
+        **{"from": to_timestamp(frm)},
+    )
+    assert "client_ids[0]" in fields_of(refused(grpc.StatusCode.INVALID_ARGUMENT, api.call, "SearchSlots", search))
+    err = refused(grpc.StatusCode.INVALID_ARGUMENT, api.book, program.program_id, clinician, [" "], frm)
+    assert "client_ids[0]" in fields_of(err)
+    err = refused(grpc.StatusCode.INVALID_ARGUMENT, care_series, api, uid("care"), ["", clinician], frm)
+    assert "clinician_ids[0]" in fields_of(err)
 
 
 # ---------- H. fatigue rules that make no sense ----------

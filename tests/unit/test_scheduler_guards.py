@@ -3,9 +3,11 @@ backup phones and attendance."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from services.plumbing.errors import FieldViolations
+from services.plumbing.errors import FieldViolations, InvalidArgument
 from services.scheduler import domain as d
 
 
@@ -72,3 +74,19 @@ def test_fatigue_rules_outside_their_bounds_are_refused_with_the_bounds(name: st
 def test_the_bounds_themselves_are_allowed() -> None:
     assert rule_violations(**{name: low for name, (low, _) in d.RULE_BOUNDS.items()}) == []
     assert rule_violations(**{name: high for name, (_, high) in d.RULE_BOUNDS.items()}) == []
+
+
+def test_a_blank_id_is_named_by_its_place_and_a_repeated_one_by_the_list() -> None:
+    v = FieldViolations()
+    d.validate_ids(["a", "", " ", "a"], "client_ids", v)
+    assert [f for f, _ in v.items] == ["client_ids[1]", "client_ids[2]", "client_ids"]
+
+
+def test_a_booking_with_a_blank_client_id_names_it() -> None:
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    req = d.SessionRequest(
+        "r", "p", "c", ("",), datetime(2026, 12, 2, 9, tzinfo=UTC), datetime(2026, 12, 2, 10, tzinfo=UTC), d.INDIVIDUAL
+    )
+    with pytest.raises(InvalidArgument) as info:
+        d.validate_session_request(req, now)
+    assert [f for f, _ in info.value.violations] == ["client_ids[0]"]
