@@ -330,6 +330,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
             v.require(frm < to, "to", "must be after from")
             v.require(to - frm <= d.MAX_SEARCH_WINDOW, "to", "at most 31 days after from")
             v.require(to > datetime.now(UTC), "to", "must be in the future")
+            d.validate_horizon(to, datetime.now(UTC), "to", v)
         v.raise_if_any()
         assert frm is not None and to is not None
         slots = await self._s.search_slots(
@@ -414,10 +415,14 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def RescheduleSession(
         self, request: scheduler_pb2.RescheduleSessionRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.Session:
+        new_start = request_time(request, "new_starts_at")
+        v = FieldViolations()
+        d.validate_horizon(new_start, datetime.now(UTC), "new_starts_at", v)  # before anything is added to it
+        v.raise_if_any()
         doc = await self._s.reschedule(
             request.request_id,
             request.session_id,
-            request_time(request, "new_starts_at"),
+            new_start,
             request.reason,
             current_principal(),
             request.override.reason,

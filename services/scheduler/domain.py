@@ -27,6 +27,7 @@ SLOT = timedelta(minutes=15)
 MAX_SESSION_LENGTH = timedelta(hours=4)
 MAX_GROUP_SIZE = 15
 MAX_SEARCH_WINDOW = timedelta(days=31)
+HORIZON = timedelta(days=730)  # how far ahead bookings, searches and care series may reach
 
 GROUP, INDIVIDUAL, EVALUATION, PEER_SUPERVISION = 1, 2, 3, 4
 KIND_NAMES = {GROUP: "GROUP", INDIVIDUAL: "INDIVIDUAL", EVALUATION: "EVALUATION", PEER_SUPERVISION: "PEER_SUPERVISION"}
@@ -473,25 +474,39 @@ class SessionRequest:
     extra: dict[str, Any] = field(default_factory=dict)  # stored as-is (e.g. rescheduled_from)
 
 
+def validate_horizon(at: datetime | None, now: datetime, field_name: str, v: FieldViolations) -> None:
+    """Nothing is booked, searched or scheduled further ahead than HORIZON (a time near the end of
+    the calendar would otherwise overflow in a client's local time)."""
+    if at is not None and at - now > HORIZON:
+        v.add(field_name, f"at most {HORIZON.days} days (2 years) from now")
+
+
 def validate_times(
-    starts_at: datetime | None, ends_at: datetime | None, now: datetime, v: FieldViolations, max_length: timedelta
+    starts_at: datetime | None,
+    ends_at: datetime | None,
+    now: datetime,
+    v: FieldViolations,
+    max_length: timedelta,
+    start_field: str = "starts_at",
+    end_field: str = "ends_at",
 ) -> None:
     if starts_at is None:
-        v.add("starts_at", "required")
+        v.add(start_field, "required")
     if ends_at is None:
-        v.add("ends_at", "required")
+        v.add(end_field, "required")
     if starts_at is None or ends_at is None:
         return
     if ends_at <= starts_at:
-        v.add("ends_at", "must be after starts_at (inverted or zero-length)")
+        v.add(end_field, "must be after starts_at (inverted or zero-length)")
     elif ends_at - starts_at > max_length:
-        v.add("ends_at", f"a session lasts at most {max_length}")
+        v.add(end_field, f"a session lasts at most {max_length}")
     if starts_at < now:
-        v.add("starts_at", "must not be in the past")
+        v.add(start_field, "must not be in the past")
+    validate_horizon(starts_at, now, start_field, v)
     if not aligned(starts_at):
-        v.add("starts_at", "must be on a 15-minute boundary (slot grid)")
+        v.add(start_field, "must be on a 15-minute boundary (slot grid)")
     if not aligned(ends_at):
-        v.add("ends_at", "must be on a 15-minute boundary (slot grid)")
+        v.add(end_field, "must be on a 15-minute boundary (slot grid)")
 
 
 def validate_ids(ids: Sequence[str], field_name: str, v: FieldViolations) -> None:

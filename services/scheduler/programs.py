@@ -205,8 +205,17 @@ class Programs:
         v.require(1 <= occurrences <= MAX_OCCURRENCES, "occurrences", f"1 to {MAX_OCCURRENCES}")
         tz = d.zone(time_zone)
         v.require(tz is not None, "time_zone", d.ZONE_RULE)
-        end = first_start + timedelta(minutes=max(duration_minutes, 0)) if first_start else None
-        d.validate_times(first_start, end, datetime.now(UTC), v, timedelta(hours=3))
+        now = datetime.now(UTC)
+        if first_start is not None and first_start - now > d.HORIZON:  # (adding to it could overflow)
+            d.validate_horizon(first_start, now, "first_starts_at", v)
+        else:
+            end = first_start + timedelta(minutes=max(duration_minutes, 0)) if first_start else None
+            d.validate_times(first_start, end, now, v, timedelta(hours=3), "first_starts_at", "duration_minutes")
+            if first_start is not None and 1 <= interval_days <= 31 and 1 <= occurrences <= MAX_OCCURRENCES:
+                last = first_start + timedelta(days=interval_days * (occurrences - 1))
+                v.require(
+                    last - now <= d.HORIZON, "occurrences", f"the last must start at most {d.HORIZON.days} days ahead"
+                )
         v.raise_if_any()
         assert tz is not None and first_start is not None
         known = await self.store.get_many(CLINICIANS, clinician_ids)

@@ -154,3 +154,48 @@ def test_fatigue_rules_that_would_refuse_every_booking_are_invalid(api: Api) -> 
     assert fields_of(err) == {"fatigue_rules.max_continuous_video_minutes"}
     err = refused(grpc.StatusCode.INVALID_ARGUMENT, api.program, max_client_screen_minutes_per_day=5)
     assert fields_of(err) == {"fatigue_rules.max_client_screen_minutes_per_day"}
+
+
+# ---------- I. a horizon for bookings, searches and series ----------
+
+
+def test_bookings_searches_and_series_lie_within_two_years(api: Api) -> None:
+    program, clinician = api.program(), api.clinician()
+    tokyo = api.client(time_zone="Asia/Tokyo", home_state="NY")
+    last_day = datetime(9999, 12, 31, 22, tzinfo=UTC)
+    err = refused(grpc.StatusCode.INVALID_ARGUMENT, api.book, program.program_id, clinician, [tokyo], last_day)
+    assert "starts_at" in fields_of(err)
+    in_three_years = next_slot(timedelta(days=3 * 365))
+    err = refused(grpc.StatusCode.INVALID_ARGUMENT, api.book, program.program_id, clinician, [tokyo], in_three_years)
+    assert "starts_at" in fields_of(err)
+    search = pb.SearchSlotsRequest(
+        program_id=program.program_id,
+        clinician_id=clinician,
+        client_ids=[tokyo],
+        to=to_timestamp(last_day),
+        duration_minutes=60,
+        **{"from": to_timestamp(last_day - timedelta(days=20))},
+    )
+    assert "to" in fields_of(refused(grpc.StatusCode.INVALID_ARGUMENT, api.call, "SearchSlots", search))
+    session = api.book(program.program_id, clinician, [tokyo], next_slot(timedelta(days=1)))
+    move = pb.RescheduleSessionRequest(
+        request_id=uid("re"), session_id=session.session_id, new_starts_at=to_timestamp(last_day + timedelta(hours=1))
+    )
+    assert fields_of(refused(grpc.StatusCode.INVALID_ARGUMENT, api.call, "RescheduleSession", move)) == {
+        "new_starts_at"
+    }
+    a, b = api.clinician(), api.clinician()
+    err = refused(grpc.StatusCode.INVALID_ARGUMENT, care_series, api, uid("care"), [a, b], in_three_years)
+    assert "first_starts_at" in fields_of(err)
+    # the last of 52 monthly occurrences would be four years away
+    err = refused(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        care_series,
+        api,
+        uid("care"),
+        [a, b],
+        next_slot(timedelta(days=1)),
+        interval_days=31,
+        occurrences=52,
+    )
+    assert "occurrences" in fields_of(err)

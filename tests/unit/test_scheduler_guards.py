@@ -3,7 +3,7 @@ backup phones and attendance."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -90,3 +90,19 @@ def test_a_booking_with_a_blank_client_id_names_it() -> None:
     with pytest.raises(InvalidArgument) as info:
         d.validate_session_request(req, now)
     assert [f for f, _ in info.value.violations] == ["client_ids[0]"]
+
+
+@pytest.mark.parametrize(
+    "start", [datetime(2028, 12, 2, 9, tzinfo=UTC), datetime(9999, 12, 31, 22, tzinfo=UTC)], ids=["3y", "9999"]
+)
+def test_a_booking_lies_within_two_years(start: datetime) -> None:
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    req = d.SessionRequest("r", "p", "c", ("a",), start, start + timedelta(hours=1), d.INDIVIDUAL)
+    with pytest.raises(InvalidArgument) as info:
+        d.validate_session_request(req, now)
+    assert [f for f, _ in info.value.violations] == ["starts_at"]
+    assert "730 days" in info.value.violations[0][1]
+    within = now + d.HORIZON - timedelta(hours=12)
+    d.validate_session_request(
+        d.SessionRequest("r", "p", "c", ("a",), within, within + timedelta(hours=1), d.INDIVIDUAL), now
+    )
