@@ -787,6 +787,12 @@ class Scheduler:
             "privacy_attestation",
             "alone | headphones | alternate_location | compromised",
         )
+        phone = ""  # none: the crisis service calls the number in the client's safety plan
+        if backup_phone.strip():
+            try:
+                phone = d.normalize_phone(backup_phone)
+            except d.PhoneError as exc:
+                v.add("backup_phone", f"the client's callback number: {exc}")
         v.raise_if_any()
         session = await self.session(session_id)
         if client_id not in session["client_ids"]:
@@ -811,7 +817,7 @@ class Scheduler:
                 "verified": location.verified,
             },
             "privacy_attestation": attestation,
-            "backup_phone": backup_phone,
+            "backup_phone": phone,
             "checked_in_at": now,
         }
         status = d.CHECKED_IN if session["status"] == d.BOOKED else session["status"]
@@ -822,7 +828,7 @@ class Scheduler:
             location=location,
             privacy_attestation=attestation,
             checked_in_at=to_timestamp(now),
-            backup_phone=backup_phone,
+            backup_phone=phone,
         )
         # the check-in is its own document: many clients of a group check in at once
         if not await self.store.insert_fact(CHECK_INS, record, session_events(after, checked_in)):

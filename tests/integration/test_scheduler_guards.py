@@ -10,6 +10,7 @@ import grpc
 import pytest
 from pymongo import MongoClient
 
+from iop.events.v1 import common_pb2
 from iop.scheduler.v1 import scheduler_pb2 as pb
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
@@ -113,6 +114,32 @@ def test_only_iana_region_time_zones_are_accepted(api: Api, zone: str) -> None:
 
 def test_utc_is_a_time_zone(api: Api) -> None:
     assert api.clinician(time_zone="UTC")
+
+
+# ---------- E. backup phone at check-in ----------
+
+
+def test_a_check_in_backup_phone_is_a_phone_number(api: Api, db) -> None:
+    program, clinician, client = api.program(), api.clinician(), api.client()
+    session = api.book(program.program_id, clinician, [client], next_slot(timedelta(minutes=20)))
+    location = common_pb2.ClientLocation(state="NY", verified=True)
+
+    def check_in(phone: str) -> pb.Session:
+        request = pb.CheckInRequest(
+            session_id=session.session_id,
+            client_id=client,
+            location=location,
+            privacy_attestation="alone",
+            backup_phone=phone,
+        )
+        return api.call("CheckIn", request, role="client", subject=client)
+
+    for bad in ("call me maybe", "555-0143", "+0123456789", "(112) 555-0143"):
+        assert fields_of(refused(grpc.StatusCode.INVALID_ARGUMENT, check_in, bad)) == {"backup_phone"}, bad
+    assert db.session_facts.count_documents({"_id": f"{session.session_id}:{client}"}) == 0
+    assert check_in("(212) 555-0143").status == "checked_in"
+    stored = db.session_facts.find_one({"_id": f"{session.session_id}:{client}"})
+    assert stored["backup_phone"] == "+12125550143"
 
 
 # ---------- G. blank ids ----------

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.crisis import domain as crisis
 from services.plumbing.errors import FieldViolations, InvalidArgument
 from services.scheduler import domain as d
 
@@ -106,3 +107,44 @@ def test_a_booking_lies_within_two_years(start: datetime) -> None:
     d.validate_session_request(
         d.SessionRequest("r", "p", "c", ("a",), within, within + timedelta(hours=1), d.INDIVIDUAL), now
     )
+
+
+PHONES = [
+    ("(212) 555-0143", "+12125550143"),
+    ("212.555.0143", "+12125550143"),
+    ("1 212 555 0143", "+12125550143"),
+    ("+1 212-555-0143", "+12125550143"),
+    ("+44 20 7946 0958", "+442079460958"),
+    ("call me maybe", None),
+    ("555-0143", None),  # no area code
+    ("+0123456789", None),  # no country code starts with 0
+    ("(112) 555-0143", None),  # area codes start 2-9
+    ("(211) 555-0143", None),  # N11 is a service code
+    ("212 055 0143", None),  # exchanges start 2-9
+    ("+1 212 555 014", None),
+    ("+1234567890123456", None),  # over 15 digits
+    ("", None),
+]
+
+
+@pytest.mark.parametrize(("raw", "normalized"), PHONES)
+def test_a_backup_phone_is_normalized_to_e164_or_refused(raw: str, normalized: str | None) -> None:
+    if normalized is None:
+        with pytest.raises(d.PhoneError):
+            d.normalize_phone(raw)
+    else:
+        assert d.normalize_phone(raw) == normalized
+
+
+@pytest.mark.parametrize(("raw", "_"), PHONES)
+def test_the_scheduler_takes_a_phone_as_the_crisis_service_calls_it(raw: str, _: str | None) -> None:
+    """The crisis service calls the check-in's backup phone back: both read a number the same way."""
+    try:
+        ours: str | None = d.normalize_phone(raw)
+    except d.PhoneError:
+        ours = None
+    try:
+        theirs: str | None = crisis.normalize_phone(raw)
+    except crisis.PhoneError:
+        theirs = None
+    assert ours == theirs
