@@ -917,10 +917,14 @@ class Scheduler:
             return session
         if session["status"] != d.IN_PROGRESS:
             raise FailedPrecondition("SESSION_NOT_IN_PROGRESS", f"the session is {session['status']}")
-        unknown = [c for c, _, _ in attendance if c not in session["client_ids"]]
-        if unknown:
-            raise FailedPrecondition("CLIENT_NOT_IN_SESSION", "attendance names a client not booked on the session")
         now = datetime.now(UTC)
+        started = session.get("started_at")
+        limit = d.attendance_limit(
+            _utc(session["starts_at"]), _utc(session["ends_at"]), _utc(started) if started else None, now
+        )
+        for name, problem in d.attendance_violations(attendance, session["client_ids"], limit):
+            v.add(name, problem)
+        v.raise_if_any()
         minutes = max((m for _, m, _ in attendance), default=0)
         rows: list[Document] = [
             {"client_id": c, "minutes_attended": m, "modality": mod or modality} for c, m, mod in attendance

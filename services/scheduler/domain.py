@@ -588,6 +588,32 @@ def normalize_phone(raw: str) -> str:
     return "+1" + digits
 
 
+def attendance_limit(starts_at: datetime, ends_at: datetime, started_at: datetime | None, now: datetime) -> int:
+    """The most minutes a client can have attended a session ending now: its booked length, or
+    the time since it actually started when it ran longer."""
+    booked = int((ends_at - starts_at).total_seconds() // 60)
+    ran = -int((started_at - now).total_seconds() // 60) if started_at is not None else 0  # rounded up
+    return max(booked, ran)
+
+
+def attendance_violations(
+    attendance: Sequence[tuple[str, int, int]], client_ids: Sequence[str], limit: int
+) -> list[tuple[str, str]]:
+    """What is wrong with an ended session's attendance (client, minutes, modality): each row a
+    client of the session, each client once, minutes within `limit` (they feed billing)."""
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for i, (client_id, minutes, _) in enumerate(attendance):
+        if client_id in seen:
+            out.append((f"attendance[{i}].client_id", "each client at most once"))
+        elif client_id not in client_ids:
+            out.append((f"attendance[{i}].client_id", "not a client of this session"))
+        seen.add(client_id)
+        if not 0 <= minutes <= limit:
+            out.append((f"attendance[{i}].minutes_attended", f"0 to {limit} (the session's length in minutes)"))
+    return out
+
+
 # ---------- slot search ----------
 
 

@@ -11,6 +11,7 @@ import pytest
 from pymongo import MongoClient
 
 from iop.events.v1 import common_pb2
+from iop.events.v1 import scheduling_pb2 as ev
 from iop.scheduler.v1 import scheduler_pb2 as pb
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
@@ -140,6 +141,37 @@ def test_a_check_in_backup_phone_is_a_phone_number(api: Api, db) -> None:
     assert check_in("(212) 555-0143").status == "checked_in"
     stored = db.session_facts.find_one({"_id": f"{session.session_id}:{client}"})
     assert stored["backup_phone"] == "+12125550143"
+
+
+# ---------- F. attendance at the end of a session ----------
+
+
+def test_attendance_names_each_booked_client_once_within_the_sessions_length(api: Api) -> None:
+    program, clinician = api.program(), api.clinician()
+    a, b = api.client(), api.client()
+    start = next_slot(timedelta(minutes=20))
+    session = api.book(program.program_id, clinician, [a, b], start, kind=ev.SESSION_KIND_GROUP, capacity=3)
+    location = common_pb2.ClientLocation(state="NY", verified=True)
+    check_in = pb.CheckInRequest(
+        session_id=session.session_id, client_id=a, location=location, privacy_attestation="alone"
+    )
+    api.call("CheckIn", check_in)
+    api.call("StartSession", pb.StartSessionRequest(session_id=session.session_id, clinician_state="NY"))
+
+    def end(*rows: tuple[str, int]) -> pb.Session:
+        attendance = [ev.ClientAttendance(client_id=c, minutes_attended=m) for c, m in rows]
+        request = pb.EndSessionRequest(
+            session_id=session.session_id, modality=common_pb2.MODALITY_VIDEO, attendance=attendance
+        )
+        return api.call("EndSession", request, role="clinician")
+
+    assert fields_of(refused(grpc.StatusCode.INVALID_ARGUMENT, end, (a, 50), (a, 50))) == {"attendance[1].client_id"}
+    assert fields_of(refused(grpc.StatusCode.INVALID_ARGUMENT, end, (a, 1440))) == {"attendance[0].minutes_attended"}
+    assert fields_of(refused(grpc.StatusCode.INVALID_ARGUMENT, end, (a, 61))) == {"attendance[0].minutes_attended"}
+    assert fields_of(refused(grpc.StatusCode.INVALID_ARGUMENT, end, (uid("client"), 30))) == {"attendance[0].client_id"}
+    assert fields_of(refused(grpc.StatusCode.INVALID_ARGUMENT, end, (a, -5))) == {"attendance[0].minutes_attended"}
+    ended = end((a, 60), (b, 0))
+    assert ended.status == "ended"
 
 
 # ---------- G. blank ids ----------

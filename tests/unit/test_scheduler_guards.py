@@ -148,3 +148,23 @@ def test_the_scheduler_takes_a_phone_as_the_crisis_service_calls_it(raw: str, _:
     except crisis.PhoneError:
         theirs = None
     assert ours == theirs
+
+
+def test_attendance_may_not_exceed_the_booked_length_unless_the_session_ran_longer() -> None:
+    start = datetime(2026, 12, 2, 9, tzinfo=UTC)
+    end = start + timedelta(minutes=60)
+    assert d.attendance_limit(start, end, start - timedelta(minutes=5), end - timedelta(minutes=10)) == 60
+    assert d.attendance_limit(start, end, start - timedelta(minutes=5), end + timedelta(minutes=10, seconds=1)) == 76
+    assert d.attendance_limit(start, end, None, end) == 60
+
+
+def test_attendance_names_each_client_of_the_session_once_within_the_limit() -> None:
+    rows = [("a", 60, 1), ("a", 50, 1), ("x", 10, 1), ("b", 1440, 1), ("b", -1, 1)]
+    assert d.attendance_violations(rows, ["a", "b"], 60) == [
+        ("attendance[1].client_id", "each client at most once"),
+        ("attendance[2].client_id", "not a client of this session"),
+        ("attendance[3].minutes_attended", "0 to 60 (the session's length in minutes)"),
+        ("attendance[4].client_id", "each client at most once"),
+        ("attendance[4].minutes_attended", "0 to 60 (the session's length in minutes)"),
+    ]
+    assert d.attendance_violations([("a", 60, 1), ("b", 0, 2)], ["a", "b"], 60) == []
