@@ -354,7 +354,11 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def BookSession(
         self, request: scheduler_pb2.ScheduleSessionRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.Session:
-        doc = await self._s.book(session_request(request), current_principal(), request.require_alone_window)
+        req = session_request(request)
+        if request.cohort_id:
+            d.validate_session_request(req, datetime.now(UTC))  # bad input first, as book() answers it
+            await self._s.check_cohort(request.cohort_id, req.program_id, req.client_ids)
+        doc = await self._s.book(req, current_principal(), request.require_alone_window)
         return session_message(doc)
 
     async def BookGroupSeat(

@@ -217,6 +217,19 @@ class Scheduler:
                 self._programs[program_id] = program
         return program
 
+    async def check_cohort(self, cohort_id: str, program_id: str, client_ids: Sequence[str]) -> None:
+        """A session names a cohort of its own program, and its clients are the cohort's."""
+        cohort = await self.store.cohort(cohort_id)
+        if cohort is None:
+            raise NotFound("cohort", cohort_id)
+        if cohort["program_id"] != program_id:
+            raise FailedPrecondition("COHORT_NOT_IN_PROGRAM", "the cohort belongs to another program")
+        for client_id in client_ids:
+            if client_id not in cohort["client_ids"]:
+                raise FailedPrecondition(
+                    "CLIENT_NOT_IN_COHORT", "a client is not a member of the cohort", {"client_id": client_id}
+                )
+
     def rules_for(self, program: Document, clinician: Document | None) -> d.Rules:
         rules = self.ref.default_rules.layered(program.get("fatigue_rules"))
         return rules.layered(clinician.get("fatigue_rules")) if clinician else rules
@@ -635,6 +648,8 @@ class Scheduler:
         start, end = _utc(session["starts_at"]), _utc(session["ends_at"])
         if start <= datetime.now(UTC):
             raise FailedPrecondition("SESSION_ALREADY_STARTED", "the session has already begun")
+        if session.get("cohort_id"):
+            await self.check_cohort(session["cohort_id"], session["program_id"], [client_id])
         people = await self.participants(session["program_id"], session["clinician_id"], [client_id])
         client = people.clients[0]
         self._check_client_window(client, start, end, require_alone)

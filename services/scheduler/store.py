@@ -177,6 +177,9 @@ class SchedulerStore:
     async def set_client_flags(self, client_id: str, flags: Document) -> None:
         await self.clients.update_one({"_id": client_id}, {"$set": flags})
 
+    async def cohort(self, cohort_id: str) -> Document | None:
+        return await self.get(COHORTS, cohort_id) if cohort_id else None
+
     # ---------- slot and seat reservations ----------
 
     async def claim(

@@ -15,7 +15,7 @@ from iop.events.v1 import scheduling_pb2 as ev
 from iop.scheduler.v1 import scheduler_pb2 as pb
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
-from tests.integration.test_scheduler_support import Api, fields_of, next_slot, uid
+from tests.integration.test_scheduler_support import Api, fields_of, local_day_at, next_slot, reason_of, uid
 from tests.support import ServiceProcess
 
 pytestmark = pytest.mark.integration
@@ -66,6 +66,69 @@ def care_series(api: Api, request_id: str, clinicians: list[str], first: datetim
         **kw,
     }
     return api.call("CreateCareSeries", pb.CreateCareSeriesRequest(**fields), role="supervisor")
+
+
+# ---------- B. a booking's cohort ----------
+
+
+def test_a_booking_names_a_known_cohort_of_its_program_with_its_clients(api: Api, db) -> None:
+    program, other_program = api.program(), api.program()
+    clinician = api.clinician()
+    member, outsider = api.client(), api.client()
+
+    def cohort(program_id: str, clients: list[str]) -> pb.Cohort:
+        return api.call(
+            "CreateCohort",
+            pb.CreateCohortRequest(
+                request_id=uid("cohort"),
+                program_id=program_id,
+                track_id="t3x5",
+                client_ids=clients,
+                starts_on=to_timestamp(datetime.now(UTC)),
+            ),
+        )
+
+    ours, theirs = cohort(program.program_id, [member]), cohort(other_program.program_id, [member])
+    start = local_day_at(days_ahead=3, hour=10)
+    book = api.book
+    err = refused(grpc.StatusCode.NOT_FOUND, book, program.program_id, clinician, [member], start, cohort_id="no-such")
+    assert "cohort" in (err.details() or "")
+    err = refused(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        book,
+        program.program_id,
+        clinician,
+        [member],
+        start,
+        cohort_id=theirs.cohort_id,
+    )
+    assert reason_of(err) == "COHORT_NOT_IN_PROGRAM"
+    err = refused(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        book,
+        program.program_id,
+        clinician,
+        [outsider],
+        start,
+        cohort_id=ours.cohort_id,
+    )
+    assert reason_of(err) == "CLIENT_NOT_IN_COHORT"
+    assert db.sessions.count_documents({"clinician_id": clinician}) == 0
+    group = book(
+        program.program_id,
+        clinician,
+        [member],
+        start,
+        kind=ev.SESSION_KIND_GROUP,
+        capacity=4,
+        cohort_id=ours.cohort_id,
+    )
+    assert group.cohort_id == ours.cohort_id
+    # a seat in a cohort's group is for the cohort's clients
+    seat = pb.BookGroupSeatRequest(request_id=uid("seat"), session_id=group.session_id, client_id=outsider)
+    assert reason_of(refused(grpc.StatusCode.FAILED_PRECONDITION, api.call, "BookGroupSeat", seat)) == (
+        "CLIENT_NOT_IN_COHORT"
+    )
 
 
 # ---------- C. time zones ----------
