@@ -206,10 +206,18 @@ def session_request(request: scheduler_pb2.ScheduleSessionRequest) -> d.SessionR
 
 
 def _own_record_only(owner_id: str) -> None:
-    """A caller whose only role is `client` may touch their own records only."""
+    """A client (a caller with no staff role) may touch their own records only."""
     principal = current_principal()
-    if principal.roles == frozenset({"client"}) and principal.subject != owner_id:
+    if not principal.has_any(_STAFF) and principal.subject != owner_id:
         raise PermissionDenied("NOT_OWN_RECORD", "clients may only access their own records")
+
+
+def _own_clinician_record_only(clinician_id: str) -> None:
+    """A clinician (a caller who is neither supervisor nor platform) may touch their own records only:
+    supervisors oversee every clinician's."""
+    principal = current_principal()
+    if not principal.has_any(_ADMINS) and principal.subject != clinician_id:
+        raise PermissionDenied("NOT_OWN_RECORD", "clinicians may only access their own records")
 
 
 def _view_range(request: scheduler_pb2.ScheduleViewRequest) -> tuple[datetime, datetime]:
@@ -282,12 +290,16 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def SetClinicianAvailability(
         self, request: scheduler_pb2.SetClinicianAvailabilityRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.ClinicianProfile:
+        # A clinician sets their own windows; fatigue rules (caps, gaps) are a supervisor's (or the
+        # platform's) to set, and stay as they are when the request carries none.
+        _own_clinician_record_only(request.clinician_id)
+        rules = _rules(request.fatigue_rules) if request.HasField("fatigue_rules") else None
+        if not current_principal().has_any(_ADMINS):
+            if rules:
+                raise PermissionDenied("RULES_REQUIRE_SUPERVISOR", "fatigue rules are set by a supervisor")
+            rules = None
         doc = await self._p.set_clinician(
-            request.clinician_id,
-            request.time_zone,
-            request.state,
-            _windows(request.windows),
-            _rules(request.fatigue_rules),
+            request.clinician_id, request.time_zone, request.state, _windows(request.windows), rules
         )
         return scheduler_pb2.ClinicianProfile(
             clinician_id=doc["_id"],
@@ -316,6 +328,10 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def SearchSlots(
         self, request: scheduler_pb2.SearchSlotsRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.SearchSlotsResponse:
+        principal = current_principal()
+        if not principal.has_any(_STAFF) and list(request.client_ids) != [principal.subject]:
+            # free and busy times are the clients' records too
+            raise PermissionDenied("NOT_OWN_RECORD", "a client searches slots for themselves only (client_ids)")
         frm, to = request_time(request, "from"), request_time(request, "to")
         v = FieldViolations()
         v.require(bool(request.program_id.strip()), "program_id", "required")
@@ -467,6 +483,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
         self, request: scheduler_pb2.ScheduleViewRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.ClinicianSchedule:
         frm, to = _view_range(request)
+        _own_clinician_record_only(request.owner_id)
         clinician = await self._s.store.get(CLINICIANS, request.owner_id)
         if clinician is None:
             raise NotFound("clinician", request.owner_id)
@@ -530,12 +547,17 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def RecordCareAttendance(
         self, request: scheduler_pb2.RecordCareAttendanceRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.CareSession:
-        doc = await self._p.record_care_attendance(request.care_session_id, request.clinician_id, request.attended)
+        principal = current_principal()
+        recorder = None if principal.has_any(_ADMINS) else principal.subject  # None: may record anyone's
+        doc = await self._p.record_care_attendance(
+            request.care_session_id, request.clinician_id, request.attended, recorder
+        )
         return _care_message(doc)
 
     async def GetCareSummary(
         self, request: scheduler_pb2.GetCareSummaryRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.CareSummary:
+        _own_clinician_record_only(request.clinician_id)
         summary = await self._p.care_summary(request.clinician_id)
         return scheduler_pb2.CareSummary(
             clinician_id=summary["clinician_id"],

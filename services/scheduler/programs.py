@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from iop.events.v1 import scheduling_pb2
-from services.plumbing.errors import FailedPrecondition, FieldViolations, NotFound
+from services.plumbing.errors import FailedPrecondition, FieldViolations, NotFound, PermissionDenied
 from services.plumbing.outbox import OutgoingEvent
 from services.plumbing.protos import to_timestamp
 from services.plumbing.storage import Document
@@ -125,22 +125,31 @@ class Programs:
         return stored
 
     async def set_clinician(
-        self, clinician_id: str, time_zone: str, state: str, windows: Sequence[WindowSpec], rules: dict[str, int]
+        self,
+        clinician_id: str,
+        time_zone: str,
+        state: str,
+        windows: Sequence[WindowSpec],
+        rules: dict[str, int] | None,
     ) -> Document:
+        """Create or update a clinician's profile; `rules` None keeps the fatigue rules it has (none
+        for a new profile)."""
         v = FieldViolations()
         v.require(bool(clinician_id.strip()), "clinician_id", "required")
         v.require(d.zone(time_zone) is not None, "time_zone", d.ZONE_RULE)
         v.require(state in d.US_STATES, "state", "must be a USPS state or territory code")
         parsed = d.parse_windows(windows, "windows", v)
         v.require(bool(windows), "windows", "at least one weekly window")
-        d.validate_rule_overrides(rules, "fatigue_rules", v)
+        d.validate_rule_overrides(rules or {}, "fatigue_rules", v)
         v.raise_if_any()
+        fields: Document = {"time_zone": time_zone, "state": state, "windows": [w.as_doc() for w in parsed]}
+        on_insert: Document = {"created_at": datetime.now(UTC)}
+        if rules is None:
+            on_insert["fatigue_rules"] = {}
+        else:
+            fields["fatigue_rules"] = rules
         return await self.store.save_profile(
-            CLINICIANS,
-            clinician_id,
-            {"time_zone": time_zone, "state": state, "windows": [w.as_doc() for w in parsed], "fatigue_rules": rules},
-            {"created_at": datetime.now(UTC)},
-            [fhir_event(fhir.practitioner(clinician_id))],
+            CLINICIANS, clinician_id, fields, on_insert, [fhir_event(fhir.practitioner(clinician_id))]
         )
 
     async def set_client(
@@ -270,7 +279,11 @@ class Programs:
             out.append(stored)
         return series_id, out
 
-    async def record_care_attendance(self, care_id: str, clinician_id: str, attended: bool) -> Document:
+    async def record_care_attendance(
+        self, care_id: str, clinician_id: str, attended: bool, recorder: str | None = None
+    ) -> Document:
+        """`recorder` (a clinician's id) may record their own attendance, or anyone's as the care
+        session's facilitator; None records anyone's (a supervisor or the platform)."""
         v = FieldViolations()
         v.require(bool(care_id), "care_session_id", "required")
         v.require(bool(clinician_id), "clinician_id", "required")
@@ -278,6 +291,10 @@ class Programs:
         doc = await self.store.get(CARE_SESSIONS, care_id)
         if doc is None:
             raise NotFound("care_session", care_id)
+        if recorder is not None and recorder not in (clinician_id, doc.get("facilitator_id")):
+            raise PermissionDenied(
+                "NOT_OWN_RECORD", "a clinician records their own attendance; the facilitator records anyone's"
+            )
         if clinician_id not in doc["clinician_ids"]:
             raise FailedPrecondition("NOT_A_PARTICIPANT", "the clinician is not part of this care session")
         if clinician_id in doc["attended"] + doc["missed"]:

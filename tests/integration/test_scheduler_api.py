@@ -507,7 +507,7 @@ def test_a_co_facilitator_is_on_screen_for_the_rules_and_in_the_schedule(api: Ap
     view = pb.ScheduleViewRequest(
         owner_id=co, to=to_timestamp(start + timedelta(days=1)), **{"from": to_timestamp(start - timedelta(hours=1))}
     )
-    schedule = api.call("GetClinicianSchedule", view, role="clinician")
+    schedule = api.call("GetClinicianSchedule", view, role="clinician", subject=co)
     assert [s.session_id for s in schedule.sessions] == [group.session_id]
     assert schedule.days[0].screen_minutes == 160
 
@@ -629,7 +629,7 @@ def test_schedules_search_and_tech_checks(api: Api) -> None:
     view = pb.ScheduleViewRequest(
         owner_id=clinician, to=to_timestamp(frm + timedelta(days=8)), **{"from": to_timestamp(frm)}
     )
-    schedule = api.call("GetClinicianSchedule", view, role="clinician")
+    schedule = api.call("GetClinicianSchedule", view, role="clinician", subject=clinician)
     assert [s.session_id for s in schedule.sessions] == [booked.session_id]
     assert schedule.days[0].screen_minutes == 60
     client_view = pb.ScheduleViewRequest(
@@ -684,6 +684,7 @@ def test_peer_supervision_series_is_scheduled_and_tracked(api: Api) -> None:
             care_session_id=series.sessions[0].care_session_id, clinician_id=b, attended=True
         ),
         role="clinician",
+        subject=b,
     )
     assert list(attended.attended) == [b]
     summary = api.call("GetCareSummary", pb.GetCareSummaryRequest(clinician_id=b), role="supervisor")

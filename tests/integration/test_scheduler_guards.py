@@ -180,6 +180,83 @@ def test_utc_is_a_time_zone(api: Api) -> None:
     assert api.clinician(time_zone="UTC")
 
 
+# ---------- D. who may read and change what ----------
+
+
+def test_a_client_searches_slots_for_themselves_only(api: Api) -> None:
+    program, clinician = api.program(), api.clinician()
+    me, someone = api.client(), api.client()
+    frm = next_slot(timedelta(days=1))
+
+    def search(client_ids: list[str]) -> pb.SearchSlotsResponse:
+        request = pb.SearchSlotsRequest(
+            program_id=program.program_id,
+            clinician_id=clinician,
+            client_ids=client_ids,
+            to=to_timestamp(frm + timedelta(days=2)),
+            duration_minutes=60,
+            limit=2,
+            **{"from": to_timestamp(frm)},
+        )
+        return api.call("SearchSlots", request, role="client", subject=me)
+
+    assert len(search([me]).slots) == 2
+    for other in ([someone], [me, someone], []):
+        err = refused(grpc.StatusCode.PERMISSION_DENIED, search, other)
+        assert reason_of(err) == "NOT_OWN_RECORD", other
+
+
+def test_clinicians_set_their_own_windows_and_supervisors_their_fatigue_rules(api: Api) -> None:
+    me = api.clinician(max_back_to_back_sessions=2)  # as a platform app would seed it
+    other = api.clinician()
+    windows = [pb.WeeklyWindow(weekday=i, start="08:00", end="18:00") for i in range(5)]
+
+    def set_by(role: str, subject: str, clinician_id: str, **rules: int) -> pb.ClinicianProfile:
+        request = pb.SetClinicianAvailabilityRequest(
+            clinician_id=clinician_id, time_zone="America/New_York", state="NY", windows=windows
+        )
+        if rules:
+            request.fatigue_rules.CopyFrom(pb.FatigueRules(**rules))
+        return api.call("SetClinicianAvailability", request, role=role, subject=subject)
+
+    err = refused(grpc.StatusCode.PERMISSION_DENIED, set_by, "clinician", me, other)
+    assert reason_of(err) == "NOT_OWN_RECORD"
+    err = refused(grpc.StatusCode.PERMISSION_DENIED, set_by, "clinician", me, me, max_back_to_back_sessions=9)
+    assert reason_of(err) == "RULES_REQUIRE_SUPERVISOR"
+    mine = set_by("clinician", me, me)
+    assert len(mine.windows) == 5
+    assert mine.fatigue_rules.max_back_to_back_sessions == 2  # the clinician's update kept the supervisor's rules
+    assert set_by("supervisor", "sup-1", me, max_back_to_back_sessions=4).fatigue_rules.max_back_to_back_sessions == 4
+
+
+def test_a_clinician_reads_their_own_schedule_and_records_their_own_care(api: Api) -> None:
+    a, b, c = api.clinician(), api.clinician(), api.clinician()
+    frm = next_slot(timedelta(days=1))
+    view = pb.ScheduleViewRequest(owner_id=a, to=to_timestamp(frm + timedelta(days=7)), **{"from": to_timestamp(frm)})
+    err = refused(
+        grpc.StatusCode.PERMISSION_DENIED, api.call, "GetClinicianSchedule", view, role="clinician", subject=b
+    )
+    assert reason_of(err) == "NOT_OWN_RECORD"
+    assert api.call("GetClinicianSchedule", view, role="clinician", subject=a).clinician_id == a
+    assert api.call("GetClinicianSchedule", view, role="supervisor", subject="sup-1").clinician_id == a
+
+    series = care_series(api, uid("care"), [a, b, c], local_day_at(days_ahead=2, hour=7))  # c facilitates
+    care_id = series.sessions[0].care_session_id
+
+    def record(subject: str, clinician_id: str) -> pb.CareSession:
+        request = pb.RecordCareAttendanceRequest(care_session_id=care_id, clinician_id=clinician_id, attended=True)
+        return api.call("RecordCareAttendance", request, role="clinician", subject=subject)
+
+    err = refused(grpc.StatusCode.PERMISSION_DENIED, record, b, a)
+    assert reason_of(err) == "NOT_OWN_RECORD"
+    assert list(record(a, a).attended) == [a]
+    assert sorted(record(c, b).attended) == sorted([a, b])  # the facilitator records the others
+    summary = pb.GetCareSummaryRequest(clinician_id=a)
+    err = refused(grpc.StatusCode.PERMISSION_DENIED, api.call, "GetCareSummary", summary, role="clinician", subject=b)
+    assert reason_of(err) == "NOT_OWN_RECORD"
+    assert api.call("GetCareSummary", summary, role="clinician", subject=a).attended == 1
+
+
 # ---------- E. backup phone at check-in ----------
 
 
