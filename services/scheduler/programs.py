@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from iop.events.v1 import scheduling_pb2
 from services.plumbing.errors import FailedPrecondition, FieldViolations, NotFound, PermissionDenied
@@ -233,51 +233,67 @@ class Programs:
                 raise NotFound("clinician", c)
         series_id = f"series-{uuid.uuid5(uuid.NAMESPACE_URL, request_id)}"
         duration = timedelta(minutes=duration_minutes)
-        out: list[Document] = []
+        docs: list[Document] = []
         for n, start in enumerate(d.recurrence(first_start, tz, interval_days, occurrences)):
-            care_id = f"{series_id}-{n:02d}"
-            existing = await self.store.get(CARE_SESSIONS, care_id)
-            if existing is not None:
-                out.append(existing)
-                continue
             keys = [
                 d.slot_key(d.clinician_owner(c), at)
                 for c in clinician_ids
                 for at in d.slot_starts(start, start + duration)
             ]
-            try:
-                await self.store.claim(keys, care_id, "care")
-            except Conflict as conflict:
-                raise FailedPrecondition(
-                    "CLINICIAN_DOUBLE_BOOKED",
-                    f"occurrence {n + 1} collides with a clinician's session",
-                    {"occurrence": str(n + 1)},
-                ) from conflict
-            doc: dict[str, Any] = {
-                "_id": care_id,
-                "request_id": f"{request_id}#{n}",
-                "series_id": series_id,
-                "kind": kind,
-                "clinician_ids": list(clinician_ids),
-                "facilitator_id": facilitator_id,
-                "starts_at": start,
-                "ends_at": start + duration,
-                "time_zone": time_zone,
-                "attended": [],
-                "missed": [],
-                "slot_keys": keys,
-            }
-            event = scheduling_pb2.CareSessionScheduled(
-                care_session_id=care_id,
-                series_id=series_id,
-                kind=CARE_KINDS[kind],
-                clinician_ids=list(clinician_ids),
-                starts_at=to_timestamp(start),
-                ends_at=to_timestamp(start + duration),
+            docs.append(
+                {
+                    "_id": f"{series_id}-{n:02d}",
+                    "request_id": f"{request_id}#{n}",
+                    "series_id": series_id,
+                    "kind": kind,
+                    "clinician_ids": list(clinician_ids),
+                    "facilitator_id": facilitator_id,
+                    "starts_at": start,
+                    "ends_at": start + duration,
+                    "time_zone": time_zone,
+                    "attended": [],
+                    "missed": [],
+                    "slot_keys": keys,
+                }
             )
-            stored, _ = await self.store.insert_once(CARE_SESSIONS, doc, [OutgoingEvent(SESSIONS.name, care_id, event)])
-            out.append(stored)
-        return series_id, out
+        # A retry finds the occurrences stored before; the others are all claimed, then written.
+        stored = await self.store.get_many(CARE_SESSIONS, [doc["_id"] for doc in docs])
+        missing = [doc for doc in docs if doc["_id"] not in stored]
+        await self._claim_all(missing)
+        writes = await asyncio.gather(
+            *(
+                self.store.insert_once(CARE_SESSIONS, doc, [OutgoingEvent(SESSIONS.name, doc["_id"], _scheduled(doc))])
+                for doc in missing
+            ),
+            return_exceptions=True,
+        )
+        failed = [doc for doc, w in zip(missing, writes, strict=True) if isinstance(w, BaseException)]
+        if failed:  # the store failed: what was written stays (a retry completes the series), the rest is freed
+            await asyncio.gather(*(self.store.release(doc["slot_keys"], doc["_id"]) for doc in failed))
+            raise next(w for w in writes if isinstance(w, BaseException))
+        for doc, write in zip(missing, writes, strict=True):
+            assert not isinstance(write, BaseException)
+            stored[doc["_id"]] = write[0]  # (a concurrent retry's, when it got there first)
+        return series_id, [stored[doc["_id"]] for doc in docs]
+
+    async def _claim_all(self, occurrences: Sequence[Document]) -> None:
+        """Claim the slots of every occurrence, or none: when one collides, the others' claims are
+        given back before the refusal (nothing of a refused series is written)."""
+        results = await asyncio.gather(
+            *(self.store.claim(doc["slot_keys"], doc["_id"], "care") for doc in occurrences), return_exceptions=True
+        )
+        failures = [(doc, r) for doc, r in zip(occurrences, results, strict=True) if isinstance(r, BaseException)]
+        if not failures:
+            return
+        taken = [doc for doc, r in zip(occurrences, results, strict=True) if not isinstance(r, BaseException)]
+        await asyncio.gather(*(self.store.release(doc["slot_keys"], doc["_id"]) for doc in taken))
+        doc, error = failures[0]
+        if isinstance(error, Conflict):
+            n = int(doc["_id"].rsplit("-", 1)[1]) + 1
+            raise FailedPrecondition(
+                "CLINICIAN_DOUBLE_BOOKED", f"occurrence {n} collides with a clinician's session", {"occurrence": str(n)}
+            ) from error
+        raise error
 
     async def record_care_attendance(
         self, care_id: str, clinician_id: str, attended: bool, recorder: str | None = None
@@ -340,6 +356,17 @@ class Programs:
             "next_at": min(upcoming, default=None),
             "overdue": overdue,
         }
+
+
+def _scheduled(care: Document) -> scheduling_pb2.CareSessionScheduled:
+    return scheduling_pb2.CareSessionScheduled(
+        care_session_id=care["_id"],
+        series_id=care["series_id"],
+        kind=CARE_KINDS[care["kind"]],
+        clinician_ids=care["clinician_ids"],
+        starts_at=to_timestamp(care["starts_at"]),
+        ends_at=to_timestamp(care["ends_at"]),
+    )
 
 
 def _utc(value: datetime) -> datetime:

@@ -3,11 +3,13 @@ compliance process, the real store and broker (defects found in review)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 from pymongo import MongoClient
 
 from iop.events.v1 import common_pb2
@@ -15,7 +17,15 @@ from iop.events.v1 import scheduling_pb2 as ev
 from iop.scheduler.v1 import scheduler_pb2 as pb
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
-from tests.integration.test_scheduler_support import Api, fields_of, local_day_at, next_slot, reason_of, uid
+from tests.integration.test_scheduler_support import (
+    Api,
+    fields_of,
+    local_day_at,
+    next_slot,
+    reason_of,
+    rich_status,
+    uid,
+)
 from tests.support import ServiceProcess
 
 pytestmark = pytest.mark.integration
@@ -52,6 +62,15 @@ def refused(code: grpc.StatusCode, call, *args, **kw) -> grpc.RpcError:  # type:
     return info.value
 
 
+def error_metadata(err: grpc.RpcError) -> dict[str, str]:
+    for detail in rich_status(err).details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return dict(info.metadata)
+    return {}
+
+
 def care_series(api: Api, request_id: str, clinicians: list[str], first: datetime, **kw) -> pb.CareSeries:  # type: ignore[no-untyped-def]
     fields = {
         "request_id": request_id,
@@ -66,6 +85,35 @@ def care_series(api: Api, request_id: str, clinicians: list[str], first: datetim
         **kw,
     }
     return api.call("CreateCareSeries", pb.CreateCareSeriesRequest(**fields), role="supervisor")
+
+
+# ---------- A. a refused care series stores nothing ----------
+
+
+def test_a_refused_care_series_leaves_no_occurrence_claim_or_event(api: Api, db) -> None:
+    a, b = api.clinician(), api.clinician()
+    first = local_day_at(days_ahead=2, hour=8)
+    # the second occurrence (a week later, 08:00 local) collides with b's client session
+    program = api.program()
+    blocker = api.book(program.program_id, b, [api.client()], local_day_at(days_ahead=9, hour=8))
+    request_id = uid("care")
+    err = refused(grpc.StatusCode.FAILED_PRECONDITION, care_series, api, request_id, [a, b], first)
+    assert reason_of(err) == "CLINICIAN_DOUBLE_BOOKED"
+    assert error_metadata(err) == {"occurrence": "2"}
+    series_id = f"series-{uuid.uuid5(uuid.NAMESPACE_URL, request_id)}"
+    care_ids = [f"{series_id}-{n:02d}" for n in range(4)]
+    assert db.care_sessions.count_documents({"_id": {"$in": care_ids}}) == 0  # no occurrence, so no outbox event
+    assert db.claims.count_documents({"session_id": {"$in": care_ids}}) == 0
+    # a's time was given back: a client session at the first occurrence's time books
+    api.book(program.program_id, a, [api.client()], first)
+    api.call("CancelSession", pb.CancelSessionRequest(session_id=blocker.session_id, reason="make room"))
+    # the first occurrence is a's now: the series is refused again, at occurrence 1, and stores nothing
+    err = refused(grpc.StatusCode.FAILED_PRECONDITION, care_series, api, request_id, [a, b], first)
+    assert reason_of(err) == "CLINICIAN_DOUBLE_BOOKED"
+    assert db.claims.count_documents({"session_id": {"$in": care_ids}}) == 0
+    later = care_series(api, uid("care"), [a, b], first + timedelta(hours=2))
+    assert len(later.sessions) == 4
+    assert db.claims.count_documents({"session_id": {"$in": [s.care_session_id for s in later.sessions]}}) == 32
 
 
 # ---------- B. a booking's cohort ----------
