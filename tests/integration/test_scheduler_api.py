@@ -546,7 +546,8 @@ def test_a_co_facilitator_is_on_screen_for_the_rules_and_in_the_schedule(api: Ap
         pb.RescheduleSessionRequest(request_id=uid("re"), session_id=morning.session_id, reason="RESCHEDULE"),
     )
     local = moved.starts_at.ToDatetime(tzinfo=UTC).astimezone(NEW_YORK)
-    assert local.weekday() < 5 and 9 <= local.hour < 11, local
+    # inside the co-facilitator's weekday 09:00-12:00: a 60-minute session starts 09:00 to 11:00
+    assert local.weekday() < 5 and (9, 0) <= (local.hour, local.minute) <= (11, 0), local
 
 
 def test_a_treating_facilitator_needs_a_license_in_the_clients_states(api: Api) -> None:
