@@ -51,6 +51,7 @@ from services.compliance.store import (
 from services.compliance.validation import (
     AUTH_NUMBER,
     FORM_VERSION,
+    check_enum,
     check_id,
     check_range,
     check_state,
@@ -305,7 +306,8 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
             v.require(
                 request.level_of_care in ref.levels_of_care, "level_of_care", f"one of {sorted(ref.levels_of_care)}"
             )
-        v.require(request.modality in MODALITIES, "modality", "unknown modality")
+        check_enum(v, common_pb2.Modality, request.modality, "modality")
+        check_enum(v, scheduling_pb2.SessionKind, request.kind, "kind")
         if request.privacy_attestation:
             v.require(
                 request.privacy_attestation in ref.privacy_attestations,
@@ -429,7 +431,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         check_id(v, request.payer_plan_id, "payer_plan_id")
         v.require(request.service_code in ref.codes, "service_code", f"unknown code: one of {sorted(ref.codes)}")
         check_range(v, starts_at, ends_at, "starts_at", "ends_at")
-        v.require(request.modality in MODALITIES, "modality", "unknown modality")
+        check_enum(v, common_pb2.Modality, request.modality, "modality")
         if request.place_of_service:
             v.require(
                 request.place_of_service in ref.places_of_service,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+
 from services.compliance.coverage import PayerPolicy
 from services.compliance.licensure import COMPACT_KINDS, LICENSE_PROFESSIONS, PROFESSIONS, STATUSES
 from services.compliance.reference import Reference
@@ -44,6 +46,12 @@ def check_state(v: FieldViolations, ref: Reference, value: str, name: str, requi
         return
     if value not in ref.states:
         v.add(name, "unknown state: must be a USPS state or territory code, e.g. CA")
+
+
+def check_enum(v: FieldViolations, enum: EnumTypeWrapper, value: int, name: str) -> None:
+    """An enum field holds one of its declared values (proto3 keeps whatever number it is sent)."""
+    if value not in enum.values():
+        v.add(name, f"unknown value {value}: one of {', '.join(enum.keys())}")
 
 
 def check_range(

@@ -1,0 +1,69 @@
+"""Request validation of the compliance API: bad input is INVALID_ARGUMENT naming its fields, found
+before the store is touched (the API is built without one: a test that reached it would fail)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from iop.compliance.v1 import compliance_pb2 as pb
+from iop.events.v1 import common_pb2
+from services.compliance.api import ComplianceApi
+from services.compliance.reference import load_reference
+from services.plumbing.errors import InvalidArgument
+from services.plumbing.protos import to_timestamp
+
+REF = load_reference()
+NOW = datetime.now(UTC)
+
+
+def api() -> ComplianceApi:
+    return ComplianceApi(None, REF, None)  # type: ignore[arg-type]
+
+
+def fields_of(error: pytest.ExceptionInfo[InvalidArgument]) -> set[str]:
+    return {f for f, _ in error.value.violations}
+
+
+def evaluate_request(**kw: Any) -> pb.EvaluateSessionRequest:
+    fields: dict[str, Any] = {
+        "clinician_id": "clin-1",
+        "client_id": "client-1",
+        "client_location": common_pb2.ClientLocation(state="CA", verified=True),
+        "starts_at": to_timestamp(NOW + timedelta(hours=1)),
+        "ends_at": to_timestamp(NOW + timedelta(hours=4)),
+        "stage": pb.EVALUATION_STAGE_BOOKING,
+    }
+    fields.update(kw)
+    return pb.EvaluateSessionRequest(**fields)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"kind": 99}, "kind"),
+        ({"kind": -1}, "kind"),
+        ({"modality": 99}, "modality"),
+        ({"stage": 99}, "stage"),
+    ],
+)
+async def test_evaluate_session_refuses_an_enum_value_out_of_range(change: dict[str, int], field: str) -> None:
+    with pytest.raises(InvalidArgument) as error:
+        await api().EvaluateSession(evaluate_request(**change), None)  # type: ignore[arg-type]
+    assert fields_of(error) == {field}
+
+
+async def test_check_coverage_refuses_an_enum_value_out_of_range() -> None:
+    request = pb.CheckCoverageRequest(
+        client_id="client-1",
+        payer_plan_id="demo-commercial-ppo",
+        service_code="S9480",
+        modality=42,  # type: ignore[arg-type]
+        starts_at=to_timestamp(NOW),
+        ends_at=to_timestamp(NOW + timedelta(hours=3)),
+    )
+    with pytest.raises(InvalidArgument) as error:
+        await api().CheckCoverage(request, None)  # type: ignore[arg-type]
+    assert fields_of(error) == {"modality"}
