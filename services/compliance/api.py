@@ -53,6 +53,7 @@ from services.compliance.validation import (
     FORM_VERSION,
     check_enum,
     check_id,
+    check_not_future,
     check_range,
     check_state,
     parse_day,
@@ -466,6 +467,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         ref = self._ref
         v = FieldViolations()
         valid_from, valid_until = request_time(request, "valid_from"), request_time(request, "valid_until")
+        verified_at, now = request_time(request, "verified_at"), datetime.now(UTC)
         if request.issued_on or request.expires_on:
             issued = parse_day(v, request.issued_on, "issued_on")
             expires = parse_day(v, request.expires_on, "expires_on")
@@ -486,9 +488,10 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
             multistate=request.multistate,
             valid_from=valid_from,
             valid_until=valid_until,
+            verified_at=verified_at,
+            now=now,
         )
         assert valid_from is not None and valid_until is not None
-        now = datetime.now(UTC)
         doc = expiring_record(
             "clinician_id",
             request.clinician_id,
@@ -503,7 +506,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
             issued_via=request.issued_via,
             valid_from=valid_from,
             valid_until=valid_until,
-            verified_at=request_time(request, "verified_at") or now,
+            verified_at=verified_at or now,
         )
         await self._insert_unique(
             LICENSES, doc, "LICENSE_EXISTS", "this license number is already recorded for that state"
@@ -514,6 +517,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         self, request: pb.RecordCompactCredentialRequest, context: grpc.aio.ServicerContext
     ) -> pb.CompactCredential:
         valid_from, valid_until = request_time(request, "valid_from"), request_time(request, "valid_until")
+        verified_at, now = request_time(request, "verified_at"), datetime.now(UTC)
         validate_compact_credential(
             self._ref,
             clinician_id=request.clinician_id,
@@ -525,8 +529,9 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
             status=request.status,
             valid_from=valid_from,
             valid_until=valid_until,
+            verified_at=verified_at,
+            now=now,
         )
-        now = datetime.now(UTC)
         doc = expiring_record(
             "clinician_id",
             request.clinician_id,
@@ -540,7 +545,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
             status=request.status or "active",
             valid_from=valid_from,
             valid_until=valid_until,
-            verified_at=request_time(request, "verified_at") or now,
+            verified_at=verified_at or now,
         )
         await self._insert_unique(
             COMPACT_CREDENTIALS, doc, "CREDENTIAL_EXISTS", "this compact credential is already recorded"
@@ -672,8 +677,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
             v.add("form_version", f"not an accepted version of {request.consent_type}: {sorted(form.accepted)}")
         v.require(signed_at is not None, "signed_at", "required")
         now = datetime.now(UTC)
-        if signed_at is not None and signed_at > now + timedelta(minutes=5):
-            v.add("signed_at", "must not be in the future")
+        check_not_future(v, signed_at, now, "signed_at")
         valid_from = request_time(request, "valid_from") or signed_at
         valid_until = request_time(request, "valid_until")
         if valid_until is None and valid_from is not None and form is not None:

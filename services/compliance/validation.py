@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
@@ -16,6 +16,9 @@ LICENSE_NUMBER = re.compile(r"^[A-Z0-9][A-Z0-9-]{2,19}$")
 AUTH_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{3,39}$")
 OPAQUE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 FORM_VERSION = re.compile(r"^[a-z0-9][a-z0-9-]{2,39}$")
+# How far ahead of this server's clock a past fact's time (a signature, a verification) may be:
+# the caller's clock may run a little fast, a fact from the future may not be recorded.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def parse_day(v: FieldViolations, value: str, name: str, required: bool = True) -> date | None:
@@ -54,6 +57,11 @@ def check_enum(v: FieldViolations, enum: EnumTypeWrapper, value: int, name: str)
         v.add(name, f"unknown value {value}: one of {', '.join(enum.keys())}")
 
 
+def check_not_future(v: FieldViolations, value: datetime | None, now: datetime, name: str) -> None:
+    if value is not None and value > now + CLOCK_SKEW:
+        v.add(name, "must not be in the future")
+
+
 def check_range(
     v: FieldViolations, start: datetime | date | None, end: datetime | date | None, start_name: str, end_name: str
 ) -> None:
@@ -78,6 +86,8 @@ def validate_license(
     multistate: bool,
     valid_from: datetime | None,
     valid_until: datetime | None,
+    verified_at: datetime | None,
+    now: datetime,
 ) -> None:
     v = FieldViolations()
     check_id(v, clinician_id, "clinician_id")
@@ -110,6 +120,7 @@ def validate_license(
                 state in ref.compacts["NLC"].members, "multistate", "a multistate license needs an NLC home state"
             )
     check_range(v, valid_from, valid_until, "valid_from", "valid_until")
+    check_not_future(v, verified_at, now, "verified_at")
     v.raise_if_any()
 
 
@@ -125,6 +136,8 @@ def validate_compact_credential(
     status: str,
     valid_from: datetime | None,
     valid_until: datetime | None,
+    verified_at: datetime | None,
+    now: datetime,
 ) -> None:
     v = FieldViolations()
     check_id(v, clinician_id, "clinician_id")
@@ -144,6 +157,7 @@ def validate_compact_credential(
     if status:
         v.require(status in STATUSES, "status", f"must be one of {', '.join(sorted(STATUSES))}")
     check_range(v, valid_from, valid_until, "valid_from", "valid_until")
+    check_not_future(v, verified_at, now, "verified_at")
     v.raise_if_any()
 
 

@@ -4,6 +4,7 @@ credential time ranges, board actions, billing codes."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -20,6 +21,7 @@ from tests.integration.test_compliance_api import (
     CALL_TIMEOUT_S,
     NOW,
     evaluate,
+    record_license,
     rpc_error,
     start_compliance,
     stub_for,
@@ -69,3 +71,36 @@ def test_enum_values_out_of_range_are_invalid_arguments(stub, settings: Settings
         )
     )
     assert violations(err) == {"modality", "ends_at"}
+
+
+def test_a_verification_in_the_future_is_refused_and_nothing_is_stored(stub, settings: Settings) -> None:
+    clinician, md = uid("clin"), auth_metadata(settings, "platform")
+    future = to_timestamp(NOW + timedelta(days=30))
+    err = rpc_error(lambda: record_license(stub, settings, clinician, "CA", verified_at=future))
+    assert violations(err) == {"verified_at"}
+    err = rpc_error(
+        lambda: stub.RecordCompactCredential(
+            pb.RecordCompactCredentialRequest(
+                clinician_id=clinician,
+                compact="PSYPACT",
+                kind="APIT",
+                home_state="AZ",
+                credential_number=f"APIT-{uid('n')[-6:].upper()}",
+                valid_from=to_timestamp(NOW - timedelta(days=10)),
+                valid_until=to_timestamp(NOW + timedelta(days=300)),
+                verified_at=future,
+            ),
+            metadata=md,
+            timeout=CALL_TIMEOUT_S,
+        )
+    )
+    assert violations(err) == {"verified_at"}
+    listed = stub.ListClinicianCredentials(
+        pb.ListClinicianCredentialsRequest(clinician_id=clinician), metadata=md, timeout=CALL_TIMEOUT_S
+    )
+    assert not listed.licenses and not listed.compact_credentials
+    # a caller's clock a minute fast is not an error
+    lic = record_license(
+        stub, settings, clinician, "CA", verified_at=to_timestamp(datetime.now(UTC) + timedelta(minutes=1))
+    )
+    assert lic.verified_at.seconds > 0

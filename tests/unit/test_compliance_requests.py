@@ -12,6 +12,7 @@ from iop.compliance.v1 import compliance_pb2 as pb
 from iop.events.v1 import common_pb2
 from services.compliance.api import ComplianceApi
 from services.compliance.reference import load_reference
+from services.compliance.validation import validate_compact_credential, validate_license
 from services.plumbing.errors import InvalidArgument
 from services.plumbing.protos import to_timestamp
 
@@ -67,3 +68,77 @@ async def test_check_coverage_refuses_an_enum_value_out_of_range() -> None:
     with pytest.raises(InvalidArgument) as error:
         await api().CheckCoverage(request, None)  # type: ignore[arg-type]
     assert fields_of(error) == {"modality"}
+
+
+def license_request(**kw: Any) -> pb.RecordLicenseRequest:
+    fields: dict[str, Any] = {
+        "clinician_id": "clin-1",
+        "state": "CA",
+        "license_type": "LPC",
+        "license_number": "LPC-1234",
+        "valid_from": to_timestamp(NOW - timedelta(days=100)),
+        "valid_until": to_timestamp(NOW + timedelta(days=100)),
+    }
+    fields.update(kw)
+    return pb.RecordLicenseRequest(**fields)
+
+
+def credential_request(**kw: Any) -> pb.RecordCompactCredentialRequest:
+    fields: dict[str, Any] = {
+        "clinician_id": "clin-1",
+        "compact": "COUNSELING",
+        "kind": "PRIVILEGE",
+        "home_state": "MN",
+        "privilege_state": "AZ",
+        "credential_number": "CC-1234",
+        "valid_from": to_timestamp(NOW - timedelta(days=100)),
+        "valid_until": to_timestamp(NOW + timedelta(days=100)),
+    }
+    fields.update(kw)
+    return pb.RecordCompactCredentialRequest(**fields)
+
+
+async def test_a_verification_in_the_future_is_refused() -> None:
+    """A future verified_at would never go stale: it is refused beyond a few minutes of clock skew."""
+    future = to_timestamp(NOW + timedelta(hours=1))
+    with pytest.raises(InvalidArgument) as error:
+        await api().RecordLicense(license_request(verified_at=future), None)  # type: ignore[arg-type]
+    assert fields_of(error) == {"verified_at"}
+    with pytest.raises(InvalidArgument) as error:
+        await api().RecordCompactCredential(credential_request(verified_at=future), None)  # type: ignore[arg-type]
+    assert fields_of(error) == {"verified_at"}
+
+
+def test_a_verification_within_the_clock_skew_is_accepted() -> None:
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    common: dict[str, Any] = {
+        "clinician_id": "clin-1",
+        "status": "",
+        "valid_from": now - timedelta(days=1),
+        "valid_until": now + timedelta(days=1),
+        "now": now,
+    }
+    license_fields: dict[str, Any] = {
+        **common,
+        "state": "CA",
+        "license_type": "LPC",
+        "number": "LPC-1",
+        "profession": "",
+        "issued_via": "",
+        "multistate": False,
+    }
+    validate_license(REF, **license_fields, verified_at=now + timedelta(minutes=4))
+    validate_license(REF, **license_fields, verified_at=None)
+    with pytest.raises(InvalidArgument):
+        validate_license(REF, **license_fields, verified_at=now + timedelta(minutes=6))
+    credential_fields: dict[str, Any] = {
+        **common,
+        "compact": "PSYPACT",
+        "kind": "APIT",
+        "home_state": "AZ",
+        "privilege_state": "",
+        "number": "APIT-1",
+    }
+    validate_compact_credential(REF, **credential_fields, verified_at=now + timedelta(minutes=4))
+    with pytest.raises(InvalidArgument):
+        validate_compact_credential(REF, **credential_fields, verified_at=now + timedelta(minutes=6))
