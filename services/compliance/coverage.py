@@ -3,7 +3,7 @@
 Given a planned or completed session (or a client's attended day), decide whether the plan covers
 it and which billing lines it carries: per-diem IOP code (S9480 psychiatric, H0015 substance use)
 with revenue code 0905, or per-service CPT codes (90853 group, 90832/90834/90837 individual by
-minutes, 90791 evaluation); the telehealth modifier (95 audio-video; 93 or FQ audio-only when the
+minutes, none under 16 minutes; 90791 evaluation); the telehealth modifier (95 audio-video; 93 or FQ audio-only when the
 plan covers audio-only); place of service 10 (client at home) or 02 (elsewhere); and every problem
 (no authorization, authorization expired or exhausted, audio-only not covered, below minimum hours).
 """
@@ -31,7 +31,10 @@ BLOCKING = frozenset(
         "BELOW_MINIMUM_HOURS",
     }
 )
-WARNINGS = frozenset({"AUTH_NEARLY_EXHAUSTED", "CONCURRENT_REVIEW_DUE", "WEEKLY_MINIMUM_NOT_MET"})
+# An individual psychotherapy session shorter than 90832's minimum (16 minutes): it carries no line.
+# Not blocking: the day's other lines still bill (a day with no line at all is not covered).
+UNDER_MINIMUM_TIME = "PSYCHOTHERAPY_BELOW_MINIMUM_TIME"
+WARNINGS = frozenset({"AUTH_NEARLY_EXHAUSTED", "CONCURRENT_REVIEW_DUE", "WEEKLY_MINIMUM_NOT_MET", UNDER_MINIMUM_TIME})
 
 
 @dataclass(frozen=True)
@@ -182,12 +185,13 @@ def billing_code(policy: PayerPolicy, service_code: str, level_of_care: str) -> 
 
 
 def individual_code(minutes: int, ref: Reference) -> str:
-    """90832 / 90834 / 90837 by time spent (CPT time ranges)."""
+    """90832 / 90834 / 90837 by time spent (CPT time ranges); "" below 90832's 16 minutes, where
+    CPT allows no psychotherapy code at all."""
     for code in ("90837", "90834", "90832"):
         c = ref.codes[code]
         if minutes >= c.min_minutes and (c.max_minutes is None or minutes <= c.max_minutes):
             return code
-    return "90832"
+    return ""
 
 
 def telehealth_modifiers(policy: PayerPolicy, modality: str) -> tuple[list[str], list[str]]:
@@ -309,11 +313,14 @@ def bill_day(
             problems.append("BELOW_MINIMUM_HOURS")
     else:
         for s in sessions:
-            code = (
-                individual_code(s.minutes, ref)
-                if s.kind == "SESSION_KIND_INDIVIDUAL"
-                else ref.session_kind_codes.get(s.kind, "")
-            )
+            if s.kind == "SESSION_KIND_INDIVIDUAL":
+                code = individual_code(s.minutes, ref)
+                if not code:  # too short to bill: no line; the day's other sessions still bill
+                    if UNDER_MINIMUM_TIME not in problems:
+                        problems.append(UNDER_MINIMUM_TIME)
+                    continue
+            else:
+                code = ref.session_kind_codes.get(s.kind, "")
             if not code or code not in policy.covered_codes:
                 problems.append("CODE_NOT_COVERED")
                 continue

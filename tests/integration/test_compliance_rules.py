@@ -14,13 +14,17 @@ from grpc_status import rpc_status
 from iop.compliance.v1 import compliance_pb2 as pb
 from iop.compliance.v1 import compliance_pb2_grpc
 from iop.events.v1 import common_pb2
+from iop.events.v1 import scheduling_pb2 as sev
 from services.plumbing.errors import bad_request_violations
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
 from tests.integration.test_compliance_api import (
     CALL_TIMEOUT_S,
     NOW,
+    SchedulerEvents,
+    TopicTail,
     evaluate,
+    past_midweek,
     record_license,
     rpc_error,
     start_compliance,
@@ -104,3 +108,35 @@ def test_a_verification_in_the_future_is_refused_and_nothing_is_stored(stub, set
         stub, settings, clinician, "CA", verified_at=to_timestamp(datetime.now(UTC) + timedelta(minutes=1))
     )
     assert lic.verified_at.seconds > 0
+
+
+def attended(session: str, client: str, started: datetime, minutes: int, kind: int, plan: str, level: str = ""):
+    return sev.SessionEnded(
+        session_id=session,
+        clinician_id=uid("clin"),
+        started_at=to_timestamp(started),
+        ended_at=to_timestamp(started + timedelta(minutes=minutes)),
+        modality=common_pb2.MODALITY_VIDEO,
+        attendance=[sev.ClientAttendance(client_id=client, minutes_attended=minutes)],
+        payer_plan_id=plan,
+        level_of_care=level,
+        kind=kind,  # type: ignore[arg-type]
+    )
+
+
+def test_psychotherapy_under_16_minutes_is_not_billed(settings: Settings, compliance: ServiceProcess) -> None:
+    tail = TopicTail(settings, "iop.compliance.billing.v1")
+    producer = SchedulerEvents(settings)
+    try:
+        client, session = uid("client"), uid("s")
+        ended = attended(session, client, past_midweek(), 12, sev.SESSION_KIND_INDIVIDUAL, "demo-medicare-ffs")
+        producer.send(session, ended)
+        found = tail.wait_for(lambda key, ev, p: p.client_id == client)
+        assert found, "no BillingReady"
+        ready = found[0][2]
+        assert not ready.lines and not ready.covered, ready
+        assert list(ready.problems) == ["PSYCHOTHERAPY_BELOW_MINIMUM_TIME"], ready
+        assert ready.minutes_attended == 12
+    finally:
+        tail.close()
+        producer.close()

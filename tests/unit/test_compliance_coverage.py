@@ -139,6 +139,26 @@ BILLING_CASES = [
         ["CONCURRENT_REVIEW_DUE"],
     ),
     (
+        "Medicare per service: psychotherapy under 16 minutes carries no code (CPT time rule)",
+        MEDICARE,
+        [],
+        day((INDIVIDUAL, 15, "VIDEO")),
+        False,
+        [],
+        [],
+        ["PSYCHOTHERAPY_BELOW_MINIMUM_TIME"],
+    ),
+    (
+        "Medicare per service: the group is billed, the 10-minute individual session is not",
+        MEDICARE,
+        [],
+        day((GROUP, 90, "VIDEO"), (INDIVIDUAL, 10, "VIDEO")),
+        True,
+        ["90853"],
+        [("95",)],
+        ["PSYCHOTHERAPY_BELOW_MINIMUM_TIME"],
+    ),
+    (
         "Medicare per service: group + individual lines, audio-only 93",
         MEDICARE,
         [],
@@ -192,7 +212,8 @@ def test_substance_use_level_bills_h0015() -> None:
 
 
 @pytest.mark.parametrize(
-    ("minutes", "code"), [(16, "90832"), (37, "90832"), (38, "90834"), (52, "90834"), (53, "90837"), (90, "90837")]
+    ("minutes", "code"),
+    [(0, ""), (15, ""), (16, "90832"), (37, "90832"), (38, "90834"), (52, "90834"), (53, "90837"), (90, "90837")],
 )
 def test_individual_psychotherapy_code_by_time(minutes: int, code: str) -> None:
     assert individual_code(minutes, REF) == code
