@@ -1,11 +1,13 @@
 """Coverage and reimbursement rules (pure): payer policies for virtual IOP.
 
 Given a planned or completed session (or a client's attended day), decide whether the plan covers
-it and which billing lines it carries: per-diem IOP code (S9480 psychiatric, H0015 substance use)
-with revenue code 0905, or per-service CPT codes (90853 group, 90832/90834/90837 individual by
+it and which billing lines it carries: per-diem IOP code (S9480 psychiatric, H0015 substance use),
+or per-service CPT codes (90853 group, 90832/90834/90837 individual by
 minutes, none under 16 minutes; 90791 evaluation); the telehealth modifier (95 audio-video; 93 or FQ audio-only when the
 plan covers audio-only); place of service 10 (client at home) or 02 (elsewhere); and every problem
 (no authorization, authorization expired or exhausted, audio-only not covered, below minimum hours).
+A line's revenue code follows the service's level of care (NUBC 0905 psychiatric IOP, 0906 chemical
+dependency IOP), not the plan.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class PayerPolicy:
     prior_auth_required: bool
     auth_warn_units: int
     concurrent_review_warn_days: int
-    revenue_code: str
+    revenue_code: str  # not used: a line's revenue code follows its level of care (revenue_code())
     condition_codes: tuple[str, ...] = ()
     version: int = 1
     min_days_per_week: int = 0
@@ -184,6 +186,17 @@ def billing_code(policy: PayerPolicy, service_code: str, level_of_care: str) -> 
     return service_code
 
 
+DEFAULT_LEVEL_OF_CARE = "IOP_PSYCH"
+
+
+def revenue_code(ref: Reference, code: str, level_of_care: str) -> str:
+    """The revenue code of a line: its level of care's (a per-diem code's own level, else the
+    session's or day's, else the program's default, IOP_PSYCH)."""
+    billing = ref.codes.get(code)
+    level = (billing.level_of_care if billing else "") or level_of_care or DEFAULT_LEVEL_OF_CARE
+    return ref.level_revenue_codes.get(level, "")
+
+
 def individual_code(minutes: int, ref: Reference) -> str:
     """90832 / 90834 / 90837 by time spent (CPT time ranges); "" below 90832's 16 minutes, where
     CPT allows no psychotherapy code at all."""
@@ -263,7 +276,9 @@ def evaluate_coverage(
         problems=problems,
         authorization_id=auth.authorization_id,
         units_remaining=auth.remaining,
-        revenue_code=policy.revenue_code if per_diem or policy.line_of_business == "medicare" else "",
+        revenue_code=revenue_code(ref, code, level_of_care)
+        if per_diem or policy.line_of_business == "medicare"
+        else "",
     )
 
 
@@ -307,7 +322,7 @@ def bill_day(
                 problems.append("CODE_NOT_COVERED")
             modifiers, modality_problems = telehealth_modifiers(policy, modality)
             problems += modality_problems
-            lines.append(BillingLine(code, tuple(modifiers), place_of_service, policy.revenue_code, 1))
+            lines.append(BillingLine(code, tuple(modifiers), place_of_service, revenue_code(ref, code, level_of_care)))
             auth_code = code
         if minutes < policy.min_hours_per_day * 60:
             problems.append("BELOW_MINIMUM_HOURS")
@@ -326,7 +341,7 @@ def bill_day(
                 continue
             modifiers, modality_problems = telehealth_modifiers(policy, s.modality)
             problems += [p for p in modality_problems if p not in problems]
-            lines.append(BillingLine(code, tuple(modifiers), place_of_service, policy.revenue_code, 1))
+            lines.append(BillingLine(code, tuple(modifiers), place_of_service, revenue_code(ref, code, level_of_care)))
             auth_code = auth_code or code
     auth = check_authorization(policy, auths, auth_code, day) if auth_code else AuthCheck(None)
     problems += auth.problems

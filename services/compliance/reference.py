@@ -55,6 +55,7 @@ class BillingCode:
     kind: str  # per_diem | group | individual | evaluation
     min_minutes: int = 0
     max_minutes: int | None = None
+    level_of_care: str = ""  # a per-diem code's level of care (S9480 IOP_PSYCH, H0015 IOP_SUD)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class Reference:
     modifiers: frozenset[str]
     places_of_service: frozenset[str]
     levels_of_care: frozenset[str]
+    level_revenue_codes: dict[str, str]  # level of care -> NUBC revenue code of its lines
     session_kind_codes: dict[str, str]
     effects: dict[str, dict[str, str]]  # reason -> stage -> effect
     consent_forms: dict[str, ConsentForm]
@@ -139,9 +141,22 @@ def parse_reference(
         for code, s in states["states"].items()
     }
     codes = {
-        str(code): BillingCode(str(code), c["kind"], int(c.get("min_minutes", 0)), c.get("max_minutes"))
+        str(code): BillingCode(
+            str(code),
+            c["kind"],
+            int(c.get("min_minutes", 0)),
+            c.get("max_minutes"),
+            str(c.get("level_of_care", "")),
+        )
         for code, c in billing["codes"].items()
     }
+    level_revenue_codes = {str(level): str(c["revenue_code"]) for level, c in billing["levels_of_care"].items()}
+    for level, revenue in level_revenue_codes.items():
+        if revenue not in billing["revenue_codes"]:
+            raise ValueError(f"level of care {level}: unknown revenue code {revenue}")
+    for c in codes.values():
+        if c.level_of_care and c.level_of_care not in level_revenue_codes:
+            raise ValueError(f"code {c.code}: unknown level of care {c.level_of_care}")
     effects: dict[str, dict[str, str]] = {}
     for reason, by_stage in policy["effects"].items():
         for effect in by_stage.values():
@@ -171,7 +186,8 @@ def parse_reference(
         revenue_codes=frozenset(billing["revenue_codes"]),
         modifiers=frozenset(billing["modifiers"]),
         places_of_service=frozenset(str(p) for p in billing["places_of_service"]),
-        levels_of_care=frozenset(billing["levels_of_care"]),
+        levels_of_care=frozenset(level_revenue_codes),
+        level_revenue_codes=level_revenue_codes,
         session_kind_codes={k: str(v) for k, v in billing["session_kind_codes"].items()},
         effects=effects,
         consent_forms=forms,

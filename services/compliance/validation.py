@@ -190,5 +190,6 @@ def validate_policy(ref: Reference, p: PayerPolicy) -> None:
     v.require(0 <= p.min_days_per_week <= 7, "min_days_per_week", "must be 0-7")
     v.require(p.auth_warn_units >= 0, "auth_warn_units", "must be >= 0")
     v.require(p.concurrent_review_warn_days >= 0, "concurrent_review_warn_days", "must be >= 0")
-    v.require(p.revenue_code in ref.revenue_codes, "revenue_code", f"must be one of {sorted(ref.revenue_codes)}")
+    if p.revenue_code:  # not used (lines carry their level of care's code); a stored value is still a real one
+        v.require(p.revenue_code in ref.revenue_codes, "revenue_code", f"must be one of {sorted(ref.revenue_codes)}")
     v.raise_if_any()

@@ -140,3 +140,30 @@ def test_psychotherapy_under_16_minutes_is_not_billed(settings: Settings, compli
     finally:
         tail.close()
         producer.close()
+
+
+def test_substance_use_iop_carries_revenue_code_0906(stub, settings: Settings, compliance: ServiceProcess) -> None:
+    planned = evaluate(
+        stub,
+        settings,
+        clinician_id=uid("clin"),
+        client_id=uid("client"),
+        client_location=common_pb2.ClientLocation(state="CA", verified=True),
+        level_of_care="IOP_SUD",
+    )
+    assert (list(planned.coverage.codes), planned.coverage.revenue_code) == (["H0015"], "0906"), planned.coverage
+    tail = TopicTail(settings, "iop.compliance.billing.v1")
+    producer = SchedulerEvents(settings)
+    try:
+        client, session = uid("client"), uid("s")
+        ended = attended(
+            session, client, past_midweek(), 180, sev.SESSION_KIND_GROUP, "demo-commercial-ppo", level="IOP_SUD"
+        )
+        producer.send(session, ended)
+        found = tail.wait_for(lambda key, ev, p: p.client_id == client)
+        assert found, "no BillingReady"
+        ready = found[0][2]
+        assert [(line.code, line.revenue_code) for line in ready.lines] == [("H0015", "0906")], ready
+    finally:
+        tail.close()
+        producer.close()

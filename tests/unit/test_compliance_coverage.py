@@ -209,6 +209,38 @@ def test_substance_use_level_bills_h0015() -> None:
         place_of_service="02",
     )
     assert [line.code for line in result.lines] == ["H0015"] and result.lines[0].place_of_service == "02"
+    # NUBC 0906: intensive outpatient, chemical dependency (0905 is the psychiatric IOP's)
+    assert result.lines[0].revenue_code == "0906"
+
+
+def test_per_service_lines_carry_the_revenue_code_of_the_level_of_care() -> None:
+    result = bill_day(
+        REF, MEDICARE, [], level_of_care="IOP_SUD", sessions=FULL_VIDEO_DAY, day=DAY, place_of_service="10"
+    )
+    assert [(line.code, line.revenue_code) for line in result.lines] == [("90853", "0906"), ("90837", "0906")]
+
+
+@pytest.mark.parametrize(
+    ("code", "level", "revenue"),
+    [
+        ("S9480", "IOP_PSYCH", "0905"),
+        ("H0015", "IOP_SUD", "0906"),
+        ("H0015", "", "0906"),  # CheckCoverage names the code only: the per-diem code is its level's
+        ("S9480", "", "0905"),
+    ],
+)
+def test_planned_per_diem_coverage_carries_the_revenue_code_of_the_service(code: str, level: str, revenue: str) -> None:
+    result = evaluate_coverage(
+        REF,
+        PPO,
+        [auth(PPO, codes=frozenset({code}))],
+        service_code=code,
+        level_of_care=level,
+        modality="VIDEO",
+        place_of_service="10",
+        day=DAY,
+    )
+    assert (result.codes, result.revenue_code, result.covered) == ([code], revenue, True)
 
 
 @pytest.mark.parametrize(
