@@ -177,6 +177,7 @@ def credential_pb(d: Document) -> pb.CompactCredential:
         valid_until=to_timestamp(c.valid_until),
         status=c.status,
         verified_at=to_timestamp(c.verified_at),
+        profession=c.profession,
     )
 
 
@@ -526,6 +527,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
             home_state=request.home_state,
             privilege_state=request.privilege_state,
             number=request.credential_number,
+            profession=request.profession,
             status=request.status,
             valid_from=valid_from,
             valid_until=valid_until,
@@ -542,6 +544,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
             home_state=request.home_state,
             privilege_state=request.privilege_state,
             credential_number=request.credential_number,
+            profession=request.profession,
             status=request.status or "active",
             valid_from=valid_from,
             valid_until=valid_until,

@@ -9,7 +9,8 @@ state at the time of service, one of these bases:
   PSYPACT members, and the psychologist physically in the home state during the session,
 - a Counseling Compact privilege to practice for that state, on a home-state counselor license,
 - a Social Work Compact (or APRN Compact) multistate license, when that compact is operational,
-- a state telehealth registration where the state's rules provide one (e.g. Florida s. 456.47).
+- a state telehealth registration where the state's rules provide one (e.g. Florida s. 456.47), on
+  a usable home-state license of the profession registered.
 
 The engine fails closed: stale reference data, an unverified client location, a stale credential
 verification or an unknown clinician location never produce an allow.
@@ -66,9 +67,6 @@ class License:
     issued_via: str = ""
     verified_at: datetime | None = None
 
-    def current(self, at: datetime) -> bool:
-        return self.status == ACTIVE and self.valid_from <= at < self.valid_until
-
 
 @dataclass(frozen=True)
 class CompactCredential:
@@ -81,9 +79,7 @@ class CompactCredential:
     valid_until: datetime
     status: str = ACTIVE
     verified_at: datetime | None = None
-
-    def current(self, at: datetime) -> bool:
-        return self.status == ACTIVE and self.valid_from <= at < self.valid_until
+    profession: str = ""  # a telehealth registration's: the profession it registers (its home license's)
 
 
 @dataclass(frozen=True)
@@ -337,9 +333,10 @@ def _telehealth_registration(
     for reg in regs:
         if not _usable(ref, reg, q, findings, "TELEHEALTH_REGISTRATION"):
             continue
-        home = [lic for lic in licenses if lic.state == reg.home_state and lic.current(q.at)]
-        if not home:
-            findings.add("NO_CURRENT_HOME_STATE_LICENSE")
+        if not reg.profession:  # recorded before registrations named one: which license backs it is unknown
+            findings.add("TELEHEALTH_REGISTRATION_PROFESSION_UNKNOWN", review=True)
+            continue
+        if _home_license(ref, licenses, reg.home_state, reg.profession, q, findings) is None:
             continue
         return reg.credential_id, "STATE_TELEHEALTH_REGISTRATION"
     return None

@@ -115,6 +115,7 @@ def credential_from_doc(d: Document) -> CompactCredential:
         valid_until=_utc(d["valid_until"]),  # type: ignore[arg-type]
         status=d.get("status", "active"),
         verified_at=_utc(d.get("verified_at")),
+        profession=d.get("profession", ""),
     )
 
 

@@ -133,6 +133,7 @@ def validate_compact_credential(
     home_state: str,
     privilege_state: str,
     number: str,
+    profession: str,
     status: str,
     valid_from: datetime | None,
     valid_until: datetime | None,
@@ -154,6 +155,10 @@ def validate_compact_credential(
     if needs_privilege_state and privilege_state and privilege_state == home_state:
         v.add("privilege_state", "a privilege is for a remote state, not the home state")
     v.require(bool(LICENSE_NUMBER.match(number)), "credential_number", "3-20 characters: A-Z, 0-9 and '-'")
+    if kind == "REGISTRATION":
+        v.require(profession in PROFESSIONS, "profession", f"required: one of {', '.join(sorted(PROFESSIONS))}")
+    elif profession:
+        v.add("profession", "only a registration names a profession (a compact implies its own)")
     if status:
         v.require(status in STATUSES, "status", f"must be one of {', '.join(sorted(STATUSES))}")
     check_range(v, valid_from, valid_until, "valid_from", "valid_until")

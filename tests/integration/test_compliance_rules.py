@@ -167,3 +167,55 @@ def test_substance_use_iop_carries_revenue_code_0906(stub, settings: Settings, c
     finally:
         tail.close()
         producer.close()
+
+
+def check_licensure(stub, settings: Settings, clinician: str, state: str, **kw: Any) -> pb.LicensureDecision:
+    fields: dict[str, Any] = {
+        "clinician_id": clinician,
+        "client_state": state,
+        "at": to_timestamp(NOW + timedelta(hours=2)),
+        "client_location_verified": True,
+    }
+    fields.update(kw)
+    return stub.CheckLicensure(
+        pb.CheckLicensureRequest(**fields), metadata=auth_metadata(settings, "platform"), timeout=CALL_TIMEOUT_S
+    )
+
+
+def record_registration(stub, settings: Settings, clinician: str, profession: str) -> pb.CompactCredential:
+    return stub.RecordCompactCredential(
+        pb.RecordCompactCredentialRequest(
+            clinician_id=clinician,
+            compact="TELEHEALTH_REGISTRATION",
+            kind="REGISTRATION",
+            home_state="GA",
+            privilege_state="FL",
+            profession=profession,
+            credential_number=f"TPC-{uid('n')[-8:].upper()}",
+            valid_from=to_timestamp(NOW - timedelta(days=30)),
+            valid_until=to_timestamp(NOW + timedelta(days=300)),
+        ),
+        metadata=auth_metadata(settings, "platform"),
+        timeout=CALL_TIMEOUT_S,
+    )
+
+
+def test_florida_registration_needs_a_usable_home_license_of_its_profession(stub, settings: Settings) -> None:
+    current = uid("clin")
+    record_license(stub, settings, current, "GA")
+    reg = record_registration(stub, settings, current, "COUNSELOR")
+    assert reg.profession == "COUNSELOR"
+    allowed = check_licensure(stub, settings, current, "FL")
+    assert (allowed.decision, list(allowed.reasons)) == (pb.DECISION_ALLOW, ["STATE_TELEHEALTH_REGISTRATION"])
+
+    stale = uid("clin")
+    record_license(stub, settings, stale, "GA", verified_at=to_timestamp(datetime(2019, 6, 1, tzinfo=UTC)))
+    record_registration(stub, settings, stale, "COUNSELOR")
+    reply = check_licensure(stub, settings, stale, "FL")
+    assert reply.decision == pb.DECISION_NEEDS_REVIEW and "HOME_LICENSE_VERIFICATION_STALE" in reply.reasons, reply
+
+    nurse = uid("clin")
+    record_license(stub, settings, nurse, "GA", license_type="RN", license_number=f"RN-{uid('n')[-8:].upper()}")
+    record_registration(stub, settings, nurse, "COUNSELOR")
+    reply = check_licensure(stub, settings, nurse, "FL")
+    assert reply.decision == pb.DECISION_DENY and "NO_CURRENT_HOME_STATE_LICENSE" in reply.reasons, reply

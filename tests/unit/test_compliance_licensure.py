@@ -63,6 +63,7 @@ def q(client_state: str, **kw: object) -> LicensureQuery:
 PSY_HOME = lic("AZ", "PSYCHOLOGIST", "PSYCHOLOGIST")
 APIT = cred("PSYPACT", "APIT", "AZ")
 EPASS = cred("PSYPACT", "E_PASSPORT", "AZ")
+FL_REG = cred("TELEHEALTH_REGISTRATION", "REGISTRATION", "GA", "FL", profession="COUNSELOR")
 
 CASES = [
     # (name, licenses, credentials, query, decision, reason expected in reasons, basis prefix)
@@ -323,16 +324,61 @@ CASES = [
     (
         "Florida out-of-state telehealth registration",
         [lic("GA")],
-        [cred("TELEHEALTH_REGISTRATION", "REGISTRATION", "GA", "FL")],
+        [FL_REG],
         q("FL"),
         ALLOW,
         "STATE_TELEHEALTH_REGISTRATION",
         "TELEHEALTH",
     ),
     (
+        "Florida registration on a home license verified long ago fails closed",
+        [lic("GA", verified_at=datetime(2019, 6, 1, tzinfo=UTC))],
+        [FL_REG],
+        q("FL"),
+        NEEDS_REVIEW,
+        "HOME_LICENSE_VERIFICATION_STALE",
+        "",
+    ),
+    (
+        "Florida counselor registration on a nurse's home license",
+        [lic("GA", "RN", "NURSE")],
+        [FL_REG],
+        q("FL"),
+        DENY,
+        "NO_CURRENT_HOME_STATE_LICENSE",
+        "",
+    ),
+    (
+        "Florida nurse registration on a nurse's home license",
+        [lic("GA", "RN", "NURSE")],
+        [replace(FL_REG, profession="NURSE")],
+        q("FL"),
+        ALLOW,
+        "STATE_TELEHEALTH_REGISTRATION",
+        "TELEHEALTH",
+    ),
+    (
+        "Florida registration on a suspended home license",
+        [lic("GA", status="suspended")],
+        [FL_REG],
+        q("FL"),
+        DENY,
+        "HOME_LICENSE_SUSPENDED",
+        "",
+    ),
+    (
+        "Florida registration recorded without its profession fails closed",
+        [lic("GA")],
+        [replace(FL_REG, profession="")],
+        q("FL"),
+        NEEDS_REVIEW,
+        "TELEHEALTH_REGISTRATION_PROFESSION_UNKNOWN",
+        "",
+    ),
+    (
         "registration in a state without that pathway",
         [lic("GA")],
-        [cred("TELEHEALTH_REGISTRATION", "REGISTRATION", "GA", "NY")],
+        [cred("TELEHEALTH_REGISTRATION", "REGISTRATION", "GA", "NY", profession="COUNSELOR")],
         q("NY"),
         DENY,
         "STATE_HAS_NO_TELEHEALTH_REGISTRATION",

@@ -138,7 +138,26 @@ def test_a_verification_within_the_clock_skew_is_accepted() -> None:
         "home_state": "AZ",
         "privilege_state": "",
         "number": "APIT-1",
+        "profession": "",
     }
     validate_compact_credential(REF, **credential_fields, verified_at=now + timedelta(minutes=4))
     with pytest.raises(InvalidArgument):
         validate_compact_credential(REF, **credential_fields, verified_at=now + timedelta(minutes=6))
+
+
+def registration_request(**kw: Any) -> pb.RecordCompactCredentialRequest:
+    fields: dict[str, Any] = {"compact": "TELEHEALTH_REGISTRATION", "kind": "REGISTRATION", "home_state": "GA"}
+    fields.update(kw)
+    return credential_request(privilege_state="FL", **fields)
+
+
+async def test_a_registration_names_its_profession_and_a_compact_credential_does_not() -> None:
+    with pytest.raises(InvalidArgument) as error:
+        await api().RecordCompactCredential(registration_request(), None)  # type: ignore[arg-type]
+    assert fields_of(error) == {"profession"}
+    with pytest.raises(InvalidArgument) as error:
+        await api().RecordCompactCredential(registration_request(profession="WIZARD"), None)  # type: ignore[arg-type]
+    assert fields_of(error) == {"profession"}
+    with pytest.raises(InvalidArgument) as error:
+        await api().RecordCompactCredential(credential_request(profession="COUNSELOR"), None)  # type: ignore[arg-type]
+    assert fields_of(error) == {"profession"}

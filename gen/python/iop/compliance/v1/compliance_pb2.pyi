@@ -177,7 +177,7 @@ class CheckLicensureRequest(_message.Message):
     def __init__(self, clinician_id: _Optional[str] = ..., client_state: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clinician_state: _Optional[str] = ..., client_location_verified: _Optional[bool] = ...) -> None: ...
 
 class RecordCompactCredentialRequest(_message.Message):
-    __slots__ = ("clinician_id", "compact", "kind", "home_state", "privilege_state", "credential_number", "valid_from", "valid_until", "status", "verified_at")
+    __slots__ = ("clinician_id", "compact", "kind", "home_state", "privilege_state", "credential_number", "valid_from", "valid_until", "status", "verified_at", "profession")
     CLINICIAN_ID_FIELD_NUMBER: _ClassVar[int]
     COMPACT_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -188,6 +188,7 @@ class RecordCompactCredentialRequest(_message.Message):
     VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     VERIFIED_AT_FIELD_NUMBER: _ClassVar[int]
+    PROFESSION_FIELD_NUMBER: _ClassVar[int]
     clinician_id: str
     compact: str
     kind: str
@@ -198,10 +199,11 @@ class RecordCompactCredentialRequest(_message.Message):
     valid_until: _timestamp_pb2.Timestamp
     status: str
     verified_at: _timestamp_pb2.Timestamp
-    def __init__(self, clinician_id: _Optional[str] = ..., compact: _Optional[str] = ..., kind: _Optional[str] = ..., home_state: _Optional[str] = ..., privilege_state: _Optional[str] = ..., credential_number: _Optional[str] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    profession: str
+    def __init__(self, clinician_id: _Optional[str] = ..., compact: _Optional[str] = ..., kind: _Optional[str] = ..., home_state: _Optional[str] = ..., privilege_state: _Optional[str] = ..., credential_number: _Optional[str] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., profession: _Optional[str] = ...) -> None: ...
 
 class CompactCredential(_message.Message):
-    __slots__ = ("credential_id", "clinician_id", "compact", "kind", "home_state", "privilege_state", "credential_number", "valid_from", "valid_until", "status", "verified_at")
+    __slots__ = ("credential_id", "clinician_id", "compact", "kind", "home_state", "privilege_state", "credential_number", "valid_from", "valid_until", "status", "verified_at", "profession")
     CREDENTIAL_ID_FIELD_NUMBER: _ClassVar[int]
     CLINICIAN_ID_FIELD_NUMBER: _ClassVar[int]
     COMPACT_FIELD_NUMBER: _ClassVar[int]
@@ -213,6 +215,7 @@ class CompactCredential(_message.Message):
     VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     VERIFIED_AT_FIELD_NUMBER: _ClassVar[int]
+    PROFESSION_FIELD_NUMBER: _ClassVar[int]
     credential_id: str
     clinician_id: str
     compact: str
@@ -224,7 +227,8 @@ class CompactCredential(_message.Message):
     valid_until: _timestamp_pb2.Timestamp
     status: str
     verified_at: _timestamp_pb2.Timestamp
-    def __init__(self, credential_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., compact: _Optional[str] = ..., kind: _Optional[str] = ..., home_state: _Optional[str] = ..., privilege_state: _Optional[str] = ..., credential_number: _Optional[str] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    profession: str
+    def __init__(self, credential_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., compact: _Optional[str] = ..., kind: _Optional[str] = ..., home_state: _Optional[str] = ..., privilege_state: _Optional[str] = ..., credential_number: _Optional[str] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., profession: _Optional[str] = ...) -> None: ...
 
 class ListClinicianCredentialsRequest(_message.Message):
     __slots__ = ("clinician_id",)
