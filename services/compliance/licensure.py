@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.compliance.reference import Reference
+from services.compliance.reference import Compact, Reference, local_date
 
 ALLOW, DENY, NEEDS_REVIEW = "allow", "deny", "needs_review"
 ACTIVE = "active"
@@ -161,6 +161,11 @@ def _usable(
     return True
 
 
+def _member(ref: Reference, compact: Compact, state: str, q: LicensureQuery) -> bool:
+    """A member of the compact on the state's own date at the time of service (not the UTC date)."""
+    return compact.is_member(state, ref.state_date(state, q.at))
+
+
 def _direct_license(
     ref: Reference,
     licenses: Sequence[License],
@@ -173,7 +178,7 @@ def _direct_license(
             continue
         if lic.issued_via == "IMLC":
             imlc = ref.compacts["IMLC"]
-            if not imlc.is_member(lic.state, lic.valid_from.date()):
+            if not imlc.is_member(lic.state, local_date(lic.valid_from, ref.zone(lic.state))):  # issue date
                 findings.add("IMLC_STATE_NOT_MEMBER_AT_ISSUE", review=True)
                 continue
             return lic.license_id, "IMLC_ISSUED_LICENSE"
@@ -199,14 +204,13 @@ def _nlc(
     findings: _Findings,
 ) -> tuple[str, str] | None:
     nlc = ref.compacts["NLC"]
-    day = q.at.date()
     for lic in licenses:
         if not lic.multistate or lic.profession not in nlc.professions:
             continue
-        if not nlc.is_member(lic.state, day):
+        if not _member(ref, nlc, lic.state, q):
             findings.add("NLC_HOME_STATE_NOT_MEMBER")
             continue
-        if not nlc.is_member(q.client_state, day):
+        if not _member(ref, nlc, q.client_state, q):
             findings.add("NLC_CLIENT_STATE_NOT_MEMBER")
             continue
         if _usable(ref, lic, q, findings, "NLC_LICENSE"):
@@ -216,7 +220,7 @@ def _nlc(
 
 def _compact_ready(ref: Reference, code: str, q: LicensureQuery, findings: _Findings) -> bool:
     compact = ref.compacts[code]
-    if not compact.is_operational(q.at.date()):
+    if not compact.is_operational(ref.state_date(q.client_state, q.at)):  # practice is where the client is
         findings.add(f"{code}_NOT_OPERATIONAL", review=True)
         return False
     return True
@@ -233,7 +237,6 @@ def _psypact(
     if not apits or not _compact_ready(ref, "PSYPACT", q, findings):
         return None
     psypact = ref.compacts["PSYPACT"]
-    day = q.at.date()
     for apit in apits:
         if not _usable(ref, apit, q, findings, "PSYPACT_APIT"):
             continue
@@ -241,10 +244,10 @@ def _psypact(
         if not any(_usable(ref, p, q, findings, "PSYPACT_E_PASSPORT") for p in passports):
             findings.add("PSYPACT_NO_CURRENT_E_PASSPORT")
             continue
-        if not psypact.is_member(apit.home_state, day):
+        if not _member(ref, psypact, apit.home_state, q):
             findings.add("PSYPACT_HOME_STATE_NOT_MEMBER")
             continue
-        if not psypact.is_member(q.client_state, day):
+        if not _member(ref, psypact, q.client_state, q):
             findings.add("PSYPACT_CLIENT_STATE_NOT_MEMBER")
             continue
         if _home_license(ref, licenses, apit.home_state, "PSYCHOLOGIST", q, findings) is None:
@@ -270,15 +273,14 @@ def _counseling(
     if not privileges or not _compact_ready(ref, "COUNSELING", q, findings):
         return None
     compact = ref.compacts["COUNSELING"]
-    day = q.at.date()
     for p in privileges:
         if p.privilege_state != q.client_state:
             continue
         if not _usable(ref, p, q, findings, "COUNSELING_PRIVILEGE"):
             continue
-        states = (p.home_state, q.client_state)
-        if not all(compact.is_member(st, day) for st in states):
-            if all(compact.is_member(st, day) or compact.is_enacted_only(st, day) for st in states):
+        days = {st: ref.state_date(st, q.at) for st in (p.home_state, q.client_state)}
+        if not all(compact.is_member(st, day) for st, day in days.items()):
+            if all(compact.is_member(st, day) or compact.is_enacted_only(st, day) for st, day in days.items()):
                 findings.add("COUNSELING_STATE_NOT_YET_ACTIVE", review=True)  # no known activation date
             else:
                 findings.add("COUNSELING_COMPACT_STATE_NOT_MEMBER")
@@ -298,7 +300,6 @@ def _multistate_compacts(
     q: LicensureQuery,
     findings: _Findings,
 ) -> tuple[str, str] | None:
-    day = q.at.date()
     for code, profession in (("SOCIAL_WORK", "SOCIAL_WORKER"), ("APRN", "NURSE_PRACTITIONER")):
         multistate = [c for c in credentials if c.compact == code and c.kind == "MULTISTATE"]
         if not multistate or not _compact_ready(ref, code, q, findings):
@@ -307,7 +308,7 @@ def _multistate_compacts(
         for m in multistate:
             if not _usable(ref, m, q, findings, f"{code}_MULTISTATE"):
                 continue
-            if not (compact.is_member(m.home_state, day) and compact.is_member(q.client_state, day)):
+            if not (_member(ref, compact, m.home_state, q) and _member(ref, compact, q.client_state, q)):
                 findings.add(f"{code}_STATE_NOT_MEMBER")
                 continue
             if _home_license(ref, licenses, m.home_state, profession, q, findings) is None:

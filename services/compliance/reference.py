@@ -45,8 +45,9 @@ class Compact:
 @dataclass(frozen=True)
 class StateRules:
     code: str
-    timezone: ZoneInfo
+    timezone: ZoneInfo  # where board dates are read
     telehealth_registration: bool = False
+    other_timezones: tuple[ZoneInfo, ...] = ()  # the zones other parts of the state keep
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,15 @@ class Reference:
         rules = self.states.get(state)
         return rules.timezone if rules else self.default_timezone
 
+    def state_date(self, state: str, at: datetime) -> date:
+        """The date at `at` in the whole state: its date where the day begins last (a multi-zone
+        state's westernmost zone). A date-based rule for the state, such as a compact membership's
+        effective date, holds from that date's last midnight in the state (DST-aware)."""
+        rules = self.states.get(state)
+        if rules is None:
+            return local_date(at, self.default_timezone)
+        return min(local_date(at, zone) for zone in (rules.timezone, *rules.other_timezones))
+
     def effect(self, reason: str, stage: str) -> str:
         """How a reason weighs at a stage; an unlisted reason weighs as needs_review (fail closed)."""
         return self.effects.get(reason, {}).get(stage, "needs_review")
@@ -137,7 +147,12 @@ def parse_reference(
         for code, c in compacts["compacts"].items()
     }
     parsed_states = {
-        code: StateRules(code, ZoneInfo(s["timezone"]), bool(s.get("telehealth_registration", False)))
+        code: StateRules(
+            code,
+            ZoneInfo(s["timezone"]),
+            bool(s.get("telehealth_registration", False)),
+            tuple(ZoneInfo(z) for z in s.get("other_timezones") or []),
+        )
         for code, s in states["states"].items()
     }
     codes = {

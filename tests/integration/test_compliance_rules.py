@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
@@ -219,3 +220,47 @@ def test_florida_registration_needs_a_usable_home_license_of_its_profession(stub
     record_registration(stub, settings, nurse, "COUNSELOR")
     reply = check_licensure(stub, settings, nurse, "FL")
     assert reply.decision == pb.DECISION_DENY and "NO_CURRENT_HOME_STATE_LICENSE" in reply.reasons, reply
+
+
+def record_psypact_psychologist(stub, settings: Settings, clinician: str, home: str = "AZ") -> None:
+    md = auth_metadata(settings, "platform")
+    since, until = datetime(2024, 1, 1, tzinfo=UTC), NOW + timedelta(days=300)
+    record_license(
+        stub,
+        settings,
+        clinician,
+        home,
+        license_type="PSYCHOLOGIST",
+        license_number=f"PSY-{uid('n')[-8:].upper()}",
+        valid_from=to_timestamp(since),
+        valid_until=to_timestamp(until),
+    )
+    for kind in ("APIT", "E_PASSPORT"):
+        stub.RecordCompactCredential(
+            pb.RecordCompactCredentialRequest(
+                clinician_id=clinician,
+                compact="PSYPACT",
+                kind=kind,
+                home_state=home,
+                credential_number=f"{kind.replace('_', '')[:4]}-{uid('n')[-8:].upper()}",
+                valid_from=to_timestamp(since),
+                valid_until=to_timestamp(until),
+            ),
+            metadata=md,
+            timeout=CALL_TIMEOUT_S,
+        )
+
+
+def test_psypact_membership_starts_on_the_clients_local_date(stub, settings: Settings) -> None:
+    """Michigan joined PSYPACT on 2025-04-01: an evening in Detroit on March 31 (April 1 in UTC) is not covered."""
+    clinician = uid("clin")
+    record_psypact_psychologist(stub, settings, clinician)
+    detroit = ZoneInfo("America/Detroit")
+
+    def check(at: datetime) -> pb.LicensureDecision:
+        return check_licensure(stub, settings, clinician, "MI", at=to_timestamp(at), clinician_state="AZ")
+
+    evening_before = check(datetime(2025, 3, 31, 20, 30, tzinfo=detroit))
+    assert evening_before.decision == pb.DECISION_DENY, evening_before
+    assert "PSYPACT_CLIENT_STATE_NOT_MEMBER" in evening_before.reasons
+    assert check(datetime(2025, 4, 1, 9, 0, tzinfo=detroit)).decision == pb.DECISION_ALLOW

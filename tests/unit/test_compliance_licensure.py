@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -452,3 +453,80 @@ def test_the_reference_data_is_not_due_for_review_within_30_days() -> None:
         f"services/compliance/data/compacts.yaml and states.yaml are due for review on {REF.review_by}: check "
         "the compacts' member states and effective dates against their commissions, then move review_by"
     )
+
+
+# --- compact effective dates are local dates in the state ----------------------------------------
+
+DETROIT = ZoneInfo("America/Detroit")
+
+
+def psypact_into(state: str, at: datetime, ref: Reference = REF) -> tuple[str, list[str]]:
+    """A psychologist at home in AZ (PSYPACT since 2020) treating a client in `state` at `at`."""
+    at = at.astimezone(UTC)  # as the API delivers it
+    verified = at - timedelta(days=30)
+    result = decide_licensure(
+        ref,
+        [replace(PSY_HOME, verified_at=verified)],
+        [replace(APIT, verified_at=verified), replace(EPASS, verified_at=verified)],
+        q(state, at=at, now=at - timedelta(days=1), clinician_state="AZ"),
+    )
+    return result.decision, result.reasons
+
+
+def test_michigan_psypact_membership_starts_on_its_date_in_michigan_not_in_utc() -> None:
+    # Michigan joined PSYPACT on 2025-04-01. 20:30 in Detroit on March 31 is already April 1 in UTC.
+    evening_before = datetime(2025, 3, 31, 20, 30, tzinfo=DETROIT)
+    assert evening_before.astimezone(UTC).date() == date(2025, 4, 1)
+    decision, reasons = psypact_into("MI", evening_before)
+    assert (decision, "PSYPACT_CLIENT_STATE_NOT_MEMBER" in reasons) == (DENY, True), reasons
+    assert psypact_into("MI", datetime(2025, 4, 1, 9, 0, tzinfo=DETROIT))[0] == ALLOW
+
+
+def test_a_multi_zone_state_counts_a_date_from_its_last_midnight() -> None:
+    # Michigan's Upper Peninsula counties on Central time (America/Menominee) reach April 1 an hour
+    # after Detroit: until then the date has not begun in the whole state.
+    assert psypact_into("MI", datetime(2025, 4, 1, 0, 30, tzinfo=DETROIT))[0] == DENY
+    assert psypact_into("MI", datetime(2025, 4, 1, 0, 0, tzinfo=ZoneInfo("America/Menominee")))[0] == ALLOW
+
+
+@pytest.mark.parametrize(
+    ("since", "before", "from_"),
+    [
+        # spring forward (Central midnight is 06:00 UTC the day before and after the change)
+        (date(2026, 3, 8), datetime(2026, 3, 8, 5, 59, tzinfo=UTC), datetime(2026, 3, 8, 6, 0, tzinfo=UTC)),
+        # fall back: midnight of the change day is still daylight time (CDT, UTC-5)
+        (date(2026, 11, 1), datetime(2026, 11, 1, 4, 59, tzinfo=UTC), datetime(2026, 11, 1, 5, 0, tzinfo=UTC)),
+    ],
+)
+def test_a_membership_date_follows_daylight_saving(since: date, before: datetime, from_: datetime) -> None:
+    compacts = dict(REF.compacts)
+    members = {**compacts["PSYPACT"].members, "MI": since}
+    compacts["PSYPACT"] = replace(compacts["PSYPACT"], members=members)
+    ref = replace(REF, compacts=compacts)
+    assert psypact_into("MI", before, ref)[0] == DENY
+    assert psypact_into("MI", from_, ref)[0] == ALLOW
+
+
+def test_the_home_state_membership_is_read_on_the_home_states_date() -> None:
+    # the home state (MI, Central in the west) joins at its own local midnight, the client's state (AZ) is long a member
+    home = lic("MI", "PSYCHOLOGIST", "PSYCHOLOGIST", license_id="lic-MI")
+    creds = [replace(APIT, home_state="MI"), replace(EPASS, home_state="MI")]
+
+    def at(instant: datetime) -> str:
+        instant = instant.astimezone(UTC)
+        query = q("AZ", at=instant, now=instant - timedelta(days=1), clinician_state="MI")
+        stamped = [replace(c, verified_at=instant - timedelta(days=1)) for c in creds]
+        return decide_licensure(REF, [replace(home, verified_at=instant - timedelta(days=1))], stamped, query).decision
+
+    assert at(datetime(2025, 3, 31, 23, 30, tzinfo=ZoneInfo("America/Menominee"))) == DENY
+    assert at(datetime(2025, 4, 1, 0, 0, tzinfo=ZoneInfo("America/Menominee"))) == ALLOW
+
+
+def test_a_compact_is_operational_from_its_date_in_the_clients_state() -> None:
+    # Counseling Compact privileges from 2025-09-30: 22:00 in Arizona the day before is that date in UTC.
+    evening_before = datetime(2025, 9, 29, 22, 0, tzinfo=ZoneInfo("America/Phoenix")).astimezone(UTC)
+    home = lic("MN", verified_at=evening_before - timedelta(days=1))
+    privilege = cred("COUNSELING", "PRIVILEGE", "MN", "AZ", verified_at=evening_before - timedelta(days=1))
+    query = q("AZ", at=evening_before, now=evening_before - timedelta(days=1))
+    result = decide_licensure(REF, [home], [privilege], query)
+    assert result.decision == NEEDS_REVIEW and "COUNSELING_NOT_OPERATIONAL" in result.reasons, result
