@@ -266,6 +266,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         clinician_id: str,
         client_state: str,
         at: datetime,
+        until: datetime | None,
         clinician_state: str,
         location_verified: bool,
         stage: str,
@@ -278,6 +279,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
             clinician_state=clinician_state,
             client_location_verified=location_verified,
             require_verified_location=stage == START,
+            until=until,
         )
         return decide_licensure(self._ref, licenses, credentials, query)
 
@@ -327,6 +329,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
                 request.clinician_id,
                 client_state,
                 starts_at,
+                ends_at,
                 request.clinician_state,
                 request.client_location.verified,
                 stage,
@@ -351,7 +354,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
             stage,
             licensure,
             coverage,
-            consent_problems(ref, consents, starts_at),
+            consent_problems(ref, consents, starts_at, ends_at),
             privacy_problems(stage, request.privacy_attestation),
         )
         return pb.SessionEvaluation(
@@ -402,12 +405,14 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
     async def CheckLicensure(
         self, request: pb.CheckLicensureRequest, context: grpc.aio.ServicerContext
     ) -> pb.LicensureDecision:
-        at = request_time(request, "at")
+        at, ends_at = request_time(request, "at"), request_time(request, "ends_at")
         v = FieldViolations()
         check_id(v, request.clinician_id, "clinician_id")
         check_state(v, self._ref, request.client_state, "client_state")
         check_state(v, self._ref, request.clinician_state, "clinician_state", required=False)
         v.require(at is not None, "at", "required: the time of service")
+        if at is not None and ends_at is not None and ends_at <= at:
+            v.add("ends_at", "must be after at")
         v.raise_if_any()
         assert at is not None
         try:
@@ -415,6 +420,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
                 request.clinician_id,
                 request.client_state,
                 at,
+                ends_at,
                 request.clinician_state,
                 request.client_location_verified,
                 BOOKING,

@@ -28,23 +28,35 @@ class Consent:
     valid_until: datetime
     revoked_at: datetime | None = None
 
-    def in_force(self, at: datetime) -> bool:
-        revoked = self.revoked_at is not None and self.revoked_at <= at
-        return not revoked and self.valid_from <= at < self.valid_until
+    def revoked_by(self, at: datetime, until: datetime | None = None) -> bool:
+        """Revoked at `at`, or before `until` (the end of the session, exclusive) when given."""
+        if self.revoked_at is None:
+            return False
+        return self.revoked_at <= at or (until is not None and self.revoked_at < until)
+
+    def in_force(self, at: datetime, until: datetime | None = None) -> bool:
+        """In force at `at` and, when `until` is given, for the whole of [at, until)."""
+        covered = self.valid_from <= at < self.valid_until and (until is None or until <= self.valid_until)
+        return covered and not self.revoked_by(at, until)
 
 
-def consent_problems(ref: Reference, consents: Sequence[Consent], at: datetime) -> list[str]:
+def consent_problems(
+    ref: Reference, consents: Sequence[Consent], at: datetime, until: datetime | None = None
+) -> list[str]:
+    """Problems with the client's consents for a session from `at` to `until` (exclusive; None: the instant)."""
     problems: list[str] = []
     telehealth = [c for c in consents if c.consent_type == TELEHEALTH]
     accepted = ref.consent_forms[TELEHEALTH].accepted
-    in_force = [c for c in telehealth if c.in_force(at)]
+    in_force = [c for c in telehealth if c.in_force(at, until)]
     if not telehealth:
         problems.append("NO_TELEHEALTH_CONSENT")
     elif any(c.form_version in accepted for c in in_force):
         pass
     elif in_force:
         problems.append("TELEHEALTH_CONSENT_VERSION_OUTDATED")
-    elif any(c.revoked_at is not None and c.revoked_at <= at for c in telehealth):
+    elif any(c.in_force(at) and not c.revoked_by(at, until) for c in telehealth):  # lapses before the end
+        problems.append("TELEHEALTH_CONSENT_EXPIRES_DURING_SESSION")
+    elif any(c.revoked_by(at, until) for c in telehealth):
         problems.append("TELEHEALTH_CONSENT_REVOKED")
     elif any(c.valid_until <= at for c in telehealth):
         problems.append("TELEHEALTH_CONSENT_EXPIRED")
@@ -52,7 +64,8 @@ def consent_problems(ref: Reference, consents: Sequence[Consent], at: datetime) 
         problems.append("NO_TELEHEALTH_CONSENT")
     roi_accepted = ref.consent_forms[ROI_EMERGENCY_CONTACT].accepted
     if not any(
-        c.consent_type == ROI_EMERGENCY_CONTACT and c.in_force(at) and c.form_version in roi_accepted for c in consents
+        c.consent_type == ROI_EMERGENCY_CONTACT and c.in_force(at, until) and c.form_version in roi_accepted
+        for c in consents
     ):
         problems.append("NO_EMERGENCY_CONTACT_ROI")
     return problems

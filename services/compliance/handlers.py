@@ -3,8 +3,8 @@
 - SessionScheduled: remember the booked session (for expiry re-checks and billing defaults).
 - SessionCheckedIn: remember the client's verified location and privacy attestation; a compromised
   attestation emits PrivacyCompromised (topic iop.compliance.privacy.v1).
-- SessionStarted: re-check licensure for every checked-in client against the clinician's location
-  and emit LicensureChecked (topic iop.compliance.decisions.v1).
+- SessionStarted: re-check licensure for every checked-in client against the clinician's location,
+  from the start to the booked end, and emit LicensureChecked (topic iop.compliance.decisions.v1).
 - SessionCancelled / SessionRescheduled: the session is no longer booked.
 - SessionEnded: add each client's attendance to their attended day; a day whose close time has
   passed is closed at once (BillingReady on iop.compliance.billing.v1), others by the periodic job.
@@ -167,6 +167,10 @@ class SchedulingHandlers:
             },
         )
         session = await self._store.session(p.session_id) or {}
+        ends_at = session.get("ends_at")  # as booked: the credentials must hold to the end
+        if ends_at is not None and ends_at.tzinfo is None:
+            ends_at = ends_at.replace(tzinfo=UTC)
+        until = ends_at if ends_at is not None and ends_at > started_at else None
         latest: dict[str, Document] = {}
         for c in session.get("checkins") or []:
             latest[c["client_id"]] = c
@@ -184,6 +188,7 @@ class SchedulingHandlers:
                     clinician_state=p.clinician_state,
                     client_location_verified=bool(checkin and checkin["verified"]),
                     require_verified_location=True,
+                    until=until,
                 )
                 result = decide_licensure(self._ref, licenses, credentials, query)
             else:  # no check-in location: fail closed

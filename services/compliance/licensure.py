@@ -1,4 +1,5 @@
-"""Licensure rules engine (pure): may clinician C treat a client located in state S at time T?
+"""Licensure rules engine (pure): may clinician C treat a client located in state S from time T
+to its end (every credential must hold for the whole session)?
 
 Telehealth happens where the client physically is, so the clinician needs, for the client's
 state at the time of service, one of these bases:
@@ -85,11 +86,12 @@ class CompactCredential:
 @dataclass(frozen=True)
 class LicensureQuery:
     client_state: str
-    at: datetime  # time of service
+    at: datetime  # time of service (its start)
     now: datetime  # when the question is asked (for staleness)
     clinician_state: str = ""  # where the clinician physically is; "" when unknown
     client_location_verified: bool = True
     require_verified_location: bool = False  # at session start
+    until: datetime | None = None  # the end of the service (exclusive): credentials must cover [at, until)
 
 
 @dataclass
@@ -117,7 +119,7 @@ def decide_licensure(
     version = ref.version
     if q.client_state not in ref.states:
         return LicensureResult(NEEDS_REVIEW, ["NO_REFERENCE_DATA_FOR_STATE"], data_version=version)
-    if ref.is_stale(q.now) or ref.is_stale(q.at):
+    if ref.is_stale(q.now) or ref.is_stale(q.at) or (q.until is not None and ref.is_stale(q.until)):
         return LicensureResult(NEEDS_REVIEW, ["REFERENCE_DATA_STALE"], data_version=version)
     if q.require_verified_location and not q.client_location_verified:
         return LicensureResult(NEEDS_REVIEW, ["CLIENT_LOCATION_NOT_VERIFIED"], data_version=version)
@@ -145,7 +147,7 @@ def _verified_recently(ref: Reference, verified_at: datetime | None, now: dateti
 def _usable(
     ref: Reference, item: License | CompactCredential, q: LicensureQuery, findings: _Findings, label: str
 ) -> bool:
-    """Current at the time of service, active, and verified recently; records why not."""
+    """Current for the whole time of service [at, until), active, and verified recently; records why not."""
     if item.status != ACTIVE:
         findings.add(f"{label}_{item.status.upper()}")
         return False
@@ -154,6 +156,9 @@ def _usable(
         return False
     if q.at >= item.valid_until:
         findings.add(f"{label}_EXPIRED")
+        return False
+    if q.until is not None and q.until > item.valid_until:
+        findings.add(f"{label}_EXPIRES_DURING_SESSION")
         return False
     if not _verified_recently(ref, item.verified_at, q.now):
         findings.add(f"{label}_VERIFICATION_STALE", review=True)

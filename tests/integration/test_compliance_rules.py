@@ -26,6 +26,7 @@ from tests.integration.test_compliance_api import (
     TopicTail,
     evaluate,
     past_midweek,
+    ready_client,
     record_license,
     rpc_error,
     start_compliance,
@@ -264,3 +265,96 @@ def test_psypact_membership_starts_on_the_clients_local_date(stub, settings: Set
     assert evening_before.decision == pb.DECISION_DENY, evening_before
     assert "PSYPACT_CLIENT_STATE_NOT_MEMBER" in evening_before.reasons
     assert check(datetime(2025, 4, 1, 9, 0, tzinfo=detroit)).decision == pb.DECISION_ALLOW
+
+
+def test_credentials_and_consent_must_cover_the_whole_session(stub, settings: Settings) -> None:
+    clinician, client, md = uid("clin"), uid("client"), auth_metadata(settings, "platform")
+    start, end = NOW + timedelta(hours=1), NOW + timedelta(hours=4)
+    record_license(stub, settings, clinician, "CA", valid_until=to_timestamp(NOW + timedelta(hours=2)))
+    ready_client(stub, settings, client, "demo-commercial-ppo")
+    session: dict[str, Any] = {
+        "clinician_id": clinician,
+        "client_id": client,
+        "client_location": common_pb2.ClientLocation(state="CA", verified=True),
+        "starts_at": to_timestamp(start),
+        "ends_at": to_timestamp(end),
+        "stage": pb.EVALUATION_STAGE_START,
+        "privacy_attestation": "alone",
+    }
+    reply = evaluate(stub, settings, **session)
+    assert reply.decision == pb.DECISION_DENY, reply
+    assert "LICENSE_EXPIRES_DURING_SESSION" in reply.licensure.reasons, reply
+    checked = check_licensure(stub, settings, clinician, "CA", at=to_timestamp(start), ends_at=to_timestamp(end))
+    assert checked.decision == pb.DECISION_DENY and "LICENSE_EXPIRES_DURING_SESSION" in checked.reasons
+    assert check_licensure(stub, settings, clinician, "CA", at=to_timestamp(start)).decision == pb.DECISION_ALLOW
+    err = rpc_error(
+        lambda: check_licensure(stub, settings, clinician, "CA", at=to_timestamp(end), ends_at=to_timestamp(start))
+    )
+    assert violations(err) == {"ends_at"}
+
+    # a consent that lapses mid-session blocks the start (the license here holds all session)
+    other, short = uid("clin"), uid("client")
+    record_license(stub, settings, other, "CA")
+    ready_client(stub, settings, short, "demo-commercial-ppo")
+    consents = stub.ListConsents(pb.ListConsentsRequest(client_id=short), metadata=md, timeout=CALL_TIMEOUT_S)
+    telehealth = next(c for c in consents.consents if c.consent_type == "TELEHEALTH")
+    stub.RevokeConsent(pb.RevokeConsentRequest(consent_id=telehealth.consent_id), metadata=md, timeout=CALL_TIMEOUT_S)
+    stub.RecordConsent(
+        pb.RecordConsentRequest(
+            client_id=short,
+            consent_type="TELEHEALTH",
+            form_version="telehealth-2025-01",
+            signed_at=to_timestamp(NOW - timedelta(days=365)),
+            valid_until=to_timestamp(NOW + timedelta(hours=2)),
+        ),
+        metadata=md,
+        timeout=CALL_TIMEOUT_S,
+    )
+    reply = evaluate(stub, settings, **{**session, "clinician_id": other, "client_id": short})
+    assert reply.decision == pb.DECISION_DENY, reply
+    assert list(reply.consent_problems) == ["TELEHEALTH_CONSENT_EXPIRES_DURING_SESSION"], reply
+
+
+def test_the_start_recheck_covers_the_booked_session(stub, settings: Settings, compliance: ServiceProcess) -> None:
+    tail = TopicTail(settings, "iop.compliance.decisions.v1")
+    producer = SchedulerEvents(settings)
+    try:
+        clinician, client, session = uid("clin"), uid("client"), uid("s")
+        started = datetime.now(UTC)
+        record_license(stub, settings, clinician, "CA", valid_until=to_timestamp(started + timedelta(hours=1)))
+        producer.send(
+            session,
+            sev.SessionScheduled(
+                session_id=session,
+                clinician_id=clinician,
+                client_ids=[client],
+                starts_at=to_timestamp(started),
+                ends_at=to_timestamp(started + timedelta(hours=3)),
+                kind=sev.SESSION_KIND_GROUP,
+            ),
+        )
+        producer.send(
+            session,
+            sev.SessionCheckedIn(
+                session_id=session,
+                client_id=client,
+                location=common_pb2.ClientLocation(state="CA", verified=True),
+                privacy_attestation="alone",
+                checked_in_at=to_timestamp(started),
+            ),
+        )
+        producer.send(
+            session,
+            sev.SessionStarted(
+                session_id=session, clinician_id=clinician, client_ids=[client], started_at=to_timestamp(started)
+            ),
+        )
+        found = tail.wait_for(
+            lambda key, ev, p: ev.type == "iop.events.v1.LicensureChecked" and p.session_id == session
+        )
+        assert found, "no LicensureChecked"
+        checked = found[0][2]
+        assert checked.decision == "deny" and "LICENSE_EXPIRES_DURING_SESSION" in checked.reasons, checked
+    finally:
+        tail.close()
+        producer.close()

@@ -324,6 +324,50 @@ def test_consent_problems(name, consents, problems) -> None:
     assert consent_problems(REF, consents, AT) == problems, name
 
 
+SESSION_END = AT + timedelta(hours=3)
+SESSION_CONSENT_CASES = [
+    ("in force for the whole session", [TELE, ROI], []),
+    (
+        "telehealth consent ends mid-session",
+        [consent("TELEHEALTH", "telehealth-2025-01", valid_until=AT + timedelta(hours=1)), ROI],
+        ["TELEHEALTH_CONSENT_EXPIRES_DURING_SESSION"],
+    ),
+    (
+        "re-signed after a revocation, the new one ends mid-session",
+        [
+            consent("TELEHEALTH", "telehealth-2025-01", revoked_at=AT - timedelta(days=2)),
+            consent("TELEHEALTH", "telehealth-2025-01", consent_id="c-new", valid_until=AT + timedelta(hours=1)),
+            ROI,
+        ],
+        ["TELEHEALTH_CONSENT_EXPIRES_DURING_SESSION"],
+    ),
+    ("ends as the session ends", [consent("TELEHEALTH", "telehealth-2025-01", valid_until=SESSION_END), ROI], []),
+    (
+        "emergency-contact release ends mid-session",
+        [TELE, consent("ROI_EMERGENCY_CONTACT", "roi-ec-2025-01", valid_until=AT + timedelta(hours=2))],
+        ["NO_EMERGENCY_CONTACT_ROI"],
+    ),
+    (
+        "revoked before the session ends",
+        [consent("TELEHEALTH", "telehealth-2025-01", revoked_at=AT + timedelta(hours=1)), ROI],
+        ["TELEHEALTH_CONSENT_REVOKED"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "consents", "problems"), SESSION_CONSENT_CASES)
+def test_consent_must_cover_the_whole_session(name, consents, problems) -> None:
+    assert consent_problems(REF, consents, AT, SESSION_END) == problems, name
+
+
+def test_a_consent_ending_mid_session_blocks_the_start() -> None:
+    licensed = LicensureResult(ALLOW, ["LICENSED_IN_STATE"])
+    covered = CoverageResult(True, ["S9480"], ["95"], "10", [])
+    problems = ["TELEHEALTH_CONSENT_EXPIRES_DURING_SESSION"]
+    assert combine(REF, "start", licensed, covered, problems, []).decision == DENY
+    assert combine(REF, "booking", licensed, covered, problems, []).decision == NEEDS_REVIEW
+
+
 @pytest.mark.parametrize(
     ("stage", "attestation", "problems", "pos"),
     [

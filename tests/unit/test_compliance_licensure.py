@@ -530,3 +530,59 @@ def test_a_compact_is_operational_from_its_date_in_the_clients_state() -> None:
     query = q("AZ", at=evening_before, now=evening_before - timedelta(days=1))
     result = decide_licensure(REF, [home], [privilege], query)
     assert result.decision == NEEDS_REVIEW and "COUNSELING_NOT_OPERATIONAL" in result.reasons, result
+
+
+# --- validity covers the whole session [at, until) ------------------------------------------------
+
+UNTIL = AT + timedelta(hours=3)
+MID = AT + timedelta(hours=1)
+SESSION_CASES = [
+    # (name, licenses, credentials, query, decision, reason)
+    ("license in force all session", [lic("CA")], [], q("CA", until=UNTIL), ALLOW, "LICENSED_IN_STATE"),
+    (
+        "license expires mid-session",
+        [lic("CA", valid_until=MID)],
+        [],
+        q("CA", until=UNTIL),
+        DENY,
+        "LICENSE_EXPIRES_DURING_SESSION",
+    ),
+    (
+        "license ends as the session ends (half-open)",
+        [lic("CA", valid_until=UNTIL)],
+        [],
+        q("CA", until=UNTIL),
+        ALLOW,
+        "LICENSED_IN_STATE",
+    ),
+    (
+        "counseling privilege expires mid-session",
+        [lic("MN")],
+        [cred("COUNSELING", "PRIVILEGE", "MN", "AZ", valid_until=MID)],
+        q("AZ", until=UNTIL),
+        DENY,
+        "COUNSELING_PRIVILEGE_EXPIRES_DURING_SESSION",
+    ),
+    (
+        "home license under a privilege expires mid-session",
+        [lic("MN", valid_until=MID)],
+        [cred("COUNSELING", "PRIVILEGE", "MN", "AZ")],
+        q("AZ", until=UNTIL),
+        DENY,
+        "HOME_LICENSE_EXPIRES_DURING_SESSION",
+    ),
+    (
+        "E.Passport expires mid-session",
+        [PSY_HOME],
+        [APIT, replace(EPASS, valid_until=MID)],
+        q("TX", clinician_state="AZ", until=UNTIL),
+        DENY,
+        "PSYPACT_E_PASSPORT_EXPIRES_DURING_SESSION",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "licenses", "credentials", "query", "decision", "reason"), SESSION_CASES)
+def test_validity_must_cover_the_whole_session(name, licenses, credentials, query, decision, reason) -> None:
+    result = decide_licensure(REF, licenses, credentials, query)
+    assert (result.decision, reason in result.reasons) == (decision, True), (name, result)

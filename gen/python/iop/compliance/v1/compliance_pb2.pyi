@@ -163,18 +163,20 @@ class License(_message.Message):
     def __init__(self, license_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., state: _Optional[str] = ..., license_type: _Optional[str] = ..., license_number: _Optional[str] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., profession: _Optional[str] = ..., status: _Optional[str] = ..., multistate: _Optional[bool] = ..., issued_via: _Optional[str] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CheckLicensureRequest(_message.Message):
-    __slots__ = ("clinician_id", "client_state", "at", "clinician_state", "client_location_verified")
+    __slots__ = ("clinician_id", "client_state", "at", "clinician_state", "client_location_verified", "ends_at")
     CLINICIAN_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_STATE_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
     CLINICIAN_STATE_FIELD_NUMBER: _ClassVar[int]
     CLIENT_LOCATION_VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
     clinician_id: str
     client_state: str
     at: _timestamp_pb2.Timestamp
     clinician_state: str
     client_location_verified: bool
-    def __init__(self, clinician_id: _Optional[str] = ..., client_state: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clinician_state: _Optional[str] = ..., client_location_verified: _Optional[bool] = ...) -> None: ...
+    ends_at: _timestamp_pb2.Timestamp
+    def __init__(self, clinician_id: _Optional[str] = ..., client_state: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clinician_state: _Optional[str] = ..., client_location_verified: _Optional[bool] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RecordCompactCredentialRequest(_message.Message):
     __slots__ = ("clinician_id", "compact", "kind", "home_state", "privilege_state", "credential_number", "valid_from", "valid_until", "status", "verified_at", "profession")
