@@ -35,6 +35,7 @@ from services.compliance.licensure import (
     LicensureQuery,
     LicensureResult,
     decide_licensure,
+    status_at,
 )
 from services.compliance.reference import Reference, local_date, local_day_bounds
 from services.compliance.store import (
@@ -60,6 +61,7 @@ from services.compliance.validation import (
     validate_compact_credential,
     validate_license,
     validate_policy,
+    validate_status_change,
 )
 from services.plumbing.audit import record_phi_access
 from services.plumbing.auth import current_principal
@@ -85,6 +87,8 @@ ACCESS = {
     f"/{SERVICE}/RecordLicense": _ADMINS,
     f"/{SERVICE}/RecordCompactCredential": _ADMINS,
     f"/{SERVICE}/ListClinicianCredentials": _READERS,
+    f"/{SERVICE}/UpdateLicenseStatus": _ADMINS,  # as RecordLicense
+    f"/{SERVICE}/UpdateCompactCredentialStatus": _ADMINS,
     f"/{SERVICE}/UpsertPayerPolicy": frozenset({"platform"}),
     f"/{SERVICE}/GetPayerPolicy": frozenset({"platform", "clinician", "supervisor", "partner"}),
     f"/{SERVICE}/RecordAuthorization": _ADMINS,
@@ -145,6 +149,18 @@ def coverage_pb(result: CoverageResult, data_version: str) -> pb.CoverageDecisio
     )
 
 
+def status_changes_pb(d: Document) -> list[pb.StatusChange]:
+    return [
+        pb.StatusChange(
+            status=c["status"],
+            effective_at=to_timestamp(c["effective_at"]),
+            recorded_at=to_timestamp(c["recorded_at"]),
+            recorded_by=c["recorded_by"],
+        )
+        for c in d.get("status_changes") or []
+    ]
+
+
 def license_pb(d: Document) -> pb.License:
     lic = license_from_doc(d)
     return pb.License(
@@ -156,10 +172,11 @@ def license_pb(d: Document) -> pb.License:
         valid_from=to_timestamp(lic.valid_from),
         valid_until=to_timestamp(lic.valid_until),
         profession=lic.profession,
-        status=lic.status,
+        status=status_at(lic, datetime.now(UTC)),
         multistate=lic.multistate,
         issued_via=lic.issued_via,
         verified_at=to_timestamp(lic.verified_at),
+        status_changes=status_changes_pb(d),
     )
 
 
@@ -175,9 +192,10 @@ def credential_pb(d: Document) -> pb.CompactCredential:
         credential_number=d["credential_number"],
         valid_from=to_timestamp(c.valid_from),
         valid_until=to_timestamp(c.valid_until),
-        status=c.status,
+        status=status_at(c, datetime.now(UTC)),
         verified_at=to_timestamp(c.verified_at),
         profession=c.profession,
+        status_changes=status_changes_pb(d),
     )
 
 
@@ -560,6 +578,40 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
             COMPACT_CREDENTIALS, doc, "CREDENTIAL_EXISTS", "this compact credential is already recorded"
         )
         return credential_pb(doc)
+
+    async def UpdateLicenseStatus(
+        self, request: pb.UpdateLicenseStatusRequest, context: grpc.aio.ServicerContext
+    ) -> pb.License:
+        doc = await self._change_status(LICENSES, request.license_id, "license_id", request)
+        return license_pb(doc)
+
+    async def UpdateCompactCredentialStatus(
+        self, request: pb.UpdateCompactCredentialStatusRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CompactCredential:
+        doc = await self._change_status(COMPACT_CREDENTIALS, request.credential_id, "credential_id", request)
+        return credential_pb(doc)
+
+    async def _change_status(
+        self,
+        collection: str,
+        record_id: str,
+        id_field: str,
+        request: pb.UpdateLicenseStatusRequest | pb.UpdateCompactCredentialStatusRequest,
+    ) -> Document:
+        """A board action on a license or compact credential, audited in the record (who, when)."""
+        effective_at = request_time(request, "effective_at")
+        validate_status_change(record_id=record_id, id_field=id_field, status=request.status, effective_at=effective_at)
+        assert effective_at is not None
+        change = {
+            "status": request.status,
+            "effective_at": effective_at,
+            "recorded_at": datetime.now(UTC),
+            "recorded_by": current_principal().subject,
+        }
+        doc = await self._store.change_status(collection, record_id, change)
+        if doc is None:
+            raise NotFound(EXPIRING[collection], record_id)
+        return doc
 
     async def ListClinicianCredentials(
         self, request: pb.ListClinicianCredentialsRequest, context: grpc.aio.ServicerContext

@@ -45,7 +45,7 @@ LICENSE_PROFESSIONS = {
     "LCADC": "ADDICTION_COUNSELOR",
 }
 PROFESSIONS = frozenset(LICENSE_PROFESSIONS.values())
-STATUSES = frozenset({"active", "inactive", "suspended", "revoked"})
+STATUSES = frozenset({"active", "inactive", "suspended", "revoked", "expired"})
 COMPACT_KINDS = {
     "PSYPACT": frozenset({"APIT", "E_PASSPORT"}),
     "COUNSELING": frozenset({"PRIVILEGE"}),
@@ -67,6 +67,7 @@ class License:
     multistate: bool = False
     issued_via: str = ""
     verified_at: datetime | None = None
+    status_changes: tuple[tuple[datetime, str], ...] = ()  # board actions (effective_at, status), as recorded
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class CompactCredential:
     status: str = ACTIVE
     verified_at: datetime | None = None
     profession: str = ""  # a telehealth registration's: the profession it registers (its home license's)
+    status_changes: tuple[tuple[datetime, str], ...] = ()  # board actions (effective_at, status), as recorded
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,25 @@ def decide_licensure(
     return LicensureResult(decision, reasons, data_version=version)
 
 
+def status_at(item: License | CompactCredential, at: datetime) -> str:
+    """The status in force at `at`: the last board action effective by then (of two effective at
+    the same instant, the later recorded), else the status the credential was recorded with."""
+    status = item.status
+    for effective_at, changed in sorted(item.status_changes, key=lambda change: change[0]):  # stable sort
+        if effective_at > at:
+            break
+        status = changed
+    return status
+
+
+def _statuses_during(item: License | CompactCredential, q: LicensureQuery) -> list[str]:
+    """The statuses in force during the time of service, in time order."""
+    instants = [q.at]
+    if q.until is not None:
+        instants += sorted(e for e, _ in item.status_changes if q.at < e < q.until)
+    return [status_at(item, instant) for instant in instants]
+
+
 def _verified_recently(ref: Reference, verified_at: datetime | None, now: datetime) -> bool:
     return verified_at is not None and now - verified_at <= ref.verification_max_age
 
@@ -147,9 +168,10 @@ def _verified_recently(ref: Reference, verified_at: datetime | None, now: dateti
 def _usable(
     ref: Reference, item: License | CompactCredential, q: LicensureQuery, findings: _Findings, label: str
 ) -> bool:
-    """Current for the whole time of service [at, until), active, and verified recently; records why not."""
-    if item.status != ACTIVE:
-        findings.add(f"{label}_{item.status.upper()}")
+    """Current and active for the whole time of service [at, until), and verified recently; records why not."""
+    inactive = next((status for status in _statuses_during(item, q) if status != ACTIVE), None)
+    if inactive is not None:
+        findings.add(f"{label}_{inactive.upper()}")
         return False
     if q.at < item.valid_from:
         findings.add(f"{label}_NOT_YET_VALID")

@@ -89,6 +89,10 @@ def _utc(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _status_changes(d: Document) -> tuple[tuple[datetime, str], ...]:
+    return tuple((_utc(c["effective_at"]), c["status"]) for c in d.get("status_changes") or [])  # type: ignore[misc]
+
+
 def license_from_doc(d: Document) -> License:
     return License(
         license_id=d["_id"],
@@ -101,6 +105,7 @@ def license_from_doc(d: Document) -> License:
         multistate=bool(d.get("multistate", False)),
         issued_via=d.get("issued_via", ""),
         verified_at=_utc(d.get("verified_at")),
+        status_changes=_status_changes(d),
     )
 
 
@@ -116,6 +121,7 @@ def credential_from_doc(d: Document) -> CompactCredential:
         status=d.get("status", "active"),
         verified_at=_utc(d.get("verified_at")),
         profession=d.get("profession", ""),
+        status_changes=_status_changes(d),
     )
 
 
@@ -274,6 +280,21 @@ class ComplianceStore:
             return tuple(map(consent_from_doc, consents)), tuple(map(authorization_from_doc, authorizations))
 
         return await self._client_records.get(client_id, load)
+
+    async def change_status(self, collection: str, record_id: str, change: Document) -> Document | None:
+        """Add a board action (`status`, `effective_at`, `recorded_at`, `recorded_by`) to a license's
+        or compact credential's status history, once per status and effective time (a retry adds
+        nothing), in one write with its audit fields. Returns the record (None: no such record);
+        this process's cached snapshot of the owner is invalidated before it returns."""
+        key = f"{change['status']}@{change['effective_at'].isoformat()}"
+        await self.db[collection].update_one(
+            {"_id": record_id, "status_keys": {"$ne": key}},
+            {"$push": {"status_changes": change, "status_keys": key}},
+        )
+        doc = await self.get(collection, record_id)
+        if doc is not None:
+            self.invalidate(collection, doc["owner_id"])
+        return doc
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
         return await self.db[collection].find_one({"_id": doc_id}, {"outbox": 0})

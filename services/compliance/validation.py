@@ -166,6 +166,14 @@ def validate_compact_credential(
     v.raise_if_any()
 
 
+def validate_status_change(*, record_id: str, id_field: str, status: str, effective_at: datetime | None) -> None:
+    v = FieldViolations()
+    check_id(v, record_id, id_field)
+    v.require(status in STATUSES, "status", f"required: one of {', '.join(sorted(STATUSES))}")
+    v.require(effective_at is not None, "effective_at", "required: when the board action takes effect")
+    v.raise_if_any()
+
+
 def validate_policy(ref: Reference, p: PayerPolicy) -> None:
     v = FieldViolations()
     check_id(v, p.plan_id, "plan_id")

@@ -3,6 +3,7 @@ credential time ranges, board actions, billing codes."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from iop.compliance.v1 import compliance_pb2 as pb
 from iop.compliance.v1 import compliance_pb2_grpc
 from iop.events.v1 import common_pb2
 from iop.events.v1 import scheduling_pb2 as sev
+from services.compliance.reference import load_reference
 from services.plumbing.errors import bad_request_violations
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
@@ -33,9 +35,12 @@ from tests.integration.test_compliance_api import (
     stub_for,
     uid,
 )
-from tests.support import ServiceProcess, auth_metadata
+from tests.support import TEST_PORTS, ServiceProcess, auth_metadata
 
 pytestmark = pytest.mark.integration
+# Every compliance process on the shared broker consumes the scheduler's topic (each in its own
+# group) and publishes what it decides: this run's events are the ones made with this code's data.
+VERSION = load_reference().version
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +138,7 @@ def test_psychotherapy_under_16_minutes_is_not_billed(settings: Settings, compli
         client, session = uid("client"), uid("s")
         ended = attended(session, client, past_midweek(), 12, sev.SESSION_KIND_INDIVIDUAL, "demo-medicare-ffs")
         producer.send(session, ended)
-        found = tail.wait_for(lambda key, ev, p: p.client_id == client)
+        found = tail.wait_for(lambda key, ev, p: p.client_id == client and p.data_version == VERSION)
         assert found, "no BillingReady"
         ready = found[0][2]
         assert not ready.lines and not ready.covered, ready
@@ -162,7 +167,7 @@ def test_substance_use_iop_carries_revenue_code_0906(stub, settings: Settings, c
             session, client, past_midweek(), 180, sev.SESSION_KIND_GROUP, "demo-commercial-ppo", level="IOP_SUD"
         )
         producer.send(session, ended)
-        found = tail.wait_for(lambda key, ev, p: p.client_id == client)
+        found = tail.wait_for(lambda key, ev, p: p.client_id == client and p.data_version == VERSION)
         assert found, "no BillingReady"
         ready = found[0][2]
         assert [(line.code, line.revenue_code) for line in ready.lines] == [("H0015", "0906")], ready
@@ -350,7 +355,9 @@ def test_the_start_recheck_covers_the_booked_session(stub, settings: Settings, c
             ),
         )
         found = tail.wait_for(
-            lambda key, ev, p: ev.type == "iop.events.v1.LicensureChecked" and p.session_id == session
+            lambda key, ev, p: (
+                ev.type == "iop.events.v1.LicensureChecked" and p.session_id == session and p.data_version == VERSION
+            )
         )
         assert found, "no LicensureChecked"
         checked = found[0][2]
@@ -358,3 +365,136 @@ def test_the_start_recheck_covers_the_booked_session(stub, settings: Settings, c
     finally:
         tail.close()
         producer.close()
+
+
+def test_a_board_action_is_recorded_audited_and_denies_the_next_evaluation(stub, settings: Settings) -> None:
+    clinician, client = uid("clin"), uid("client")
+    admin = auth_metadata(settings, "supervisor", "supervisor-7")
+    lic = record_license(stub, settings, clinician, "CA")
+    ready_client(stub, settings, client, "demo-commercial-ppo")
+    session: dict[str, Any] = {
+        "clinician_id": clinician,
+        "client_id": client,
+        "client_location": common_pb2.ClientLocation(state="CA", verified=True),
+        "stage": pb.EVALUATION_STAGE_START,
+        "privacy_attestation": "alone",
+    }
+    assert evaluate(stub, settings, **session).decision == pb.DECISION_ALLOW  # the snapshot is now cached
+
+    # the same number again is still ALREADY_EXISTS: a board action is a status update, not a new record
+    err = rpc_error(lambda: record_license(stub, settings, clinician, "CA", license_number=lic.license_number))
+    assert err.code() == grpc.StatusCode.ALREADY_EXISTS
+
+    suspend = pb.UpdateLicenseStatusRequest(
+        license_id=lic.license_id, status="suspended", effective_at=to_timestamp(NOW - timedelta(minutes=1))
+    )
+    updated = stub.UpdateLicenseStatus(suspend, metadata=admin, timeout=CALL_TIMEOUT_S)
+    assert updated.status == "suspended" and updated.license_id == lic.license_id
+    assert [(c.status, c.recorded_by) for c in updated.status_changes] == [("suspended", "supervisor-7")]
+    # at once, although the evaluation before it was cached: this process's write invalidated it
+    denied = evaluate(stub, settings, **session)
+    assert denied.decision == pb.DECISION_DENY, denied
+    assert "LICENSE_SUSPENDED" in denied.licensure.reasons
+    checked = check_licensure(stub, settings, clinician, "CA")
+    assert checked.decision == pb.DECISION_DENY and "LICENSE_SUSPENDED" in checked.reasons
+    # a retry records nothing twice; the history is listed with its audit fields
+    stub.UpdateLicenseStatus(suspend, metadata=admin, timeout=CALL_TIMEOUT_S)
+    listed = stub.ListClinicianCredentials(
+        pb.ListClinicianCredentialsRequest(clinician_id=clinician), metadata=admin, timeout=CALL_TIMEOUT_S
+    )
+    (stored,) = listed.licenses
+    assert [(c.status, c.recorded_by) for c in stored.status_changes] == [("suspended", "supervisor-7")]
+    assert stored.status_changes[0].recorded_at.seconds > 0 and stored.status == "suspended"
+
+    # a session before the suspension's effective time is still covered (the action is not retroactive)
+    earlier = check_licensure(stub, settings, clinician, "CA", at=to_timestamp(NOW - timedelta(hours=2)))
+    assert earlier.decision == pb.DECISION_ALLOW
+
+    # errors: who may, what is wrong, what does not exist
+    err = rpc_error(
+        lambda: stub.UpdateLicenseStatus(
+            suspend, metadata=auth_metadata(settings, "clinician", clinician), timeout=CALL_TIMEOUT_S
+        )
+    )
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    err = rpc_error(
+        lambda: stub.UpdateLicenseStatus(
+            pb.UpdateLicenseStatusRequest(license_id=lic.license_id, status="paused"),
+            metadata=admin,
+            timeout=CALL_TIMEOUT_S,
+        )
+    )
+    assert violations(err) == {"status", "effective_at"}
+    err = rpc_error(
+        lambda: stub.UpdateLicenseStatus(
+            pb.UpdateLicenseStatusRequest(license_id=uid("nope"), status="revoked", effective_at=to_timestamp(NOW)),
+            metadata=admin,
+            timeout=CALL_TIMEOUT_S,
+        )
+    )
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_revoked_compact_privilege_denies(stub, settings: Settings) -> None:
+    counselor = uid("clin")
+    md = auth_metadata(settings, "platform")
+    record_license(stub, settings, counselor, "MN")
+    privilege = stub.RecordCompactCredential(
+        pb.RecordCompactCredentialRequest(
+            clinician_id=counselor,
+            compact="COUNSELING",
+            kind="PRIVILEGE",
+            home_state="MN",
+            privilege_state="AZ",
+            credential_number=f"CC-{uid('n')[-8:].upper()}",
+            valid_from=to_timestamp(NOW - timedelta(days=30)),
+            valid_until=to_timestamp(NOW + timedelta(days=300)),
+        ),
+        metadata=md,
+        timeout=CALL_TIMEOUT_S,
+    )
+    assert check_licensure(stub, settings, counselor, "AZ").decision == pb.DECISION_ALLOW
+    revoked = stub.UpdateCompactCredentialStatus(
+        pb.UpdateCompactCredentialStatusRequest(
+            credential_id=privilege.credential_id, status="revoked", effective_at=to_timestamp(NOW)
+        ),
+        metadata=md,
+        timeout=CALL_TIMEOUT_S,
+    )
+    assert revoked.status == "revoked" and [c.status for c in revoked.status_changes] == ["revoked"]
+    reply = check_licensure(stub, settings, counselor, "AZ")
+    assert reply.decision == pb.DECISION_DENY and "COUNSELING_PRIVILEGE_REVOKED" in reply.reasons, reply
+
+
+def test_another_instance_sees_a_board_action_within_its_cache_ttl(
+    stub, settings: Settings, compliance: ServiceProcess
+) -> None:
+    """Instance B cached the clinician's credentials; A records the suspension. Once B's read-cache
+    TTL has passed since the write, B's next answer is a denial (an entry is never served older)."""
+    ttl_s = 2.0
+    other = ServiceProcess(
+        "compliance",
+        env={
+            "MONGODB_DATABASE_PREFIX": compliance.env["MONGODB_DATABASE_PREFIX"],  # the same store
+            "KAFKA_GROUP_PREFIX": f"{compliance.env['KAFKA_GROUP_PREFIX']}b",  # A keeps its partitions
+            "COMPLIANCE_GRPC_PORT": str(TEST_PORTS["compliance"] + 5),  # inside this suite's block of ports
+            "COMPLIANCE_READ_CACHE_TTL_S": str(ttl_s),
+        },
+        instance="-b",
+    ).start()
+    channel, stub_b = stub_for(other)
+    try:
+        clinician = uid("clin")
+        lic = record_license(stub, settings, clinician, "CA")
+        assert check_licensure(stub_b, settings, clinician, "CA").decision == pb.DECISION_ALLOW  # cached in B
+        stub.UpdateLicenseStatus(
+            pb.UpdateLicenseStatusRequest(license_id=lic.license_id, status="revoked", effective_at=to_timestamp(NOW)),
+            metadata=auth_metadata(settings, "platform"),
+            timeout=CALL_TIMEOUT_S,
+        )
+        time.sleep(ttl_s + 0.5)
+        reply = check_licensure(stub_b, settings, clinician, "CA")
+        assert reply.decision == pb.DECISION_DENY and "LICENSE_REVOKED" in reply.reasons, reply
+    finally:
+        channel.close()
+        assert other.stop() == 0, f"compliance B did not stop cleanly; see {other.log_path}"

@@ -586,3 +586,97 @@ SESSION_CASES = [
 def test_validity_must_cover_the_whole_session(name, licenses, credentials, query, decision, reason) -> None:
     result = decide_licensure(REF, licenses, credentials, query)
     assert (result.decision, reason in result.reasons) == (decision, True), (name, result)
+
+
+# --- board actions: a status from its effective time on --------------------------------------------
+
+BEFORE, AFTER = AT - timedelta(days=2), UNTIL + timedelta(minutes=1)
+BOARD_CASES = [
+    # (name, licenses, credentials, query, decision, reason)
+    (
+        "license suspended before the session",
+        [lic("CA", status_changes=((BEFORE, "suspended"),))],
+        [],
+        q("CA", until=UNTIL),
+        DENY,
+        "LICENSE_SUSPENDED",
+    ),
+    (
+        "license suspended from a time after the session",
+        [lic("CA", status_changes=((AFTER, "suspended"),))],
+        [],
+        q("CA", until=UNTIL),
+        ALLOW,
+        "LICENSED_IN_STATE",
+    ),
+    (
+        "license suspended mid-session",
+        [lic("CA", status_changes=((MID, "suspended"),))],
+        [],
+        q("CA", until=UNTIL),
+        DENY,
+        "LICENSE_SUSPENDED",
+    ),
+    (
+        "license revoked by the board",
+        [lic("CA", status_changes=((BEFORE, "revoked"),))],
+        [],
+        q("CA"),
+        DENY,
+        "LICENSE_REVOKED",
+    ),
+    (
+        "license lapsed before its printed expiry",
+        [lic("CA", status_changes=((BEFORE, "expired"),))],
+        [],
+        q("CA"),
+        DENY,
+        "LICENSE_EXPIRED",
+    ),
+    (
+        "license suspended, then reinstated before the session",
+        [lic("CA", status_changes=((BEFORE, "suspended"), (AT - timedelta(days=1), "active")))],
+        [],
+        q("CA", until=UNTIL),
+        ALLOW,
+        "LICENSED_IN_STATE",
+    ),
+    (
+        "two actions at one instant: the later recorded holds",
+        [lic("CA", status_changes=((BEFORE, "suspended"), (BEFORE, "active")))],
+        [],
+        q("CA"),
+        ALLOW,
+        "LICENSED_IN_STATE",
+    ),
+    (
+        "actions recorded out of order apply in effective order",
+        [lic("CA", status_changes=((AT - timedelta(hours=1), "suspended"), (BEFORE, "active")))],
+        [],
+        q("CA"),
+        DENY,
+        "LICENSE_SUSPENDED",
+    ),
+    (
+        "counseling privilege revoked",
+        [lic("MN")],
+        [cred("COUNSELING", "PRIVILEGE", "MN", "AZ", status_changes=((BEFORE, "revoked"),))],
+        q("AZ"),
+        DENY,
+        "COUNSELING_PRIVILEGE_REVOKED",
+    ),
+    (
+        "home license under a privilege suspended",
+        [lic("MN", status_changes=((BEFORE, "suspended"),))],
+        [cred("COUNSELING", "PRIVILEGE", "MN", "AZ")],
+        q("AZ"),
+        DENY,
+        "HOME_LICENSE_SUSPENDED",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "licenses", "credentials", "query", "decision", "reason"), BOARD_CASES)
+def test_a_board_action_holds_from_its_effective_time(name, licenses, credentials, query, decision, reason) -> None:
+    result = decide_licensure(REF, licenses, credentials, query)
+    assert (result.decision, reason in result.reasons) == (decision, True), (name, result)

@@ -161,3 +161,14 @@ async def test_a_registration_names_its_profession_and_a_compact_credential_does
     with pytest.raises(InvalidArgument) as error:
         await api().RecordCompactCredential(credential_request(profession="COUNSELOR"), None)  # type: ignore[arg-type]
     assert fields_of(error) == {"profession"}
+
+
+async def test_a_status_update_names_every_bad_field() -> None:
+    bad_license = pb.UpdateLicenseStatusRequest(license_id="", status="on holiday")
+    with pytest.raises(InvalidArgument) as error:
+        await api().UpdateLicenseStatus(bad_license, None)  # type: ignore[arg-type]
+    assert fields_of(error) == {"license_id", "status", "effective_at"}
+    bad_credential = pb.UpdateCompactCredentialStatusRequest(credential_id="no spaces", status="")
+    with pytest.raises(InvalidArgument) as error:
+        await api().UpdateCompactCredentialStatus(bad_credential, None)  # type: ignore[arg-type]
+    assert fields_of(error) == {"credential_id", "status", "effective_at"}

@@ -135,7 +135,7 @@ class RecordLicenseRequest(_message.Message):
     def __init__(self, clinician_id: _Optional[str] = ..., state: _Optional[str] = ..., license_type: _Optional[str] = ..., license_number: _Optional[str] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., profession: _Optional[str] = ..., status: _Optional[str] = ..., multistate: _Optional[bool] = ..., issued_via: _Optional[str] = ..., issued_on: _Optional[str] = ..., expires_on: _Optional[str] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class License(_message.Message):
-    __slots__ = ("license_id", "clinician_id", "state", "license_type", "license_number", "valid_from", "valid_until", "profession", "status", "multistate", "issued_via", "verified_at")
+    __slots__ = ("license_id", "clinician_id", "state", "license_type", "license_number", "valid_from", "valid_until", "profession", "status", "multistate", "issued_via", "verified_at", "status_changes")
     LICENSE_ID_FIELD_NUMBER: _ClassVar[int]
     CLINICIAN_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +148,7 @@ class License(_message.Message):
     MULTISTATE_FIELD_NUMBER: _ClassVar[int]
     ISSUED_VIA_FIELD_NUMBER: _ClassVar[int]
     VERIFIED_AT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CHANGES_FIELD_NUMBER: _ClassVar[int]
     license_id: str
     clinician_id: str
     state: str
@@ -160,7 +161,40 @@ class License(_message.Message):
     multistate: bool
     issued_via: str
     verified_at: _timestamp_pb2.Timestamp
-    def __init__(self, license_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., state: _Optional[str] = ..., license_type: _Optional[str] = ..., license_number: _Optional[str] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., profession: _Optional[str] = ..., status: _Optional[str] = ..., multistate: _Optional[bool] = ..., issued_via: _Optional[str] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    status_changes: _containers.RepeatedCompositeFieldContainer[StatusChange]
+    def __init__(self, license_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., state: _Optional[str] = ..., license_type: _Optional[str] = ..., license_number: _Optional[str] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., profession: _Optional[str] = ..., status: _Optional[str] = ..., multistate: _Optional[bool] = ..., issued_via: _Optional[str] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_changes: _Optional[_Iterable[_Union[StatusChange, _Mapping]]] = ...) -> None: ...
+
+class StatusChange(_message.Message):
+    __slots__ = ("status", "effective_at", "recorded_at", "recorded_by")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_AT_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_BY_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    effective_at: _timestamp_pb2.Timestamp
+    recorded_at: _timestamp_pb2.Timestamp
+    recorded_by: str
+    def __init__(self, status: _Optional[str] = ..., effective_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recorded_by: _Optional[str] = ...) -> None: ...
+
+class UpdateLicenseStatusRequest(_message.Message):
+    __slots__ = ("license_id", "status", "effective_at")
+    LICENSE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_AT_FIELD_NUMBER: _ClassVar[int]
+    license_id: str
+    status: str
+    effective_at: _timestamp_pb2.Timestamp
+    def __init__(self, license_id: _Optional[str] = ..., status: _Optional[str] = ..., effective_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class UpdateCompactCredentialStatusRequest(_message.Message):
+    __slots__ = ("credential_id", "status", "effective_at")
+    CREDENTIAL_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_AT_FIELD_NUMBER: _ClassVar[int]
+    credential_id: str
+    status: str
+    effective_at: _timestamp_pb2.Timestamp
+    def __init__(self, credential_id: _Optional[str] = ..., status: _Optional[str] = ..., effective_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CheckLicensureRequest(_message.Message):
     __slots__ = ("clinician_id", "client_state", "at", "clinician_state", "client_location_verified", "ends_at")
@@ -205,7 +239,7 @@ class RecordCompactCredentialRequest(_message.Message):
     def __init__(self, clinician_id: _Optional[str] = ..., compact: _Optional[str] = ..., kind: _Optional[str] = ..., home_state: _Optional[str] = ..., privilege_state: _Optional[str] = ..., credential_number: _Optional[str] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., profession: _Optional[str] = ...) -> None: ...
 
 class CompactCredential(_message.Message):
-    __slots__ = ("credential_id", "clinician_id", "compact", "kind", "home_state", "privilege_state", "credential_number", "valid_from", "valid_until", "status", "verified_at", "profession")
+    __slots__ = ("credential_id", "clinician_id", "compact", "kind", "home_state", "privilege_state", "credential_number", "valid_from", "valid_until", "status", "verified_at", "profession", "status_changes")
     CREDENTIAL_ID_FIELD_NUMBER: _ClassVar[int]
     CLINICIAN_ID_FIELD_NUMBER: _ClassVar[int]
     COMPACT_FIELD_NUMBER: _ClassVar[int]
@@ -218,6 +252,7 @@ class CompactCredential(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     VERIFIED_AT_FIELD_NUMBER: _ClassVar[int]
     PROFESSION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CHANGES_FIELD_NUMBER: _ClassVar[int]
     credential_id: str
     clinician_id: str
     compact: str
@@ -230,7 +265,8 @@ class CompactCredential(_message.Message):
     status: str
     verified_at: _timestamp_pb2.Timestamp
     profession: str
-    def __init__(self, credential_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., compact: _Optional[str] = ..., kind: _Optional[str] = ..., home_state: _Optional[str] = ..., privilege_state: _Optional[str] = ..., credential_number: _Optional[str] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., profession: _Optional[str] = ...) -> None: ...
+    status_changes: _containers.RepeatedCompositeFieldContainer[StatusChange]
+    def __init__(self, credential_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., compact: _Optional[str] = ..., kind: _Optional[str] = ..., home_state: _Optional[str] = ..., privilege_state: _Optional[str] = ..., credential_number: _Optional[str] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., profession: _Optional[str] = ..., status_changes: _Optional[_Iterable[_Union[StatusChange, _Mapping]]] = ...) -> None: ...
 
 class ListClinicianCredentialsRequest(_message.Message):
     __slots__ = ("clinician_id",)

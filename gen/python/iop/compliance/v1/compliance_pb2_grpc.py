@@ -65,6 +65,16 @@ class ComplianceServiceStub:
                 request_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.ListClinicianCredentialsRequest.SerializeToString,
                 response_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.ClinicianCredentials.FromString,
                 _registered_method=True)
+        self.UpdateLicenseStatus = channel.unary_unary(
+                '/iop.compliance.v1.ComplianceService/UpdateLicenseStatus',
+                request_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.UpdateLicenseStatusRequest.SerializeToString,
+                response_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.License.FromString,
+                _registered_method=True)
+        self.UpdateCompactCredentialStatus = channel.unary_unary(
+                '/iop.compliance.v1.ComplianceService/UpdateCompactCredentialStatus',
+                request_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.UpdateCompactCredentialStatusRequest.SerializeToString,
+                response_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.CompactCredential.FromString,
+                _registered_method=True)
         self.UpsertPayerPolicy = channel.unary_unary(
                 '/iop.compliance.v1.ComplianceService/UpsertPayerPolicy',
                 request_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.PayerPolicy.SerializeToString,
@@ -153,6 +163,21 @@ class ComplianceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListClinicianCredentials(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateLicenseStatus(self, request, context):
+        """A board action on a recorded license or compact credential: its status from `effective_at` on
+        (suspended, revoked, expired; active reinstates). Added to the record's status history with
+        who recorded it and when; the next evaluation in this instance sees it. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateCompactCredentialStatus(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -249,6 +274,16 @@ def add_ComplianceServiceServicer_to_server(servicer, server):
                     servicer.ListClinicianCredentials,
                     request_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.ListClinicianCredentialsRequest.FromString,
                     response_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.ClinicianCredentials.SerializeToString,
+            ),
+            'UpdateLicenseStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateLicenseStatus,
+                    request_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.UpdateLicenseStatusRequest.FromString,
+                    response_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.License.SerializeToString,
+            ),
+            'UpdateCompactCredentialStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCompactCredentialStatus,
+                    request_deserializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.UpdateCompactCredentialStatusRequest.FromString,
+                    response_serializer=iop_dot_compliance_dot_v1_dot_compliance__pb2.CompactCredential.SerializeToString,
             ),
             'UpsertPayerPolicy': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertPayerPolicy,
@@ -459,6 +494,60 @@ class ComplianceService:
             '/iop.compliance.v1.ComplianceService/ListClinicianCredentials',
             iop_dot_compliance_dot_v1_dot_compliance__pb2.ListClinicianCredentialsRequest.SerializeToString,
             iop_dot_compliance_dot_v1_dot_compliance__pb2.ClinicianCredentials.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateLicenseStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.compliance.v1.ComplianceService/UpdateLicenseStatus',
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.UpdateLicenseStatusRequest.SerializeToString,
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.License.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCompactCredentialStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.compliance.v1.ComplianceService/UpdateCompactCredentialStatus',
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.UpdateCompactCredentialStatusRequest.SerializeToString,
+            iop_dot_compliance_dot_v1_dot_compliance__pb2.CompactCredential.FromString,
             options,
             channel_credentials,
             insecure,
