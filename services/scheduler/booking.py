@@ -267,7 +267,7 @@ class Scheduler:
                     req.planned_modality,
                 ),
                 self._check_facilitators_licensed(
-                    [f for f in facilitators if f["_id"] in treating], people.clients, req.starts_at
+                    [f for f in facilitators if f["_id"] in treating], people.clients, req.starts_at, req.ends_at
                 ),
             )
         )
@@ -474,14 +474,19 @@ class Scheduler:
         await asyncio.gather(*(self._evaluate(r) for r in requests))
 
     async def _check_facilitators_licensed(
-        self, facilitators: Sequence[Document], clients: Sequence[Document], start: datetime
+        self, facilitators: Sequence[Document], clients: Sequence[Document], start: datetime, end: datetime
     ) -> None:
         """CheckLicensure for every treating facilitator (besides the session's clinician, whom
-        EvaluateSession covers) in every client's state, concurrently; raises unless all allowed."""
+        EvaluateSession covers) in every client's state over the whole session, concurrently;
+        raises unless all allowed."""
         states = sorted({str(c.get("home_state", "")) for c in clients})
         requests = [
             compliance_pb2.CheckLicensureRequest(
-                clinician_id=f["_id"], client_state=state, clinician_state=f.get("state", ""), at=to_timestamp(start)
+                clinician_id=f["_id"],
+                client_state=state,
+                clinician_state=f.get("state", ""),
+                at=to_timestamp(start),
+                ends_at=to_timestamp(end),
             )
             for f in facilitators
             for state in states
@@ -663,7 +668,7 @@ class Scheduler:
             self._check_compliance(
                 people.program, people.clinician, [client], d.GROUP, start, end, session.get("modality", d.VIDEO)
             ),
-            self._check_facilitators_licensed(facilitators, [client], start),
+            self._check_facilitators_licensed(facilitators, [client], start, end),
         )
         rules = self.rules_for(people.program, people.clinician)
         booked = d.Booked(session_id, start, end, tuple(d.segments_from_docs(session.get("segments", []))))
