@@ -570,8 +570,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
 
 
 def _day_loads(sessions: Sequence[Document], time_zone: str, back_to_back_gap: int) -> list[scheduler_pb2.DayLoad]:
-    tz = d.zone(time_zone)
-    assert tz is not None
+    tz = d.stored_zone(time_zone)
     by_day: dict[str, list[d.Booked]] = {}
     for s in sessions:
         if s["status"] in (d.CANCELLED, d.RESCHEDULED):

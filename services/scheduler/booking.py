@@ -75,15 +75,11 @@ class Participants:
 
     @property
     def clinician_tz(self) -> ZoneInfo:
-        tz = d.zone(self.clinician["time_zone"])
-        assert tz is not None
-        return tz
+        return _tz(self.clinician)
 
 
 def _tz(profile: Document) -> ZoneInfo:
-    tz = d.zone(profile["time_zone"])
-    assert tz is not None  # validated when the profile was saved
-    return tz
+    return d.stored_zone(profile["time_zone"])  # validated when the profile was saved
 
 
 @dataclass(frozen=True)

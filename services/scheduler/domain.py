@@ -158,6 +158,12 @@ def region_zones() -> frozenset[str]:
     return frozenset(n for n in available_timezones() if n == "UTC" or n.split("/", 1)[0] in ZONE_AREAS)
 
 
+def stored_zone(name: str) -> ZoneInfo:
+    """The zone of a saved profile or program, read as saved: it passed the rule of its day (zones
+    such as `US/Eastern` did until 2026-12-07), and a booking must not fail on it now."""
+    return ZoneInfo(name)
+
+
 def zone(name: str) -> ZoneInfo | None:
     """The IANA region zone (`America/New_York`) or UTC; None for any other name."""
     if name not in region_zones():

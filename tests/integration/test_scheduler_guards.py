@@ -228,6 +228,13 @@ def test_utc_is_a_time_zone(api: Api) -> None:
     assert api.clinician(time_zone="UTC")
 
 
+def test_profiles_saved_with_a_zone_the_rule_now_refuses_still_book(api: Api, db) -> None:
+    program, clinician, client = api.program(), api.clinician(), api.client()
+    for collection, profile in (("clinicians", clinician), ("clients", client)):  # saved before 2026-12-07
+        assert db[collection].update_one({"_id": profile}, {"$set": {"time_zone": "US/Eastern"}}).modified_count == 1
+    assert api.book(program.program_id, clinician, [client], local_day_at(days_ahead=2, hour=14)).status == "booked"
+
+
 # ---------- D. who may read and change what ----------
 
 

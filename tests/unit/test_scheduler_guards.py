@@ -38,6 +38,11 @@ def test_region_zones_are_time_zones(name: str) -> None:
     assert zone is not None and zone.key == name
 
 
+def test_a_zone_saved_under_the_earlier_rule_still_reads() -> None:
+    assert d.zone("US/Eastern") is None  # refused as input now
+    assert d.stored_zone("US/Eastern").key == "US/Eastern"  # a profile saved with it still books
+
+
 def rule_violations(**rules: int) -> list[tuple[str, str]]:
     v = FieldViolations()
     d.validate_rule_overrides(rules, "fatigue_rules", v)
