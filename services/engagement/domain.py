@@ -151,7 +151,8 @@ def attendance_for(
         hi = min(until or end, end)
         if hi > lo:
             total += hi - lo
-    result.minutes = round(total.total_seconds() / 60, 1)
+    exact_minutes = total.total_seconds() / 60
+    result.minutes = round(exact_minutes, 1)
     result.modality = "mixed" if len(modalities) > 1 else (modalities.pop() if modalities else "video")
     if result.first_join is None:
         result.modality = "none"
@@ -160,7 +161,7 @@ def attendance_for(
     late = result.first_join > starts_at + timedelta(minutes=rules.late_after_min)
     result.status = "late" if late else "on_time"
     if ended_at is not None:
-        if result.minutes < rules.present_minimum_min:
+        if exact_minutes < rules.present_minimum_min:  # unrounded: 59 s is under a minute
             result.status = "absent"
         elif (
             not late

@@ -63,6 +63,23 @@ def test_attendance_statuses_minutes_and_reconnections_by_event_time() -> None:
     assert domain.attendance_for("never", signals, T0, end, None, RULES).status == "expected"
 
 
+def test_under_one_minute_attended_is_absent_even_when_it_rounds_to_one() -> None:
+    end = T0 + timedelta(minutes=60)
+
+    def attended(seconds: int) -> domain.Attendance:
+        signals = [
+            domain.LedgerSignal("j", "c", domain.JOINED, T0),
+            domain.LedgerSignal(
+                "l", "c", domain.LEFT, T0 + timedelta(seconds=seconds), leave_reason="left the meeting"
+            ),
+        ]
+        return domain.attendance_for("c", signals, T0, end, end, RULES)
+
+    assert attended(59).status == "absent"  # 0.98 min, shown as 1.0
+    assert attended(59).minutes == 1.0
+    assert attended(60).status == "left_early"
+
+
 def test_drop_classification_and_currency() -> None:
     drop = sig("c", "participant_left", 20, "Connection lost")
     assert domain.is_drop(drop, RULES)
