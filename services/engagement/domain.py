@@ -32,15 +32,15 @@ def signature_problem(
     """Why a webhook must be rejected (401), or None when it is authentic and fresh."""
     if not timestamp or not signature:
         return "MISSING_SIGNATURE"
-    try:
-        ts = int(timestamp)
-    except ValueError:
-        return "MALFORMED_TIMESTAMP"
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 16):
+        return "MALFORMED_TIMESTAMP"  # int() would also take "1_7", " 17" or non-ASCII digits
+    ts = int(timestamp)
     if ts > 10**11:  # milliseconds
         ts //= 1000
     if abs(now - ts) > max_skew_s:
         return "STALE_TIMESTAMP"
-    if not hmac.compare_digest(sign(secret, timestamp, body), signature):
+    # bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500, before this)
+    if not hmac.compare_digest(sign(secret, timestamp, body).encode(), signature.encode("utf-8", "replace")):
         return "BAD_SIGNATURE"
     return None
 

@@ -37,6 +37,16 @@ def test_signature_accepts_fresh_authentic_and_rejects_everything_else() -> None
     assert domain.webhook_event_id(body) == domain.webhook_event_id(body) != domain.webhook_event_id(body + b" ")
 
 
+def test_signature_with_non_ascii_characters_or_an_odd_timestamp_is_refused_not_an_error() -> None:
+    body = b"{}"
+    ts = "1764428400"
+    # Starlette decodes header bytes as latin-1: a non-ASCII signature arrives as such a str
+    assert domain.signature_problem("s3cret", ts, "v0=\xe9t\xe9", body, 1764428400, 300) == "BAD_SIGNATURE"
+    assert domain.signature_problem("s3cret", ts, "v0=\u2603", body, 1764428400, 300) == "BAD_SIGNATURE"
+    for odd in ("1_764_428_400", " 1764428400", "\u0661\u0667\u0666\u0664"):  # int() takes all three
+        assert domain.signature_problem("s3cret", odd, "v0=00", body, 1764428400, 300) == "MALFORMED_TIMESTAMP"
+
+
 # --- attendance ---
 
 
