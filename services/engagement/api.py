@@ -373,6 +373,9 @@ class EngagementApi(engagement_pb2_grpc.EngagementServiceServicer):
         )
         v.raise_if_any()
         subject = getattr(request, which or "client_id")
+        principal = current_principal()
+        if which == "clinician_id":  # the rule of GetClinicianEngagement: a clinician reads only their own
+            own_data_only(principal, frozenset({"supervisor", "platform"}), subject)
         if which == "client_id":
             doc = await self._snapshots.client(subject)
             name = "client_engagement_risk"
@@ -381,5 +384,5 @@ class EngagementApi(engagement_pb2_grpc.EngagementServiceServicer):
             name = "clinician_burnout_risk"
         if doc is None:
             raise NotFound(which or "subject", subject)
-        await record_phi_access(self._db, current_principal(), "GetRiskFactors", which or "subject", subject)
+        await record_phi_access(self._db, principal, "GetRiskFactors", which or "subject", subject)
         return pb.RiskFactors(subject_id=subject, score=risk_pb(name, doc.get("risk", {}), doc.get("latest")))
