@@ -25,11 +25,12 @@ from services.engagement.store import (
     OutcomeStore,
     SnapshotStore,
     aware,
+    outcome_key,
 )
 from services.engagement.topics import ACTIVITY, OUTCOMES
 from services.plumbing.audit import record_phi_access
 from services.plumbing.auth import Principal, current_principal
-from services.plumbing.errors import FieldViolations, NotFound, PermissionDenied
+from services.plumbing.errors import AlreadyExists, FieldViolations, NotFound, PermissionDenied
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent
 from services.plumbing.protos import request_time, to_timestamp
 from services.plumbing.storage import Document
@@ -62,6 +63,12 @@ def own_data_only(principal: Principal, staff: frozenset[str], subject_id: str) 
     """Clients (and clinicians on clinician data) may read only their own records."""
     if not principal.has_any(staff) and principal.subject != subject_id:
         raise PermissionDenied("NOT_OWN_RECORD", "this principal may read only its own records")
+
+
+def same_submission(stored: Document, new: Document) -> bool:
+    """Whether a request under a stored submission id is a retry of it (the same client,
+    instrument and answers: the stored record is the answer) or another submission."""
+    return all(stored.get(k) == new[k] for k in ("client_id", "instrument", "item_scores"))
 
 
 def window_pb(w: dict[str, Any]) -> pb.WindowStats:
@@ -210,8 +217,10 @@ class EngagementApi(engagement_pb2_grpc.EngagementServiceServicer):
         )
         trace: dict[str, str] = {}
         propagate.inject(trace)
+        key = outcome_key(request.client_id, request.submission_id)
         doc = {
-            "_id": request.submission_id,
+            "_id": key,
+            "submission_id": request.submission_id,
             "client_id": request.client_id,
             "instrument": instrument.name,
             "item_scores": items,
@@ -227,14 +236,21 @@ class EngagementApi(engagement_pb2_grpc.EngagementServiceServicer):
         }
         stored = await self._outcomes.insert(doc, events)
         if stored is doc:
-            self._relay.notify(OUTCOMES_COLLECTION, request.submission_id)
+            self._relay.notify(OUTCOMES_COLLECTION, key)
             with contextlib.suppress(Exception):  # the background relay publishes it if this fails
                 await self._fhir.publish(doc)
+        elif not same_submission(stored, doc):
+            # Not a retry: other answers under an id this client used already. Refused, and nothing
+            # of the stored record is told (nor stored, nor published: the app must use a new id).
+            raise AlreadyExists(
+                "SUBMISSION_ID_REUSED",
+                "this submission_id was already used for other answers; submit them under a new submission_id",
+            )
         return self._outcome_pb(stored)
 
     def _outcome_pb(self, doc: Document) -> pb.OutcomeRecord:
         return pb.OutcomeRecord(
-            submission_id=doc["_id"],
+            submission_id=doc.get("submission_id", doc["_id"]),  # before 2026-12-07: the _id
             client_id=doc["client_id"],
             instrument=INSTRUMENT_ENUMS[doc["instrument"]],
             item_scores=doc["item_scores"],

@@ -4,6 +4,8 @@ and the snapshots the faust worker writes of its tables (for reads and the dashb
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -227,13 +229,23 @@ class ReceiptStore:
         await self._receipts.update_many({"_id": {"$in": ids}}, {"$set": {"status": "published"}})
 
 
+def outcome_key(client_id: str, submission_id: str) -> str:
+    """The stored outcome's _id: the client's submission id, scoped to that client.
+
+    Submission ids are chosen by the apps; scoped per client, another client's use of the same
+    id neither collides with nor reveals this client's record. (Outcomes stored before
+    2026-12-07 keep their submission id as _id; reads do not depend on _id.)"""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "iop:engagement:outcome:" + json.dumps([client_id, submission_id])))
+
+
 class OutcomeStore:
     def __init__(self, db: AsyncDatabase[Document], source: str) -> None:
         self._outcomes = db[OUTCOMES_COLLECTION]
         self._source = source
 
     async def insert(self, doc: Document, events: list[OutgoingEvent]) -> Document:
-        """Insert once; a retry with the same submission id returns the stored record."""
+        """Insert once; with the same _id already stored, returns the stored record (the caller
+        decides whether the request was a retry of it)."""
         try:
             await self._outcomes.insert_one(new_document_with_outbox(doc, self._source, events))
             return doc

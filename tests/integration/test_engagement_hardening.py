@@ -14,10 +14,12 @@ from grpc_status import rpc_status
 
 from iop.engagement.v1 import engagement_pb2 as pb
 from iop.engagement.v1 import engagement_pb2_grpc
+from iop.events.v1 import engagement_pb2 as ev
 from services.engagement.store import CLINICIAN_SNAPSHOTS
 from services.plumbing.errors import error_reason
 from services.plumbing.settings import Settings
 from tests.integration.test_engagement_support import (
+    Tap,
     database,
     engagement_service,
 )
@@ -73,3 +75,54 @@ def test_a_clinician_reads_only_their_own_risk_factors(stub, settings: Settings)
     assert stub.GetRiskFactors(pb.GetRiskFactorsRequest(clinician_id=me), metadata=as_me).subject_id == me
     supervisor = auth_metadata(settings, "supervisor")
     assert stub.GetRiskFactors(pb.GetRiskFactorsRequest(clinician_id=other), metadata=supervisor).score.elevated
+
+
+# --- SubmitOutcome: a submission id used again ------------------------------------------------------
+
+
+def phq9(submission_id: str, client_id: str, items: list[int]) -> pb.SubmitOutcomeRequest:
+    return pb.SubmitOutcomeRequest(
+        submission_id=submission_id, client_id=client_id, instrument=pb.INSTRUMENT_PHQ9, item_scores=items
+    )
+
+
+def crisis_signals(tap: Tap, client_id: str, wait_s: float = 1.0) -> list[ev.CrisisSignal]:
+    tap.records(wait_s)
+    return [p for _, p in tap._matching(lambda ce, p: isinstance(p, ev.CrisisSignal) and p.client_id == client_id)]
+
+
+def test_a_submission_id_used_again_is_a_retry_only_with_the_same_answers(stub, settings: Settings) -> None:
+    submission = f"s-{uuid.uuid4().hex[:8]}"
+    a, b = f"ca-{uuid.uuid4().hex[:6]}", f"cb-{uuid.uuid4().hex[:6]}"
+    outcomes = Tap(settings, OUTCOMES)
+    a_items = [3, 3, 3, 3, 3, 3, 3, 3, 0]
+    first = stub.SubmitOutcome(phq9(submission, a, a_items), metadata=auth_metadata(settings, "client", a))
+    assert first.client_id == a and not first.crisis_signal
+    # Client B's own PHQ-9 under the same id: B's record, not A's; and B's crisis signal goes out
+    b_record = stub.SubmitOutcome(
+        phq9(submission, b, [0, 0, 0, 0, 0, 0, 0, 0, 3]), metadata=auth_metadata(settings, "client", b)
+    )
+    assert b_record.client_id == b and list(b_record.item_scores) == [0] * 8 + [3]
+    assert b_record.total_score == 3 and b_record.crisis_signal and b_record.submission_id == submission
+    assert outcomes.poll(lambda ce, p: isinstance(p, ev.CrisisSignal) and p.client_id == b, timeout_s=30)
+    # A's id again with other answers (item 9 = 3): not answered with the stored record; refused
+    with pytest.raises(grpc.RpcError) as err:
+        stub.SubmitOutcome(phq9(submission, a, [0] * 8 + [3]), metadata=auth_metadata(settings, "client", a))
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    status = rpc_status.from_call(err.value)
+    assert status is not None and error_reason(status) == "SUBMISSION_ID_REUSED"
+    assert a not in err.value.details() and "24" not in err.value.details()  # nothing of the stored record
+    # the same answers again (a retry, here by a clinician): the stored record, nothing more published
+    again = stub.SubmitOutcome(phq9(submission, a, a_items), metadata=auth_metadata(settings, "clinician"))
+    assert (again.client_id, list(again.item_scores), again.total_score) == (a, a_items, 24)
+    assert crisis_signals(outcomes, a) == []
+    assert len(crisis_signals(outcomes, b, 0)) == 1
+    histories = {
+        c: stub.GetOutcomeHistory(
+            pb.GetOutcomeHistoryRequest(client_id=c), metadata=auth_metadata(settings, "client", c)
+        )
+        for c in (a, b)
+    }
+    assert [(r.client_id, r.total_score) for r in histories[a].records] == [(a, 24)]
+    assert [(r.client_id, r.total_score) for r in histories[b].records] == [(b, 3)]
+    outcomes.close()

@@ -381,7 +381,7 @@ def test_positive_phq9_item9_raises_crisis_signal_and_fhir_observation(stub, set
     assert trend.direction == "improving" and trend.change == -8
     # exactly once: the submission holds one crisis event, the one published, and nothing published another
     db = database(settings)
-    stored = db[OUTCOMES_COLLECTION].find_one({"_id": submission}, {"outbox": 1})
+    stored = db[OUTCOMES_COLLECTION].find_one({"client_id": client, "submission_id": submission}, {"outbox": 1})
     db.client.close()
     assert stored is not None
     stored_crises = [e["id"] for e in stored["outbox"] if e["type"] == ev.CrisisSignal.DESCRIPTOR.full_name]
