@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from iop.engagement.v1 import engagement_pb2 as pb
 from iop.engagement.v1 import engagement_pb2_grpc
 from iop.events.v1 import engagement_pb2 as ev
-from services.engagement.domain import check_in_violations, outcome_trend, outcome_violations, score_outcome
+from services.engagement.domain import (
+    check_in_violations,
+    opaque_id_violations,
+    outcome_trend,
+    outcome_violations,
+    score_outcome,
+)
 from services.engagement.fhir import observation, observation_json
 from services.engagement.fhir_relay import FhirRelay
 from services.engagement.rules import Instrument, Rules
@@ -34,6 +41,8 @@ from services.plumbing.errors import AlreadyExists, FieldViolations, NotFound, P
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent
 from services.plumbing.protos import request_time, to_timestamp
 from services.plumbing.storage import Document
+
+log = logging.getLogger(__name__)
 
 SERVICE = "iop.engagement.v1.EngagementService"
 STAFF = frozenset({"platform", "clinician", "supervisor"})
@@ -176,6 +185,9 @@ class EngagementApi(engagement_pb2_grpc.EngagementServiceServicer):
         v = FieldViolations()
         v.require(bool(request.submission_id), "submission_id", "required")
         v.require(bool(request.client_id), "client_id", "required")
+        ids = {"submission_id": request.submission_id, "client_id": request.client_id, "session_id": request.session_id}
+        for field, problem in opaque_id_violations({k: value for k, value in ids.items() if value}):
+            v.add(field, problem)
         items = list(request.item_scores)
         for field, problem in outcome_violations(instrument, items, self._rules):
             v.add(field, problem)
@@ -212,12 +224,25 @@ class EngagementApi(engagement_pb2_grpc.EngagementServiceServicer):
                     ),
                 ),
             )
-        obs = observation(
-            request.submission_id, request.client_id, instrument, items, scored.total, completed_at, request.session_id
-        )
+        key = outcome_key(request.client_id, request.submission_id)
+        fhir: str | None = None
+        try:
+            fhir = observation_json(
+                observation(
+                    key,
+                    request.client_id,
+                    instrument,
+                    items,
+                    scored.total,
+                    completed_at,
+                    request.session_id,
+                    request.submission_id,
+                )
+            )
+        except Exception as exc:  # the partners' projection must not cost the outcome or its crisis signal
+            log.warning("FHIR Observation not built (%s); the outcome is stored without it", type(exc).__name__)
         trace: dict[str, str] = {}
         propagate.inject(trace)
-        key = outcome_key(request.client_id, request.submission_id)
         doc = {
             "_id": key,
             "submission_id": request.submission_id,
@@ -230,15 +255,16 @@ class EngagementApi(engagement_pb2_grpc.EngagementServiceServicer):
             "completed_at": completed_at,
             "session_id": request.session_id,
             "submitted_by": principal.subject,
-            "fhir": observation_json(obs),
-            "fhir_pending": True,
+            "fhir": fhir,
+            "fhir_pending": fhir is not None,
             "fhir_trace": trace,
         }
         stored = await self._outcomes.insert(doc, events)
         if stored is doc:
             self._relay.notify(OUTCOMES_COLLECTION, key)
-            with contextlib.suppress(Exception):  # the background relay publishes it if this fails
-                await self._fhir.publish(doc)
+            if fhir is not None:
+                with contextlib.suppress(Exception):  # the background relay publishes it if this fails
+                    await self._fhir.publish(doc)
         elif not same_submission(stored, doc):
             # Not a retry: other answers under an id this client used already. Refused, and nothing
             # of the stored record is told (nor stored, nor published: the app must use a new id).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -202,6 +203,17 @@ def drop_is_current(
 
 
 # --- outcome measures -----------------------------------------------------------------------------
+
+# The platform's opaque ids (client, session, an app's submission id): what the video platform's
+# customer keys and meeting ids and compliance's ids allow. Checked up front: a request with an id
+# outside this is INVALID_ARGUMENT, not an error deep in a projection.
+OPAQUE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")  # fullmatch
+OPAQUE_ID_RULE = "1 to 128 of A-Z a-z 0-9 . _ : - (starting with a letter or digit)"
+
+
+def opaque_id_violations(ids: dict[str, str]) -> list[tuple[str, str]]:
+    """A field violation per given id (field name -> value) that is not an opaque id."""
+    return [(name, f"must be {OPAQUE_ID_RULE}") for name, value in ids.items() if not OPAQUE_ID.fullmatch(value)]
 
 
 @dataclass(frozen=True)

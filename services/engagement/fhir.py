@@ -4,6 +4,10 @@ The resource references the patient by the platform's opaque client id (Patient/
 the Patient the scheduler publishes, with the identifier system below that partners map to
 their own records) and, for a questionnaire taken in a session, that session's
 Encounter/<session_id>.
+
+The resource id is the stored outcome's id (a uuid, always a valid FHIR id: `[A-Za-z0-9\-.]{1,64}`),
+not the app's submission id, which may hold characters a FHIR id may not (`_`, `:`); the
+submission id travels as the Observation's identifier.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from services.engagement.rules import Instrument
 
 LOINC = "http://loinc.org"
 CLIENT_ID_SYSTEM = "urn:iop:client-id"
+SUBMISSION_ID_SYSTEM = "urn:iop:outcome-submission-id"
 SURVEY = {
     "system": "http://terminology.hl7.org/CodeSystem/observation-category",
     "code": "survey",
@@ -24,13 +29,14 @@ SURVEY = {
 
 
 def observation(
-    submission_id: str,
+    resource_id: str,
     client_id: str,
     instrument: Instrument,
     items: list[int],
     total: int,
     completed_at: datetime,
     session_id: str = "",
+    submission_id: str = "",
 ) -> Observation:
     components = []
     if instrument.loinc_item9 and len(items) >= 9:
@@ -43,7 +49,8 @@ def observation(
     return Observation.model_validate(
         {
             "resourceType": "Observation",
-            "id": submission_id,
+            "id": resource_id,
+            "identifier": [{"system": SUBMISSION_ID_SYSTEM, "value": submission_id}] if submission_id else None,
             "status": "final",
             "category": [{"coding": [SURVEY]}],
             "code": {

@@ -4,6 +4,7 @@ its scheduled end, event times in the future, out-of-range and oversized webhook
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -16,12 +17,13 @@ from iop.engagement.v1 import engagement_pb2 as pb
 from iop.engagement.v1 import engagement_pb2_grpc
 from iop.events.v1 import engagement_pb2 as ev
 from services.engagement.store import CLINICIAN_SNAPSHOTS
-from services.plumbing.errors import error_reason
+from services.plumbing.errors import bad_request_violations, error_reason
 from services.plumbing.settings import Settings
 from tests.integration.test_engagement_support import (
     Tap,
     database,
     engagement_service,
+    wait_until,
 )
 from tests.support import ServiceProcess, auth_metadata
 
@@ -126,3 +128,46 @@ def test_a_submission_id_used_again_is_a_retry_only_with_the_same_answers(stub, 
     assert [(r.client_id, r.total_score) for r in histories[a].records] == [(a, 24)]
     assert [(r.client_id, r.total_score) for r in histories[b].records] == [(b, 3)]
     outcomes.close()
+
+
+def test_a_submission_id_a_fhir_id_may_not_hold_is_stored_with_its_crisis_signal(stub, settings: Settings) -> None:
+    """`_` and `:` are not allowed in a FHIR id, which the submission id used to be: the call failed
+    with UNKNOWN (pydantic's text, with the id, in its details), nothing was stored, and the crisis
+    signal was lost. The Observation's id is now the outcome's key; the submission id its identifier."""
+    outcomes, fhir = Tap(settings, OUTCOMES), Tap(settings, FHIR)
+    for submission in (f"sub_{uuid.uuid4().hex[:8]}", f"app:{uuid.uuid4().hex[:8]}"):
+        client = f"c-{uuid.uuid4().hex[:6]}"
+        record = stub.SubmitOutcome(
+            phq9(submission, client, [1] * 8 + [3]), metadata=auth_metadata(settings, "clinician")
+        )
+        assert record.submission_id == submission and record.crisis_signal
+        crisis = outcomes.poll(
+            lambda ce, p, c=client: isinstance(p, ev.CrisisSignal) and p.client_id == c, timeout_s=30
+        )
+        assert crisis is not None and crisis[1].submission_id == submission
+
+        def published(c: str = client) -> dict | None:
+            return next((json.loads(r.value) for r in fhir.records(0.3) if r.key == c.encode()), None)
+
+        obs = wait_until(published, timeout_s=30)
+        assert obs is not None and obs["identifier"] == [
+            {"system": "urn:iop:outcome-submission-id", "value": submission}
+        ]
+        assert len(obs["id"]) <= 64 and all(ch.isalnum() or ch in "-." for ch in obs["id"])
+    outcomes.close()
+    fhir.close()
+
+
+@pytest.mark.parametrize("submission", ["s 1", "x" * 129, "ünï", "-s", "s/1"])
+def test_a_submission_id_outside_the_id_format_is_invalid_argument(stub, settings: Settings, submission: str) -> None:
+    client = f"c-{uuid.uuid4().hex[:6]}"
+    with pytest.raises(grpc.RpcError) as err:
+        stub.SubmitOutcome(phq9(submission, client, [1] * 8 + [3]), metadata=auth_metadata(settings, "clinician"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(err.value)
+    assert status is not None and [f for f, _ in bad_request_violations(status)] == ["submission_id"]
+    assert submission not in err.value.details()
+    history = stub.GetOutcomeHistory(
+        pb.GetOutcomeHistoryRequest(client_id=client), metadata=auth_metadata(settings, "clinician")
+    )
+    assert not history.records

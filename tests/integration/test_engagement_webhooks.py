@@ -353,7 +353,7 @@ def test_positive_phq9_item9_raises_crisis_signal_and_fhir_observation(stub, set
 
     def observation() -> dict | None:
         for r in fhir.records(0.3):
-            if r.key == client.encode() and json.loads(r.value)["id"] == submission:
+            if r.key == client.encode() and submission in [i["value"] for i in json.loads(r.value)["identifier"]]:
                 assert dict(r.headers)["content-type"] == b"application/fhir+json"
                 return json.loads(r.value)
         return None

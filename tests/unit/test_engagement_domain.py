@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from services.engagement import domain, scoring
 from services.engagement.dashboard import build_overview, render_page
 from services.engagement.fhir import observation, observation_json
 from services.engagement.rules import load_rules
+from services.engagement.store import outcome_key
 
 RULES = load_rules()
 T0 = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
@@ -302,3 +304,21 @@ def test_fhir_observation_references_the_patient_and_the_session_encounter() -> 
     assert '"component"' in observation_json(obs)  # item 9 travels as a component
     outside = observation("sub-2", "client-1", phq9, [0] * 9, 0, at)
     assert outside.encounter is None  # not taken in a session: no encounter to reference
+
+
+def test_fhir_observation_id_is_the_outcome_key_and_the_submission_id_its_identifier() -> None:
+    """A submission id may hold characters a FHIR id may not (`_`, `:`): the Observation is built
+    anyway (it used to fail validation, and the outcome and its crisis signal were lost with it)."""
+    key = outcome_key("client-1", "sub_1:a")
+    obs = observation(key, "client-1", load_rules().phq9, [0] * 8 + [3], 3, T0, submission_id="sub_1:a")
+    assert obs.id == key and re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", key)
+    assert obs.identifier is not None and [i.value for i in obs.identifier] == ["sub_1:a"]
+    assert outcome_key("client-1", "sub_1:a") == key != outcome_key("client-2", "sub_1:a")
+    assert outcome_key("a:b", "c") != outcome_key("a", "b:c")  # no ambiguity where ids contain ":"
+
+
+def test_opaque_ids() -> None:
+    ok = {"submission_id": "sub_1:a.b-c", "client_id": "c-1", "session_id": "x" * 128}
+    assert domain.opaque_id_violations(ok) == []
+    bad = {"a": "s 1", "b": "x" * 129, "c": "ünï", "d": "s\n", "e": "-leading", "f": "a/b"}
+    assert [f for f, _ in domain.opaque_id_violations(bad)] == ["a", "b", "c", "d", "e", "f"]
