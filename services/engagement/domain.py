@@ -186,18 +186,24 @@ def drop_is_current(
     ends_at: datetime,
     ended: bool,
     started_at: datetime | None = None,
+    *,
+    overrun: timedelta,
 ) -> bool:
     """Whether a drop must raise a connection-dropped event now.
 
-    Only during an active session (by event time, from 15 minutes before the
-    scheduled start, or from the actual start when the session went live earlier,
-    to the scheduled end, and the session not ended), and only when the participant
-    has not rejoined since (a drop delivered late, after its rejoin, is history, not an alarm).
+    Only while the session is not ended, and only when the participant has not rejoined since (a
+    drop delivered late, after its rejoin, is history, not an alarm). By event time, the drop must
+    fall in the session's window: from 15 minutes before the scheduled start (or the actual start
+    when the session went live earlier) to the scheduled end, moved later by a late start (actual
+    start + scheduled length), plus `overrun`. A session running over is still running: until
+    SessionEnded its drops are reported (they feed the crisis service: err toward reporting).
     """
     opens = starts_at - timedelta(minutes=15)
+    closes = ends_at
     if started_at is not None:
         opens = min(opens, started_at)
-    if ended or not (opens <= drop.at <= ends_at):
+        closes = max(closes, started_at + (ends_at - starts_at))
+    if ended or not (opens <= drop.at <= closes + overrun):
         return False
     return not any(s.participant_id == drop.participant_id and s.kind == JOINED and s.at > drop.at for s in signals)
 

@@ -8,7 +8,7 @@ publish already, the ConnectionDropped event: one document write (outbox), publi
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from iop.events.v1 import common_pb2, scheduling_pb2
 from iop.events.v1 import engagement_pb2 as ev
@@ -81,7 +81,15 @@ def connection_dropped(
     if (
         signal.participant_id in doc.get("client_ids", [])
         and is_drop(signal, rules)
-        and drop_is_current(signal, signals, starts_at, ends_at, bool(doc.get("ended")), aware(doc.get("started_at")))
+        and drop_is_current(
+            signal,
+            signals,
+            starts_at,
+            ends_at,
+            bool(doc.get("ended")),
+            aware(doc.get("started_at")),
+            overrun=timedelta(minutes=rules.drop_current_after_end_min),
+        )
     ):
         return ev.ConnectionDropped(
             session_id=doc["_id"],

@@ -30,6 +30,7 @@ class Rules:
     present_minimum_min: float
     normal_leave_reasons: tuple[str, ...]
     connection_lost_quality: float
+    drop_current_after_end_min: float
     client_threshold_up: float
     client_threshold_down: float
     speaking_minutes_target: float
@@ -70,6 +71,7 @@ def parse_rules(raw: dict[str, Any]) -> Rules:
         present_minimum_min=float(att["present_minimum_minutes"]),
         normal_leave_reasons=tuple(str(r).lower() for r in att["normal_leave_reasons"]),
         connection_lost_quality=float(att["connection_lost_quality"]),
+        drop_current_after_end_min=float(att["drop_current_after_end_minutes"]),
         client_threshold_up=float(cr["threshold_up"]),
         client_threshold_down=float(cr["threshold_down"]),
         speaking_minutes_target=float(cr["speaking_minutes_target"]),

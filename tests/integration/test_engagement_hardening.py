@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -16,14 +16,22 @@ from grpc_status import rpc_status
 from iop.engagement.v1 import engagement_pb2 as pb
 from iop.engagement.v1 import engagement_pb2_grpc
 from iop.events.v1 import engagement_pb2 as ev
+from iop.events.v1 import scheduling_pb2
 from services.engagement.store import CLINICIAN_SNAPSHOTS
 from services.plumbing.errors import bad_request_violations, error_reason
+from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
 from tests.integration.test_engagement_support import (
+    SESSIONS_TOPIC,
     Tap,
     database,
     engagement_service,
+    post_webhook,
+    producer,
+    publish,
+    scheduled,
     wait_until,
+    zoom_body,
 )
 from tests.support import ServiceProcess, auth_metadata
 
@@ -171,3 +179,56 @@ def test_a_submission_id_outside_the_id_format_is_invalid_argument(stub, setting
         pb.GetOutcomeHistoryRequest(client_id=client), metadata=auth_metadata(settings, "clinician")
     )
     assert not history.records
+
+
+# --- ConnectionDropped after the scheduled end ------------------------------------------------------
+
+
+def open_session(
+    settings: Settings,
+    stub,
+    clients: list[str],
+    starts_at: datetime,
+    minutes: int = 60,
+    started_at: datetime | None = None,
+) -> str:
+    session_id = f"s-{uuid.uuid4().hex[:10]}"
+    kp = producer(settings)
+    publish(kp, SESSIONS_TOPIC, session_id, scheduled(session_id, "clin-h", clients, starts_at, minutes))
+    if started_at is not None:
+        started = scheduling_pb2.SessionStarted(session_id=session_id, started_at=to_timestamp(started_at))
+        publish(kp, SESSIONS_TOPIC, session_id, started)
+    kp.close()
+
+    def ready() -> bool:
+        try:
+            reply = stub.GetSessionAttendance(
+                pb.GetSessionAttendanceRequest(session_id=session_id), metadata=auth_metadata(settings, "clinician")
+            )
+        except grpc.RpcError as err:
+            assert err.code() == grpc.StatusCode.NOT_FOUND
+            return False
+        return started_at is None or reply.HasField("started_at")
+
+    assert wait_until(ready), "the ledger never opened the session"
+    return session_id
+
+
+def test_a_drop_after_the_scheduled_end_of_a_session_still_running_is_reported(
+    service, stub, settings: Settings
+) -> None:
+    """Scheduled 63 minutes ago for 60 minutes, started 8 minutes late, not ended: the client's
+    connection drops now, 3 minutes past the scheduled end. It was not reported."""
+    now = datetime.now(UTC)
+    session_id = open_session(
+        settings, stub, ["c-1"], now - timedelta(minutes=63), started_at=now - timedelta(minutes=55)
+    )
+    drops = Tap(settings, ATTENDANCE)
+    joined = zoom_body("meeting.participant_joined", session_id, "c-1", now - timedelta(minutes=54))
+    assert post_webhook(joined).is_success
+    left = post_webhook(zoom_body("meeting.participant_left", session_id, "c-1", now, leave_reason="Connection lost"))
+    assert left.status_code == 200, left.text
+    found = drops.poll(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id, timeout_s=30)
+    assert found is not None, "no ConnectionDropped for a drop in a session running past its scheduled end"
+    assert found[1].client_id == "c-1"
+    drops.close()

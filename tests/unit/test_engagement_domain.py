@@ -99,12 +99,32 @@ def test_drop_classification_and_currency() -> None:
     assert domain.is_drop(sig("c", "connection_quality", 20, value=0), RULES)
     assert not domain.is_drop(sig("c", "connection_quality", 20, value=3), RULES)
     end = T0 + timedelta(hours=1)
-    assert domain.drop_is_current(drop, [drop], T0, end, ended=False)
-    assert not domain.drop_is_current(drop, [drop], T0, end, ended=True)
+    overrun = timedelta(minutes=RULES.drop_current_after_end_min)
+    assert domain.drop_is_current(drop, [drop], T0, end, ended=False, overrun=overrun)
+    assert not domain.drop_is_current(drop, [drop], T0, end, ended=True, overrun=overrun)
     rejoined = [drop, sig("c", "participant_joined", 21)]
-    assert not domain.drop_is_current(drop, rejoined, T0, end, ended=False)
-    outside = sig("c", "participant_left", 90, "Connection lost")
-    assert not domain.drop_is_current(outside, [outside], T0, end, ended=False)
+    assert not domain.drop_is_current(drop, rejoined, T0, end, ended=False, overrun=overrun)
+    before = sig("c", "participant_left", -16, "Connection lost")
+    assert not domain.drop_is_current(before, [before], T0, end, ended=False, overrun=overrun)
+    long_after = sig("c", "participant_left", 60 + RULES.drop_current_after_end_min + 1, "Connection lost")
+    assert not domain.drop_is_current(long_after, [long_after], T0, end, ended=False, overrun=overrun)
+
+
+def test_a_drop_after_the_scheduled_end_of_a_session_still_running_is_current() -> None:
+    """The reviewer's case: a session started 10 minutes late, running past its scheduled end, no
+    SessionEnded yet. A drop 2 minutes after the scheduled end went unreported."""
+    end = T0 + timedelta(hours=1)
+    overrun = timedelta(minutes=RULES.drop_current_after_end_min)
+    started = T0 + timedelta(minutes=10)
+    drop = sig("c", "participant_left", 62, "Connection lost")
+    signals = [sig("c", "participant_joined", 10), drop]
+    assert domain.drop_is_current(drop, signals, T0, end, False, started, overrun=overrun)
+    assert domain.drop_is_current(drop, signals, T0, end, False, None, overrun=overrun)  # SessionStarted not seen
+    assert not domain.drop_is_current(drop, signals, T0, end, True, started, overrun=overrun)  # ended: history
+    # a late start moves the window: scheduled length after the actual start, plus the overrun
+    late = sig("c", "participant_left", 10 + 60 + RULES.drop_current_after_end_min - 1, "Connection lost")
+    assert domain.drop_is_current(late, [late], T0, end, False, started, overrun=overrun)
+    assert not domain.drop_is_current(late, [late], T0, end, False, None, overrun=overrun)
 
 
 # --- outcomes ---
