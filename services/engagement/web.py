@@ -103,10 +103,11 @@ def create_app(
             return _problem(401, problem)
         try:
             raw = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
             return _problem(422, "MALFORMED_JSON")
         if isinstance(raw, dict) and raw.get("event") == URL_VALIDATION:
-            token = (raw.get("payload") or {}).get("plainToken")
+            payload = raw.get("payload")
+            token = payload.get("plainToken") if isinstance(payload, dict) else None
             if not isinstance(token, str) or not token:
                 return _problem(422, "MALFORMED_WEBHOOK", [{"field": "payload.plainToken", "problem": "required"}])
             return JSONResponse(zoom_url_validation(config.webhook_secret, token))
@@ -119,6 +120,8 @@ def create_app(
             return _problem(422, "MALFORMED_WEBHOOK", violations)
         except UnusableWebhook as exc:
             return _problem(422, "MALFORMED_WEBHOOK", [{"field": exc.field, "problem": exc.problem}])
+        except (ValueError, OverflowError, OSError):  # a time the conversions cannot hold (validated: not expected)
+            return _problem(422, "MALFORMED_WEBHOOK", [{"field": "payload", "problem": "a value out of range"}])
         # A possible drop: read the session's ledger while the receipt is written (the fast path).
         ledger = asyncio.create_task(attendance.get(signal.session_id)) if signal.kind in (LEFT, QUALITY) else None
         try:

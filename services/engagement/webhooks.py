@@ -29,6 +29,9 @@ EVENT_KINDS = {
     "meeting.participant_qos": domain.QUALITY,
 }
 URL_VALIDATION = "endpoint.url_validation"
+# 9999-12-31T23:59:59.999Z: the last millisecond a datetime can hold (larger values raised
+# ValueError or OSError in datetime.fromtimestamp: a 500)
+MAX_EVENT_TS_MS = 253_402_300_799_999
 
 
 class Participant(BaseModel):
@@ -62,7 +65,7 @@ class Webhook(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     event: str
-    event_ts: int = Field(gt=0)
+    event_ts: int = Field(gt=0, le=MAX_EVENT_TS_MS)
     payload: Payload
 
 

@@ -5,11 +5,13 @@ its scheduled end, event times in the future, out-of-range and oversized webhook
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import grpc
+import httpx
 import pytest
 from grpc_status import rpc_status
 
@@ -22,7 +24,9 @@ from services.plumbing.errors import bad_request_violations, error_reason
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
 from tests.integration.test_engagement_support import (
+    HTTP_PORT,
     SESSIONS_TOPIC,
+    SIGNALS_TOPIC,
     Tap,
     database,
     engagement_service,
@@ -232,3 +236,54 @@ def test_a_drop_after_the_scheduled_end_of_a_session_still_running_is_reported(
     assert found is not None, "no ConnectionDropped for a drop in a session running past its scheduled end"
     assert found[1].client_id == "c-1"
     drops.close()
+
+
+# --- webhooks: values out of range, odd headers -----------------------------------------------------
+
+
+def webhook_url() -> str:
+    return f"http://127.0.0.1:{HTTP_PORT}/webhooks/video"
+
+
+def qos_at(session_id: str, event_ts: int) -> bytes:
+    participant = {"customer_key": "c-1", "connection_quality": 0}
+    return json.dumps(
+        {
+            "event": "meeting.participant_qos",
+            "event_ts": event_ts,
+            "payload": {"object": {"id": session_id, "participant": participant}},
+        }
+    ).encode()
+
+
+def assert_only_the_sentinel_was_published(signals: Tap, session_id: str) -> None:
+    """A good webhook for the session goes through last, and it is the only record of the session."""
+    accepted = post_webhook(zoom_body("meeting.chat_message_sent", session_id, "c-1"))
+    assert accepted.status_code == 200, accepted.text
+    assert signals.poll(lambda ce, p: p.session_id == session_id, timeout_s=30) is not None
+    assert len([r for r in signals.records(1.0) if r.key == session_id.encode()]) == 1
+
+
+def test_out_of_range_values_and_odd_headers_are_refused_not_errors(service, settings: Settings) -> None:
+    session_id = f"s-odd-{uuid.uuid4().hex[:8]}"
+    signals = Tap(settings, SIGNALS_TOPIC)
+    for event_ts in (10**15, 10**20, 2**63):  # ValueError, OSError, ... in datetime.fromtimestamp: 500s
+        reply = post_webhook(qos_at(session_id, event_ts))
+        assert reply.status_code == 422, (event_ts, reply.status_code, reply.text)
+        assert reply.json()["error"] == "MALFORMED_WEBHOOK"
+    for payload in ([1], None, "x", {"plainToken": ""}):  # a list was an AttributeError: 500
+        body = json.dumps({"event": "endpoint.url_validation", "payload": payload}).encode()
+        reply = post_webhook(body)
+        assert reply.status_code == 422, (payload, reply.status_code, reply.text)
+    deep = b"[" * 20000 + b"]" * 20000  # deeper than the JSON decoder goes: RecursionError
+    assert post_webhook(deep).status_code == 422
+    # a non-ASCII signature: hmac.compare_digest raised TypeError (500)
+    ts = str(int(time.time()))
+    body = zoom_body("meeting.chat_message_sent", session_id, "c-1")
+    for signature in ("v0=\xe9t\xe9".encode("latin-1"), "v0=\u2603".encode()):
+        reply = httpx.post(
+            webhook_url(), content=body, headers={"x-zm-request-timestamp": ts, "x-zm-signature": signature}
+        )
+        assert reply.status_code == 401 and reply.json()["error"] == "BAD_SIGNATURE", reply.text
+    assert_only_the_sentinel_was_published(signals, session_id)
+    signals.close()
