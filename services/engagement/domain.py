@@ -174,6 +174,15 @@ def attendance_for(
     return result
 
 
+def event_time_problem(occurred: datetime, observed: datetime, max_ahead_s: float) -> str | None:
+    """Why a signal's event time cannot be used, or None: later than when it was observed (received)
+    by more than the allowed clock skew. Such a time would sort after everything real: a join "in
+    two days" reads as a rejoin after every real drop, which then raises nothing."""
+    if occurred > observed + timedelta(seconds=max_ahead_s):
+        return f"EVENT_TIME_IN_FUTURE: the event time is more than {max_ahead_s:g} s after the signal was received"
+    return None
+
+
 def drop_event_id(signal_id: str) -> str:
     """The ConnectionDropped event id for a drop signal: the same on every path that emits it."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"iop:engagement:connection-dropped:{signal_id}"))

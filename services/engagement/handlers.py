@@ -19,6 +19,7 @@ from services.engagement.domain import (
     attendance_for,
     drop_event_id,
     drop_is_current,
+    event_time_problem,
     is_drop,
 )
 from services.engagement.rules import Rules
@@ -175,6 +176,11 @@ class LedgerHandlers:
         if payload.signal_id in doc.get("signal_ids", []):
             return  # a replay changes nothing
         signal = ledger_signal(payload, event.time)
+        problem = event_time_problem(
+            signal.at, to_datetime(payload.received_at) or event.time, self._rules.max_event_ahead_s
+        )
+        if problem:
+            raise PoisonEvent(problem)
         signals = [*ledger_signals(doc), signal]
         ended = bool(doc.get("ended"))
         entries = compute_entries(doc, signals, aware(doc.get("ended_at")) if ended else None, self._rules)

@@ -25,6 +25,7 @@ class Instrument:
 class Rules:
     version: str
     max_clock_skew_s: int
+    max_event_ahead_s: int
     late_after_min: float
     left_early_before_min: float
     present_minimum_min: float
@@ -63,9 +64,11 @@ def _instrument(name: str, raw: dict[str, Any]) -> Instrument:
 
 def parse_rules(raw: dict[str, Any]) -> Rules:
     att, cr, cb, out = raw["attendance"], raw["client_risk"], raw["clinician_burnout"], raw["outcomes"]
+    hook = raw["webhook"]
     return Rules(
         version=str(raw["version"]),
-        max_clock_skew_s=int(raw["webhook"]["max_clock_skew_seconds"]),
+        max_clock_skew_s=int(hook["max_clock_skew_seconds"]),
+        max_event_ahead_s=int(hook["max_event_ahead_seconds"]),
         late_after_min=float(att["late_after_minutes"]),
         left_early_before_min=float(att["left_early_before_minutes"]),
         present_minimum_min=float(att["present_minimum_minutes"]),

@@ -114,7 +114,7 @@ def create_app(
         try:
             hook = Webhook.model_validate(raw)
             event_id = webhook_event_id(body)
-            signal = to_signal(hook, event_id, datetime.now(UTC))
+            signal = to_signal(hook, event_id, datetime.now(UTC), rules.max_event_ahead_s)
         except ValidationError as exc:
             violations = [{"field": ".".join(map(str, e["loc"])), "problem": e["msg"]} for e in exc.errors()]
             return _problem(422, "MALFORMED_WEBHOOK", violations)

@@ -78,17 +78,31 @@ class UnusableWebhook(ValueError):
         self.problem = problem
 
 
-def to_signal(hook: Webhook, signal_id: str, received_at: datetime) -> ev.VideoSignal:
+def _aware(value: datetime) -> datetime:
+    """A platform time without an offset is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def to_signal(hook: Webhook, signal_id: str, received_at: datetime, max_ahead_s: float) -> ev.VideoSignal:
+    """The signal a webhook reports. Event times more than `max_ahead_s` after `received_at` are
+    refused (UnusableWebhook): the platform's clock is not that far ahead of ours."""
     kind = EVENT_KINDS.get(hook.event)
     if kind is None:
         raise UnusableWebhook("event", f"unsupported event {hook.event!r}; supported: {sorted(EVENT_KINDS)}")
     p = hook.payload.object.participant
+    ahead = f"more than {max_ahead_s:g} s in the future"
+    if hook.event_ts > (received_at.timestamp() + max_ahead_s) * 1000:
+        raise UnusableWebhook("event_ts", ahead)
     occurred = datetime.fromtimestamp(hook.event_ts / 1000, UTC)
     value = 0.0
     if kind == domain.JOINED and p.join_time:
-        occurred = p.join_time
+        occurred = _aware(p.join_time)
+        if domain.event_time_problem(occurred, received_at, max_ahead_s):
+            raise UnusableWebhook("payload.object.participant.join_time", ahead)
     elif kind == domain.LEFT and p.leave_time:
-        occurred = p.leave_time
+        occurred = _aware(p.leave_time)
+        if domain.event_time_problem(occurred, received_at, max_ahead_s):
+            raise UnusableWebhook("payload.object.participant.leave_time", ahead)
     elif kind == domain.SPEAKING:
         if p.speaking_seconds is None:
             raise UnusableWebhook("payload.object.participant.speaking_seconds", "required for speaking")
@@ -99,8 +113,6 @@ def to_signal(hook: Webhook, signal_id: str, received_at: datetime) -> ev.VideoS
         if p.connection_quality is None:
             raise UnusableWebhook("payload.object.participant.connection_quality", "required for participant_qos")
         value = p.connection_quality
-    if occurred.tzinfo is None:
-        occurred = occurred.replace(tzinfo=UTC)
     return ev.VideoSignal(
         signal_id=signal_id,
         session_id=hook.payload.object.id,

@@ -54,6 +54,7 @@ from iop.events.v1 import engagement_pb2 as ev
 from iop.events.v1 import scheduling_pb2
 from services.engagement import scoring
 from services.engagement.config import EngagementConfig, get_config
+from services.engagement.domain import event_time_problem
 from services.engagement.rules import Rules, load_rules
 from services.engagement.store import CLIENT_SNAPSHOTS, CLINICIAN_SNAPSHOTS
 from services.engagement.topics import ACTIVITY, ALL, ATTENDANCE, SCORES, SIGNALS
@@ -273,6 +274,10 @@ class EngagementWorker:
                 await self._dead_letter(event, "malformed VideoSignal: participant_id or kind")
                 return False
             at = to_datetime(payload.occurred_at) or ce.time
+            problem = event_time_problem(at, to_datetime(payload.received_at) or ce.time, self.rules.max_event_ahead_s)
+            if problem:
+                await self._dead_letter(event, problem)
+                return False
             scoring.apply_signal(state, payload.participant_id, payload.kind, _iso(at), payload.value)
             self.signals_applied += 1
             if self.config.worker_stats_path:

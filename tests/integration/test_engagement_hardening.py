@@ -287,3 +287,76 @@ def test_out_of_range_values_and_odd_headers_are_refused_not_errors(service, set
         assert reply.status_code == 401 and reply.json()["error"] == "BAD_SIGNATURE", reply.text
     assert_only_the_sentinel_was_published(signals, session_id)
     signals.close()
+
+
+# --- event times in the future ----------------------------------------------------------------------
+
+
+def test_a_join_time_in_the_future_is_refused_and_does_not_silence_a_later_drop(
+    service, stub, settings: Settings
+) -> None:
+    """A join stamped two days (or the year 9999) ahead was accepted; the real drop that followed
+    then read as 'rejoined since' and raised no ConnectionDropped."""
+    now = datetime.now(UTC)
+    session_id = open_session(settings, stub, ["c-1"], now - timedelta(minutes=10))
+    drops, signals = Tap(settings, ATTENDANCE), Tap(settings, SIGNALS_TOPIC)
+    assert post_webhook(
+        zoom_body("meeting.participant_joined", session_id, "c-1", now - timedelta(minutes=9))
+    ).is_success
+    for ahead in (now + timedelta(days=2), datetime(9999, 12, 31, 23, 59, tzinfo=UTC)):
+        body = zoom_body("meeting.participant_joined", session_id, "c-1", now, join_time=ahead.isoformat())
+        reply = post_webhook(body)
+        assert reply.status_code == 422, reply.text
+        assert reply.json()["detail"][0]["field"] == "payload.object.participant.join_time"
+    reply = post_webhook(zoom_body("meeting.participant_video_on", session_id, "c-1", now + timedelta(days=2)))
+    assert reply.status_code == 422 and reply.json()["detail"][0]["field"] == "event_ts"
+    dropped = post_webhook(
+        zoom_body("meeting.participant_left", session_id, "c-1", now, leave_reason="Connection lost")
+    )
+    assert dropped.status_code == 200, dropped.text
+    found = drops.poll(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id, timeout_s=30)
+    assert found is not None, "the drop was not reported"
+    # published: the first join and the drop, none of the refused ones
+    signals.records(1.0)
+    kinds = sorted(p.kind for _, p in signals._matching(lambda ce, p: p.session_id == session_id))
+    assert kinds == ["participant_joined", "participant_left"], kinds
+    drops.close()
+    signals.close()
+
+
+def test_a_signal_with_an_event_time_far_after_its_receipt_is_dead_lettered_by_the_ledger(
+    service, stub, settings: Settings
+) -> None:
+    """The consumer side: a VideoSignal from elsewhere than the webhook, stamped two days after it
+    was received, is dead-lettered with its reason; the ledger does not record it."""
+    now = datetime.now(UTC)
+    session_id = open_session(settings, stub, ["c-1"], now - timedelta(minutes=10))
+    dead_letters, drops = Tap(settings, "iop.engagement.deadletter.v1"), Tap(settings, ATTENDANCE)
+    kp = producer(settings)
+
+    def signal(kind: str, at: datetime, **fields: str) -> ev.VideoSignal:
+        return ev.VideoSignal(
+            signal_id=uuid.uuid4().hex,
+            session_id=session_id,
+            participant_id="c-1",
+            kind=kind,
+            occurred_at=to_timestamp(at),
+            received_at=to_timestamp(now),
+            **fields,
+        )
+
+    publish(kp, SIGNALS_TOPIC, session_id, signal("participant_joined", now - timedelta(minutes=9)))
+    publish(kp, SIGNALS_TOPIC, session_id, signal("participant_joined", now + timedelta(days=2)))
+    publish(kp, SIGNALS_TOPIC, session_id, signal("participant_left", now, leave_reason="Connection lost"))
+    kp.close()
+
+    def mine() -> list:
+        return [r for r in dead_letters.records(0.3) if r.key == session_id.encode()]
+
+    records = wait_until(mine, timeout_s=30)
+    assert records and len(records) == 1, records
+    assert dict(records[0].headers)["dlq_error_message"].startswith(b"EVENT_TIME_IN_FUTURE")
+    found = drops.poll(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id, timeout_s=30)
+    assert found is not None, "the ledger did not report the drop"
+    dead_letters.close()
+    drops.close()

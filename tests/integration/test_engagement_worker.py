@@ -241,6 +241,8 @@ def test_poison_records_are_dead_lettered_with_reason_and_the_worker_keeps_foldi
         kp.send(SIGNALS_TOPIC, key=sid.encode(), value=b"\x00not an event")  # no CloudEvents headers
         bogus = ev.VideoSignal(signal_id=uuid.uuid4().hex, session_id=sid, participant_id=client, kind="bogus")
         publish(kp, SIGNALS_TOPIC, sid, bogus)
+        # stamped two days after it was published (no received_at: the envelope's time): dead-lettered
+        publish(kp, SIGNALS_TOPIC, sid, speaking(sid, client, datetime.now(UTC) + timedelta(days=2), 600.0))
         for i in range(2):  # the same batch as the poison, or the next one: both must count
             publish(kp, SIGNALS_TOPIC, sid, speaking(sid, client, starts + timedelta(minutes=i + 1), 30.0))
         publish(kp, ATTENDANCE, sid, attendance(sid, client, starts, "on_time", clinician))
@@ -253,12 +255,13 @@ def test_poison_records_are_dead_lettered_with_reason_and_the_worker_keeps_foldi
                 for r in dead_letters.records(0.3)
                 if r.key == sid.encode() and ("dlq_consumer_group", worker.app_id.encode()) in r.headers
             ]
-            return mine if len(mine) >= 2 else None
+            return mine if len(mine) >= 3 else None
 
         poisoned = wait_until(both_dead_lettered, timeout_s=30)
-        assert poisoned and len(poisoned) == 2, poisoned
+        assert poisoned and len(poisoned) == 3, poisoned
         reasons = sorted(dict(r.headers)["dlq_error_message"].decode() for r in poisoned)
         assert "malformed VideoSignal: participant_id or kind" in reasons
+        assert any(r.startswith("EVENT_TIME_IN_FUTURE") for r in reasons), reasons
         assert all(dict(r.headers)["dlq_original_topic"] == SIGNALS_TOPIC.encode() for r in poisoned)
         assert {r.value for r in poisoned} >= {b"\x00not an event"}
 

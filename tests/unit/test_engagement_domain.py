@@ -6,12 +6,14 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from services.engagement import domain, scoring
 from services.engagement.dashboard import build_overview, render_page
 from services.engagement.fhir import observation, observation_json
 from services.engagement.rules import load_rules
 from services.engagement.store import outcome_key
+from services.engagement.webhooks import UnusableWebhook, Webhook, to_signal
 
 RULES = load_rules()
 T0 = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
@@ -125,6 +127,48 @@ def test_a_drop_after_the_scheduled_end_of_a_session_still_running_is_current() 
     late = sig("c", "participant_left", 10 + 60 + RULES.drop_current_after_end_min - 1, "Connection lost")
     assert domain.drop_is_current(late, [late], T0, end, False, started, overrun=overrun)
     assert not domain.drop_is_current(late, [late], T0, end, False, None, overrun=overrun)
+
+
+def test_event_times_ahead_of_arrival_are_refused() -> None:
+    received = T0
+    assert domain.event_time_problem(T0 + timedelta(seconds=300), received, 300) is None
+    assert domain.event_time_problem(T0 - timedelta(days=3), received, 300) is None
+    problem = domain.event_time_problem(T0 + timedelta(days=2), received, 300)
+    assert problem is not None and problem.startswith("EVENT_TIME_IN_FUTURE")
+
+    def hook(event: str, event_ts: datetime, **participant: str) -> Webhook:
+        body = {"customer_key": "c-1", **participant}
+        return Webhook.model_validate(
+            {
+                "event": event,
+                "event_ts": int(event_ts.timestamp() * 1000),
+                "payload": {"object": {"id": "s-1", "participant": body}},
+            }
+        )
+
+    joined, left = "meeting.participant_joined", "meeting.participant_left"
+    ok = to_signal(hook(joined, T0, join_time=(T0 + timedelta(minutes=4)).isoformat()), "x", received, 300)
+    assert ok.occurred_at.ToDatetime(tzinfo=UTC) == T0 + timedelta(minutes=4)
+    for bad, field in (
+        (hook(joined, T0, join_time=(T0 + timedelta(days=2)).isoformat()), "payload.object.participant.join_time"),
+        (hook(joined, T0, join_time="9999-12-31T23:59:59Z"), "payload.object.participant.join_time"),
+        (hook(left, T0, leave_time="9999-12-31T23:59:59"), "payload.object.participant.leave_time"),
+        (hook("meeting.participant_video_on", T0 + timedelta(days=2)), "event_ts"),
+    ):
+        with pytest.raises(UnusableWebhook) as err:
+            to_signal(bad, "x", received, 300)
+        assert err.value.field == field
+
+
+def test_event_ts_beyond_what_a_datetime_holds_is_a_validation_error() -> None:
+    for event_ts in (10**15, 10**20, 2**63):
+        body = {
+            "event": "meeting.participant_qos",
+            "event_ts": event_ts,
+            "payload": {"object": {"id": "s", "participant": {"customer_key": "c"}}},
+        }
+        with pytest.raises(ValidationError):
+            Webhook.model_validate(body)
 
 
 # --- outcomes ---
