@@ -26,6 +26,7 @@ class Rules:
     version: str
     max_clock_skew_s: int
     max_event_ahead_s: int
+    max_body_bytes: int
     late_after_min: float
     left_early_before_min: float
     present_minimum_min: float
@@ -69,6 +70,7 @@ def parse_rules(raw: dict[str, Any]) -> Rules:
         version=str(raw["version"]),
         max_clock_skew_s=int(hook["max_clock_skew_seconds"]),
         max_event_ahead_s=int(hook["max_event_ahead_seconds"]),
+        max_body_bytes=int(hook["max_body_bytes"]),
         late_after_min=float(att["late_after_minutes"]),
         left_early_before_min=float(att["left_early_before_minutes"]),
         present_minimum_min=float(att["present_minimum_minutes"]),

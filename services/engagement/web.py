@@ -61,6 +61,22 @@ def _problem(status: int, reason: str, detail: Any = None) -> JSONResponse:
     return JSONResponse({"error": reason, "detail": detail}, status_code=status)
 
 
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The request's body, or None as soon as it is known to be larger than `limit` bytes (by its
+    Content-Length, or while it streams in): nothing more of it is read."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def create_app(
     settings: Settings,
     config: EngagementConfig,
@@ -90,7 +106,9 @@ def create_app(
 
     async def video_webhook(request: Request) -> Response:
         """POST /webhooks/video, served ahead of FastAPI's stack (direct_route.py)."""
-        body = await request.body()
+        body = await read_body(request, rules.max_body_bytes)
+        if body is None:
+            return _problem(413, "BODY_TOO_LARGE", {"max_bytes": rules.max_body_bytes})
         problem = signature_problem(
             config.webhook_secret,
             request.headers.get("x-zm-request-timestamp"),

@@ -19,6 +19,8 @@ from iop.engagement.v1 import engagement_pb2 as pb
 from iop.engagement.v1 import engagement_pb2_grpc
 from iop.events.v1 import engagement_pb2 as ev
 from iop.events.v1 import scheduling_pb2
+from services.engagement.config import DEV_WEBHOOK_SECRET
+from services.engagement.domain import sign
 from services.engagement.store import CLINICIAN_SNAPSHOTS
 from services.plumbing.errors import bad_request_violations, error_reason
 from services.plumbing.protos import to_timestamp
@@ -360,3 +362,29 @@ def test_a_signal_with_an_event_time_far_after_its_receipt_is_dead_lettered_by_t
     assert found is not None, "the ledger did not report the drop"
     dead_letters.close()
     drops.close()
+
+
+# --- webhook body size ------------------------------------------------------------------------------
+
+
+def test_a_webhook_body_over_the_limit_is_413_and_nothing_is_published(service, settings: Settings) -> None:
+    session_id = f"s-big-{uuid.uuid4().hex[:8]}"
+    signals = Tap(settings, SIGNALS_TOPIC)
+    body = json.loads(zoom_body("meeting.chat_message_sent", session_id, "c-1"))
+    big = json.dumps({**body, "pad": "x" * 200_000}).encode()  # signed, well-formed, too large
+    reply = post_webhook(big)
+    assert reply.status_code == 413 and reply.json()["error"] == "BODY_TOO_LARGE", reply.text
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams in
+        for i in range(0, len(big), 16_384):
+            yield big[i : i + 16_384]
+
+    ts = str(int(time.time()))
+    headers = {"x-zm-request-timestamp": ts, "x-zm-signature": sign(DEV_WEBHOOK_SECRET, ts, big)}
+    streamed = httpx.post(webhook_url(), content=chunks(), headers=headers, timeout=10)
+    assert streamed.status_code == 413, streamed.text
+    at_limit = json.dumps({**body, "pad": "x" * (65_536 - len(json.dumps({**body, "pad": ""})))}).encode()
+    assert len(at_limit) == 65_536 and post_webhook(at_limit).status_code == 200
+    signals.poll(lambda ce, p: p.session_id == session_id, timeout_s=30)
+    assert len([r for r in signals.records(1.0) if r.key == session_id.encode()]) == 1  # the one at the limit
+    signals.close()
