@@ -323,7 +323,12 @@ class EngagementApi(engagement_pb2_grpc.EngagementServiceServicer):
     async def SubmitCheckIn(self, request: pb.SubmitCheckInRequest, context: grpc.aio.ServicerContext) -> pb.CheckIn:
         v = FieldViolations()
         for field, problem in check_in_violations(
-            request.client_id, request.day, request.mood, request.practice_minutes
+            request.client_id,
+            request.day,
+            request.mood,
+            request.practice_minutes,
+            datetime.now(UTC).date(),
+            self._rules,
         ):
             v.add(field, problem)
         v.raise_if_any()

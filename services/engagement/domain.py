@@ -7,12 +7,13 @@ signals and derives attendance from them sorted by their own timestamps.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from services.engagement.rules import Instrument, Rules
 
@@ -299,14 +300,30 @@ def outcome_trend(points: list[tuple[datetime, int]], min_change: int) -> Trend 
 # --- check-ins ------------------------------------------------------------------------------------
 
 
-def check_in_violations(client_id: str, day: str, mood: int, practice_minutes: int) -> list[tuple[str, str]]:
+ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fullmatch: YYYY-MM-DD, zero-padded
+
+
+def check_in_violations(
+    client_id: str, day: str, mood: int, practice_minutes: int, today: date, rules: Rules
+) -> list[tuple[str, str]]:
+    """Every problem with a check-in. `today` is today in UTC; the client's own date may be a day
+    ahead (time zones east of UTC). A day far in the future moved the worker's windows there and
+    pruned the client's whole history."""
     out: list[tuple[str, str]] = []
     if not client_id:
         out.append(("client_id", "required"))
-    try:
-        datetime.strptime(day, "%Y-%m-%d")
-    except ValueError:
-        out.append(("day", "must be YYYY-MM-DD"))
+    else:
+        out.extend(opaque_id_violations({"client_id": client_id}))
+    parsed: date | None = None
+    if ISO_DAY.fullmatch(day):
+        with contextlib.suppress(ValueError):
+            parsed = date.fromisoformat(day)
+    if parsed is None:
+        out.append(("day", "must be a date, YYYY-MM-DD"))
+    elif parsed > today + timedelta(days=rules.check_in_max_days_ahead):
+        out.append(("day", f"must not be after {today + timedelta(days=rules.check_in_max_days_ahead)}"))
+    elif parsed < today - timedelta(days=rules.check_in_max_days_back):
+        out.append(("day", f"must not be more than {rules.check_in_max_days_back} days ago"))
     if not 0 <= mood <= 10:
         out.append(("mood", f"must be 0..10, got {mood}"))
     if not 0 <= practice_minutes <= 600:

@@ -33,6 +33,8 @@ class Rules:
     normal_leave_reasons: tuple[str, ...]
     connection_lost_quality: float
     drop_current_after_end_min: float
+    check_in_max_days_ahead: int
+    check_in_max_days_back: int
     client_threshold_up: float
     client_threshold_down: float
     speaking_minutes_target: float
@@ -65,7 +67,7 @@ def _instrument(name: str, raw: dict[str, Any]) -> Instrument:
 
 def parse_rules(raw: dict[str, Any]) -> Rules:
     att, cr, cb, out = raw["attendance"], raw["client_risk"], raw["clinician_burnout"], raw["outcomes"]
-    hook = raw["webhook"]
+    hook, check_ins = raw["webhook"], raw["check_ins"]
     return Rules(
         version=str(raw["version"]),
         max_clock_skew_s=int(hook["max_clock_skew_seconds"]),
@@ -77,6 +79,8 @@ def parse_rules(raw: dict[str, Any]) -> Rules:
         normal_leave_reasons=tuple(str(r).lower() for r in att["normal_leave_reasons"]),
         connection_lost_quality=float(att["connection_lost_quality"]),
         drop_current_after_end_min=float(att["drop_current_after_end_minutes"]),
+        check_in_max_days_ahead=int(check_ins["max_days_ahead"]),
+        check_in_max_days_back=int(check_ins["max_days_back"]),
         client_threshold_up=float(cr["threshold_up"]),
         client_threshold_down=float(cr["threshold_down"]),
         speaking_minutes_target=float(cr["speaking_minutes_target"]),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from services.engagement.domain import ISO_DAY
 from services.engagement.rules import Rules
 
 State = dict[str, Any]
@@ -174,10 +175,30 @@ def apply_attendance(state: State, session_id: str, fact: dict[str, Any]) -> Non
     _prune(state)
 
 
-def apply_check_in(state: State, day: str, fact: dict[str, Any], at: str) -> None:
+def check_in_problem(day: str, at: str, max_days_ahead: int = 1) -> str | None:
+    """Why a check-in fact must not be folded (the worker dead-letters it), or None. Its day moves
+    the windows (`latest`), and the windows prune what is older than 35 days before it: a day
+    far after the fact's recording time would erase the client's history."""
+    try:
+        parsed = date.fromisoformat(day) if ISO_DAY.fullmatch(day) else None  # not 2026-1-5, not 2026-W01-1
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        return "MALFORMED_DAY: a check-in day must be YYYY-MM-DD"
+    if at and parsed > _day(at) + timedelta(days=max_days_ahead):
+        return f"DAY_IN_FUTURE: the check-in's day is more than {max_days_ahead} day(s) after it was recorded"
+    return None
+
+
+def apply_check_in(state: State, day: str, fact: dict[str, Any], at: str, max_days_ahead: int = 1) -> str | None:
+    """Fold a check-in (replaces that day's); returns why it was not folded, leaving the state as it was."""
+    problem = check_in_problem(day, at, max_days_ahead)
+    if problem:
+        return problem
     state["check_ins"][day] = fact
     _latest(state, max(at, day))
     _prune(state)
+    return None
 
 
 def client_window(state: State, days: int) -> dict[str, Any]:

@@ -366,7 +366,11 @@ class EngagementWorker:
                         "practice_done": payload.practice_done,
                         "practice_minutes": payload.practice_minutes,
                     }
-                    scoring.apply_check_in(state, payload.day, fact, _iso(to_datetime(payload.recorded_at)))
+                    at = _iso(to_datetime(payload.recorded_at))
+                    problem = scoring.apply_check_in(state, payload.day, fact, at, self.rules.check_in_max_days_ahead)
+                    if problem:  # out of range: dead-lettered, the client's state untouched
+                        await self._dead_letter(event, problem)
+                        continue
                 else:
                     fact = json.loads(event.value)
                     scoring.apply_attendance(state, fact["session_id"], fact)

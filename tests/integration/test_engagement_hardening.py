@@ -388,3 +388,24 @@ def test_a_webhook_body_over_the_limit_is_413_and_nothing_is_published(service, 
     signals.poll(lambda ce, p: p.session_id == session_id, timeout_s=30)
     assert len([r for r in signals.records(1.0) if r.key == session_id.encode()]) == 1  # the one at the limit
     signals.close()
+
+
+# --- check-in days ----------------------------------------------------------------------------------
+
+
+def test_check_in_days_must_be_dates_near_today(stub, settings: Settings) -> None:
+    client = f"c-{uuid.uuid4().hex[:6]}"
+    today = datetime.now(UTC).date()
+    for day in ("9999-01-01", "2026-1-5", (today + timedelta(days=2)).isoformat(), "1900-01-01"):
+        with pytest.raises(grpc.RpcError) as err:
+            stub.SubmitCheckIn(
+                pb.SubmitCheckInRequest(client_id=client, day=day, mood=5), metadata=auth_metadata(settings, "platform")
+            )
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, day
+        status = rpc_status.from_call(err.value)
+        assert status is not None and [f for f, _ in bad_request_violations(status)] == ["day"]
+    tomorrow = (today + timedelta(days=1)).isoformat()
+    reply = stub.SubmitCheckIn(
+        pb.SubmitCheckInRequest(client_id=client, day=tomorrow, mood=5), metadata=auth_metadata(settings, "platform")
+    )
+    assert reply.day == tomorrow

@@ -277,3 +277,56 @@ def test_poison_records_are_dead_lettered_with_reason_and_the_worker_keeps_foldi
     finally:
         worker.stop()
         dead_letters.close()
+
+
+def test_a_check_in_for_a_far_future_day_is_dead_lettered_and_the_history_kept(settings: Settings) -> None:
+    """A CheckInRecorded for 2099-01-01 moved the client's windows to 2099 and pruned every session."""
+    client, clinician = f"c-{uuid.uuid4().hex[:8]}", f"k-{uuid.uuid4().hex[:8]}"
+    starts = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    dead_letters = Tap(settings, "iop.engagement.deadletter.v1")
+    worker = WorkerProcess(settings, instance="-checkin").start()
+    try:
+        kp = producer(settings)
+        for i in range(2):
+            sid = f"s-ci-{uuid.uuid4().hex[:6]}"
+            publish(kp, ATTENDANCE, sid, attendance(sid, client, starts - timedelta(days=i), "absent", clinician))
+        db = database(settings)
+        assert wait_until(
+            lambda: db["client_engagement"].find_one({"_id": client, "windows.7.sessions_expected": 2}), timeout_s=30
+        ), "the worker never folded the attendance"
+        far = ev.CheckInRecorded(
+            check_in_id=f"{client}:2099-01-01",
+            client_id=client,
+            day="2099-01-01",
+            mood=9,
+            practice_done=True,
+            recorded_at=to_timestamp(datetime.now(UTC)),
+        )
+        publish(kp, ACTIVITY, client, far)
+        today = datetime.now(UTC).date().isoformat()
+        sentinel = ev.CheckInRecorded(
+            check_in_id=f"{client}:{today}",
+            client_id=client,
+            day=today,
+            mood=4,
+            recorded_at=to_timestamp(datetime.now(UTC)),
+        )
+        publish(kp, ACTIVITY, client, sentinel)
+        kp.close()
+
+        def dead_lettered() -> list[Any]:
+            return [r for r in dead_letters.records(0.3) if r.key == client.encode()]
+
+        records = wait_until(dead_lettered, timeout_s=30)
+        assert records and len(records) == 1, records
+        assert dict(records[0].headers)["dlq_error_message"].startswith(b"DAY_IN_FUTURE")
+        # the sentinel check-in is folded after it; the sessions are still there
+        doc = wait_until(
+            lambda: db["client_engagement"].find_one({"_id": client, "windows.7.check_ins": 1}), timeout_s=30
+        )
+        assert doc is not None and doc["windows"]["7"]["sessions_expected"] == 2
+        assert doc["windows"]["7"]["absent"] == 2 and doc["latest"][:4] != "2099"
+        db.client.close()
+    finally:
+        worker.stop()
+        dead_letters.close()

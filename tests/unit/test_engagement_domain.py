@@ -239,6 +239,41 @@ def test_check_ins_replace_per_day_and_feed_the_window() -> None:
     assert (w["check_ins"], w["mean_mood"], w["practice_days"]) == (1, 7.0, 1)
 
 
+def test_check_in_days_are_strict_dates_near_today() -> None:
+    today = T0.date()
+
+    def fields(day: str) -> list[str]:
+        return [f for f, _ in domain.check_in_violations("c-1", day, 5, 0, today, RULES)]
+
+    assert fields(today.isoformat()) == []
+    assert fields((today + timedelta(days=1)).isoformat()) == []  # east of UTC it is tomorrow already
+    assert fields((today - timedelta(days=90)).isoformat()) == []
+    for bad in ("9999-01-01", "2026-1-5", "2026-W45-1", "20261102", "2026-02-30", "", "2026-11-03 ", "\u0662026-11-03"):
+        assert fields(bad) == ["day"], bad
+    assert fields((today + timedelta(days=2)).isoformat()) == ["day"]
+    assert fields((today - timedelta(days=91)).isoformat()) == ["day"]
+    assert [f for f, _ in domain.check_in_violations("c 1", today.isoformat(), 5, 0, today, RULES)] == ["client_id"]
+
+
+def test_a_far_future_check_in_does_not_erase_the_client_history() -> None:
+    """The reviewer's case: four sessions, then a check-in for 2099-01-01 recorded now. It moved the
+    windows to 2099 and pruned every session."""
+    state = scoring.new_client()
+    for day, status in enumerate(["absent", "absent", "absent", "on_time"]):
+        scoring.apply_attendance(state, f"s{day}", attendance_fact(day, status))
+    before = scoring.score(scoring.client_factors(state, RULES))
+    recorded = (T0 + timedelta(days=4)).isoformat()
+    for day in ("2099-01-01", "2026-1-5", (T0 + timedelta(days=6)).date().isoformat()):
+        problem = scoring.apply_check_in(state, day, {"mood": 9, "practice_done": True}, recorded)
+        assert problem is not None and problem.split(":")[0] in ("DAY_IN_FUTURE", "MALFORMED_DAY"), problem
+    assert len(state["sessions"]) == 4 and state["check_ins"] == {}
+    assert scoring.client_window(state, 7)["sessions_expected"] == 4
+    assert scoring.score(scoring.client_factors(state, RULES)) == before
+    tomorrow = (T0 + timedelta(days=5)).date().isoformat()  # the client's day may be one ahead of UTC
+    assert scoring.apply_check_in(state, tomorrow, {"mood": 9, "practice_done": True}, recorded) is None
+    assert len(state["sessions"]) == 4 and tomorrow in state["check_ins"]
+
+
 def test_engagement_risk_is_explainable_and_hysteresis_does_not_flap() -> None:
     good = scoring.new_client()
     for day in range(7):
