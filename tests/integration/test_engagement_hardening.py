@@ -9,10 +9,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import httpx
 import pytest
+from google.protobuf.message import Message
 from grpc_status import rpc_status
 
 from iop.engagement.v1 import engagement_pb2 as pb
@@ -22,6 +24,7 @@ from iop.events.v1 import scheduling_pb2
 from services.engagement.config import DEV_WEBHOOK_SECRET
 from services.engagement.domain import sign
 from services.engagement.store import CLINICIAN_SNAPSHOTS
+from services.plumbing.envelope import CloudEvent
 from services.plumbing.errors import bad_request_violations, error_reason
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
@@ -155,9 +158,11 @@ def test_a_submission_id_a_fhir_id_may_not_hold_is_stored_with_its_crisis_signal
             phq9(submission, client, [1] * 8 + [3]), metadata=auth_metadata(settings, "clinician")
         )
         assert record.submission_id == submission and record.crisis_signal
-        crisis = outcomes.poll(
-            lambda ce, p, c=client: isinstance(p, ev.CrisisSignal) and p.client_id == c, timeout_s=30
-        )
+
+        def its_crisis_signal(ce: CloudEvent, p: Message, c: str = client) -> bool:
+            return isinstance(p, ev.CrisisSignal) and p.client_id == c
+
+        crisis = outcomes.poll(its_crisis_signal, timeout_s=30)
         assert crisis is not None and crisis[1].submission_id == submission
 
         def published(c: str = client) -> dict | None:
@@ -283,9 +288,8 @@ def test_out_of_range_values_and_odd_headers_are_refused_not_errors(service, set
     ts = str(int(time.time()))
     body = zoom_body("meeting.chat_message_sent", session_id, "c-1")
     for signature in ("v0=\xe9t\xe9".encode("latin-1"), "v0=\u2603".encode()):
-        reply = httpx.post(
-            webhook_url(), content=body, headers={"x-zm-request-timestamp": ts, "x-zm-signature": signature}
-        )
+        headers = {b"x-zm-request-timestamp": ts.encode(), b"x-zm-signature": signature}
+        reply = httpx.post(webhook_url(), content=body, headers=headers)
         assert reply.status_code == 401 and reply.json()["error"] == "BAD_SIGNATURE", reply.text
     assert_only_the_sentinel_was_published(signals, session_id)
     signals.close()
@@ -336,7 +340,7 @@ def test_a_signal_with_an_event_time_far_after_its_receipt_is_dead_lettered_by_t
     dead_letters, drops = Tap(settings, "iop.engagement.deadletter.v1"), Tap(settings, ATTENDANCE)
     kp = producer(settings)
 
-    def signal(kind: str, at: datetime, **fields: str) -> ev.VideoSignal:
+    def signal(kind: str, at: datetime, **fields: Any) -> ev.VideoSignal:
         return ev.VideoSignal(
             signal_id=uuid.uuid4().hex,
             session_id=session_id,

@@ -259,8 +259,8 @@ def test_a_far_future_check_in_does_not_erase_the_client_history() -> None:
     """The reviewer's case: four sessions, then a check-in for 2099-01-01 recorded now. It moved the
     windows to 2099 and pruned every session."""
     state = scoring.new_client()
-    for day, status in enumerate(["absent", "absent", "absent", "on_time"]):
-        scoring.apply_attendance(state, f"s{day}", attendance_fact(day, status))
+    for n, status in enumerate(["absent", "absent", "absent", "on_time"]):
+        scoring.apply_attendance(state, f"s{n}", attendance_fact(n, status))
     before = scoring.score(scoring.client_factors(state, RULES))
     recorded = (T0 + timedelta(days=4)).isoformat()
     for day in ("2099-01-01", "2026-1-5", (T0 + timedelta(days=6)).date().isoformat()):
