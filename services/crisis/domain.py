@@ -116,6 +116,7 @@ def risk_after_crisis_signal(current: Risk, value: int) -> Risk:
 # ----------------------------------------------------------------------------- phones
 
 _SEPARATORS = re.compile(r"[\s().\-]")
+_ASCII_DIGITS = re.compile(r"[0-9]+")  # not str.isdigit(): it accepts fullwidth, Arabic-Indic, superscript digits
 
 
 class PhoneError(ValueError):
@@ -131,8 +132,8 @@ def normalize_phone(raw: str) -> str:
         raise PhoneError("required")
     international = text.startswith("+")
     digits = text[1:] if international else text
-    if not digits.isdigit():
-        raise PhoneError("may contain only digits, spaces, '(', ')', '-', '.' and a leading '+'")
+    if not _ASCII_DIGITS.fullmatch(digits):
+        raise PhoneError("may contain only digits 0-9, spaces, '(', ')', '-', '.' and a leading '+'")
     if international:
         if not 8 <= len(digits) <= 15 or digits[0] == "0":
             raise PhoneError("E.164 numbers have a country code (not starting with 0) and 8-15 digits")
@@ -167,7 +168,7 @@ class ContactWindow:
 
 
 def parse_hhmm(value: str) -> time:
-    if not re.fullmatch(r"\d{2}:\d{2}", value):
+    if not re.fullmatch(r"[0-9]{2}:[0-9]{2}", value):
         raise ValueError("must be HH:MM")
     hour, minute = int(value[:2]), int(value[3:])
     if hour > 23 or minute > 59:

@@ -33,6 +33,7 @@ from services.crisis.domain import (
     transition,
     validate_cssrs,
     validate_plan,
+    validate_windows,
 )
 from services.crisis.reference import NoResourcesForLocation, ReferenceDataError, load_policies, load_resources
 
@@ -96,6 +97,10 @@ def test_phone_numbers_normalize_to_e164(raw: str, e164: str) -> None:
     assert normalize_phone(raw) == e164
 
 
+def fullwidth(digits: str) -> str:
+    return "".join(chr(0xFF10 + int(d)) for d in digits)
+
+
 @pytest.mark.parametrize(
     "raw",
     [
@@ -110,11 +115,23 @@ def test_phone_numbers_normalize_to_e164(raw: str, e164: str) -> None:
         "+0 123 456 789",
         "415-555-01x4",
         "+1234567890123456",
+        # digits other than ASCII 0-9 (str.isdigit accepts them; a dialer does not)
+        fullwidth("4155550134"),
+        "+" + fullwidth("442079460958"),
+        "".join(chr(0x0660 + int(d)) for d in "4155550134"),  # Arabic-Indic
+        "415555013\u00b2",  # superscript two
+        "\uff0b14155550134",  # fullwidth plus
     ],
 )
 def test_invalid_phone_numbers_are_rejected(raw: str) -> None:
     with pytest.raises(PhoneError):
         normalize_phone(raw)
+
+
+def test_contact_window_times_are_ascii_digits() -> None:
+    nine = fullwidth("09") + ":" + fullwidth("00")
+    violations = validate_windows([{"weekdays": [1], "start": nine, "end": "17:00"}], "America/Chicago")
+    assert [f for f, _ in violations] == ["contact_windows[0].start"]
 
 
 def plan(**overrides: object) -> dict:
