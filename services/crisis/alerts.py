@@ -29,7 +29,6 @@ from services.crisis.domain import (
     ContactWindow,
     LadderPolicy,
     LadderStepSpec,
-    PhoneError,
     Risk,
     Route,
     Status,
@@ -41,7 +40,7 @@ from services.crisis.domain import (
     context_problems,
     fire_step,
     fold_alert,
-    normalize_phone,
+    pick_callback_phone,
     to_windows,
     transition,
 )
@@ -103,6 +102,7 @@ def context_of(alert: Document) -> AlertContext:
         emergency_contacts=c.get("emergency_contacts", []),
         windows=to_windows(c.get("windows", [])),
         time_zone=c.get("time_zone", ""),
+        phone_problems=tuple(c.get("phone_problems", [])),
     )
 
 
@@ -204,12 +204,9 @@ class AlertService:
         clinician_id = clinician_id or checkin.get("clinician_id", "")
         policy = self.policies.for_program(program_id)
         problems: list[str] = []
-        callback_phone = checkin.get("backup_phone", "") or (plan or {}).get("backup_phone", "")
-        if callback_phone:
-            try:
-                callback_phone = normalize_phone(callback_phone)
-            except PhoneError:
-                problems.append("INVALID_BACKUP_PHONE")
+        callback_phone, phone_problems = pick_callback_phone(
+            checkin.get("backup_phone", ""), (plan or {}).get("backup_phone", "")
+        )
         if checkin and session_id and checkin.get("session_id") != session_id:
             problems.append("LOCATION_FROM_EARLIER_SESSION")
         windows = (plan or {}).get("contact_windows") or []
@@ -231,6 +228,8 @@ class AlertService:
             ],
             "windows": windows,
             "time_zone": time_zone,
+            # the callback tasks name them; NO_BACKUP_PHONE also follows from an empty callback_phone
+            "phone_problems": phone_problems,
             "problems": problems,
         }
         return context, policy, program_id, clinician_id

@@ -24,6 +24,7 @@ from services.crisis.domain import (
     TransitionError,
     cssrs_risk,
     may_act_on,
+    pick_callback_phone,
     validate_cssrs,
     validate_plan,
 )
@@ -517,9 +518,11 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
                 card.resources.CopyFrom(events.resources_message(checkin["resources"]))
             else:
                 problems.append(checkin.get("resources_problem") or "NO_RESOURCES_FOR_LOCATION")
-        card.backup_phone = (checkin or {}).get("backup_phone", "") or (plan or {}).get("backup_phone", "")
-        if not card.backup_phone:
-            problems.append("NO_BACKUP_PHONE")
+        live_plan = plan if plan is not None and not plan.get("retired") else None
+        card.backup_phone, phone_problems = pick_callback_phone(
+            (checkin or {}).get("backup_phone", ""), (live_plan or {}).get("backup_phone", "")
+        )
+        problems.extend(phone_problems)
         if risk is not None:
             card.risk.CopyFrom(_risk_state(risk))
         if active is not None:

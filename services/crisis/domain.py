@@ -154,6 +154,25 @@ def normalize_phone(raw: str) -> str:
     return "+1" + digits
 
 
+PHONE_PROBLEMS = frozenset({"NO_BACKUP_PHONE", "INVALID_BACKUP_PHONE"})
+
+
+def pick_callback_phone(*candidates: str) -> tuple[str, list[str]]:
+    """The number to call the client back on: the first of `candidates` (the check-in's backup
+    phone, then the plan's) that normalizes, in E.164. One that does not is skipped and named
+    (INVALID_BACKUP_PHONE); with none left, "" and NO_BACKUP_PHONE. Never an unnormalized number."""
+    problems: list[str] = []
+    for raw in candidates:
+        if not raw:
+            continue
+        try:
+            return normalize_phone(raw), problems
+        except PhoneError:
+            if "INVALID_BACKUP_PHONE" not in problems:
+                problems.append("INVALID_BACKUP_PHONE")
+    return "", [*problems, "NO_BACKUP_PHONE"]
+
+
 # ----------------------------------------------------------------------------- contact windows
 
 
@@ -420,6 +439,7 @@ class AlertContext:
     emergency_contacts: list[dict[str, Any]]
     windows: list[ContactWindow]
     time_zone: str
+    phone_problems: tuple[str, ...] = ()  # INVALID_BACKUP_PHONE: a number was skipped (pick_callback_phone)
 
 
 @dataclass(frozen=True)
@@ -444,8 +464,8 @@ class StepFiring:
 
 
 def context_problems(ctx: AlertContext) -> list[str]:
-    problems = []
-    if not ctx.callback_phone:
+    problems = list(ctx.phone_problems)
+    if not ctx.callback_phone and "NO_BACKUP_PHONE" not in problems:
         problems.append("NO_BACKUP_PHONE")
     if ctx.location is None:
         problems.append("NO_VERIFIED_LOCATION")
@@ -460,7 +480,7 @@ def callback_task(ctx: AlertContext, at: datetime, task_id: str, *, escalated: b
         routing = Routing(Route.ON_CALL, ctx.on_call_id, False, "ESCALATED")
     else:
         routing = route_contact(at, ctx.windows, ctx.time_zone, ctx.clinician_id, ctx.on_call_id)
-    problems = tuple(p for p in context_problems(ctx) if p == "NO_BACKUP_PHONE")
+    problems = tuple(p for p in context_problems(ctx) if p in PHONE_PROBLEMS)
     return Task(task_id, "CALLBACK", routing.route, routing.assignee_id, problems)
 
 
@@ -493,7 +513,7 @@ def fire_step(ctx: AlertContext, policy: LadderPolicy, index: int, at: datetime)
         ]
         return StepFiring(index, spec.step, Route.ON_CALL, ctx.on_call_id, tasks)
     if spec.step == Step.LOCAL_EMERGENCY_SERVICES:
-        problems = [p for p in context_problems(ctx) if p != "NO_BACKUP_PHONE"]
+        problems = [p for p in context_problems(ctx) if p not in PHONE_PROBLEMS]
         task = Task(f"{base}:emergency", "EMERGENCY_SERVICES", Route.ON_CALL, ctx.on_call_id, tuple(problems))
         return StepFiring(index, spec.step, Route.ON_CALL, ctx.on_call_id, [task], problems)
     raise ValueError(f"unknown ladder step {spec.step}")

@@ -20,12 +20,14 @@ from services.crisis.domain import (
     Status,
     Step,
     TransitionError,
+    context_problems,
     cssrs_risk,
     decide_on_drop,
     fire_step,
     fold_alert,
     may_act_on,
     normalize_phone,
+    pick_callback_phone,
     risk_after_crisis_signal,
     route_contact,
     status_after_step,
@@ -313,6 +315,32 @@ def test_missing_data_is_visible_in_the_rungs() -> None:
     assert fire_step(ctx, POLICY, 3, IN_HOURS).problems == ["NO_VERIFIED_LOCATION"]
     ctx = context(resources=None, resources_problem="NO_RESOURCES_FOR_LOCATION")
     assert fire_step(ctx, POLICY, 3, IN_HOURS).problems == ["NO_RESOURCES_FOR_LOCATION"]
+
+
+@pytest.mark.parametrize(
+    ("checkin_phone", "plan_phone", "phone", "problems"),
+    [
+        ("(713) 555-0100", "+14155550134", "+17135550100", []),
+        ("", "415-555-0134", "+14155550134", []),
+        # the check-in's number does not normalize: the plan's, and the problem named
+        ("555-0134 (bad)", "415-555-0134", "+14155550134", ["INVALID_BACKUP_PHONE"]),
+        ("555-0134 (bad)", "", "", ["INVALID_BACKUP_PHONE", "NO_BACKUP_PHONE"]),
+        ("", "", "", ["NO_BACKUP_PHONE"]),
+    ],
+)
+def test_callback_phone_is_always_a_normalized_number(
+    checkin_phone: str, plan_phone: str, phone: str, problems: list[str]
+) -> None:
+    assert pick_callback_phone(checkin_phone, plan_phone) == (phone, problems)
+
+
+def test_an_invalid_backup_phone_is_named_on_the_callback_tasks() -> None:
+    ctx = context(callback_phone="+14155550134", phone_problems=("INVALID_BACKUP_PHONE",))
+    for index in (0, 1):  # the clinician's and the on-call clinician's callback
+        firing = fire_step(ctx, POLICY, index, IN_HOURS)
+        assert firing.tasks[0].kind == "CALLBACK" and firing.tasks[0].problems == ("INVALID_BACKUP_PHONE",)
+    assert fire_step(ctx, POLICY, 3, IN_HOURS).problems == []  # not a problem of the emergency-services rung
+    assert context_problems(ctx) == ["INVALID_BACKUP_PHONE"]
 
 
 @pytest.mark.parametrize(
