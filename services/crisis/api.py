@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,7 +56,22 @@ ACCESS = {
     f"/{SERVICE}/ResolveAlert": CARE_TEAM,
     f"/{SERVICE}/GetCrisisCard": CARE_TEAM,
 }
+STATE = re.compile(r"[A-Za-z]{2}")
+FIPS = re.compile(r"[0-9]{5}")
 SOURCES = frozenset({"c-ssrs", "phq9-item9", "clinician-flag"})
+# Enum fields arrive as plain numbers (proto3 keeps unknown values): each is checked against the
+# values it may take before it becomes a domain enum, so a bad one is INVALID_ARGUMENT, not UNKNOWN.
+LEVELS = frozenset({int(Risk.LOW), int(Risk.MODERATE), int(Risk.HIGH)})
+ANSWERS = frozenset(int(a) for a in Answer)
+RECENCIES = frozenset(int(r) for r in Recency)
+ANSWER_FIELDS = (
+    "wish_to_be_dead",
+    "suicidal_thoughts",
+    "thoughts_with_method",
+    "intent",
+    "plan_with_intent",
+    "suicidal_behavior",
+)
 PLAN_FIELDS = (
     "warning_signs",
     "internal_coping_strategies",
@@ -172,6 +188,13 @@ def _plan_from_request(p: crisis_pb2.SafetyPlan) -> dict[str, Any]:
     return out
 
 
+def _require_id(field: str, value: str) -> None:
+    """A lookup by a blank id is a bad request (INVALID_ARGUMENT), not a missing resource (NOT_FOUND)."""
+    v = FieldViolations()
+    v.require(bool(value), field, "required")
+    v.raise_if_any()
+
+
 def _transition_error(exc: TransitionError) -> FailedPrecondition:
     return FailedPrecondition(exc.reason, exc.message)
 
@@ -193,7 +216,7 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
     ) -> crisis_pb2.RiskState:
         v = FieldViolations()
         v.require(bool(request.client_id), "client_id", "required")
-        v.require(request.level != crisis_events.RISK_LEVEL_UNSPECIFIED, "level", "required: LOW, MODERATE or HIGH")
+        v.require(request.level in LEVELS, "level", "required: LOW, MODERATE or HIGH")
         v.require(request.source in SOURCES, "source", f"must be one of {', '.join(sorted(SOURCES))}")
         v.raise_if_any()
         principal = current_principal()
@@ -210,6 +233,7 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
     async def GetRiskState(
         self, request: crisis_pb2.GetRiskStateRequest, context: grpc.aio.ServicerContext
     ) -> crisis_pb2.RiskState:
+        _require_id("client_id", request.client_id)
         doc = await self._store.risk(request.client_id)
         if doc is None:
             raise NotFound("risk_state", request.client_id)
@@ -219,6 +243,18 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
     async def AssessCssrs(
         self, request: crisis_pb2.AssessCssrsRequest, context: grpc.aio.ServicerContext
     ) -> crisis_pb2.CssrsAssessment:
+        v = FieldViolations()
+        v.require(bool(request.client_id), "client_id", "required")
+        for name in ANSWER_FIELDS:
+            v.require(
+                getattr(request, name) in ANSWERS, name, "one of ANSWER_UNSPECIFIED (not asked), ANSWER_NO, ANSWER_YES"
+            )
+        v.require(
+            request.behavior_recency in RECENCIES,
+            "behavior_recency",
+            "one of BEHAVIOR_RECENCY_UNSPECIFIED, BEHAVIOR_RECENCY_WITHIN_3_MONTHS, BEHAVIOR_RECENCY_OVER_3_MONTHS_AGO",
+        )
+        v.raise_if_any()
         answers = CssrsAnswers(
             Answer(request.wish_to_be_dead),
             Answer(request.suicidal_thoughts),
@@ -228,8 +264,6 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
             Answer(request.suicidal_behavior),
             Recency(request.behavior_recency),
         )
-        v = FieldViolations()
-        v.require(bool(request.client_id), "client_id", "required")
         for field, description in validate_cssrs(answers):
             v.add(field, description)
         v.raise_if_any()
@@ -271,6 +305,10 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
     async def GetSafetyPlan(
         self, request: crisis_pb2.GetSafetyPlanRequest, context: grpc.aio.ServicerContext
     ) -> crisis_pb2.SafetyPlan:
+        v = FieldViolations()
+        v.require(bool(request.client_id), "client_id", "required")
+        v.require(request.version >= 0, "version", "a plan version (1, 2, ...), or 0 for the current one")
+        v.raise_if_any()
         principal = current_principal()
         self._check_plan_reader(principal, request.client_id)
         doc = await self._store.plan(request.client_id)
@@ -287,6 +325,7 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
     async def ListSafetyPlanVersions(
         self, request: crisis_pb2.ListSafetyPlanVersionsRequest, context: grpc.aio.ServicerContext
     ) -> crisis_pb2.ListSafetyPlanVersionsResponse:
+        _require_id("client_id", request.client_id)
         versions = await self._store.plan_versions(request.client_id)
         if not versions:
             raise NotFound("safety_plan", request.client_id)
@@ -323,8 +362,8 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
     ) -> crisis_events.CrisisResources:
         loc = request.location
         v = FieldViolations()
-        v.require(len(loc.state) == 2, "location.state", "required: a USPS state code, e.g. CA")
-        v.require(len(loc.county_fips) == 5 and loc.county_fips.isdigit(), "location.county_fips", "required: 5 digits")
+        v.require(bool(STATE.fullmatch(loc.state)), "location.state", "required: a USPS state code, e.g. CA")
+        v.require(bool(FIPS.fullmatch(loc.county_fips)), "location.county_fips", "required: 5 digits 0-9")
         v.raise_if_any()
         try:
             return events.resources_message(self._core.catalog.lookup(loc.state, loc.county_fips))
@@ -359,10 +398,7 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
     # ------------------------------------------------------------------ alerts
 
     async def _alert_for_actor(self, alert_id: str) -> tuple[Document, Principal]:
-        if not alert_id:
-            v = FieldViolations()
-            v.add("alert_id", "required")
-            v.raise_if_any()
+        _require_id("alert_id", alert_id)
         alert = await self._store.alert(alert_id)
         if alert is None:
             raise NotFound("alert", alert_id)
@@ -421,6 +457,7 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
     async def GetAlert(
         self, request: crisis_pb2.GetAlertRequest, context: grpc.aio.ServicerContext
     ) -> crisis_pb2.Alert:
+        _require_id("alert_id", request.alert_id)
         alert = await self._store.alert(request.alert_id)
         if alert is None:
             raise NotFound("alert", request.alert_id)

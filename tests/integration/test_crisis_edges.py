@@ -7,13 +7,17 @@ The ladder's later rungs are an hour apart here, so nothing fires behind a test'
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 
+import grpc
 import pytest
+from grpc_status import rpc_status
 
 from iop.crisis.v1 import crisis_pb2, crisis_pb2_grpc
+from iop.events.v1 import common_pb2
 from services.crisis import topics
+from services.plumbing.errors import bad_request_violations
 from services.plumbing.settings import Settings
 from tests.integration.test_crisis_support import (
     Collector,
@@ -58,6 +62,14 @@ async def io(settings: Settings) -> AsyncIterator[tuple[Producer, Collector]]:
     await producer.stop()
 
 
+async def rejected(call: Awaitable[object]) -> tuple[grpc.StatusCode, list[str]]:
+    """The status code of a call expected to fail, and the fields its violations name."""
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call
+    status = rpc_status.from_call(err.value)
+    return err.value.code(), [f for f, _ in bad_request_violations(status)] if status else []
+
+
 async def card_of(
     api: crisis_pb2_grpc.CrisisServiceStub, settings: Settings, client_id: str, until_session: str = ""
 ) -> crisis_pb2.CrisisCard:
@@ -95,3 +107,45 @@ async def test_an_invalid_checkin_backup_phone_is_never_called(crisis, io, setti
     callback = next(t[2] for t in tasks if t[2].kind == "CALLBACK")
     assert callback.callback_phone == "+14155550134" and list(callback.problems) == ["INVALID_BACKUP_PHONE"]
     assert all(t[2].callback_phone in ("", "+14155550134") for t in tasks), [t[2] for t in tasks]
+
+
+async def test_out_of_range_enums_and_blank_ids_are_invalid_argument(crisis, settings) -> None:
+    client = uid("client")
+    channel, api = stub(crisis.target)
+    me = md(settings, "clinician")
+    invalid = grpc.StatusCode.INVALID_ARGUMENT
+    async with channel:
+        set_level = crisis_pb2.SetRiskLevelRequest(client_id=client, level=7, source="clinician-flag")  # type: ignore[arg-type]
+        assert await rejected(api.SetRiskLevel(set_level, metadata=me, timeout=DEADLINE_S)) == (invalid, ["level"])
+        q1_five = crisis_pb2.AssessCssrsRequest(
+            client_id=client,
+            wish_to_be_dead=5,  # type: ignore[arg-type]
+            suicidal_thoughts=crisis_pb2.ANSWER_NO,
+            suicidal_behavior=crisis_pb2.ANSWER_NO,
+            behavior_recency=9,  # type: ignore[arg-type]
+        )
+        assert await rejected(api.AssessCssrs(q1_five, metadata=me, timeout=DEADLINE_S)) == (
+            invalid,
+            ["wish_to_be_dead", "behavior_recency"],
+        )
+        for call in (
+            api.GetRiskState(crisis_pb2.GetRiskStateRequest(client_id=""), metadata=me, timeout=DEADLINE_S),
+            api.GetSafetyPlan(crisis_pb2.GetSafetyPlanRequest(client_id=""), metadata=me, timeout=DEADLINE_S),
+            api.ListSafetyPlanVersions(
+                crisis_pb2.ListSafetyPlanVersionsRequest(client_id=""), metadata=me, timeout=DEADLINE_S
+            ),
+        ):
+            assert await rejected(call) == (invalid, ["client_id"])
+        blank_alert = api.GetAlert(crisis_pb2.GetAlertRequest(alert_id=""), metadata=me, timeout=DEADLINE_S)
+        assert await rejected(blank_alert) == (invalid, ["alert_id"])
+        version = crisis_pb2.GetSafetyPlanRequest(client_id=client, version=-1)
+        assert await rejected(api.GetSafetyPlan(version, metadata=me, timeout=DEADLINE_S)) == (invalid, ["version"])
+        fullwidth_fips = common_pb2.ClientLocation(state="CA", county_fips="\uff10\uff16\uff10\uff17\uff15")
+        resources = crisis_pb2.GetLocalResourcesRequest(location=fullwidth_fips)
+        assert await rejected(api.GetLocalResources(resources, metadata=me, timeout=DEADLINE_S)) == (
+            invalid,
+            ["location.county_fips"],
+        )
+        # nothing was recorded
+        never = api.GetRiskState(crisis_pb2.GetRiskStateRequest(client_id=client), metadata=me, timeout=DEADLINE_S)
+        assert (await rejected(never))[0] == grpc.StatusCode.NOT_FOUND
