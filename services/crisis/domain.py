@@ -106,6 +106,9 @@ def cssrs_risk(a: CssrsAnswers) -> tuple[Risk, list[str]]:
     return level, reasons
 
 
+PHQ9_ITEM_MAX = 3  # a PHQ-9 item is answered 0 (not at all) .. 3 (nearly every day)
+
+
 def risk_after_crisis_signal(current: Risk, value: int) -> Risk:
     """A positive PHQ-9 item 9 (value >= 1) raises risk to at least MODERATE; it never lowers it."""
     if value < 1:

@@ -16,6 +16,7 @@ from opentelemetry import trace
 from pymongo.errors import PyMongoError
 
 from iop.events.v1 import engagement_pb2, scheduling_pb2
+from services.crisis.domain import PHQ9_ITEM_MAX
 from services.crisis.events import location_dict
 from services.crisis.service import CrisisCore, DropOutcome
 from services.plumbing.consumer import Handler, PoisonEvent, delivery_is_first
@@ -86,12 +87,18 @@ class CrisisHandlers:
         await self.store.upsert_session(m.session_id, fields, {})
 
     async def on_ended(self, event: CloudEvent, m: scheduling_pb2.SessionEnded) -> None:
+        if not m.session_id:
+            raise PoisonEvent("SessionEnded without session_id")
         await self.store.upsert_session(m.session_id, {"status": "ended", "ended_at": to_datetime(m.ended_at)}, {})
 
     async def on_cancelled(self, event: CloudEvent, m: scheduling_pb2.SessionCancelled) -> None:
+        if not m.session_id:
+            raise PoisonEvent("SessionCancelled without session_id")
         await self.store.upsert_session(m.session_id, {"status": "cancelled"}, {})
 
     async def on_interrupted(self, event: CloudEvent, m: scheduling_pb2.SessionInterrupted) -> None:
+        if not m.session_id:
+            raise PoisonEvent("SessionInterrupted without session_id")
         # The session stays "in progress" for crisis purposes: each client's own ConnectionDropped
         # (from engagement) drives the response, so one disconnection is never handled twice.
         await self.store.upsert_session(m.session_id, {"interrupted_reason": m.reason}, {})
@@ -134,6 +141,10 @@ class CrisisHandlers:
     async def on_crisis_signal(self, event: CloudEvent, m: engagement_pb2.CrisisSignal) -> None:
         if not m.client_id:
             raise PoisonEvent("CrisisSignal without client_id")
+        if not 0 <= m.value <= PHQ9_ITEM_MAX:
+            # not an item-9 answer: neither a reason to raise risk nor one to ignore (the value is
+            # not in the reason, which travels in the dead letter's headers)
+            raise PoisonEvent(f"CrisisSignal value outside PHQ-9 item 9's 0-{PHQ9_ITEM_MAX}")
         await self.core.on_crisis_signal(
             trigger_id=event.id, client_id=m.client_id, value=m.value, now=datetime.now(UTC)
         )

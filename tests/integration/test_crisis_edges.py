@@ -15,13 +15,15 @@ import pytest
 from grpc_status import rpc_status
 
 from iop.crisis.v1 import crisis_pb2, crisis_pb2_grpc
-from iop.events.v1 import common_pb2
+from iop.events.v1 import common_pb2, engagement_pb2, scheduling_pb2
 from services.crisis import topics
+from services.plumbing.bus import dead_letter_topic
 from services.plumbing.errors import bad_request_violations
 from services.plumbing.settings import Settings
 from tests.integration.test_crisis_support import (
     Collector,
     Producer,
+    crisis_db,
     ensure_consumed_topics,
     for_client,
     high_risk_request,
@@ -149,3 +151,36 @@ async def test_out_of_range_enums_and_blank_ids_are_invalid_argument(crisis, set
         # nothing was recorded
         never = api.GetRiskState(crisis_pb2.GetRiskStateRequest(client_id=client), metadata=me, timeout=DEADLINE_S)
         assert (await rejected(never))[0] == grpc.StatusCode.NOT_FOUND
+
+
+async def test_malformed_events_are_dead_lettered_not_applied(crisis, io, settings) -> None:
+    producer, _ = io
+    client = uid("signal")
+    dead = await Collector(settings, [dead_letter_topic("crisis").name]).start()
+    try:
+        scheduler, engagement = "/iop/scheduler", "/iop/engagement"
+        sent = [
+            await producer.send(topics.SESSIONS_IN, "blank", scheduling_pb2.SessionEnded(session_id=""), scheduler),
+            await producer.send(topics.SESSIONS_IN, "blank", scheduling_pb2.SessionCancelled(session_id=""), scheduler),
+            await producer.send(
+                topics.SESSIONS_IN, "blank", scheduling_pb2.SessionInterrupted(session_id="", reason="OTHER"), scheduler
+            ),
+            await producer.send(  # PHQ-9 item 9 is answered 0-3
+                topics.OUTCOMES_IN,
+                client,
+                engagement_pb2.CrisisSignal(client_id=client, source="phq9-item9", value=99),
+                engagement,
+            ),
+        ]
+        ids = {e.id for e in sent}
+        found = await dead.wait_for(lambda t, e, p: e.id in ids, count=len(ids), timeout_s=30)
+        assert {f[1].id for f in found} == ids
+    finally:
+        await dead.stop()
+    mongo, db = crisis_db(settings)
+    try:
+        assert await db.sessions.find_one({"_id": ""}) is None
+        assert await db.client_records.count_documents({"client_id": client}) == 0  # no risk recorded
+        assert await db.alerts.count_documents({"client_id": client}) == 0
+    finally:
+        await mongo.close()
