@@ -33,7 +33,7 @@ from services.crisis.reference import NoResourcesForLocation
 from services.crisis.service import CrisisCore, VersionConflict, enum_value, routing_for
 from services.plumbing.audit import record_phi_access
 from services.plumbing.auth import Principal, current_principal
-from services.plumbing.errors import FailedPrecondition, FieldViolations, NotFound, PermissionDenied
+from services.plumbing.errors import AlreadyExists, FailedPrecondition, FieldViolations, NotFound, PermissionDenied
 from services.plumbing.protos import request_time, to_timestamp
 from services.plumbing.storage import Document
 
@@ -186,6 +186,21 @@ def _plan_from_request(p: crisis_pb2.SafetyPlan) -> dict[str, Any]:
     out["time_zone"] = p.time_zone
     out["program_id"] = p.program_id
     return out
+
+
+def _same_raise(alert: Document, request: crisis_pb2.RaiseAlertRequest) -> None:
+    """A RaiseAlert whose request_id opened `alert`: a retry gets the alert; a reuse of the id for
+    another request (another client above all) is ALREADY_EXISTS and learns nothing of the alert."""
+    same = (
+        alert["client_id"] == request.client_id
+        and alert.get("session_id", "") == request.session_id
+        and alert.get("reason", "") == (request.reason or "CLINICIAN_RAISED")
+        and (not request.program_id or alert.get("program_id", "") == request.program_id)
+    )
+    if not same:
+        raise AlreadyExists(
+            "REQUEST_ID_REUSED", "this request_id raised another alert; use a new request_id for a new alert"
+        )
 
 
 def _require_id(field: str, value: str) -> None:
@@ -425,7 +440,9 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
         principal = current_principal()
         alert_id = derived_id("raised", request.request_id)
         existing = await self._store.alert(alert_id)
-        if existing is None:
+        if existing is not None:
+            _same_raise(existing, request)
+        else:
             active = await self._store.active_alert(request.client_id)
             if active is not None:
                 raise FailedPrecondition(
@@ -452,6 +469,7 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
                 "the client already has an active alert",
                 {"alert_id": active["_id"] if active else ""},
             )
+        _same_raise(alert, request)  # a concurrent request with this id may have written it
         return _alert_message(alert, await self._store.records(alert))
 
     async def GetAlert(

@@ -18,7 +18,7 @@ from iop.crisis.v1 import crisis_pb2, crisis_pb2_grpc
 from iop.events.v1 import common_pb2, engagement_pb2, scheduling_pb2
 from services.crisis import topics
 from services.plumbing.bus import dead_letter_topic
-from services.plumbing.errors import bad_request_violations
+from services.plumbing.errors import bad_request_violations, error_reason
 from services.plumbing.settings import Settings
 from tests.integration.test_crisis_support import (
     Collector,
@@ -184,3 +184,46 @@ async def test_malformed_events_are_dead_lettered_not_applied(crisis, io, settin
         assert await db.alerts.count_documents({"client_id": client}) == 0
     finally:
         await mongo.close()
+
+
+async def test_a_raise_request_id_reused_for_another_client_reveals_nothing(crisis, settings) -> None:
+    first_client, second_client, request_id = uid("px"), uid("py"), uid("req")
+    channel, api = stub(crisis.target)
+    as_a, as_b = md(settings, "clinician", "clin-A"), md(settings, "clinician", "clin-B")
+    async with channel:
+        raised = await api.RaiseAlert(
+            crisis_pb2.RaiseAlertRequest(client_id=first_client, program_id="iop-test", request_id=request_id),
+            metadata=as_a,
+            timeout=DEADLINE_S,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await api.RaiseAlert(
+                crisis_pb2.RaiseAlertRequest(client_id=second_client, program_id="iop-test", request_id=request_id),
+                metadata=as_b,
+                timeout=DEADLINE_S,
+            )
+        assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        assert error_reason(rpc_status.from_call(err.value)) == "REQUEST_ID_REUSED"
+        answer = f"{err.value.details()} {err.value.trailing_metadata()}"
+        assert first_client not in answer and raised.alert_id not in answer and "clin-A" not in answer
+
+        card = await card_of(api, settings, second_client)
+        assert not card.active_alert.alert_id  # nothing was opened for the second client
+        retried = await api.RaiseAlert(  # a true retry returns the alert
+            crisis_pb2.RaiseAlertRequest(client_id=first_client, program_id="iop-test", request_id=request_id),
+            metadata=as_a,
+            timeout=DEADLINE_S,
+        )
+        assert (retried.alert_id, retried.client_id) == (raised.alert_id, first_client)
+        other_reason = crisis_pb2.RaiseAlertRequest(  # the same id for another request of the same client
+            client_id=first_client, program_id="iop-test", request_id=request_id, reason="SOMETHING_ELSE"
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await api.RaiseAlert(other_reason, metadata=as_a, timeout=DEADLINE_S)
+        assert error_reason(rpc_status.from_call(err.value)) == "REQUEST_ID_REUSED"
+        fresh = await api.RaiseAlert(  # with its own request_id, the second client's alert opens
+            crisis_pb2.RaiseAlertRequest(client_id=second_client, program_id="iop-test", request_id=uid("req")),
+            metadata=as_b,
+            timeout=DEADLINE_S,
+        )
+        assert fresh.client_id == second_client and fresh.alert_id != raised.alert_id
