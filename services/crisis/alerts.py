@@ -29,6 +29,7 @@ from services.crisis.domain import (
     ContactWindow,
     LadderPolicy,
     LadderStepSpec,
+    RequestIdReused,
     Risk,
     Route,
     Status,
@@ -57,6 +58,7 @@ tracer = trace.get_tracer("iop.crisis.alerts")
 SOURCE = "/iop/crisis"
 NAMESPACE = uuid.UUID("6f1d3c52-7a4e-4c8e-9b7a-3c1e2f0a9d11")
 MAX_RETRIES = 5
+ATTEMPT_CONTENT = ("target", "outcome", "contact_id")  # what a retried contact attempt must repeat
 
 
 def derived_id(*parts: str) -> str:
@@ -551,7 +553,10 @@ class AlertService:
 
     async def record_attempt(self, alert_id: str, attempt: dict[str, Any], by: str) -> Document:
         alert, records, st = await self.current(alert_id)
-        if any(r.get("attempt_id") == attempt["attempt_id"] for r in records):
+        prior = next((r for r in records if r.get("attempt_id") == attempt["attempt_id"]), None)
+        if prior is not None:
+            if any(prior.get(k, "") != attempt[k] for k in ATTEMPT_CONTENT):
+                raise RequestIdReused("this request_id recorded another contact attempt")
             return alert  # a retried request
         if st.status == Status.RESOLVED:
             raise TransitionError("ALERT_RESOLVED", "the alert is already resolved")

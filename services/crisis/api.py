@@ -20,6 +20,7 @@ from services.crisis.domain import (
     Answer,
     CssrsAnswers,
     Recency,
+    RequestIdReused,
     Risk,
     Status,
     TransitionError,
@@ -526,6 +527,12 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
             return await self._fresh_alert(alert["_id"])
         except TransitionError as exc:
             raise _transition_error(exc) from exc
+        except RequestIdReused as exc:
+            raise AlreadyExists(
+                "REQUEST_ID_REUSED",
+                "this request_id recorded another contact attempt (target, outcome or contact); "
+                "a new attempt needs a new request_id",
+            ) from exc
 
     async def ResolveAlert(
         self, request: crisis_pb2.ResolveAlertRequest, context: grpc.aio.ServicerContext

@@ -352,6 +352,10 @@ class TransitionError(Exception):
         self.message = message
 
 
+class RequestIdReused(Exception):
+    """An idempotency key sent again with different content: not a retry, and not applied."""
+
+
 ACTIONS: dict[str, dict[Status, Status]] = {
     "acknowledge": {
         Status.OPEN: Status.ACKNOWLEDGED,

@@ -16,6 +16,7 @@ from grpc_status import rpc_status
 
 from iop.crisis.v1 import crisis_pb2, crisis_pb2_grpc
 from iop.events.v1 import common_pb2, engagement_pb2, scheduling_pb2
+from iop.events.v1 import crisis_pb2 as ev
 from services.crisis import topics
 from services.plumbing.bus import dead_letter_topic
 from services.plumbing.errors import bad_request_violations, error_reason
@@ -227,3 +228,40 @@ async def test_a_raise_request_id_reused_for_another_client_reveals_nothing(cris
             timeout=DEADLINE_S,
         )
         assert fresh.client_id == second_client and fresh.alert_id != raised.alert_id
+
+
+async def test_a_contact_attempt_request_id_reused_with_other_content_is_refused(crisis, settings) -> None:
+    client = uid("pc")
+    channel, api = stub(crisis.target)
+    me = md(settings, "clinician", "clin-C")
+
+    def attempt(outcome: str) -> crisis_pb2.RecordContactAttemptRequest:
+        return crisis_pb2.RecordContactAttemptRequest(
+            alert_id=alert.alert_id, target="CLIENT", outcome=outcome, request_id="att-1"
+        )
+
+    async with channel:
+        alert = await api.RaiseAlert(
+            crisis_pb2.RaiseAlertRequest(client_id=client, program_id="iop-test", request_id=uid("r")),
+            metadata=me,
+            timeout=DEADLINE_S,
+        )
+        first = await api.RecordContactAttempt(attempt("NO_ANSWER"), metadata=me, timeout=DEADLINE_S)
+        assert [(c.target, c.outcome) for c in first.contact_attempts] == [("CLIENT", "NO_ANSWER")]
+        # the caller must not believe "reached" was recorded: it was not, and the ladder runs on
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await api.RecordContactAttempt(attempt("REACHED"), metadata=me, timeout=DEADLINE_S)
+        assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        assert error_reason(rpc_status.from_call(err.value)) == "REQUEST_ID_REUSED"
+        now = await api.GetAlert(crisis_pb2.GetAlertRequest(alert_id=alert.alert_id), metadata=me, timeout=DEADLINE_S)
+        assert [(c.target, c.outcome) for c in now.contact_attempts] == [("CLIENT", "NO_ANSWER")]
+        assert now.status != ev.ALERT_STATUS_CONTACT_MADE and now.HasField("next_step_due_at")
+
+        retried = await api.RecordContactAttempt(attempt("NO_ANSWER"), metadata=me, timeout=DEADLINE_S)
+        assert len(retried.contact_attempts) == 1  # a true retry: OK, recorded once
+        await api.ResolveAlert(
+            crisis_pb2.ResolveAlertRequest(alert_id=alert.alert_id, resolution="OTHER"), metadata=me, timeout=DEADLINE_S
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await api.RecordContactAttempt(attempt("REACHED"), metadata=me, timeout=DEADLINE_S)
+        assert error_reason(rpc_status.from_call(err.value)) == "REQUEST_ID_REUSED"
