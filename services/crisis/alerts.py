@@ -13,7 +13,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,6 +38,7 @@ from services.crisis.domain import (
     Task,
     TransitionError,
     callback_task,
+    consented_contacts,
     context_problems,
     fire_step,
     fold_alert,
@@ -223,11 +224,8 @@ class AlertService:
             "location": checkin.get("location"),
             "resources": checkin.get("resources"),
             "resources_problem": checkin.get("resources_problem", ""),
-            "emergency_contacts": [
-                {"contact_id": c["contact_id"], "name": c["name"], "phone": c["phone"], "consent_to_contact": True}
-                for c in (plan or {}).get("emergency_contacts", [])
-                if c.get("consent_to_contact")
-            ],
+            # as at open, for the record; the ladder and RecordContactAttempt read the current plan
+            "emergency_contacts": consented_contacts(plan),
             "windows": windows,
             "time_zone": time_zone,
             # the callback tasks name them; NO_BACKUP_PHONE also follows from an empty callback_phone
@@ -235,6 +233,14 @@ class AlertService:
             "problems": problems,
         }
         return context, policy, program_id, clinician_id
+
+    async def with_current_consent(self, alert: Document, actx: AlertContext, index: int) -> AlertContext:
+        """`actx` for firing rung `index`: an emergency-contact rung calls the contacts the client
+        consents to NOW (the current plan), not those consented when the alert opened."""
+        steps = alert["policy"]["steps"]
+        if index >= len(steps) or Step(steps[index]["step"]) != Step.EMERGENCY_CONTACT:
+            return actx
+        return replace(actx, emergency_contacts=consented_contacts(await self.store.plan(alert["client_id"])))
 
     # ------------------------------------------------------------------ reconcile
 
@@ -364,8 +370,8 @@ class AlertService:
             if st.status == Status.RESOLVED:
                 await self.reconcile(alert, records)  # frees the client's active slot for a new alert
                 return None
-            policy, actx = policy_of(alert), context_of(alert)
-            n = st.next_step
+            policy, n = policy_of(alert), st.next_step
+            actx = await self.with_current_consent(alert, context_of(alert), n)
             tasks: list[Task] = []
             firing: StepFiring | None = None
             if n < len(policy.steps):
@@ -443,8 +449,8 @@ class AlertService:
         alert_id = alert["_id"]
         parent = propagate.extract(alert.get("trace") or {})
         with tracer.start_as_current_span("crisis ladder rung", context=parent) as span:
-            policy, actx = policy_of(alert), context_of(alert)
-            n = st.next_step
+            policy, n = policy_of(alert), st.next_step
+            actx = await self.with_current_consent(alert, context_of(alert), n)
             fired_at = datetime.now(UTC)
             firing = fire_step(actx, policy, n, fired_at)
             assert st.due_at is not None
@@ -555,11 +561,18 @@ class AlertService:
         alert, records, st = await self.current(alert_id)
         prior = next((r for r in records if r.get("attempt_id") == attempt["attempt_id"]), None)
         if prior is not None:
-            if any(prior.get(k, "") != attempt[k] for k in ATTEMPT_CONTENT):
+            if any(prior.get(k, "") != attempt.get(k, "") for k in ATTEMPT_CONTENT):
                 raise RequestIdReused("this request_id recorded another contact attempt")
             return alert  # a retried request
         if st.status == Status.RESOLVED:
             raise TransitionError("ALERT_RESOLVED", "the alert is already resolved")
+        if attempt["target"] == "EMERGENCY_CONTACT":
+            consented = {c["contact_id"] for c in consented_contacts(await self.store.plan(alert["client_id"]))}
+            if attempt.get("contact_id", "") not in consented:
+                raise TransitionError(
+                    "CONTACT_NOT_CONSENTED",
+                    "that person is not an emergency contact the client consents to be contacted (current safety plan)",
+                )
         reached = attempt["target"] == "CLIENT" and attempt["outcome"] == "REACHED"
         if reached:
             transition(st.status, "contact_made")

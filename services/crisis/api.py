@@ -508,14 +508,6 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
         v.require(bool(request.request_id), "request_id", "required (idempotency key)")
         v.raise_if_any()
         alert, principal = await self._alert_for_actor(request.alert_id)
-        if request.target == "EMERGENCY_CONTACT":
-            consented = {c["contact_id"] for c in alert["context"].get("emergency_contacts", [])}
-            if request.contact_id not in consented:
-                raise FailedPrecondition(
-                    "CONTACT_NOT_CONSENTED",
-                    "that person is not an emergency contact the client consented to be contacted",
-                    {"contact_id": request.contact_id},
-                )
         attempt = {
             "attempt_id": derived_id("attempt", request.alert_id, request.request_id),
             "target": request.target,

@@ -321,6 +321,19 @@ def validate_plan(plan: dict[str, Any]) -> tuple[list[tuple[str, str]], dict[str
     return out, clean
 
 
+def consented_contacts(plan: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The emergency contacts the client consents to be contacted, in the plan as it is now (none
+    when there is no plan or it was retired). Consent is read when a contact is about to be
+    called or an attempt recorded, never from a snapshot: it may be withdrawn during an alert."""
+    if plan is None or plan.get("retired"):
+        return []
+    return [
+        {"contact_id": c["contact_id"], "name": c["name"], "phone": c["phone"], "consent_to_contact": True}
+        for c in plan.get("emergency_contacts", [])
+        if c.get("consent_to_contact")
+    ]
+
+
 # ----------------------------------------------------------------------------- alerts
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -18,17 +20,25 @@ from iop.crisis.v1 import crisis_pb2, crisis_pb2_grpc
 from iop.events.v1 import common_pb2, engagement_pb2, scheduling_pb2
 from iop.events.v1 import crisis_pb2 as ev
 from services.crisis import topics
+from services.crisis.config import CrisisSettings
+from services.crisis.domain import Step, validate_plan
+from services.crisis.reference import load_resources
+from services.crisis.service import CrisisCore
+from services.crisis.store import rung_id
 from services.plumbing.bus import dead_letter_topic
 from services.plumbing.errors import bad_request_violations, error_reason
 from services.plumbing.settings import Settings
+from services.plumbing.storage import Document
 from tests.integration.test_crisis_support import (
     Collector,
     Producer,
+    alert_service,
     crisis_db,
     ensure_consumed_topics,
     for_client,
     high_risk_request,
     md,
+    open_alert_directly,
     policy_file,
     safety_plan,
     skip_backlog,
@@ -265,3 +275,86 @@ async def test_a_contact_attempt_request_id_reused_with_other_content_is_refused
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await api.RecordContactAttempt(attempt("REACHED"), metadata=me, timeout=DEADLINE_S)
         assert error_reason(rpc_status.from_call(err.value)) == "REQUEST_ID_REUSED"
+
+
+async def test_consent_withdrawn_during_an_alert_is_honoured_by_the_api(crisis, settings) -> None:
+    client = uid("pw")
+    channel, api = stub(crisis.target)
+    me = md(settings, "clinician", "clin-W")
+    async with channel:
+        v1 = await api.SaveSafetyPlan(
+            crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client)), metadata=me, timeout=DEADLINE_S
+        )
+        contact_id = v1.emergency_contacts[0].contact_id
+        alert = await api.RaiseAlert(
+            crisis_pb2.RaiseAlertRequest(client_id=client, program_id="iop-test", request_id=uid("r")),
+            metadata=me,
+            timeout=DEADLINE_S,
+        )
+
+        def attempt(request_id: str) -> crisis_pb2.RecordContactAttemptRequest:
+            return crisis_pb2.RecordContactAttemptRequest(
+                alert_id=alert.alert_id,
+                target="EMERGENCY_CONTACT",
+                outcome="NO_ANSWER",
+                contact_id=contact_id,
+                request_id=request_id,
+            )
+
+        await api.RecordContactAttempt(attempt("e0"), metadata=me, timeout=DEADLINE_S)  # consented: recorded
+        await api.SaveSafetyPlan(  # v2: the client withdrew consent (the contact is gone)
+            crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client, emergency_contacts=[]), expected_version=1),
+            metadata=me,
+            timeout=DEADLINE_S,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await api.RecordContactAttempt(attempt("e1"), metadata=me, timeout=DEADLINE_S)
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert error_reason(rpc_status.from_call(err.value)) == "CONTACT_NOT_CONSENTED"
+        retried = await api.RecordContactAttempt(attempt("e0"), metadata=me, timeout=DEADLINE_S)
+        assert len(retried.contact_attempts) == 1  # a retry of what was recorded before is still OK
+
+
+async def test_the_emergency_contact_rung_calls_only_contacts_consenting_now(settings, tmp_path) -> None:
+    now = datetime.now(UTC)
+
+    def plan(client_id: str, *contacts: tuple[str, str]) -> dict[str, Any]:
+        raw = {
+            "client_id": client_id,
+            "warning_signs": ["pacing"],
+            "emergency_contacts": [{"name": n, "phone": p, "consent_to_contact": True} for n, p in contacts],
+        }
+        violations, clean = validate_plan(raw)
+        assert violations == []
+        return clean
+
+    async with alert_service(settings, tmp_path, "consent") as alerts:
+        core = CrisisCore(
+            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
+        )
+        withdrawn, added = uid("withdrawn"), uid("added")
+        for client in (withdrawn, added):
+            await core.save_plan(plan(client, ("Sam", "415 555 0199")), 0, "clin", now)
+            await open_alert_directly(alerts, f"alert-{client}", client, "TEST")
+        await core.save_plan(plan(withdrawn), 1, "clin", now)  # consent withdrawn during the alert
+        await core.save_plan(plan(added, ("Sam", "415 555 0199"), ("Lee", "415 555 0198")), 1, "clin", now)
+
+        async def contact_rung(client: str, via_timer: bool) -> Document:
+            alert_id = f"alert-{client}"
+            await alerts.escalate_now(alert_id, uid("drop"), "DISCONNECTED_AGAIN", now)  # rung 1: on-call
+            if via_timer:
+                alert, records, st = await alerts.current(alert_id)
+                assert await alerts._fire(alert, records, st)  # rung 2, as its timer fires it
+            else:
+                await alerts.escalate_now(alert_id, uid("drop"), "DISCONNECTED_AGAIN", now)  # rung 2 by a drop
+            rung = await alerts.store.record(rung_id(alert_id, 2))
+            assert rung is not None and rung["step"] == Step.EMERGENCY_CONTACT
+            return rung
+
+        def calls(rung: Document) -> list[str]:
+            return [t["contact_phone"] for t in rung["tasks"] if t["kind"] == "EMERGENCY_CONTACT_CALL"]
+
+        rung = await contact_rung(withdrawn, via_timer=True)
+        assert rung["problems"] == ["NO_CONSENTED_EMERGENCY_CONTACT"] and calls(rung) == [""]
+        rung = await contact_rung(added, via_timer=False)
+        assert calls(rung) == ["+14155550199", "+14155550198"]  # a contact who consented after the alert opened too

@@ -85,7 +85,8 @@ async def test_a_lost_timer_update_is_healed_and_a_settled_alert_is_not_reread(
     monkeypatch.setattr(ladder, "RESWEEP_S", 0.0)  # and every RESWEEP_S regardless
     assert await sweeps(timer, alerts) == [[reached]]
 
-    second = {"attempt_id": "attempt-2", "target": "EMERGENCY_CONTACT", "outcome": "NO_ANSWER"}
+    # (not an emergency contact: the client has no safety plan, so nobody consents to be called)
+    second = {"attempt_id": "attempt-2", "target": "MOBILE_CRISIS", "outcome": "NO_ANSWER"}
     await alerts.record_attempt(reached, second, "heal-clinician")
     headers = [await alerts.store.alert(a) for a in (lost, reached)]
     records = await alerts.store.records_of_many([h for h in headers if h is not None])

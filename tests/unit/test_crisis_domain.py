@@ -20,6 +20,7 @@ from services.crisis.domain import (
     Status,
     Step,
     TransitionError,
+    consented_contacts,
     context_problems,
     cssrs_risk,
     decide_on_drop,
@@ -435,3 +436,12 @@ def test_fold_first_rung_delayed() -> None:
     delayed = LadderPolicy("d", (LadderStepSpec(Step.CLINICIAN_CALLBACK, 30), *POLICY.steps[1:]), "oncall-1")
     st = fold_alert(delayed, T0, [])
     assert (st.status, st.next_step, st.due_at) == (Status.OPEN, 0, T0 + timedelta(seconds=30))
+
+
+def test_consented_contacts_are_read_from_the_plan_as_it_is() -> None:
+    sam = {"contact_id": "k1", "name": "Sam", "phone": "+14155550199", "consent_to_contact": True}
+    lee = {"contact_id": "k2", "name": "Lee", "phone": "+14155550198", "consent_to_contact": False}
+    assert consented_contacts({"emergency_contacts": [sam, lee]}) == [sam]
+    assert consented_contacts({"emergency_contacts": [sam], "retired": True}) == []
+    assert consented_contacts({"emergency_contacts": []}) == []
+    assert consented_contacts(None) == []
