@@ -25,7 +25,15 @@ from services.crisis.domain import (
     to_windows,
 )
 from services.crisis.reference import NoResourcesForLocation, PolicyBook, ResourceCatalog
-from services.crisis.store import CHECKINS, CLIENT_RECORDS, PLANS, RECONNECT_TASKS, CrisisStore, seq_id
+from services.crisis.store import (
+    CHECKINS,
+    CLIENT_RECORDS,
+    LATE_CHECKINS,
+    PLANS,
+    RECONNECT_TASKS,
+    CrisisStore,
+    seq_id,
+)
 from services.crisis.store import RISK as RISK_LOG
 from services.crisis.topics import FHIR_TOPIC, LOCATIONS_TOPIC, RISK, TASKS_TOPIC
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox
@@ -138,11 +146,21 @@ class CrisisCore:
         at: datetime,
     ) -> None:
         """The verified location at session start, with its crisis resources resolved now; a location
-        without reference data is published as LocalResourcesMissing (loud, not silent)."""
+        without reference data is published as LocalResourcesMissing (loud, not silent).
+
+        The current location is the check-in with the latest check-in time, not the last to arrive:
+        check-ins of different sessions come on different partitions, so an older one may arrive
+        after a newer one. Such a late check-in is kept apart (LATE_CHECKINS), as history only."""
         session, latest = await asyncio.gather(self.store.session(session_id), self.store.checkin(client_id))
         session = session or {}
         if latest is not None and latest.get("event_id") == event_id:
             return  # a redelivery: no change, no event
+        log_kind = CHECKINS
+        if latest is not None and latest["at"] > at:
+            log_kind = LATE_CHECKINS
+            _, late = await self.store.last(LATE_CHECKINS, client_id)
+            if late is not None and late.get("event_id") == event_id:
+                return  # a redelivery of a late check-in
         resources: dict[str, Any] | None
         problem = ""
         try:
@@ -174,7 +192,7 @@ class CrisisCore:
             )
             outgoing.append(OutgoingEvent(LOCATIONS_TOPIC.name, client_id, missing))
         saved = await self.store.append(
-            CHECKINS, client_id, lambda rid, _: new_document_with_outbox({"_id": rid, **doc}, SOURCE, outgoing)
+            log_kind, client_id, lambda rid, _: new_document_with_outbox({"_id": rid, **doc}, SOURCE, outgoing)
         )
         if outgoing:
             self.relay.notify(CLIENT_RECORDS, saved["_id"], saved)

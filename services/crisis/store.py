@@ -33,7 +33,8 @@ from services.plumbing.storage import Document, GroupedCalls, IndexSpec, find_by
 # three insert-only logs `<client>:<kind>:<seq>` and the active-alert slot `<client>:active`.
 CLIENT_RECORDS = "client_records"
 RISK = "risk"  # log kind: assessments, signals, flags
-CHECKINS = "checkin"  # log kind: verified locations (SessionCheckedIn)
+CHECKINS = "checkin"  # log kind: verified locations (SessionCheckedIn), in check-in time order: the last is current
+LATE_CHECKINS = "checkin_late"  # log kind: check-ins that arrived after a later one (history only)
 PLANS = "plan"  # log kind: safety-plan versions (seq = version)
 SESSIONS = "sessions"  # what crisis knows about sessions (one writer: the sessions consumer)
 ALERTS = "alerts"  # header + cached state (timer index)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,11 @@ from services.crisis.service import CrisisCore
 from services.crisis.store import rung_id
 from services.plumbing.bus import dead_letter_topic
 from services.plumbing.errors import bad_request_violations, error_reason
+from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
 from services.plumbing.storage import Document
 from tests.integration.test_crisis_support import (
+    SF,
     Collector,
     Producer,
     alert_service,
@@ -50,6 +52,9 @@ from tests.support import ServiceProcess
 
 pytestmark = pytest.mark.integration
 OUTPUT = [t.name for t in topics.ALL]
+HOUSTON = common_pb2.ClientLocation(
+    state="TX", county_fips="48201", postal_code="77002", address_line="9 Main St", city="Houston", verified=True
+)
 DEADLINE_S = 30  # the test's own calls (a fresh service's first store calls are slow on a loaded machine)
 
 
@@ -358,3 +363,53 @@ async def test_the_emergency_contact_rung_calls_only_contacts_consenting_now(set
         assert rung["problems"] == ["NO_CONSENTED_EMERGENCY_CONTACT"] and calls(rung) == [""]
         rung = await contact_rung(added, via_timer=False)
         assert calls(rung) == ["+14155550199", "+14155550198"]  # a contact who consented after the alert opened too
+
+
+async def test_an_older_checkin_arriving_later_does_not_become_the_location(crisis, io, settings) -> None:
+    producer, _ = io
+    client, newer, older = uid("po"), uid("new"), uid("old")
+    now = datetime.now(UTC)
+    # the newer check-in (Houston, now) arrives first; the older one (San Francisco, 3 h before, from
+    # another session, so another partition) arrives second
+    await producer.send(
+        topics.SESSIONS_IN,
+        newer,
+        scheduling_pb2.SessionCheckedIn(
+            session_id=newer,
+            client_id=client,
+            location=HOUSTON,
+            privacy_attestation="alone",
+            checked_in_at=to_timestamp(now),
+            backup_phone="+17135550100",
+        ),
+        "/iop/scheduler",
+    )
+    channel, api = stub(crisis.target)
+    async with channel:
+        await card_of(api, settings, client, until_session=newer)
+        late = await producer.send(
+            topics.SESSIONS_IN,
+            older,
+            scheduling_pb2.SessionCheckedIn(
+                session_id=older,
+                client_id=client,
+                location=SF,
+                privacy_attestation="alone",
+                checked_in_at=to_timestamp(now - timedelta(hours=3)),
+                backup_phone="+14155550134",
+            ),
+            "/iop/scheduler",
+        )
+        mongo, db = crisis_db(settings)
+        try:
+            for _ in range(150):  # the late check-in is recorded, as history
+                if await db.client_records.find_one({"client_id": client, "event_id": late.id}):
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the late check-in was never recorded")
+        finally:
+            await mongo.close()
+        card = await card_of(api, settings, client)
+    assert (card.location.city, card.location_session_id) == ("Houston", newer), card
+    assert card.resources.region_id == "US-TX-48201" and card.backup_phone == "+17135550100"
