@@ -553,13 +553,18 @@ class DropDecision:
     reason: str
 
 
-def decide_on_drop(risk: Risk, has_active_alert: bool, session_status: str) -> DropDecision:
+def decide_on_drop(
+    risk: Risk, has_active_alert: bool, session_status: str, dropped_at: datetime, closed_at: datetime | None
+) -> DropDecision:
     """A dropped connection during crisis opens (or escalates) an alert; otherwise a reconnect task.
 
     The drop itself says the session was live, so a session crisis has not yet seen start is
-    treated as in progress (fail safe); a drop for a session already ended is stale.
+    treated as in progress (fail safe). For a session crisis has seen end (or cancelled), event
+    time decides, not the order the events arrived in (they come on different topics): a drop at
+    or before `closed_at` happened during the session; one after it is stale. An end of unknown
+    time cannot rule the drop out, so it counts as during the session (fail safe).
     """
-    if session_status in ("ended", "cancelled"):
+    if session_status in ("ended", "cancelled") and closed_at is not None and dropped_at > closed_at:
         return DropDecision("IGNORE", "SESSION_NOT_IN_PROGRESS")
     if has_active_alert:
         return DropDecision("ESCALATE_ALERT", "DISCONNECTED_WITH_OPEN_ALERT")

@@ -89,12 +89,14 @@ class CrisisHandlers:
     async def on_ended(self, event: CloudEvent, m: scheduling_pb2.SessionEnded) -> None:
         if not m.session_id:
             raise PoisonEvent("SessionEnded without session_id")
-        await self.store.upsert_session(m.session_id, {"status": "ended", "ended_at": to_datetime(m.ended_at)}, {})
+        ended_at = to_datetime(m.ended_at) or event.time  # a drop is judged against it (decide_on_drop)
+        await self.store.upsert_session(m.session_id, {"status": "ended", "ended_at": ended_at}, {})
 
     async def on_cancelled(self, event: CloudEvent, m: scheduling_pb2.SessionCancelled) -> None:
         if not m.session_id:
             raise PoisonEvent("SessionCancelled without session_id")
-        await self.store.upsert_session(m.session_id, {"status": "cancelled"}, {})
+        cancelled_at = to_datetime(m.cancelled_at) or event.time
+        await self.store.upsert_session(m.session_id, {"status": "cancelled", "cancelled_at": cancelled_at}, {})
 
     async def on_interrupted(self, event: CloudEvent, m: scheduling_pb2.SessionInterrupted) -> None:
         if not m.session_id:
@@ -118,6 +120,10 @@ class CrisisHandlers:
     async def on_connection_dropped(self, event: CloudEvent, m: engagement_pb2.ConnectionDropped) -> None:
         if not m.client_id:
             return  # a clinician's or an unmapped participant's drop: not a crisis matter
+        # The drop is judged by when it happened (it may be processed after the session's end, which
+        # comes on another topic); the response is timed from now, when it is processed: the alert
+        # opens now and its ladder runs from now, so no rung is due in the past.
+        dropped_at = to_datetime(m.dropped_at) or event.time
         now = datetime.now(UTC)
         calls = 0
 
@@ -132,6 +138,7 @@ class CrisisHandlers:
                 program_id=m.program_id,
                 reason="CONNECTION_DROPPED",
                 now=now,
+                dropped_at=dropped_at,
                 first_delivery=calls == 1 and delivery_is_first(),  # a retry may follow a partial write
             )
 

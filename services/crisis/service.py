@@ -252,12 +252,14 @@ class CrisisCore:
         program_id: str,
         reason: str,
         now: datetime,
+        dropped_at: datetime | None = None,
         first_delivery: bool = False,
     ) -> DropOutcome:
         """Opens (or escalates) an alert for a client at moderate/high risk or with an active alert;
-        a reconnect/reschedule task otherwise. `first_delivery`: no earlier attempt ran for this
-        drop (the consumer's claim of its event is new), so the alert it would have opened is not
-        read back."""
+        a reconnect/reschedule task otherwise. `dropped_at` (default `now`) decides whether the drop
+        was during the session; `now` times the response. `first_delivery`: no earlier attempt ran
+        for this drop (the consumer's claim of its event is new), so the alert it would have opened
+        is not read back."""
         alert_id = derived_id("alert", trigger_id, client_id)
         # Everything the response may need, in one round of reads (and the active alert's header
         # when there is one).
@@ -269,7 +271,14 @@ class CrisisCore:
         active = await self.store.alert(records.active_alert_id) if records.active_alert_id else None
         current, facts = records.risk, ClientFacts(session, records.checkin, records.plan)
         risk = Risk(current["level"]) if current else Risk.UNSPECIFIED
-        decision = decide_on_drop(risk, active is not None, (facts.session or {}).get("status", ""))
+        session_doc = facts.session or {}
+        decision = decide_on_drop(
+            risk,
+            active is not None,
+            session_doc.get("status", ""),
+            dropped_at or now,
+            session_doc.get("ended_at") or session_doc.get("cancelled_at"),
+        )
         span = trace.get_current_span()
         span.set_attribute("crisis.drop.decision", decision.action)
         if own_alert is not None:

@@ -26,6 +26,7 @@ from services.crisis.reference import load_resources
 from services.crisis.service import CrisisCore
 from services.crisis.store import rung_id
 from services.plumbing.bus import dead_letter_topic
+from services.plumbing.consumer import PROCESSED_COLLECTION
 from services.plumbing.errors import bad_request_violations, error_reason
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
@@ -48,7 +49,7 @@ from tests.integration.test_crisis_support import (
     stub,
     uid,
 )
-from tests.support import ServiceProcess
+from tests.support import ServiceProcess, isolated_environment
 
 pytestmark = pytest.mark.integration
 OUTPUT = [t.name for t in topics.ALL]
@@ -86,6 +87,20 @@ async def rejected(call: Awaitable[object]) -> tuple[grpc.StatusCode, list[str]]
         await call
     status = rpc_status.from_call(err.value)
     return err.value.code(), [f for f, _ in bad_request_violations(status)] if status else []
+
+
+async def applied(settings: Settings, consumer: str, event_id: str) -> None:
+    """Wait until the crisis consumer `consumer` (sessions, attendance, outcomes) applied the event."""
+    marker = f"{isolated_environment()['KAFKA_GROUP_PREFIX']}.crisis.{consumer}:{event_id}"
+    mongo, db = crisis_db(settings)
+    try:
+        for _ in range(150):
+            if await db[PROCESSED_COLLECTION].find_one({"_id": marker}):
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await mongo.close()
+    raise AssertionError(f"the crisis {consumer} consumer never applied {event_id}")
 
 
 async def card_of(
@@ -400,16 +415,52 @@ async def test_an_older_checkin_arriving_later_does_not_become_the_location(cris
             ),
             "/iop/scheduler",
         )
-        mongo, db = crisis_db(settings)
-        try:
-            for _ in range(150):  # the late check-in is recorded, as history
-                if await db.client_records.find_one({"client_id": client, "event_id": late.id}):
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("the late check-in was never recorded")
-        finally:
-            await mongo.close()
+        await applied(settings, "sessions", late.id)
         card = await card_of(api, settings, client)
     assert (card.location.city, card.location_session_id) == ("Houston", newer), card
     assert card.resources.region_id == "US-TX-48201" and card.backup_phone == "+17135550100"
+
+
+async def test_a_drop_processed_after_the_sessions_end_is_judged_by_its_own_time(crisis, io, settings) -> None:
+    producer, out = io
+    clinician, ended_at = uid("clin"), datetime.now(UTC)
+    during, after = uid("pe"), uid("pe")  # clients: dropped 2 min before the end, and 1 min after it
+    sessions = {client: uid("ps") for client in (during, after)}
+    channel, api = stub(crisis.target)
+    ends = []
+    async with channel:
+        for client, session in sessions.items():
+            await api.AssessCssrs(high_risk_request(client), metadata=md(settings, "clinician"), timeout=DEADLINE_S)
+            await producer.session_live(session, client, clinician)
+            ended = scheduling_pb2.SessionEnded(
+                session_id=session, clinician_id=clinician, ended_at=to_timestamp(ended_at), program_id="iop-test"
+            )
+            ends.append(await producer.send(topics.SESSIONS_IN, session, ended, "/iop/scheduler"))
+    for end in ends:  # the sessions' ends are applied first (the attendance topic lags behind)
+        await applied(settings, "sessions", end.id)
+
+    sent_at, drops = datetime.now(UTC), {}
+    for client, offset in ((during, timedelta(minutes=-2)), (after, timedelta(minutes=1))):
+        drops[client] = await producer.send(
+            topics.ATTENDANCE_IN,
+            sessions[client],
+            engagement_pb2.ConnectionDropped(
+                session_id=sessions[client],
+                client_id=client,
+                dropped_at=to_timestamp(ended_at + offset),
+                clinician_id=clinician,
+                reason="connection_lost",
+                program_id="iop-test",
+            ),
+            "/iop/engagement",
+        )
+    opened = await out.wait_for(for_client(during, "AlertOpened"))
+    assert opened, "a high-risk client's drop during the session was ignored"
+    alert = opened[0][2]
+    # the response is timed from when the drop was processed: opened now, the next rung an hour on
+    opened_at, due = alert.opened_at.ToDatetime(tzinfo=UTC), alert.next_step_due_at.ToDatetime(tzinfo=UTC)
+    assert opened_at >= sent_at - timedelta(seconds=1) and due - opened_at == timedelta(hours=1)
+    callback = await out.wait_for(for_client(during, "CrisisTaskCreated"))
+    assert callback and callback[0][2].kind == "CALLBACK"
+    await applied(settings, "attendance", drops[after].id)  # the drop after the end was applied: nothing for it
+    assert out.matching(for_client(after, "AlertOpened")) == out.matching(for_client(after, "CrisisTaskCreated")) == []

@@ -357,7 +357,29 @@ def test_an_invalid_backup_phone_is_named_on_the_callback_tasks() -> None:
     ],
 )
 def test_disconnection_decision(risk: Risk, active: bool, status: str, action: str) -> None:
-    assert decide_on_drop(risk, active, status).action == action
+    dropped = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
+    assert decide_on_drop(risk, active, status, dropped, dropped - timedelta(minutes=1)).action == action
+
+
+ENDED_AT = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("status", "dropped_at", "closed_at", "action"),
+    [
+        # the session's end was processed first (another topic): the drop's own time decides
+        ("ended", ENDED_AT - timedelta(minutes=2), ENDED_AT, "OPEN_ALERT"),
+        ("ended", ENDED_AT, ENDED_AT, "OPEN_ALERT"),  # at the end is still during the session
+        ("ended", ENDED_AT + timedelta(seconds=1), ENDED_AT, "IGNORE"),
+        ("cancelled", ENDED_AT - timedelta(minutes=2), ENDED_AT, "OPEN_ALERT"),
+        ("cancelled", ENDED_AT + timedelta(minutes=2), ENDED_AT, "IGNORE"),
+        ("ended", ENDED_AT, None, "OPEN_ALERT"),  # an end of unknown time does not rule the drop out
+    ],
+)
+def test_a_drop_is_judged_by_its_own_time_against_the_sessions_end(
+    status: str, dropped_at: datetime, closed_at: datetime | None, action: str
+) -> None:
+    assert decide_on_drop(Risk.HIGH, False, status, dropped_at, closed_at).action == action
 
 
 def test_shipped_reference_data_loads_and_fails_loudly_for_unknown_locations() -> None:
