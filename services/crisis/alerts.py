@@ -43,6 +43,7 @@ from services.crisis.domain import (
     fire_step,
     fold_alert,
     pick_callback_phone,
+    signal_task,
     to_windows,
     transition,
 )
@@ -422,6 +423,38 @@ class AlertService:
                 fresh, _ = await self.reconcile(alert, [*records, appended])
                 return fresh
         raise RuntimeError("alert kept changing under escalation; retry")
+
+    async def note_signal(self, alert_id: str, trigger_id: str, reason: str, now: datetime) -> Document | None:
+        """A crisis signal for a client whose alert is active: recorded on the alert (a SIGNAL
+        record, once per signal) with a CRISIS_SIGNAL task for whoever answers the alert now. The
+        ladder is neither restarted nor moved (`fold_alert` does not count signals). None when the
+        alert turned out to be resolved."""
+        for _ in range(MAX_RETRIES):
+            alert = await self.store.alert(alert_id)
+            if alert is None:
+                return None
+            records = await self.store.records(alert)
+            if any(r.get("trigger_id") == trigger_id for r in records):
+                return alert  # this signal was noted already
+            st = state_of(alert, records)
+            if st.status == Status.RESOLVED:
+                await self.reconcile(alert, records)  # frees the client's active slot for a new alert
+                return None
+            task = signal_task(context_of(alert), now, f"{alert_id}:{trigger_id}:signal", escalated=st.next_step >= 2)
+            task_doc = events.task_document(task, alert, now)
+            record = {
+                "alert_id": alert_id,
+                "client_id": alert["client_id"],
+                "kind": "SIGNAL",
+                "reason": reason,
+                "trigger_id": trigger_id,
+                "at": now,
+                "tasks": [task_doc],
+            }
+            outgoing = [OutgoingEvent(TASKS_TOPIC.name, alert["client_id"], events.task_event(task_doc, alert))]
+            if await self._append(alert, records, record, outgoing) is not None:
+                return alert
+        raise RuntimeError("alert kept changing while a signal was noted; retry")
 
     # ------------------------------------------------------------------ the timer
 

@@ -6,7 +6,7 @@ No I/O here: the store, handlers and API call these functions with plain values.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from enum import IntEnum
 from typing import Any
@@ -465,7 +465,9 @@ class AlertContext:
 @dataclass(frozen=True)
 class Task:
     task_id: str
-    kind: str  # CALLBACK | ON_CALL_NOTIFICATION | EMERGENCY_CONTACT_CALL | EMERGENCY_SERVICES | RECONNECT_RESCHEDULE
+    # CALLBACK | ON_CALL_NOTIFICATION | EMERGENCY_CONTACT_CALL | EMERGENCY_SERVICES | RECONNECT_RESCHEDULE
+    # | CRISIS_SIGNAL
+    kind: str
     route: Route
     assignee_id: str
     problems: tuple[str, ...] = ()
@@ -502,6 +504,13 @@ def callback_task(ctx: AlertContext, at: datetime, task_id: str, *, escalated: b
         routing = route_contact(at, ctx.windows, ctx.time_zone, ctx.clinician_id, ctx.on_call_id)
     problems = tuple(p for p in context_problems(ctx) if p in PHONE_PROBLEMS)
     return Task(task_id, "CALLBACK", routing.route, routing.assignee_id, problems)
+
+
+def signal_task(ctx: AlertContext, at: datetime, task_id: str, *, escalated: bool) -> Task:
+    """A new crisis signal (a positive PHQ-9 item 9) while the alert is active: a CRISIS_SIGNAL
+    task for whoever answers the alert now, routed like its callback (it carries the same phone,
+    location and resources). It adds to the alert; it starts no ladder and moves none."""
+    return replace(callback_task(ctx, at, task_id, escalated=escalated), kind="CRISIS_SIGNAL")
 
 
 def fire_step(ctx: AlertContext, policy: LadderPolicy, index: int, at: datetime) -> StepFiring:

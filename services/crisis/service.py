@@ -369,7 +369,9 @@ class CrisisCore:
         return task_id
 
     async def on_crisis_signal(self, *, trigger_id: str, client_id: str, value: int, now: datetime) -> str:
-        """A positive PHQ-9 item 9: risk at least MODERATE, and an alert so a clinician follows up now."""
+        """A positive PHQ-9 item 9: risk at least MODERATE, and an alert so a clinician follows up now.
+        With an alert already active, the signal is noted on it (a SIGNAL record and a CRISIS_SIGNAL
+        task for whoever answers it), not dropped, and no second alert or ladder is started."""
         if value < 1:
             return ""
         doc = await self.set_risk(
@@ -381,21 +383,31 @@ class CrisisCore:
             now,
             only_raise=True,
         )
-        if await self.store.active_alert(client_id) is not None:
-            return ""
-        alert, _ = await self.alerts.open_alert(
-            alert_id=derived_id("alert", trigger_id, client_id),
-            client_id=client_id,
-            session_id="",
-            program_id="",
-            clinician_id="",
-            reason="PHQ9_ITEM9_POSITIVE",
-            risk=Risk(doc["level"]),
-            trigger_event_id=trigger_id,
-            extra_assignees=[],
-            now=now,
-        )
-        return alert["_id"] if alert else ""
+        alert_id = derived_id("alert", trigger_id, client_id)
+        own, active = await asyncio.gather(self.store.alert(alert_id), self.store.active_alert(client_id))
+        if own is not None:
+            return alert_id  # a redelivery: this signal opened it
+        for _ in range(MAX_RETRIES):
+            if active is not None:
+                noted = await self.alerts.note_signal(active["_id"], trigger_id, "PHQ9_ITEM9_POSITIVE", now)
+                if noted is not None:
+                    return str(noted["_id"])
+            alert, _ = await self.alerts.open_alert(  # no alert, or the active one was resolved meanwhile
+                alert_id=alert_id,
+                client_id=client_id,
+                session_id="",
+                program_id="",
+                clinician_id="",
+                reason="PHQ9_ITEM9_POSITIVE",
+                risk=Risk(doc["level"]),
+                trigger_event_id=trigger_id,
+                extra_assignees=[],
+                now=now,
+            )
+            if alert is not None:
+                return str(alert["_id"])
+            active = await self.store.active_alert(client_id)  # another alert became active concurrently
+        raise RuntimeError("could not open an alert or note the signal on the active one; retry")
 
 
 async def _nothing() -> Document | None:

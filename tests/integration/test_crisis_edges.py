@@ -464,3 +464,70 @@ async def test_a_drop_processed_after_the_sessions_end_is_judged_by_its_own_time
     assert callback and callback[0][2].kind == "CALLBACK"
     await applied(settings, "attendance", drops[after].id)  # the drop after the end was applied: nothing for it
     assert out.matching(for_client(after, "AlertOpened")) == out.matching(for_client(after, "CrisisTaskCreated")) == []
+
+
+async def test_a_positive_item_9_while_an_alert_is_active_is_noted_on_it(crisis, io, settings) -> None:
+    producer, out = io
+    client = uid("sig")
+
+    async def signal(value: int):  # type: ignore[no-untyped-def]
+        return await producer.send(
+            topics.OUTCOMES_IN,
+            client,
+            engagement_pb2.CrisisSignal(
+                client_id=client, source="phq9-item9", value=value, observed_at=to_timestamp(datetime.now(UTC))
+            ),
+            "/iop/engagement",
+        )
+
+    await signal(2)
+    opened = await out.wait_for(for_client(client, "AlertOpened"))
+    assert opened, "the first positive item 9 opened no alert"
+    alert_id = opened[0][2].alert_id
+    channel, api = stub(crisis.target)
+    async with channel:
+        before = await api.GetAlert(
+            crisis_pb2.GetAlertRequest(alert_id=alert_id), metadata=md(settings, "clinician"), timeout=DEADLINE_S
+        )
+        second = await signal(1)  # while the alert is active
+        noted = await out.wait_for(for_client(client, "CrisisTaskCreated"), count=3)  # callback, on-call, signal
+        task = next((t[2] for t in noted if t[2].kind == "CRISIS_SIGNAL"), None)
+        assert task is not None, [t[2].kind for t in noted]
+        assert task.alert_id == alert_id and task.assignee_id
+        after = await api.GetAlert(
+            crisis_pb2.GetAlertRequest(alert_id=alert_id), metadata=md(settings, "clinician"), timeout=DEADLINE_S
+        )
+    assert (after.status, after.next_step_index, after.next_step_due_at) == (
+        before.status,
+        before.next_step_index,
+        before.next_step_due_at,
+    )  # the ladder is neither restarted nor moved
+    assert len(out.matching(for_client(client, "AlertOpened"))) == 1  # no second alert
+    mongo, db = crisis_db(settings)
+    try:
+        records = await db.alert_records.find({"alert_id": alert_id, "kind": "SIGNAL"}).to_list()
+        assert [(r["trigger_id"], r["reason"]) for r in records] == [(second.id, "PHQ9_ITEM9_POSITIVE")]
+    finally:
+        await mongo.close()
+
+
+async def test_a_signal_is_noted_once_and_a_resolved_alert_is_not_noted_on(settings, tmp_path) -> None:
+    async with alert_service(settings, tmp_path, "signal") as alerts:
+        core = CrisisCore(
+            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
+        )
+        client, now = uid("sig"), datetime.now(UTC)
+
+        async def signal(trigger_id: str) -> str:
+            return await core.on_crisis_signal(trigger_id=trigger_id, client_id=client, value=2, now=now)
+
+        first = await signal("s1")
+        assert await signal("s2") == first and await signal("s2") == first  # noted, then a redelivery
+        assert await signal("s1") == first  # a redelivery of the signal that opened it
+        _, records, _ = await alerts.current(first)
+        assert [r["trigger_id"] for r in records if r["kind"] == "SIGNAL"] == ["s2"]
+        await alerts.resolve(first, "SAFE_AT_HOME", "clin")
+        third = await signal("s3")  # after the alert was resolved: a new alert, not a note on the old one
+        assert third and third != first
+        _, records, _ = await alerts.current(first)
+        assert [r["trigger_id"] for r in records if r["kind"] == "SIGNAL"] == ["s2"]

@@ -31,6 +31,7 @@ from services.crisis.domain import (
     pick_callback_phone,
     risk_after_crisis_signal,
     route_contact,
+    signal_task,
     status_after_step,
     to_windows,
     transition,
@@ -467,3 +468,19 @@ def test_consented_contacts_are_read_from_the_plan_as_it_is() -> None:
     assert consented_contacts({"emergency_contacts": [sam], "retired": True}) == []
     assert consented_contacts({"emergency_contacts": []}) == []
     assert consented_contacts(None) == []
+
+
+def test_a_crisis_signal_on_an_active_alert_is_a_task_for_whoever_answers_it() -> None:
+    task = signal_task(context(), IN_HOURS, "a-1:sig-1:signal", escalated=False)
+    assert (task.kind, task.route, task.assignee_id) == ("CRISIS_SIGNAL", Route.CLINICIAN_WORK_QUEUE, "clin-1")
+    escalated = signal_task(context(), IN_HOURS, "a-1:sig-1:signal", escalated=True)
+    assert (escalated.route, escalated.assignee_id) == (Route.ON_CALL, "oncall-1")
+
+
+def test_fold_a_signal_neither_restarts_nor_moves_the_ladder() -> None:
+    signal = {"kind": "SIGNAL", "reason": "PHQ9_ITEM9_POSITIVE", "at": T0 + timedelta(seconds=20)}
+    running = fold_alert(POLICY, T0, [rung(0, 0, "OPENED")])
+    assert fold_alert(POLICY, T0, [rung(0, 0, "OPENED"), signal]) == running
+    reached = {"kind": "ATTEMPT", "reached": True, "at": T0 + timedelta(seconds=10)}
+    stopped = fold_alert(POLICY, T0, [rung(0, 0, "OPENED"), reached])
+    assert fold_alert(POLICY, T0, [rung(0, 0, "OPENED"), reached, signal]) == stopped
