@@ -350,8 +350,13 @@ class AlertService:
             OutgoingEvent(FHIR_TOPIC.name, client_id, fhir.alert_flag(alert_id, client_id, True, now, None)),
         ]
         written = new_document_with_outbox(alert, SOURCE, outgoing)
-        if not await self.store.insert_new(ALERTS, written):
-            return await self.store.alert(alert_id), False  # written concurrently by a redelivery
+        if not await self.store.insert_new(ALERTS, written):  # written concurrently (a redelivery, a retry)
+            existing = await self.store.alert(alert_id)
+            if existing is not None and existing["client_id"] != client_id:
+                # a request id reused for another client, concurrently: the slot taken above would
+                # make that client's alert this client's active one
+                await self.store.release_active(client_id, alert_id)
+            return existing, False
         self.relay.notify(ALERTS, alert_id, written)
         await self.store.set_timer(alert_id, st.due_at, True, first=True)
         self.on_due(alert_id, st.due_at)

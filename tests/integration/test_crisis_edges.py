@@ -21,7 +21,7 @@ from iop.events.v1 import common_pb2, engagement_pb2, scheduling_pb2
 from iop.events.v1 import crisis_pb2 as ev
 from services.crisis import topics
 from services.crisis.config import CrisisSettings
-from services.crisis.domain import Step, validate_plan
+from services.crisis.domain import Risk, Step, validate_plan
 from services.crisis.reference import load_resources
 from services.crisis.service import CrisisCore
 from services.crisis.store import rung_id
@@ -531,3 +531,29 @@ async def test_a_signal_is_noted_once_and_a_resolved_alert_is_not_noted_on(setti
         assert third and third != first
         _, records, _ = await alerts.current(first)
         assert [r["trigger_id"] for r in records if r["kind"] == "SIGNAL"] == ["s2"]
+
+
+async def test_an_alert_id_taken_by_another_client_concurrently_leaves_no_slot(settings, tmp_path) -> None:
+    """Two RaiseAlerts with one request_id for two clients at once: both found no alert, the first
+    wrote it; the second must not be left holding the first client's alert as its active one."""
+    async with alert_service(settings, tmp_path, "race") as alerts:
+        first, second, alert_id = uid("px"), uid("py"), uid("raised")
+        await open_alert_directly(alerts, alert_id, first, "TEST")
+        alert, created = await alerts.open_alert(
+            alert_id=alert_id,
+            client_id=second,
+            session_id="",
+            program_id="",
+            clinician_id="clin-B",
+            reason="CLINICIAN_RAISED",
+            risk=Risk.HIGH,
+            trigger_event_id="",
+            extra_assignees=[],
+            now=datetime.now(UTC),
+            known_absent=True,  # its lookup ran before the first client's insert
+        )
+        assert (
+            not created and alert is not None and alert["client_id"] == first
+        )  # the API refuses it (REQUEST_ID_REUSED)
+        assert await alerts.store.active_alert(second) is None
+        assert (await alerts.store.active_alert(first) or {}).get("_id") == alert_id
