@@ -53,6 +53,7 @@ from services.crisis.store import ALERT_RECORDS, ALERTS, CrisisStore, rung_id
 from services.crisis.topics import ALERTS_TOPIC, FHIR_TOPIC, TASKS_TOPIC
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox
 from services.plumbing.storage import Document
+from services.plumbing.telemetry import current_span
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("iop.crisis.alerts")
@@ -486,7 +487,7 @@ class AlertService:
     async def _fire(self, alert: Document, records: list[Document], st: AlertState) -> bool:
         alert_id = alert["_id"]
         parent = propagate.extract(alert.get("trace") or {})
-        with tracer.start_as_current_span("crisis ladder rung", context=parent) as span:
+        with current_span(tracer, "crisis ladder rung", context=parent) as span:
             policy, n = policy_of(alert), st.next_step
             actx = await self.with_current_consent(alert, context_of(alert), n)
             fired_at = datetime.now(UTC)

@@ -16,6 +16,8 @@ import aiohttp
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from services.plumbing.telemetry import current_span
+
 if TYPE_CHECKING:
     from services.crisis.alerts import Delivery
 
@@ -46,7 +48,7 @@ class Pager:
             "assignee_id": assignee_id,
             "task_ids": task_ids,
         }
-        with tracer.start_as_current_span("paging POST", kind=SpanKind.CLIENT) as span:
+        with current_span(tracer, "paging POST", kind=SpanKind.CLIENT) as span:
             span.set_attribute("server.address", self.url.split("/")[2] if "//" in self.url else self.url)
             headers: dict[str, str] = {"Idempotency-Key": idempotency_key}
             propagate.inject(headers)

@@ -65,7 +65,7 @@ from services.plumbing.logs import configure_logging
 from services.plumbing.protos import to_datetime, to_timestamp
 from services.plumbing.settings import Settings, get_settings
 from services.plumbing.storage import mongo_client, service_database
-from services.plumbing.telemetry import setup_telemetry, shutdown_telemetry
+from services.plumbing.telemetry import current_span, setup_telemetry, shutdown_telemetry
 from services.scheduler.topics import SESSIONS
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,8 @@ class EngagementWorker:
         a third of the per-record time for nothing."""
         if not self.settings.telemetry_enabled:
             return contextlib.nullcontext()
-        return tracer.start_as_current_span(
+        return current_span(
+            tracer,
             f"{event.message.topic} process",
             context=propagate.extract(headers, getter=_getter),  # type: ignore[arg-type]
             kind=SpanKind.CONSUMER,

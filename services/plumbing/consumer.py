@@ -60,7 +60,7 @@ from services.plumbing.envelope import CloudEvent, EnvelopeError, KafkaHeaders
 from services.plumbing.ops.metrics import get_metrics
 from services.plumbing.settings import Settings
 from services.plumbing.storage import BatchedWrites, Document, IndexSpec, find_by_ids, insert_new
-from services.plumbing.telemetry import record_error
+from services.plumbing.telemetry import current_span, record_error
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("iop.consumer")
@@ -394,7 +394,8 @@ class EventConsumer:
     ) -> bool:
         """Run the handler with bounded retries; False when the event was dead-lettered."""
         parent = propagate.extract(record.headers, getter=_getter)
-        with tracer.start_as_current_span(
+        with current_span(
+            tracer,
             f"{record.topic} process",
             context=parent,
             kind=SpanKind.CONSUMER,

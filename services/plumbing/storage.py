@@ -27,6 +27,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
 
 from services.plumbing.settings import Settings
+from services.plumbing.telemetry import current_span
 
 log = logging.getLogger(__name__)
 _storage_tracer = trace.get_tracer("iop.storage")
@@ -213,8 +214,8 @@ class _GroupCommit:
         }
 
     async def _submit(self, items: list[Any]) -> Any:
-        with self._tracer.start_as_current_span(
-            self._span_name, kind=SpanKind.CLIENT, attributes=self._span_attributes
+        with current_span(
+            self._tracer, self._span_name, kind=SpanKind.CLIENT, attributes=self._span_attributes
         ) as span:
             waiting = _Waiting(items, asyncio.get_running_loop().create_future(), span)
             self._waiting.append(waiting)

@@ -8,15 +8,18 @@ attributes: instrumentations that could record payloads (pymongo statements) are
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import Status, StatusCode
 
 from services.plumbing.otlp_export import OtlpSpanProcessor
 from services.plumbing.settings import Settings
@@ -138,6 +141,22 @@ def record_error(span: trace.Span, error: BaseException, *, with_message: bool =
     if with_message:
         attributes["exception.message"] = str(error)
     span.add_event("exception", attributes)
+
+
+@contextlib.contextmanager
+def current_span(tracer: trace.Tracer, name: str, **options: Any) -> Iterator[trace.Span]:
+    """`tracer.start_as_current_span`, except for an error that escapes it: the SDK would put the
+    error's message on the span twice (its `exception` event and its status description); here the
+    span gets `record_error`'s event and the error's type as its status."""
+    with tracer.start_as_current_span(name, record_exception=False, set_status_on_exception=False, **options) as span:
+        try:
+            yield span
+        except (asyncio.CancelledError, GeneratorExit):
+            raise
+        except BaseException as error:
+            record_error(span, error)
+            span.set_status(Status(StatusCode.ERROR, type(error).__qualname__))
+            raise
 
 
 def shutdown_telemetry() -> None:

@@ -6,6 +6,10 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 from iop.events.v1 import scheduling_pb2
 from services.plumbing import auth
@@ -14,6 +18,7 @@ from services.plumbing.errors import FieldViolations, InvalidArgument, Unauthent
 from services.plumbing.outbox import OutgoingEvent, with_outbox
 from services.plumbing.protos import request_time
 from services.plumbing.settings import Settings
+from services.plumbing.telemetry import current_span
 from tests.support import isolated_settings
 
 
@@ -132,3 +137,18 @@ def test_request_time_reads_set_and_unset_timestamps() -> None:
     assert request_time(request, "starts_at") is None
     request.starts_at.seconds = 1_700_000_000
     assert request_time(request, "starts_at") == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+
+
+def test_an_error_escaping_a_span_leaves_its_type_and_frames_not_its_message() -> None:
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    stored = {"name": "Jane" + " Doe"}
+    with pytest.raises(KeyError), current_span(provider.get_tracer("test"), "work"):
+        raise KeyError(f"no plan for {stored['name']}")  # a message may quote request or stored data
+    (span,) = spans.get_finished_spans()
+    assert span.status.status_code is StatusCode.ERROR and span.status.description == "KeyError"
+    (event,) = span.events
+    assert event.name == "exception" and dict(event.attributes or {})["exception.type"] == "KeyError"
+    assert "test_an_error_escaping" in str(dict(event.attributes or {})["exception.stacktrace"])
+    assert "Jane Doe" not in span.to_json()
