@@ -609,6 +609,35 @@ def complete_producer_flush() -> None:
     ProducerBuffer._iop_complete_flush = True  # type: ignore[attr-defined]
 
 
+# How long the broker may hold a fetch that finds no records (faust 0.15 hard-codes 1,500 ms).
+FETCH_MAX_WAIT_MS = 100
+
+
+def fetch_without_long_holds() -> None:
+    """The worker's consumer asks the broker to hold an empty fetch FETCH_MAX_WAIT_MS at most.
+
+    aiokafka has one fetch in flight per broker, and asks in it only for the partitions whose
+    records it has handed on. While this worker is behind on the signals partitions, the fetch it
+    sends covers the idle ones (the internal topics, the other sources); the broker holds that
+    fetch until data comes or fetch_max_wait_ms passes, and the signals, read meanwhile, wait
+    for it. With faust's 1,500 ms the worker then read a 1.5 s backlog at once, fell behind again,
+    and repeated: end-to-end latency went 0.5-1.7 s in a sawtooth from a few seconds into the
+    benchmark's 1,000 signals/s, in about half the runs on 2026-12-07 (a fetch that returned
+    nothing after 1.0 s, with 1,000 signals/s arriving, then 1,500-1,700 records).
+    """
+    if getattr(AIOKafkaConsumerThread, "_iop_short_fetch_wait", False):
+        return
+    create = AIOKafkaConsumerThread._create_worker_consumer
+
+    def create_worker_consumer(self: AIOKafkaConsumerThread, transport: Any) -> Any:
+        consumer = create(self, transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts its fetcher
+        return consumer
+
+    AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
+    AIOKafkaConsumerThread._iop_short_fetch_wait = True  # type: ignore[attr-defined]
+
+
 def resume_streams_without_dropping_records() -> None:
     """Resume the stream partitions after a rebalance so that no record is dropped (this process only).
 
@@ -694,6 +723,7 @@ def main() -> None:
     Path(config.worker_datadir, app_id(settings)).mkdir(parents=True, exist_ok=True)
     complete_producer_flush()
     resume_streams_without_dropping_records()
+    fetch_without_long_holds()
     worker = EngagementWorker(settings, config, load_rules())
     try:
         faust.Worker(

@@ -9,10 +9,15 @@ from contextlib import nullcontext
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-from services.engagement.worker import resume_streams_without_dropping_records
+from services.engagement.worker import (
+    FETCH_MAX_WAIT_MS,
+    fetch_without_long_holds,
+    resume_streams_without_dropping_records,
+)
 
 
 class _Events:
@@ -99,3 +104,14 @@ async def test_a_fetch_asks_aiokafka_for_the_partitions_active_when_it_started()
     assert got == {"changelog-0": [1]}  # faust 0.15.3 also returned (and then discarded) stream-0's records
     assert await fetch(thread, consumer, set(), timeout=1.0, max_records=10) == {}  # type: ignore[arg-type]
     assert len(asked) == 1  # an empty set fetches nothing
+
+
+def test_the_worker_consumer_asks_the_broker_to_hold_an_empty_fetch_briefly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """faust creates its consumer with fetch_max_wait_ms=1500: a fetch for idle partitions then held
+    the signals behind it for up to 1.5 s (docs/engagement.md)."""
+    created = SimpleNamespace(_fetch_max_wait_ms=1500)  # what faust's own method builds
+    monkeypatch.setattr(AIOKafkaConsumerThread, "_create_worker_consumer", lambda self, transport: created)
+    monkeypatch.delattr(AIOKafkaConsumerThread, "_iop_short_fetch_wait", raising=False)
+    fetch_without_long_holds()
+    consumer = AIOKafkaConsumerThread._create_worker_consumer(SimpleNamespace(), SimpleNamespace())  # type: ignore[arg-type]
+    assert consumer is created and consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS <= 100
