@@ -556,6 +556,13 @@ def status_after_step(status: Status, index: int) -> Status:
 # ----------------------------------------------------------------------------- disconnections
 
 
+# A drop's time is the video platform's clock, a session's end the scheduler's; the engagement
+# service accepts platform times up to 5 minutes ahead of its own, and a platform may report a lost
+# connection only after its own timeout. A drop up to this long after the recorded end may have
+# happened during the session, and counts as such (fail safe).
+DROP_AFTER_END_TOLERANCE = timedelta(minutes=5)
+
+
 @dataclass(frozen=True)
 class DropDecision:
     action: str  # OPEN_ALERT | ESCALATE_ALERT | RECONNECT_TASK | IGNORE
@@ -570,10 +577,15 @@ def decide_on_drop(
     The drop itself says the session was live, so a session crisis has not yet seen start is
     treated as in progress (fail safe). For a session crisis has seen end (or cancelled), event
     time decides, not the order the events arrived in (they come on different topics): a drop at
-    or before `closed_at` happened during the session; one after it is stale. An end of unknown
-    time cannot rule the drop out, so it counts as during the session (fail safe).
+    or before `closed_at` (give or take the two clocks, DROP_AFTER_END_TOLERANCE) happened during
+    the session; one later is stale. An end of unknown time cannot rule the drop out, so it counts
+    as during the session (fail safe).
     """
-    if session_status in ("ended", "cancelled") and closed_at is not None and dropped_at > closed_at:
+    if (
+        session_status in ("ended", "cancelled")
+        and closed_at is not None
+        and dropped_at > closed_at + DROP_AFTER_END_TOLERANCE
+    ):
         return DropDecision("IGNORE", "SESSION_NOT_IN_PROGRESS")
     if has_active_alert:
         return DropDecision("ESCALATE_ALERT", "DISCONNECTED_WITH_OPEN_ALERT")

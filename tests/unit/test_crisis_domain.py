@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.crisis.domain import (
+    DROP_AFTER_END_TOLERANCE,
     AlertContext,
     Answer,
     CssrsAnswers,
@@ -359,7 +360,7 @@ def test_an_invalid_backup_phone_is_named_on_the_callback_tasks() -> None:
 )
 def test_disconnection_decision(risk: Risk, active: bool, status: str, action: str) -> None:
     dropped = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
-    assert decide_on_drop(risk, active, status, dropped, dropped - timedelta(minutes=1)).action == action
+    assert decide_on_drop(risk, active, status, dropped, dropped - timedelta(hours=1)).action == action
 
 
 ENDED_AT = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
@@ -371,9 +372,13 @@ ENDED_AT = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
         # the session's end was processed first (another topic): the drop's own time decides
         ("ended", ENDED_AT - timedelta(minutes=2), ENDED_AT, "OPEN_ALERT"),
         ("ended", ENDED_AT, ENDED_AT, "OPEN_ALERT"),  # at the end is still during the session
-        ("ended", ENDED_AT + timedelta(seconds=1), ENDED_AT, "IGNORE"),
+        # the drop's time is the video platform's clock, the end the scheduler's: a platform clock
+        # minutes ahead, or a lost connection reported after the platform's timeout, is still a drop
+        ("ended", ENDED_AT + timedelta(seconds=5), ENDED_AT, "OPEN_ALERT"),
+        ("ended", ENDED_AT + DROP_AFTER_END_TOLERANCE, ENDED_AT, "OPEN_ALERT"),
+        ("ended", ENDED_AT + DROP_AFTER_END_TOLERANCE + timedelta(seconds=1), ENDED_AT, "IGNORE"),
         ("cancelled", ENDED_AT - timedelta(minutes=2), ENDED_AT, "OPEN_ALERT"),
-        ("cancelled", ENDED_AT + timedelta(minutes=2), ENDED_AT, "IGNORE"),
+        ("cancelled", ENDED_AT + timedelta(minutes=20), ENDED_AT, "IGNORE"),
         ("ended", ENDED_AT, None, "OPEN_ALERT"),  # an end of unknown time does not rule the drop out
     ],
 )
