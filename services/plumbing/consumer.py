@@ -459,8 +459,9 @@ class EventConsumer:
                     await asyncio.sleep(self._backoff_s * 2 ** (attempt - 1))
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: BaseException, attempts: int) -> None:
-        """Forward the record as it came, with why it failed in dlq_* headers."""
-        reason = str(exc)[:500]
+        """Forward the record as it came, with why it failed in dlq_* headers: the reason a handler
+        or the envelope wrote, or for any other error its type (its message may quote data)."""
+        reason = str(exc)[:500] if isinstance(exc, PoisonEvent | EnvelopeError) else type(exc).__name__
         headers: KafkaHeaders = [(k, v) for k, v in record.headers if v is not None and not k.startswith("dlq_")]
         headers += [
             ("dlq_original_topic", record.topic.encode()),

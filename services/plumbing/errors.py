@@ -107,6 +107,16 @@ class Unavailable(ServiceError):
         super().__init__(message, [_error_info(reason, metadata)])
 
 
+class Aborted(ServiceError):
+    """A concurrency conflict: nothing was applied; the same request may succeed if retried."""
+
+    code = grpc.StatusCode.ABORTED
+    rpc_code = code_pb2.ABORTED
+
+    def __init__(self, reason: str, message: str, metadata: dict[str, str] | None = None) -> None:
+        super().__init__(message, [_error_info(reason, metadata)])
+
+
 class ResourceExhausted(ServiceError):
     """The server is at capacity: not applied, retry after `retry_after_s` (google.rpc.RetryInfo).
     Clients' retry policies do not retry this code on their own (they retry UNAVAILABLE), so a

@@ -22,6 +22,7 @@ from iop.compliance.v1 import compliance_pb2
 from iop.events.v1 import common_pb2, scheduling_pb2
 from services.plumbing.auth import Principal
 from services.plumbing.errors import (
+    Aborted,
     AlreadyExists,
     FailedPrecondition,
     FieldViolations,
@@ -45,6 +46,7 @@ from services.scheduler.store import (
     Conflict,
     SchedulerStore,
     seat_key,
+    seat_number,
 )
 from services.scheduler.topics import FHIR, SESSIONS
 
@@ -298,6 +300,12 @@ class Scheduler:
                 compliance.cancel()
                 return await self._retried(existing, req, people.clients)
             await compliance  # compliance's refusal, or its silence, is the answer when there is one
+            if refused.reason.endswith("_DOUBLE_BOOKED") and session_id in (await self.store.holders(keys)).values():
+                raise Aborted(
+                    "REQUEST_IN_PROGRESS",
+                    "another attempt of this request holds its slots: in progress, or stopped (its slots are"
+                    " released within minutes); retry",
+                ) from None
             raise refused from None
         except BaseException:
             compliance.cancel()
@@ -374,10 +382,9 @@ class Scheduler:
                 return_exceptions=True,
             )
             if isinstance(session_write, BaseException):
-                await self.store.delete_tech_checks([t["_id"] for t in tech_tasks])
                 raise session_write
         except BaseException:
-            await self._undo(doc, booked, seats_taken)
+            await self._undo_unless_stored(doc, booked, seats_taken, [t["_id"] for t in tech_tasks])
             raise
         stored, created = session_write
         if not created:  # the same request_id was booked meanwhile: give back what this attempt took
@@ -526,7 +533,9 @@ class Scheduler:
         latest = False
         first_read = _background(self.store.ledgers_for(days, latest))
         try:
-            await self.store.claim(keys, session_id, kind, ledger_days=days, client_id=seat_client)
+            await self.store.claim(
+                keys, session_id, kind, ledger_days=days, client_id=seat_client, times=(booked.start, booked.end)
+            )
         except Conflict as conflict:
             first_read.cancel()
             who = "CLINICIAN" if conflict.key.startswith("clinician:") else "CLIENT"
@@ -581,6 +590,24 @@ class Scheduler:
     async def _undo(self, doc: Document, booked: d.Booked, seats_taken: Sequence[str]) -> None:
         await self._give_back(doc["_id"], doc["slot_keys"], doc["ledger_days"], booked)
         await self.store.delete_seats(seats_taken, doc["_id"])
+
+    async def _undo_unless_stored(
+        self, doc: Document, booked: d.Booked, seats_taken: Sequence[str], task_ids: Sequence[str]
+    ) -> None:
+        """After a failed session write: undo this attempt, unless the write went through although
+        it reported an error (a connection lost after the store applied it); then the booking is
+        made, and a retry of the request returns it. When the store cannot say, everything stays:
+        the orphan sweep undoes it if the session was not stored."""
+        try:
+            stored = await self.store.get(SESSIONS_COLLECTION, doc["_id"])
+        except Exception:
+            log.warning("booking: a session write failed and its outcome is unknown; the orphan sweep decides")
+            return
+        if stored is None:
+            await self.store.delete_tech_checks(task_ids)  # their ids are the session's: nobody else's
+        elif (_utc(stored["starts_at"]), _utc(stored["ends_at"])) == (booked.start, booked.end):
+            return  # ours (an attempt at the same times would have found our claims taken)
+        await self._undo(doc, booked, seats_taken)
 
     async def _retried(self, existing: Document, req: d.SessionRequest, clients: Sequence[Document]) -> Document:
         """The answer to a request whose id booked `existing` before: that booking, when the request
@@ -749,8 +776,9 @@ class Scheduler:
             {"$set": {"capacity": capacity}},
             session_events({**session, "capacity": capacity}),
         )
-        if updated is None:  # nothing changed: the seats this call blocked are free again
-            await self.store.delete_seats(blocked, session_id)
+        if updated is None:  # another change won: unblock what this call blocked below the capacity now
+            now_capacity = int((await self.store.get(SESSIONS_COLLECTION, session_id) or {}).get("capacity", old))
+            await self.store.delete_seats([k for k in blocked if seat_number(k) < now_capacity], session_id)
             raise FailedPrecondition("SESSION_CHANGED", "the session changed meanwhile; retry")
         if capacity > old:  # lift the blocks a former decrease left
             blocks = [seat_key(session_id, i) for i in range(old, capacity)]

@@ -80,9 +80,19 @@ NO_OUTBOX = {"outbox": 0}
 SEAT_CLAIM = "seat"  # a client's slots for a seat in a group session
 
 
+def _aware(at: datetime) -> datetime:
+    """A stored time as UTC (the store may hand back naive UTC)."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+
+
 def seat_key(session_id: str, seat: int) -> str:
     """Seat n of a group session (a per-client fact, `seat:<session>#<n>`)."""
     return f"seat:{session_id}#{seat:02d}"
+
+
+def seat_number(key: str) -> int:
+    """n of `seat_key(session, n)`."""
+    return int(key.rsplit("#", 1)[1])
 
 
 LEDGER_CACHE_SIZE = 20000
@@ -183,13 +193,19 @@ class SchedulerStore:
     # ---------- slot and seat reservations ----------
 
     async def claim(
-        self, keys: Sequence[str], session_id: str, kind: str, ledger_days: Sequence[str] = (), client_id: str = ""
+        self,
+        keys: Sequence[str],
+        session_id: str,
+        kind: str,
+        ledger_days: Sequence[str] = (),
+        client_id: str = "",
+        times: tuple[datetime, datetime] | None = None,
     ) -> None:
         """Reserve every key or none: raises Conflict(key) after releasing what it took.
 
-        Each claim names the day ledgers its booking enters and, for a seat in a group
-        (kind SEAT_CLAIM), the client: what the orphan sweep needs to undo a booking that
-        never got stored."""
+        Each claim names the day ledgers its booking enters, the booking's times and, for a seat
+        in a group (kind SEAT_CLAIM), the client: what the orphan sweep needs to undo a booking
+        that never got stored, or an attempt whose request got stored at other times."""
         if not keys:
             return
         now = datetime.now(UTC)
@@ -206,6 +222,8 @@ class SchedulerStore:
         }
         if client_id:
             claim["client_id"] = client_id
+        if times is not None:
+            claim["starts_at"], claim["ends_at"] = times
         docs = [{"_id": k, **claim} for k in keys]
         # Ordered: two bookings racing for the same slots (keys in the same order) never each take
         # some of them, so one of them wins. Grouped with the claims of concurrent bookings.
@@ -222,6 +240,10 @@ class SchedulerStore:
         """Release the keys this session holds (never someone else's)."""
         if keys:
             await self.claims.delete_many({"_id": {"$in": list(keys)}, "session_id": session_id})
+
+    async def holders(self, keys: Sequence[str]) -> dict[str, str]:
+        """Which of these slot keys are reserved, and by which session."""
+        return {k: str(c["session_id"]) for k, c in (await find_by_ids(self.claims, keys, {"session_id": 1})).items()}
 
     async def taken(self, keys: Sequence[str]) -> set[str]:
         """Which of these slot keys are reserved."""
@@ -424,18 +446,31 @@ class SchedulerStore:
         def orphaned(claim: Document) -> bool:
             if claim["session_id"] not in alive:
                 return True
-            return claim.get("kind") == SEAT_CLAIM and (claim["session_id"], claim.get("client_id")) not in seated
+            if claim.get("kind") == SEAT_CLAIM:
+                return (claim["session_id"], claim.get("client_id")) not in seated
+            # an attempt of a request that got stored at other times (its retry, after it died)
+            session = sessions.get(claim["session_id"])
+            return session is not None and claim["_id"] not in session.get("slot_keys", [claim["_id"]])
 
         orphans = [c for c in claims if orphaned(c)]
-        entries = {(day, c["session_id"]) for c in orphans for day in c.get("ledger_days", [])}
-        for day, session_id in sorted(entries):
-            await self.remove_from_ledger(day, session_id)
-        await self.delete_claims([c["_id"] for c in orphans])
+        entries: set[tuple[str, str, Booked | None]] = set()
+        for c in orphans:
+            if c["session_id"] not in alive or c.get("kind") == SEAT_CLAIM:
+                # nothing stored (or no seat: its day ledgers are the seat's client's): every entry
+                # of the session there is the attempt's
+                entries.update((day, c["session_id"], None) for day in c.get("ledger_days", []))
+            elif "starts_at" in c:  # the stored booking's entries stay: only the attempt's times go
+                attempt = Booked(c["session_id"], _aware(c["starts_at"]), _aware(c["ends_at"]))
+                entries.update((day, c["session_id"], attempt) for day in c.get("ledger_days", []))
+        for day, session_id, only in sorted(entries, key=lambda e: (e[0], e[1])):
+            await self.remove_from_ledger(day, session_id, only)
+        # by attempt: a claim released and taken again since it was read belongs to someone else now
+        for c in orphans:
+            held = {"_id": c["_id"], "session_id": c["session_id"]}
+            if "attempt" in c:  # claims made before 2026-12-07 have none
+                held["attempt"] = c["attempt"]
+            await self.claims.delete_one(held)
         return len(orphans)
 
     async def existing_ids(self, collection: str, ids: Sequence[str]) -> set[str]:
         return set(await find_by_ids(self.db[collection], ids, {"_id": 1}))
-
-    async def delete_claims(self, keys: Sequence[str]) -> None:
-        if keys:
-            await self.claims.delete_many({"_id": {"$in": list(keys)}})

@@ -431,6 +431,7 @@ async def test_poison_events_go_to_dead_letter_and_consumer_keeps_going(settings
     assert by_key[b"b"]["dlq_error_type"] == b"EnvelopeError"
     assert by_key[b"c"]["dlq_error_type"] == b"PoisonEvent"
     assert by_key[b"d"]["dlq_error_type"] == b"ConnectionError"
+    assert by_key[b"d"]["dlq_error_message"] == b"ConnectionError"  # not its message: it may quote data
     assert by_key[b"d"]["dlq_attempts"] == str(settings.consumer_max_attempts).encode()
     for headers in by_key.values():
         assert headers["dlq_original_topic"] == topic.encode()

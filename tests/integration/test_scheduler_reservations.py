@@ -15,13 +15,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pymongo.errors import AutoReconnect
 
 from iop.compliance.v1 import compliance_pb2
-from services.plumbing.errors import FailedPrecondition
+from services.plumbing.auth import Principal
+from services.plumbing.errors import Aborted, FailedPrecondition
 from services.plumbing.settings import Settings
 from services.plumbing.storage import mongo_client, service_database
-from services.scheduler.booking import Scheduler
-from services.scheduler.domain import GROUP, Booked, load_reference_data
+from services.scheduler import domain as d
+from services.scheduler.booking import Scheduler, derived_id
+from services.scheduler.domain import GROUP, INDIVIDUAL, Booked, SessionRequest, load_reference_data
+from services.scheduler.programs import Programs, TrackSpec
 from services.scheduler.store import (
     CLAIMS,
     SEAT_CLAIM,
@@ -166,3 +170,96 @@ async def _no_evaluation(request: compliance_pb2.EvaluateSessionRequest) -> comp
 
 async def _no_licensure_check(request: compliance_pb2.CheckLicensureRequest) -> compliance_pb2.LicensureDecision:
     raise AssertionError("a capacity change asks compliance nothing")
+
+
+async def test_the_sweep_releases_an_attempt_of_a_stored_request_at_other_times_and_keeps_the_booking(
+    store: SchedulerStore,
+) -> None:
+    """A retry of a request whose first attempt died mid-booking can be booked at other times (a
+    reschedule without new_starts_at proposes the next free slot): the dead attempt's claims and
+    ledger entry go, the stored booking's stay."""
+    day = "clinician:c1|2030-03-04"
+    stored, dead = Booked("s1", START, START + HOUR), Booked("s1", START + 3 * HOUR, START + 4 * HOUR)
+    await store.claim(keys("clinician:c1", START + 3 * HOUR), "s1", "slot", [day], times=(dead.start, dead.end))
+    await store.claim(keys("clinician:c1", START), "s1", "slot", [day], times=(stored.start, stored.end))
+    await store.sessions.insert_one({"_id": "s1", "capacity": 1, "slot_keys": keys("clinician:c1", START)})
+    assert await store.write_ledger(day, 0, [stored, dead])
+    now = datetime.now(UTC)
+    assert await store.release_orphans(now - timedelta(minutes=1), now + timedelta(seconds=1)) == 4
+    assert set(await holders(store, keys("clinician:c1", START) + keys("clinician:c1", START + 3 * HOUR))) == set(
+        keys("clinician:c1", START)
+    )
+    assert (await SchedulerStore(store.db).ledger(day))[1] == [stored]
+
+
+async def test_the_sweep_never_deletes_a_claim_taken_again_since_it_read_it(
+    store: SchedulerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slots = keys("client:k1", START)
+    await store.claim(slots, "dead", "slot", ["client:k1|2030-03-04"], times=(START, START + HOUR))
+    remove_from_ledger = store.remove_from_ledger
+
+    async def meanwhile(owner_day: str, session_id: str, only: Booked | None = None) -> None:
+        # between the sweep's read and its delete: another process's sweep released the claims,
+        # and a new booking took the slots
+        await store.claims.delete_many({"_id": {"$in": slots}})
+        await store.claim(slots, "live", "slot", times=(START, START + HOUR))
+        await remove_from_ledger(owner_day, session_id, only)
+
+    monkeypatch.setattr(store, "remove_from_ledger", meanwhile)
+    now = datetime.now(UTC)
+    await store.release_orphans(now - timedelta(minutes=1), now + timedelta(seconds=1))
+    assert await holders(store, slots) == dict.fromkeys(slots, "live")
+
+
+async def test_a_session_write_that_failed_after_the_store_applied_it_keeps_its_booking(
+    store: SchedulerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference = load_reference_data()
+    programs = Programs(store, reference)
+    all_week = [(day, "00:00", "24:00") for day in range(7)]
+    track = TrackSpec("t3x5", "3h x 3-5 days", 3, 3, 5)
+    program = await programs.create_program(
+        "p-1", "Adult IOP", "America/New_York", "IOP_PSYCH", "+15555550100", [track], {}, ""
+    )
+    await programs.set_clinician("c1", "America/New_York", "NY", all_week, None)
+    await programs.set_client("k1", "America/New_York", all_week, [], "NY", "")
+    scheduler = Scheduler(store, reference, _allow, _licensed)
+    start = (datetime.now(UTC) + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    request = SessionRequest("r-1", program["_id"], "c1", ("k1",), start, start + HOUR, INDIVIDUAL)
+    platform = Principal("app", frozenset({"platform"}))
+    insert_once = store.insert_once
+
+    async def applied_then_connection_lost(*args: Any, **kwargs: Any) -> Any:
+        await insert_once(*args, **kwargs)
+        raise AutoReconnect("connection lost after the write")
+
+    # an attempt of the same request holds the slots (in flight, or its process died): retry later,
+    # not "double-booked"
+    slots = [
+        d.slot_key(owner, at) for owner in ("clinician:c1", "client:k1") for at in d.slot_starts(start, start + HOUR)
+    ]
+    await store.claim(slots, derived_id("session", "r-1"), "slot", times=(start, start + HOUR))
+    with pytest.raises(Aborted) as in_progress:
+        await scheduler.book(request, platform, require_alone=False)
+    assert in_progress.value.details[0].reason == "REQUEST_IN_PROGRESS"  # type: ignore[attr-defined]
+    await store.claims.delete_many({"_id": {"$in": slots}})  # the orphan sweep's work, minutes later
+
+    monkeypatch.setattr(store, "insert_once", applied_then_connection_lost)
+    with pytest.raises(AutoReconnect):
+        await scheduler.book(request, platform, require_alone=False)
+    monkeypatch.undo()
+    session_id = derived_id("session", "r-1")
+    assert await store.claims.count_documents({"session_id": session_id}) == 8  # 4 slots x (clinician + client)
+    assert (await scheduler.book(request, platform, require_alone=False))["_id"] == session_id  # the retry
+    other = SessionRequest("r-2", program["_id"], "c1", ("k1",), start, start + HOUR, INDIVIDUAL)
+    with pytest.raises(FailedPrecondition):  # the hour is still the first booking's
+        await scheduler.book(other, platform, require_alone=False)
+
+
+async def _allow(request: compliance_pb2.EvaluateSessionRequest) -> compliance_pb2.SessionEvaluation:
+    return compliance_pb2.SessionEvaluation(decision=compliance_pb2.DECISION_ALLOW)
+
+
+async def _licensed(request: compliance_pb2.CheckLicensureRequest) -> compliance_pb2.LicensureDecision:
+    return compliance_pb2.LicensureDecision(decision=compliance_pb2.DECISION_ALLOW)
