@@ -269,8 +269,14 @@ class Programs:
         )
         failed = [doc for doc, w in zip(missing, writes, strict=True) if isinstance(w, BaseException)]
         if failed:  # the store failed: what was written stays (a retry completes the series), the rest is freed
-            await asyncio.gather(*(self.store.release(doc["slot_keys"], doc["_id"]) for doc in failed))
-            raise next(w for w in writes if isinstance(w, BaseException))
+            error = next(w for w in writes if isinstance(w, BaseException))
+            try:  # a write can fail after the store applied it (a connection lost on the reply)
+                written = await self.store.existing_ids(CARE_SESSIONS, [doc["_id"] for doc in failed])
+            except Exception:
+                raise error from None  # unknown: the orphan sweep frees the claims of what was not stored
+            unwritten = [doc for doc in failed if doc["_id"] not in written]
+            await asyncio.gather(*(self.store.release(doc["slot_keys"], doc["_id"]) for doc in unwritten))
+            raise error
         for doc, write in zip(missing, writes, strict=True):
             assert not isinstance(write, BaseException)
             stored[doc["_id"]] = write[0]  # (a concurrent retry's, when it got there first)

@@ -27,6 +27,7 @@ from services.scheduler.booking import Scheduler, derived_id
 from services.scheduler.domain import GROUP, INDIVIDUAL, Booked, SessionRequest, load_reference_data
 from services.scheduler.programs import Programs, TrackSpec
 from services.scheduler.store import (
+    CARE_SESSIONS,
     CLAIMS,
     SEAT_CLAIM,
     SEATS,
@@ -263,3 +264,27 @@ async def _allow(request: compliance_pb2.EvaluateSessionRequest) -> compliance_p
 
 async def _licensed(request: compliance_pb2.CheckLicensureRequest) -> compliance_pb2.LicensureDecision:
     return compliance_pb2.LicensureDecision(decision=compliance_pb2.DECISION_ALLOW)
+
+
+async def test_a_care_occurrence_written_although_its_write_failed_keeps_its_claims(
+    store: SchedulerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    programs = Programs(store, load_reference_data())
+    all_week = [(day, "00:00", "24:00") for day in range(7)]
+    for clinician in ("c1", "c2"):
+        await programs.set_clinician(clinician, "America/New_York", "NY", all_week, None)
+    insert_once = store.insert_once
+
+    async def applied_then_connection_lost(*args: Any, **kwargs: Any) -> Any:
+        await insert_once(*args, **kwargs)
+        raise AutoReconnect("connection lost after the write")
+
+    monkeypatch.setattr(store, "insert_once", applied_then_connection_lost)
+    first = (datetime.now(UTC) + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    with pytest.raises(AutoReconnect):
+        await programs.create_care_series("care-1", 1, ["c1", "c2"], "c1", first, 60, 7, 2, "America/New_York")
+    monkeypatch.undo()
+    series = await store.db[CARE_SESSIONS].find({}, {"_id": 1}).to_list()
+    assert len(series) == 2  # both occurrences were written
+    for occurrence in series:  # and each still holds its clinicians' hour
+        assert await store.claims.count_documents({"session_id": occurrence["_id"]}) == 8
