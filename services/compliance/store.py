@@ -10,6 +10,12 @@ scanning a collection): `owner_directory` holds one insert-only entry per record
 `<collection>|<owner>|<slot>` -> record id, slots taken first-free (a duplicate `_id` means
 another writer took it: try the next). An entry is written before its record, so a record is
 never unreachable; an entry whose record was never written (a crash in between) is skipped.
+
+FerretDB 1.x applies an update as read-modify-write of the whole document, so two concurrent
+updates of one document can lose one of them (both callers told it was applied). What must never be
+lost is therefore inserted, not updated: a board action on a license or compact credential is a
+`board_actions` document of its own (owned by the clinician, found through the directory), and
+never a write to the record.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from pymongo.errors import DuplicateKeyError
 from services.compliance.cache import TtlCache
 from services.compliance.consent import Consent
 from services.compliance.coverage import Authorization, PayerPolicy
-from services.compliance.licensure import CompactCredential, License
+from services.compliance.licensure import ACTIVE, CompactCredential, License
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox, with_outbox
 from services.plumbing.storage import Document, GroupedCalls, IndexSpec
 
@@ -40,8 +46,12 @@ ATTESTATIONS = "privacy_attestations"
 SESSIONS = "sessions"
 BILLING_DAYS = "billing_days"
 DIRECTORY = "owner_directory"
+# Board actions on licenses and compact credentials: insert-only, one document per action, owned by
+# the clinician; `_id` `<collection>|<record id>|<effective time>|<status>` (see board_action_id).
+BOARD_ACTIONS = "board_actions"
 # Records found through the directory, by the owner each belongs to (the `owner_id` field).
-OWNED = (LICENSES, COMPACT_CREDENTIALS, CONSENTS, AUTHORIZATIONS)
+OWNED = (LICENSES, COMPACT_CREDENTIALS, BOARD_ACTIONS, CONSENTS, AUTHORIZATIONS)
+CREDENTIAL_RECORDS = (LICENSES, COMPACT_CREDENTIALS, BOARD_ACTIONS)  # a clinician's credentials snapshot
 DIRECTORY_PAGE = 16  # slots read per directory query
 MAX_SLOTS = 10_000
 
@@ -91,6 +101,38 @@ def _utc(value: datetime | None) -> datetime | None:
 
 def _status_changes(d: Document) -> tuple[tuple[datetime, str], ...]:
     return tuple((_utc(c["effective_at"]), c["status"]) for c in d.get("status_changes") or [])  # type: ignore[misc]
+
+
+def board_action_id(collection: str, record_id: str, status: str, effective_at: datetime) -> str:
+    """A board action's `_id`: the same action (record, status, effective time) is one document."""
+    return f"{collection}|{record_id}|{effective_at.astimezone(UTC).isoformat()}|{status}"
+
+
+def _millis(at: datetime) -> datetime:
+    """`at` as the store keeps it (milliseconds), so an action's `_id` and its stored time agree."""
+    return at.replace(microsecond=at.microsecond - at.microsecond % 1000)
+
+
+def with_status_changes(d: Document, actions: Sequence[Document]) -> Document:
+    """The license or credential document `d` with its board actions as `status_changes`: the
+    `board_actions` documents of the record, and any history kept in the document itself (the
+    first version of board actions, 2026-12-07, pushed it there). Once per status and effective
+    time (the first recorded), ordered by effective time, then by recorded time; of two recorded
+    in the same millisecond for the same instant, a non-active status counts as the later (fail
+    closed), so `licensure.status_at` reads the one in force."""
+    first: dict[tuple[datetime, str], Document] = {}
+    for c in [*(d.get("status_changes") or []), *actions]:
+        change = {
+            "status": c["status"],
+            "effective_at": _utc(c["effective_at"]),
+            "recorded_at": _utc(c.get("recorded_at")) or datetime.min.replace(tzinfo=UTC),
+            "recorded_by": c.get("recorded_by", ""),
+        }
+        key = (change["effective_at"], change["status"])
+        if key not in first or change["recorded_at"] < first[key]["recorded_at"]:
+            first[key] = change
+    ordered = sorted(first.values(), key=lambda c: (c["effective_at"], c["recorded_at"], c["status"] != ACTIVE))
+    return {**d, "status_changes": ordered}
 
 
 def license_from_doc(d: Document) -> License:
@@ -178,7 +220,7 @@ class ComplianceStore:
 
     def invalidate(self, collection: str, owner_id: str) -> None:
         """Forget the cached snapshot a write to `collection` for `owner_id` changed."""
-        if collection in (LICENSES, COMPACT_CREDENTIALS):
+        if collection in CREDENTIAL_RECORDS:
             self._credentials.invalidate(owner_id)
         elif collection in (CONSENTS, AUTHORIZATIONS):
             self._client_records.invalidate(owner_id)
@@ -206,7 +248,9 @@ class ComplianceStore:
         directories = await self._directories(collections, owner_id)
 
         async def records(collection: str) -> list[Document]:
-            record_ids = [e["record_id"] for e in directories[collection]]
+            # two entries may name one record: a retried board action whose first try stopped
+            # after its entry (see change_status)
+            record_ids = list(dict.fromkeys(e["record_id"] for e in directories[collection]))
             if not record_ids:
                 return []
             found = await self._grouped.finds(collection, {"outbox": 0}).get_many(record_ids)
@@ -258,9 +302,19 @@ class ComplianceStore:
         return added
 
     async def clinician_credentials(self, clinician_id: str) -> tuple[list[Document], list[Document]]:
-        """The stored (licenses, compact credentials) documents, read now."""
-        owned = await self.owned_many((LICENSES, COMPACT_CREDENTIALS), clinician_id)
-        return owned[LICENSES], owned[COMPACT_CREDENTIALS]
+        """The stored (licenses, compact credentials) documents, read now, each with its board
+        actions as `status_changes` (with_status_changes). One directory query for the three
+        collections, then their records' lookups concurrently (the board actions' only when the
+        clinician has any)."""
+        owned = await self.owned_many(CREDENTIAL_RECORDS, clinician_id)
+        actions: dict[tuple[str, str], list[Document]] = {}
+        for action in owned[BOARD_ACTIONS]:
+            actions.setdefault((action["collection"], action["record_id"]), []).append(action)
+
+        def records(collection: str) -> list[Document]:
+            return [with_status_changes(d, actions.get((collection, d["_id"]), [])) for d in owned[collection]]
+
+        return records(LICENSES), records(COMPACT_CREDENTIALS)
 
     async def read_credentials(self, clinician_id: str) -> CredentialsSnapshot:
         """(licenses, compact credentials), read now and parsed."""
@@ -282,19 +336,38 @@ class ComplianceStore:
         return await self._client_records.get(client_id, load)
 
     async def change_status(self, collection: str, record_id: str, change: Document) -> Document | None:
-        """Add a board action (`status`, `effective_at`, `recorded_at`, `recorded_by`) to a license's
-        or compact credential's status history, once per status and effective time (a retry adds
-        nothing), in one write with its audit fields. Returns the record (None: no such record);
-        this process's cached snapshot of the owner is invalidated before it returns."""
-        key = f"{change['status']}@{change['effective_at'].isoformat()}"
-        await self.db[collection].update_one(
-            {"_id": record_id, "status_keys": {"$ne": key}},
-            {"$push": {"status_changes": change, "status_keys": key}},
+        """Record a board action (`status`, `effective_at`, `recorded_at`, `recorded_by`) on a
+        license or compact credential: a `board_actions` document of its own, with its audit
+        fields, `_id` board_action_id (a retry, or the same action recorded concurrently, is a
+        duplicate: nothing twice). The record's document is not written, so no concurrent update
+        of it (the expiry monitor's, another board action's) can undo the action or be undone by
+        it. The directory entry is written first (store.insert), so the action is never
+        unreachable; an action already stored was linked before, so a retry adds no entry.
+        Returns the record with its status changes (None: no such record); this process's
+        cached snapshot of the owner is invalidated before it returns."""
+        record = await self.get(collection, record_id)
+        if record is None:
+            return None
+        owner_id = record["owner_id"]
+        effective_at = _millis(change["effective_at"])
+        action = {
+            **change,
+            "_id": board_action_id(collection, record_id, change["status"], effective_at),
+            "effective_at": effective_at,
+            "owner_id": owner_id,
+            "collection": collection,
+            "record_id": record_id,
+        }
+        if await self.db[BOARD_ACTIONS].find_one({"_id": action["_id"]}, {"_id": 1}) is None:
+            try:
+                await self.insert(BOARD_ACTIONS, action)
+            except DuplicateKeyError:
+                pass  # the same action, recorded concurrently (and linked) by another call
+        self.invalidate(collection, owner_id)
+        actions = await self.owned(BOARD_ACTIONS, owner_id)
+        return with_status_changes(
+            record, [a for a in actions if a["collection"] == collection and a["record_id"] == record_id]
         )
-        doc = await self.get(collection, record_id)
-        if doc is not None:
-            self.invalidate(collection, doc["owner_id"])
-        return doc
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
         return await self.db[collection].find_one({"_id": doc_id}, {"outbox": 0})

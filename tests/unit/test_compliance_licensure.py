@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.compliance.licensure import (
+    ACTIVE,
     ALLOW,
     DENY,
     NEEDS_REVIEW,
@@ -16,8 +17,10 @@ from services.compliance.licensure import (
     License,
     LicensureQuery,
     decide_licensure,
+    status_at,
 )
 from services.compliance.reference import Reference, load_reference, local_day_bounds
+from services.compliance.store import with_status_changes
 
 REF = load_reference()
 AT = datetime(2026, 12, 2, 17, 0, tzinfo=UTC)  # a Wednesday afternoon session
@@ -680,3 +683,30 @@ BOARD_CASES = [
 def test_a_board_action_holds_from_its_effective_time(name, licenses, credentials, query, decision, reason) -> None:
     result = decide_licensure(REF, licenses, credentials, query)
     assert (result.decision, reason in result.reasons) == (decision, True), (name, result)
+
+
+def test_board_actions_stored_apart_apply_in_effective_then_recorded_order() -> None:
+    """Board actions are documents of their own (store.with_status_changes orders them for status_at):
+    by effective time, then recorded time; of two recorded in the same millisecond for one instant,
+    the non-active one holds (fail closed). One kept in the record by the first version still counts."""
+
+    def change(status: str, effective_at: datetime, recorded_at: datetime) -> dict[str, object]:
+        return {"status": status, "effective_at": effective_at, "recorded_at": recorded_at, "recorded_by": "b"}
+
+    record = {"status_changes": [change("suspended", BEFORE, NOW - timedelta(days=3))]}  # the first version's
+    actions = [
+        change("active", BEFORE, NOW - timedelta(days=2)),  # reinstated later, for the same instant
+        change("revoked", AT - timedelta(hours=1), NOW),
+        change("active", AT - timedelta(hours=1), NOW),  # the same millisecond: revoked holds
+        change("suspended", BEFORE, NOW),  # recorded again: the first one counts
+    ]
+    merged = with_status_changes(record, actions)["status_changes"]
+    assert [(c["effective_at"], c["status"]) for c in merged] == [
+        (BEFORE, "suspended"),
+        (BEFORE, "active"),
+        (AT - timedelta(hours=1), "active"),
+        (AT - timedelta(hours=1), "revoked"),
+    ]
+    changes = tuple((c["effective_at"], c["status"]) for c in merged)
+    assert status_at(lic("CA", status_changes=changes), AT - timedelta(hours=2)) == ACTIVE
+    assert status_at(lic("CA", status_changes=changes), AT) == "revoked"

@@ -1,0 +1,217 @@
+"""Board actions (UpdateLicenseStatus, UpdateCompactCredentialStatus) against the real store.
+
+FerretDB 1.x applies an update as read-modify-write of the whole document: two board actions pushed
+onto one license concurrently, or one racing the expiry monitor's update of that license, lost the
+suspension (the caller told OK) or the monitor's horizons and CredentialExpiring event. Each action
+is now a document of its own; these tests race them many times over and require every write to
+be visible afterwards, and that a snapshot still costs at most one grouped query more."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pymongo import AsyncMongoClient, monitoring
+
+from services.compliance import events
+from services.compliance.licensure import status_at
+from services.compliance.store import (
+    BOARD_ACTIONS,
+    COMPACT_CREDENTIALS,
+    DIRECTORY,
+    LICENSES,
+    OUTBOX_COLLECTIONS,
+    ComplianceStore,
+    board_action_id,
+)
+from services.plumbing.settings import Settings
+from services.plumbing.storage import Document, service_database
+
+pytestmark = pytest.mark.integration
+
+TRIALS = 25  # before the fix, a write was lost in about one trial in three
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+class Finds(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.count += event.command_name == "find"
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.fixture
+async def finds() -> Finds:
+    return Finds()
+
+
+@pytest.fixture
+async def store(settings: Settings, finds: Finds) -> AsyncIterator[ComplianceStore]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_uri, tz_aware=True, event_listeners=[finds])
+    db = service_database(client, settings, f"board{uuid.uuid4().hex[:6]}")
+    yield ComplianceStore(db, "/test")
+    await client.drop_database(db.name)
+    await client.close()
+
+
+def license_doc(clinician: str, expires_in: timedelta = timedelta(days=20)) -> Document:
+    return {
+        "_id": str(uuid.uuid4()),
+        "clinician_id": clinician,
+        "owner_id": clinician,
+        "state": "CA",
+        "license_type": "LPC",
+        "license_number": f"LPC-{uuid.uuid4().hex[:10]}",
+        "profession": "COUNSELOR",
+        "status": "active",
+        "valid_from": NOW - timedelta(days=300),
+        "valid_until": NOW + expires_in,
+        "verified_at": NOW,
+        "expires_at": NOW + expires_in,
+        "notified_horizons": [],
+    }
+
+
+def credential_doc(clinician: str) -> Document:
+    return {
+        "_id": str(uuid.uuid4()),
+        "clinician_id": clinician,
+        "owner_id": clinician,
+        "compact": "COUNSELING",
+        "kind": "PRIVILEGE",
+        "home_state": "MN",
+        "privilege_state": "AZ",
+        "credential_number": f"CC-{uuid.uuid4().hex[:10]}",
+        "status": "active",
+        "valid_from": NOW - timedelta(days=30),
+        "valid_until": NOW + timedelta(days=300),
+        "verified_at": NOW,
+        "expires_at": NOW + timedelta(days=300),
+    }
+
+
+def action(status: str, effective_at: datetime, by: str = "board-a") -> Document:
+    return {"status": status, "effective_at": effective_at, "recorded_at": datetime.now(UTC), "recorded_by": by}
+
+
+async def stored_events(store: ComplianceStore, owner_id: str, event_type: str) -> list[Document]:
+    """The outbox entries of `event_type` keyed by `owner_id`, wherever the service keeps them."""
+    found = []
+    for collection in OUTBOX_COLLECTIONS:
+        async for doc in store.db[collection].find({"outbox.key": owner_id}, {"outbox": 1}):
+            found += [e for e in doc["outbox"] if e["key"] == owner_id and e["type"] == event_type]
+    return found
+
+
+async def test_concurrent_board_actions_and_expiry_warnings_lose_nothing(store: ComplianceStore) -> None:
+    """N board actions on one license and the expiry monitor's warning for it, all at once, over and
+    over: every action, the horizons and the warning's event are there afterwards, and the engine
+    sees the suspension in force now."""
+    planned = [
+        ("suspended", NOW - timedelta(minutes=1)),
+        ("active", NOW + timedelta(days=5)),
+        ("revoked", NOW + timedelta(days=9)),
+        ("expired", NOW + timedelta(days=19)),
+    ]
+    for trial in range(TRIALS):
+        clinician = f"clin-race-{trial}-{uuid.uuid4().hex[:6]}"
+        lic = license_doc(clinician)
+        await store.insert(LICENSES, lic)
+        warning = events.credential_expiring(lic["_id"], "license", clinician, lic["expires_at"], 30, [])
+        changes = [store.change_status(LICENSES, lic["_id"], action(s, at, f"by-{s}")) for s, at in planned]
+        returned, marked = await asyncio.gather(
+            asyncio.gather(*changes), store.mark_horizons(LICENSES, lic["_id"], 30, [30, 60], [warning])
+        )
+        assert marked, f"trial {trial}: the warning was not recorded"
+        for doc, (status, at) in zip(returned, planned, strict=True):
+            assert doc is not None
+            assert (status, at) in [(c["status"], c["effective_at"]) for c in doc["status_changes"]], trial
+
+        licenses, _ = await store.read_credentials(clinician)
+        (parsed,) = licenses
+        assert sorted(parsed.status_changes) == sorted((at, s) for s, at in planned), (
+            f"trial {trial}: a board action was lost"
+        )
+        assert status_at(parsed, NOW) == "suspended", f"trial {trial}: the suspension is not in force"
+        listed, _ = await store.clinician_credentials(clinician)
+        assert sorted(c["recorded_by"] for c in listed[0]["status_changes"]) == sorted(f"by-{s}" for s, _ in planned)
+        # the monitor's write: its horizon counts as notified, and its event is stored to be published
+        assert not await store.mark_horizons(LICENSES, lic["_id"], 30, [30, 60], []), f"trial {trial}: horizons lost"
+        assert len(await stored_events(store, clinician, "iop.events.v1.CredentialExpiring")) == 1, trial
+
+
+async def test_a_board_action_is_recorded_once(store: ComplianceStore) -> None:
+    """Retried, or sent twice at once, an action (record, status, effective time) is one entry, with
+    the audit fields of the first; a try that stopped after its directory entry leaves no trace."""
+    clinician = f"clin-once-{uuid.uuid4().hex[:6]}"
+    lic = license_doc(clinician)
+    await store.insert(LICENSES, lic)
+    at = NOW - timedelta(hours=1, microseconds=1234)  # kept to the millisecond, as the store does
+    first = await store.change_status(LICENSES, lic["_id"], action("suspended", at, "first"))
+    again = await store.change_status(LICENSES, lic["_id"], action("suspended", at, "second"))
+    assert first is not None and again is not None
+    assert [c["recorded_by"] for c in again["status_changes"]] == ["first"]
+    await asyncio.gather(
+        *(store.change_status(LICENSES, lic["_id"], action("revoked", NOW, f"r{n}")) for n in range(5))
+    )
+    # a try that stopped between its directory entry and its action, then retried
+    stopped = board_action_id(LICENSES, lic["_id"], "expired", NOW)
+    await store.db[DIRECTORY].insert_one({"_id": f"{BOARD_ACTIONS}|{clinician}|0015", "record_id": stopped})
+    await store.change_status(LICENSES, lic["_id"], action("expired", NOW + timedelta(days=1)))  # another action
+    await store.change_status(LICENSES, lic["_id"], action("expired", NOW))  # the retry
+    (listed,), _ = await store.clinician_credentials(clinician)
+    assert [(c["status"], c["effective_at"]) for c in listed["status_changes"]] == [
+        ("suspended", at.replace(microsecond=at.microsecond // 1000 * 1000)),
+        ("revoked", NOW),
+        ("expired", NOW),  # the same instant as `revoked`, recorded later: in force from then on
+        ("expired", NOW + timedelta(days=1)),
+    ]
+    assert await store.db[BOARD_ACTIONS].count_documents({"owner_id": clinician}) == 4
+    assert await store.change_status(LICENSES, "no-such-license", action("revoked", NOW)) is None
+    # the record itself is not written by board actions
+    assert "status_changes" not in (await store.get(LICENSES, lic["_id"]) or {})
+
+
+async def test_history_kept_in_the_record_by_the_first_version_is_still_read(store: ComplianceStore) -> None:
+    clinician = f"clin-old-{uuid.uuid4().hex[:6]}"
+    lic = license_doc(clinician)
+    lic["status_changes"] = [action("suspended", NOW - timedelta(days=2), "earlier version")]
+    lic["status_keys"] = [f"suspended@{(NOW - timedelta(days=2)).isoformat()}"]
+    await store.insert(LICENSES, lic)
+    await store.change_status(LICENSES, lic["_id"], action("suspended", NOW - timedelta(days=2), "retry"))
+    await store.change_status(LICENSES, lic["_id"], action("active", NOW - timedelta(days=1), "board-b"))
+    (parsed,), _ = await store.read_credentials(clinician)
+    assert parsed.status_changes == ((NOW - timedelta(days=2), "suspended"), (NOW - timedelta(days=1), "active"))
+    (listed,), _ = await store.clinician_credentials(clinician)
+    assert [c["recorded_by"] for c in listed["status_changes"]] == ["earlier version", "board-b"]
+
+
+async def test_a_snapshot_reads_board_actions_with_one_grouped_query_more(store: ComplianceStore, finds: Finds) -> None:
+    """Without board actions a clinician's snapshot is the directory query and one query per
+    collection holding records; with them, one query more (all actions, of every record, together)."""
+    clinician = f"clin-q-{uuid.uuid4().hex[:6]}"
+    lic, cred = license_doc(clinician), credential_doc(clinician)
+    await store.insert(LICENSES, lic)
+    await store.insert(COMPACT_CREDENTIALS, cred)
+    finds.count = 0
+    await store.credentials_snapshot(clinician)
+    assert finds.count == 3  # directory, licenses, compact credentials
+    await store.change_status(LICENSES, lic["_id"], action("suspended", NOW))
+    await store.change_status(COMPACT_CREDENTIALS, cred["_id"], action("revoked", NOW))
+    finds.count = 0
+    licenses, credentials = await store.credentials_snapshot(clinician)
+    assert finds.count == 4  # and the board actions
+    assert status_at(licenses[0], NOW) == "suspended" and status_at(credentials[0], NOW) == "revoked"
+    finds.count = 0
+    await store.credentials_snapshot(clinician)
+    assert finds.count == 0  # cached
