@@ -114,7 +114,8 @@ def expiring_record(
     owner_field: str, owner_id: str, expires_at: datetime | None, recorded_at: datetime, **fields: Any
 ) -> Document:
     """A new record the expiry monitor watches: its owner (also as the directory's `owner_id`),
-    `fields`, when it expires (None: never), and the warning horizons notified so far (none)."""
+    `fields`, and when it expires (None: never). The warnings sent are not kept in it (see
+    ComplianceStore.mark_horizons); one stored before keeps `notified_horizons`."""
     return {
         "_id": str(uuid.uuid4()),
         owner_field: owner_id,
@@ -122,7 +123,6 @@ def expiring_record(
         **fields,
         "expires_at": expires_at,
         "recorded_at": recorded_at,
-        "notified_horizons": [],
     }
 
 

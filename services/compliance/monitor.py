@@ -1,5 +1,6 @@
 """The periodic job: expiry monitoring and closing attended days (store-backed, safe to run in
-several instances: every effect is a conditional single-document write).
+several instances: every effect is a conditional single-document write, and a warning an insert
+keyed by item and horizon, so the items' own documents are never written here).
 
 Expiry: licenses, compact credentials, consents and authorizations expiring within the horizons of
 reference data (60/30/7 days) emit CredentialExpiring once per horizon (only the nearest horizon
@@ -17,6 +18,7 @@ from services.compliance import events
 from services.compliance.billing import BillingDays
 from services.compliance.reference import Reference
 from services.compliance.store import COMPACT_CREDENTIALS, EXPIRING, LICENSES, ComplianceStore
+from services.plumbing.storage import Document
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +41,19 @@ class ExpiryMonitor:
         until = now + timedelta(days=max(horizons))
         emitted = 0
         for collection, item_type in EXPIRING.items():
+            due: list[tuple[Document, datetime, list[int]]] = []
             for item in await self._store.expiring(collection, now, until):
                 expires_at = item["expires_at"]
                 if expires_at.tzinfo is None:
                     expires_at = expires_at.replace(tzinfo=UTC)
                 crossed = horizons_crossed(horizons, expires_at, now)
-                if not crossed:
-                    continue
+                # notified_horizons: warnings an earlier version recorded in the item itself
+                if crossed and crossed[0] not in (item.get("notified_horizons") or []):
+                    due.append((item, expires_at, crossed))
+            warned = await self._store.notified(collection, [(item["_id"], crossed[0]) for item, _, crossed in due])
+            for item, expires_at, crossed in due:
                 nearest = crossed[0]
-                if nearest in (item.get("notified_horizons") or []):
+                if (item["_id"], nearest) in warned:
                     continue
                 owner_field = "clinician_id" if collection in (LICENSES, COMPACT_CREDENTIALS) else "client_ids"
                 affected = [

@@ -14,8 +14,9 @@ never unreachable; an entry whose record was never written (a crash in between) 
 FerretDB 1.x applies an update as read-modify-write of the whole document, so two concurrent
 updates of one document can lose one of them (both callers told it was applied). What must never be
 lost is therefore inserted, not updated: a board action on a license or compact credential is a
-`board_actions` document of its own (owned by the clinician, found through the directory), and
-never a write to the record.
+`board_actions` document of its own (owned by the clinician, found through the directory), and an
+expiry warning an `expiry_notices` document carrying its event; neither writes the record, so
+neither can undo, or be undone by, a consent's revocation or an authorization's decrement.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from services.compliance.consent import Consent
 from services.compliance.coverage import Authorization, PayerPolicy
 from services.compliance.licensure import ACTIVE, CompactCredential, License
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox, with_outbox
-from services.plumbing.storage import Document, GroupedCalls, IndexSpec
+from services.plumbing.storage import Document, GroupedCalls, IndexSpec, find_by_ids
 
 LICENSES = "licenses"
 COMPACT_CREDENTIALS = "compact_credentials"
@@ -46,6 +47,8 @@ ATTESTATIONS = "privacy_attestations"
 SESSIONS = "sessions"
 BILLING_DAYS = "billing_days"
 DIRECTORY = "owner_directory"
+# Expiry warnings sent: insert-only, `_id` `<collection>|<item id>|<horizon>`, with the event (outbox).
+EXPIRY_NOTICES = "expiry_notices"
 # Board actions on licenses and compact credentials: insert-only, one document per action, owned by
 # the clinician; `_id` `<collection>|<record id>|<effective time>|<status>` (see board_action_id).
 BOARD_ACTIONS = "board_actions"
@@ -56,7 +59,16 @@ DIRECTORY_PAGE = 16  # slots read per directory query
 MAX_SLOTS = 10_000
 
 # Collections whose documents carry outbox entries.
-OUTBOX_COLLECTIONS = [LICENSES, COMPACT_CREDENTIALS, AUTHORIZATIONS, CONSENTS, ATTESTATIONS, SESSIONS, BILLING_DAYS]
+OUTBOX_COLLECTIONS = [
+    LICENSES,
+    COMPACT_CREDENTIALS,
+    AUTHORIZATIONS,
+    CONSENTS,
+    ATTESTATIONS,
+    SESSIONS,
+    BILLING_DAYS,
+    EXPIRY_NOTICES,
+]
 # Items the expiry monitor watches: collection -> item type in CredentialExpiring.
 EXPIRING = {
     LICENSES: "license",
@@ -192,6 +204,10 @@ def authorization_from_doc(d: Document) -> Authorization:
         billed_dates=frozenset(d.get("billed_dates") or []),
         expires_at=_utc(d.get("expires_at")),
     )
+
+
+def notice_id(collection: str, item_id: str, horizon: int) -> str:
+    return f"{collection}|{item_id}|{horizon}"
 
 
 def _slot(collection: str, owner_id: str, n: int) -> str:
@@ -552,15 +568,36 @@ class ComplianceStore:
             query["owner_id"] = owner_id
         return await self.db[collection].find(query, {"outbox": 0}).to_list()
 
+    async def notified(self, collection: str, wanted: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Which of the (item id, horizon) pairs were warned of already (their notice exists)."""
+        ids = {notice_id(collection, item_id, horizon): (item_id, horizon) for item_id, horizon in wanted}
+        found = await find_by_ids(self.db[EXPIRY_NOTICES], list(ids), {"_id": 1})
+        return {ids[notice] for notice in found}
+
     async def mark_horizons(
         self, collection: str, item_id: str, horizon: int, horizons: list[int], events: list[OutgoingEvent]
     ) -> bool:
-        """Record the horizons now passed, with the event for the nearest one, once per horizon."""
-        written = with_outbox({"$addToSet": {"notified_horizons": {"$each": horizons}}}, self.source, events)
-        result = await self.db[collection].update_one({"_id": item_id, "notified_horizons": {"$ne": horizon}}, written)
-        if result.modified_count != 1:
+        """Record the warning for `horizon` (the nearest of the `horizons` now passed) with its
+        event, once: an `expiry_notices` document `<collection>|<item>|<horizon>` carrying the
+        event in its outbox; a duplicate `_id` means it was recorded already (False). The item's
+        own document is not written: an update of it (FerretDB 1.x: read-modify-write) could undo
+        a board action, a consent's revocation or an authorization's decrement written at the same
+        moment, or be undone by it."""
+        notice_key = notice_id(collection, item_id, horizon)
+        notice: Document = {
+            "_id": notice_key,
+            "collection": collection,
+            "item_id": item_id,
+            "horizon": horizon,
+            "horizons": horizons,
+            "at": datetime.now(UTC),
+        }
+        written = new_document_with_outbox(notice, self.source, events)
+        try:
+            await self.db[EXPIRY_NOTICES].insert_one(written)
+        except DuplicateKeyError:
             return False
-        self._stored(collection, item_id, written)
+        self._stored(EXPIRY_NOTICES, notice_key, written)
         return True
 
     async def booked_sessions_after(self, owner_field: str, owner_id: str, after: datetime) -> list[Document]:
