@@ -105,3 +105,23 @@ async def test_many_updates_at_once_do_not_exhaust_the_stores_connections(collec
     modifies = [collection.find_one_and_update({"_id": f"b{i}"}, {"$inc": {"bulk": 1}}) for i in range(75, 150)]
     await asyncio.wait_for(asyncio.gather(*updates, *modifies), 30)
     assert await collection.count_documents({"bulk": 2}) == 150
+
+
+async def test_concurrent_updates_of_one_document_all_apply(collection) -> None:  # type: ignore[no-untyped-def]
+    # FerretDB 1.x reads the document, applies the operators and writes it back: two updates at once
+    # each read the version before the other's write, and one of them was lost (a suspension pushed
+    # onto a license, a consent's revocation beside the expiry monitor's flag). MongoDB applies an
+    # update to a document atomically; deploy/local/ferretdb/update-serialize-read-modify-write.patch
+    # serializes the local store's read-modify-write per collection.
+    await collection.insert_one({"_id": "shared", "count": 0, "tags": []})
+    for _ in range(5):
+        updates = [collection.update_one({"_id": "shared"}, {"$inc": {"count": 1}}) for _ in range(10)]
+        pushes = [collection.update_one({"_id": "shared"}, {"$push": {"tags": uuid.uuid4().hex}}) for _ in range(10)]
+        modifies = [
+            collection.find_one_and_update({"_id": "shared"}, {"$inc": {"count": 1}, "$addToSet": {"tags": "m"}})
+            for _ in range(10)
+        ]
+        await asyncio.wait_for(asyncio.gather(*updates, *pushes, *modifies), 30)
+    shared = await collection.find_one({"_id": "shared"})
+    assert shared["count"] == 100, "increments were lost"
+    assert len(shared["tags"]) == 51, "pushes were lost"  # 50 pushed + the one added to the set
