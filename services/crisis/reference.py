@@ -15,13 +15,12 @@ import yaml
 from services.crisis.domain import (
     LadderPolicy,
     LadderStepSpec,
-    PhoneError,
     Step,
-    normalize_phone,
     to_windows,
     valid_time_zone,
     validate_windows,
 )
+from services.plumbing.phones import PhoneError, normalize_phone
 
 
 class ReferenceDataError(RuntimeError):

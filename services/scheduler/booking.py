@@ -31,6 +31,7 @@ from services.plumbing.errors import (
     PermissionDenied,
 )
 from services.plumbing.outbox import OutgoingEvent
+from services.plumbing.phones import PhoneError, normalize_phone
 from services.plumbing.protos import to_timestamp
 from services.plumbing.storage import Document
 from services.scheduler import domain as d
@@ -834,8 +835,8 @@ class Scheduler:
         phone = ""  # none: the crisis service calls the number in the client's safety plan
         if backup_phone.strip():
             try:
-                phone = d.normalize_phone(backup_phone)
-            except d.PhoneError as exc:
+                phone = normalize_phone(backup_phone)
+            except PhoneError as exc:
                 v.add("backup_phone", f"the client's callback number: {exc}")
         v.raise_if_any()
         session = await self.session(session_id)

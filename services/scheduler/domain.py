@@ -554,46 +554,6 @@ def validate_backup_line(line: str, v: FieldViolations) -> None:
     )
 
 
-class PhoneError(ValueError):
-    pass
-
-
-_PHONE_SEPARATORS = re.compile(r"[\s().\-]")
-
-
-def normalize_phone(raw: str) -> str:
-    """A phone number in E.164 (`+<country><number>`), or a NANP number (10 digits, optionally
-    with a leading 1), as E.164. NANP numbers need a valid area code and exchange (first digit
-    2-9, not an N11 service code). The crisis service calls the client back on a check-in's
-    backup phone and normalizes numbers by the same rules (services/crisis/domain.py; here only
-    ASCII digits count); the services share no domain code, so this is a copy."""
-    text = _PHONE_SEPARATORS.sub("", raw.strip())
-    if not text:
-        raise PhoneError("required")
-    international = text.startswith("+")
-    digits = text[1:] if international else text
-    if not digits.isascii() or not digits.isdigit():
-        raise PhoneError("may contain only digits, spaces, '(', ')', '-', '.' and a leading '+'")
-    if international:
-        if not 8 <= len(digits) <= 15 or digits[0] == "0":
-            raise PhoneError("E.164 numbers have a country code (not starting with 0) and 8-15 digits")
-        if digits[0] != "1":
-            return "+" + digits
-        digits = digits[1:]
-        if len(digits) != 10:
-            raise PhoneError("NANP numbers (+1) have exactly 10 digits after the country code")
-    elif len(digits) == 11 and digits[0] == "1":
-        digits = digits[1:]
-    elif len(digits) != 10:
-        raise PhoneError("use E.164 (+<country code><number>) or a 10-digit NANP number")
-    area, exchange = digits[:3], digits[3:6]
-    if area[0] in "01" or area[1:] == "11":
-        raise PhoneError(f"NANP area code {area} is not valid")
-    if exchange[0] in "01" or exchange[1:] == "11":
-        raise PhoneError(f"NANP exchange {exchange} is not valid")
-    return "+1" + digits
-
-
 def attendance_limit(starts_at: datetime, ends_at: datetime, started_at: datetime | None, now: datetime) -> int:
     """The most minutes a client can have attended a session ending now: its booked length, or
     the time since it actually started when it ran longer."""

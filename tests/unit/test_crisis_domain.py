@@ -14,7 +14,6 @@ from services.crisis.domain import (
     CssrsAnswers,
     LadderPolicy,
     LadderStepSpec,
-    PhoneError,
     Recency,
     Risk,
     Route,
@@ -28,7 +27,6 @@ from services.crisis.domain import (
     fire_step,
     fold_alert,
     may_act_on,
-    normalize_phone,
     pick_callback_phone,
     risk_after_crisis_signal,
     route_contact,
@@ -41,6 +39,7 @@ from services.crisis.domain import (
     validate_windows,
 )
 from services.crisis.reference import NoResourcesForLocation, ReferenceDataError, load_policies, load_resources
+from services.plumbing.phones import PhoneError, normalize_phone
 
 Y, N, U = Answer.YES, Answer.NO, Answer.NOT_ASKED
 DATA = Path(__file__).resolve().parents[2] / "services" / "crisis" / "data"

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.crisis import domain as crisis
 from services.plumbing.errors import FieldViolations, InvalidArgument
+from services.plumbing.phones import PhoneError, normalize_phone
 from services.scheduler import domain as d
 
 
@@ -135,24 +135,10 @@ PHONES = [
 @pytest.mark.parametrize(("raw", "normalized"), PHONES)
 def test_a_backup_phone_is_normalized_to_e164_or_refused(raw: str, normalized: str | None) -> None:
     if normalized is None:
-        with pytest.raises(d.PhoneError):
-            d.normalize_phone(raw)
+        with pytest.raises(PhoneError):
+            normalize_phone(raw)
     else:
-        assert d.normalize_phone(raw) == normalized
-
-
-@pytest.mark.parametrize(("raw", "_"), PHONES)
-def test_the_scheduler_takes_a_phone_as_the_crisis_service_calls_it(raw: str, _: str | None) -> None:
-    """The crisis service calls the check-in's backup phone back: both read a number the same way."""
-    try:
-        ours: str | None = d.normalize_phone(raw)
-    except d.PhoneError:
-        ours = None
-    try:
-        theirs: str | None = crisis.normalize_phone(raw)
-    except crisis.PhoneError:
-        theirs = None
-    assert ours == theirs
+        assert normalize_phone(raw) == normalized
 
 
 def test_attendance_may_not_exceed_the_booked_length_unless_the_session_ran_longer() -> None:
