@@ -121,6 +121,15 @@ def state_of(alert: Document, records: list[Document]) -> AlertState:
 
 
 @dataclass(frozen=True)
+class _Unanswered:
+    """An active alert on which a trigger still has to be answered, as read."""
+
+    alert: Document
+    records: list[Document]
+    state: AlertState
+
+
+@dataclass(frozen=True)
 class Delivery:
     status: str  # DELIVERED | FAILED | EVENT_ONLY
     error: str = ""
@@ -367,16 +376,10 @@ class AlertService:
         """Another disconnection while an alert is active: fire the next rung now, with a fresh
         callback task and an on-call notification. None when the alert turned out to be resolved."""
         for _ in range(MAX_RETRIES):
-            alert = await self.store.alert(alert_id)
-            if alert is None:
-                return None
-            records = await self.store.records(alert)
-            if any(r.get("trigger_id") == trigger_id for r in records):
-                return alert  # this disconnection was handled already
-            st = state_of(alert, records)
-            if st.status == Status.RESOLVED:
-                await self.reconcile(alert, records)  # frees the client's active slot for a new alert
-                return None
+            found = await self._unanswered(alert_id, trigger_id)
+            if not isinstance(found, _Unanswered):
+                return found
+            alert, records, st = found.alert, found.records, found.state
             policy, n = policy_of(alert), st.next_step
             actx = await self.with_current_consent(alert, context_of(alert), n)
             tasks: list[Task] = []
@@ -430,22 +433,33 @@ class AlertService:
                 return fresh
         raise RuntimeError("alert kept changing under escalation; retry")
 
+    async def _unanswered(self, alert_id: str, trigger_id: str) -> _Unanswered | Document | None:
+        """The alert, its records and state while `trigger_id` (a disconnection, a crisis signal)
+        still has to be answered on it; otherwise what to return: the alert when the trigger was
+        answered already, None when there is no alert or it is resolved (then its client's active
+        slot is freed for a new alert)."""
+        alert = await self.store.alert(alert_id)
+        if alert is None:
+            return None
+        records = await self.store.records(alert)
+        if any(r.get("trigger_id") == trigger_id for r in records):
+            return alert
+        st = state_of(alert, records)
+        if st.status == Status.RESOLVED:
+            await self.reconcile(alert, records)
+            return None
+        return _Unanswered(alert, records, st)
+
     async def note_signal(self, alert_id: str, trigger_id: str, reason: str, now: datetime) -> Document | None:
         """A crisis signal for a client whose alert is active: recorded on the alert (a SIGNAL
         record, once per signal) with a CRISIS_SIGNAL task for whoever answers the alert now. The
         ladder is neither restarted nor moved (`fold_alert` does not count signals). None when the
         alert turned out to be resolved."""
         for _ in range(MAX_RETRIES):
-            alert = await self.store.alert(alert_id)
-            if alert is None:
-                return None
-            records = await self.store.records(alert)
-            if any(r.get("trigger_id") == trigger_id for r in records):
-                return alert  # this signal was noted already
-            st = state_of(alert, records)
-            if st.status == Status.RESOLVED:
-                await self.reconcile(alert, records)  # frees the client's active slot for a new alert
-                return None
+            found = await self._unanswered(alert_id, trigger_id)
+            if not isinstance(found, _Unanswered):
+                return found
+            alert, records, st = found.alert, found.records, found.state
             task = signal_task(context_of(alert), now, f"{alert_id}:{trigger_id}:signal", escalated=st.next_step >= 2)
             task_doc = events.task_document(task, alert, now)
             record = {
