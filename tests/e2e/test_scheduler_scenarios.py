@@ -21,28 +21,24 @@ from iop.events.v1 import scheduling_pb2 as ev
 from iop.scheduler.v1 import scheduler_pb2 as pb
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
-from tests.integration.test_scheduler_support import Api, local_day_at, next_slot, reason_of, rich_status
-from tests.support import ServiceProcess
+from tests.integration.test_scheduler_support import (
+    Api,
+    local_day_at,
+    next_slot,
+    reason_of,
+    rich_status,
+    scheduler_with_compliance,
+)
 
 pytestmark = pytest.mark.e2e
 
 NY = ZoneInfo("America/New_York")
-ENV = {"GRPC_CLIENT_DEADLINE_S": "10"}
 
 
 @pytest.fixture(scope="module")
 def api(settings: Settings) -> Iterator[Api]:
-    compliance = ServiceProcess("compliance")
-    scheduler = ServiceProcess("scheduler", env=ENV)
-    try:
-        compliance.start()
-        scheduler.start()
-        client = Api(settings, scheduler.target, compliance.target)
+    with scheduler_with_compliance(settings) as client:
         yield client
-        client.close()
-    finally:
-        assert scheduler.stop() == 0, f"scheduler did not stop cleanly; see {scheduler.log_path}"
-        compliance.stop()
 
 
 def in_windows(start: datetime, end: datetime, windows: list[pb.WeeklyWindow]) -> bool:

@@ -32,6 +32,7 @@ from tests.integration.test_scheduler_support import (
     local_day_at,
     next_slot,
     reason_of,
+    scheduler_with_compliance,
     uid,
 )
 from tests.support import TEST_PORTS, ServiceProcess, consumer_at_end, wait_for_trace
@@ -39,23 +40,12 @@ from tests.support import TEST_PORTS, ServiceProcess, consumer_at_end, wait_for_
 pytestmark = pytest.mark.integration
 
 NO_COMPLIANCE_PORT = TEST_PORTS["scheduler"] + 11
-# The machine is shared (2 cores): give the compliance call more than the 2 s production deadline.
-SCHEDULER_ENV = {"GRPC_CLIENT_DEADLINE_S": "10"}
 
 
 @pytest.fixture(scope="module")
 def api(settings: Settings) -> Iterator[Api]:
-    compliance = ServiceProcess("compliance")
-    scheduler = ServiceProcess("scheduler", env=SCHEDULER_ENV)
-    try:
-        compliance.start()
-        scheduler.start()
-        client = Api(settings, scheduler.target, compliance.target)
+    with scheduler_with_compliance(settings) as client:
         yield client
-        client.close()
-    finally:
-        assert scheduler.stop() == 0, f"scheduler did not stop cleanly; see {scheduler.log_path}"
-        compliance.stop()
 
 
 @pytest.fixture(scope="module")

@@ -24,28 +24,17 @@ from tests.integration.test_scheduler_support import (
     next_slot,
     reason_of,
     rich_status,
+    scheduler_with_compliance,
     uid,
 )
-from tests.support import ServiceProcess
 
 pytestmark = pytest.mark.integration
-
-SCHEDULER_ENV = {"GRPC_CLIENT_DEADLINE_S": "10"}
 
 
 @pytest.fixture(scope="module")
 def api(settings: Settings) -> Iterator[Api]:
-    compliance = ServiceProcess("compliance")
-    scheduler = ServiceProcess("scheduler", env=SCHEDULER_ENV)
-    try:
-        compliance.start()
-        scheduler.start()
-        client = Api(settings, scheduler.target, compliance.target)
+    with scheduler_with_compliance(settings) as client:
         yield client
-        client.close()
-    finally:
-        assert scheduler.stop() == 0, f"scheduler did not stop cleanly; see {scheduler.log_path}"
-        compliance.stop()
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,10 @@ processes on the real broker and store; compliance is seeded through its gRPC AP
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -25,7 +26,7 @@ from iop.scheduler.v1 import scheduler_pb2_grpc
 from services.plumbing.errors import bad_request_violations, error_reason
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
-from tests.support import auth_metadata
+from tests.support import ServiceProcess, auth_metadata
 
 ALL_WEEK = [pb.WeeklyWindow(weekday=i, start="00:00", end="24:00") for i in range(7)]
 
@@ -211,3 +212,24 @@ class Api:
             **extra,
         )
         return self.call("BookSession", request, role=role, metadata=metadata)
+
+
+# The machine is shared (2 cores): give the compliance call more than the 2 s production deadline.
+SCHEDULER_ENV = {"GRPC_CLIENT_DEADLINE_S": "10"}
+
+
+@contextlib.contextmanager
+def scheduler_with_compliance(settings: Settings) -> Iterator[Api]:
+    """A compliance and a scheduler process of this test run, and the Api on both; the scheduler
+    must stop cleanly (drained)."""
+    compliance = ServiceProcess("compliance")
+    scheduler = ServiceProcess("scheduler", env=SCHEDULER_ENV)
+    try:
+        compliance.start()
+        scheduler.start()
+        client = Api(settings, scheduler.target, compliance.target)
+        yield client
+        client.close()
+    finally:
+        assert scheduler.stop() == 0, f"scheduler did not stop cleanly; see {scheduler.log_path}"
+        compliance.stop()
