@@ -37,22 +37,22 @@ from tests.integration.test_crisis_support import (
     Producer,
     alert_service,
     crisis_db,
+    crisis_process,
     ensure_consumed_topics,
     for_client,
     high_risk_request,
     md,
     open_alert_directly,
     policy_file,
+    producer_and_collector,
     safety_plan,
     skip_backlog,
-    start,
     stub,
     uid,
 )
 from tests.support import ServiceProcess, isolated_environment
 
 pytestmark = pytest.mark.integration
-OUTPUT = [t.name for t in topics.ALL]
 HOUSTON = common_pb2.ClientLocation(
     state="TX", county_fips="48201", postal_code="77002", address_line="9 Main St", city="Houston", verified=True
 )
@@ -65,20 +65,14 @@ def crisis(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Iter
     skip_backlog(settings)
     directory: Path = tmp_path_factory.mktemp("crisis-edges")
     env = {"CRISIS_POLICY_FILE": str(policy_file(directory, [0, 3600, 3600, 3600]))}
-    proc = start(ServiceProcess("crisis", env=env))
-    try:
+    with crisis_process(env) as proc:
         yield proc
-    finally:
-        assert proc.stop() == 0, f"crisis did not stop cleanly; see {proc.log_path}"
 
 
 @pytest.fixture
 async def io(settings: Settings) -> AsyncIterator[tuple[Producer, Collector]]:
-    producer = await Producer(settings).start()
-    collector = await Collector(settings, OUTPUT).start()
-    yield producer, collector
-    await collector.stop()
-    await producer.stop()
+    async with producer_and_collector(settings) as producer_collector:
+        yield producer_collector
 
 
 async def rejected(call: Awaitable[object]) -> tuple[grpc.StatusCode, list[str]]:

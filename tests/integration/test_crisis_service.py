@@ -29,6 +29,7 @@ from tests.integration.test_crisis_support import (
     Collector,
     Producer,
     crisis_db,
+    crisis_process,
     ensure_consumed_topics,
     fired_rungs,
     for_client,
@@ -36,16 +37,15 @@ from tests.integration.test_crisis_support import (
     low_risk_request,
     md,
     policy_file,
+    producer_and_collector,
     safety_plan,
     skip_backlog,
-    start,
     stub,
     uid,
 )
 from tests.support import ServiceProcess
 
 pytestmark = pytest.mark.integration
-OUTPUT = [t.name for t in topics.ALL]
 # Deadline of the test's own calls: FerretDB answers a freshly started service's first calls
 # slowly on a loaded machine (tests/support.py). Not what these tests check.
 DEADLINE_S = 30
@@ -71,20 +71,14 @@ def crisis(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Iter
             "CRISIS_PAGING_URL": f"http://127.0.0.1:{paging_port}/page",
             "CRISIS_TIMER_LEASE_S": "2",
         }
-        proc = start(ServiceProcess("crisis", env=env))
-        try:
+        with crisis_process(env) as proc:
             yield proc
-        finally:
-            assert proc.stop() == 0, f"crisis did not stop cleanly; see {proc.log_path}"
 
 
 @pytest.fixture
 async def io(settings: Settings) -> AsyncIterator[tuple[Producer, Collector]]:
-    producer = await Producer(settings).start()
-    collector = await Collector(settings, OUTPUT).start()
-    yield producer, collector
-    await collector.stop()
-    await producer.stop()
+    async with producer_and_collector(settings) as producer_collector:
+        yield producer_collector
 
 
 async def wait_checked_in(target: str, settings: Settings, client_id: str) -> crisis_pb2.CrisisCard:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -355,3 +355,25 @@ def start(proc: ServiceProcess, attempts: int = 3) -> ServiceProcess:
             proc.stop()  # never leave a half-started process behind
             raise
     return proc
+
+
+@contextmanager
+def crisis_process(env: dict[str, str]) -> Iterator[ServiceProcess]:
+    """A crisis process of this test run with `env`; it must stop cleanly (drained)."""
+    proc = start(ServiceProcess("crisis", env=env))
+    try:
+        yield proc
+    finally:
+        assert proc.stop() == 0, f"crisis did not stop cleanly; see {proc.log_path}"
+
+
+@asynccontextmanager
+async def producer_and_collector(settings: Settings) -> AsyncIterator[tuple[Producer, Collector]]:
+    """A producer of the crisis service's input events, and a collector of all it publishes."""
+    producer = await Producer(settings).start()
+    collector = await Collector(settings, [t.name for t in topics.ALL]).start()
+    try:
+        yield producer, collector
+    finally:
+        await collector.stop()
+        await producer.stop()
