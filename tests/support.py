@@ -7,12 +7,14 @@ KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI. Each run uses its own database prefix.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +171,16 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
+
+
+@contextlib.contextmanager
+def until_stopped(proc: ServiceProcess) -> Iterator[ServiceProcess]:
+    """A started service process for the block; then it must stop cleanly (drained), or the test
+    fails naming its log."""
+    try:
+        yield proc
+    finally:
+        assert proc.stop() == 0, f"{proc.name} did not stop cleanly; see {proc.log_path}"
 
 
 def zipkin_base(settings: Settings) -> str:

@@ -29,16 +29,15 @@ from tests.integration.test_compliance_api import (
     stub_for,
     uid,
 )
-from tests.support import ServiceProcess, auth_metadata
+from tests.support import ServiceProcess, auth_metadata, until_stopped
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def compliance() -> Iterator[ServiceProcess]:
-    proc = start_compliance()
-    yield proc
-    assert proc.stop() == 0, f"compliance did not stop cleanly; see {proc.log_path}"
+    with until_stopped(start_compliance()) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,7 @@ from tests.support import (
     consumer_at_end,
     isolated_settings,
     start_group_at_end,
+    until_stopped,
     wait_for_trace,
 )
 
@@ -206,9 +207,8 @@ def rpc_error(call: Callable[[], Any]) -> grpc.RpcError:
 
 @pytest.fixture(scope="module")
 def compliance() -> Iterator[ServiceProcess]:
-    proc = start_compliance()
-    yield proc
-    assert proc.stop() == 0, f"compliance did not stop cleanly; see {proc.log_path}"
+    with until_stopped(start_compliance()) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ from tests.integration.test_compliance_api import (
     stub_for,
     uid,
 )
-from tests.support import TEST_PORTS, ServiceProcess, auth_metadata
+from tests.support import TEST_PORTS, ServiceProcess, auth_metadata, until_stopped
 
 pytestmark = pytest.mark.integration
 # Every compliance process on the shared broker (other test runs too) consumes the scheduler's topic,
@@ -44,9 +44,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def compliance() -> Iterator[ServiceProcess]:
-    proc = start_compliance()
-    yield proc
-    assert proc.stop() == 0, f"compliance did not stop cleanly; see {proc.log_path}"
+    with until_stopped(start_compliance()) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")

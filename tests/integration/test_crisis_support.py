@@ -44,6 +44,7 @@ from tests.support import (
     isolated_settings,
     record_headers,
     start_group_at_end,
+    until_stopped,
 )
 
 CONSUMED = {"sessions": topics.SESSIONS_IN, "attendance": topics.ATTENDANCE_IN, "outcomes": topics.OUTCOMES_IN}
@@ -360,11 +361,8 @@ def start(proc: ServiceProcess, attempts: int = 3) -> ServiceProcess:
 @contextmanager
 def crisis_process(env: dict[str, str]) -> Iterator[ServiceProcess]:
     """A crisis process of this test run with `env`; it must stop cleanly (drained)."""
-    proc = start(ServiceProcess("crisis", env=env))
-    try:
+    with until_stopped(start(ServiceProcess("crisis", env=env))) as proc:
         yield proc
-    finally:
-        assert proc.stop() == 0, f"crisis did not stop cleanly; see {proc.log_path}"
 
 
 @asynccontextmanager

@@ -42,7 +42,7 @@ from tests.integration.test_engagement_support import (
     wait_until,
     zoom_body,
 )
-from tests.support import ServiceProcess, auth_metadata
+from tests.support import ServiceProcess, auth_metadata, until_stopped
 
 pytestmark = pytest.mark.integration
 
@@ -53,11 +53,8 @@ FHIR = "iop.engagement.fhir.v1"
 
 @pytest.fixture(scope="module")
 def service() -> Iterator[ServiceProcess]:
-    proc = engagement_service().start()
-    try:
+    with until_stopped(engagement_service().start()) as proc:
         yield proc
-    finally:
-        assert proc.stop() == 0, f"engagement did not stop cleanly; see {proc.log_path}"
 
 
 @pytest.fixture(scope="module")
