@@ -7,6 +7,8 @@
    `sessions` table; sustained signals/s from its first to its last signal.
    Baseline in the same run: a raw aiokafka consume loop (one consumer, same topic, same records)
    that decodes the CloudEvents envelope and the protobuf payload and does nothing else.
+   Also in the same run, over the same records: a faust agent that only counts them
+   (tests.bench.faust_floor), the part of the worker's cost that is faust's own.
 2. End to end at a fixed rate: signed webhooks are POSTed to the engagement process at --rate per
    second; each is verified, de-duplicated (receipt in the store), published with acks=all, consumed
    by the worker and aggregated. Latency = the worker's aggregate time minus the webhook's event
@@ -125,6 +127,26 @@ async def baseline(settings: Settings, n: int) -> float:
         return n / (time.perf_counter() - start)
     finally:
         await consumer.stop()
+
+
+async def faust_floor(settings: Settings, environ: dict[str, str], n: int, tmp: Path) -> float:
+    """A faust worker whose agent only counts the same n records (tests.bench.faust_floor): what faust
+    costs per record before any work. Returns records/s from its first batch to its last."""
+    stats = tmp / "floor-stats.json"
+    args = ["tests.bench.faust_floor", "--broker", settings.kafka_bootstrap_servers, "--app-id", f"{PREFIX}.floor"]
+    proc = start([*args, "--topic", TOPIC, "--count", str(n), "--stats", str(stats)], environ, tmp / "floor.log")
+    try:
+        deadline = time.monotonic() + 90
+        while not stats.exists() and time.monotonic() < deadline and proc.poll() is None:
+            await asyncio.sleep(0.2)
+        if not stats.exists():
+            return 0.0
+        figures = json.loads(stats.read_text())
+        return float(figures["count"] - figures["first_batch"]) / (figures["last"] - figures["first"])
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(20)
 
 
 def applied_signals(path: Path) -> int:
@@ -284,6 +306,7 @@ async def main() -> None:
         await produce(settings, args.signals, sessions=300)
         rate, applied = await worker_rate(stats, args.signals, timeout_s=45)
         base = await baseline(settings, args.signals)  # same records, while the worker is idle
+        floor = await faust_floor(settings, environ, args.signals, tmp)  # same records again
         # 2. end to end at a fixed rate through the webhook
         procs.append(start(["services.engagement"], environ, tmp / "service.log"))
         await wait_http()
@@ -307,6 +330,8 @@ async def main() -> None:
     print(f"{'raw aiokafka consume loop + decode (baseline), signals/s':58} {base:12.0f}")
     print(f"{'faust worker aggregate, signals/s (1 worker process)':58} {rate:12.0f}")
     print(f"{'ratio worker / baseline':58} {rate / base if base else 0:12.1%}")
+    print(f"{'faust agent that only counts the records, signals/s':58} {floor:12.0f}")
+    print(f"{'ratio counting agent / baseline (faust alone)':58} {floor / base if base else 0:12.1%}")
     print(f"{'signals applied by the worker (of ' + str(args.signals) + ')':58} {applied:12d}")
     print(f"{'webhooks offered / accepted per second':58} {args.rate:5d} / {achieved:6.0f}")
     print(f"{'webhook errors / shed (more than ' + str(MAX_IN_FLIGHT) + ' in flight)':58} {errors:5d} / {shed:6d}")
