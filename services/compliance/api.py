@@ -16,6 +16,7 @@ from iop.compliance.v1 import compliance_pb2_grpc
 from iop.events.v1 import common_pb2, scheduling_pb2
 from services.compliance import events
 from services.compliance.audit_log import BatchedAudit
+from services.compliance.board_actions import BoardActions
 from services.compliance.consent import CONSENT_TYPES, consent_problems, place_of_service, privacy_problems
 from services.compliance.coverage import (
     AUDIO_ONLY,
@@ -256,6 +257,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         self._store = store
         self._ref = ref
         self._batched_audit = audit
+        self._board_actions = BoardActions(store)
 
     async def _audit(self, action: str, resource_type: str, resource_id: str) -> None:
         await record_phi_access(self._store.db, current_principal(), action, resource_type, resource_id)
@@ -598,17 +600,19 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         id_field: str,
         request: pb.UpdateLicenseStatusRequest | pb.UpdateCompactCredentialStatusRequest,
     ) -> Document:
-        """A board action on a license or compact credential, audited in the record (who, when)."""
+        """A board action on a license or compact credential, audited in the action (who, when),
+        published (CredentialStatusChanged) and flagging the booked sessions it affects."""
         effective_at = request_time(request, "effective_at")
         validate_status_change(record_id=record_id, id_field=id_field, status=request.status, effective_at=effective_at)
         assert effective_at is not None
+        now = datetime.now(UTC)
         change = {
             "status": request.status,
             "effective_at": effective_at,
-            "recorded_at": datetime.now(UTC),
+            "recorded_at": now,
             "recorded_by": current_principal().subject,
         }
-        doc = await self._store.change_status(collection, record_id, change)
+        doc = await self._board_actions.record(collection, record_id, change, now)
         if doc is None:
             raise NotFound(EXPIRING[collection], record_id)
         return doc

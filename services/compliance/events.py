@@ -131,3 +131,24 @@ def consent_changed(doc: Document, status: str, at: datetime) -> OutgoingEvent:
         changed_at=to_timestamp(at),
     )
     return OutgoingEvent(DECISIONS.name, doc["client_id"], message)
+
+
+def credential_status_changed(
+    item_id: str,
+    item_type: str,
+    clinician_id: str,
+    status: str,
+    effective_at: datetime,
+    recorded_at: datetime,
+    affected_session_ids: list[str],
+) -> OutgoingEvent:
+    message = ev.CredentialStatusChanged(
+        item_id=item_id,
+        item_type=item_type,
+        clinician_id=clinician_id,
+        status=status,
+        effective_at=to_timestamp(effective_at),
+        recorded_at=to_timestamp(recorded_at),
+        affected_session_ids=affected_session_ids,
+    )
+    return OutgoingEvent(DECISIONS.name, clinician_id, message)

@@ -1,6 +1,8 @@
 """Handlers of the scheduler's session lifecycle events (topic iop.scheduling.sessions.v1).
 
-- SessionScheduled: remember the booked session (for expiry re-checks and billing defaults).
+- SessionScheduled: remember the booked session (for expiry and board-action re-checks and billing
+  defaults); flag it when booked past an item's expiry, or while a board action leaves one of the
+  clinician's credentials not active.
 - SessionCheckedIn: remember the client's verified location and privacy attestation; a compromised
   attestation emits PrivacyCompromised (topic iop.compliance.privacy.v1).
 - SessionStarted: re-check licensure for every checked-in client against the clinician's location,
@@ -22,8 +24,16 @@ from pymongo.errors import PyMongoError
 from iop.events.v1 import common_pb2, scheduling_pb2
 from services.compliance import events
 from services.compliance.billing import BillingDays
+from services.compliance.board_actions import inactive_during, session_flag
 from services.compliance.consent import place_of_service
-from services.compliance.licensure import NEEDS_REVIEW, LicensureQuery, LicensureResult, decide_licensure
+from services.compliance.licensure import (
+    NEEDS_REVIEW,
+    CompactCredential,
+    License,
+    LicensureQuery,
+    LicensureResult,
+    decide_licensure,
+)
 from services.compliance.reference import Reference, billing_day
 from services.compliance.store import (
     AUTHORIZATIONS,
@@ -96,22 +106,32 @@ class SchedulingHandlers:
                 }
             },
         )
-        await self._flag_expiring_before(p.session_id, p.clinician_id, list(p.client_ids), starts_at)
+        await self._flag_for_recheck(p.session_id, p.clinician_id, list(p.client_ids), starts_at, ends_at)
 
-    async def _flag_expiring_before(
-        self, session_id: str, clinician_id: str, client_ids: list[str], starts_at: datetime
+    async def _flag_for_recheck(
+        self, session_id: str, clinician_id: str, client_ids: list[str], starts_at: datetime, ends_at: datetime | None
     ) -> None:
-        """A session booked after an item's expiry warning went out is flagged for re-check too.
+        """A session booked after an item's expiry warning, or a board action, went out is flagged
+        for re-check too: an item expiring before it starts (EXPIRES_BEFORE_SESSION), a license or
+        compact credential a board action leaves not active during it (BOARD_ACTION_<STATUS>).
 
         Reads the snapshots EvaluateSession cached when it evaluated the booking (at most the read
         cache's TTL old; this process's own writes invalidate them), so the store is not read here.
         """
         now = datetime.now(UTC)
         licenses, credentials = await self._store.credentials_snapshot(clinician_id)
-        expiring: list[tuple[str, str, datetime | None]] = [
-            (EXPIRING[LICENSES], x.license_id, x.valid_until) for x in licenses
+        clinician_items: list[tuple[str, str, License | CompactCredential]] = [
+            (EXPIRING[LICENSES], x.license_id, x) for x in licenses
         ]
-        expiring += [(EXPIRING[COMPACT_CREDENTIALS], x.credential_id, x.valid_until) for x in credentials]
+        clinician_items += [(EXPIRING[COMPACT_CREDENTIALS], x.credential_id, x) for x in credentials]
+        until = ends_at if ends_at is not None and ends_at > starts_at else None
+        for item_type, item_id, item in clinician_items:
+            status = inactive_during(item, starts_at, until) if item.status_changes else None
+            if status is not None:
+                await self._store.flag_sessions([session_id], session_flag(item_type, item_id, status))
+        expiring: list[tuple[str, str, datetime | None]] = [
+            (item_type, item_id, item.valid_until) for item_type, item_id, item in clinician_items
+        ]
         for client_id in client_ids:
             consents, authorizations = await self._store.client_snapshot(client_id)
             expiring += [(EXPIRING[CONSENTS], x.consent_id, x.valid_until) for x in consents]

@@ -153,12 +153,17 @@ def status_at(item: License | CompactCredential, at: datetime) -> str:
     return status
 
 
+def statuses_during(item: License | CompactCredential, start: datetime, until: datetime | None) -> list[str]:
+    """The statuses in force during [start, until) (at `start` only without an end), in time order."""
+    instants = [start]
+    if until is not None:
+        instants += sorted(e for e, _ in item.status_changes if start < e < until)
+    return [status_at(item, instant) for instant in instants]
+
+
 def _statuses_during(item: License | CompactCredential, q: LicensureQuery) -> list[str]:
     """The statuses in force during the time of service, in time order."""
-    instants = [q.at]
-    if q.until is not None:
-        instants += sorted(e for e, _ in item.status_changes if q.at < e < q.until)
-    return [status_at(item, instant) for instant in instants]
+    return statuses_during(item, q.at, q.until)
 
 
 def _verified_recently(ref: Reference, verified_at: datetime | None, now: datetime) -> bool:

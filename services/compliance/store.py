@@ -14,7 +14,8 @@ never unreachable; an entry whose record was never written (a crash in between) 
 FerretDB 1.x applies an update as read-modify-write of the whole document, so two concurrent
 updates of one document can lose one of them (both callers told it was applied). What must never be
 lost is therefore inserted, not updated: a board action on a license or compact credential is a
-`board_actions` document of its own (owned by the clinician, found through the directory), and an
+`board_actions` document of its own (owned by the clinician, found through the directory, carrying
+its CredentialStatusChanged event in its outbox), and an
 expiry warning an `expiry_notices` document carrying its event; neither writes the record, so
 neither can undo, or be undone by, a consent's revocation or an authorization's decrement.
 """
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -68,6 +69,7 @@ OUTBOX_COLLECTIONS = [
     SESSIONS,
     BILLING_DAYS,
     EXPIRY_NOTICES,
+    BOARD_ACTIONS,  # its CredentialStatusChanged
 ]
 # Items the expiry monitor watches: collection -> item type in CredentialExpiring.
 EXPIRING = {
@@ -120,7 +122,7 @@ def board_action_id(collection: str, record_id: str, status: str, effective_at: 
     return f"{collection}|{record_id}|{effective_at.astimezone(UTC).isoformat()}|{status}"
 
 
-def _millis(at: datetime) -> datetime:
+def to_millis(at: datetime) -> datetime:
     """`at` as the store keeps it (milliseconds), so an action's `_id` and its stored time agree."""
     return at.replace(microsecond=at.microsecond - at.microsecond % 1000)
 
@@ -145,6 +147,11 @@ def with_status_changes(d: Document, actions: Sequence[Document]) -> Document:
             first[key] = change
     ordered = sorted(first.values(), key=lambda c: (c["effective_at"], c["recorded_at"], c["status"] != ACTIVE))
     return {**d, "status_changes": ordered}
+
+
+def actions_of(actions: Sequence[Document], collection: str, record_id: str) -> list[Document]:
+    """Of an owner's board actions, those on the record `record_id` of `collection`."""
+    return [a for a in actions if a["collection"] == collection and a["record_id"] == record_id]
 
 
 def license_from_doc(d: Document) -> License:
@@ -351,21 +358,29 @@ class ComplianceStore:
 
         return await self._client_records.get(client_id, load)
 
-    async def change_status(self, collection: str, record_id: str, change: Document) -> Document | None:
+    async def change_status(
+        self,
+        collection: str,
+        record_id: str,
+        change: Document,
+        events: Callable[[Document], Awaitable[list[OutgoingEvent]]] | None = None,
+    ) -> Document | None:
         """Record a board action (`status`, `effective_at`, `recorded_at`, `recorded_by`) on a
         license or compact credential: a `board_actions` document of its own, with its audit
-        fields, `_id` board_action_id (a retry, or the same action recorded concurrently, is a
-        duplicate: nothing twice). The record's document is not written, so no concurrent update
-        of it (the expiry monitor's, another board action's) can undo the action or be undone by
-        it. The directory entry is written first (store.insert), so the action is never
-        unreachable; an action already stored was linked before, so a retry adds no entry.
-        Returns the record with its status changes (None: no such record); this process's
-        cached snapshot of the owner is invalidated before it returns."""
+        fields and the events `events(record with its status changes, this action included)`
+        builds in its outbox (one insert: no action without its event), `_id` board_action_id (a
+        retry, or the same action recorded concurrently, is a duplicate: nothing twice, and
+        `events` is not called for an action already stored). The record's document is not
+        written, so no concurrent update of it (the expiry monitor's, another board action's) can
+        undo the action or be undone by it. The directory entry is written first (store.insert),
+        so the action is never unreachable; an action already stored was linked before, so a
+        retry adds no entry. Returns the record with its status changes (None: no such record);
+        this process's cached snapshot of the owner is invalidated before it returns."""
         record = await self.get(collection, record_id)
         if record is None:
             return None
         owner_id = record["owner_id"]
-        effective_at = _millis(change["effective_at"])
+        effective_at = to_millis(change["effective_at"])
         action = {
             **change,
             "_id": board_action_id(collection, record_id, change["status"], effective_at),
@@ -375,15 +390,21 @@ class ComplianceStore:
             "record_id": record_id,
         }
         if await self.db[BOARD_ACTIONS].find_one({"_id": action["_id"]}, {"_id": 1}) is None:
+            outgoing: list[OutgoingEvent] = []
+            if events is not None:
+                stored = await self.record_actions(collection, record)
+                outgoing = await events(with_status_changes(record, [*stored, action]))
             try:
-                await self.insert(BOARD_ACTIONS, action)
+                await self.insert(BOARD_ACTIONS, action, outgoing)
             except DuplicateKeyError:
                 pass  # the same action, recorded concurrently (and linked) by another call
         self.invalidate(collection, owner_id)
-        actions = await self.owned(BOARD_ACTIONS, owner_id)
-        return with_status_changes(
-            record, [a for a in actions if a["collection"] == collection and a["record_id"] == record_id]
-        )
+        return with_status_changes(record, await self.record_actions(collection, record))
+
+    async def record_actions(self, collection: str, record: Document) -> list[Document]:
+        """The board actions stored for `record`, a document of `collection` (licenses or compact
+        credentials)."""
+        return actions_of(await self.owned(BOARD_ACTIONS, record["owner_id"]), collection, record["_id"])
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
         return await self.db[collection].find_one({"_id": doc_id}, {"outbox": 0})
@@ -606,6 +627,16 @@ class ComplianceStore:
             .find({owner_field: owner_id, "starts_at": {"$gte": after}, "status": "scheduled"}, {"_id": 1})
             .to_list()
         )
+
+    async def booked_sessions_ending_after(self, clinician_id: str, after: datetime) -> list[Document]:
+        """The clinician's booked sessions that end after `after` (without an end: start at or after
+        it), with their times."""
+        query: Document = {
+            "clinician_id": clinician_id,
+            "status": "scheduled",
+            "$or": [{"ends_at": {"$gt": after}}, {"starts_at": {"$gte": after}}],
+        }
+        return await self.db[SESSIONS].find(query, {"_id": 1, "starts_at": 1, "ends_at": 1}).to_list()
 
     async def flag_sessions(self, session_ids: list[str], flag: str) -> None:
         if session_ids:

@@ -16,7 +16,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
+from iop.events.v1.compliance_pb2 import CredentialStatusChanged
 from services.compliance import events
+from services.compliance.board_actions import BoardActions
 from services.compliance.licensure import status_at
 from services.compliance.store import (
     BOARD_ACTIONS,
@@ -215,3 +217,52 @@ async def test_a_snapshot_reads_board_actions_with_one_grouped_query_more(store:
     finds.count = 0
     await store.credentials_snapshot(clinician)
     assert finds.count == 0  # cached
+
+
+async def test_a_board_action_and_its_event_are_one_insert_and_flag_the_sessions_once(store: ComplianceStore) -> None:
+    """The same suspension sent five times at once: one action, one CredentialStatusChanged in its
+    document's outbox, naming the booked session it affects, which is flagged once; the session
+    before it takes effect and a cancelled one are not."""
+    clinician = f"clin-ev-{uuid.uuid4().hex[:6]}"
+    lic = license_doc(clinician, expires_in=timedelta(days=200))
+    await store.insert(LICENSES, lic)
+    sessions = {
+        "before": (NOW + timedelta(days=1), "scheduled"),
+        "after": (NOW + timedelta(days=3), "scheduled"),
+        "cancelled": (NOW + timedelta(days=3), "cancelled"),
+    }
+    for name, (starts_at, status) in sessions.items():
+        await store.db["sessions"].insert_one(
+            {
+                "_id": f"{clinician}-{name}",
+                "clinician_id": clinician,
+                "starts_at": starts_at,
+                "ends_at": starts_at + timedelta(hours=3),
+                "status": status,
+            }
+        )
+    board = BoardActions(store)
+    suspension = action("suspended", NOW + timedelta(days=2))
+    await asyncio.gather(*(board.record(LICENSES, lic["_id"], suspension, NOW) for _ in range(5)))
+    (stored,) = await stored_events(store, clinician, "iop.events.v1.CredentialStatusChanged")
+    published = CredentialStatusChanged.FromString(stored["data"])
+    assert (published.item_id, published.status) == (lic["_id"], "suspended")
+    assert list(published.affected_session_ids) == [f"{clinician}-after"]
+    assert await store.db[BOARD_ACTIONS].count_documents({"outbox.id": stored["id"]}) == 1
+    flags = {d["_id"]: d.get("flags", []) async for d in store.db["sessions"].find({"clinician_id": clinician})}
+    assert flags == {
+        f"{clinician}-before": [],
+        f"{clinician}-after": [f"BOARD_ACTION_SUSPENDED:license:{lic['_id']}"],
+        f"{clinician}-cancelled": [],
+    }
+    # a reinstatement is published and flags nothing
+    await board.record(LICENSES, lic["_id"], action("active", NOW + timedelta(days=4)), NOW)
+    reinstated = [
+        CredentialStatusChanged.FromString(e["data"])
+        for e in await stored_events(store, clinician, "iop.events.v1.CredentialStatusChanged")
+    ]
+    assert sorted((p.status, list(p.affected_session_ids)) for p in reinstated) == [
+        ("active", []),
+        ("suspended", [f"{clinician}-after"]),
+    ]
+    assert await store.db["sessions"].count_documents({"clinician_id": clinician, "flags.1": {"$exists": True}}) == 0

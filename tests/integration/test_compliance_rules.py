@@ -4,7 +4,7 @@ credential time ranges, board actions, billing codes."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import grpc
 import pytest
 from grpc_status import rpc_status
+from pymongo import MongoClient
 
 from iop.compliance.v1 import compliance_pb2 as pb
 from iop.compliance.v1 import compliance_pb2_grpc
@@ -53,6 +54,13 @@ def stub(compliance: ServiceProcess) -> Iterator[compliance_pb2_grpc.ComplianceS
     channel, s = stub_for(compliance)
     yield s
     channel.close()
+
+
+@pytest.fixture(scope="module")
+def db(compliance: ServiceProcess, settings: Settings) -> Iterator[Any]:
+    client: MongoClient[dict[str, Any]] = MongoClient(settings.mongodb_uri, tz_aware=True)
+    yield client[f"{compliance.env['MONGODB_DATABASE_PREFIX']}compliance"]
+    client.close()
 
 
 def violations(err: grpc.RpcError) -> set[str]:
@@ -512,3 +520,130 @@ def test_another_instance_sees_a_board_action_within_its_cache_ttl(
     finally:
         channel.close()
         assert other.stop() == 0, f"compliance B did not stop cleanly; see {other.log_path}"
+
+
+STATUS_CHANGED = "iop.events.v1.CredentialStatusChanged"
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 60) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def book(producer: SchedulerEvents, clinician: str, starts_at: datetime, hours: int = 3) -> str:
+    session = uid("s")
+    producer.send(
+        session,
+        sev.SessionScheduled(
+            session_id=session,
+            clinician_id=clinician,
+            client_ids=[uid("client")],
+            starts_at=to_timestamp(starts_at),
+            ends_at=to_timestamp(starts_at + timedelta(hours=hours)),
+            kind=sev.SESSION_KIND_GROUP,
+        ),
+    )
+    return session
+
+
+def test_a_board_action_is_published_and_flags_the_booked_sessions_it_affects(
+    stub, settings: Settings, db: Any
+) -> None:
+    """A suspension is published (CredentialStatusChanged, key clinician_id) and flags the booked
+    sessions of the clinician that end after it takes effect, as an expiry does; a session booked
+    during it is flagged when scheduled; a retry publishes nothing again; a reinstatement is
+    published and flags nothing; a compact privilege's revocation the same."""
+    tail = TopicTail(settings, "iop.compliance.decisions.v1")
+    producer = SchedulerEvents(settings)
+    admin = auth_metadata(settings, "supervisor", "supervisor-7")
+    try:
+        clinician = uid("clin")
+        lic = record_license(stub, settings, clinician, "CA")
+        suspended_from = NOW + timedelta(days=3)
+        before = book(producer, clinician, NOW + timedelta(days=1))
+        spanning = book(producer, clinician, suspended_from - timedelta(hours=1))
+        after = book(producer, clinician, NOW + timedelta(days=5))
+        cancelled = book(producer, clinician, NOW + timedelta(days=6))
+        producer.send(cancelled, sev.SessionCancelled(session_id=cancelled, reason="client request"))
+        assert wait_until(
+            lambda: (
+                bool(db["sessions"].find_one({"_id": cancelled, "status": "cancelled"}))
+                and db["sessions"].count_documents({"_id": {"$in": [before, spanning, after]}}) == 3
+            )
+        ), "the sessions were not consumed"
+
+        suspend = pb.UpdateLicenseStatusRequest(
+            license_id=lic.license_id, status="suspended", effective_at=to_timestamp(suspended_from)
+        )
+        stub.UpdateLicenseStatus(suspend, metadata=admin, timeout=CALL_TIMEOUT_S)
+        flag = f"BOARD_ACTION_SUSPENDED:license:{lic.license_id}"
+
+        def flags(session: str) -> list[str]:
+            return list((db["sessions"].find_one({"_id": session}) or {}).get("flags", []))
+
+        # flagged before the call returns
+        assert flags(spanning) == [flag] and flags(after) == [flag]
+        assert flags(before) == [] and flags(cancelled) == []
+        found = tail.wait_for(lambda key, ev, p: ev.type == STATUS_CHANGED and p.item_id == lic.license_id)
+        assert len(found) == 1, [p for _, _, p in tail.seen]
+        key, event, published = found[0]
+        assert key == clinician.encode() and event.subject == clinician
+        assert (published.item_type, published.clinician_id, published.status) == ("license", clinician, "suspended")
+        assert abs(published.effective_at.ToDatetime(tzinfo=UTC) - suspended_from) < timedelta(milliseconds=1)
+        assert sorted(published.affected_session_ids) == sorted([spanning, after])
+
+        # booked after the action, during the suspension: flagged when the scheduler's event arrives
+        late = book(producer, clinician, NOW + timedelta(days=8))
+        assert wait_until(lambda: flags(late) == [flag]), flags(late)
+
+        # a retry records and publishes nothing again; a reinstatement is published and flags nothing
+        stub.UpdateLicenseStatus(suspend, metadata=admin, timeout=CALL_TIMEOUT_S)
+        reinstate = pb.UpdateLicenseStatusRequest(
+            license_id=lic.license_id, status="active", effective_at=to_timestamp(NOW + timedelta(days=7))
+        )
+        stub.UpdateLicenseStatus(reinstate, metadata=admin, timeout=CALL_TIMEOUT_S)
+        found = tail.wait_for(lambda key, ev, p: ev.type == STATUS_CHANGED and p.item_id == lic.license_id, count=2)
+        tail.wait_for(lambda *_: False, timeout_s=2)  # anything more
+        mine = [p for _, ev, p in tail.seen if ev.type == STATUS_CHANGED and p.item_id == lic.license_id]
+        assert [(p.status, list(p.affected_session_ids)) for p in mine[1:]] == [("active", [])], mine
+        for session in (spanning, after, late):
+            assert flags(session) == [flag]
+        assert flags(before) == [] and flags(cancelled) == []
+
+        # a compact privilege withdrawn: the same
+        md = auth_metadata(settings, "platform")
+        privilege = stub.RecordCompactCredential(
+            pb.RecordCompactCredentialRequest(
+                clinician_id=clinician,
+                compact="COUNSELING",
+                kind="PRIVILEGE",
+                home_state="MN",
+                privilege_state="AZ",
+                credential_number=f"CC-{uid('n')[-8:].upper()}",
+                valid_from=to_timestamp(NOW - timedelta(days=30)),
+                valid_until=to_timestamp(NOW + timedelta(days=300)),
+            ),
+            metadata=md,
+            timeout=CALL_TIMEOUT_S,
+        )
+        stub.UpdateCompactCredentialStatus(
+            pb.UpdateCompactCredentialStatusRequest(
+                credential_id=privilege.credential_id, status="revoked", effective_at=to_timestamp(NOW)
+            ),
+            metadata=md,
+            timeout=CALL_TIMEOUT_S,
+        )
+        revoked_flag = f"BOARD_ACTION_REVOKED:compact_credential:{privilege.credential_id}"
+        assert all(revoked_flag in flags(s) for s in (before, spanning, after, late))
+        assert revoked_flag not in flags(cancelled)
+        found = tail.wait_for(lambda key, ev, p: ev.type == STATUS_CHANGED and p.item_id == privilege.credential_id)
+        assert len(found) == 1
+        assert found[0][2].item_type == "compact_credential" and found[0][2].status == "revoked"
+        assert sorted(found[0][2].affected_session_ids) == sorted([before, spanning, after, late])
+    finally:
+        tail.close()
+        producer.close()
