@@ -5,7 +5,9 @@ keyed by item and horizon, so the items' own documents are never written here).
 Expiry: licenses, compact credentials, consents and authorizations expiring within the horizons of
 reference data (60/30/7 days) emit CredentialExpiring once per horizon (only the nearest horizon
 when several are crossed at once), naming the booked sessions that start after the expiry; those
-sessions are flagged for a re-check.
+sessions are flagged for a re-check. A license or compact credential that is not `active` when it
+expires (a board action suspended, revoked... it, and no reinstatement is effective before then) is
+not warned of; reinstated, it is again.
 """
 
 from __future__ import annotations
@@ -16,8 +18,18 @@ from datetime import UTC, datetime, timedelta
 
 from services.compliance import events
 from services.compliance.billing import BillingDays
+from services.compliance.board_actions import PARSE
+from services.compliance.licensure import ACTIVE, status_at
 from services.compliance.reference import Reference
-from services.compliance.store import COMPACT_CREDENTIALS, EXPIRING, LICENSES, ComplianceStore
+from services.compliance.store import (
+    BOARD_ACTIONS,
+    COMPACT_CREDENTIALS,
+    EXPIRING,
+    LICENSES,
+    ComplianceStore,
+    actions_of,
+    with_status_changes,
+)
 from services.plumbing.storage import Document
 
 log = logging.getLogger(__name__)
@@ -50,6 +62,8 @@ class ExpiryMonitor:
                 # notified_horizons: warnings an earlier version recorded in the item itself
                 if crossed and crossed[0] not in (item.get("notified_horizons") or []):
                     due.append((item, expires_at, crossed))
+            if collection in PARSE:
+                due = await self._in_force(collection, due)
             warned = await self._store.notified(collection, [(item["_id"], crossed[0]) for item, _, crossed in due])
             for item, expires_at, crossed in due:
                 nearest = crossed[0]
@@ -66,6 +80,27 @@ class ExpiryMonitor:
                     await self._store.flag_sessions(affected, f"EXPIRES_BEFORE_SESSION:{item_type}:{item['_id']}")
                     emitted += 1
         return emitted
+
+    async def _in_force(
+        self, collection: str, due: list[tuple[Document, datetime, list[int]]]
+    ) -> list[tuple[Document, datetime, list[int]]]:
+        """The licenses or compact credentials of `due` that are `active` when they expire, by
+        their board actions (the last one effective before the expiry, else the recorded status).
+        One suspended or revoked until then, or from a date before then, cannot be practised on
+        when it expires: its warning would only hide the real ones. Once reinstated (before its
+        expiry), it is warned of again: the nearest horizon crossed by then. One read of board
+        actions per clinician."""
+        owners = {item["owner_id"] for item, _, _ in due}
+        actions = {owner: await self._store.owned(BOARD_ACTIONS, owner) for owner in owners}
+        kept = []
+        for item, expires_at, crossed in due:
+            parsed = PARSE[collection](
+                with_status_changes(item, actions_of(actions[item["owner_id"]], collection, item["_id"]))
+            )
+            # its last instant: times are stored to the millisecond, validity ends at `expires_at` (excluded)
+            if status_at(parsed, expires_at - timedelta(milliseconds=1)) == ACTIVE:
+                kept.append((item, expires_at, crossed))
+        return kept
 
 
 async def run_periodic(

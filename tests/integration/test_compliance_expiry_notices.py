@@ -19,6 +19,7 @@ from services.compliance.monitor import ExpiryMonitor
 from services.compliance.reference import load_reference
 from services.compliance.store import (
     AUTHORIZATIONS,
+    COMPACT_CREDENTIALS,
     CONSENTS,
     EXPIRY_NOTICES,
     LICENSES,
@@ -156,3 +157,59 @@ async def test_the_monitor_warns_once_per_horizon_without_writing_the_items(stor
     assert (await store.get(LICENSES, lic["_id"]) or {}).get("notified_horizons") is None
     assert (await store.get(LICENSES, warned_before["_id"]) or {})["notified_horizons"] == [30, 60]
     assert "notified_horizons" not in (await store.get(CONSENTS, consent["_id"]) or {})
+
+
+def privilege_doc(clinician: str, expires_in: timedelta) -> Document:
+    return {
+        "_id": str(uuid.uuid4()),
+        "clinician_id": clinician,
+        "owner_id": clinician,
+        "compact": "COUNSELING",
+        "kind": "PRIVILEGE",
+        "home_state": "MN",
+        "privilege_state": "AZ",
+        "credential_number": f"CC-{uuid.uuid4().hex[:10]}",
+        "status": "active",
+        "valid_from": NOW - timedelta(days=30),
+        "valid_until": NOW + expires_in,
+        "expires_at": NOW + expires_in,
+    }
+
+
+def board_action(status: str, effective_at: datetime) -> Document:
+    return {"status": status, "effective_at": effective_at, "recorded_at": datetime.now(UTC), "recorded_by": "board"}
+
+
+async def test_no_expiry_warning_for_a_credential_not_in_force_until_it_is_reinstated(store: ComplianceStore) -> None:
+    """A suspended or revoked license, a revoked compact privilege, a license revoked from a later
+    date before it expires: none is in force when it expires, so none is warned of. A license whose
+    reinstatement is recorded for before its expiry is; a suspended one is once it is reinstated."""
+    monitor = ExpiryMonitor(store, load_reference())
+    clinician = f"clin-{uuid.uuid4().hex[:6]}"
+    active = license_doc(clinician, timedelta(days=20))
+    suspended = license_doc(clinician, timedelta(days=20))
+    revoked = license_doc(clinician, timedelta(days=20))
+    revoked_later = license_doc(clinician, timedelta(days=20))
+    back_soon = license_doc(clinician, timedelta(days=20))
+    privilege = privilege_doc(clinician, timedelta(days=20))
+    for doc in (active, suspended, revoked, revoked_later, back_soon):
+        await store.insert(LICENSES, doc)
+    await store.insert(COMPACT_CREDENTIALS, privilege)
+    await store.change_status(LICENSES, suspended["_id"], board_action("suspended", NOW - timedelta(days=1)))
+    await store.change_status(LICENSES, revoked["_id"], board_action("revoked", NOW - timedelta(hours=1)))
+    await store.change_status(LICENSES, revoked_later["_id"], board_action("revoked", NOW + timedelta(days=2)))
+    await store.change_status(LICENSES, back_soon["_id"], board_action("suspended", NOW - timedelta(days=1)))
+    await store.change_status(LICENSES, back_soon["_id"], board_action("active", NOW + timedelta(days=10)))
+    await store.change_status(COMPACT_CREDENTIALS, privilege["_id"], board_action("revoked", NOW - timedelta(hours=1)))
+
+    assert await monitor.run_once(NOW) == 2
+    notices = await store.db[EXPIRY_NOTICES].find({}, {"item_id": 1, "horizon": 1}).to_list()
+    assert sorted((n["item_id"], n["horizon"]) for n in notices) == sorted(
+        [(active["_id"], 30), (back_soon["_id"], 30)]
+    )
+
+    assert await monitor.run_once(NOW + timedelta(minutes=1)) == 0
+    await store.change_status(LICENSES, suspended["_id"], board_action("active", NOW))
+    assert await monitor.run_once(NOW + timedelta(minutes=1)) == 1
+    assert await store.db[EXPIRY_NOTICES].count_documents({"item_id": suspended["_id"], "horizon": 30}) == 1
+    assert len(await stored_events(store, clinician)) == 3
