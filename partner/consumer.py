@@ -48,6 +48,16 @@ def topics_from_contract(path: Path = ASYNCAPI) -> list[str]:
     return sorted(channel["address"] for channel in document["channels"].values())
 
 
+def message_types_from_contract(path: Path = ASYNCAPI) -> dict[str, set[str]]:
+    """The ce_type values the AsyncAPI document declares, per topic."""
+    document = yaml.safe_load(path.read_text())
+    prefix = "#/components/messages/"
+    return {
+        channel["address"]: {message["$ref"].removeprefix(prefix) for message in channel["messages"].values()}
+        for channel in document["channels"].values()
+    }
+
+
 @dataclass
 class RunStats:
     applied: int = 0

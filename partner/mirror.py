@@ -163,6 +163,10 @@ class Mirror:
             sql, args = sql + " WHERE topic = ?", [topic]
         return [row[0] for row in self._db.execute(sql + " ORDER BY ce_time, ce_id", args)]
 
+    def event_types(self) -> set[tuple[str, str]]:
+        """(topic, ce_type) of every event received."""
+        return set(self._db.execute("SELECT DISTINCT topic, ce_type FROM events").fetchall())
+
     def latest(self, topic: str, key: str) -> dict[str, str] | None:
         row = self._db.execute(
             "SELECT ce_id, ce_type, ce_time, payload_json FROM latest WHERE topic = ? AND key = ?", (topic, key)

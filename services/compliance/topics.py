@@ -6,8 +6,9 @@ DECISIONS = Topic(
     name="iop.compliance.decisions.v1",
     key="clinician_id, client_id or session_id (opaque ids)",
     description="Licensure re-checks at session start (LicensureChecked, key session_id), expiry "
-    "warnings (CredentialExpiring, key = the owner's opaque id) and board actions on a clinician's "
-    "license or compact credential (CredentialStatusChanged, key clinician_id).",
+    "warnings (CredentialExpiring, key = the owner's opaque id), board actions on a clinician's "
+    "license or compact credential (CredentialStatusChanged, key clinician_id) and consents recorded "
+    "or revoked (ConsentChanged, key client_id).",
     partner_facing=True,
 )
 PRIVACY = Topic(

@@ -31,7 +31,7 @@ import httpx
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from partner.consumer import PartnerConsumer, topics_from_contract
+from partner.consumer import PartnerConsumer, message_types_from_contract, topics_from_contract
 from partner.mirror import Mirror
 from services.plumbing.settings import Settings
 from tests.support import ROOT, RUN_ID, isolated_environment, zipkin_base
@@ -138,6 +138,9 @@ def test_a_partner_receives_valid_envelopes_and_fhir_with_resolvable_references(
     stats = consumer.run(exit_when_idle_s=5)
     assert stats.applied > 0
     assert mirror.rejected() == []
+    declared = message_types_from_contract()
+    undeclared = sorted((topic, ce_type) for topic, ce_type in mirror.event_types() if ce_type not in declared[topic])
+    assert undeclared == [], f"received, but not in the partner contract (docs/asyncapi.yaml): {undeclared}"
     resources = mirror.fhir_resources()
     kinds = {r["resourceType"] for r in resources}
     assert {"Patient", "Practitioner", "Appointment", "Encounter", "Observation", "Consent"} <= kinds, kinds
