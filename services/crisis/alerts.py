@@ -24,6 +24,7 @@ from opentelemetry.trace import StatusCode
 from iop.events.v1 import crisis_pb2 as ev
 from services.crisis import events, fhir
 from services.crisis.domain import (
+    SIGNAL_TRIGGER,
     AlertContext,
     AlertState,
     ContactWindow,
@@ -43,6 +44,7 @@ from services.crisis.domain import (
     fire_step,
     fold_alert,
     pick_callback_phone,
+    signal_restarts_ladder,
     signal_task,
     to_windows,
     transition,
@@ -145,13 +147,15 @@ def rung_record(
     instance: str,
     tasks: list[dict[str, Any]],
     trigger_id: str = "",
+    ladder_round: int = 0,
 ) -> Document:
     return {
-        "_id": rung_id(alert["_id"], firing.index),
+        "_id": rung_id(alert["_id"], firing.index, ladder_round),
         "alert_id": alert["_id"],
         "client_id": alert["client_id"],
         "kind": "RUNG",
         "index": firing.index,
+        "round": ladder_round,
         "step": int(firing.step),
         "trigger": trigger,
         "trigger_id": trigger_id,
@@ -385,7 +389,7 @@ class AlertService:
             tasks: list[Task] = []
             firing: StepFiring | None = None
             if n < len(policy.steps):
-                firing = fire_step(actx, policy, n, now)
+                firing = fire_step(actx, policy, n, now, st.ladder_round)
                 tasks.extend(firing.tasks)
             if not any(t.kind == "CALLBACK" for t in tasks):
                 tasks.append(callback_task(actx, now, f"{alert_id}:{trigger_id}:callback", escalated=n >= 2))
@@ -407,6 +411,7 @@ class AlertService:
                     self.instance_id,
                     task_docs,
                     trigger_id,
+                    st.ladder_round,
                 )
                 next_due = fold_alert(policy, alert["opened_at"], [*all_records(alert, records), record]).due_at
                 outgoing.insert(
@@ -451,14 +456,19 @@ class AlertService:
         return _Unanswered(alert, records, st)
 
     async def note_signal(self, alert_id: str, trigger_id: str, reason: str, now: datetime) -> Document | None:
-        """A crisis signal for a client whose alert is active: recorded on the alert (a SIGNAL
-        record, once per signal) with a CRISIS_SIGNAL task for whoever answers the alert now. The
-        ladder is neither restarted nor moved (`fold_alert` does not count signals). None when the
-        alert turned out to be resolved."""
+        """A crisis signal for a client whose alert is active, answered once per signal (its
+        trigger id is on the record). After the client was reached (the ladder stopped) it is a new
+        risk: the ladder restarts (`_restart`). Otherwise it is recorded on the alert (a SIGNAL
+        record) with a CRISIS_SIGNAL task for whoever answers the alert now, and the running ladder
+        is neither restarted nor moved. None when the alert turned out to be resolved."""
         for _ in range(MAX_RETRIES):
             found = await self._unanswered(alert_id, trigger_id)
             if not isinstance(found, _Unanswered):
                 return found
+            if signal_restarts_ladder(found.state):
+                if await self._restart(found, trigger_id, reason, now):
+                    return found.alert
+                continue  # restarted (or changed) meanwhile: read again
             alert, records, st = found.alert, found.records, found.state
             task = signal_task(context_of(alert), now, f"{alert_id}:{trigger_id}:signal", escalated=st.next_step >= 2)
             task_doc = events.task_document(task, alert, now)
@@ -475,6 +485,49 @@ class AlertService:
             if await self._append(alert, records, record, outgoing) is not None:
                 return alert
         raise RuntimeError("alert kept changing while a signal was noted; retry")
+
+    async def _restart(self, found: _Unanswered, trigger_id: str, reason: str, now: datetime) -> bool:
+        """Restart the ladder of an alert whose client was reached: the first rung of the next round
+        fired now (its callback, a CRISIS_SIGNAL task, the on-call notification) in ONE unique
+        insert, `<alert>:round:<k>:rung:0`, which is the restart's commit: of two signals (or a
+        signal and its redelivery) racing, one restarts and the other reads again and finds the
+        ladder running (a note) or its own trigger (nothing). A rung of the earlier round still in
+        flight is recorded under that round's id and moves nothing (`fold_alert`); the next rungs
+        are due from this one. False when that round was started meanwhile."""
+        alert, records, st = found.alert, found.records, found.state
+        alert_id, policy, ladder_round = alert["_id"], policy_of(alert), st.ladder_round + 1
+        actx = await self.with_current_consent(alert, context_of(alert), 0)
+        firing = fire_step(actx, policy, 0, now, ladder_round)
+        tasks = [
+            *firing.tasks,
+            signal_task(actx, now, f"{alert_id}:{trigger_id}:signal", escalated=False),
+            Task(f"{alert_id}:{trigger_id}:notify-on-call", "ON_CALL_NOTIFICATION", Route.ON_CALL, actx.on_call_id),
+        ]
+        task_docs = [events.task_document(t, alert, now) for t in tasks]
+        record = rung_record(
+            alert,
+            firing,
+            SIGNAL_TRIGGER,
+            now,
+            now,
+            Delivery("EVENT_ONLY"),
+            self.instance_id,
+            task_docs,
+            trigger_id,
+            ladder_round,
+        )
+        record["reason"] = reason
+        next_due = fold_alert(policy, alert["opened_at"], [*all_records(alert, records), record]).due_at
+        outgoing = [
+            OutgoingEvent(ALERTS_TOPIC.name, alert_id, events.escalated_event(alert, record, next_due)),
+            *(OutgoingEvent(TASKS_TOPIC.name, alert["client_id"], events.task_event(t, alert)) for t in task_docs),
+        ]
+        written = new_document_with_outbox(record, SOURCE, outgoing)
+        if not await self.store.insert_new(ALERT_RECORDS, written):
+            return False
+        self.relay.notify(ALERT_RECORDS, record["_id"], written)
+        await self.reconcile(alert, [*records, record])
+        return True
 
     # ------------------------------------------------------------------ the timer
 
@@ -505,13 +558,15 @@ class AlertService:
             policy, n = policy_of(alert), st.next_step
             actx = await self.with_current_consent(alert, context_of(alert), n)
             fired_at = datetime.now(UTC)
-            firing = fire_step(actx, policy, n, fired_at)
+            firing = fire_step(actx, policy, n, fired_at, st.ladder_round)
             assert st.due_at is not None
             span.set_attribute("crisis.ladder.step_index", n)
             span.set_attribute("crisis.ladder.step", firing.step.name)
+            span.set_attribute("crisis.ladder.round", st.ladder_round)
             span.set_attribute("crisis.ladder.lateness_ms", (fired_at - st.due_at).total_seconds() * 1000)
             delivery = await self.pager.page(
-                idempotency_key=f"{alert_id}:{n}",
+                # a restarted ladder's rungs are new pages, not repeats of round 0's
+                idempotency_key=f"{alert_id}:{n}" if st.ladder_round == 0 else f"{alert_id}:r{st.ladder_round}:{n}",
                 alert_id=alert_id,
                 step=firing.step.name,
                 route=firing.route.name,
@@ -521,7 +576,9 @@ class AlertService:
             if delivery.status == "FAILED":
                 span.set_status(SpanStatus(StatusCode.ERROR, delivery.error))
             task_docs = [events.task_document(t, alert, fired_at) for t in firing.tasks]
-            record = rung_record(alert, firing, "TIMER", st.due_at, fired_at, delivery, self.instance_id, task_docs)
+            record = rung_record(
+                alert, firing, "TIMER", st.due_at, fired_at, delivery, self.instance_id, task_docs, "", st.ladder_round
+            )
             next_due = fold_alert(policy, alert["opened_at"], [*all_records(alert, records), record]).due_at
             outgoing = [
                 OutgoingEvent(ALERTS_TOPIC.name, alert_id, events.escalated_event(alert, record, next_due)),

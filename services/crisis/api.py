@@ -123,7 +123,8 @@ def _contact_message(c: dict[str, Any]) -> crisis_pb2.EmergencyContact:
 def _alert_message(doc: Document, records: list[Document]) -> crisis_pb2.Alert:
     records = all_records(doc, records)
     st = state_of(doc, records)
-    fired = {r["index"]: r for r in records if r["kind"] == "RUNG"}
+    # the steps of the current round (a crisis signal after contact restarts the ladder)
+    fired = {r["index"]: r for r in records if r["kind"] == "RUNG" and r.get("round", 0) == st.ladder_round}
     attempts = sorted((r for r in records if r["kind"] == "ATTEMPT"), key=lambda r: r["at"])
     return crisis_pb2.Alert(
         alert_id=doc["_id"],

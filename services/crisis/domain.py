@@ -473,14 +473,15 @@ def callback_task(ctx: AlertContext, at: datetime, task_id: str, *, escalated: b
 def signal_task(ctx: AlertContext, at: datetime, task_id: str, *, escalated: bool) -> Task:
     """A new crisis signal (a positive PHQ-9 item 9) while the alert is active: a CRISIS_SIGNAL
     task for whoever answers the alert now, routed like its callback (it carries the same phone,
-    location and resources). It adds to the alert; it starts no ladder and moves none."""
+    location and resources). Whether the ladder restarts is decided by `signal_restarts_ladder`."""
     return replace(callback_task(ctx, at, task_id, escalated=escalated), kind="CRISIS_SIGNAL")
 
 
-def fire_step(ctx: AlertContext, policy: LadderPolicy, index: int, at: datetime) -> StepFiring:
-    """What firing rung `index` does: who gets which task. Pure; ids are derived from the alert and rung."""
+def fire_step(ctx: AlertContext, policy: LadderPolicy, index: int, at: datetime, ladder_round: int = 0) -> StepFiring:
+    """What firing rung `index` does: who gets which task. Pure; ids are derived from the alert, the
+    ladder's round (a ladder restarted by a crisis signal after contact is round 1, 2, ...) and the rung."""
     spec = policy.steps[index]
-    base = f"{ctx.alert_id}:{index}"
+    base = f"{ctx.alert_id}:{index}" if ladder_round == 0 else f"{ctx.alert_id}:r{ladder_round}:{index}"
     if spec.step == Step.CLINICIAN_CALLBACK:
         task = callback_task(ctx, at, f"{base}:callback", escalated=False)
         return StepFiring(index, spec.step, task.route, task.assignee_id, [task], list(task.problems))
@@ -566,23 +567,47 @@ def decide_on_drop(
 @dataclass(frozen=True)
 class AlertState:
     status: Status
-    next_step: int
+    next_step: int  # in the current round
     due_at: datetime | None
-    rungs_fired: tuple[int, ...]
+    rungs_fired: tuple[int, ...]  # of the current round
     acknowledged_by: str
     resolution: str
+    ladder_round: int = 0  # 0: the ladder as opened; n: restarted n times by a crisis signal after contact
+
+
+SIGNAL_TRIGGER = "CRISIS_SIGNAL"  # the trigger of a rung that restarted the ladder (a crisis signal)
+
+
+def signal_restarts_ladder(state: AlertState) -> bool:
+    """A crisis signal (a positive PHQ-9 item 9) on an active alert whose client was reached (the
+    ladder stopped: CONTACT_MADE) is a new risk: the alert goes back to needing contact and the
+    ladder restarts from its first rung, fired at once. While the ladder is still trying to reach
+    the client (or has run out waiting for a person), the signal is noted on the alert instead."""
+    return state.status == Status.CONTACT_MADE
+
+
+def is_signal(record: dict[str, Any]) -> bool:
+    """A crisis signal noted on an alert: a SIGNAL record, or the rung that restarted the ladder."""
+    return record["kind"] == "SIGNAL" or (record["kind"] == "RUNG" and record.get("trigger") == SIGNAL_TRIGGER)
 
 
 def fold_alert(policy: LadderPolicy, opened_at: datetime, records: list[dict[str, Any]]) -> AlertState:
-    """An alert's state from its insert-only records (kind RUNG | REPEAT | ACK | ATTEMPT | RESOLVED, with `at`).
+    """An alert's state from its insert-only records (kind RUNG | REPEAT | SIGNAL | ACK | ATTEMPT |
+    RESOLVED, with `at`).
 
-    Rungs fire in order, so the next rung is one past the highest fired. The ladder stops when the
-    client was reached after the alert opened or was last escalated by an event (a later
-    disconnection restarts it), and when the alert is resolved. A rung the timer fired does not
-    restart it: the timer fires only while nobody was reached, so a timer rung later than a
-    contact was decided from records read before that contact was stored.
+    The ladder runs in rounds: round 0 from the alert's opening; a crisis signal after the client
+    was reached starts round n+1 with its first rung (`signal_restarts_ladder`). Within the current
+    round (the highest with a rung) rungs fire in order, so the next rung is one past the highest
+    fired; a rung of an earlier round recorded late (a timer firing when the restart came) is
+    history and moves nothing. The ladder stops when the client was reached after the alert opened
+    or was last escalated by an event (a later disconnection or a restart starts it again), and when
+    the alert is resolved. A rung the timer fired does not restart it: the timer fires only while
+    nobody was reached, so a timer rung later than a contact was decided from records read before
+    that contact was stored. A SIGNAL record (a note) changes nothing here.
     """
-    rungs = sorted((r for r in records if r["kind"] == "RUNG"), key=lambda r: r["index"])
+    all_rungs = [r for r in records if r["kind"] == "RUNG"]
+    ladder_round = max((r.get("round", 0) for r in all_rungs), default=0)
+    rungs = sorted((r for r in all_rungs if r.get("round", 0) == ladder_round), key=lambda r: r["index"])
     fired = tuple(r["index"] for r in rungs)
     next_step = fired[-1] + 1 if fired else 0
     activity = [
@@ -593,7 +618,10 @@ def fold_alert(policy: LadderPolicy, opened_at: datetime, records: list[dict[str
         r["at"]
         for r in records
         if r["kind"] == "REPEAT"
-        or (r["kind"] == "RUNG" and (r["index"] >= 1 or r.get("trigger") == "DISCONNECTED_AGAIN"))
+        or (
+            r["kind"] == "RUNG"
+            and (r["index"] >= 1 or r.get("round", 0) >= 1 or r.get("trigger") == "DISCONNECTED_AGAIN")
+        )
     ]
     last_escalation = max(escalations) if escalations else None
     contacts = [r["at"] for r in records if r["kind"] == "ATTEMPT" and r.get("reached")]
@@ -621,4 +649,5 @@ def fold_alert(policy: LadderPolicy, opened_at: datetime, records: list[dict[str
         rungs_fired=fired,
         acknowledged_by=acks[-1]["by"] if acks else "",
         resolution=resolved["resolution"] if resolved is not None else "",
+        ladder_round=ladder_round,
     )

@@ -370,8 +370,9 @@ class CrisisCore:
 
     async def on_crisis_signal(self, *, trigger_id: str, client_id: str, value: int, now: datetime) -> str:
         """A positive PHQ-9 item 9: risk at least MODERATE, and an alert so a clinician follows up now.
-        With an alert already active, the signal is noted on it (a SIGNAL record and a CRISIS_SIGNAL
-        task for whoever answers it), not dropped, and no second alert or ladder is started."""
+        With an alert already active, no second alert is opened: after its client was reached the
+        ladder restarts from its first rung (a new risk); while it is still trying to reach them the
+        signal is noted on it (a SIGNAL record and a CRISIS_SIGNAL task for whoever answers it)."""
         if value < 1:
             return ""
         doc = await self.set_risk(

@@ -7,7 +7,8 @@ against a unique index. So:
 
 - every fact is an insert-only record carrying its own events (transactional outbox): risk
   assessments, check-ins, safety-plan versions, alert rung firings and people's actions on alerts.
-  A record's unique `_id` makes it exactly-once (a rung is `<alert>:rung:<n>`, a plan version is
+  A record's unique `_id` makes it exactly-once (a rung is `<alert>:rung:<n>`, or
+  `<alert>:round:<k>:rung:<n>` in a ladder restarted by a crisis signal; a plan version is
   `<client>:plan:<version>`); nothing updates a record (the outbox relay records what it
   published apart, in `outbox_published`);
 - current state is read from the latest record, or folded from an alert's records;
@@ -78,8 +79,10 @@ class ClientRecords:
     active_alert_id: str | None
 
 
-def rung_id(alert_id: str, index: int) -> str:
-    return f"{alert_id}:rung:{index}"
+def rung_id(alert_id: str, index: int, ladder_round: int = 0) -> str:
+    """Rung `index` of the alert's ladder: `<alert>:rung:<n>` as opened (round 0), and
+    `<alert>:round:<k>:rung:<n>` once a crisis signal after contact restarted it (round k)."""
+    return f"{alert_id}:rung:{index}" if ladder_round == 0 else f"{alert_id}:round:{ladder_round}:rung:{index}"
 
 
 def act_id(alert_id: str, seq: int) -> str:
@@ -195,21 +198,26 @@ class CrisisStore:
 
     async def records(self, alert: Document) -> list[Document]:
         """The alert's records, by _id lookups only (the local store pushes down nothing else):
-        `<alert>:rung:<n>` for each rung, `<alert>:resolved`, and the action log `<alert>:act:<seq>`."""
+        `<alert>:rung:<n>` for each rung, `<alert>:resolved`, the action log `<alert>:act:<seq>`,
+        and the rungs of restarted ladders `<alert>:round:<k>:rung:<n>`."""
         return (await self.records_of_many([alert]))[alert["_id"]]
 
     async def records_of_many(self, alerts: list[Document]) -> dict[str, list[Document]]:
-        """`records` of many alerts in a few `$in` queries: their rungs, resolutions and first
-        action at once, then the rest of their action logs one position at a time (each round asks
-        only the logs that went on; most alerts have at most one action)."""
+        """`records` of many alerts in a few `$in` queries: their rungs, resolutions, first action
+        and first restarted round's first rung at once, then the rest of their action logs one
+        position at a time (each round asks only the logs that went on; most alerts have at most
+        one action), then the restarted rounds one at a time (most alerts have none)."""
         coll = self.db[ALERT_RECORDS]
+        steps = {a["_id"]: len(a["policy"]["steps"]) for a in alerts}
         fixed = {
-            a["_id"]: [rung_id(a["_id"], i) for i in range(len(a["policy"]["steps"]))] + [f"{a['_id']}:resolved"]
-            for a in alerts
+            alert_id: [rung_id(alert_id, i) for i in range(n)] + [f"{alert_id}:resolved"]
+            for alert_id, n in steps.items()
         }
-        ids = [i for alert_ids in fixed.values() for i in alert_ids] + [act_id(a, 0) for a in fixed]
+        ids = [i for alert_ids in fixed.values() for i in alert_ids]
+        ids += [act_id(a, 0) for a in fixed] + [rung_id(a, 0, 1) for a in fixed]
         found = await find_by_ids(coll, ids, NO_OUTBOX)
         records = {alert_id: [found[i] for i in own if i in found] for alert_id, own in fixed.items()}
+        restarted = {a: found[rung_id(a, 0, 1)] for a in fixed if rung_id(a, 0, 1) in found}
         going, seq = [a for a in fixed if act_id(a, 0) in found], 0
         while going:
             for alert_id in going:
@@ -217,6 +225,17 @@ class CrisisStore:
             seq += 1
             found = await find_by_ids(coll, [act_id(a, seq) for a in going], NO_OUTBOX)
             going = [a for a in going if act_id(a, seq) in found]
+        ladder_round = 1
+        while restarted:  # round k's first rung is its commit: read its other rungs and round k+1's first
+            ids = [rung_id(a, i, ladder_round) for a in restarted for i in range(1, steps[a])]
+            found = await find_by_ids(coll, ids + [rung_id(a, 0, ladder_round + 1) for a in restarted], NO_OUTBOX)
+            for alert_id, first in restarted.items():
+                own = [rung_id(alert_id, i, ladder_round) for i in range(1, steps[alert_id])]
+                records[alert_id].extend([first, *(found[i] for i in own if i in found)])
+            ladder_round += 1
+            restarted = {
+                a: found[rung_id(a, 0, ladder_round)] for a in restarted if rung_id(a, 0, ladder_round) in found
+            }
         return records
 
     async def alerts_by_id(self, alert_ids: list[str]) -> list[Document]:

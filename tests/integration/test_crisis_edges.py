@@ -20,8 +20,10 @@ from iop.crisis.v1 import crisis_pb2, crisis_pb2_grpc
 from iop.events.v1 import common_pb2, engagement_pb2, scheduling_pb2
 from iop.events.v1 import crisis_pb2 as ev
 from services.crisis import topics
+from services.crisis.alerts import Delivery
 from services.crisis.config import CrisisSettings
-from services.crisis.domain import Risk, Step, validate_plan
+from services.crisis.domain import Risk, Status, Step, validate_plan
+from services.crisis.paging import Pager
 from services.crisis.reference import load_resources
 from services.crisis.service import CrisisCore
 from services.crisis.store import rung_id
@@ -532,6 +534,135 @@ async def test_a_signal_is_noted_once_and_a_resolved_alert_is_not_noted_on(setti
         assert third and third != first
         _, records, _ = await alerts.current(first)
         assert [r["trigger_id"] for r in records if r["kind"] == "SIGNAL"] == ["s2"]
+
+
+class RecordingPager(Pager):
+    """The test's paging gateway: no HTTP, remembers the idempotency key of every page."""
+
+    def __init__(self) -> None:
+        super().__init__(None, 1)
+        self.keys: list[str] = []
+
+    async def page(
+        self, *, idempotency_key: str, alert_id: str, step: str, route: str, assignee_id: str, task_ids: list[str]
+    ) -> Delivery:
+        self.keys.append(idempotency_key)
+        return Delivery("EVENT_ONLY")
+
+
+REACHED = {"target": "CLIENT", "outcome": "REACHED", "contact_id": ""}
+
+
+async def test_a_signal_after_contact_restarts_the_ladder_once_and_a_rung_in_flight_moves_nothing(
+    settings, tmp_path
+) -> None:
+    async with alert_service(settings, tmp_path, "restart") as alerts:
+        pager = RecordingPager()
+        alerts.pager = pager
+        core = CrisisCore(
+            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
+        )
+        client = uid("rs")
+
+        async def signal(trigger_id: str) -> str:
+            return await core.on_crisis_signal(trigger_id=trigger_id, client_id=client, value=2, now=datetime.now(UTC))
+
+        alert_id = await signal("s1")
+        # the timer reads the alert to fire rung 1 (on-call), and records it only after what follows
+        alert, in_flight, in_flight_state = await alerts.current(alert_id)
+        await alerts.record_attempt(alert_id, {"attempt_id": "a1", **REACHED}, "clin")
+        # two new signals at once after the client was reached: ONE restart, the other noted on it
+        assert await asyncio.gather(signal("s2"), signal("s3")) == [alert_id, alert_id]
+        _, records, st = await alerts.current(alert_id)
+        restarts = [r for r in records if r["kind"] == "RUNG" and r["round"] == 1]
+        assert [(r["index"], r["trigger"], r["_id"]) for r in restarts] == [
+            (0, "CRISIS_SIGNAL", rung_id(alert_id, 0, 1))
+        ]
+        restart = restarts[0]
+        assert [t["kind"] for t in restart["tasks"]] == ["CALLBACK", "CRISIS_SIGNAL", "ON_CALL_NOTIFICATION"]
+        noted = [r["trigger_id"] for r in records if r["kind"] == "SIGNAL"]
+        assert sorted([restart["trigger_id"], *noted]) == ["s2", "s3"]
+        # back to needing contact; the ladder runs again from its first rung, the next due from it
+        assert (st.status, st.ladder_round, st.next_step) == (Status.ESCALATED, 1, 1)
+        assert st.due_at == restart["at"] + timedelta(hours=1)
+        header = await alerts.store.alert(alert_id)
+        assert header is not None and (header["next_step"], header["due_at"]) == (1, st.due_at)
+
+        # the rung in flight is recorded now, as round 0's: history, the restarted ladder is unmoved
+        assert await alerts._fire(alert, in_flight, in_flight_state)
+        assert await alerts.store.record(rung_id(alert_id, 1)) is not None
+        _, records, after = await alerts.current(alert_id)
+        assert after == st
+        header = await alerts.store.alert(alert_id)
+        assert header is not None and (header["next_step"], header["due_at"]) == (1, st.due_at)
+        # round 1's rung 1 is a page of its own (the gateway would drop a repeated key)
+        assert await alerts._fire(alert, records, after)
+        assert pager.keys == [f"{alert_id}:1", f"{alert_id}:r1:1"]
+
+        # reached again, then a redelivery of the signal that restarted it: no second restart
+        await alerts.record_attempt(alert_id, {"attempt_id": "a2", **REACHED}, "clin")
+        assert await signal(restart["trigger_id"]) == alert_id
+        _, records, st = await alerts.current(alert_id)
+        assert (st.status, st.ladder_round, st.due_at) == (Status.CONTACT_MADE, 1, None)
+        assert len([r for r in records if r["kind"] == "SIGNAL"]) == 1
+        # a new signal now restarts it again (round 2)
+        await signal("s4")
+        _, records, st = await alerts.current(alert_id)
+        assert (st.status, st.ladder_round, st.next_step) == (Status.ESCALATED, 2, 1)
+
+
+async def test_a_positive_item_9_after_the_client_was_reached_restarts_outreach(crisis, io, settings) -> None:
+    producer, out = io
+    client = uid("sig")
+
+    async def signal(value: int) -> Any:
+        return await producer.send(
+            topics.OUTCOMES_IN,
+            client,
+            engagement_pb2.CrisisSignal(
+                client_id=client, source="phq9-item9", value=value, observed_at=to_timestamp(datetime.now(UTC))
+            ),
+            "/iop/engagement",
+        )
+
+    await signal(2)
+    opened = await out.wait_for(for_client(client, "AlertOpened"))
+    assert opened, "the first positive item 9 opened no alert"
+    alert_id = opened[0][2].alert_id
+    channel, api = stub(crisis.target)
+    me = md(settings, "supervisor")
+    async with channel:
+        reached = await api.RecordContactAttempt(
+            crisis_pb2.RecordContactAttemptRequest(
+                alert_id=alert_id, target="CLIENT", outcome="REACHED", request_id=uid("req")
+            ),
+            metadata=me,
+            timeout=DEADLINE_S,
+        )
+        assert (reached.status, reached.HasField("next_step_due_at")) == (ev.ALERT_STATUS_CONTACT_MADE, False)
+        second = await signal(1)
+        escalated = await out.wait_for(for_client(client, "AlertEscalated"))
+        assert escalated, "a positive item 9 after contact did not restart outreach"
+        restart = escalated[0][2]
+        assert (restart.step_index, restart.step, restart.trigger) == (
+            0,
+            ev.LADDER_STEP_CLINICIAN_CALLBACK,
+            "CRISIS_SIGNAL",
+        )
+        tasks = await out.wait_for(for_client(client, "CrisisTaskCreated"), count=5)  # 2 at open, 3 at the restart
+        assert sorted(t[2].kind for t in tasks[2:]) == ["CALLBACK", "CRISIS_SIGNAL", "ON_CALL_NOTIFICATION"]
+        after = await api.GetAlert(crisis_pb2.GetAlertRequest(alert_id=alert_id), metadata=me, timeout=DEADLINE_S)
+    assert (after.status, after.next_step_index) == (ev.ALERT_STATUS_ESCALATED, 1)
+    due = restart.escalated_at.ToDatetime(tzinfo=UTC) + timedelta(hours=1)
+    assert abs(after.next_step_due_at.ToDatetime(tzinfo=UTC) - due) < timedelta(milliseconds=1)  # the store keeps ms
+    assert after.steps[0].trigger == "CRISIS_SIGNAL" and not after.steps[1].HasField("fired_at")
+    assert len(out.matching(for_client(client, "AlertOpened"))) == 1  # no second alert
+    mongo, db = crisis_db(settings)
+    try:
+        rung = await db.alert_records.find_one({"_id": rung_id(alert_id, 0, 1)})
+        assert rung is not None and rung["trigger_id"] == second.id
+    finally:
+        await mongo.close()
 
 
 async def test_an_alert_id_taken_by_another_client_concurrently_leaves_no_slot(settings, tmp_path) -> None:

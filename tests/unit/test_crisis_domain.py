@@ -30,6 +30,7 @@ from services.crisis.domain import (
     pick_callback_phone,
     risk_after_crisis_signal,
     route_contact,
+    signal_restarts_ladder,
     signal_task,
     status_after_step,
     to_windows,
@@ -488,3 +489,43 @@ def test_fold_a_signal_neither_restarts_nor_moves_the_ladder() -> None:
     reached = {"kind": "ATTEMPT", "reached": True, "at": T0 + timedelta(seconds=10)}
     stopped = fold_alert(POLICY, T0, [rung(0, 0, "OPENED"), reached])
     assert fold_alert(POLICY, T0, [rung(0, 0, "OPENED"), reached, signal]) == stopped
+
+
+def test_fold_a_restart_after_contact_runs_the_ladder_again_from_its_first_rung() -> None:
+    """A crisis signal after the client was reached is a new risk: round 1's first rung (fired at
+    the signal) restarts the ladder; its next rungs are due from it, as at open."""
+    reached = {"kind": "ATTEMPT", "reached": True, "at": T0 + timedelta(seconds=10)}
+    stopped = fold_alert(POLICY, T0, [rung(0, 0, "OPENED"), reached])
+    assert signal_restarts_ladder(stopped)
+    restart = {**rung(0, 50, "CRISIS_SIGNAL"), "round": 1}
+    st = fold_alert(POLICY, T0, [rung(0, 0, "OPENED"), reached, restart])
+    assert (st.status, st.ladder_round, st.next_step, st.rungs_fired, st.due_at) == (
+        Status.ESCALATED,
+        1,
+        1,
+        (0,),
+        T0 + timedelta(seconds=50 + 300),
+    )
+    assert not signal_restarts_ladder(st)  # a second signal now is noted, not another restart
+    # a timer rung of round 0 in flight when the restart came is recorded late: it moves nothing
+    late = rung(1, 51)
+    assert fold_alert(POLICY, T0, [rung(0, 0, "OPENED"), reached, restart, late]) == st
+    # round 1 goes on by its timers, and a contact stops it again
+    on_call = {**rung(1, 350), "round": 1}
+    st = fold_alert(POLICY, T0, [rung(0, 0, "OPENED"), reached, restart, late, on_call])
+    assert (st.ladder_round, st.next_step, st.due_at) == (1, 2, T0 + timedelta(seconds=350 + 600))
+    again = {"kind": "ATTEMPT", "reached": True, "at": T0 + timedelta(seconds=400)}
+    st = fold_alert(POLICY, T0, [rung(0, 0, "OPENED"), reached, restart, late, on_call, again])
+    assert (st.status, st.due_at) == (Status.CONTACT_MADE, None) and signal_restarts_ladder(st)
+
+
+def test_a_running_or_exhausted_ladder_is_not_restarted_by_a_signal() -> None:
+    assert not signal_restarts_ladder(fold_alert(POLICY, T0, [rung(0, 0, "OPENED")]))
+    assert not signal_restarts_ladder(fold_alert(POLICY, T0, [rung(i, i * 300) for i in range(4)]))
+
+
+def test_a_restarted_rounds_tasks_have_their_own_ids() -> None:
+    first = fire_step(context(), POLICY, 0, IN_HOURS)
+    again = fire_step(context(), POLICY, 0, IN_HOURS, ladder_round=1)
+    assert [t.task_id for t in first.tasks] == ["a-1:0:callback"]
+    assert [t.task_id for t in again.tasks] == ["a-1:r1:0:callback"]
