@@ -44,6 +44,7 @@ from services.crisis.domain import (
     fire_step,
     fold_alert,
     pick_callback_phone,
+    plan_in_force,
     signal_restarts_ladder,
     signal_task,
     to_windows,
@@ -667,7 +668,20 @@ class AlertService:
         await self._record(alert, records, record, [OutgoingEvent(ALERTS_TOPIC.name, alert_id, event)])
         return alert
 
-    async def record_attempt(self, alert_id: str, attempt: dict[str, Any], by: str) -> Document:
+    async def consented_at(self, client_id: str, at: datetime) -> list[dict[str, Any]]:
+        """The emergency contacts the client consented to be called at `at` (the plan then in force)."""
+        current = await self.store.plan(client_id)
+        if current is None or current["updated_at"] <= at:
+            return consented_contacts(current)
+        return consented_contacts(plan_in_force(await self.store.plan_versions(client_id), at))
+
+    async def record_attempt(
+        self, alert_id: str, attempt: dict[str, Any], by: str, attempted_at: datetime | None = None
+    ) -> Document:
+        """Record a contact attempt made at `attempted_at` (default now): consent to call an
+        emergency contact is checked at that time, so a call made before consent was withdrawn can
+        be logged after it. The attempt's time is its `at` (a contact stops the ladder only if it
+        came after the last restart of it); when it was recorded is `recorded_at`."""
         alert, records, st = await self.current(alert_id)
         prior = next((r for r in records if r.get("attempt_id") == attempt["attempt_id"]), None)
         if prior is not None:
@@ -676,24 +690,27 @@ class AlertService:
             return alert  # a retried request
         if st.status == Status.RESOLVED:
             raise TransitionError("ALERT_RESOLVED", "the alert is already resolved")
+        now = datetime.now(UTC)
+        at = attempted_at or now
         if attempt["target"] == "EMERGENCY_CONTACT":
-            consented = {c["contact_id"] for c in consented_contacts(await self.store.plan(alert["client_id"]))}
+            consented = {c["contact_id"] for c in await self.consented_at(alert["client_id"], at)}
             if attempt.get("contact_id", "") not in consented:
                 raise TransitionError(
                     "CONTACT_NOT_CONSENTED",
-                    "that person is not an emergency contact the client consents to be contacted (current safety plan)",
+                    "that person was not an emergency contact the client consented to be contacted at the time "
+                    "of the attempt (the safety plan then in force)",
                 )
         reached = attempt["target"] == "CLIENT" and attempt["outcome"] == "REACHED"
         if reached:
             transition(st.status, "contact_made")
-        now = datetime.now(UTC)
         record = {
             "alert_id": alert_id,
             "kind": "ATTEMPT",
             **attempt,
             "reached": reached,
             "by": by,
-            "at": now,
+            "at": at,
+            "recorded_at": now,
         }
         attempted = ev.AlertContactAttempted(
             alert_id=alert_id,
@@ -703,11 +720,11 @@ class AlertService:
             outcome=attempt["outcome"],
             recorded_by=by,
         )
-        attempted.attempted_at.FromDatetime(now)
+        attempted.attempted_at.FromDatetime(at)
         outgoing = [OutgoingEvent(ALERTS_TOPIC.name, alert_id, attempted)]
         if reached:  # the client was reached: the ladder stops
             made = ev.AlertContactMade(alert_id=alert_id, client_id=alert["client_id"], recorded_by=by, target="CLIENT")
-            made.at.FromDatetime(now)
+            made.at.FromDatetime(at)
             outgoing.append(OutgoingEvent(ALERTS_TOPIC.name, alert_id, made))
         await self._record(alert, records, record, outgoing)
         return alert

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -34,7 +34,14 @@ from services.crisis.reference import NoResourcesForLocation
 from services.crisis.service import CrisisCore, VersionConflict, enum_value, routing_for
 from services.plumbing.audit import record_phi_access
 from services.plumbing.auth import Principal, current_principal
-from services.plumbing.errors import AlreadyExists, FailedPrecondition, FieldViolations, NotFound, PermissionDenied
+from services.plumbing.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolations,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from services.plumbing.protos import request_time, to_timestamp
 from services.plumbing.storage import Document
 
@@ -57,6 +64,7 @@ ACCESS = {
     f"/{SERVICE}/ResolveAlert": CARE_TEAM,
     f"/{SERVICE}/GetCrisisCard": CARE_TEAM,
 }
+CLOCK_SKEW = timedelta(minutes=1)  # how far ahead of ours a caller's clock may be (an attempt's time)
 STATE = re.compile(r"[A-Za-z]{2}")
 FIPS = re.compile(r"[0-9]{5}")
 SOURCES = frozenset({"c-ssrs", "phq9-item9", "clinician-flag"})
@@ -507,8 +515,17 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
             "required for an EMERGENCY_CONTACT attempt",
         )
         v.require(bool(request.request_id), "request_id", "required (idempotency key)")
+        attempted_at = request_time(request, "attempted_at")
+        now = datetime.now(UTC)
+        v.require(
+            attempted_at is None or attempted_at <= now + CLOCK_SKEW,
+            "attempted_at",
+            "in the future: the time the attempt was made, or unset for now",
+        )
         v.raise_if_any()
         alert, principal = await self._alert_for_actor(request.alert_id)
+        if attempted_at is not None and attempted_at < alert["opened_at"]:
+            raise InvalidArgument([("attempted_at", "before the alert opened")])
         attempt = {
             "attempt_id": derived_id("attempt", request.alert_id, request.request_id),
             "target": request.target,
@@ -516,7 +533,7 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
             "contact_id": request.contact_id,
         }
         try:
-            await self._alerts.record_attempt(alert["_id"], attempt, principal.subject)
+            await self._alerts.record_attempt(alert["_id"], attempt, principal.subject, attempted_at)
             return await self._fresh_alert(alert["_id"])
         except TransitionError as exc:
             raise _transition_error(exc) from exc

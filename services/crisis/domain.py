@@ -298,6 +298,14 @@ def consented_contacts(plan: dict[str, Any] | None) -> list[dict[str, Any]]:
     ]
 
 
+def plan_in_force(versions: list[dict[str, Any]], at: datetime) -> dict[str, Any] | None:
+    """The safety-plan version in force at `at`: the latest saved at or before it (None before the
+    first). Consent to call a contact is judged at the time of the call: a call made before the
+    client withdrew consent was allowed when it was made."""
+    earlier = [v for v in versions if v["updated_at"] <= at]
+    return max(earlier, key=lambda v: v["version"]) if earlier else None
+
+
 # ----------------------------------------------------------------------------- alerts
 
 

@@ -331,6 +331,57 @@ async def test_consent_withdrawn_during_an_alert_is_honoured_by_the_api(crisis, 
         assert len(retried.contact_attempts) == 1  # a retry of what was recorded before is still OK
 
 
+async def test_a_call_made_before_consent_was_withdrawn_can_be_recorded_after_it(crisis, settings) -> None:
+    client = uid("pw")
+    channel, api = stub(crisis.target)
+    me = md(settings, "clinician", "clin-W")
+    async with channel:
+        v1 = await api.SaveSafetyPlan(
+            crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client)), metadata=me, timeout=DEADLINE_S
+        )
+        contact_id = v1.emergency_contacts[0].contact_id
+        alert = await api.RaiseAlert(
+            crisis_pb2.RaiseAlertRequest(client_id=client, program_id="iop-test", request_id=uid("r")),
+            metadata=me,
+            timeout=DEADLINE_S,
+        )
+        called_at = datetime.now(UTC)  # the clinician calls the contact, consented then
+        await asyncio.sleep(0.05)
+        await api.SaveSafetyPlan(  # v2: the client withdrew consent (the contact is gone)
+            crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client, emergency_contacts=[]), expected_version=1),
+            metadata=me,
+            timeout=DEADLINE_S,
+        )
+        await asyncio.sleep(0.05)
+
+        def attempt(request_id: str, at: datetime | None) -> crisis_pb2.RecordContactAttemptRequest:
+            return crisis_pb2.RecordContactAttemptRequest(
+                alert_id=alert.alert_id,
+                target="EMERGENCY_CONTACT",
+                outcome="NO_ANSWER",
+                contact_id=contact_id,
+                request_id=request_id,
+                attempted_at=to_timestamp(at) if at else None,
+            )
+
+        # logged after the withdrawal, made before it: recorded, at its own time
+        recorded = await api.RecordContactAttempt(attempt("e0", called_at), metadata=me, timeout=DEADLINE_S)
+        assert [(a.contact_id, a.attempted_at.ToDatetime(tzinfo=UTC)) for a in recorded.contact_attempts] == [
+            (contact_id, called_at.replace(microsecond=called_at.microsecond // 1000 * 1000))  # the store keeps ms
+        ]
+        for late in (datetime.now(UTC), None):  # made after the withdrawal (None: now)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await api.RecordContactAttempt(attempt(uid("e"), late), metadata=me, timeout=DEADLINE_S)
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert error_reason(rpc_status.from_call(err.value)) == "CONTACT_NOT_CONSENTED"
+        opened_at = alert.opened_at.ToDatetime(tzinfo=UTC)
+        for bad in (opened_at - timedelta(minutes=5), datetime.now(UTC) + timedelta(hours=1)):
+            code, fields = await rejected(api.RecordContactAttempt(attempt(uid("e"), bad), metadata=me, timeout=5))
+            assert (code, fields) == (grpc.StatusCode.INVALID_ARGUMENT, ["attempted_at"])
+        final = await api.GetAlert(crisis_pb2.GetAlertRequest(alert_id=alert.alert_id), metadata=me, timeout=5)
+    assert len(final.contact_attempts) == 1  # nothing refused was recorded
+
+
 async def test_the_emergency_contact_rung_calls_only_contacts_consenting_now(settings, tmp_path) -> None:
     now = datetime.now(UTC)
 

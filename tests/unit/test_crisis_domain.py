@@ -28,6 +28,7 @@ from services.crisis.domain import (
     fold_alert,
     may_act_on,
     pick_callback_phone,
+    plan_in_force,
     risk_after_crisis_signal,
     route_contact,
     signal_restarts_ladder,
@@ -529,3 +530,11 @@ def test_a_restarted_rounds_tasks_have_their_own_ids() -> None:
     again = fire_step(context(), POLICY, 0, IN_HOURS, ladder_round=1)
     assert [t.task_id for t in first.tasks] == ["a-1:0:callback"]
     assert [t.task_id for t in again.tasks] == ["a-1:r1:0:callback"]
+
+
+def test_the_plan_in_force_at_a_time_is_the_latest_saved_by_then() -> None:
+    v1 = {"version": 1, "updated_at": T0}
+    v2 = {"version": 2, "updated_at": T0 + timedelta(minutes=10)}  # consent withdrawn
+    assert plan_in_force([v1, v2], T0 + timedelta(minutes=5)) == v1
+    assert plan_in_force([v2, v1], T0 + timedelta(minutes=10)) == v2  # at the withdrawal: withdrawn
+    assert plan_in_force([v1, v2], T0 - timedelta(seconds=1)) is None

@@ -247,18 +247,20 @@ class AcknowledgeAlertRequest(_message.Message):
     def __init__(self, alert_id: _Optional[str] = ...) -> None: ...
 
 class RecordContactAttemptRequest(_message.Message):
-    __slots__ = ("alert_id", "target", "outcome", "contact_id", "request_id")
+    __slots__ = ("alert_id", "target", "outcome", "contact_id", "request_id", "attempted_at")
     ALERT_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     CONTACT_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTED_AT_FIELD_NUMBER: _ClassVar[int]
     alert_id: str
     target: str
     outcome: str
     contact_id: str
     request_id: str
-    def __init__(self, alert_id: _Optional[str] = ..., target: _Optional[str] = ..., outcome: _Optional[str] = ..., contact_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    attempted_at: _timestamp_pb2.Timestamp
+    def __init__(self, alert_id: _Optional[str] = ..., target: _Optional[str] = ..., outcome: _Optional[str] = ..., contact_id: _Optional[str] = ..., request_id: _Optional[str] = ..., attempted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ResolveAlertRequest(_message.Message):
     __slots__ = ("alert_id", "resolution")
