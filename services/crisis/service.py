@@ -150,8 +150,13 @@ class CrisisCore:
 
         The current location is the check-in with the latest check-in time, not the last to arrive:
         check-ins of different sessions come on different partitions, so an older one may arrive
-        after a newer one. Such a late check-in is kept apart (LATE_CHECKINS), as history only."""
-        session, latest = await asyncio.gather(self.store.session(session_id), self.store.checkin(client_id))
+        after a newer one. Such a late check-in is kept apart (LATE_CHECKINS), as history only.
+        Two check-ins applied at once may both find the same current one and be appended in either
+        order: each names the top of the log it read (`based_on`), from which the store's read
+        picks the latest by time (`CrisisStore.current_checkin`) without a lock or an update."""
+        session, (top, latest) = await asyncio.gather(
+            self.store.session(session_id), self.store.current_checkin(client_id)
+        )
         session = session or {}
         if latest is not None and latest.get("event_id") == event_id:
             return  # a redelivery: no change, no event
@@ -191,9 +196,15 @@ class CrisisCore:
                 at=to_timestamp(at),
             )
             outgoing.append(OutgoingEvent(LOCATIONS_TOPIC.name, client_id, missing))
-        saved = await self.store.append(
-            log_kind, client_id, lambda rid, _: new_document_with_outbox({"_id": rid, **doc}, SOURCE, outgoing)
-        )
+        if log_kind == CHECKINS:
+            doc["based_on"] = top  # every check-in up to there is no later than this one
+            saved = await self.store.append_after(
+                CHECKINS, client_id, top, lambda rid, _: new_document_with_outbox({"_id": rid, **doc}, SOURCE, outgoing)
+            )
+        else:
+            saved = await self.store.append(
+                log_kind, client_id, lambda rid, _: new_document_with_outbox({"_id": rid, **doc}, SOURCE, outgoing)
+            )
         if outgoing:
             self.relay.notify(CLIENT_RECORDS, saved["_id"], saved)
 

@@ -34,7 +34,7 @@ from services.plumbing.storage import Document, GroupedCalls, IndexSpec, find_by
 # three insert-only logs `<client>:<kind>:<seq>` and the active-alert slot `<client>:active`.
 CLIENT_RECORDS = "client_records"
 RISK = "risk"  # log kind: assessments, signals, flags
-CHECKINS = "checkin"  # log kind: verified locations (SessionCheckedIn), in check-in time order: the last is current
+CHECKINS = "checkin"  # log kind: verified locations (SessionCheckedIn); the current one: `current_checkin`
 LATE_CHECKINS = "checkin_late"  # log kind: check-ins that arrived after a later one (history only)
 PLANS = "plan"  # log kind: safety-plan versions (seq = version)
 SESSIONS = "sessions"  # what crisis knows about sessions (one writer: the sessions consumer)
@@ -136,7 +136,9 @@ class CrisisStore:
         ids = [*_probe_ids(RISK, client_id), *_probe_ids(CHECKINS, client_id), *_probe_ids(PLANS, client_id)]
         found = await self._grouped.finds(CLIENT_RECORDS, NO_OUTBOX).get_many([*ids, active_id(client_id)])
         (_, risk), (_, checkin), (_, plan) = await asyncio.gather(
-            *(self._last_from(kind, client_id, found) for kind in (RISK, CHECKINS, PLANS))
+            self._last_from(RISK, client_id, found),
+            self._current_checkin(client_id, found),
+            self._last_from(PLANS, client_id, found),
         )
         slot = found.get(active_id(client_id))
         return ClientRecords(risk, checkin, plan, slot["alert_id"] if slot else None)
@@ -144,17 +146,45 @@ class CrisisStore:
     async def append(self, kind: str, client_id: str, make: Callable[[str, int], Document]) -> Document:
         """Append `make(record_id, seq)` at the next free position of the client's log."""
         seq, _ = await self.last(kind, client_id)
+        return await self.append_after(kind, client_id, seq, make)
+
+    async def append_after(self, kind: str, client_id: str, seq: int, make: Callable[[str, int], Document]) -> Document:
+        """Append `make(record_id, seq)` at the first free position after `seq` (the top as read)."""
         for n in range(seq + 1, seq + 50):
             doc = {**make(seq_id(kind, client_id, n), n), "kind": kind}
             if await self.insert_new(CLIENT_RECORDS, doc):
                 return doc
         raise RuntimeError("the client's log kept moving; retry")
 
+    async def current_checkin(self, client_id: str) -> tuple[int, Document | None]:
+        """The top position of the client's check-in log and its current check-in (the latest by
+        check-in time), ((0, None) when there is none). See `_current_checkin`."""
+        head = await find_by_ids(self.per_client, _probe_ids(CHECKINS, client_id), NO_OUTBOX)
+        return await self._current_checkin(client_id, head)
+
+    async def _current_checkin(self, client_id: str, head: dict[Any, Document]) -> tuple[int, Document | None]:
+        """The latest check-in by its own time, with no lock and no update: each check-in record
+        names the top position of the log its writer read (`based_on`), and is appended to the log
+        only if it is at least as late as the current check-in then (service.record_checkin); so
+        every record up to `based_on` is earlier than it, and the latest of the whole log is the
+        latest of the records after the top's `based_on` (just the top, unless check-ins were
+        appended concurrently, whose positions can be in either order). Records written before
+        `based_on` existed count as based on the position before theirs."""
+        top, doc = await self._last_from(CHECKINS, client_id, head)
+        if doc is None:
+            return top, None
+        between = [seq_id(CHECKINS, client_id, n) for n in range(doc.get("based_on", top - 1) + 1, top)]
+        missing = [i for i in between if i not in head]
+        found = {**head, **(await find_by_ids(self.per_client, missing, NO_OUTBOX) if missing else {})}
+        candidates = [doc, *(found[i] for i in between if i in found)]
+        return top, max(candidates, key=lambda d: (d["at"], d["_id"]))
+
     async def risk(self, client_id: str) -> Document | None:
         return (await self.last(RISK, client_id))[1]
 
     async def checkin(self, client_id: str) -> Document | None:
-        return (await self.last(CHECKINS, client_id))[1]
+        """The client's current check-in: the latest by check-in time (`_current_checkin`)."""
+        return (await self.current_checkin(client_id))[1]
 
     async def plan(self, client_id: str) -> Document | None:
         """The current safety-plan version (a retired plan is a version with retired=True)."""

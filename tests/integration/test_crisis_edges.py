@@ -7,6 +7,7 @@ The ladder's later rungs are an hour apart here, so nothing fires behind a test'
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +27,7 @@ from services.crisis.domain import Risk, Status, Step, validate_plan
 from services.crisis.paging import Pager
 from services.crisis.reference import load_resources
 from services.crisis.service import CrisisCore
-from services.crisis.store import rung_id
+from services.crisis.store import FIRST_PROBE, rung_id
 from services.plumbing.bus import dead_letter_topic
 from services.plumbing.consumer import PROCESSED_COLLECTION
 from services.plumbing.errors import bad_request_violations, error_reason
@@ -466,6 +467,42 @@ async def test_an_older_checkin_arriving_later_does_not_become_the_location(cris
         card = await card_of(api, settings, client)
     assert (card.location.city, card.location_session_id) == ("Houston", newer), card
     assert card.resources.region_id == "US-TX-48201" and card.backup_phone == "+17135550100"
+
+
+async def test_check_ins_applied_at_once_keep_the_latest_by_its_own_time(settings, tmp_path) -> None:
+    """Check-ins of one client's sessions applied at the same moment (two partitions, one consumer
+    batch) all find the same current check-in and are appended in whatever order their inserts
+    land: the current location (what an emergency dispatch uses) is still the latest by time."""
+    async with alert_service(settings, tmp_path, "checkins") as alerts:
+        core = CrisisCore(
+            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
+        )
+        t0 = datetime.now(UTC)
+
+        async def checkin(client: str, n: int, minutes: int) -> None:
+            await core.record_checkin(
+                event_id=uid("ev"),
+                client_id=client,
+                session_id=f"{client}-s{n}",
+                location={"state": "CA", "county_fips": "06075", "city": f"city-{n}", "verified": True},
+                backup_phone="+14155550134",
+                at=t0 + timedelta(minutes=minutes),
+            )
+
+        for history in (0, FIRST_PROBE + 2):  # a short log, and one read past its first probe
+            for order in itertools.permutations(range(3)):
+                client = uid("ck")
+                for n in range(history):
+                    await checkin(client, 100 + n, n - 100)  # earlier sessions
+                await asyncio.gather(*(checkin(client, n, n) for n in order))  # check-in n at t0 + n min
+                current = await alerts.store.checkin(client)
+                held = await alerts.store.client_records(client)
+                assert current is not None and held.checkin is not None
+                where = (current["location"]["city"], held.checkin["location"]["city"])
+                assert where == ("city-2", "city-2"), (order, history)
+                # a late check-in (older than the current one) is history and changes nothing
+                await checkin(client, 9, -1)
+                assert await alerts.store.checkin(client) == current
 
 
 async def test_a_drop_processed_after_the_sessions_end_is_judged_by_its_own_time(crisis, io, settings) -> None:
