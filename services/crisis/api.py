@@ -25,6 +25,7 @@ from services.crisis.domain import (
     Status,
     TransitionError,
     cssrs_risk,
+    is_signal,
     may_act_on,
     pick_callback_phone,
     validate_cssrs,
@@ -171,6 +172,16 @@ def _alert_message(doc: Document, records: list[Document]) -> crisis_pb2.Alert:
         acknowledged_by=st.acknowledged_by,
         resolution=st.resolution,
         problems=doc.get("problems", []),
+        signals=[
+            crisis_pb2.AlertSignal(
+                reason=r.get("reason", ""),
+                noted_at=to_timestamp(r["at"]),
+                trigger_event_id=r.get("trigger_id", ""),
+                restarted_ladder=r["kind"] == "RUNG",
+            )
+            for r in sorted((r for r in records if is_signal(r)), key=lambda r: r["at"])
+        ],
+        ladder_round=st.ladder_round,
     )
 
 

@@ -22,6 +22,7 @@ from iop.events.v1 import common_pb2, engagement_pb2, scheduling_pb2
 from iop.events.v1 import crisis_pb2 as ev
 from services.crisis import topics
 from services.crisis.alerts import Delivery
+from services.crisis.api import _alert_message
 from services.crisis.config import CrisisSettings
 from services.crisis.domain import Risk, Status, Step, validate_plan
 from services.crisis.paging import Pager
@@ -593,6 +594,10 @@ async def test_a_positive_item_9_while_an_alert_is_active_is_noted_on_it(crisis,
         before.next_step_index,
         before.next_step_due_at,
     )  # the ladder is neither restarted nor moved
+    assert [(g.trigger_event_id, g.reason, g.restarted_ladder) for g in after.signals] == [
+        (second.id, "PHQ9_ITEM9_POSITIVE", False)
+    ]  # the signal is on the alert
+    assert list(before.signals) == [] and after.ladder_round == 0
     assert len(out.matching(for_client(client, "AlertOpened"))) == 1  # no second alert
     mongo, db = crisis_db(settings)
     try:
@@ -697,6 +702,11 @@ async def test_a_signal_after_contact_restarts_the_ladder_once_and_a_rung_in_fli
         await signal("s4")
         _, records, st = await alerts.current(alert_id)
         assert (st.status, st.ladder_round, st.next_step) == (Status.ESCALATED, 2, 1)
+        shown = _alert_message(header, records)  # the Alert message lists them, and the current round
+        shown_signals = [(g.trigger_event_id, g.restarted_ladder) for g in shown.signals]
+        assert sorted(shown_signals[:2]) == sorted([(restart["trigger_id"], True), (noted[0], False)])  # at once
+        assert shown_signals[2:] == [("s4", True)]
+        assert (shown.ladder_round, shown.next_step_index, shown.status) == (2, 1, ev.ALERT_STATUS_ESCALATED)
 
 
 async def test_a_positive_item_9_after_the_client_was_reached_restarts_outreach(crisis, io, settings) -> None:
@@ -744,6 +754,10 @@ async def test_a_positive_item_9_after_the_client_was_reached_restarts_outreach(
     due = restart.escalated_at.ToDatetime(tzinfo=UTC) + timedelta(hours=1)
     assert abs(after.next_step_due_at.ToDatetime(tzinfo=UTC) - due) < timedelta(milliseconds=1)  # the store keeps ms
     assert after.steps[0].trigger == "CRISIS_SIGNAL" and not after.steps[1].HasField("fired_at")
+    assert after.ladder_round == 1  # the steps shown are the restarted ladder's
+    assert [(g.trigger_event_id, g.reason, g.restarted_ladder) for g in after.signals] == [
+        (second.id, "PHQ9_ITEM9_POSITIVE", True)
+    ]
     assert len(out.matching(for_client(client, "AlertOpened"))) == 1  # no second alert
     mongo, db = crisis_db(settings)
     try:

@@ -302,8 +302,20 @@ class ContactAttempt(_message.Message):
     contact_id: str
     def __init__(self, attempt_id: _Optional[str] = ..., target: _Optional[str] = ..., outcome: _Optional[str] = ..., recorded_by: _Optional[str] = ..., attempted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., contact_id: _Optional[str] = ...) -> None: ...
 
+class AlertSignal(_message.Message):
+    __slots__ = ("reason", "noted_at", "trigger_event_id", "restarted_ladder")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    NOTED_AT_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    RESTARTED_LADDER_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    noted_at: _timestamp_pb2.Timestamp
+    trigger_event_id: str
+    restarted_ladder: bool
+    def __init__(self, reason: _Optional[str] = ..., noted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trigger_event_id: _Optional[str] = ..., restarted_ladder: _Optional[bool] = ...) -> None: ...
+
 class Alert(_message.Message):
-    __slots__ = ("alert_id", "client_id", "session_id", "program_id", "status", "reason", "risk_level", "assignees", "next_step_index", "next_step_due_at", "steps", "contact_attempts", "opened_at", "acknowledged_by", "resolution", "problems")
+    __slots__ = ("alert_id", "client_id", "session_id", "program_id", "status", "reason", "risk_level", "assignees", "next_step_index", "next_step_due_at", "steps", "contact_attempts", "opened_at", "acknowledged_by", "resolution", "problems", "signals", "ladder_round")
     ALERT_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -320,6 +332,8 @@ class Alert(_message.Message):
     ACKNOWLEDGED_BY_FIELD_NUMBER: _ClassVar[int]
     RESOLUTION_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    LADDER_ROUND_FIELD_NUMBER: _ClassVar[int]
     alert_id: str
     client_id: str
     session_id: str
@@ -336,7 +350,9 @@ class Alert(_message.Message):
     acknowledged_by: str
     resolution: str
     problems: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, alert_id: _Optional[str] = ..., client_id: _Optional[str] = ..., session_id: _Optional[str] = ..., program_id: _Optional[str] = ..., status: _Optional[_Union[_crisis_pb2.AlertStatus, str]] = ..., reason: _Optional[str] = ..., risk_level: _Optional[_Union[_crisis_pb2.RiskLevel, str]] = ..., assignees: _Optional[_Iterable[str]] = ..., next_step_index: _Optional[int] = ..., next_step_due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[LadderStepState, _Mapping]]] = ..., contact_attempts: _Optional[_Iterable[_Union[ContactAttempt, _Mapping]]] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., acknowledged_by: _Optional[str] = ..., resolution: _Optional[str] = ..., problems: _Optional[_Iterable[str]] = ...) -> None: ...
+    signals: _containers.RepeatedCompositeFieldContainer[AlertSignal]
+    ladder_round: int
+    def __init__(self, alert_id: _Optional[str] = ..., client_id: _Optional[str] = ..., session_id: _Optional[str] = ..., program_id: _Optional[str] = ..., status: _Optional[_Union[_crisis_pb2.AlertStatus, str]] = ..., reason: _Optional[str] = ..., risk_level: _Optional[_Union[_crisis_pb2.RiskLevel, str]] = ..., assignees: _Optional[_Iterable[str]] = ..., next_step_index: _Optional[int] = ..., next_step_due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[LadderStepState, _Mapping]]] = ..., contact_attempts: _Optional[_Iterable[_Union[ContactAttempt, _Mapping]]] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., acknowledged_by: _Optional[str] = ..., resolution: _Optional[str] = ..., problems: _Optional[_Iterable[str]] = ..., signals: _Optional[_Iterable[_Union[AlertSignal, _Mapping]]] = ..., ladder_round: _Optional[int] = ...) -> None: ...
 
 class GetCrisisCardRequest(_message.Message):
     __slots__ = ("client_id",)
