@@ -192,6 +192,7 @@ def _group_day(p: Platform, day: Day, cohort: Cohort, result: ScaledDay) -> None
             ],
         ),
         role="clinician",
+        subject=cohort.clinician,
     )
 
 

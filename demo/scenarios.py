@@ -64,6 +64,7 @@ def check_in_and_start(
         "StartSession",
         spb.StartSessionRequest(session_id=session.session_id, clinician_state=state),
         role="clinician",
+        subject=session.clinician_id,  # a session is started by its care team
     )
     return started
 
@@ -349,6 +350,7 @@ def audio_only(p: Platform, day: Day, say: Say, result: ScenarioResult) -> None:
                 ],
             ),
             role="clinician",
+            subject=clinician,
         )
         coverage = p.call(
             p.compliance,

@@ -11,12 +11,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from iop.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.plumbing.audit import record_phi_access
-from services.plumbing.auth import current_principal
+from services.plumbing.auth import Principal, current_principal
 from services.plumbing.errors import FieldViolations, NotFound, PermissionDenied
 from services.plumbing.protos import request_time, to_timestamp
 from services.plumbing.storage import Document
 from services.scheduler import domain as d
-from services.scheduler.booking import Scheduler
+from services.scheduler.booking import Scheduler, tech_check_task_id
 from services.scheduler.programs import Programs, TrackSpec
 from services.scheduler.store import CLIENTS, CLINICIANS
 
@@ -31,7 +31,7 @@ ACCESS = {
         "ScheduleSession": _BOOKERS,
         "BookSession": _BOOKERS,
         "BookGroupSeat": _BOOKERS,
-        "GetSession": _STAFF,
+        "GetSession": _WITH_CLIENT,
         "CreateProgram": _ADMINS,
         "GetProgram": _STAFF,
         "CreateCohort": _ADMINS,
@@ -87,13 +87,26 @@ def _slot(doc: Document) -> scheduler_pb2.Slot:
     )
 
 
-def session_message(doc: Document) -> scheduler_pb2.Session:
+def session_message(doc: Document, only_client: str | None = None) -> scheduler_pb2.Session:
+    """The session as a reply; with `only_client`, as someone may see it who may see that one client's
+    part of it and no other client's (a client reading their group session: not who else is in it,
+    nor where they checked in from)."""
     turn = doc.get("turn_taking") or {}
+    client_ids = list(doc["client_ids"])
+    check_ins = list(doc.get("check_ins", []))
+    task_ids = list(doc.get("tech_check_task_ids", []))
+    privacy_flagged = bool(doc.get("privacy_flagged", False))
+    if only_client is not None:
+        client_ids = [c for c in client_ids if c == only_client]
+        check_ins = [c for c in check_ins if c["client_id"] == only_client]
+        task_ids = [t for t in task_ids if t == tech_check_task_id(doc["_id"], only_client)]
+        if doc["kind"] == d.GROUP:  # the group is flagged for whichever client reported it
+            privacy_flagged = only_client in doc.get("privacy_flagged_clients", [])
     return scheduler_pb2.Session(
         session_id=doc["_id"],
         program_id=doc["program_id"],
         clinician_id=doc["clinician_id"],
-        client_ids=doc["client_ids"],
+        client_ids=client_ids,
         starts_at=_ts(doc["starts_at"]),
         ends_at=_ts(doc["ends_at"]),
         kind=doc["kind"],
@@ -120,10 +133,10 @@ def session_message(doc: Document) -> scheduler_pb2.Session:
                 privacy_attestation=c["privacy_attestation"],
                 checked_in_at=_ts(c["checked_in_at"]),
             )
-            for c in doc.get("check_ins", [])
+            for c in check_ins
         ],
-        tech_check_task_ids=doc.get("tech_check_task_ids", []),
-        privacy_flagged=doc.get("privacy_flagged", False),
+        tech_check_task_ids=task_ids,
+        privacy_flagged=privacy_flagged,
         proposed_slots=[_slot(s) for s in doc.get("proposed_slots", [])],
         interruption_reason=doc.get("interruption_reason", ""),
         rescheduled_to=doc.get("rescheduled_to", ""),
@@ -220,6 +233,49 @@ def _own_clinician_record_only(clinician_id: str) -> None:
         raise PermissionDenied("NOT_OWN_RECORD", "clinicians may only access their own records")
 
 
+# Care teams (docs/scheduler.md, *Who may read and change what*). Supervisors and the platform act on
+# any session. A clinician reads a session they lead or facilitate, and acts on it (check-in, start,
+# end, interrupt, cancel, reschedule, a group seat) only as its clinician or a treating facilitator
+# (lead, co_facilitator): an observer watches. A client reads and checks in to the sessions they are
+# booked into, and sees no other client's part of them.
+NOT_ON_CARE_TEAM = "NOT_ON_CARE_TEAM"
+OBSERVER_CANNOT_ACT = "OBSERVER_CANNOT_ACT"
+
+
+def _is_clinician(principal: Principal) -> bool:
+    return "clinician" in principal.roles
+
+
+def _only_client(principal: Principal, session: Document, owner: str = "") -> str | None:
+    """Whose part of `session` the caller sees: None for all of it (supervisor, platform, a clinician
+    on its care team), else one client's: the schedule's `owner`, or the calling client's own."""
+    if principal.has_any(_ADMINS) or (_is_clinician(principal) and d.on_care_team(session, principal.subject, False)):
+        return None
+    return owner or principal.subject
+
+
+def _not_on_care_team() -> PermissionDenied:
+    if _is_clinician(current_principal()):
+        return PermissionDenied(
+            NOT_ON_CARE_TEAM,
+            "a clinician reads and acts on the sessions they lead or facilitate, and the records of clients they treat",
+        )
+    return PermissionDenied("NOT_OWN_RECORD", "a client reads and checks in to their own sessions only")
+
+
+def _own_booking_only(request: scheduler_pb2.ScheduleSessionRequest) -> None:
+    """A clinician books the sessions they will lead or treat in, not a colleague's."""
+    principal = current_principal()
+    if principal.has_any(_ADMINS) or not request.clinician_id.strip():
+        return
+    team = {
+        "clinician_id": request.clinician_id,
+        "facilitators": [{"clinician_id": f.clinician_id, "role": f.role} for f in request.facilitators],
+    }
+    if not d.on_care_team(team, principal.subject, acting=True):
+        raise PermissionDenied(NOT_ON_CARE_TEAM, "a clinician books sessions they lead or co-facilitate")
+
+
 def _view_range(request: scheduler_pb2.ScheduleViewRequest) -> tuple[datetime, datetime]:
     frm, to = request_time(request, "from"), request_time(request, "to")
     v = FieldViolations()
@@ -242,6 +298,45 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
 
     async def _audit(self, action: str, resource_type: str, resource_id: str) -> None:
         await record_phi_access(self._db, current_principal(), action, resource_type, resource_id)
+
+    async def _care_team_session(self, session_id: str, act: bool, clients_may: bool = False) -> Document | None:
+        """The care-team check of a call on one session, before it reads or changes anything.
+        Returns the session it read (None when it read none: a supervisor or the platform, or a
+        blank id, which the service layer answers INVALID_ARGUMENT). A session that does not exist
+        and one the caller may not touch get the same PERMISSION_DENIED: a refusal tells nothing of
+        whether it exists. With `clients_may` (a read, a check-in) a client passes on a session they
+        are booked into."""
+        principal = current_principal()
+        if principal.has_any(_ADMINS) or not session_id.strip():
+            return None
+        try:
+            session = await self._s.session(session_id)
+        except NotFound:
+            raise _not_on_care_team() from None
+        if _is_clinician(principal) and d.on_care_team(session, principal.subject, act):
+            return session
+        if clients_may and "client" in principal.roles and principal.subject in session["client_ids"]:
+            return session
+        if _is_clinician(principal) and d.on_care_team(session, principal.subject, False):
+            raise PermissionDenied(OBSERVER_CANNOT_ACT, "an observer reads the session and changes nothing")
+        raise _not_on_care_team()
+
+    async def _treats(self, client_id: str) -> None:
+        """A clinician reads and changes a client's records (schedule, tech checks) when they treat the
+        client: lead or co-facilitate a session of theirs, not cancelled. Clients: their own only."""
+        principal = current_principal()
+        if principal.has_any(_ADMINS):
+            return
+        if not principal.has_any(_STAFF):
+            _own_record_only(client_id)
+            return
+        sessions = await self._s.store.sessions_with(principal.subject, client_id) if client_id.strip() else []
+        if not any(s["status"] != d.CANCELLED and d.on_care_team(s, principal.subject, True) for s in sessions):
+            raise _not_on_care_team()
+
+    def _reply(self, doc: Document) -> scheduler_pb2.Session:
+        """A session as the caller may see it (a client: their own part of it)."""
+        return session_message(doc, _only_client(current_principal(), doc))
 
     # ---------- programs and availability ----------
 
@@ -370,6 +465,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def BookSession(
         self, request: scheduler_pb2.ScheduleSessionRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.Session:
+        _own_booking_only(request)
         req = session_request(request)
         if request.cohort_id:
             d.validate_session_request(req, datetime.now(UTC))  # bad input first, as book() answers it
@@ -380,6 +476,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def BookGroupSeat(
         self, request: scheduler_pb2.BookGroupSeatRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.Session:
+        await self._care_team_session(request.session_id, act=True)
         doc = await self._s.book_seat(
             request.request_id,
             request.session_id,
@@ -398,39 +495,46 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def GetSession(
         self, request: scheduler_pb2.GetSessionRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.Session:
-        doc = await self._s.session(request.session_id)
+        doc = await self._care_team_session(request.session_id, act=False, clients_may=True)
+        if doc is None:
+            doc = await self._s.session(request.session_id)
         await self._audit("GetSession", "session", request.session_id)
-        return session_message(doc)
+        return self._reply(doc)
 
     async def CancelSession(
         self, request: scheduler_pb2.CancelSessionRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.Session:
-        return session_message(await self._s.cancel(request.session_id, request.reason))
+        await self._care_team_session(request.session_id, act=True)
+        return self._reply(await self._s.cancel(request.session_id, request.reason))
 
     async def CheckIn(
         self, request: scheduler_pb2.CheckInRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.Session:
         _own_record_only(request.client_id)
+        await self._care_team_session(request.session_id, act=True, clients_may=True)
         doc = await self._s.check_in(
             request.session_id, request.client_id, request.location, request.privacy_attestation, request.backup_phone
         )
-        return session_message(doc)
+        return self._reply(doc)
 
     async def StartSession(
         self, request: scheduler_pb2.StartSessionRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.Session:
-        return session_message(await self._s.start(request.session_id, request.clinician_state))
+        await self._care_team_session(request.session_id, act=True)
+        return self._reply(await self._s.start(request.session_id, request.clinician_state))
 
     async def EndSession(
         self, request: scheduler_pb2.EndSessionRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.Session:
+        await self._care_team_session(request.session_id, act=True)
         attendance = [(a.client_id, a.minutes_attended, a.modality) for a in request.attendance]
-        return session_message(await self._s.end(request.session_id, request.modality, attendance))
+        return self._reply(await self._s.end(request.session_id, request.modality, attendance))
 
     async def InterruptSession(
         self, request: scheduler_pb2.InterruptSessionRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.Session:
-        return session_message(await self._s.interrupt(request.session_id, request.reason))
+        await self._care_team_session(request.session_id, act=True)
+        return self._reply(await self._s.interrupt(request.session_id, request.reason))
 
     async def RescheduleSession(
         self, request: scheduler_pb2.RescheduleSessionRequest, context: grpc.aio.ServicerContext
@@ -439,6 +543,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
         v = FieldViolations()
         d.validate_horizon(new_start, datetime.now(UTC), "new_starts_at", v)  # before anything is added to it
         v.raise_if_any()
+        await self._care_team_session(request.session_id, act=True)
         doc = await self._s.reschedule(
             request.request_id,
             request.session_id,
@@ -454,7 +559,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def ListTechChecks(
         self, request: scheduler_pb2.ListTechChecksRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.ListTechChecksResponse:
-        _own_record_only(request.client_id)
+        await self._treats(request.client_id)
         if await self._s.store.get(CLIENTS, request.client_id) is None:
             raise NotFound("client", request.client_id)
         tasks = await self._s.store.tech_checks_of(request.client_id)
@@ -467,7 +572,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
         task = await self._s.store.tech_checks.find_one({"_id": request.task_id}) if request.task_id else None
         if task is None:
             raise NotFound("tech_check", request.task_id)
-        _own_record_only(task["client_id"])
+        await self._treats(task["client_id"])
         if task["status"] == "open":
             task = (
                 await self._s.store.complete_tech_check(request.task_id, "passed" if request.passed else "failed")
@@ -503,7 +608,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
         self, request: scheduler_pb2.ScheduleViewRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.ClientSchedule:
         frm, to = _view_range(request)
-        _own_record_only(request.owner_id)
+        await self._treats(request.owner_id)
         client = await self._s.store.get(CLIENTS, request.owner_id)
         if client is None:
             raise NotFound("client", request.owner_id)
@@ -516,10 +621,11 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
         sessions = await self._s.with_facts(sorted(by_id.values(), key=lambda x: x["starts_at"]))
         tasks = await self._s.store.tech_checks_of(request.owner_id)
         await self._audit("GetClientSchedule", "client", request.owner_id)
+        principal = current_principal()
         return scheduler_pb2.ClientSchedule(
             client_id=request.owner_id,
             time_zone=client["time_zone"],
-            sessions=[session_message(s) for s in sessions],
+            sessions=[session_message(s, _only_client(principal, s, request.owner_id)) for s in sessions],
             days=_day_loads(sessions, client["time_zone"], self._s.ref.default_rules.back_to_back_gap_minutes),
             tech_checks=[_task_message(t) for t in tasks],
         )

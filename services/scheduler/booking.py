@@ -58,8 +58,7 @@ Evaluate = Callable[[compliance_pb2.EvaluateSessionRequest], Awaitable[complianc
 CheckLicensure = Callable[[compliance_pb2.CheckLicensureRequest], Awaitable[compliance_pb2.LicensureDecision]]
 # A rescheduled session keeps its length: both of its times come from the request's new_starts_at.
 RESCHEDULED_TIME_FIELDS = {"starts_at": "new_starts_at", "ends_at": "new_starts_at"}
-# Facilitators who treat the group's clients (an observer does not): each needs a license for their states.
-TREATING_ROLES = frozenset({"lead", "co_facilitator"})
+TREATING_ROLES = d.TREATING_ROLES  # each needs a license for the clients' states
 
 LEDGER_ATTEMPTS = 8
 CHECK_IN_OPENS = timedelta(minutes=60)
@@ -109,9 +108,13 @@ def _background(work: Awaitable[T]) -> asyncio.Future[T]:
     return future
 
 
+def tech_check_task_id(session_id: str, client_id: str) -> str:
+    return f"tc-{session_id}-{client_id}"
+
+
 def _tech_check_task(session_id: str, client: Document, start: datetime) -> Document:
     return {
-        "_id": f"tc-{session_id}-{client['_id']}",
+        "_id": tech_check_task_id(session_id, client["_id"]),
         "client_id": client["_id"],
         "session_id": session_id,
         "due_by": start - TECH_CHECK_LEAD,

@@ -39,6 +39,9 @@ ACTIVE_STATUSES = (BOOKED, CHECKED_IN, IN_PROGRESS)
 ATTESTATIONS = frozenset({"alone", "headphones", "alternate_location", "compromised"})
 INTERRUPTION_REASONS = frozenset({"DISCONNECTED", "PRIVACY_COMPROMISED", "OTHER"})
 FACILITATOR_ROLES = frozenset({"lead", "co_facilitator", "observer"})
+# Facilitators who treat the group's clients: they act on the session and need a license for the
+# clients' states. An observer watches: reads the session, acts on nothing, is not checked.
+TREATING_ROLES = frozenset({"lead", "co_facilitator"})
 TURN_TAKING_MODES = frozenset({"", "raise_hand", "round_robin", "open"})
 US_STATES = frozenset(
     (
@@ -634,3 +637,19 @@ def recurrence(first_start: datetime, tz: ZoneInfo, interval_days: int, occurren
         wall = datetime(day.year, day.month, day.day, local.hour, local.minute, tzinfo=tz)
         out.append(wall.astimezone(UTC))
     return out
+
+
+# ---------- care team ----------
+
+
+def on_care_team(session: dict[str, Any], clinician_id: str, acting: bool) -> bool:
+    """Whether a clinician is on a session's care team: its clinician or one of its facilitators.
+    `acting` (changing the session, or reading its clients' other records) leaves out observers."""
+    if not clinician_id:
+        return False
+    if session.get("clinician_id") == clinician_id:
+        return True
+    return any(
+        f.get("clinician_id") == clinician_id and (not acting or f.get("role") in TREATING_ROLES)
+        for f in session.get("facilitators", [])
+    )

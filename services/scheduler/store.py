@@ -367,6 +367,19 @@ class SchedulerStore:
         on_screen = {"$or": [{"clinician_id": clinician_id}, {"facilitators.clinician_id": clinician_id}]}
         return await self._sessions_where(on_screen, frm, to, limit)
 
+    async def sessions_with(self, clinician_id: str, client_id: str, limit: int = 100) -> list[Document]:
+        """Sessions of a client (booked on it or seated in it) that a clinician leads or facilitates
+        (scans: access checks of client records, not the booking path)."""
+        on_screen = [{"clinician_id": clinician_id}, {"facilitators.clinician_id": clinician_id}]
+        direct = await self.sessions.find({"client_ids": client_id, "$or": on_screen}, NO_OUTBOX).limit(limit).to_list()
+        seated = [x["session_id"] for x in await self.seats_of_client(client_id)]
+        if not seated:
+            return direct
+        in_seats = (
+            await self.sessions.find({"_id": {"$in": seated}, "$or": on_screen}, NO_OUTBOX).limit(limit).to_list()
+        )
+        return [*direct, *in_seats]
+
     async def _sessions_where(self, query: Document, frm: datetime, to: datetime, limit: int) -> list[Document]:
         return (
             await self.sessions.find({**query, "starts_at": {"$gte": frm, "$lt": to}}, NO_OUTBOX)

@@ -80,7 +80,10 @@ def test_scenario_3_burnout_back_to_back_groups_refused_or_overridden_with_audit
     # an override needs a supervisor
     with pytest.raises(grpc.RpcError) as not_allowed:
         group(
-            fourth_start, clients[3], role="clinician", override=pb.SupervisorOverride(reason="cover for a colleague")
+            fourth_start,
+            clients[3],
+            override=pb.SupervisorOverride(reason="cover for a colleague"),
+            metadata=api.md("clinician", clinician),  # the session's own clinician
         )
     assert not_allowed.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert reason_of(not_allowed.value) == "OVERRIDE_REQUIRES_SUPERVISOR"

@@ -395,6 +395,7 @@ def test_lifecycle_events_and_fhir_projection(api: Api, settings: Settings) -> N
                 ],
             ),
             role="clinician",
+            subject=clinician,
         )
         assert ended.status == "ended" and ended.modality == common_pb2.MODALITY_MIXED
         with pytest.raises(grpc.RpcError) as twice:

@@ -301,6 +301,129 @@ def test_a_clinician_reads_their_own_schedule_and_records_their_own_care(api: Ap
     assert api.call("GetCareSummary", summary, role="clinician", subject=a).attended == 1
 
 
+def test_a_session_is_read_and_changed_by_its_care_team_and_its_clients_only(api: Api, db) -> None:
+    program = api.program()
+    lead, co, observer, stranger = api.clinician(), api.clinician(), api.clinician(), api.clinician()
+    a, b, outsider = api.client(), api.client(), api.client()
+    group = api.book(
+        program.program_id,
+        lead,
+        [a, b],
+        next_slot(timedelta(minutes=20)),
+        kind=ev.SESSION_KIND_GROUP,
+        capacity=3,
+        facilitators=[
+            pb.Facilitator(clinician_id=co, role="co_facilitator"),
+            pb.Facilitator(clinician_id=observer, role="observer"),
+        ],
+    )
+    sid, unknown = group.session_id, str(uuid.uuid4())
+    location = common_pb2.ClientLocation(state="NY", verified=True)
+
+    def as_(role: str, subject: str, method: str, request) -> pb.Session:  # type: ignore[no-untyped-def]
+        return api.call(method, request, role=role, subject=subject)
+
+    def denied(role: str, subject: str, method: str, request) -> str | None:  # type: ignore[no-untyped-def]
+        return reason_of(refused(grpc.StatusCode.PERMISSION_DENIED, as_, role, subject, method, request))
+
+    # reading: the session's clinician and facilitators (an observer too); a client their own part
+    for clinician in (lead, co, observer):
+        assert sorted(as_("clinician", clinician, "GetSession", pb.GetSessionRequest(session_id=sid)).client_ids) == (
+            sorted([a, b])
+        )
+    mine = as_("client", a, "GetSession", pb.GetSessionRequest(session_id=sid))
+    assert list(mine.client_ids) == [a]  # not who else is in the group
+    assert all(t.endswith(a) for t in mine.tech_check_task_ids)
+    # anyone else is refused alike whether the session exists or not: a refusal reveals nothing
+    for session_id in (sid, unknown):
+        read = pb.GetSessionRequest(session_id=session_id)
+        assert denied("clinician", stranger, "GetSession", read) == "NOT_ON_CARE_TEAM"
+        assert denied("client", outsider, "GetSession", read) == "NOT_OWN_RECORD"
+    check_in = pb.CheckInRequest(session_id=sid, client_id=outsider, location=location, privacy_attestation="alone")
+    assert denied("client", outsider, "CheckIn", check_in) == "NOT_OWN_RECORD"  # was CLIENT_NOT_IN_SESSION
+    # acting: not a stranger, not an observer
+    actions = [
+        ("CheckIn", pb.CheckInRequest(session_id=sid, client_id=a, location=location, privacy_attestation="alone")),
+        ("StartSession", pb.StartSessionRequest(session_id=sid, clinician_state="NY")),
+        ("EndSession", pb.EndSessionRequest(session_id=sid, modality=common_pb2.MODALITY_VIDEO)),
+        ("InterruptSession", pb.InterruptSessionRequest(session_id=sid, reason="OTHER")),
+        ("CancelSession", pb.CancelSessionRequest(session_id=sid, reason="not mine")),
+        ("RescheduleSession", pb.RescheduleSessionRequest(request_id=uid("re"), session_id=sid)),
+        ("BookGroupSeat", pb.BookGroupSeatRequest(request_id=uid("seat"), session_id=sid, client_id=outsider)),
+    ]
+    for method, request in actions:
+        assert denied("clinician", stranger, method, request) == "NOT_ON_CARE_TEAM", method
+        assert denied("clinician", observer, method, request) == "OBSERVER_CANNOT_ACT", method
+    booking = pb.ScheduleSessionRequest(
+        request_id=uid("book"),
+        program_id=program.program_id,
+        clinician_id=lead,
+        client_ids=[outsider],
+        starts_at=to_timestamp(local_day_at(days_ahead=5, hour=10)),
+        ends_at=to_timestamp(local_day_at(days_ahead=5, hour=11)),
+        kind=ev.SESSION_KIND_INDIVIDUAL,
+    )
+    assert denied("clinician", stranger, "BookSession", booking) == "NOT_ON_CARE_TEAM"  # not a colleague's sessions
+    # nothing changed, and only the permitted reads were audited
+    unchanged = api.call("GetSession", pb.GetSessionRequest(session_id=sid))
+    assert unchanged.status == "booked" and sorted(unchanged.client_ids) == sorted([a, b])
+    assert not unchanged.check_ins
+    assert db.sessions.count_documents({"request_id": booking.request_id}) == 0
+    audited = {r["principal"] for r in db.phi_access_audit.find({"resource_id": sid})}
+    assert {lead, co, observer, a} <= audited and not {stranger, outsider} & audited
+    # the care team acts, a client checks in to their own session and sees their own part of it
+    checked = as_("client", a, "CheckIn", actions[0][1])
+    assert [c.client_id for c in checked.check_ins] == [a] and list(checked.client_ids) == [a]
+    assert as_("clinician", co, "StartSession", actions[1][1]).status == "in_progress"
+    assert as_("clinician", lead, "BookSession", booking).clinician_id == lead
+
+
+def test_a_clients_records_are_read_by_the_clinicians_who_treat_them(api: Api) -> None:
+    program = api.program()
+    lead, observer, stranger, colleague = api.clinician(), api.clinician(), api.clinician(), api.clinician()
+    a, b = api.client(), api.client()
+    start = local_day_at(days_ahead=2, hour=10)
+    group = api.book(
+        program.program_id,
+        lead,
+        [a, b],
+        start,
+        kind=ev.SESSION_KIND_GROUP,
+        capacity=3,
+        facilitators=[pb.Facilitator(clinician_id=observer, role="observer")],
+    )
+    individual = api.book(program.program_id, colleague, [a], start + timedelta(hours=3))
+    view = pb.ScheduleViewRequest(
+        owner_id=a, to=to_timestamp(start + timedelta(days=1)), **{"from": to_timestamp(start - timedelta(hours=1))}
+    )
+    tech_checks = pb.ListTechChecksRequest(client_id=a)
+    for clinician in (stranger, observer):  # an observer watches a session and does not treat its clients
+        for method, request in (("GetClientSchedule", view), ("ListTechChecks", tech_checks)):
+            err = refused(
+                grpc.StatusCode.PERMISSION_DENIED, api.call, method, request, role="clinician", subject=clinician
+            )
+            assert reason_of(err) == "NOT_ON_CARE_TEAM", (clinician, method)
+    task_id = api.call("ListTechChecks", tech_checks).tasks[0].task_id
+    err = refused(
+        grpc.StatusCode.PERMISSION_DENIED,
+        api.call,
+        "CompleteTechCheck",
+        pb.CompleteTechCheckRequest(task_id=task_id, passed=True),
+        role="clinician",
+        subject=stranger,
+    )
+    assert reason_of(err) == "NOT_ON_CARE_TEAM"
+    seen = api.call("GetClientSchedule", view, role="clinician", subject=lead)
+    by_id = {s.session_id: s for s in seen.sessions}
+    assert sorted(by_id[group.session_id].client_ids) == sorted([a, b])  # the lead's own group, whole
+    assert list(by_id[individual.session_id].client_ids) == [a]
+    assert api.call("ListTechChecks", tech_checks, role="clinician", subject=lead).tasks
+    # the client sees their own schedule, and of their group only themselves
+    own = api.call("GetClientSchedule", view, role="client", subject=a)
+    assert {s.session_id for s in own.sessions} == {group.session_id, individual.session_id}
+    assert all(list(s.client_ids) == [a] for s in own.sessions)
+
+
 # ---------- E. backup phone at check-in ----------
 
 
@@ -347,7 +470,7 @@ def test_attendance_names_each_booked_client_once_within_the_sessions_length(api
         request = pb.EndSessionRequest(
             session_id=session.session_id, modality=common_pb2.MODALITY_VIDEO, attendance=attendance
         )
-        return api.call("EndSession", request, role="clinician")
+        return api.call("EndSession", request, role="clinician", subject=clinician)
 
     assert fields_of(refused(grpc.StatusCode.INVALID_ARGUMENT, end, (a, 50), (a, 50))) == {"attendance[1].client_id"}
     assert fields_of(refused(grpc.StatusCode.INVALID_ARGUMENT, end, (a, 1440))) == {"attendance[0].minutes_attended"}
