@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from iop.events.v1 import scheduling_pb2
-from services.plumbing.errors import FailedPrecondition, FieldViolations, NotFound, PermissionDenied
+from services.plumbing.errors import AlreadyExists, FailedPrecondition, FieldViolations, NotFound, PermissionDenied
 from services.plumbing.outbox import OutgoingEvent
 from services.plumbing.protos import to_timestamp
 from services.plumbing.storage import Document
@@ -251,6 +251,8 @@ class Programs:
                     "starts_at": start,
                     "ends_at": start + duration,
                     "time_zone": time_zone,
+                    "interval_days": interval_days,
+                    "occurrences": occurrences,
                     "attended": [],
                     "missed": [],
                     "slot_keys": keys,
@@ -258,6 +260,7 @@ class Programs:
             )
         # A retry finds the occurrences stored before; the others are all claimed, then written.
         stored = await self.store.get_many(CARE_SESSIONS, [doc["_id"] for doc in docs])
+        _refuse_other_content(series_id, docs, stored)
         missing = [doc for doc in docs if doc["_id"] not in stored]
         await self._claim_all(missing)
         writes = await asyncio.gather(
@@ -277,9 +280,23 @@ class Programs:
             unwritten = [doc for doc in failed if doc["_id"] not in written]
             await asyncio.gather(*(self.store.release(doc["slot_keys"], doc["_id"]) for doc in unwritten))
             raise error
+        lost: list[tuple[Document, Document]] = []  # (ours, another request's under the same id)
         for doc, write in zip(missing, writes, strict=True):
             assert not isinstance(write, BaseException)
             stored[doc["_id"]] = write[0]  # (a concurrent retry's, when it got there first)
+            if not write[1] and not _same_occurrence(write[0], doc):
+                lost.append((doc, write[0]))
+        # a concurrent call reused the request_id for another series and got there first: give back
+        # the claims of ours that are not also its own (the same key under the same id is its claim)
+        await asyncio.gather(
+            *(
+                self.store.release(
+                    [k for k in ours["slot_keys"] if k not in set(theirs.get("slot_keys", []))], ours["_id"]
+                )
+                for ours, theirs in lost
+            )
+        )
+        _refuse_other_content(series_id, docs, stored)
         return series_id, [stored[doc["_id"]] for doc in docs]
 
     async def _claim_all(self, occurrences: Sequence[Document]) -> None:
@@ -362,6 +379,30 @@ class Programs:
             "next_at": min(upcoming, default=None),
             "overdue": overdue,
         }
+
+
+# What makes two requests the same care series: a retry returns the series, another series under
+# the same request_id is refused (as a booking's is).
+_SERIES_FIELDS = ("kind", "clinician_ids", "facilitator_id", "time_zone", "interval_days", "occurrences")
+
+
+def _same_occurrence(stored: Document, wanted: Document) -> bool:
+    return all(
+        stored.get(f) == wanted[f]
+        for f in _SERIES_FIELDS
+        if f in stored  # occurrences stored before 2026-12-07 have no interval_days / occurrences
+    ) and (_utc(stored["starts_at"]), _utc(stored["ends_at"])) == (_utc(wanted["starts_at"]), _utc(wanted["ends_at"]))
+
+
+def _refuse_other_content(series_id: str, wanted: Sequence[Document], stored: dict[str, Document]) -> None:
+    """ALREADY_EXISTS REQUEST_ID_REUSED when the request_id created a series other than this request's
+    (other clinicians, facilitator, kind, times, interval, count or zone)."""
+    if any(doc["_id"] in stored and not _same_occurrence(stored[doc["_id"]], doc) for doc in wanted):
+        raise AlreadyExists(
+            "REQUEST_ID_REUSED",
+            "this request_id created another care series; use a new request_id for a new series",
+            {"series_id": series_id},
+        )
 
 
 def _scheduled(care: Document) -> scheduling_pb2.CareSessionScheduled:

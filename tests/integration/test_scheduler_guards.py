@@ -105,6 +105,35 @@ def test_a_refused_care_series_leaves_no_occurrence_claim_or_event(api: Api, db)
     assert db.claims.count_documents({"session_id": {"$in": [s.care_session_id for s in later.sessions]}}) == 32
 
 
+def test_a_care_series_request_id_reused_with_other_content_is_refused(api: Api, db) -> None:
+    a, b, c = api.clinician(), api.clinician(), api.clinician()
+    first = local_day_at(days_ahead=3, hour=7)
+    request_id = uid("care")
+    series = care_series(api, request_id, [a, b], first)
+    assert care_series(api, request_id, [a, b], first) == series  # a retry: the same series
+    care_ids = [s.care_session_id for s in series.sessions]
+    claims_before = db.claims.count_documents({"session_id": {"$in": care_ids}})
+    for other in (
+        {"first": first + timedelta(hours=2)},
+        {"clinicians": [a, c]},
+        {"occurrences": 2},
+        {"occurrences": 6},
+        {"interval_days": 14},
+        {"duration_minutes": 30},
+        {"kind": pb.CARE_KIND_TEAM_CHECK_IN},
+    ):
+        clinicians = other.pop("clinicians", [a, b])
+        at = other.pop("first", first)
+        err = refused(grpc.StatusCode.ALREADY_EXISTS, care_series, api, request_id, clinicians, at, **other)
+        assert reason_of(err) == "REQUEST_ID_REUSED", (clinicians, at, other)
+        assert error_metadata(err) == {"series_id": series.series_id}
+    # nothing of the refused requests was stored or reserved: the series is as it was, c is free
+    assert db.claims.count_documents({"session_id": {"$in": care_ids}}) == claims_before
+    assert db.care_sessions.count_documents({"series_id": series.series_id}) == 4
+    assert api.book(api.program().program_id, c, [api.client()], first).status == "booked"
+    assert api.book(api.program().program_id, a, [api.client()], first + timedelta(hours=2)).status == "booked"
+
+
 # ---------- B. a booking's cohort ----------
 
 
