@@ -35,6 +35,8 @@ ACCESS = {
         "CreateProgram": _ADMINS,
         "GetProgram": _STAFF,
         "CreateCohort": _ADMINS,
+        "AddCohortClient": _ADMINS,
+        "RemoveCohortClient": _ADMINS,
         "SetClinicianAvailability": _STAFF,
         "SetClientAvailability": _WITH_CLIENT,
         "SearchSlots": _WITH_CLIENT,
@@ -158,6 +160,16 @@ def _program_message(doc: Document) -> scheduler_pb2.Program:
         tracks=[scheduler_pb2.Track(**t) for t in doc["tracks"]],
         fatigue_rules=_rules_msg(doc.get("fatigue_rules")),
         payer_plan_id=doc.get("payer_plan_id", ""),
+    )
+
+
+def _cohort_message(doc: Document) -> scheduler_pb2.Cohort:
+    return scheduler_pb2.Cohort(
+        cohort_id=doc["_id"],
+        program_id=doc["program_id"],
+        track_id=doc["track_id"],
+        client_ids=doc["client_ids"],
+        starts_on=_ts(doc["starts_on"]),
     )
 
 
@@ -374,13 +386,17 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
             list(request.client_ids),
             request_time(request, "starts_on"),
         )
-        return scheduler_pb2.Cohort(
-            cohort_id=doc["_id"],
-            program_id=doc["program_id"],
-            track_id=doc["track_id"],
-            client_ids=doc["client_ids"],
-            starts_on=_ts(doc["starts_on"]),
-        )
+        return _cohort_message(doc)
+
+    async def AddCohortClient(
+        self, request: scheduler_pb2.AddCohortClientRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.Cohort:
+        return _cohort_message(await self._p.change_cohort(request.cohort_id, request.client_id, add=True))
+
+    async def RemoveCohortClient(
+        self, request: scheduler_pb2.RemoveCohortClientRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.Cohort:
+        return _cohort_message(await self._p.change_cohort(request.cohort_id, request.client_id, add=False))
 
     async def SetClinicianAvailability(
         self, request: scheduler_pb2.SetClinicianAvailabilityRequest, context: grpc.aio.ServicerContext

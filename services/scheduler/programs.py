@@ -124,6 +124,26 @@ class Programs:
         stored, _ = await self.store.insert_once(COHORTS, doc)
         return stored
 
+    async def change_cohort(self, cohort_id: str, client_id: str, add: bool) -> Document:
+        """Rolling admission and discharge: `client_id` joins (add) or leaves the cohort. Sessions
+        already booked stay as they are; a client who left is no longer seated in the cohort's groups."""
+        v = FieldViolations()
+        v.require(bool(cohort_id.strip()), "cohort_id", "required")
+        v.require(bool(client_id.strip()), "client_id", "required")
+        v.raise_if_any()
+        cohort, client = await asyncio.gather(self.store.cohort(cohort_id), self.store.get(CLIENTS, client_id))
+        if cohort is None:
+            raise NotFound("cohort", cohort_id)
+        if add and client is None:
+            raise NotFound("client", client_id)
+        if (client_id in cohort["client_ids"]) == add:
+            return cohort  # already so: a retry
+        change = {"$addToSet": {"client_ids": client_id}} if add else {"$pull": {"client_ids": client_id}}
+        updated = await self.store.update_cohort(cohort_id, change)
+        if updated is None:
+            raise NotFound("cohort", cohort_id)
+        return updated
+
     async def set_clinician(
         self,
         clinician_id: str,

@@ -190,6 +190,14 @@ class SchedulerStore:
     async def cohort(self, cohort_id: str) -> Document | None:
         return await self.get(COHORTS, cohort_id) if cohort_id else None
 
+    async def update_cohort(self, cohort_id: str, update: Document) -> Document | None:
+        """Change a cohort's members ($addToSet / $pull); None when it does not exist."""
+        return await self.cohorts.find_one_and_update(
+            {"_id": cohort_id},
+            {**update, "$set": {"updated_at": datetime.now(UTC)}},
+            return_document=ReturnDocument.AFTER,
+        )
+
     # ---------- slot and seat reservations ----------
 
     async def claim(

@@ -197,6 +197,73 @@ def test_a_booking_names_a_known_cohort_of_its_program_with_its_clients(api: Api
     )
 
 
+def test_clients_join_and_leave_a_running_cohort(api: Api) -> None:
+    program, clinician = api.program(), api.clinician()
+    founder, newcomer = api.client(), api.client()
+    cohort = api.call(
+        "CreateCohort",
+        pb.CreateCohortRequest(
+            request_id=uid("cohort"),
+            program_id=program.program_id,
+            track_id="t3x5",
+            client_ids=[founder],
+            starts_on=to_timestamp(datetime.now(UTC)),
+        ),
+    )
+    start = local_day_at(days_ahead=4, hour=13)
+    group = api.book(
+        program.program_id,
+        clinician,
+        [founder],
+        start,
+        kind=ev.SESSION_KIND_GROUP,
+        capacity=4,
+        cohort_id=cohort.cohort_id,
+    )
+
+    def seat(client_id: str) -> pb.Session:
+        request = pb.BookGroupSeatRequest(request_id=uid("seat"), session_id=group.session_id, client_id=client_id)
+        return api.call("BookGroupSeat", request)
+
+    def change(method: str, cohort_id: str, client_id: str, role: str = "supervisor") -> pb.Cohort:
+        request_type = pb.AddCohortClientRequest if method == "AddCohortClient" else pb.RemoveCohortClientRequest
+        return api.call(method, request_type(cohort_id=cohort_id, client_id=client_id), role=role, subject="sup-1")
+
+    assert reason_of(refused(grpc.StatusCode.FAILED_PRECONDITION, seat, newcomer)) == "CLIENT_NOT_IN_COHORT"
+    # admitted: a member, once however often it is sent, and seated in the cohort's group
+    for _ in range(2):
+        assert list(change("AddCohortClient", cohort.cohort_id, newcomer).client_ids) == [founder, newcomer]
+    assert newcomer in seat(newcomer).client_ids
+    # discharged: no longer a member; a new cohort session does not take them
+    for _ in range(2):
+        assert list(change("RemoveCohortClient", cohort.cohort_id, newcomer).client_ids) == [founder]
+    err = refused(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        api.book,
+        program.program_id,
+        clinician,
+        [newcomer],
+        start + timedelta(days=1),
+        cohort_id=cohort.cohort_id,
+    )
+    assert reason_of(err) == "CLIENT_NOT_IN_COHORT"
+    # bad input, unknown cohort or client, and roles
+    for method in ("AddCohortClient", "RemoveCohortClient"):
+        err = refused(grpc.StatusCode.INVALID_ARGUMENT, change, method, " ", "")
+        assert fields_of(err) == {"cohort_id", "client_id"}
+        err = refused(grpc.StatusCode.NOT_FOUND, change, method, "no-such-cohort", newcomer)
+        assert "cohort" in (err.details() or "")
+        for role in ("clinician", "client"):
+            err = refused(grpc.StatusCode.PERMISSION_DENIED, change, method, cohort.cohort_id, newcomer, role=role)
+            assert reason_of(err) == "ROLE_NOT_ALLOWED"
+    err = refused(grpc.StatusCode.NOT_FOUND, change, "AddCohortClient", cohort.cohort_id, uid("client"))
+    assert "client" in (err.details() or "")
+    assert list(change("AddCohortClient", cohort.cohort_id, newcomer, role="platform").client_ids) == [
+        founder,
+        newcomer,
+    ]
+
+
 # ---------- C. time zones ----------
 
 

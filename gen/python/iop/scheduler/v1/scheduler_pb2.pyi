@@ -139,6 +139,22 @@ class CreateCohortRequest(_message.Message):
     starts_on: _timestamp_pb2.Timestamp
     def __init__(self, request_id: _Optional[str] = ..., program_id: _Optional[str] = ..., track_id: _Optional[str] = ..., client_ids: _Optional[_Iterable[str]] = ..., starts_on: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class AddCohortClientRequest(_message.Message):
+    __slots__ = ("cohort_id", "client_id")
+    COHORT_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    cohort_id: str
+    client_id: str
+    def __init__(self, cohort_id: _Optional[str] = ..., client_id: _Optional[str] = ...) -> None: ...
+
+class RemoveCohortClientRequest(_message.Message):
+    __slots__ = ("cohort_id", "client_id")
+    COHORT_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    cohort_id: str
+    client_id: str
+    def __init__(self, cohort_id: _Optional[str] = ..., client_id: _Optional[str] = ...) -> None: ...
+
 class WeeklyWindow(_message.Message):
     __slots__ = ("weekday", "start", "end")
     WEEKDAY_FIELD_NUMBER: _ClassVar[int]

@@ -65,6 +65,16 @@ class SchedulerServiceStub:
                 request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CreateCohortRequest.SerializeToString,
                 response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Cohort.FromString,
                 _registered_method=True)
+        self.AddCohortClient = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/AddCohortClient',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.AddCohortClientRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Cohort.FromString,
+                _registered_method=True)
+        self.RemoveCohortClient = channel.unary_unary(
+                '/iop.scheduler.v1.SchedulerService/RemoveCohortClient',
+                request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.RemoveCohortClientRequest.SerializeToString,
+                response_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Cohort.FromString,
+                _registered_method=True)
         self.SetClinicianAvailability = channel.unary_unary(
                 '/iop.scheduler.v1.SchedulerService/SetClinicianAvailability',
                 request_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.SetClinicianAvailabilityRequest.SerializeToString,
@@ -198,6 +208,20 @@ class SchedulerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateCohort(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddCohortClient(self, request, context):
+        """Rolling admission: a client joins a running cohort, or leaves it (discharge). Idempotent:
+        adding a member or removing a non-member returns the cohort as it is.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveCohortClient(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -349,6 +373,16 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
             'CreateCohort': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateCohort,
                     request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CreateCohortRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Cohort.SerializeToString,
+            ),
+            'AddCohortClient': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddCohortClient,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.AddCohortClientRequest.FromString,
+                    response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Cohort.SerializeToString,
+            ),
+            'RemoveCohortClient': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveCohortClient,
+                    request_deserializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.RemoveCohortClientRequest.FromString,
                     response_serializer=iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Cohort.SerializeToString,
             ),
             'SetClinicianAvailability': grpc.unary_unary_rpc_method_handler(
@@ -587,6 +621,60 @@ class SchedulerService:
             target,
             '/iop.scheduler.v1.SchedulerService/CreateCohort',
             iop_dot_scheduler_dot_v1_dot_scheduler__pb2.CreateCohortRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Cohort.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddCohortClient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/AddCohortClient',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.AddCohortClientRequest.SerializeToString,
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Cohort.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveCohortClient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iop.scheduler.v1.SchedulerService/RemoveCohortClient',
+            iop_dot_scheduler_dot_v1_dot_scheduler__pb2.RemoveCohortClientRequest.SerializeToString,
             iop_dot_scheduler_dot_v1_dot_scheduler__pb2.Cohort.FromString,
             options,
             channel_credentials,
