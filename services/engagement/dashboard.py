@@ -178,6 +178,7 @@ td, th {{ border: 1px solid #ccc; padding: 4px 8px; font-size: 13px; }}
 </style></head>
 <body>
 <h1>IOP oversight: attendance, outcomes, burnout and engagement risk</h1>
+<form id="sign-out" method="post" action="/dashboard/signout"><button type="submit">Sign out</button></form>
 <p id="summary">{len(programs)} programs, {len(clinicians)} clinicians
 ({len(overview["clinicians_at_risk"])} at burnout risk), {len(behind)} clients falling behind.</p>
 <div class="charts">{"".join(charts)}</div>
@@ -187,4 +188,22 @@ td, th {{ border: 1px solid #ccc; padding: 4px 8px; font-size: 13px; }}
 <h2>Clients falling behind</h2>
 <table id="clients-behind"><tr><th>client</th><th>engagement risk</th><th>attendance 7d</th><th>why</th></tr>
 {behind_rows}</table>
+</body></html>"""
+
+
+def render_sign_in(message: str) -> str:
+    """The dashboard's sign-in page: the bearer token is POSTed in a form body (it becomes the
+    dashboard's HttpOnly cookie), so it never appears in a URL, a log line or the browser's history."""
+    note = f'<p id="sign-in-problem">{escape(message)}</p>' if message else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>IOP oversight dashboard: sign in</title>
+<style>body {{ font-family: sans-serif; margin: 24px; color: #222; }} input {{ width: 420px; }}</style></head>
+<body>
+<h1>IOP oversight dashboard</h1>
+{note}
+<form id="sign-in" method="post" action="/dashboard/session">
+<label for="access_token">Supervisor or platform bearer token</label><br>
+<input id="access_token" name="access_token" type="password" autocomplete="off" required>
+<button type="submit">Sign in</button>
+</form>
 </body></html>"""

@@ -4,7 +4,9 @@
   de-duplicated (receipt per delivery id), then published to iop.engagement.signals.v1
   with the acks=all producer BEFORE answering 200: nothing acknowledged is lost. Served ahead
   of FastAPI's routing and middleware (plumbing/direct_route.py).
-- GET /dashboard (HTML with SVG charts) and GET /dashboard/api/overview (JSON), for supervisors.
+- GET /dashboard (HTML with SVG charts) and GET /dashboard/api/overview (JSON), for supervisors:
+  an Authorization header or the cookie the sign-in form (POST /dashboard/session) sets; a token
+  in the URL (`?access_token=`) only in development, where the page moves it into the cookie.
 - GET /healthz.
 """
 
@@ -17,18 +19,19 @@ import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs
 
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 from starlette.types import ASGIApp
 
 from iop.events.v1.engagement_pb2 import VideoSignal
 from services.engagement.config import EngagementConfig
-from services.engagement.dashboard import build_overview, render_page
+from services.engagement.dashboard import build_overview, render_page, render_sign_in
 from services.engagement.domain import (
     LEFT,
     QUALITY,
@@ -55,6 +58,9 @@ from services.plumbing.telemetry import instrument_fastapi
 log = logging.getLogger(__name__)
 
 DASHBOARD_ROLES = frozenset({"supervisor", "platform"})
+# The browser's credential for the dashboard: the bearer token, set by the sign-in (web.py).
+DASHBOARD_COOKIE = "iop_dashboard_token"
+NO_STORE = {"cache-control": "no-store"}  # PHI: no copy in the browser's or a proxy's cache
 
 
 def _problem(status: int, reason: str, detail: Any = None) -> JSONResponse:
@@ -174,14 +180,56 @@ def create_app(
         await (await send_event(producer, ATTENDANCE.name, event))
         return event.id
 
-    async def _principal(request: Request) -> Principal:
+    development = settings.is_development()
+
+    def _token_in_url(request: Request) -> Response | None:
+        """Outside development a bearer token in a URL is refused: URLs end up in proxy and access
+        logs and in browser history, and the token reads PHI."""
+        if development or "access_token" not in request.query_params:
+            return None
+        return _problem(
+            400,
+            "TOKEN_IN_URL",
+            "a token is not accepted in the URL here; sign in at /dashboard or send an Authorization "
+            "header, and treat this token as exposed",
+        )
+
+    def _credentials(request: Request) -> str | None:
+        """The Authorization header, else the dashboard's cookie, else (development only) the
+        `?access_token=` of a browser opening the page."""
         header = request.headers.get("authorization")
-        if not header and request.query_params.get("access_token"):
-            header = f"Bearer {request.query_params['access_token']}"
-        principal = verify_token(settings, header)
+        if header:
+            return header
+        cookie = request.cookies.get(DASHBOARD_COOKIE)
+        if cookie:
+            return f"Bearer {cookie}"
+        query = request.query_params.get("access_token")
+        return f"Bearer {query}" if query and development else None
+
+    def _principal(authorization: str | None) -> Principal:
+        principal = verify_token(settings, authorization)
         if not principal.has_any(DASHBOARD_ROLES):
             raise PermissionDenied("ROLE_NOT_ALLOWED", "the dashboard requires supervisor or platform")
         return principal
+
+    def _signed_in(token: str) -> Response:
+        """Back to the page without the token in its URL, the token in the dashboard's cookie:
+        HttpOnly (no script reads it), SameSite=Strict (no other site's request carries it),
+        Secure outside development (never over plain HTTP), for the dashboard's paths only; it
+        lasts as long as the browser session and is worth nothing after the token's own expiry."""
+        response = RedirectResponse("/dashboard", status_code=303)
+        response.set_cookie(
+            DASHBOARD_COOKIE,
+            token,
+            path="/dashboard",
+            httponly=True,
+            samesite="strict",
+            secure=not development,
+        )
+        return response
+
+    def _sign_in_page(status: int, message: str) -> Response:
+        return HTMLResponse(render_sign_in(message), status_code=status, headers=NO_STORE)
 
     async def _overview(principal: Principal) -> dict[str, Any]:
         overview = build_overview(
@@ -195,19 +243,56 @@ def create_app(
 
     @app.get("/dashboard/api/overview")
     async def overview_json(request: Request) -> Response:
+        refused = _token_in_url(request)
+        if refused is not None:
+            return refused
         try:
-            principal = await _principal(request)
+            principal = _principal(_credentials(request))
         except ServiceError as exc:
             return _problem(403 if exc.code.name == "PERMISSION_DENIED" else 401, exc.message)
-        return JSONResponse(await _overview(principal))
+        return JSONResponse(await _overview(principal), headers=NO_STORE)
 
     @app.get("/dashboard")
     async def dashboard_page(request: Request) -> Response:
+        refused = _token_in_url(request)
+        if refused is not None:
+            return refused
+        # development: a token in the URL signs in (it wins over an older cookie) and leaves the URL
+        query_token = request.query_params.get("access_token", "").strip()
+        authorization = f"Bearer {query_token}" if query_token else _credentials(request)
+        if authorization is None:
+            return _sign_in_page(401, "")
         try:
-            principal = await _principal(request)
+            principal = _principal(authorization)
+        except PermissionDenied as exc:
+            return _sign_in_page(403, exc.message)
         except ServiceError as exc:
-            return _problem(403 if exc.code.name == "PERMISSION_DENIED" else 401, exc.message)
-        return HTMLResponse(render_page(await _overview(principal)))
+            return _sign_in_page(401, exc.message)
+        if query_token:
+            return _signed_in(query_token)
+        return HTMLResponse(render_page(await _overview(principal)), headers=NO_STORE)
+
+    @app.post("/dashboard/session")
+    async def dashboard_sign_in(request: Request) -> Response:
+        """The sign-in form's POST (`access_token=<token>`, form-encoded): the token goes into the
+        dashboard's cookie, never into a URL."""
+        body = await read_body(request, 16 * 1024)
+        if body is None:
+            return _problem(413, "BODY_TOO_LARGE")
+        token = parse_qs(body.decode("latin-1")).get("access_token", [""])[0].strip()
+        try:
+            _principal(f"Bearer {token}" if token else None)
+        except PermissionDenied as exc:
+            return _sign_in_page(403, exc.message)
+        except ServiceError as exc:
+            return _sign_in_page(401, exc.message)
+        return _signed_in(token)
+
+    @app.post("/dashboard/signout")
+    async def dashboard_sign_out() -> Response:
+        response = RedirectResponse("/dashboard", status_code=303)
+        response.delete_cookie(DASHBOARD_COOKIE, path="/dashboard")
+        return response
 
     instrument_fastapi(app)
     return DirectRoute(app, "POST", "/webhooks/video", video_webhook)

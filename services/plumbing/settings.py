@@ -84,8 +84,12 @@ class Settings(BaseSettings):
             return self.otel_traces_sampler_ratio
         return 0.1 if self.environment == "production" else 1.0
 
+    def is_development(self) -> bool:
+        """A developer's machine or a test run (local, test, ci), not a deployment."""
+        return self.environment in ("local", "test", "ci")
+
     def check_production_safety(self) -> None:
-        if self.environment not in ("local", "test", "ci") and self.jwt_secret == DEV_JWT_SECRET:
+        if not self.is_development() and self.jwt_secret == DEV_JWT_SECRET:
             raise RuntimeError("IOP_JWT_SECRET must be set outside local/test environments")
 
 

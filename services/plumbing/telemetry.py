@@ -94,8 +94,8 @@ def http_server_address(scope: Mapping[str, Any]) -> tuple[str, int]:
 
 def http_url_without_query(scope: Mapping[str, Any]) -> str:
     """An HTTP request's URL as the ASGI instrumentation records it (`http.url`: the Host header or
-    the server address, and the path), without the query string: the dashboard takes its bearer
-    token as `?access_token=` (a page a browser opens cannot send a header), and the
+    the server address, and the path), without the query string: a query can carry a credential
+    (in development the dashboard takes its bearer token as `?access_token=`), and the
     instrumentation would write it into the request's span for anyone who reads traces."""
     host = next((value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"host"), "")
     return f"{scope.get('scheme', 'http')}://{host or http_server_address(scope)[0]}{scope['path']}"

@@ -1,0 +1,107 @@
+"""The supervisor dashboard's credentials, over the real store: the page signs a browser in with a
+form (the token becomes an HttpOnly, SameSite=Strict cookie, Secure outside development), and a
+bearer token in a URL, which ends up in proxy logs and browser history, is refused outside
+development. The app is the engagement service's own (web.create_app), served in process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from pymongo import AsyncMongoClient
+
+from services.engagement.config import EngagementConfig
+from services.engagement.rules import load_rules
+from services.engagement.web import DASHBOARD_COOKIE, create_app
+from services.plumbing.settings import Settings
+from tests.support import isolated_settings, token
+
+pytestmark = pytest.mark.integration
+
+PRODUCTION = {"DEPLOYMENT_ENVIRONMENT": "production", "IOP_JWT_SECRET": "a-production-secret-for-this-test-0123456789"}
+
+
+async def dashboard_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    mongo: AsyncMongoClient = AsyncMongoClient(settings.mongodb_uri, tz_aware=True)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)  # never started: unused here
+    db = mongo[f"{settings.mongodb_database_prefix}engagement"]
+    app = create_app(settings, EngagementConfig(), load_rules(), db, producer, "/iop/engagement-test")
+    # "https": a Secure cookie goes back only over HTTPS, as a browser does it
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://dash.test") as client:
+        yield client
+    await mongo.close()
+
+
+@pytest.fixture
+async def production() -> AsyncIterator[tuple[httpx.AsyncClient, Settings]]:
+    settings = isolated_settings(**PRODUCTION)
+    async for client in dashboard_client(settings):
+        yield client, settings
+
+
+@pytest.fixture
+async def development() -> AsyncIterator[tuple[httpx.AsyncClient, Settings]]:
+    settings = isolated_settings()  # DEPLOYMENT_ENVIRONMENT=test
+    async for client in dashboard_client(settings):
+        yield client, settings
+
+
+def set_cookie_attributes(response: httpx.Response) -> set[str]:
+    header = response.headers["set-cookie"]
+    assert header.startswith(f"{DASHBOARD_COOKIE}="), header
+    return {part.strip().lower() for part in header.split(";")[1:]}
+
+
+async def test_outside_development_a_token_in_the_url_is_refused(production) -> None:
+    client, settings = production
+    supervisor = token(settings, "supervisor")
+    for path in ("/dashboard", "/dashboard/api/overview"):
+        reply = await client.get(path, params={"access_token": supervisor})
+        assert reply.status_code == 400, (path, reply.status_code)
+        assert reply.json()["error"] == "TOKEN_IN_URL"
+        assert DASHBOARD_COOKIE not in reply.cookies
+        assert "overview" not in reply.text and "clinicians" not in reply.text
+
+
+async def test_outside_development_the_browser_signs_in_with_a_form_and_reads_with_the_cookie(production) -> None:
+    client, settings = production
+    page = await client.get("/dashboard")
+    assert page.status_code == 401 and 'action="/dashboard/session"' in page.text  # the sign-in form
+    refused = await client.post("/dashboard/session", data={"access_token": token(settings, "clinician")})
+    assert refused.status_code == 403 and DASHBOARD_COOKIE not in refused.cookies
+    supervisor = token(settings, "supervisor")
+    signed_in = await client.post("/dashboard/session", data={"access_token": supervisor})
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/dashboard"
+    assert supervisor not in signed_in.headers["location"]
+    assert {"httponly", "samesite=strict", "secure", "path=/dashboard"} <= set_cookie_attributes(signed_in)
+    page = await client.get("/dashboard")  # the client sends the cookie it was given
+    assert page.status_code == 200 and 'id="attendance-chart"' in page.text
+    assert page.headers["cache-control"] == "no-store"
+    overview = await client.get("/dashboard/api/overview")
+    assert overview.status_code == 200 and "programs" in overview.json()
+    # the header works as before, without a cookie
+    client.cookies.clear()
+    assert (await client.get("/dashboard/api/overview")).status_code == 401
+    header = {"authorization": f"Bearer {supervisor}"}
+    assert (await client.get("/dashboard/api/overview", headers=header)).status_code == 200
+    # signing out removes the cookie
+    await client.post("/dashboard/session", data={"access_token": supervisor})
+    out = await client.post("/dashboard/signout")
+    assert out.status_code == 303 and DASHBOARD_COOKIE not in client.cookies
+    assert (await client.get("/dashboard/api/overview")).status_code == 401
+
+
+async def test_in_development_a_token_in_the_url_moves_into_the_cookie_and_out_of_the_url(development) -> None:
+    client, settings = development
+    supervisor = token(settings, "supervisor")
+    moved = await client.get("/dashboard", params={"access_token": supervisor})
+    assert moved.status_code == 303 and moved.headers["location"] == "/dashboard"
+    attributes = set_cookie_attributes(moved)
+    assert {"httponly", "samesite=strict", "path=/dashboard"} <= attributes
+    assert "secure" not in attributes  # development over plain http://127.0.0.1
+    page = await client.get("/dashboard")
+    assert page.status_code == 200 and 'id="burnout-risk"' in page.text
+    bad = await client.get("/dashboard", params={"access_token": "not-a-token"})
+    assert bad.status_code == 401 and DASHBOARD_COOKIE not in bad.cookies
