@@ -91,6 +91,13 @@ def is_drop(signal: LedgerSignal, rules: Rules) -> bool:
     return False
 
 
+def is_connected_sign(signal: LedgerSignal, rules: Rules) -> bool:
+    """A join, or a connection-quality reading above a lost connection: the participant is
+    connected at that time (the platform measures only a live connection). After a drop, the
+    first such sign is the reconnection: a quality dip to 0 ends with the quality coming back."""
+    return signal.kind == JOINED or (signal.kind == QUALITY and not is_drop(signal, rules))
+
+
 @dataclass
 class Attendance:
     client_id: str
@@ -125,13 +132,14 @@ def attendance_for(
     dropped = False
     modalities: set[str] = set()
     for s in own:
-        if s.kind == JOINED:
+        if s.kind == JOINED or (dropped and is_connected_sign(s, rules)):
+            # a rejoin, or the quality back after a drop (not after a normal leave: they left)
             if dropped:
                 result.reconnections += 1
                 dropped = False
             if open_since is None:
                 open_since = s.at
-            if result.first_join is None:
+            if s.kind == JOINED and result.first_join is None:
                 result.first_join = s.at
             if s.modality:
                 modalities.add(s.modality)
@@ -197,15 +205,19 @@ def drop_is_current(
     ended: bool,
     started_at: datetime | None = None,
     *,
-    overrun: timedelta,
+    rules: Rules,
 ) -> bool:
     """Whether a drop must raise a connection-dropped event now.
 
-    Only while the session is not ended, and only when the participant has not rejoined since (a
-    drop delivered late, after its rejoin, is history, not an alarm). By event time, the drop must
-    fall in the session's window: from 15 minutes before the scheduled start (or the actual start
-    when the session went live earlier) to the scheduled end, moved later by a late start (actual
-    start + scheduled length), plus `overrun`. A session running over is still running: until
+    Only while the session is not ended, and only for a drop the participant has not come back
+    from: no sign of a connection later by event time (a rejoin, or the quality back above 0).
+    A drop delivered late, after its rejoin, is history, not an alarm. One event per
+    outage: not when another drop of the participant falls after their last sign of a connection
+    before this one (repeated quality readings of 0, or the same outage reported twice, in any
+    order of delivery: the first to arrive raised it). By event time, the drop must fall in the
+    session's window: from 15 minutes before the scheduled start (or the actual start when the
+    session went live earlier) to the scheduled end, moved later by a late start (actual start +
+    scheduled length), plus the overrun allowance. A session running over is still running: until
     SessionEnded its drops are reported (they feed the crisis service: err toward reporting).
     """
     opens = starts_at - timedelta(minutes=15)
@@ -213,9 +225,14 @@ def drop_is_current(
     if started_at is not None:
         opens = min(opens, started_at)
         closes = max(closes, started_at + (ends_at - starts_at))
-    if ended or not (opens <= drop.at <= closes + overrun):
+    if ended or not (opens <= drop.at <= closes + timedelta(minutes=rules.drop_current_after_end_min)):
         return False
-    return not any(s.participant_id == drop.participant_id and s.kind == JOINED and s.at > drop.at for s in signals)
+    own = [s for s in signals if s.participant_id == drop.participant_id and s.signal_id != drop.signal_id]
+    connected = [s.at for s in own if is_connected_sign(s, rules)]
+    if any(at > drop.at for at in connected):
+        return False
+    since = max((at for at in connected if at <= drop.at), default=None)
+    return not any(is_drop(s, rules) and (since is None or s.at > since) for s in own)
 
 
 # --- outcome measures -----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ publish already, the ConnectionDropped event: one document write (outbox), publi
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from iop.events.v1 import common_pb2, scheduling_pb2
 from iop.events.v1 import engagement_pb2 as ev
@@ -89,7 +89,7 @@ def connection_dropped(
             ends_at,
             bool(doc.get("ended")),
             aware(doc.get("started_at")),
-            overrun=timedelta(minutes=rules.drop_current_after_end_min),
+            rules=rules,
         )
     ):
         return ev.ConnectionDropped(

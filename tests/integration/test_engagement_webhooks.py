@@ -212,6 +212,83 @@ def test_drop_during_active_session_emits_connection_dropped_before_the_webhook_
     tap.close()
 
 
+def test_a_quality_dip_then_recovery_is_one_drop_and_a_reconnection_in_the_ledger(
+    service, stub, settings: Settings
+) -> None:
+    """A connection-quality reading of 0 is a drop (ConnectionDropped, from the webhook); readings of
+    0 while it lasts raise no more (the crisis service would escalate on each); the quality coming
+    back is the reconnection: the client is present again and their minutes count. (The recovery
+    used to leave the client "left": not present, the rest of the session missing from the minutes.)"""
+    session_id = open_session(settings, stub, ["c-1"])
+    drops = Tap(settings, "iop.engagement.attendance.v1")
+    signals = Tap(settings, SIGNALS_TOPIC)
+    now = datetime.now(UTC)
+    db = database(settings)
+
+    def post_recorded(body: bytes) -> str:
+        reply = post_webhook(body)
+        assert reply.status_code == 200, reply.text
+        signal_id = reply.json()["signal_id"]
+        found = wait_until(
+            lambda: db[ATTENDANCE_COLLECTION].find_one({"_id": session_id, "signal_ids": signal_id}), timeout_s=30
+        )
+        assert found, "the ledger never recorded the signal"
+        return str(signal_id)
+
+    def qos(minutes: float, quality: int) -> bytes:
+        at = now + timedelta(minutes=minutes)
+        return zoom_body("meeting.participant_qos", session_id, "c-1", at, connection_quality=quality)
+
+    def entry() -> pb.AttendanceEntry:
+        reply = stub.GetSessionAttendance(
+            pb.GetSessionAttendanceRequest(session_id=session_id), metadata=auth_metadata(settings, "clinician")
+        )
+        return next(e for e in reply.entries if e.client_id == "c-1")
+
+    post_recorded(zoom_body("meeting.participant_joined", session_id, "c-1", now - timedelta(minutes=4)))
+    sent = time.time()
+    dip = post_webhook(qos(-3, 0))
+    answered = time.time()
+    assert dip.status_code == 200, dip.text
+    _, drop, _ = assert_drop_published_by_the_webhook(
+        drops, signals, session_id, dip.json()["signal_id"], sent, answered
+    )
+    assert drop.client_id == "c-1" and drop.reason == "connection_lost"
+    signals.close()
+    wait_until(lambda: db[ATTENDANCE_COLLECTION].find_one({"_id": session_id, "signal_ids": dip.json()["signal_id"]}))
+    post_recorded(qos(-2.5, 0))  # still lost: the same outage
+    post_recorded(qos(-2, 3))  # back
+    e = entry()
+    assert (e.present, e.disconnections, e.reconnections) == (True, 1, 1), e
+    drops.records(1.0)
+    published = drops._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)
+    assert len(published) == 1, published
+
+    kp = producer(settings)
+    ended = scheduling_pb2.SessionEnded(
+        session_id=session_id, clinician_id="clin-w", ended_at=to_timestamp(now + timedelta(minutes=55))
+    )
+    publish(kp, SESSIONS_TOPIC, session_id, ended)
+    kp.close()
+    drops.close()
+
+    def final() -> pb.SessionAttendance | None:
+        # this run's ledger, not AttendanceRecorded: the attendance and sessions topics are shared,
+        # and a concurrent test run's engagement service finalizes this session too (without its signals)
+        reply = stub.GetSessionAttendance(
+            pb.GetSessionAttendanceRequest(session_id=session_id), metadata=auth_metadata(settings, "clinician")
+        )
+        return reply if reply.ended else None
+
+    ledger = wait_until(final, timeout_s=30)
+    assert ledger is not None, "the session never ended on the ledger"
+    e = ledger.entries[0]
+    # joined 1 min after the start, out from -3 to -2 min, then to the end: 1 + 57 minutes
+    assert (e.status, e.minutes_attended) == (pb.ATTENDANCE_STATUS_ON_TIME, 58)
+    assert (e.disconnections, e.reconnections, e.present) == (1, 1, False)
+    db.client.close()
+
+
 def test_a_drop_the_webhook_did_not_publish_is_published_by_the_ledger(service, stub, settings: Settings) -> None:
     """The durable path: a drop signal that names no ConnectionDropped (the webhook's read of the
     ledger was older than the ledger's own) gets its event from the ledger's outbox, once."""

@@ -94,6 +94,49 @@ def test_under_one_minute_attended_is_absent_even_when_it_rounds_to_one() -> Non
     assert attended(60).status == "left_early"
 
 
+def test_a_quality_dip_to_zero_then_recovery_is_a_disconnection_and_a_reconnection() -> None:
+    """A connection-quality reading of 0 is a drop; the quality coming back is the reconnection
+    (it used to leave the client "left" for the rest of the session: absent from the minutes, not
+    present, left early at the end). By event time, in any order of delivery, replays included."""
+    end = T0 + timedelta(minutes=60)
+    signals = [
+        sig("c", "connection_quality", 22, value=3),  # the recovery, delivered before the dip
+        sig("c", "connection_quality", 20, value=0),
+        sig("c", "participant_joined", 0),
+        sig("c", "connection_quality", 21, value=0, n=1),  # another reading of 0 in the same outage
+        sig("c", "connection_quality", 40, value=4),  # a reading while connected: nothing
+    ]
+    live = domain.attendance_for("c", signals, T0, end, None, RULES)
+    assert live.present and live.status == "on_time"
+    assert (live.disconnections, live.reconnections) == (1, 1)
+    final = domain.attendance_for("c", signals, T0, end, end, RULES)
+    assert final.status == "on_time" and final.minutes == 58.0
+    assert domain.attendance_for("c", list(reversed(signals)) * 2, T0, end, end, RULES) == final
+    # after a normal leave the quality readings do not bring the client back: only a rejoin does
+    left = [sig("c", "participant_joined", 0), sig("c", "participant_left", 20, "left the meeting")]
+    after_leave = domain.attendance_for("c", [*left, sig("c", "connection_quality", 22, value=3)], T0, end, end, RULES)
+    assert after_leave.status == "left_early" and after_leave.minutes == 20.0 and after_leave.reconnections == 0
+
+
+def test_a_quality_dip_raises_one_connection_dropped_and_none_once_the_quality_is_back() -> None:
+    end = T0 + timedelta(hours=1)
+    joined = sig("c", "participant_joined", 0)
+    dip = sig("c", "connection_quality", 20, value=0)
+    assert domain.drop_is_current(dip, [joined, dip], T0, end, ended=False, rules=RULES)
+    # the recovery known first (delivered before the dip, or the dip delivered late): history
+    back = sig("c", "connection_quality", 22, value=3)
+    assert not domain.drop_is_current(dip, [joined, back, dip], T0, end, ended=False, rules=RULES)
+    # a second reading of 0 in the same outage, arriving after the first (either order of event
+    # time): the crisis service would take it as "disconnected again" and escalate
+    again = sig("c", "connection_quality", 21, value=0)
+    assert not domain.drop_is_current(again, [joined, dip, again], T0, end, ended=False, rules=RULES)
+    earlier = sig("c", "connection_quality", 19, value=0)
+    assert not domain.drop_is_current(earlier, [joined, dip, earlier], T0, end, ended=False, rules=RULES)
+    # a later outage, after the quality came back, is a new drop
+    later = sig("c", "participant_left", 30, "Connection lost")
+    assert domain.drop_is_current(later, [joined, dip, back, later], T0, end, ended=False, rules=RULES)
+
+
 def test_drop_classification_and_currency() -> None:
     drop = sig("c", "participant_left", 20, "Connection lost")
     assert domain.is_drop(drop, RULES)
@@ -101,32 +144,30 @@ def test_drop_classification_and_currency() -> None:
     assert domain.is_drop(sig("c", "connection_quality", 20, value=0), RULES)
     assert not domain.is_drop(sig("c", "connection_quality", 20, value=3), RULES)
     end = T0 + timedelta(hours=1)
-    overrun = timedelta(minutes=RULES.drop_current_after_end_min)
-    assert domain.drop_is_current(drop, [drop], T0, end, ended=False, overrun=overrun)
-    assert not domain.drop_is_current(drop, [drop], T0, end, ended=True, overrun=overrun)
+    assert domain.drop_is_current(drop, [drop], T0, end, ended=False, rules=RULES)
+    assert not domain.drop_is_current(drop, [drop], T0, end, ended=True, rules=RULES)
     rejoined = [drop, sig("c", "participant_joined", 21)]
-    assert not domain.drop_is_current(drop, rejoined, T0, end, ended=False, overrun=overrun)
+    assert not domain.drop_is_current(drop, rejoined, T0, end, ended=False, rules=RULES)
     before = sig("c", "participant_left", -16, "Connection lost")
-    assert not domain.drop_is_current(before, [before], T0, end, ended=False, overrun=overrun)
+    assert not domain.drop_is_current(before, [before], T0, end, ended=False, rules=RULES)
     long_after = sig("c", "participant_left", 60 + RULES.drop_current_after_end_min + 1, "Connection lost")
-    assert not domain.drop_is_current(long_after, [long_after], T0, end, ended=False, overrun=overrun)
+    assert not domain.drop_is_current(long_after, [long_after], T0, end, ended=False, rules=RULES)
 
 
 def test_a_drop_after_the_scheduled_end_of_a_session_still_running_is_current() -> None:
     """The reviewer's case: a session started 10 minutes late, running past its scheduled end, no
     SessionEnded yet. A drop 2 minutes after the scheduled end went unreported."""
     end = T0 + timedelta(hours=1)
-    overrun = timedelta(minutes=RULES.drop_current_after_end_min)
     started = T0 + timedelta(minutes=10)
     drop = sig("c", "participant_left", 62, "Connection lost")
     signals = [sig("c", "participant_joined", 10), drop]
-    assert domain.drop_is_current(drop, signals, T0, end, False, started, overrun=overrun)
-    assert domain.drop_is_current(drop, signals, T0, end, False, None, overrun=overrun)  # SessionStarted not seen
-    assert not domain.drop_is_current(drop, signals, T0, end, True, started, overrun=overrun)  # ended: history
+    assert domain.drop_is_current(drop, signals, T0, end, False, started, rules=RULES)
+    assert domain.drop_is_current(drop, signals, T0, end, False, None, rules=RULES)  # SessionStarted not seen
+    assert not domain.drop_is_current(drop, signals, T0, end, True, started, rules=RULES)  # ended: history
     # a late start moves the window: scheduled length after the actual start, plus the overrun
     late = sig("c", "participant_left", 10 + 60 + RULES.drop_current_after_end_min - 1, "Connection lost")
-    assert domain.drop_is_current(late, [late], T0, end, False, started, overrun=overrun)
-    assert not domain.drop_is_current(late, [late], T0, end, False, None, overrun=overrun)
+    assert domain.drop_is_current(late, [late], T0, end, False, started, rules=RULES)
+    assert not domain.drop_is_current(late, [late], T0, end, False, None, rules=RULES)
 
 
 def test_event_times_ahead_of_arrival_are_refused() -> None:
