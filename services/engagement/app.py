@@ -13,7 +13,7 @@ from services.engagement.config import get_config
 from services.engagement.fhir_relay import FhirRelay
 from services.engagement.handlers import LedgerHandlers
 from services.engagement.rules import load_rules
-from services.engagement.store import INDEXES, OUTBOX_COLLECTIONS, AttendanceStore, OutcomeStore
+from services.engagement.store import INDEXES, OUTBOX_COLLECTIONS, AttendanceStore, ConnectionStore, OutcomeStore
 from services.engagement.topics import ALL, SIGNALS
 from services.engagement.web import create_app, serve
 from services.plumbing.bus import Topic
@@ -29,7 +29,7 @@ async def wire(infra: Infrastructure) -> list[EventConsumer]:
     fhir = FhirRelay(OutcomeStore(infra.db, infra.source), infra.producer)
     api = EngagementApi(infra.db, rules, infra.relay, fhir, infra.source)
     infra.grpc.add_service(SERVICE, lambda s: engagement_pb2_grpc.add_EngagementServiceServicer_to_server(api, s))
-    ledger = LedgerHandlers(AttendanceStore(infra.db, infra.source), infra.relay, rules)
+    ledger = LedgerHandlers(AttendanceStore(infra.db, infra.source), ConnectionStore(infra.db), infra.relay, rules)
     topics = [SESSIONS.name, get_config().signals_topic]
     consumer = infra.consumer("ledger", topics, ledger.handlers(), ledger.wanted())
     if get_config().ledger_start == "latest":

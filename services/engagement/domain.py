@@ -206,12 +206,14 @@ def drop_is_current(
     started_at: datetime | None = None,
     *,
     rules: Rules,
+    connected_at: datetime | None = None,
 ) -> bool:
     """Whether a drop must raise a connection-dropped event now.
 
     Only while the session is not ended, and only for a drop the participant has not come back
-    from: no sign of a connection later by event time (a rejoin, or the quality back above 0).
-    A drop delivered late, after its rejoin, is history, not an alarm. One event per
+    from: no sign of a connection later by event time (a rejoin, or the quality back above 0;
+    `connected_at`, the latest such time the webhook has seen, may be newer than `signals`). A drop
+    delivered late, after its rejoin, is history, not an alarm. One event per
     outage: not when another drop of the participant falls after their last sign of a connection
     before this one (repeated quality readings of 0, or the same outage reported twice, in any
     order of delivery: the first to arrive raised it). By event time, the drop must fall in the
@@ -226,6 +228,8 @@ def drop_is_current(
         opens = min(opens, started_at)
         closes = max(closes, started_at + (ends_at - starts_at))
     if ended or not (opens <= drop.at <= closes + timedelta(minutes=rules.drop_current_after_end_min)):
+        return False
+    if connected_at is not None and connected_at > drop.at:
         return False
     own = [s for s in signals if s.participant_id == drop.participant_id and s.signal_id != drop.signal_id]
     connected = [s.at for s in own if is_connected_sign(s, rules)]

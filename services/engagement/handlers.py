@@ -23,7 +23,7 @@ from services.engagement.domain import (
     is_drop,
 )
 from services.engagement.rules import Rules
-from services.engagement.store import ATTENDANCE_COLLECTION, AttendanceStore, aware, ledger_signals
+from services.engagement.store import ATTENDANCE_COLLECTION, AttendanceStore, ConnectionStore, aware, ledger_signals
 from services.engagement.topics import ATTENDANCE
 from services.plumbing.consumer import Handler, PoisonEvent, Wanted
 from services.plumbing.envelope import CloudEvent
@@ -67,7 +67,11 @@ def ledger_signal(payload: ev.VideoSignal, fallback: datetime) -> LedgerSignal:
 
 
 def connection_dropped(
-    doc: Document, signal: LedgerSignal, signals: list[LedgerSignal], rules: Rules
+    doc: Document,
+    signal: LedgerSignal,
+    signals: list[LedgerSignal],
+    rules: Rules,
+    connected_at: datetime | None = None,
 ) -> ev.ConnectionDropped | None:
     """The ConnectionDropped a signal causes in this session's ledger, if any.
 
@@ -75,7 +79,8 @@ def connection_dropped(
     signal (the fast path, before it answers; the signal then carries the drop's id), and by the
     ledger, through the outbox in the same write as the signal, for a drop the webhook did not
     publish (the durable path: its read of the ledger was older than the ledger's). Consumers
-    de-duplicate by event id.
+    de-duplicate by event id. `connected_at`: when the webhook last saw the participant connected
+    (ConnectionStore), which may be newer than the ledger's signals.
     """
     starts_at, ends_at = aware(doc["starts_at"]), aware(doc["ends_at"])
     assert starts_at is not None and ends_at is not None
@@ -90,6 +95,7 @@ def connection_dropped(
             bool(doc.get("ended")),
             aware(doc.get("started_at")),
             rules=rules,
+            connected_at=connected_at,
         )
     ):
         return ev.ConnectionDropped(
@@ -104,8 +110,9 @@ def connection_dropped(
 
 
 class LedgerHandlers:
-    def __init__(self, store: AttendanceStore, relay: OutboxRelay, rules: Rules) -> None:
+    def __init__(self, store: AttendanceStore, connections: ConnectionStore, relay: OutboxRelay, rules: Rules) -> None:
         self._store = store
+        self._connections = connections
         self._relay = relay
         self._rules = rules
 
@@ -184,7 +191,10 @@ class LedgerHandlers:
         signals = [*ledger_signals(doc), signal]
         ended = bool(doc.get("ended"))
         entries = compute_entries(doc, signals, aware(doc.get("ended_at")) if ended else None, self._rules)
-        dropped = connection_dropped(doc, signal, signals, self._rules)
+        seen = None
+        if is_drop(signal, self._rules) and signal.participant_id in doc.get("client_ids", []):
+            seen = await self._connections.latest(payload.session_id, signal.participant_id)
+        dropped = connection_dropped(doc, signal, signals, self._rules, seen)
         drop_id = drop_event_id(signal.signal_id)
         if dropped is not None and payload.connection_dropped_event_id == drop_id:
             dropped = None  # the webhook published this drop, and the broker had it, before this signal

@@ -25,6 +25,7 @@ OUTCOMES_COLLECTION = "outcomes"
 CHECK_INS_COLLECTION = "check_ins"
 CLIENT_SNAPSHOTS = "client_engagement"
 CLINICIAN_SNAPSHOTS = "clinician_load"
+CONNECTIONS_COLLECTION = "session_connections"
 OUTBOX_COLLECTIONS = [ATTENDANCE_COLLECTION, OUTCOMES_COLLECTION, CHECK_INS_COLLECTION]
 INDEXES = [
     IndexSpec(ATTENDANCE_COLLECTION, [("clinician_id", 1), ("starts_at", 1)], name="clinician_starts"),
@@ -154,6 +155,35 @@ class AttendanceStore:
     async def recent(self, limit: int = 500) -> list[Document]:
         cursor = self._attendance.find({"ended": True}, {"signals": 0, "signal_ids": 0, "outbox": 0})
         return await cursor.sort("starts_at", -1).limit(limit).to_list()
+
+
+class ConnectionStore:
+    """When the webhook last saw each participant of a session connected (a join, a quality reading
+    above 0; event time), written before it answers, so that a drop delivered after that answer is
+    judged with it even while the ledger consumer has not applied the signal yet (the webhook's
+    fast path reads the consumer's ledger). One document per session and participant, apart from
+    the ledger's: FerretDB 1.x loses one of two concurrent updates of a document, and the ledger
+    document is written by the ledger consumer alone."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._connections = db[CONNECTIONS_COLLECTION]
+        self._finds = GroupedFinds(self._connections)
+
+    @staticmethod
+    def key(session_id: str, participant_id: str) -> str:
+        return f"{session_id}/{participant_id}"  # "/" is in neither opaque id
+
+    async def mark(self, session_id: str, participant_id: str, at: datetime) -> None:
+        """The participant was connected at `at` (the latest time wins)."""
+        key = self.key(session_id, participant_id)
+        try:
+            await self._connections.update_one({"_id": key}, {"$max": {"at": at}}, upsert=True)
+        except DuplicateKeyError:  # a concurrent first mark inserted it: apply this one to it
+            await self._connections.update_one({"_id": key}, {"$max": {"at": at}})
+
+    async def latest(self, session_id: str, participant_id: str) -> datetime | None:
+        doc = await self._finds.get(self.key(session_id, participant_id))
+        return aware(doc["at"]) if doc is not None else None
 
 
 class ReceiptStore:

@@ -33,16 +33,23 @@ from iop.events.v1.engagement_pb2 import VideoSignal
 from services.engagement.config import EngagementConfig
 from services.engagement.dashboard import build_overview, render_page, render_sign_in
 from services.engagement.domain import (
-    LEFT,
-    QUALITY,
     drop_event_id,
+    is_connected_sign,
+    is_drop,
     signature_problem,
     webhook_event_id,
     zoom_url_validation,
 )
 from services.engagement.handlers import connection_dropped, ledger_signal
 from services.engagement.rules import Rules
-from services.engagement.store import AttendanceStore, OutcomeStore, ReceiptStore, SnapshotStore, ledger_signals
+from services.engagement.store import (
+    AttendanceStore,
+    ConnectionStore,
+    OutcomeStore,
+    ReceiptStore,
+    SnapshotStore,
+    ledger_signals,
+)
 from services.engagement.topics import ATTENDANCE
 from services.engagement.webhooks import URL_VALIDATION, UnusableWebhook, Webhook, to_signal
 from services.plumbing.audit import record_phi_access
@@ -105,6 +112,7 @@ def create_app(
     attendance = AttendanceStore(db, source)
     outcomes = OutcomeStore(db, source)
     snapshots = SnapshotStore(db)
+    connections = ConnectionStore(db)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -146,34 +154,49 @@ def create_app(
             return _problem(422, "MALFORMED_WEBHOOK", [{"field": exc.field, "problem": exc.problem}])
         except (ValueError, OverflowError, OSError):  # a time the conversions cannot hold (validated: not expected)
             return _problem(422, "MALFORMED_WEBHOOK", [{"field": "payload", "problem": "a value out of range"}])
-        # A possible drop: read the session's ledger while the receipt is written (the fast path).
-        ledger = asyncio.create_task(attendance.get(signal.session_id)) if signal.kind in (LEFT, QUALITY) else None
+        seen = ledger_signal(signal, datetime.now(UTC))
+        # A drop: read the session's ledger, and when the webhook last saw the participant connected,
+        # while the receipt is written (the fast path).
+        drop = is_drop(seen, rules)
+        ledger = asyncio.create_task(attendance.get(signal.session_id)) if drop else None
+        last_seen = asyncio.create_task(connections.latest(signal.session_id, seen.participant_id)) if drop else None
+        # A sign the participant is connected (a join, a quality reading above 0): recorded before the
+        # answer, so the fast path of a drop delivered after it does not take the ledger consumer's
+        # older view (without this rejoin) for the truth.
+        connected = (
+            asyncio.create_task(connections.mark(signal.session_id, seen.participant_id, seen.at))
+            if is_connected_sign(seen, rules)
+            else None
+        )
         try:
             claim = await receipts.claim(event_id, signal.session_id)
             if claim == "published":
                 return JSONResponse({"status": "duplicate", "signal_id": event_id})
-            if ledger is not None:
+            if ledger is not None and last_seen is not None:
                 # The crisis service waits for this one: it goes first, and the signal names it
                 # once the broker has it, so the ledger does not publish it a second time.
-                signal.connection_dropped_event_id = await publish_drop_now(signal, await ledger)
+                signal.connection_dropped_event_id = await publish_drop_now(signal, await ledger, await last_seen)
             event = CloudEvent.new(source, signal.session_id, signal, event_id=event_id)
             await (await send_event(producer, config.signals_topic, event))  # acknowledged by the broker (acks=all)
+            if connected is not None:
+                await connected
         finally:
-            if ledger is not None and not ledger.done():
-                ledger.cancel()
+            for task in (ledger, last_seen, connected):
+                if task is not None and not task.done():
+                    task.cancel()
         # Published and acknowledged by the broker: answer now; the receipt's status is written with
         # the next batch (if that write is lost, a replay is published again and de-duplicated by event id).
         receipts.mark_published(event_id)
         return JSONResponse({"status": "accepted", "signal_id": event_id})
 
-    async def publish_drop_now(signal: VideoSignal, doc: Document | None) -> str:
+    async def publish_drop_now(signal: VideoSignal, doc: Document | None, last_seen: datetime | None) -> str:
         """The fast path of ConnectionDropped (the crisis service waits for it): straight from the
         webhook, with the id the ledger's outbox would use for the same drop. Returns that id once
         the broker has acknowledged the event, or "" when the signal is not a drop."""
         if doc is None or signal.signal_id in doc.get("signal_ids", []):
             return ""
         drop = ledger_signal(signal, datetime.now(UTC))
-        dropped = connection_dropped(doc, drop, [*ledger_signals(doc), drop], rules)
+        dropped = connection_dropped(doc, drop, [*ledger_signals(doc), drop], rules, last_seen)
         if dropped is None:
             return ""
         event = CloudEvent.new(source, signal.session_id, dropped, event_id=drop_event_id(signal.signal_id))

@@ -157,8 +157,8 @@ def test_drop_during_active_session_emits_connection_dropped_before_the_webhook_
         return next(e for e in reply.entries if e.client_id == "c-1")
 
     # rejoin; once the ledger has the rejoin, a drop delivered late (its event time is before the rejoin)
-    # raises nothing. (Posted before the ledger has the rejoin, the webhook's fast path would still see
-    # the client as dropped.)
+    # raises nothing. (Posted before the ledger has the rejoin, see
+    # test_a_late_drop_right_after_a_rejoin_raises_nothing_on_the_webhook_fast_path.)
     assert post_webhook(
         zoom_body("meeting.participant_joined", session_id, "c-1", now + timedelta(seconds=30))
     ).is_success
@@ -287,6 +287,71 @@ def test_a_quality_dip_then_recovery_is_one_drop_and_a_reconnection_in_the_ledge
     assert (e.status, e.minutes_attended) == (pb.ATTENDANCE_STATUS_ON_TIME, 58)
     assert (e.disconnections, e.reconnections, e.present) == (1, 1, False)
     db.client.close()
+
+
+def test_a_late_drop_right_after_a_rejoin_raises_nothing_on_the_webhook_fast_path(
+    service, stub, settings: Settings
+) -> None:
+    """The fast path decides from the ledger as the ledger consumer has it, which lags the webhooks
+    it has already answered. A participant leaves, rejoins, and a drop stamped before the rejoin is
+    delivered right after it: the consumer has not applied the rejoin yet, and the webhook reported
+    a drop for a client who was connected (and the crisis service opened an alert on it). Now the
+    webhook records the time it saw each participant connected (a join, a quality reading above 0)
+    on the session's ledger before it answers, and both paths take it into account."""
+    session_id = open_session(settings, stub, ["c-1", "c-2"])
+    drops = Tap(settings, "iop.engagement.attendance.v1")
+    now = datetime.now(UTC)
+    db = database(settings)
+    joins = [
+        post_webhook(zoom_body("meeting.participant_joined", session_id, client, now - timedelta(minutes=4)))
+        for client in ("c-1", "c-2")
+    ]
+    assert [r.status_code for r in joins] == [200, 200]
+    both = {"_id": session_id, "signal_ids": {"$all": [r.json()["signal_id"] for r in joins]}}
+    assert wait_until(lambda: db[ATTENDANCE_COLLECTION].find_one(both), timeout_s=30), "the joins were not recorded"
+    db.client.close()
+    # The ledger consumer busy with this session (a burst of the clinician's quality readings), as
+    # under load or after a rebalance: it applies the webhooks' signals seconds after their answers.
+    kp = producer(settings)
+    for n in range(150):
+        reading = ev.VideoSignal(
+            signal_id=f"busy-{session_id}-{n}",
+            session_id=session_id,
+            participant_id="clin-w",
+            kind="connection_quality",
+            value=4,
+            occurred_at=to_timestamp(now - timedelta(minutes=3)),
+        )
+        publish(kp, SIGNALS_TOPIC, session_id, reading)
+    kp.close()
+
+    def late_qos(client: str) -> bytes:
+        return zoom_body(
+            "meeting.participant_qos", session_id, client, now + timedelta(seconds=10), connection_quality=0
+        )
+
+    # c-1 leaves the meeting and comes back; a reading of 0 from while they were away arrives last
+    c1 = [
+        zoom_body("meeting.participant_left", session_id, "c-1", now, leave_reason="left the meeting"),
+        zoom_body("meeting.participant_joined", session_id, "c-1", now + timedelta(seconds=30)),
+        late_qos("c-1"),
+    ]
+    # c-2's connection drops (that one is an alarm), they rejoin, the late reading arrives last
+    c2 = [
+        zoom_body("meeting.participant_left", session_id, "c-2", now, leave_reason="Connection lost"),
+        zoom_body("meeting.participant_joined", session_id, "c-2", now + timedelta(seconds=30)),
+        late_qos("c-2"),
+    ]
+    for body in (*c1, *c2):
+        reply = post_webhook(body)
+        assert reply.status_code == 200, reply.text
+    assert drops.poll(
+        lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id and p.client_id == "c-2"
+    ), "the real drop was not reported"
+    drops.records(2.0)
+    reported = drops._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)
+    assert [(p.client_id, p.reason) for _, p in reported] == [("c-2", "Connection lost")], reported
+    drops.close()
 
 
 def test_a_drop_the_webhook_did_not_publish_is_published_by_the_ledger(service, stub, settings: Settings) -> None:

@@ -135,6 +135,10 @@ def test_a_quality_dip_raises_one_connection_dropped_and_none_once_the_quality_i
     # a later outage, after the quality came back, is a new drop
     later = sig("c", "participant_left", 30, "Connection lost")
     assert domain.drop_is_current(later, [joined, dip, back, later], T0, end, ended=False, rules=RULES)
+    # the webhook saw the participant connected after the drop, before the ledger has that signal
+    seen = T0 + timedelta(minutes=31)
+    assert not domain.drop_is_current(later, [joined, later], T0, end, ended=False, rules=RULES, connected_at=seen)
+    assert domain.drop_is_current(later, [joined, later], T0, end, False, rules=RULES, connected_at=T0)
 
 
 def test_drop_classification_and_currency() -> None:
