@@ -141,8 +141,11 @@ def test_disconnection_scenario_connection_dropped_before_the_webhook_answers_in
     assert ("engagement", "PRODUCER", "iop.engagement.attendance.v1 send") in names, names
     # the faust worker continues the same trace
     assert ("engagement-worker", "CONSUMER", f"{SIGNALS_TOPIC} process".lower()) in names, names
-    for s in spans:  # no PHI in spans: client ids never appear
-        assert all(client not in str(v) for v in (s.get("tags") or {}).values()), s
+    # engagement's spans never name the client (its topics are keyed by session; another run's
+    # crisis service, reading the same topics, may join this trace with its own client-keyed spans)
+    for s in spans:
+        if s["localEndpoint"]["serviceName"].startswith("engagement"):
+            assert all(client not in str(v) for v in (s.get("tags") or {}).values()), s
 
 
 def test_burnout_scenario_raises_the_clinician_signal(stack, stub, settings: Settings) -> None:
