@@ -28,10 +28,10 @@ from services.crisis.reference import NoResourcesForLocation, PolicyBook, Resour
 from services.crisis.store import (
     CHECKINS,
     CLIENT_RECORDS,
-    LATE_CHECKINS,
     PLANS,
     RECONNECT_TASKS,
     CrisisStore,
+    late_checkin_id,
     seq_id,
 )
 from services.crisis.store import RISK as RISK_LOG
@@ -150,7 +150,9 @@ class CrisisCore:
 
         The current location is the check-in with the latest check-in time, not the last to arrive:
         check-ins of different sessions come on different partitions, so an older one may arrive
-        after a newer one. Such a late check-in is kept apart (LATE_CHECKINS), as history only.
+        after a newer one. Such a late check-in is kept apart (LATE_CHECKINS), as history only, once
+        per event: a redelivery of a check-in that is no longer the current one (it came late, or a
+        later one came after it) finds its record and changes nothing.
         Two check-ins applied at once may both find the same current one and be appended in either
         order: each names the top of the log it read (`based_on`), from which the store's read
         picks the latest by time (`CrisisStore.current_checkin`) without a lock or an update."""
@@ -160,12 +162,9 @@ class CrisisCore:
         session = session or {}
         if latest is not None and latest.get("event_id") == event_id:
             return  # a redelivery: no change, no event
-        log_kind = CHECKINS
-        if latest is not None and latest["at"] > at:
-            log_kind = LATE_CHECKINS
-            _, late = await self.store.last(LATE_CHECKINS, client_id)
-            if late is not None and late.get("event_id") == event_id:
-                return  # a redelivery of a late check-in
+        late = latest is not None and latest["at"] > at
+        if late and await self.store.in_checkin_log(client_id, event_id, at, top):
+            return  # a redelivery of a check-in that was current when it came, and is no longer
         resources: dict[str, Any] | None
         problem = ""
         try:
@@ -196,14 +195,14 @@ class CrisisCore:
                 at=to_timestamp(at),
             )
             outgoing.append(OutgoingEvent(LOCATIONS_TOPIC.name, client_id, missing))
-        if log_kind == CHECKINS:
+        if late:  # history only, one record per event: a redelivery of it finds it and changes nothing
+            saved = new_document_with_outbox({"_id": late_checkin_id(client_id, event_id), **doc}, SOURCE, outgoing)
+            if not await self.store.insert_late_checkin(saved):
+                return
+        else:
             doc["based_on"] = top  # every check-in up to there is no later than this one
             saved = await self.store.append_after(
                 CHECKINS, client_id, top, lambda rid, _: new_document_with_outbox({"_id": rid, **doc}, SOURCE, outgoing)
-            )
-        else:
-            saved = await self.store.append(
-                log_kind, client_id, lambda rid, _: new_document_with_outbox({"_id": rid, **doc}, SOURCE, outgoing)
             )
         if outgoing:
             self.relay.notify(CLIENT_RECORDS, saved["_id"], saved)

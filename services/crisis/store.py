@@ -35,7 +35,7 @@ from services.plumbing.storage import Document, GroupedCalls, IndexSpec, find_by
 CLIENT_RECORDS = "client_records"
 RISK = "risk"  # log kind: assessments, signals, flags
 CHECKINS = "checkin"  # log kind: verified locations (SessionCheckedIn); the current one: `current_checkin`
-LATE_CHECKINS = "checkin_late"  # log kind: check-ins that arrived after a later one (history only)
+LATE_CHECKINS = "checkin_late"  # check-ins that arrived after a later one (history only): `late_checkin_id`
 PLANS = "plan"  # log kind: safety-plan versions (seq = version)
 SESSIONS = "sessions"  # what crisis knows about sessions (one writer: the sessions consumer)
 ALERTS = "alerts"  # header + cached state (timer index)
@@ -59,6 +59,11 @@ FIRST_PROBE = 8  # positions of a client's log read in one query (most logs are 
 
 def seq_id(kind: str, client_id: str, seq: int) -> str:
     return f"{client_id}:{kind}:{seq:06d}"
+
+
+def late_checkin_id(client_id: str, event_id: str) -> str:
+    """A late check-in's record, one per event: a redelivery of it finds it taken."""
+    return f"{client_id}:{LATE_CHECKINS}:event:{event_id}"
 
 
 def active_id(client_id: str) -> str:
@@ -178,6 +183,35 @@ class CrisisStore:
         found = {**head, **(await find_by_ids(self.per_client, missing, NO_OUTBOX) if missing else {})}
         candidates = [doc, *(found[i] for i in between if i in found)]
         return top, max(candidates, key=lambda d: (d["at"], d["_id"]))
+
+    async def in_checkin_log(self, client_id: str, event_id: str, at: datetime, top: int) -> bool:
+        """Whether the check-in of `event_id` (checked in at `at`) is in the client's check-in log,
+        whose top position is `top`: read from the top down, a page at a time, no further than it
+        can be. A record earlier than `at` names the top of the log its writer read (`based_on`),
+        every record up to there being no later than itself (`_current_checkin`), so none of them
+        is this check-in. A check-in that was current when it came is found near the top."""
+        floor, n = 0, top  # positions <= floor cannot hold it; n: the highest not read yet
+        while n > floor:
+            low = max(floor, n - FIRST_PROBE)
+            page = await find_by_ids(
+                self.per_client, [seq_id(CHECKINS, client_id, k) for k in range(low + 1, n + 1)], NO_OUTBOX
+            )
+            for k in range(n, low, -1):
+                if k <= floor:
+                    break
+                doc = page.get(seq_id(CHECKINS, client_id, k))
+                if doc is None:
+                    continue
+                if doc.get("event_id") == event_id:
+                    return True
+                if doc["at"] < at:
+                    floor = max(floor, doc.get("based_on", k - 1))
+            n = low
+        return False
+
+    async def insert_late_checkin(self, doc: Document) -> bool:
+        """Record a late check-in (`late_checkin_id`); False when it was recorded already."""
+        return await self.insert_new(CLIENT_RECORDS, {**doc, "kind": LATE_CHECKINS})
 
     async def risk(self, client_id: str) -> Document | None:
         return (await self.last(RISK, client_id))[1]

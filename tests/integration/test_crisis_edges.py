@@ -28,7 +28,7 @@ from services.crisis.domain import Risk, Status, Step, validate_plan
 from services.crisis.paging import Pager
 from services.crisis.reference import load_resources
 from services.crisis.service import CrisisCore
-from services.crisis.store import FIRST_PROBE, rung_id
+from services.crisis.store import CHECKINS, FIRST_PROBE, LATE_CHECKINS, rung_id
 from services.plumbing.bus import dead_letter_topic
 from services.plumbing.consumer import PROCESSED_COLLECTION
 from services.plumbing.errors import bad_request_violations, error_reason
@@ -504,6 +504,51 @@ async def test_check_ins_applied_at_once_keep_the_latest_by_its_own_time(setting
                 # a late check-in (older than the current one) is history and changes nothing
                 await checkin(client, 9, -1)
                 assert await alerts.store.checkin(client) == current
+
+
+async def test_a_redelivered_checkin_that_is_no_longer_current_is_recorded_once(settings, tmp_path) -> None:
+    """A redelivery changes nothing (the dedupe is by event id), also when the check-in is no longer
+    the current one: neither one that was current before a later one came, nor one that came late."""
+    async with alert_service(settings, tmp_path, "latecheckin") as alerts:
+        core = CrisisCore(
+            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
+        )
+        t0 = datetime.now(UTC)
+
+        async def checkin(client: str, event_id: str, minutes: int) -> None:
+            await core.record_checkin(
+                event_id=event_id,
+                client_id=client,
+                session_id=f"{client}-{event_id}",
+                location={"state": "CA", "county_fips": "06075", "city": event_id, "verified": True},
+                backup_phone="+14155550134",
+                at=t0 + timedelta(minutes=minutes),
+            )
+
+        async def logged(client: str) -> tuple[list[str], list[str]]:
+            """The event ids in the client's check-in log and in its late check-ins, in order."""
+            docs = await alerts.store.per_client.find({"client_id": client}).sort("_id", 1).to_list()
+            return (
+                [d["event_id"] for d in docs if d["kind"] == CHECKINS],
+                sorted(d["event_id"] for d in docs if d["kind"] == LATE_CHECKINS),
+            )
+
+        for history in (0, FIRST_PROBE + 2):  # a short log, and one read past its first probe
+            client = uid("rd")
+            earlier = [f"e{n}" for n in range(history)]
+            for n, event_id in enumerate(earlier):
+                await checkin(client, event_id, n - 100)
+            await checkin(client, "x", 0)  # current, then no longer: a later check-in comes
+            await checkin(client, "y", 60)
+            await checkin(client, "x", 0)  # a redelivery of x
+            assert await logged(client) == ([*earlier, "x", "y"], []), history
+            await checkin(client, "late1", -10)  # two check-ins older than the current one arrive late
+            await checkin(client, "late2", -20)
+            for event_id, minutes in (("late1", -10), ("late2", -20), ("x", 0), ("late1", -10)):  # redeliveries
+                await checkin(client, event_id, minutes)
+            assert await logged(client) == ([*earlier, "x", "y"], ["late1", "late2"]), history
+            current = await alerts.store.checkin(client)
+            assert current is not None and current["event_id"] == "y"
 
 
 async def test_a_drop_processed_after_the_sessions_end_is_judged_by_its_own_time(crisis, io, settings) -> None:
