@@ -149,8 +149,11 @@ def rung_record(
     tasks: list[dict[str, Any]],
     trigger_id: str = "",
     ladder_round: int = 0,
+    dispatched: Document | None = None,
 ) -> Document:
-    return {
+    """A fired rung. `dispatched`: where its tasks reached the client (`Dispatch.dispatched`; every
+    rung fired after the opening records it, the opening rung's is the alert's own context)."""
+    record: Document = {
         "_id": rung_id(alert["_id"], firing.index, ladder_round),
         "alert_id": alert["_id"],
         "client_id": alert["client_id"],
@@ -170,6 +173,58 @@ def rung_record(
         "fired_by": instance,
         "tasks": tasks,
     }
+    if dispatched is not None:
+        record["dispatched"] = dispatched
+    return record
+
+
+def checkin_context(checkin: Document | None, plan: Document | None) -> dict[str, Any]:
+    """Where the client is and how to call them back, from a check-in (the client's current one)
+    and their live safety plan (None when there is none or it was retired): the callback phone
+    (`pick_callback_phone`: the check-in's if it normalizes, else the plan's), the verified location
+    with the crisis resources resolved for it at check-in, and which check-in that is. An alert
+    opens with it; a later escalation takes it anew when the client has checked in since
+    (`AlertService.dispatch`)."""
+    checkin = checkin or {}
+    callback_phone, phone_problems = pick_callback_phone(
+        checkin.get("backup_phone", ""), (plan or {}).get("backup_phone", "")
+    )
+    return {
+        "callback_phone": callback_phone,
+        # the callback tasks name them; NO_BACKUP_PHONE also follows from an empty callback_phone
+        "phone_problems": phone_problems,
+        "location": checkin.get("location"),
+        "resources": checkin.get("resources"),
+        "resources_problem": checkin.get("resources_problem", ""),
+        "location_session_id": checkin.get("session_id", ""),
+        "location_verified_at": checkin.get("at"),
+    }
+
+
+def is_later_checkin(context: Document, checkin: Document | None, opened_at: datetime) -> bool:
+    """Whether `checkin` (the client's current one) is later, by its own time, than the check-in
+    the alert's context was built from. An alert opened without a check-in has none; one stored
+    before contexts named their check-in's time had, at best, a check-in current when it opened."""
+    if checkin is None:
+        return False
+    had = context.get("location_verified_at")
+    if had is None and context.get("location") is not None:
+        had = opened_at
+    return had is None or checkin["at"] > had
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """How the tasks made for an alert now reach the client (`AlertService.dispatch`): `alert` is
+    the alert with the context they carry (`events.task_document` / `task_event` read it), `actx`
+    the same for the domain's rules, `dispatched` what a rung records it used."""
+
+    alert: Document
+    actx: AlertContext
+
+    @property
+    def dispatched(self) -> Document:
+        return events.dispatched(self.alert["context"])
 
 
 @dataclass(frozen=True)
@@ -223,9 +278,6 @@ class AlertService:
         clinician_id = clinician_id or checkin.get("clinician_id", "")
         policy = self.policies.for_program(program_id)
         problems: list[str] = []
-        callback_phone, phone_problems = pick_callback_phone(
-            checkin.get("backup_phone", ""), (plan or {}).get("backup_phone", "")
-        )
         if checkin and session_id and checkin.get("session_id") != session_id:
             problems.append("LOCATION_FROM_EARLIER_SESSION")
         windows = (plan or {}).get("contact_windows") or []
@@ -235,28 +287,38 @@ class AlertService:
         if plan is None:
             problems.append("NO_SAFETY_PLAN")
         context = {
-            "callback_phone": callback_phone,
+            # the phone, the location and its resources, from the check-in (a later escalation
+            # takes them from the client's current check-in when they checked in since: `dispatch`)
+            **checkin_context(facts.checkin, plan),
             "backup_line": (session or {}).get("backup_line", ""),
-            "location": checkin.get("location"),
-            "resources": checkin.get("resources"),
-            "resources_problem": checkin.get("resources_problem", ""),
             # as at open, for the record; the ladder and RecordContactAttempt read the current plan
             "emergency_contacts": consented_contacts(plan),
             "windows": windows,
             "time_zone": time_zone,
-            # the callback tasks name them; NO_BACKUP_PHONE also follows from an empty callback_phone
-            "phone_problems": phone_problems,
             "problems": problems,
         }
         return context, policy, program_id, clinician_id
 
-    async def with_current_consent(self, alert: Document, actx: AlertContext, index: int) -> AlertContext:
-        """`actx` for firing rung `index`: an emergency-contact rung calls the contacts the client
-        consents to NOW (the current plan), not those consented when the alert opened."""
+    async def dispatch(self, alert: Document, index: int | None = None) -> Dispatch:
+        """How tasks made for the alert now (firing rung `index` of the ladder, or none) reach the
+        client, from one read of the client's records:
+        - when the client's current check-in (the latest by its own time) is later than the one the
+          alert opened with, its location and resources, and the callback phone picked as at open
+          (`checkin_context`): an escalation hours later dispatches to where the client is now. The
+          alert document is not changed (insert-only): each rung records what it used;
+        - an emergency-contact rung calls the contacts the client consents to NOW (the current
+          plan), not those consented when the alert opened."""
+        held = await self.store.client_records(alert["client_id"])
+        context = alert["context"]
+        if is_later_checkin(context, held.checkin, alert["opened_at"]):
+            plan = held.plan if held.plan is not None and not held.plan.get("retired") else None
+            context = {**context, **checkin_context(held.checkin, plan)}
+        view = {**alert, "context": context}
+        actx = context_of(view)
         steps = alert["policy"]["steps"]
-        if index >= len(steps) or Step(steps[index]["step"]) != Step.EMERGENCY_CONTACT:
-            return actx
-        return replace(actx, emergency_contacts=consented_contacts(await self.store.plan(alert["client_id"])))
+        if index is not None and index < len(steps) and Step(steps[index]["step"]) == Step.EMERGENCY_CONTACT:
+            actx = replace(actx, emergency_contacts=consented_contacts(held.plan))
+        return Dispatch(view, actx)
 
     # ------------------------------------------------------------------ reconcile
 
@@ -386,7 +448,8 @@ class AlertService:
                 return found
             alert, records, st = found.alert, found.records, found.state
             policy, n = policy_of(alert), st.next_step
-            actx = await self.with_current_consent(alert, context_of(alert), n)
+            now_at = await self.dispatch(alert, n)
+            actx = now_at.actx
             tasks: list[Task] = []
             firing: StepFiring | None = None
             if n < len(policy.steps):
@@ -397,9 +460,10 @@ class AlertService:
             tasks.append(
                 Task(f"{alert_id}:{trigger_id}:notify-on-call", "ON_CALL_NOTIFICATION", Route.ON_CALL, actx.on_call_id)
             )
-            task_docs = [events.task_document(t, alert, now) for t in tasks]
+            task_docs = [events.task_document(t, now_at.alert, now) for t in tasks]
             outgoing = [
-                OutgoingEvent(TASKS_TOPIC.name, alert["client_id"], events.task_event(t, alert)) for t in task_docs
+                OutgoingEvent(TASKS_TOPIC.name, alert["client_id"], events.task_event(t, now_at.alert))
+                for t in task_docs
             ]
             if firing is not None:
                 record = rung_record(
@@ -413,6 +477,7 @@ class AlertService:
                     task_docs,
                     trigger_id,
                     st.ladder_round,
+                    now_at.dispatched,
                 )
                 next_due = fold_alert(policy, alert["opened_at"], [*all_records(alert, records), record]).due_at
                 outgoing.insert(
@@ -432,6 +497,7 @@ class AlertService:
                 "trigger_id": trigger_id,
                 "at": now,
                 "tasks": task_docs,
+                "dispatched": now_at.dispatched,
             }
             appended = await self._append(alert, records, repeat, outgoing)
             if appended is not None:
@@ -471,8 +537,9 @@ class AlertService:
                     return found.alert
                 continue  # restarted (or changed) meanwhile: read again
             alert, records, st = found.alert, found.records, found.state
-            task = signal_task(context_of(alert), now, f"{alert_id}:{trigger_id}:signal", escalated=st.next_step >= 2)
-            task_doc = events.task_document(task, alert, now)
+            now_at = await self.dispatch(alert)
+            task = signal_task(now_at.actx, now, f"{alert_id}:{trigger_id}:signal", escalated=st.next_step >= 2)
+            task_doc = events.task_document(task, now_at.alert, now)
             record = {
                 "alert_id": alert_id,
                 "client_id": alert["client_id"],
@@ -481,8 +548,9 @@ class AlertService:
                 "trigger_id": trigger_id,
                 "at": now,
                 "tasks": [task_doc],
+                "dispatched": now_at.dispatched,
             }
-            outgoing = [OutgoingEvent(TASKS_TOPIC.name, alert["client_id"], events.task_event(task_doc, alert))]
+            outgoing = [OutgoingEvent(TASKS_TOPIC.name, alert["client_id"], events.task_event(task_doc, now_at.alert))]
             if await self._append(alert, records, record, outgoing) is not None:
                 return alert
         raise RuntimeError("alert kept changing while a signal was noted; retry")
@@ -497,14 +565,15 @@ class AlertService:
         are due from this one. False when that round was started meanwhile."""
         alert, records, st = found.alert, found.records, found.state
         alert_id, policy, ladder_round = alert["_id"], policy_of(alert), st.ladder_round + 1
-        actx = await self.with_current_consent(alert, context_of(alert), 0)
+        now_at = await self.dispatch(alert, 0)
+        actx = now_at.actx
         firing = fire_step(actx, policy, 0, now, ladder_round)
         tasks = [
             *firing.tasks,
             signal_task(actx, now, f"{alert_id}:{trigger_id}:signal", escalated=False),
             Task(f"{alert_id}:{trigger_id}:notify-on-call", "ON_CALL_NOTIFICATION", Route.ON_CALL, actx.on_call_id),
         ]
-        task_docs = [events.task_document(t, alert, now) for t in tasks]
+        task_docs = [events.task_document(t, now_at.alert, now) for t in tasks]
         record = rung_record(
             alert,
             firing,
@@ -516,12 +585,16 @@ class AlertService:
             task_docs,
             trigger_id,
             ladder_round,
+            now_at.dispatched,
         )
         record["reason"] = reason
         next_due = fold_alert(policy, alert["opened_at"], [*all_records(alert, records), record]).due_at
         outgoing = [
             OutgoingEvent(ALERTS_TOPIC.name, alert_id, events.escalated_event(alert, record, next_due)),
-            *(OutgoingEvent(TASKS_TOPIC.name, alert["client_id"], events.task_event(t, alert)) for t in task_docs),
+            *(
+                OutgoingEvent(TASKS_TOPIC.name, alert["client_id"], events.task_event(t, now_at.alert))
+                for t in task_docs
+            ),
         ]
         written = new_document_with_outbox(record, SOURCE, outgoing)
         if not await self.store.insert_new(ALERT_RECORDS, written):
@@ -557,7 +630,8 @@ class AlertService:
         parent = propagate.extract(alert.get("trace") or {})
         with current_span(tracer, "crisis ladder rung", context=parent) as span:
             policy, n = policy_of(alert), st.next_step
-            actx = await self.with_current_consent(alert, context_of(alert), n)
+            now_at = await self.dispatch(alert, n)
+            actx = now_at.actx
             fired_at = datetime.now(UTC)
             firing = fire_step(actx, policy, n, fired_at, st.ladder_round)
             assert st.due_at is not None
@@ -576,14 +650,27 @@ class AlertService:
             )
             if delivery.status == "FAILED":
                 span.set_status(SpanStatus(StatusCode.ERROR, delivery.error))
-            task_docs = [events.task_document(t, alert, fired_at) for t in firing.tasks]
+            task_docs = [events.task_document(t, now_at.alert, fired_at) for t in firing.tasks]
             record = rung_record(
-                alert, firing, "TIMER", st.due_at, fired_at, delivery, self.instance_id, task_docs, "", st.ladder_round
+                alert,
+                firing,
+                "TIMER",
+                st.due_at,
+                fired_at,
+                delivery,
+                self.instance_id,
+                task_docs,
+                "",
+                st.ladder_round,
+                now_at.dispatched,
             )
             next_due = fold_alert(policy, alert["opened_at"], [*all_records(alert, records), record]).due_at
             outgoing = [
                 OutgoingEvent(ALERTS_TOPIC.name, alert_id, events.escalated_event(alert, record, next_due)),
-                *(OutgoingEvent(TASKS_TOPIC.name, alert["client_id"], events.task_event(t, alert)) for t in task_docs),
+                *(
+                    OutgoingEvent(TASKS_TOPIC.name, alert["client_id"], events.task_event(t, now_at.alert))
+                    for t in task_docs
+                ),
             ]
             written = new_document_with_outbox(record, SOURCE, outgoing)
             if not await self.store.insert_new(ALERT_RECORDS, written):

@@ -154,6 +154,7 @@ def _alert_message(doc: Document, records: list[Document]) -> crisis_pb2.Alert:
                 fired_at=to_timestamp(fired[i]["at"]) if i in fired else None,
                 trigger=fired[i]["trigger"] if i in fired else "",
                 delivery_status=fired[i]["delivery_status"] if i in fired else "",
+                **(events.dispatched_message_fields(fired[i], doc) if i in fired else {}),
             )
             for i, s in enumerate(doc["policy"]["steps"])
         ],

@@ -416,7 +416,8 @@ class LadderPolicy:
 
 @dataclass(frozen=True)
 class AlertContext:
-    """What a ladder step needs to know about the alert, snapshotted when it opened."""
+    """What a ladder step needs to know about the alert: as snapshotted when it opened, with the
+    client's current check-in (location, resources, callback phone) when they checked in since."""
 
     alert_id: str
     client_id: str

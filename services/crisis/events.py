@@ -40,6 +40,29 @@ def resources_message(resources: dict[str, Any] | None) -> ev.CrisisResources:
     )
 
 
+# What a fired rung records it dispatched to (its tasks' location and callback phone, and the
+# check-in they are from), shown on the Alert's step and on its AlertEscalated.
+DISPATCHED_FIELDS = ("callback_phone", "location", "location_session_id", "location_verified_at")
+
+
+def dispatched(context: dict[str, Any]) -> dict[str, Any]:
+    """What tasks made with this alert context dispatch to."""
+    return {k: context.get(k) for k in DISPATCHED_FIELDS}
+
+
+def dispatched_message_fields(rung: dict[str, Any], alert: dict[str, Any]) -> dict[str, Any]:
+    """The dispatch fields of AlertEscalated / LadderStepState for a fired rung: what it recorded,
+    or (the rung fired at open, or before rungs recorded it) the alert's own context."""
+    d = rung.get("dispatched") or dispatched(alert.get("context") or {})
+    verified_at = d.get("location_verified_at")
+    return {
+        "location": location_message(d["location"]) if d.get("location") else None,
+        "callback_phone": d.get("callback_phone") or "",
+        "location_session_id": d.get("location_session_id") or "",
+        "location_verified_at": to_timestamp(verified_at) if verified_at is not None else None,
+    }
+
+
 def task_document(task: Task, alert: dict[str, Any], at: datetime) -> dict[str, Any]:
     """A task as stored on its alert (and published as CrisisTaskCreated)."""
     ctx = alert["context"]
@@ -113,4 +136,5 @@ def escalated_event(alert: dict[str, Any], fired: dict[str, Any], next_due: date
         problems=fired.get("problems", []),
         next_step_due_at=to_timestamp(next_due),
         fired_by=fired.get("fired_by", ""),
+        **dispatched_message_fields(fired, alert),
     )

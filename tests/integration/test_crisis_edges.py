@@ -20,7 +20,7 @@ from grpc_status import rpc_status
 from iop.crisis.v1 import crisis_pb2, crisis_pb2_grpc
 from iop.events.v1 import common_pb2, engagement_pb2, scheduling_pb2
 from iop.events.v1 import crisis_pb2 as ev
-from services.crisis import topics
+from services.crisis import events, topics
 from services.crisis.alerts import Delivery
 from services.crisis.api import _alert_message
 from services.crisis.config import CrisisSettings
@@ -28,7 +28,7 @@ from services.crisis.domain import Risk, Status, Step, validate_plan
 from services.crisis.paging import Pager
 from services.crisis.reference import load_resources
 from services.crisis.service import CrisisCore
-from services.crisis.store import CHECKINS, FIRST_PROBE, LATE_CHECKINS, rung_id
+from services.crisis.store import ALERT_RECORDS, CHECKINS, FIRST_PROBE, LATE_CHECKINS, rung_id
 from services.plumbing.bus import dead_letter_topic
 from services.plumbing.consumer import PROCESSED_COLLECTION
 from services.plumbing.errors import bad_request_violations, error_reason
@@ -823,6 +823,98 @@ async def test_a_positive_item_9_after_the_client_was_reached_restarts_outreach(
         assert rung is not None and rung["trigger_id"] == second.id
     finally:
         await mongo.close()
+
+
+def rung_events(rung: Document, client: str) -> tuple[list[ev.AlertEscalated], list[ev.CrisisTaskCreated]]:
+    """The AlertEscalated and CrisisTaskCreated events a stored rung carries in its outbox."""
+    escalated, tasks = [], []
+    for entry in rung["outbox"]:
+        if entry["type"] == ev.AlertEscalated.DESCRIPTOR.full_name:
+            escalated.append(ev.AlertEscalated.FromString(bytes(entry["data"])))
+        elif entry["type"] == ev.CrisisTaskCreated.DESCRIPTOR.full_name:
+            assert entry["key"] == client  # never the location or the phone
+            tasks.append(ev.CrisisTaskCreated.FromString(bytes(entry["data"])))
+    return escalated, tasks
+
+
+async def test_an_escalation_after_a_new_checkin_dispatches_to_where_the_client_is_now(settings, tmp_path) -> None:
+    """The client checked in from another verified location, with another callback number, after
+    the alert opened: a repeat drop's rung, a restart by a crisis signal (and the restarted
+    ladder's timer rungs) send their tasks, on-call and the events there, and the rung says so."""
+    async with alert_service(settings, tmp_path, "whereisnow") as alerts:
+        core = CrisisCore(
+            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
+        )
+        t0 = datetime.now(UTC) - timedelta(hours=3)
+        drop_client, signal_client = uid("wd"), uid("ws")
+
+        async def checkin(client: str, where: common_pb2.ClientLocation, phone: str, at: datetime) -> None:
+            await core.record_checkin(
+                event_id=uid("ev"),
+                client_id=client,
+                session_id=f"{client}-{where.city}",
+                location=events.location_dict(where),
+                backup_phone=phone,
+                at=at,
+            )
+
+        async def rung_doc(rung: str) -> Document:
+            doc = await alerts.store.per_client.database[ALERT_RECORDS].find_one({"_id": rung})
+            assert doc is not None, rung
+            return doc
+
+        def dispatched_to_houston(rung: Document, client: str, step_index: int) -> None:
+            escalated, tasks = rung_events(rung, client)
+            assert [(e.step_index, e.location.city, e.callback_phone) for e in escalated] == [
+                (step_index, "Houston", "+17135550100")
+            ]
+            assert escalated[0].location_session_id == f"{client}-Houston"
+            assert escalated[0].location_verified_at.ToDatetime(tzinfo=UTC) == later.replace(
+                microsecond=later.microsecond // 1000 * 1000
+            )
+            assert tasks and {(t.location.city, t.resources.region_id) for t in tasks} == {("Houston", "US-TX-48201")}
+            assert {t.callback_phone for t in tasks} == {"+17135550100"}, [t.kind for t in tasks]
+            assert {t["callback_phone"] for t in rung["tasks"]} == {"+17135550100"}
+
+        later = t0 + timedelta(hours=2)
+        for client in (drop_client, signal_client):
+            await checkin(client, SF, "+14155550134", t0)
+
+        # a repeat drop two hours after the alert opened, the client having checked in from Houston
+        await open_alert_directly(alerts, f"alert-{drop_client}", drop_client, "TEST")
+        await checkin(drop_client, HOUSTON, "713 555 0100", later)
+        await checkin(drop_client, SF, "+14155550134", t0 + timedelta(hours=1))  # an older one, late: not used
+        await alerts.escalate_now(f"alert-{drop_client}", uid("drop"), "DISCONNECTED_AGAIN", datetime.now(UTC))
+        dispatched_to_houston(await rung_doc(rung_id(f"alert-{drop_client}", 1)), drop_client, 1)
+        header, records, _ = await alerts.current(f"alert-{drop_client}")
+        steps = _alert_message(header, records).steps
+        assert [(s.location.city, s.callback_phone, s.location_session_id) for s in steps[:2]] == [
+            ("San Francisco", "+14155550134", f"{drop_client}-San Francisco"),  # as opened
+            ("Houston", "+17135550100", f"{drop_client}-Houston"),
+        ]
+        assert not steps[2].HasField("location") and steps[2].callback_phone == ""  # not fired
+
+        # a crisis signal after the client was reached restarts the ladder from where they are now
+        alert_id = await core.on_crisis_signal(trigger_id=uid("s"), client_id=signal_client, value=2, now=t0)
+        await alerts.record_attempt(alert_id, {"attempt_id": "a1", **REACHED}, "clin", t0 + timedelta(minutes=5))
+        await checkin(signal_client, HOUSTON, "713 555 0100", later)
+        await core.on_crisis_signal(trigger_id=uid("s"), client_id=signal_client, value=2, now=datetime.now(UTC))
+        restart = await rung_doc(rung_id(alert_id, 0, 1))
+        assert [t["kind"] for t in restart["tasks"]] == ["CALLBACK", "CRISIS_SIGNAL", "ON_CALL_NOTIFICATION"]
+        dispatched_to_houston(restart, signal_client, 0)
+        # the restarted ladder's next rungs, fired by their timers, go there too
+        alert, records, st = await alerts.current(alert_id)
+        assert await alerts._fire(alert, records, st)
+        dispatched_to_houston(await rung_doc(rung_id(alert_id, 1, 1)), signal_client, 1)
+        header, records, _ = await alerts.current(alert_id)
+        shown = _alert_message(header, records)
+        assert shown.ladder_round == 1
+        assert [(s.location.city, s.callback_phone) for s in shown.steps[:2]] == [
+            ("Houston", "+17135550100"),
+            ("Houston", "+17135550100"),
+        ]
+        opened = await alerts.store.alert(alert_id)
+        assert opened is not None and opened["context"]["location"]["city"] == "San Francisco"  # not updated
 
 
 async def test_an_alert_id_taken_by_another_client_concurrently_leaves_no_slot(settings, tmp_path) -> None:

@@ -271,20 +271,28 @@ class ResolveAlertRequest(_message.Message):
     def __init__(self, alert_id: _Optional[str] = ..., resolution: _Optional[str] = ...) -> None: ...
 
 class LadderStepState(_message.Message):
-    __slots__ = ("index", "step", "delay_s", "fired_at", "trigger", "delivery_status")
+    __slots__ = ("index", "step", "delay_s", "fired_at", "trigger", "delivery_status", "location", "callback_phone", "location_session_id", "location_verified_at")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     DELAY_S_FIELD_NUMBER: _ClassVar[int]
     FIRED_AT_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
     DELIVERY_STATUS_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_PHONE_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_VERIFIED_AT_FIELD_NUMBER: _ClassVar[int]
     index: int
     step: _crisis_pb2.LadderStep
     delay_s: int
     fired_at: _timestamp_pb2.Timestamp
     trigger: str
     delivery_status: str
-    def __init__(self, index: _Optional[int] = ..., step: _Optional[_Union[_crisis_pb2.LadderStep, str]] = ..., delay_s: _Optional[int] = ..., fired_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trigger: _Optional[str] = ..., delivery_status: _Optional[str] = ...) -> None: ...
+    location: _common_pb2.ClientLocation
+    callback_phone: str
+    location_session_id: str
+    location_verified_at: _timestamp_pb2.Timestamp
+    def __init__(self, index: _Optional[int] = ..., step: _Optional[_Union[_crisis_pb2.LadderStep, str]] = ..., delay_s: _Optional[int] = ..., fired_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trigger: _Optional[str] = ..., delivery_status: _Optional[str] = ..., location: _Optional[_Union[_common_pb2.ClientLocation, _Mapping]] = ..., callback_phone: _Optional[str] = ..., location_session_id: _Optional[str] = ..., location_verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ContactAttempt(_message.Message):
     __slots__ = ("attempt_id", "target", "outcome", "recorded_by", "attempted_at", "contact_id")
