@@ -108,6 +108,16 @@ def _background(work: Awaitable[T]) -> asyncio.Future[T]:
     return future
 
 
+def treating_facilitators(session: Document) -> list[tuple[str, str]]:
+    """(clinician id, role) of the session's facilitators who treat its clients (lead,
+    co_facilitator) besides its clinician, each once (the first role listed), in the order booked."""
+    found: dict[str, str] = {}
+    for f in session.get("facilitators", []):
+        if f["role"] in TREATING_ROLES and f["clinician_id"] != session["clinician_id"]:
+            found.setdefault(f["clinician_id"], f["role"])
+    return list(found.items())
+
+
 def tech_check_task_id(session_id: str, client_id: str) -> str:
     return f"tc-{session_id}-{client_id}"
 
@@ -657,6 +667,10 @@ class Scheduler:
             backup_line=doc["backup_line"],
             payer_plan_id=doc["payer_plan_id"],
             level_of_care=doc["level_of_care"],
+            treating_facilitators=[
+                scheduling_pb2.SessionFacilitator(clinician_id=clinician_id, role=role)
+                for clinician_id, role in treating_facilitators(doc)
+            ],
         )
 
     # ---------- group seats ----------
@@ -685,11 +699,7 @@ class Scheduler:
         people = await self.participants(session["program_id"], session["clinician_id"], [client_id])
         client = people.clients[0]
         self._check_client_window(client, start, end, require_alone)
-        treating = [
-            f["clinician_id"]
-            for f in session.get("facilitators", [])
-            if f["role"] in TREATING_ROLES and f["clinician_id"] != session["clinician_id"]
-        ]
+        treating = [clinician_id for clinician_id, _ in treating_facilitators(session)]
         facilitators = list((await self.store.get_many(CLINICIANS, treating)).values()) if treating else []
         await asyncio.gather(
             self._check_compliance(

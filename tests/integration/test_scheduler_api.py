@@ -577,6 +577,44 @@ def test_a_treating_facilitator_needs_a_license_in_the_clients_states(api: Api) 
     assert reason_of(seat_elsewhere.value) == "COMPLIANCE_DENIED"
 
 
+def test_session_scheduled_names_the_treating_facilitators(api: Api, settings: Settings) -> None:
+    """SessionScheduled lists the clinicians besides the session's who treat its clients (lead,
+    co_facilitator) with their roles, so compliance re-checks them as it does the clinician; the
+    clinician listed as lead again is not repeated, and an observer (watches, does not treat) is not
+    listed."""
+    tail = TopicTail(settings, "iop.scheduling.sessions.v1")
+    try:
+        program = api.program()
+        clinician, lead, co, observer = api.clinician(), api.clinician(), api.clinician(), api.clinician()
+        group = api.book(
+            program.program_id,
+            clinician,
+            [api.client()],
+            local_day_at(days_ahead=6, hour=9),
+            kind=ev.SESSION_KIND_GROUP,
+            capacity=3,
+            facilitators=[
+                pb.Facilitator(clinician_id=clinician, role="lead"),
+                pb.Facilitator(clinician_id=lead, role="lead"),
+                pb.Facilitator(clinician_id=co, role="co_facilitator"),
+                pb.Facilitator(clinician_id=observer, role="observer"),
+            ],
+        )
+        seen = tail.wait(group.session_id, lambda evs: any(e.type.endswith(".SessionScheduled") for e in evs))
+        (scheduled,) = [e.payload() for e in seen if e.type.endswith(".SessionScheduled")]
+        assert isinstance(scheduled, ev.SessionScheduled)
+        assert [(f.clinician_id, f.role) for f in scheduled.treating_facilitators] == [
+            (lead, "lead"),
+            (co, "co_facilitator"),
+        ]
+        individual = api.book(program.program_id, clinician, [api.client()], local_day_at(days_ahead=6, hour=14))
+        seen = tail.wait(individual.session_id, lambda evs: any(e.subject == individual.session_id for e in evs))
+        (alone,) = [e.payload() for e in seen if e.subject == individual.session_id]
+        assert isinstance(alone, ev.SessionScheduled) and list(alone.treating_facilitators) == []
+    finally:
+        tail.close()
+
+
 def test_schedules_search_and_tech_checks(api: Api) -> None:
     program = api.program()
     weekday_mornings = [pb.WeeklyWindow(weekday=i, start="09:00", end="12:00") for i in range(5)]

@@ -26,43 +26,45 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from iop.events.v1 import common_pb2 as iop_dot_events_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eiop/events/v1/scheduling.proto\x12\riop.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aiop/events/v1/common.proto\"\xad\x02\n\x10SessionScheduled\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x03 \x01(\t\x12\x12\n\nclient_ids\x18\x04 \x03(\t\x12-\n\tstarts_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x04kind\x18\x07 \x01(\x0e\x32\x1a.iop.events.v1.SessionKind\x12\x13\n\x0b\x62\x61\x63kup_line\x18\x08 \x01(\t\x12\x15\n\rpayer_plan_id\x18\t \x01(\t\x12\x15\n\rlevel_of_care\x18\n \x01(\t\"\xd0\x01\n\x10SessionCheckedIn\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12/\n\x08location\x18\x03 \x01(\x0b\x32\x1d.iop.events.v1.ClientLocation\x12\x1b\n\x13privacy_attestation\x18\x04 \x01(\t\x12\x31\n\rchecked_in_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x62\x61\x63kup_phone\x18\x06 \x01(\t\"\xc0\x01\n\x0eSessionStarted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x02 \x01(\t\x12\x12\n\nclient_ids\x18\x03 \x03(\t\x12.\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63linician_state\x18\x05 \x01(\t\x12\x13\n\x0b\x62\x61\x63kup_line\x18\x06 \x01(\t\x12\x12\n\nprogram_id\x18\x07 \x01(\t\"j\n\x10\x43lientAttendance\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x18\n\x10minutes_attended\x18\x02 \x01(\x05\x12)\n\x08modality\x18\x03 \x01(\x0e\x32\x17.iop.events.v1.Modality\"\xe2\x02\n\x0cSessionEnded\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x02 \x01(\t\x12,\n\x08\x65nded_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x08modality\x18\x04 \x01(\x0e\x32\x17.iop.events.v1.Modality\x12\x33\n\nattendance\x18\x05 \x03(\x0b\x32\x1f.iop.events.v1.ClientAttendance\x12\x12\n\nprogram_id\x18\x06 \x01(\t\x12\x15\n\rpayer_plan_id\x18\x07 \x01(\t\x12\x15\n\rlevel_of_care\x18\x08 \x01(\t\x12(\n\x04kind\x18\t \x01(\x0e\x32\x1a.iop.events.v1.SessionKind\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"l\n\x12SessionInterrupted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x32\n\x0einterrupted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\x10SessionCancelled\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x30\n\x0c\x63\x61ncelled_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x83\x01\n\x12SessionRescheduled\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x16\n\x0enew_session_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x31\n\rnew_starts_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"p\n\x14SessionRosterChanged\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nclient_ids\x18\x02 \x03(\t\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x03 \x03(\t\x12\x0f\n\x07removed\x18\x04 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\x05\"\x83\x01\n\x0cProposedSlot\x12-\n\tstarts_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fin_alone_window\x18\x03 \x01(\x08\"w\n\x12RescheduleProposed\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12*\n\x05slots\x18\x04 \x03(\x0b\x32\x1b.iop.events.v1.ProposedSlot\"h\n\x16\x46\x61tigueOverrideApplied\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x02 \x01(\t\x12\r\n\x05rules\x18\x03 \x03(\t\x12\x15\n\rsupervisor_id\x18\x04 \x01(\t\"\xc3\x01\n\x14\x43\x61reSessionScheduled\x12\x17\n\x0f\x63\x61re_session_id\x18\x01 \x01(\t\x12\x11\n\tseries_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x15\n\rclinician_ids\x18\x04 \x03(\t\x12-\n\tstarts_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\x13\x43\x61reSessionAttended\x12\x17\n\x0f\x63\x61re_session_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x02 \x01(\t\x12\x10\n\x08\x61ttended\x18\x03 \x01(\x08\x12\x0c\n\x04kind\x18\x04 \x01(\t\"g\n\x15\x46hirResourcePublished\x12\x15\n\rresource_type\x18\x01 \x01(\t\x12\x13\n\x0bresource_id\x18\x02 \x01(\t\x12\x14\n\x0c\x66hir_version\x18\x03 \x01(\t\x12\x0c\n\x04json\x18\x04 \x01(\t*\xa0\x01\n\x0bSessionKind\x12\x1c\n\x18SESSION_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12SESSION_KIND_GROUP\x10\x01\x12\x1b\n\x17SESSION_KIND_INDIVIDUAL\x10\x02\x12\x1b\n\x17SESSION_KIND_EVALUATION\x10\x03\x12!\n\x1dSESSION_KIND_PEER_SUPERVISION\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eiop/events/v1/scheduling.proto\x12\riop.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aiop/events/v1/common.proto\"8\n\x12SessionFacilitator\x12\x14\n\x0c\x63linician_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\"\xef\x02\n\x10SessionScheduled\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x03 \x01(\t\x12\x12\n\nclient_ids\x18\x04 \x03(\t\x12-\n\tstarts_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x04kind\x18\x07 \x01(\x0e\x32\x1a.iop.events.v1.SessionKind\x12\x13\n\x0b\x62\x61\x63kup_line\x18\x08 \x01(\t\x12\x15\n\rpayer_plan_id\x18\t \x01(\t\x12\x15\n\rlevel_of_care\x18\n \x01(\t\x12@\n\x15treating_facilitators\x18\x0b \x03(\x0b\x32!.iop.events.v1.SessionFacilitator\"\xd0\x01\n\x10SessionCheckedIn\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12/\n\x08location\x18\x03 \x01(\x0b\x32\x1d.iop.events.v1.ClientLocation\x12\x1b\n\x13privacy_attestation\x18\x04 \x01(\t\x12\x31\n\rchecked_in_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x62\x61\x63kup_phone\x18\x06 \x01(\t\"\xc0\x01\n\x0eSessionStarted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x02 \x01(\t\x12\x12\n\nclient_ids\x18\x03 \x03(\t\x12.\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63linician_state\x18\x05 \x01(\t\x12\x13\n\x0b\x62\x61\x63kup_line\x18\x06 \x01(\t\x12\x12\n\nprogram_id\x18\x07 \x01(\t\"j\n\x10\x43lientAttendance\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x18\n\x10minutes_attended\x18\x02 \x01(\x05\x12)\n\x08modality\x18\x03 \x01(\x0e\x32\x17.iop.events.v1.Modality\"\xe2\x02\n\x0cSessionEnded\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x02 \x01(\t\x12,\n\x08\x65nded_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x08modality\x18\x04 \x01(\x0e\x32\x17.iop.events.v1.Modality\x12\x33\n\nattendance\x18\x05 \x03(\x0b\x32\x1f.iop.events.v1.ClientAttendance\x12\x12\n\nprogram_id\x18\x06 \x01(\t\x12\x15\n\rpayer_plan_id\x18\x07 \x01(\t\x12\x15\n\rlevel_of_care\x18\x08 \x01(\t\x12(\n\x04kind\x18\t \x01(\x0e\x32\x1a.iop.events.v1.SessionKind\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"l\n\x12SessionInterrupted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x32\n\x0einterrupted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\x10SessionCancelled\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x30\n\x0c\x63\x61ncelled_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x83\x01\n\x12SessionRescheduled\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x16\n\x0enew_session_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x31\n\rnew_starts_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"p\n\x14SessionRosterChanged\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nclient_ids\x18\x02 \x03(\t\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x03 \x03(\t\x12\x0f\n\x07removed\x18\x04 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\x05\"\x83\x01\n\x0cProposedSlot\x12-\n\tstarts_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fin_alone_window\x18\x03 \x01(\x08\"w\n\x12RescheduleProposed\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12*\n\x05slots\x18\x04 \x03(\x0b\x32\x1b.iop.events.v1.ProposedSlot\"h\n\x16\x46\x61tigueOverrideApplied\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x02 \x01(\t\x12\r\n\x05rules\x18\x03 \x03(\t\x12\x15\n\rsupervisor_id\x18\x04 \x01(\t\"\xc3\x01\n\x14\x43\x61reSessionScheduled\x12\x17\n\x0f\x63\x61re_session_id\x18\x01 \x01(\t\x12\x11\n\tseries_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x15\n\rclinician_ids\x18\x04 \x03(\t\x12-\n\tstarts_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\x13\x43\x61reSessionAttended\x12\x17\n\x0f\x63\x61re_session_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63linician_id\x18\x02 \x01(\t\x12\x10\n\x08\x61ttended\x18\x03 \x01(\x08\x12\x0c\n\x04kind\x18\x04 \x01(\t\"g\n\x15\x46hirResourcePublished\x12\x15\n\rresource_type\x18\x01 \x01(\t\x12\x13\n\x0bresource_id\x18\x02 \x01(\t\x12\x14\n\x0c\x66hir_version\x18\x03 \x01(\t\x12\x0c\n\x04json\x18\x04 \x01(\t*\xa0\x01\n\x0bSessionKind\x12\x1c\n\x18SESSION_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12SESSION_KIND_GROUP\x10\x01\x12\x1b\n\x17SESSION_KIND_INDIVIDUAL\x10\x02\x12\x1b\n\x17SESSION_KIND_EVALUATION\x10\x03\x12!\n\x1dSESSION_KIND_PEER_SUPERVISION\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'iop.events.v1.scheduling_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SESSIONKIND']._serialized_start=2516
-  _globals['_SESSIONKIND']._serialized_end=2676
-  _globals['_SESSIONSCHEDULED']._serialized_start=111
-  _globals['_SESSIONSCHEDULED']._serialized_end=412
-  _globals['_SESSIONCHECKEDIN']._serialized_start=415
-  _globals['_SESSIONCHECKEDIN']._serialized_end=623
-  _globals['_SESSIONSTARTED']._serialized_start=626
-  _globals['_SESSIONSTARTED']._serialized_end=818
-  _globals['_CLIENTATTENDANCE']._serialized_start=820
-  _globals['_CLIENTATTENDANCE']._serialized_end=926
-  _globals['_SESSIONENDED']._serialized_start=929
-  _globals['_SESSIONENDED']._serialized_end=1283
-  _globals['_SESSIONINTERRUPTED']._serialized_start=1285
-  _globals['_SESSIONINTERRUPTED']._serialized_end=1393
-  _globals['_SESSIONCANCELLED']._serialized_start=1395
-  _globals['_SESSIONCANCELLED']._serialized_end=1499
-  _globals['_SESSIONRESCHEDULED']._serialized_start=1502
-  _globals['_SESSIONRESCHEDULED']._serialized_end=1633
-  _globals['_SESSIONROSTERCHANGED']._serialized_start=1635
-  _globals['_SESSIONROSTERCHANGED']._serialized_end=1747
-  _globals['_PROPOSEDSLOT']._serialized_start=1750
-  _globals['_PROPOSEDSLOT']._serialized_end=1881
-  _globals['_RESCHEDULEPROPOSED']._serialized_start=1883
-  _globals['_RESCHEDULEPROPOSED']._serialized_end=2002
-  _globals['_FATIGUEOVERRIDEAPPLIED']._serialized_start=2004
-  _globals['_FATIGUEOVERRIDEAPPLIED']._serialized_end=2108
-  _globals['_CARESESSIONSCHEDULED']._serialized_start=2111
-  _globals['_CARESESSIONSCHEDULED']._serialized_end=2306
-  _globals['_CARESESSIONATTENDED']._serialized_start=2308
-  _globals['_CARESESSIONATTENDED']._serialized_end=2408
-  _globals['_FHIRRESOURCEPUBLISHED']._serialized_start=2410
-  _globals['_FHIRRESOURCEPUBLISHED']._serialized_end=2513
+  _globals['_SESSIONKIND']._serialized_start=2640
+  _globals['_SESSIONKIND']._serialized_end=2800
+  _globals['_SESSIONFACILITATOR']._serialized_start=110
+  _globals['_SESSIONFACILITATOR']._serialized_end=166
+  _globals['_SESSIONSCHEDULED']._serialized_start=169
+  _globals['_SESSIONSCHEDULED']._serialized_end=536
+  _globals['_SESSIONCHECKEDIN']._serialized_start=539
+  _globals['_SESSIONCHECKEDIN']._serialized_end=747
+  _globals['_SESSIONSTARTED']._serialized_start=750
+  _globals['_SESSIONSTARTED']._serialized_end=942
+  _globals['_CLIENTATTENDANCE']._serialized_start=944
+  _globals['_CLIENTATTENDANCE']._serialized_end=1050
+  _globals['_SESSIONENDED']._serialized_start=1053
+  _globals['_SESSIONENDED']._serialized_end=1407
+  _globals['_SESSIONINTERRUPTED']._serialized_start=1409
+  _globals['_SESSIONINTERRUPTED']._serialized_end=1517
+  _globals['_SESSIONCANCELLED']._serialized_start=1519
+  _globals['_SESSIONCANCELLED']._serialized_end=1623
+  _globals['_SESSIONRESCHEDULED']._serialized_start=1626
+  _globals['_SESSIONRESCHEDULED']._serialized_end=1757
+  _globals['_SESSIONROSTERCHANGED']._serialized_start=1759
+  _globals['_SESSIONROSTERCHANGED']._serialized_end=1871
+  _globals['_PROPOSEDSLOT']._serialized_start=1874
+  _globals['_PROPOSEDSLOT']._serialized_end=2005
+  _globals['_RESCHEDULEPROPOSED']._serialized_start=2007
+  _globals['_RESCHEDULEPROPOSED']._serialized_end=2126
+  _globals['_FATIGUEOVERRIDEAPPLIED']._serialized_start=2128
+  _globals['_FATIGUEOVERRIDEAPPLIED']._serialized_end=2232
+  _globals['_CARESESSIONSCHEDULED']._serialized_start=2235
+  _globals['_CARESESSIONSCHEDULED']._serialized_end=2430
+  _globals['_CARESESSIONATTENDED']._serialized_start=2432
+  _globals['_CARESESSIONATTENDED']._serialized_end=2532
+  _globals['_FHIRRESOURCEPUBLISHED']._serialized_start=2534
+  _globals['_FHIRRESOURCEPUBLISHED']._serialized_end=2637
 # @@protoc_insertion_point(module_scope)

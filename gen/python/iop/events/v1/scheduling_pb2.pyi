@@ -24,8 +24,16 @@ SESSION_KIND_INDIVIDUAL: SessionKind
 SESSION_KIND_EVALUATION: SessionKind
 SESSION_KIND_PEER_SUPERVISION: SessionKind
 
+class SessionFacilitator(_message.Message):
+    __slots__ = ("clinician_id", "role")
+    CLINICIAN_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    clinician_id: str
+    role: str
+    def __init__(self, clinician_id: _Optional[str] = ..., role: _Optional[str] = ...) -> None: ...
+
 class SessionScheduled(_message.Message):
-    __slots__ = ("session_id", "program_id", "clinician_id", "client_ids", "starts_at", "ends_at", "kind", "backup_line", "payer_plan_id", "level_of_care")
+    __slots__ = ("session_id", "program_id", "clinician_id", "client_ids", "starts_at", "ends_at", "kind", "backup_line", "payer_plan_id", "level_of_care", "treating_facilitators")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
     CLINICIAN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +44,7 @@ class SessionScheduled(_message.Message):
     BACKUP_LINE_FIELD_NUMBER: _ClassVar[int]
     PAYER_PLAN_ID_FIELD_NUMBER: _ClassVar[int]
     LEVEL_OF_CARE_FIELD_NUMBER: _ClassVar[int]
+    TREATING_FACILITATORS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     program_id: str
     clinician_id: str
@@ -46,7 +55,8 @@ class SessionScheduled(_message.Message):
     backup_line: str
     payer_plan_id: str
     level_of_care: str
-    def __init__(self, session_id: _Optional[str] = ..., program_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., client_ids: _Optional[_Iterable[str]] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., backup_line: _Optional[str] = ..., payer_plan_id: _Optional[str] = ..., level_of_care: _Optional[str] = ...) -> None: ...
+    treating_facilitators: _containers.RepeatedCompositeFieldContainer[SessionFacilitator]
+    def __init__(self, session_id: _Optional[str] = ..., program_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., client_ids: _Optional[_Iterable[str]] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., backup_line: _Optional[str] = ..., payer_plan_id: _Optional[str] = ..., level_of_care: _Optional[str] = ..., treating_facilitators: _Optional[_Iterable[_Union[SessionFacilitator, _Mapping]]] = ...) -> None: ...
 
 class SessionCheckedIn(_message.Message):
     __slots__ = ("session_id", "client_id", "location", "privacy_attestation", "checked_in_at", "backup_phone")
