@@ -49,6 +49,7 @@ from services.compliance.store import (
     authorization_from_doc,
     credential_from_doc,
     license_from_doc,
+    owner_sessions,
 )
 from services.compliance.validation import (
     AUTH_NUMBER,
@@ -837,8 +838,8 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         items: list[pb.ExpiringItem] = []
         for collection, item_type in EXPIRING.items():
             for d in await self._store.expiring(collection, now, until, request.owner_id):
-                owner_field = "clinician_id" if collection in (LICENSES, COMPACT_CREDENTIALS) else "client_ids"
-                affected = await self._store.booked_sessions_after(owner_field, d["owner_id"], d["expires_at"])
+                owner = owner_sessions(collection, d["owner_id"])
+                affected = await self._store.booked_sessions_after(owner, d["expires_at"])
                 items.append(
                     pb.ExpiringItem(
                         item_id=d["_id"],

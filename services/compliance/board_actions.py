@@ -3,7 +3,9 @@ UpdateCompactCredentialStatus): a suspension, revocation, lapse or reinstatement
 
 The action is stored insert-only with its CredentialStatusChanged event in the same document (the
 outbox; see ComplianceStore.change_status). An action that leaves the credential not `active` during
-one of the clinician's booked sessions flags that session for a re-check, as an expiry does
+a booked session the clinician treats in (as its clinician, or as a lead or co-facilitator: the
+session's treating facilitators, from SessionScheduled) flags that session for a re-check, as an
+expiry does
 (monitor.py): `BOARD_ACTION_<STATUS>:<item type>:<item id>` is added to the sessions the event names,
 and to those booked while the action was being recorded (SessionScheduled flags a session booked
 later, handlers.py). A reinstatement (`active`) flags nothing. A retry of an action publishes nothing

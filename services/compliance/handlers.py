@@ -1,8 +1,9 @@
 """Handlers of the scheduler's session lifecycle events (topic iop.scheduling.sessions.v1).
 
-- SessionScheduled: remember the booked session (for expiry and board-action re-checks and billing
-  defaults); flag it when booked past an item's expiry, or while a board action leaves one of the
-  clinician's credentials not active.
+- SessionScheduled: remember the booked session with its treating facilitators (for expiry and
+  board-action re-checks, the start re-check and billing defaults); flag it when booked past an
+  item's expiry, or while a board action leaves a credential of its clinician or of a treating
+  facilitator not active.
 - SessionCheckedIn: remember the client's verified location and privacy attestation; a compromised
   attestation emits PrivacyCompromised (topic iop.compliance.privacy.v1).
 - SessionStarted: re-check licensure for every checked-in client against the clinician's location,
@@ -50,11 +51,23 @@ from services.plumbing.storage import Document
 
 log = logging.getLogger(__name__)
 
+OBSERVER = "observer"  # a facilitator role that watches and does not treat
+
 MODALITY_NAMES = {
     common_pb2.MODALITY_VIDEO: "VIDEO",
     common_pb2.MODALITY_AUDIO_ONLY: "AUDIO_ONLY",
     common_pb2.MODALITY_MIXED: "MIXED",
 }
+
+
+def treating_facilitators(p: scheduling_pb2.SessionScheduled) -> list[tuple[str, str]]:
+    """(clinician id, role) of the session's treating facilitators besides its clinician, each once.
+    An observer is never checked (it does not treat), should a producer list one."""
+    found: dict[str, str] = {}
+    for f in p.treating_facilitators:
+        if f.clinician_id and f.clinician_id != p.clinician_id and f.role != OBSERVER:
+            found.setdefault(f.clinician_id, f.role)
+    return list(found.items())
 
 
 class SchedulingHandlers:
@@ -89,12 +102,17 @@ class SchedulingHandlers:
         starts_at, ends_at = to_datetime(p.starts_at), to_datetime(p.ends_at)
         if not p.session_id or not p.clinician_id or starts_at is None:
             raise PoisonEvent("SessionScheduled without session_id, clinician_id or starts_at")
+        facilitators = treating_facilitators(p)
         await self._store.apply_session_event(
             p.session_id,
             event.id,
             {
                 "$set": {
                     "clinician_id": p.clinician_id,
+                    # who else treats the clients: re-checked as the clinician is (their ids also
+                    # flat, for the board-action and expiry lookups: store.treated_by)
+                    "facilitators": [{"clinician_id": c, "role": role} for c, role in facilitators],
+                    "facilitator_ids": [c for c, _ in facilitators],
                     "client_ids": list(p.client_ids),
                     "program_id": p.program_id,
                     "starts_at": starts_at,
@@ -106,24 +124,33 @@ class SchedulingHandlers:
                 }
             },
         )
-        await self._flag_for_recheck(p.session_id, p.clinician_id, list(p.client_ids), starts_at, ends_at)
+        treating = [p.clinician_id, *(c for c, _ in facilitators)]
+        await self._flag_for_recheck(p.session_id, treating, list(p.client_ids), starts_at, ends_at)
 
     async def _flag_for_recheck(
-        self, session_id: str, clinician_id: str, client_ids: list[str], starts_at: datetime, ends_at: datetime | None
+        self,
+        session_id: str,
+        clinician_ids: list[str],
+        client_ids: list[str],
+        starts_at: datetime,
+        ends_at: datetime | None,
     ) -> None:
         """A session booked after an item's expiry warning, or a board action, went out is flagged
         for re-check too: an item expiring before it starts (EXPIRES_BEFORE_SESSION), a license or
-        compact credential a board action leaves not active during it (BOARD_ACTION_<STATUS>).
+        compact credential a board action leaves not active during it (BOARD_ACTION_<STATUS>). The
+        credentials are those of every clinician who treats the clients (`clinician_ids`: the
+        session's clinician and its treating facilitators).
 
-        Reads the snapshots EvaluateSession cached when it evaluated the booking (at most the read
-        cache's TTL old; this process's own writes invalidate them), so the store is not read here.
+        Reads the snapshots EvaluateSession and CheckLicensure cached when they checked the booking
+        (at most the read cache's TTL old; this process's own writes invalidate them), so the store
+        is mostly not read here.
         """
         now = datetime.now(UTC)
-        licenses, credentials = await self._store.credentials_snapshot(clinician_id)
-        clinician_items: list[tuple[str, str, License | CompactCredential]] = [
-            (EXPIRING[LICENSES], x.license_id, x) for x in licenses
-        ]
-        clinician_items += [(EXPIRING[COMPACT_CREDENTIALS], x.credential_id, x) for x in credentials]
+        clinician_items: list[tuple[str, str, License | CompactCredential]] = []
+        for clinician_id in clinician_ids:
+            licenses, credentials = await self._store.credentials_snapshot(clinician_id)
+            clinician_items += [(EXPIRING[LICENSES], x.license_id, x) for x in licenses]
+            clinician_items += [(EXPIRING[COMPACT_CREDENTIALS], x.credential_id, x) for x in credentials]
         until = ends_at if ends_at is not None and ends_at > starts_at else None
         for item_type, item_id, item in clinician_items:
             status = inactive_during(item, starts_at, until) if item.status_changes else None

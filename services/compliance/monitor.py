@@ -4,10 +4,11 @@ keyed by item and horizon, so the items' own documents are never written here).
 
 Expiry: licenses, compact credentials, consents and authorizations expiring within the horizons of
 reference data (60/30/7 days) emit CredentialExpiring once per horizon (only the nearest horizon
-when several are crossed at once), naming the booked sessions that start after the expiry; those
-sessions are flagged for a re-check. A license or compact credential that is not `active` when it
-expires (a board action suspended, revoked... it, and no reinstatement is effective before then) is
-not warned of; reinstated, it is again.
+when several are crossed at once), naming the booked sessions that start after the expiry (for a
+clinician's license or compact credential, the sessions they treat in: as the session's clinician
+or as a lead or co-facilitator); those sessions are flagged for a re-check. A license or compact
+credential that is not `active` when it expires (a board action suspended, revoked... it, and no
+reinstatement is effective before then) is not warned of; reinstated, it is again.
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ from services.compliance.licensure import ACTIVE, status_at
 from services.compliance.reference import Reference
 from services.compliance.store import (
     BOARD_ACTIONS,
-    COMPACT_CREDENTIALS,
     EXPIRING,
-    LICENSES,
     ComplianceStore,
     actions_of,
+    owner_sessions,
     with_status_changes,
 )
 from services.plumbing.storage import Document
@@ -69,10 +69,8 @@ class ExpiryMonitor:
                 nearest = crossed[0]
                 if (item["_id"], nearest) in warned:
                     continue
-                owner_field = "clinician_id" if collection in (LICENSES, COMPACT_CREDENTIALS) else "client_ids"
-                affected = [
-                    s["_id"] for s in await self._store.booked_sessions_after(owner_field, item["owner_id"], expires_at)
-                ]
+                owner = owner_sessions(collection, item["owner_id"])  # a clinician's: as clinician or facilitator
+                affected = [s["_id"] for s in await self._store.booked_sessions_after(owner, expires_at)]
                 event = events.credential_expiring(
                     item["_id"], item_type, item["owner_id"], expires_at, nearest, affected
                 )

@@ -94,6 +94,7 @@ INDEXES = [
     IndexSpec(CONSENTS, [("client_id", 1)], name="client"),
     IndexSpec(SESSIONS, [("clinician_id", 1), ("starts_at", 1)], name="clinician_starts"),
     IndexSpec(SESSIONS, [("client_ids", 1), ("starts_at", 1)], name="clients_starts"),
+    IndexSpec(SESSIONS, [("facilitator_ids", 1), ("starts_at", 1)], name="facilitators_starts"),
     IndexSpec(BILLING_DAYS, [("dirty", 1), ("close_at", 1)], name="dirty_close_at"),
     IndexSpec(BILLING_DAYS, [("client_id", 1), ("service_date", 1)], name="client_week"),
     *[IndexSpec(c, [("expires_at", 1)], name="expires_at") for c in EXPIRING],
@@ -211,6 +212,20 @@ def authorization_from_doc(d: Document) -> Authorization:
         billed_dates=frozenset(d.get("billed_dates") or []),
         expires_at=_utc(d.get("expires_at")),
     )
+
+
+def treated_by(clinician_id: str) -> Document:
+    """Filter: the sessions in which the clinician treats the clients, as the session's clinician or
+    as a treating facilitator (lead, co_facilitator: `facilitator_ids`, from SessionScheduled)."""
+    return {"$or": [{"clinician_id": clinician_id}, {"facilitator_ids": clinician_id}]}
+
+
+def owner_sessions(collection: str, owner_id: str) -> Document:
+    """Filter: the sessions an item of `collection` owned by `owner_id` matters to: a clinician's
+    license or compact credential, those they treat in; a client's consent or authorization, theirs."""
+    if collection in (LICENSES, COMPACT_CREDENTIALS):
+        return treated_by(owner_id)
+    return {"client_ids": owner_id}
 
 
 def notice_id(collection: str, item_id: str, horizon: int) -> str:
@@ -621,20 +636,17 @@ class ComplianceStore:
         self._stored(EXPIRY_NOTICES, notice_key, written)
         return True
 
-    async def booked_sessions_after(self, owner_field: str, owner_id: str, after: datetime) -> list[Document]:
-        return (
-            await self.db[SESSIONS]
-            .find({owner_field: owner_id, "starts_at": {"$gte": after}, "status": "scheduled"}, {"_id": 1})
-            .to_list()
-        )
+    async def booked_sessions_after(self, owner: Document, after: datetime) -> list[Document]:
+        """The booked sessions matching the filter `owner` (owner_sessions) that start at or after `after`."""
+        query: Document = {"$and": [owner, {"starts_at": {"$gte": after}, "status": "scheduled"}]}
+        return await self.db[SESSIONS].find(query, {"_id": 1}).to_list()
 
     async def booked_sessions_ending_after(self, clinician_id: str, after: datetime) -> list[Document]:
-        """The clinician's booked sessions that end after `after` (without an end: start at or after
-        it), with their times."""
+        """The booked sessions the clinician treats in (treated_by: as their clinician or a treating
+        facilitator) that end after `after` (without an end: start at or after it), with their times."""
         query: Document = {
-            "clinician_id": clinician_id,
+            "$and": [treated_by(clinician_id), {"$or": [{"ends_at": {"$gt": after}}, {"starts_at": {"$gte": after}}]}],
             "status": "scheduled",
-            "$or": [{"ends_at": {"$gt": after}}, {"starts_at": {"$gte": after}}],
         }
         return await self.db[SESSIONS].find(query, {"_id": 1, "starts_at": 1, "ends_at": 1}).to_list()
 

@@ -534,19 +534,29 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 60) -> bool:
     return condition()
 
 
-def book(producer: SchedulerEvents, clinician: str, starts_at: datetime, hours: int = 3) -> str:
-    session = uid("s")
-    producer.send(
-        session,
-        sev.SessionScheduled(
-            session_id=session,
-            clinician_id=clinician,
-            client_ids=[uid("client")],
-            starts_at=to_timestamp(starts_at),
-            ends_at=to_timestamp(starts_at + timedelta(hours=hours)),
-            kind=sev.SESSION_KIND_GROUP,
-        ),
+def scheduled(
+    session: str, clinician: str, starts_at: datetime, hours: int = 3, facilitators: tuple[tuple[str, str], ...] = ()
+) -> sev.SessionScheduled:
+    return sev.SessionScheduled(
+        session_id=session,
+        clinician_id=clinician,
+        client_ids=[uid("client")],
+        starts_at=to_timestamp(starts_at),
+        ends_at=to_timestamp(starts_at + timedelta(hours=hours)),
+        kind=sev.SESSION_KIND_GROUP,
+        treating_facilitators=[sev.SessionFacilitator(clinician_id=c, role=role) for c, role in facilitators],
     )
+
+
+def book(
+    producer: SchedulerEvents,
+    clinician: str,
+    starts_at: datetime,
+    hours: int = 3,
+    facilitators: tuple[tuple[str, str], ...] = (),
+) -> str:
+    session = uid("s")
+    producer.send(session, scheduled(session, clinician, starts_at, hours, facilitators))
     return session
 
 
@@ -644,6 +654,98 @@ def test_a_board_action_is_published_and_flags_the_booked_sessions_it_affects(
         assert len(found) == 1
         assert found[0][2].item_type == "compact_credential" and found[0][2].status == "revoked"
         assert sorted(found[0][2].affected_session_ids) == sorted([before, spanning, after, late])
+    finally:
+        tail.close()
+        producer.close()
+
+
+def session_flags(db: Any, session: str) -> list[str]:
+    return list((db["sessions"].find_one({"_id": session}) or {}).get("flags", []))
+
+
+def test_a_board_action_on_a_co_facilitator_flags_the_groups_they_treat_in(stub, settings: Settings, db: Any) -> None:
+    """A co-facilitator's license suspended: the groups they co-facilitate or lead (listed in
+    SessionScheduled's treating_facilitators) are flagged and named in CredentialStatusChanged, as
+    their own sessions are; a group where they are listed as an observer and one without them are
+    not; one booked during the suspension is flagged when scheduled. A redelivered SessionScheduled
+    is applied once."""
+    tail = TopicTail(settings, "iop.compliance.decisions.v1")
+    producer = SchedulerEvents(settings)
+    admin = auth_metadata(settings, "supervisor", "supervisor-7")
+    try:
+        co = uid("clin")
+        lic = record_license(stub, settings, co, "CA")
+        first = uid("s")
+        message = scheduled(first, uid("clin"), NOW + timedelta(days=2), facilitators=((co, "co_facilitator"),))
+        sent = producer.send(first, message)
+        producer.send(first, message, event_id=sent.id)  # redelivered
+        leading = book(producer, uid("clin"), NOW + timedelta(days=3), facilitators=((co, "lead"),))
+        watching = book(producer, uid("clin"), NOW + timedelta(days=3), facilitators=((co, "observer"),))
+        without = book(producer, uid("clin"), NOW + timedelta(days=3), facilitators=((uid("clin"), "lead"),))
+        assert wait_until(
+            lambda: db["sessions"].count_documents({"_id": {"$in": [first, leading, watching, without]}}) == 4
+        ), "the sessions were not consumed"
+        stored = db["sessions"].find_one({"_id": first}) or {}
+        assert stored["facilitators"] == [{"clinician_id": co, "role": "co_facilitator"}]
+        assert stored["facilitator_ids"] == [co] and stored["applied_events"].count(sent.id) == 1
+        assert (db["sessions"].find_one({"_id": watching}) or {})["facilitator_ids"] == []
+
+        stub.UpdateLicenseStatus(
+            pb.UpdateLicenseStatusRequest(
+                license_id=lic.license_id, status="suspended", effective_at=to_timestamp(NOW + timedelta(days=1))
+            ),
+            metadata=admin,
+            timeout=CALL_TIMEOUT_S,
+        )
+        flag = f"BOARD_ACTION_SUSPENDED:license:{lic.license_id}"
+        assert session_flags(db, first) == [flag] and session_flags(db, leading) == [flag]
+        assert session_flags(db, watching) == [] and session_flags(db, without) == []
+        found = tail.wait_for(lambda key, ev, p: ev.type == STATUS_CHANGED and p.item_id == lic.license_id)
+        assert len(found) == 1, [p for _, _, p in tail.seen]
+        key, _, published = found[0]
+        assert key == co.encode() and published.clinician_id == co
+        assert sorted(published.affected_session_ids) == sorted([first, leading])
+
+        # booked during the suspension: flagged when the scheduler's event arrives
+        late = book(producer, uid("clin"), NOW + timedelta(days=8), facilitators=((co, "co_facilitator"),))
+        assert wait_until(lambda: session_flags(db, late) == [flag]), session_flags(db, late)
+    finally:
+        tail.close()
+        producer.close()
+
+
+def test_a_co_facilitators_expiring_license_flags_the_groups_they_treat_in(stub, settings: Settings, db: Any) -> None:
+    """A co-facilitator's license expiring before a group they co-facilitate: the expiry monitor's
+    CredentialExpiring names the group and flags it, ListExpiring lists it, and a group booked
+    after the license was recorded is flagged when scheduled."""
+    tail = TopicTail(settings, "iop.compliance.decisions.v1")
+    producer = SchedulerEvents(settings)
+    try:
+        co = uid("clin")
+        group = book(producer, uid("clin"), NOW + timedelta(days=9), facilitators=((co, "co_facilitator"),))
+        observed = book(producer, uid("clin"), NOW + timedelta(days=9), facilitators=((co, "observer"),))
+        assert wait_until(lambda: db["sessions"].count_documents({"_id": {"$in": [group, observed]}}) == 2), (
+            "the sessions were not consumed"
+        )
+        expiring = record_license(stub, settings, co, "CA", valid_until=to_timestamp(NOW + timedelta(days=5)))
+        flag = f"EXPIRES_BEFORE_SESSION:license:{expiring.license_id}"
+        # the monitor runs every second in this test's process
+        found = tail.wait_for(
+            lambda key, ev, p: ev.type == "iop.events.v1.CredentialExpiring" and p.item_id == expiring.license_id
+        )
+        assert found, [p for _, _, p in tail.seen]
+        assert list(found[0][2].affected_session_ids) == [group]
+        assert wait_until(lambda: session_flags(db, group) == [flag]), session_flags(db, group)
+        assert session_flags(db, observed) == []
+        listed = stub.ListExpiring(
+            pb.ListExpiringRequest(horizon_days=30, owner_id=co),
+            metadata=auth_metadata(settings, "supervisor"),
+            timeout=CALL_TIMEOUT_S,
+        )
+        assert [(i.item_id, list(i.affected_session_ids)) for i in listed.items] == [(expiring.license_id, [group])]
+
+        later = book(producer, uid("clin"), NOW + timedelta(days=10), facilitators=((co, "lead"),))
+        assert wait_until(lambda: session_flags(db, later) == [flag]), session_flags(db, later)
     finally:
         tail.close()
         producer.close()
