@@ -34,11 +34,20 @@ def privacy_events(
 
 
 def licensure_checked(
-    session_id: str, clinician_id: str, client_id: str, client_state: str, result: LicensureResult, at: datetime
+    session_id: str,
+    clinician_id: str,
+    client_id: str,
+    client_state: str,
+    result: LicensureResult,
+    at: datetime,
+    clinician_role: str,
 ) -> OutgoingEvent:
+    """`clinician_id` is whose licensure was checked, in `clinician_role` (clinician: the session's;
+    lead, co_facilitator: a treating facilitator)."""
     message = ev.LicensureChecked(
         session_id=session_id,
         clinician_id=clinician_id,
+        clinician_role=clinician_role,
         client_state=client_state,
         decision=result.decision,
         reasons=result.reasons,

@@ -6,8 +6,9 @@
   facilitator not active.
 - SessionCheckedIn: remember the client's verified location and privacy attestation; a compromised
   attestation emits PrivacyCompromised (topic iop.compliance.privacy.v1).
-- SessionStarted: re-check licensure for every checked-in client against the clinician's location,
-  from the start to the booked end, and emit LicensureChecked (topic iop.compliance.decisions.v1).
+- SessionStarted: re-check licensure for every checked-in client, from the start to the booked end,
+  of the clinician (at the location the event gives) and of each treating facilitator (location
+  unknown), and emit one LicensureChecked per clinician and client (topic iop.compliance.decisions.v1).
 - SessionCancelled / SessionRescheduled: the session is no longer booked.
 - SessionEnded: add each client's attendance to their attended day; a day whose close time has
   passed is closed at once (BillingReady on iop.compliance.billing.v1), others by the periodic job.
@@ -52,6 +53,7 @@ from services.plumbing.storage import Document
 log = logging.getLogger(__name__)
 
 OBSERVER = "observer"  # a facilitator role that watches and does not treat
+CLINICIAN_ROLE = "clinician"  # LicensureChecked.clinician_role of the session's clinician
 
 MODALITY_NAMES = {
     common_pb2.MODALITY_VIDEO: "VIDEO",
@@ -221,26 +223,36 @@ class SchedulingHandlers:
         latest: dict[str, Document] = {}
         for c in session.get("checkins") or []:
             latest[c["client_id"]] = c
-        licenses, credentials = await self._store.read_credentials(p.clinician_id)
+        # Everyone who treats the clients: the clinician (where the event says they are) and each
+        # treating facilitator kept from SessionScheduled. Where a facilitator is is not known here:
+        # a basis that needs it (PSYPACT) answers needs_review CLINICIAN_LOCATION_UNKNOWN (fails closed).
+        treating = [(p.clinician_id, CLINICIAN_ROLE, p.clinician_state)]
+        for f in session.get("facilitators") or []:
+            if f["clinician_id"] not in {c for c, _, _ in treating}:
+                treating.append((f["clinician_id"], f["role"], ""))
         now = datetime.now(UTC)
         outgoing = []
-        for client_id in list(p.client_ids) or list(latest):
-            checkin = latest.get(client_id)
-            state = checkin["state"] if checkin else ""
-            if state in self._ref.states:
-                query = LicensureQuery(
-                    client_state=state,
-                    at=started_at,
-                    now=now,
-                    clinician_state=p.clinician_state,
-                    client_location_verified=bool(checkin and checkin["verified"]),
-                    require_verified_location=True,
-                    until=until,
+        for clinician_id, role, clinician_state in treating:
+            licenses, credentials = await self._store.read_credentials(clinician_id)
+            for client_id in list(p.client_ids) or list(latest):
+                checkin = latest.get(client_id)
+                state = checkin["state"] if checkin else ""
+                if state in self._ref.states:
+                    query = LicensureQuery(
+                        client_state=state,
+                        at=started_at,
+                        now=now,
+                        clinician_state=clinician_state,
+                        client_location_verified=bool(checkin and checkin["verified"]),
+                        require_verified_location=True,
+                        until=until,
+                    )
+                    result = decide_licensure(self._ref, licenses, credentials, query)
+                else:  # no check-in location: fail closed
+                    result = LicensureResult(NEEDS_REVIEW, ["CLIENT_LOCATION_MISSING"], data_version=self._ref.version)
+                outgoing.append(
+                    events.licensure_checked(p.session_id, clinician_id, client_id, state, result, now, role)
                 )
-                result = decide_licensure(self._ref, licenses, credentials, query)
-            else:  # no check-in location: fail closed
-                result = LicensureResult(NEEDS_REVIEW, ["CLIENT_LOCATION_MISSING"], data_version=self._ref.version)
-            outgoing.append(events.licensure_checked(p.session_id, p.clinician_id, client_id, state, result, now))
         if outgoing:
             await self._store.add_session_events(p.session_id, f"started:{event.id}", outgoing)
 

@@ -749,3 +749,73 @@ def test_a_co_facilitators_expiring_license_flags_the_groups_they_treat_in(stub,
     finally:
         tail.close()
         producer.close()
+
+
+def test_the_start_recheck_covers_the_treating_facilitators(stub, settings: Settings, db: Any) -> None:
+    """At SessionStarted the licensure of each lead and co-facilitator is re-checked as the
+    clinician's is, each in a LicensureChecked naming them (clinician_id, clinician_role): a
+    co-facilitator suspended since booking is denied. An observer is not checked."""
+    tail = TopicTail(settings, "iop.compliance.decisions.v1")
+    producer = SchedulerEvents(settings)
+    admin = auth_metadata(settings, "supervisor", "supervisor-7")
+    try:
+        clinician, lead, co, observer = uid("clin"), uid("clin"), uid("clin"), uid("clin")
+        client, session = uid("client"), uid("s")
+        for someone in (clinician, lead, observer):
+            record_license(stub, settings, someone, "CA")
+        suspended = record_license(stub, settings, co, "CA")
+        started = datetime.now(UTC)
+        facilitators = ((lead, "lead"), (co, "co_facilitator"), (observer, "observer"))
+        message = scheduled(session, clinician, started, facilitators=facilitators)
+        message.client_ids[:] = [client]
+        producer.send(session, message)
+        stub.UpdateLicenseStatus(
+            pb.UpdateLicenseStatusRequest(
+                license_id=suspended.license_id,
+                status="suspended",
+                effective_at=to_timestamp(started - timedelta(minutes=1)),
+            ),
+            metadata=admin,
+            timeout=CALL_TIMEOUT_S,
+        )
+        producer.send(
+            session,
+            sev.SessionCheckedIn(
+                session_id=session,
+                client_id=client,
+                location=common_pb2.ClientLocation(state="CA", verified=True),
+                privacy_attestation="alone",
+                checked_in_at=to_timestamp(started),
+            ),
+        )
+        producer.send(
+            session,
+            sev.SessionStarted(
+                session_id=session,
+                clinician_id=clinician,
+                client_ids=[client],
+                started_at=to_timestamp(started),
+                clinician_state="CA",
+            ),
+        )
+
+        def mine(key: bytes | None, ev: Any, p: Any) -> bool:
+            # from a process whose store has the licenses (another answers NO_LICENSE_IN_STATE, ...)
+            return (
+                ev.type == "iop.events.v1.LicensureChecked"
+                and p.session_id == session
+                and bool({"LICENSED_IN_STATE", "LICENSE_SUSPENDED"} & set(p.reasons))
+            )
+
+        found = tail.wait_for(mine, count=3)
+        tail.wait_for(lambda *_: False, timeout_s=2)  # anything more
+        checked = {(p.clinician_id, p.clinician_role): p for key, ev, p in tail.seen if mine(key, ev, p)}
+        assert sorted(checked) == sorted([(clinician, "clinician"), (lead, "lead"), (co, "co_facilitator")]), found
+        assert all(p.client_id == client and p.client_state == "CA" for p in checked.values())
+        assert checked[(clinician, "clinician")].decision == "allow"
+        assert checked[(lead, "lead")].decision == "allow"
+        denied = checked[(co, "co_facilitator")]
+        assert denied.decision == "deny" and "LICENSE_SUSPENDED" in denied.reasons, denied
+    finally:
+        tail.close()
+        producer.close()

@@ -75,7 +75,7 @@ class BillingReady(_message.Message):
     def __init__(self, client_id: _Optional[str] = ..., service_date: _Optional[str] = ..., payer_plan_id: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[BillingLine, _Mapping]]] = ..., modality: _Optional[_Union[_common_pb2.Modality, str]] = ..., minutes_attended: _Optional[int] = ..., covered: _Optional[bool] = ..., problems: _Optional[_Iterable[str]] = ..., authorization_id: _Optional[str] = ..., authorization_units_remaining: _Optional[int] = ..., session_ids: _Optional[_Iterable[str]] = ..., condition_codes: _Optional[_Iterable[str]] = ..., amended: _Optional[bool] = ..., data_version: _Optional[str] = ..., week_minutes_to_date: _Optional[int] = ..., week_days_to_date: _Optional[int] = ...) -> None: ...
 
 class LicensureChecked(_message.Message):
-    __slots__ = ("session_id", "clinician_id", "client_state", "decision", "reasons", "data_version", "client_id", "stage", "checked_at")
+    __slots__ = ("session_id", "clinician_id", "client_state", "decision", "reasons", "data_version", "client_id", "stage", "checked_at", "clinician_role")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CLINICIAN_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_STATE_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +85,7 @@ class LicensureChecked(_message.Message):
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     STAGE_FIELD_NUMBER: _ClassVar[int]
     CHECKED_AT_FIELD_NUMBER: _ClassVar[int]
+    CLINICIAN_ROLE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     clinician_id: str
     client_state: str
@@ -94,7 +95,8 @@ class LicensureChecked(_message.Message):
     client_id: str
     stage: str
     checked_at: _timestamp_pb2.Timestamp
-    def __init__(self, session_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., client_state: _Optional[str] = ..., decision: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ..., data_version: _Optional[str] = ..., client_id: _Optional[str] = ..., stage: _Optional[str] = ..., checked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    clinician_role: str
+    def __init__(self, session_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., client_state: _Optional[str] = ..., decision: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ..., data_version: _Optional[str] = ..., client_id: _Optional[str] = ..., stage: _Optional[str] = ..., checked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clinician_role: _Optional[str] = ...) -> None: ...
 
 class CredentialExpiring(_message.Message):
     __slots__ = ("item_id", "item_type", "owner_id", "expires_at", "horizon_days", "affected_session_ids")
