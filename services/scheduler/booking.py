@@ -118,6 +118,10 @@ def treating_facilitators(session: Document) -> list[tuple[str, str]]:
     return list(found.items())
 
 
+def home_states(clients: Iterable[Document]) -> list[str]:
+    return [str(c.get("home_state", "")) for c in clients]
+
+
 def tech_check_task_id(session_id: str, client_id: str) -> str:
     return f"tc-{session_id}-{client_id}"
 
@@ -279,7 +283,10 @@ class Scheduler:
                     req.planned_modality,
                 ),
                 self._check_facilitators_licensed(
-                    [f for f in facilitators if f["_id"] in treating], people.clients, req.starts_at, req.ends_at
+                    [f for f in facilitators if f["_id"] in treating],
+                    home_states(people.clients),
+                    req.starts_at,
+                    req.ends_at,
                 ),
             )
         )
@@ -491,12 +498,17 @@ class Scheduler:
         await asyncio.gather(*(self._evaluate(r) for r in requests))
 
     async def _check_facilitators_licensed(
-        self, facilitators: Sequence[Document], clients: Sequence[Document], start: datetime, end: datetime
+        self,
+        facilitators: Sequence[Document],
+        states: Iterable[str],
+        start: datetime,
+        end: datetime,
+        location_verified: bool = False,
     ) -> None:
         """CheckLicensure for every treating facilitator (besides the session's clinician, whom
-        EvaluateSession covers) in every client's state over the whole session, concurrently;
-        raises unless all allowed."""
-        states = sorted({str(c.get("home_state", "")) for c in clients})
+        EvaluateSession covers) in each of the clients' `states` over the whole session,
+        concurrently; raises unless all allowed (the refusal names the facilitator). At booking the
+        states are the clients' home states; at start, their verified check-in locations."""
         requests = [
             compliance_pb2.CheckLicensureRequest(
                 clinician_id=f["_id"],
@@ -504,9 +516,10 @@ class Scheduler:
                 clinician_state=f.get("state", ""),
                 at=to_timestamp(start),
                 ends_at=to_timestamp(end),
+                client_location_verified=location_verified,
             )
             for f in facilitators
-            for state in states
+            for state in sorted(set(states))
         ]
         await asyncio.gather(*(self._check_licensure(r) for r in requests))
 
@@ -705,7 +718,7 @@ class Scheduler:
             self._check_compliance(
                 people.program, people.clinician, [client], d.GROUP, start, end, session.get("modality", d.VIDEO)
             ),
-            self._check_facilitators_licensed(facilitators, [client], start, end),
+            self._check_facilitators_licensed(facilitators, home_states([client]), start, end),
         )
         rules = self.rules_for(people.program, people.clinician)
         booked = d.Booked(session_id, start, end, tuple(d.segments_from_docs(session.get("segments", []))))
@@ -913,12 +926,25 @@ class Scheduler:
         now = datetime.now(UTC)
         if now < _utc(session["starts_at"]) - CHECK_IN_OPENS:
             raise FailedPrecondition("TOO_EARLY_TO_START", "a session starts at most 60 minutes early")
-        program, clinician = await asyncio.gather(
-            self.store.get(PROGRAMS, session["program_id"]), self.store.get(CLINICIANS, session["clinician_id"])
+        treating = [clinician_id for clinician_id, _ in treating_facilitators(session)]
+        program, clinician, facilitators = await asyncio.gather(
+            self.store.get(PROGRAMS, session["program_id"]),
+            self.store.get(CLINICIANS, session["clinician_id"]),
+            self.store.get_many(CLINICIANS, treating),
         )
         assert program is not None and clinician is not None
         code = self.ref.service_code(program["level_of_care"], session["kind"])
+        start, end = _utc(session["starts_at"]), _utc(session["ends_at"])
+        # the session's clinician by EvaluateSession, each lead and co-facilitator by CheckLicensure,
+        # in every confirmed client's verified state: any refusal refuses the start
         await asyncio.gather(
+            self._check_facilitators_licensed(
+                [facilitators.get(f, {"_id": f}) for f in treating],  # no profile: checked all the same
+                [c["location"]["state"] for c in confirmed],
+                start,
+                end,
+                location_verified=True,
+            ),
             *(
                 self._evaluate(
                     compliance_pb2.EvaluateSessionRequest(
@@ -939,7 +965,7 @@ class Scheduler:
                     )
                 )
                 for c in confirmed
-            )
+            ),
         )
         after = {**session, "status": d.IN_PROGRESS, "started_at": now}
         event = scheduling_pb2.SessionStarted(

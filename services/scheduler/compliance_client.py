@@ -50,14 +50,19 @@ class ComplianceGateway:
         return evaluation
 
     async def check_licensure(self, request: compliance_pb2.CheckLicensureRequest) -> compliance_pb2.LicensureDecision:
-        """The licensure decision; raises Unavailable when there is none, FailedPrecondition unless allowed."""
+        """The licensure decision; raises Unavailable when there is none, FailedPrecondition unless
+        allowed, naming the facilitator checked (metadata `facilitator_id`, an opaque id)."""
         decision: compliance_pb2.LicensureDecision = await self._allowed(
-            self._stub.CheckLicensure, request, "check a facilitator's licensure"
+            self._stub.CheckLicensure,
+            request,
+            "check a facilitator's licensure",
+            {"facilitator_id": request.clinician_id},
         )
         return decision
 
-    async def _allowed(self, method: Any, request: Message, what: str) -> Any:
-        """Call `method`; fails closed (Unavailable) without an answer, FailedPrecondition unless allowed."""
+    async def _allowed(self, method: Any, request: Message, what: str, names: dict[str, str] | None = None) -> Any:
+        """Call `method`; fails closed (Unavailable) without an answer, FailedPrecondition unless
+        allowed; `names` go into the refusal's metadata."""
         try:
             answer = await method(request, timeout=self._timeout_s)
         except grpc.aio.AioRpcError as exc:
@@ -67,13 +72,16 @@ class ComplianceGateway:
                 f"compliance could not {what}; not booked (fails closed)",
                 {"grpc_code": exc.code().name},
             ) from exc
-        require_allowed(answer)
+        require_allowed(answer, names)
         return answer
 
 
-def require_allowed(evaluation: compliance_pb2.SessionEvaluation | compliance_pb2.LicensureDecision) -> None:
+def require_allowed(
+    evaluation: compliance_pb2.SessionEvaluation | compliance_pb2.LicensureDecision,
+    names: dict[str, str] | None = None,
+) -> None:
     reasons = ",".join(evaluation.reasons)
-    metadata = {"compliance_reasons": reasons, "data_version": evaluation.data_version}
+    metadata = {**(names or {}), "compliance_reasons": reasons, "data_version": evaluation.data_version}
     if evaluation.decision == compliance_pb2.DECISION_ALLOW:
         return
     if evaluation.decision == compliance_pb2.DECISION_DENY:

@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 from pymongo import MongoClient
 
+from iop.compliance.v1 import compliance_pb2
 from iop.events.v1 import common_pb2
 from iop.events.v1 import engagement_pb2 as engagement_events
 from iop.events.v1 import scheduling_pb2 as ev
@@ -25,6 +26,7 @@ from iop.scheduler.v1 import scheduler_pb2 as pb
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
+from tests.integration.test_scheduler_guards import error_metadata
 from tests.integration.test_scheduler_support import (
     NEW_YORK,
     Api,
@@ -613,6 +615,64 @@ def test_session_scheduled_names_the_treating_facilitators(api: Api, settings: S
         assert isinstance(alone, ev.SessionScheduled) and list(alone.treating_facilitators) == []
     finally:
         tail.close()
+
+
+def test_a_group_does_not_start_while_a_co_facilitator_is_suspended(api: Api) -> None:
+    """StartSession re-checks each lead and co-facilitator in the clients' verified locations, as it
+    evaluates the session's clinician: a co-facilitator suspended since booking refuses the start
+    (COMPLIANCE_DENIED, metadata facilitator_id); reinstated, the group starts. A suspended observer
+    does not stop it (an observer does not treat)."""
+    program = api.program()
+    clinician, co, observer = api.clinician(), api.clinician(), api.clinician()
+    client = api.client()
+    group = api.book(
+        program.program_id,
+        clinician,
+        [client],
+        next_slot(timedelta(minutes=20)),
+        kind=ev.SESSION_KIND_GROUP,
+        capacity=3,
+        facilitators=[
+            pb.Facilitator(clinician_id=co, role="co_facilitator"),
+            pb.Facilitator(clinician_id=observer, role="observer"),
+        ],
+    )
+    api.call(
+        "CheckIn",
+        pb.CheckInRequest(
+            session_id=group.session_id,
+            client_id=client,
+            location=common_pb2.ClientLocation(state="NY", postal_code="10001", verified=True),
+            privacy_attestation="alone",
+        ),
+    )
+
+    def board_action(clinician_id: str, status: str, ago: timedelta) -> None:
+        listed = api.compliance.ListClinicianCredentials(
+            compliance_pb2.ListClinicianCredentialsRequest(clinician_id=clinician_id), metadata=api.md(), timeout=10
+        )
+        api.compliance.UpdateLicenseStatus(
+            compliance_pb2.UpdateLicenseStatusRequest(
+                license_id=listed.licenses[0].license_id,
+                status=status,
+                effective_at=to_timestamp(datetime.now(UTC) - ago),
+            ),
+            metadata=api.md(),
+            timeout=10,
+        )
+
+    board_action(co, "suspended", timedelta(minutes=2))
+    board_action(observer, "suspended", timedelta(minutes=2))
+    with pytest.raises(grpc.RpcError) as refused:
+        api.call("StartSession", pb.StartSessionRequest(session_id=group.session_id, clinician_state="NY"))
+    assert reason_of(refused.value) == "COMPLIANCE_DENIED"
+    metadata = error_metadata(refused.value)
+    assert metadata["facilitator_id"] == co and "LICENSE_SUSPENDED" in metadata["compliance_reasons"], metadata
+    assert api.call("GetSession", pb.GetSessionRequest(session_id=group.session_id)).status == "checked_in"
+
+    board_action(co, "active", timedelta(minutes=1))
+    started = api.call("StartSession", pb.StartSessionRequest(session_id=group.session_id, clinician_state="NY"))
+    assert started.status == "in_progress"
 
 
 def test_schedules_search_and_tech_checks(api: Api) -> None:
