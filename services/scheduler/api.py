@@ -92,18 +92,23 @@ def _slot(doc: Document) -> scheduler_pb2.Slot:
 def session_message(doc: Document, only_client: str | None = None) -> scheduler_pb2.Session:
     """The session as a reply; with `only_client`, as someone may see it who may see that one client's
     part of it and no other client's (a client reading their group session: not who else is in it,
-    nor where they checked in from)."""
+    nor where they checked in from, nor the slots proposed to another of them)."""
     turn = doc.get("turn_taking") or {}
     client_ids = list(doc["client_ids"])
     check_ins = list(doc.get("check_ins", []))
     task_ids = list(doc.get("tech_check_task_ids", []))
     privacy_flagged = bool(doc.get("privacy_flagged", False))
+    proposed = list(doc.get("proposed_slots", []))
     if only_client is not None:
         client_ids = [c for c in client_ids if c == only_client]
         check_ins = [c for c in check_ins if c["client_id"] == only_client]
         task_ids = [t for t in task_ids if t == tech_check_task_id(doc["_id"], only_client)]
         if doc["kind"] == d.GROUP:  # the group is flagged for whichever client reported it
             privacy_flagged = only_client in doc.get("privacy_flagged_clients", [])
+            # slots proposed to one client of a group lie in that client's alone-windows: theirs only
+            # (a session stored before `proposed_for` shows a group's client none)
+            if only_client not in doc.get("proposed_for", []):
+                proposed = []
     return scheduler_pb2.Session(
         session_id=doc["_id"],
         program_id=doc["program_id"],
@@ -139,7 +144,7 @@ def session_message(doc: Document, only_client: str | None = None) -> scheduler_
         ],
         tech_check_task_ids=task_ids,
         privacy_flagged=privacy_flagged,
-        proposed_slots=[_slot(s) for s in doc.get("proposed_slots", [])],
+        proposed_slots=[_slot(s) for s in proposed],
         interruption_reason=doc.get("interruption_reason", ""),
         rescheduled_to=doc.get("rescheduled_to", ""),
         rescheduled_from=doc.get("rescheduled_from", ""),

@@ -1066,7 +1066,13 @@ class Scheduler:
         now = datetime.now(UTC)
         clients = [client_id] if client_id else list(session["client_ids"])
         slots = await self.propose(session, clients, reason)
-        after = {**session, "status": d.INTERRUPTED, "interrupted_at": now, "proposed_slots": slots}
+        after = {
+            **session,
+            "status": d.INTERRUPTED,
+            "interrupted_at": now,
+            "proposed_slots": slots,
+            "proposed_for": clients,
+        }
         messages: list[Message] = [
             scheduling_pb2.SessionInterrupted(session_id=session_id, reason=reason, interrupted_at=to_timestamp(now))
         ]
@@ -1077,6 +1083,7 @@ class Scheduler:
                 "interrupted_at": now,
                 "interruption_reason": reason,
                 "proposed_slots": slots,
+                "proposed_for": clients,
             }
         }
         if reason == "PRIVACY_COMPROMISED":
@@ -1116,10 +1123,12 @@ class Scheduler:
             return await self.interrupt(session_id, reason, client_id)
         slots = await self.propose(session, [client_id], reason)
         field = "privacy_flagged_clients" if reason == "PRIVACY_COMPROMISED" else "dropped_clients"
-        update: dict[str, Any] = {"$push": {field: client_id}, "$set": {"proposed_slots": slots}}
+        # the slots are this client's (their alone-windows): `proposed_for` keeps them from the group's others
+        proposed = {"proposed_slots": slots, "proposed_for": [client_id]}
+        update: dict[str, Any] = {"$push": {field: client_id}, "$set": dict(proposed)}
         if reason == "PRIVACY_COMPROMISED":
             update["$set"]["privacy_flagged"] = True
-        after = {**session, "proposed_slots": slots}
+        after = {**session, **proposed}
         updated = await self.store.update_session(
             session_id,
             {field: {"$ne": client_id}},

@@ -520,6 +520,32 @@ def test_a_clients_records_are_read_by_the_clinicians_who_treat_them(api: Api) -
     assert all(list(s.client_ids) == [a] for s in own.sessions)
 
 
+def test_a_client_sees_no_slots_proposed_for_another_client_of_their_group(api: Api) -> None:
+    # the slots proposed to a client who reported an unsafe place lie in that client's alone-windows:
+    # when nobody else is home, which their group must not learn
+    program, lead = api.program(), api.clinician()
+    alone = [pb.WeeklyWindow(weekday=i, start="02:00", end="03:00") for i in range(7)]
+    a, b = api.client(), api.client(alone_windows=alone)
+    group = api.book(
+        program.program_id, lead, [a, b], next_slot(timedelta(minutes=20)), kind=ev.SESSION_KIND_GROUP, capacity=3
+    )
+    location = common_pb2.ClientLocation(state="NY", verified=True)
+    check_in = pb.CheckInRequest(
+        session_id=group.session_id, client_id=b, location=location, privacy_attestation="compromised"
+    )
+    assert api.call("CheckIn", check_in, role="client", subject=b).proposed_slots  # b's own: b sees them
+    read = pb.GetSessionRequest(session_id=group.session_id)
+    assert all(s.in_alone_window for s in api.call("GetSession", read, role="client", subject=b).proposed_slots)
+    assert api.call("GetSession", read, role="clinician", subject=lead).proposed_slots  # the care team does
+    assert not api.call("GetSession", read, role="client", subject=a).proposed_slots
+    start = datetime.now(UTC) - timedelta(hours=1)
+    view = pb.ScheduleViewRequest(
+        owner_id=a, to=to_timestamp(start + timedelta(days=1)), **{"from": to_timestamp(start)}
+    )
+    (seen,) = api.call("GetClientSchedule", view, role="client", subject=a).sessions
+    assert not seen.proposed_slots
+
+
 # ---------- E. backup phone at check-in ----------
 
 
