@@ -546,6 +546,27 @@ def test_a_client_sees_no_slots_proposed_for_another_client_of_their_group(api: 
     assert not seen.proposed_slots
 
 
+def test_a_tech_check_that_does_not_exist_is_refused_as_one_the_caller_may_not_touch(api: Api) -> None:
+    program, lead, stranger = api.program(), api.clinician(), api.clinician()
+    a, b = api.client(), api.client()
+    session = api.book(program.program_id, lead, [a], local_day_at(days_ahead=3, hour=11))
+    (task_id,) = session.tech_check_task_ids
+    for role, subject, reason in (("clinician", stranger, "NOT_ON_CARE_TEAM"), ("client", b, "NOT_OWN_RECORD")):
+        answers = set()
+        for tid in (task_id, f"tc-{session.session_id}-{b}", "tc-no-such-task"):
+            request = pb.CompleteTechCheckRequest(task_id=tid, passed=True)
+            err = refused(
+                grpc.StatusCode.PERMISSION_DENIED, api.call, "CompleteTechCheck", request, role=role, subject=subject
+            )
+            answers.add((reason_of(err), err.details()))
+        assert len(answers) == 1 and next(iter(answers))[0] == reason, answers  # alike: nothing told
+    err = refused(
+        grpc.StatusCode.NOT_FOUND, api.call, "CompleteTechCheck", pb.CompleteTechCheckRequest(task_id="tc-no-such-task")
+    )
+    assert "tech_check" in (err.details() or "")  # supervisors and the platform are told
+    assert api.call("ListTechChecks", pb.ListTechChecksRequest(client_id=a)).tasks[0].status == "open"
+
+
 # ---------- E. backup phone at check-in ----------
 
 
