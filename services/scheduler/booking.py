@@ -644,6 +644,8 @@ class Scheduler:
             and existing["clinician_id"] == req.clinician_id
             and list(existing["client_ids"]) == list(req.client_ids)
             and existing["kind"] == req.kind
+            # (the care team too: a clinician not on the session must not get it by adding themselves)
+            and [(f["clinician_id"], f["role"]) for f in existing.get("facilitators", [])] == list(req.facilitators)
             and (_utc(existing["starts_at"]), _utc(existing["ends_at"])) == (req.starts_at, req.ends_at)
             and existing.get("rescheduled_from", "") == req.extra.get("rescheduled_from", "")
         )

@@ -567,6 +567,31 @@ def test_a_tech_check_that_does_not_exist_is_refused_as_one_the_caller_may_not_t
     assert api.call("ListTechChecks", pb.ListTechChecksRequest(client_id=a)).tasks[0].status == "open"
 
 
+def test_a_booking_sent_again_with_other_facilitators_is_another_booking(api: Api) -> None:
+    # a clinician not on a session must not get it by sending its booking again, with themselves added
+    program, lead, stranger = api.program(), api.clinician(), api.clinician()
+    a = api.client()
+    request_id = uid("book")
+    start = local_day_at(days_ahead=6, hour=10)
+    booked = api.book(program.program_id, lead, [a], start, request_id=request_id)
+    replay = pb.ScheduleSessionRequest(
+        request_id=request_id,
+        program_id=program.program_id,
+        clinician_id=lead,
+        client_ids=[a],
+        starts_at=to_timestamp(start),
+        ends_at=to_timestamp(start + timedelta(minutes=60)),
+        kind=ev.SESSION_KIND_INDIVIDUAL,
+        facilitators=[pb.Facilitator(clinician_id=stranger, role="co_facilitator")],
+    )
+    err = refused(grpc.StatusCode.ALREADY_EXISTS, api.call, "BookSession", replay, role="clinician", subject=stranger)
+    assert reason_of(err) == "REQUEST_ID_REUSED"
+    assert error_metadata(err) == {"session_id": booked.session_id}
+    # the same booking sent again by its clinician is still that booking
+    again = api.book(program.program_id, lead, [a], start, request_id=request_id, metadata=api.md("clinician", lead))
+    assert again.session_id == booked.session_id and not again.facilitators
+
+
 # ---------- E. backup phone at check-in ----------
 
 
