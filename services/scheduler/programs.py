@@ -348,12 +348,17 @@ class Programs:
         v.require(bool(clinician_id), "clinician_id", "required")
         v.raise_if_any()
         doc = await self.store.get(CARE_SESSIONS, care_id)
-        if doc is None:
-            raise NotFound("care_session", care_id)
-        if recorder is not None and recorder not in (clinician_id, doc.get("facilitator_id")):
+        # A clinician who is not part of the care session is refused alike whether it exists or not.
+        if recorder is not None and (
+            doc is None
+            or recorder not in doc["clinician_ids"]
+            or recorder not in (clinician_id, doc.get("facilitator_id"))
+        ):
             raise PermissionDenied(
                 "NOT_OWN_RECORD", "a clinician records their own attendance; the facilitator records anyone's"
             )
+        if doc is None:
+            raise NotFound("care_session", care_id)
         if clinician_id not in doc["clinician_ids"]:
             raise FailedPrecondition("NOT_A_PARTICIPANT", "the clinician is not part of this care session")
         if clinician_id in doc["attended"] + doc["missed"]:

@@ -592,6 +592,32 @@ def test_a_booking_sent_again_with_other_facilitators_is_another_booking(api: Ap
     assert again.session_id == booked.session_id and not again.facilitators
 
 
+def test_a_care_session_that_does_not_exist_is_refused_to_a_clinician_as_one_not_theirs(api: Api) -> None:
+    a, b, outsider = api.clinician(), api.clinician(), api.clinician()
+    series = care_series(api, uid("care"), [a, b], local_day_at(days_ahead=2, hour=6))
+    care_id = series.sessions[0].care_session_id
+    answers = set()
+    for care_session_id in (care_id, f"{care_id}-no-such", "no-such-care-session"):
+        request = pb.RecordCareAttendanceRequest(care_session_id=care_session_id, clinician_id=outsider, attended=True)
+        err = refused(
+            grpc.StatusCode.PERMISSION_DENIED,
+            api.call,
+            "RecordCareAttendance",
+            request,
+            role="clinician",
+            subject=outsider,
+        )
+        answers.add((reason_of(err), err.details()))
+    assert len(answers) == 1 and next(iter(answers))[0] == "NOT_OWN_RECORD", answers  # alike: nothing told
+    missing = pb.RecordCareAttendanceRequest(care_session_id="no-such-care-session", clinician_id=a, attended=True)
+    assert "care_session" in (
+        refused(grpc.StatusCode.NOT_FOUND, api.call, "RecordCareAttendance", missing, role="supervisor").details() or ""
+    )
+    mine = pb.RecordCareAttendanceRequest(care_session_id=care_id, clinician_id=a, attended=True)
+    assert list(api.call("RecordCareAttendance", mine, role="clinician", subject=a).attended) == [a]
+    assert not api.call("RecordCareAttendance", mine, role="supervisor").missed
+
+
 # ---------- E. backup phone at check-in ----------
 
 
