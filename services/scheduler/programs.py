@@ -126,7 +126,8 @@ class Programs:
 
     async def change_cohort(self, cohort_id: str, client_id: str, add: bool) -> Document:
         """Rolling admission and discharge: `client_id` joins (add) or leaves the cohort. Sessions
-        already booked stay as they are; a client who left is no longer seated in the cohort's groups."""
+        already booked stay as they are: a client who left keeps their seats and sessions in the
+        cohort's groups until they are cancelled (docs/scheduler.md)."""
         v = FieldViolations()
         v.require(bool(cohort_id.strip()), "cohort_id", "required")
         v.require(bool(client_id.strip()), "client_id", "required")
@@ -412,8 +413,11 @@ _SERIES_FIELDS = ("kind", "clinician_ids", "facilitator_id", "time_zone", "inter
 
 
 def _same_occurrence(stored: Document, wanted: Document) -> bool:
+    def value(doc: Document, field: str) -> object:
+        return sorted(doc[field]) if field == "clinician_ids" else doc[field]  # the members, in any order
+
     return all(
-        stored.get(f) == wanted[f]
+        value(stored, f) == value(wanted, f)
         for f in _SERIES_FIELDS
         if f in stored  # occurrences stored before 2026-12-07 have no interval_days / occurrences
     ) and (_utc(stored["starts_at"]), _utc(stored["ends_at"])) == (_utc(wanted["starts_at"]), _utc(wanted["ends_at"]))

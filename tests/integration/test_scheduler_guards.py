@@ -111,6 +111,7 @@ def test_a_care_series_request_id_reused_with_other_content_is_refused(api: Api,
     request_id = uid("care")
     series = care_series(api, request_id, [a, b], first)
     assert care_series(api, request_id, [a, b], first) == series  # a retry: the same series
+    assert care_series(api, request_id, [b, a], first, facilitator_id=b) == series  # its members in another order
     care_ids = [s.care_session_id for s in series.sessions]
     claims_before = db.claims.count_documents({"session_id": {"$in": care_ids}})
     for other in (
