@@ -778,7 +778,11 @@ class AlertService:
         if st.status == Status.RESOLVED:
             raise TransitionError("ALERT_RESOLVED", "the alert is already resolved")
         now = datetime.now(UTC)
-        at = attempted_at or now
+        # An attempt is not made after it is recorded: a time ahead of our clock (the caller's
+        # clock runs ahead, within the API's tolerance) is now. Left in the future, it would make
+        # the contact look later than a drop or a crisis signal that comes meanwhile, and the
+        # ladder they restart would stay stopped (domain.fold_alert).
+        at = min(attempted_at, now) if attempted_at is not None else now
         if attempt["target"] == "EMERGENCY_CONTACT":
             consented = {c["contact_id"] for c in await self.consented_at(alert["client_id"], at)}
             if attempt.get("contact_id", "") not in consented:

@@ -825,6 +825,54 @@ async def test_a_positive_item_9_after_the_client_was_reached_restarts_outreach(
         await mongo.close()
 
 
+async def test_a_contact_logged_with_a_clock_ahead_does_not_keep_the_ladder_stopped(crisis, io, settings) -> None:
+    """A REACHED attempt whose `attempted_at` is ahead of the server's clock (the caller's clock runs
+    ahead, within the API's tolerance) is taken as made now: a crisis signal processed within that
+    minute restarts outreach, as after any contact (it used to count as before the contact, and the
+    restarted ladder stayed stopped with no rung due)."""
+    producer, out = io
+    client = uid("sig")
+
+    async def signal(value: int) -> Any:
+        return await producer.send(
+            topics.OUTCOMES_IN,
+            client,
+            engagement_pb2.CrisisSignal(
+                client_id=client, source="phq9-item9", value=value, observed_at=to_timestamp(datetime.now(UTC))
+            ),
+            "/iop/engagement",
+        )
+
+    first = await signal(2)
+    opened = await out.wait_for(for_client(client, "AlertOpened"))
+    assert opened, "the first positive item 9 opened no alert"
+    await applied(settings, "outcomes", first.id)
+    alert_id = opened[0][2].alert_id
+    channel, api = stub(crisis.target)
+    me = md(settings, "supervisor")
+    async with channel:
+        reached = await api.RecordContactAttempt(
+            crisis_pb2.RecordContactAttemptRequest(
+                alert_id=alert_id,
+                target="CLIENT",
+                outcome="REACHED",
+                request_id=uid("req"),
+                attempted_at=to_timestamp(datetime.now(UTC) + timedelta(seconds=50)),
+            ),
+            metadata=me,
+            timeout=DEADLINE_S,
+        )
+        recorded_by = datetime.now(UTC)
+        assert reached.status == ev.ALERT_STATUS_CONTACT_MADE
+        second = await signal(1)
+        await applied(settings, "outcomes", second.id)
+        after = await api.GetAlert(crisis_pb2.GetAlertRequest(alert_id=alert_id), metadata=me, timeout=DEADLINE_S)
+    assert [(g.trigger_event_id, g.restarted_ladder) for g in after.signals] == [(second.id, True)]
+    assert (after.status, after.ladder_round, after.next_step_index) == (ev.ALERT_STATUS_ESCALATED, 1, 1)
+    assert after.HasField("next_step_due_at"), "the restarted ladder has no next rung due"
+    assert after.contact_attempts[0].attempted_at.ToDatetime(tzinfo=UTC) <= recorded_by  # taken as made then
+
+
 def rung_events(rung: Document, client: str) -> tuple[list[ev.AlertEscalated], list[ev.CrisisTaskCreated]]:
     """The AlertEscalated and CrisisTaskCreated events a stored rung carries in its outbox."""
     escalated, tasks = [], []
