@@ -565,6 +565,11 @@ class AlertService:
         are due from this one. False when that round was started meanwhile."""
         alert, records, st = found.alert, found.records, found.state
         alert_id, policy, ladder_round = alert["_id"], policy_of(alert), st.ladder_round + 1
+        # The restart answers the contact it read, so it is dated after it: `now` (the handler's
+        # clock, read before the records) can be earlier than a contact stored meanwhile, and a
+        # restart dated before its contact would be folded as stopped by it. The store keeps ms.
+        reached = [r["at"] for r in all_records(alert, records) if r["kind"] == "ATTEMPT" and r.get("reached")]
+        now = max([now, *(at + timedelta(milliseconds=1) for at in reached)])
         now_at = await self.dispatch(alert, 0)
         actx = now_at.actx
         firing = fire_step(actx, policy, 0, now, ladder_round)

@@ -758,6 +758,28 @@ async def test_a_signal_after_contact_restarts_the_ladder_once_and_a_rung_in_fli
         assert (shown.ladder_round, shown.next_step_index, shown.status) == (2, 1, ev.ALERT_STATUS_ESCALATED)
 
 
+async def test_a_signal_whose_clock_was_read_before_the_contact_still_restarts_the_ladder(settings, tmp_path) -> None:
+    """The signal handler reads its clock, then the records; a contact stored in between is read
+    (the client was reached: the ladder restarts), but the handler's time is before it. The
+    restart is dated after the contact it answers, or the committed restart (its rung, tasks and
+    AlertEscalated) would be folded as stopped by that contact, with no next rung due."""
+    async with alert_service(settings, tmp_path, "restartrace") as alerts:
+        core = CrisisCore(
+            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
+        )
+        client = uid("rr")
+        alert_id = await core.on_crisis_signal(trigger_id=uid("s"), client_id=client, value=2, now=datetime.now(UTC))
+        handler_clock = datetime.now(UTC)
+        await asyncio.sleep(0.01)
+        await alerts.record_attempt(alert_id, {"attempt_id": "a1", **REACHED}, "clin")
+        await core.on_crisis_signal(trigger_id=uid("s"), client_id=client, value=2, now=handler_clock)
+        header, records, st = await alerts.current(alert_id)
+        assert (st.status, st.ladder_round, st.next_step) == (Status.ESCALATED, 1, 1)
+        restart = next(r for r in records if r["_id"] == rung_id(alert_id, 0, 1))
+        assert st.due_at == restart["at"] + timedelta(hours=1)
+        assert header["due_at"] == st.due_at
+
+
 async def test_a_positive_item_9_after_the_client_was_reached_restarts_outreach(crisis, io, settings) -> None:
     producer, out = io
     client = uid("sig")
