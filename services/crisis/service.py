@@ -156,6 +156,7 @@ class CrisisCore:
         Two check-ins applied at once may both find the same current one and be appended in either
         order: each names the top of the log it read (`based_on`), from which the store's read
         picks the latest by time (`CrisisStore.current_checkin`) without a lock or an update."""
+        at = at.replace(microsecond=at.microsecond // 1000 * 1000)  # as stored (ms): compared with stored times
         session, (top, latest) = await asyncio.gather(
             self.store.session(session_id), self.store.current_checkin(client_id)
         )
@@ -163,7 +164,9 @@ class CrisisCore:
         if latest is not None and latest.get("event_id") == event_id:
             return  # a redelivery: no change, no event
         late = latest is not None and latest["at"] > at
-        if late and await self.store.in_checkin_log(client_id, event_id, at, top):
+        # (a check-in of the same time as the current one may be in the log too: two sessions'
+        # check-ins at one instant, the other picked as current)
+        if latest is not None and latest["at"] >= at and await self.store.in_checkin_log(client_id, event_id, at, top):
             return  # a redelivery of a check-in that was current when it came, and is no longer
         resources: dict[str, Any] | None
         problem = ""

@@ -549,6 +549,16 @@ async def test_a_redelivered_checkin_that_is_no_longer_current_is_recorded_once(
             assert await logged(client) == ([*earlier, "x", "y"], ["late1", "late2"]), history
             current = await alerts.store.checkin(client)
             assert current is not None and current["event_id"] == "y"
+            # a check-in of the same time as the current one (another session's), then a redelivery
+            # of the one not picked as current: recorded once, the current one stays
+            await checkin(client, "z", 60)
+            current = await alerts.store.checkin(client)
+            assert current is not None
+            other = "y" if current["event_id"] == "z" else "z"
+            await checkin(client, other, 60)
+            assert await logged(client) == ([*earlier, "x", "y", "z"], ["late1", "late2"]), history
+            again = await alerts.store.checkin(client)
+            assert again is not None and again["event_id"] == current["event_id"]
 
 
 async def test_a_drop_processed_after_the_sessions_end_is_judged_by_its_own_time(crisis, io, settings) -> None:
