@@ -136,5 +136,6 @@ def escalated_event(alert: dict[str, Any], fired: dict[str, Any], next_due: date
         problems=fired.get("problems", []),
         next_step_due_at=to_timestamp(next_due),
         fired_by=fired.get("fired_by", ""),
+        ladder_round=fired.get("round", 0),
         **dispatched_message_fields(fired, alert),
     )

@@ -824,10 +824,11 @@ async def test_a_positive_item_9_after_the_client_was_reached_restarts_outreach(
         escalated = await out.wait_for(for_client(client, "AlertEscalated"))
         assert escalated, "a positive item 9 after contact did not restart outreach"
         restart = escalated[0][2]
-        assert (restart.step_index, restart.step, restart.trigger) == (
+        assert (restart.step_index, restart.step, restart.trigger, restart.ladder_round) == (
             0,
             ev.LADDER_STEP_CLINICIAN_CALLBACK,
             "CRISIS_SIGNAL",
+            1,
         )
         restarted = {  # task ids are derived: a partner (and this test) deduplicates by them
             f"{alert_id}:r1:0:callback": "CALLBACK",

@@ -152,7 +152,7 @@ class AlertOpened(_message.Message):
     def __init__(self, alert_id: _Optional[str] = ..., client_id: _Optional[str] = ..., session_id: _Optional[str] = ..., program_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., reason: _Optional[str] = ..., risk_level: _Optional[_Union[RiskLevel, str]] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trigger_event_id: _Optional[str] = ..., on_call_id: _Optional[str] = ..., problems: _Optional[_Iterable[str]] = ..., next_step_due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy_id: _Optional[str] = ...) -> None: ...
 
 class AlertEscalated(_message.Message):
-    __slots__ = ("alert_id", "client_id", "step_index", "step", "trigger", "due_at", "escalated_at", "route", "assignee_id", "delivery_status", "delivery_error", "problems", "next_step_due_at", "fired_by", "location", "callback_phone", "location_session_id", "location_verified_at")
+    __slots__ = ("alert_id", "client_id", "step_index", "step", "trigger", "due_at", "escalated_at", "route", "assignee_id", "delivery_status", "delivery_error", "problems", "next_step_due_at", "fired_by", "location", "callback_phone", "location_session_id", "location_verified_at", "ladder_round")
     ALERT_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -171,6 +171,7 @@ class AlertEscalated(_message.Message):
     CALLBACK_PHONE_FIELD_NUMBER: _ClassVar[int]
     LOCATION_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     LOCATION_VERIFIED_AT_FIELD_NUMBER: _ClassVar[int]
+    LADDER_ROUND_FIELD_NUMBER: _ClassVar[int]
     alert_id: str
     client_id: str
     step_index: int
@@ -189,7 +190,8 @@ class AlertEscalated(_message.Message):
     callback_phone: str
     location_session_id: str
     location_verified_at: _timestamp_pb2.Timestamp
-    def __init__(self, alert_id: _Optional[str] = ..., client_id: _Optional[str] = ..., step_index: _Optional[int] = ..., step: _Optional[_Union[LadderStep, str]] = ..., trigger: _Optional[str] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., escalated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., route: _Optional[_Union[ContactRoute, str]] = ..., assignee_id: _Optional[str] = ..., delivery_status: _Optional[str] = ..., delivery_error: _Optional[str] = ..., problems: _Optional[_Iterable[str]] = ..., next_step_due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fired_by: _Optional[str] = ..., location: _Optional[_Union[_common_pb2.ClientLocation, _Mapping]] = ..., callback_phone: _Optional[str] = ..., location_session_id: _Optional[str] = ..., location_verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    ladder_round: int
+    def __init__(self, alert_id: _Optional[str] = ..., client_id: _Optional[str] = ..., step_index: _Optional[int] = ..., step: _Optional[_Union[LadderStep, str]] = ..., trigger: _Optional[str] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., escalated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., route: _Optional[_Union[ContactRoute, str]] = ..., assignee_id: _Optional[str] = ..., delivery_status: _Optional[str] = ..., delivery_error: _Optional[str] = ..., problems: _Optional[_Iterable[str]] = ..., next_step_due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fired_by: _Optional[str] = ..., location: _Optional[_Union[_common_pb2.ClientLocation, _Mapping]] = ..., callback_phone: _Optional[str] = ..., location_session_id: _Optional[str] = ..., location_verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ladder_round: _Optional[int] = ...) -> None: ...
 
 class AlertAcknowledged(_message.Message):
     __slots__ = ("alert_id", "client_id", "acknowledged_by", "acknowledged_at")
