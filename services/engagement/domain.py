@@ -130,10 +130,12 @@ def attendance_for(
     result = Attendance(client_id=client_id, status="expected")
     open_since: datetime | None = None
     dropped = False
+    dip = False  # the drop is a quality dip: the participant is still in the meeting
     modalities: set[str] = set()
     for s in own:
-        if s.kind == JOINED or (dropped and is_connected_sign(s, rules)):
-            # a rejoin, or the quality back after a drop (not after a normal leave: they left)
+        if s.kind == JOINED or (dropped and dip and is_connected_sign(s, rules)):
+            # a rejoin, or the quality back after a dip (not after a participant_left: they are out
+            # of the meeting, and only a join brings them back)
             if dropped:
                 result.reconnections += 1
                 dropped = False
@@ -147,6 +149,9 @@ def attendance_for(
             if is_drop(s, rules) and open_since is not None:
                 result.disconnections += 1
                 dropped = True
+                dip = s.kind == QUALITY
+            elif s.kind == LEFT:
+                dip = False
             if open_since is not None:
                 result.intervals.append((open_since, s.at))
                 result.last_leave = s.at
@@ -197,6 +202,76 @@ def drop_event_id(signal_id: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"iop:engagement:connection-dropped:{signal_id}"))
 
 
+@dataclass(frozen=True)
+class LastSeen:
+    """When the webhook last saw a participant connected (ConnectionStore), which may be newer than
+    the ledger's signals: `connected` by any sign of a connection (a join, a quality reading above
+    0), `joined` by a join."""
+
+    connected: datetime | None = None
+    joined: datetime | None = None
+
+    def signals(self, participant_id: str) -> list[LedgerSignal]:
+        """The same facts as ledger signals (ids no real signal has)."""
+        signs = []
+        if self.joined is not None:
+            signs.append(LedgerSignal("~seen-joined", participant_id, JOINED, self.joined))
+        if self.connected is not None and self.connected != self.joined:
+            signs.append(LedgerSignal("~seen-connected", participant_id, QUALITY, self.connected, value=5.0))
+        return signs
+
+
+def outages(own: list[LedgerSignal], rules: Rules) -> list[tuple[list[LedgerSignal], bool]]:
+    """One participant's outages by event time: the drops of each, and whether it is over (a sign
+    of a connection came after it). An outage starts with a drop; a join ends it; a quality reading
+    above 0 ends a quality dip but not a participant_left (the participant is out of the meeting:
+    only a join brings them back). A reading of 0 after a normal leave is no drop (they left).
+    Without a join known, the participant counts as connected (a join may be delivered late)."""
+    found: list[tuple[list[LedgerSignal], bool]] = []
+    current: list[LedgerSignal] | None = None
+    dip = False  # the current outage is a quality dip only
+    gone = False  # left normally (and not back)
+    for s in sorted(own, key=lambda s: (s.at, s.signal_id)):
+        if s.kind == JOINED:
+            if current is not None:
+                found.append((current, True))
+                current = None
+            gone = False
+        elif s.kind == QUALITY and not is_drop(s, rules):
+            if current is not None and dip:
+                found.append((current, True))
+                current = None
+        elif is_drop(s, rules):
+            if s.kind == QUALITY and gone and current is None:
+                continue
+            if current is None:
+                current, dip = [s], s.kind == QUALITY
+            else:
+                current.append(s)
+                dip = dip and s.kind == QUALITY
+        elif s.kind == LEFT:  # a normal leave
+            gone, dip = True, False
+    if current is not None:
+        found.append((current, False))
+    return found
+
+
+def _in_drop_window(
+    drop: LedgerSignal,
+    starts_at: datetime,
+    ends_at: datetime,
+    ended: bool,
+    started_at: datetime | None,
+    rules: Rules,
+) -> bool:
+    opens = starts_at - timedelta(minutes=15)
+    closes = ends_at
+    if started_at is not None:
+        opens = min(opens, started_at)
+        closes = max(closes, started_at + (ends_at - starts_at))
+    return not ended and opens <= drop.at <= closes + timedelta(minutes=rules.drop_current_after_end_min)
+
+
 def drop_is_current(
     drop: LedgerSignal,
     signals: list[LedgerSignal],
@@ -206,37 +281,63 @@ def drop_is_current(
     started_at: datetime | None = None,
     *,
     rules: Rules,
-    connected_at: datetime | None = None,
+    seen: LastSeen | None = None,
 ) -> bool:
     """Whether a drop must raise a connection-dropped event now.
 
     Only while the session is not ended, and only for a drop the participant has not come back
-    from: no sign of a connection later by event time (a rejoin, or the quality back above 0;
-    `connected_at`, the latest such time the webhook has seen, may be newer than `signals`). A drop
-    delivered late, after its rejoin, is history, not an alarm. One event per
-    outage: not when another drop of the participant falls after their last sign of a connection
-    before this one (repeated quality readings of 0, or the same outage reported twice, in any
-    order of delivery: the first to arrive raised it). By event time, the drop must fall in the
-    session's window: from 15 minutes before the scheduled start (or the actual start when the
-    session went live earlier) to the scheduled end, moved later by a late start (actual start +
-    scheduled length), plus the overrun allowance. A session running over is still running: until
-    SessionEnded its drops are reported (they feed the crisis service: err toward reporting).
+    from (`outages`): no sign of a connection later by event time (a rejoin; after a quality dip,
+    also the quality back above 0; `seen`, what the webhook has seen, may be newer than
+    `signals`). A drop delivered late, after its rejoin, is history, not an alarm. One event per
+    outage: not when another drop of the participant is in the same outage (repeated quality
+    readings of 0, or the same outage reported twice, in any order of delivery: the first to
+    arrive raised it; see `drop_after_reconnection` for a reconnection delivered after the next
+    outage's drop). By event time, the drop must fall in the session's window: from 15 minutes
+    before the scheduled start (or the actual start when the session went live earlier) to the
+    scheduled end, moved later by a late start (actual start + scheduled length), plus the overrun
+    allowance. A session running over is still running: until SessionEnded its drops are reported
+    (they feed the crisis service: err toward reporting).
     """
-    opens = starts_at - timedelta(minutes=15)
-    closes = ends_at
-    if started_at is not None:
-        opens = min(opens, started_at)
-        closes = max(closes, started_at + (ends_at - starts_at))
-    if ended or not (opens <= drop.at <= closes + timedelta(minutes=rules.drop_current_after_end_min)):
-        return False
-    if connected_at is not None and connected_at > drop.at:
+    if not _in_drop_window(drop, starts_at, ends_at, ended, started_at, rules):
         return False
     own = [s for s in signals if s.participant_id == drop.participant_id and s.signal_id != drop.signal_id]
-    connected = [s.at for s in own if is_connected_sign(s, rules)]
-    if any(at > drop.at for at in connected):
-        return False
-    since = max((at for at in connected if at <= drop.at), default=None)
-    return not any(is_drop(s, rules) and (since is None or s.at > since) for s in own)
+    own += (seen or LastSeen()).signals(drop.participant_id)
+    for drops, over in outages([*own, drop], rules):
+        if drop in drops:
+            return not over and drops == [drop]
+    return False  # not a drop of someone in the meeting
+
+
+def drop_after_reconnection(
+    sign: LedgerSignal,
+    signals: list[LedgerSignal],
+    starts_at: datetime,
+    ends_at: datetime,
+    ended: bool,
+    started_at: datetime | None = None,
+    *,
+    rules: Rules,
+    seen: LastSeen | None = None,
+) -> LedgerSignal | None:
+    """The drop a sign of a connection (in `signals`) reveals as a new, current outage, if any.
+
+    A reconnection delivered after the next drop of the participant splits what looked like one
+    outage in two: that drop was taken for the earlier outage's and raised nothing. Returns the
+    first drop of the outage after `sign` when, without `sign`, an earlier drop was in its outage,
+    and it is current (no sign of a connection after it, `seen` included; in the session's window).
+    """
+    own = [s for s in signals if s.participant_id == sign.participant_id]
+    with_sign = outages([*own, *(seen or LastSeen()).signals(sign.participant_id)], rules)
+    if not with_sign or with_sign[-1][1]:
+        return None
+    first = with_sign[-1][0][0]
+    if first.at <= sign.at:
+        return None
+    without = outages([s for s in own if s.signal_id != sign.signal_id], rules)
+    merged = next((drops for drops, _ in without if first in drops), [first])
+    if merged[0] == first:
+        return None  # the first of its outage already when it came: it was judged then
+    return first if _in_drop_window(first, starts_at, ends_at, ended, started_at, rules) else None
 
 
 # --- outcome measures -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from iop.events.v1 import engagement_pb2 as ev
 from services.engagement.domain import (
     LEDGER_KINDS,
     Attendance,
+    LastSeen,
     LedgerSignal,
     attendance_for,
     drop_event_id,
@@ -71,7 +72,7 @@ def connection_dropped(
     signal: LedgerSignal,
     signals: list[LedgerSignal],
     rules: Rules,
-    connected_at: datetime | None = None,
+    seen: LastSeen | None = None,
 ) -> ev.ConnectionDropped | None:
     """The ConnectionDropped a signal causes in this session's ledger, if any.
 
@@ -79,7 +80,7 @@ def connection_dropped(
     signal (the fast path, before it answers; the signal then carries the drop's id), and by the
     ledger, through the outbox in the same write as the signal, for a drop the webhook did not
     publish (the durable path: its read of the ledger was older than the ledger's). Consumers
-    de-duplicate by event id. `connected_at`: when the webhook last saw the participant connected
+    de-duplicate by event id. `seen`: when the webhook last saw the participant connected
     (ConnectionStore), which may be newer than the ledger's signals.
     """
     starts_at, ends_at = aware(doc["starts_at"]), aware(doc["ends_at"])
@@ -95,18 +96,22 @@ def connection_dropped(
             bool(doc.get("ended")),
             aware(doc.get("started_at")),
             rules=rules,
-            connected_at=connected_at,
+            seen=seen,
         )
     ):
-        return ev.ConnectionDropped(
-            session_id=doc["_id"],
-            client_id=signal.participant_id,
-            dropped_at=to_timestamp(signal.at),
-            clinician_id=doc.get("clinician_id", ""),
-            reason=signal.leave_reason or "connection_lost",
-            program_id=doc.get("program_id", ""),
-        )
+        return dropped_event(doc, signal)
     return None
+
+
+def dropped_event(doc: Document, signal: LedgerSignal) -> ev.ConnectionDropped:
+    return ev.ConnectionDropped(
+        session_id=doc["_id"],
+        client_id=signal.participant_id,
+        dropped_at=to_timestamp(signal.at),
+        clinician_id=doc.get("clinician_id", ""),
+        reason=signal.leave_reason or "connection_lost",
+        program_id=doc.get("program_id", ""),
+    )
 
 
 class LedgerHandlers:
@@ -191,7 +196,7 @@ class LedgerHandlers:
         signals = [*ledger_signals(doc), signal]
         ended = bool(doc.get("ended"))
         entries = compute_entries(doc, signals, aware(doc.get("ended_at")) if ended else None, self._rules)
-        seen = None
+        seen = LastSeen()
         if is_drop(signal, self._rules) and signal.participant_id in doc.get("client_ids", []):
             seen = await self._connections.latest(payload.session_id, signal.participant_id)
         dropped = connection_dropped(doc, signal, signals, self._rules, seen)

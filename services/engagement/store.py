@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from iop.events.v1 import scheduling_pb2
-from services.engagement.domain import LedgerSignal
+from services.engagement.domain import LastSeen, LedgerSignal
 from services.plumbing.outbox import OutgoingEvent, new_document_with_outbox, outbox_entries, with_outbox
 from services.plumbing.protos import to_datetime
 from services.plumbing.storage import BatchedWrites, Document, GroupedFinds, IndexSpec, insert_new
@@ -158,12 +158,12 @@ class AttendanceStore:
 
 
 class ConnectionStore:
-    """When the webhook last saw each participant of a session connected (a join, a quality reading
-    above 0; event time), written before it answers, so that a drop delivered after that answer is
-    judged with it even while the ledger consumer has not applied the signal yet (the webhook's
-    fast path reads the consumer's ledger). One document per session and participant, apart from
-    the ledger's: FerretDB 1.x loses one of two concurrent updates of a document, and the ledger
-    document is written by the ledger consumer alone."""
+    """When the webhook last saw each participant of a session connected (`at`: a join or a quality
+    reading above 0; `joined_at`: a join; event time), written before it answers, so that a drop
+    delivered after that answer is judged with it even while the ledger consumer has not applied
+    the signal yet (the webhook's fast path reads the consumer's ledger). One document per session
+    and participant, apart from the ledger's: FerretDB 1.x loses one of two concurrent updates of a
+    document, and the ledger document is written by the ledger consumer alone."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._connections = db[CONNECTIONS_COLLECTION]
@@ -173,17 +173,20 @@ class ConnectionStore:
     def key(session_id: str, participant_id: str) -> str:
         return f"{session_id}/{participant_id}"  # "/" is in neither opaque id
 
-    async def mark(self, session_id: str, participant_id: str, at: datetime) -> None:
-        """The participant was connected at `at` (the latest time wins)."""
+    async def mark(self, session_id: str, participant_id: str, at: datetime, joined: bool) -> None:
+        """The participant was connected at `at` (`joined`: by a join); the latest time wins."""
         key = self.key(session_id, participant_id)
+        latest = {"at": at, "joined_at": at} if joined else {"at": at}
         try:
-            await self._connections.update_one({"_id": key}, {"$max": {"at": at}}, upsert=True)
+            await self._connections.update_one({"_id": key}, {"$max": latest}, upsert=True)
         except DuplicateKeyError:  # a concurrent first mark inserted it: apply this one to it
-            await self._connections.update_one({"_id": key}, {"$max": {"at": at}})
+            await self._connections.update_one({"_id": key}, {"$max": latest})
 
-    async def latest(self, session_id: str, participant_id: str) -> datetime | None:
+    async def latest(self, session_id: str, participant_id: str) -> LastSeen:
         doc = await self._finds.get(self.key(session_id, participant_id))
-        return aware(doc["at"]) if doc is not None else None
+        if doc is None:
+            return LastSeen()
+        return LastSeen(connected=aware(doc.get("at")), joined=aware(doc.get("joined_at")))
 
 
 class ReceiptStore:

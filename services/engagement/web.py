@@ -33,6 +33,8 @@ from iop.events.v1.engagement_pb2 import VideoSignal
 from services.engagement.config import EngagementConfig
 from services.engagement.dashboard import build_overview, render_page, render_sign_in
 from services.engagement.domain import (
+    JOINED,
+    LastSeen,
     drop_event_id,
     is_connected_sign,
     is_drop,
@@ -164,7 +166,7 @@ def create_app(
         # answer, so the fast path of a drop delivered after it does not take the ledger consumer's
         # older view (without this rejoin) for the truth.
         connected = (
-            asyncio.create_task(connections.mark(signal.session_id, seen.participant_id, seen.at))
+            asyncio.create_task(connections.mark(signal.session_id, seen.participant_id, seen.at, seen.kind == JOINED))
             if is_connected_sign(seen, rules)
             else None
         )
@@ -189,7 +191,7 @@ def create_app(
         receipts.mark_published(event_id)
         return JSONResponse({"status": "accepted", "signal_id": event_id})
 
-    async def publish_drop_now(signal: VideoSignal, doc: Document | None, last_seen: datetime | None) -> str:
+    async def publish_drop_now(signal: VideoSignal, doc: Document | None, last_seen: LastSeen) -> str:
         """The fast path of ConnectionDropped (the crisis service waits for it): straight from the
         webhook, with the id the ledger's outbox would use for the same drop. Returns that id once
         the broker has acknowledged the event, or "" when the signal is not a drop."""

@@ -135,10 +135,61 @@ def test_a_quality_dip_raises_one_connection_dropped_and_none_once_the_quality_i
     # a later outage, after the quality came back, is a new drop
     later = sig("c", "participant_left", 30, "Connection lost")
     assert domain.drop_is_current(later, [joined, dip, back, later], T0, end, ended=False, rules=RULES)
-    # the webhook saw the participant connected after the drop, before the ledger has that signal
-    seen = T0 + timedelta(minutes=31)
-    assert not domain.drop_is_current(later, [joined, later], T0, end, ended=False, rules=RULES, connected_at=seen)
-    assert domain.drop_is_current(later, [joined, later], T0, end, False, rules=RULES, connected_at=T0)
+    # the webhook saw the participant rejoin after the drop, before the ledger has that signal
+    seen = domain.LastSeen(connected=T0 + timedelta(minutes=31), joined=T0 + timedelta(minutes=31))
+    assert not domain.drop_is_current(later, [joined, later], T0, end, ended=False, rules=RULES, seen=seen)
+    before = domain.LastSeen(connected=T0, joined=T0)
+    assert domain.drop_is_current(later, [joined, later], T0, end, False, rules=RULES, seen=before)
+    # the quality back after the dip, seen by the webhook only
+    assert not domain.drop_is_current(dip, [joined, dip], T0, end, False, rules=RULES, seen=domain.LastSeen(back.at))
+
+
+def test_a_quality_reading_after_a_lost_connection_is_not_a_reconnection() -> None:
+    """A participant_left for a lost connection takes the participant out of the meeting: only a
+    rejoin brings them back. A quality reading above 0 stamped after it (a platform's reading of the
+    minute before, sent late) used to count as the reconnection: the drop was never reported (the
+    webhook had recorded "connected" after it) and the client showed as present again."""
+    end = T0 + timedelta(minutes=60)
+    joined = sig("c", "participant_joined", 0)
+    lost = sig("c", "participant_left", 20, "Connection lost")
+    stale = sig("c", "connection_quality", 20.5, value=3)
+    assert domain.drop_is_current(lost, [joined, stale, lost], T0, end, ended=False, rules=RULES)
+    assert domain.drop_is_current(
+        lost, [joined, lost], T0, end, ended=False, rules=RULES, seen=domain.LastSeen(connected=stale.at)
+    )
+    rejoined = domain.LastSeen(connected=stale.at, joined=stale.at)
+    assert not domain.drop_is_current(lost, [joined, lost], T0, end, ended=False, rules=RULES, seen=rejoined)
+    live = domain.attendance_for("c", [joined, lost, stale], T0, end, None, RULES)
+    assert (live.present, live.disconnections, live.reconnections) == (False, 1, 0)
+    final = domain.attendance_for("c", [joined, lost, stale], T0, end, end, RULES)
+    assert final.minutes == 20.0
+    # a dip to 0 and then the connection lost: the quality coming back does not end that outage either
+    dip = sig("c", "connection_quality", 19, value=0)
+    assert not domain.attendance_for("c", [joined, dip, lost, stale], T0, end, None, RULES).present
+
+
+def test_the_next_outage_is_reported_when_the_webhook_saw_the_reconnection_the_ledger_lacks() -> None:
+    """Drop, rejoin, drop again, the rejoin not yet applied by the ledger consumer: the webhook has
+    recorded it, and the second drop is a new outage (it used to be taken for the first one's)."""
+    end = T0 + timedelta(minutes=60)
+    first = sig("c", "participant_left", 10, "Connection lost")
+    again = sig("c", "participant_left", 30, "Connection lost")
+    ledger = [sig("c", "participant_joined", 0), first, again]
+    seen = domain.LastSeen(connected=T0 + timedelta(minutes=20), joined=T0 + timedelta(minutes=20))
+    assert domain.drop_is_current(again, ledger, T0, end, ended=False, rules=RULES, seen=seen)
+    assert not domain.drop_is_current(again, ledger, T0, end, ended=False, rules=RULES)  # one outage, known
+
+
+def test_a_reading_of_zero_after_a_normal_leave_is_not_a_drop() -> None:
+    """The participant left the meeting; a quality reading of 0 stamped after that (delivered late)
+    is not a lost connection of someone in the session."""
+    end = T0 + timedelta(minutes=60)
+    left = [sig("c", "participant_joined", 0), sig("c", "participant_left", 20, "left the meeting")]
+    zero = sig("c", "connection_quality", 21, value=0)
+    assert not domain.drop_is_current(zero, [*left, zero], T0, end, ended=False, rules=RULES)
+    back = [*left, sig("c", "participant_joined", 25)]
+    late_zero = sig("c", "connection_quality", 26, value=0)
+    assert domain.drop_is_current(late_zero, [*back, late_zero], T0, end, ended=False, rules=RULES)
 
 
 def test_drop_classification_and_currency() -> None:
