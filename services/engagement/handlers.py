@@ -3,7 +3,8 @@
 One consumer group reads the scheduler's session facts and the accepted video
 signals. Each signal is appended to its session's ledger document together with
 the recomputed attendance and, for a drop during an active session that the webhook did not
-publish already, the ConnectionDropped event: one document write (outbox), published at once.
+publish already (or a reconnection delivered after the next outage's drop, which it reveals), the
+ConnectionDropped event: one document write (outbox), published at once.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from services.engagement.domain import (
     LastSeen,
     LedgerSignal,
     attendance_for,
+    drop_after_reconnection,
     drop_event_id,
     drop_is_current,
     event_time_problem,
+    is_connected_sign,
     is_drop,
 )
 from services.engagement.rules import Rules
@@ -196,18 +199,36 @@ class LedgerHandlers:
         signals = [*ledger_signals(doc), signal]
         ended = bool(doc.get("ended"))
         entries = compute_entries(doc, signals, aware(doc.get("ended_at")) if ended else None, self._rules)
-        seen = LastSeen()
-        if is_drop(signal, self._rules) and signal.participant_id in doc.get("client_ids", []):
+        client = signal.participant_id in doc.get("client_ids", [])
+        dropped, drop_id = None, drop_event_id(signal.signal_id)
+        if is_drop(signal, self._rules) and client:
             seen = await self._connections.latest(payload.session_id, signal.participant_id)
-        dropped = connection_dropped(doc, signal, signals, self._rules, seen)
-        drop_id = drop_event_id(signal.signal_id)
-        if dropped is not None and payload.connection_dropped_event_id == drop_id:
-            dropped = None  # the webhook published this drop, and the broker had it, before this signal
+            dropped = connection_dropped(doc, signal, signals, self._rules, seen)
+            if dropped is not None and payload.connection_dropped_event_id == drop_id:
+                dropped = None  # the webhook published this drop, and the broker had it, before this signal
+        elif is_connected_sign(signal, self._rules) and client:
+            # a reconnection delivered after the next drop: that drop was a new outage after all
+            revealed = self._drop_after_reconnection(doc, signal, signals, LastSeen())
+            if revealed is not None:  # (only then the webhook's view, which can show it is over)
+                seen = await self._connections.latest(payload.session_id, signal.participant_id)
+                revealed = self._drop_after_reconnection(doc, signal, signals, seen)
+            if revealed is not None:
+                dropped, drop_id = dropped_event(doc, revealed), drop_event_id(revealed.signal_id)
         events = [] if dropped is None else [OutgoingEvent(ATTENDANCE.name, payload.session_id, dropped)]
         ids = [] if dropped is None else [drop_id]
         added = await self._store.add_signal(payload.session_id, signal, [entry_doc(a) for a in entries], events, ids)
         if added is not None and events:
             self._relay.notify(ATTENDANCE_COLLECTION, payload.session_id, added)
+
+    def _drop_after_reconnection(
+        self, doc: Document, sign: LedgerSignal, signals: list[LedgerSignal], seen: LastSeen
+    ) -> LedgerSignal | None:
+        starts_at, ends_at = aware(doc["starts_at"]), aware(doc["ends_at"])
+        assert starts_at is not None and ends_at is not None
+        ended, started_at = bool(doc.get("ended")), aware(doc.get("started_at"))
+        return drop_after_reconnection(
+            sign, signals, starts_at, ends_at, ended, started_at, rules=self._rules, seen=seen
+        )
 
     def wanted(self) -> dict[str, Wanted]:
         """The video signals attendance is computed from; the consumer skips the others (camera,

@@ -18,6 +18,7 @@ from iop.engagement.v1 import engagement_pb2 as pb
 from iop.engagement.v1 import engagement_pb2_grpc
 from iop.events.v1 import engagement_pb2 as ev
 from iop.events.v1 import scheduling_pb2
+from services.engagement.domain import drop_event_id
 from services.engagement.store import ATTENDANCE_COLLECTION, OUTCOMES_COLLECTION
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.errors import bad_request_violations
@@ -351,6 +352,44 @@ def test_a_late_drop_right_after_a_rejoin_raises_nothing_on_the_webhook_fast_pat
     drops.records(2.0)
     reported = drops._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)
     assert [(p.client_id, p.reason) for _, p in reported] == [("c-2", "Connection lost")], reported
+    drops.close()
+
+
+def test_a_rejoin_delivered_after_the_next_drop_reports_that_drop(service, stub, settings: Settings) -> None:
+    """Drop, rejoin, drop again, with the rejoin delivered last (the platform's retry of it, say):
+    the second drop came while the client looked still out from the first, and was taken for the
+    same outage. The late rejoin shows it was a new one, current (the client is out now): the
+    ledger reports it then, once (it used to be reported never: one alarm for two disconnections)."""
+    session_id = open_session(settings, stub, ["c-1"])
+    drops = Tap(settings, "iop.engagement.attendance.v1")
+    now = datetime.now(UTC)
+    db = database(settings)
+
+    def left(at: datetime) -> bytes:
+        return zoom_body("meeting.participant_left", session_id, "c-1", at, leave_reason="Connection lost")
+
+    posted = [
+        post_webhook(zoom_body("meeting.participant_joined", session_id, "c-1", now - timedelta(minutes=4))),
+        post_webhook(left(now - timedelta(minutes=3))),
+        post_webhook(left(now - timedelta(minutes=1))),
+    ]
+    assert [r.status_code for r in posted] == [200, 200, 200]
+    first, second = posted[1].json()["signal_id"], posted[2].json()["signal_id"]
+    recorded = {"_id": session_id, "signal_ids": {"$all": [r.json()["signal_id"] for r in posted]}}
+    assert wait_until(lambda: db[ATTENDANCE_COLLECTION].find_one(recorded), timeout_s=30)
+
+    def dropped() -> list[tuple[str, datetime]]:
+        drops.records(0.5)
+        found = drops._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)
+        return [(ce.id, p.dropped_at.ToDatetime(UTC)) for ce, p in found]
+
+    assert [i for i, _ in dropped()] == [drop_event_id(first)]  # one outage as far as anyone knows
+    rejoin = post_webhook(zoom_body("meeting.participant_joined", session_id, "c-1", now - timedelta(minutes=2)))
+    assert rejoin.status_code == 200, rejoin.text
+    assert wait_until(lambda: len(dropped()) >= 2, timeout_s=30), "the second outage was never reported"
+    drops.records(1.0)
+    assert [i for i, _ in dropped()] == [drop_event_id(first), drop_event_id(second)]
+    db.client.close()
     drops.close()
 
 

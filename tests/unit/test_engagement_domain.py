@@ -192,6 +192,30 @@ def test_a_reading_of_zero_after_a_normal_leave_is_not_a_drop() -> None:
     assert domain.drop_is_current(late_zero, [*back, late_zero], T0, end, ended=False, rules=RULES)
 
 
+def test_a_reconnection_delivered_after_the_next_drop_reveals_that_drop() -> None:
+    end = T0 + timedelta(minutes=60)
+    first = sig("c", "participant_left", 10, "Connection lost")
+    again = sig("c", "participant_left", 30, "Connection lost")
+    rejoin = sig("c", "participant_joined", 20)
+    ledger = [sig("c", "participant_joined", 0), first, again, rejoin]
+
+    def revealed(sign: domain.LedgerSignal, signals: list, **kw) -> domain.LedgerSignal | None:
+        return domain.drop_after_reconnection(sign, signals, T0, end, ended=False, rules=RULES, **kw)
+
+    assert revealed(rejoin, ledger) == again
+    assert revealed(rejoin, [*ledger, sig("c", "participant_joined", 31)]) is None  # over since
+    assert revealed(rejoin, ledger, seen=domain.LastSeen(joined=T0 + timedelta(minutes=31))) is None
+    assert domain.drop_after_reconnection(rejoin, ledger, T0, end, ended=True, rules=RULES) is None
+    # the rejoin known before the second drop: that drop was judged on its own when it came
+    assert revealed(sig("c", "participant_joined", 40), [*ledger, sig("c", "participant_joined", 40)]) is None
+    # a quality reading does not end a lost connection: nothing split
+    reading = sig("c", "connection_quality", 20, value=4)
+    assert revealed(reading, [sig("c", "participant_joined", 0), first, again, reading]) is None
+    # it does end a dip
+    dip, dip_again = sig("c", "connection_quality", 10, value=0), sig("c", "connection_quality", 30, value=0)
+    assert revealed(reading, [sig("c", "participant_joined", 0), dip, dip_again, reading]) == dip_again
+
+
 def test_drop_classification_and_currency() -> None:
     drop = sig("c", "participant_left", 20, "Connection lost")
     assert domain.is_drop(drop, RULES)
