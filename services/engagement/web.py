@@ -19,7 +19,7 @@ import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import uvicorn
 from aiokafka import AIOKafkaProducer
@@ -69,7 +69,13 @@ log = logging.getLogger(__name__)
 DASHBOARD_ROLES = frozenset({"supervisor", "platform"})
 # The browser's credential for the dashboard: the bearer token, set by the sign-in (web.py).
 DASHBOARD_COOKIE = "iop_dashboard_token"
-NO_STORE = {"cache-control": "no-store"}  # PHI: no copy in the browser's or a proxy's cache
+NO_STORE = {
+    "cache-control": "no-store",  # PHI: no copy in the browser's or a proxy's cache
+    "x-frame-options": "DENY",  # not in another site's frame (clickjacking): older browsers
+    "content-security-policy": "frame-ancestors 'none'",  # the same: current browsers
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
 
 
 def _problem(status: int, reason: str, detail: Any = None) -> JSONResponse:
@@ -237,12 +243,27 @@ def create_app(
             raise PermissionDenied("ROLE_NOT_ALLOWED", "the dashboard requires supervisor or platform")
         return principal
 
+    def _cross_site(request: Request) -> Response | None:
+        """A form POST that another site's page made (login CSRF: the browser then shows, and the
+        audit records, another principal; or a sign-out) is refused: the browser's Sec-Fetch-Site
+        must say same-origin, or, from a browser that does not send it, the Origin must be this
+        host. Neither header: not a browser form of ours (scripts send an Authorization header)."""
+        fetch_site = request.headers.get("sec-fetch-site")
+        origin = request.headers.get("origin")
+        if fetch_site is not None:
+            same = fetch_site == "same-origin"
+        else:
+            same = origin is not None and urlsplit(origin).netloc == request.headers.get("host")
+        if same:
+            return None
+        return _problem(403, "CROSS_SITE_REQUEST", "sign in and out from the dashboard's own pages")
+
     def _signed_in(token: str) -> Response:
         """Back to the page without the token in its URL, the token in the dashboard's cookie:
         HttpOnly (no script reads it), SameSite=Strict (no other site's request carries it),
         Secure outside development (never over plain HTTP), for the dashboard's paths only; it
         lasts as long as the browser session and is worth nothing after the token's own expiry."""
-        response = RedirectResponse("/dashboard", status_code=303)
+        response = RedirectResponse("/dashboard", status_code=303, headers=NO_STORE)
         response.set_cookie(
             DASHBOARD_COOKIE,
             token,
@@ -301,6 +322,9 @@ def create_app(
     async def dashboard_sign_in(request: Request) -> Response:
         """The sign-in form's POST (`access_token=<token>`, form-encoded): the token goes into the
         dashboard's cookie, never into a URL."""
+        refused = _cross_site(request)
+        if refused is not None:
+            return refused
         body = await read_body(request, 16 * 1024)
         if body is None:
             return _problem(413, "BODY_TOO_LARGE")
@@ -314,8 +338,11 @@ def create_app(
         return _signed_in(token)
 
     @app.post("/dashboard/signout")
-    async def dashboard_sign_out() -> Response:
-        response = RedirectResponse("/dashboard", status_code=303)
+    async def dashboard_sign_out(request: Request) -> Response:
+        refused = _cross_site(request)
+        if refused is not None:
+            return refused
+        response = RedirectResponse("/dashboard", status_code=303, headers=NO_STORE)
         response.delete_cookie(DASHBOARD_COOKIE, path="/dashboard")
         return response
 

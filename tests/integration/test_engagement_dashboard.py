@@ -20,6 +20,8 @@ from tests.support import isolated_settings, token
 
 pytestmark = pytest.mark.integration
 
+# what a browser sends with a form on the dashboard's own page
+SAME_ORIGIN = {"sec-fetch-site": "same-origin", "origin": "https://dash.test"}
 PRODUCTION = {"DEPLOYMENT_ENVIRONMENT": "production", "IOP_JWT_SECRET": "a-production-secret-for-this-test-0123456789"}
 
 
@@ -69,10 +71,12 @@ async def test_outside_development_the_browser_signs_in_with_a_form_and_reads_wi
     client, settings = production
     page = await client.get("/dashboard")
     assert page.status_code == 401 and 'action="/dashboard/session"' in page.text  # the sign-in form
-    refused = await client.post("/dashboard/session", data={"access_token": token(settings, "clinician")})
+    refused = await client.post(
+        "/dashboard/session", data={"access_token": token(settings, "clinician")}, headers=SAME_ORIGIN
+    )
     assert refused.status_code == 403 and DASHBOARD_COOKIE not in refused.cookies
     supervisor = token(settings, "supervisor")
-    signed_in = await client.post("/dashboard/session", data={"access_token": supervisor})
+    signed_in = await client.post("/dashboard/session", data={"access_token": supervisor}, headers=SAME_ORIGIN)
     assert signed_in.status_code == 303 and signed_in.headers["location"] == "/dashboard"
     assert supervisor not in signed_in.headers["location"]
     assert {"httponly", "samesite=strict", "secure", "path=/dashboard"} <= set_cookie_attributes(signed_in)
@@ -87,8 +91,8 @@ async def test_outside_development_the_browser_signs_in_with_a_form_and_reads_wi
     header = {"authorization": f"Bearer {supervisor}"}
     assert (await client.get("/dashboard/api/overview", headers=header)).status_code == 200
     # signing out removes the cookie
-    await client.post("/dashboard/session", data={"access_token": supervisor})
-    out = await client.post("/dashboard/signout")
+    await client.post("/dashboard/session", data={"access_token": supervisor}, headers=SAME_ORIGIN)
+    out = await client.post("/dashboard/signout", headers=SAME_ORIGIN)
     assert out.status_code == 303 and DASHBOARD_COOKIE not in client.cookies
     assert (await client.get("/dashboard/api/overview")).status_code == 401
 
@@ -105,3 +109,40 @@ async def test_in_development_a_token_in_the_url_moves_into_the_cookie_and_out_o
     assert page.status_code == 200 and 'id="burnout-risk"' in page.text
     bad = await client.get("/dashboard", params={"access_token": "not-a-token"})
     assert bad.status_code == 401 and DASHBOARD_COOKIE not in bad.cookies
+
+
+async def test_another_sites_form_cannot_sign_the_browser_in_or_out(production) -> None:
+    """Login CSRF: a page elsewhere POSTs its own token to /dashboard/session from the supervisor's
+    browser, which then shows (and audits under) the other principal, or POSTs /dashboard/signout.
+    Only the dashboard's own pages may: the browser's Sec-Fetch-Site, else Origin against Host."""
+    client, settings = production
+    supervisor = token(settings, "supervisor")
+    for headers in ({"sec-fetch-site": "cross-site"}, {"origin": "https://evil.test"}, {"origin": "null"}, {}):
+        forged = await client.post("/dashboard/session", data={"access_token": supervisor}, headers=headers)
+        assert forged.status_code == 403 and forged.json()["error"] == "CROSS_SITE_REQUEST", headers
+        assert DASHBOARD_COOKIE not in forged.cookies
+    signed_in = await client.post("/dashboard/session", data={"access_token": supervisor}, headers=SAME_ORIGIN)
+    assert signed_in.status_code == 303 and DASHBOARD_COOKIE in client.cookies
+    by_origin = await client.post(
+        "/dashboard/session", data={"access_token": supervisor}, headers={"origin": "https://dash.test"}
+    )
+    assert by_origin.status_code == 303  # a browser without Sec-Fetch-Site
+    out = await client.post("/dashboard/signout", headers={"sec-fetch-site": "same-site"})
+    assert out.status_code == 403 and DASHBOARD_COOKIE in client.cookies
+    assert (await client.post("/dashboard/signout", headers=SAME_ORIGIN)).status_code == 303
+    assert DASHBOARD_COOKIE not in client.cookies
+
+
+async def test_dashboard_pages_may_not_be_framed_or_sniffed(production) -> None:
+    """The PHI pages, and the sign-in page, in another site's frame (clickjacking) or sniffed."""
+    client, settings = production
+    header = {"authorization": f"Bearer {token(settings, 'supervisor')}"}
+    for reply in (
+        await client.get("/dashboard"),
+        await client.get("/dashboard", headers=header),
+        await client.get("/dashboard/api/overview", headers=header),
+    ):
+        assert reply.headers["cache-control"] == "no-store"
+        assert reply.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in reply.headers["content-security-policy"]
+        assert reply.headers["x-content-type-options"] == "nosniff"
