@@ -178,6 +178,19 @@ def rung_record(
     return record
 
 
+def escalated(alert: Document, records: list[Document], record: Document) -> OutgoingEvent:
+    """The AlertEscalated of a rung `record` about to be stored beside the alert's `records`, with
+    when the next rung is then due."""
+    next_due = fold_alert(policy_of(alert), alert["opened_at"], [*all_records(alert, records), record]).due_at
+    return OutgoingEvent(ALERTS_TOPIC.name, alert["_id"], events.escalated_event(alert, record, next_due))
+
+
+def task_events(alert: Document, task_docs: list[Document]) -> list[OutgoingEvent]:
+    """The CrisisTaskCreated of each task, keyed by the client; `alert` with the context the tasks
+    were dispatched with (`Dispatch.alert`)."""
+    return [OutgoingEvent(TASKS_TOPIC.name, alert["client_id"], events.task_event(t, alert)) for t in task_docs]
+
+
 def checkin_context(checkin: Document | None, plan: Document | None) -> dict[str, Any]:
     """Where the client is and how to call them back, from a check-in (the client's current one)
     and their live safety plan (None when there is none or it was retired): the callback phone
@@ -461,10 +474,7 @@ class AlertService:
                 Task(f"{alert_id}:{trigger_id}:notify-on-call", "ON_CALL_NOTIFICATION", Route.ON_CALL, actx.on_call_id)
             )
             task_docs = [events.task_document(t, now_at.alert, now) for t in tasks]
-            outgoing = [
-                OutgoingEvent(TASKS_TOPIC.name, alert["client_id"], events.task_event(t, now_at.alert))
-                for t in task_docs
-            ]
+            outgoing = task_events(now_at.alert, task_docs)
             if firing is not None:
                 record = rung_record(
                     alert,
@@ -479,10 +489,7 @@ class AlertService:
                     st.ladder_round,
                     now_at.dispatched,
                 )
-                next_due = fold_alert(policy, alert["opened_at"], [*all_records(alert, records), record]).due_at
-                outgoing.insert(
-                    0, OutgoingEvent(ALERTS_TOPIC.name, alert_id, events.escalated_event(alert, record, next_due))
-                )
+                outgoing.insert(0, escalated(alert, records, record))
                 written = new_document_with_outbox(record, SOURCE, outgoing)
                 if await self.store.insert_new(ALERT_RECORDS, written):
                     self.relay.notify(ALERT_RECORDS, record["_id"], written)
@@ -550,7 +557,7 @@ class AlertService:
                 "tasks": [task_doc],
                 "dispatched": now_at.dispatched,
             }
-            outgoing = [OutgoingEvent(TASKS_TOPIC.name, alert["client_id"], events.task_event(task_doc, now_at.alert))]
+            outgoing = task_events(now_at.alert, [task_doc])
             if await self._append(alert, records, record, outgoing) is not None:
                 return alert
         raise RuntimeError("alert kept changing while a signal was noted; retry")
@@ -593,14 +600,7 @@ class AlertService:
             now_at.dispatched,
         )
         record["reason"] = reason
-        next_due = fold_alert(policy, alert["opened_at"], [*all_records(alert, records), record]).due_at
-        outgoing = [
-            OutgoingEvent(ALERTS_TOPIC.name, alert_id, events.escalated_event(alert, record, next_due)),
-            *(
-                OutgoingEvent(TASKS_TOPIC.name, alert["client_id"], events.task_event(t, now_at.alert))
-                for t in task_docs
-            ),
-        ]
+        outgoing = [escalated(alert, records, record), *task_events(now_at.alert, task_docs)]
         written = new_document_with_outbox(record, SOURCE, outgoing)
         if not await self.store.insert_new(ALERT_RECORDS, written):
             return False
@@ -669,14 +669,7 @@ class AlertService:
                 st.ladder_round,
                 now_at.dispatched,
             )
-            next_due = fold_alert(policy, alert["opened_at"], [*all_records(alert, records), record]).due_at
-            outgoing = [
-                OutgoingEvent(ALERTS_TOPIC.name, alert_id, events.escalated_event(alert, record, next_due)),
-                *(
-                    OutgoingEvent(TASKS_TOPIC.name, alert["client_id"], events.task_event(t, now_at.alert))
-                    for t in task_docs
-                ),
-            ]
+            outgoing = [escalated(alert, records, record), *task_events(now_at.alert, task_docs)]
             written = new_document_with_outbox(record, SOURCE, outgoing)
             if not await self.store.insert_new(ALERT_RECORDS, written):
                 span.add_event("rung already recorded (by a disconnection or another instance)")

@@ -613,19 +613,24 @@ async def test_a_drop_processed_after_the_sessions_end_is_judged_by_its_own_time
     assert out.matching(for_client(after, "AlertOpened")) == out.matching(for_client(after, "CrisisTaskCreated")) == []
 
 
+async def send_crisis_signal(producer: Any, client: str, value: int) -> Any:
+    """A PHQ-9 item 9 answer of `value` for `client`, as engagement publishes it (the sent event)."""
+    return await producer.send(
+        topics.OUTCOMES_IN,
+        client,
+        engagement_pb2.CrisisSignal(
+            client_id=client, source="phq9-item9", value=value, observed_at=to_timestamp(datetime.now(UTC))
+        ),
+        "/iop/engagement",
+    )
+
+
 async def test_a_positive_item_9_while_an_alert_is_active_is_noted_on_it(crisis, io, settings) -> None:
     producer, out = io
     client = uid("sig")
 
-    async def signal(value: int):  # type: ignore[no-untyped-def]
-        return await producer.send(
-            topics.OUTCOMES_IN,
-            client,
-            engagement_pb2.CrisisSignal(
-                client_id=client, source="phq9-item9", value=value, observed_at=to_timestamp(datetime.now(UTC))
-            ),
-            "/iop/engagement",
-        )
+    async def signal(value: int) -> Any:
+        return await send_crisis_signal(producer, client, value)
 
     first = await signal(2)
     opened = await out.wait_for(for_client(client, "AlertOpened"))
@@ -795,14 +800,7 @@ async def test_a_positive_item_9_after_the_client_was_reached_restarts_outreach(
     client = uid("sig")
 
     async def signal(value: int) -> Any:
-        return await producer.send(
-            topics.OUTCOMES_IN,
-            client,
-            engagement_pb2.CrisisSignal(
-                client_id=client, source="phq9-item9", value=value, observed_at=to_timestamp(datetime.now(UTC))
-            ),
-            "/iop/engagement",
-        )
+        return await send_crisis_signal(producer, client, value)
 
     first = await signal(2)
     opened = await out.wait_for(for_client(client, "AlertOpened"))
@@ -867,14 +865,7 @@ async def test_a_contact_logged_with_a_clock_ahead_does_not_keep_the_ladder_stop
     client = uid("sig")
 
     async def signal(value: int) -> Any:
-        return await producer.send(
-            topics.OUTCOMES_IN,
-            client,
-            engagement_pb2.CrisisSignal(
-                client_id=client, source="phq9-item9", value=value, observed_at=to_timestamp(datetime.now(UTC))
-            ),
-            "/iop/engagement",
-        )
+        return await send_crisis_signal(producer, client, value)
 
     first = await signal(2)
     opened = await out.wait_for(for_client(client, "AlertOpened"))
