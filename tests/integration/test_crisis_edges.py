@@ -295,20 +295,26 @@ async def test_a_contact_attempt_request_id_reused_with_other_content_is_refused
         assert error_reason(rpc_status.from_call(err.value)) == "REQUEST_ID_REUSED"
 
 
+async def alert_with_a_consented_contact(api: Any, me: Any, client: str) -> tuple[crisis_pb2.Alert, str]:
+    """A safety plan (version 1) with an emergency contact the client consents to, then an alert
+    raised for the client: (the alert, the contact's id)."""
+    v1 = await api.SaveSafetyPlan(
+        crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client)), metadata=me, timeout=DEADLINE_S
+    )
+    alert = await api.RaiseAlert(
+        crisis_pb2.RaiseAlertRequest(client_id=client, program_id="iop-test", request_id=uid("r")),
+        metadata=me,
+        timeout=DEADLINE_S,
+    )
+    return alert, v1.emergency_contacts[0].contact_id
+
+
 async def test_consent_withdrawn_during_an_alert_is_honoured_by_the_api(crisis, settings) -> None:
     client = uid("pw")
     channel, api = stub(crisis.target)
     me = md(settings, "clinician", "clin-W")
     async with channel:
-        v1 = await api.SaveSafetyPlan(
-            crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client)), metadata=me, timeout=DEADLINE_S
-        )
-        contact_id = v1.emergency_contacts[0].contact_id
-        alert = await api.RaiseAlert(
-            crisis_pb2.RaiseAlertRequest(client_id=client, program_id="iop-test", request_id=uid("r")),
-            metadata=me,
-            timeout=DEADLINE_S,
-        )
+        alert, contact_id = await alert_with_a_consented_contact(api, me, client)
 
         def attempt(request_id: str) -> crisis_pb2.RecordContactAttemptRequest:
             return crisis_pb2.RecordContactAttemptRequest(
@@ -338,15 +344,7 @@ async def test_a_call_made_before_consent_was_withdrawn_can_be_recorded_after_it
     channel, api = stub(crisis.target)
     me = md(settings, "clinician", "clin-W")
     async with channel:
-        v1 = await api.SaveSafetyPlan(
-            crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client)), metadata=me, timeout=DEADLINE_S
-        )
-        contact_id = v1.emergency_contacts[0].contact_id
-        alert = await api.RaiseAlert(
-            crisis_pb2.RaiseAlertRequest(client_id=client, program_id="iop-test", request_id=uid("r")),
-            metadata=me,
-            timeout=DEADLINE_S,
-        )
+        alert, contact_id = await alert_with_a_consented_contact(api, me, client)
         called_at = datetime.now(UTC)  # the clinician calls the contact, consented then
         await asyncio.sleep(0.05)
         await api.SaveSafetyPlan(  # v2: the client withdrew consent (the contact is gone)
