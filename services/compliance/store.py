@@ -23,6 +23,7 @@ neither can undo, or be undone by, a consent's revocation or an authorization's 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
@@ -119,7 +120,9 @@ def _status_changes(d: Document) -> tuple[tuple[datetime, str], ...]:
 
 
 def board_action_id(collection: str, record_id: str, status: str, effective_at: datetime) -> str:
-    """A board action's `_id`: the same action (record, status, effective time) is one document."""
+    """A board action's `_id`: the same action (record, status, effective time) is one document;
+    sent again after another action at its instant, it is recorded again as `<this id>|<n>`
+    (n = 2, 3, ...: see ComplianceStore.change_status)."""
     return f"{collection}|{record_id}|{effective_at.astimezone(UTC).isoformat()}|{status}"
 
 
@@ -131,22 +134,26 @@ def to_millis(at: datetime) -> datetime:
 def with_status_changes(d: Document, actions: Sequence[Document]) -> Document:
     """The license or credential document `d` with its board actions as `status_changes`: the
     `board_actions` documents of the record, and any history kept in the document itself (the
-    first version of board actions, 2026-12-07, pushed it there). Once per status and effective
-    time (the first recorded), ordered by effective time, then by recorded time; of two recorded
-    in the same millisecond for the same instant, a non-active status counts as the later (fail
-    closed), so `licensure.status_at` reads the one in force."""
-    first: dict[tuple[datetime, str], Document] = {}
-    for c in [*(d.get("status_changes") or []), *actions]:
-        change = {
+    first version of board actions, 2026-12-07, pushed it there). Ordered by effective time, then
+    by recorded time; of two recorded in the same millisecond for the same instant, a non-active
+    status counts as the later (fail closed), so `licensure.status_at` reads the one in force. An
+    action right after the same one (status and effective time) is a copy of it (the first
+    version's history and its retry) and is left out; the same action sent again after another at
+    its instant is not a copy (see ComplianceStore.change_status)."""
+    changes = [
+        {
             "status": c["status"],
             "effective_at": _utc(c["effective_at"]),
             "recorded_at": _utc(c.get("recorded_at")) or datetime.min.replace(tzinfo=UTC),
             "recorded_by": c.get("recorded_by", ""),
         }
+        for c in [*(d.get("status_changes") or []), *actions]
+    ]
+    ordered: list[Document] = []
+    for change in sorted(changes, key=lambda c: (c["effective_at"], c["recorded_at"], c["status"] != ACTIVE)):
         key = (change["effective_at"], change["status"])
-        if key not in first or change["recorded_at"] < first[key]["recorded_at"]:
-            first[key] = change
-    ordered = sorted(first.values(), key=lambda c: (c["effective_at"], c["recorded_at"], c["status"] != ACTIVE))
+        if not ordered or (ordered[-1]["effective_at"], ordered[-1]["status"]) != key:
+            ordered.append(change)
     return {**d, "status_changes": ordered}
 
 
@@ -385,7 +392,11 @@ class ComplianceStore:
         fields and the events `events(record with its status changes, this action included)`
         builds in its outbox (one insert: no action without its event), `_id` board_action_id (a
         retry, or the same action recorded concurrently, is a duplicate: nothing twice, and
-        `events` is not called for an action already stored). The record's document is not
+        `events` is not called for an action already stored). The same action sent after another
+        one at its instant (suspended, reinstated, suspended again, all from one time) is a new
+        call, not a retry: it is recorded again (`<id>|2`, ...), so the last call is in force (until
+        2026-12-07 it was dropped as a retry, the caller told OK with the earlier call in force).
+        The record's document is not
         written, so no concurrent update of it (the expiry monitor's, another board action's) can
         undo the action or be undone by it. The directory entry is written first (store.insert),
         so the action is never unreachable; an action already stored was linked before, so a
@@ -396,18 +407,30 @@ class ComplianceStore:
             return None
         owner_id = record["owner_id"]
         effective_at = to_millis(change["effective_at"])
-        action = {
-            **change,
-            "_id": board_action_id(collection, record_id, change["status"], effective_at),
-            "effective_at": effective_at,
-            "owner_id": owner_id,
-            "collection": collection,
-            "record_id": record_id,
-        }
-        if await self.db[BOARD_ACTIONS].find_one({"_id": action["_id"]}, {"_id": 1}) is None:
+        stored = await self.record_actions(collection, record)
+        at_instant = [
+            c for c in with_status_changes(record, stored)["status_changes"] if c["effective_at"] == effective_at
+        ]
+        # The same action (status, effective time) is recorded again only when another one at its
+        # instant was recorded after it: the last call is in force. Otherwise it is a retry.
+        if not at_instant or at_instant[-1]["status"] != change["status"]:
+            first_id = board_action_id(collection, record_id, change["status"], effective_at)
+            taken = {a["_id"] for a in stored}
+            action_id = (
+                first_id
+                if first_id not in taken
+                else next(f"{first_id}|{n}" for n in itertools.count(2) if f"{first_id}|{n}" not in taken)
+            )
+            action = {
+                **change,
+                "_id": action_id,
+                "effective_at": effective_at,
+                "owner_id": owner_id,
+                "collection": collection,
+                "record_id": record_id,
+            }
             outgoing: list[OutgoingEvent] = []
             if events is not None:
-                stored = await self.record_actions(collection, record)
                 outgoing = await events(with_status_changes(record, [*stored, action]))
             try:
                 await self.insert(BOARD_ACTIONS, action, outgoing)

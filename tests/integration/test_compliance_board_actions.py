@@ -28,6 +28,7 @@ from services.compliance.store import (
     OUTBOX_COLLECTIONS,
     ComplianceStore,
     board_action_id,
+    license_from_doc,
 )
 from services.plumbing.settings import Settings
 from services.plumbing.storage import Document, service_database
@@ -266,3 +267,59 @@ async def test_a_board_action_and_its_event_are_one_insert_and_flag_the_sessions
         ("suspended", [f"{clinician}-after"]),
     ]
     assert await store.db["sessions"].count_documents({"clinician_id": clinician, "flags.1": {"$exists": True}}) == 0
+
+
+async def test_an_action_sent_again_after_another_at_its_instant_is_in_force_again(store: ComplianceStore) -> None:
+    """Suspended, reinstated, then suspended again, all from the same instant: the last call is in
+    force (the second suspension was taken for a retry of the first and dropped, the caller told OK
+    with the license active), is published once and flags the sessions it affects; sent again, it
+    records and publishes nothing. The same the other way round (reinstated again)."""
+    clinician = f"clin-again-{uuid.uuid4().hex[:6]}"
+    lic = license_doc(clinician, expires_in=timedelta(days=200))
+    await store.insert(LICENSES, lic)
+    session = f"{clinician}-s"
+    starts_at = NOW + timedelta(days=2)
+    await store.db["sessions"].insert_one(
+        {
+            "_id": session,
+            "clinician_id": clinician,
+            "starts_at": starts_at,
+            "ends_at": starts_at + timedelta(hours=3),
+            "status": "scheduled",
+        }
+    )
+    board = BoardActions(store)
+    at = NOW - timedelta(hours=1)
+
+    async def in_force() -> str:
+        (parsed,), _ = await store.read_credentials(clinician)
+        return status_at(parsed, NOW)
+
+    async def published() -> list[tuple[str, list[str]]]:
+        found = await stored_events(store, clinician, "iop.events.v1.CredentialStatusChanged")
+        changes = [CredentialStatusChanged.FromString(e["data"]) for e in found]
+        return sorted((p.status, list(p.affected_session_ids)) for p in changes)
+
+    await board.record(LICENSES, lic["_id"], action("suspended", at, "first"), NOW)
+    await asyncio.sleep(0.005)  # recorded in another millisecond
+    await board.record(LICENSES, lic["_id"], action("active", at, "stayed"), NOW)
+    assert await in_force() == "active"
+    await store.db["sessions"].update_one({"_id": session}, {"$set": {"flags": []}})
+    await asyncio.sleep(0.005)
+    doc = await board.record(LICENSES, lic["_id"], action("suspended", at, "again"), NOW)
+    assert doc is not None and status_at(license_from_doc(doc), NOW) == "suspended"  # the reply
+    assert await in_force() == "suspended", "the second suspension was dropped"
+    flags = (await store.db["sessions"].find_one({"_id": session}) or {}).get("flags")
+    assert flags == [f"BOARD_ACTION_SUSPENDED:license:{lic['_id']}"]
+    assert await published() == [("active", []), ("suspended", [session]), ("suspended", [session])]
+    # sent again: a retry of the last call, nothing more
+    await board.record(LICENSES, lic["_id"], action("suspended", at, "retry"), NOW)
+    assert await store.db[BOARD_ACTIONS].count_documents({"owner_id": clinician}) == 3
+    assert len(await published()) == 3
+    (listed,), _ = await store.clinician_credentials(clinician)
+    assert [c["recorded_by"] for c in listed["status_changes"]] == ["first", "stayed", "again"]
+    # and reinstated again
+    await asyncio.sleep(0.005)
+    await board.record(LICENSES, lic["_id"], action("active", at, "stayed again"), NOW)
+    assert await in_force() == "active"
+    assert await store.db[BOARD_ACTIONS].count_documents({"owner_id": clinician}) == 4

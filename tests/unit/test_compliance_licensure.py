@@ -688,17 +688,19 @@ def test_a_board_action_holds_from_its_effective_time(name, licenses, credential
 def test_board_actions_stored_apart_apply_in_effective_then_recorded_order() -> None:
     """Board actions are documents of their own (store.with_status_changes orders them for status_at):
     by effective time, then recorded time; of two recorded in the same millisecond for one instant,
-    the non-active one holds (fail closed). One kept in the record by the first version still counts."""
+    the non-active one holds (fail closed). One kept in the record by the first version still counts;
+    its copy right after it (a retry) is left out, the same action recorded after another one at its
+    instant is in force again (the last call holds)."""
 
     def change(status: str, effective_at: datetime, recorded_at: datetime) -> dict[str, object]:
         return {"status": status, "effective_at": effective_at, "recorded_at": recorded_at, "recorded_by": "b"}
 
     record = {"status_changes": [change("suspended", BEFORE, NOW - timedelta(days=3))]}  # the first version's
     actions = [
+        change("suspended", BEFORE, NOW - timedelta(days=3) + timedelta(minutes=1)),  # its retry: a copy
         change("active", BEFORE, NOW - timedelta(days=2)),  # reinstated later, for the same instant
         change("revoked", AT - timedelta(hours=1), NOW),
         change("active", AT - timedelta(hours=1), NOW),  # the same millisecond: revoked holds
-        change("suspended", BEFORE, NOW),  # recorded again: the first one counts
     ]
     merged = with_status_changes(record, actions)["status_changes"]
     assert [(c["effective_at"], c["status"]) for c in merged] == [
@@ -707,6 +709,12 @@ def test_board_actions_stored_apart_apply_in_effective_then_recorded_order() -> 
         (AT - timedelta(hours=1), "active"),
         (AT - timedelta(hours=1), "revoked"),
     ]
+    assert merged[0]["recorded_at"] == NOW - timedelta(days=3)  # the first of the copies
     changes = tuple((c["effective_at"], c["status"]) for c in merged)
     assert status_at(lic("CA", status_changes=changes), AT - timedelta(hours=2)) == ACTIVE
     assert status_at(lic("CA", status_changes=changes), AT) == "revoked"
+    # suspended again from the same instant after the reinstatement: in force (until 2026-12-07 it
+    # was left out as a copy of the first suspension, and the reinstatement held)
+    again = with_status_changes(record, [*actions, change("suspended", BEFORE, NOW - timedelta(days=1))])
+    changes = tuple((c["effective_at"], c["status"]) for c in again["status_changes"])
+    assert status_at(lic("CA", status_changes=changes), AT - timedelta(hours=2)) == "suspended"
