@@ -936,7 +936,9 @@ class Scheduler:
         )
         assert program is not None and clinician is not None
         code = self.ref.service_code(program["level_of_care"], session["kind"])
-        start, end = _utc(session["starts_at"]), _utc(session["ends_at"])
+        # the service runs from now when the session starts early (up to CHECK_IN_OPENS before
+        # its booked start): the credentials must hold from then to the booked end
+        start, end = min(now, _utc(session["starts_at"])), _utc(session["ends_at"])
         # the session's clinician by EvaluateSession, each lead and co-facilitator by CheckLicensure,
         # in every confirmed client's verified state: any refusal refuses the start
         await asyncio.gather(
@@ -955,8 +957,8 @@ class Scheduler:
                         client_id=c["client_id"],
                         client_location=common_pb2.ClientLocation(**c["location"]),
                         clinician_state=clinician_state,
-                        starts_at=to_timestamp(session["starts_at"]),
-                        ends_at=to_timestamp(session["ends_at"]),
+                        starts_at=to_timestamp(start),
+                        ends_at=to_timestamp(end),
                         payer_plan_id=session["payer_plan_id"],
                         service_code=code,
                         modality=session.get("modality", d.VIDEO),

@@ -675,6 +675,61 @@ def test_a_group_does_not_start_while_a_co_facilitator_is_suspended(api: Api) ->
     assert started.status == "in_progress"
 
 
+def test_a_session_started_early_is_checked_from_when_it_starts(api: Api) -> None:
+    """A session may start up to 60 minutes before its booked start: the treating clinicians must
+    hold their licenses from then, not from the booked start. A co-facilitator (and, in another
+    session, the clinician) suspended until the booked start refuses an early start (until
+    2026-12-07 both were checked from the booked start only, so the group started with them
+    suspended, and compliance's own SessionStarted re-check then denied it)."""
+    program = api.program()
+    clinician, co, other = api.clinician(), api.clinician(), api.clinician()
+    start = next_slot(timedelta(minutes=20))
+
+    def booked_and_checked_in(lead: str, facilitators: list[pb.Facilitator], at: datetime) -> str:
+        client = api.client()
+        group = api.book(
+            program.program_id, lead, [client], at, kind=ev.SESSION_KIND_GROUP, capacity=3, facilitators=facilitators
+        )
+        api.call(
+            "CheckIn",
+            pb.CheckInRequest(
+                session_id=group.session_id,
+                client_id=client,
+                location=common_pb2.ClientLocation(state="NY", postal_code="10001", verified=True),
+                privacy_attestation="alone",
+            ),
+        )
+        return str(group.session_id)
+
+    def suspended_until(clinician_id: str, until: datetime) -> None:
+        listed = api.compliance.ListClinicianCredentials(
+            compliance_pb2.ListClinicianCredentialsRequest(clinician_id=clinician_id), metadata=api.md(), timeout=10
+        )
+        for status, at in (("suspended", datetime.now(UTC) - timedelta(minutes=2)), ("active", until)):
+            api.compliance.UpdateLicenseStatus(
+                compliance_pb2.UpdateLicenseStatusRequest(
+                    license_id=listed.licenses[0].license_id, status=status, effective_at=to_timestamp(at)
+                ),
+                metadata=api.md(),
+                timeout=10,
+            )
+
+    group = booked_and_checked_in(clinician, [pb.Facilitator(clinician_id=co, role="co_facilitator")], start)
+    own = booked_and_checked_in(other, [], start)
+    suspended_until(co, start)
+    suspended_until(other, start)
+    with pytest.raises(grpc.RpcError) as refused:
+        api.call("StartSession", pb.StartSessionRequest(session_id=group, clinician_state="NY"))
+    assert reason_of(refused.value) == "COMPLIANCE_DENIED"
+    metadata = error_metadata(refused.value)
+    assert metadata["facilitator_id"] == co and "LICENSE_SUSPENDED" in metadata["compliance_reasons"], metadata
+    # the clinician's own session, started early the same way
+    with pytest.raises(grpc.RpcError) as refused:
+        api.call("StartSession", pb.StartSessionRequest(session_id=own, clinician_state="NY"))
+    assert reason_of(refused.value) == "COMPLIANCE_DENIED", refused.value.details()
+    assert "LICENSE_SUSPENDED" in error_metadata(refused.value)["compliance_reasons"]
+
+
 def test_schedules_search_and_tech_checks(api: Api) -> None:
     program = api.program()
     weekday_mornings = [pb.WeeklyWindow(weekday=i, start="09:00", end="12:00") for i in range(5)]
