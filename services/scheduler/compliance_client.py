@@ -69,7 +69,7 @@ class ComplianceGateway:
             log.warning("compliance %s failed: %s", type(request).__name__, exc.code().name)
             raise Unavailable(
                 COMPLIANCE_UNAVAILABLE,
-                f"compliance could not {what}; not booked (fails closed)",
+                f"compliance could not {what}; refused, nothing changed (fails closed)",
                 {"grpc_code": exc.code().name},
             ) from exc
         require_allowed(answer, names)
@@ -88,4 +88,6 @@ def require_allowed(
         raise FailedPrecondition(COMPLIANCE_DENIED, f"compliance denied the session: {reasons}", metadata)
     if evaluation.decision == compliance_pb2.DECISION_NEEDS_REVIEW:
         raise FailedPrecondition(COMPLIANCE_NEEDS_REVIEW, f"compliance needs a review first: {reasons}", metadata)
-    raise Unavailable(COMPLIANCE_UNAVAILABLE, "compliance gave no decision; not booked (fails closed)", metadata)
+    raise Unavailable(
+        COMPLIANCE_UNAVAILABLE, "compliance gave no decision; refused, nothing changed (fails closed)", metadata
+    )
