@@ -208,6 +208,24 @@ def check_licensure(stub, settings: Settings, clinician: str, state: str, **kw: 
     )
 
 
+def record_counseling_privilege(stub, settings: Settings, clinician: str) -> pb.CompactCredential:
+    """A Counseling Compact privilege to practise in AZ from a MN home license, valid for 300 days."""
+    return stub.RecordCompactCredential(
+        pb.RecordCompactCredentialRequest(
+            clinician_id=clinician,
+            compact="COUNSELING",
+            kind="PRIVILEGE",
+            home_state="MN",
+            privilege_state="AZ",
+            credential_number=f"CC-{uid('n')[-8:].upper()}",
+            valid_from=to_timestamp(NOW - timedelta(days=30)),
+            valid_until=to_timestamp(NOW + timedelta(days=300)),
+        ),
+        metadata=auth_metadata(settings, "platform"),
+        timeout=CALL_TIMEOUT_S,
+    )
+
+
 def record_registration(stub, settings: Settings, clinician: str, profession: str) -> pb.CompactCredential:
     return stub.RecordCompactCredential(
         pb.RecordCompactCredentialRequest(
@@ -461,20 +479,7 @@ def test_a_revoked_compact_privilege_denies(stub, settings: Settings) -> None:
     counselor = uid("clin")
     md = auth_metadata(settings, "platform")
     record_license(stub, settings, counselor, "MN")
-    privilege = stub.RecordCompactCredential(
-        pb.RecordCompactCredentialRequest(
-            clinician_id=counselor,
-            compact="COUNSELING",
-            kind="PRIVILEGE",
-            home_state="MN",
-            privilege_state="AZ",
-            credential_number=f"CC-{uid('n')[-8:].upper()}",
-            valid_from=to_timestamp(NOW - timedelta(days=30)),
-            valid_until=to_timestamp(NOW + timedelta(days=300)),
-        ),
-        metadata=md,
-        timeout=CALL_TIMEOUT_S,
-    )
+    privilege = record_counseling_privilege(stub, settings, counselor)
     assert check_licensure(stub, settings, counselor, "AZ").decision == pb.DECISION_ALLOW
     revoked = stub.UpdateCompactCredentialStatus(
         pb.UpdateCompactCredentialStatusRequest(
@@ -626,20 +631,7 @@ def test_a_board_action_is_published_and_flags_the_booked_sessions_it_affects(
 
         # a compact privilege withdrawn: the same
         md = auth_metadata(settings, "platform")
-        privilege = stub.RecordCompactCredential(
-            pb.RecordCompactCredentialRequest(
-                clinician_id=clinician,
-                compact="COUNSELING",
-                kind="PRIVILEGE",
-                home_state="MN",
-                privilege_state="AZ",
-                credential_number=f"CC-{uid('n')[-8:].upper()}",
-                valid_from=to_timestamp(NOW - timedelta(days=30)),
-                valid_until=to_timestamp(NOW + timedelta(days=300)),
-            ),
-            metadata=md,
-            timeout=CALL_TIMEOUT_S,
-        )
+        privilege = record_counseling_privilege(stub, settings, clinician)
         stub.UpdateCompactCredentialStatus(
             pb.UpdateCompactCredentialStatusRequest(
                 credential_id=privilege.credential_id, status="revoked", effective_at=to_timestamp(NOW)
