@@ -98,17 +98,21 @@ def session_message(doc: Document, only_client: str | None = None) -> scheduler_
     check_ins = list(doc.get("check_ins", []))
     task_ids = list(doc.get("tech_check_task_ids", []))
     privacy_flagged = bool(doc.get("privacy_flagged", False))
-    proposed = list(doc.get("proposed_slots", []))
+    proposed = d.group_proposals(doc)  # the whole session's: what RescheduleSession takes
+    per_client = d.client_proposals(doc)  # a group's, each client's own (their alone-windows)
     if only_client is not None:
         client_ids = [c for c in client_ids if c == only_client]
         check_ins = [c for c in check_ins if c["client_id"] == only_client]
         task_ids = [t for t in task_ids if t == tech_check_task_id(doc["_id"], only_client)]
+        per_client = [p for p in per_client if p["client_id"] == only_client]
         if doc["kind"] == d.GROUP:  # the group is flagged for whichever client reported it
             privacy_flagged = only_client in doc.get("privacy_flagged_clients", [])
-            # slots proposed to one client of a group lie in that client's alone-windows: theirs only
-            # (a session stored before `proposed_for` shows a group's client none)
+            # the group's proposals to those they were proposed to (a session stored before
+            # `proposed_for` shows a group's client none); a client's own come first
             if only_client not in doc.get("proposed_for", []):
                 proposed = []
+            if per_client:
+                proposed = list(per_client[0]["slots"])
     return scheduler_pb2.Session(
         session_id=doc["_id"],
         program_id=doc["program_id"],
@@ -152,6 +156,12 @@ def session_message(doc: Document, only_client: str | None = None) -> scheduler_
         overridden=bool(doc.get("override")),
         overridden_rules=doc.get("overridden_rules", []),
         cohort_id=doc.get("cohort_id", ""),
+        client_proposals=[
+            scheduler_pb2.ClientProposal(
+                client_id=p["client_id"], slots=[_slot(s) for s in p["slots"]], reason=p.get("reason", "")
+            )
+            for p in per_client
+        ],
     )
 
 

@@ -1127,12 +1127,21 @@ class Scheduler:
             return await self.interrupt(session_id, reason, client_id)
         slots = await self.propose(session, [client_id], reason)
         field = "privacy_flagged_clients" if reason == "PRIVACY_COMPROMISED" else "dropped_clients"
-        # the slots are this client's (their alone-windows): `proposed_for` keeps them from the group's others
-        proposed = {"proposed_slots": slots, "proposed_for": [client_id]}
+        proposed: Document
+        if session["kind"] == d.GROUP:
+            # The slots are this client's (their alone-windows), not the group's: in a field of their
+            # own, so that another client's flag (even at the same moment: FerretDB applies an update
+            # as read-modify-write) keeps them, and this client's next flag replaces only theirs.
+            key = d.proposal_key(client_id)
+            own = {"client_id": client_id, "slots": slots, "reason": reason, "proposed_at": datetime.now(UTC)}
+            proposed = {f"client_proposals.{key}": own}
+            after = {**session, "client_proposals": {**(session.get("client_proposals") or {}), key: own}}
+        else:  # the session's one client: the session's proposals
+            proposed = {"proposed_slots": slots, "proposed_for": [client_id]}
+            after = {**session, **proposed}
         update: dict[str, Any] = {"$push": {field: client_id}, "$set": dict(proposed)}
         if reason == "PRIVACY_COMPROMISED":
             update["$set"]["privacy_flagged"] = True
-        after = {**session, **proposed}
         updated = await self.store.update_session(
             session_id,
             {field: {"$ne": client_id}},
@@ -1183,7 +1192,14 @@ class Scheduler:
             # a retry of a reschedule whose booking was made: the slots proposed now may differ
             new_start = _utc(earlier["starts_at"])
         if new_start is None:
-            slots = old.get("proposed_slots") or await self.propose(old, old["client_ids"], reason or "RESCHEDULE")
+            if old["kind"] == d.GROUP and d.client_proposals(old) and not d.group_proposals(old):
+                # one client's slots (their alone-windows) are not the group's time: the care team chooses
+                raise FailedPrecondition(
+                    "NEW_START_REQUIRED",
+                    "the slots proposed for this group are single clients' (client_proposals), not the"
+                    " group's: give new_starts_at",
+                )
+            slots = d.group_proposals(old) or await self.propose(old, old["client_ids"], reason or "RESCHEDULE")
             if not slots:
                 raise FailedPrecondition("NO_SLOT_AVAILABLE", "no slot satisfies every rule in the next 14 days")
             new_start = _utc(slots[0]["starts_at"])
@@ -1205,7 +1221,7 @@ class Scheduler:
             extra={"rescheduled_from": session_id, "cohort_id": old.get("cohort_id", "")},
         )
         try:
-            new = await self.book(req, principal, require_alone=bool(old.get("privacy_flagged")))
+            new = await self.book(req, principal, require_alone=self._moved_alone(old))
         except InvalidArgument as refused:  # the new session's times are this request's new_starts_at
             raise InvalidArgument([(RESCHEDULED_TIME_FIELDS.get(f, f), why) for f, why in refused.violations]) from None
         after = {**old, "status": d.RESCHEDULED, "cancel_reason": reason or "rescheduled"}
@@ -1224,6 +1240,18 @@ class Scheduler:
         if updated is not None and old["status"] in (d.BOOKED, d.CHECKED_IN):
             await self._release_session(old)
         return new
+
+    @staticmethod
+    def _moved_alone(old: Document) -> bool:
+        """Whether every client of a session being moved must be alone at the new time: after
+        compromised privacy, in a group only when all its clients reported it. A group's client who
+        did is alone-only anyway (their profile is `privacy_sensitive` from then on); until
+        2026-12-07 one client's report required every client of the group to be alone."""
+        if not old.get("privacy_flagged"):
+            return False
+        if old["kind"] != d.GROUP:
+            return True
+        return set(old["client_ids"]) <= set(old.get("privacy_flagged_clients", []))
 
     # ---------- slot search and proposals ----------
 

@@ -9,6 +9,7 @@ keys; fatigue and burnout rules are evaluated on the owner's day ledger.
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -653,3 +654,45 @@ def on_care_team(session: dict[str, Any], clinician_id: str, acting: bool) -> bo
         f.get("clinician_id") == clinician_id and (not acting or f.get("role") in TREATING_ROLES)
         for f in session.get("facilitators", [])
     )
+
+
+# ---------- slots proposed after a disconnection or compromised privacy ----------
+
+
+def proposal_key(client_id: str) -> str:
+    """The field under a session's `client_proposals` that holds one client's proposals (a client
+    id may hold characters a field path cannot: '.', '$')."""
+    return "c" + hashlib.sha256(client_id.encode()).hexdigest()[:32]
+
+
+def _legacy_client_proposals(session: dict[str, Any]) -> bool:
+    """A group session stored before per-client proposals, whose `proposed_slots` were proposed to
+    some of its clients (`proposed_for`), not to the whole group."""
+    proposed_for = session.get("proposed_for")
+    return (
+        session.get("kind") == GROUP
+        and bool(session.get("proposed_slots"))
+        and proposed_for is not None
+        and bool(set(session.get("client_ids", [])) - set(proposed_for))
+    )
+
+
+def group_proposals(session: dict[str, Any]) -> list[dict[str, Any]]:
+    """The slots proposed for the whole session (an individual session, or a group interrupted as a
+    whole): what RescheduleSession without a new start takes."""
+    return [] if _legacy_client_proposals(session) else list(session.get("proposed_slots", []))
+
+
+def client_proposals(session: dict[str, Any]) -> list[dict[str, Any]]:
+    """The slots proposed to single clients of a group, each `{client_id, slots, reason}`, in the
+    order of the session's clients. A session stored before per-client proposals kept one client's
+    as `proposed_slots` with `proposed_for: [client]`: those are that client's (a later client's own
+    field does not hide them)."""
+    found = {p["client_id"]: p for p in (session.get("client_proposals") or {}).values()}
+    if _legacy_client_proposals(session):
+        for client_id in session["proposed_for"]:
+            found.setdefault(
+                client_id, {"client_id": client_id, "slots": list(session["proposed_slots"]), "reason": ""}
+            )
+    order = {c: i for i, c in enumerate(session.get("client_ids", []))}
+    return sorted(found.values(), key=lambda p: order.get(p["client_id"], len(order)))

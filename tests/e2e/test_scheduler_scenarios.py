@@ -195,6 +195,10 @@ def test_scenario_2_privacy_compromised_offers_alone_windows(api: Api, settings:
         seen = api.call("GetSession", pb.GetSessionRequest(session_id=group.session_id))
     assert seen.privacy_flagged, "PrivacyCompromised from compliance never reached the scheduler"
     assert seen.status == "booked"  # the group goes on; the teen gets alone-window slots
-    assert seen.proposed_slots
-    for slot in seen.proposed_slots:
+    # the teen's own slots (the group's staff see them as the teen's, the teen as their proposals)
+    (proposal,) = seen.client_proposals
+    assert proposal.client_id == teen and proposal.slots and not seen.proposed_slots
+    own = api.call("GetSession", pb.GetSessionRequest(session_id=group.session_id), role="client", subject=teen)
+    assert list(own.proposed_slots) == list(proposal.slots)
+    for slot in own.proposed_slots:
         assert in_windows(slot.starts_at.ToDatetime(tzinfo=UTC), slot.ends_at.ToDatetime(tzinfo=UTC), alone)

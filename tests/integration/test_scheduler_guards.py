@@ -3,8 +3,10 @@ compliance process, the real store and broker (defects found in review)."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -18,6 +20,7 @@ from iop.scheduler.v1 import scheduler_pb2 as pb
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
 from tests.integration.test_scheduler_support import (
+    NEW_YORK,
     Api,
     fields_of,
     local_day_at,
@@ -537,7 +540,9 @@ def test_a_client_sees_no_slots_proposed_for_another_client_of_their_group(api: 
     assert api.call("CheckIn", check_in, role="client", subject=b).proposed_slots  # b's own: b sees them
     read = pb.GetSessionRequest(session_id=group.session_id)
     assert all(s.in_alone_window for s in api.call("GetSession", read, role="client", subject=b).proposed_slots)
-    assert api.call("GetSession", read, role="clinician", subject=lead).proposed_slots  # the care team does
+    staff = api.call("GetSession", read, role="clinician", subject=lead)  # the care team does, as b's
+    assert [p.client_id for p in staff.client_proposals] == [b] and staff.client_proposals[0].slots
+    assert not staff.proposed_slots  # not the group's: RescheduleSession does not take them
     assert not api.call("GetSession", read, role="client", subject=a).proposed_slots
     start = datetime.now(UTC) - timedelta(hours=1)
     view = pb.ScheduleViewRequest(
@@ -760,3 +765,135 @@ def test_bookings_searches_and_series_lie_within_two_years(api: Api) -> None:
         occurrences=52,
     )
     assert "occurrences" in fields_of(err)
+
+
+# ---------- per-client proposals in a group ----------
+
+
+def _alone_at(hour: int) -> list[pb.WeeklyWindow]:
+    return [pb.WeeklyWindow(weekday=i, start=f"{hour:02d}:00", end=f"{hour + 1:02d}:00") for i in range(7)]
+
+
+def _compromised(session_id: str, client_id: str) -> pb.CheckInRequest:
+    location = common_pb2.ClientLocation(state="NY", verified=True)
+    return pb.CheckInRequest(
+        session_id=session_id, client_id=client_id, location=location, privacy_attestation="compromised"
+    )
+
+
+def _local_hours(slots) -> set[int]:  # type: ignore[no-untyped-def]
+    return {s.starts_at.ToDatetime(tzinfo=UTC).astimezone(NEW_YORK).hour for s in slots}
+
+
+def _group_of_three(api: Api) -> tuple[pb.Session, str, str, str, str]:
+    """A group starting soon (check-in open) of a (alone 04-05), b (alone 02-03) and c (no alone-window)."""
+    program, lead = api.program(), api.clinician()
+    a, b, c = api.client(alone_windows=_alone_at(4)), api.client(alone_windows=_alone_at(2)), api.client()
+    group = api.book(
+        program.program_id, lead, [a, b, c], next_slot(timedelta(minutes=20)), kind=ev.SESSION_KIND_GROUP, capacity=4
+    )
+    return group, lead, a, b, c
+
+
+def test_a_later_flag_of_another_client_of_a_group_keeps_the_earlier_clients_proposals(api: Api) -> None:
+    group, lead, a, b, c = _group_of_three(api)
+    read = pb.GetSessionRequest(session_id=group.session_id)
+    api.call("CheckIn", _compromised(group.session_id, b), role="client", subject=b)
+    api.call("CheckIn", _compromised(group.session_id, a), role="client", subject=a)
+    own_b = api.call("GetSession", read, role="client", subject=b).proposed_slots
+    own_a = api.call("GetSession", read, role="client", subject=a).proposed_slots
+    assert own_b and _local_hours(own_b) == {2}, "b's proposals were lost when a was flagged"
+    assert own_a and _local_hours(own_a) == {4}
+    assert not api.call("GetSession", read, role="client", subject=c).proposed_slots
+    # each client's own, and only their own, in client_proposals
+    assert [p.client_id for p in api.call("GetSession", read, role="client", subject=b).client_proposals] == [b]
+    assert not api.call("GetSession", read, role="client", subject=c).client_proposals
+    # the care team sees every client's, and no group-wide proposal (no group-wide interruption)
+    staff = api.call("GetSession", read, role="clinician", subject=lead)
+    by_client = {p.client_id: p for p in staff.client_proposals}
+    assert set(by_client) == {a, b}
+    assert _local_hours(by_client[b].slots) == {2} and _local_hours(by_client[a].slots) == {4}
+    assert by_client[b].reason == "PRIVACY_COMPROMISED"
+    assert not staff.proposed_slots
+
+
+def test_two_clients_of_a_group_flagged_at_once_both_keep_their_proposals(api: Api) -> None:
+    # FerretDB applies an update as read-modify-write: each client's proposals are their own field
+    for _ in range(3):
+        group, lead, a, b, _c = _group_of_three(api)
+        ready = threading.Barrier(2)
+
+        def check_in(who: str, session_id: str = group.session_id, ready: threading.Barrier = ready) -> pb.Session:
+            ready.wait()
+            return api.call("CheckIn", _compromised(session_id, who), role="client", subject=who)
+
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(check_in, (a, b)))
+        read = pb.GetSessionRequest(session_id=group.session_id)
+        assert _local_hours(api.call("GetSession", read, role="client", subject=a).proposed_slots) == {4}
+        assert _local_hours(api.call("GetSession", read, role="client", subject=b).proposed_slots) == {2}
+        staff = api.call("GetSession", read, role="clinician", subject=lead)
+        assert {p.client_id for p in staff.client_proposals} == {a, b}
+
+
+def test_a_reschedule_of_a_group_does_not_take_one_clients_proposals_as_the_groups_time(api: Api) -> None:
+    group, lead, _a, b, _c = _group_of_three(api)
+    api.call("CheckIn", _compromised(group.session_id, b), role="client", subject=b)
+    move = pb.RescheduleSessionRequest(request_id=uid("re"), session_id=group.session_id, reason="privacy")
+    err = refused(
+        grpc.StatusCode.FAILED_PRECONDITION, api.call, "RescheduleSession", move, role="clinician", subject=lead
+    )
+    assert reason_of(err) == "NEW_START_REQUIRED"
+    assert api.call("GetSession", pb.GetSessionRequest(session_id=group.session_id)).status == "checked_in"
+    # with a new start the group moves: b (flagged) must be alone then, a and c need not be
+    (proposal,) = api.call("GetSession", pb.GetSessionRequest(session_id=group.session_id)).client_proposals
+    move.new_starts_at.CopyFrom(proposal.slots[0].starts_at)
+    moved = api.call("RescheduleSession", move, role="clinician", subject=lead)
+    assert moved.starts_at == proposal.slots[0].starts_at and moved.rescheduled_from == group.session_id
+
+
+def test_a_group_interrupted_as_a_whole_moves_to_its_group_wide_proposals(api: Api) -> None:
+    program, lead = api.program(), api.clinician()
+    a, b = api.client(), api.client()
+    group = api.book(
+        program.program_id, lead, [a, b], next_slot(timedelta(minutes=20)), kind=ev.SESSION_KIND_GROUP, capacity=3
+    )
+    check_in = _compromised(group.session_id, a)
+    check_in.privacy_attestation = "alone"
+    api.call("CheckIn", check_in)
+    interrupted = api.call(
+        "InterruptSession",
+        pb.InterruptSessionRequest(session_id=group.session_id, reason="OTHER"),
+        role="clinician",
+        subject=lead,
+    )
+    assert interrupted.proposed_slots
+    for who in (a, b):
+        seen = api.call("GetSession", pb.GetSessionRequest(session_id=group.session_id), role="client", subject=who)
+        assert list(seen.proposed_slots) == list(interrupted.proposed_slots)
+    move = pb.RescheduleSessionRequest(request_id=uid("re"), session_id=group.session_id, reason="other")
+    moved = api.call("RescheduleSession", move, role="clinician", subject=lead)
+    assert moved.starts_at == interrupted.proposed_slots[0].starts_at
+
+
+def test_proposals_stored_before_per_client_proposals_still_read(api: Api, db) -> None:  # type: ignore[no-untyped-def]
+    # until this change flag_client stored a group client's slots as the session's `proposed_slots`
+    # with `proposed_for: [client]`
+    group, lead, a, b, _c = _group_of_three(api)
+    start = local_day_at(days_ahead=3, hour=2)
+    legacy = [{"starts_at": start, "ends_at": start + timedelta(hours=1), "in_alone_window": True}]
+    db.sessions.update_one(
+        {"_id": group.session_id}, {"$set": {"proposed_slots": legacy, "proposed_for": [b], "privacy_flagged": True}}
+    )
+    read = pb.GetSessionRequest(session_id=group.session_id)
+    assert _local_hours(api.call("GetSession", read, role="client", subject=b).proposed_slots) == {2}
+    assert not api.call("GetSession", read, role="client", subject=a).proposed_slots
+    staff = api.call("GetSession", read, role="clinician", subject=lead)
+    assert [p.client_id for p in staff.client_proposals] == [b] and not staff.proposed_slots
+    move = pb.RescheduleSessionRequest(request_id=uid("re"), session_id=group.session_id, reason="privacy")
+    err = refused(grpc.StatusCode.FAILED_PRECONDITION, api.call, "RescheduleSession", move)
+    assert reason_of(err) == "NEW_START_REQUIRED"
+    # a later flag of another client keeps b's
+    api.call("CheckIn", _compromised(group.session_id, a), role="client", subject=a)
+    assert _local_hours(api.call("GetSession", read, role="client", subject=b).proposed_slots) == {2}
+    assert _local_hours(api.call("GetSession", read, role="client", subject=a).proposed_slots) == {4}

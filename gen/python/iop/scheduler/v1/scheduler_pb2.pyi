@@ -343,7 +343,7 @@ class CheckInRecord(_message.Message):
     def __init__(self, client_id: _Optional[str] = ..., location: _Optional[_Union[_common_pb2.ClientLocation, _Mapping]] = ..., privacy_attestation: _Optional[str] = ..., checked_in_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Session(_message.Message):
-    __slots__ = ("session_id", "program_id", "clinician_id", "client_ids", "starts_at", "ends_at", "kind", "status", "backup_line", "capacity", "facilitators", "turn_taking", "breaks", "check_ins", "tech_check_task_ids", "privacy_flagged", "proposed_slots", "interruption_reason", "rescheduled_to", "rescheduled_from", "modality", "overridden", "overridden_rules", "cohort_id")
+    __slots__ = ("session_id", "program_id", "clinician_id", "client_ids", "starts_at", "ends_at", "kind", "status", "backup_line", "capacity", "facilitators", "turn_taking", "breaks", "check_ins", "tech_check_task_ids", "privacy_flagged", "proposed_slots", "interruption_reason", "rescheduled_to", "rescheduled_from", "modality", "overridden", "overridden_rules", "cohort_id", "client_proposals")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
     CLINICIAN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -368,6 +368,7 @@ class Session(_message.Message):
     OVERRIDDEN_FIELD_NUMBER: _ClassVar[int]
     OVERRIDDEN_RULES_FIELD_NUMBER: _ClassVar[int]
     COHORT_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     program_id: str
     clinician_id: str
@@ -392,7 +393,18 @@ class Session(_message.Message):
     overridden: bool
     overridden_rules: _containers.RepeatedScalarFieldContainer[str]
     cohort_id: str
-    def __init__(self, session_id: _Optional[str] = ..., program_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., client_ids: _Optional[_Iterable[str]] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[_Union[_scheduling_pb2.SessionKind, str]] = ..., status: _Optional[str] = ..., backup_line: _Optional[str] = ..., capacity: _Optional[int] = ..., facilitators: _Optional[_Iterable[_Union[Facilitator, _Mapping]]] = ..., turn_taking: _Optional[_Union[TurnTaking, _Mapping]] = ..., breaks: _Optional[_Iterable[_Union[Break, _Mapping]]] = ..., check_ins: _Optional[_Iterable[_Union[CheckInRecord, _Mapping]]] = ..., tech_check_task_ids: _Optional[_Iterable[str]] = ..., privacy_flagged: _Optional[bool] = ..., proposed_slots: _Optional[_Iterable[_Union[Slot, _Mapping]]] = ..., interruption_reason: _Optional[str] = ..., rescheduled_to: _Optional[str] = ..., rescheduled_from: _Optional[str] = ..., modality: _Optional[_Union[_common_pb2.Modality, str]] = ..., overridden: _Optional[bool] = ..., overridden_rules: _Optional[_Iterable[str]] = ..., cohort_id: _Optional[str] = ...) -> None: ...
+    client_proposals: _containers.RepeatedCompositeFieldContainer[ClientProposal]
+    def __init__(self, session_id: _Optional[str] = ..., program_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., client_ids: _Optional[_Iterable[str]] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[_Union[_scheduling_pb2.SessionKind, str]] = ..., status: _Optional[str] = ..., backup_line: _Optional[str] = ..., capacity: _Optional[int] = ..., facilitators: _Optional[_Iterable[_Union[Facilitator, _Mapping]]] = ..., turn_taking: _Optional[_Union[TurnTaking, _Mapping]] = ..., breaks: _Optional[_Iterable[_Union[Break, _Mapping]]] = ..., check_ins: _Optional[_Iterable[_Union[CheckInRecord, _Mapping]]] = ..., tech_check_task_ids: _Optional[_Iterable[str]] = ..., privacy_flagged: _Optional[bool] = ..., proposed_slots: _Optional[_Iterable[_Union[Slot, _Mapping]]] = ..., interruption_reason: _Optional[str] = ..., rescheduled_to: _Optional[str] = ..., rescheduled_from: _Optional[str] = ..., modality: _Optional[_Union[_common_pb2.Modality, str]] = ..., overridden: _Optional[bool] = ..., overridden_rules: _Optional[_Iterable[str]] = ..., cohort_id: _Optional[str] = ..., client_proposals: _Optional[_Iterable[_Union[ClientProposal, _Mapping]]] = ...) -> None: ...
+
+class ClientProposal(_message.Message):
+    __slots__ = ("client_id", "slots", "reason")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    slots: _containers.RepeatedCompositeFieldContainer[Slot]
+    reason: str
+    def __init__(self, client_id: _Optional[str] = ..., slots: _Optional[_Iterable[_Union[Slot, _Mapping]]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class BookGroupSeatRequest(_message.Message):
     __slots__ = ("request_id", "session_id", "client_id", "require_alone_window", "override")
