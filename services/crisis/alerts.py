@@ -40,6 +40,7 @@ from services.crisis.domain import (
     TransitionError,
     callback_task,
     consented_contacts,
+    contact_stops_ladder,
     context_problems,
     fire_step,
     fold_alert,
@@ -792,11 +793,16 @@ class AlertService:
         reached = attempt["target"] == "CLIENT" and attempt["outcome"] == "REACHED"
         if reached:
             transition(st.status, "contact_made")
+        # A client reached before the ladder was last started again (a repeat drop, a crisis
+        # signal after an earlier contact), logged late, is history: the ladder keeps running
+        # (domain.fold_alert), so it is not announced as stopping it (no AlertContactMade).
+        stopped = reached and contact_stops_ladder(alert["opened_at"], all_records(alert, records), at)
         record = {
             "alert_id": alert_id,
             "kind": "ATTEMPT",
             **attempt,
             "reached": reached,
+            "stopped_ladder": stopped,
             "by": by,
             "at": at,
             "recorded_at": now,
@@ -808,10 +814,11 @@ class AlertService:
             target=attempt["target"],
             outcome=attempt["outcome"],
             recorded_by=by,
+            stopped_ladder=stopped,
         )
         attempted.attempted_at.FromDatetime(at)
         outgoing = [OutgoingEvent(ALERTS_TOPIC.name, alert_id, attempted)]
-        if reached:  # the client was reached: the ladder stops
+        if stopped:  # the client was reached: the ladder stops
             made = ev.AlertContactMade(alert_id=alert_id, client_id=alert["client_id"], recorded_by=by, target="CLIENT")
             made.at.FromDatetime(at)
             outgoing.append(OutgoingEvent(ALERTS_TOPIC.name, alert_id, made))

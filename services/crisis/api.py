@@ -24,6 +24,7 @@ from services.crisis.domain import (
     Risk,
     Status,
     TransitionError,
+    attempt_stopped_ladder,
     cssrs_risk,
     is_signal,
     may_act_on,
@@ -166,6 +167,7 @@ def _alert_message(doc: Document, records: list[Document]) -> crisis_pb2.Alert:
                 recorded_by=a.get("by", ""),
                 attempted_at=to_timestamp(a.get("at")),
                 contact_id=a.get("contact_id", ""),
+                stopped_ladder=attempt_stopped_ladder(a, doc["opened_at"], records),
             )
             for a in attempts
         ],

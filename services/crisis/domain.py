@@ -600,6 +600,35 @@ def is_signal(record: dict[str, Any]) -> bool:
     return record["kind"] == "SIGNAL" or (record["kind"] == "RUNG" and record.get("trigger") == SIGNAL_TRIGGER)
 
 
+def ladder_started_at(opened_at: datetime, records: list[dict[str, Any]]) -> datetime:
+    """When the ladder was last started (or started again): the alert's opening, a repeat drop (its
+    rung or REPEAT record) or a restart by a crisis signal, whichever is latest. A rung the timer
+    fired does not count (`fold_alert`). A contact with the client stops the ladder only if it was
+    made at or after this time; an earlier one is history."""
+    activity = [
+        r["at"] for r in records if r["kind"] == "REPEAT" or (r["kind"] == "RUNG" and r.get("trigger") != "TIMER")
+    ]
+    return max(activity) if activity else opened_at
+
+
+def contact_stops_ladder(opened_at: datetime, records: list[dict[str, Any]], at: datetime) -> bool:
+    """Whether a client reached at `at` stops the ladder of an alert with these records (those
+    stored when the contact is recorded): only if the ladder was not started again after it."""
+    return at >= ladder_started_at(opened_at, records)
+
+
+def attempt_stopped_ladder(attempt: dict[str, Any], opened_at: datetime, records: list[dict[str, Any]]) -> bool:
+    """Whether a recorded contact attempt stopped the ladder then running, as its
+    AlertContactAttempted said (`stopped_ladder`, stored with it). An attempt recorded before that
+    field was stored is judged from the records dated up to when it was recorded."""
+    if "stopped_ladder" in attempt:
+        return bool(attempt["stopped_ladder"])
+    if not attempt.get("reached"):
+        return False
+    recorded_at = attempt.get("recorded_at") or attempt["at"]
+    return contact_stops_ladder(opened_at, [r for r in records if r["at"] <= recorded_at], attempt["at"])
+
+
 def fold_alert(policy: LadderPolicy, opened_at: datetime, records: list[dict[str, Any]]) -> AlertState:
     """An alert's state from its insert-only records (kind RUNG | REPEAT | SIGNAL | ACK | ATTEMPT |
     RESOLVED, with `at`).
@@ -619,10 +648,7 @@ def fold_alert(policy: LadderPolicy, opened_at: datetime, records: list[dict[str
     rungs = sorted((r for r in all_rungs if r.get("round", 0) == ladder_round), key=lambda r: r["index"])
     fired = tuple(r["index"] for r in rungs)
     next_step = fired[-1] + 1 if fired else 0
-    activity = [
-        r["at"] for r in records if r["kind"] == "REPEAT" or (r["kind"] == "RUNG" and r.get("trigger") != "TIMER")
-    ]
-    last_activity = max(activity) if activity else opened_at
+    last_activity = ladder_started_at(opened_at, records)
     escalations = [
         r["at"]
         for r in records

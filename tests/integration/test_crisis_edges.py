@@ -1011,3 +1011,74 @@ async def test_an_alert_id_taken_by_another_client_concurrently_leaves_no_slot(s
         )  # the API refuses it (REQUEST_ID_REUSED)
         assert await alerts.store.active_alert(second) is None
         assert (await alerts.store.active_alert(first) or {}).get("_id") == alert_id
+
+
+async def attempt_events(alerts: Any, alert_id: str, attempt_id: str) -> list[Any]:
+    """The events a stored contact attempt carries in its outbox, as (type name, message)."""
+    doc = await alerts.store.per_client.database[ALERT_RECORDS].find_one(
+        {"alert_id": alert_id, "attempt_id": attempt_id}
+    )
+    assert doc is not None, attempt_id
+    kinds = {m.DESCRIPTOR.full_name: m for m in (ev.AlertContactAttempted, ev.AlertContactMade)}
+    return [
+        (entry["type"].rsplit(".", 1)[-1], kinds[entry["type"]].FromString(bytes(entry["data"])))
+        for entry in doc["outbox"]
+    ]
+
+
+async def test_a_reached_contact_dated_before_the_ladder_was_started_again_publishes_no_contact_made(
+    settings, tmp_path
+) -> None:
+    """A REACHED attempt whose `attempted_at` is before the ladder was last started again (a crisis
+    signal after an earlier contact, or a repeat drop) is history: the ladder keeps running
+    (`fold_alert`), so no AlertContactMade goes out and the attempt says it did not stop the ladder.
+    A REACHED attempt after the restart stops it, with AlertContactMade, as always."""
+    async with alert_service(settings, tmp_path, "histcontact") as alerts:
+        core = CrisisCore(
+            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
+        )
+        t0 = datetime.now(UTC) - timedelta(hours=1)
+
+        # a crisis signal after contact restarted the ladder; a call made before the restart is logged
+        client = uid("hc")
+        alert_id = await core.on_crisis_signal(trigger_id=uid("s"), client_id=client, value=2, now=t0)
+        await alerts.record_attempt(alert_id, {"attempt_id": "a1", **REACHED}, "clin", t0 + timedelta(minutes=5))
+        await core.on_crisis_signal(trigger_id=uid("s"), client_id=client, value=2, now=t0 + timedelta(minutes=20))
+        await alerts.record_attempt(alert_id, {"attempt_id": "a2", **REACHED}, "clin", t0 + timedelta(minutes=10))
+        header, records, st = await alerts.current(alert_id)
+        assert (st.status, st.ladder_round) == (Status.ESCALATED, 1) and st.due_at is not None  # still running
+        assert [kind for kind, _ in await attempt_events(alerts, alert_id, "a1")] == [
+            "AlertContactAttempted",
+            "AlertContactMade",
+        ]
+        history = await attempt_events(alerts, alert_id, "a2")
+        assert [kind for kind, _ in history] == ["AlertContactAttempted"], history
+        assert history[0][1].outcome == "REACHED" and not history[0][1].stopped_ladder
+        shown = _alert_message(header, records)
+        assert shown.status == ev.ALERT_STATUS_ESCALATED
+        assert [(a.attempt_id, a.stopped_ladder) for a in shown.contact_attempts] == [("a1", True), ("a2", False)]
+        # reached after the restart: the ladder stops
+        await alerts.record_attempt(alert_id, {"attempt_id": "a3", **REACHED}, "clin", t0 + timedelta(minutes=25))
+        _, _, st = await alerts.current(alert_id)
+        assert st.status == Status.CONTACT_MADE
+        made = await attempt_events(alerts, alert_id, "a3")
+        assert [kind for kind, _ in made] == ["AlertContactAttempted", "AlertContactMade"] and made[0][1].stopped_ladder
+
+        # a repeat drop escalated the ladder (its next rung, then, the ladder run out, a repeat)
+        for drops in (1, 4):  # the fourth drop finds the ladder run out: a REPEAT record, no rung
+            client = uid("hd")
+            alert_id = f"alert-{client}"
+            await open_alert_directly(alerts, alert_id, client, "TEST")
+            await asyncio.sleep(0.01)
+            called_at = datetime.now(UTC)  # after the opening, before the drops
+            await asyncio.sleep(0.01)
+            for _ in range(drops):
+                await alerts.escalate_now(alert_id, uid("drop"), "DISCONNECTED_AGAIN", datetime.now(UTC))
+            _, records, st = await alerts.current(alert_id)
+            assert [r["kind"] for r in records][-1] == ("RUNG" if drops == 1 else "REPEAT")
+            await alerts.record_attempt(alert_id, {"attempt_id": "b1", **REACHED}, "clin", called_at)
+            header, records, st = await alerts.current(alert_id)
+            assert st.status == Status.ESCALATED, (drops, st)
+            history = await attempt_events(alerts, alert_id, "b1")
+            assert [kind for kind, _ in history] == ["AlertContactAttempted"], (drops, history)
+            assert [a.stopped_ladder for a in _alert_message(header, records).contact_attempts] == [False]

@@ -20,7 +20,9 @@ from services.crisis.domain import (
     Status,
     Step,
     TransitionError,
+    attempt_stopped_ladder,
     consented_contacts,
+    contact_stops_ladder,
     context_problems,
     cssrs_risk,
     decide_on_drop,
@@ -435,6 +437,25 @@ def test_fold_contact_stops_the_ladder_and_a_new_drop_restarts_it() -> None:
     again = rung(1, 20, "DISCONNECTED_AGAIN")
     st = fold_alert(POLICY, T0, [rung(0, 0, "OPENED"), reached, again])
     assert (st.status, st.next_step, st.due_at) == (Status.ESCALATED, 2, T0 + timedelta(seconds=620))
+
+
+def test_a_contact_stops_the_ladder_only_if_made_after_it_was_last_started() -> None:
+    """A client reached before a repeat drop (or a restart) and logged after it is history: the
+    fold keeps the ladder running, and the attempt is not announced as stopping it."""
+    again = rung(1, 20, "DISCONNECTED_AGAIN")
+    records = [rung(0, 0, "OPENED"), again]
+    assert contact_stops_ladder(T0, records, T0 + timedelta(seconds=20))
+    assert not contact_stops_ladder(T0, records, T0 + timedelta(seconds=10))
+    assert contact_stops_ladder(T0, [*records, rung(2, 30)], T0 + timedelta(seconds=25))  # a timer rung: no start
+    late = {"kind": "ATTEMPT", "reached": True, "at": T0 + timedelta(seconds=10)}
+    st = fold_alert(POLICY, T0, [*records, late])
+    assert (st.status, st.next_step) == (Status.ESCALATED, 2) and st.due_at is not None
+    # stored with the attempt; an attempt recorded before that was judged from what was then dated
+    assert not attempt_stopped_ladder({**late, "stopped_ladder": False}, T0, records)
+    legacy = {**late, "recorded_at": T0 + timedelta(seconds=30)}
+    assert not attempt_stopped_ladder(legacy, T0, records)
+    assert attempt_stopped_ladder({**legacy, "recorded_at": T0 + timedelta(seconds=15)}, T0, records)
+    assert not attempt_stopped_ladder({"kind": "ATTEMPT", "reached": False, "at": T0}, T0, records)
 
 
 def test_fold_a_timer_rung_recorded_after_a_contact_does_not_restart_the_ladder() -> None:

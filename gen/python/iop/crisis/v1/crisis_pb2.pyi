@@ -295,20 +295,22 @@ class LadderStepState(_message.Message):
     def __init__(self, index: _Optional[int] = ..., step: _Optional[_Union[_crisis_pb2.LadderStep, str]] = ..., delay_s: _Optional[int] = ..., fired_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trigger: _Optional[str] = ..., delivery_status: _Optional[str] = ..., location: _Optional[_Union[_common_pb2.ClientLocation, _Mapping]] = ..., callback_phone: _Optional[str] = ..., location_session_id: _Optional[str] = ..., location_verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ContactAttempt(_message.Message):
-    __slots__ = ("attempt_id", "target", "outcome", "recorded_by", "attempted_at", "contact_id")
+    __slots__ = ("attempt_id", "target", "outcome", "recorded_by", "attempted_at", "contact_id", "stopped_ladder")
     ATTEMPT_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     RECORDED_BY_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTED_AT_FIELD_NUMBER: _ClassVar[int]
     CONTACT_ID_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_LADDER_FIELD_NUMBER: _ClassVar[int]
     attempt_id: str
     target: str
     outcome: str
     recorded_by: str
     attempted_at: _timestamp_pb2.Timestamp
     contact_id: str
-    def __init__(self, attempt_id: _Optional[str] = ..., target: _Optional[str] = ..., outcome: _Optional[str] = ..., recorded_by: _Optional[str] = ..., attempted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., contact_id: _Optional[str] = ...) -> None: ...
+    stopped_ladder: bool
+    def __init__(self, attempt_id: _Optional[str] = ..., target: _Optional[str] = ..., outcome: _Optional[str] = ..., recorded_by: _Optional[str] = ..., attempted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., contact_id: _Optional[str] = ..., stopped_ladder: _Optional[bool] = ...) -> None: ...
 
 class AlertSignal(_message.Message):
     __slots__ = ("reason", "noted_at", "trigger_event_id", "restarted_ladder")

@@ -206,7 +206,7 @@ class AlertAcknowledged(_message.Message):
     def __init__(self, alert_id: _Optional[str] = ..., client_id: _Optional[str] = ..., acknowledged_by: _Optional[str] = ..., acknowledged_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class AlertContactAttempted(_message.Message):
-    __slots__ = ("alert_id", "client_id", "attempt_id", "target", "outcome", "recorded_by", "attempted_at")
+    __slots__ = ("alert_id", "client_id", "attempt_id", "target", "outcome", "recorded_by", "attempted_at", "stopped_ladder")
     ALERT_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -214,6 +214,7 @@ class AlertContactAttempted(_message.Message):
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     RECORDED_BY_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTED_AT_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_LADDER_FIELD_NUMBER: _ClassVar[int]
     alert_id: str
     client_id: str
     attempt_id: str
@@ -221,7 +222,8 @@ class AlertContactAttempted(_message.Message):
     outcome: str
     recorded_by: str
     attempted_at: _timestamp_pb2.Timestamp
-    def __init__(self, alert_id: _Optional[str] = ..., client_id: _Optional[str] = ..., attempt_id: _Optional[str] = ..., target: _Optional[str] = ..., outcome: _Optional[str] = ..., recorded_by: _Optional[str] = ..., attempted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    stopped_ladder: bool
+    def __init__(self, alert_id: _Optional[str] = ..., client_id: _Optional[str] = ..., attempt_id: _Optional[str] = ..., target: _Optional[str] = ..., outcome: _Optional[str] = ..., recorded_by: _Optional[str] = ..., attempted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stopped_ladder: _Optional[bool] = ...) -> None: ...
 
 class AlertContactMade(_message.Message):
     __slots__ = ("alert_id", "client_id", "recorded_by", "target", "at")
