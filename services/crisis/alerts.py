@@ -124,6 +124,17 @@ def state_of(alert: Document, records: list[Document]) -> AlertState:
     return fold_alert(policy_of(alert), alert["opened_at"], all_records(alert, records))
 
 
+def after_contacts_read(now: datetime, alert: Document, records: list[Document]) -> datetime:
+    """The time of an escalation (a repeat drop's rung or REPEAT, a restart by a crisis signal)
+    that answers the records read: after every contact with the client among them. `now` (the
+    handler's clock, read before the records) can be earlier than a contact stored meanwhile, and
+    an escalation dated before the contact it read would be folded as stopped by it
+    (`domain.fold_alert`): its tasks and AlertEscalated would go out, the ladder stay stopped.
+    The store keeps milliseconds."""
+    reached = [r["at"] for r in all_records(alert, records) if r["kind"] == "ATTEMPT" and r.get("reached")]
+    return max([now, *(at + timedelta(milliseconds=1) for at in reached)])
+
+
 @dataclass(frozen=True)
 class _Unanswered:
     """An active alert on which a trigger still has to be answered, as read."""
@@ -462,19 +473,20 @@ class AlertService:
                 return found
             alert, records, st = found.alert, found.records, found.state
             policy, n = policy_of(alert), st.next_step
+            at = after_contacts_read(now, alert, records)  # a drop after a contact starts the ladder again
             now_at = await self.dispatch(alert, n)
             actx = now_at.actx
             tasks: list[Task] = []
             firing: StepFiring | None = None
             if n < len(policy.steps):
-                firing = fire_step(actx, policy, n, now, st.ladder_round)
+                firing = fire_step(actx, policy, n, at, st.ladder_round)
                 tasks.extend(firing.tasks)
             if not any(t.kind == "CALLBACK" for t in tasks):
-                tasks.append(callback_task(actx, now, f"{alert_id}:{trigger_id}:callback", escalated=n >= 2))
+                tasks.append(callback_task(actx, at, f"{alert_id}:{trigger_id}:callback", escalated=n >= 2))
             tasks.append(
                 Task(f"{alert_id}:{trigger_id}:notify-on-call", "ON_CALL_NOTIFICATION", Route.ON_CALL, actx.on_call_id)
             )
-            task_docs = [events.task_document(t, now_at.alert, now) for t in tasks]
+            task_docs = [events.task_document(t, now_at.alert, at) for t in tasks]
             outgoing = task_events(now_at.alert, task_docs)
             if firing is not None:
                 record = rung_record(
@@ -482,7 +494,7 @@ class AlertService:
                     firing,
                     trigger,
                     st.due_at,
-                    now,
+                    at,
                     Delivery("EVENT_ONLY"),
                     self.instance_id,
                     task_docs,
@@ -503,7 +515,7 @@ class AlertService:
                 "kind": "REPEAT",
                 "trigger": trigger,
                 "trigger_id": trigger_id,
-                "at": now,
+                "at": at,
                 "tasks": task_docs,
                 "dispatched": now_at.dispatched,
             }
@@ -573,11 +585,7 @@ class AlertService:
         are due from this one. False when that round was started meanwhile."""
         alert, records, st = found.alert, found.records, found.state
         alert_id, policy, ladder_round = alert["_id"], policy_of(alert), st.ladder_round + 1
-        # The restart answers the contact it read, so it is dated after it: `now` (the handler's
-        # clock, read before the records) can be earlier than a contact stored meanwhile, and a
-        # restart dated before its contact would be folded as stopped by it. The store keeps ms.
-        reached = [r["at"] for r in all_records(alert, records) if r["kind"] == "ATTEMPT" and r.get("reached")]
-        now = max([now, *(at + timedelta(milliseconds=1) for at in reached)])
+        now = after_contacts_read(now, alert, records)
         now_at = await self.dispatch(alert, 0)
         actx = now_at.actx
         firing = fire_step(actx, policy, 0, now, ladder_round)

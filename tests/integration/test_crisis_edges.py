@@ -1082,3 +1082,99 @@ async def test_a_reached_contact_dated_before_the_ladder_was_started_again_publi
             history = await attempt_events(alerts, alert_id, "b1")
             assert [kind for kind, _ in history] == ["AlertContactAttempted"], (drops, history)
             assert [a.stopped_ladder for a in _alert_message(header, records).contact_attempts] == [False]
+
+
+async def test_a_drop_whose_clock_was_read_before_the_contact_still_escalates_after_it(settings, tmp_path) -> None:
+    """The drop handler reads its clock, then the client's records; a contact stored in between is
+    read (the client was reached: a drop after contact starts the ladder again), but the handler's
+    time is before it. The drop's rung (or, the ladder run out, its REPEAT) is dated after the
+    contact it read, or its tasks and AlertEscalated would go out while the alert folds as stopped
+    by that contact, with no next rung due."""
+    async with alert_service(settings, tmp_path, "droprace") as alerts:
+        core = CrisisCore(
+            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
+        )
+        for earlier_drops in (0, 3):  # 3: the ladder has run out, the drop is a REPEAT
+            client = uid("dr")
+            alert_id = f"alert-{client}"
+            await open_alert_directly(alerts, alert_id, client, "TEST")
+            for _ in range(earlier_drops):
+                await alerts.escalate_now(alert_id, uid("drop"), "DISCONNECTED_AGAIN", datetime.now(UTC))
+            handler_clock = datetime.now(UTC)
+            await asyncio.sleep(0.01)
+            await alerts.record_attempt(alert_id, {"attempt_id": "a1", **REACHED}, "clin")
+            outcome = await core.on_disconnect(
+                trigger_id=uid("drop"),
+                client_id=client,
+                session_id=uid("session"),
+                clinician_id="clin",
+                program_id="",
+                reason="CONNECTION_DROPPED",
+                now=handler_clock,
+            )
+            assert outcome.alert_id == alert_id
+            header, records, st = await alerts.current(alert_id)
+            contact = next(r for r in records if r["kind"] == "ATTEMPT")
+            assert st.status == Status.ESCALATED, (earlier_drops, st)
+            if earlier_drops == 0:
+                rung = next(r for r in records if r["_id"] == rung_id(alert_id, 1))
+                assert rung["at"] > contact["at"] and rung["trigger"] == "DISCONNECTED_AGAIN"
+                assert (st.next_step, st.due_at) == (2, rung["at"] + timedelta(hours=1))
+                assert header["due_at"] == st.due_at
+            else:
+                repeat = [r for r in records if r["kind"] == "REPEAT"]
+                assert len(repeat) == 1 and repeat[0]["at"] > contact["at"]
+            assert [a.stopped_ladder for a in _alert_message(header, records).contact_attempts] == [True]
+
+
+async def test_a_drop_racing_a_contact_agrees_with_the_fold(settings, tmp_path) -> None:
+    """A repeat drop and a REACHED contact at once, on the real store, 20 times with staggered
+    starts: whenever the drop read the contact, the alert needs contact again (ESCALATED, a next
+    rung due); when it did not, its rung is dated before the contact, which stops the ladder. Either
+    way the fold agrees with the dates of what was published."""
+    async with alert_service(settings, tmp_path, "droprace2") as alerts:
+        core = CrisisCore(
+            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
+        )
+        read_by_drop: list[bool] = []
+        records_of = alerts.store.records
+
+        async def records(alert: Document) -> list[Document]:
+            found = await records_of(alert)
+            task = asyncio.current_task()
+            if task is not None and task.get_name() == "drop":
+                read_by_drop.append(any(r["kind"] == "ATTEMPT" for r in found))
+            return found
+
+        alerts.store.records = records  # type: ignore[method-assign]
+        for i in range(20):
+            client = uid("rc")
+            alert_id = f"alert-{client}"
+            await open_alert_directly(alerts, alert_id, client, "TEST")
+            read_by_drop.clear()
+
+            async def drop(i: int = i, client: str = client) -> None:
+                now = datetime.now(UTC)  # the handler's clock, read before the records
+                await asyncio.sleep(0.001 * (i % 5))
+                await core.on_disconnect(
+                    trigger_id=uid("drop"),
+                    client_id=client,
+                    session_id=uid("session"),
+                    clinician_id="clin",
+                    program_id="",
+                    reason="CONNECTION_DROPPED",
+                    now=now,
+                )
+
+            async def contact(i: int = i, alert_id: str = alert_id) -> None:
+                await asyncio.sleep(0.001 * (i % 7))
+                await alerts.record_attempt(alert_id, {"attempt_id": "a1", **REACHED}, "clin")
+
+            await asyncio.gather(asyncio.create_task(drop(), name="drop"), contact())
+            _, found, st = await alerts.current(alert_id)
+            rung = next(r for r in found if r["_id"] == rung_id(alert_id, 1))
+            reached = next(r for r in found if r["kind"] == "ATTEMPT")
+            if read_by_drop[0]:
+                assert rung["at"] > reached["at"], i
+            expected = Status.ESCALATED if rung["at"] > reached["at"] else Status.CONTACT_MADE
+            assert (st.status, st.due_at is not None) == (expected, expected == Status.ESCALATED), (i, st)
