@@ -4,6 +4,8 @@
   board-action re-checks, the start re-check and billing defaults); flag it when booked past an
   item's expiry, or while a board action leaves a credential of its clinician or of a treating
   facilitator not active.
+- SessionRosterChanged: a group seat taken or given back after booking: the copy's clients follow
+  (`added`, `removed`), and a seated client's item expiring before the session flags it.
 - SessionCheckedIn: remember the client's verified location and privacy attestation; a compromised
   attestation emits PrivacyCompromised (topic iop.compliance.privacy.v1).
 - SessionStarted: re-check licensure for every checked-in client, from the start to the booked end,
@@ -43,6 +45,7 @@ from services.compliance.store import (
     CONSENTS,
     EXPIRING,
     LICENSES,
+    LIVE_STATUSES,
     ComplianceStore,
 )
 from services.plumbing.consumer import Handler, PoisonEvent
@@ -60,6 +63,10 @@ MODALITY_NAMES = {
     common_pb2.MODALITY_AUDIO_ONLY: "AUDIO_ONLY",
     common_pb2.MODALITY_MIXED: "MIXED",
 }
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def treating_facilitators(p: scheduling_pb2.SessionScheduled) -> list[tuple[str, str]]:
@@ -81,6 +88,7 @@ class SchedulingHandlers:
     def handlers(self) -> dict[str, Handler]:
         return {
             scheduling_pb2.SessionScheduled.DESCRIPTOR.full_name: self.session_scheduled,
+            scheduling_pb2.SessionRosterChanged.DESCRIPTOR.full_name: self.session_roster_changed,
             scheduling_pb2.SessionCheckedIn.DESCRIPTOR.full_name: self.session_checked_in,
             scheduling_pb2.SessionStarted.DESCRIPTOR.full_name: self.session_started,
             scheduling_pb2.SessionEnded.DESCRIPTOR.full_name: self.session_ended,
@@ -105,6 +113,13 @@ class SchedulingHandlers:
         if not p.session_id or not p.clinician_id or starts_at is None:
             raise PoisonEvent("SessionScheduled without session_id, clinician_id or starts_at")
         facilitators = treating_facilitators(p)
+        # A SessionRosterChanged written in the scheduler's relay pass with this event can come
+        # before it (same key, so in order here: never after it): its clients are kept, and a client
+        # it removed is not seated again by this event's roster (as the scheduler saw it at booking).
+        current = await self._store.session(p.session_id) or {}
+        removed = set(current.get("removed_client_ids") or [])
+        booked = [c for c in dict.fromkeys(p.client_ids) if c and c not in removed]
+        clients = list(dict.fromkeys([*(current.get("client_ids") or []), *booked]))
         await self._store.apply_session_event(
             p.session_id,
             event.id,
@@ -115,7 +130,6 @@ class SchedulingHandlers:
                     # flat, for the board-action and expiry lookups: store.treated_by)
                     "facilitators": [{"clinician_id": c, "role": role} for c, role in facilitators],
                     "facilitator_ids": [c for c, _ in facilitators],
-                    "client_ids": list(p.client_ids),
                     "program_id": p.program_id,
                     "starts_at": starts_at,
                     "ends_at": ends_at,
@@ -123,11 +137,62 @@ class SchedulingHandlers:
                     "payer_plan_id": p.payer_plan_id,
                     "level_of_care": p.level_of_care,
                     "status": "scheduled",
-                }
+                },
+                # added to what roster changes applied before this event (a set: the same client once)
+                "$addToSet": {"client_ids": {"$each": booked}},
             },
         )
         treating = [p.clinician_id, *(c for c, _ in facilitators)]
-        await self._flag_for_recheck(p.session_id, treating, list(p.client_ids), starts_at, ends_at)
+        await self._flag_for_recheck(p.session_id, treating, clients, starts_at, ends_at)
+
+    async def session_roster_changed(self, event: CloudEvent, p: scheduling_pb2.SessionRosterChanged) -> None:
+        """A client took (or gave back) a seat in a group after it was booked: the copy's
+        `client_ids` follow (`added` and `removed` are authoritative; `client_ids` is the roster as
+        that scheduler writer saw it, which a concurrent seat's writer did not), and a seated client's
+        consent or authorization expiring before the session flags it, as at SessionScheduled. A
+        removed client's flags are taken off. Applied once per event (a redelivery changes nothing);
+        one that arrives before its SessionScheduled is kept for it (that event merges, and flags)."""
+        if not p.session_id:
+            raise PoisonEvent("SessionRosterChanged without session_id")
+        added = [c for c in dict.fromkeys(p.added) if c]
+        removed = [c for c in dict.fromkeys(p.removed) if c and c not in added]
+        if removed:
+            stale: list[str] = []
+            for client_id in removed:
+                consents, authorizations = await self._store.client_snapshot(client_id)
+                stale += [f"EXPIRES_BEFORE_SESSION:{EXPIRING[CONSENTS]}:{x.consent_id}" for x in consents]
+                stale += [
+                    f"EXPIRES_BEFORE_SESSION:{EXPIRING[AUTHORIZATIONS]}:{x.authorization_id}" for x in authorizations
+                ]
+            update: dict[str, Document] = {
+                "$pullAll": {"client_ids": removed},
+                "$addToSet": {"removed_client_ids": {"$each": removed}},
+            }
+            if stale:
+                update["$pullAll"]["flags"] = stale
+            await self._store.apply_session_event(p.session_id, f"{event.id}|removed", update)
+        if not added:
+            return
+        await self._store.apply_session_event(
+            p.session_id,
+            event.id,
+            {
+                "$addToSet": {"client_ids": {"$each": added}},
+                "$pullAll": {"removed_client_ids": added},  # seated again after a removal
+            },
+        )
+        session = await self._store.session(p.session_id) or {}
+        starts_at = session.get("starts_at")
+        if starts_at is None or session.get("status") not in LIVE_STATUSES:
+            return  # not scheduled yet (its SessionScheduled flags), or no longer held
+        ends_at = session.get("ends_at")
+        await self._flag_for_recheck(
+            p.session_id,
+            [],  # the treating clinicians' items were checked at SessionScheduled
+            added,
+            _aware(starts_at),
+            _aware(ends_at) if ends_at is not None else None,
+        )
 
     async def _flag_for_recheck(
         self,

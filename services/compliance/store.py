@@ -72,6 +72,11 @@ OUTBOX_COLLECTIONS = [
     EXPIRY_NOTICES,
     BOARD_ACTIONS,  # its CredentialStatusChanged
 ]
+# Statuses of compliance's copy of a session (handlers.py): booked, in progress (SessionStarted),
+# then ended, cancelled or rescheduled. Roster changes flag the live ones.
+SCHEDULED = "scheduled"
+STARTED = "started"
+LIVE_STATUSES = (SCHEDULED, STARTED)
 # Items the expiry monitor watches: collection -> item type in CredentialExpiring.
 EXPIRING = {
     LICENSES: "license",

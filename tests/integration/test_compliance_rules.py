@@ -811,3 +811,58 @@ def test_the_start_recheck_covers_the_treating_facilitators(stub, settings: Sett
     finally:
         tail.close()
         producer.close()
+
+
+def test_a_client_seated_after_booking_is_on_the_session_and_flags_it(stub, settings: Settings, db: Any) -> None:
+    """SessionRosterChanged: a client seated in a group after it was booked joins compliance's copy
+    of the session (once, however often the event is delivered), their authorization expiring
+    before the session flags it and ListExpiring names it; a seat taken before its SessionScheduled
+    arrives (the scheduler's relay can publish it first) is kept by that event and flagged; a client
+    removed from the roster leaves the copy with their flags."""
+    producer = SchedulerEvents(settings)
+    try:
+        clinician, booked_client, seated = uid("clin"), uid("client"), uid("client")
+        record_license(stub, settings, clinician, "CA")
+        authorization = ready_client(stub, settings, seated, "demo-commercial-ppo")  # ends in 30 days
+        flag = f"EXPIRES_BEFORE_SESSION:authorization:{authorization.authorization_id}"
+        starts_at = NOW + timedelta(days=35)
+        group = uid("s")
+        message = scheduled(group, clinician, starts_at)
+        message.client_ids[:] = [booked_client]
+        producer.send(group, message)
+        roster = sev.SessionRosterChanged(session_id=group, client_ids=[booked_client, seated], added=[seated])
+        sent = producer.send(group, roster)
+        producer.send(group, roster, event_id=sent.id)  # redelivered
+        assert wait_until(lambda: flag in session_flags(db, group)), db["sessions"].find_one({"_id": group})
+        stored = db["sessions"].find_one({"_id": group}) or {}
+        assert stored["client_ids"] == [booked_client, seated] and stored["applied_events"].count(sent.id) == 1
+        listed = stub.ListExpiring(
+            pb.ListExpiringRequest(horizon_days=60, owner_id=seated),
+            metadata=auth_metadata(settings, "supervisor"),
+            timeout=CALL_TIMEOUT_S,
+        )
+        named = {i.item_id: list(i.affected_session_ids) for i in listed.items}
+        assert named.get(authorization.authorization_id) == [group], named
+
+        # the seat's event published before the group's SessionScheduled (empty roster at booking)
+        early = uid("s")
+        producer.send(early, sev.SessionRosterChanged(session_id=early, client_ids=[seated], added=[seated]))
+        message = scheduled(early, clinician, starts_at)
+        message.client_ids[:] = []
+        producer.send(early, message)
+        assert wait_until(lambda: flag in session_flags(db, early)), db["sessions"].find_one({"_id": early})
+        assert (db["sessions"].find_one({"_id": early}) or {})["client_ids"] == [seated]
+
+        # the seat given back: off the copy, with the flag it caused
+        producer.send(group, sev.SessionRosterChanged(session_id=group, client_ids=[booked_client], removed=[seated]))
+        assert wait_until(lambda: (db["sessions"].find_one({"_id": group}) or {})["client_ids"] == [booked_client])
+        assert flag not in session_flags(db, group)
+        listed = stub.ListExpiring(
+            pb.ListExpiringRequest(horizon_days=60, owner_id=seated),
+            metadata=auth_metadata(settings, "supervisor"),
+            timeout=CALL_TIMEOUT_S,
+        )
+        named = {i.item_id: list(i.affected_session_ids) for i in listed.items}
+        assert named.get(authorization.authorization_id) == [early], named
+    finally:
+        producer.close()
