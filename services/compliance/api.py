@@ -602,7 +602,7 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         request: pb.UpdateLicenseStatusRequest | pb.UpdateCompactCredentialStatusRequest,
     ) -> Document:
         """A board action on a license or compact credential, audited in the action (who, when),
-        published (CredentialStatusChanged) and flagging the booked sessions it affects."""
+        published (CredentialStatusChanged) and flagging the booked and running sessions it affects."""
         effective_at = request_time(request, "effective_at")
         validate_status_change(record_id=record_id, id_field=id_field, status=request.status, effective_at=effective_at)
         assert effective_at is not None

@@ -3,8 +3,9 @@ UpdateCompactCredentialStatus): a suspension, revocation, lapse or reinstatement
 
 The action is stored insert-only with its CredentialStatusChanged event in the same document (the
 outbox; see ComplianceStore.change_status). An action that leaves the credential not `active` during
-a booked session the clinician treats in (as its clinician, or as a lead or co-facilitator: the
-session's treating facilitators, from SessionScheduled) flags that session for a re-check, as an
+a booked session the clinician treats in, or one in progress (started, before its booked end), as
+its clinician or as a lead or co-facilitator (the session's treating facilitators, from
+SessionScheduled), flags that session for a re-check, as an
 expiry does
 (monitor.py): `BOARD_ACTION_<STATUS>:<item type>:<item id>` is added to the sessions the event names,
 and to those booked while the action was being recorded (SessionScheduled flags a session booked
@@ -54,11 +55,14 @@ def _utc(value: datetime) -> datetime:
 def affected_sessions(
     item: License | CompactCredential, sessions: Sequence[Document], effective_at: datetime
 ) -> list[str]:
-    """The ids of the booked `sessions` (`starts_at`, optional `ends_at`) during which `item` is not
-    active from `effective_at` on."""
+    """The ids of the booked or running `sessions` (`starts_at`, optional `started_at` and `ends_at`)
+    during which `item` is not active from `effective_at` on. A session started early runs from its
+    `started_at`."""
     affected = []
     for session in sessions:
-        start = max(_utc(session["starts_at"]), effective_at)
+        started = session.get("started_at")
+        begins = min(_utc(session["starts_at"]), _utc(started)) if started is not None else _utc(session["starts_at"])
+        start = max(begins, effective_at)
         ends_at = session.get("ends_at")
         until = _utc(ends_at) if ends_at is not None and _utc(ends_at) > start else None
         if inactive_during(item, start, until) is not None:

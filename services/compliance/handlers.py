@@ -46,6 +46,8 @@ from services.compliance.store import (
     EXPIRING,
     LICENSES,
     LIVE_STATUSES,
+    SCHEDULED,
+    STARTED,
     ComplianceStore,
 )
 from services.plumbing.consumer import Handler, PoisonEvent
@@ -136,7 +138,7 @@ class SchedulingHandlers:
                     "kind": scheduling_pb2.SessionKind.Name(p.kind),
                     "payer_plan_id": p.payer_plan_id,
                     "level_of_care": p.level_of_care,
-                    "status": "scheduled",
+                    "status": SCHEDULED,
                 },
                 # added to what roster changes applied before this event (a set: the same client once)
                 "$addToSet": {"client_ids": {"$each": booked}},
@@ -273,7 +275,7 @@ class SchedulingHandlers:
             event.id,
             {
                 "$set": {
-                    "status": "started",
+                    "status": STARTED,
                     "started_at": started_at,
                     "clinician_state": p.clinician_state,
                     "clinician_id": p.clinician_id,

@@ -73,7 +73,8 @@ OUTBOX_COLLECTIONS = [
     BOARD_ACTIONS,  # its CredentialStatusChanged
 ]
 # Statuses of compliance's copy of a session (handlers.py): booked, in progress (SessionStarted),
-# then ended, cancelled or rescheduled. Roster changes flag the live ones.
+# then ended, cancelled or rescheduled. Board actions, expiries and roster changes flag the live ones:
+# a session in progress is treated in until its booked end.
 SCHEDULED = "scheduled"
 STARTED = "started"
 LIVE_STATUSES = (SCHEDULED, STARTED)
@@ -665,18 +666,28 @@ class ComplianceStore:
         return True
 
     async def booked_sessions_after(self, owner: Document, after: datetime) -> list[Document]:
-        """The booked sessions matching the filter `owner` (owner_sessions) that start at or after `after`."""
-        query: Document = {"$and": [owner, {"starts_at": {"$gte": after}, "status": "scheduled"}]}
+        """The sessions matching the filter `owner` (owner_sessions) that are booked or in progress
+        (LIVE_STATUSES) and start at or after `after`, and those in progress booked to end after it
+        (an item expiring while a session runs)."""
+        query: Document = {
+            "$and": [
+                owner,
+                {"status": {"$in": list(LIVE_STATUSES)}},
+                {"$or": [{"starts_at": {"$gte": after}}, {"status": STARTED, "ends_at": {"$gt": after}}]},
+            ]
+        }
         return await self.db[SESSIONS].find(query, {"_id": 1}).to_list()
 
     async def booked_sessions_ending_after(self, clinician_id: str, after: datetime) -> list[Document]:
-        """The booked sessions the clinician treats in (treated_by: as their clinician or a treating
-        facilitator) that end after `after` (without an end: start at or after it), with their times."""
+        """The sessions the clinician treats in (treated_by: as their clinician or a treating
+        facilitator), booked or in progress (LIVE_STATUSES: a session that has started is treated in
+        until its booked end), that end after `after` (without an end: start at or after it), with
+        their times."""
         query: Document = {
             "$and": [treated_by(clinician_id), {"$or": [{"ends_at": {"$gt": after}}, {"starts_at": {"$gte": after}}]}],
-            "status": "scheduled",
+            "status": {"$in": list(LIVE_STATUSES)},
         }
-        return await self.db[SESSIONS].find(query, {"_id": 1, "starts_at": 1, "ends_at": 1}).to_list()
+        return await self.db[SESSIONS].find(query, {"_id": 1, "starts_at": 1, "started_at": 1, "ends_at": 1}).to_list()
 
     async def flag_sessions(self, session_ids: list[str], flag: str) -> None:
         if session_ids:

@@ -866,3 +866,73 @@ def test_a_client_seated_after_booking_is_on_the_session_and_flags_it(stub, sett
         assert named.get(authorization.authorization_id) == [early], named
     finally:
         producer.close()
+
+
+def test_a_board_action_and_an_expiry_during_a_session_in_progress_flag_and_name_it(
+    stub, settings: Settings, db: Any
+) -> None:
+    """A session that has started (SessionStarted) is still treated in until its booked end: a
+    suspension effective before that end flags it and names it in CredentialStatusChanged, as a
+    booked session; a license expiring while it runs names it in CredentialExpiring and flags it.
+    A session that ended, or whose booked end is before the action, is not touched."""
+    tail = TopicTail(settings, "iop.compliance.decisions.v1")
+    producer = SchedulerEvents(settings)
+    admin = auth_metadata(settings, "supervisor", "supervisor-7")
+    try:
+        clinician, co = uid("clin"), uid("clin")
+        lic = record_license(stub, settings, clinician, "CA")
+        expiring = record_license(
+            stub, settings, co, "CA", valid_until=to_timestamp(datetime.now(UTC) + timedelta(hours=1))
+        )
+        began = datetime.now(UTC) - timedelta(minutes=30)
+
+        def running(hours: float, facilitators: tuple[tuple[str, str], ...] = ()) -> str:
+            session = uid("s")
+            message = scheduled(session, clinician, began, facilitators=facilitators)
+            message.ends_at.CopyFrom(to_timestamp(began + timedelta(hours=hours)))
+            producer.send(session, message)
+            producer.send(
+                session,
+                sev.SessionStarted(
+                    session_id=session, clinician_id=clinician, client_ids=[], started_at=to_timestamp(began)
+                ),
+            )
+            return session
+
+        live = running(3, facilitators=((co, "co_facilitator"),))
+        short = running(1)  # booked to end before the suspension takes effect
+        ended = running(3)
+        producer.send(ended, sev.SessionEnded(session_id=ended, clinician_id=clinician, ended_at=to_timestamp(NOW)))
+        assert wait_until(
+            lambda: (
+                db["sessions"].count_documents({"_id": {"$in": [live, short]}, "status": "started"}) == 2
+                and bool(db["sessions"].find_one({"_id": ended, "status": "ended"}))
+            )
+        ), "the sessions were not consumed"
+
+        stub.UpdateLicenseStatus(
+            pb.UpdateLicenseStatusRequest(
+                license_id=lic.license_id,
+                status="suspended",
+                effective_at=to_timestamp(datetime.now(UTC) + timedelta(hours=1)),
+            ),
+            metadata=admin,
+            timeout=CALL_TIMEOUT_S,
+        )
+        flag = f"BOARD_ACTION_SUSPENDED:license:{lic.license_id}"
+        assert flag in session_flags(db, live)
+        assert flag not in session_flags(db, short) and flag not in session_flags(db, ended)
+        found = tail.wait_for(lambda key, ev, p: ev.type == STATUS_CHANGED and p.item_id == lic.license_id)
+        assert len(found) == 1, [p for _, _, p in tail.seen]
+        assert list(found[0][2].affected_session_ids) == [live]
+
+        # the co-facilitator's license expires in an hour, while the session runs (the monitor runs every second)
+        found = tail.wait_for(
+            lambda key, ev, p: ev.type == "iop.events.v1.CredentialExpiring" and p.item_id == expiring.license_id
+        )
+        assert found, [p for _, _, p in tail.seen]
+        assert list(found[0][2].affected_session_ids) == [live]
+        assert f"EXPIRES_BEFORE_SESSION:license:{expiring.license_id}" in session_flags(db, live)
+    finally:
+        tail.close()
+        producer.close()
