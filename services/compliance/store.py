@@ -544,7 +544,8 @@ class ComplianceStore:
             pass  # the event was applied already (the filter missed, the upsert collided)
 
     async def session(self, session_id: str) -> Document | None:
-        return await self.db[SESSIONS].find_one({"_id": session_id}, {"outbox": 0})
+        """Compliance's copy of a session (the lookups of concurrent events go as one query)."""
+        return await self._grouped.finds(SESSIONS, {"outbox": 0}).get(session_id)
 
     async def add_session_events(self, session_id: str, marker: str, events: list[OutgoingEvent]) -> bool:
         """Record that `marker` was handled on the session, with its events, once."""
