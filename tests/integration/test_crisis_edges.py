@@ -623,6 +623,16 @@ async def send_crisis_signal(producer: Any, client: str, value: int) -> Any:
     )
 
 
+async def alert_opened_by_a_signal(producer: Any, out: Any, settings: Settings, client: str) -> str:
+    """A first positive item 9 for `client`, applied by this test's crisis process (others read the
+    topic too): the id of the alert it opened."""
+    first = await send_crisis_signal(producer, client, 2)
+    opened = await out.wait_for(for_client(client, "AlertOpened"))
+    assert opened, "the first positive item 9 opened no alert"
+    await applied(settings, "outcomes", first.id)
+    return str(opened[0][2].alert_id)
+
+
 async def test_a_positive_item_9_while_an_alert_is_active_is_noted_on_it(crisis, io, settings) -> None:
     producer, out = io
     client = uid("sig")
@@ -630,11 +640,7 @@ async def test_a_positive_item_9_while_an_alert_is_active_is_noted_on_it(crisis,
     async def signal(value: int) -> Any:
         return await send_crisis_signal(producer, client, value)
 
-    first = await signal(2)
-    opened = await out.wait_for(for_client(client, "AlertOpened"))
-    assert opened, "the first positive item 9 opened no alert"
-    await applied(settings, "outcomes", first.id)  # by this test's crisis process (others read the topic too)
-    alert_id = opened[0][2].alert_id
+    alert_id = await alert_opened_by_a_signal(producer, out, settings, client)
     channel, api = stub(crisis.target)
     async with channel:
         before = await api.GetAlert(
@@ -800,11 +806,7 @@ async def test_a_positive_item_9_after_the_client_was_reached_restarts_outreach(
     async def signal(value: int) -> Any:
         return await send_crisis_signal(producer, client, value)
 
-    first = await signal(2)
-    opened = await out.wait_for(for_client(client, "AlertOpened"))
-    assert opened, "the first positive item 9 opened no alert"
-    await applied(settings, "outcomes", first.id)  # by this test's crisis process (others read the topic too)
-    alert_id = opened[0][2].alert_id
+    alert_id = await alert_opened_by_a_signal(producer, out, settings, client)
     channel, api = stub(crisis.target)
     me = md(settings, "supervisor")
     async with channel:
@@ -865,11 +867,7 @@ async def test_a_contact_logged_with_a_clock_ahead_does_not_keep_the_ladder_stop
     async def signal(value: int) -> Any:
         return await send_crisis_signal(producer, client, value)
 
-    first = await signal(2)
-    opened = await out.wait_for(for_client(client, "AlertOpened"))
-    assert opened, "the first positive item 9 opened no alert"
-    await applied(settings, "outcomes", first.id)
-    alert_id = opened[0][2].alert_id
+    alert_id = await alert_opened_by_a_signal(producer, out, settings, client)
     channel, api = stub(crisis.target)
     me = md(settings, "supervisor")
     async with channel:
