@@ -637,16 +637,13 @@ async def test_a_positive_item_9_while_an_alert_is_active_is_noted_on_it(crisis,
     producer, out = io
     client = uid("sig")
 
-    async def signal(value: int) -> Any:
-        return await send_crisis_signal(producer, client, value)
-
     alert_id = await alert_opened_by_a_signal(producer, out, settings, client)
     channel, api = stub(crisis.target)
     async with channel:
         before = await api.GetAlert(
             crisis_pb2.GetAlertRequest(alert_id=alert_id), metadata=md(settings, "clinician"), timeout=DEADLINE_S
         )
-        second = await signal(1)  # while the alert is active
+        second = await send_crisis_signal(producer, client, 1)  # while the alert is active
         noted = await out.wait_for(  # (not the 3rd task: events are at least once, deduplicated by id)
             lambda topic, e, p: for_client(client, "CrisisTaskCreated")(topic, e, p) and p.kind == "CRISIS_SIGNAL"
         )
@@ -803,9 +800,6 @@ async def test_a_positive_item_9_after_the_client_was_reached_restarts_outreach(
     producer, out = io
     client = uid("sig")
 
-    async def signal(value: int) -> Any:
-        return await send_crisis_signal(producer, client, value)
-
     alert_id = await alert_opened_by_a_signal(producer, out, settings, client)
     channel, api = stub(crisis.target)
     me = md(settings, "supervisor")
@@ -818,7 +812,7 @@ async def test_a_positive_item_9_after_the_client_was_reached_restarts_outreach(
             timeout=DEADLINE_S,
         )
         assert (reached.status, reached.HasField("next_step_due_at")) == (ev.ALERT_STATUS_CONTACT_MADE, False)
-        second = await signal(1)
+        second = await send_crisis_signal(producer, client, 1)
         escalated = await out.wait_for(for_client(client, "AlertEscalated"))
         assert escalated, "a positive item 9 after contact did not restart outreach"
         restart = escalated[0][2]
@@ -864,9 +858,6 @@ async def test_a_contact_logged_with_a_clock_ahead_does_not_keep_the_ladder_stop
     producer, out = io
     client = uid("sig")
 
-    async def signal(value: int) -> Any:
-        return await send_crisis_signal(producer, client, value)
-
     alert_id = await alert_opened_by_a_signal(producer, out, settings, client)
     channel, api = stub(crisis.target)
     me = md(settings, "supervisor")
@@ -884,7 +875,7 @@ async def test_a_contact_logged_with_a_clock_ahead_does_not_keep_the_ladder_stop
         )
         recorded_by = datetime.now(UTC)
         assert reached.status == ev.ALERT_STATUS_CONTACT_MADE
-        second = await signal(1)
+        second = await send_crisis_signal(producer, client, 1)
         await applied(settings, "outcomes", second.id)
         after = await api.GetAlert(crisis_pb2.GetAlertRequest(alert_id=alert_id), metadata=me, timeout=DEADLINE_S)
     assert [(g.trigger_event_id, g.restarted_ladder) for g in after.signals] == [(second.id, True)]
