@@ -375,22 +375,7 @@ def test_the_start_recheck_covers_the_booked_session(stub, settings: Settings, c
                 kind=sev.SESSION_KIND_GROUP,
             ),
         )
-        producer.send(
-            session,
-            sev.SessionCheckedIn(
-                session_id=session,
-                client_id=client,
-                location=common_pb2.ClientLocation(state="CA", verified=True),
-                privacy_attestation="alone",
-                checked_in_at=to_timestamp(started),
-            ),
-        )
-        producer.send(
-            session,
-            sev.SessionStarted(
-                session_id=session, clinician_id=clinician, client_ids=[client], started_at=to_timestamp(started)
-            ),
-        )
+        check_in_and_start(producer, session, clinician, client, started)
         found = tail.wait_for(
             lambda key, ev, p: (
                 ev.type == "iop.events.v1.LicensureChecked"
@@ -537,6 +522,32 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 60) -> bool:
             return True
         time.sleep(0.1)
     return condition()
+
+
+def check_in_and_start(
+    producer: SchedulerEvents, session: str, clinician: str, client: str, at: datetime, clinician_state: str = ""
+) -> None:
+    """The client checks in from a verified CA location, alone, and the session starts, both at `at`."""
+    producer.send(
+        session,
+        sev.SessionCheckedIn(
+            session_id=session,
+            client_id=client,
+            location=common_pb2.ClientLocation(state="CA", verified=True),
+            privacy_attestation="alone",
+            checked_in_at=to_timestamp(at),
+        ),
+    )
+    producer.send(
+        session,
+        sev.SessionStarted(
+            session_id=session,
+            clinician_id=clinician,
+            client_ids=[client],
+            started_at=to_timestamp(at),
+            clinician_state=clinician_state,
+        ),
+    )
 
 
 def scheduled(
@@ -770,26 +781,7 @@ def test_the_start_recheck_covers_the_treating_facilitators(stub, settings: Sett
             metadata=admin,
             timeout=CALL_TIMEOUT_S,
         )
-        producer.send(
-            session,
-            sev.SessionCheckedIn(
-                session_id=session,
-                client_id=client,
-                location=common_pb2.ClientLocation(state="CA", verified=True),
-                privacy_attestation="alone",
-                checked_in_at=to_timestamp(started),
-            ),
-        )
-        producer.send(
-            session,
-            sev.SessionStarted(
-                session_id=session,
-                clinician_id=clinician,
-                client_ids=[client],
-                started_at=to_timestamp(started),
-                clinician_state="CA",
-            ),
-        )
+        check_in_and_start(producer, session, clinician, client, started, clinician_state="CA")
 
         def mine(key: bytes | None, ev: Any, p: Any) -> bool:
             # from a process whose store has the licenses (another answers NO_LICENSE_IN_STATE, ...)
