@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from pymongo import AsyncMongoClient, monitoring
@@ -25,18 +25,17 @@ from services.compliance.store import (
     COMPACT_CREDENTIALS,
     DIRECTORY,
     LICENSES,
-    OUTBOX_COLLECTIONS,
     ComplianceStore,
     board_action_id,
     license_from_doc,
 )
 from services.plumbing.settings import Settings
 from services.plumbing.storage import Document, service_database
+from tests.integration.test_compliance_support import NOW, board_action, license_doc, privilege_doc, stored_events
 
 pytestmark = pytest.mark.integration
 
 TRIALS = 25  # before the fix, a write was lost in about one trial in three
-NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 class Finds(monitoring.CommandListener):
@@ -67,55 +66,6 @@ async def store(settings: Settings, finds: Finds) -> AsyncIterator[ComplianceSto
     await client.close()
 
 
-def license_doc(clinician: str, expires_in: timedelta = timedelta(days=20)) -> Document:
-    return {
-        "_id": str(uuid.uuid4()),
-        "clinician_id": clinician,
-        "owner_id": clinician,
-        "state": "CA",
-        "license_type": "LPC",
-        "license_number": f"LPC-{uuid.uuid4().hex[:10]}",
-        "profession": "COUNSELOR",
-        "status": "active",
-        "valid_from": NOW - timedelta(days=300),
-        "valid_until": NOW + expires_in,
-        "verified_at": NOW,
-        "expires_at": NOW + expires_in,
-        "notified_horizons": [],
-    }
-
-
-def credential_doc(clinician: str) -> Document:
-    return {
-        "_id": str(uuid.uuid4()),
-        "clinician_id": clinician,
-        "owner_id": clinician,
-        "compact": "COUNSELING",
-        "kind": "PRIVILEGE",
-        "home_state": "MN",
-        "privilege_state": "AZ",
-        "credential_number": f"CC-{uuid.uuid4().hex[:10]}",
-        "status": "active",
-        "valid_from": NOW - timedelta(days=30),
-        "valid_until": NOW + timedelta(days=300),
-        "verified_at": NOW,
-        "expires_at": NOW + timedelta(days=300),
-    }
-
-
-def action(status: str, effective_at: datetime, by: str = "board-a") -> Document:
-    return {"status": status, "effective_at": effective_at, "recorded_at": datetime.now(UTC), "recorded_by": by}
-
-
-async def stored_events(store: ComplianceStore, owner_id: str, event_type: str) -> list[Document]:
-    """The outbox entries of `event_type` keyed by `owner_id`, wherever the service keeps them."""
-    found = []
-    for collection in OUTBOX_COLLECTIONS:
-        async for doc in store.db[collection].find({"outbox.key": owner_id}, {"outbox": 1}):
-            found += [e for e in doc["outbox"] if e["key"] == owner_id and e["type"] == event_type]
-    return found
-
-
 async def test_concurrent_board_actions_and_expiry_warnings_lose_nothing(store: ComplianceStore) -> None:
     """N board actions on one license and the expiry monitor's warning for it, all at once, over and
     over: every action, the horizons and the warning's event are there afterwards, and the engine
@@ -131,7 +81,7 @@ async def test_concurrent_board_actions_and_expiry_warnings_lose_nothing(store: 
         lic = license_doc(clinician)
         await store.insert(LICENSES, lic)
         warning = events.credential_expiring(lic["_id"], "license", clinician, lic["expires_at"], 30, [])
-        changes = [store.change_status(LICENSES, lic["_id"], action(s, at, f"by-{s}")) for s, at in planned]
+        changes = [store.change_status(LICENSES, lic["_id"], board_action(s, at, f"by-{s}")) for s, at in planned]
         returned, marked = await asyncio.gather(
             asyncio.gather(*changes), store.mark_horizons(LICENSES, lic["_id"], 30, [30, 60], [warning])
         )
@@ -160,18 +110,18 @@ async def test_a_board_action_is_recorded_once(store: ComplianceStore) -> None:
     lic = license_doc(clinician)
     await store.insert(LICENSES, lic)
     at = NOW - timedelta(hours=1, microseconds=1234)  # kept to the millisecond, as the store does
-    first = await store.change_status(LICENSES, lic["_id"], action("suspended", at, "first"))
-    again = await store.change_status(LICENSES, lic["_id"], action("suspended", at, "second"))
+    first = await store.change_status(LICENSES, lic["_id"], board_action("suspended", at, "first"))
+    again = await store.change_status(LICENSES, lic["_id"], board_action("suspended", at, "second"))
     assert first is not None and again is not None
     assert [c["recorded_by"] for c in again["status_changes"]] == ["first"]
     await asyncio.gather(
-        *(store.change_status(LICENSES, lic["_id"], action("revoked", NOW, f"r{n}")) for n in range(5))
+        *(store.change_status(LICENSES, lic["_id"], board_action("revoked", NOW, f"r{n}")) for n in range(5))
     )
     # a try that stopped between its directory entry and its action, then retried
     stopped = board_action_id(LICENSES, lic["_id"], "expired", NOW)
     await store.db[DIRECTORY].insert_one({"_id": f"{BOARD_ACTIONS}|{clinician}|0015", "record_id": stopped})
-    await store.change_status(LICENSES, lic["_id"], action("expired", NOW + timedelta(days=1)))  # another action
-    await store.change_status(LICENSES, lic["_id"], action("expired", NOW))  # the retry
+    await store.change_status(LICENSES, lic["_id"], board_action("expired", NOW + timedelta(days=1)))  # another action
+    await store.change_status(LICENSES, lic["_id"], board_action("expired", NOW))  # the retry
     (listed,), _ = await store.clinician_credentials(clinician)
     assert [(c["status"], c["effective_at"]) for c in listed["status_changes"]] == [
         ("suspended", at.replace(microsecond=at.microsecond // 1000 * 1000)),
@@ -180,7 +130,7 @@ async def test_a_board_action_is_recorded_once(store: ComplianceStore) -> None:
         ("expired", NOW + timedelta(days=1)),
     ]
     assert await store.db[BOARD_ACTIONS].count_documents({"owner_id": clinician}) == 4
-    assert await store.change_status(LICENSES, "no-such-license", action("revoked", NOW)) is None
+    assert await store.change_status(LICENSES, "no-such-license", board_action("revoked", NOW)) is None
     # the record itself is not written by board actions
     assert "status_changes" not in (await store.get(LICENSES, lic["_id"]) or {})
 
@@ -188,11 +138,11 @@ async def test_a_board_action_is_recorded_once(store: ComplianceStore) -> None:
 async def test_history_kept_in_the_record_by_the_first_version_is_still_read(store: ComplianceStore) -> None:
     clinician = f"clin-old-{uuid.uuid4().hex[:6]}"
     lic = license_doc(clinician)
-    lic["status_changes"] = [action("suspended", NOW - timedelta(days=2), "earlier version")]
+    lic["status_changes"] = [board_action("suspended", NOW - timedelta(days=2), "earlier version")]
     lic["status_keys"] = [f"suspended@{(NOW - timedelta(days=2)).isoformat()}"]
     await store.insert(LICENSES, lic)
-    await store.change_status(LICENSES, lic["_id"], action("suspended", NOW - timedelta(days=2), "retry"))
-    await store.change_status(LICENSES, lic["_id"], action("active", NOW - timedelta(days=1), "board-b"))
+    await store.change_status(LICENSES, lic["_id"], board_action("suspended", NOW - timedelta(days=2), "retry"))
+    await store.change_status(LICENSES, lic["_id"], board_action("active", NOW - timedelta(days=1), "board-b"))
     (parsed,), _ = await store.read_credentials(clinician)
     assert parsed.status_changes == ((NOW - timedelta(days=2), "suspended"), (NOW - timedelta(days=1), "active"))
     (listed,), _ = await store.clinician_credentials(clinician)
@@ -203,14 +153,14 @@ async def test_a_snapshot_reads_board_actions_with_one_grouped_query_more(store:
     """Without board actions a clinician's snapshot is the directory query and one query per
     collection holding records; with them, one query more (all actions, of every record, together)."""
     clinician = f"clin-q-{uuid.uuid4().hex[:6]}"
-    lic, cred = license_doc(clinician), credential_doc(clinician)
+    lic, cred = license_doc(clinician), privilege_doc(clinician)
     await store.insert(LICENSES, lic)
     await store.insert(COMPACT_CREDENTIALS, cred)
     finds.count = 0
     await store.credentials_snapshot(clinician)
     assert finds.count == 3  # directory, licenses, compact credentials
-    await store.change_status(LICENSES, lic["_id"], action("suspended", NOW))
-    await store.change_status(COMPACT_CREDENTIALS, cred["_id"], action("revoked", NOW))
+    await store.change_status(LICENSES, lic["_id"], board_action("suspended", NOW))
+    await store.change_status(COMPACT_CREDENTIALS, cred["_id"], board_action("revoked", NOW))
     finds.count = 0
     licenses, credentials = await store.credentials_snapshot(clinician)
     assert finds.count == 4  # and the board actions
@@ -243,7 +193,7 @@ async def test_a_board_action_and_its_event_are_one_insert_and_flag_the_sessions
             }
         )
     board = BoardActions(store)
-    suspension = action("suspended", NOW + timedelta(days=2))
+    suspension = board_action("suspended", NOW + timedelta(days=2))
     await asyncio.gather(*(board.record(LICENSES, lic["_id"], suspension, NOW) for _ in range(5)))
     (stored,) = await stored_events(store, clinician, "iop.events.v1.CredentialStatusChanged")
     published = CredentialStatusChanged.FromString(stored["data"])
@@ -257,7 +207,7 @@ async def test_a_board_action_and_its_event_are_one_insert_and_flag_the_sessions
         f"{clinician}-cancelled": [],
     }
     # a reinstatement is published and flags nothing
-    await board.record(LICENSES, lic["_id"], action("active", NOW + timedelta(days=4)), NOW)
+    await board.record(LICENSES, lic["_id"], board_action("active", NOW + timedelta(days=4)), NOW)
     reinstated = [
         CredentialStatusChanged.FromString(e["data"])
         for e in await stored_events(store, clinician, "iop.events.v1.CredentialStatusChanged")
@@ -300,26 +250,26 @@ async def test_an_action_sent_again_after_another_at_its_instant_is_in_force_aga
         changes = [CredentialStatusChanged.FromString(e["data"]) for e in found]
         return sorted((p.status, list(p.affected_session_ids)) for p in changes)
 
-    await board.record(LICENSES, lic["_id"], action("suspended", at, "first"), NOW)
+    await board.record(LICENSES, lic["_id"], board_action("suspended", at, "first"), NOW)
     await asyncio.sleep(0.005)  # recorded in another millisecond
-    await board.record(LICENSES, lic["_id"], action("active", at, "stayed"), NOW)
+    await board.record(LICENSES, lic["_id"], board_action("active", at, "stayed"), NOW)
     assert await in_force() == "active"
     await store.db["sessions"].update_one({"_id": session}, {"$set": {"flags": []}})
     await asyncio.sleep(0.005)
-    doc = await board.record(LICENSES, lic["_id"], action("suspended", at, "again"), NOW)
+    doc = await board.record(LICENSES, lic["_id"], board_action("suspended", at, "again"), NOW)
     assert doc is not None and status_at(license_from_doc(doc), NOW) == "suspended"  # the reply
     assert await in_force() == "suspended", "the second suspension was dropped"
     flags = (await store.db["sessions"].find_one({"_id": session}) or {}).get("flags")
     assert flags == [f"BOARD_ACTION_SUSPENDED:license:{lic['_id']}"]
     assert await published() == [("active", []), ("suspended", [session]), ("suspended", [session])]
     # sent again: a retry of the last call, nothing more
-    await board.record(LICENSES, lic["_id"], action("suspended", at, "retry"), NOW)
+    await board.record(LICENSES, lic["_id"], board_action("suspended", at, "retry"), NOW)
     assert await store.db[BOARD_ACTIONS].count_documents({"owner_id": clinician}) == 3
     assert len(await published()) == 3
     (listed,), _ = await store.clinician_credentials(clinician)
     assert [c["recorded_by"] for c in listed["status_changes"]] == ["first", "stayed", "again"]
     # and reinstated again
     await asyncio.sleep(0.005)
-    await board.record(LICENSES, lic["_id"], action("active", at, "stayed again"), NOW)
+    await board.record(LICENSES, lic["_id"], board_action("active", at, "stayed again"), NOW)
     assert await in_force() == "active"
     assert await store.db[BOARD_ACTIONS].count_documents({"owner_id": clinician}) == 4

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -23,17 +23,16 @@ from services.compliance.store import (
     CONSENTS,
     EXPIRY_NOTICES,
     LICENSES,
-    OUTBOX_COLLECTIONS,
     ComplianceStore,
 )
 from services.plumbing.outbox import OutgoingEvent
 from services.plumbing.settings import Settings
 from services.plumbing.storage import Document, mongo_client, service_database
+from tests.integration.test_compliance_support import NOW, board_action, license_doc, privilege_doc, stored_events
 
 pytestmark = pytest.mark.integration
 
 TRIALS = 25
-NOW = datetime.now(UTC).replace(microsecond=0)
 EXPIRING_TYPE = "iop.events.v1.CredentialExpiring"
 
 
@@ -78,30 +77,6 @@ def authorization_doc(client: str, expires_in: timedelta) -> Document:
     }
 
 
-def license_doc(clinician: str, expires_in: timedelta, **fields: object) -> Document:
-    return {
-        "_id": str(uuid.uuid4()),
-        "clinician_id": clinician,
-        "owner_id": clinician,
-        "state": "CA",
-        "license_type": "LPC",
-        "license_number": f"LPC-{uuid.uuid4().hex[:10]}",
-        "valid_from": NOW - timedelta(days=300),
-        "valid_until": NOW + expires_in,
-        "expires_at": NOW + expires_in,
-        **fields,
-    }
-
-
-async def stored_events(store: ComplianceStore, owner_id: str) -> list[Document]:
-    """The CredentialExpiring outbox entries keyed by `owner_id`, wherever the service keeps them."""
-    found = []
-    for collection in OUTBOX_COLLECTIONS:
-        async for doc in store.db[collection].find({"outbox.key": owner_id}, {"outbox": 1}):
-            found += [e for e in doc["outbox"] if e["key"] == owner_id and e["type"] == EXPIRING_TYPE]
-    return found
-
-
 async def test_a_warning_racing_a_revocation_or_a_decrement_loses_neither(store: ComplianceStore) -> None:
     """A consent revoked and an authorization decremented while the monitor warns of both, over and
     over: the revocation, the decrement, both warnings and their events are all there afterwards."""
@@ -130,7 +105,7 @@ async def test_a_warning_racing_a_revocation_or_a_decrement_loses_neither(store:
         assert (stored_auth["units_used"], stored_auth["billed_dates"]) == (1, ["2027-01-04"]), f"trial {trial}"
         assert not await store.mark_horizons(CONSENTS, consent["_id"], 30, [30, 60], []), f"trial {trial}"
         assert not await store.mark_horizons(AUTHORIZATIONS, auth["_id"], 30, [30, 60], []), f"trial {trial}"
-        assert len(await stored_events(store, client)) == 2, f"trial {trial}: a warning's event was lost"
+        assert len(await stored_events(store, client, EXPIRING_TYPE)) == 2, f"trial {trial}: a warning's event was lost"
 
 
 async def test_the_monitor_warns_once_per_horizon_without_writing_the_items(store: ComplianceStore) -> None:
@@ -152,32 +127,14 @@ async def test_the_monitor_warns_once_per_horizon_without_writing_the_items(stor
     assert sorted((n["item_id"], n["horizon"]) for n in notices) == sorted(
         [(lic["_id"], 30), (lic["_id"], 7), (warned_before["_id"], 7), (consent["_id"], 7)]
     )
-    assert len(await stored_events(store, clinician)) == 3 and len(await stored_events(store, client)) == 1
+    assert (
+        len(await stored_events(store, clinician, EXPIRING_TYPE)) == 3
+        and len(await stored_events(store, client, EXPIRING_TYPE)) == 1
+    )
     # the items' own documents were not written
     assert (await store.get(LICENSES, lic["_id"]) or {}).get("notified_horizons") is None
     assert (await store.get(LICENSES, warned_before["_id"]) or {})["notified_horizons"] == [30, 60]
     assert "notified_horizons" not in (await store.get(CONSENTS, consent["_id"]) or {})
-
-
-def privilege_doc(clinician: str, expires_in: timedelta) -> Document:
-    return {
-        "_id": str(uuid.uuid4()),
-        "clinician_id": clinician,
-        "owner_id": clinician,
-        "compact": "COUNSELING",
-        "kind": "PRIVILEGE",
-        "home_state": "MN",
-        "privilege_state": "AZ",
-        "credential_number": f"CC-{uuid.uuid4().hex[:10]}",
-        "status": "active",
-        "valid_from": NOW - timedelta(days=30),
-        "valid_until": NOW + expires_in,
-        "expires_at": NOW + expires_in,
-    }
-
-
-def board_action(status: str, effective_at: datetime) -> Document:
-    return {"status": status, "effective_at": effective_at, "recorded_at": datetime.now(UTC), "recorded_by": "board"}
 
 
 async def test_no_expiry_warning_for_a_credential_not_in_force_until_it_is_reinstated(store: ComplianceStore) -> None:
@@ -212,4 +169,4 @@ async def test_no_expiry_warning_for_a_credential_not_in_force_until_it_is_reins
     await store.change_status(LICENSES, suspended["_id"], board_action("active", NOW))
     assert await monitor.run_once(NOW + timedelta(minutes=1)) == 1
     assert await store.db[EXPIRY_NOTICES].count_documents({"item_id": suspended["_id"], "horizon": 30}) == 1
-    assert len(await stored_events(store, clinician)) == 3
+    assert len(await stored_events(store, clinician, EXPIRING_TYPE)) == 3
