@@ -27,10 +27,9 @@ from services.compliance.store import (
     ComplianceStore,
     credential_from_doc,
     license_from_doc,
-    to_millis,
 )
 from services.plumbing.outbox import OutgoingEvent
-from services.plumbing.storage import Document
+from services.plumbing.storage import Document, to_millis
 
 PARSE: dict[str, Callable[[Document], License | CompactCredential]] = {
     LICENSES: license_from_doc,

@@ -38,7 +38,7 @@ from services.compliance.consent import Consent
 from services.compliance.coverage import Authorization, PayerPolicy
 from services.compliance.licensure import ACTIVE, CompactCredential, License
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox, with_outbox
-from services.plumbing.storage import Document, GroupedCalls, IndexSpec, find_by_ids
+from services.plumbing.storage import Document, GroupedCalls, IndexSpec, find_by_ids, to_millis
 
 LICENSES = "licenses"
 COMPACT_CREDENTIALS = "compact_credentials"
@@ -130,11 +130,6 @@ def board_action_id(collection: str, record_id: str, status: str, effective_at: 
     sent again after another action at its instant, it is recorded again as `<this id>|<n>`
     (n = 2, 3, ...: see ComplianceStore.change_status)."""
     return f"{collection}|{record_id}|{effective_at.astimezone(UTC).isoformat()}|{status}"
-
-
-def to_millis(at: datetime) -> datetime:
-    """`at` as the store keeps it (milliseconds), so an action's `_id` and its stored time agree."""
-    return at.replace(microsecond=at.microsecond - at.microsecond % 1000)
 
 
 def with_status_changes(d: Document, actions: Sequence[Document]) -> Document:

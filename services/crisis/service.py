@@ -38,7 +38,7 @@ from services.crisis.store import RISK as RISK_LOG
 from services.crisis.topics import FHIR_TOPIC, LOCATIONS_TOPIC, RISK, TASKS_TOPIC
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox
 from services.plumbing.protos import to_timestamp
-from services.plumbing.storage import Document
+from services.plumbing.storage import Document, to_millis
 
 
 def enum_value(value: int) -> Any:
@@ -156,7 +156,7 @@ class CrisisCore:
         Two check-ins applied at once may both find the same current one and be appended in either
         order: each names the top of the log it read (`based_on`), from which the store's read
         picks the latest by time (`CrisisStore.current_checkin`) without a lock or an update."""
-        at = at.replace(microsecond=at.microsecond // 1000 * 1000)  # as stored (ms): compared with stored times
+        at = to_millis(at)  # as stored: compared with stored times
         session, (top, latest) = await asyncio.gather(
             self.store.session(session_id), self.store.current_checkin(client_id)
         )

@@ -15,6 +15,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from bson.errors import InvalidDocument
@@ -33,6 +34,12 @@ log = logging.getLogger(__name__)
 _storage_tracer = trace.get_tracer("iop.storage")
 
 Document = dict[str, Any]
+
+
+def to_millis(at: datetime) -> datetime:
+    """`at` as the store keeps it: BSON dates hold milliseconds, so a time compared with stored
+    times, or written into an `_id` beside its stored copy, is cut to them first."""
+    return at.replace(microsecond=at.microsecond - at.microsecond % 1000)
 
 
 @dataclass(frozen=True)
