@@ -873,9 +873,6 @@ def test_a_board_action_and_an_expiry_during_a_session_in_progress_flag_and_name
     try:
         clinician, co = uid("clin"), uid("clin")
         lic = record_license(stub, settings, clinician, "CA")
-        expiring = record_license(
-            stub, settings, co, "CA", valid_until=to_timestamp(datetime.now(UTC) + timedelta(hours=1))
-        )
         began = datetime.now(UTC) - timedelta(minutes=30)
 
         def running(hours: float, facilitators: tuple[tuple[str, str], ...] = ()) -> str:
@@ -918,7 +915,12 @@ def test_a_board_action_and_an_expiry_during_a_session_in_progress_flag_and_name
         assert len(found) == 1, [p for _, _, p in tail.seen]
         assert list(found[0][2].affected_session_ids) == [live]
 
-        # the co-facilitator's license expires in an hour, while the session runs (the monitor runs every second)
+        # the co-facilitator's license expires in an hour, while the session runs (the monitor runs
+        # every second). Recorded only now that the session is stored: a warning sent before the
+        # session was booked could not name it (the session is flagged at booking instead).
+        expiring = record_license(
+            stub, settings, co, "CA", valid_until=to_timestamp(datetime.now(UTC) + timedelta(hours=1))
+        )
         found = tail.wait_for(
             lambda key, ev, p: ev.type == "iop.events.v1.CredentialExpiring" and p.item_id == expiring.license_id
         )
