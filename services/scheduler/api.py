@@ -438,7 +438,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def SetClientAvailability(
         self, request: scheduler_pb2.SetClientAvailabilityRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.ClientProfile:
-        _own_record_only(request.client_id)
+        await self._treats(request.client_id)  # a clinician: a client they treat (windows, alone-windows: PHI)
         doc = await self._p.set_client(
             request.client_id,
             request.time_zone,
@@ -447,6 +447,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
             request.home_state,
             request.payer_plan_id,
         )
+        await self._audit("SetClientAvailability", "client", request.client_id)  # the profile is read back
         return _client_message(doc)
 
     # ---------- slots and bookings ----------
@@ -475,6 +476,9 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
             d.validate_horizon(to, datetime.now(UTC), "to", v)
         v.raise_if_any()
         assert frm is not None and to is not None
+        if principal.has_any(_STAFF):  # a clinician: clients they treat only (a client: checked above)
+            for client_id in request.client_ids:
+                await self._treats(client_id)
         slots = await self._s.search_slots(
             request.program_id,
             request.clinician_id,
@@ -486,6 +490,8 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
             request.require_alone_window,
             request.limit or 10,
         )
+        for client_id in dict.fromkeys(request.client_ids):  # their free times and alone-windows
+            await self._audit("SearchSlots", "client", client_id)
         return scheduler_pb2.SearchSlotsResponse(slots=[_slot(s) for s in slots])
 
     async def ScheduleSession(

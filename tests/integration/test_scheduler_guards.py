@@ -897,3 +897,52 @@ def test_proposals_stored_before_per_client_proposals_still_read(api: Api, db) -
     api.call("CheckIn", _compromised(group.session_id, a), role="client", subject=a)
     assert _local_hours(api.call("GetSession", read, role="client", subject=b).proposed_slots) == {2}
     assert _local_hours(api.call("GetSession", read, role="client", subject=a).proposed_slots) == {4}
+
+
+# ---------- a client's availability: their care team only ----------
+
+
+def test_a_clients_availability_is_searched_and_set_by_the_clinicians_who_treat_them(api: Api, db) -> None:  # type: ignore[no-untyped-def]
+    # a client's windows and alone-windows (when nobody else is home) are PHI: a clinician searches
+    # slots for and sets the availability of the clients they treat, not any client
+    program, lead, stranger = api.program(), api.clinician(), api.clinician()
+    treated, unknown = api.client(alone_windows=_alone_at(2)), uid("client")
+    api.book(program.program_id, lead, [treated], local_day_at(days_ahead=4, hour=10))
+    frm = next_slot(timedelta(days=1))
+
+    def search(subject: str, client_id: str) -> pb.SearchSlotsResponse:
+        request = pb.SearchSlotsRequest(
+            program_id=program.program_id,
+            clinician_id=subject,
+            client_ids=[client_id],
+            to=to_timestamp(frm + timedelta(days=2)),
+            duration_minutes=60,
+            limit=2,
+            require_alone_window=True,
+            **{"from": to_timestamp(frm)},
+        )
+        return api.call("SearchSlots", request, role="clinician", subject=subject)
+
+    def set_windows(subject: str, client_id: str) -> pb.ClientProfile:
+        request = pb.SetClientAvailabilityRequest(
+            client_id=client_id,
+            time_zone="America/New_York",
+            windows=[pb.WeeklyWindow(weekday=i, start="00:00", end="24:00") for i in range(7)],
+            alone_windows=_alone_at(3),
+            home_state="NY",
+        )
+        return api.call("SetClientAvailability", request, role="clinician", subject=subject)
+
+    # a client they do not treat and one that does not exist are refused alike: nothing told
+    for call in (search, set_windows):
+        answers = set()
+        for client_id in (treated, unknown):
+            err = refused(grpc.StatusCode.PERMISSION_DENIED, call, stranger, client_id)
+            answers.add((reason_of(err), err.details()))
+        assert len(answers) == 1 and next(iter(answers))[0] == "NOT_ON_CARE_TEAM", (call, answers)
+    assert db.clients.count_documents({"_id": unknown}) == 0
+    assert _local_hours(search(lead, treated).slots) == {2}  # unchanged by the refused update
+    assert _local_hours(set_windows(lead, treated).alone_windows and search(lead, treated).slots) == {3}
+    audited = {(r["action"], r["principal"]) for r in db.phi_access_audit.find({"resource_id": treated})}
+    assert {("SearchSlots", lead), ("SetClientAvailability", lead)} <= audited
+    assert not {a for a in audited if a[1] == stranger}
