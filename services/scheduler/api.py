@@ -357,8 +357,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
         if not principal.has_any(_STAFF):
             _own_record_only(client_id)
             return
-        sessions = await self._s.store.sessions_with(principal.subject, client_id) if client_id.strip() else []
-        if not any(s["status"] != d.CANCELLED and d.on_care_team(s, principal.subject, True) for s in sessions):
+        if not client_id.strip() or not await self._s.store.treats(principal.subject, client_id):
             raise _not_on_care_team()
 
     def _reply(self, doc: Document) -> scheduler_pb2.Session:

@@ -37,7 +37,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox, with_outbox
 from services.plumbing.storage import Document, GroupedCalls, IndexSpec, find_by_ids
-from services.scheduler.domain import Booked
+from services.scheduler.domain import CANCELLED, Booked, on_care_team
 
 SOURCE = "/iop/scheduler"
 PROGRAMS = "programs"
@@ -96,6 +96,7 @@ def seat_number(key: str) -> int:
 
 
 LEDGER_CACHE_SIZE = 20000
+TREATS_PAGE = 100  # sessions read per page by `treats`
 HEAD_EVERY = 8
 
 
@@ -375,18 +376,25 @@ class SchedulerStore:
         on_screen = {"$or": [{"clinician_id": clinician_id}, {"facilitators.clinician_id": clinician_id}]}
         return await self._sessions_where(on_screen, frm, to, limit)
 
-    async def sessions_with(self, clinician_id: str, client_id: str, limit: int = 100) -> list[Document]:
-        """Sessions of a client (booked on it or seated in it) that a clinician leads or facilitates
-        (scans: access checks of client records, not the booking path)."""
+    async def treats(self, clinician_id: str, client_id: str) -> bool:
+        """Whether a clinician treats a client: is the clinician, a lead or a co-facilitator
+        (`on_care_team`, acting) of a session the client is booked on or seated in, not cancelled.
+        Reads the client's sessions with the clinician on screen page by page until one qualifies
+        (scans: access checks of client records, not the booking path). Until 2026-12-07 it read
+        the first 100 of each kind, unsorted, and sessions the clinician only observed or that were
+        cancelled counted toward them: a clinician who treated a client in a later session was refused."""
         on_screen = [{"clinician_id": clinician_id}, {"facilitators.clinician_id": clinician_id}]
-        direct = await self.sessions.find({"client_ids": client_id, "$or": on_screen}, NO_OUTBOX).limit(limit).to_list()
+        fields = {"clinician_id": 1, "facilitators": 1}
+        not_cancelled = {"status": {"$ne": CANCELLED}, "$or": on_screen}
+        queries: list[Document] = [{"client_ids": client_id, **not_cancelled}]
         seated = [x["session_id"] for x in await self.seats_of_client(client_id)]
-        if not seated:
-            return direct
-        in_seats = (
-            await self.sessions.find({"_id": {"$in": seated}, "$or": on_screen}, NO_OUTBOX).limit(limit).to_list()
-        )
-        return [*direct, *in_seats]
+        if seated:
+            queries.append({"_id": {"$in": seated}, **not_cancelled})
+        for query in queries:
+            async for session in self.sessions.find(query, fields).batch_size(TREATS_PAGE):
+                if on_care_team(session, clinician_id, acting=True):
+                    return True
+        return False
 
     async def _sessions_where(self, query: Document, frm: datetime, to: datetime, limit: int) -> list[Document]:
         return (

@@ -946,3 +946,34 @@ def test_a_clients_availability_is_searched_and_set_by_the_clinicians_who_treat_
     audited = {(r["action"], r["principal"]) for r in db.phi_access_audit.find({"resource_id": treated})}
     assert {("SearchSlots", lead), ("SetClientAvailability", lead)} <= audited
     assert not {a for a in audited if a[1] == stranger}
+
+
+def test_a_clinician_treats_a_client_after_more_than_a_hundred_sessions_that_do_not_count(api: Api, db) -> None:  # type: ignore[no-untyped-def]
+    # the care-team check of a client's records read the first 100 of the client's sessions with the
+    # clinician; cancelled ones and ones the clinician only observed filled them
+    program, lead, colleague = api.program(), api.clinician(), api.clinician()
+    a = api.client()
+    long_ago = datetime.now(UTC) - timedelta(days=400)
+    past = [
+        {
+            "_id": uid("old"),
+            "request_id": uid("old-req"),
+            "program_id": program.program_id,
+            "clinician_id": lead if i % 2 else colleague,
+            "facilitators": [] if i % 2 else [{"clinician_id": lead, "role": "observer"}],
+            "client_ids": [a],
+            "kind": ev.SESSION_KIND_INDIVIDUAL,
+            "status": "cancelled" if i % 2 else "ended",
+            "starts_at": long_ago + timedelta(hours=i),
+            "ends_at": long_ago + timedelta(hours=i, minutes=45),
+        }
+        for i in range(120)
+    ]
+    db.sessions.insert_many(past)
+    tech_checks = pb.ListTechChecksRequest(client_id=a)
+    err = refused(
+        grpc.StatusCode.PERMISSION_DENIED, api.call, "ListTechChecks", tech_checks, role="clinician", subject=lead
+    )
+    assert reason_of(err) == "NOT_ON_CARE_TEAM"  # none of those makes the lead the client's clinician
+    api.book(program.program_id, lead, [a], local_day_at(days_ahead=3, hour=9))
+    assert api.call("ListTechChecks", tech_checks, role="clinician", subject=lead).tasks
