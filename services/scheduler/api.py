@@ -504,9 +504,11 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
         _own_booking_only(request)
         req = session_request(request)
         if request.cohort_id:
-            d.validate_session_request(req, datetime.now(UTC))  # bad input first, as book() answers it
-            await self._s.check_cohort(request.cohort_id, req.program_id, req.client_ids)
-        doc = await self._s.book(req, current_principal(), request.require_alone_window)
+            doc = await self._s.book_in_cohort(
+                req, request.cohort_id, current_principal(), request.require_alone_window
+            )
+        else:
+            doc = await self._s.book(req, current_principal(), request.require_alone_window)
         return session_message(doc)
 
     async def BookGroupSeat(

@@ -246,6 +246,19 @@ class Scheduler:
                     "CLIENT_NOT_IN_COHORT", "a client is not a member of the cohort", {"client_id": client_id}
                 )
 
+    async def book_in_cohort(
+        self, req: d.SessionRequest, cohort_id: str, principal: Principal, require_alone: bool
+    ) -> Document:
+        """A booking that names a cohort: its clients must be the cohort's members, unless the
+        request booked its session before. A retry then returns that booking (book() compares the
+        request with it) although a client may have left the cohort since: sessions booked stay
+        when a client leaves (change_cohort). Until 2026-12-07 such a retry was refused
+        CLIENT_NOT_IN_COHORT, as if the booking had not been made."""
+        d.validate_session_request(req, datetime.now(UTC))  # bad input first, as book() answers it
+        if await self.store.get(SESSIONS_COLLECTION, derived_id("session", req.request_id)) is None:
+            await self.check_cohort(cohort_id, req.program_id, req.client_ids)
+        return await self.book(req, principal, require_alone)
+
     def rules_for(self, program: Document, clinician: Document | None) -> d.Rules:
         rules = self.ref.default_rules.layered(program.get("fatigue_rules"))
         return rules.layered(clinician.get("fatigue_rules")) if clinician else rules
@@ -648,6 +661,7 @@ class Scheduler:
             and [(f["clinician_id"], f["role"]) for f in existing.get("facilitators", [])] == list(req.facilitators)
             and (_utc(existing["starts_at"]), _utc(existing["ends_at"])) == (req.starts_at, req.ends_at)
             and existing.get("rescheduled_from", "") == req.extra.get("rescheduled_from", "")
+            and existing.get("cohort_id", "") == req.extra.get("cohort_id", "")
         )
         if not same:
             raise AlreadyExists(

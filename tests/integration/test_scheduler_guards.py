@@ -977,3 +977,37 @@ def test_a_clinician_treats_a_client_after_more_than_a_hundred_sessions_that_do_
     assert reason_of(err) == "NOT_ON_CARE_TEAM"  # none of those makes the lead the client's clinician
     api.book(program.program_id, lead, [a], local_day_at(days_ahead=3, hour=9))
     assert api.call("ListTechChecks", tech_checks, role="clinician", subject=lead).tasks
+
+
+def test_a_cohort_booking_sent_again_after_its_client_left_the_cohort_returns_its_booking(api: Api) -> None:
+    # a retry of a booking that was made answers with that booking (sessions booked stay when a
+    # client leaves the cohort); a new booking for the client who left is refused
+    program, clinician = api.program(), api.clinician()
+    member = api.client()
+    cohort = api.call(
+        "CreateCohort",
+        pb.CreateCohortRequest(
+            request_id=uid("cohort"),
+            program_id=program.program_id,
+            track_id="t3x5",
+            client_ids=[member],
+            starts_on=to_timestamp(datetime.now(UTC)),
+        ),
+    )
+    request_id, start = uid("book"), local_day_at(days_ahead=5, hour=14)
+
+    def book(at: datetime, cohort_id: str = cohort.cohort_id, request: str = request_id) -> pb.Session:
+        return api.book(program.program_id, clinician, [member], at, request_id=request, cohort_id=cohort_id)
+
+    booked = book(start)
+    leave = pb.RemoveCohortClientRequest(cohort_id=cohort.cohort_id, client_id=member)
+    api.call("RemoveCohortClient", leave, role="supervisor", subject="sup-1")
+    again = book(start)
+    assert again.session_id == booked.session_id and again.cohort_id == cohort.cohort_id
+    # the same request_id for another booking is still another booking, whatever the cohort says
+    err = refused(grpc.StatusCode.ALREADY_EXISTS, book, start + timedelta(hours=2))
+    assert reason_of(err) == "REQUEST_ID_REUSED" and error_metadata(err) == {"session_id": booked.session_id}
+    err = refused(grpc.StatusCode.ALREADY_EXISTS, book, start, "")  # the cohort left out
+    assert reason_of(err) == "REQUEST_ID_REUSED"
+    err = refused(grpc.StatusCode.FAILED_PRECONDITION, book, start + timedelta(days=1), request=uid("book"))
+    assert reason_of(err) == "CLIENT_NOT_IN_COHORT"
