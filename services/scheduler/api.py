@@ -108,8 +108,10 @@ def session_message(doc: Document, only_client: str | None = None) -> scheduler_
         if doc["kind"] == d.GROUP:  # the group is flagged for whichever client reported it
             privacy_flagged = only_client in doc.get("privacy_flagged_clients", [])
             # the group's proposals to those they were proposed to (a session stored before
-            # `proposed_for` shows a group's client none); a client's own come first
-            if only_client not in doc.get("proposed_for", []):
+            # `proposed_for` shows a group's client none), unless they lie in another client's
+            # alone-windows (`proposed_alone_for`); a client's own come first
+            bound_by_others = set(doc.get("proposed_alone_for", [])) - {only_client}
+            if only_client not in doc.get("proposed_for", []) or bound_by_others:
                 proposed = []
             if per_client:
                 proposed = list(per_client[0]["slots"])

@@ -138,6 +138,19 @@ def _tech_check_task(session_id: str, client: Document, start: datetime) -> Docu
     }
 
 
+def alone_required_of_all(clients: Iterable[Document], reason: str) -> bool:
+    """Whether slots proposed to these clients must lie in every one's alone-windows (propose):
+    after compromised privacy, or when any of them has alone-windows."""
+    return reason == "PRIVACY_COMPROMISED" or any(c.get("alone_windows") for c in clients)
+
+
+def alone_bound(clients: Sequence[Document], reason: str) -> list[str]:
+    """The clients whose alone-windows the slots proposed to `clients` lie in: every one when
+    alone-windows are required of all, else the privacy-sensitive ones (alone-only since a report)."""
+    everyone = alone_required_of_all(clients, reason)
+    return [c["_id"] for c in clients if everyone or c.get("privacy_sensitive")]
+
+
 def derived_id(kind: str, request_id: str) -> str:
     """The id of what a request creates: a retry with the same request_id finds it by _id."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:iop:scheduler:{kind}:{request_id}"))
@@ -1084,25 +1097,22 @@ class Scheduler:
         now = datetime.now(UTC)
         clients = [client_id] if client_id else list(session["client_ids"])
         slots = await self.propose(session, clients, reason)
-        after = {
-            **session,
-            "status": d.INTERRUPTED,
-            "interrupted_at": now,
-            "proposed_slots": slots,
-            "proposed_for": clients,
-        }
+        # A group's slots lie in the alone-windows of the clients who must be alone (after one
+        # client's report, that client's): a client is shown them (reply and RescheduleProposed)
+        # only when no other client's alone-windows bound them; the care team sees them all.
+        bound: list[str] = []
+        if session["kind"] == d.GROUP and slots:
+            profiles = await self.store.get_many(CLIENTS, clients)
+            bound = alone_bound([profiles[c] for c in clients if c in profiles], reason)
+        shown_to = [c for c in clients if set(bound) <= {c}]
+        proposed = {"proposed_slots": slots, "proposed_for": clients, "proposed_alone_for": bound}
+        after = {**session, "status": d.INTERRUPTED, "interrupted_at": now, **proposed}
         messages: list[Message] = [
             scheduling_pb2.SessionInterrupted(session_id=session_id, reason=reason, interrupted_at=to_timestamp(now))
         ]
-        messages += [self._proposed_event(session_id, c, reason, slots) for c in clients]
+        messages += [self._proposed_event(session_id, c, reason, slots) for c in shown_to]
         update: dict[str, Any] = {
-            "$set": {
-                "status": d.INTERRUPTED,
-                "interrupted_at": now,
-                "interruption_reason": reason,
-                "proposed_slots": slots,
-                "proposed_for": clients,
-            }
+            "$set": {"status": d.INTERRUPTED, "interrupted_at": now, "interruption_reason": reason, **proposed}
         }
         if reason == "PRIVACY_COMPROMISED":
             update["$set"]["privacy_flagged"] = True
@@ -1373,7 +1383,7 @@ class Scheduler:
         after a disconnection alone-windows are required when the client has any.
         """
         clients = await self.store.get_many(CLIENTS, client_ids)
-        require_alone = reason == "PRIVACY_COMPROMISED" or any(c.get("alone_windows") for c in clients.values())
+        require_alone = alone_required_of_all(clients.values(), reason)
         now = datetime.now(UTC)
         duration = _utc(session["ends_at"]) - _utc(session["starts_at"])
         try:

@@ -17,8 +17,10 @@ from pymongo import MongoClient
 from iop.events.v1 import common_pb2
 from iop.events.v1 import scheduling_pb2 as ev
 from iop.scheduler.v1 import scheduler_pb2 as pb
+from services.plumbing.envelope import CloudEvent
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
+from services.scheduler.topics import SESSIONS
 from tests.integration.test_scheduler_support import (
     NEW_YORK,
     Api,
@@ -30,6 +32,7 @@ from tests.integration.test_scheduler_support import (
     scheduler_with_compliance,
     uid,
 )
+from tests.support import consumer_at_end
 
 pytestmark = pytest.mark.integration
 
@@ -1011,3 +1014,50 @@ def test_a_cohort_booking_sent_again_after_its_client_left_the_cohort_returns_it
     assert reason_of(err) == "REQUEST_ID_REUSED"
     err = refused(grpc.StatusCode.FAILED_PRECONDITION, book, start + timedelta(days=1), request=uid("book"))
     assert reason_of(err) == "CLIENT_NOT_IN_COHORT"
+
+
+def test_a_group_interrupted_after_one_clients_report_shows_no_client_slots_bound_to_anothers_alone_windows(
+    api: Api, settings: Settings
+) -> None:
+    # b reports an unsafe place at check-in: from then on b books only in b's alone-windows (04-05).
+    # The care team stops the whole group: its proposals lie in b's alone-windows, when nobody else
+    # is at b's home, which a must learn neither from its own view nor from its events.
+    program, lead = api.program(), api.clinician()
+    everywhere = [pb.WeeklyWindow(weekday=i, start="00:00", end="24:00") for i in range(7)]
+    a, b = api.client(alone_windows=everywhere), api.client(alone_windows=_alone_at(4))
+    group = api.book(
+        program.program_id, lead, [a, b], next_slot(timedelta(minutes=20)), kind=ev.SESSION_KIND_GROUP, capacity=3
+    )
+    events = consumer_at_end(settings, SESSIONS.name)
+    try:
+        api.call("CheckIn", _compromised(group.session_id, b), role="client", subject=b)
+        stop = pb.InterruptSessionRequest(session_id=group.session_id, reason="PRIVACY_COMPROMISED")
+        interrupted = api.call("InterruptSession", stop, role="clinician", subject=lead)
+        assert _local_hours(interrupted.proposed_slots) == {4}  # the care team's: the group's possible times
+        read = pb.GetSessionRequest(session_id=group.session_id)
+        assert not api.call("GetSession", read, role="client", subject=a).proposed_slots
+        assert _local_hours(api.call("GetSession", read, role="client", subject=b).proposed_slots) == {4}
+        frm = datetime.now(UTC) - timedelta(hours=1)
+        view = pb.ScheduleViewRequest(
+            owner_id=a, to=to_timestamp(frm + timedelta(days=1)), **{"from": to_timestamp(frm)}
+        )
+        (seen,) = api.call("GetClientSchedule", view, role="client", subject=a).sessions
+        assert not seen.proposed_slots
+        proposed: dict[str, set[int]] = {}
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        while datetime.now(UTC) < deadline and "interrupted" not in proposed:
+            for records in events.poll(timeout_ms=300).values():
+                for r in records:
+                    if r.key != group.session_id.encode():
+                        continue
+                    event = CloudEvent.from_kafka(r.headers, r.value)
+                    if event.type == ev.SessionInterrupted.DESCRIPTOR.full_name:
+                        proposed["interrupted"] = set()
+                    elif event.type == ev.RescheduleProposed.DESCRIPTOR.full_name:
+                        message = ev.RescheduleProposed.FromString(event.data)
+                        proposed.setdefault(message.client_id, set()).update(_local_hours(message.slots))
+    finally:
+        events.close()
+    assert "interrupted" in proposed, "no SessionInterrupted published"
+    assert a not in proposed, f"a was sent slots inside b's alone-windows: {proposed}"
+    assert proposed.get(b) == {4}
