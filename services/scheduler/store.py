@@ -365,16 +365,14 @@ class SchedulerStore:
             self._stored(SESSIONS_COLLECTION, session_id, written)
         return _without_outbox(doc)
 
-    async def sessions_of_client(self, client_id: str, frm: datetime, to: datetime, limit: int = 500) -> list[Document]:
-        """The sessions a client was booked into (seats in groups are separate facts)."""
-        return await self._sessions_where({"client_ids": client_id}, frm, to, limit)
+    async def sessions_of_client(self, client_id: str, frm: datetime, to: datetime) -> list[Document]:
+        """The sessions in [frm, to) a client was booked into (seats in groups are separate facts)."""
+        return await self._sessions_where({"client_ids": client_id}, frm, to)
 
-    async def sessions_of_clinician(
-        self, clinician_id: str, frm: datetime, to: datetime, limit: int = 500
-    ) -> list[Document]:
-        """The sessions a clinician leads or facilitates."""
+    async def sessions_of_clinician(self, clinician_id: str, frm: datetime, to: datetime) -> list[Document]:
+        """The sessions in [frm, to) a clinician leads or facilitates."""
         on_screen = {"$or": [{"clinician_id": clinician_id}, {"facilitators.clinician_id": clinician_id}]}
-        return await self._sessions_where(on_screen, frm, to, limit)
+        return await self._sessions_where(on_screen, frm, to)
 
     async def treats(self, clinician_id: str, client_id: str) -> bool:
         """Whether a clinician treats a client: is the clinician, a lead or a co-facilitator
@@ -396,11 +394,13 @@ class SchedulerStore:
                     return True
         return False
 
-    async def _sessions_where(self, query: Document, frm: datetime, to: datetime, limit: int) -> list[Document]:
+    async def _sessions_where(self, query: Document, frm: datetime, to: datetime) -> list[Document]:
+        """Every session of `query` in [frm, to), by start. The range is what bounds the answer (the
+        schedule views take at most 62 days): until 2026-12-07 the first 500 were read, and a
+        schedule with more left out its last days' sessions and understated their screen time."""
         return (
             await self.sessions.find({**query, "starts_at": {"$gte": frm, "$lt": to}}, NO_OUTBOX)
             .sort("starts_at", 1)
-            .limit(limit)
             .to_list()
         )
 

@@ -1061,3 +1061,37 @@ def test_a_group_interrupted_after_one_clients_report_shows_no_client_slots_boun
     assert "interrupted" in proposed, "no SessionInterrupted published"
     assert a not in proposed, f"a was sent slots inside b's alone-windows: {proposed}"
     assert proposed.get(b) == {4}
+
+
+def test_a_schedule_view_holds_every_session_of_its_range(api: Api, db) -> None:  # type: ignore[no-untyped-def]
+    # a schedule view (up to 62 days) read the first 500 sessions of its range: 520 (stored as they
+    # are, 20 a day for 26 days) lost the last day's, and that day's load
+    clinician, a = api.clinician(), api.client()
+    first = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=40)
+    per_day, days = 20, 26
+    past = [
+        {
+            "_id": uid("old"),
+            "request_id": uid("old-req"),
+            "program_id": "prog-past",
+            "clinician_id": clinician,
+            "facilitators": [],
+            "client_ids": [a],
+            "kind": ev.SESSION_KIND_INDIVIDUAL,
+            "status": "ended",
+            "starts_at": first + timedelta(days=day, minutes=15 * n),
+            "ends_at": first + timedelta(days=day, minutes=15 * (n + 1)),
+            "segments": [],
+        }
+        for day in range(days)
+        for n in range(per_day)
+    ]
+    db.sessions.insert_many(past)
+    view = pb.ScheduleViewRequest(
+        owner_id=clinician, to=to_timestamp(first + timedelta(days=days)), **{"from": to_timestamp(first)}
+    )
+    seen = api.call("GetClinicianSchedule", view, role="clinician", subject=clinician)
+    assert len(seen.sessions) == per_day * days
+    assert sum(day.sessions for day in seen.days) == per_day * days
+    view.owner_id = a
+    assert len(api.call("GetClientSchedule", view, role="client", subject=a).sessions) == per_day * days
