@@ -66,6 +66,11 @@ ACCESS = {
     f"/{SERVICE}/ResolveAlert": CARE_TEAM,
     f"/{SERVICE}/GetCrisisCard": CARE_TEAM,
 }
+# Who reads where the client is and the number to call them back on, wherever a response carries
+# them (an Alert's fired rungs; the crisis card and the safety plan are theirs alone): the people
+# who reach the client. Others allowed a method (the platform role, the apps' service account, on
+# GetAlert) get its answer with those fields left out.
+WHEREABOUTS_READERS = CARE_TEAM
 CLOCK_SKEW = timedelta(minutes=1)  # how far ahead of ours a caller's clock may be (an attempt's time)
 STATE = re.compile(r"[A-Za-z]{2}")
 FIPS = re.compile(r"[0-9]{5}")
@@ -186,6 +191,18 @@ def _alert_message(doc: Document, records: list[Document]) -> crisis_pb2.Alert:
         ],
         ladder_round=st.ladder_round,
     )
+
+
+def _for_reader(alert: crisis_pb2.Alert, principal: Principal) -> crisis_pb2.Alert:
+    """The Alert as `principal` may read it: whole for the care team; for others allowed the
+    method, without where each fired rung reached the client (`location`) and the number it calls
+    them back on (`callback_phone`). The rung's check-in (session id, time) stays: ids, not PHI."""
+    if principal.has_any(WHEREABOUTS_READERS):
+        return alert
+    for step in alert.steps:
+        step.ClearField("location")
+        step.ClearField("callback_phone")
+    return alert
 
 
 def _plan_from_request(p: crisis_pb2.SafetyPlan) -> dict[str, Any]:
@@ -503,8 +520,9 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
         alert = await self._store.alert(request.alert_id)
         if alert is None:
             raise NotFound("alert", request.alert_id)
-        await self._audit(current_principal(), "GetAlert", "alert", request.alert_id)
-        return _alert_message(alert, await self._store.records(alert))
+        principal = current_principal()
+        await self._audit(principal, "GetAlert", "alert", request.alert_id)
+        return _for_reader(_alert_message(alert, await self._store.records(alert)), principal)
 
     async def AcknowledgeAlert(
         self, request: crisis_pb2.AcknowledgeAlertRequest, context: grpc.aio.ServicerContext

@@ -1167,3 +1167,37 @@ async def test_a_drop_racing_a_contact_agrees_with_the_fold(settings, tmp_path) 
                 assert rung["at"] > reached["at"], i
             expected = Status.ESCALATED if rung["at"] > reached["at"] else Status.CONTACT_MADE
             assert (st.status, st.due_at is not None) == (expected, expected == Status.ESCALATED), (i, st)
+
+
+async def test_the_platform_role_reads_an_alert_without_where_the_client_is_or_their_number(
+    crisis, io, settings
+) -> None:
+    """A fired rung on the Alert names where its tasks reached the client (location) and the number
+    to call them back on: for the care team who reach them. The platform role (the apps' service
+    account) may read an alert's state, not those: they are left out of its answer."""
+    producer, _ = io
+    client, session, clinician = uid("client"), uid("session"), uid("clin")
+    channel, api = stub(crisis.target)
+    async with channel:
+        await producer.session_live(session, client, clinician)
+        await card_of(api, settings, client, until_session=session)
+        raised = await api.RaiseAlert(
+            crisis_pb2.RaiseAlertRequest(client_id=client, session_id=session, request_id=uid("raise")),
+            metadata=md(settings, "clinician", clinician),
+            timeout=DEADLINE_S,
+        )
+        assert raised.steps[0].location.county_fips == SF.county_fips, raised
+        assert raised.steps[0].callback_phone == "+14155550134", raised
+        request = crisis_pb2.GetAlertRequest(alert_id=raised.alert_id)
+        for role in ("clinician", "supervisor"):
+            full = await api.GetAlert(request, metadata=md(settings, role), timeout=DEADLINE_S)
+            assert full.steps[0].location == raised.steps[0].location, role
+            assert full.steps[0].callback_phone == "+14155550134", role
+        seen = await api.GetAlert(request, metadata=md(settings, "platform", "app-1"), timeout=DEADLINE_S)
+    step = seen.steps[0]
+    assert not step.HasField("location") and step.callback_phone == "", step
+    # the rest of the alert is as the care team sees it
+    for rung in full.steps:
+        rung.ClearField("location")
+        rung.ClearField("callback_phone")
+    assert seen == full and step.location_session_id == session
