@@ -465,11 +465,20 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
             )
         return alert, principal
 
-    async def _fresh_alert(self, alert_id: str) -> crisis_pb2.Alert:
+    async def _alert_answer(self, alert: Document, principal: Principal, action: str) -> crisis_pb2.Alert:
+        """`alert` with its records as the answer to `action`, as `principal` may read it: an Alert
+        is PHI (the client, their risk, where its rungs reached them), so every answer with one is
+        an audited read, whichever call gives it."""
+        message = _alert_message(alert, await self._store.records(alert))
+        await self._audit(principal, action, "alert", alert["_id"])
+        return _for_reader(message, principal)
+
+    async def _fresh_alert(self, alert_id: str, principal: Principal, action: str) -> crisis_pb2.Alert:
+        """The alert as it is now (read, or just changed by `action`), as `_alert_answer`."""
         alert = await self._store.alert(alert_id)
         if alert is None:
             raise NotFound("alert", alert_id)
-        return _alert_message(alert, await self._store.records(alert))
+        return await self._alert_answer(alert, principal, action)
 
     async def RaiseAlert(
         self, request: crisis_pb2.RaiseAlertRequest, context: grpc.aio.ServicerContext
@@ -511,18 +520,13 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
                 {"alert_id": active["_id"] if active else ""},
             )
         _same_raise(alert, request)  # a concurrent request with this id may have written it
-        return _alert_message(alert, await self._store.records(alert))
+        return await self._alert_answer(alert, principal, "RaiseAlert")
 
     async def GetAlert(
         self, request: crisis_pb2.GetAlertRequest, context: grpc.aio.ServicerContext
     ) -> crisis_pb2.Alert:
         _require_id("alert_id", request.alert_id)
-        alert = await self._store.alert(request.alert_id)
-        if alert is None:
-            raise NotFound("alert", request.alert_id)
-        principal = current_principal()
-        await self._audit(principal, "GetAlert", "alert", request.alert_id)
-        return _for_reader(_alert_message(alert, await self._store.records(alert)), principal)
+        return await self._fresh_alert(request.alert_id, current_principal(), "GetAlert")
 
     async def AcknowledgeAlert(
         self, request: crisis_pb2.AcknowledgeAlertRequest, context: grpc.aio.ServicerContext
@@ -530,7 +534,7 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
         alert, principal = await self._alert_for_actor(request.alert_id)
         try:
             await self._alerts.acknowledge(alert["_id"], principal.subject)
-            return await self._fresh_alert(alert["_id"])
+            return await self._fresh_alert(alert["_id"], principal, "AcknowledgeAlert")
         except TransitionError as exc:
             raise _transition_error(exc) from exc
 
@@ -566,7 +570,7 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
         }
         try:
             await self._alerts.record_attempt(alert["_id"], attempt, principal.subject, attempted_at)
-            return await self._fresh_alert(alert["_id"])
+            return await self._fresh_alert(alert["_id"], principal, "RecordContactAttempt")
         except TransitionError as exc:
             raise _transition_error(exc) from exc
         except RequestIdReused as exc:
@@ -586,7 +590,7 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
         alert, principal = await self._alert_for_actor(request.alert_id)
         try:
             await self._alerts.resolve(alert["_id"], request.resolution, principal.subject)
-            return await self._fresh_alert(alert["_id"])
+            return await self._fresh_alert(alert["_id"], principal, "ResolveAlert")
         except TransitionError as exc:
             raise _transition_error(exc) from exc
 

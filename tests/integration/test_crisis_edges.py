@@ -1201,3 +1201,41 @@ async def test_the_platform_role_reads_an_alert_without_where_the_client_is_or_t
         rung.ClearField("location")
         rung.ClearField("callback_phone")
     assert seen == full and step.location_session_id == session
+
+
+async def test_every_call_answering_with_an_alert_records_a_phi_read(crisis, settings) -> None:
+    """An Alert names the client, their risk and where its rungs reached them (PHI): every call that
+    answers with one is a read of it, recorded in `phi_access_audit`, not GetAlert's alone."""
+    client, clinician = uid("client"), uid("clin")
+    mine = md(settings, "clinician", clinician)
+    channel, api = stub(crisis.target)
+    async with channel:
+        raised = await api.RaiseAlert(
+            crisis_pb2.RaiseAlertRequest(client_id=client, request_id=uid("raise")), metadata=mine, timeout=DEADLINE_S
+        )
+        alert_id = raised.alert_id
+        await api.GetAlert(crisis_pb2.GetAlertRequest(alert_id=alert_id), metadata=mine, timeout=DEADLINE_S)
+        await api.AcknowledgeAlert(
+            crisis_pb2.AcknowledgeAlertRequest(alert_id=alert_id), metadata=mine, timeout=DEADLINE_S
+        )
+        await api.RecordContactAttempt(
+            crisis_pb2.RecordContactAttemptRequest(
+                alert_id=alert_id, target="CLIENT", outcome="REACHED", request_id=uid("attempt")
+            ),
+            metadata=mine,
+            timeout=DEADLINE_S,
+        )
+        await api.ResolveAlert(
+            crisis_pb2.ResolveAlertRequest(alert_id=alert_id, resolution="SAFE_AT_HOME"),
+            metadata=mine,
+            timeout=DEADLINE_S,
+        )
+    mongo, db = crisis_db(settings)
+    try:
+        audited = await db.phi_access_audit.find({"resource_id": alert_id}).to_list()
+    finally:
+        await mongo.close()
+    assert sorted((a["action"], a["resource_type"], a["principal"]) for a in audited) == [
+        (action, "alert", clinician)
+        for action in sorted(["RaiseAlert", "GetAlert", "AcknowledgeAlert", "RecordContactAttempt", "ResolveAlert"])
+    ], audited
