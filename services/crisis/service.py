@@ -155,7 +155,11 @@ class CrisisCore:
         later one came after it) finds its record and changes nothing.
         Two check-ins applied at once may both find the same current one and be appended in either
         order: each names the top of the log it read (`based_on`), from which the store's read
-        picks the latest by time (`CrisisStore.current_checkin`) without a lock or an update."""
+        picks the latest by time (`CrisisStore.current_checkin`) without a lock or an update.
+
+        The callback number is optional at check-in: a check-in without one keeps the client's last
+        known number (the current check-in's, itself possibly kept from an earlier one), so an
+        escalation from it still has a number to call; a new number replaces it."""
         at = to_millis(at)  # as stored: compared with stored times
         session, (top, latest) = await asyncio.gather(
             self.store.session(session_id), self.store.current_checkin(client_id)
@@ -181,7 +185,7 @@ class CrisisCore:
             "program_id": session.get("program_id", ""),
             "clinician_id": session.get("clinician_id", ""),
             "location": location,
-            "backup_phone": backup_phone,
+            "backup_phone": backup_phone if backup_phone.strip() else (latest or {}).get("backup_phone", ""),
             "resources": resources,
             "resources_problem": problem,
             "at": at,

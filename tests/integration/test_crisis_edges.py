@@ -1239,3 +1239,42 @@ async def test_every_call_answering_with_an_alert_records_a_phi_read(crisis, set
         (action, "alert", clinician)
         for action in sorted(["RaiseAlert", "GetAlert", "AcknowledgeAlert", "RecordContactAttempt", "ResolveAlert"])
     ], audited
+
+
+async def test_a_checkin_without_a_number_keeps_the_clients_last_known_number(settings, tmp_path) -> None:
+    """The scheduler's check-in asks for a callback number but does not require one. A later
+    check-in without one keeps the number the client gave before, so an alert (or a rung fired
+    from the new check-in) still has a number to call; a new number replaces it."""
+    async with alert_service(settings, tmp_path, "checkinphone") as alerts:
+        core = CrisisCore(
+            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
+        )
+        client, t0 = uid("cp"), datetime.now(UTC) - timedelta(minutes=10)
+
+        async def checkin(n: int, backup_phone: str) -> None:
+            await core.record_checkin(
+                event_id=uid("ev"),
+                client_id=client,
+                session_id=f"{client}-s{n}",
+                location={"state": "CA", "county_fips": "06075", "city": f"city-{n}", "verified": True},
+                backup_phone=backup_phone,
+                at=t0 + timedelta(minutes=n),
+            )
+
+        await checkin(1, "+14155550101")
+        await checkin(2, "")  # no number given at this session's check-in
+        current = await alerts.store.checkin(client)
+        assert current is not None and (current["session_id"], current["backup_phone"]) == (
+            f"{client}-s2",
+            "+14155550101",
+        )
+        alert_id = await core.on_crisis_signal(trigger_id=uid("s"), client_id=client, value=2, now=datetime.now(UTC))
+        alert = await alerts.store.alert(alert_id)
+        assert alert is not None
+        assert alert["context"]["callback_phone"] == "+14155550101", alert["context"]
+        assert "NO_BACKUP_PHONE" not in alert["problems"], alert["problems"]
+
+        await checkin(3, "+14155550103")  # a new number replaces it, and is kept in turn
+        await checkin(4, "")
+        held = await alerts.store.client_records(client)
+        assert held.checkin is not None and held.checkin["backup_phone"] == "+14155550103"
