@@ -24,6 +24,7 @@ from opentelemetry.trace import StatusCode
 from iop.events.v1 import crisis_pb2 as ev
 from services.crisis import events, fhir
 from services.crisis.domain import (
+    REPEAT_DROP_TRIGGER,
     SIGNAL_TRIGGER,
     AlertContext,
     AlertState,
@@ -44,6 +45,7 @@ from services.crisis.domain import (
     context_problems,
     fire_step,
     fold_alert,
+    overtaken_drops,
     pick_callback_phone,
     plan_in_force,
     signal_restarts_ladder,
@@ -507,12 +509,14 @@ class AlertService:
                 if await self.store.insert_new(ALERT_RECORDS, written):
                     self.relay.notify(ALERT_RECORDS, record["_id"], written)
                     fresh, _ = await self.reconcile(alert, [*records, record])
+                    await self.answer_overtaken_drops(alert_id)  # a restart stored meanwhile
                     return fresh
                 continue  # the rung was fired meanwhile (by the timer): try the next one
             repeat = {
                 "alert_id": alert_id,
                 "client_id": alert["client_id"],
                 "kind": "REPEAT",
+                "round": st.ladder_round,
                 "trigger": trigger,
                 "trigger_id": trigger_id,
                 "at": at,
@@ -522,8 +526,22 @@ class AlertService:
             appended = await self._append(alert, records, repeat, outgoing)
             if appended is not None:
                 fresh, _ = await self.reconcile(alert, [*records, appended])
+                await self.answer_overtaken_drops(alert_id)  # a restart stored meanwhile
                 return fresh
         raise RuntimeError("alert kept changing under escalation; retry")
+
+    async def answer_overtaken_drops(self, alert_id: str) -> None:
+        """Answer in the restarted round each repeat drop whose escalation a restart by a crisis
+        signal overtook (`domain.overtaken_drops`): its next rung fired now for the drop, as if the
+        drop had come just after the restart. Both handlers look after storing their record, so the
+        later of the two finds the pair whichever was stored first; the rung's unique id makes the
+        answer exactly once. Dated now: after both records it answers, which are stored by now."""
+        now = datetime.now(UTC)
+        alert = await self.store.alert(alert_id)
+        if alert is None:
+            return
+        for trigger_id in overtaken_drops(all_records(alert, await self.store.records(alert))):
+            await self.escalate_now(alert_id, trigger_id, REPEAT_DROP_TRIGGER, now)
 
     async def _unanswered(self, alert_id: str, trigger_id: str) -> _Unanswered | Document | None:
         """The alert, its records and state while `trigger_id` (a disconnection, a crisis signal)
@@ -534,8 +552,9 @@ class AlertService:
         if alert is None:
             return None
         records = await self.store.records(alert)
-        if any(r.get("trigger_id") == trigger_id for r in records):
-            return alert
+        answered = any(r.get("trigger_id") == trigger_id for r in records)
+        if answered and trigger_id not in overtaken_drops(all_records(alert, records)):
+            return alert  # (a drop's escalation that a restart overtook is answered again, in the new round)
         st = state_of(alert, records)
         if st.status == Status.RESOLVED:
             await self.reconcile(alert, records)
@@ -551,6 +570,8 @@ class AlertService:
         for _ in range(MAX_RETRIES):
             found = await self._unanswered(alert_id, trigger_id)
             if not isinstance(found, _Unanswered):
+                if found is not None:  # answered before (a redelivery): its restart may not have looked
+                    await self.answer_overtaken_drops(alert_id)
                 return found
             if signal_restarts_ladder(found.state):
                 if await self._restart(found, trigger_id, reason, now):
@@ -615,6 +636,7 @@ class AlertService:
             return False
         self.relay.notify(ALERT_RECORDS, record["_id"], written)
         await self.reconcile(alert, [*records, record])
+        await self.answer_overtaken_drops(alert_id)  # a drop stored meanwhile, from the stopped ladder
         return True
 
     # ------------------------------------------------------------------ the timer

@@ -585,6 +585,7 @@ class AlertState:
 
 
 SIGNAL_TRIGGER = "CRISIS_SIGNAL"  # the trigger of a rung that restarted the ladder (a crisis signal)
+REPEAT_DROP_TRIGGER = "DISCONNECTED_AGAIN"  # the trigger of an escalation by another drop (a rung or REPEAT)
 
 
 def signal_restarts_ladder(state: AlertState) -> bool:
@@ -593,6 +594,36 @@ def signal_restarts_ladder(state: AlertState) -> bool:
     ladder restarts from its first rung, fired at once. While the ladder is still trying to reach
     the client (or has run out waiting for a person), the signal is noted on the alert instead."""
     return state.status == Status.CONTACT_MADE
+
+
+def overtaken_drops(records: list[dict[str, Any]]) -> list[str]:
+    """The trigger ids of repeat drops whose escalation a restart by a crisis signal overtook, and
+    which the restarted round has not answered yet.
+
+    A drop and a signal handled at once may both read the ladder stopped by a contact: the signal
+    restarts it (round n+1, its first rung) and the drop fires the next rung of round n (or, the
+    ladder run out, records a REPEAT), which the restart leaves as history (`fold_alert`): the
+    drop moved nothing, and the emergency rungs come one rung later than had it come just after
+    the restart. Such a drop is an escalation (a rung with trigger DISCONNECTED_AGAIN, or a
+    REPEAT) of an earlier round than the current one with no contact with the client at or after
+    it: a restart follows a contact (`signal_restarts_ladder`), so a restart that had read the drop
+    would have found the ladder running and only noted the signal. It is answered by firing the
+    restarted round's next rung for it, as if it had come just after the restart."""
+    current = max((r.get("round", 0) for r in records if r["kind"] == "RUNG"), default=0)
+    if current == 0:
+        return []
+    escalations = [r for r in records if r["kind"] in ("RUNG", "REPEAT")]
+    answered = {r.get("trigger_id") for r in escalations if r.get("round", 0) == current}
+    contacts = [r["at"] for r in records if r["kind"] == "ATTEMPT" and r.get("reached")]
+    overtaken = [
+        r["trigger_id"]
+        for r in escalations
+        if r.get("trigger") == REPEAT_DROP_TRIGGER
+        and r.get("round", 0) < current
+        and r.get("trigger_id") not in answered
+        and not any(at >= r["at"] for at in contacts)
+    ]
+    return list(dict.fromkeys(overtaken))
 
 
 def is_signal(record: dict[str, Any]) -> bool:

@@ -1278,3 +1278,86 @@ async def test_a_checkin_without_a_number_keeps_the_clients_last_known_number(se
         await checkin(4, "")
         held = await alerts.store.client_records(client)
         assert held.checkin is not None and held.checkin["backup_phone"] == "+14155550103"
+
+
+async def test_a_drop_racing_a_signal_restart_still_moves_the_restarted_ladder(settings, tmp_path) -> None:
+    """The client was reached (the ladder stopped); then a drop and a crisis signal are handled at
+    once, each reading the alert before the other's record is stored. The signal restarts the
+    ladder (round 1, its first rung) and the drop fires the next rung of round 0, which the restart
+    leaves as history: the drop's escalation moved nothing, and the emergency rungs came one rung
+    (an hour here, 5 minutes by the default policy) later than had the drop come just after the
+    restart. Whichever of the two is stored first, the drop's escalation is answered in the
+    restarted round: its rung 1 fired for the drop, the next (emergency contact) due from it."""
+    async with alert_service(settings, tmp_path, "droprestart") as alerts:
+        core = CrisisCore(
+            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
+        )
+        dispatch = alerts.dispatch
+
+        async def race(first: str, earlier_drops: int) -> None:
+            client = uid("dx")
+            alert_id = await core.on_crisis_signal(
+                trigger_id=uid("s"), client_id=client, value=2, now=datetime.now(UTC)
+            )
+            for _ in range(earlier_drops):  # rung 1 (3: rungs 1-3, the ladder has run out)
+                await alerts.escalate_now(alert_id, uid("drop"), "DISCONNECTED_AGAIN", datetime.now(UTC))
+            await alerts.record_attempt(alert_id, {"attempt_id": "a1", **REACHED}, "clin")
+            drop_id, signal_id = uid("drop"), uid("s")
+            arrived, both_read, first_done = 0, asyncio.Event(), asyncio.Event()
+
+            async def after_both_read(alert: Document, index: int | None = None) -> Any:
+                """Each handler reaches here after reading the alert: the first two wait for each
+                other, then `first` stores its record before the other goes on."""
+                nonlocal arrived
+                arrived += 1
+                if arrived <= 2:
+                    if arrived == 2:
+                        both_read.set()
+                    await both_read.wait()
+                    task = asyncio.current_task()
+                    if task is not None and task.get_name() != first:
+                        await first_done.wait()
+                return await dispatch(alert, index)
+
+            async def handled(name: str, work: Awaitable[object]) -> None:
+                try:
+                    await work
+                finally:
+                    if name == first:
+                        first_done.set()
+
+            drop = core.on_disconnect(
+                trigger_id=drop_id,
+                client_id=client,
+                session_id=uid("session"),
+                clinician_id="clin",
+                program_id="",
+                reason="CONNECTION_DROPPED",
+                now=datetime.now(UTC),
+            )
+            signal = core.on_crisis_signal(trigger_id=signal_id, client_id=client, value=2, now=datetime.now(UTC))
+            alerts.dispatch = after_both_read  # type: ignore[method-assign]
+            try:
+                await asyncio.gather(
+                    asyncio.create_task(handled("drop", drop), name="drop"),
+                    asyncio.create_task(handled("signal", signal), name="signal"),
+                )
+            finally:
+                alerts.dispatch = dispatch  # type: ignore[method-assign]
+            assert arrived >= 2, first
+            header, records, st = await alerts.current(alert_id)
+            rungs = {(r.get("round", 0), r["index"]): r for r in records if r["kind"] == "RUNG"}
+            assert rungs[(1, 0)]["trigger_id"] == signal_id, first  # the restart
+            # the drop as it read the alert (its next rung, or a REPEAT of a ladder run out): history
+            history = rungs.get((0, 2)) if earlier_drops == 1 else next(r for r in records if r["kind"] == "REPEAT")
+            assert history is not None and history["trigger_id"] == drop_id, (first, earlier_drops)
+            answer = rungs.get((1, 1))
+            case = (first, earlier_drops)
+            assert answer is not None and answer["trigger_id"] == drop_id, (case, sorted(rungs))
+            assert answer["trigger"] == "DISCONNECTED_AGAIN", case
+            assert (st.status, st.ladder_round, st.next_step) == (Status.ESCALATED, 1, 2), (case, st)
+            assert st.due_at == answer["at"] + timedelta(hours=1), case
+            assert (header["next_step"], header["due_at"]) == (2, st.due_at), case
+
+        for first, earlier_drops in itertools.product(("drop", "signal"), (1, 3)):  # which is stored first
+            await race(first, earlier_drops)

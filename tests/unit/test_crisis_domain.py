@@ -29,6 +29,7 @@ from services.crisis.domain import (
     fire_step,
     fold_alert,
     may_act_on,
+    overtaken_drops,
     pick_callback_phone,
     plan_in_force,
     risk_after_crisis_signal,
@@ -539,6 +540,28 @@ def test_fold_a_restart_after_contact_runs_the_ladder_again_from_its_first_rung(
     again = {"kind": "ATTEMPT", "reached": True, "at": T0 + timedelta(seconds=400)}
     st = fold_alert(POLICY, T0, [rung(0, 0, "OPENED"), reached, restart, late, on_call, again])
     assert (st.status, st.due_at) == (Status.CONTACT_MADE, None) and signal_restarts_ladder(st)
+
+
+def test_a_drop_that_a_restart_overtook_is_answered_in_the_restarted_round() -> None:
+    """A drop and a signal handled at once, both reading the ladder stopped by a contact: the
+    drop's rung of round 0 is history beside round 1's restart, so it is answered again in round 1,
+    once. A drop before a later contact is history the restart read (not overtaken)."""
+    reached = {"kind": "ATTEMPT", "reached": True, "at": T0 + timedelta(seconds=10)}
+    restart = {**rung(0, 50, "CRISIS_SIGNAL"), "round": 1, "trigger_id": "signal"}
+    drop = {**rung(1, 50.002, "DISCONNECTED_AGAIN"), "trigger_id": "drop"}
+    assert overtaken_drops([rung(0, 0, "OPENED"), reached, drop]) == []  # no restart: the drop moved it
+    assert overtaken_drops([rung(0, 0, "OPENED"), reached, drop, restart]) == ["drop"]
+    repeat = {"kind": "REPEAT", "round": 0, "trigger": "DISCONNECTED_AGAIN", "trigger_id": "drop", "at": drop["at"]}
+    assert overtaken_drops([rung(0, 0, "OPENED"), reached, repeat, restart]) == ["drop"]  # a ladder run out
+    answered = {**rung(1, 50.1, "DISCONNECTED_AGAIN"), "round": 1, "trigger_id": "drop"}
+    st = fold_alert(POLICY, T0, [rung(0, 0, "OPENED"), reached, drop, restart, answered])
+    assert overtaken_drops([rung(0, 0, "OPENED"), reached, drop, restart, answered]) == []
+    assert (st.ladder_round, st.next_step, st.due_at) == (1, 2, answered["at"] + timedelta(seconds=600))
+    # the drop was before a contact that the restart answered: nothing was overtaken
+    earlier_drop = {**rung(1, 5, "DISCONNECTED_AGAIN"), "trigger_id": "drop"}
+    assert overtaken_drops([rung(0, 0, "OPENED"), earlier_drop, reached, restart]) == []
+    # a timer rung in flight when the restart came is no drop: history, as before
+    assert overtaken_drops([rung(0, 0, "OPENED"), reached, restart, rung(1, 51)]) == []
 
 
 def test_a_running_or_exhausted_ladder_is_not_restarted_by_a_signal() -> None:
