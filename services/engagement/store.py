@@ -15,6 +15,7 @@ from pymongo.errors import DuplicateKeyError
 
 from iop.events.v1 import scheduling_pb2
 from services.engagement.domain import LastSeen, LedgerSignal
+from services.engagement.topics import SIGNALS
 from services.plumbing.outbox import OutgoingEvent, new_document_with_outbox, outbox_entries, with_outbox
 from services.plumbing.protos import to_datetime
 from services.plumbing.storage import BatchedWrites, Document, GroupedFinds, IndexSpec, insert_new
@@ -27,6 +28,12 @@ CLIENT_SNAPSHOTS = "client_engagement"
 CLINICIAN_SNAPSHOTS = "clinician_load"
 CONNECTIONS_COLLECTION = "session_connections"
 OUTBOX_COLLECTIONS = [ATTENDANCE_COLLECTION, OUTCOMES_COLLECTION, CHECK_INS_COLLECTION]
+# A connection record is read when a drop of that participant is judged: by the webhook at once,
+# and by the ledger consumer when it gets to the drop's signal, at most the signals topic's retention
+# (4 weeks) after it was published. Kept that long after its latest event time (`at`), and a week
+# more for a platform that reports late: a drop judged without the record it needed is reported
+# although the webhook saw the participant back.
+CONNECTIONS_RETENTION_S = SIGNALS.retention_ms // 1000 + 7 * 24 * 3600
 INDEXES = [
     IndexSpec(ATTENDANCE_COLLECTION, [("clinician_id", 1), ("starts_at", 1)], name="clinician_starts"),
     IndexSpec(ATTENDANCE_COLLECTION, [("program_id", 1), ("starts_at", 1)], name="program_starts"),
@@ -35,6 +42,9 @@ INDEXES = [
     IndexSpec(OUTCOMES_COLLECTION, [("fhir_pending", 1)], name="fhir_pending_1"),
     IndexSpec(CLIENT_SNAPSHOTS, [("risk.value", -1)], name="risk_value"),
     IndexSpec(CLINICIAN_SNAPSHOTS, [("risk.value", -1)], name="risk_value"),
+    IndexSpec(
+        CONNECTIONS_COLLECTION, [("at", 1)], name="at_ttl", options={"expireAfterSeconds": CONNECTIONS_RETENTION_S}
+    ),
 ]
 
 
@@ -163,7 +173,8 @@ class ConnectionStore:
     delivered after that answer is judged with it even while the ledger consumer has not applied
     the signal yet (the webhook's fast path reads the consumer's ledger). One document per session
     and participant, apart from the ledger's: FerretDB 1.x loses one of two concurrent updates of a
-    document, and the ledger document is written by the ledger consumer alone."""
+    document, and the ledger document is written by the ledger consumer alone. A record expires
+    CONNECTIONS_RETENTION_S after its `at` (a TTL index; FerretDB 1.x has none and keeps it)."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._connections = db[CONNECTIONS_COLLECTION]
