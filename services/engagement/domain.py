@@ -225,8 +225,9 @@ def outages(own: list[LedgerSignal], rules: Rules) -> list[tuple[list[LedgerSign
     """One participant's outages by event time: the drops of each, and whether it is over (a sign
     of a connection came after it). An outage starts with a drop; a join ends it; a quality reading
     above 0 ends a quality dip but not a participant_left (the participant is out of the meeting:
-    only a join brings them back). A reading of 0 after a normal leave is no drop (they left).
-    Without a join known, the participant counts as connected (a join may be delivered late)."""
+    only a join brings them back). A normal leave ends a quality dip too: the participant left the
+    meeting themselves, they are not lost. A reading of 0 after a normal leave is no drop (they
+    left). Without a join known, the participant counts as connected (a join may be delivered late)."""
     found: list[tuple[list[LedgerSignal], bool]] = []
     current: list[LedgerSignal] | None = None
     dip = False  # the current outage is a quality dip only
@@ -250,6 +251,9 @@ def outages(own: list[LedgerSignal], rules: Rules) -> list[tuple[list[LedgerSign
                 current.append(s)
                 dip = dip and s.kind == QUALITY
         elif s.kind == LEFT:  # a normal leave
+            if current is not None and dip:  # left the meeting themselves: the dip is over
+                found.append((current, True))
+                current = None
             gone, dip = True, False
     if current is not None:
         found.append((current, False))
@@ -322,9 +326,11 @@ def drop_after_reconnection(
     """The drop a sign of a connection (in `signals`) reveals as a new, current outage, if any.
 
     A reconnection delivered after the next drop of the participant splits what looked like one
-    outage in two: that drop was taken for the earlier outage's and raised nothing. Returns the
-    first drop of the outage after `sign` when, without `sign`, an earlier drop was in its outage,
-    and it is current (no sign of a connection after it, `seen` included; in the session's window).
+    outage in two: that drop was taken for the earlier outage's and raised nothing. A rejoin
+    delivered after a reading of 0 shows that reading was no late report from after a normal leave,
+    which raised nothing either. Returns the first drop of the outage after `sign` when, without
+    `sign`, an earlier drop was in its outage or it was no drop at all, and it is current (no sign of
+    a connection after it, `seen` included; in the session's window).
     """
     own = [s for s in signals if s.participant_id == sign.participant_id]
     with_sign = outages([*own, *(seen or LastSeen()).signals(sign.participant_id)], rules)
@@ -334,8 +340,8 @@ def drop_after_reconnection(
     if first.at <= sign.at:
         return None
     without = outages([s for s in own if s.signal_id != sign.signal_id], rules)
-    merged = next((drops for drops, _ in without if first in drops), [first])
-    if merged[0] == first:
+    merged = next((drops for drops, _ in without if first in drops), None)
+    if merged is not None and merged[0] == first:
         return None  # the first of its outage already when it came: it was judged then
     return first if _in_drop_window(first, starts_at, ends_at, ended, started_at, rules) else None
 

@@ -290,6 +290,46 @@ def test_a_quality_dip_then_recovery_is_one_drop_and_a_reconnection_in_the_ledge
     db.client.close()
 
 
+def test_a_dip_delivered_after_a_normal_leave_raises_nothing(service, stub, settings: Settings) -> None:
+    """The platform's quality readings often come after its participant_left. A client whose quality
+    dipped to 0 and who then left the meeting normally (c-1: without the quality back; c-2: with it,
+    delivered last) left as planned: the dip, delivered after the leave, used to raise a
+    ConnectionDropped (and a crisis alert). A dip delivered while it is the news still raises one (c-3)."""
+    session_id = open_session(settings, stub, ["c-1", "c-2", "c-3"], started_min_ago=15)
+    drops = Tap(settings, "iop.engagement.attendance.v1")
+    now = datetime.now(UTC)
+    db = database(settings)
+
+    def recorded(reply) -> None:  # type: ignore[no-untyped-def]
+        assert reply.status_code == 200, reply.text
+        signal = {"_id": session_id, "signal_ids": reply.json()["signal_id"]}
+        assert wait_until(lambda: db[ATTENDANCE_COLLECTION].find_one(signal), timeout_s=30), "not recorded"
+
+    def qos(client: str, minutes: float, quality: int) -> bytes:
+        at = now + timedelta(minutes=minutes)
+        return zoom_body("meeting.participant_qos", session_id, client, at, connection_quality=quality)
+
+    for client in ("c-1", "c-2", "c-3"):
+        recorded(post_webhook(zoom_body("meeting.participant_joined", session_id, client, now - timedelta(minutes=10))))
+    for client in ("c-1", "c-2"):
+        left = zoom_body(
+            "meeting.participant_left", session_id, client, now - timedelta(minutes=1), leave_reason="left the meeting"
+        )
+        recorded(post_webhook(left))  # the ledger has the leave: both paths judge the dip with it
+    for client in ("c-1", "c-2"):
+        recorded(post_webhook(qos(client, -4, 0)))
+    recorded(post_webhook(qos("c-2", -3, 4)))
+    assert post_webhook(qos("c-3", -2, 0)).status_code == 200
+    assert drops.poll(
+        lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id and p.client_id == "c-3"
+    ), "the dip as it happened was not reported"
+    drops.records(1.0)
+    reported = drops._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)
+    assert [p.client_id for _, p in reported] == ["c-3"], reported
+    drops.close()
+    db.client.close()
+
+
 def test_a_late_drop_right_after_a_rejoin_raises_nothing_on_the_webhook_fast_path(
     service, stub, settings: Settings
 ) -> None:

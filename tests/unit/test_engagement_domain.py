@@ -192,6 +192,39 @@ def test_a_reading_of_zero_after_a_normal_leave_is_not_a_drop() -> None:
     assert domain.drop_is_current(late_zero, [*back, late_zero], T0, end, ended=False, rules=RULES)
 
 
+def test_a_dip_the_client_left_normally_after_is_over_once_the_leave_is_known() -> None:
+    """A quality dip to 0, then a normal leave, with or without the quality back in between. The dip
+    is a drop, reported while it is the news; once the leave is known (the platform's quality
+    readings often come after its participant_left), the client left the meeting themselves and
+    the dip is history: it used to stay an open outage until a rejoin, and a dip delivered after
+    the leave raised a ConnectionDropped (and a crisis alert) for a client who had left as planned."""
+    end = T0 + timedelta(minutes=60)
+    joined = sig("c", "participant_joined", 0)
+    dip = sig("c", "connection_quality", 20, value=0)
+    back = sig("c", "connection_quality", 22, value=3)
+    left = sig("c", "participant_left", 30, "left the meeting")
+    assert domain.drop_is_current(dip, [joined, dip], T0, end, ended=False, rules=RULES)  # as it happens
+    for known in ([joined, left], [joined, back, left], [joined, left, back]):
+        assert not domain.drop_is_current(dip, [*known, dip], T0, end, ended=False, rules=RULES), known
+    assert domain.outages([joined, dip, left], RULES) == [([dip], True)]
+    # a leave for a lost connection after the dip: the same outage, not over
+    lost = sig("c", "participant_left", 30, "Connection lost")
+    assert domain.outages([joined, dip, lost], RULES) == [([dip, lost], False)]
+    # the attendance: one disconnection; a reconnection only when the quality came back
+    recovered = domain.attendance_for("c", [joined, dip, back, left], T0, end, end, RULES)
+    assert (recovered.disconnections, recovered.reconnections, recovered.present) == (1, 1, False)
+    assert recovered.minutes == 28.0
+    dipped = domain.attendance_for("c", [joined, dip, left], T0, end, end, RULES)
+    assert (dipped.disconnections, dipped.reconnections, dipped.present) == (1, 0, False)
+    # a later rejoin and a reading of 0 after it are a new outage, in any order of delivery
+    rejoin, zero = sig("c", "participant_joined", 40), sig("c", "connection_quality", 50, value=0)
+    assert domain.drop_is_current(zero, [joined, dip, left, rejoin, zero], T0, end, ended=False, rules=RULES)
+    # the rejoin delivered last: the reading of 0 had looked like a late one from after the leave
+    revealed = domain.drop_after_reconnection(rejoin, [joined, dip, left, zero, rejoin], T0, end, False, rules=RULES)
+    assert revealed == zero
+    assert domain.drop_after_reconnection(rejoin, [joined, left, zero, rejoin], T0, end, False, rules=RULES) == zero
+
+
 def test_a_reconnection_delivered_after_the_next_drop_reveals_that_drop() -> None:
     end = T0 + timedelta(minutes=60)
     first = sig("c", "participant_left", 10, "Connection lost")
