@@ -6,7 +6,7 @@
   of FastAPI's routing and middleware (plumbing/direct_route.py).
 - GET /dashboard (HTML with SVG charts) and GET /dashboard/api/overview (JSON), for supervisors:
   an Authorization header or the cookie the sign-in form (POST /dashboard/session) sets; a token
-  in the URL (`?access_token=`) only in development, where the page moves it into the cookie.
+  in the URL (`?access_token=`) only in development, for that one request (a GET never signs in).
 - GET /healthz.
 """
 
@@ -227,7 +227,8 @@ def create_app(
 
     def _credentials(request: Request) -> str | None:
         """The Authorization header, else the dashboard's cookie, else (development only) the
-        `?access_token=` of a browser opening the page."""
+        `?access_token=` of a browser opening the page: a credential for that request only, never
+        kept (a GET that signed in was login CSRF: any page could sign a browser in with a link)."""
         header = request.headers.get("authorization")
         if header:
             return header
@@ -303,9 +304,7 @@ def create_app(
         refused = _token_in_url(request)
         if refused is not None:
             return refused
-        # development: a token in the URL signs in (it wins over an older cookie) and leaves the URL
-        query_token = request.query_params.get("access_token", "").strip()
-        authorization = f"Bearer {query_token}" if query_token else _credentials(request)
+        authorization = _credentials(request)
         if authorization is None:
             return _sign_in_page(401, "")
         try:
@@ -314,8 +313,6 @@ def create_app(
             return _sign_in_page(403, exc.message)
         except ServiceError as exc:
             return _sign_in_page(401, exc.message)
-        if query_token:
-            return _signed_in(query_token)
         return HTMLResponse(render_page(await _overview(principal)), headers=NO_STORE)
 
     @app.post("/dashboard/session")

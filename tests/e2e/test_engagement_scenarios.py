@@ -260,8 +260,8 @@ def test_client_falling_behind_gets_outreach_and_the_dashboard_shows_it_in_chrom
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "Debian's chromium package is required for the dashboard test"
-    # A test run is a development environment: the page takes the token from its URL once, puts it
-    # in its HttpOnly cookie and redirects to /dashboard (elsewhere a token in a URL is refused).
+    # A test run is a development environment: the page takes the token from its URL for that
+    # request (it signs nothing in; elsewhere a token in a URL is refused).
     url = f"http://127.0.0.1:{HTTP_PORT}/dashboard?access_token={token(settings, 'supervisor')}"
     asked_at_us = int(time.time() * 1_000_000)
     with tempfile.TemporaryDirectory() as tmp:

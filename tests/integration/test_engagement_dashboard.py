@@ -97,18 +97,30 @@ async def test_outside_development_the_browser_signs_in_with_a_form_and_reads_wi
     assert (await client.get("/dashboard/api/overview")).status_code == 401
 
 
-async def test_in_development_a_token_in_the_url_moves_into_the_cookie_and_out_of_the_url(development) -> None:
+async def test_in_development_a_token_in_the_url_is_good_for_that_request_and_never_signs_in(development) -> None:
+    """A GET that signed in was login CSRF: any page could sign a supervisor's browser in as another
+    principal with a link or an image (`/dashboard?access_token=<its own token>`), and every later
+    view was that principal's, and audited as theirs. In development the token in the URL still
+    opens the page it is on, and sets nothing: only the form's POST signs in."""
     client, settings = development
     supervisor = token(settings, "supervisor")
-    moved = await client.get("/dashboard", params={"access_token": supervisor})
-    assert moved.status_code == 303 and moved.headers["location"] == "/dashboard"
-    attributes = set_cookie_attributes(moved)
+    for headers in ({}, {"sec-fetch-site": "cross-site"}, SAME_ORIGIN):
+        opened = await client.get("/dashboard", params={"access_token": supervisor}, headers=headers)
+        assert opened.status_code == 200 and 'id="burnout-risk"' in opened.text, headers
+        assert "set-cookie" not in opened.headers and DASHBOARD_COOKIE not in client.cookies
+    assert (await client.get("/dashboard")).status_code == 401  # nothing kept
+    overview = await client.get("/dashboard/api/overview", params={"access_token": supervisor})
+    assert overview.status_code == 200 and "set-cookie" not in overview.headers
+    bad = await client.get("/dashboard", params={"access_token": "not-a-token"})
+    assert bad.status_code == 401 and "set-cookie" not in bad.headers
+    # the cookie the form sets comes first: a link with another token does not switch principals
+    signed_in = await client.post("/dashboard/session", data={"access_token": supervisor}, headers=SAME_ORIGIN)
+    assert signed_in.status_code == 303
+    attributes = set_cookie_attributes(signed_in)
     assert {"httponly", "samesite=strict", "path=/dashboard"} <= attributes
     assert "secure" not in attributes  # development over plain http://127.0.0.1
-    page = await client.get("/dashboard")
-    assert page.status_code == 200 and 'id="burnout-risk"' in page.text
-    bad = await client.get("/dashboard", params={"access_token": "not-a-token"})
-    assert bad.status_code == 401 and DASHBOARD_COOKIE not in bad.cookies
+    clinician = await client.get("/dashboard", params={"access_token": token(settings, "clinician")})
+    assert clinician.status_code == 200 and 'id="burnout-risk"' in clinician.text
 
 
 async def test_another_sites_form_cannot_sign_the_browser_in_or_out(production) -> None:
