@@ -91,6 +91,11 @@ def is_drop(signal: LedgerSignal, rules: Rules) -> bool:
     return False
 
 
+def is_normal_leave(signal: LedgerSignal, rules: Rules) -> bool:
+    """A participant_left with a normal reason: the participant left the meeting themselves."""
+    return signal.kind == LEFT and not is_drop(signal, rules)
+
+
 def is_connected_sign(signal: LedgerSignal, rules: Rules) -> bool:
     """A join, or a connection-quality reading above a lost connection: the participant is
     connected at that time (the platform measures only a live connection). After a drop, the
@@ -206,18 +211,22 @@ def drop_event_id(signal_id: str) -> str:
 class LastSeen:
     """When the webhook last saw a participant connected (ConnectionStore), which may be newer than
     the ledger's signals: `connected` by any sign of a connection (a join, a quality reading above
-    0), `joined` by a join."""
+    0, a normal leave: they were there to leave), `joined` by a join, `left` by a normal leave."""
 
     connected: datetime | None = None
     joined: datetime | None = None
+    left: datetime | None = None
 
-    def signals(self, participant_id: str) -> list[LedgerSignal]:
+    def signals(self, participant_id: str, rules: Rules) -> list[LedgerSignal]:
         """The same facts as ledger signals (ids no real signal has)."""
         signs = []
         if self.joined is not None:
             signs.append(LedgerSignal("~seen-joined", participant_id, JOINED, self.joined))
-        if self.connected is not None and self.connected != self.joined:
+        if self.connected is not None and self.connected not in (self.joined, self.left):
             signs.append(LedgerSignal("~seen-connected", participant_id, QUALITY, self.connected, value=5.0))
+        if self.left is not None:
+            normal = rules.normal_leave_reasons[0]
+            signs.append(LedgerSignal("~seen-left", participant_id, LEFT, self.left, leave_reason=normal))
         return signs
 
 
@@ -305,7 +314,7 @@ def drop_is_current(
     if not _in_drop_window(drop, starts_at, ends_at, ended, started_at, rules):
         return False
     own = [s for s in signals if s.participant_id == drop.participant_id and s.signal_id != drop.signal_id]
-    own += (seen or LastSeen()).signals(drop.participant_id)
+    own += (seen or LastSeen()).signals(drop.participant_id, rules)
     for drops, over in outages([*own, drop], rules):
         if drop in drops:
             return not over and drops == [drop]
@@ -333,7 +342,7 @@ def drop_after_reconnection(
     a connection after it, `seen` included; in the session's window).
     """
     own = [s for s in signals if s.participant_id == sign.participant_id]
-    with_sign = outages([*own, *(seen or LastSeen()).signals(sign.participant_id)], rules)
+    with_sign = outages([*own, *(seen or LastSeen()).signals(sign.participant_id, rules)], rules)
     if not with_sign or with_sign[-1][1]:
         return None
     first = with_sign[-1][0][0]

@@ -168,10 +168,11 @@ class AttendanceStore:
 
 
 class ConnectionStore:
-    """When the webhook last saw each participant of a session connected (`at`: a join or a quality
-    reading above 0; `joined_at`: a join; event time), written before it answers, so that a drop
-    delivered after that answer is judged with it even while the ledger consumer has not applied
-    the signal yet (the webhook's fast path reads the consumer's ledger). One document per session
+    """When the webhook last saw each participant of a session connected (`at`: a join, a quality
+    reading above 0 or a normal leave; `joined_at`: a join; `left_at`: a normal leave; event time),
+    written before it answers, so that a drop delivered after that answer is judged with it even
+    while the ledger consumer has not applied the signal yet (the webhook's fast path reads the
+    consumer's ledger). One document per session
     and participant, apart from the ledger's: FerretDB 1.x loses one of two concurrent updates of a
     document, and the ledger document is written by the ledger consumer alone. A record expires
     CONNECTIONS_RETENTION_S after its `at` (a TTL index; FerretDB 1.x has none and keeps it)."""
@@ -184,10 +185,17 @@ class ConnectionStore:
     def key(session_id: str, participant_id: str) -> str:
         return f"{session_id}/{participant_id}"  # "/" is in neither opaque id
 
-    async def mark(self, session_id: str, participant_id: str, at: datetime, joined: bool) -> None:
-        """The participant was connected at `at` (`joined`: by a join); the latest time wins."""
+    async def mark(
+        self, session_id: str, participant_id: str, at: datetime, *, joined: bool = False, left: bool = False
+    ) -> None:
+        """The participant was connected at `at` (`joined`: by a join; `left`: they left the meeting
+        normally then); the latest time of each wins."""
         key = self.key(session_id, participant_id)
-        latest = {"at": at, "joined_at": at} if joined else {"at": at}
+        latest = {"at": at}
+        if joined:
+            latest["joined_at"] = at
+        if left:
+            latest["left_at"] = at
         try:
             await self._connections.update_one({"_id": key}, {"$max": latest}, upsert=True)
         except DuplicateKeyError:  # a concurrent first mark inserted it: apply this one to it
@@ -197,7 +205,9 @@ class ConnectionStore:
         doc = await self._finds.get(self.key(session_id, participant_id))
         if doc is None:
             return LastSeen()
-        return LastSeen(connected=aware(doc.get("at")), joined=aware(doc.get("joined_at")))
+        return LastSeen(
+            connected=aware(doc.get("at")), joined=aware(doc.get("joined_at")), left=aware(doc.get("left_at"))
+        )
 
 
 class ReceiptStore:

@@ -38,6 +38,7 @@ from services.engagement.domain import (
     drop_event_id,
     is_connected_sign,
     is_drop,
+    is_normal_leave,
     signature_problem,
     webhook_event_id,
     zoom_url_validation,
@@ -168,12 +169,20 @@ def create_app(
         drop = is_drop(seen, rules)
         ledger = asyncio.create_task(attendance.get(signal.session_id)) if drop else None
         last_seen = asyncio.create_task(connections.latest(signal.session_id, seen.participant_id)) if drop else None
-        # A sign the participant is connected (a join, a quality reading above 0): recorded before the
-        # answer, so the fast path of a drop delivered after it does not take the ledger consumer's
-        # older view (without this rejoin) for the truth.
+        # A sign the participant is connected (a join, a quality reading above 0) or a normal leave:
+        # recorded before the answer, so the fast path of a drop delivered after it does not take the
+        # ledger consumer's older view (without this rejoin, or this leave) for the truth.
         connected = (
-            asyncio.create_task(connections.mark(signal.session_id, seen.participant_id, seen.at, seen.kind == JOINED))
-            if is_connected_sign(seen, rules)
+            asyncio.create_task(
+                connections.mark(
+                    signal.session_id,
+                    seen.participant_id,
+                    seen.at,
+                    joined=seen.kind == JOINED,
+                    left=is_normal_leave(seen, rules),
+                )
+            )
+            if is_connected_sign(seen, rules) or is_normal_leave(seen, rules)
             else None
         )
         try:

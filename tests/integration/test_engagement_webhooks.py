@@ -330,6 +330,49 @@ def test_a_dip_delivered_after_a_normal_leave_raises_nothing(service, stub, sett
     db.client.close()
 
 
+def test_a_dip_delivered_right_after_a_normal_leave_raises_nothing_on_the_webhook_fast_path(
+    service, stub, settings: Settings
+) -> None:
+    """As above, with the dip delivered right after the leave, before the ledger consumer has applied
+    it: the webhook records a normal leave as it records a rejoin, and the fast path judges the dip
+    with it (it used to report the dip from the consumer's view, without the leave)."""
+    session_id = open_session(settings, stub, ["c-1"], started_min_ago=15)
+    drops = Tap(settings, "iop.engagement.attendance.v1")
+    now = datetime.now(UTC)
+    db = database(settings)
+    joined = post_webhook(zoom_body("meeting.participant_joined", session_id, "c-1", now - timedelta(minutes=10)))
+    assert joined.status_code == 200, joined.text
+    recorded = {"_id": session_id, "signal_ids": joined.json()["signal_id"]}
+    assert wait_until(lambda: db[ATTENDANCE_COLLECTION].find_one(recorded), timeout_s=30), "the join was not recorded"
+    # the ledger consumer busy with this session (the clinician's quality readings), as under load
+    kp = producer(settings)
+    for n in range(150):
+        reading = ev.VideoSignal(
+            signal_id=f"busy-{session_id}-{n}",
+            session_id=session_id,
+            participant_id="clin-w",
+            kind="connection_quality",
+            value=4,
+            occurred_at=to_timestamp(now - timedelta(minutes=5)),
+        )
+        publish(kp, SIGNALS_TOPIC, session_id, reading)
+    kp.close()
+    left = zoom_body(
+        "meeting.participant_left", session_id, "c-1", now - timedelta(minutes=1), leave_reason="left the meeting"
+    )
+    dip = zoom_body("meeting.participant_qos", session_id, "c-1", now - timedelta(minutes=4), connection_quality=0)
+    for body in (left, dip):
+        reply = post_webhook(body)
+        assert reply.status_code == 200, reply.text
+    last = {"_id": session_id, "signal_ids": reply.json()["signal_id"]}
+    assert wait_until(lambda: db[ATTENDANCE_COLLECTION].find_one(last), timeout_s=30), "the dip was not recorded"
+    drops.records(1.0)
+    reported = drops._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)
+    assert reported == [], reported
+    drops.close()
+    db.client.close()
+
+
 def test_a_late_drop_right_after_a_rejoin_raises_nothing_on_the_webhook_fast_path(
     service, stub, settings: Settings
 ) -> None:

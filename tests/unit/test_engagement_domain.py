@@ -207,6 +207,9 @@ def test_a_dip_the_client_left_normally_after_is_over_once_the_leave_is_known() 
     for known in ([joined, left], [joined, back, left], [joined, left, back]):
         assert not domain.drop_is_current(dip, [*known, dip], T0, end, ended=False, rules=RULES), known
     assert domain.outages([joined, dip, left], RULES) == [([dip], True)]
+    # the leave seen by the webhook only (the ledger consumer has not applied it yet)
+    seen_leaving = domain.LastSeen(connected=left.at, left=left.at)
+    assert not domain.drop_is_current(dip, [joined, dip], T0, end, False, rules=RULES, seen=seen_leaving)
     # a leave for a lost connection after the dip: the same outage, not over
     lost = sig("c", "participant_left", 30, "Connection lost")
     assert domain.outages([joined, dip, lost], RULES) == [([dip, lost], False)]
@@ -219,6 +222,8 @@ def test_a_dip_the_client_left_normally_after_is_over_once_the_leave_is_known() 
     # a later rejoin and a reading of 0 after it are a new outage, in any order of delivery
     rejoin, zero = sig("c", "participant_joined", 40), sig("c", "connection_quality", 50, value=0)
     assert domain.drop_is_current(zero, [joined, dip, left, rejoin, zero], T0, end, ended=False, rules=RULES)
+    back_again = domain.LastSeen(connected=rejoin.at, joined=rejoin.at, left=left.at)
+    assert domain.drop_is_current(zero, [joined, zero], T0, end, ended=False, rules=RULES, seen=back_again)
     # the rejoin delivered last: the reading of 0 had looked like a late one from after the leave
     revealed = domain.drop_after_reconnection(rejoin, [joined, dip, left, zero, rejoin], T0, end, False, rules=RULES)
     assert revealed == zero
