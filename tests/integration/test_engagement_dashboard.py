@@ -94,6 +94,7 @@ async def test_outside_development_the_browser_signs_in_with_a_form_and_reads_wi
     await client.post("/dashboard/session", data={"access_token": supervisor}, headers=SAME_ORIGIN)
     out = await client.post("/dashboard/signout", headers=SAME_ORIGIN)
     assert out.status_code == 303 and DASHBOARD_COOKIE not in client.cookies
+    assert {"max-age=0", "path=/dashboard"} <= set_cookie_attributes(out)  # the browser drops it
     assert (await client.get("/dashboard/api/overview")).status_code == 401
 
 
