@@ -16,7 +16,7 @@ from iop.compliance.v1 import compliance_pb2_grpc
 from iop.events.v1 import common_pb2, scheduling_pb2
 from services.compliance import events
 from services.compliance.audit_log import BatchedAudit
-from services.compliance.board_actions import BoardActions
+from services.compliance.board_actions import BoardActions, in_force_at_expiry
 from services.compliance.consent import CONSENT_TYPES, consent_problems, place_of_service, privacy_problems
 from services.compliance.coverage import (
     AUDIO_ONLY,
@@ -837,7 +837,10 @@ class ComplianceApi(compliance_pb2_grpc.ComplianceServiceServicer):
         until = now + timedelta(days=request.horizon_days)
         items: list[pb.ExpiringItem] = []
         for collection, item_type in EXPIRING.items():
-            for d in await self._store.expiring(collection, now, until, request.owner_id):
+            # as the expiry monitor: a license or compact credential suspended or revoked when it
+            # expires is not listed (until 2026-12-07 it was, naming sessions it could never cover)
+            expiring = await self._store.expiring(collection, now, until, request.owner_id)
+            for d in await in_force_at_expiry(self._store, collection, expiring):
                 owner = owner_sessions(collection, d["owner_id"])
                 affected = await self._store.booked_sessions_after(owner, d["expires_at"])
                 items.append(

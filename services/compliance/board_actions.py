@@ -16,17 +16,20 @@ again and flags again (a flag is a set member: idempotent).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from services.compliance import events
-from services.compliance.licensure import ACTIVE, CompactCredential, License, statuses_during
+from services.compliance.licensure import ACTIVE, CompactCredential, License, status_at, statuses_during
 from services.compliance.store import (
+    BOARD_ACTIONS,
     COMPACT_CREDENTIALS,
     EXPIRING,
     LICENSES,
     ComplianceStore,
+    actions_of,
     credential_from_doc,
     license_from_doc,
+    with_status_changes,
 )
 from services.plumbing.outbox import OutgoingEvent
 from services.plumbing.storage import Document, to_millis
@@ -45,6 +48,28 @@ def inactive_during(item: License | CompactCredential, start: datetime, until: d
     """The first status other than `active` in force during [start, until) (at `start` only
     without an end), else None."""
     return next((status for status in statuses_during(item, start, until) if status != ACTIVE), None)
+
+
+async def in_force_at_expiry(store: ComplianceStore, collection: str, items: Sequence[Document]) -> list[Document]:
+    """Of `items` (documents of `collection` with their `expires_at`), those in force when they
+    expire: a license or compact credential only when it is `active` then, by its board actions (the
+    last one effective before the expiry, else the recorded status); a consent or authorization
+    always. One suspended or revoked until then, or from a date before then, cannot be practised on
+    when it expires, so the expiry monitor does not warn of it and ListExpiring does not list it.
+    One read of board actions per clinician."""
+    if collection not in PARSE:
+        return list(items)
+    owners = {item["owner_id"] for item in items}
+    actions = {owner: await store.owned(BOARD_ACTIONS, owner) for owner in owners}
+    kept = []
+    for item in items:
+        parsed = PARSE[collection](
+            with_status_changes(item, actions_of(actions[item["owner_id"]], collection, item["_id"]))
+        )
+        # its last instant: times are stored to the millisecond, validity ends at `expires_at` (excluded)
+        if status_at(parsed, _utc(item["expires_at"]) - timedelta(milliseconds=1)) == ACTIVE:
+            kept.append(item)
+    return kept
 
 
 def _utc(value: datetime) -> datetime:

@@ -20,17 +20,9 @@ from datetime import UTC, datetime, timedelta
 
 from services.compliance import events
 from services.compliance.billing import BillingDays
-from services.compliance.board_actions import PARSE
-from services.compliance.licensure import ACTIVE, status_at
+from services.compliance.board_actions import in_force_at_expiry
 from services.compliance.reference import Reference
-from services.compliance.store import (
-    BOARD_ACTIONS,
-    EXPIRING,
-    ComplianceStore,
-    actions_of,
-    owner_sessions,
-    with_status_changes,
-)
+from services.compliance.store import EXPIRING, ComplianceStore, owner_sessions
 from services.plumbing.storage import Document
 
 log = logging.getLogger(__name__)
@@ -63,8 +55,9 @@ class ExpiryMonitor:
                 # notified_horizons: warnings an earlier version recorded in the item itself
                 if crossed and crossed[0] not in (item.get("notified_horizons") or []):
                     due.append((item, expires_at, crossed))
-            if collection in PARSE:
-                due = await self._in_force(collection, due)
+            # a license or compact credential suspended or revoked when it expires is not warned of
+            in_force = {d["_id"] for d in await in_force_at_expiry(self._store, collection, [d for d, _, _ in due])}
+            due = [(item, expires_at, crossed) for item, expires_at, crossed in due if item["_id"] in in_force]
             warned = await self._store.notified(collection, [(item["_id"], crossed[0]) for item, _, crossed in due])
             for item, expires_at, crossed in due:
                 nearest = crossed[0]
@@ -79,27 +72,6 @@ class ExpiryMonitor:
                     await self._store.flag_sessions(affected, f"EXPIRES_BEFORE_SESSION:{item_type}:{item['_id']}")
                     emitted += 1
         return emitted
-
-    async def _in_force(
-        self, collection: str, due: list[tuple[Document, datetime, list[int]]]
-    ) -> list[tuple[Document, datetime, list[int]]]:
-        """The licenses or compact credentials of `due` that are `active` when they expire, by
-        their board actions (the last one effective before the expiry, else the recorded status).
-        One suspended or revoked until then, or from a date before then, cannot be practised on
-        when it expires: its warning would only hide the real ones. Once reinstated (before its
-        expiry), it is warned of again: the nearest horizon crossed by then. One read of board
-        actions per clinician."""
-        owners = {item["owner_id"] for item, _, _ in due}
-        actions = {owner: await self._store.owned(BOARD_ACTIONS, owner) for owner in owners}
-        kept = []
-        for item, expires_at, crossed in due:
-            parsed = PARSE[collection](
-                with_status_changes(item, actions_of(actions[item["owner_id"]], collection, item["_id"]))
-            )
-            # its last instant: times are stored to the millisecond, validity ends at `expires_at` (excluded)
-            if status_at(parsed, expires_at - timedelta(milliseconds=1)) == ACTIVE:
-                kept.append((item, expires_at, crossed))
-        return kept
 
 
 async def run_periodic(

@@ -930,3 +930,35 @@ def test_a_board_action_and_an_expiry_during_a_session_in_progress_flag_and_name
     finally:
         tail.close()
         producer.close()
+
+
+def test_list_expiring_leaves_out_a_credential_not_in_force_when_it_expires(stub, settings: Settings) -> None:
+    """ListExpiring agrees with the expiry monitor: a license suspended by the board, or revoked from
+    a date before its expiry, is not in force when it expires and is not listed; one whose
+    reinstatement takes effect before its expiry is, as is one no board acted on."""
+    admin = auth_metadata(settings, "supervisor", "supervisor-7")
+    clinician = uid("clin")
+    expires = to_timestamp(NOW + timedelta(days=5))
+    plain, suspended, revoked_later, reinstated = (
+        record_license(stub, settings, clinician, state, valid_until=expires) for state in ("CA", "OR", "WA", "NV")
+    )
+
+    def board(lic: pb.License, status: str, effective_at: datetime) -> None:
+        stub.UpdateLicenseStatus(
+            pb.UpdateLicenseStatusRequest(
+                license_id=lic.license_id, status=status, effective_at=to_timestamp(effective_at)
+            ),
+            metadata=admin,
+            timeout=CALL_TIMEOUT_S,
+        )
+
+    board(suspended, "suspended", NOW)
+    board(revoked_later, "revoked", NOW + timedelta(days=2))
+    board(reinstated, "suspended", NOW)
+    board(reinstated, "active", NOW + timedelta(days=1))
+    listed = stub.ListExpiring(
+        pb.ListExpiringRequest(horizon_days=30, owner_id=clinician),
+        metadata=auth_metadata(settings, "supervisor"),
+        timeout=CALL_TIMEOUT_S,
+    )
+    assert sorted(i.item_id for i in listed.items) == sorted([plain.license_id, reinstated.license_id]), listed
