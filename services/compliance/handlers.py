@@ -81,6 +81,13 @@ def treating_facilitators(p: scheduling_pb2.SessionScheduled) -> list[tuple[str,
     return list(found.items())
 
 
+def expires_before_session_ends(expires_at: datetime, starts_at: datetime, until: datetime | None) -> bool:
+    """Whether an item expiring at `expires_at` stops covering a session [starts_at, until) before
+    its end: it expires before the session starts, or during it (one expiring exactly at the end
+    covers it: the range is half-open). Without an end, only the start counts."""
+    return expires_at <= starts_at or (until is not None and expires_at < until)
+
+
 class SchedulingHandlers:
     def __init__(self, store: ComplianceStore, ref: Reference, billing: BillingDays) -> None:
         self._store = store
@@ -205,7 +212,8 @@ class SchedulingHandlers:
         ends_at: datetime | None,
     ) -> None:
         """A session booked after an item's expiry warning, or a board action, went out is flagged
-        for re-check too: an item expiring before it starts (EXPIRES_BEFORE_SESSION), a license or
+        for re-check too: an item expiring before it ends (EXPIRES_BEFORE_SESSION: before it starts
+        or during it; until 2026-12-07 only before it starts), a license or
         compact credential a board action leaves not active during it (BOARD_ACTION_<STATUS>). The
         credentials are those of every clinician who treats the clients (`clinician_ids`: the
         session's clinician and its treating facilitators).
@@ -233,7 +241,11 @@ class SchedulingHandlers:
             expiring += [(EXPIRING[CONSENTS], x.consent_id, x.valid_until) for x in consents]
             expiring += [(EXPIRING[AUTHORIZATIONS], x.authorization_id, x.expires_at) for x in authorizations]
         for item_type, item_id, expires_at in expiring:
-            if expires_at is not None and now < expires_at <= starts_at:
+            if (
+                expires_at is not None
+                and now < expires_at
+                and expires_before_session_ends(expires_at, starts_at, until)
+            ):
                 await self._store.flag_sessions([session_id], f"EXPIRES_BEFORE_SESSION:{item_type}:{item_id}")
 
     async def session_checked_in(self, event: CloudEvent, p: scheduling_pb2.SessionCheckedIn) -> None:

@@ -4,12 +4,12 @@ keyed by item and horizon, so the items' own documents are never written here).
 
 Expiry: licenses, compact credentials, consents and authorizations expiring within the horizons of
 reference data (60/30/7 days) emit CredentialExpiring once per horizon (only the nearest horizon
-when several are crossed at once), naming the booked sessions that start after the expiry and those
-in progress booked to end after it (for a clinician's license or compact credential, the sessions
-they treat in: as the session's clinician or as a lead or co-facilitator); those sessions are
-flagged for a re-check. A license or compact credential that is not `active` when it expires (a
-board action suspended, revoked... it, and no reinstatement is effective before then) is not warned
-of; reinstated, it is again.
+when several are crossed at once), naming the booked and running sessions it does not cover to
+their end: those starting after the expiry and those booked to end after it (for a clinician's
+license or compact credential, the sessions they treat in: as the session's clinician or as a lead
+or co-facilitator); those sessions are flagged for a re-check. A license or compact credential
+that is not `active` when it expires (a board action suspended, revoked... it, and no reinstatement
+is effective before then) is not warned of; reinstated, it is again.
 """
 
 from __future__ import annotations

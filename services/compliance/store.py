@@ -663,13 +663,15 @@ class ComplianceStore:
 
     async def booked_sessions_after(self, owner: Document, after: datetime) -> list[Document]:
         """The sessions matching the filter `owner` (owner_sessions) that are booked or in progress
-        (LIVE_STATUSES) and start at or after `after`, and those in progress booked to end after it
-        (an item expiring while a session runs)."""
+        (LIVE_STATUSES) and start at or after `after`, or are booked to end after it: an item
+        expiring at `after` does not cover them to their end, whether it expires before one starts,
+        while one runs, or during one not started yet (until 2026-12-07 a booked session spanning
+        the expiry was left out: only those in progress counted)."""
         query: Document = {
             "$and": [
                 owner,
                 {"status": {"$in": list(LIVE_STATUSES)}},
-                {"$or": [{"starts_at": {"$gte": after}}, {"status": STARTED, "ends_at": {"$gt": after}}]},
+                {"$or": [{"starts_at": {"$gte": after}}, {"ends_at": {"$gt": after}}]},
             ]
         }
         return await self.db[SESSIONS].find(query, {"_id": 1}).to_list()

@@ -962,3 +962,45 @@ def test_list_expiring_leaves_out_a_credential_not_in_force_when_it_expires(stub
         timeout=CALL_TIMEOUT_S,
     )
     assert sorted(i.item_id for i in listed.items) == sorted([plain.license_id, reinstated.license_id]), listed
+
+
+def test_an_expiry_during_a_booked_session_names_and_flags_it(stub, settings: Settings, db: Any) -> None:
+    """A license expiring during a booked session (it starts before the expiry and ends after it)
+    does not cover it: CredentialExpiring names it and flags it, ListExpiring lists it, and one such
+    session booked after the warning is flagged when scheduled. A session over before the expiry is
+    not touched."""
+    tail = TopicTail(settings, "iop.compliance.decisions.v1")
+    producer = SchedulerEvents(settings)
+    try:
+        clinician = uid("clin")
+        expires_at = NOW + timedelta(days=5)
+        before = book(producer, clinician, expires_at - timedelta(hours=4))  # ends an hour before
+        spanning = book(producer, clinician, expires_at - timedelta(hours=1))
+        after = book(producer, clinician, NOW + timedelta(days=9))
+        assert wait_until(lambda: db["sessions"].count_documents({"_id": {"$in": [before, spanning, after]}}) == 3), (
+            "the sessions were not consumed"
+        )
+        # recorded once the sessions are stored: the monitor runs every second in this test's process
+        expiring = record_license(stub, settings, clinician, "CA", valid_until=to_timestamp(expires_at))
+        flag = f"EXPIRES_BEFORE_SESSION:license:{expiring.license_id}"
+        found = tail.wait_for(
+            lambda key, ev, p: ev.type == "iop.events.v1.CredentialExpiring" and p.item_id == expiring.license_id
+        )
+        assert found, [p for _, _, p in tail.seen]
+        assert sorted(found[0][2].affected_session_ids) == sorted([spanning, after])
+        assert wait_until(lambda: session_flags(db, spanning) == [flag]), session_flags(db, spanning)
+        assert session_flags(db, after) == [flag] and session_flags(db, before) == []
+        listed = stub.ListExpiring(
+            pb.ListExpiringRequest(horizon_days=30, owner_id=clinician),
+            metadata=auth_metadata(settings, "supervisor"),
+            timeout=CALL_TIMEOUT_S,
+        )
+        assert [(i.item_id, sorted(i.affected_session_ids)) for i in listed.items] == [
+            (expiring.license_id, sorted([spanning, after]))
+        ]
+
+        late = book(producer, clinician, expires_at - timedelta(minutes=30))
+        assert wait_until(lambda: session_flags(db, late) == [flag]), session_flags(db, late)
+    finally:
+        tail.close()
+        producer.close()
