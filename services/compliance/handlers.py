@@ -11,7 +11,7 @@
 - SessionStarted: re-check licensure for every checked-in client, from the start to the booked end,
   of the clinician (at the location the event gives) and of each treating facilitator (location
   unknown), and emit one LicensureChecked per clinician and client (topic iop.compliance.decisions.v1).
-- SessionCancelled / SessionRescheduled: the session is no longer booked.
+- SessionInterrupted / SessionCancelled / SessionRescheduled: the session is no longer booked.
 - SessionEnded: add each client's attendance to their attended day; a day whose close time has
   passed is closed at once (BillingReady on iop.compliance.billing.v1), others by the periodic job.
 
@@ -101,9 +101,24 @@ class SchedulingHandlers:
             scheduling_pb2.SessionCheckedIn.DESCRIPTOR.full_name: self.session_checked_in,
             scheduling_pb2.SessionStarted.DESCRIPTOR.full_name: self.session_started,
             scheduling_pb2.SessionEnded.DESCRIPTOR.full_name: self.session_ended,
+            scheduling_pb2.SessionInterrupted.DESCRIPTOR.full_name: self.session_interrupted,
             scheduling_pb2.SessionCancelled.DESCRIPTOR.full_name: self.session_cancelled,
             scheduling_pb2.SessionRescheduled.DESCRIPTOR.full_name: self.session_rescheduled,
         }
+
+    async def session_interrupted(self, event: CloudEvent, p: scheduling_pb2.SessionInterrupted) -> None:
+        """The session could not go on (lost connection, compromised privacy, clinician emergency): it
+        is no longer booked nor treated in, so board actions and expiries stop naming and flagging it.
+        The scheduler never ends or starts it again (it may reschedule it: SessionRescheduled, and the
+        new session's own SessionScheduled). Its flags stay, as a cancelled session's do."""
+        if not p.session_id:
+            raise PoisonEvent("SessionInterrupted without session_id")
+        interrupted_at = to_datetime(p.interrupted_at) or event.time
+        await self._store.apply_session_event(
+            p.session_id,
+            event.id,
+            {"$set": {"status": "interrupted", "interrupted_at": interrupted_at, "interruption_reason": p.reason}},
+        )
 
     async def session_cancelled(self, event: CloudEvent, p: scheduling_pb2.SessionCancelled) -> None:
         """A cancelled session is no longer booked: expiry checks stop naming it."""

@@ -73,8 +73,8 @@ OUTBOX_COLLECTIONS = [
     BOARD_ACTIONS,  # its CredentialStatusChanged
 ]
 # Statuses of compliance's copy of a session (handlers.py): booked, in progress (SessionStarted),
-# then ended, cancelled or rescheduled. Board actions, expiries and roster changes flag the live ones:
-# a session in progress is treated in until its booked end.
+# then ended, interrupted (since 2026-12-07), cancelled or rescheduled. Board actions, expiries and
+# roster changes flag the live ones: a session in progress is treated in until its booked end.
 SCHEDULED = "scheduled"
 STARTED = "started"
 LIVE_STATUSES = (SCHEDULED, STARTED)

@@ -1004,3 +1004,71 @@ def test_an_expiry_during_a_booked_session_names_and_flags_it(stub, settings: Se
     finally:
         tail.close()
         producer.close()
+
+
+def test_an_interrupted_session_is_no_longer_named_or_flagged(stub, settings: Settings, db: Any) -> None:
+    """SessionInterrupted: the scheduler neither ends nor starts the session again (it may
+    reschedule it, as a new session), so compliance's copy is no longer live: a suspension effective
+    before its booked end names and flags the sessions still running or booked, not the one
+    interrupted while running nor the one interrupted before it started (compromised privacy at
+    check-in). A redelivered SessionInterrupted is applied once."""
+    tail = TopicTail(settings, "iop.compliance.decisions.v1")
+    producer = SchedulerEvents(settings)
+    admin = auth_metadata(settings, "supervisor", "supervisor-7")
+    try:
+        clinician = uid("clin")
+        lic = record_license(stub, settings, clinician, "CA")
+        began = datetime.now(UTC) - timedelta(minutes=30)
+
+        def running() -> str:
+            session = uid("s")
+            producer.send(session, scheduled(session, clinician, began))
+            producer.send(
+                session,
+                sev.SessionStarted(
+                    session_id=session, clinician_id=clinician, client_ids=[], started_at=to_timestamp(began)
+                ),
+            )
+            return session
+
+        live, dropped = running(), running()
+        interrupted = sev.SessionInterrupted(
+            session_id=dropped, reason="DISCONNECTED", interrupted_at=to_timestamp(datetime.now(UTC))
+        )
+        sent = producer.send(dropped, interrupted)
+        producer.send(dropped, interrupted, event_id=sent.id)  # redelivered
+        booked = book(producer, clinician, NOW + timedelta(days=1))
+        unsafe = book(producer, clinician, NOW + timedelta(days=1))
+        producer.send(
+            unsafe,
+            sev.SessionInterrupted(
+                session_id=unsafe, reason="PRIVACY_COMPROMISED", interrupted_at=to_timestamp(datetime.now(UTC))
+            ),
+        )
+        assert wait_until(
+            lambda: (
+                db["sessions"].count_documents({"_id": {"$in": [dropped, unsafe]}, "status": "interrupted"}) == 2
+                and db["sessions"].count_documents({"_id": {"$in": [live, booked]}}) == 2
+            )
+        ), "the sessions were not consumed"
+        stored = db["sessions"].find_one({"_id": dropped}) or {}
+        assert stored["interruption_reason"] == "DISCONNECTED" and stored["applied_events"].count(sent.id) == 1
+
+        stub.UpdateLicenseStatus(
+            pb.UpdateLicenseStatusRequest(
+                license_id=lic.license_id,
+                status="suspended",
+                effective_at=to_timestamp(datetime.now(UTC) + timedelta(hours=1)),
+            ),
+            metadata=admin,
+            timeout=CALL_TIMEOUT_S,
+        )
+        flag = f"BOARD_ACTION_SUSPENDED:license:{lic.license_id}"
+        assert session_flags(db, live) == [flag] and session_flags(db, booked) == [flag]
+        assert session_flags(db, dropped) == [] and session_flags(db, unsafe) == []
+        found = tail.wait_for(lambda key, ev, p: ev.type == STATUS_CHANGED and p.item_id == lic.license_id)
+        assert len(found) == 1, [p for _, _, p in tail.seen]
+        assert sorted(found[0][2].affected_session_ids) == sorted([live, booked])
+    finally:
+        tail.close()
+        producer.close()
