@@ -9,8 +9,13 @@ SessionScheduled), flags that session for a re-check, as an
 expiry does
 (monitor.py): `BOARD_ACTION_<STATUS>:<item type>:<item id>` is added to the sessions the event names,
 and to those booked while the action was being recorded (SessionScheduled flags a session booked
-later, handlers.py). A reinstatement (`active`) flags nothing. A retry of an action publishes nothing
-again and flags again (a flag is a set member: idempotent).
+later, handlers.py). A reinstatement (`active`) flags nothing; it supersedes the earlier actions'
+flags (since 2026-12-07; before, they stayed): once stored, every action takes the item's flags for a
+status no longer in force at any instant of a booked or running session off it, and the event names
+the flagged sessions during which the item is now active throughout (`cleared_session_ids`). The
+flags are compliance's record of the sessions to re-check; no decision reads them (the SessionStarted
+re-check and EvaluateSession read the credentials themselves). A retry of an action publishes nothing
+again, and flags and unflags again (a flag is a set member: idempotent).
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from services.compliance import events
-from services.compliance.licensure import ACTIVE, CompactCredential, License, status_at, statuses_during
+from services.compliance.licensure import (
+    ACTIVE,
+    STATUSES,
+    CompactCredential,
+    License,
+    status_at,
+    statuses_during,
+)
 from services.compliance.store import (
     BOARD_ACTIONS,
     COMPACT_CREDENTIALS,
@@ -76,6 +88,16 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _session_range(session: Document, not_before: datetime | None = None) -> tuple[datetime, datetime | None]:
+    """A booked or running session's range [begins, ends_at) (`starts_at`, or its `started_at` when
+    it started early; no end when it has none), from `not_before` on when given."""
+    started = session.get("started_at")
+    begins = min(_utc(session["starts_at"]), _utc(started)) if started is not None else _utc(session["starts_at"])
+    start = max(begins, not_before) if not_before is not None else begins
+    ends_at = session.get("ends_at")
+    return start, _utc(ends_at) if ends_at is not None and _utc(ends_at) > start else None
+
+
 def affected_sessions(
     item: License | CompactCredential, sessions: Sequence[Document], effective_at: datetime
 ) -> list[str]:
@@ -84,14 +106,31 @@ def affected_sessions(
     `started_at`."""
     affected = []
     for session in sessions:
-        started = session.get("started_at")
-        begins = min(_utc(session["starts_at"]), _utc(started)) if started is not None else _utc(session["starts_at"])
-        start = max(begins, effective_at)
-        ends_at = session.get("ends_at")
-        until = _utc(ends_at) if ends_at is not None and _utc(ends_at) > start else None
+        start, until = _session_range(session, effective_at)
         if inactive_during(item, start, until) is not None:
             affected.append(session["_id"])
     return affected
+
+
+def board_action_flags(item_type: str, item_id: str) -> list[str]:
+    """Every flag a board action on the item can set on a session (one per status other than `active`)."""
+    return [session_flag(item_type, item_id, status) for status in sorted(STATUSES - {ACTIVE})]
+
+
+def item_flags_on(session: Document, item_type: str, item_id: str) -> list[str]:
+    """The board-action flags of the item on `session` (its `flags`)."""
+    possible = set(board_action_flags(item_type, item_id))
+    return [flag for flag in session.get("flags") or [] if flag in possible]
+
+
+def stale_flags(item: License | CompactCredential, item_type: str, item_id: str, session: Document) -> list[str]:
+    """The board-action flags of `item` on `session` for a status no longer in force at any instant
+    of the session, by the item's board actions as they stand: a later action (a reinstatement)
+    superseded the one that set it. The whole session counts, from its start: one treated in while
+    the item was suspended keeps its flag."""
+    start, until = _session_range(session)
+    in_force = {session_flag(item_type, item_id, status) for status in statuses_during(item, start, until)}
+    return [flag for flag in item_flags_on(session, item_type, item_id) if flag not in in_force]
 
 
 class BoardActions:
@@ -111,6 +150,15 @@ class BoardActions:
             booked = await self._store.booked_sessions_ending_after(record["owner_id"], max(now, effective_at))
             return affected_sessions(PARSE[collection](record), booked, effective_at)
 
+        async def cleared(record: Document) -> list[str]:
+            """The sessions an earlier action flagged during which the item is now active throughout."""
+            item = PARSE[collection](record)
+            return [
+                session["_id"]
+                for session in await self._flagged_sessions(record["owner_id"], item_type, record_id, now)
+                if inactive_during(item, *_session_range(session)) is None
+            ]
+
         async def status_changed(record: Document) -> list[OutgoingEvent]:
             return [
                 events.credential_status_changed(
@@ -121,6 +169,7 @@ class BoardActions:
                     effective_at,
                     change["recorded_at"],
                     await affected(record),
+                    await cleared(record),
                 )
             ]
 
@@ -128,4 +177,39 @@ class BoardActions:
         if doc is not None:
             # again once stored: also the sessions booked meanwhile, and on a retry
             await self._store.flag_sessions(await affected(doc), session_flag(item_type, record_id, status))
+            await self.take_off_stale_flags(collection, item_type, doc, now)
         return doc
+
+    async def _flagged_sessions(
+        self, clinician_id: str, item_type: str, record_id: str, now: datetime
+    ) -> list[Document]:
+        """The booked or running sessions the clinician treats in, ending after `now`, that carry a
+        board-action flag of the item."""
+        return await self._store.booked_sessions_ending_after(
+            clinician_id, now, flagged_with=board_action_flags(item_type, record_id)
+        )
+
+    async def take_off_stale_flags(self, collection: str, item_type: str, record: Document, now: datetime) -> None:
+        """Take the item's flags that a later action superseded off the booked and running sessions
+        (`record` with its status changes, read once this action was stored). A flag is an update of
+        the session (FerretDB 1.x: read-modify-write), and an action recorded concurrently may have
+        flagged a session between the read of `record` and the removal: so the item's actions are
+        read again after it, and any flag taken off whose status that read finds in force is put
+        back (an action recorded after that read flags after the removal itself)."""
+        record_id = record["_id"]
+        item = PARSE[collection](record)
+        taken_off: list[tuple[Document, list[str]]] = []
+        for session in await self._flagged_sessions(record["owner_id"], item_type, record_id, now):
+            stale = stale_flags(item, item_type, record_id, session)
+            if stale:
+                await self._store.unflag_session(session["_id"], stale)
+                taken_off.append((session, stale))
+        stored = await self._store.get(collection, record_id) if taken_off else None
+        if stored is None:
+            return
+        again = PARSE[collection](with_status_changes(stored, await self._store.record_actions(collection, stored)))
+        for session, stale in taken_off:
+            still_stale = stale_flags(again, item_type, record_id, {**session, "flags": stale})
+            for flag in stale:
+                if flag not in still_stale:
+                    await self._store.flag_sessions([session["_id"]], flag)

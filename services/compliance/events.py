@@ -150,6 +150,7 @@ def credential_status_changed(
     effective_at: datetime,
     recorded_at: datetime,
     affected_session_ids: list[str],
+    cleared_session_ids: list[str],
 ) -> OutgoingEvent:
     message = ev.CredentialStatusChanged(
         item_id=item_id,
@@ -159,5 +160,6 @@ def credential_status_changed(
         effective_at=to_timestamp(effective_at),
         recorded_at=to_timestamp(recorded_at),
         affected_session_ids=affected_session_ids,
+        cleared_session_ids=cleared_session_ids,
     )
     return OutgoingEvent(DECISIONS.name, clinician_id, message)

@@ -676,17 +676,26 @@ class ComplianceStore:
         }
         return await self.db[SESSIONS].find(query, {"_id": 1}).to_list()
 
-    async def booked_sessions_ending_after(self, clinician_id: str, after: datetime) -> list[Document]:
+    async def booked_sessions_ending_after(
+        self, clinician_id: str, after: datetime, flagged_with: Sequence[str] = ()
+    ) -> list[Document]:
         """The sessions the clinician treats in (treated_by: as their clinician or a treating
         facilitator), booked or in progress (LIVE_STATUSES: a session that has started is treated in
         until its booked end), that end after `after` (without an end: start at or after it), with
-        their times."""
+        their times and flags; only those carrying one of `flagged_with` when given."""
         query: Document = {
             "$and": [treated_by(clinician_id), {"$or": [{"ends_at": {"$gt": after}}, {"starts_at": {"$gte": after}}]}],
             "status": {"$in": list(LIVE_STATUSES)},
         }
-        return await self.db[SESSIONS].find(query, {"_id": 1, "starts_at": 1, "started_at": 1, "ends_at": 1}).to_list()
+        if flagged_with:
+            query["flags"] = {"$in": list(flagged_with)}
+        projection = {"_id": 1, "starts_at": 1, "started_at": 1, "ends_at": 1, "flags": 1}
+        return await self.db[SESSIONS].find(query, projection).to_list()
 
     async def flag_sessions(self, session_ids: list[str], flag: str) -> None:
         if session_ids:
             await self.db[SESSIONS].update_many({"_id": {"$in": session_ids}}, {"$addToSet": {"flags": flag}})
+
+    async def unflag_session(self, session_id: str, flags: list[str]) -> None:
+        """Take `flags` off the session (board-action flags a later action superseded)."""
+        await self.db[SESSIONS].update_one({"_id": session_id}, {"$pullAll": {"flags": flags}})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from pymongo import AsyncMongoClient, monitoring
@@ -273,3 +273,76 @@ async def test_an_action_sent_again_after_another_at_its_instant_is_in_force_aga
     await board.record(LICENSES, lic["_id"], board_action("active", at, "stayed again"), NOW)
     assert await in_force() == "active"
     assert await store.db[BOARD_ACTIONS].count_documents({"owner_id": clinician}) == 4
+
+
+async def scheduled_session(
+    store: ComplianceStore, session_id: str, clinician: str, starts_at: datetime, **fields: object
+) -> None:
+    """Compliance's copy of a booked session of `clinician`, three hours long (as SessionScheduled stores it)."""
+    await store.db["sessions"].insert_one(
+        {
+            "_id": session_id,
+            "clinician_id": clinician,
+            "starts_at": starts_at,
+            "ends_at": starts_at + timedelta(hours=3),
+            "status": "scheduled",
+            **fields,
+        }
+    )
+
+
+async def flags_of(store: ComplianceStore, session_id: str) -> list[str]:
+    return list((await store.db["sessions"].find_one({"_id": session_id}) or {}).get("flags") or [])
+
+
+async def test_a_reinstatement_takes_off_the_flags_it_supersedes(store: ComplianceStore) -> None:
+    """A suspension flags the booked sessions and the one running; a reinstatement from before the
+    booked ones takes their flag off and names them in its CredentialStatusChanged
+    (cleared_session_ids). The running session was treated in while suspended: it keeps its flag."""
+    clinician = f"clin-clear-{uuid.uuid4().hex[:6]}"
+    lic = license_doc(clinician, expires_in=timedelta(days=200))
+    await store.insert(LICENSES, lic)
+    booked, later, running = f"{clinician}-booked", f"{clinician}-later", f"{clinician}-running"
+    await scheduled_session(store, booked, clinician, NOW + timedelta(days=3))
+    await scheduled_session(store, later, clinician, NOW + timedelta(days=8))
+    began = NOW - timedelta(minutes=30)
+    await scheduled_session(store, running, clinician, began, status="started", started_at=began)
+    board = BoardActions(store)
+    flag = f"BOARD_ACTION_SUSPENDED:license:{lic['_id']}"
+    await board.record(LICENSES, lic["_id"], board_action("suspended", NOW - timedelta(hours=1)), NOW)
+    assert [await flags_of(store, s) for s in (booked, later, running)] == [[flag], [flag], [flag]]
+
+    await board.record(LICENSES, lic["_id"], board_action("active", NOW + timedelta(days=1)), NOW)
+    assert [await flags_of(store, s) for s in (booked, later, running)] == [[], [], [flag]]
+    published = sorted(
+        (p.status, list(p.affected_session_ids), sorted(p.cleared_session_ids))
+        for p in (
+            CredentialStatusChanged.FromString(e["data"])
+            for e in await stored_events(store, clinician, "iop.events.v1.CredentialStatusChanged")
+        )
+    )
+    assert published == [
+        ("active", [], sorted([booked, later])),
+        ("suspended", sorted([booked, later, running]), []),
+    ]
+
+
+async def test_a_reinstatement_read_before_a_new_suspension_leaves_its_flag(store: ComplianceStore) -> None:
+    """Suspended from now, then reinstated from tomorrow and, at the same time, suspended again from
+    the day after, before a session booked in three days. The interleaving concurrent calls can take
+    (FerretDB 1.x: a flag is a read-modify-write of the session): the reinstatement is stored and
+    reads the license's actions, the second suspension is stored and flags the session (already
+    flagged: nothing changes), then the reinstatement takes off the flag its read found stale. The
+    session is suspended during it: the flag must be on it afterwards."""
+    clinician = f"clin-clear-race-{uuid.uuid4().hex[:6]}"
+    lic = license_doc(clinician, expires_in=timedelta(days=200))
+    await store.insert(LICENSES, lic)
+    session = f"{clinician}-s"
+    await scheduled_session(store, session, clinician, NOW + timedelta(days=3))
+    board = BoardActions(store)
+    await board.record(LICENSES, lic["_id"], board_action("suspended", NOW), NOW)
+    reinstated = await store.change_status(LICENSES, lic["_id"], board_action("active", NOW + timedelta(days=1)))
+    assert reinstated is not None
+    await board.record(LICENSES, lic["_id"], board_action("suspended", NOW + timedelta(days=2)), NOW)
+    await board.take_off_stale_flags(LICENSES, "license", reinstated, NOW)
+    assert await flags_of(store, session) == [f"BOARD_ACTION_SUSPENDED:license:{lic['_id']}"]

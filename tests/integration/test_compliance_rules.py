@@ -582,7 +582,8 @@ def test_a_board_action_is_published_and_flags_the_booked_sessions_it_affects(
     """A suspension is published (CredentialStatusChanged, key clinician_id) and flags the booked
     sessions of the clinician that end after it takes effect, as an expiry does; a session booked
     during it is flagged when scheduled; a retry publishes nothing again; a reinstatement is
-    published and flags nothing; a compact privilege's revocation the same."""
+    published, flags nothing and takes the flag off the sessions it leaves the license active for
+    throughout, naming them (cleared_session_ids); a compact privilege's revocation the same."""
     tail = TopicTail(settings, "iop.compliance.decisions.v1")
     producer = SchedulerEvents(settings)
     admin = auth_metadata(settings, "supervisor", "supervisor-7")
@@ -626,19 +627,25 @@ def test_a_board_action_is_published_and_flags_the_booked_sessions_it_affects(
         late = book(producer, clinician, NOW + timedelta(days=8))
         assert wait_until(lambda: flags(late) == [flag]), flags(late)
 
-        # a retry records and publishes nothing again; a reinstatement is published and flags nothing
+        # a retry records and publishes nothing again; a reinstatement is published and flags nothing;
+        # it takes the flag off the session it leaves the license active for throughout (until
+        # 2026-12-07 flags stayed), not off those still suspended during part of them
         stub.UpdateLicenseStatus(suspend, metadata=admin, timeout=CALL_TIMEOUT_S)
         reinstate = pb.UpdateLicenseStatusRequest(
             license_id=lic.license_id, status="active", effective_at=to_timestamp(NOW + timedelta(days=7))
         )
         stub.UpdateLicenseStatus(reinstate, metadata=admin, timeout=CALL_TIMEOUT_S)
+        assert flags(late) == []  # before the call returns
         found = tail.wait_for(lambda key, ev, p: ev.type == STATUS_CHANGED and p.item_id == lic.license_id, count=2)
         tail.wait_for(lambda *_: False, timeout_s=2)  # anything more
         mine = [p for _, ev, p in tail.seen if ev.type == STATUS_CHANGED and p.item_id == lic.license_id]
-        assert [(p.status, list(p.affected_session_ids)) for p in mine[1:]] == [("active", [])], mine
-        for session in (spanning, after, late):
+        assert [(p.status, list(p.affected_session_ids), list(p.cleared_session_ids)) for p in mine[1:]] == [
+            ("active", [], [late])
+        ], mine
+        assert list(mine[0].cleared_session_ids) == []
+        for session in (spanning, after):
             assert flags(session) == [flag]
-        assert flags(before) == [] and flags(cancelled) == []
+        assert flags(before) == [] and flags(cancelled) == [] and flags(late) == []
 
         # a compact privilege withdrawn: the same
         md = auth_metadata(settings, "platform")
@@ -652,6 +659,7 @@ def test_a_board_action_is_published_and_flags_the_booked_sessions_it_affects(
         )
         revoked_flag = f"BOARD_ACTION_REVOKED:compact_credential:{privilege.credential_id}"
         assert all(revoked_flag in flags(s) for s in (before, spanning, after, late))
+        assert flag in flags(after) and flag not in flags(late)  # another item's flags are not touched
         assert revoked_flag not in flags(cancelled)
         found = tail.wait_for(lambda key, ev, p: ev.type == STATUS_CHANGED and p.item_id == privilege.credential_id)
         assert len(found) == 1

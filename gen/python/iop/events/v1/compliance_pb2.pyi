@@ -115,7 +115,7 @@ class CredentialExpiring(_message.Message):
     def __init__(self, item_id: _Optional[str] = ..., item_type: _Optional[str] = ..., owner_id: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., horizon_days: _Optional[int] = ..., affected_session_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CredentialStatusChanged(_message.Message):
-    __slots__ = ("item_id", "item_type", "clinician_id", "status", "effective_at", "recorded_at", "affected_session_ids")
+    __slots__ = ("item_id", "item_type", "clinician_id", "status", "effective_at", "recorded_at", "affected_session_ids", "cleared_session_ids")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_TYPE_FIELD_NUMBER: _ClassVar[int]
     CLINICIAN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +123,7 @@ class CredentialStatusChanged(_message.Message):
     EFFECTIVE_AT_FIELD_NUMBER: _ClassVar[int]
     RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
     AFFECTED_SESSION_IDS_FIELD_NUMBER: _ClassVar[int]
+    CLEARED_SESSION_IDS_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     item_type: str
     clinician_id: str
@@ -130,7 +131,8 @@ class CredentialStatusChanged(_message.Message):
     effective_at: _timestamp_pb2.Timestamp
     recorded_at: _timestamp_pb2.Timestamp
     affected_session_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, item_id: _Optional[str] = ..., item_type: _Optional[str] = ..., clinician_id: _Optional[str] = ..., status: _Optional[str] = ..., effective_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., affected_session_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    cleared_session_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, item_id: _Optional[str] = ..., item_type: _Optional[str] = ..., clinician_id: _Optional[str] = ..., status: _Optional[str] = ..., effective_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., affected_session_ids: _Optional[_Iterable[str]] = ..., cleared_session_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ConsentChanged(_message.Message):
     __slots__ = ("consent_id", "client_id", "consent_type", "form_version", "status", "valid_from", "valid_until", "changed_at")
