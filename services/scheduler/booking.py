@@ -266,10 +266,14 @@ class Scheduler:
         request booked its session before. A retry then returns that booking (book() compares the
         request with it) although a client may have left the cohort since: sessions booked stay
         when a client leaves (change_cohort). Until 2026-12-07 such a retry was refused
-        CLIENT_NOT_IN_COHORT, as if the booking had not been made."""
+        CLIENT_NOT_IN_COHORT, as if the booking had not been made. The earlier booking is looked
+        for only when the cohort refuses the request: a new booking reads no more than the cohort."""
         d.validate_session_request(req, datetime.now(UTC))  # bad input first, as book() answers it
-        if await self.store.get(SESSIONS_COLLECTION, derived_id("session", req.request_id)) is None:
+        try:
             await self.check_cohort(cohort_id, req.program_id, req.client_ids)
+        except (NotFound, FailedPrecondition):
+            if await self.store.get(SESSIONS_COLLECTION, derived_id("session", req.request_id)) is None:
+                raise
         return await self.book(req, principal, require_alone)
 
     def rules_for(self, program: Document, clinician: Document | None) -> d.Rules:
