@@ -608,11 +608,15 @@ def overtaken_drops(records: list[dict[str, Any]]) -> list[str]:
     REPEAT) of an earlier round than the current one with no contact with the client at or after
     it: a restart follows a contact (`signal_restarts_ladder`), so a restart that had read the drop
     would have found the ladder running and only noted the signal. It is answered by firing the
-    restarted round's next rung for it, as if it had come just after the restart."""
+    restarted round's next rung for it, as if it had come just after the restart.
+
+    A REPEAT stored before REPEAT records named their round (2026-12-07) is of an unknown round,
+    not round 0: it is never taken for an overtaken drop (one of a restarted round whose ladder had
+    run out would be answered a second time: its callback and on-call notification sent again)."""
     current = max((r.get("round", 0) for r in records if r["kind"] == "RUNG"), default=0)
     if current == 0:
         return []
-    escalations = [r for r in records if r["kind"] in ("RUNG", "REPEAT")]
+    escalations = [r for r in records if r["kind"] == "RUNG" or (r["kind"] == "REPEAT" and "round" in r)]
     answered = {r.get("trigger_id") for r in escalations if r.get("round", 0) == current}
     contacts = [r["at"] for r in records if r["kind"] == "ATTEMPT" and r.get("reached")]
     overtaken = [

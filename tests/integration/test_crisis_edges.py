@@ -1361,3 +1361,33 @@ async def test_a_drop_racing_a_signal_restart_still_moves_the_restarted_ladder(s
 
         for first, earlier_drops in itertools.product(("drop", "signal"), (1, 3)):  # which is stored first
             await race(first, earlier_drops)
+
+
+async def test_a_repeat_stored_before_repeats_named_their_round_is_not_answered_again(settings, tmp_path) -> None:
+    """REPEAT records named no round before 2026-12-07. An alert active then, whose restarted
+    ladder (round 1) had run out and whose client dropped again (a REPEAT of round 1, nobody
+    reached since), holds such a record: its round is unknown, not round 0, and it is no drop a
+    restart overtook. The next event on the alert (here a redelivery of the signal that restarted
+    it) answers nothing again: no second REPEAT, callback and on-call notification for that drop."""
+    async with alert_service(settings, tmp_path, "legacyrepeat") as alerts:
+        core = CrisisCore(
+            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
+        )
+        client, restart_id, drop_id = uid("lr"), uid("s"), uid("drop")
+        alert_id = await core.on_crisis_signal(trigger_id=uid("s"), client_id=client, value=2, now=datetime.now(UTC))
+        await alerts.record_attempt(alert_id, {"attempt_id": "a1", **REACHED}, "clin")
+        await core.on_crisis_signal(trigger_id=restart_id, client_id=client, value=2, now=datetime.now(UTC))
+        for _ in range(3):  # round 1's rungs 1-3: its ladder has run out
+            await alerts.escalate_now(alert_id, uid("drop"), "DISCONNECTED_AGAIN", datetime.now(UTC))
+        await alerts.escalate_now(alert_id, drop_id, "DISCONNECTED_AGAIN", datetime.now(UTC))
+        repeat = {"kind": "REPEAT", "trigger_id": drop_id}
+        assert (await alerts.store.db[ALERT_RECORDS].find_one(repeat) or {}).get("round") == 1
+        await alerts.store.db[ALERT_RECORDS].update_one(repeat, {"$unset": {"round": ""}})  # as stored before
+        _, _, before = await alerts.current(alert_id)
+        assert (before.status, before.ladder_round, before.next_step) == (Status.ESCALATED, 1, 4)
+
+        await core.on_crisis_signal(trigger_id=restart_id, client_id=client, value=2, now=datetime.now(UTC))
+        _, records, st = await alerts.current(alert_id)
+        answers = [r for r in records if r.get("trigger_id") == drop_id]
+        assert [r["kind"] for r in answers] == ["REPEAT"], answers
+        assert st == before
