@@ -409,6 +409,8 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
                 f"expected version {request.expected_version}, the plan is at version {exc.current}",
                 {"current_version": str(exc.current)},
             ) from exc
+        # the answer is the plan retired, read from the store (contacts, numbers): a PHI read
+        await self._audit(current_principal(), "DeleteSafetyPlan", "client", request.client_id)
         return _plan_message(doc, request.client_id)
 
     # ------------------------------------------------------------------ resources and routing

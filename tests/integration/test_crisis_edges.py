@@ -1391,3 +1391,30 @@ async def test_a_repeat_stored_before_repeats_named_their_round_is_not_answered_
         answers = [r for r in records if r.get("trigger_id") == drop_id]
         assert [r["kind"] for r in answers] == ["REPEAT"], answers
         assert st == before
+
+
+async def test_deleting_a_safety_plan_records_a_phi_read(crisis, settings) -> None:
+    """DeleteSafetyPlan is sent a client id and a version, and answers with the plan it retired:
+    its coping strategies, the emergency contacts' names and numbers, the backup phone (read from
+    the store, as ResolveAlert's answer is the whole alert). Like every answer with PHI it is a read
+    recorded in `phi_access_audit`."""
+    client, author, deleter = uid("client"), uid("clin"), uid("clin")
+    channel, api = stub(crisis.target)
+    async with channel:
+        await api.SaveSafetyPlan(
+            crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client), expected_version=0),
+            metadata=md(settings, "clinician", author),
+            timeout=DEADLINE_S,
+        )
+        retired = await api.DeleteSafetyPlan(
+            crisis_pb2.DeleteSafetyPlanRequest(client_id=client, expected_version=1),
+            metadata=md(settings, "clinician", deleter),
+            timeout=DEADLINE_S,
+        )
+    assert [c.name for c in retired.emergency_contacts] == ["Alex Doe"]  # what the answer holds
+    mongo, db = crisis_db(settings)
+    try:
+        audited = await db.phi_access_audit.find({"resource_id": client, "principal": deleter}).to_list()
+    finally:
+        await mongo.close()
+    assert [(a["action"], a["resource_type"]) for a in audited] == [("DeleteSafetyPlan", "client")], audited
