@@ -389,9 +389,10 @@ class SchedulerStore:
         if seated:
             queries.append({"_id": {"$in": seated}, **not_cancelled})
         for query in queries:
-            async for session in self.sessions.find(query, fields).batch_size(TREATS_PAGE):
-                if on_care_team(session, clinician_id, acting=True):
-                    return True
+            async with self.sessions.find(query, fields).batch_size(TREATS_PAGE) as sessions:  # closed on return
+                async for session in sessions:
+                    if on_care_team(session, clinician_id, acting=True):
+                        return True
         return False
 
     async def _sessions_where(self, query: Document, frm: datetime, to: datetime) -> list[Document]:
