@@ -332,10 +332,13 @@ def drop_after_reconnection(
     rules: Rules,
     seen: LastSeen | None = None,
 ) -> LedgerSignal | None:
-    """The drop a sign of a connection (in `signals`) reveals as a new, current outage, if any.
+    """The drop a sign of a connection, or a normal leave (in `signals`), reveals as a new, current
+    outage, if any.
 
     A reconnection delivered after the next drop of the participant splits what looked like one
-    outage in two: that drop was taken for the earlier outage's and raised nothing. A rejoin
+    outage in two: that drop was taken for the earlier outage's and raised nothing. So does a normal
+    leave after a quality dip (it ends the dip: a drop after it, once they are back, is a new
+    outage; the rejoin in between may have been delivered already, or never be). A rejoin
     delivered after a reading of 0 shows that reading was no late report from after a normal leave,
     which raised nothing either. Returns the first drop of the outage after `sign` when, without
     `sign`, an earlier drop was in its outage or it was no drop at all, and it is current (no sign of

@@ -25,6 +25,7 @@ from services.engagement.domain import (
     event_time_problem,
     is_connected_sign,
     is_drop,
+    is_normal_leave,
 )
 from services.engagement.rules import Rules
 from services.engagement.store import ATTENDANCE_COLLECTION, AttendanceStore, ConnectionStore, aware, ledger_signals
@@ -206,8 +207,9 @@ class LedgerHandlers:
             dropped = connection_dropped(doc, signal, signals, self._rules, seen)
             if dropped is not None and payload.connection_dropped_event_id == drop_id:
                 dropped = None  # the webhook published this drop, and the broker had it, before this signal
-        elif is_connected_sign(signal, self._rules) and client:
-            # a reconnection delivered after the next drop: that drop was a new outage after all
+        elif (is_connected_sign(signal, self._rules) or is_normal_leave(signal, self._rules)) and client:
+            # a reconnection delivered after the next drop: that drop was a new outage after all; so
+            # is a normal leave (it ends a quality dip: the drop after it starts an outage of its own)
             revealed = self._drop_after_reconnection(doc, signal, signals, LastSeen())
             if revealed is not None:  # (only then the webhook's view, which can show it is over)
                 seen = await self._connections.latest(payload.session_id, signal.participant_id)

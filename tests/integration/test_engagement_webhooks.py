@@ -476,6 +476,48 @@ def test_a_rejoin_delivered_after_the_next_drop_reports_that_drop(service, stub,
     drops.close()
 
 
+def test_a_normal_leave_delivered_after_the_next_drop_reports_that_drop(service, stub, settings: Settings) -> None:
+    """Dip to 0, leave normally, rejoin, lose the connection, with the leave and the rejoin delivered
+    last (the platform's retries of them, say), the ledger having applied the others: the lost
+    connection came while the client looked still out from the dip, and was taken for the same
+    outage. The late normal leave ends the dip (the client left themselves) and shows the lost
+    connection was a new outage, current: the ledger reports it then. Until the leave ended a dip
+    (2026-12-07), the late rejoin revealed it; after that, the rejoin's check found the leave already
+    splitting the outage and nobody reported it."""
+    session_id = open_session(settings, stub, ["c-1"], started_min_ago=15)
+    drops = Tap(settings, "iop.engagement.attendance.v1")
+    now = datetime.now(UTC)
+    db = database(settings)
+
+    def delivered(body: bytes) -> str:
+        reply = post_webhook(body)
+        assert reply.status_code == 200, reply.text
+        signal_id: str = reply.json()["signal_id"]
+        recorded = {"_id": session_id, "signal_ids": signal_id}
+        assert wait_until(lambda: db[ATTENDANCE_COLLECTION].find_one(recorded), timeout_s=30), "not recorded"
+        return signal_id
+
+    def dropped() -> list[str]:
+        drops.records(0.5)
+        found = drops._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)
+        return [ce.id for ce, _ in found]
+
+    def at(minutes: int) -> datetime:
+        return now - timedelta(minutes=minutes)
+
+    delivered(zoom_body("meeting.participant_joined", session_id, "c-1", at(10)))
+    dip = delivered(zoom_body("meeting.participant_qos", session_id, "c-1", at(8), connection_quality=0))
+    lost = delivered(zoom_body("meeting.participant_left", session_id, "c-1", at(2), leave_reason="Connection lost"))
+    assert dropped() == [drop_event_id(dip)]  # one outage as far as anyone knows
+    delivered(zoom_body("meeting.participant_left", session_id, "c-1", at(6), leave_reason="left the meeting"))
+    delivered(zoom_body("meeting.participant_joined", session_id, "c-1", at(4)))
+    assert wait_until(lambda: len(dropped()) >= 2, timeout_s=30), "the lost connection was never reported"
+    drops.records(1.0)
+    assert dropped() == [drop_event_id(dip), drop_event_id(lost)]
+    db.client.close()
+    drops.close()
+
+
 def test_a_drop_the_webhook_did_not_publish_is_published_by_the_ledger(service, stub, settings: Settings) -> None:
     """The durable path: a drop signal that names no ConnectionDropped (the webhook's read of the
     ledger was older than the ledger's own) gets its event from the ledger's outbox, once."""

@@ -230,6 +230,24 @@ def test_a_dip_the_client_left_normally_after_is_over_once_the_leave_is_known() 
     assert domain.drop_after_reconnection(rejoin, [joined, left, zero, rejoin], T0, end, False, rules=RULES) == zero
 
 
+def test_a_normal_leave_delivered_after_the_next_drop_reveals_that_drop() -> None:
+    """Dip, normal leave, rejoin, lost connection; the lost connection delivered before the leave
+    and the rejoin was taken for the dip's outage. The leave ends the dip: delivered next, it
+    reveals the lost connection, and the rejoin after it nothing more (its check finds the outage
+    split by the leave already: before the leave was checked too, nobody reported it). Delivered the
+    other way round, the rejoin reveals it, and the leave nothing more."""
+    end = T0 + timedelta(minutes=60)
+    joined, dip = sig("c", "participant_joined", 0), sig("c", "connection_quality", 10, value=0)
+    left, rejoin = sig("c", "participant_left", 20, "left the meeting"), sig("c", "participant_joined", 30)
+    lost = sig("c", "participant_left", 40, "Connection lost")
+    assert not domain.drop_is_current(lost, [joined, dip, lost], T0, end, ended=False, rules=RULES)
+    assert domain.drop_after_reconnection(left, [joined, dip, lost, left], T0, end, False, rules=RULES) == lost
+    everything = [joined, dip, lost, left, rejoin]
+    assert domain.drop_after_reconnection(rejoin, everything, T0, end, False, rules=RULES) is None
+    assert domain.drop_after_reconnection(rejoin, [joined, dip, lost, rejoin], T0, end, False, rules=RULES) == lost
+    assert domain.drop_after_reconnection(left, everything, T0, end, False, rules=RULES) is None
+
+
 def test_a_reconnection_delivered_after_the_next_drop_reveals_that_drop() -> None:
     end = T0 + timedelta(minutes=60)
     first = sig("c", "participant_left", 10, "Connection lost")
