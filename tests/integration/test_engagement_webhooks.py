@@ -518,6 +518,49 @@ def test_a_normal_leave_delivered_after_the_next_drop_reports_that_drop(service,
     drops.close()
 
 
+def test_a_lost_connection_delivered_after_a_reading_of_0_stamped_after_it_is_reported(
+    service, stub, settings: Settings
+) -> None:
+    """Join, leave normally, rejoin, lose the connection, a reading of 0 after that; the rejoin
+    delivered last (a retry), the reading of 0 before the lost connection. When it came the
+    reading looked like one from after the normal leave (no drop: it raised nothing); the lost
+    connection then fell in its outage and was taken for one that had been reported: nobody
+    reported the client's disconnection (the rejoin, last, found the lost connection the first of
+    its outage already)."""
+    session_id = open_session(settings, stub, ["c-1"], started_min_ago=15)
+    drops = Tap(settings, "iop.engagement.attendance.v1")
+    now = datetime.now(UTC)
+    db = database(settings)
+
+    def delivered(body: bytes) -> str:
+        reply = post_webhook(body)
+        assert reply.status_code == 200, reply.text
+        signal_id: str = reply.json()["signal_id"]
+        recorded = {"_id": session_id, "signal_ids": signal_id}
+        assert wait_until(lambda: db[ATTENDANCE_COLLECTION].find_one(recorded), timeout_s=30), "not recorded"
+        return signal_id
+
+    def dropped() -> list[str]:
+        drops.records(0.5)
+        found = drops._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)
+        return [ce.id for ce, _ in found]
+
+    def at(minutes: int) -> datetime:
+        return now - timedelta(minutes=minutes)
+
+    delivered(zoom_body("meeting.participant_joined", session_id, "c-1", at(10)))
+    delivered(zoom_body("meeting.participant_left", session_id, "c-1", at(8), leave_reason="left the meeting"))
+    delivered(zoom_body("meeting.participant_qos", session_id, "c-1", at(3), connection_quality=0))
+    assert dropped() == []  # as far as anyone knows, a reading from after the leave
+    lost = delivered(zoom_body("meeting.participant_left", session_id, "c-1", at(4), leave_reason="Connection lost"))
+    assert wait_until(lambda: dropped() != [], timeout_s=30), "the lost connection was never reported"
+    delivered(zoom_body("meeting.participant_joined", session_id, "c-1", at(6)))
+    drops.records(1.0)
+    assert dropped() == [drop_event_id(lost)]
+    db.client.close()
+    drops.close()
+
+
 def test_a_drop_the_webhook_did_not_publish_is_published_by_the_ledger(service, stub, settings: Settings) -> None:
     """The durable path: a drop signal that names no ConnectionDropped (the webhook's read of the
     ledger was older than the ledger's own) gets its event from the ledger's outbox, once."""

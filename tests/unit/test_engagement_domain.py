@@ -248,6 +248,23 @@ def test_a_normal_leave_delivered_after_the_next_drop_reveals_that_drop() -> Non
     assert domain.drop_after_reconnection(left, everything, T0, end, False, rules=RULES) is None
 
 
+def test_a_drop_in_the_outage_of_a_reading_of_0_that_was_no_drop_is_reported() -> None:
+    """Join, normal leave, rejoin (delivered last), lost connection, a reading of 0 after it: the
+    reading, delivered before the lost connection, looked like one from after the leave and raised
+    nothing. The lost connection is the outage's news: current, not taken for one already raised.
+    A second reading of 0 in the outage is not (the lost connection raised it)."""
+    end = T0 + timedelta(minutes=60)
+    joined, left = sig("c", "participant_joined", 0), sig("c", "participant_left", 10, "left the meeting")
+    rejoin, lost = sig("c", "participant_joined", 20), sig("c", "participant_left", 30, "Connection lost")
+    zero, again = sig("c", "connection_quality", 40, value=0), sig("c", "connection_quality", 45, value=0)
+    assert not domain.drop_is_current(zero, [joined, left, zero], T0, end, ended=False, rules=RULES)
+    assert domain.drop_is_current(lost, [joined, left, zero, lost], T0, end, ended=False, rules=RULES)
+    assert not domain.drop_is_current(again, [joined, left, zero, lost, again], T0, end, ended=False, rules=RULES)
+    assert (
+        domain.drop_after_reconnection(rejoin, [joined, left, zero, lost, rejoin], T0, end, False, rules=RULES) is None
+    )
+
+
 def test_a_reconnection_delivered_after_the_next_drop_reveals_that_drop() -> None:
     end = T0 + timedelta(minutes=60)
     first = sig("c", "participant_left", 10, "Connection lost")
