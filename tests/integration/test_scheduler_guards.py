@@ -149,19 +149,7 @@ def test_a_booking_names_a_known_cohort_of_its_program_with_its_clients(api: Api
     clinician = api.clinician()
     member, outsider = api.client(), api.client()
 
-    def cohort(program_id: str, clients: list[str]) -> pb.Cohort:
-        return api.call(
-            "CreateCohort",
-            pb.CreateCohortRequest(
-                request_id=uid("cohort"),
-                program_id=program_id,
-                track_id="t3x5",
-                client_ids=clients,
-                starts_on=to_timestamp(datetime.now(UTC)),
-            ),
-        )
-
-    ours, theirs = cohort(program.program_id, [member]), cohort(other_program.program_id, [member])
+    ours, theirs = api.cohort(program.program_id, [member]), api.cohort(other_program.program_id, [member])
     start = local_day_at(days_ahead=3, hour=10)
     book = api.book
     err = refused(grpc.StatusCode.NOT_FOUND, book, program.program_id, clinician, [member], start, cohort_id="no-such")
@@ -207,16 +195,7 @@ def test_a_booking_names_a_known_cohort_of_its_program_with_its_clients(api: Api
 def test_clients_join_and_leave_a_running_cohort(api: Api) -> None:
     program, clinician = api.program(), api.clinician()
     founder, newcomer = api.client(), api.client()
-    cohort = api.call(
-        "CreateCohort",
-        pb.CreateCohortRequest(
-            request_id=uid("cohort"),
-            program_id=program.program_id,
-            track_id="t3x5",
-            client_ids=[founder],
-            starts_on=to_timestamp(datetime.now(UTC)),
-        ),
-    )
+    cohort = api.cohort(program.program_id, [founder])
     start = local_day_at(days_ahead=4, hour=13)
     group = api.book(
         program.program_id,
@@ -987,16 +966,7 @@ def test_a_cohort_booking_sent_again_after_its_client_left_the_cohort_returns_it
     # client leaves the cohort); a new booking for the client who left is refused
     program, clinician = api.program(), api.clinician()
     member = api.client()
-    cohort = api.call(
-        "CreateCohort",
-        pb.CreateCohortRequest(
-            request_id=uid("cohort"),
-            program_id=program.program_id,
-            track_id="t3x5",
-            client_ids=[member],
-            starts_on=to_timestamp(datetime.now(UTC)),
-        ),
-    )
+    cohort = api.cohort(program.program_id, [member])
     request_id, start = uid("book"), local_day_at(days_ahead=5, hour=14)
 
     def book(at: datetime, cohort_id: str = cohort.cohort_id, request: str = request_id) -> pb.Session:

@@ -121,6 +121,19 @@ class Api:
             ),
         )
 
+    def cohort(self, program_id: str, client_ids: list[str]) -> pb.Cohort:
+        """A cohort of the program's three-to-five-day track, starting today."""
+        return self.call(
+            "CreateCohort",
+            pb.CreateCohortRequest(
+                request_id=uid("cohort"),
+                program_id=program_id,
+                track_id="t3x5",
+                client_ids=client_ids,
+                starts_on=to_timestamp(datetime.now(UTC)),
+            ),
+        )
+
     def clinician(
         self,
         clinician_id: str | None = None,
