@@ -144,6 +144,7 @@ class _Unanswered:
     alert: Document
     records: list[Document]
     state: AlertState
+    overtaken: bool = False  # the trigger is a drop a restart overtook, answered again in the new round
 
 
 @dataclass(frozen=True)
@@ -523,7 +524,11 @@ class AlertService:
                 "tasks": task_docs,
                 "dispatched": now_at.dispatched,
             }
-            appended = await self._append(alert, records, repeat, outgoing)
+            # A drop's own REPEAT goes to the next free position of the log (another drop's beside
+            # it is another escalation). The answer to an overtaken drop is looked for by both
+            # handlers, so it goes only where the log was read free: of two lookers, one records
+            # it and the other reads again and finds it.
+            appended = await self._append(alert, records, repeat, outgoing, as_read=found.overtaken)
             if appended is not None:
                 fresh, _ = await self.reconcile(alert, [*records, appended])
                 await self.answer_overtaken_drops(alert_id)  # a restart stored meanwhile
@@ -534,8 +539,10 @@ class AlertService:
         """Answer in the restarted round each repeat drop whose escalation a restart by a crisis
         signal overtook (`domain.overtaken_drops`): its next rung fired now for the drop, as if the
         drop had come just after the restart. Both handlers look after storing their record, so the
-        later of the two finds the pair whichever was stored first; the rung's unique id makes the
-        answer exactly once. Dated now: after both records it answers, which are stored by now."""
+        later of the two finds the pair whichever was stored first (and both may): the rung's unique
+        id makes the answer exactly once, and so does, the restarted ladder run out, the REPEAT's
+        position in the action log, taken only as read (`escalate_now`). Dated now: after both
+        records it answers, which are stored by now."""
         now = datetime.now(UTC)
         alert = await self.store.alert(alert_id)
         if alert is None:
@@ -559,7 +566,7 @@ class AlertService:
         if st.status == Status.RESOLVED:
             await self.reconcile(alert, records)
             return None
-        return _Unanswered(alert, records, st)
+        return _Unanswered(alert, records, st, overtaken=answered)
 
     async def note_signal(self, alert_id: str, trigger_id: str, reason: str, now: datetime) -> Document | None:
         """A crisis signal for a client whose alert is active, answered once per signal (its
@@ -739,12 +746,22 @@ class AlertService:
         return alert, records, state_of(alert, records)
 
     async def _append(
-        self, alert: Document, records: list[Document], record: Document, outgoing: list[OutgoingEvent]
+        self,
+        alert: Document,
+        records: list[Document],
+        record: Document,
+        outgoing: list[OutgoingEvent],
+        *,
+        as_read: bool = False,
     ) -> Document | None:
-        """Append an action (ack, attempt, repeat) to the alert's log, with its events, in one insert."""
+        """Append an action (ack, attempt, repeat) to the alert's log, with its events, in one insert.
+        `as_read`: only at the position after the `records` read (`CrisisStore.append_action`)."""
         first_free = sum(1 for r in records if r["_id"].startswith(f"{alert['_id']}:act:"))
         doc = await self.store.append_action(
-            alert["_id"], first_free, lambda rid: new_document_with_outbox({**record, "_id": rid}, SOURCE, outgoing)
+            alert["_id"],
+            first_free,
+            lambda rid: new_document_with_outbox({**record, "_id": rid}, SOURCE, outgoing),
+            as_read=as_read,
         )
         if doc is None:
             return None

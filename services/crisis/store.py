@@ -305,10 +305,15 @@ class CrisisStore:
     async def alerts_by_id(self, alert_ids: list[str]) -> list[Document]:
         return list((await find_by_ids(self.alerts, alert_ids, NO_OUTBOX)).values())
 
-    async def append_action(self, alert_id: str, first_free: int, make: Callable[[str], Document]) -> Document | None:
+    async def append_action(
+        self, alert_id: str, first_free: int, make: Callable[[str], Document], *, as_read: bool = False
+    ) -> Document | None:
         """Append to the alert's action log at the first free position (unique ids make the log safe
-        under concurrent writers); `make(record_id)` builds the record. None if the log kept moving."""
-        for seq in range(first_free, first_free + 20):
+        under concurrent writers); `make(record_id)` builds the record. None if the log kept moving.
+        `as_read`: only at `first_free`, the position the writer read free (None when it is taken
+        now): the record is then the commit of a decision taken on the whole log as read, as a rung's
+        unique id is (two writers that read the same log collide; one that read less fails)."""
+        for seq in range(first_free, first_free + (1 if as_read else 20)):
             doc = make(act_id(alert_id, seq))
             if await self.insert_new(ALERT_RECORDS, doc):
                 return doc

@@ -1418,3 +1418,68 @@ async def test_deleting_a_safety_plan_records_a_phi_read(crisis, settings) -> No
     finally:
         await mongo.close()
     assert [(a["action"], a["resource_type"]) for a in audited] == [("DeleteSafetyPlan", "client")], audited
+
+
+async def test_two_lookers_answer_an_overtaken_drop_once_when_the_restarted_ladder_has_run_out(
+    settings, tmp_path
+) -> None:
+    """A drop a restart overtook is answered by whoever looks after storing their record (the drop's
+    handler, the signal's, a redelivery of either). When the restarted round's ladder has run out
+    by then, the answer is a REPEAT of that round. Two lookers that both read the drop unanswered
+    (held here after their reads) record it once: one REPEAT, one callback and on-call notification
+    for the drop in that round. Until 2026-12-07 the second REPEAT took the next free position of
+    the action log, and the same task ids went out twice."""
+    async with alert_service(settings, tmp_path, "twolookers") as alerts:
+        core = CrisisCore(
+            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
+        )
+        dispatch = alerts.dispatch
+        client, drop_id = uid("tl"), uid("drop")
+        alert_id = await core.on_crisis_signal(trigger_id=uid("s"), client_id=client, value=2, now=datetime.now(UTC))
+        await alerts.record_attempt(alert_id, {"attempt_id": "a1", **REACHED}, "clin")
+        drop_read, restarted = asyncio.Event(), asyncio.Event()
+        answering, both_read = 0, asyncio.Event()
+
+        async def held(alert: Document, index: int | None = None) -> Any:
+            """The drop's first escalation waits, after its read, until the restart and round 1's
+            rungs are stored; then the drop's own answer and the other looker's wait for each other
+            after their reads."""
+            nonlocal answering
+            task = asyncio.current_task()
+            name = task.get_name() if task is not None else ""
+            if name == "drop" and not drop_read.is_set():
+                drop_read.set()
+                await restarted.wait()
+            elif name in ("drop", "looker"):
+                answering += 1
+                if answering == 2:
+                    both_read.set()
+                await both_read.wait()
+            return await dispatch(alert, index)
+
+        alerts.dispatch = held  # type: ignore[method-assign]
+        try:
+            drop = asyncio.create_task(
+                alerts.escalate_now(alert_id, drop_id, "DISCONNECTED_AGAIN", datetime.now(UTC)), name="drop"
+            )
+            await drop_read.wait()  # the drop read the ladder stopped by the contact
+            await core.on_crisis_signal(trigger_id=uid("s"), client_id=client, value=2, now=datetime.now(UTC))
+            for _ in range(3):  # round 1's rungs 1-3: its ladder has run out
+                await alerts.escalate_now(alert_id, uid("drop"), "DISCONNECTED_AGAIN", datetime.now(UTC))
+            restarted.set()
+            while answering < 1 and not drop.done():  # the drop stored its rung and reads to answer it
+                await asyncio.sleep(0.01)
+            looker = asyncio.create_task(alerts.answer_overtaken_drops(alert_id), name="looker")
+            await asyncio.wait_for(asyncio.gather(drop, looker), DEADLINE_S)
+        finally:
+            alerts.dispatch = dispatch  # type: ignore[method-assign]
+        assert answering == 2
+        _, records, st = await alerts.current(alert_id)
+        answers = [(r["kind"], r.get("round"), r.get("index")) for r in records if r.get("trigger_id") == drop_id]
+        assert answers == [("RUNG", 0, 1), ("REPEAT", 1, None)], answers
+        repeat = next(r for r in records if r["kind"] == "REPEAT")
+        assert sorted(t["task_id"] for t in repeat["tasks"]) == [
+            f"{alert_id}:{drop_id}:callback",
+            f"{alert_id}:{drop_id}:notify-on-call",
+        ]
+        assert (st.status, st.ladder_round, st.next_step, st.due_at) == (Status.ESCALATED, 1, 4, None), st
