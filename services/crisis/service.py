@@ -32,6 +32,7 @@ from services.crisis.store import (
     RECONNECT_TASKS,
     CrisisStore,
     late_checkin_id,
+    number_given_at,
     seq_id,
 )
 from services.crisis.store import RISK as RISK_LOG
@@ -159,7 +160,10 @@ class CrisisCore:
 
         The callback number is optional at check-in: a check-in without one keeps the client's last
         known number (the current check-in's, itself possibly kept from an earlier one), so an
-        escalation from it still has a number to call; a new number replaces it."""
+        escalation from it still has a number to call; a new number replaces it. Each record names
+        when its number was given (`backup_phone_at`, the time of the check-in that gave it), so
+        that of check-ins appended at once the current one reads the number of the latest that gave
+        one (`store.with_latest_number`), not the older number its writer read."""
         at = to_millis(at)  # as stored: compared with stored times
         session, (top, latest) = await asyncio.gather(
             self.store.session(session_id), self.store.current_checkin(client_id)
@@ -178,6 +182,11 @@ class CrisisCore:
             resources = self.catalog.lookup(location.get("state", ""), location.get("county_fips", ""))
         except NoResourcesForLocation:
             resources, problem = None, "NO_RESOURCES_FOR_LOCATION"
+        number_at: datetime | None
+        if backup_phone.strip():
+            number, number_at = backup_phone, at
+        else:  # the last known number, and when it was given
+            number, number_at = (latest or {}).get("backup_phone", ""), number_given_at(latest or {})
         doc = {
             "event_id": event_id,
             "client_id": client_id,
@@ -185,7 +194,8 @@ class CrisisCore:
             "program_id": session.get("program_id", ""),
             "clinician_id": session.get("clinician_id", ""),
             "location": location,
-            "backup_phone": backup_phone if backup_phone.strip() else (latest or {}).get("backup_phone", ""),
+            "backup_phone": number,
+            "backup_phone_at": number_at,
             "resources": resources,
             "resources_problem": problem,
             "at": at,

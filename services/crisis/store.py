@@ -74,6 +74,30 @@ def _probe_ids(kind: str, client_id: str) -> list[str]:
     return [seq_id(kind, client_id, n) for n in range(1, FIRST_PROBE + 1)]
 
 
+def number_given_at(checkin: Document) -> datetime | None:
+    """When the callback number a check-in record holds was given: at the check-in that gave it
+    (`backup_phone_at`: its own time, or the time of the check-in whose number it kept). None
+    without a number. A record stored before 2026-12-07 names no time: its own is taken."""
+    if not checkin.get("backup_phone"):
+        return None
+    at: datetime = checkin.get("backup_phone_at") or checkin["at"]
+    return at
+
+
+def with_latest_number(current: Document, candidates: list[Document]) -> Document:
+    """The current check-in with the callback number of the latest check-in, by its own time, that
+    gave one, among `candidates` (the current one and the check-ins appended after the top's
+    `based_on`, `_current_checkin`). Every check-in kept the latest number among those its writer
+    read (`service.record_checkin`), so the latest here is the latest of the whole log."""
+    given = [(at, d) for d in candidates if (at := number_given_at(d)) is not None]
+    if not given:
+        return current
+    at, source = max(given, key=lambda g: (g[0], g[1]["_id"] == current["_id"]))
+    if source["_id"] == current["_id"]:
+        return current
+    return {**current, "backup_phone": source["backup_phone"], "backup_phone_at": at}
+
+
 @dataclass(frozen=True)
 class ClientRecords:
     """What the store holds on a client now: the latest record of each log, the active alert's id."""
@@ -174,7 +198,11 @@ class CrisisStore:
         every record up to `based_on` is earlier than it, and the latest of the whole log is the
         latest of the records after the top's `based_on` (just the top, unless check-ins were
         appended concurrently, whose positions can be in either order). Records written before
-        `based_on` existed count as based on the position before theirs."""
+        `based_on` existed count as based on the position before theirs.
+
+        Its callback number is the one of the latest check-in, by its own time, that gave one
+        (`with_latest_number`): a check-in without a number keeps the number of the current check-in
+        its writer read, and a check-in appended concurrently (not read by it) may have a later one."""
         top, doc = await self._last_from(CHECKINS, client_id, head)
         if doc is None:
             return top, None
@@ -182,7 +210,7 @@ class CrisisStore:
         missing = [i for i in between if i not in head]
         found = {**head, **(await find_by_ids(self.per_client, missing, NO_OUTBOX) if missing else {})}
         candidates = [doc, *(found[i] for i in between if i in found)]
-        return top, max(candidates, key=lambda d: (d["at"], d["_id"]))
+        return top, with_latest_number(max(candidates, key=lambda d: (d["at"], d["_id"])), candidates)
 
     async def in_checkin_log(self, client_id: str, event_id: str, at: datetime, top: int) -> bool:
         """Whether the check-in of `event_id` (checked in at `at`) is in the client's check-in log,

@@ -1483,3 +1483,74 @@ async def test_two_lookers_answer_an_overtaken_drop_once_when_the_restarted_ladd
             f"{alert_id}:{drop_id}:notify-on-call",
         ]
         assert (st.status, st.ladder_round, st.next_step, st.due_at) == (Status.ESCALATED, 1, 4, None), st
+
+
+async def test_check_ins_applied_at_once_keep_the_number_of_the_latest_that_has_one(settings, tmp_path) -> None:
+    """Two check-ins of a client applied at once (two sessions' events in one consumer batch), the
+    older with a number and the newer without, both read the same current check-in. The newer
+    becomes the current one, and the number kept for it is the older's (the latest check-in, by
+    its own time, that has one), whichever insert lands first: until 2026-12-07 it was the number
+    of the check-in both had read (an older one), or none. A check-in without a number after them
+    keeps it in turn."""
+    async with alert_service(settings, tmp_path, "racephone") as alerts:
+        core = CrisisCore(
+            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
+        )
+        append_after = alerts.store.append_after
+        t0 = datetime.now(UTC) - timedelta(minutes=30)
+
+        async def checkin(client: str, n: int, backup_phone: str) -> None:
+            await core.record_checkin(
+                event_id=uid("ev"),
+                client_id=client,
+                session_id=f"{client}-s{n}",
+                location={"state": "CA", "county_fips": "06075", "city": f"city-{n}", "verified": True},
+                backup_phone=backup_phone,
+                at=t0 + timedelta(minutes=n),
+            )
+
+        async def race(first: str, before: str) -> None:
+            client, arrived, both_read, first_done = uid("rp"), 0, asyncio.Event(), asyncio.Event()
+            await checkin(client, 0, before)  # the current check-in both read
+
+            async def held(kind: str, client_id: str, seq: int, make: Any) -> Document:
+                """Both check-ins reach here after their reads; `first` is appended first."""
+                nonlocal arrived
+                arrived += 1
+                if arrived == 2:
+                    both_read.set()
+                await both_read.wait()
+                task = asyncio.current_task()
+                if task is not None and task.get_name() != first:
+                    await first_done.wait()
+                try:
+                    return await append_after(kind, client_id, seq, make)
+                finally:
+                    first_done.set()
+
+            alerts.store.append_after = held  # type: ignore[method-assign]
+            try:
+                await asyncio.gather(
+                    asyncio.create_task(checkin(client, 1, "+14155550101"), name="older"),
+                    asyncio.create_task(checkin(client, 2, ""), name="newer"),
+                )
+            finally:
+                alerts.store.append_after = append_after  # type: ignore[method-assign]
+            case = (first, before)
+            assert arrived == 2, case
+            current, held_records = await alerts.store.checkin(client), await alerts.store.client_records(client)
+            for doc in (current, held_records.checkin):
+                assert doc is not None and doc["session_id"] == f"{client}-s2", case
+                assert doc["backup_phone"] == "+14155550101", (case, doc["backup_phone"])
+            await checkin(client, 3, "")
+            current = await alerts.store.checkin(client)
+            assert current is not None and current["session_id"] == f"{client}-s3", case
+            assert current["backup_phone"] == "+14155550101", (case, current["backup_phone"])
+            alert_id = await core.on_crisis_signal(
+                trigger_id=uid("s"), client_id=client, value=2, now=datetime.now(UTC)
+            )
+            alert = await alerts.store.alert(alert_id)
+            assert alert is not None and alert["context"]["callback_phone"] == "+14155550101", case
+
+        for first, before in itertools.product(("older", "newer"), ("+14155550100", "")):
+            await race(first, before)

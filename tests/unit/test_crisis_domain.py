@@ -44,6 +44,7 @@ from services.crisis.domain import (
     validate_windows,
 )
 from services.crisis.reference import NoResourcesForLocation, ReferenceDataError, load_policies, load_resources
+from services.crisis.store import with_latest_number
 from services.plumbing.phones import PhoneError, normalize_phone
 
 Y, N, U = Answer.YES, Answer.NO, Answer.NOT_ASKED
@@ -582,3 +583,26 @@ def test_the_plan_in_force_at_a_time_is_the_latest_saved_by_then() -> None:
     assert plan_in_force([v1, v2], T0 + timedelta(minutes=5)) == v1
     assert plan_in_force([v2, v1], T0 + timedelta(minutes=10)) == v2  # at the withdrawal: withdrawn
     assert plan_in_force([v1, v2], T0 - timedelta(seconds=1)) is None
+
+
+def test_the_current_checkin_has_the_number_given_latest_among_the_records_read() -> None:
+    def checkin(n: int, minutes: int, phone: str = "", given: int | None = None) -> dict[str, object]:
+        doc: dict[str, object] = {"_id": f"c:checkin:{n:06d}", "at": T0 + timedelta(minutes=minutes)}
+        if phone:
+            doc["backup_phone"] = phone
+            if given is not None:
+                doc["backup_phone_at"] = T0 + timedelta(minutes=given)
+        return doc
+
+    older = checkin(2, 1, "+14155550101", 1)  # gave its own number
+    newer = checkin(3, 2, "+14155550100", 0)  # applied beside it: kept the one its writer read
+    assert with_latest_number(newer, [newer, older])["backup_phone"] == "+14155550101"
+    assert with_latest_number(newer, [newer, older])["backup_phone_at"] == T0 + timedelta(minutes=1)
+    assert with_latest_number(checkin(3, 2), [checkin(3, 2), older])["backup_phone"] == "+14155550101"
+    own = checkin(3, 2, "+14155550102", 2)
+    assert with_latest_number(own, [own, older]) == own  # its own number
+    tie = checkin(2, 2, "+14155550101", 2)  # another session's check-in at the same instant
+    assert with_latest_number(own, [own, tie]) == own
+    assert with_latest_number(checkin(3, 2), [checkin(3, 2)]) == checkin(3, 2)  # no number anywhere
+    legacy = checkin(2, 1, "+14155550101")  # stored before records named when: its own time
+    assert with_latest_number(newer, [newer, legacy])["backup_phone"] == "+14155550101"
