@@ -62,6 +62,13 @@ def inactive_during(item: License | CompactCredential, start: datetime, until: d
     return next((status for status in statuses_during(item, start, until) if status != ACTIVE), None)
 
 
+def in_force_when_expiring(item: License | CompactCredential, expires_at: datetime) -> bool:
+    """Whether `item` is `active` when it expires at `expires_at`, by its board actions (the last
+    one effective before the expiry, else the recorded status): at its last instant, since times are
+    stored to the millisecond and validity ends at `expires_at` (excluded)."""
+    return status_at(item, expires_at - timedelta(milliseconds=1)) == ACTIVE
+
+
 async def in_force_at_expiry(store: ComplianceStore, collection: str, items: Sequence[Document]) -> list[Document]:
     """Of `items` (documents of `collection` with their `expires_at`), those in force when they
     expire: a license or compact credential only when it is `active` then, by its board actions (the
@@ -78,8 +85,7 @@ async def in_force_at_expiry(store: ComplianceStore, collection: str, items: Seq
         parsed = PARSE[collection](
             with_status_changes(item, actions_of(actions[item["owner_id"]], collection, item["_id"]))
         )
-        # its last instant: times are stored to the millisecond, validity ends at `expires_at` (excluded)
-        if status_at(parsed, _utc(item["expires_at"]) - timedelta(milliseconds=1)) == ACTIVE:
+        if in_force_when_expiring(parsed, _utc(item["expires_at"])):
             kept.append(item)
     return kept
 

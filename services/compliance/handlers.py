@@ -28,7 +28,7 @@ from pymongo.errors import PyMongoError
 from iop.events.v1 import common_pb2, scheduling_pb2
 from services.compliance import events
 from services.compliance.billing import BillingDays
-from services.compliance.board_actions import inactive_during, session_flag
+from services.compliance.board_actions import in_force_when_expiring, inactive_during, session_flag
 from services.compliance.consent import place_of_service
 from services.compliance.licensure import (
     NEEDS_REVIEW,
@@ -229,9 +229,12 @@ class SchedulingHandlers:
         """A session booked after an item's expiry warning, or a board action, went out is flagged
         for re-check too: an item expiring before it ends (EXPIRES_BEFORE_SESSION: before it starts
         or during it; until 2026-12-07 only before it starts), a license or
-        compact credential a board action leaves not active during it (BOARD_ACTION_<STATUS>). The
-        credentials are those of every clinician who treats the clients (`clinician_ids`: the
-        session's clinician and its treating facilitators).
+        compact credential a board action leaves not active during it (BOARD_ACTION_<STATUS>). A
+        license or compact credential not in force when it expires is not flagged for its expiry
+        when it is not active during the session either, as the expiry monitor does not warn of it
+        (until 2026-12-07 it was: the session carried both flags). The credentials are those of
+        every clinician who treats the clients (`clinician_ids`: the session's clinician and its
+        treating facilitators).
 
         Reads the snapshots EvaluateSession and CheckLicensure cached when they checked the booking
         (at most the read cache's TTL old; this process's own writes invalidate them), so the store
@@ -244,13 +247,17 @@ class SchedulingHandlers:
             clinician_items += [(EXPIRING[LICENSES], x.license_id, x) for x in licenses]
             clinician_items += [(EXPIRING[COMPACT_CREDENTIALS], x.credential_id, x) for x in credentials]
         until = ends_at if ends_at is not None and ends_at > starts_at else None
+        expiring: list[tuple[str, str, datetime | None]] = []
         for item_type, item_id, item in clinician_items:
-            status = inactive_during(item, starts_at, until) if item.status_changes else None
-            if status is not None:
+            status = inactive_during(item, starts_at, until)
+            if status is not None and item.status_changes:
                 await self._store.flag_sessions([session_id], session_flag(item_type, item_id, status))
-        expiring: list[tuple[str, str, datetime | None]] = [
-            (item_type, item_id, item.valid_until) for item_type, item_id, item in clinician_items
-        ]
+            # as the expiry monitor and ListExpiring (in_force_at_expiry): a credential suspended or
+            # revoked when it expires is not flagged for its expiry; not active during the session, it
+            # has its BOARD_ACTION_ flag instead (none when recorded so, without a board action). One
+            # reinstated only after its expiry, active during the session, keeps the expiry flag.
+            if status is None or in_force_when_expiring(item, item.valid_until):
+                expiring.append((item_type, item_id, item.valid_until))
         for client_id in client_ids:
             consents, authorizations = await self._store.client_snapshot(client_id)
             expiring += [(EXPIRING[CONSENTS], x.consent_id, x.valid_until) for x in consents]

@@ -208,8 +208,11 @@ def check_licensure(stub, settings: Settings, clinician: str, state: str, **kw: 
     )
 
 
-def record_counseling_privilege(stub, settings: Settings, clinician: str) -> pb.CompactCredential:
-    """A Counseling Compact privilege to practise in AZ from a MN home license, valid for 300 days."""
+def record_counseling_privilege(
+    stub, settings: Settings, clinician: str, valid_until: datetime = NOW + timedelta(days=300)
+) -> pb.CompactCredential:
+    """A Counseling Compact privilege to practise in AZ from a MN home license, valid for 300 days
+    unless `valid_until` says otherwise."""
     return stub.RecordCompactCredential(
         pb.RecordCompactCredentialRequest(
             clinician_id=clinician,
@@ -219,7 +222,7 @@ def record_counseling_privilege(stub, settings: Settings, clinician: str) -> pb.
             privilege_state="AZ",
             credential_number=f"CC-{uid('n')[-8:].upper()}",
             valid_from=to_timestamp(NOW - timedelta(days=30)),
-            valid_until=to_timestamp(NOW + timedelta(days=300)),
+            valid_until=to_timestamp(valid_until),
         ),
         metadata=auth_metadata(settings, "platform"),
         timeout=CALL_TIMEOUT_S,
@@ -970,6 +973,62 @@ def test_list_expiring_leaves_out_a_credential_not_in_force_when_it_expires(stub
         timeout=CALL_TIMEOUT_S,
     )
     assert sorted(i.item_id for i in listed.items) == sorted([plain.license_id, reinstated.license_id]), listed
+
+
+def test_booking_flags_no_expiry_of_a_credential_not_in_force_when_it_expires(
+    stub, settings: Settings, db: Any
+) -> None:
+    """A session booked after its clinician's licenses and privilege expire is flagged as the expiry
+    monitor and ListExpiring see them: EXPIRES_BEFORE_SESSION for a license in force when it expires
+    (no board action, or reinstated before then); a license suspended or revoked at its expiry, and a
+    revoked privilege, carry their BOARD_ACTION_<STATUS> flag only (until 2026-12-07 they carried both).
+    The items expire beyond the monitor's horizons: only the booking flags."""
+    admin = auth_metadata(settings, "supervisor", "supervisor-7")
+    producer = SchedulerEvents(settings)
+    try:
+        clinician = uid("clin")
+        expires_at = NOW + timedelta(days=90)
+        plain, suspended, revoked_later, reinstated = (
+            record_license(stub, settings, clinician, state, valid_until=to_timestamp(expires_at))
+            for state in ("CA", "OR", "WA", "NV")
+        )
+        privilege = record_counseling_privilege(stub, settings, clinician, valid_until=expires_at)
+
+        def board(lic: pb.License, status: str, effective_at: datetime) -> None:
+            stub.UpdateLicenseStatus(
+                pb.UpdateLicenseStatusRequest(
+                    license_id=lic.license_id, status=status, effective_at=to_timestamp(effective_at)
+                ),
+                metadata=admin,
+                timeout=CALL_TIMEOUT_S,
+            )
+
+        board(suspended, "suspended", NOW)
+        board(revoked_later, "revoked", NOW + timedelta(days=30))
+        board(reinstated, "suspended", NOW)
+        board(reinstated, "active", NOW + timedelta(days=10))
+        stub.UpdateCompactCredentialStatus(
+            pb.UpdateCompactCredentialStatusRequest(
+                credential_id=privilege.credential_id, status="revoked", effective_at=to_timestamp(NOW)
+            ),
+            metadata=admin,
+            timeout=CALL_TIMEOUT_S,
+        )
+        session = book(producer, clinician, expires_at + timedelta(days=5))
+        expected = sorted(
+            [
+                f"EXPIRES_BEFORE_SESSION:license:{plain.license_id}",
+                f"EXPIRES_BEFORE_SESSION:license:{reinstated.license_id}",
+                f"BOARD_ACTION_SUSPENDED:license:{suspended.license_id}",
+                f"BOARD_ACTION_REVOKED:license:{revoked_later.license_id}",
+                f"BOARD_ACTION_REVOKED:compact_credential:{privilege.credential_id}",
+            ]
+        )
+        assert wait_until(lambda: set(expected) <= set(session_flags(db, session))), session_flags(db, session)
+        time.sleep(1)  # anything more the booking's handler flags
+        assert sorted(session_flags(db, session)) == expected
+    finally:
+        producer.close()
 
 
 def test_an_expiry_during_a_booked_session_names_and_flags_it(stub, settings: Settings, db: Any) -> None:
