@@ -10,12 +10,14 @@ expiry does
 (monitor.py): `BOARD_ACTION_<STATUS>:<item type>:<item id>` is added to the sessions the event names,
 and to those booked while the action was being recorded (SessionScheduled flags a session booked
 later, handlers.py). A reinstatement (`active`) flags nothing; it supersedes the earlier actions'
-flags (since 2026-12-07; before, they stayed): once stored, every action takes the item's flags for a
-status no longer in force at any instant of a booked or running session off it, and the event names
-the flagged sessions during which the item is now active throughout (`cleared_session_ids`). The
-flags are compliance's record of the sessions to re-check; no decision reads them (the SessionStarted
-re-check and EvaluateSession read the credentials themselves). A retry of an action publishes nothing
-again, and flags and unflags again (a flag is a set member: idempotent).
+flags (since 2026-12-07; before, they stayed): once stored, every action sets the item's flags on
+each booked or running session to those of the statuses other than `active` in force at any instant
+of it, by the item's actions (BoardActions.settle_flags), so a flag for a status no longer in force
+is taken off; the event names the flagged sessions during which the item is now active throughout
+(`cleared_session_ids`). The flags are compliance's record of the sessions to re-check; no decision
+reads them (the SessionStarted re-check and EvaluateSession read the credentials themselves). A retry
+of an action publishes nothing again, and derives the flags again from the actions (a flag is a set
+member: idempotent), which repairs a clean-up a crash interrupted.
 """
 
 from __future__ import annotations
@@ -129,14 +131,20 @@ def item_flags_on(session: Document, item_type: str, item_id: str) -> list[str]:
     return [flag for flag in session.get("flags") or [] if flag in possible]
 
 
-def stale_flags(item: License | CompactCredential, item_type: str, item_id: str, session: Document) -> list[str]:
-    """The board-action flags of `item` on `session` for a status no longer in force at any instant
-    of the session, by the item's board actions as they stand: a later action (a reinstatement)
-    superseded the one that set it. The whole session counts, from its start: one treated in while
-    the item was suspended keeps its flag."""
+def due_flags(item: License | CompactCredential, item_type: str, item_id: str, session: Document) -> list[str]:
+    """The board-action flags of `item` that `session` (booked or running) must carry, by the item's
+    board actions as they stand: one per status other than `active` in force at any instant of the
+    session. The whole session counts, from its start: one treated in while the item was suspended
+    keeps its flag after a reinstatement."""
     start, until = _session_range(session)
-    in_force = {session_flag(item_type, item_id, status) for status in statuses_during(item, start, until)}
-    return [flag for flag in item_flags_on(session, item_type, item_id) if flag not in in_force]
+    return sorted({session_flag(item_type, item_id, s) for s in statuses_during(item, start, until) if s != ACTIVE})
+
+
+def stale_flags(item: License | CompactCredential, item_type: str, item_id: str, session: Document) -> list[str]:
+    """The board-action flags of `item` on `session` that it must not carry (not in due_flags): a
+    later action (a reinstatement) superseded the one that set them."""
+    due = due_flags(item, item_type, item_id, session)
+    return [flag for flag in item_flags_on(session, item_type, item_id) if flag not in due]
 
 
 class BoardActions:
@@ -145,7 +153,8 @@ class BoardActions:
 
     async def record(self, collection: str, record_id: str, change: Document, now: datetime) -> Document | None:
         """Record the action `change` (`status`, `effective_at`, `recorded_at`, `recorded_by`) on
-        the record `record_id` of `collection` with its event, then flag the sessions it affects.
+        the record `record_id` of `collection` with its event, then settle the item's flags on the
+        sessions (settle_flags): those it affects are flagged, those it superseded unflagged.
         Returns the record with its status changes; None when there is no such record."""
         item_type = EXPIRING[collection]
         status, effective_at = change["status"], to_millis(change["effective_at"])  # as stored
@@ -181,9 +190,9 @@ class BoardActions:
 
         doc = await self._store.change_status(collection, record_id, change, status_changed)
         if doc is not None:
-            # again once stored: also the sessions booked meanwhile, and on a retry
-            await self._store.flag_sessions(await affected(doc), session_flag(item_type, record_id, status))
-            await self.take_off_stale_flags(collection, item_type, doc, now)
+            # once stored, and again on a retry: also the sessions booked meanwhile, and what a
+            # clean-up interrupted by a crash left undone
+            await self.settle_flags(collection, item_type, doc, now)
         return doc
 
     async def _flagged_sessions(
@@ -195,17 +204,32 @@ class BoardActions:
             clinician_id, now, flagged_with=board_action_flags(item_type, record_id)
         )
 
-    async def take_off_stale_flags(self, collection: str, item_type: str, record: Document, now: datetime) -> None:
-        """Take the item's flags that a later action superseded off the booked and running sessions
-        (`record` with its status changes, read once this action was stored). A flag is an update of
-        the session (FerretDB 1.x: read-modify-write), and an action recorded concurrently may have
-        flagged a session between the read of `record` and the removal: so the item's actions are
-        read again after it, and any flag taken off whose status that read finds in force is put
-        back (an action recorded after that read flags after the removal itself)."""
+    async def settle_flags(self, collection: str, item_type: str, record: Document, now: datetime) -> None:
+        """Make the item's board-action flags on the booked and running sessions ending after `now`
+        what its actions make them (due_flags; `record` with its status changes, read once this
+        action was stored), every session's from the actions, not from the flags it carries: the
+        missing ones are added first, then the stale ones taken off.
+
+        A flag is an update of the session (FerretDB 1.x: read-modify-write), and an action recorded
+        concurrently may have flagged a session between the read of `record` and the removal: so the
+        item's actions are read again after it, and any flag taken off whose status that read finds
+        in force is put back (an action recorded after that read flags after the removal itself). A
+        crash between the removal and the put-back loses that flag until this is run again: a retry
+        of the action, or the item's next action, does (until 2026-12-07 a retry looked only at the
+        sessions still flagged, so the flag stayed lost)."""
         record_id = record["_id"]
         item = PARSE[collection](record)
+        sessions = await self._store.booked_sessions_ending_after(record["owner_id"], now)
+        missing: dict[str, list[str]] = {}
+        for session in sessions:
+            carried = item_flags_on(session, item_type, record_id)
+            for flag in due_flags(item, item_type, record_id, session):
+                if flag not in carried:
+                    missing.setdefault(flag, []).append(session["_id"])
+        for flag, session_ids in missing.items():
+            await self._store.flag_sessions(session_ids, flag)
         taken_off: list[tuple[Document, list[str]]] = []
-        for session in await self._flagged_sessions(record["owner_id"], item_type, record_id, now):
+        for session in sessions:
             stale = stale_flags(item, item_type, record_id, session)
             if stale:
                 await self._store.unflag_session(session["_id"], stale)
@@ -215,7 +239,7 @@ class BoardActions:
             return
         again = PARSE[collection](with_status_changes(stored, await self._store.record_actions(collection, stored)))
         for session, stale in taken_off:
-            still_stale = stale_flags(again, item_type, record_id, {**session, "flags": stale})
+            due = due_flags(again, item_type, record_id, session)
             for flag in stale:
-                if flag not in still_stale:
+                if flag in due:
                     await self._store.flag_sessions([session["_id"]], flag)

@@ -344,5 +344,49 @@ async def test_a_reinstatement_read_before_a_new_suspension_leaves_its_flag(stor
     reinstated = await store.change_status(LICENSES, lic["_id"], board_action("active", NOW + timedelta(days=1)))
     assert reinstated is not None
     await board.record(LICENSES, lic["_id"], board_action("suspended", NOW + timedelta(days=2)), NOW)
-    await board.take_off_stale_flags(LICENSES, "license", reinstated, NOW)
+    await board.settle_flags(LICENSES, "license", reinstated, NOW)
     assert await flags_of(store, session) == [f"BOARD_ACTION_SUSPENDED:license:{lic['_id']}"]
+
+
+class Crash(Exception):
+    """The process dying at a given step, as far as the store can tell."""
+
+
+async def test_a_retry_after_a_crash_in_the_clean_up_puts_the_flag_back(
+    store: ComplianceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The interleaving of the test above, with the reinstatement's call dying after it took the
+    flag off and before it read the actions again to put back what a concurrent suspension needs.
+    The flag is then off a session the license is suspended during. The caller, told nothing, sends
+    the reinstatement again: the retry records nothing and derives every booked session's flags from
+    the actions, so the flag is back (until 2026-12-07 the retry looked only at the sessions still
+    flagged, found none, and the flag stayed lost). A booked session the suspension does not reach
+    gets no flag."""
+    clinician = f"clin-clear-crash-{uuid.uuid4().hex[:6]}"
+    lic = license_doc(clinician, expires_in=timedelta(days=200))
+    await store.insert(LICENSES, lic)
+    session, before = f"{clinician}-s", f"{clinician}-before"
+    await scheduled_session(store, session, clinician, NOW + timedelta(days=3))
+    await scheduled_session(store, before, clinician, NOW + timedelta(days=1, hours=2))
+    board = BoardActions(store)
+    flag = f"BOARD_ACTION_SUSPENDED:license:{lic['_id']}"
+    await board.record(LICENSES, lic["_id"], board_action("suspended", NOW), NOW)
+    reinstatement = board_action("active", NOW + timedelta(days=1))
+    reinstated = await store.change_status(LICENSES, lic["_id"], reinstatement)
+    assert reinstated is not None
+    await board.record(LICENSES, lic["_id"], board_action("suspended", NOW + timedelta(days=2)), NOW)
+    assert await flags_of(store, session) == [flag]
+
+    async def crash(collection: str, record: Document) -> list[Document]:
+        raise Crash
+
+    with monkeypatch.context() as patched:
+        patched.setattr(store, "record_actions", crash)  # the read after the removal
+        with pytest.raises(Crash):
+            await board.settle_flags(LICENSES, "license", reinstated, NOW)
+    assert await flags_of(store, session) == []  # the window: lost until the clean-up runs again
+
+    await board.record(LICENSES, lic["_id"], reinstatement, NOW)
+    assert await flags_of(store, session) == [flag]
+    assert await flags_of(store, before) == []
+    assert await store.db[BOARD_ACTIONS].count_documents({"owner_id": clinician}) == 3
