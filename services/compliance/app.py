@@ -9,6 +9,7 @@ from iop.compliance.v1 import compliance_pb2_grpc
 from services.compliance.api import ACCESS, SERVICE, ComplianceApi
 from services.compliance.audit_log import BatchedAudit
 from services.compliance.billing import BillingDays
+from services.compliance.board_actions import BoardActions
 from services.compliance.config import ComplianceSettings
 from services.compliance.handlers import SchedulingHandlers
 from services.compliance.monitor import ExpiryMonitor, run_periodic
@@ -50,9 +51,12 @@ async def wire(infra: Infrastructure) -> list[EventConsumer]:
 
 
 async def periodic_jobs(infra: Infrastructure) -> None:
-    """Closes attended days and watches expiries (ServiceDefinition.background)."""
+    """Closes attended days, watches expiries and settles the board actions' flag clean-ups a crash
+    interrupted (ServiceDefinition.background)."""
     assert PARTS.store is not None and PARTS.billing is not None, "wire() runs before background jobs"
-    await run_periodic(ExpiryMonitor(PARTS.store, REFERENCE), PARTS.billing, SETTINGS.monitor_interval_s)
+    await run_periodic(
+        ExpiryMonitor(PARTS.store, REFERENCE), PARTS.billing, BoardActions(PARTS.store), SETTINGS.monitor_interval_s
+    )
 
 
 async def audit_flusher(infra: Infrastructure) -> None:

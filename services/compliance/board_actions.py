@@ -17,7 +17,9 @@ is taken off; the event names the flagged sessions during which the item is now 
 (`cleared_session_ids`). The flags are compliance's record of the sessions to re-check; no decision
 reads them (the SessionStarted re-check and EvaluateSession read the credentials themselves). A retry
 of an action publishes nothing again, and derives the flags again from the actions (a flag is a set
-member: idempotent), which repairs a clean-up a crash interrupted.
+member: idempotent), which repairs a clean-up a crash interrupted; without a retry, the periodic job
+does (a `flag_clean_ups` document is inserted before the action is stored and deleted once its flags
+are settled: BoardActions.settle_pending settles one left behind).
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ from services.compliance.store import (
 )
 from services.plumbing.outbox import OutgoingEvent
 from services.plumbing.storage import Document, to_millis
+
+# A clean-up begun this long ago and not ended is taken for one a crash interrupted (a clean-up
+# takes milliseconds; settling one still under way is harmless, only wasted).
+PENDING_AFTER = timedelta(seconds=30)
 
 PARSE: dict[str, Callable[[Document], License | CompactCredential]] = {
     LICENSES: license_from_doc,
@@ -188,12 +194,31 @@ class BoardActions:
                 )
             ]
 
+        # begun before the action is stored: a crash before its flags are settled leaves it behind
+        token = await self._store.begin_clean_up(collection, record_id, datetime.now(UTC))
         doc = await self._store.change_status(collection, record_id, change, status_changed)
         if doc is not None:
-            # once stored, and again on a retry: also the sessions booked meanwhile, and what a
-            # clean-up interrupted by a crash left undone
+            # once stored, and again on a retry: also the sessions booked meanwhile
             await self.settle_flags(collection, item_type, doc, now)
+        await self._store.end_clean_up(token)
         return doc
+
+    async def settle_pending(self, now: datetime, older_than: timedelta = PENDING_AFTER) -> int:
+        """Settle the flags of the items whose clean-up was begun more than `older_than` before
+        `now` and never ended (the process died, or the store failed it, between storing an action
+        and settling its flags, or between a removal and its put-back), from their actions as they
+        stand, then end it. A
+        crash here leaves it for the next round. Returns how many were settled."""
+        settled = 0
+        for pending in await self._store.pending_clean_ups(now - older_than):
+            collection, record_id = pending["collection"], pending["record_id"]
+            record = await self._store.get(collection, record_id)
+            if record is not None:
+                record = with_status_changes(record, await self._store.record_actions(collection, record))
+                await self.settle_flags(collection, EXPIRING[collection], record, now)
+                settled += 1
+            await self._store.end_clean_up(pending["_id"])
+        return settled
 
     async def _flagged_sessions(
         self, clinician_id: str, item_type: str, record_id: str, now: datetime
@@ -214,9 +239,11 @@ class BoardActions:
         concurrently may have flagged a session between the read of `record` and the removal: so the
         item's actions are read again after it, and any flag taken off whose status that read finds
         in force is put back (an action recorded after that read flags after the removal itself). A
-        crash between the removal and the put-back loses that flag until this is run again: a retry
-        of the action, or the item's next action, does (until 2026-12-07 a retry looked only at the
-        sessions still flagged, so the flag stayed lost)."""
+        crash between the removal and the put-back loses that flag until this is run again: by the
+        periodic job (settle_pending: record() begins a clean-up before it stores the action and
+        ends it after this), a retry of the action, or the item's next action (until 2026-12-07
+        nothing ran it again, and a retry looked only at the sessions still flagged: the flag stayed
+        lost)."""
         record_id = record["_id"]
         item = PARSE[collection](record)
         sessions = await self._store.booked_sessions_ending_after(record["owner_id"], now)

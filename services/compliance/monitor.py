@@ -1,6 +1,7 @@
-"""The periodic job: expiry monitoring and closing attended days (store-backed, safe to run in
-several instances: every effect is a conditional single-document write, and a warning an insert
-keyed by item and horizon, so the items' own documents are never written here).
+"""The periodic job: expiry monitoring, closing attended days and settling the board actions' flag
+clean-ups a crash interrupted (BoardActions.settle_pending) (store-backed, safe to run in
+several instances: every effect is a conditional single-document write, a warning an insert keyed
+by item and horizon, so the items' own documents are never written here, and a flag a set member).
 
 Expiry: licenses, compact credentials, consents and authorizations expiring within the horizons of
 reference data (60/30/7 days) emit CredentialExpiring once per horizon (only the nearest horizon
@@ -20,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.compliance import events
 from services.compliance.billing import BillingDays
-from services.compliance.board_actions import in_force_at_expiry
+from services.compliance.board_actions import BoardActions, in_force_at_expiry
 from services.compliance.reference import Reference
 from services.compliance.store import EXPIRING, ComplianceStore, owner_sessions
 from services.plumbing.storage import Document
@@ -75,13 +76,18 @@ class ExpiryMonitor:
 
 
 async def run_periodic(
-    monitor: ExpiryMonitor, billing: BillingDays, interval_s: float, stop: asyncio.Event | None = None
+    monitor: ExpiryMonitor,
+    billing: BillingDays,
+    board: BoardActions,
+    interval_s: float,
+    stop: asyncio.Event | None = None,
 ) -> None:
     while stop is None or not stop.is_set():
         now = datetime.now(UTC)
         try:
             await billing.close_due(now)
             await monitor.run_once(now)
+            await board.settle_pending(now)  # board actions' flag clean-ups a crash interrupted
         except Exception:  # store briefly unavailable: try again next round
             log.warning("compliance periodic job failed; retrying next round", exc_info=True)
         await asyncio.sleep(interval_s)

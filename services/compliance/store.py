@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -54,6 +55,10 @@ EXPIRY_NOTICES = "expiry_notices"
 # Board actions on licenses and compact credentials: insert-only, one document per action, owned by
 # the clinician; `_id` `<collection>|<record id>|<effective time>|<status>` (see board_action_id).
 BOARD_ACTIONS = "board_actions"
+# Board actions whose flagging of the sessions is under way: `_id` a random token, inserted before
+# the action and deleted once its flags are settled; one left behind (a crash) is settled by the
+# periodic job (BoardActions.settle_pending).
+FLAG_CLEAN_UPS = "flag_clean_ups"
 # Records found through the directory, by the owner each belongs to (the `owner_id` field).
 OWNED = (LICENSES, COMPACT_CREDENTIALS, BOARD_ACTIONS, CONSENTS, AUTHORIZATIONS)
 CREDENTIAL_RECORDS = (LICENSES, COMPACT_CREDENTIALS, BOARD_ACTIONS)  # a clinician's credentials snapshot
@@ -105,6 +110,7 @@ INDEXES = [
     IndexSpec(BILLING_DAYS, [("dirty", 1), ("close_at", 1)], name="dirty_close_at"),
     IndexSpec(BILLING_DAYS, [("client_id", 1), ("service_date", 1)], name="client_week"),
     *[IndexSpec(c, [("expires_at", 1)], name="expires_at") for c in EXPIRING],
+    IndexSpec(FLAG_CLEAN_UPS, [("at", 1)], name="at"),
 ]
 
 POLICY_CACHE_TTL_S = 15.0
@@ -691,6 +697,23 @@ class ComplianceStore:
             query["flags"] = {"$in": list(flagged_with)}
         projection = {"_id": 1, "starts_at": 1, "started_at": 1, "ends_at": 1, "flags": 1}
         return await self.db[SESSIONS].find(query, projection).to_list()
+
+    async def begin_clean_up(self, collection: str, record_id: str, at: datetime) -> str:
+        """Record that the board-action flags of the record `record_id` of `collection` are about to
+        change (an insert keyed by a new token, returned): until end_clean_up deletes it, the
+        periodic job takes it for a clean-up a crash interrupted."""
+        token = uuid.uuid4().hex
+        await self.db[FLAG_CLEAN_UPS].insert_one(
+            {"_id": token, "collection": collection, "record_id": record_id, "at": at}
+        )
+        return token
+
+    async def end_clean_up(self, token: str) -> None:
+        await self.db[FLAG_CLEAN_UPS].delete_one({"_id": token})
+
+    async def pending_clean_ups(self, begun_by: datetime) -> list[Document]:
+        """The clean-ups begun by `begun_by` and not ended (normally none)."""
+        return await self.db[FLAG_CLEAN_UPS].find({"at": {"$lte": begun_by}}).to_list()
 
     async def flag_sessions(self, session_ids: list[str], flag: str) -> None:
         if session_ids:

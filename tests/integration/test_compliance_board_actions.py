@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient, monitoring
@@ -24,6 +25,7 @@ from services.compliance.store import (
     BOARD_ACTIONS,
     COMPACT_CREDENTIALS,
     DIRECTORY,
+    FLAG_CLEAN_UPS,
     LICENSES,
     ComplianceStore,
     board_action_id,
@@ -390,3 +392,78 @@ async def test_a_retry_after_a_crash_in_the_clean_up_puts_the_flag_back(
     assert await flags_of(store, session) == [flag]
     assert await flags_of(store, before) == []
     assert await store.db[BOARD_ACTIONS].count_documents({"owner_id": clinician}) == 3
+
+
+async def test_a_clean_up_a_crash_interrupted_is_settled_by_the_periodic_job(
+    store: ComplianceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same crash inside the reinstatement's call, and no retry: the call began a clean-up before
+    storing the action and never ended it, so the periodic job's next round (settle_pending) derives
+    the sessions' flags from the actions and puts the concurrent suspension's flag back."""
+    clinician = f"clin-clear-sweep-{uuid.uuid4().hex[:6]}"
+    lic = license_doc(clinician, expires_in=timedelta(days=200))
+    await store.insert(LICENSES, lic)
+    session = f"{clinician}-s"
+    await scheduled_session(store, session, clinician, NOW + timedelta(days=3))
+    board = BoardActions(store)
+    flag = f"BOARD_ACTION_SUSPENDED:license:{lic['_id']}"
+    await board.record(LICENSES, lic["_id"], board_action("suspended", NOW), NOW)
+    reinstatement = board_action("active", NOW + timedelta(days=1))
+    real_change_status, real_unflag, real_actions = store.change_status, store.unflag_session, store.record_actions
+    removed: list[str] = []
+
+    async def change_status(collection: str, record_id: str, change: Document, events: Any = None) -> Any:
+        doc = await real_change_status(collection, record_id, change, events)
+        if change is reinstatement:  # a suspension stored by a concurrent call once the reinstatement's read is done
+            await board.record(LICENSES, lic["_id"], board_action("suspended", NOW + timedelta(days=2)), NOW)
+        return doc
+
+    async def unflag_session(session_id: str, flags: list[str]) -> None:
+        await real_unflag(session_id, flags)
+        removed.append(session_id)
+
+    async def record_actions(collection: str, record: Document) -> list[Document]:
+        if removed:
+            raise Crash  # the first read after a removal: the put-back's
+        return await real_actions(collection, record)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(store, "change_status", change_status)
+        patched.setattr(store, "unflag_session", unflag_session)
+        patched.setattr(store, "record_actions", record_actions)
+        with pytest.raises(Crash):
+            await board.record(LICENSES, lic["_id"], reinstatement, NOW)
+    assert removed == [session] and await flags_of(store, session) == []
+    assert await store.db[FLAG_CLEAN_UPS].count_documents({"record_id": lic["_id"]}) == 1
+
+    assert await board.settle_pending(datetime.now(UTC), older_than=timedelta(0)) == 1
+    assert await flags_of(store, session) == [flag]
+    assert await store.db[FLAG_CLEAN_UPS].count_documents({"record_id": lic["_id"]}) == 0
+    assert await store.db[BOARD_ACTIONS].count_documents({"owner_id": clinician}) == 3
+
+
+async def test_a_suspension_stored_before_a_crash_flags_in_the_next_round(
+    store: ComplianceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A suspension stored, and the call dying before it flags the booked session: the periodic job
+    flags it (until 2026-12-07 only a retry did)."""
+    clinician = f"clin-flag-sweep-{uuid.uuid4().hex[:6]}"
+    lic = license_doc(clinician, expires_in=timedelta(days=200))
+    await store.insert(LICENSES, lic)
+    session = f"{clinician}-s"
+    await scheduled_session(store, session, clinician, NOW + timedelta(days=3))
+    board = BoardActions(store)
+
+    async def crash(*args: object) -> None:
+        raise Crash
+
+    with monkeypatch.context() as patched:
+        patched.setattr(board, "settle_flags", crash)
+        with pytest.raises(Crash):
+            await board.record(LICENSES, lic["_id"], board_action("suspended", NOW), NOW)
+    assert await store.db[BOARD_ACTIONS].count_documents({"owner_id": clinician}) == 1
+    assert await flags_of(store, session) == []
+
+    assert await board.settle_pending(datetime.now(UTC), older_than=timedelta(0)) == 1
+    assert await flags_of(store, session) == [f"BOARD_ACTION_SUSPENDED:license:{lic['_id']}"]
+    assert await store.db[FLAG_CLEAN_UPS].count_documents({"record_id": lic["_id"]}) == 0
