@@ -55,7 +55,7 @@ from services.crisis.domain import (
 )
 from services.crisis.paging import Pager
 from services.crisis.reference import PolicyBook
-from services.crisis.store import ALERT_RECORDS, ALERTS, CrisisStore, rung_id
+from services.crisis.store import ALERT_RECORDS, ALERTS, CrisisStore, number_given_at, rung_id
 from services.crisis.topics import ALERTS_TOPIC, FHIR_TOPIC, TASKS_TOPIC
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox
 from services.plumbing.storage import Document
@@ -226,19 +226,34 @@ def checkin_context(checkin: Document | None, plan: Document | None) -> dict[str
         "resources_problem": checkin.get("resources_problem", ""),
         "location_session_id": checkin.get("session_id", ""),
         "location_verified_at": checkin.get("at"),
+        # when the check-in's number was given (`store.number_given_at`; None without one): the same
+        # check-in can be read later with a number given later (`is_later_checkin`)
+        "callback_given_at": number_given_at(checkin),
     }
 
 
 def is_later_checkin(context: Document, checkin: Document | None, opened_at: datetime) -> bool:
     """Whether `checkin` (the client's current one) is later, by its own time, than the check-in
-    the alert's context was built from. An alert opened without a check-in has none; one stored
-    before contexts named their check-in's time had, at best, a check-in current when it opened."""
+    the alert's context was built from, or is that one with a number given later than the
+    context's: a check-in applied at once with it, older and with a number, stored after the alert
+    opened, gives the current check-in its number (`store.with_latest_number`). An alert opened
+    without a check-in has none; one stored before contexts named their check-in's time had, at
+    best, a check-in current when it opened (and one stored before they named when its number was
+    given, 2026-12-07, keeps its number)."""
     if checkin is None:
         return False
     had = context.get("location_verified_at")
     if had is None and context.get("location") is not None:
         had = opened_at
-    return had is None or checkin["at"] > had
+    if had is None or checkin["at"] > had:
+        return True
+    given, had_given = number_given_at(checkin), context.get("callback_given_at")
+    return (
+        checkin["at"] == had
+        and "callback_given_at" in context
+        and given is not None
+        and (had_given is None or given > had_given)
+    )
 
 
 @dataclass(frozen=True)

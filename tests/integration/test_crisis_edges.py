@@ -1554,3 +1554,78 @@ async def test_check_ins_applied_at_once_keep_the_number_of_the_latest_that_has_
 
         for first, before in itertools.product(("older", "newer"), ("+14155550100", "")):
             await race(first, before)
+
+
+async def test_an_escalation_takes_the_number_a_check_in_applied_at_once_gave_after_the_alert_opened(
+    settings, tmp_path
+) -> None:
+    """Two check-ins applied at once, the older with a number and the newer without: the newer is
+    stored first, an alert opens from it (the number it kept, that of the check-in both read), and
+    the older is stored after. The current check-in is still the newer, by its time, but its number
+    is now the older's (`store.with_latest_number`): a later escalation calls that one. Until
+    2026-12-07 the escalation kept the number the alert opened with, the check-in being no later by
+    time, while the crisis card and a new alert had the newer number."""
+    async with alert_service(settings, tmp_path, "latenumber") as alerts:
+        core = CrisisCore(
+            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
+        )
+        append_after = alerts.store.append_after
+        client, t0 = uid("ln"), datetime.now(UTC) - timedelta(minutes=30)
+
+        async def checkin(n: int, backup_phone: str) -> None:
+            await core.record_checkin(
+                event_id=uid("ev"),
+                client_id=client,
+                session_id=f"{client}-s{n}",
+                location={"state": "CA", "county_fips": "06075", "city": f"city-{n}", "verified": True},
+                backup_phone=backup_phone,
+                at=t0 + timedelta(minutes=n),
+            )
+
+        await checkin(0, "+14155550100")  # the current check-in both read
+        arrived, both_read, opened = 0, asyncio.Event(), asyncio.Event()
+        alert_id = ""
+
+        async def held(kind: str, client_id: str, seq: int, make: Any) -> Document:
+            """Both check-ins reach here after their reads; the newer is appended, the alert opens,
+            then the older is appended."""
+            nonlocal arrived, alert_id
+            arrived += 1
+            if arrived == 2:
+                both_read.set()
+            await both_read.wait()
+            task = asyncio.current_task()
+            if task is not None and task.get_name() == "older":
+                await opened.wait()
+                return await append_after(kind, client_id, seq, make)
+            doc = await append_after(kind, client_id, seq, make)
+            alert_id = await core.on_crisis_signal(
+                trigger_id=uid("s"), client_id=client, value=2, now=datetime.now(UTC)
+            )
+            opened.set()
+            return doc
+
+        alerts.store.append_after = held  # type: ignore[method-assign]
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(
+                    asyncio.create_task(checkin(1, "+14155550101"), name="older"),
+                    asyncio.create_task(checkin(2, ""), name="newer"),
+                ),
+                DEADLINE_S,
+            )
+        finally:
+            alerts.store.append_after = append_after  # type: ignore[method-assign]
+        alert = await alerts.store.alert(alert_id)
+        assert alert is not None and alert["context"]["callback_phone"] == "+14155550100"
+        current = await alerts.store.checkin(client)
+        assert current is not None and current["session_id"] == f"{client}-s2"
+        assert current["backup_phone"] == "+14155550101"
+
+        drop_id = uid("drop")
+        await alerts.escalate_now(alert_id, drop_id, "DISCONNECTED_AGAIN", datetime.now(UTC))
+        _, records, _ = await alerts.current(alert_id)
+        (rung,) = [r for r in records if r.get("trigger_id") == drop_id]
+        assert rung["dispatched"]["callback_phone"] == "+14155550101", rung["dispatched"]
+        phones = {t["callback_phone"] for t in rung["tasks"] if t["kind"] == "CALLBACK"}
+        assert phones == {"+14155550101"}, rung["tasks"]
