@@ -24,6 +24,7 @@ are settled: BoardActions.settle_pending settles one left behind).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -50,9 +51,16 @@ from services.compliance.store import (
 from services.plumbing.outbox import OutgoingEvent
 from services.plumbing.storage import Document, to_millis
 
+log = logging.getLogger(__name__)
+
 # A clean-up begun this long ago and not ended is taken for one a crash interrupted (a clean-up
 # takes milliseconds; settling one still under way is harmless, only wasted).
 PENDING_AFTER = timedelta(seconds=30)
+# A clean-up document is deleted by the periodic job only once it is this old: longer than a call
+# lives (its deadline), a slow store or a paused instance included. Until then every round settles it
+# again (idempotent): deleting one at 30 s, of a call still under way that then stored its action and
+# died before settling, would lose its flags for good.
+PENDING_KEPT = timedelta(minutes=10)
 
 PARSE: dict[str, Callable[[Document], License | CompactCredential]] = {
     LICENSES: license_from_doc,
@@ -203,21 +211,32 @@ class BoardActions:
         await self._store.end_clean_up(token)
         return doc
 
-    async def settle_pending(self, now: datetime, older_than: timedelta = PENDING_AFTER) -> int:
+    async def settle_pending(
+        self, now: datetime, older_than: timedelta = PENDING_AFTER, kept_for: timedelta = PENDING_KEPT
+    ) -> int:
         """Settle the flags of the items whose clean-up was begun more than `older_than` before
         `now` and never ended (the process died, or the store failed it, between storing an action
         and settling its flags, or between a removal and its put-back), from their actions as they
-        stand, then end it. A
-        crash here leaves it for the next round. Returns how many were settled."""
+        stand: each item once a round, however many clean-ups name it. A clean-up is ended (its
+        document deleted) only once older than `kept_for`, so one still under way in a slow call is
+        settled again after it stores its action. One that fails is logged and left for the next
+        round; the others go on. Returns how many items were settled."""
         settled = 0
-        for pending in await self._store.pending_clean_ups(now - older_than):
-            collection, record_id = pending["collection"], pending["record_id"]
-            record = await self._store.get(collection, record_id)
-            if record is not None:
-                record = with_status_changes(record, await self._store.record_actions(collection, record))
-                await self.settle_flags(collection, EXPIRING[collection], record, now)
-                settled += 1
-            await self._store.end_clean_up(pending["_id"])
+        pending = await self._store.pending_clean_ups(now - older_than)
+        items = dict.fromkeys((p["collection"], p["record_id"]) for p in pending)
+        for collection, record_id in items:
+            try:
+                record = await self._store.get(collection, record_id)
+                if record is not None:
+                    record = with_status_changes(record, await self._store.record_actions(collection, record))
+                    await self.settle_flags(collection, EXPIRING[collection], record, now)
+                    settled += 1
+            except Exception:
+                log.warning("board action clean-up of a %s failed; retrying next round", collection, exc_info=True)
+                continue
+            for p in pending:
+                if (p["collection"], p["record_id"]) == (collection, record_id) and _utc(p["at"]) <= now - kept_for:
+                    await self._store.end_clean_up(p["_id"])
         return settled
 
     async def _flagged_sessions(

@@ -84,10 +84,15 @@ async def run_periodic(
 ) -> None:
     while stop is None or not stop.is_set():
         now = datetime.now(UTC)
-        try:
-            await billing.close_due(now)
-            await monitor.run_once(now)
-            await board.settle_pending(now)  # board actions' flag clean-ups a crash interrupted
-        except Exception:  # store briefly unavailable: try again next round
-            log.warning("compliance periodic job failed; retrying next round", exc_info=True)
+        # each job on its own: one that keeps failing does not stop the others
+        jobs = {
+            "billing days": billing.close_due,
+            "expiry monitor": monitor.run_once,
+            "board action clean-ups": board.settle_pending,  # flag clean-ups a crash interrupted
+        }
+        for name, job in jobs.items():
+            try:
+                await job(now)
+            except Exception:  # store briefly unavailable: try again next round
+                log.warning("compliance periodic job (%s) failed; retrying next round", name, exc_info=True)
         await asyncio.sleep(interval_s)

@@ -436,7 +436,7 @@ async def test_a_clean_up_a_crash_interrupted_is_settled_by_the_periodic_job(
     assert removed == [session] and await flags_of(store, session) == []
     assert await store.db[FLAG_CLEAN_UPS].count_documents({"record_id": lic["_id"]}) == 1
 
-    assert await board.settle_pending(datetime.now(UTC), older_than=timedelta(0)) == 1
+    assert await board.settle_pending(datetime.now(UTC), older_than=timedelta(0), kept_for=timedelta(0)) == 1
     assert await flags_of(store, session) == [flag]
     assert await store.db[FLAG_CLEAN_UPS].count_documents({"record_id": lic["_id"]}) == 0
     assert await store.db[BOARD_ACTIONS].count_documents({"owner_id": clinician}) == 3
@@ -464,6 +464,42 @@ async def test_a_suspension_stored_before_a_crash_flags_in_the_next_round(
     assert await store.db[BOARD_ACTIONS].count_documents({"owner_id": clinician}) == 1
     assert await flags_of(store, session) == []
 
-    assert await board.settle_pending(datetime.now(UTC), older_than=timedelta(0)) == 1
+    assert await board.settle_pending(datetime.now(UTC), older_than=timedelta(0), kept_for=timedelta(0)) == 1
     assert await flags_of(store, session) == [f"BOARD_ACTION_SUSPENDED:license:{lic['_id']}"]
     assert await store.db[FLAG_CLEAN_UPS].count_documents({"record_id": lic["_id"]}) == 0
+
+
+async def test_a_clean_up_still_under_way_is_settled_again_until_it_is_old(
+    store: ComplianceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call slower than the sweep's 30 s (a slow store, a paused instance): the periodic job
+    settles its clean-up before the call stores its action, and keeps the document; the call then
+    stores a suspension and dies before flagging, and the next round flags the session. Until a
+    later change on 2026-12-07 the first round deleted the document, and the flag was lost for good."""
+    clinician = f"clin-slow-sweep-{uuid.uuid4().hex[:6]}"
+    lic = license_doc(clinician, expires_in=timedelta(days=200))
+    await store.insert(LICENSES, lic)
+    session = f"{clinician}-s"
+    await scheduled_session(store, session, clinician, NOW + timedelta(days=3))
+    board = BoardActions(store)
+    token = await store.begin_clean_up(LICENSES, lic["_id"], datetime.now(UTC) - timedelta(minutes=1))
+    assert await board.settle_pending(datetime.now(UTC)) == 1  # nothing to flag yet
+    assert await store.db[FLAG_CLEAN_UPS].count_documents({"_id": token}) == 1  # the call may be under way
+
+    async def begun(*args: object) -> str:
+        return token  # the slow call began its clean-up before the sweep
+
+    async def crash(*args: object) -> None:
+        raise Crash
+
+    with monkeypatch.context() as patched:
+        patched.setattr(store, "begin_clean_up", begun)
+        patched.setattr(board, "settle_flags", crash)
+        with pytest.raises(Crash):
+            await board.record(LICENSES, lic["_id"], board_action("suspended", NOW), NOW)
+    assert await flags_of(store, session) == []
+
+    assert await board.settle_pending(datetime.now(UTC)) == 1
+    assert await flags_of(store, session) == [f"BOARD_ACTION_SUSPENDED:license:{lic['_id']}"]
+    assert await board.settle_pending(datetime.now(UTC), kept_for=timedelta(minutes=1)) == 1
+    assert await store.db[FLAG_CLEAN_UPS].count_documents({"_id": token}) == 0  # old enough: ended
