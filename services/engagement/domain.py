@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from services.engagement.rules import Instrument, Rules
+from services.engagement.rules import Instrument, Rules, leave_reason_itself
 
 # --- webhook signatures (Zoom style) -------------------------------------------------------------
 
@@ -92,8 +92,16 @@ def is_drop(signal: LedgerSignal, rules: Rules) -> bool:
 
 
 def is_normal_leave(signal: LedgerSignal, rules: Rules) -> bool:
-    """A participant_left with a normal reason: the participant left the meeting themselves."""
+    """A participant_left with a normal reason: the participant left the meeting (themselves, or the
+    host removed or moved them, or ended the meeting), not a lost connection."""
     return signal.kind == LEFT and not is_drop(signal, rules)
+
+
+def ends_dip(signal: LedgerSignal, rules: Rules) -> bool:
+    """A normal leave the client made themselves (rules `dip_ending_leave_reasons`): they were
+    connected to act, so it ends a quality dip before it. A host's action (removal, a move between
+    rooms, the end of the meeting) proves nothing about the client's connection and ends no dip."""
+    return is_normal_leave(signal, rules) and leave_reason_itself(signal.leave_reason) in rules.dip_ending_leave_reasons
 
 
 def is_connected_sign(signal: LedgerSignal, rules: Rules) -> bool:
@@ -211,7 +219,8 @@ def drop_event_id(signal_id: str) -> str:
 class LastSeen:
     """When the webhook last saw a participant connected (ConnectionStore), which may be newer than
     the ledger's signals: `connected` by any sign of a connection (a join, a quality reading above
-    0, a normal leave: they were there to leave), `joined` by a join, `left` by a normal leave."""
+    0, a leave of the client's own: they were there to leave), `joined` by a join, `left` by a leave
+    of the client's own (`ends_dip`; a host's action is not recorded: it proves no connection)."""
 
     connected: datetime | None = None
     joined: datetime | None = None
@@ -224,9 +233,9 @@ class LastSeen:
             signs.append(LedgerSignal("~seen-joined", participant_id, JOINED, self.joined))
         if self.connected is not None and self.connected not in (self.joined, self.left):
             signs.append(LedgerSignal("~seen-connected", participant_id, QUALITY, self.connected, value=5.0))
-        if self.left is not None:
-            normal = rules.normal_leave_reasons[0]
-            signs.append(LedgerSignal("~seen-left", participant_id, LEFT, self.left, leave_reason=normal))
+        if self.left is not None and rules.dip_ending_leave_reasons:
+            own = rules.dip_ending_leave_reasons[0]
+            signs.append(LedgerSignal("~seen-left", participant_id, LEFT, self.left, leave_reason=own))
         return signs
 
 
@@ -234,9 +243,13 @@ def outages(own: list[LedgerSignal], rules: Rules) -> list[tuple[list[LedgerSign
     """One participant's outages by event time: the drops of each, and whether it is over (a sign
     of a connection came after it). An outage starts with a drop; a join ends it; a quality reading
     above 0 ends a quality dip but not a participant_left (the participant is out of the meeting:
-    only a join brings them back). A normal leave ends a quality dip too: the participant left the
-    meeting themselves, they are not lost. A reading of 0 after a normal leave is no drop (they
-    left). Without a join known, the participant counts as connected (a join may be delivered late)."""
+    only a join brings them back). A leave of the client's own (`ends_dip`) ends a quality dip too:
+    they left the meeting themselves, they are not lost; a host's removal or move, or the end of the
+    meeting, does not (it proves nothing about the connection: the dip stays open, until a join or a
+    quality reading above 0, which shows a live connection, in a breakout room say, or is a late
+    report of one before the host's action). A reading of 0 after a normal leave of either kind is
+    no drop (they are out of the meeting). Without a join known, the participant counts as
+    connected (a join may be delivered late)."""
     found: list[tuple[list[LedgerSignal], bool]] = []
     current: list[LedgerSignal] | None = None
     dip = False  # the current outage is a quality dip only
@@ -260,10 +273,10 @@ def outages(own: list[LedgerSignal], rules: Rules) -> list[tuple[list[LedgerSign
                 current.append(s)
                 dip = dip and s.kind == QUALITY
         elif s.kind == LEFT:  # a normal leave
-            if current is not None and dip:  # left the meeting themselves: the dip is over
+            if current is not None and dip and ends_dip(s, rules):  # left themselves: the dip is over
                 found.append((current, True))
                 current = None
-            gone, dip = True, False
+            gone = True  # a dip a host's action did not end is still a dip: a reading above 0 ends it
     if current is not None:
         found.append((current, False))
     return found
@@ -342,9 +355,11 @@ def drop_after_reconnection(
     outage, if any.
 
     A reconnection delivered after the next drop of the participant splits what looked like one
-    outage in two: that drop was taken for the earlier outage's and raised nothing. So does a normal
-    leave after a quality dip (it ends the dip: a drop after it, once they are back, is a new
-    outage; the rejoin in between may have been delivered already, or never be). A rejoin
+    outage in two: that drop was taken for the earlier outage's and raised nothing. So does a leave
+    of the client's own after a quality dip (it ends the dip: a drop after it, once they are back,
+    is a new outage; the rejoin in between may have been delivered already, or never be); a host's
+    action ends no dip, but any normal leave can show a reading of 0 that started an outage was
+    one from after the leave, and so no drop. A rejoin
     delivered after a reading of 0 shows that reading was no late report from after a normal leave,
     which raised nothing either. Returns the first drop of the outage after `sign` when, without
     `sign`, an earlier drop was in its outage or it was no drop at all, and it is current (no sign of

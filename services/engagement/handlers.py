@@ -209,7 +209,8 @@ class LedgerHandlers:
                 dropped = None  # the webhook published this drop, and the broker had it, before this signal
         elif (is_connected_sign(signal, self._rules) or is_normal_leave(signal, self._rules)) and client:
             # a reconnection delivered after the next drop: that drop was a new outage after all; so
-            # is a normal leave (it ends a quality dip: the drop after it starts an outage of its own)
+            # is a leave of the client's own (it ends a quality dip: the drop after it starts an outage
+            # of its own); any normal leave can show a reading of 0 that started an outage was no drop
             revealed = self._drop_after_reconnection(doc, signal, signals, LastSeen())
             if revealed is not None:  # (only then the webhook's view, which can show it is over)
                 seen = await self._connections.latest(payload.session_id, signal.participant_id)

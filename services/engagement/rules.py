@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +32,7 @@ class Rules:
     left_early_before_min: float
     present_minimum_min: float
     normal_leave_reasons: tuple[str, ...]
+    dip_ending_leave_reasons: tuple[str, ...]  # the client's own leaves: they end a quality dip
     connection_lost_quality: float
     drop_current_after_end_min: float
     check_in_max_days_ahead: int
@@ -65,6 +67,30 @@ def _instrument(name: str, raw: dict[str, Any]) -> Instrument:
     )
 
 
+def leave_reason_itself(reason: str) -> str:
+    """The reason of a participant_left, lower-case, without Zoom's prefix ("left the meeting.
+    Reason : host ended the meeting." is "host ended the meeting") and a final full stop."""
+    text = reason.strip().lower()
+    parts = re.split(r"\breason\s*:", text)
+    return parts[-1].strip().rstrip(".").strip()
+
+
+def _dip_ending_leave_reasons(att: dict[str, Any]) -> tuple[str, ...]:
+    """`attendance.dip_ending_leave_reasons`: a list of normal leave reasons (required; may be empty)."""
+    raw = att["dip_ending_leave_reasons"]
+    if not isinstance(raw, list) or not all(isinstance(r, str) and leave_reason_itself(r) for r in raw):
+        raise ValueError("attendance.dip_ending_leave_reasons must be a list of non-empty strings")
+    reasons = tuple(leave_reason_itself(r) for r in raw)
+    normal = [str(n).lower() for n in att["normal_leave_reasons"]]
+    for reason in reasons:
+        if not any(n in reason for n in normal):
+            raise ValueError(
+                f"attendance.dip_ending_leave_reasons: {reason!r} is not a normal leave reason "
+                "(a leave that is a drop cannot end a dip)"
+            )
+    return reasons
+
+
 def parse_rules(raw: dict[str, Any]) -> Rules:
     att, cr, cb, out = raw["attendance"], raw["client_risk"], raw["clinician_burnout"], raw["outcomes"]
     hook, check_ins = raw["webhook"], raw["check_ins"]
@@ -77,6 +103,7 @@ def parse_rules(raw: dict[str, Any]) -> Rules:
         left_early_before_min=float(att["left_early_before_minutes"]),
         present_minimum_min=float(att["present_minimum_minutes"]),
         normal_leave_reasons=tuple(str(r).lower() for r in att["normal_leave_reasons"]),
+        dip_ending_leave_reasons=_dip_ending_leave_reasons(att),
         connection_lost_quality=float(att["connection_lost_quality"]),
         drop_current_after_end_min=float(att["drop_current_after_end_minutes"]),
         check_in_max_days_ahead=int(check_ins["max_days_ahead"]),

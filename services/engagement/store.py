@@ -169,7 +169,8 @@ class AttendanceStore:
 
 class ConnectionStore:
     """When the webhook last saw each participant of a session connected (`at`: a join, a quality
-    reading above 0 or a normal leave; `joined_at`: a join; `left_at`: a normal leave; event time),
+    reading above 0 or a leave of the client's own; `joined_at`: a join; `left_at`: a leave of the
+    client's own, which ends a quality dip, not a host's removal or move; event time),
     written before it answers, so that a drop delivered after that answer is judged with it even
     while the ledger consumer has not applied the signal yet (the webhook's fast path reads the
     consumer's ledger). One document per session

@@ -36,9 +36,9 @@ from services.engagement.domain import (
     JOINED,
     LastSeen,
     drop_event_id,
+    ends_dip,
     is_connected_sign,
     is_drop,
-    is_normal_leave,
     signature_problem,
     webhook_event_id,
     zoom_url_validation,
@@ -169,9 +169,11 @@ def create_app(
         drop = is_drop(seen, rules)
         ledger = asyncio.create_task(attendance.get(signal.session_id)) if drop else None
         last_seen = asyncio.create_task(connections.latest(signal.session_id, seen.participant_id)) if drop else None
-        # A sign the participant is connected (a join, a quality reading above 0) or a normal leave:
-        # recorded before the answer, so the fast path of a drop delivered after it does not take the
-        # ledger consumer's older view (without this rejoin, or this leave) for the truth.
+        # A sign the participant is connected (a join, a quality reading above 0) or a leave of their
+        # own (it ends a quality dip): recorded before the answer, so the fast path of a drop delivered
+        # after it does not take the ledger consumer's older view (without this rejoin, or this leave)
+        # for the truth. A host's action (removal, a move between rooms) is not recorded: it proves
+        # nothing about the client's connection, and a dip before it is still to be reported.
         connected = (
             asyncio.create_task(
                 connections.mark(
@@ -179,10 +181,10 @@ def create_app(
                     seen.participant_id,
                     seen.at,
                     joined=seen.kind == JOINED,
-                    left=is_normal_leave(seen, rules),
+                    left=ends_dip(seen, rules),
                 )
             )
-            if is_connected_sign(seen, rules) or is_normal_leave(seen, rules)
+            if is_connected_sign(seen, rules) or ends_dip(seen, rules)
             else None
         )
         try:

@@ -373,6 +373,54 @@ def test_a_dip_delivered_right_after_a_normal_leave_raises_nothing_on_the_webhoo
     db.client.close()
 
 
+def test_a_dip_delivered_after_the_host_removed_or_moved_the_client_is_reported(
+    service, stub, settings: Settings
+) -> None:
+    """A host removing a frozen client (c-1, also in Zoom's wording: c-2) or moving them to a breakout
+    room (c-3) proves nothing about their connection: a dip to 0 before it, delivered after it (the
+    ledger has the leave), is reported; it used to raise nothing, as after a leave of the client's
+    own, which still raises nothing (c-4). The host's action itself raises nothing."""
+    clients = {
+        "c-1": "removed by host",
+        "c-2": "left the meeting. Reason : removed by host",
+        "c-3": "moved to breakout room",
+        "c-4": "left the meeting",
+    }
+    session_id = open_session(settings, stub, list(clients), started_min_ago=15)
+    drops = Tap(settings, "iop.engagement.attendance.v1")
+    now = datetime.now(UTC)
+    db = database(settings)
+
+    def recorded(reply) -> str:  # type: ignore[no-untyped-def]
+        assert reply.status_code == 200, reply.text
+        signal = {"_id": session_id, "signal_ids": reply.json()["signal_id"]}
+        assert wait_until(lambda: db[ATTENDANCE_COLLECTION].find_one(signal), timeout_s=30), "not recorded"
+        return str(reply.json()["signal_id"])
+
+    dips = {}
+    for client, reason in clients.items():
+        recorded(post_webhook(zoom_body("meeting.participant_joined", session_id, client, now - timedelta(minutes=10))))
+        a_minute_ago = now - timedelta(minutes=1)
+        left = zoom_body("meeting.participant_left", session_id, client, a_minute_ago, leave_reason=reason)
+        recorded(post_webhook(left))  # the ledger has the leave: both paths judge the dip with it
+    for client in clients:
+        dip = zoom_body("meeting.participant_qos", session_id, client, now - timedelta(minutes=4), connection_quality=0)
+        dips[client] = recorded(post_webhook(dip))
+    drops.records(2.0)
+    reported = drops._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)
+    assert sorted({ce.id: p.client_id for ce, p in reported}.values()) == ["c-1", "c-2", "c-3"], reported
+    assert {ce.id for ce, p in reported if p.client_id == "c-1"} == {drop_event_id(dips["c-1"])}
+    entries = {
+        e.client_id: e
+        for e in stub.GetSessionAttendance(
+            pb.GetSessionAttendanceRequest(session_id=session_id), metadata=auth_metadata(settings, "clinician")
+        ).entries
+    }
+    assert all((e.disconnections, e.present) == (1, False) for e in entries.values()), entries
+    drops.close()
+    db.client.close()
+
+
 def test_a_late_drop_right_after_a_rejoin_raises_nothing_on_the_webhook_fast_path(
     service, stub, settings: Settings
 ) -> None:

@@ -6,12 +6,13 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from services.engagement import domain, scoring
 from services.engagement.dashboard import build_overview, render_page
 from services.engagement.fhir import observation, observation_json
-from services.engagement.rules import load_rules
+from services.engagement.rules import RULES_PATH, load_rules, parse_rules
 from services.engagement.store import outcome_key
 from services.engagement.webhooks import UnusableWebhook, Webhook, to_signal
 
@@ -228,6 +229,90 @@ def test_a_dip_the_client_left_normally_after_is_over_once_the_leave_is_known() 
     revealed = domain.drop_after_reconnection(rejoin, [joined, dip, left, zero, rejoin], T0, end, False, rules=RULES)
     assert revealed == zero
     assert domain.drop_after_reconnection(rejoin, [joined, left, zero, rejoin], T0, end, False, rules=RULES) == zero
+
+
+HOST_ACTIONS = (
+    "removed by host",
+    "moved to breakout room",
+    "moved to main room",
+    "host ended the meeting",
+    "meeting ended",
+    "left the meeting. Reason : removed by host",  # Zoom's own wording of a leave reason
+    "left the meeting. Reason : left the meeting to join breakout room",
+)
+
+
+def test_a_dip_the_host_then_removed_or_moved_stays_open_and_is_reported() -> None:
+    """A host removing a frozen client, moving them between rooms or ending the meeting proves
+    nothing about the client's connection: only a leave of the client's own ends a quality dip
+    (rules.yaml `dip_ending_leave_reasons`). A dip delivered after such a leave is reported (it used
+    to raise nothing, like a dip before a leave of the client's own). The host's action itself is
+    still no drop, and the attendance is what it was."""
+    end = T0 + timedelta(minutes=60)
+    joined = sig("c", "participant_joined", 0)
+    dip = sig("c", "connection_quality", 20, value=0)
+    for reason in HOST_ACTIONS:
+        left = sig("c", "participant_left", 30, reason)
+        assert not domain.is_drop(left, RULES) and domain.is_normal_leave(left, RULES), reason
+        assert not domain.ends_dip(left, RULES), reason
+        assert domain.outages([joined, dip, left], RULES) == [([dip], False)], reason
+        assert domain.drop_is_current(dip, [joined, left, dip], T0, end, ended=False, rules=RULES), reason
+        assert domain.drop_is_current(dip, [joined, dip], T0, end, ended=False, rules=RULES), reason
+        a = domain.attendance_for("c", [joined, dip, left], T0, end, end, RULES)
+        assert (a.disconnections, a.reconnections, a.present, a.minutes) == (1, 0, False, 20.0), reason
+        # a reading above 0 after it ends the dip (a live connection, in a breakout room say): the
+        # host's action leaves the dip a dip
+        back = sig("c", "connection_quality", 33, value=4)
+        assert domain.outages([joined, dip, left, back], RULES) == [([dip], True)], reason
+        # a reading of 0 stamped after the host's action, with no dip before it, is still no drop
+        zero = sig("c", "connection_quality", 35, value=0)
+        assert not domain.drop_is_current(zero, [joined, left, zero], T0, end, ended=False, rules=RULES), reason
+
+
+def test_a_dip_the_client_then_left_after_is_still_over() -> None:
+    """Unchanged: the client's own leave ("left the meeting", also in Zoom's "left the meeting.
+    Reason : left the meeting") ends the dip; delivered after it, the dip raises nothing."""
+    end = T0 + timedelta(minutes=60)
+    joined = sig("c", "participant_joined", 0)
+    dip = sig("c", "connection_quality", 20, value=0)
+    for reason in ("left the meeting", "Left the meeting.", "left the meeting. Reason : left the meeting"):
+        left = sig("c", "participant_left", 30, reason)
+        assert domain.ends_dip(left, RULES), reason
+        assert domain.outages([joined, dip, left], RULES) == [([dip], True)], reason
+        assert not domain.drop_is_current(dip, [joined, left, dip], T0, end, ended=False, rules=RULES), reason
+    # a lost connection is no leave of the client's own, whatever words come first
+    network = sig("c", "participant_left", 30, "left the meeting. Reason : Network connection error.")
+    assert not domain.ends_dip(network, RULES)
+
+
+def test_a_host_action_leave_splits_no_outage_late() -> None:
+    """Dip, removal by the host, rejoin, lost connection. The removal does not end the dip: the lost
+    connection, delivered before the removal and the rejoin, is in the dip's outage (the dip raised
+    it) until the rejoin comes, which reveals it; the removal delivered late reveals nothing."""
+    end = T0 + timedelta(minutes=60)
+    joined, dip = sig("c", "participant_joined", 0), sig("c", "connection_quality", 10, value=0)
+    removed, rejoin = sig("c", "participant_left", 20, "removed by host"), sig("c", "participant_joined", 30)
+    lost = sig("c", "participant_left", 40, "Connection lost")
+    assert not domain.drop_is_current(lost, [joined, dip, lost], T0, end, ended=False, rules=RULES)
+    assert domain.drop_after_reconnection(removed, [joined, dip, lost, removed], T0, end, False, rules=RULES) is None
+    everything = [joined, dip, lost, removed, rejoin]
+    assert domain.drop_after_reconnection(rejoin, everything, T0, end, False, rules=RULES) == lost
+    # the webhook's view: a host's action is not recorded as a leave of the client's own
+    assert domain.drop_is_current(dip, [joined, dip], T0, end, False, rules=RULES, seen=domain.LastSeen())
+
+
+def test_dip_ending_leave_reasons_are_loaded_and_checked() -> None:
+    assert RULES.dip_ending_leave_reasons == ("left the meeting",)
+    raw = yaml.safe_load(RULES_PATH.read_text())
+    for bad in (["removed by tornado"], "left the meeting", [""], [3]):
+        raw["attendance"]["dip_ending_leave_reasons"] = bad
+        with pytest.raises(ValueError, match="dip_ending_leave_reasons"):
+            parse_rules(raw)
+    raw["attendance"]["dip_ending_leave_reasons"] = []  # no leave ends a dip: allowed (more is reported)
+    assert parse_rules(raw).dip_ending_leave_reasons == ()
+    del raw["attendance"]["dip_ending_leave_reasons"]
+    with pytest.raises(KeyError):
+        parse_rules(raw)
 
 
 def test_a_normal_leave_delivered_after_the_next_drop_reveals_that_drop() -> None:
