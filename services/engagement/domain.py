@@ -319,11 +319,14 @@ def drop_is_current(
     readings of 0, or the same outage reported twice, in any order of delivery: the first to
     arrive raised it; see `drop_after_reconnection` for a reconnection delivered after the next
     outage's drop), except one that was no drop without this one (a reading of 0 that looked like
-    one from after a normal leave: it raised nothing). By event time, the drop must fall in the
-    session's window: from 15 minutes before the scheduled start (or the actual start when the
-    session went live earlier) to the scheduled end, moved later by a late start (actual start +
-    scheduled length), plus the overrun allowance. A session running over is still running: until
-    SessionEnded its drops are reported (they feed the crisis service: err toward reporting).
+    one from after a normal leave: it raised nothing) or whose outage was over without this one (a
+    dip with a reading above 0 after it: this drop opened it again; if the dip was reported before
+    the reading came, the outage is reported twice, erring toward reporting). By event time, the
+    drop must fall in the session's window: from 15 minutes before the scheduled start (or the
+    actual start when the session went live earlier) to the scheduled end, moved later by a late
+    start (actual start + scheduled length), plus the overrun allowance. A session running over is
+    still running: until SessionEnded its drops are reported (they feed the crisis service: err
+    toward reporting).
     """
     if not _in_drop_window(drop, starts_at, ends_at, ended, started_at, rules):
         return False
@@ -334,8 +337,10 @@ def drop_is_current(
             if over or drops == [drop]:
                 return not over
             # another drop of the outage raised it, unless it was no drop without this one (a reading
-            # of 0 after a normal leave, the rejoin not known: it raised nothing when it came)
-            counted = {s.signal_id for earlier, _ in outages(own, rules) for s in earlier}
+            # of 0 after a normal leave, the rejoin not known: it raised nothing when it came), or its
+            # outage was over without this one (a dip, a reading above 0 after it: the dip was history
+            # when it came, and this drop, which no reading above 0 ends, makes the outage open again)
+            counted = {s.signal_id for earlier, over_ in outages(own, rules) if not over_ for s in earlier}
             return all(s.signal_id not in counted for s in drops if s != drop)
     return False  # not a drop of someone in the meeting
 

@@ -421,6 +421,39 @@ def test_a_dip_delivered_after_the_host_removed_or_moved_the_client_is_reported(
     db.client.close()
 
 
+def test_a_lost_connection_that_reopens_a_dip_judged_over_is_reported(service, stub, settings: Settings) -> None:
+    """Join, a dip to 0, a lost connection, a quality reading above 0 after it (a late report: after
+    a participant_left only a join brings the client back). Delivered reading, dip, lost connection:
+    the dip was history when it came (the reading ended it), and the lost connection, which reopens
+    the outage, was taken for the dip's, which "raised it": the disconnection was never reported."""
+    session_id = open_session(settings, stub, ["c-1"], started_min_ago=15)
+    drops = Tap(settings, "iop.engagement.attendance.v1")
+    now = datetime.now(UTC)
+    db = database(settings)
+
+    def recorded(body: bytes) -> str:
+        reply = post_webhook(body)
+        assert reply.status_code == 200, reply.text
+        signal = {"_id": session_id, "signal_ids": reply.json()["signal_id"]}
+        assert wait_until(lambda: db[ATTENDANCE_COLLECTION].find_one(signal), timeout_s=30), "not recorded"
+        return str(reply.json()["signal_id"])
+
+    def qos(minutes: float, quality: int) -> bytes:
+        at = now + timedelta(minutes=minutes)
+        return zoom_body("meeting.participant_qos", session_id, "c-1", at, connection_quality=quality)
+
+    recorded(zoom_body("meeting.participant_joined", session_id, "c-1", now - timedelta(minutes=10)))
+    recorded(qos(-2, 4))
+    recorded(qos(-4, 0))
+    at = now - timedelta(minutes=3)
+    lost = recorded(zoom_body("meeting.participant_left", session_id, "c-1", at, leave_reason="Connection lost"))
+    drops.records(1.0)
+    reported = drops._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)
+    assert [ce.id for ce, _ in reported] == [drop_event_id(lost)], reported
+    drops.close()
+    db.client.close()
+
+
 def test_a_late_drop_right_after_a_rejoin_raises_nothing_on_the_webhook_fast_path(
     service, stub, settings: Settings
 ) -> None:

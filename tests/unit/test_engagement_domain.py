@@ -350,6 +350,36 @@ def test_a_drop_in_the_outage_of_a_reading_of_0_that_was_no_drop_is_reported() -
     )
 
 
+def test_a_drop_that_reopens_an_outage_judged_over_is_reported() -> None:
+    """Join, a dip to 0, a lost connection, a reading above 0 after it (a late report: after a
+    participant_left only a join brings the client back). Delivered reading first, then the dip,
+    then the lost connection: the dip came when its outage was over (the reading ended it) and
+    raised nothing; the lost connection makes the outage open again, and was taken for the dip's,
+    which "raised it": the client's disconnection was never reported. It is the news now. The same
+    with a host's removal between the dip and the lost connection and the client's own leave after
+    (the removal no longer ends the dip, so the leave after the lost connection ends nothing)."""
+    end = T0 + timedelta(minutes=60)
+    joined, dip = sig("c", "participant_joined", 0), sig("c", "connection_quality", 10, value=0)
+    lost, reading = sig("c", "participant_left", 20, "Connection lost"), sig("c", "connection_quality", 30, value=4)
+    assert not domain.drop_is_current(dip, [joined, reading, dip], T0, end, ended=False, rules=RULES)
+    assert domain.drop_is_current(lost, [joined, reading, dip, lost], T0, end, ended=False, rules=RULES)
+    assert domain.outages([joined, dip, lost, reading], RULES) == [([dip, lost], False)]
+    # the dip delivered before the reading raised the outage: the lost connection then reports it again
+    # (erring toward reporting: when it comes, the reading that ended the dip may have come before it)
+    assert domain.drop_is_current(dip, [joined, dip], T0, end, ended=False, rules=RULES)
+    # a reading of 0 in an outage still open without it is the outage's again: not reported
+    again = sig("c", "connection_quality", 25, value=0)
+    assert not domain.drop_is_current(again, [joined, dip, lost, again], T0, end, ended=False, rules=RULES)
+    removed, own = (
+        sig("c", "participant_left", 15, "removed by host"),
+        sig("c", "participant_left", 40, "left the meeting"),
+    )
+    lost_later = sig("c", "participant_left", 30, "Connection lost")
+    ledger = [joined, removed, own, dip]
+    assert not domain.drop_is_current(dip, ledger, T0, end, ended=False, rules=RULES)
+    assert domain.drop_is_current(lost_later, [*ledger, lost_later], T0, end, ended=False, rules=RULES)
+
+
 def test_a_reconnection_delivered_after_the_next_drop_reveals_that_drop() -> None:
     end = T0 + timedelta(minutes=60)
     first = sig("c", "participant_left", 10, "Connection lost")
