@@ -82,9 +82,11 @@ class LedgerSignal:
 
 
 def is_drop(signal: LedgerSignal, rules: Rules) -> bool:
-    """A participant_left with a reason that is not a normal leave, or a lost connection."""
+    """A participant_left with a reason that is not a normal leave, or a lost connection. The reason
+    itself is matched: Zoom words each as "left the meeting. Reason : <reason>", and "left the
+    meeting" in front made every one a normal leave, a network error included."""
     if signal.kind == LEFT:
-        reason = signal.leave_reason.strip().lower()
+        reason = leave_reason_itself(signal.leave_reason)
         return not any(normal in reason for normal in rules.normal_leave_reasons)
     if signal.kind == QUALITY:
         return signal.value <= rules.connection_lost_quality

@@ -454,6 +454,30 @@ def test_a_lost_connection_that_reopens_a_dip_judged_over_is_reported(service, s
     db.client.close()
 
 
+def test_zoom_wording_of_a_lost_connection_is_reported(service, stub, settings: Settings) -> None:
+    """Zoom words every leave reason as "left the meeting. Reason : <reason>"; matched as a substring,
+    "left the meeting" made a network error a normal leave, and it raised nothing. The host ending
+    the meeting in the same wording is still no drop."""
+    session_id = open_session(settings, stub, ["c-1", "c-2"])
+    tap = Tap(settings, "iop.engagement.attendance.v1")
+    now = datetime.now(UTC)
+    for client in ("c-1", "c-2"):
+        joined = zoom_body("meeting.participant_joined", session_id, client, now - timedelta(minutes=4))
+        assert post_webhook(joined).status_code == 200
+    ended = "left the meeting. Reason : Host ended the meeting."
+    assert post_webhook(zoom_body("meeting.participant_left", session_id, "c-2", now, leave_reason=ended)).is_success
+    zoom_lost = "left the meeting. Reason : Network connection error. "
+    lost = post_webhook(zoom_body("meeting.participant_left", session_id, "c-1", now, leave_reason=zoom_lost))
+    assert lost.status_code == 200, lost.text
+    assert tap.poll(
+        lambda ce, p: isinstance(p, ev.ConnectionDropped) and ce.id == drop_event_id(lost.json()["signal_id"])
+    ), "Zoom's wording of a lost connection was not reported"
+    tap.records(1.0)
+    reported = tap._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)
+    assert [p.client_id for _, p in reported] == ["c-1"], reported
+    tap.close()
+
+
 def test_a_late_drop_right_after_a_rejoin_raises_nothing_on_the_webhook_fast_path(
     service, stub, settings: Settings
 ) -> None:

@@ -404,6 +404,25 @@ def test_a_reconnection_delivered_after_the_next_drop_reveals_that_drop() -> Non
     assert revealed(reading, [sig("c", "participant_joined", 0), dip, dip_again, reading]) == dip_again
 
 
+def test_zoom_wording_of_a_leave_reason_is_judged_by_the_reason_itself() -> None:
+    """Zoom words every participant_left reason as "left the meeting. Reason : <reason>": matched as
+    a substring, "left the meeting" made each a normal leave, a network error included, and no lost
+    connection of a Zoom participant_left was ever a drop."""
+    zoom = "left the meeting. Reason : "
+    for reason in ("Network connection error. ", "Connection lost", "unknown"):
+        assert domain.is_drop(sig("c", "participant_left", 20, zoom + reason), RULES), reason
+    for reason in (
+        "left the meeting",
+        "Host ended the meeting.",
+        "removed by host",
+        "left the meeting to join breakout room",
+    ):
+        assert domain.is_normal_leave(sig("c", "participant_left", 20, zoom + reason), RULES), reason
+    for plain in ("left the meeting", "Left the meeting", "removed by host", "moved to main room"):
+        assert domain.is_normal_leave(sig("c", "participant_left", 20, plain), RULES), plain
+    assert domain.is_drop(sig("c", "participant_left", 20, "Connection lost"), RULES)
+
+
 def test_drop_classification_and_currency() -> None:
     drop = sig("c", "participant_left", 20, "Connection lost")
     assert domain.is_drop(drop, RULES)
