@@ -68,6 +68,16 @@ def violations(err: grpc.RpcError) -> set[str]:
     return {f for f, _ in bad_request_violations(rpc_status.from_call(err))}  # type: ignore[arg-type]
 
 
+def board_acts(stub: Any, settings: Settings, license_id: str, status: str, effective_at: datetime) -> pb.License:
+    """A board action on a license (a status from `effective_at`), as a supervisor sends it."""
+    reply: pb.License = stub.UpdateLicenseStatus(
+        pb.UpdateLicenseStatusRequest(license_id=license_id, status=status, effective_at=to_timestamp(effective_at)),
+        metadata=auth_metadata(settings, "supervisor", "supervisor-7"),
+        timeout=CALL_TIMEOUT_S,
+    )
+    return reply
+
+
 def test_enum_values_out_of_range_are_invalid_arguments(stub, settings: Settings) -> None:
     location = common_pb2.ClientLocation(state="CA", verified=True)
     base: dict[str, Any] = {"clinician_id": uid("clin"), "client_id": uid("client"), "client_location": location}
@@ -685,7 +695,6 @@ def test_a_board_action_on_a_co_facilitator_flags_the_groups_they_treat_in(stub,
     is applied once."""
     tail = TopicTail(settings, "iop.compliance.decisions.v1")
     producer = SchedulerEvents(settings)
-    admin = auth_metadata(settings, "supervisor", "supervisor-7")
     try:
         co = uid("clin")
         lic = record_license(stub, settings, co, "CA")
@@ -704,13 +713,7 @@ def test_a_board_action_on_a_co_facilitator_flags_the_groups_they_treat_in(stub,
         assert stored["facilitator_ids"] == [co] and stored["applied_events"].count(sent.id) == 1
         assert (db["sessions"].find_one({"_id": watching}) or {})["facilitator_ids"] == []
 
-        stub.UpdateLicenseStatus(
-            pb.UpdateLicenseStatusRequest(
-                license_id=lic.license_id, status="suspended", effective_at=to_timestamp(NOW + timedelta(days=1))
-            ),
-            metadata=admin,
-            timeout=CALL_TIMEOUT_S,
-        )
+        board_acts(stub, settings, lic.license_id, "suspended", NOW + timedelta(days=1))
         flag = f"BOARD_ACTION_SUSPENDED:license:{lic.license_id}"
         assert session_flags(db, first) == [flag] and session_flags(db, leading) == [flag]
         assert session_flags(db, watching) == [] and session_flags(db, without) == []
@@ -771,7 +774,6 @@ def test_the_start_recheck_covers_the_treating_facilitators(stub, settings: Sett
     co-facilitator suspended since booking is denied. An observer is not checked."""
     tail = TopicTail(settings, "iop.compliance.decisions.v1")
     producer = SchedulerEvents(settings)
-    admin = auth_metadata(settings, "supervisor", "supervisor-7")
     try:
         clinician, lead, co, observer = uid("clin"), uid("clin"), uid("clin"), uid("clin")
         client, session = uid("client"), uid("s")
@@ -783,15 +785,7 @@ def test_the_start_recheck_covers_the_treating_facilitators(stub, settings: Sett
         message = scheduled(session, clinician, started, facilitators=facilitators)
         message.client_ids[:] = [client]
         producer.send(session, message)
-        stub.UpdateLicenseStatus(
-            pb.UpdateLicenseStatusRequest(
-                license_id=suspended.license_id,
-                status="suspended",
-                effective_at=to_timestamp(started - timedelta(minutes=1)),
-            ),
-            metadata=admin,
-            timeout=CALL_TIMEOUT_S,
-        )
+        board_acts(stub, settings, suspended.license_id, "suspended", started - timedelta(minutes=1))
         check_in_and_start(producer, session, clinician, client, started, clinician_state="CA")
 
         def mine(key: bytes | None, ev: Any, p: Any) -> bool:
@@ -880,7 +874,6 @@ def test_a_board_action_and_an_expiry_during_a_session_in_progress_flag_and_name
     A session that ended, or whose booked end is before the action, is not touched."""
     tail = TopicTail(settings, "iop.compliance.decisions.v1")
     producer = SchedulerEvents(settings)
-    admin = auth_metadata(settings, "supervisor", "supervisor-7")
     try:
         clinician, co = uid("clin"), uid("clin")
         lic = record_license(stub, settings, clinician, "CA")
@@ -910,15 +903,7 @@ def test_a_board_action_and_an_expiry_during_a_session_in_progress_flag_and_name
             )
         ), "the sessions were not consumed"
 
-        stub.UpdateLicenseStatus(
-            pb.UpdateLicenseStatusRequest(
-                license_id=lic.license_id,
-                status="suspended",
-                effective_at=to_timestamp(datetime.now(UTC) + timedelta(hours=1)),
-            ),
-            metadata=admin,
-            timeout=CALL_TIMEOUT_S,
-        )
+        board_acts(stub, settings, lic.license_id, "suspended", datetime.now(UTC) + timedelta(hours=1))
         flag = f"BOARD_ACTION_SUSPENDED:license:{lic.license_id}"
         assert flag in session_flags(db, live)
         assert flag not in session_flags(db, short) and flag not in session_flags(db, ended)
@@ -947,26 +932,16 @@ def test_list_expiring_leaves_out_a_credential_not_in_force_when_it_expires(stub
     """ListExpiring agrees with the expiry monitor: a license suspended by the board, or revoked from
     a date before its expiry, is not in force when it expires and is not listed; one whose
     reinstatement takes effect before its expiry is, as is one no board acted on."""
-    admin = auth_metadata(settings, "supervisor", "supervisor-7")
     clinician = uid("clin")
     expires = to_timestamp(NOW + timedelta(days=5))
     plain, suspended, revoked_later, reinstated = (
         record_license(stub, settings, clinician, state, valid_until=expires) for state in ("CA", "OR", "WA", "NV")
     )
 
-    def board(lic: pb.License, status: str, effective_at: datetime) -> None:
-        stub.UpdateLicenseStatus(
-            pb.UpdateLicenseStatusRequest(
-                license_id=lic.license_id, status=status, effective_at=to_timestamp(effective_at)
-            ),
-            metadata=admin,
-            timeout=CALL_TIMEOUT_S,
-        )
-
-    board(suspended, "suspended", NOW)
-    board(revoked_later, "revoked", NOW + timedelta(days=2))
-    board(reinstated, "suspended", NOW)
-    board(reinstated, "active", NOW + timedelta(days=1))
+    board_acts(stub, settings, suspended.license_id, "suspended", NOW)
+    board_acts(stub, settings, revoked_later.license_id, "revoked", NOW + timedelta(days=2))
+    board_acts(stub, settings, reinstated.license_id, "suspended", NOW)
+    board_acts(stub, settings, reinstated.license_id, "active", NOW + timedelta(days=1))
     listed = stub.ListExpiring(
         pb.ListExpiringRequest(horizon_days=30, owner_id=clinician),
         metadata=auth_metadata(settings, "supervisor"),
@@ -994,19 +969,10 @@ def test_booking_flags_no_expiry_of_a_credential_not_in_force_when_it_expires(
         )
         privilege = record_counseling_privilege(stub, settings, clinician, valid_until=expires_at)
 
-        def board(lic: pb.License, status: str, effective_at: datetime) -> None:
-            stub.UpdateLicenseStatus(
-                pb.UpdateLicenseStatusRequest(
-                    license_id=lic.license_id, status=status, effective_at=to_timestamp(effective_at)
-                ),
-                metadata=admin,
-                timeout=CALL_TIMEOUT_S,
-            )
-
-        board(suspended, "suspended", NOW)
-        board(revoked_later, "revoked", NOW + timedelta(days=30))
-        board(reinstated, "suspended", NOW)
-        board(reinstated, "active", NOW + timedelta(days=10))
+        board_acts(stub, settings, suspended.license_id, "suspended", NOW)
+        board_acts(stub, settings, revoked_later.license_id, "revoked", NOW + timedelta(days=30))
+        board_acts(stub, settings, reinstated.license_id, "suspended", NOW)
+        board_acts(stub, settings, reinstated.license_id, "active", NOW + timedelta(days=10))
         stub.UpdateCompactCredentialStatus(
             pb.UpdateCompactCredentialStatusRequest(
                 credential_id=privilege.credential_id, status="revoked", effective_at=to_timestamp(NOW)
@@ -1081,7 +1047,6 @@ def test_an_interrupted_session_is_no_longer_named_or_flagged(stub, settings: Se
     check-in). A redelivered SessionInterrupted is applied once."""
     tail = TopicTail(settings, "iop.compliance.decisions.v1")
     producer = SchedulerEvents(settings)
-    admin = auth_metadata(settings, "supervisor", "supervisor-7")
     try:
         clinician = uid("clin")
         lic = record_license(stub, settings, clinician, "CA")
@@ -1121,15 +1086,7 @@ def test_an_interrupted_session_is_no_longer_named_or_flagged(stub, settings: Se
         stored = db["sessions"].find_one({"_id": dropped}) or {}
         assert stored["interruption_reason"] == "DISCONNECTED" and stored["applied_events"].count(sent.id) == 1
 
-        stub.UpdateLicenseStatus(
-            pb.UpdateLicenseStatusRequest(
-                license_id=lic.license_id,
-                status="suspended",
-                effective_at=to_timestamp(datetime.now(UTC) + timedelta(hours=1)),
-            ),
-            metadata=admin,
-            timeout=CALL_TIMEOUT_S,
-        )
+        board_acts(stub, settings, lic.license_id, "suspended", datetime.now(UTC) + timedelta(hours=1))
         flag = f"BOARD_ACTION_SUSPENDED:license:{lic.license_id}"
         assert session_flags(db, live) == [flag] and session_flags(db, booked) == [flag]
         assert session_flags(db, dropped) == [] and session_flags(db, unsafe) == []
