@@ -115,6 +115,25 @@ async def card_of(
     raise AssertionError(f"the check-in of {until_session} never reached the crisis service")
 
 
+def crisis_core(alerts: Any) -> CrisisCore:
+    """The crisis core over an in-process alert service (check-ins, signals), as the service builds it."""
+    return CrisisCore(
+        alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
+    )
+
+
+async def numbered_checkin(core: CrisisCore, client: str, n: int, backup_phone: str, t0: datetime) -> None:
+    """The client's check-in `n` (session `<client>-s<n>`, in city-<n>, CA), `n` minutes after `t0`."""
+    await core.record_checkin(
+        event_id=uid("ev"),
+        client_id=client,
+        session_id=f"{client}-s{n}",
+        location={"state": "CA", "county_fips": "06075", "city": f"city-{n}", "verified": True},
+        backup_phone=backup_phone,
+        at=t0 + timedelta(minutes=n),
+    )
+
+
 async def test_an_invalid_checkin_backup_phone_is_never_called(crisis, io, settings) -> None:
     producer, out = io
     client, session, clinician = uid("client"), uid("session"), uid("clin")
@@ -396,9 +415,7 @@ async def test_the_emergency_contact_rung_calls_only_contacts_consenting_now(set
         return clean
 
     async with alert_service(settings, tmp_path, "consent") as alerts:
-        core = CrisisCore(
-            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
-        )
+        core = crisis_core(alerts)
         withdrawn, added = uid("withdrawn"), uid("added")
         for client in (withdrawn, added):
             await core.save_plan(plan(client, ("Sam", "415 555 0199")), 0, "clin", now)
@@ -473,9 +490,7 @@ async def test_check_ins_applied_at_once_keep_the_latest_by_its_own_time(setting
     batch) all find the same current check-in and are appended in whatever order their inserts
     land: the current location (what an emergency dispatch uses) is still the latest by time."""
     async with alert_service(settings, tmp_path, "checkins") as alerts:
-        core = CrisisCore(
-            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
-        )
+        core = crisis_core(alerts)
         t0 = datetime.now(UTC)
 
         async def checkin(client: str, n: int, minutes: int) -> None:
@@ -508,9 +523,7 @@ async def test_a_redelivered_checkin_that_is_no_longer_current_is_recorded_once(
     """A redelivery changes nothing (the dedupe is by event id), also when the check-in is no longer
     the current one: neither one that was current before a later one came, nor one that came late."""
     async with alert_service(settings, tmp_path, "latecheckin") as alerts:
-        core = CrisisCore(
-            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
-        )
+        core = crisis_core(alerts)
         t0 = datetime.now(UTC)
 
         async def checkin(client: str, event_id: str, minutes: int) -> None:
@@ -674,9 +687,7 @@ async def test_a_positive_item_9_while_an_alert_is_active_is_noted_on_it(crisis,
 
 async def test_a_signal_is_noted_once_and_a_resolved_alert_is_not_noted_on(settings, tmp_path) -> None:
     async with alert_service(settings, tmp_path, "signal") as alerts:
-        core = CrisisCore(
-            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
-        )
+        core = crisis_core(alerts)
         client, now = uid("sig"), datetime.now(UTC)
 
         async def signal(trigger_id: str) -> str:
@@ -717,9 +728,7 @@ async def test_a_signal_after_contact_restarts_the_ladder_once_and_a_rung_in_fli
     async with alert_service(settings, tmp_path, "restart") as alerts:
         pager = RecordingPager()
         alerts.pager = pager
-        core = CrisisCore(
-            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
-        )
+        core = crisis_core(alerts)
         client = uid("rs")
 
         async def signal(trigger_id: str) -> str:
@@ -780,9 +789,7 @@ async def test_a_signal_whose_clock_was_read_before_the_contact_still_restarts_t
     restart is dated after the contact it answers, or the committed restart (its rung, tasks and
     AlertEscalated) would be folded as stopped by that contact, with no next rung due."""
     async with alert_service(settings, tmp_path, "restartrace") as alerts:
-        core = CrisisCore(
-            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
-        )
+        core = crisis_core(alerts)
         client = uid("rr")
         alert_id = await core.on_crisis_signal(trigger_id=uid("s"), client_id=client, value=2, now=datetime.now(UTC))
         handler_clock = datetime.now(UTC)
@@ -901,9 +908,7 @@ async def test_an_escalation_after_a_new_checkin_dispatches_to_where_the_client_
     the alert opened: a repeat drop's rung, a restart by a crisis signal (and the restarted
     ladder's timer rungs) send their tasks, on-call and the events there, and the rung says so."""
     async with alert_service(settings, tmp_path, "whereisnow") as alerts:
-        core = CrisisCore(
-            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
-        )
+        core = crisis_core(alerts)
         t0 = datetime.now(UTC) - timedelta(hours=3)
         drop_client, signal_client = uid("wd"), uid("ws")
 
@@ -1023,9 +1028,7 @@ async def test_a_reached_contact_dated_before_the_ladder_was_started_again_publi
     (`fold_alert`), so no AlertContactMade goes out and the attempt says it did not stop the ladder.
     A REACHED attempt after the restart stops it, with AlertContactMade, as always."""
     async with alert_service(settings, tmp_path, "histcontact") as alerts:
-        core = CrisisCore(
-            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
-        )
+        core = crisis_core(alerts)
         t0 = datetime.now(UTC) - timedelta(hours=1)
 
         # a crisis signal after contact restarted the ladder; a call made before the restart is logged
@@ -1080,9 +1083,7 @@ async def test_a_drop_whose_clock_was_read_before_the_contact_still_escalates_af
     contact it read, or its tasks and AlertEscalated would go out while the alert folds as stopped
     by that contact, with no next rung due."""
     async with alert_service(settings, tmp_path, "droprace") as alerts:
-        core = CrisisCore(
-            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
-        )
+        core = crisis_core(alerts)
         for earlier_drops in (0, 3):  # 3: the ladder has run out, the drop is a REPEAT
             client = uid("dr")
             alert_id = f"alert-{client}"
@@ -1122,9 +1123,7 @@ async def test_a_drop_racing_a_contact_agrees_with_the_fold(settings, tmp_path) 
     rung due); when it did not, its rung is dated before the contact, which stops the ladder. Either
     way the fold agrees with the dates of what was published."""
     async with alert_service(settings, tmp_path, "droprace2") as alerts:
-        core = CrisisCore(
-            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
-        )
+        core = crisis_core(alerts)
         read_by_drop: list[bool] = []
         records_of = alerts.store.records
 
@@ -1246,20 +1245,11 @@ async def test_a_checkin_without_a_number_keeps_the_clients_last_known_number(se
     check-in without one keeps the number the client gave before, so an alert (or a rung fired
     from the new check-in) still has a number to call; a new number replaces it."""
     async with alert_service(settings, tmp_path, "checkinphone") as alerts:
-        core = CrisisCore(
-            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
-        )
+        core = crisis_core(alerts)
         client, t0 = uid("cp"), datetime.now(UTC) - timedelta(minutes=10)
 
         async def checkin(n: int, backup_phone: str) -> None:
-            await core.record_checkin(
-                event_id=uid("ev"),
-                client_id=client,
-                session_id=f"{client}-s{n}",
-                location={"state": "CA", "county_fips": "06075", "city": f"city-{n}", "verified": True},
-                backup_phone=backup_phone,
-                at=t0 + timedelta(minutes=n),
-            )
+            await numbered_checkin(core, client, n, backup_phone, t0)
 
         await checkin(1, "+14155550101")
         await checkin(2, "")  # no number given at this session's check-in
@@ -1289,9 +1279,7 @@ async def test_a_drop_racing_a_signal_restart_still_moves_the_restarted_ladder(s
     restart. Whichever of the two is stored first, the drop's escalation is answered in the
     restarted round: its rung 1 fired for the drop, the next (emergency contact) due from it."""
     async with alert_service(settings, tmp_path, "droprestart") as alerts:
-        core = CrisisCore(
-            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
-        )
+        core = crisis_core(alerts)
         dispatch = alerts.dispatch
 
         async def race(first: str, earlier_drops: int) -> None:
@@ -1370,9 +1358,7 @@ async def test_a_repeat_stored_before_repeats_named_their_round_is_not_answered_
     restart overtook. The next event on the alert (here a redelivery of the signal that restarted
     it) answers nothing again: no second REPEAT, callback and on-call notification for that drop."""
     async with alert_service(settings, tmp_path, "legacyrepeat") as alerts:
-        core = CrisisCore(
-            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
-        )
+        core = crisis_core(alerts)
         client, restart_id, drop_id = uid("lr"), uid("s"), uid("drop")
         alert_id = await core.on_crisis_signal(trigger_id=uid("s"), client_id=client, value=2, now=datetime.now(UTC))
         await alerts.record_attempt(alert_id, {"attempt_id": "a1", **REACHED}, "clin")
@@ -1430,9 +1416,7 @@ async def test_two_lookers_answer_an_overtaken_drop_once_when_the_restarted_ladd
     for the drop in that round. Until 2026-12-07 the second REPEAT took the next free position of
     the action log, and the same task ids went out twice."""
     async with alert_service(settings, tmp_path, "twolookers") as alerts:
-        core = CrisisCore(
-            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
-        )
+        core = crisis_core(alerts)
         dispatch = alerts.dispatch
         client, drop_id = uid("tl"), uid("drop")
         alert_id = await core.on_crisis_signal(trigger_id=uid("s"), client_id=client, value=2, now=datetime.now(UTC))
@@ -1493,21 +1477,12 @@ async def test_check_ins_applied_at_once_keep_the_number_of_the_latest_that_has_
     of the check-in both had read (an older one), or none. A check-in without a number after them
     keeps it in turn."""
     async with alert_service(settings, tmp_path, "racephone") as alerts:
-        core = CrisisCore(
-            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
-        )
+        core = crisis_core(alerts)
         append_after = alerts.store.append_after
         t0 = datetime.now(UTC) - timedelta(minutes=30)
 
         async def checkin(client: str, n: int, backup_phone: str) -> None:
-            await core.record_checkin(
-                event_id=uid("ev"),
-                client_id=client,
-                session_id=f"{client}-s{n}",
-                location={"state": "CA", "county_fips": "06075", "city": f"city-{n}", "verified": True},
-                backup_phone=backup_phone,
-                at=t0 + timedelta(minutes=n),
-            )
+            await numbered_checkin(core, client, n, backup_phone, t0)
 
         async def race(first: str, before: str) -> None:
             client, arrived, both_read, first_done = uid("rp"), 0, asyncio.Event(), asyncio.Event()
@@ -1566,21 +1541,12 @@ async def test_an_escalation_takes_the_number_a_check_in_applied_at_once_gave_af
     2026-12-07 the escalation kept the number the alert opened with, the check-in being no later by
     time, while the crisis card and a new alert had the newer number."""
     async with alert_service(settings, tmp_path, "latenumber") as alerts:
-        core = CrisisCore(
-            alerts.store, alerts.relay, alerts, load_resources(CrisisSettings().resources_file), alerts.policies
-        )
+        core = crisis_core(alerts)
         append_after = alerts.store.append_after
         client, t0 = uid("ln"), datetime.now(UTC) - timedelta(minutes=30)
 
         async def checkin(n: int, backup_phone: str) -> None:
-            await core.record_checkin(
-                event_id=uid("ev"),
-                client_id=client,
-                session_id=f"{client}-s{n}",
-                location={"state": "CA", "county_fips": "06075", "city": f"city-{n}", "verified": True},
-                backup_phone=backup_phone,
-                at=t0 + timedelta(minutes=n),
-            )
+            await numbered_checkin(core, client, n, backup_phone, t0)
 
         await checkin(0, "+14155550100")  # the current check-in both read
         arrived, both_read, opened = 0, asyncio.Event(), asyncio.Event()
