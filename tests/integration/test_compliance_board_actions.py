@@ -185,15 +185,7 @@ async def test_a_board_action_and_its_event_are_one_insert_and_flag_the_sessions
         "cancelled": (NOW + timedelta(days=3), "cancelled"),
     }
     for name, (starts_at, status) in sessions.items():
-        await store.db["sessions"].insert_one(
-            {
-                "_id": f"{clinician}-{name}",
-                "clinician_id": clinician,
-                "starts_at": starts_at,
-                "ends_at": starts_at + timedelta(hours=3),
-                "status": status,
-            }
-        )
+        await scheduled_session(store, f"{clinician}-{name}", clinician, starts_at, status=status)
     board = BoardActions(store)
     suspension = board_action("suspended", NOW + timedelta(days=2))
     await asyncio.gather(*(board.record(LICENSES, lic["_id"], suspension, NOW) for _ in range(5)))
@@ -231,15 +223,7 @@ async def test_an_action_sent_again_after_another_at_its_instant_is_in_force_aga
     await store.insert(LICENSES, lic)
     session = f"{clinician}-s"
     starts_at = NOW + timedelta(days=2)
-    await store.db["sessions"].insert_one(
-        {
-            "_id": session,
-            "clinician_id": clinician,
-            "starts_at": starts_at,
-            "ends_at": starts_at + timedelta(hours=3),
-            "status": "scheduled",
-        }
-    )
+    await scheduled_session(store, session, clinician, starts_at)
     board = BoardActions(store)
     at = NOW - timedelta(hours=1)
 
