@@ -478,6 +478,50 @@ def test_zoom_wording_of_a_lost_connection_is_reported(service, stub, settings: 
     tap.close()
 
 
+def test_zoom_wording_of_the_host_closing_the_meeting_raises_nothing(service, stub, settings: Settings) -> None:
+    """Zoom's reasons for a leave that is no lost connection, in its webhook wording: the host
+    closing the meeting (every client in it leaves so), starting a new one, never joining, the free
+    minutes running out, a client leaving the waiting room. Matched against the reason itself, none
+    was a normal leave: each raised a ConnectionDropped (a crisis alert) and counted as a
+    disconnection. A network error (c-6) is still reported."""
+    clients = {
+        "c-1": "Host closed the meeting.",
+        "c-2": "Host started a new meeting.",
+        "c-3": "Host did not join.",
+        "c-4": "Exceeded free meeting minutes limit.",
+        "c-5": "Leave waiting room.",
+        "c-6": "Network connection error.",
+    }
+    session_id = open_session(settings, stub, list(clients))
+    tap = Tap(settings, "iop.engagement.attendance.v1")
+    now = datetime.now(UTC)
+    db = database(settings)
+    for client in clients:
+        joined = zoom_body("meeting.participant_joined", session_id, client, now - timedelta(minutes=4))
+        assert post_webhook(joined).status_code == 200
+    left = {}
+    for client, reason in clients.items():
+        zoom = f"left the meeting. Reason : {reason}"
+        reply = post_webhook(zoom_body("meeting.participant_left", session_id, client, now, leave_reason=zoom))
+        assert reply.status_code == 200, reply.text
+        left[client] = reply.json()["signal_id"]
+    everything = {"_id": session_id, "signal_ids": {"$all": list(left.values())}}
+    assert wait_until(lambda: db[ATTENDANCE_COLLECTION].find_one(everything), timeout_s=30), "not recorded"
+    assert tap.poll(lambda ce, p: isinstance(p, ev.ConnectionDropped) and ce.id == drop_event_id(left["c-6"]))
+    tap.records(2.0)  # the ledger's outbox publishes what the webhook did not
+    reported = tap._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)
+    assert sorted({p.client_id for _, p in reported}) == ["c-6"], reported
+    entries = {
+        e.client_id: e
+        for e in stub.GetSessionAttendance(
+            pb.GetSessionAttendanceRequest(session_id=session_id), metadata=auth_metadata(settings, "clinician")
+        ).entries
+    }
+    assert {c: e.disconnections for c, e in entries.items()} == {c: int(c == "c-6") for c in clients}, entries
+    tap.close()
+    db.client.close()
+
+
 def test_a_late_drop_right_after_a_rejoin_raises_nothing_on_the_webhook_fast_path(
     service, stub, settings: Settings
 ) -> None:

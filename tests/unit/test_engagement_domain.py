@@ -423,6 +423,48 @@ def test_zoom_wording_of_a_leave_reason_is_judged_by_the_reason_itself() -> None
     assert domain.is_drop(sig("c", "participant_left", 20, "Connection lost"), RULES)
 
 
+# Zoom's documented leave reasons (the dashboard's participant `leave_reason`, the part after
+# "Reason :" in a participant_left webhook): "$name left the meeting." is the client's own leave.
+ZOOM_REASONS_NO_LOST_CONNECTION = (
+    "Host ended the meeting.",
+    "Host closed the meeting.",
+    "Host started a new meeting.",
+    "Host did not join.",
+    "Exceeded free meeting minutes limit.",
+    "Removed by host.",
+    "Leave waiting room.",
+    "Removed by host from waiting room.",
+)
+ZOOM_REASONS_LOST_CONNECTION = (
+    "Network connection error.",
+    "c-1 got disconnected from the meeting.",
+    "Unknown reason.",
+)
+
+
+def test_every_zoom_reason_that_is_no_lost_connection_is_a_normal_leave() -> None:
+    """Matched against the whole text, Zoom's "left the meeting. Reason : <reason>" made every
+    reason a normal leave; matched against the reason itself, the host closing the meeting (or
+    starting a new one, or never joining, or the free minutes running out) and a client leaving the
+    waiting room were drops: a ConnectionDropped, and a crisis alert, for each client still in the
+    meeting. None is the client's own leave from the meeting: none ends a quality dip. A lost
+    connection, and a reason Zoom does not know, is still a drop."""
+    end = T0 + timedelta(minutes=60)
+    joined = sig("c", "participant_joined", 0)
+    for reason in ZOOM_REASONS_NO_LOST_CONNECTION:
+        for text in (reason, "left the meeting. Reason : " + reason):
+            left = sig("c", "participant_left", 30, text)
+            assert domain.is_normal_leave(left, RULES), text
+            assert not domain.ends_dip(left, RULES), text
+            assert not domain.drop_is_current(left, [joined, left], T0, end, ended=False, rules=RULES), text
+            a = domain.attendance_for("c", [joined, left], T0, end, None, RULES)
+            assert (a.disconnections, a.minutes) == (0, 30.0), text
+    for reason in ZOOM_REASONS_LOST_CONNECTION:
+        left = sig("c", "participant_left", 30, "left the meeting. Reason : " + reason)
+        assert domain.is_drop(left, RULES), reason
+        assert domain.drop_is_current(left, [joined, left], T0, end, ended=False, rules=RULES), reason
+
+
 def test_drop_classification_and_currency() -> None:
     drop = sig("c", "participant_left", 20, "Connection lost")
     assert domain.is_drop(drop, RULES)
