@@ -222,11 +222,14 @@ class LastSeen:
     """When the webhook last saw a participant connected (ConnectionStore), which may be newer than
     the ledger's signals: `connected` by any sign of a connection (a join, a quality reading above
     0, a leave of the client's own: they were there to leave), `joined` by a join, `left` by a leave
-    of the client's own (`ends_dip`; a host's action is not recorded: it proves no connection)."""
+    of the client's own (`ends_dip`), `removed` by another normal leave (a host's action: it proves
+    no connection and ends no dip, but the client is out of the meeting, and a reading of 0 after
+    it is no drop, as in the ledger)."""
 
     connected: datetime | None = None
     joined: datetime | None = None
     left: datetime | None = None
+    removed: datetime | None = None
 
     def signals(self, participant_id: str, rules: Rules) -> list[LedgerSignal]:
         """The same facts as ledger signals (ids no real signal has)."""
@@ -238,6 +241,9 @@ class LastSeen:
         if self.left is not None and rules.dip_ending_leave_reasons:
             own = rules.dip_ending_leave_reasons[0]
             signs.append(LedgerSignal("~seen-left", participant_id, LEFT, self.left, leave_reason=own))
+        host = next((r for r in rules.normal_leave_reasons if r not in rules.dip_ending_leave_reasons), None)
+        if self.removed is not None and host is not None:
+            signs.append(LedgerSignal("~seen-removed", participant_id, LEFT, self.removed, leave_reason=host))
         return signs
 
 

@@ -170,7 +170,9 @@ class AttendanceStore:
 class ConnectionStore:
     """When the webhook last saw each participant of a session connected (`at`: a join, a quality
     reading above 0 or a leave of the client's own; `joined_at`: a join; `left_at`: a leave of the
-    client's own, which ends a quality dip, not a host's removal or move; event time),
+    client's own, which ends a quality dip, not a host's removal or move; `removed_at`: a host's
+    removal or move, or the end of the meeting, which ends no dip but takes the client out of the
+    meeting; event time),
     written before it answers, so that a drop delivered after that answer is judged with it even
     while the ledger consumer has not applied the signal yet (the webhook's fast path reads the
     consumer's ledger). One document per session
@@ -187,12 +189,20 @@ class ConnectionStore:
         return f"{session_id}/{participant_id}"  # "/" is in neither opaque id
 
     async def mark(
-        self, session_id: str, participant_id: str, at: datetime, *, joined: bool = False, left: bool = False
+        self,
+        session_id: str,
+        participant_id: str,
+        at: datetime,
+        *,
+        joined: bool = False,
+        left: bool = False,
+        removed: bool = False,
     ) -> None:
         """The participant was connected at `at` (`joined`: by a join; `left`: they left the meeting
-        normally then); the latest time of each wins."""
+        normally then); `removed`: instead, the host's action took them out of the meeting at `at`
+        (no sign of a connection: only `removed_at`); the latest time of each wins."""
         key = self.key(session_id, participant_id)
-        latest = {"at": at}
+        latest = {"removed_at": at} if removed else {"at": at}
         if joined:
             latest["joined_at"] = at
         if left:
@@ -207,7 +217,10 @@ class ConnectionStore:
         if doc is None:
             return LastSeen()
         return LastSeen(
-            connected=aware(doc.get("at")), joined=aware(doc.get("joined_at")), left=aware(doc.get("left_at"))
+            connected=aware(doc.get("at")),
+            joined=aware(doc.get("joined_at")),
+            left=aware(doc.get("left_at")),
+            removed=aware(doc.get("removed_at")),
         )
 
 

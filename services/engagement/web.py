@@ -39,6 +39,7 @@ from services.engagement.domain import (
     ends_dip,
     is_connected_sign,
     is_drop,
+    is_normal_leave,
     signature_problem,
     webhook_event_id,
     zoom_url_validation,
@@ -172,8 +173,10 @@ def create_app(
         # A sign the participant is connected (a join, a quality reading above 0) or a leave of their
         # own (it ends a quality dip): recorded before the answer, so the fast path of a drop delivered
         # after it does not take the ledger consumer's older view (without this rejoin, or this leave)
-        # for the truth. A host's action (removal, a move between rooms) is not recorded: it proves
-        # nothing about the client's connection, and a dip before it is still to be reported.
+        # for the truth. A host's action (removal, a move between rooms, the end of the meeting) is
+        # recorded apart (`removed`): it proves nothing about the client's connection, and a dip
+        # before it is still to be reported, but a reading of 0 after it is no drop, as in the ledger.
+        removed = is_normal_leave(seen, rules) and not ends_dip(seen, rules)
         connected = (
             asyncio.create_task(
                 connections.mark(
@@ -182,9 +185,10 @@ def create_app(
                     seen.at,
                     joined=seen.kind == JOINED,
                     left=ends_dip(seen, rules),
+                    removed=removed,
                 )
             )
-            if is_connected_sign(seen, rules) or ends_dip(seen, rules)
+            if is_connected_sign(seen, rules) or ends_dip(seen, rules) or removed
             else None
         )
         try:

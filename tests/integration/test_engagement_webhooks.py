@@ -373,6 +373,65 @@ def test_a_dip_delivered_right_after_a_normal_leave_raises_nothing_on_the_webhoo
     db.client.close()
 
 
+def test_a_reading_of_0_after_the_host_ended_the_meeting_raises_nothing_on_the_webhook_fast_path(
+    service, stub, settings: Settings
+) -> None:
+    """The host ends the meeting (c-1) or moves a client to a breakout room (c-2), and a reading of 0
+    stamped after it is delivered right after it, before the ledger consumer has applied it. The
+    client is out of the meeting: the ledger takes the reading for no drop, and so must the fast
+    path. The webhook recorded only the client's own leave, and the fast path reported the reading
+    from the consumer's view without the host's action (a crisis alert for every client of a meeting
+    the host ended, at its end). A dip stamped before the host's action (c-3) is still reported."""
+    clients = {
+        "c-1": "left the meeting. Reason : Host ended the meeting.",
+        "c-2": "left the meeting. Reason : left the meeting to join breakout room",
+        "c-3": "left the meeting. Reason : Removed by host.",
+    }
+    session_id = open_session(settings, stub, list(clients), started_min_ago=15)
+    drops = Tap(settings, "iop.engagement.attendance.v1")
+    now = datetime.now(UTC)
+    db = database(settings)
+    joins = []
+    for client in clients:
+        joined = post_webhook(zoom_body("meeting.participant_joined", session_id, client, now - timedelta(minutes=10)))
+        assert joined.status_code == 200, joined.text
+        joins.append(joined.json()["signal_id"])
+    recorded = {"_id": session_id, "signal_ids": {"$all": joins}}
+    assert wait_until(lambda: db[ATTENDANCE_COLLECTION].find_one(recorded), timeout_s=30), "joins not recorded"
+    # the ledger consumer busy with this session (the clinician's quality readings), as under load
+    kp = producer(settings)
+    for n in range(150):
+        reading = ev.VideoSignal(
+            signal_id=f"busy-{session_id}-{n}",
+            session_id=session_id,
+            participant_id="clin-w",
+            kind="connection_quality",
+            value=4,
+            occurred_at=to_timestamp(now - timedelta(minutes=5)),
+        )
+        publish(kp, SIGNALS_TOPIC, session_id, reading)
+    kp.close()
+    dips = {}
+    for client, reason in clients.items():
+        at = now - timedelta(minutes=2)
+        left = zoom_body("meeting.participant_left", session_id, client, at, leave_reason=reason)
+        dip_min = -4 if client == "c-3" else -1
+        dip = zoom_body(
+            "meeting.participant_qos", session_id, client, now + timedelta(minutes=dip_min), connection_quality=0
+        )
+        for body in (left, dip):
+            reply = post_webhook(body)
+            assert reply.status_code == 200, reply.text
+        dips[client] = reply.json()["signal_id"]
+    everything = {"_id": session_id, "signal_ids": {"$all": list(dips.values())}}
+    assert wait_until(lambda: db[ATTENDANCE_COLLECTION].find_one(everything), timeout_s=30), "not recorded"
+    drops.records(1.0)
+    reported = drops._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)
+    assert {ce.id for ce, _ in reported} == {drop_event_id(dips["c-3"])}, reported
+    drops.close()
+    db.client.close()
+
+
 def test_a_dip_delivered_after_the_host_removed_or_moved_the_client_is_reported(
     service, stub, settings: Settings
 ) -> None:

@@ -301,6 +301,22 @@ def test_a_host_action_leave_splits_no_outage_late() -> None:
     assert domain.drop_is_current(dip, [joined, dip], T0, end, False, rules=RULES, seen=domain.LastSeen())
 
 
+def test_the_webhooks_record_of_a_host_action_is_judged_as_the_ledger_judges_the_action() -> None:
+    """What the webhook saw (`LastSeen.removed`: a host's action the ledger has not applied yet):
+    a reading of 0 stamped after it is no drop, as with the action in the ledger; a dip before it is
+    still current (it ends no dip), and a rejoin after it brings the client back."""
+    end = T0 + timedelta(minutes=60)
+    joined = sig("c", "participant_joined", 0)
+    removed = domain.LastSeen(removed=T0 + timedelta(minutes=20))
+    after, before = sig("c", "connection_quality", 25, value=0), sig("c", "connection_quality", 15, value=0)
+    for dip, current in ((after, False), (before, True)):
+        ledger = [joined, sig("c", "participant_left", 20, "left the meeting. Reason : Host ended the meeting."), dip]
+        assert domain.drop_is_current(dip, ledger, T0, end, False, rules=RULES) is current
+        assert domain.drop_is_current(dip, [joined, dip], T0, end, False, rules=RULES, seen=removed) is current
+    back = domain.LastSeen(joined=T0 + timedelta(minutes=22), removed=T0 + timedelta(minutes=20))
+    assert domain.drop_is_current(after, [joined, after], T0, end, False, rules=RULES, seen=back)
+
+
 def test_dip_ending_leave_reasons_are_loaded_and_checked() -> None:
     assert RULES.dip_ending_leave_reasons == ("left the meeting",)
     raw = yaml.safe_load(RULES_PATH.read_text())
