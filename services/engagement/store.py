@@ -45,6 +45,13 @@ INDEXES = [
     IndexSpec(
         CONNECTIONS_COLLECTION, [("at", 1)], name="at_ttl", options={"expireAfterSeconds": CONNECTIONS_RETENTION_S}
     ),
+    # a record only a host's action wrote (the client's join never came) has no `at`
+    IndexSpec(
+        CONNECTIONS_COLLECTION,
+        [("removed_at", 1)],
+        name="removed_at_ttl",
+        options={"expireAfterSeconds": CONNECTIONS_RETENTION_S},
+    ),
 ]
 
 
@@ -178,7 +185,8 @@ class ConnectionStore:
     consumer's ledger). One document per session
     and participant, apart from the ledger's: FerretDB 1.x loses one of two concurrent updates of a
     document, and the ledger document is written by the ledger consumer alone. A record expires
-    CONNECTIONS_RETENTION_S after its `at` (a TTL index; FerretDB 1.x has none and keeps it)."""
+    CONNECTIONS_RETENTION_S after its `at`, or its `removed_at` (TTL indexes; FerretDB 1.x has none
+    and keeps it)."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._connections = db[CONNECTIONS_COLLECTION]
