@@ -3,11 +3,13 @@ ledger, connection-dropped events, dead letters, outcomes (PHQ-9 / GAD-7, FHIR) 
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -684,6 +686,23 @@ def test_a_rejoin_delivered_after_the_next_drop_reports_that_drop(service, stub,
     drops.close()
 
 
+def delivered_and_recorded(db: Any, session_id: str, body: bytes) -> str:
+    """Post a webhook and wait until the ledger consumer has recorded its signal; its signal id."""
+    reply = post_webhook(body)
+    assert reply.status_code == 200, reply.text
+    signal_id: str = reply.json()["signal_id"]
+    recorded = {"_id": session_id, "signal_ids": signal_id}
+    assert wait_until(lambda: db[ATTENDANCE_COLLECTION].find_one(recorded), timeout_s=30), "not recorded"
+    return signal_id
+
+
+def reported_drop_ids(drops: Tap, session_id: str) -> list[str]:
+    """The event ids of the ConnectionDropped reported for the session so far, in order."""
+    drops.records(0.5)
+    found = drops._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)
+    return [ce.id for ce, _ in found]
+
+
 def test_a_normal_leave_delivered_after_the_next_drop_reports_that_drop(service, stub, settings: Settings) -> None:
     """Dip to 0, leave normally, rejoin, lose the connection, with the leave and the rejoin delivered
     last (the platform's retries of them, say), the ledger having applied the others: the lost
@@ -697,18 +716,8 @@ def test_a_normal_leave_delivered_after_the_next_drop_reports_that_drop(service,
     now = datetime.now(UTC)
     db = database(settings)
 
-    def delivered(body: bytes) -> str:
-        reply = post_webhook(body)
-        assert reply.status_code == 200, reply.text
-        signal_id: str = reply.json()["signal_id"]
-        recorded = {"_id": session_id, "signal_ids": signal_id}
-        assert wait_until(lambda: db[ATTENDANCE_COLLECTION].find_one(recorded), timeout_s=30), "not recorded"
-        return signal_id
-
-    def dropped() -> list[str]:
-        drops.records(0.5)
-        found = drops._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)
-        return [ce.id for ce, _ in found]
+    delivered = functools.partial(delivered_and_recorded, db, session_id)
+    dropped = functools.partial(reported_drop_ids, drops, session_id)
 
     def at(minutes: int) -> datetime:
         return now - timedelta(minutes=minutes)
@@ -740,18 +749,8 @@ def test_a_lost_connection_delivered_after_a_reading_of_0_stamped_after_it_is_re
     now = datetime.now(UTC)
     db = database(settings)
 
-    def delivered(body: bytes) -> str:
-        reply = post_webhook(body)
-        assert reply.status_code == 200, reply.text
-        signal_id: str = reply.json()["signal_id"]
-        recorded = {"_id": session_id, "signal_ids": signal_id}
-        assert wait_until(lambda: db[ATTENDANCE_COLLECTION].find_one(recorded), timeout_s=30), "not recorded"
-        return signal_id
-
-    def dropped() -> list[str]:
-        drops.records(0.5)
-        found = drops._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)
-        return [ce.id for ce, _ in found]
+    delivered = functools.partial(delivered_and_recorded, db, session_id)
+    dropped = functools.partial(reported_drop_ids, drops, session_id)
 
     def at(minutes: int) -> datetime:
         return now - timedelta(minutes=minutes)
