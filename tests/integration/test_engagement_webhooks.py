@@ -78,6 +78,24 @@ def open_session(settings: Settings, stub, clients: list[str], started_min_ago: 
     return session_id
 
 
+def keep_the_ledger_busy(settings: Settings, session_id: str, at: datetime) -> None:
+    """150 quality readings of the session's clinician stamped `at`, ahead of what the test sends:
+    the ledger consumer applies the webhooks' signals seconds after their answers, as under load or
+    after a rebalance."""
+    kp = producer(settings)
+    for n in range(150):
+        reading = ev.VideoSignal(
+            signal_id=f"busy-{session_id}-{n}",
+            session_id=session_id,
+            participant_id="clin-w",
+            kind="connection_quality",
+            value=4,
+            occurred_at=to_timestamp(at),
+        )
+        publish(kp, SIGNALS_TOPIC, session_id, reading)
+    kp.close()
+
+
 def test_unsigned_bad_stale_and_malformed_webhooks_are_rejected_and_nothing_is_published(
     service, stub, settings: Settings
 ) -> None:
@@ -347,18 +365,7 @@ def test_a_dip_delivered_right_after_a_normal_leave_raises_nothing_on_the_webhoo
     recorded = {"_id": session_id, "signal_ids": joined.json()["signal_id"]}
     assert wait_until(lambda: db[ATTENDANCE_COLLECTION].find_one(recorded), timeout_s=30), "the join was not recorded"
     # the ledger consumer busy with this session (the clinician's quality readings), as under load
-    kp = producer(settings)
-    for n in range(150):
-        reading = ev.VideoSignal(
-            signal_id=f"busy-{session_id}-{n}",
-            session_id=session_id,
-            participant_id="clin-w",
-            kind="connection_quality",
-            value=4,
-            occurred_at=to_timestamp(now - timedelta(minutes=5)),
-        )
-        publish(kp, SIGNALS_TOPIC, session_id, reading)
-    kp.close()
+    keep_the_ledger_busy(settings, session_id, now - timedelta(minutes=5))
     left = zoom_body(
         "meeting.participant_left", session_id, "c-1", now - timedelta(minutes=1), leave_reason="left the meeting"
     )
@@ -401,18 +408,7 @@ def test_a_reading_of_0_after_the_host_ended_the_meeting_raises_nothing_on_the_w
     recorded = {"_id": session_id, "signal_ids": {"$all": joins}}
     assert wait_until(lambda: db[ATTENDANCE_COLLECTION].find_one(recorded), timeout_s=30), "joins not recorded"
     # the ledger consumer busy with this session (the clinician's quality readings), as under load
-    kp = producer(settings)
-    for n in range(150):
-        reading = ev.VideoSignal(
-            signal_id=f"busy-{session_id}-{n}",
-            session_id=session_id,
-            participant_id="clin-w",
-            kind="connection_quality",
-            value=4,
-            occurred_at=to_timestamp(now - timedelta(minutes=5)),
-        )
-        publish(kp, SIGNALS_TOPIC, session_id, reading)
-    kp.close()
+    keep_the_ledger_busy(settings, session_id, now - timedelta(minutes=5))
     dips = {}
     for client, reason in clients.items():
         at = now - timedelta(minutes=2)
@@ -606,18 +602,7 @@ def test_a_late_drop_right_after_a_rejoin_raises_nothing_on_the_webhook_fast_pat
     db.client.close()
     # The ledger consumer busy with this session (a burst of the clinician's quality readings), as
     # under load or after a rebalance: it applies the webhooks' signals seconds after their answers.
-    kp = producer(settings)
-    for n in range(150):
-        reading = ev.VideoSignal(
-            signal_id=f"busy-{session_id}-{n}",
-            session_id=session_id,
-            participant_id="clin-w",
-            kind="connection_quality",
-            value=4,
-            occurred_at=to_timestamp(now - timedelta(minutes=3)),
-        )
-        publish(kp, SIGNALS_TOPIC, session_id, reading)
-    kp.close()
+    keep_the_ledger_busy(settings, session_id, now - timedelta(minutes=3))
 
     def late_qos(client: str) -> bytes:
         return zoom_body(
