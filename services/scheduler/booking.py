@@ -151,6 +151,14 @@ def alone_bound(clients: Sequence[Document], reason: str) -> list[str]:
     return [c["_id"] for c in clients if everyone or c.get("privacy_sensitive")]
 
 
+@dataclass(frozen=True)
+class Proposal:
+    """Slots proposed after an interruption, and the clients whose alone-windows they lie in."""
+
+    slots: list[Document]
+    alone_for: list[str]
+
+
 def derived_id(kind: str, request_id: str) -> str:
     """The id of what a request creates: a retry with the same request_id finds it by _id."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:iop:scheduler:{kind}:{request_id}"))
@@ -1100,14 +1108,12 @@ class Scheduler:
             raise FailedPrecondition("SESSION_NOT_RUNNING", f"the session is {session['status']}")
         now = datetime.now(UTC)
         clients = [client_id] if client_id else list(session["client_ids"])
-        slots = await self.propose(session, clients, reason)
+        proposal = await self.proposal(session, clients, reason)
+        slots = proposal.slots
         # A group's slots lie in the alone-windows of the clients who must be alone (after one
         # client's report, that client's): a client is shown them (reply and RescheduleProposed)
         # only when no other client's alone-windows bound them; the care team sees them all.
-        bound: list[str] = []
-        if session["kind"] == d.GROUP and slots:
-            profiles = await self.store.get_many(CLIENTS, clients)
-            bound = alone_bound([profiles[c] for c in clients if c in profiles], reason)
+        bound = proposal.alone_for if session["kind"] == d.GROUP else []
         shown_to = [c for c in clients if set(bound) <= {c}]
         proposed = {"proposed_slots": slots, "proposed_for": clients, "proposed_alone_for": bound}
         after = {**session, "status": d.INTERRUPTED, "interrupted_at": now, **proposed}
@@ -1381,17 +1387,23 @@ class Scheduler:
         return out
 
     async def propose(self, session: Document, client_ids: Sequence[str], reason: str) -> list[Document]:
-        """Next slots for the same clinician, clients and length that satisfy every rule.
+        """Next slots for the same clinician, clients and length that satisfy every rule (proposal)."""
+        return (await self.proposal(session, client_ids, reason)).slots
+
+    async def proposal(self, session: Document, client_ids: Sequence[str], reason: str) -> Proposal:
+        """Next slots for the same clinician, clients and length that satisfy every rule, and the
+        clients whose alone-windows they lie in (alone_bound), from one read of the profiles.
 
         After compromised privacy (or for a privacy-sensitive client) only alone-windows qualify;
         after a disconnection alone-windows are required when the client has any.
         """
         clients = await self.store.get_many(CLIENTS, client_ids)
         require_alone = alone_required_of_all(clients.values(), reason)
+        alone_for = alone_bound([clients[c] for c in client_ids if c in clients], reason)
         now = datetime.now(UTC)
         duration = _utc(session["ends_at"]) - _utc(session["starts_at"])
         try:
-            return await self.search_slots(
+            slots = await self.search_slots(
                 session["program_id"],
                 session["clinician_id"],
                 [c for c in client_ids if c in clients],
@@ -1406,4 +1418,5 @@ class Scheduler:
             )
         except NotFound:
             log.warning("no proposals: a participant of the session has no profile")
-            return []
+            return Proposal([], [])
+        return Proposal(slots, alone_for if slots else [])
