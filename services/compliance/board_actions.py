@@ -154,13 +154,6 @@ def due_flags(item: License | CompactCredential, item_type: str, item_id: str, s
     return sorted({session_flag(item_type, item_id, s) for s in statuses_during(item, start, until) if s != ACTIVE})
 
 
-def stale_flags(item: License | CompactCredential, item_type: str, item_id: str, session: Document) -> list[str]:
-    """The board-action flags of `item` on `session` that it must not carry (not in due_flags): a
-    later action (a reinstatement) superseded the one that set them."""
-    due = due_flags(item, item_type, item_id, session)
-    return [flag for flag in item_flags_on(session, item_type, item_id) if flag not in due]
-
-
 class BoardActions:
     def __init__(self, store: ComplianceStore) -> None:
         self._store = store
@@ -267,24 +260,25 @@ class BoardActions:
         item = PARSE[collection](record)
         sessions = await self._store.booked_sessions_ending_after(record["owner_id"], now)
         missing: dict[str, list[str]] = {}
+        stale_by_session: list[tuple[Document, list[str]]] = []
         for session in sessions:
             carried = item_flags_on(session, item_type, record_id)
-            for flag in due_flags(item, item_type, record_id, session):
+            due = due_flags(item, item_type, record_id, session)
+            for flag in due:
                 if flag not in carried:
                     missing.setdefault(flag, []).append(session["_id"])
+            stale = [flag for flag in carried if flag not in due]
+            if stale:
+                stale_by_session.append((session, stale))
         for flag, session_ids in missing.items():
             await self._store.flag_sessions(session_ids, flag)
-        taken_off: list[tuple[Document, list[str]]] = []
-        for session in sessions:
-            stale = stale_flags(item, item_type, record_id, session)
-            if stale:
-                await self._store.unflag_session(session["_id"], stale)
-                taken_off.append((session, stale))
-        stored = await self._store.get(collection, record_id) if taken_off else None
+        for session, stale in stale_by_session:
+            await self._store.unflag_session(session["_id"], stale)
+        stored = await self._store.get(collection, record_id) if stale_by_session else None
         if stored is None:
             return
         again = PARSE[collection](with_status_changes(stored, await self._store.record_actions(collection, stored)))
-        for session, stale in taken_off:
+        for session, stale in stale_by_session:
             due = due_flags(again, item_type, record_id, session)
             for flag in stale:
                 if flag in due:
