@@ -303,9 +303,16 @@ class Scheduler:
             if f not in known:
                 raise NotFound("clinician", f)
         facilitators = [known[f] for f in extra]
-        self._check_availability(people, req.starts_at, req.ends_at, require_alone)
-        for facilitator in facilitators:
-            self._check_clinician_window(facilitator, req.starts_at, req.ends_at)
+        try:
+            self._check_availability(people, req.starts_at, req.ends_at, require_alone)
+            for facilitator in facilitators:
+                self._check_clinician_window(facilitator, req.starts_at, req.ends_at)
+        except FailedPrecondition:
+            # a retry of a request that was booked before the availability changed: that booking
+            existing = await self.store.get(SESSIONS_COLLECTION, session_id)
+            if existing is not None:
+                return await self._retried(existing, req, people.clients)
+            raise
         treating = {f for f, role in req.facilitators if role in TREATING_ROLES}
         # Compliance is asked while the slots are reserved (its answer decides before anything is
         # stored): a refusal gives the reservation back, as any other refusal does.

@@ -248,6 +248,26 @@ def test_a_reschedule_retried_after_its_booking_was_made_completes_that_booking(
     assert old.status == "rescheduled" and old.rescheduled_to == moved.session_id
 
 
+def test_a_booking_retried_after_availability_changed_returns_that_booking(api: Api) -> None:
+    """A retry answers what its first attempt did. The clinician's and the client's availability
+    changed after the booking (both are free only in the evening now): the retry still gets the
+    booked session, not a refusal that would tell the caller no session was booked."""
+    program = api.program()
+    clinician, client = api.clinician(), api.client()
+    start = local_day_at(days_ahead=5, hour=10)
+    request_id = uid("book")
+    booked = api.book(program.program_id, clinician, [client], start, request_id=request_id)
+    evening = [pb.WeeklyWindow(weekday=day, start="20:00", end="22:00") for day in range(7)]
+    api.clinician(clinician, windows=evening)
+    api.client(client, windows=evening, consent=False)
+    again = api.book(program.program_id, clinician, [client], start, request_id=request_id)
+    assert again.session_id == booked.session_id and again.status == "booked"
+    # a new request for that time is refused: the availability did change
+    with pytest.raises(grpc.RpcError) as refused:
+        api.book(program.program_id, clinician, [client], start)
+    assert reason_of(refused.value) == "CLINICIAN_UNAVAILABLE"
+
+
 def test_a_session_across_local_midnight_counts_toward_both_days(api: Api, db) -> None:
     program = api.program()
     clinician = api.clinician(min_gap_minutes=30)  # available every day 00:00-24:00
