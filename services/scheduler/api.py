@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -477,9 +478,9 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
             d.validate_horizon(to, datetime.now(UTC), "to", v)
         v.raise_if_any()
         assert frm is not None and to is not None
+        clients = list(dict.fromkeys(request.client_ids))
         if principal.has_any(_STAFF):  # a clinician: clients they treat only (a client: checked above)
-            for client_id in request.client_ids:
-                await self._treats(client_id)
+            await asyncio.gather(*(self._treats(client_id) for client_id in clients))
         slots = await self._s.search_slots(
             request.program_id,
             request.clinician_id,
@@ -491,8 +492,8 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
             request.require_alone_window,
             request.limit or 10,
         )
-        for client_id in dict.fromkeys(request.client_ids):  # their free times and alone-windows
-            await self._audit("SearchSlots", "client", client_id)
+        # their free times and alone-windows
+        await asyncio.gather(*(self._audit("SearchSlots", "client", client_id) for client_id in clients))
         return scheduler_pb2.SearchSlotsResponse(slots=[_slot(s) for s in slots])
 
     async def ScheduleSession(
