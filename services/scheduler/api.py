@@ -17,9 +17,9 @@ from services.plumbing.errors import FieldViolations, NotFound, PermissionDenied
 from services.plumbing.protos import request_time, to_timestamp
 from services.plumbing.storage import Document
 from services.scheduler import domain as d
-from services.scheduler.booking import Scheduler, tech_check_task_id
+from services.scheduler.booking import Scheduler
 from services.scheduler.programs import Programs, TrackSpec
-from services.scheduler.store import CLIENTS, CLINICIANS
+from services.scheduler.store import CLIENTS, CLINICIANS, tech_check_task_id
 
 SERVICE = "iop.scheduler.v1.SchedulerService"
 _BOOKERS = frozenset({"platform", "clinician", "supervisor"})
@@ -662,7 +662,8 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
         ).to_list()
         by_id = {x["_id"]: x for x in [*direct, *extra]}
         sessions = await self._s.with_facts(sorted(by_id.values(), key=lambda x: x["starts_at"]))
-        tasks = await self._s.store.tech_checks_of(request.owner_id)
+        # the tech checks of the sessions shown (the range bounds the view, as it does the sessions)
+        tasks = await self._s.store.tech_checks_for(request.owner_id, [s["_id"] for s in sessions])
         await self._audit("GetClientSchedule", "client", request.owner_id)
         principal = current_principal()
         return scheduler_pb2.ClientSchedule(

@@ -48,6 +48,7 @@ from services.scheduler.store import (
     SchedulerStore,
     seat_key,
     seat_number,
+    tech_check_task_id,
 )
 from services.scheduler.topics import FHIR, SESSIONS
 
@@ -120,10 +121,6 @@ def treating_facilitators(session: Document) -> list[tuple[str, str]]:
 
 def home_states(clients: Iterable[Document]) -> list[str]:
     return [str(c.get("home_state", "")) for c in clients]
-
-
-def tech_check_task_id(session_id: str, client_id: str) -> str:
-    return f"tc-{session_id}-{client_id}"
 
 
 def _tech_check_task(session_id: str, client: Document, start: datetime) -> Document:

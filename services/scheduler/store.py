@@ -95,6 +95,11 @@ def seat_number(key: str) -> int:
     return int(key.rsplit("#", 1)[1])
 
 
+def tech_check_task_id(session_id: str, client_id: str) -> str:
+    """A client's tech-check task before a session."""
+    return f"tc-{session_id}-{client_id}"
+
+
 LEDGER_CACHE_SIZE = 20000
 TREATS_PAGE = 100  # sessions read per page by `treats`
 HEAD_EVERY = 8
@@ -415,7 +420,16 @@ class SchedulerStore:
             await self.tech_checks.delete_many({"_id": {"$in": list(task_ids)}})
 
     async def tech_checks_of(self, client_id: str) -> list[Document]:
-        return await self.tech_checks.find({"client_id": client_id}).sort("due_by", 1).limit(100).to_list()
+        """Every tech-check task of a client, by due time (ListTechChecks: a task for each session
+        that needed a check). Until 2026-12-07 the first 100 were read: a client with more was
+        never shown their latest, the ones still to do."""
+        return await self.tech_checks.find({"client_id": client_id}).sort("due_by", 1).to_list()
+
+    async def tech_checks_for(self, client_id: str, session_ids: Sequence[str]) -> list[Document]:
+        """A client's tech-check tasks of these sessions, by due time: read by _id (a task's id
+        derives from its session and client), so as many as the sessions bound them."""
+        ids = [tech_check_task_id(s, client_id) for s in session_ids]
+        return sorted((await self.get_many(TECH_CHECKS, ids)).values(), key=lambda t: _aware(t["due_by"]))
 
     async def complete_tech_check(self, task_id: str, status: str) -> Document | None:
         return await self.tech_checks.find_one_and_update(
@@ -433,10 +447,14 @@ class SchedulerStore:
     async def care_of(
         self, clinician_id: str, frm: datetime | None = None, to: datetime | None = None
     ) -> list[Document]:
+        """A clinician's care sessions in [frm, to) (a schedule view: the range bounds them), or all
+        of them (the care summary), by start. Until 2026-12-07 the first 500 were read: a summary
+        past them counted no later attendance and no upcoming session, and could call a clinician
+        who attends supervision overdue."""
         query: Document = {"clinician_ids": clinician_id}
         if frm is not None and to is not None:
             query["starts_at"] = {"$gte": frm, "$lt": to}
-        return await self.care.find(query, NO_OUTBOX).sort("starts_at", 1).limit(500).to_list()
+        return await self.care.find(query, NO_OUTBOX).sort("starts_at", 1).to_list()
 
     async def update_care(
         self, care_id: str, condition: Document, update: dict[str, Any], events: list[OutgoingEvent]

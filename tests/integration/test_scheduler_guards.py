@@ -1065,3 +1065,67 @@ def test_a_schedule_view_holds_every_session_of_its_range(api: Api, db) -> None:
     assert sum(day.sessions for day in seen.days) == per_day * days
     view.owner_id = a
     assert len(api.call("GetClientSchedule", view, role="client", subject=a).sessions) == per_day * days
+
+
+def test_a_clients_tech_checks_past_the_first_hundred_are_read(api: Api, db) -> None:  # type: ignore[no-untyped-def]
+    # ListTechChecks read the first 100 of a client's tasks by due time, and GetClientSchedule showed
+    # those whatever its range: with 120 done long ago, the one due before the client's next session
+    # was in neither
+    program, clinician, a = api.program(), api.clinician(), api.client()
+    long_ago = datetime.now(UTC) - timedelta(days=400)
+    done = [
+        {
+            "_id": uid("tc-old"),
+            "client_id": a,
+            "session_id": uid("old"),
+            "due_by": long_ago + timedelta(days=i),
+            "status": "passed",
+            "trigger": "AFTER_FAILED_SESSION",
+            "created_at": long_ago,
+        }
+        for i in range(120)
+    ]
+    db.tech_checks.insert_many(done)
+    start = local_day_at(days_ahead=3, hour=9)
+    (due,) = api.book(program.program_id, clinician, [a], start).tech_check_task_ids
+    listed = api.call("ListTechChecks", pb.ListTechChecksRequest(client_id=a), role="client", subject=a).tasks
+    assert [t.task_id for t in listed] == [t["_id"] for t in done] + [due]
+    frm = start - timedelta(days=1)
+    view = pb.ScheduleViewRequest(owner_id=a, to=to_timestamp(start + timedelta(days=1)), **{"from": to_timestamp(frm)})
+    seen = api.call("GetClientSchedule", view, role="client", subject=a)
+    assert [t.task_id for t in seen.tech_checks] == [due]  # the view's range bounds its tech checks
+
+
+def test_a_clinicians_care_past_the_first_five_hundred_sessions_counts(api: Api, db) -> None:  # type: ignore[no-untyped-def]
+    # the care summary and the schedule view read the first 500 of a clinician's care sessions: with
+    # 520 attended, the summary counted 500, saw no later attendance (overdue) and no upcoming session
+    clinician, colleague = api.clinician(), api.clinician()
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    first = now - timedelta(days=60)
+    starts = [first + timedelta(hours=2 * i) for i in range(500)]  # the last 18 days ago
+    starts += [now - timedelta(days=7, hours=-2 * i) for i in range(20)]  # the last 5 days ago
+    db.care_sessions.insert_many(
+        [
+            {
+                "_id": uid("care-old"),
+                "request_id": uid("care-old-req"),
+                "series_id": "series-past",
+                "kind": pb.CARE_KIND_PEER_SUPERVISION,
+                "clinician_ids": [clinician, colleague],
+                "facilitator_id": colleague,
+                "starts_at": at,
+                "ends_at": at + timedelta(minutes=60),
+                "attended": [clinician],
+                "missed": [],
+            }
+            for at in starts
+        ]
+    )
+    upcoming = local_day_at(days_ahead=5, hour=8)
+    care_series(api, uid("care"), [clinician, colleague], upcoming)
+    summary = api.call("GetCareSummary", pb.GetCareSummaryRequest(clinician_id=clinician), role="supervisor")
+    assert summary.attended == 520 and summary.last_attended_at.ToDatetime(tzinfo=UTC) == starts[-1]
+    assert summary.next_at.ToDatetime(tzinfo=UTC) == upcoming and not summary.overdue
+    view = pb.ScheduleViewRequest(owner_id=clinician, to=to_timestamp(now), **{"from": to_timestamp(first)})
+    seen = api.call("GetClinicianSchedule", view, role="clinician", subject=clinician)
+    assert [c.starts_at.ToDatetime(tzinfo=UTC) for c in seen.care_sessions] == starts
