@@ -1112,6 +1112,8 @@ class Scheduler:
             raise FailedPrecondition("SESSION_NOT_RUNNING", f"the session is {session['status']}")
         now = datetime.now(UTC)
         clients = [client_id] if client_id else list(session["client_ids"])
+        # the clients it failed: every one interrupted, but for compromised privacy only those whose it was
+        failed = self._compromised(session, client_id) if reason == "PRIVACY_COMPROMISED" else clients
         proposal = await self.proposal(session, clients, reason)
         slots = proposal.slots
         # A group's slots lie in the alone-windows of the clients who must be alone (after one
@@ -1130,7 +1132,8 @@ class Scheduler:
         }
         if reason == "PRIVACY_COMPROMISED":
             update["$set"]["privacy_flagged"] = True
-            update["$set"]["privacy_flagged_clients"] = clients
+            if failed:
+                update["$addToSet"] = {"privacy_flagged_clients": {"$each": failed}}
         elif reason == "DISCONNECTED":
             update["$set"]["dropped_clients"] = clients
         updated = await self.store.update_session(
@@ -1138,8 +1141,23 @@ class Scheduler:
         )
         if updated is None:
             return await self.session(session_id)
-        await self._after_failure(clients, reason)
+        await self._after_failure(failed, reason)
         return (await self.with_facts([updated]))[0]
+
+    @staticmethod
+    def _compromised(session: Document, client_id: str) -> list[str]:
+        """Whose privacy an interruption for compromised privacy is for: the client named (their
+        report), an individual session's client, or, for a group stopped as a whole (InterruptSession
+        names no client), the clients who reported it for this session: a compromised check-in, or
+        compliance's PrivacyCompromised (RecordPrivacyAttestation), including one that comes after.
+        Their profiles become privacy-sensitive (alone-only); the group's other clients' do not. Until
+        2026-12-07 every client of the group was marked, and could be booked only when alone from then on."""
+        if client_id:
+            return [client_id]
+        if session["kind"] != d.GROUP:
+            return list(session["client_ids"])
+        checked_in = [c["client_id"] for c in session["check_ins"] if c["privacy_attestation"] == "compromised"]
+        return list(dict.fromkeys([*session.get("privacy_flagged_clients", []), *checked_in]))
 
     async def _after_failure(self, client_ids: Sequence[str], reason: str) -> None:
         for c in client_ids:

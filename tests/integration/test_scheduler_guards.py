@@ -1129,3 +1129,26 @@ def test_a_clinicians_care_past_the_first_five_hundred_sessions_counts(api: Api,
     view = pb.ScheduleViewRequest(owner_id=clinician, to=to_timestamp(now), **{"from": to_timestamp(first)})
     seen = api.call("GetClinicianSchedule", view, role="clinician", subject=clinician)
     assert [c.starts_at.ToDatetime(tzinfo=UTC) for c in seen.care_sessions] == starts
+
+
+def test_a_group_stopped_for_compromised_privacy_marks_only_the_clients_who_reported_it(api: Api, db) -> None:  # type: ignore[no-untyped-def]
+    # InterruptSession names no client: stopping a whole group for compromised privacy made every
+    # client of it privacy-sensitive, so a client whose home was never in question could be booked
+    # only when alone from then on (CLIENT_NOT_ALONE at any other time)
+    program, lead, other_lead = api.program(), api.clinician(), api.clinician()
+    a, b = api.client(), api.client(alone_windows=_alone_at(4))  # b reports an unsafe place at check-in
+    c, e = api.client(), api.client(alone_windows=_alone_at(4))  # nobody reports
+    soon = next_slot(timedelta(minutes=20))
+    reported = api.book(program.program_id, lead, [a, b], soon, kind=ev.SESSION_KIND_GROUP, capacity=3)
+    unreported = api.book(program.program_id, other_lead, [c, e], soon, kind=ev.SESSION_KIND_GROUP, capacity=3)
+    api.call("CheckIn", _compromised(reported.session_id, b), role="client", subject=b)
+    for group, by in ((reported, lead), (unreported, other_lead)):
+        stop = pb.InterruptSessionRequest(session_id=group.session_id, reason="PRIVACY_COMPROMISED")
+        assert api.call("InterruptSession", stop, role="clinician", subject=by).privacy_flagged
+    marked = {x["_id"] for x in db.clients.find({"_id": {"$in": [a, b, c, e]}, "privacy_sensitive": True})}
+    assert marked == {b}
+    read = pb.GetSessionRequest(session_id=reported.session_id)
+    assert not api.call("GetSession", read, role="client", subject=a).privacy_flagged  # flagged for b only
+    assert api.call("GetSession", read, role="client", subject=b).privacy_flagged
+    for client in (a, c, e):  # booked as before, when not alone
+        api.book(program.program_id, api.clinician(), [client], local_day_at(days_ahead=4, hour=10))
