@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -135,17 +135,16 @@ def _tech_check_task(session_id: str, client: Document, start: datetime) -> Docu
     }
 
 
-def alone_required_of_all(clients: Iterable[Document], reason: str) -> bool:
-    """Whether slots proposed to these clients must lie in every one's alone-windows (propose):
-    after compromised privacy, or when any of them has alone-windows."""
-    return reason == "PRIVACY_COMPROMISED" or any(c.get("alone_windows") for c in clients)
-
-
-def alone_bound(clients: Sequence[Document], reason: str) -> list[str]:
-    """The clients whose alone-windows the slots proposed to `clients` lie in: every one when
-    alone-windows are required of all, else the privacy-sensitive ones (alone-only since a report)."""
-    everyone = alone_required_of_all(clients, reason)
-    return [c["_id"] for c in clients if everyone or c.get("privacy_sensitive")]
+def alone_bound(clients: Iterable[Document], must_be_alone: Collection[str]) -> list[str]:
+    """The clients whose alone-windows the slots proposed to `clients` lie in: those who must be
+    alone (whose privacy was compromised, or every client of a move that requires it) and the
+    privacy-sensitive (alone-only since a report), alone-windows or not, and each other client who
+    has alone-windows. A client without alone-windows who need not be alone does not bound them:
+    until 2026-12-07 every client's did after compromised privacy or when any client had some, so
+    such a client left a group with no proposals."""
+    return [
+        c["_id"] for c in clients if c["_id"] in must_be_alone or c.get("privacy_sensitive") or c.get("alone_windows")
+    ]
 
 
 @dataclass(frozen=True)
@@ -1113,8 +1112,9 @@ class Scheduler:
         now = datetime.now(UTC)
         clients = [client_id] if client_id else list(session["client_ids"])
         # the clients it failed: every one interrupted, but for compromised privacy only those whose it was
-        failed = self._compromised(session, client_id) if reason == "PRIVACY_COMPROMISED" else clients
-        proposal = await self.proposal(session, clients, reason)
+        compromised = self._compromised(session, client_id) if reason == "PRIVACY_COMPROMISED" else []
+        failed = compromised if reason == "PRIVACY_COMPROMISED" else clients
+        proposal = await self.proposal(session, clients, compromised)
         slots = proposal.slots
         # A group's slots lie in the alone-windows of the clients who must be alone (after one
         # client's report, that client's): a client is shown them (reply and RescheduleProposed)
@@ -1181,7 +1181,7 @@ class Scheduler:
         checked_in = any(c["client_id"] == client_id for c in session["check_ins"])
         if session["kind"] != d.GROUP and (session["status"] in (d.CHECKED_IN, d.IN_PROGRESS) or checked_in):
             return await self.interrupt(session_id, reason, client_id)
-        slots = await self.propose(session, [client_id], reason)
+        slots = await self.propose(session, [client_id], [client_id] if reason == "PRIVACY_COMPROMISED" else [])
         field = "privacy_flagged_clients" if reason == "PRIVACY_COMPROMISED" else "dropped_clients"
         proposed: Document
         if session["kind"] == d.GROUP:
@@ -1255,7 +1255,8 @@ class Scheduler:
                     "the slots proposed for this group are single clients' (client_proposals), not the"
                     " group's: give new_starts_at",
                 )
-            slots = d.group_proposals(old) or await self.propose(old, old["client_ids"], reason or "RESCHEDULE")
+            alone = old["client_ids"] if self._moved_alone(old) else []  # as the booking below requires
+            slots = d.group_proposals(old) or await self.propose(old, old["client_ids"], alone)
             if not slots:
                 raise FailedPrecondition("NO_SLOT_AVAILABLE", "no slot satisfies every rule in the next 14 days")
             new_start = _utc(slots[0]["starts_at"])
@@ -1324,9 +1325,12 @@ class Scheduler:
         limit: int,
         exclude_session: str = "",
         facilitator_ids: Sequence[str] = (),
+        alone_for: Collection[str] = (),
     ) -> list[Document]:
         """Free slots for the clinician, the clients and (for a session being moved) its other
-        facilitators: inside everyone's availability, unreserved, and within everyone's rules."""
+        facilitators: inside everyone's availability, unreserved, and within everyone's rules; in
+        the alone-windows of every client with `require_alone`, else of the clients of `alone_for`
+        and the privacy-sensitive."""
         people = await self.participants(program_id, clinician_id, client_ids)
         extra = [f for f in dict.fromkeys(facilitator_ids) if f != clinician_id]
         facilitators = list((await self.store.get_many(CLINICIANS, extra)).values()) if extra else []
@@ -1348,7 +1352,7 @@ class Scheduler:
                 _tz(c),
                 d.windows_from_docs(c["windows"]),
                 d.windows_from_docs(c["alone_windows"]),
-                require_alone or bool(c.get("privacy_sensitive")),
+                require_alone or c["_id"] in alone_for or bool(c.get("privacy_sensitive")),
             )
             for c in people.clients
         ]
@@ -1408,20 +1412,21 @@ class Scheduler:
                 break
         return out
 
-    async def propose(self, session: Document, client_ids: Sequence[str], reason: str) -> list[Document]:
+    async def propose(
+        self, session: Document, client_ids: Sequence[str], must_be_alone: Collection[str]
+    ) -> list[Document]:
         """Next slots for the same clinician, clients and length that satisfy every rule (proposal)."""
-        return (await self.proposal(session, client_ids, reason)).slots
+        return (await self.proposal(session, client_ids, must_be_alone)).slots
 
-    async def proposal(self, session: Document, client_ids: Sequence[str], reason: str) -> Proposal:
+    async def proposal(self, session: Document, client_ids: Sequence[str], must_be_alone: Collection[str]) -> Proposal:
         """Next slots for the same clinician, clients and length that satisfy every rule, and the
         clients whose alone-windows they lie in (alone_bound), from one read of the profiles.
 
-        After compromised privacy (or for a privacy-sensitive client) only alone-windows qualify;
-        after a disconnection alone-windows are required when the client has any.
+        Only alone-windows qualify for the clients of `must_be_alone` (whose privacy was compromised)
+        and the privacy-sensitive; for any other client they are required when the client has any.
         """
         clients = await self.store.get_many(CLIENTS, client_ids)
-        require_alone = alone_required_of_all(clients.values(), reason)
-        alone_for = alone_bound([clients[c] for c in client_ids if c in clients], reason)
+        alone_for = alone_bound([clients[c] for c in client_ids if c in clients], must_be_alone)
         now = datetime.now(UTC)
         duration = _utc(session["ends_at"]) - _utc(session["starts_at"])
         try:
@@ -1433,10 +1438,11 @@ class Scheduler:
                 now + PROPOSAL_HORIZON,
                 duration,
                 session["kind"],
-                require_alone,
+                False,
                 PROPOSALS,
                 exclude_session=session["_id"],
                 facilitator_ids=[f["clinician_id"] for f in session.get("facilitators", [])],
+                alone_for=alone_for,
             )
         except NotFound:
             log.warning("no proposals: a participant of the session has no profile")

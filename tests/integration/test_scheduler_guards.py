@@ -1152,3 +1152,28 @@ def test_a_group_stopped_for_compromised_privacy_marks_only_the_clients_who_repo
     assert api.call("GetSession", read, role="client", subject=b).privacy_flagged
     for client in (a, c, e):  # booked as before, when not alone
         api.book(program.program_id, api.clinician(), [client], local_day_at(days_ahead=4, hour=10))
+
+
+@pytest.mark.parametrize(("reason", "attestation"), [("DISCONNECTED", "alone"), ("PRIVACY_COMPROMISED", "compromised")])
+def test_a_client_without_alone_windows_who_need_not_be_alone_leaves_a_group_its_proposals(
+    api: Api, reason: str, attestation: str
+) -> None:
+    # a group stopped as a whole was proposed slots in every client's alone-windows when any client
+    # had some or after compromised privacy: c, with none and no report, left the group no proposal
+    program, lead = api.program(), api.clinician()
+    a, c = api.client(alone_windows=_alone_at(4)), api.client()
+    group = api.book(
+        program.program_id, lead, [a, c], next_slot(timedelta(minutes=20)), kind=ev.SESSION_KIND_GROUP, capacity=3
+    )
+    check_in = _compromised(group.session_id, a)
+    check_in.privacy_attestation = attestation
+    api.call("CheckIn", check_in, role="client", subject=a)
+    stop = pb.InterruptSessionRequest(session_id=group.session_id, reason=reason)
+    interrupted = api.call("InterruptSession", stop, role="clinician", subject=lead)
+    assert _local_hours(interrupted.proposed_slots) == {4}  # in a's alone-windows, whoever reported
+    read = pb.GetSessionRequest(session_id=group.session_id)
+    assert _local_hours(api.call("GetSession", read, role="client", subject=a).proposed_slots) == {4}
+    assert not api.call("GetSession", read, role="client", subject=c).proposed_slots  # they tell when a is alone
+    move = pb.RescheduleSessionRequest(request_id=uid("re"), session_id=group.session_id, reason="moved")
+    moved = api.call("RescheduleSession", move, role="clinician", subject=lead)
+    assert moved.starts_at == interrupted.proposed_slots[0].starts_at
