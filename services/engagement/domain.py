@@ -84,9 +84,13 @@ class LedgerSignal:
 def is_drop(signal: LedgerSignal, rules: Rules) -> bool:
     """A participant_left with a reason that is not a normal leave, or a lost connection. The reason
     itself is matched: Zoom words each as "left the meeting. Reason : <reason>", and "left the
-    meeting" in front made every one a normal leave, a network error included."""
+    meeting" in front made every one a normal leave, a network error included. Zoom's wording with
+    no reason after "Reason :" is a normal leave: the participant left the meeting, and Zoom names a
+    lost connection in the reason ("Network connection error.", "Unknown reason."...)."""
     if signal.kind == LEFT:
         reason = leave_reason_itself(signal.leave_reason)
+        if reason is None:
+            return False
         return not any(normal in reason for normal in rules.normal_leave_reasons)
     if signal.kind == QUALITY:
         return signal.value <= rules.connection_lost_quality
@@ -102,7 +106,8 @@ def is_normal_leave(signal: LedgerSignal, rules: Rules) -> bool:
 def ends_dip(signal: LedgerSignal, rules: Rules) -> bool:
     """A normal leave the client made themselves (rules `dip_ending_leave_reasons`): they were
     connected to act, so it ends a quality dip before it. A host's action (removal, a move between
-    rooms, the end of the meeting) proves nothing about the client's connection and ends no dip."""
+    rooms, the end of the meeting) proves nothing about the client's connection and ends no dip, nor
+    does a leave Zoom gives no reason for (its words come before a host's action too)."""
     return is_normal_leave(signal, rules) and leave_reason_itself(signal.leave_reason) in rules.dip_ending_leave_reasons
 
 

@@ -67,20 +67,31 @@ def _instrument(name: str, raw: dict[str, Any]) -> Instrument:
     )
 
 
-def leave_reason_itself(reason: str) -> str:
+def leave_reason_itself(reason: str) -> str | None:
     """The reason of a participant_left, lower-case, without Zoom's prefix ("left the meeting.
-    Reason : host ended the meeting." is "host ended the meeting") and a final full stop."""
+    Reason : host ended the meeting." is "host ended the meeting") and a final full stop. None when
+    Zoom's wording gives no reason ("left the meeting. Reason :" and nothing after): the participant
+    left the meeting, and Zoom did not say why (`domain.is_drop`: a normal leave, ending no dip)."""
     text = reason.strip().lower()
     parts = re.split(r"\breason\s*:", text)
-    return parts[-1].strip().rstrip(".").strip()
+    itself = parts[-1].strip().rstrip(".").strip()
+    if not itself and len(parts) > 1:
+        return None
+    return itself
+
+
+def _reasons(att: dict[str, Any], key: str) -> tuple[str, ...]:
+    """`attendance.<key>`: a list of non-empty leave reasons, each as `leave_reason_itself` gives it."""
+    raw = att[key]
+    reasons = [leave_reason_itself(r) if isinstance(r, str) else None for r in raw] if isinstance(raw, list) else [None]
+    if not all(reasons):
+        raise ValueError(f"attendance.{key} must be a list of non-empty strings")
+    return tuple(r for r in reasons if r)
 
 
 def _dip_ending_leave_reasons(att: dict[str, Any]) -> tuple[str, ...]:
     """`attendance.dip_ending_leave_reasons`: a list of normal leave reasons (required; may be empty)."""
-    raw = att["dip_ending_leave_reasons"]
-    if not isinstance(raw, list) or not all(isinstance(r, str) and leave_reason_itself(r) for r in raw):
-        raise ValueError("attendance.dip_ending_leave_reasons must be a list of non-empty strings")
-    reasons = tuple(leave_reason_itself(r) for r in raw)
+    reasons = _reasons(att, "dip_ending_leave_reasons")
     normal = [str(n).lower() for n in att["normal_leave_reasons"]]
     for reason in reasons:
         if not any(n in reason for n in normal):

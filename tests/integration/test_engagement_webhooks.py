@@ -535,13 +535,47 @@ def test_zoom_wording_of_a_lost_connection_is_reported(service, stub, settings: 
     tap.close()
 
 
+def zoom_leaves_reported(stub: Any, settings: Settings, leaves: dict[str, str], lost: str) -> dict[str, int]:
+    """Each client of a session joins, then leaves with its `leave_reason` (the whole text Zoom
+    sends); once every leave is recorded and the drop of `lost` (a lost connection, the control) is
+    reported, each client's disconnections in the attendance, after checking that ConnectionDropped
+    was published for exactly the clients with one."""
+    session_id = open_session(settings, stub, list(leaves))
+    tap = Tap(settings, "iop.engagement.attendance.v1")
+    now = datetime.now(UTC)
+    db = database(settings)
+    for client in leaves:
+        joined = zoom_body("meeting.participant_joined", session_id, client, now - timedelta(minutes=4))
+        assert post_webhook(joined).status_code == 200
+    left = {}
+    for client, text in leaves.items():
+        reply = post_webhook(zoom_body("meeting.participant_left", session_id, client, now, leave_reason=text))
+        assert reply.status_code == 200, reply.text
+        left[client] = reply.json()["signal_id"]
+    everything = {"_id": session_id, "signal_ids": {"$all": list(left.values())}}
+    assert wait_until(lambda: db[ATTENDANCE_COLLECTION].find_one(everything), timeout_s=30), "not recorded"
+    assert tap.poll(lambda ce, p: isinstance(p, ev.ConnectionDropped) and ce.id == drop_event_id(left[lost]))
+    tap.records(2.0)  # the ledger's outbox publishes what the webhook did not
+    reported = tap._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)
+    entries = {
+        e.client_id: e.disconnections
+        for e in stub.GetSessionAttendance(
+            pb.GetSessionAttendanceRequest(session_id=session_id), metadata=auth_metadata(settings, "clinician")
+        ).entries
+    }
+    assert sorted({p.client_id for _, p in reported}) == sorted(c for c, n in entries.items() if n), reported
+    tap.close()
+    db.client.close()
+    return entries
+
+
 def test_zoom_wording_of_the_host_closing_the_meeting_raises_nothing(service, stub, settings: Settings) -> None:
     """Zoom's reasons for a leave that is no lost connection, in its webhook wording: the host
     closing the meeting (every client in it leaves so), starting a new one, never joining, the free
     minutes running out, a client leaving the waiting room. Matched against the reason itself, none
     was a normal leave: each raised a ConnectionDropped (a crisis alert) and counted as a
     disconnection. A network error (c-6) is still reported."""
-    clients = {
+    reasons = {
         "c-1": "Host closed the meeting.",
         "c-2": "Host started a new meeting.",
         "c-3": "Host did not join.",
@@ -549,34 +583,24 @@ def test_zoom_wording_of_the_host_closing_the_meeting_raises_nothing(service, st
         "c-5": "Leave waiting room.",
         "c-6": "Network connection error.",
     }
-    session_id = open_session(settings, stub, list(clients))
-    tap = Tap(settings, "iop.engagement.attendance.v1")
-    now = datetime.now(UTC)
-    db = database(settings)
-    for client in clients:
-        joined = zoom_body("meeting.participant_joined", session_id, client, now - timedelta(minutes=4))
-        assert post_webhook(joined).status_code == 200
-    left = {}
-    for client, reason in clients.items():
-        zoom = f"left the meeting. Reason : {reason}"
-        reply = post_webhook(zoom_body("meeting.participant_left", session_id, client, now, leave_reason=zoom))
-        assert reply.status_code == 200, reply.text
-        left[client] = reply.json()["signal_id"]
-    everything = {"_id": session_id, "signal_ids": {"$all": list(left.values())}}
-    assert wait_until(lambda: db[ATTENDANCE_COLLECTION].find_one(everything), timeout_s=30), "not recorded"
-    assert tap.poll(lambda ce, p: isinstance(p, ev.ConnectionDropped) and ce.id == drop_event_id(left["c-6"]))
-    tap.records(2.0)  # the ledger's outbox publishes what the webhook did not
-    reported = tap._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)
-    assert sorted({p.client_id for _, p in reported}) == ["c-6"], reported
-    entries = {
-        e.client_id: e
-        for e in stub.GetSessionAttendance(
-            pb.GetSessionAttendanceRequest(session_id=session_id), metadata=auth_metadata(settings, "clinician")
-        ).entries
+    leaves = {client: f"left the meeting. Reason : {reason}" for client, reason in reasons.items()}
+    entries = zoom_leaves_reported(stub, settings, leaves, lost="c-6")
+    assert entries == {c: int(c == "c-6") for c in leaves}, entries
+
+
+def test_a_zoom_leave_with_an_empty_reason_raises_nothing(service, stub, settings: Settings) -> None:
+    """A participant_left worded "left the meeting. Reason :" with nothing after it (c-1, c-2): Zoom
+    says the participant left and names no lost connection, so it is a normal leave. It raised a
+    ConnectionDropped (a crisis alert) and counted as a disconnection. A leave with no reason at
+    all (c-3) and a network error (c-4) are still reported."""
+    leaves = {
+        "c-1": "left the meeting. Reason :",
+        "c-2": "left the meeting. Reason : ",
+        "c-3": "",
+        "c-4": "left the meeting. Reason : Network connection error.",
     }
-    assert {c: e.disconnections for c, e in entries.items()} == {c: int(c == "c-6") for c in clients}, entries
-    tap.close()
-    db.client.close()
+    entries = zoom_leaves_reported(stub, settings, leaves, lost="c-4")
+    assert entries == {"c-1": 0, "c-2": 0, "c-3": 1, "c-4": 1}, entries
 
 
 def test_a_late_drop_right_after_a_rejoin_raises_nothing_on_the_webhook_fast_path(

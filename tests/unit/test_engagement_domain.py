@@ -481,6 +481,31 @@ def test_every_zoom_reason_that_is_no_lost_connection_is_a_normal_leave() -> Non
         assert domain.drop_is_current(left, [joined, left], T0, end, ended=False, rules=RULES), reason
 
 
+def test_a_zoom_leave_with_an_empty_reason_is_a_normal_leave_that_ends_no_dip() -> None:
+    """Zoom words a leave "left the meeting. Reason : <reason>" and names a lost connection in the
+    reason ("Network connection error.", "$name got disconnected from the meeting.", "Unknown
+    reason."). With nothing after "Reason :" it says only that the participant left the meeting: a
+    normal leave, no drop (it was one: a ConnectionDropped, and a crisis alert, for a client who
+    left). It does not say who acted (the same words come before a host's action), so, as a host's
+    action, it ends no quality dip: a dip before it is still reported. A participant_left with no
+    reason at all (not Zoom's wording) is still taken for a lost connection."""
+    end = T0 + timedelta(minutes=60)
+    joined = sig("c", "participant_joined", 0)
+    dip = sig("c", "connection_quality", 20, value=0)
+    for text in ("left the meeting. Reason :", "Left the meeting. Reason : ", "left the meeting. Reason : ."):
+        left = sig("c", "participant_left", 30, text)
+        assert not domain.is_drop(left, RULES) and domain.is_normal_leave(left, RULES), text
+        assert not domain.ends_dip(left, RULES), text
+        assert not domain.drop_is_current(left, [joined, left], T0, end, ended=False, rules=RULES), text
+        a = domain.attendance_for("c", [joined, left], T0, end, None, RULES)
+        assert (a.disconnections, a.minutes) == (0, 30.0), text
+        assert domain.drop_is_current(dip, [joined, left, dip], T0, end, ended=False, rules=RULES), text
+        zero = sig("c", "connection_quality", 35, value=0)  # stamped after it: no drop
+        assert not domain.drop_is_current(zero, [joined, left, zero], T0, end, ended=False, rules=RULES), text
+    for text in ("", " ", "."):
+        assert domain.is_drop(sig("c", "participant_left", 30, text), RULES), text
+
+
 def test_drop_classification_and_currency() -> None:
     drop = sig("c", "participant_left", 20, "Connection lost")
     assert domain.is_drop(drop, RULES)
