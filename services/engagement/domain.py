@@ -83,15 +83,15 @@ class LedgerSignal:
 
 def is_drop(signal: LedgerSignal, rules: Rules) -> bool:
     """A participant_left with a reason that is not a normal leave, or a lost connection. The reason
-    itself is matched: Zoom words each as "left the meeting. Reason : <reason>", and "left the
-    meeting" in front made every one a normal leave, a network error included. Zoom's wording with
-    no reason after "Reason :" is a normal leave: the participant left the meeting, and Zoom names a
-    lost connection in the reason ("Network connection error.", "Unknown reason."...)."""
+    itself is matched, whole (`leave_reason_itself`): Zoom words each as "left the meeting. Reason :
+    <reason>", and "left the meeting" in front made every one a normal leave, a network error
+    included; and matched as a substring, a display name in the reason ("Eve left the meeting got
+    disconnected from the meeting.") made a lost connection one. Zoom's wording with no reason after
+    "Reason :" is a normal leave: the participant left the meeting, and Zoom names a lost connection
+    in the reason ("Network connection error.", "Unknown reason."...)."""
     if signal.kind == LEFT:
         reason = leave_reason_itself(signal.leave_reason)
-        if reason is None:
-            return False
-        return not any(normal in reason for normal in rules.normal_leave_reasons)
+        return reason is not None and reason not in rules.normal_leave_reasons
     if signal.kind == QUALITY:
         return signal.value <= rules.connection_lost_quality
     return False

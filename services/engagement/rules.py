@@ -67,34 +67,47 @@ def _instrument(name: str, raw: dict[str, Any]) -> Instrument:
     )
 
 
+# Zoom's wording of a leave, "<...> left the meeting. Reason : <reason>", lower-case with white
+# space as single spaces; what comes before its words may be a display name (the client's own text,
+# which may hold the same words), so the reason is what follows the last of them.
+ZOOM_LEAVE = re.compile(r"(?:.* )?left the meeting\. reason ?:(?P<reason>.*)")
+
+
+def _plain(text: str) -> str:
+    """Lower-case, white space as single spaces, without a final full stop."""
+    return " ".join(text.lower().split()).rstrip(".").rstrip()
+
+
 def leave_reason_itself(reason: str) -> str | None:
-    """The reason of a participant_left, lower-case, without Zoom's prefix ("left the meeting.
-    Reason : host ended the meeting." is "host ended the meeting") and a final full stop. None when
-    Zoom's wording gives no reason ("left the meeting. Reason :" and nothing after): the participant
-    left the meeting, and Zoom did not say why (`domain.is_drop`: a normal leave, ending no dip)."""
-    text = reason.strip().lower()
-    parts = re.split(r"\breason\s*:", text)
-    itself = parts[-1].strip().rstrip(".").strip()
-    if not itself and len(parts) > 1:
-        return None
-    return itself
+    """The reason of a participant_left, matched whole against the rules' leave reasons: the part
+    after Zoom's "left the meeting. Reason :" ("left the meeting. Reason : Host ended the
+    meeting." is "host ended the meeting"), or the whole text; lower-case, without a final full
+    stop. None when Zoom's wording gives no reason ("left the meeting. Reason :" and nothing after):
+    the participant left the meeting, and Zoom did not say why (`domain.is_drop`: a normal leave,
+    ending no dip). Zoom puts the participant's display name in some reasons ("$name got
+    disconnected from the meeting."), always before its own words: so a reason holding a normal
+    one ("Eve left the meeting got disconnected from the meeting.") is none."""
+    text = " ".join(reason.lower().split())
+    zoom = ZOOM_LEAVE.fullmatch(text)
+    if zoom is None:
+        return _plain(text)
+    return _plain(zoom["reason"]) or None
 
 
 def _reasons(att: dict[str, Any], key: str) -> tuple[str, ...]:
-    """`attendance.<key>`: a list of non-empty leave reasons, each as `leave_reason_itself` gives it."""
+    """`attendance.<key>`: a list of non-empty leave reasons, lower-case, without a final full stop."""
     raw = att[key]
-    reasons = [leave_reason_itself(r) if isinstance(r, str) else None for r in raw] if isinstance(raw, list) else [None]
-    if not all(reasons):
+    if not isinstance(raw, list) or not all(isinstance(r, str) and _plain(r) for r in raw):
         raise ValueError(f"attendance.{key} must be a list of non-empty strings")
-    return tuple(r for r in reasons if r)
+    return tuple(_plain(r) for r in raw)
 
 
 def _dip_ending_leave_reasons(att: dict[str, Any]) -> tuple[str, ...]:
     """`attendance.dip_ending_leave_reasons`: a list of normal leave reasons (required; may be empty)."""
     reasons = _reasons(att, "dip_ending_leave_reasons")
-    normal = [str(n).lower() for n in att["normal_leave_reasons"]]
+    normal = _reasons(att, "normal_leave_reasons")
     for reason in reasons:
-        if not any(n in reason for n in normal):
+        if reason not in normal:
             raise ValueError(
                 f"attendance.dip_ending_leave_reasons: {reason!r} is not a normal leave reason "
                 "(a leave that is a drop cannot end a dip)"
@@ -113,7 +126,7 @@ def parse_rules(raw: dict[str, Any]) -> Rules:
         late_after_min=float(att["late_after_minutes"]),
         left_early_before_min=float(att["left_early_before_minutes"]),
         present_minimum_min=float(att["present_minimum_minutes"]),
-        normal_leave_reasons=tuple(str(r).lower() for r in att["normal_leave_reasons"]),
+        normal_leave_reasons=_reasons(att, "normal_leave_reasons"),
         dip_ending_leave_reasons=_dip_ending_leave_reasons(att),
         connection_lost_quality=float(att["connection_lost_quality"]),
         drop_current_after_end_min=float(att["drop_current_after_end_minutes"]),

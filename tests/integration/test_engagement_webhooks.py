@@ -603,6 +603,28 @@ def test_a_zoom_leave_with_an_empty_reason_raises_nothing(service, stub, setting
     assert entries == {"c-1": 0, "c-2": 0, "c-3": 1, "c-4": 1}, entries
 
 
+def test_a_display_name_in_a_zoom_leave_reason_does_not_make_a_lost_connection_a_normal_leave(
+    service, stub, settings: Settings
+) -> None:
+    """Zoom names the participant in "$name got disconnected from the meeting." (the display name is
+    the client's own text, which the webhook never reads but Zoom passes on in `leave_reason`).
+    Matched as a substring, a name holding a normal reason ("left the meeting", "Host ended the
+    meeting") made the lost connection a normal leave: no ConnectionDropped, no crisis alert, no
+    disconnection (c-1 to c-3). Zoom's moves between breakout rooms and the client's own leave, in
+    its webhook wording, are still normal leaves (c-4 to c-6)."""
+    zoom = "left the meeting. Reason : "
+    leaves = {
+        "c-1": zoom + "Eve left the meeting got disconnected from the meeting.",
+        "c-2": zoom + "Host ended the meeting got disconnected from the meeting.",
+        "c-3": zoom + "x. Reason : left the meeting got disconnected from the meeting.",
+        "c-4": zoom + "left the meeting to join breakout room",
+        "c-5": zoom + "left the meeting leave breakout room to join main meeting",
+        "c-6": zoom + "left the meeting",
+    }
+    entries = zoom_leaves_reported(stub, settings, leaves, lost="c-1")
+    assert entries == {"c-1": 1, "c-2": 1, "c-3": 1, "c-4": 0, "c-5": 0, "c-6": 0}, entries
+
+
 def test_a_late_drop_right_after_a_rejoin_raises_nothing_on_the_webhook_fast_path(
     service, stub, settings: Settings
 ) -> None:

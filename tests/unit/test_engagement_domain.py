@@ -506,6 +506,61 @@ def test_a_zoom_leave_with_an_empty_reason_is_a_normal_leave_that_ends_no_dip() 
         assert domain.is_drop(sig("c", "participant_left", 30, text), RULES), text
 
 
+# Zoom's participant_left `leave_reason` names the participant in "$name got disconnected from the
+# meeting." (and may name them before "left the meeting. Reason :"): the display name is the
+# client's own text. Matched as a substring, a name holding a normal reason made a lost connection
+# a normal leave (no ConnectionDropped, no crisis alert). Each of these is a lost connection.
+NAMED_LOST_CONNECTIONS = (
+    "left the meeting. Reason : Eve left the meeting got disconnected from the meeting.",
+    "left the meeting. Reason : left the meeting got disconnected from the meeting.",
+    "left the meeting. Reason : Host ended the meeting got disconnected from the meeting.",
+    "left the meeting. Reason : Removed by host got disconnected from the meeting.",
+    "left the meeting. Reason : x. Reason : left the meeting got disconnected from the meeting.",
+    "left the meeting. Reason : Eve left the meeting. Reason : left the meeting. got disconnected from the meeting.",
+    "Eve left the meeting got disconnected from the meeting.",
+    "Host ended the meeting got disconnected from the meeting.",
+    # a name before Zoom's own words, and its reason after them
+    "Eve. Reason : left the meeting. Eve left the meeting. Reason : Network connection error.",
+    # Zoom's statement of a disconnection, whatever reason follows it
+    "got disconnected from the meeting. Reason : Client Close.",
+    "got disconnected from the meeting. Reason : left the meeting",
+    "Eve got disconnected from the meeting. Reason : Host ended the meeting.",
+)
+# Zoom's own webhook wordings of a leave that is no lost connection (the part after "Reason :"
+# matched whole, so the moves between breakout rooms, which "left the meeting" in them made normal
+# leaves as a substring, are listed)
+ZOOM_WEBHOOK_NORMAL_LEAVES = (
+    ("left the meeting. Reason : left the meeting", True),
+    ("left the meeting. Reason : left the meeting to join breakout room", False),
+    ("left the meeting. Reason : left the meeting leave breakout room to join main meeting", False),
+    ("left the meeting. Reason : Removed by host from waiting room.", False),
+    ("Eve. Reason : Network connection error. Eve left the meeting. Reason : left the meeting", True),
+    ("Eve left the meeting. Reason : Host ended the meeting.", False),
+)
+
+
+def test_a_leave_reason_is_matched_whole_so_a_display_name_cannot_make_a_drop_a_normal_leave() -> None:
+    """The reason itself (the part after Zoom's last "left the meeting. Reason :", or the whole
+    text) must be one of the normal leave reasons, not contain one: a display name holding "left
+    the meeting" (or any normal reason) made Zoom's "$name got disconnected from the meeting." a
+    normal leave, and the client's lost connection raised nothing."""
+    end = T0 + timedelta(minutes=60)
+    joined = sig("c", "participant_joined", 0)
+    for text in NAMED_LOST_CONNECTIONS:
+        left = sig("c", "participant_left", 30, text)
+        assert domain.is_drop(left, RULES) and not domain.is_normal_leave(left, RULES), text
+        assert not domain.ends_dip(left, RULES), text
+        assert domain.drop_is_current(left, [joined, left], T0, end, ended=False, rules=RULES), text
+    for text, own in ZOOM_WEBHOOK_NORMAL_LEAVES:
+        left = sig("c", "participant_left", 30, text)
+        assert domain.is_normal_leave(left, RULES) and domain.ends_dip(left, RULES) is own, text
+    # the rules' own lists are matched whole too
+    raw = yaml.safe_load(RULES_PATH.read_text())
+    raw["attendance"]["dip_ending_leave_reasons"] = ["left the meeting got disconnected from the meeting"]
+    with pytest.raises(ValueError, match="dip_ending_leave_reasons"):
+        parse_rules(raw)
+
+
 def test_drop_classification_and_currency() -> None:
     drop = sig("c", "participant_left", 20, "Connection lost")
     assert domain.is_drop(drop, RULES)
