@@ -163,7 +163,9 @@ class CrisisCore:
         escalation from it still has a number to call; a new number replaces it. Each record names
         when its number was given (`backup_phone_at`, the time of the check-in that gave it), so
         that of check-ins appended at once the current one reads the number of the latest that gave
-        one (`store.with_latest_number`), not the older number its writer read."""
+        one (`store.with_latest_number`), not the older number its writer read. A late check-in
+        whose number was given after the current one's passes it on (`_pass_on_number`): the
+        number kept is the one given most recently by check-in time, whatever the order of arrival."""
         at = to_millis(at)  # as stored: compared with stored times
         session, (top, latest) = await asyncio.gather(
             self.store.session(session_id), self.store.current_checkin(client_id)
@@ -213,6 +215,8 @@ class CrisisCore:
             )
             outgoing.append(OutgoingEvent(LOCATIONS_TOPIC.name, client_id, missing))
         if late:  # history only, one record per event: a redelivery of it finds it and changes nothing
+            if latest is not None and backup_phone.strip():
+                await self._pass_on_number(latest, top, backup_phone, at)
             saved = new_document_with_outbox({"_id": late_checkin_id(client_id, event_id), **doc}, SOURCE, outgoing)
             if not await self.store.insert_late_checkin(saved):
                 return
@@ -223,6 +227,25 @@ class CrisisCore:
             )
         if outgoing:
             self.relay.notify(CLIENT_RECORDS, saved["_id"], saved)
+
+    async def _pass_on_number(self, current: Document, top: int, number: str, at: datetime) -> None:
+        """A late check-in's number (given at `at`) is the client's latest when the current check-in
+        (`top` the log's top as read) holds none given later: the current check-in is appended
+        again with it, as the latest by check-in time with the same `at` (so it is read as the
+        current one, and every record up to `top` is no later than it, `store._current_checkin`).
+        Called before the late check-in's own record is stored, so a redelivery after a crash
+        between still passes it on; once passed on, the current check-in's number is given no
+        earlier and nothing is appended again."""
+        kept = number_given_at(current)
+        if kept is not None and kept >= at:
+            return
+        again = {k: v for k, v in current.items() if k not in ("_id", "kind")}
+        again.update(backup_phone=number, backup_phone_at=at, based_on=top)
+
+        def make(record_id: str, _: int) -> Document:
+            return new_document_with_outbox({**again, "_id": record_id}, SOURCE, [])
+
+        await self.store.append_after(CHECKINS, current["client_id"], top, make)
 
     # ------------------------------------------------------------------ safety plans
 

@@ -122,10 +122,13 @@ def crisis_core(alerts: Any) -> CrisisCore:
     )
 
 
-async def numbered_checkin(core: CrisisCore, client: str, n: int, backup_phone: str, t0: datetime) -> None:
-    """The client's check-in `n` (session `<client>-s<n>`, in city-<n>, CA), `n` minutes after `t0`."""
+async def numbered_checkin(
+    core: CrisisCore, client: str, n: int, backup_phone: str, t0: datetime, event_id: str = ""
+) -> None:
+    """The client's check-in `n` (session `<client>-s<n>`, in city-<n>, CA), `n` minutes after `t0`
+    (event `event_id`, a fresh one by default)."""
     await core.record_checkin(
-        event_id=uid("ev"),
+        event_id=event_id or uid("ev"),
         client_id=client,
         session_id=f"{client}-s{n}",
         location={"state": "CA", "county_fips": "06075", "city": f"city-{n}", "verified": True},
@@ -1529,6 +1532,61 @@ async def test_check_ins_applied_at_once_keep_the_number_of_the_latest_that_has_
 
         for first, before in itertools.product(("older", "newer"), ("+14155550100", "")):
             await race(first, before)
+
+
+async def test_a_check_in_arriving_late_gives_its_number_when_it_was_given_latest(settings, tmp_path) -> None:
+    """A check-in delivered after a newer one that had no number (check-ins of different sessions
+    come on different partitions) is history, but its number is the one the client gave most
+    recently, by check-in time: the current check-in (still the newer) has it from then on, and an
+    open alert's later rungs call it. Until late on 2026-12-07 the number was not taken up: the current
+    check-in kept the older number it had, and so did every rung. A late check-in whose number was
+    given before the current one's keeps nothing of it, and a redelivery changes nothing."""
+    async with alert_service(settings, tmp_path, "latearrival") as alerts:
+        core = crisis_core(alerts)
+        client, t0 = uid("la"), datetime.now(UTC) - timedelta(minutes=30)
+
+        async def checkin(n: int, backup_phone: str, event_id: str = "") -> None:
+            await numbered_checkin(core, client, n, backup_phone, t0, event_id)
+
+        async def log_size() -> int:
+            return await alerts.store.per_client.count_documents({"client_id": client, "kind": CHECKINS})
+
+        async def number_now() -> tuple[str, str]:
+            current, held = await alerts.store.checkin(client), await alerts.store.client_records(client)
+            assert current is not None and held.checkin is not None
+            assert current["session_id"] == held.checkin["session_id"] == f"{client}-s3"  # still the newest
+            assert current["backup_phone"] == held.checkin["backup_phone"]
+            return current["backup_phone"], current["location"]["city"]
+
+        await checkin(0, "+14155550100")
+        await checkin(3, "")  # the newest check-in, without a number: it keeps s0's
+        alert_id = await core.on_crisis_signal(trigger_id=uid("s"), client_id=client, value=2, now=datetime.now(UTC))
+        alert = await alerts.store.alert(alert_id)
+        assert alert is not None and alert["context"]["callback_phone"] == "+14155550100"
+
+        await checkin(1, "+14155550101", "late")  # delivered after s3, given after s0's number
+        assert await number_now() == ("+14155550101", "city-3")
+        size = await log_size()
+        await checkin(1, "+14155550101", "late")  # a redelivery
+        await checkin(2, "")  # late, without a number
+        await checkin(-1, "+14155550199")  # late, its number given before s1's
+        assert await number_now() == ("+14155550101", "city-3")
+        assert await log_size() == size
+
+        drop_id = uid("drop")
+        await alerts.escalate_now(alert_id, drop_id, "DISCONNECTED_AGAIN", datetime.now(UTC))
+        _, records, _ = await alerts.current(alert_id)
+        (rung,) = [r for r in records if r.get("trigger_id") == drop_id]
+        assert rung["dispatched"]["callback_phone"] == "+14155550101", rung["dispatched"]
+        assert rung["dispatched"]["location"]["city"] == "city-3", rung["dispatched"]
+        assert {t["callback_phone"] for t in rung["tasks"] if t["kind"] == "CALLBACK"} == {"+14155550101"}
+
+        await checkin(4, "")  # a newer check-in without a number keeps it in turn
+        current = await alerts.store.checkin(client)
+        assert current is not None and (current["session_id"], current["backup_phone"]) == (
+            f"{client}-s4",
+            "+14155550101",
+        )
 
 
 async def test_an_escalation_takes_the_number_a_check_in_applied_at_once_gave_after_the_alert_opened(
