@@ -168,6 +168,13 @@ def session_message(doc: Document, only_client: str | None = None) -> scheduler_
     )
 
 
+def _attendance(
+    request: scheduler_pb2.EndSessionRequest | scheduler_pb2.InterruptSessionRequest,
+) -> list[tuple[str, int, int]]:
+    """An ending's or interruption's attendance as (client, minutes attended, modality)."""
+    return [(a.client_id, a.minutes_attended, a.modality) for a in request.attendance]
+
+
 def _program_message(doc: Document) -> scheduler_pb2.Program:
     return scheduler_pb2.Program(
         program_id=doc["_id"],
@@ -568,14 +575,16 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
         self, request: scheduler_pb2.EndSessionRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.Session:
         await self._care_team_session(request.session_id, act=True)
-        attendance = [(a.client_id, a.minutes_attended, a.modality) for a in request.attendance]
-        return self._reply(await self._s.end(request.session_id, request.modality, attendance))
+        return self._reply(await self._s.end(request.session_id, request.modality, _attendance(request)))
 
     async def InterruptSession(
         self, request: scheduler_pb2.InterruptSessionRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.Session:
         await self._care_team_session(request.session_id, act=True)
-        return self._reply(await self._s.interrupt(request.session_id, request.reason))
+        doc = await self._s.interrupt(
+            request.session_id, request.reason, modality=request.modality, attendance=_attendance(request)
+        )
+        return self._reply(doc)
 
     async def RescheduleSession(
         self, request: scheduler_pb2.RescheduleSessionRequest, context: grpc.aio.ServicerContext

@@ -164,6 +164,40 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+def _check_attendance(session: Document, attendance: Sequence[tuple[str, int, int]], now: datetime) -> None:
+    """An ending's or interruption's attendance against the session: each row one of its clients,
+    once, minutes within what it can have lasted (INVALID_ARGUMENT naming every row at fault)."""
+    started = session.get("started_at")
+    limit = d.attendance_limit_if_started(
+        _utc(session["starts_at"]), _utc(session["ends_at"]), _utc(started) if started else None, now
+    )
+    v = FieldViolations()
+    for name, problem in d.attendance_violations(attendance, session["client_ids"], limit):
+        v.add(name, problem)
+    v.raise_if_any()
+
+
+def _attended(session: Document, modality: int, rows: Sequence[Document]) -> dict[str, Any]:
+    """What SessionEnded and SessionInterrupted both carry: the attendance (stored rows:
+    attendance_rows) and the session's billing context."""
+    return {
+        "session_id": session["_id"],
+        "clinician_id": session["clinician_id"],
+        "modality": modality,
+        "attendance": [
+            scheduling_pb2.ClientAttendance(
+                client_id=r["client_id"], minutes_attended=r["minutes_attended"], modality=r["modality"]
+            )
+            for r in rows
+        ],
+        "program_id": session["program_id"],
+        "payer_plan_id": session["payer_plan_id"],
+        "level_of_care": session["level_of_care"],
+        "kind": session["kind"],
+        "started_at": to_timestamp(session.get("started_at")),
+    }
+
+
 def fhir_event(resource: dict[str, Any]) -> OutgoingEvent:
     """A FHIR resource on the scheduler's FHIR topic, keyed by the resource's own id."""
     return OutgoingEvent(
@@ -1036,11 +1070,8 @@ class Scheduler:
     async def end(self, session_id: str, modality: int, attendance: Sequence[tuple[str, int, int]]) -> Document:
         v = FieldViolations()
         v.require(bool(session_id), "session_id", "required")
-        v.require(modality in (d.VIDEO, d.AUDIO_ONLY, d.MIXED), "modality", "VIDEO, AUDIO_ONLY or MIXED")
-        for i, (client_id, minutes, m) in enumerate(attendance):
-            v.require(bool(client_id), f"attendance[{i}].client_id", "required")
-            v.require(0 <= minutes <= 24 * 60, f"attendance[{i}].minutes_attended", "0 to 1440")
-            v.require(m in (0, d.VIDEO, d.AUDIO_ONLY, d.MIXED), f"attendance[{i}].modality", "a known modality")
+        for name, problem in d.attendance_shape_violations(modality, attendance, ending=True):
+            v.add(name, problem)
         v.raise_if_any()
         session = await self.session(session_id)
         if session["status"] == d.ENDED:
@@ -1048,35 +1079,11 @@ class Scheduler:
         if session["status"] != d.IN_PROGRESS:
             raise FailedPrecondition("SESSION_NOT_IN_PROGRESS", f"the session is {session['status']}")
         now = datetime.now(UTC)
-        started = session.get("started_at")
-        limit = d.attendance_limit(
-            _utc(session["starts_at"]), _utc(session["ends_at"]), _utc(started) if started else None, now
-        )
-        for name, problem in d.attendance_violations(attendance, session["client_ids"], limit):
-            v.add(name, problem)
-        v.raise_if_any()
+        _check_attendance(session, attendance, now)
         minutes = max((m for _, m, _ in attendance), default=0)
-        rows: list[Document] = [
-            {"client_id": c, "minutes_attended": m, "modality": mod or modality} for c, m, mod in attendance
-        ]
+        rows = d.attendance_rows(modality, attendance)
         after = {**session, "status": d.ENDED, "ended_at": now, "minutes": minutes}
-        event = scheduling_pb2.SessionEnded(
-            session_id=session_id,
-            clinician_id=session["clinician_id"],
-            ended_at=to_timestamp(now),
-            modality=modality,  # type: ignore[arg-type]
-            attendance=[
-                scheduling_pb2.ClientAttendance(
-                    client_id=r["client_id"], minutes_attended=r["minutes_attended"], modality=r["modality"]
-                )
-                for r in rows
-            ],
-            program_id=session["program_id"],
-            payer_plan_id=session["payer_plan_id"],
-            level_of_care=session["level_of_care"],
-            kind=session["kind"],
-            started_at=to_timestamp(session.get("started_at")),
-        )
+        event = scheduling_pb2.SessionEnded(ended_at=to_timestamp(now), **_attended(session, modality, rows))
         updated = await self.store.update_session(
             session_id,
             {"status": d.IN_PROGRESS},
@@ -1095,14 +1102,35 @@ class Scheduler:
             raise FailedPrecondition("SESSION_CHANGED", "the session changed meanwhile; retry")
         return (await self.with_facts([updated]))[0]
 
-    async def interrupt(self, session_id: str, reason: str, client_id: str = "") -> Document:
-        """The session could not go on: flag it, require a tech check (disconnection), propose new slots."""
+    async def interrupt(
+        self,
+        session_id: str,
+        reason: str,
+        client_id: str = "",
+        modality: int = 0,
+        attendance: Sequence[tuple[str, int, int]] = (),
+    ) -> Document:
+        """The session could not go on: flag it, require a tech check (disconnection), propose new slots.
+
+        `attendance` (client, minutes, modality), what each client attended before the interruption,
+        is validated as an ending's and published on SessionInterrupted (compliance bills it as an
+        ended session's); none given, nothing of the session is billed. Interrupting again returns
+        the session, unless the call gives attendance other than the one recorded (none included):
+        that is refused (SESSION_ALREADY_INTERRUPTED) rather than dropped unbilled."""
         v = FieldViolations()
         v.require(bool(session_id), "session_id", "required")
         v.require(reason in d.INTERRUPTION_REASONS, "reason", "DISCONNECTED | PRIVACY_COMPROMISED | OTHER")
+        for name, problem in d.attendance_shape_violations(modality, attendance, ending=False):
+            v.add(name, problem)
         v.raise_if_any()
+        rows = d.attendance_rows(modality, attendance)
         session = await self.session(session_id)
         if session["status"] == d.INTERRUPTED:
+            if attendance and rows != session.get("attendance", []):
+                raise FailedPrecondition(
+                    "SESSION_ALREADY_INTERRUPTED",
+                    "the session was interrupted already with other attendance (or none): this one is not recorded",
+                )
             return session
         running: tuple[str, ...] = (d.CHECKED_IN, d.IN_PROGRESS)
         if reason == "PRIVACY_COMPROMISED":  # a client checked in unsafe: the session must not go ahead
@@ -1110,6 +1138,7 @@ class Scheduler:
         if session["status"] not in running:
             raise FailedPrecondition("SESSION_NOT_RUNNING", f"the session is {session['status']}")
         now = datetime.now(UTC)
+        _check_attendance(session, attendance, now)
         clients = [client_id] if client_id else list(session["client_ids"])
         # the clients it failed: every one interrupted, but for compromised privacy only those whose it was
         compromised = self._compromised(session, client_id) if reason == "PRIVACY_COMPROMISED" else []
@@ -1122,13 +1151,20 @@ class Scheduler:
         bound = proposal.alone_for if session["kind"] == d.GROUP else []
         shown_to = [c for c in clients if set(bound) <= {c}]
         proposed = {"proposed_slots": slots, "proposed_for": clients, "proposed_alone_for": bound}
-        after = {**session, "status": d.INTERRUPTED, "interrupted_at": now, **proposed}
-        messages: list[Message] = [
-            scheduling_pb2.SessionInterrupted(session_id=session_id, reason=reason, interrupted_at=to_timestamp(now))
-        ]
+        after = {**session, "status": d.INTERRUPTED, "interrupted_at": now, "attendance": rows, **proposed}
+        interrupted = scheduling_pb2.SessionInterrupted(
+            reason=reason, interrupted_at=to_timestamp(now), **_attended(session, modality, rows)
+        )
+        messages: list[Message] = [interrupted]
         messages += [self._proposed_event(session_id, c, reason, slots) for c in shown_to]
         update: dict[str, Any] = {
-            "$set": {"status": d.INTERRUPTED, "interrupted_at": now, "interruption_reason": reason, **proposed}
+            "$set": {
+                "status": d.INTERRUPTED,
+                "interrupted_at": now,
+                "interruption_reason": reason,
+                "attendance": rows,
+                **proposed,
+            }
         }
         if reason == "PRIVACY_COMPROMISED":
             update["$set"]["privacy_flagged"] = True

@@ -566,11 +566,45 @@ def attendance_limit(starts_at: datetime, ends_at: datetime, started_at: datetim
     return max(booked, ran)
 
 
+def attendance_limit_if_started(
+    starts_at: datetime, ends_at: datetime, started_at: datetime | None, now: datetime
+) -> int:
+    """The most minutes a client can have attended a session ending or interrupted now: as
+    attendance_limit once it started; 0 when it never did (interrupted at check-in, for
+    compromised privacy): nobody attended any of it."""
+    return attendance_limit(starts_at, ends_at, started_at, now) if started_at is not None else 0
+
+
+def attendance_shape_violations(
+    modality: int, attendance: Sequence[tuple[str, int, int]], *, ending: bool
+) -> list[tuple[str, str]]:
+    """What is wrong with an ended (`ending`) or interrupted session's attendance (client, minutes,
+    modality) and session-wide modality by themselves, before the session is read: the modality
+    known (required at an end; at an interruption only with attendance), each row naming its
+    client, minutes 0 to a day, a known modality or none (the session's)."""
+    out: list[tuple[str, str]] = []
+    if modality not in (VIDEO, AUDIO_ONLY, MIXED) and (ending or attendance or modality != 0):
+        out.append(("modality", "VIDEO, AUDIO_ONLY or MIXED"))
+    for i, (client_id, minutes, m) in enumerate(attendance):
+        if not client_id:
+            out.append((f"attendance[{i}].client_id", "required"))
+        if not 0 <= minutes <= 24 * 60:
+            out.append((f"attendance[{i}].minutes_attended", "0 to 1440"))
+        if m not in (0, VIDEO, AUDIO_ONLY, MIXED):
+            out.append((f"attendance[{i}].modality", "a known modality"))
+    return out
+
+
+def attendance_rows(modality: int, attendance: Sequence[tuple[str, int, int]]) -> list[dict[str, Any]]:
+    """The attendance as stored and published: each row's modality, else the session's."""
+    return [{"client_id": c, "minutes_attended": m, "modality": mod or modality} for c, m, mod in attendance]
+
+
 def attendance_violations(
     attendance: Sequence[tuple[str, int, int]], client_ids: Sequence[str], limit: int
 ) -> list[tuple[str, str]]:
-    """What is wrong with an ended session's attendance (client, minutes, modality): each row a
-    client of the session, each client once, minutes within `limit` (they feed billing)."""
+    """What is wrong with an ended or interrupted session's attendance (client, minutes, modality):
+    each row a client of the session, each client once, minutes within `limit` (they feed billing)."""
     out: list[tuple[str, str]] = []
     seen: set[str] = set()
     for i, (client_id, minutes, _) in enumerate(attendance):
@@ -580,7 +614,8 @@ def attendance_violations(
             out.append((f"attendance[{i}].client_id", "not a client of this session"))
         seen.add(client_id)
         if not 0 <= minutes <= limit:
-            out.append((f"attendance[{i}].minutes_attended", f"0 to {limit} (the session's length in minutes)"))
+            why = f"0 to {limit} (the session's length in minutes)" if limit else "0 (the session had not started)"
+            out.append((f"attendance[{i}].minutes_attended", why))
     return out
 
 

@@ -172,6 +172,34 @@ def test_validate_session_request_names_every_problem() -> None:
     )
 
 
+def test_an_interruptions_attendance_is_checked_as_an_endings() -> None:
+    # the shape: the same rows as at an end; the session's modality is required only with attendance
+    rows = [("a", 40, 0), ("", 1441, 9)]
+    bad = {"attendance[1].client_id", "attendance[1].minutes_attended", "attendance[1].modality"}
+    for ending in (True, False):
+        assert {f for f, _ in d.attendance_shape_violations(0, rows, ending=ending)} == bad | {"modality"}
+    assert d.attendance_shape_violations(0, [], ending=False) == []  # interrupted, nothing attended given
+    assert [f for f, _ in d.attendance_shape_violations(0, [], ending=True)] == ["modality"]
+    assert [f for f, _ in d.attendance_shape_violations(7, [], ending=False)] == ["modality"]
+    assert d.attendance_rows(d.AUDIO_ONLY, [("a", 40, 0), ("b", 20, d.VIDEO)]) == [
+        {"client_id": "a", "minutes_attended": 40, "modality": d.AUDIO_ONLY},
+        {"client_id": "b", "minutes_attended": 20, "modality": d.VIDEO},
+    ]
+    # the minutes: within the session's length once it started, as at an end; none before it started
+    starts, now = utc(2026, 12, 1, 14), utc(2026, 12, 1, 14, 25)
+    ends = starts + timedelta(hours=1)
+    for started in (starts, starts - timedelta(minutes=10)):
+        for at in (now, ends):
+            assert d.attendance_limit_if_started(starts, ends, started, at) == d.attendance_limit(
+                starts, ends, started, at
+            )
+    assert d.attendance_limit_if_started(starts, ends, None, now) == 0
+    assert d.attendance_violations([("a", 1, 0)], ["a"], 0) == [
+        ("attendance[0].minutes_attended", "0 (the session had not started)")
+    ]
+    assert d.attendance_violations([("a", 0, 0)], ["a"], 0) == []
+
+
 # ---------- breaks and fatigue rules ----------
 
 

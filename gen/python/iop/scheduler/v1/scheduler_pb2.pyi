@@ -469,12 +469,16 @@ class EndSessionRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., modality: _Optional[_Union[_common_pb2.Modality, str]] = ..., attendance: _Optional[_Iterable[_Union[_scheduling_pb2.ClientAttendance, _Mapping]]] = ...) -> None: ...
 
 class InterruptSessionRequest(_message.Message):
-    __slots__ = ("session_id", "reason")
+    __slots__ = ("session_id", "reason", "modality", "attendance")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    MODALITY_FIELD_NUMBER: _ClassVar[int]
+    ATTENDANCE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     reason: str
-    def __init__(self, session_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    modality: _common_pb2.Modality
+    attendance: _containers.RepeatedCompositeFieldContainer[_scheduling_pb2.ClientAttendance]
+    def __init__(self, session_id: _Optional[str] = ..., reason: _Optional[str] = ..., modality: _Optional[_Union[_common_pb2.Modality, str]] = ..., attendance: _Optional[_Iterable[_Union[_scheduling_pb2.ClientAttendance, _Mapping]]] = ...) -> None: ...
 
 class RescheduleSessionRequest(_message.Message):
     __slots__ = ("request_id", "session_id", "new_starts_at", "reason", "override")
