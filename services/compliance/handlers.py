@@ -12,8 +12,9 @@
   of the clinician (at the location the event gives) and of each treating facilitator (location
   unknown), and emit one LicensureChecked per clinician and client (topic iop.compliance.decisions.v1).
 - SessionInterrupted / SessionCancelled / SessionRescheduled: the session is no longer booked.
-- SessionEnded: add each client's attendance to their attended day; a day whose close time has
-  passed is closed at once (BillingReady on iop.compliance.billing.v1), others by the periodic job.
+- SessionEnded, and SessionInterrupted with the attendance before the interruption: add each
+  client's attendance to their attended day; a day whose close time has passed is closed at once
+  (BillingReady on iop.compliance.billing.v1), others by the periodic job.
 
 Every write is idempotent: keyed by the event id.
 """
@@ -81,6 +82,19 @@ def treating_facilitators(p: scheduling_pb2.SessionScheduled) -> list[tuple[str,
     return list(found.items())
 
 
+def billable_attendance(
+    p: scheduling_pb2.SessionEnded | scheduling_pb2.SessionInterrupted,
+) -> list[tuple[str, int, str]]:
+    """(client, minutes, modality name) of each client who attended some of an ended or interrupted
+    session: a row without a client or minutes bills nothing; a row's modality, else the session's,
+    else VIDEO."""
+    return [
+        (a.client_id, a.minutes_attended, MODALITY_NAMES.get(a.modality) or MODALITY_NAMES.get(p.modality) or "VIDEO")
+        for a in p.attendance
+        if a.client_id and a.minutes_attended > 0
+    ]
+
+
 def expires_before_session_ends(expires_at: datetime, starts_at: datetime, until: datetime | None) -> bool:
     """Whether an item expiring at `expires_at` stops covering a session [starts_at, until) before
     its end: it expires before the session starts, or during it (one expiring exactly at the end
@@ -110,7 +124,12 @@ class SchedulingHandlers:
         """The session could not go on (lost connection, compromised privacy, clinician emergency): it
         is no longer booked nor treated in, so board actions and expiries stop naming and flagging it.
         The scheduler never ends or starts it again (it may reschedule it: SessionRescheduled, and the
-        new session's own SessionScheduled). Its flags stay, as a cancelled session's do."""
+        new session's own SessionScheduled). Its flags stay, as a cancelled session's do.
+
+        The minutes each client attended before the interruption are billed as an ended session's
+        (`attendance`, same codes and minimums); an event without attendance (none given, or
+        published before 2026-12-07) bills nothing. The new session of a reschedule bills only its
+        own SessionEnded or SessionInterrupted."""
         if not p.session_id:
             raise PoisonEvent("SessionInterrupted without session_id")
         interrupted_at = to_datetime(p.interrupted_at) or event.time
@@ -119,6 +138,7 @@ class SchedulingHandlers:
             event.id,
             {"$set": {"status": "interrupted", "interrupted_at": interrupted_at, "interruption_reason": p.reason}},
         )
+        await self._bill_attendance(event.id, p, interrupted_at)
 
     async def session_cancelled(self, event: CloudEvent, p: scheduling_pb2.SessionCancelled) -> None:
         """A cancelled session is no longer booked: expiry checks stop naming it."""
@@ -361,13 +381,29 @@ class SchedulingHandlers:
         if not p.session_id:
             raise PoisonEvent("SessionEnded without session_id")
         ended_at = to_datetime(p.ended_at) or event.time
-        session = await self._store.session(p.session_id) or {}
-        started_at = to_datetime(p.started_at) or session.get("started_at") or session.get("starts_at") or ended_at
-        if started_at.tzinfo is None:
-            started_at = started_at.replace(tzinfo=UTC)
         await self._store.apply_session_event(
             p.session_id, event.id, {"$set": {"status": "ended", "ended_at": ended_at}}
         )
+        await self._bill_attendance(event.id, p, ended_at)
+
+    async def _bill_attendance(
+        self,
+        event_id: str,
+        p: scheduling_pb2.SessionEnded | scheduling_pb2.SessionInterrupted,
+        stopped_at: datetime,
+    ) -> None:
+        """Add each client's attended minutes of an ended or interrupted session to their attended
+        day, once per event (`event_id`); a day whose close time has passed is closed at once, others
+        by the periodic job. What the event leaves out (start, kind, plan, level of care) is taken
+        from compliance's copy of the session, and the service day and place of service from each
+        client's check-in."""
+        billable = billable_attendance(p)
+        if not billable:
+            return
+        session = await self._store.session(p.session_id) or {}
+        started_at = to_datetime(p.started_at) or session.get("started_at") or session.get("starts_at") or stopped_at
+        if started_at.tzinfo is None:
+            started_at = started_at.replace(tzinfo=UTC)
         checkins: dict[str, Document] = {}
         for c in session.get("checkins") or []:
             checkins[c["client_id"]] = c
@@ -375,26 +411,23 @@ class SchedulingHandlers:
         plan = p.payer_plan_id or session.get("payer_plan_id", "")
         level = p.level_of_care or session.get("level_of_care", "") or "IOP_PSYCH"
         now = datetime.now(UTC)
-        for a in p.attendance:
-            if not a.client_id or a.minutes_attended <= 0:
-                continue
-            modality = MODALITY_NAMES.get(a.modality) or MODALITY_NAMES.get(p.modality) or "VIDEO"
-            checkin = checkins.get(a.client_id) or {}
+        for client_id, minutes, modality in billable:
+            checkin = checkins.get(client_id) or {}
             service_day, close_at = billing_day(self._ref, started_at, checkin.get("state", ""))
-            day_id = f"{a.client_id}:{service_day.isoformat()}"
-            client_plan = plan or await self._plan_from_authorization(a.client_id, service_day)
+            day_id = f"{client_id}:{service_day.isoformat()}"
+            client_plan = plan or await self._plan_from_authorization(client_id, service_day)
             await self._store.add_to_billing_day(
                 day_id,
-                event.id,
+                event_id,
                 {
-                    "event_id": event.id,
+                    "event_id": event_id,
                     "session_id": p.session_id,
                     "kind": kind,
-                    "minutes": a.minutes_attended,
+                    "minutes": minutes,
                     "modality": modality,
                 },
                 {
-                    "client_id": a.client_id,
+                    "client_id": client_id,
                     "service_date": service_day.isoformat(),
                     "payer_plan_id": client_plan,
                     "level_of_care": level,
@@ -403,11 +436,12 @@ class SchedulingHandlers:
                     "reports": 0,
                 },
             )
-        if any(a.minutes_attended > 0 for a in p.attendance):
-            try:
-                await self._billing.close_due(now)
-            except PyMongoError:  # the attendance is stored; the periodic job closes the day
-                log.warning("closing billing days after SessionEnded failed; left to the periodic job", exc_info=True)
+        try:
+            await self._billing.close_due(now)
+        except PyMongoError:  # the attendance is stored; the periodic job closes the day
+            log.warning(
+                "closing billing days after a session's attendance failed; left to the periodic job", exc_info=True
+            )
 
     async def _plan_from_authorization(self, client_id: str, on: date) -> str:
         """A group's clients have their own payers: the plan of the client's authorization in force that day."""

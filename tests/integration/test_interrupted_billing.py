@@ -1,10 +1,11 @@
 """InterruptSession takes the minutes each client attended before the interruption, checked as
-EndSession's, with real scheduler and compliance processes, the real store and broker."""
+EndSession's, and compliance bills them: from the scheduler, through SessionInterrupted on the
+broker, to BillingReady, with real scheduler and compliance processes, the real store and broker."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -15,7 +16,8 @@ from iop.events.v1 import common_pb2
 from iop.events.v1 import scheduling_pb2 as ev
 from iop.scheduler.v1 import scheduler_pb2 as pb
 from services.plumbing.settings import Settings
-from tests.integration.test_compliance_rules import wait_until
+from tests.integration.test_compliance_api import SchedulerEvents, TopicTail, past_midweek
+from tests.integration.test_compliance_rules import billed_here, own_plan, wait_until
 from tests.integration.test_scheduler_guards import refused
 from tests.integration.test_scheduler_support import (
     Api,
@@ -55,6 +57,96 @@ def started(api: Api, program_id: str, clinician: str, client: str, start: datet
     api.call("CheckIn", check_in, role="client", subject=client)
     api.call("StartSession", pb.StartSessionRequest(session_id=session, clinician_state="NY"))
     return session
+
+
+def on_a_closed_day(scheduler_db: Any, session: str) -> datetime:
+    """A BillingReady goes out once the client's day is closed for billing (hours after its local
+    midnight), and a session starts only now: its start is moved to a past day, whose attended
+    minutes bill at once. Returns the start."""
+    day = past_midweek()
+    moved = scheduler_db.sessions.update_one({"_id": session}, {"$set": {"started_at": day}})
+    assert moved.modified_count == 1
+    return day
+
+
+def attendance(client: str, minutes: int) -> list[ev.ClientAttendance]:
+    return [ev.ClientAttendance(client_id=client, minutes_attended=minutes)]
+
+
+def test_minutes_before_an_interruption_are_billed_once_and_the_rescheduled_session_bills_its_own(
+    api: Api, dbs: tuple[Any, Any], settings: Settings
+) -> None:
+    scheduler_db, compliance_db = dbs
+    plan = own_plan(api.compliance, settings, "demo-medicare-ffs")  # per service: a code by minutes
+    program, clinician, client = api.program(payer_plan_id=plan), api.clinician(), api.client()
+    start = next_slot(timedelta(minutes=5))
+    session = started(api, program.program_id, clinician, client, start, minutes=30)
+    began = on_a_closed_day(scheduler_db, session)
+    billing = TopicTail(settings, "iop.compliance.billing.v1")
+    sessions = TopicTail(settings, "iop.scheduling.sessions.v1")
+    producer = SchedulerEvents(settings)
+    try:
+        stop = pb.InterruptSessionRequest(
+            session_id=session, reason="DISCONNECTED", modality=VIDEO, attendance=attendance(client, 20)
+        )
+        interrupted = api.call("InterruptSession", stop, role="clinician", subject=clinician)
+        assert interrupted.status == "interrupted"
+        assert api.call("InterruptSession", stop, role="clinician", subject=clinician) == interrupted  # a retry
+
+        found = billing.wait_for(billed_here(client))
+        assert len(found) == 1, [p for _, _, p in billing.seen]
+        ready = found[0][2]
+        assert [line.code for line in ready.lines] == ["90832"] and ready.covered, ready  # 16-37 minutes
+        assert ready.minutes_attended == 20 and list(ready.session_ids) == [session], ready
+        assert list(ready.condition_codes) == ["92"] and not ready.amended
+
+        # the event carries the attendance and the billing context, as SessionEnded does
+        (_, event, message) = sessions.wait_for(
+            lambda key, e, p: key == session.encode() and isinstance(p, ev.SessionInterrupted)
+        )[0]
+        assert [(a.client_id, a.minutes_attended, a.modality) for a in message.attendance] == [(client, 20, VIDEO)]
+        assert (message.payer_plan_id, message.level_of_care, message.kind) == (
+            plan,
+            "IOP_PSYCH",
+            ev.SESSION_KIND_INDIVIDUAL,
+        )
+        assert message.clinician_id == clinician and message.started_at.ToDatetime(UTC) == began
+
+        # redelivered, then the session moved (in order: same key): its minutes are billed once
+        producer.send(session, message, event_id=event.id)
+        move = pb.RescheduleSessionRequest(
+            request_id=f"re-{session}", session_id=session, new_starts_at=interrupted.ends_at, reason="DISCONNECTED"
+        )
+        moved = api.call("RescheduleSession", move, role="clinician", subject=clinician)
+        assert wait_until(
+            lambda: (compliance_db.sessions.find_one({"_id": session}) or {}).get("status") == "rescheduled"
+        )
+        (day,) = compliance_db.billing_days.find({"client_id": client})
+        assert [(e["session_id"], e["minutes"]) for e in day["entries"]] == [(session, 20)]
+
+        # the new session bills its own minutes: the day amended, each session's minutes once
+        api.call(
+            "CheckIn",
+            pb.CheckInRequest(
+                session_id=moved.session_id, client_id=client, location=NEW_YORK_ALONE, privacy_attestation="alone"
+            ),
+            role="client",
+            subject=client,
+        )
+        api.call("StartSession", pb.StartSessionRequest(session_id=moved.session_id, clinician_state="NY"))
+        on_a_closed_day(scheduler_db, moved.session_id)
+        end = pb.EndSessionRequest(session_id=moved.session_id, modality=VIDEO, attendance=attendance(client, 30))
+        api.call("EndSession", end, role="clinician", subject=clinician)
+        found = billing.wait_for(billed_here(client), count=2)
+        assert len(found) == 2, [p for _, _, p in billing.seen]
+        amended = found[1][2]
+        assert amended.amended and amended.minutes_attended == 50, amended
+        assert sorted(amended.session_ids) == sorted([session, moved.session_id])
+        assert [line.code for line in amended.lines] == ["90832", "90832"], amended
+    finally:
+        billing.close()
+        sessions.close()
+        producer.close()
 
 
 def test_an_interruptions_attendance_is_checked_as_an_endings_and_a_bad_one_stores_nothing(

@@ -103,7 +103,7 @@ class Api:
 
     # ---------- seeding ----------
 
-    def program(self, **rules: int) -> pb.Program:
+    def program(self, payer_plan_id: str = "", **rules: int) -> pb.Program:
         return self.call(
             "CreateProgram",
             pb.CreateProgramRequest(
@@ -118,6 +118,7 @@ class Api:
                     )
                 ],
                 fatigue_rules=pb.FatigueRules(**rules),
+                payer_plan_id=payer_plan_id,
             ),
         )
 

@@ -6,11 +6,14 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from iop.events.v1 import common_pb2
+from iop.events.v1 import scheduling_pb2 as sev
 from services.compliance.consent import Consent, consent_problems, place_of_service, privacy_problems
 from services.compliance.coverage import (
     AttendedSession,
     Authorization,
     CoverageResult,
+    DayBilling,
     PayerPolicy,
     bill_day,
     evaluate_coverage,
@@ -19,6 +22,7 @@ from services.compliance.coverage import (
     weekly_problems,
 )
 from services.compliance.evaluation import combine
+from services.compliance.handlers import billable_attendance
 from services.compliance.licensure import ALLOW, DENY, NEEDS_REVIEW, LicensureResult
 from services.compliance.monitor import horizons_crossed
 from services.compliance.reference import billing_day, load_reference
@@ -189,6 +193,43 @@ def test_a_day_already_counted_stays_counted_without_double_decrement() -> None:
         REF, PPO, [counted], level_of_care="IOP_PSYCH", sessions=FULL_VIDEO_DAY, day=DAY, place_of_service="10"
     )
     assert result.covered and result.units_remaining == 0 and "AUTH_EXHAUSTED" not in result.problems
+
+
+def test_an_interrupted_sessions_attendance_bills_as_an_ended_sessions() -> None:
+    rows = [
+        sev.ClientAttendance(client_id="a", minutes_attended=40, modality=common_pb2.MODALITY_MIXED),
+        sev.ClientAttendance(client_id="b", minutes_attended=20),  # the session's modality
+        sev.ClientAttendance(client_id="c", minutes_attended=0),  # dropped before attending: nothing
+        sev.ClientAttendance(client_id="", minutes_attended=30),
+    ]
+    video = common_pb2.MODALITY_VIDEO
+    interrupted = sev.SessionInterrupted(session_id="s", reason="DISCONNECTED", modality=video, attendance=rows)
+    ended = sev.SessionEnded(session_id="s", modality=video, attendance=rows)
+    assert billable_attendance(interrupted) == billable_attendance(ended) == [("a", 40, "MIXED"), ("b", 20, "VIDEO")]
+    # no attendance given (or an event from before 2026-12-07): nothing is billed
+    assert billable_attendance(sev.SessionInterrupted(session_id="s", reason="DISCONNECTED")) == []
+    assert billable_attendance(sev.SessionInterrupted(session_id="s", attendance=rows[:1])) == [("a", 40, "MIXED")]
+
+
+def test_minutes_before_an_interruption_follow_the_minimums() -> None:
+    def billed(policy: PayerPolicy, auths: list[Authorization], *sessions: tuple[str, int, str]) -> DayBilling:
+        return bill_day(
+            REF, policy, auths, level_of_care="IOP_PSYCH", sessions=day(*sessions), day=DAY, place_of_service="10"
+        )
+
+    # per service: an individual session cut at 40 minutes is a 90834, at 12 minutes no psychotherapy line
+    cut = billed(MEDICARE, [], (INDIVIDUAL, 40, "VIDEO"))
+    assert [line.code for line in cut.lines] == ["90834"] and cut.covered
+    short = billed(MEDICARE, [], (INDIVIDUAL, 12, "VIDEO"))
+    assert not short.lines and not short.covered
+    assert short.problems == ["PSYCHOTHERAPY_BELOW_MINIMUM_TIME"]
+    # per diem: 40 minutes before the interruption are below the day's 3 hours on their own; with the
+    # rescheduled session that day, one S9480 for both sessions' minutes, each counted once
+    alone = billed(PPO, [auth(PPO)], (GROUP, 40, "VIDEO"))
+    assert "BELOW_MINIMUM_HOURS" in alone.problems and not alone.covered
+    both = billed(PPO, [auth(PPO)], (GROUP, 40, "VIDEO"), (GROUP, 150, "VIDEO"))
+    assert both.covered and [line.code for line in both.lines] == ["S9480"]
+    assert both.minutes == 190
 
 
 def test_medicare_carries_condition_code_92() -> None:
