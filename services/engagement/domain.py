@@ -81,6 +81,23 @@ class LedgerSignal:
     modality: str = ""
 
 
+# Zoom's wording of a leave it gives no reason for (`is_drop`: a normal leave that ends no dip)
+ZOOM_LEAVE_WITHOUT_REASON = "left the meeting. Reason :"
+
+
+def kept_leave_reason(reason: str, rules: Rules) -> str:
+    """A participant_left's reason as the service keeps and publishes it (the signals topic, the
+    ledger, ConnectionDropped): a normal leave's reason in the rules' words, Zoom's wording without
+    a reason as that, and "" for any other (a lost connection). The platform's own text is not kept:
+    Zoom names the participant in some ("$name got disconnected from the meeting."), and a display
+    name is PHI. A kept reason is kept as it is, so `is_drop` and `ends_dip` decide on it as they
+    decide on the platform's text."""
+    itself = leave_reason_itself(reason)
+    if itself is None:
+        return ZOOM_LEAVE_WITHOUT_REASON
+    return itself if itself in rules.normal_leave_reasons else ""
+
+
 def is_drop(signal: LedgerSignal, rules: Rules) -> bool:
     """A participant_left with a reason that is not a normal leave, or a lost connection. The reason
     itself is matched, whole (`leave_reason_itself`): Zoom words each as "left the meeting. Reason :

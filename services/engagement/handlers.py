@@ -15,6 +15,7 @@ from iop.events.v1 import common_pb2, scheduling_pb2
 from iop.events.v1 import engagement_pb2 as ev
 from services.engagement.domain import (
     LEDGER_KINDS,
+    LEFT,
     Attendance,
     LastSeen,
     LedgerSignal,
@@ -26,6 +27,7 @@ from services.engagement.domain import (
     is_connected_sign,
     is_drop,
     is_normal_leave,
+    kept_leave_reason,
 )
 from services.engagement.rules import Rules
 from services.engagement.store import ATTENDANCE_COLLECTION, AttendanceStore, ConnectionStore, aware, ledger_signals
@@ -59,14 +61,16 @@ def compute_entries(
     return [attendance_for(c, signals, starts_at, ends_at, ended_at, rules) for c in doc.get("client_ids", [])]
 
 
-def ledger_signal(payload: ev.VideoSignal, fallback: datetime) -> LedgerSignal:
+def ledger_signal(payload: ev.VideoSignal, fallback: datetime, rules: Rules) -> LedgerSignal:
+    """The ledger's record of a signal; a leave's reason as the service keeps it (`kept_leave_reason`:
+    the webhook publishes it so; a signal published before 2026-12-07 may hold the platform's text)."""
     return LedgerSignal(
         signal_id=payload.signal_id,
         participant_id=payload.participant_id,
         kind=payload.kind,
         at=to_datetime(payload.occurred_at) or fallback,
         value=payload.value,
-        leave_reason=payload.leave_reason,
+        leave_reason=kept_leave_reason(payload.leave_reason, rules) if payload.kind == LEFT else "",
         modality=payload.modality,
     )
 
@@ -113,7 +117,7 @@ def dropped_event(doc: Document, signal: LedgerSignal) -> ev.ConnectionDropped:
         client_id=signal.participant_id,
         dropped_at=to_timestamp(signal.at),
         clinician_id=doc.get("clinician_id", ""),
-        reason=signal.leave_reason or "connection_lost",
+        reason="connection_lost",  # not the platform's wording: it can name the participant
         program_id=doc.get("program_id", ""),
     )
 
@@ -191,7 +195,7 @@ class LedgerHandlers:
             raise PoisonEvent("UNKNOWN_PARTICIPANT: signal for a participant not expected in this session")
         if payload.signal_id in doc.get("signal_ids", []):
             return  # a replay changes nothing
-        signal = ledger_signal(payload, event.time)
+        signal = ledger_signal(payload, event.time, self._rules)
         problem = event_time_problem(
             signal.at, to_datetime(payload.received_at) or event.time, self._rules.max_event_ahead_s
         )

@@ -156,7 +156,7 @@ def create_app(
         try:
             hook = Webhook.model_validate(raw)
             event_id = webhook_event_id(body)
-            signal = to_signal(hook, event_id, datetime.now(UTC), rules.max_event_ahead_s)
+            signal = to_signal(hook, event_id, datetime.now(UTC), rules)
         except ValidationError as exc:
             violations = [{"field": ".".join(map(str, e["loc"])), "problem": e["msg"]} for e in exc.errors()]
             return _problem(422, "MALFORMED_WEBHOOK", violations)
@@ -164,7 +164,7 @@ def create_app(
             return _problem(422, "MALFORMED_WEBHOOK", [{"field": exc.field, "problem": exc.problem}])
         except (ValueError, OverflowError, OSError):  # a time the conversions cannot hold (validated: not expected)
             return _problem(422, "MALFORMED_WEBHOOK", [{"field": "payload", "problem": "a value out of range"}])
-        seen = ledger_signal(signal, datetime.now(UTC))
+        seen = ledger_signal(signal, datetime.now(UTC), rules)
         # A drop: read the session's ledger, and when the webhook last saw the participant connected,
         # while the receipt is written (the fast path).
         drop = is_drop(seen, rules)
@@ -218,7 +218,7 @@ def create_app(
         the broker has acknowledged the event, or "" when the signal is not a drop."""
         if doc is None or signal.signal_id in doc.get("signal_ids", []):
             return ""
-        drop = ledger_signal(signal, datetime.now(UTC))
+        drop = ledger_signal(signal, datetime.now(UTC), rules)
         dropped = connection_dropped(doc, drop, [*ledger_signals(doc), drop], rules, last_seen)
         if dropped is None:
             return ""

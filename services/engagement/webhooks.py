@@ -5,7 +5,8 @@ Zoom sends `{"event": "meeting.participant_joined", "event_ts": <ms>, "payload":
 The meeting id is the platform's id of our session (meetings are provisioned
 per session with the session id); the participant's `customer_key` is our
 opaque client or clinician id. Names and e-mails the platform sends are PHI:
-they are never read, stored or published.
+they are never read, stored or published (nor the platform's wording of a lost
+connection, which can name the participant: `domain.kept_leave_reason`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from iop.events.v1 import engagement_pb2 as ev
 from services.engagement import domain
+from services.engagement.rules import Rules
 from services.plumbing.protos import to_timestamp
 
 EVENT_KINDS = {
@@ -83,9 +85,11 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def to_signal(hook: Webhook, signal_id: str, received_at: datetime, max_ahead_s: float) -> ev.VideoSignal:
-    """The signal a webhook reports. Event times more than `max_ahead_s` after `received_at` are
-    refused (UnusableWebhook): the platform's clock is not that far ahead of ours."""
+def to_signal(hook: Webhook, signal_id: str, received_at: datetime, rules: Rules) -> ev.VideoSignal:
+    """The signal a webhook reports. Event times more than `rules.max_event_ahead_s` after
+    `received_at` are refused (UnusableWebhook): the platform's clock is not that far ahead of ours.
+    A leave's reason is the one the service keeps (`domain.kept_leave_reason`: no display name)."""
+    max_ahead_s = rules.max_event_ahead_s
     kind = EVENT_KINDS.get(hook.event)
     if kind is None:
         raise UnusableWebhook("event", f"unsupported event {hook.event!r}; supported: {sorted(EVENT_KINDS)}")
@@ -120,7 +124,7 @@ def to_signal(hook: Webhook, signal_id: str, received_at: datetime, max_ahead_s:
         kind=kind,
         occurred_at=to_timestamp(occurred),
         value=value,
-        leave_reason=(p.leave_reason or "") if kind == domain.LEFT else "",
+        leave_reason=domain.kept_leave_reason(p.leave_reason or "", rules) if kind == domain.LEFT else "",
         modality=p.modality or "",
         received_at=to_timestamp(received_at),
     )

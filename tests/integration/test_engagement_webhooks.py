@@ -167,7 +167,7 @@ def test_drop_during_active_session_emits_connection_dropped_before_the_webhook_
     )
     signals.close()
     assert drop.client_id == "c-1" and drop.clinician_id == "clin-w"
-    assert drop.reason == "Connection lost"
+    assert drop.reason == "connection_lost"  # not the platform's wording: it can name the participant
     assert envelope.subject == session_id
     assert not [p for _, p in tap._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.client_id == "c-2")]
 
@@ -625,6 +625,30 @@ def test_a_display_name_in_a_zoom_leave_reason_does_not_make_a_lost_connection_a
     assert entries == {"c-1": 1, "c-2": 1, "c-3": 1, "c-4": 0, "c-5": 0, "c-6": 0}, entries
 
 
+def test_a_display_name_in_a_zoom_leave_reason_is_neither_published_nor_stored(
+    service, stub, settings: Settings
+) -> None:
+    """Zoom's "$name got disconnected from the meeting." carries the client's display name (PHI).
+    The webhook publishes the leave reason on the signals topic, the ledger stores it and a
+    ConnectionDropped carried it to the crisis service and partners: now only a wording of the
+    rules' (a normal leave's reason) is kept, and a lost connection's text is not."""
+    name = f"Zed Quixote {uuid.uuid4().hex[:6]}"
+    signals, attendance = Tap(settings, SIGNALS_TOPIC), Tap(settings, "iop.engagement.attendance.v1")
+    leaves = {
+        "c-1": f"left the meeting. Reason : {name} got disconnected from the meeting.",
+        "c-2": f"{name} left the meeting. Reason : Host ended the meeting.",
+    }
+    assert zoom_leaves_reported(stub, settings, leaves, lost="c-1") == {"c-1": 1, "c-2": 0}
+    published = [r for tap in (signals, attendance) for r in tap.records(2.0)]
+    assert published and not [r for r in published if name.encode() in r.value], "a name was published"
+    signals.close()
+    attendance.close()
+    db = database(settings)
+    stored = db[ATTENDANCE_COLLECTION].find_one({"signals.r": {"$regex": name}})
+    db.client.close()
+    assert stored is None, "a name was stored"
+
+
 def test_a_late_drop_right_after_a_rejoin_raises_nothing_on_the_webhook_fast_path(
     service, stub, settings: Settings
 ) -> None:
@@ -675,7 +699,7 @@ def test_a_late_drop_right_after_a_rejoin_raises_nothing_on_the_webhook_fast_pat
     ), "the real drop was not reported"
     drops.records(2.0)
     reported = drops._matching(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id)
-    assert [(p.client_id, p.reason) for _, p in reported] == [("c-2", "Connection lost")], reported
+    assert [(p.client_id, p.reason) for _, p in reported] == [("c-2", "connection_lost")], reported
     drops.close()
 
 
@@ -836,7 +860,7 @@ def test_a_drop_the_webhook_did_not_publish_is_published_by_the_ledger(service, 
     kp.close()
     found = tap.poll(lambda ce, p: isinstance(p, ev.ConnectionDropped) and p.session_id == session_id, timeout_s=30)
     assert found is not None, "the ledger did not publish the drop"
-    assert found[1].client_id == "c-1" and found[1].reason == "Connection lost"
+    assert found[1].client_id == "c-1" and found[1].reason == "connection_lost"
 
     def rejoin_recorded() -> bool:
         reply = stub.GetSessionAttendance(

@@ -561,6 +561,33 @@ def test_a_leave_reason_is_matched_whole_so_a_display_name_cannot_make_a_drop_a_
         parse_rules(raw)
 
 
+def test_a_kept_leave_reason_holds_no_platform_text_and_is_judged_as_the_platform_text() -> None:
+    """What the service keeps and publishes of a leave's reason (`kept_leave_reason`): a normal
+    leave's reason in the rules' words, Zoom's leave without a reason as that, "" for a lost
+    connection (its text can hold the display name: PHI). Judged again, a kept reason is a drop, a
+    normal leave and the end of a dip exactly when the platform's text was, and is kept as it is."""
+    texts = [
+        *NAMED_LOST_CONNECTIONS,
+        *(text for text, _ in ZOOM_WEBHOOK_NORMAL_LEAVES),
+        "left the meeting. Reason :",
+        "Left the meeting. Reason : ",
+        "",
+        "Connection lost",
+        "Left the meeting",
+    ]
+    for text in texts:
+        kept = domain.kept_leave_reason(text, RULES)
+        assert "eve" not in kept.lower() and "disconnected" not in kept, (text, kept)
+        assert domain.kept_leave_reason(kept, RULES) == kept, (text, kept)
+        platform, ours = sig("c", "participant_left", 30, text), sig("c", "participant_left", 30, kept)
+        for judge in (domain.is_drop, domain.is_normal_leave, domain.ends_dip):
+            assert judge(ours, RULES) == judge(platform, RULES), (judge.__name__, text, kept)
+    assert domain.kept_leave_reason("Eve got disconnected from the meeting.", RULES) == ""
+    assert domain.kept_leave_reason("Eve left the meeting. Reason : Host ended the meeting.", RULES) == (
+        "host ended the meeting"
+    )
+
+
 def test_drop_classification_and_currency() -> None:
     drop = sig("c", "participant_left", 20, "Connection lost")
     assert domain.is_drop(drop, RULES)
@@ -612,7 +639,7 @@ def test_event_times_ahead_of_arrival_are_refused() -> None:
         )
 
     joined, left = "meeting.participant_joined", "meeting.participant_left"
-    ok = to_signal(hook(joined, T0, join_time=(T0 + timedelta(minutes=4)).isoformat()), "x", received, 300)
+    ok = to_signal(hook(joined, T0, join_time=(T0 + timedelta(minutes=4)).isoformat()), "x", received, RULES)
     assert ok.occurred_at.ToDatetime(tzinfo=UTC) == T0 + timedelta(minutes=4)
     for bad, field in (
         (hook(joined, T0, join_time=(T0 + timedelta(days=2)).isoformat()), "payload.object.participant.join_time"),
@@ -621,7 +648,7 @@ def test_event_times_ahead_of_arrival_are_refused() -> None:
         (hook("meeting.participant_video_on", T0 + timedelta(days=2)), "event_ts"),
     ):
         with pytest.raises(UnusableWebhook) as err:
-            to_signal(bad, "x", received, 300)
+            to_signal(bad, "x", received, RULES)
         assert err.value.field == field
 
 
