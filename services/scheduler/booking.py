@@ -1205,20 +1205,25 @@ class Scheduler:
                 await self.store.set_client_flags(c, {"privacy_sensitive": True})
 
     async def flag_client(self, session_id: str, client_id: str, reason: str) -> Document | None:
-        """An event says a client's session went wrong (privacy or connection). Idempotent per session+client."""
+        """An event says a client's session went wrong (privacy or connection). Idempotent per
+        session, client and reason: a client flagged for one reason (a whole group dropped, say) is
+        still flagged for the other, also once the session is interrupted. Until 2026-12-07 a flag
+        of either kind answered both, and an interrupted individual session ignored a later one: a
+        client's compromised privacy reported after a disconnection was never flagged."""
         try:
             session = await self.session(session_id)
         except NotFound:
             return None
-        if client_id in session.get("privacy_flagged_clients", []) + session.get("dropped_clients", []):
+        field = "privacy_flagged_clients" if reason == "PRIVACY_COMPROMISED" else "dropped_clients"
+        if client_id in session.get(field, []):
             return session
         if client_id not in session["client_ids"]:
             return session
         checked_in = any(c["client_id"] == client_id for c in session["check_ins"])
-        if session["kind"] != d.GROUP and (session["status"] in (d.CHECKED_IN, d.IN_PROGRESS) or checked_in):
+        running = session["status"] in (d.CHECKED_IN, d.IN_PROGRESS) or checked_in
+        if session["kind"] != d.GROUP and running and session["status"] != d.INTERRUPTED:
             return await self.interrupt(session_id, reason, client_id)
         slots = await self.propose(session, [client_id], [client_id] if reason == "PRIVACY_COMPROMISED" else [])
-        field = "privacy_flagged_clients" if reason == "PRIVACY_COMPROMISED" else "dropped_clients"
         proposed: Document
         if session["kind"] == d.GROUP:
             # The slots are this client's (their alone-windows), not the group's: in a field of their
