@@ -473,6 +473,8 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
         v.require(bool(request.program_id.strip()), "program_id", "required")
         v.require(bool(request.clinician_id.strip()), "clinician_id", "required")
         d.validate_ids(request.client_ids, "client_ids", v)
+        # bounds the care-team checks (a scan each) and the audits, which run at once
+        v.require(len(request.client_ids) <= d.MAX_GROUP_SIZE, "client_ids", f"at most {d.MAX_GROUP_SIZE} (a group)")
         v.require(15 <= request.duration_minutes <= 240, "duration_minutes", "15 to 240")
         v.require(request.duration_minutes % 15 == 0, "duration_minutes", "a multiple of 15 (slot grid)")
         v.require(0 <= request.limit <= 100, "limit", "0 (default 10) to 100")

@@ -20,6 +20,7 @@ from iop.scheduler.v1 import scheduler_pb2 as pb
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
+from services.scheduler import domain as d
 from services.scheduler.topics import SESSIONS
 from tests.integration.test_scheduler_support import (
     NEW_YORK,
@@ -928,6 +929,31 @@ def test_a_clients_availability_is_searched_and_set_by_the_clinicians_who_treat_
     audited = {(r["action"], r["principal"]) for r in db.phi_access_audit.find({"resource_id": treated})}
     assert {("SearchSlots", lead), ("SetClientAvailability", lead)} <= audited
     assert not {a for a in audited if a[1] == stranger}
+
+
+def test_a_slot_search_names_no_more_clients_than_a_group_seats(api: Api, db) -> None:  # type: ignore[no-untyped-def]
+    # the care-team checks of a search's clients (each a scan of the client's sessions) and their
+    # PHI-read audits run at once: with no bound on client_ids, one call started as many scans as
+    # it named ids, all of them, where the checks one after another stopped at the first refusal
+    program, lead = api.program(), api.clinician()
+    treated = api.client()
+    api.book(program.program_id, lead, [treated], local_day_at(days_ahead=4, hour=10))
+    frm = next_slot(timedelta(days=1))
+    request = pb.SearchSlotsRequest(
+        program_id=program.program_id,
+        clinician_id=lead,
+        client_ids=[treated, *(uid("client") for _ in range(d.MAX_GROUP_SIZE))],
+        to=to_timestamp(frm + timedelta(days=2)),
+        duration_minutes=60,
+        **{"from": to_timestamp(frm)},
+    )
+    for role in ("clinician", "platform"):
+        err = refused(grpc.StatusCode.INVALID_ARGUMENT, api.call, "SearchSlots", request, role=role, subject=lead)
+        assert fields_of(err) == {"client_ids"}
+    assert db.phi_access_audit.count_documents({"resource_id": {"$in": list(request.client_ids[1:])}}) == 0
+    del request.client_ids[d.MAX_GROUP_SIZE :]  # as many as a group seats
+    request.client_ids[1:] = [api.client() for _ in range(d.MAX_GROUP_SIZE - 1)]
+    assert api.call("SearchSlots", request, role="platform").slots
 
 
 def test_a_clinician_treats_a_client_after_more_than_a_hundred_sessions_that_do_not_count(api: Api, db) -> None:  # type: ignore[no-untyped-def]
