@@ -333,15 +333,20 @@ class Scheduler:
             if f not in known:
                 raise NotFound("clinician", f)
         facilitators = [known[f] for f in extra]
+        owners = [d.clinician_owner(req.clinician_id), *(d.clinician_owner(f) for f in extra)]
+        owners += [d.client_owner(c) for c in req.client_ids]
+        keys = [d.slot_key(o, at) for o in owners for at in d.slot_starts(req.starts_at, req.ends_at)]
         try:
             self._check_availability(people, req.starts_at, req.ends_at, require_alone)
             for facilitator in facilitators:
                 self._check_clinician_window(facilitator, req.starts_at, req.ends_at)
         except FailedPrecondition:
-            # a retry of a request that was booked before the availability changed: that booking
+            # a retry of a request that was booked before the availability changed: that booking;
+            # one whose first attempt (passed before the change) holds the slots: in progress
             existing = await self.store.get(SESSIONS_COLLECTION, session_id)
             if existing is not None:
                 return await self._retried(existing, req, people.clients)
+            await self._raise_if_in_progress(session_id, keys)
             raise
         treating = {f for f, role in req.facilitators if role in TREATING_ROLES}
         # Compliance is asked while the slots are reserved (its answer decides before anything is
@@ -373,9 +378,6 @@ class Scheduler:
             req.ends_at,
             tuple(d.screen_segments(req.starts_at, req.ends_at, breaks, req.planned_modality == d.VIDEO)),
         )
-        owners = [d.clinician_owner(req.clinician_id), *(d.clinician_owner(f) for f in extra)]
-        owners += [d.client_owner(c) for c in req.client_ids]
-        keys = [d.slot_key(o, at) for o in owners for at in d.slot_starts(req.starts_at, req.ends_at)]
         # every clinician on screen, facilitators too, under their own rules; clients under the session's
         ledger_owners = [LedgerOwner(d.clinician_owner(req.clinician_id), people.clinician_tz, True, rules)]
         ledger_owners += [
@@ -396,12 +398,8 @@ class Scheduler:
                 compliance.cancel()
                 return await self._retried(existing, req, people.clients)
             await compliance  # compliance's refusal, or its silence, is the answer when there is one
-            if refused.reason.endswith("_DOUBLE_BOOKED") and session_id in (await self.store.holders(keys)).values():
-                raise Aborted(
-                    "REQUEST_IN_PROGRESS",
-                    "another attempt of this request holds its slots: in progress, or stopped (its slots are"
-                    " released within minutes); retry",
-                ) from None
+            if refused.reason.endswith("_DOUBLE_BOOKED"):
+                await self._raise_if_in_progress(session_id, keys)
             raise refused from None
         except BaseException:
             compliance.cancel()
@@ -503,6 +501,16 @@ class Scheduler:
                 }
             )
         return stored
+
+    async def _raise_if_in_progress(self, session_id: str, keys: Sequence[str]) -> None:
+        """Aborted REQUEST_IN_PROGRESS when another attempt of this request holds some of its slots:
+        it may still store the booking (or it stopped: its slots are released within minutes)."""
+        if session_id in (await self.store.holders(keys)).values():
+            raise Aborted(
+                "REQUEST_IN_PROGRESS",
+                "another attempt of this request holds its slots: in progress, or stopped (its slots are"
+                " released within minutes); retry",
+            ) from None
 
     def _override(self, reason: str, principal: Principal) -> Document | None:
         if not reason.strip():

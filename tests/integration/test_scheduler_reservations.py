@@ -288,3 +288,35 @@ async def test_a_care_occurrence_written_although_its_write_failed_keeps_its_cla
     assert len(series) == 2  # both occurrences were written
     for occurrence in series:  # and each still holds its clinicians' hour
         assert await store.claims.count_documents({"session_id": occurrence["_id"]}) == 8
+
+
+async def test_a_retry_refused_by_availability_while_its_first_attempt_holds_the_slots_is_in_progress(
+    store: SchedulerStore,
+) -> None:
+    """The first attempt (another scheduler process) passed the availability check and holds the
+    slots; the clinician's windows change; the retry is refused by them. The first attempt may still
+    store its booking: the retry is told to retry, not CLINICIAN_UNAVAILABLE (no booking made)."""
+    reference = load_reference_data()
+    programs = Programs(store, reference)
+    all_week = [(day, "00:00", "24:00") for day in range(7)]
+    track = TrackSpec("t3x5", "3h x 3-5 days", 3, 3, 5)
+    program = await programs.create_program(
+        "p-1", "Adult IOP", "America/New_York", "IOP_PSYCH", "+15555550100", [track], {}, ""
+    )
+    await programs.set_client("k1", "America/New_York", all_week, [], "NY", "")
+    await programs.set_clinician("c1", "America/New_York", "NY", [(day, "20:00", "22:00") for day in range(7)], None)
+    scheduler = Scheduler(store, reference, _allow, _licensed)
+    start = (datetime.now(UTC) + timedelta(days=2)).replace(hour=15, minute=0, second=0, microsecond=0)
+    request = SessionRequest("r-1", program["_id"], "c1", ("k1",), start, start + HOUR, INDIVIDUAL)
+    platform = Principal("app", frozenset({"platform"}))
+    slots = [
+        d.slot_key(owner, at) for owner in ("clinician:c1", "client:k1") for at in d.slot_starts(start, start + HOUR)
+    ]
+    await store.claim(slots, derived_id("session", "r-1"), "slot", times=(start, start + HOUR))
+    with pytest.raises(Aborted) as in_progress:
+        await scheduler.book(request, platform, require_alone=False)
+    assert in_progress.value.details[0].reason == "REQUEST_IN_PROGRESS"  # type: ignore[attr-defined]
+    await store.claims.delete_many({"_id": {"$in": slots}})  # the attempt stopped; the sweep released them
+    with pytest.raises(FailedPrecondition) as unavailable:
+        await scheduler.book(request, platform, require_alone=False)
+    assert unavailable.value.details[0].reason == "CLINICIAN_UNAVAILABLE"  # type: ignore[attr-defined]
