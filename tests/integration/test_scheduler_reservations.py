@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -216,19 +217,7 @@ async def test_the_sweep_never_deletes_a_claim_taken_again_since_it_read_it(
 async def test_a_session_write_that_failed_after_the_store_applied_it_keeps_its_booking(
     store: SchedulerStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reference = load_reference_data()
-    programs = Programs(store, reference)
-    all_week = [(day, "00:00", "24:00") for day in range(7)]
-    track = TrackSpec("t3x5", "3h x 3-5 days", 3, 3, 5)
-    program = await programs.create_program(
-        "p-1", "Adult IOP", "America/New_York", "IOP_PSYCH", "+15555550100", [track], {}, ""
-    )
-    await programs.set_clinician("c1", "America/New_York", "NY", all_week, None)
-    await programs.set_client("k1", "America/New_York", all_week, [], "NY", "")
-    scheduler = Scheduler(store, reference, _allow, _licensed)
-    start = (datetime.now(UTC) + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
-    request = SessionRequest("r-1", program["_id"], "c1", ("k1",), start, start + HOUR, INDIVIDUAL)
-    platform = Principal("app", frozenset({"platform"}))
+    scheduler, request = await _one_booking(store, ALL_WEEK)
     insert_once = store.insert_once
 
     async def applied_then_connection_lost(*args: Any, **kwargs: Any) -> Any:
@@ -237,25 +226,18 @@ async def test_a_session_write_that_failed_after_the_store_applied_it_keeps_its_
 
     # an attempt of the same request holds the slots (in flight, or its process died): retry later,
     # not "double-booked"
-    slots = [
-        d.slot_key(owner, at) for owner in ("clinician:c1", "client:k1") for at in d.slot_starts(start, start + HOUR)
-    ]
-    await store.claim(slots, derived_id("session", "r-1"), "slot", times=(start, start + HOUR))
-    with pytest.raises(Aborted) as in_progress:
-        await scheduler.book(request, platform, require_alone=False)
-    assert in_progress.value.details[0].reason == "REQUEST_IN_PROGRESS"  # type: ignore[attr-defined]
-    await store.claims.delete_many({"_id": {"$in": slots}})  # the orphan sweep's work, minutes later
+    await _in_progress_while_another_attempt_holds_its_slots(store, scheduler, request)
 
     monkeypatch.setattr(store, "insert_once", applied_then_connection_lost)
     with pytest.raises(AutoReconnect):
-        await scheduler.book(request, platform, require_alone=False)
+        await scheduler.book(request, PLATFORM, require_alone=False)
     monkeypatch.undo()
     session_id = derived_id("session", "r-1")
     assert await store.claims.count_documents({"session_id": session_id}) == 8  # 4 slots x (clinician + client)
-    assert (await scheduler.book(request, platform, require_alone=False))["_id"] == session_id  # the retry
-    other = SessionRequest("r-2", program["_id"], "c1", ("k1",), start, start + HOUR, INDIVIDUAL)
+    assert (await scheduler.book(request, PLATFORM, require_alone=False))["_id"] == session_id  # the retry
+    other = replace(request, request_id="r-2")
     with pytest.raises(FailedPrecondition):  # the hour is still the first booking's
-        await scheduler.book(other, platform, require_alone=False)
+        await scheduler.book(other, PLATFORM, require_alone=False)
 
 
 async def _allow(request: compliance_pb2.EvaluateSessionRequest) -> compliance_pb2.SessionEvaluation:
@@ -296,27 +278,47 @@ async def test_a_retry_refused_by_availability_while_its_first_attempt_holds_the
     """The first attempt (another scheduler process) passed the availability check and holds the
     slots; the clinician's windows change; the retry is refused by them. The first attempt may still
     store its booking: the retry is told to retry, not CLINICIAN_UNAVAILABLE (no booking made)."""
+    evening = [(day, "20:00", "22:00") for day in range(7)]  # the clinician's windows now
+    scheduler, request = await _one_booking(store, evening, hour=15)
+    await _in_progress_while_another_attempt_holds_its_slots(store, scheduler, request)
+    with pytest.raises(FailedPrecondition) as unavailable:  # the attempt stopped; the sweep released its slots
+        await scheduler.book(request, PLATFORM, require_alone=False)
+    assert unavailable.value.details[0].reason == "CLINICIAN_UNAVAILABLE"  # type: ignore[attr-defined]
+
+
+ALL_WEEK = [(day, "00:00", "24:00") for day in range(7)]
+PLATFORM = Principal("app", frozenset({"platform"}))
+
+
+async def _one_booking(
+    store: SchedulerStore, clinician_windows: list[tuple[int, str, str]], hour: int | None = None
+) -> tuple[Scheduler, SessionRequest]:
+    """A scheduler on the store, and a request for an hour of clinician c1 with client k1 in two days."""
     reference = load_reference_data()
     programs = Programs(store, reference)
-    all_week = [(day, "00:00", "24:00") for day in range(7)]
     track = TrackSpec("t3x5", "3h x 3-5 days", 3, 3, 5)
     program = await programs.create_program(
         "p-1", "Adult IOP", "America/New_York", "IOP_PSYCH", "+15555550100", [track], {}, ""
     )
-    await programs.set_client("k1", "America/New_York", all_week, [], "NY", "")
-    await programs.set_clinician("c1", "America/New_York", "NY", [(day, "20:00", "22:00") for day in range(7)], None)
-    scheduler = Scheduler(store, reference, _allow, _licensed)
-    start = (datetime.now(UTC) + timedelta(days=2)).replace(hour=15, minute=0, second=0, microsecond=0)
+    await programs.set_clinician("c1", "America/New_York", "NY", clinician_windows, None)
+    await programs.set_client("k1", "America/New_York", ALL_WEEK, [], "NY", "")
+    start = (datetime.now(UTC) + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    if hour is not None:
+        start = start.replace(hour=hour)
     request = SessionRequest("r-1", program["_id"], "c1", ("k1",), start, start + HOUR, INDIVIDUAL)
-    platform = Principal("app", frozenset({"platform"}))
-    slots = [
-        d.slot_key(owner, at) for owner in ("clinician:c1", "client:k1") for at in d.slot_starts(start, start + HOUR)
-    ]
-    await store.claim(slots, derived_id("session", "r-1"), "slot", times=(start, start + HOUR))
+    return Scheduler(store, reference, _allow, _licensed), request
+
+
+async def _in_progress_while_another_attempt_holds_its_slots(
+    store: SchedulerStore, scheduler: Scheduler, request: SessionRequest
+) -> None:
+    """An attempt of the request holds its slots (in flight, or its process died): the request is
+    REQUEST_IN_PROGRESS; then the attempt's claims go, as the orphan sweep's work minutes later."""
+    assert request.starts_at is not None and request.ends_at is not None
+    times = (request.starts_at, request.ends_at)
+    slots = [d.slot_key(owner, at) for owner in ("clinician:c1", "client:k1") for at in d.slot_starts(*times)]
+    await store.claim(slots, derived_id("session", request.request_id), "slot", times=times)
     with pytest.raises(Aborted) as in_progress:
-        await scheduler.book(request, platform, require_alone=False)
+        await scheduler.book(request, PLATFORM, require_alone=False)
     assert in_progress.value.details[0].reason == "REQUEST_IN_PROGRESS"  # type: ignore[attr-defined]
-    await store.claims.delete_many({"_id": {"$in": slots}})  # the attempt stopped; the sweep released them
-    with pytest.raises(FailedPrecondition) as unavailable:
-        await scheduler.book(request, platform, require_alone=False)
-    assert unavailable.value.details[0].reason == "CLINICIAN_UNAVAILABLE"  # type: ignore[attr-defined]
+    await store.claims.delete_many({"_id": {"$in": slots}})
