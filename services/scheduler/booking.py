@@ -164,15 +164,18 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def _check_attendance(session: Document, attendance: Sequence[tuple[str, int, int]], now: datetime) -> None:
-    """An ending's or interruption's attendance against the session: each row one of its clients,
-    once, minutes within what it can have lasted (INVALID_ARGUMENT naming every row at fault)."""
+def _started_at(session: Document) -> datetime | None:
     started = session.get("started_at")
-    limit = d.attendance_limit_if_started(
-        _utc(session["starts_at"]), _utc(session["ends_at"]), _utc(started) if started else None, now
-    )
+    return _utc(started) if started else None
+
+
+def _check_attendance(
+    session: Document, attendance: Sequence[tuple[str, int, int]], limit: int, bound: str = d.ENDING_BOUND
+) -> None:
+    """An ending's or interruption's attendance against the session: each row one of its clients,
+    once, minutes within `limit` (INVALID_ARGUMENT naming every row at fault)."""
     v = FieldViolations()
-    for name, problem in d.attendance_violations(attendance, session["client_ids"], limit):
+    for name, problem in d.attendance_violations(attendance, session["client_ids"], limit, bound):
         v.add(name, problem)
     v.raise_if_any()
 
@@ -1087,7 +1090,8 @@ class Scheduler:
         if session["status"] != d.IN_PROGRESS:
             raise FailedPrecondition("SESSION_NOT_IN_PROGRESS", f"the session is {session['status']}")
         now = datetime.now(UTC)
-        _check_attendance(session, attendance, now)
+        limit = d.attendance_limit(_utc(session["starts_at"]), _utc(session["ends_at"]), _started_at(session), now)
+        _check_attendance(session, attendance, limit)
         minutes = max((m for _, m, _ in attendance), default=0)
         rows = d.attendance_rows(modality, attendance)
         after = {**session, "status": d.ENDED, "ended_at": now, "minutes": minutes}
@@ -1146,7 +1150,7 @@ class Scheduler:
         if session["status"] not in running:
             raise FailedPrecondition("SESSION_NOT_RUNNING", f"the session is {session['status']}")
         now = datetime.now(UTC)
-        _check_attendance(session, attendance, now)
+        _check_attendance(session, attendance, d.minutes_run(_started_at(session), now), d.INTERRUPTION_BOUND)
         clients = [client_id] if client_id else list(session["client_ids"])
         # the clients it failed: every one interrupted, but for compromised privacy only those whose it was
         compromised = self._compromised(session, client_id) if reason == "PRIVACY_COMPROMISED" else []

@@ -562,17 +562,19 @@ def attendance_limit(starts_at: datetime, ends_at: datetime, started_at: datetim
     """The most minutes a client can have attended a session ending now: its booked length, or
     the time since it actually started when it ran longer."""
     booked = int((ends_at - starts_at).total_seconds() // 60)
-    ran = -int((started_at - now).total_seconds() // 60) if started_at is not None else 0  # rounded up
-    return max(booked, ran)
+    return max(booked, minutes_run(started_at, now))
 
 
-def attendance_limit_if_started(
-    starts_at: datetime, ends_at: datetime, started_at: datetime | None, now: datetime
-) -> int:
-    """The most minutes a client can have attended a session ending or interrupted now: as
-    attendance_limit once it started; 0 when it never did (interrupted at check-in, for
-    compromised privacy): nobody attended any of it."""
-    return attendance_limit(starts_at, ends_at, started_at, now) if started_at is not None else 0
+ENDING_BOUND = "the session's length in minutes"
+INTERRUPTION_BOUND = "the minutes it ran until the interruption"
+
+
+def minutes_run(started_at: datetime | None, until: datetime) -> int:
+    """The minutes a session ran from its start to `until`, rounded up; 0 when it never started.
+    The most a client can have attended before an interruption at `until`: its booked length is no
+    bound for a session cut short (until 2026-12-07 it was, and 40 minutes given for a 60-minute
+    session interrupted after 10 billed a 90834); one interrupted at check-in was attended by nobody."""
+    return -int((started_at - until).total_seconds() // 60) if started_at is not None else 0
 
 
 def attendance_shape_violations(
@@ -601,10 +603,14 @@ def attendance_rows(modality: int, attendance: Sequence[tuple[str, int, int]]) -
 
 
 def attendance_violations(
-    attendance: Sequence[tuple[str, int, int]], client_ids: Sequence[str], limit: int
+    attendance: Sequence[tuple[str, int, int]],
+    client_ids: Sequence[str],
+    limit: int,
+    bound: str = ENDING_BOUND,
 ) -> list[tuple[str, str]]:
     """What is wrong with an ended or interrupted session's attendance (client, minutes, modality):
-    each row a client of the session, each client once, minutes within `limit` (they feed billing)."""
+    each row a client of the session, each client once, minutes within `limit` (they feed billing;
+    `bound` says what the limit is)."""
     out: list[tuple[str, str]] = []
     seen: set[str] = set()
     for i, (client_id, minutes, _) in enumerate(attendance):
@@ -614,7 +620,7 @@ def attendance_violations(
             out.append((f"attendance[{i}].client_id", "not a client of this session"))
         seen.add(client_id)
         if not 0 <= minutes <= limit:
-            why = f"0 to {limit} (the session's length in minutes)" if limit else "0 (the session had not started)"
+            why = f"0 to {limit} ({bound})" if limit else "0 (the session had not started)"
             out.append((f"attendance[{i}].minutes_attended", why))
     return out
 

@@ -69,6 +69,12 @@ def on_a_closed_day(scheduler_db: Any, session: str) -> datetime:
     return day
 
 
+def running_for(scheduler_db: Any, session: str, minutes: int) -> None:
+    """The session started `minutes` ago (moved back in the store: a test cannot wait that long)."""
+    began = datetime.now(UTC) - timedelta(minutes=minutes)
+    assert scheduler_db.sessions.update_one({"_id": session}, {"$set": {"started_at": began}}).modified_count == 1
+
+
 def attendance(client: str, minutes: int) -> list[ev.ClientAttendance]:
     return [ev.ClientAttendance(client_id=client, minutes_attended=minutes)]
 
@@ -155,6 +161,7 @@ def test_an_interruptions_attendance_is_checked_as_an_endings_and_a_bad_one_stor
     scheduler_db, _ = dbs
     program, clinician, client = api.program(), api.clinician(), api.client()
     session = started(api, program.program_id, clinician, client, next_slot(timedelta(minutes=5)), minutes=30)
+    running_for(scheduler_db, session, 25)
 
     def interrupt(modality: int, *rows: tuple[str, int, int]) -> pb.Session:
         request = pb.InterruptSessionRequest(
@@ -168,7 +175,7 @@ def test_an_interruptions_attendance_is_checked_as_an_endings_and_a_bad_one_stor
     cases = [
         ((VIDEO, (client, 20, 0), (client, 20, 0)), {"attendance[1].client_id"}),
         ((VIDEO, ("someone-else", 20, 0)), {"attendance[0].client_id"}),
-        ((VIDEO, (client, 31, 0)), {"attendance[0].minutes_attended"}),  # longer than the session
+        ((VIDEO, (client, 27, 0)), {"attendance[0].minutes_attended"}),  # longer than it ran (25, rounded up)
         ((VIDEO, (client, -5, 0)), {"attendance[0].minutes_attended"}),
         ((VIDEO, ("", 20, 0)), {"attendance[0].client_id"}),
         ((VIDEO, (client, 20, 9)), {"attendance[0].modality"}),
@@ -212,3 +219,23 @@ def test_an_interruption_without_attendance_bills_nothing_and_later_attendance_i
     assert reason_of(err) == "SESSION_ALREADY_INTERRUPTED"
     assert wait_until(lambda: (compliance_db.sessions.find_one({"_id": session}) or {}).get("status") == "interrupted")
     assert compliance_db.billing_days.count_documents({"client_id": client}) == 0
+
+
+def test_minutes_before_an_interruption_are_at_most_the_minutes_the_session_ran(api: Api, dbs: tuple[Any, Any]) -> None:
+    """A 60-minute session cut short after 10 minutes did not deliver 40: its booked length is no
+    bound for the minutes before the interruption (40 would bill a 90834 for 10 minutes delivered)."""
+    scheduler_db, _ = dbs
+    program, clinician, client = api.program(), api.clinician(), api.client()
+    session = started(api, program.program_id, clinician, client, next_slot(timedelta(minutes=5)), minutes=60)
+    running_for(scheduler_db, session, 10)
+
+    def interrupt(minutes: int) -> pb.Session:
+        request = pb.InterruptSessionRequest(
+            session_id=session, reason="DISCONNECTED", modality=VIDEO, attendance=attendance(client, minutes)
+        )
+        return api.call("InterruptSession", request, role="clinician", subject=clinician)
+
+    err = refused(grpc.StatusCode.INVALID_ARGUMENT, interrupt, 40)
+    assert fields_of(err) == {"attendance[0].minutes_attended"}
+    assert (scheduler_db.sessions.find_one({"_id": session}) or {})["status"] == "in_progress"
+    assert interrupt(10).status == "interrupted"  # the minutes it ran (rounded up) are the bound

@@ -185,15 +185,16 @@ def test_an_interruptions_attendance_is_checked_as_an_endings() -> None:
         {"client_id": "a", "minutes_attended": 40, "modality": d.AUDIO_ONLY},
         {"client_id": "b", "minutes_attended": 20, "modality": d.VIDEO},
     ]
-    # the minutes: within the session's length once it started, as at an end; none before it started
-    starts, now = utc(2026, 12, 1, 14), utc(2026, 12, 1, 14, 25)
-    ends = starts + timedelta(hours=1)
-    for started in (starts, starts - timedelta(minutes=10)):
-        for at in (now, ends):
-            assert d.attendance_limit_if_started(starts, ends, started, at) == d.attendance_limit(
-                starts, ends, started, at
-            )
-    assert d.attendance_limit_if_started(starts, ends, None, now) == 0
+    # the minutes: those it ran until the interruption (rounded up), not its booked length; none
+    # before it started
+    starts = utc(2026, 12, 1, 14)
+    assert d.minutes_run(starts, starts + timedelta(minutes=10)) == 10
+    assert d.minutes_run(starts, starts + timedelta(minutes=10, seconds=1)) == 11
+    assert d.minutes_run(starts - timedelta(minutes=5), starts + timedelta(minutes=25)) == 30  # started early
+    assert d.minutes_run(None, starts + timedelta(minutes=25)) == 0
+    assert d.attendance_violations([("a", 40, 0)], ["a"], 10, d.INTERRUPTION_BOUND) == [
+        ("attendance[0].minutes_attended", "0 to 10 (the minutes it ran until the interruption)")
+    ]
     assert d.attendance_violations([("a", 1, 0)], ["a"], 0) == [
         ("attendance[0].minutes_attended", "0 (the session had not started)")
     ]
