@@ -128,11 +128,17 @@ class SchedulingHandlers:
 
         The minutes each client attended before the interruption are billed as an ended session's
         (`attendance`, same codes and minimums); an event without attendance (none given, or
-        published before 2026-12-07) bills nothing. The new session of a reschedule bills only its
-        own SessionEnded or SessionInterrupted."""
+        published before 2026-12-07) bills nothing. Attendance given later comes in a second event
+        of the interruption (`attendance_recorded_at` set), which bills it and changes nothing else.
+        The new session of a reschedule bills only its own SessionEnded or SessionInterrupted."""
         if not p.session_id:
             raise PoisonEvent("SessionInterrupted without session_id")
         interrupted_at = to_datetime(p.interrupted_at) or event.time
+        if p.HasField("attendance_recorded_at"):
+            # attendance given after an interruption published without it: the same interruption,
+            # and the session may have been rescheduled since (that status stays); only the minutes
+            await self._bill_attendance(event.id, p, interrupted_at)
+            return
         await self._store.apply_session_event(
             p.session_id,
             event.id,

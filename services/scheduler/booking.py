@@ -33,7 +33,7 @@ from services.plumbing.errors import (
 from services.plumbing.outbox import OutgoingEvent
 from services.plumbing.phones import PhoneError, normalize_phone
 from services.plumbing.protos import to_timestamp
-from services.plumbing.storage import Document
+from services.plumbing.storage import Document, to_millis
 from services.scheduler import domain as d
 from services.scheduler import fhir
 from services.scheduler.store import (
@@ -199,6 +199,23 @@ def _attended(session: Document, modality: int, rows: Sequence[Document]) -> dic
         "kind": session["kind"],
         "started_at": to_timestamp(session.get("started_at")),
     }
+
+
+def _interrupted_already(session: Document, rows: Sequence[Document]) -> bool:
+    """Whether an interruption of the session is one already made: it is interrupted, or it was and
+    has been rescheduled since and the call gives attendance (that interruption's)."""
+    if session["status"] == d.INTERRUPTED:
+        return True
+    return bool(rows) and session["status"] == d.RESCHEDULED and session.get("interrupted_at") is not None
+
+
+def _same_attendance(rows: Sequence[Document], recorded: Sequence[Document]) -> bool:
+    """Whether two attendances are the same rows, in any order."""
+
+    def by_client(r: Sequence[Document]) -> list[tuple[str, int, int]]:
+        return sorted((x["client_id"], x["minutes_attended"], x["modality"]) for x in r)
+
+    return by_client(rows) == by_client(recorded)
 
 
 def fhir_event(resource: dict[str, Any]) -> OutgoingEvent:
@@ -1127,8 +1144,8 @@ class Scheduler:
         `attendance` (client, minutes, modality), what each client attended before the interruption,
         is validated as an ending's and published on SessionInterrupted (compliance bills it as an
         ended session's); none given, nothing of the session is billed. Interrupting again returns
-        the session, unless the call gives attendance other than the one recorded (none included):
-        that is refused (SESSION_ALREADY_INTERRUPTED) rather than dropped unbilled."""
+        the session; attendance given then, also after a reschedule, is the interruption's when it
+        had none (_attendance_after)."""
         v = FieldViolations()
         v.require(bool(session_id), "session_id", "required")
         v.require(reason in d.INTERRUPTION_REASONS, "reason", "DISCONNECTED | PRIVACY_COMPROMISED | OTHER")
@@ -1137,19 +1154,14 @@ class Scheduler:
         v.raise_if_any()
         rows = d.attendance_rows(modality, attendance)
         session = await self.session(session_id)
-        if session["status"] == d.INTERRUPTED:
-            if attendance and rows != session.get("attendance", []):
-                raise FailedPrecondition(
-                    "SESSION_ALREADY_INTERRUPTED",
-                    "the session was interrupted already with other attendance (or none): this one is not recorded",
-                )
-            return session
+        if _interrupted_already(session, rows):
+            return await self._attendance_after(session, modality, attendance, rows)
         running: tuple[str, ...] = (d.CHECKED_IN, d.IN_PROGRESS)
         if reason == "PRIVACY_COMPROMISED":  # a client checked in unsafe: the session must not go ahead
             running = (d.BOOKED, d.CHECKED_IN, d.IN_PROGRESS)
         if session["status"] not in running:
             raise FailedPrecondition("SESSION_NOT_RUNNING", f"the session is {session['status']}")
-        now = datetime.now(UTC)
+        now = to_millis(datetime.now(UTC))  # as stored: attendance given later is published with it
         _check_attendance(session, attendance, d.minutes_run(_started_at(session), now), d.INTERRUPTION_BOUND)
         clients = [client_id] if client_id else list(session["client_ids"])
         # the clients it failed: every one interrupted, but for compromised privacy only those whose it was
@@ -1187,9 +1199,50 @@ class Scheduler:
         updated = await self.store.update_session(
             session_id, {"status": {"$in": list(running)}}, update, session_events(after, *messages)
         )
-        if updated is None:
-            return await self.session(session_id)
+        if updated is None:  # changed meanwhile: interrupted by another call or process, say
+            session = await self.session(session_id)
+            if _interrupted_already(session, rows):  # its attendance is still to be recorded
+                return await self._attendance_after(session, modality, attendance, rows)
+            return session
         await self._after_failure(failed, reason)
+        return (await self.with_facts([updated]))[0]
+
+    async def _attendance_after(
+        self, session: Document, modality: int, attendance: Sequence[tuple[str, int, int]], rows: list[Document]
+    ) -> Document:
+        """Attendance given for a session interrupted already (`rows`, none: a retry). An
+        interruption without attendance (the scheduler's own on ConnectionDropped, InterruptSession
+        without it) takes it once, also once the session was rescheduled: checked against the
+        minutes it ran until the interruption, stored and published as a SessionInterrupted with
+        `attendance_recorded_at` (the same interruption; compliance bills it). The same attendance
+        again returns the session; other attendance is refused (ATTENDANCE_ALREADY_RECORDED). Until
+        2026-12-07 attendance given after the interruption was refused and never billed."""
+        recorded = session.get("attendance") or []
+        if not rows or _same_attendance(rows, recorded):
+            return session
+        if recorded:
+            raise FailedPrecondition(
+                "ATTENDANCE_ALREADY_RECORDED",
+                "the attendance of this interruption was recorded already, with other minutes or modality",
+            )
+        interrupted_at = _utc(session["interrupted_at"])
+        ran = d.minutes_run(_started_at(session), interrupted_at)
+        _check_attendance(session, attendance, ran, d.INTERRUPTION_BOUND)
+        now = datetime.now(UTC)
+        event = scheduling_pb2.SessionInterrupted(
+            reason=session.get("interruption_reason", ""),
+            interrupted_at=to_timestamp(interrupted_at),
+            attendance_recorded_at=to_timestamp(now),
+            **_attended(session, modality, rows),
+        )
+        updated = await self.store.update_session(
+            session["_id"],
+            {"status": {"$in": [d.INTERRUPTED, d.RESCHEDULED]}, "attendance_recorded_at": {"$exists": False}},
+            {"$set": {"attendance": rows, "attendance_recorded_at": now}},
+            [OutgoingEvent(SESSIONS.name, session["_id"], event)],
+        )
+        if updated is None:  # another call recorded attendance first: the same, or refused
+            return await self._attendance_after(await self.session(session["_id"]), modality, attendance, rows)
         return (await self.with_facts([updated]))[0]
 
     @staticmethod

@@ -1,6 +1,8 @@
 """InterruptSession takes the minutes each client attended before the interruption, checked as
 EndSession's, and compliance bills them: from the scheduler, through SessionInterrupted on the
-broker, to BillingReady, with real scheduler and compliance processes, the real store and broker."""
+broker, to BillingReady, with real scheduler and compliance processes, the real store and broker.
+A session interrupted without attendance (by the scheduler itself on a ConnectionDropped) takes it
+once later, also once rescheduled, and it is billed once."""
 
 from __future__ import annotations
 
@@ -10,12 +12,21 @@ from typing import Any
 
 import grpc
 import pytest
+from kafka import KafkaProducer
 from pymongo import MongoClient
 
+from iop.compliance.v1 import compliance_pb2
 from iop.events.v1 import common_pb2
+from iop.events.v1 import engagement_pb2 as engagement_events
 from iop.events.v1 import scheduling_pb2 as ev
 from iop.scheduler.v1 import scheduler_pb2 as pb
+from services.plumbing.envelope import CloudEvent
+from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
+from services.plumbing.storage import mongo_client, service_database
+from services.scheduler.booking import Scheduler
+from services.scheduler.domain import load_reference_data
+from services.scheduler.store import SchedulerStore
 from tests.integration.test_compliance_api import SchedulerEvents, TopicTail, past_midweek
 from tests.integration.test_compliance_rules import billed_here, own_plan, wait_until
 from tests.integration.test_scheduler_guards import refused
@@ -189,7 +200,7 @@ def test_an_interruptions_attendance_is_checked_as_an_endings_and_a_bad_one_stor
     assert interrupt(VIDEO, (client, 20, 0)).status == "interrupted"
 
 
-def test_an_interruption_without_attendance_bills_nothing_and_later_attendance_is_refused(
+def test_an_interruption_without_attendance_bills_nothing_and_takes_attendance_once_later(
     api: Api, dbs: tuple[Any, Any]
 ) -> None:
     _, compliance_db = dbs
@@ -214,9 +225,18 @@ def test_an_interruption_without_attendance_bills_nothing_and_later_attendance_i
     assert fields_of(err) == {"attendance[0].minutes_attended"}
     assert interrupt().status == "interrupted"  # no attendance given: nothing to bill
     assert interrupt().status == "interrupted"  # a retry
-    # attendance given after the interruption is not silently dropped
-    err = refused(grpc.StatusCode.FAILED_PRECONDITION, interrupt, (client, 0))
-    assert reason_of(err) == "SESSION_ALREADY_INTERRUPTED"
+    # attendance given after the interruption is checked against it (not started: 0 minutes), then
+    # recorded once: the same again is a retry, another one refused
+    err = refused(grpc.StatusCode.INVALID_ARGUMENT, interrupt, (client, 10))
+    assert fields_of(err) == {"attendance[0].minutes_attended"}
+    assert interrupt((client, 0)).status == "interrupted"
+    assert interrupt((client, 0)).status == "interrupted"
+    assert interrupt().status == "interrupted"
+    moved = pb.InterruptSessionRequest(
+        session_id=session, reason="OTHER", modality=common_pb2.MODALITY_AUDIO_ONLY, attendance=attendance(client, 0)
+    )
+    err = refused(grpc.StatusCode.FAILED_PRECONDITION, api.call, "InterruptSession", moved, "clinician", clinician)
+    assert reason_of(err) == "ATTENDANCE_ALREADY_RECORDED"
     assert wait_until(lambda: (compliance_db.sessions.find_one({"_id": session}) or {}).get("status") == "interrupted")
     assert compliance_db.billing_days.count_documents({"client_id": client}) == 0
 
@@ -239,3 +259,185 @@ def test_minutes_before_an_interruption_are_at_most_the_minutes_the_session_ran(
     assert fields_of(err) == {"attendance[0].minutes_attended"}
     assert (scheduler_db.sessions.find_one({"_id": session}) or {})["status"] == "in_progress"
     assert interrupt(10).status == "interrupted"  # the minutes it ran (rounded up) are the bound
+
+
+def connection_dropped(settings: Settings, session: str, client: str, clinician: str) -> None:
+    """What engagement publishes when the video platform reports the client gone: the scheduler
+    interrupts a running individual session itself, without attendance."""
+    dropped = engagement_events.ConnectionDropped(
+        session_id=session, client_id=client, clinician_id=clinician, dropped_at=to_timestamp(datetime.now(UTC))
+    )
+    event = CloudEvent.new("/iop/engagement", session, dropped)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    try:
+        producer.send("iop.engagement.attendance.v1", key=session.encode(), value=event.data, headers=event.headers())
+        producer.flush(10)
+    finally:
+        producer.close()
+
+
+def dropped_on_a_closed_day(api: Api, scheduler_db: Any, settings: Settings, plan: str) -> tuple[str, str, str]:
+    """An individual session of a program billed under `plan`, started on a past day (its minutes
+    bill at once), which the scheduler interrupts itself on the client's ConnectionDropped, without
+    attendance. Returns the clinician, the client and the session."""
+    program, clinician, client = api.program(payer_plan_id=plan), api.clinician(), api.client()
+    session = started(api, program.program_id, clinician, client, next_slot(timedelta(minutes=5)), minutes=30)
+    on_a_closed_day(scheduler_db, session)
+    connection_dropped(settings, session, client, clinician)
+    # a new consumer group first works through the topic's backlog
+    stored = lambda: scheduler_db.sessions.find_one({"_id": session}) or {}  # noqa: E731
+    assert wait_until(lambda: stored().get("status") == "interrupted", timeout_s=120)
+    assert stored()["interruption_reason"] == "DISCONNECTED" and stored()["attendance"] == []
+    return clinician, client, session
+
+
+def given_late(session: str, client: str, minutes: int) -> pb.InterruptSessionRequest:
+    return pb.InterruptSessionRequest(
+        session_id=session, reason="DISCONNECTED", modality=VIDEO, attendance=attendance(client, minutes)
+    )
+
+
+def test_attendance_given_after_the_scheduler_interrupted_a_dropped_session_itself_is_billed_once(
+    api: Api, dbs: tuple[Any, Any], settings: Settings
+) -> None:
+    scheduler_db, compliance_db = dbs
+    plan = own_plan(api.compliance, settings, "demo-medicare-ffs")  # per service: a code by minutes
+    billing = TopicTail(settings, "iop.compliance.billing.v1")
+    sessions = TopicTail(settings, "iop.scheduling.sessions.v1")
+    try:
+        clinician, client, session = dropped_on_a_closed_day(api, scheduler_db, settings, plan)
+
+        def interrupted(key: bytes | None, e: CloudEvent, p: Any) -> bool:
+            return key == session.encode() and isinstance(p, ev.SessionInterrupted)
+
+        (first,) = [p for _, _, p in sessions.wait_for(interrupted)]
+        assert not first.attendance and not first.HasField("attendance_recorded_at")
+
+        reply = api.call("InterruptSession", given_late(session, client, 20), role="clinician", subject=clinician)
+        assert reply.status == "interrupted"
+        found = billing.wait_for(billed_here(client))
+        assert len(found) == 1, [p for _, _, p in billing.seen]
+        ready = found[0][2]
+        assert [line.code for line in ready.lines] == ["90832"] and ready.covered, ready  # 16-37 minutes
+        assert ready.minutes_attended == 20 and list(ready.session_ids) == [session], ready
+
+        # published once, as the interruption published before with its attendance, and marked so
+        late = [p for _, _, p in sessions.wait_for(interrupted, count=2)][1]
+        assert late.HasField("attendance_recorded_at") and late.attendance_recorded_at.ToDatetime(UTC) > (
+            first.interrupted_at.ToDatetime(UTC)
+        )
+        assert (late.reason, late.interrupted_at, late.started_at) == (
+            first.reason,
+            first.interrupted_at,
+            first.started_at,
+        )
+        assert [(a.client_id, a.minutes_attended, a.modality) for a in late.attendance] == [(client, 20, VIDEO)]
+        assert (late.payer_plan_id, late.clinician_id, late.kind) == (plan, clinician, ev.SESSION_KIND_INDIVIDUAL)
+
+        # the same again is a retry; other minutes are refused; neither is published or billed
+        assert api.call("InterruptSession", given_late(session, client, 20), role="clinician", subject=clinician)
+        err = refused(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            api.call,
+            "InterruptSession",
+            given_late(session, client, 25),
+            "clinician",
+            clinician,
+        )
+        assert reason_of(err) == "ATTENDANCE_ALREADY_RECORDED"
+        assert len(sessions.wait_for(interrupted, count=3, timeout_s=3)) == 2
+        assert len(billing.wait_for(billed_here(client), count=2, timeout_s=3)) == 1
+        (day,) = compliance_db.billing_days.find({"client_id": client})
+        assert [(e["session_id"], e["minutes"]) for e in day["entries"]] == [(session, 20)]
+    finally:
+        billing.close()
+        sessions.close()
+
+
+def test_attendance_given_after_a_dropped_session_was_rescheduled_is_billed_and_the_move_stays(
+    api: Api, dbs: tuple[Any, Any], settings: Settings
+) -> None:
+    scheduler_db, compliance_db = dbs
+    plan = own_plan(api.compliance, settings, "demo-medicare-ffs")
+    billing = TopicTail(settings, "iop.compliance.billing.v1")
+    try:
+        clinician, client, session = dropped_on_a_closed_day(api, scheduler_db, settings, plan)
+        move = pb.RescheduleSessionRequest(request_id=f"re-{session}", session_id=session, reason="DISCONNECTED")
+        moved = api.call("RescheduleSession", move, role="clinician", subject=clinician)
+        assert wait_until(
+            lambda: (compliance_db.sessions.find_one({"_id": session}) or {}).get("status") == "rescheduled"
+        )
+        # without attendance, a rescheduled session is not interrupted again
+        err = refused(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            api.call,
+            "InterruptSession",
+            pb.InterruptSessionRequest(session_id=session, reason="DISCONNECTED"),
+            "clinician",
+            clinician,
+        )
+        assert reason_of(err) == "SESSION_NOT_RUNNING"
+
+        reply = api.call("InterruptSession", given_late(session, client, 40), role="clinician", subject=clinician)
+        assert reply.status == "rescheduled" and reply.rescheduled_to == moved.session_id
+        found = billing.wait_for(billed_here(client))
+        assert len(found) == 1, [p for _, _, p in billing.seen]
+        ready = found[0][2]
+        assert [line.code for line in ready.lines] == ["90834"] and list(ready.session_ids) == [session], ready
+        # compliance's copy is still the moved session's, not interrupted again
+        assert (compliance_db.sessions.find_one({"_id": session}) or {})["status"] == "rescheduled"
+        # the new session is not the interrupted one: attendance on it is its own
+        err = refused(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            api.call,
+            "InterruptSession",
+            given_late(moved.session_id, client, 40),
+            "clinician",
+            clinician,
+        )
+        assert reason_of(err) == "SESSION_NOT_RUNNING"
+    finally:
+        billing.close()
+
+
+async def _no_evaluation(request: compliance_pb2.EvaluateSessionRequest) -> compliance_pb2.SessionEvaluation:
+    raise AssertionError("an interruption asks compliance nothing")
+
+
+async def _no_licensure_check(request: compliance_pb2.CheckLicensureRequest) -> compliance_pb2.LicensureDecision:
+    raise AssertionError("an interruption asks compliance nothing")
+
+
+async def test_attendance_that_loses_the_race_to_the_schedulers_own_interruption_is_recorded(
+    api: Api, dbs: tuple[Any, Any], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two scheduler processes: this one takes the clinician's InterruptSession with attendance,
+    and between its read and its write the other interrupts the session without attendance (its
+    ConnectionDropped consumer, here the service's InterruptSession). The attendance is recorded as
+    attendance after the interruption; it was answered with the session and dropped."""
+    scheduler_db, _ = dbs
+    program, clinician, client = api.program(), api.clinician(), api.client()
+    session = started(api, program.program_id, clinician, client, next_slot(timedelta(minutes=5)), minutes=30)
+    running_for(scheduler_db, session, 25)
+    mongo = mongo_client(settings)
+    store = SchedulerStore(service_database(mongo, settings, "scheduler"))
+    scheduler = Scheduler(store, load_reference_data(), _no_evaluation, _no_licensure_check)
+    update_session = store.update_session
+    raced: list[bool] = []
+
+    async def the_other_process_first(*args: Any, **kwargs: Any) -> Any:
+        if not raced:
+            raced.append(True)
+            request = pb.InterruptSessionRequest(session_id=session, reason="DISCONNECTED")
+            api.call("InterruptSession", request, role="clinician", subject=clinician)
+        return await update_session(*args, **kwargs)
+
+    monkeypatch.setattr(store, "update_session", the_other_process_first)
+    try:
+        done = await scheduler.interrupt(session, "DISCONNECTED", modality=VIDEO, attendance=[(client, 20, 0)])
+    finally:
+        await mongo.close()
+    assert raced and done["status"] == "interrupted"
+    stored = scheduler_db.sessions.find_one({"_id": session})
+    assert stored["attendance"] == [{"client_id": client, "minutes_attended": 20, "modality": VIDEO}]
+    assert stored.get("attendance_recorded_at")

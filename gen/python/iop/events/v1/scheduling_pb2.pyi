@@ -127,7 +127,7 @@ class SessionEnded(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., modality: _Optional[_Union[_common_pb2.Modality, str]] = ..., attendance: _Optional[_Iterable[_Union[ClientAttendance, _Mapping]]] = ..., program_id: _Optional[str] = ..., payer_plan_id: _Optional[str] = ..., level_of_care: _Optional[str] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SessionInterrupted(_message.Message):
-    __slots__ = ("session_id", "reason", "interrupted_at", "clinician_id", "modality", "attendance", "program_id", "payer_plan_id", "level_of_care", "kind", "started_at")
+    __slots__ = ("session_id", "reason", "interrupted_at", "clinician_id", "modality", "attendance", "program_id", "payer_plan_id", "level_of_care", "kind", "started_at", "attendance_recorded_at")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     INTERRUPTED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -139,6 +139,7 @@ class SessionInterrupted(_message.Message):
     LEVEL_OF_CARE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    ATTENDANCE_RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     reason: str
     interrupted_at: _timestamp_pb2.Timestamp
@@ -150,7 +151,8 @@ class SessionInterrupted(_message.Message):
     level_of_care: str
     kind: SessionKind
     started_at: _timestamp_pb2.Timestamp
-    def __init__(self, session_id: _Optional[str] = ..., reason: _Optional[str] = ..., interrupted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clinician_id: _Optional[str] = ..., modality: _Optional[_Union[_common_pb2.Modality, str]] = ..., attendance: _Optional[_Iterable[_Union[ClientAttendance, _Mapping]]] = ..., program_id: _Optional[str] = ..., payer_plan_id: _Optional[str] = ..., level_of_care: _Optional[str] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    attendance_recorded_at: _timestamp_pb2.Timestamp
+    def __init__(self, session_id: _Optional[str] = ..., reason: _Optional[str] = ..., interrupted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clinician_id: _Optional[str] = ..., modality: _Optional[_Union[_common_pb2.Modality, str]] = ..., attendance: _Optional[_Iterable[_Union[ClientAttendance, _Mapping]]] = ..., program_id: _Optional[str] = ..., payer_plan_id: _Optional[str] = ..., level_of_care: _Optional[str] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attendance_recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SessionCancelled(_message.Message):
     __slots__ = ("session_id", "reason", "cancelled_at")
