@@ -71,6 +71,13 @@ def _instrument(name: str, raw: dict[str, Any]) -> Instrument:
 # space as single spaces; what comes before its words may be a display name (the client's own text,
 # which may hold the same words), so the reason is what follows the last of them.
 ZOOM_LEAVE = re.compile(r"(?:.* )?left the meeting\. reason ?:(?P<reason>.*)")
+# Zoom's wording of the client's own leave, "$name left the meeting." (also as the reason after
+# "left the meeting. Reason :"): the display name, any text, before its words. A name holding
+# "Reason :" makes it none, so Zoom's "got disconnected from the meeting. Reason : left the
+# meeting" stays a drop; a lost connection Zoom words with the name ends with its own words.
+NAMED_OWN_LEAVE = re.compile(r"(?:(?P<name>.*) )?left the meeting")
+REASON_LABEL = re.compile(r"\breason ?:")
+OWN_LEAVE = "left the meeting"
 
 
 def _plain(text: str) -> str:
@@ -86,12 +93,17 @@ def leave_reason_itself(reason: str) -> str | None:
     the participant left the meeting, and Zoom did not say why (`domain.is_drop`: a normal leave,
     ending no dip). Zoom puts the participant's display name in some reasons ("$name got
     disconnected from the meeting."), always before its own words: so a reason holding a normal
-    one ("Eve left the meeting got disconnected from the meeting.") is none."""
+    one ("Eve left the meeting got disconnected from the meeting.") is none; and Zoom's "$name left
+    the meeting." is "left the meeting", whatever the name (`NAMED_OWN_LEAVE`)."""
     text = " ".join(reason.lower().split())
     zoom = ZOOM_LEAVE.fullmatch(text)
-    if zoom is None:
-        return _plain(text)
-    return _plain(zoom["reason"]) or None
+    itself = _plain(text if zoom is None else zoom["reason"])
+    if zoom is not None and not itself:
+        return None
+    named = NAMED_OWN_LEAVE.fullmatch(itself)
+    if named is not None and not REASON_LABEL.search(named["name"] or ""):
+        return OWN_LEAVE
+    return itself
 
 
 def _reasons(att: dict[str, Any], key: str) -> tuple[str, ...]:

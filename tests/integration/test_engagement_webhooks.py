@@ -611,7 +611,9 @@ def test_a_display_name_in_a_zoom_leave_reason_does_not_make_a_lost_connection_a
     Matched as a substring, a name holding a normal reason ("left the meeting", "Host ended the
     meeting") made the lost connection a normal leave: no ConnectionDropped, no crisis alert, no
     disconnection (c-1 to c-3). Zoom's moves between breakout rooms and the client's own leave, in
-    its webhook wording, are still normal leaves (c-4 to c-6)."""
+    its webhook wording, are still normal leaves (c-4 to c-6), and so is the client's own leave
+    under their display name, Zoom's "$name left the meeting." (c-7, c-8): matched whole, the name
+    made it a drop (rules 2026-12-07.4), a ConnectionDropped for every client who left so."""
     zoom = "left the meeting. Reason : "
     leaves = {
         "c-1": zoom + "Eve left the meeting got disconnected from the meeting.",
@@ -620,9 +622,11 @@ def test_a_display_name_in_a_zoom_leave_reason_does_not_make_a_lost_connection_a
         "c-4": zoom + "left the meeting to join breakout room",
         "c-5": zoom + "left the meeting leave breakout room to join main meeting",
         "c-6": zoom + "left the meeting",
+        "c-7": "Eve Example left the meeting.",
+        "c-8": zoom + "Eve Example left the meeting.",
     }
     entries = zoom_leaves_reported(stub, settings, leaves, lost="c-1")
-    assert entries == {"c-1": 1, "c-2": 1, "c-3": 1, "c-4": 0, "c-5": 0, "c-6": 0}, entries
+    assert entries == {"c-1": 1, "c-2": 1, "c-3": 1, "c-4": 0, "c-5": 0, "c-6": 0, "c-7": 0, "c-8": 0}, entries
 
 
 def test_a_display_name_in_a_zoom_leave_reason_is_neither_published_nor_stored(

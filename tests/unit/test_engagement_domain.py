@@ -525,6 +525,7 @@ NAMED_LOST_CONNECTIONS = (
     "got disconnected from the meeting. Reason : Client Close.",
     "got disconnected from the meeting. Reason : left the meeting",
     "Eve got disconnected from the meeting. Reason : Host ended the meeting.",
+    "got disconnected from the meeting. Reason : Eve left the meeting.",
 )
 # Zoom's own webhook wordings of a leave that is no lost connection (the part after "Reason :"
 # matched whole, so the moves between breakout rooms, which "left the meeting" in them made normal
@@ -536,6 +537,13 @@ ZOOM_WEBHOOK_NORMAL_LEAVES = (
     ("left the meeting. Reason : Removed by host from waiting room.", False),
     ("Eve. Reason : Network connection error. Eve left the meeting. Reason : left the meeting", True),
     ("Eve left the meeting. Reason : Host ended the meeting.", False),
+    # the client's own leave under their display name, "$name left the meeting." (one of Zoom's
+    # reasons, so also after "Reason :"): matched whole, the name made it a drop in 2026-12-07.4
+    ("Eve left the meeting.", True),
+    ("c-1  Left The Meeting", True),
+    ("left the meeting. Reason : Eve left the meeting.", True),
+    ("Eve left the meeting. Reason : Eve left the meeting.", True),
+    ("Eve got disconnected from the meeting left the meeting.", True),
 )
 
 
@@ -583,6 +591,7 @@ def test_a_kept_leave_reason_holds_no_platform_text_and_is_judged_as_the_platfor
         for judge in (domain.is_drop, domain.is_normal_leave, domain.ends_dip):
             assert judge(ours, RULES) == judge(platform, RULES), (judge.__name__, text, kept)
     assert domain.kept_leave_reason("Eve got disconnected from the meeting.", RULES) == ""
+    assert domain.kept_leave_reason("Eve left the meeting.", RULES) == "left the meeting"
     assert domain.kept_leave_reason("Eve left the meeting. Reason : Host ended the meeting.", RULES) == (
         "host ended the meeting"
     )
