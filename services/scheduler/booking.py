@@ -1196,6 +1196,8 @@ class Scheduler:
                 update["$addToSet"] = {"privacy_flagged_clients": {"$each": failed}}
         elif reason == "DISCONNECTED":
             update["$set"]["dropped_clients"] = clients
+        # the profiles first (_after_failure): a retry of an interruption stored already returns early
+        await self._after_failure(failed, reason)
         updated = await self.store.update_session(
             session_id, {"status": {"$in": list(running)}}, update, session_events(after, *messages)
         )
@@ -1204,7 +1206,6 @@ class Scheduler:
             if _interrupted_already(session, rows):  # its attendance is still to be recorded
                 return await self._attendance_after(session, modality, attendance, rows)
             return session
-        await self._after_failure(failed, reason)
         return (await self.with_facts([updated]))[0]
 
     async def _attendance_after(
@@ -1261,6 +1262,13 @@ class Scheduler:
         return list(dict.fromkeys([*session.get("privacy_flagged_clients", []), *checked_in]))
 
     async def _after_failure(self, client_ids: Sequence[str], reason: str) -> None:
+        """The clients' profiles after a session failed them: a tech check due after a disconnection,
+        alone-only after compromised privacy. Written before the session records the failure (the
+        interruption, the client's flag): a retry or a redelivered signal finds it recorded and
+        returns early, so a process that stopped between the two writes left the profiles as they
+        were, and the client bookable where they are not alone, or without the tech check (until
+        2026-12-07). The other order leaves at worst profiles set for a failure whose record lost
+        a race (they are $set: idempotent), and a retry writes both."""
         for c in client_ids:
             if reason == "DISCONNECTED":
                 await self.store.set_client_flags(
@@ -1304,13 +1312,13 @@ class Scheduler:
         update: dict[str, Any] = {"$push": {field: client_id}, "$set": dict(proposed)}
         if reason == "PRIVACY_COMPROMISED":
             update["$set"]["privacy_flagged"] = True
+        await self._after_failure([client_id], reason)  # first: a redelivery finds the flag and returns
         updated = await self.store.update_session(
             session_id,
             {field: {"$ne": client_id}},
             update,
             [OutgoingEvent(SESSIONS.name, session_id, self._proposed_event(session_id, client_id, reason, slots))],
         )
-        await self._after_failure([client_id], reason)
         return updated or after
 
     def _proposed_event(

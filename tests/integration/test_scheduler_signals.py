@@ -1,6 +1,7 @@
 """A session's signals (compromised privacy, a dropped connection) that arrive after the session
 was interrupted, against the real store: each is the client's, and a signal of the other kind
-still counts."""
+still counts. An interruption or a signal whose process stopped before the clients' profiles were
+written is finished by its retry (or redelivery)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+from pymongo.errors import AutoReconnect
+
 from iop.events.v1 import common_pb2
 from services.plumbing.storage import Document
 from services.scheduler.domain import GROUP, INDIVIDUAL, SessionRequest
 from services.scheduler.programs import TrackSpec
-from services.scheduler.store import CLIENTS
+from services.scheduler.store import CLIENTS, SchedulerStore
 from tests.integration.test_scheduler_cohort_reads import ALL_WEEK, HOUR, PLATFORM, Target, target
 
 __all__ = ["target"]  # the fixture, shared with the cohort-read tests
@@ -87,3 +91,68 @@ async def test_compromised_privacy_reported_after_an_individual_session_dropped_
     assert (await _profile(target, "b")).get("privacy_sensitive") is True
     local_hours = {s["starts_at"].astimezone(NEW_YORK).hour for s in flagged["proposed_slots"]}
     assert local_hours == {4}  # b's alone-windows only, as the reschedule now requires
+
+
+def _stops_at_the_first_profile_write(store: SchedulerStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process stops when it first writes a client's profile: what it wrote before stays."""
+
+    async def stopped(client_id: str, flags: Document) -> None:
+        monkeypatch.undo()
+        raise AutoReconnect("the process stopped")
+
+    monkeypatch.setattr(store, "set_client_flags", stopped)
+
+
+async def test_an_interruption_retried_after_its_process_stopped_flags_the_client(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the session was stored interrupted, the process stopped before b's profile was written: the
+    # retry (the same request) answered "interrupted already", and b stayed bookable when not alone
+    session = await _running(target, INDIVIDUAL, ("b",))
+    _stops_at_the_first_profile_write(target.scheduler.store, monkeypatch)
+    with pytest.raises(AutoReconnect):
+        await target.scheduler.interrupt(session["_id"], "PRIVACY_COMPROMISED")
+    retried = await target.scheduler.interrupt(session["_id"], "PRIVACY_COMPROMISED")
+    assert retried["status"] == "interrupted" and retried["privacy_flagged_clients"] == ["b"]
+    assert (await _profile(target, "b")).get("privacy_sensitive") is True
+
+
+async def test_a_group_disconnection_retried_after_its_process_stopped_makes_every_tech_check_due(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = await _running(target, GROUP, ("a", "b"))
+    for client_id in ("a", "b"):
+        await target.scheduler.store.set_client_flags(client_id, {"tech_check_required": False})  # checked
+    _stops_at_the_first_profile_write(target.scheduler.store, monkeypatch)
+    with pytest.raises(AutoReconnect):
+        await target.scheduler.interrupt(group["_id"], "DISCONNECTED")
+    assert (await target.scheduler.interrupt(group["_id"], "DISCONNECTED"))["status"] == "interrupted"
+    for client_id in ("a", "b"):
+        assert (await _profile(target, client_id)).get("tech_check_required") is True
+
+
+async def test_a_dropped_connection_redelivered_after_the_process_stopped_makes_the_tech_check_due(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the scheduler's own interruption (engagement's ConnectionDropped): the consumer delivers the
+    # event again after the stop, and found the session interrupted for b already
+    session = await _running(target, INDIVIDUAL, ("b",))
+    await target.scheduler.store.set_client_flags("b", {"tech_check_required": False})
+    _stops_at_the_first_profile_write(target.scheduler.store, monkeypatch)
+    with pytest.raises(AutoReconnect):
+        await target.scheduler.flag_client(session["_id"], "b", "DISCONNECTED")
+    await target.scheduler.flag_client(session["_id"], "b", "DISCONNECTED")
+    assert (await target.scheduler.session(session["_id"]))["status"] == "interrupted"
+    assert (await _profile(target, "b")).get("tech_check_required") is True
+
+
+async def test_a_group_clients_report_redelivered_after_the_process_stopped_makes_them_privacy_sensitive(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = await _running(target, GROUP, ("a", "b"))
+    _stops_at_the_first_profile_write(target.scheduler.store, monkeypatch)
+    with pytest.raises(AutoReconnect):
+        await target.scheduler.flag_client(group["_id"], "b", "PRIVACY_COMPROMISED")
+    await target.scheduler.flag_client(group["_id"], "b", "PRIVACY_COMPROMISED")
+    assert (await target.scheduler.session(group["_id"]))["privacy_flagged_clients"] == ["b"]
+    assert (await _profile(target, "b")).get("privacy_sensitive") is True
