@@ -1292,6 +1292,8 @@ class Scheduler:
             return session
         if client_id not in session["client_ids"]:
             return session
+        if session["status"] in d.OVER_STATUSES:
+            return await self._flag_after_the_end(session, client_id, reason)
         checked_in = any(c["client_id"] == client_id for c in session["check_ins"])
         running = session["status"] in (d.CHECKED_IN, d.IN_PROGRESS) or checked_in
         if session["kind"] != d.GROUP and running and session["status"] != d.INTERRUPTED:
@@ -1320,6 +1322,25 @@ class Scheduler:
             [OutgoingEvent(SESSIONS.name, session_id, self._proposed_event(session_id, client_id, reason, slots))],
         )
         return updated or after
+
+    async def _flag_after_the_end(self, session: Document, client_id: str, reason: str) -> Document:
+        """A signal for a session that is over (ended, cancelled, or moved), delivered late: nothing
+        to interrupt, and no slots to propose for it. A dropped connection is history. Compromised
+        privacy still matters for the client's future bookings: their profile becomes privacy-sensitive
+        and the session records the report. Until 2026-12-07 an individual session the client had
+        checked in to was interrupted (refused SESSION_NOT_RUNNING: the event was retried and
+        dead-lettered), and otherwise slots were proposed for the session that was over."""
+        if reason != "PRIVACY_COMPROMISED":
+            log.info("a dropped connection reported after the session was %s: nothing to interrupt", session["status"])
+            return session
+        await self._after_failure([client_id], reason)
+        updated = await self.store.update_session(
+            session["_id"],
+            {"privacy_flagged_clients": {"$ne": client_id}},
+            {"$push": {"privacy_flagged_clients": client_id}, "$set": {"privacy_flagged": True}},
+            [],
+        )
+        return updated or await self.session(session["_id"])
 
     def _proposed_event(
         self, session_id: str, client_id: str, reason: str, slots: Sequence[Document]

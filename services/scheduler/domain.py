@@ -37,6 +37,7 @@ VIDEO, AUDIO_ONLY, MIXED = 1, 2, 3
 BOOKED, CHECKED_IN, IN_PROGRESS, ENDED = "booked", "checked_in", "in_progress", "ended"
 INTERRUPTED, CANCELLED, RESCHEDULED = "interrupted", "cancelled", "rescheduled"
 ACTIVE_STATUSES = (BOOKED, CHECKED_IN, IN_PROGRESS)
+OVER_STATUSES = (ENDED, CANCELLED, RESCHEDULED)  # took place, or will not (moved: a new session)
 ATTESTATIONS = frozenset({"alone", "headphones", "alternate_location", "compromised"})
 INTERRUPTION_REASONS = frozenset({"DISCONNECTED", "PRIVACY_COMPROMISED", "OTHER"})
 FACILITATOR_ROLES = frozenset({"lead", "co_facilitator", "observer"})

@@ -1,7 +1,9 @@
 """A session's signals (compromised privacy, a dropped connection) that arrive after the session
 was interrupted, against the real store: each is the client's, and a signal of the other kind
 still counts. An interruption or a signal whose process stopped before the clients' profiles were
-written is finished by its retry (or redelivery)."""
+written is finished by its retry (or redelivery). A signal delivered after the session ended is
+consumed (not retried, not dead-lettered): a drop is history, compromised privacy still makes the
+client privacy-sensitive."""
 
 from __future__ import annotations
 
@@ -12,9 +14,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from pymongo.errors import AutoReconnect
 
-from iop.events.v1 import common_pb2
+from iop.events.v1 import common_pb2, compliance_pb2, engagement_pb2
+from services.plumbing.envelope import CloudEvent
+from services.plumbing.protos import to_timestamp
 from services.plumbing.storage import Document
-from services.scheduler.domain import GROUP, INDIVIDUAL, SessionRequest
+from services.scheduler.domain import GROUP, INDIVIDUAL, VIDEO, SessionRequest
+from services.scheduler.handlers import SessionSignalHandlers
 from services.scheduler.programs import TrackSpec
 from services.scheduler.store import CLIENTS, SchedulerStore
 from tests.integration.test_scheduler_cohort_reads import ALL_WEEK, HOUR, PLATFORM, Target, target
@@ -155,4 +160,43 @@ async def test_a_group_clients_report_redelivered_after_the_process_stopped_make
         await target.scheduler.flag_client(group["_id"], "b", "PRIVACY_COMPROMISED")
     await target.scheduler.flag_client(group["_id"], "b", "PRIVACY_COMPROMISED")
     assert (await target.scheduler.session(group["_id"]))["privacy_flagged_clients"] == ["b"]
+    assert (await _profile(target, "b")).get("privacy_sensitive") is True
+
+
+async def _ended(target: Target) -> Document:
+    """An individual session of client b that ran and was ended, with b's tech check done since."""
+    session = await _running(target, INDIVIDUAL, ("b",))
+    await target.scheduler.start(session["_id"], "NY")
+    ended = await target.scheduler.end(session["_id"], VIDEO, [("b", 0, VIDEO)])
+    await target.scheduler.store.set_client_flags("b", {"tech_check_required": False})
+    return ended
+
+
+async def test_a_drop_delivered_after_the_session_ended_is_consumed_and_changes_nothing(target: Target) -> None:
+    # the consumer interrupted the ended session: SESSION_NOT_RUNNING, so the event was retried
+    # and dead-lettered
+    ended = await _ended(target)
+    handlers = SessionSignalHandlers(target.scheduler)
+    dropped = engagement_pb2.ConnectionDropped(
+        session_id=ended["_id"], client_id="b", dropped_at=to_timestamp(datetime.now(UTC)), reason="connection_lost"
+    )
+    for _ in range(2):  # and redelivered
+        await handlers.connection_dropped(CloudEvent.new("/iop/engagement", ended["_id"], dropped), dropped)
+    session = await target.scheduler.session(ended["_id"])
+    assert session["status"] == "ended" and not session.get("dropped_clients")
+    assert not session["proposed_slots"]  # an ended session is not moved
+    assert (await _profile(target, "b")).get("tech_check_required") is False
+
+
+async def test_compromised_privacy_reported_after_the_session_ended_makes_the_client_privacy_sensitive(
+    target: Target,
+) -> None:
+    ended = await _ended(target)
+    handlers = SessionSignalHandlers(target.scheduler)
+    report = compliance_pb2.PrivacyCompromised(session_id=ended["_id"], client_id="b", attestation="compromised")
+    for _ in range(2):
+        await handlers.privacy_compromised(CloudEvent.new("/iop/compliance", ended["_id"], report), report)
+    session = await target.scheduler.session(ended["_id"])
+    assert session["status"] == "ended" and not session["proposed_slots"]
+    assert session["privacy_flagged"] and session["privacy_flagged_clients"] == ["b"]
     assert (await _profile(target, "b")).get("privacy_sensitive") is True
