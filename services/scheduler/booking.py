@@ -523,8 +523,9 @@ class Scheduler:
         return stored
 
     async def _raise_if_in_progress(self, session_id: str, keys: Sequence[str]) -> None:
-        """Aborted REQUEST_IN_PROGRESS when another attempt of this request holds some of its slots:
-        it may still store the booking (or it stopped: its slots are released within minutes)."""
+        """Aborted REQUEST_IN_PROGRESS when another attempt of this request (of a group seat: for the
+        same client) holds some of its slots: it may still store the booking (or it stopped: its slots
+        are released within minutes)."""
         if session_id in (await self.store.holders(keys)).values():
             raise Aborted(
                 "REQUEST_IN_PROGRESS",
@@ -817,7 +818,13 @@ class Scheduler:
             await self.check_cohort(session["cohort_id"], session["program_id"], [client_id])
         people = await self.participants(session["program_id"], session["clinician_id"], [client_id])
         client = people.clients[0]
-        self._check_client_window(client, start, end, require_alone)
+        owner = d.client_owner(client_id)
+        keys = [d.slot_key(owner, at) for at in d.slot_starts(start, end)]
+        try:
+            self._check_client_window(client, start, end, require_alone)
+        except FailedPrecondition:  # an attempt that passed before the availability changed may seat them
+            await self._raise_if_in_progress(session_id, keys)
+            raise
         treating = [clinician_id for clinician_id, _ in treating_facilitators(session)]
         facilitators = list((await self.store.get_many(CLINICIANS, treating)).values()) if treating else []
         await asyncio.gather(
@@ -828,10 +835,18 @@ class Scheduler:
         )
         rules = self.rules_for(people.program, people.clinician)
         booked = d.Booked(session_id, start, end, tuple(d.segments_from_docs(session.get("segments", []))))
-        owner = d.client_owner(client_id)
-        keys = [d.slot_key(owner, at) for at in d.slot_starts(start, end)]
         seated = LedgerOwner(owner, _tz(client), False, rules)
-        violations = await self._reserve(session_id, keys, [seated], booked, bool(override), seat_client=client_id)
+        try:
+            violations = await self._reserve(session_id, keys, [seated], booked, bool(override), seat_client=client_id)
+        except FailedPrecondition as refused:
+            if refused.reason == "CLIENT_DOUBLE_BOOKED":
+                # this session's claims of the client's slots: another attempt seated them meanwhile,
+                # or is seating them (in flight, or stopped: the sweep releases its claims)
+                now_seated = await self.session(session_id)
+                if client_id in now_seated["client_ids"]:
+                    return now_seated
+                await self._raise_if_in_progress(session_id, keys)
+            raise
         days = self._owner_days(owner, _tz(client), start, end)
         tasks = self._tech_check_tasks(session_id, [client], start)
         after = {**session, "client_ids": [*session["client_ids"], client_id]}

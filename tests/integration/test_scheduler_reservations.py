@@ -5,7 +5,9 @@
   bookings stay.
 - What a failed attempt gives back: only what it took. A retry of a request books under the same
   session id as its first attempt, so giving back "the session's" claims, ledger entries or seats
-  would undo the booking the first attempt made."""
+  would undo the booking the first attempt made.
+- A retry that runs into its first attempt's claims (a booking's, a group seat's) is in progress
+  while that attempt has stored nothing, and answered with what it stored once it has."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from iop.compliance.v1 import compliance_pb2
 from services.plumbing.auth import Principal
 from services.plumbing.errors import Aborted, FailedPrecondition
 from services.plumbing.settings import Settings
-from services.plumbing.storage import mongo_client, service_database
+from services.plumbing.storage import Document, mongo_client, service_database
 from services.scheduler import domain as d
 from services.scheduler.booking import Scheduler, derived_id
 from services.scheduler.domain import GROUP, INDIVIDUAL, Booked, SessionRequest, load_reference_data
@@ -284,6 +286,58 @@ async def test_a_retry_refused_by_availability_while_its_first_attempt_holds_the
     with pytest.raises(FailedPrecondition) as unavailable:  # the attempt stopped; the sweep released its slots
         await scheduler.book(request, PLATFORM, require_alone=False)
     assert unavailable.value.details[0].reason == "CLINICIAN_UNAVAILABLE"  # type: ignore[attr-defined]
+
+
+async def test_a_seat_retried_while_its_first_attempt_holds_the_slots_is_in_progress(store: SchedulerStore) -> None:
+    """BookGroupSeat's first attempt (another process) holds k2's slots: the retry is told to retry,
+    not CLIENT_DOUBLE_BOOKED by its own claims (the first attempt may still seat k2)."""
+    scheduler, group, slots = await _a_seat_in_flight(store)
+    with pytest.raises(Aborted) as in_progress:
+        await scheduler.book_seat("seat-1", group["_id"], "k2", False, PLATFORM, "")
+    assert in_progress.value.details[0].reason == "REQUEST_IN_PROGRESS"  # type: ignore[attr-defined]
+    await store.claims.delete_many({"_id": {"$in": slots}})  # it stopped: the sweep released them
+    assert "k2" in (await scheduler.book_seat("seat-1", group["_id"], "k2", False, PLATFORM, ""))["client_ids"]
+
+
+async def test_a_seat_retried_after_the_clients_availability_changed_while_its_first_attempt_holds_the_slots(
+    store: SchedulerStore,
+) -> None:
+    scheduler, group, _ = await _a_seat_in_flight(store)
+    programs = Programs(store, load_reference_data())
+    await programs.set_client("k2", "America/New_York", [(day, "04:00", "05:00") for day in range(7)], [], "NY", "")
+    with pytest.raises(Aborted) as in_progress:  # it was CLIENT_UNAVAILABLE, and the first attempt seated k2
+        await scheduler.book_seat("seat-1", group["_id"], "k2", False, PLATFORM, "")
+    assert in_progress.value.details[0].reason == "REQUEST_IN_PROGRESS"  # type: ignore[attr-defined]
+
+
+async def test_a_seat_retried_as_its_first_attempt_stores_it_returns_the_session(
+    store: SchedulerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scheduler, group, slots = await _a_seat_in_flight(store)
+    claim = store.claim
+
+    async def first_attempt_seats_k2_meanwhile(*args: Any, **kwargs: Any) -> None:
+        seat = {"_id": seat_key(group["_id"], 1), "session_id": group["_id"], "client_id": "k2", "slot_keys": slots}
+        assert await store.insert_fact(SEATS, seat, [])
+        await claim(*args, **kwargs)
+
+    monkeypatch.setattr(store, "claim", first_attempt_seats_k2_meanwhile)
+    seated = await scheduler.book_seat("seat-1", group["_id"], "k2", False, PLATFORM, "")
+    assert seated["client_ids"] == ["k1", "k2"]
+    assert await holders(store, slots) == dict.fromkeys(slots, group["_id"])  # the first attempt's, kept
+
+
+async def _a_seat_in_flight(store: SchedulerStore) -> tuple[Scheduler, Document, list[str]]:
+    """A group of c1 with k1 (three seats) in two days, and the slot claims of an attempt to seat k2
+    in it that has not stored its seat (in flight in another process, or stopped)."""
+    scheduler, request = await _one_booking(store, ALL_WEEK)
+    await Programs(store, load_reference_data()).set_client("k2", "America/New_York", ALL_WEEK, [], "NY", "")
+    group = await scheduler.book(replace(request, kind=GROUP, capacity=3), PLATFORM, require_alone=False)
+    assert request.starts_at is not None and request.ends_at is not None
+    times = (request.starts_at, request.ends_at)
+    slots = [d.slot_key(d.client_owner("k2"), at) for at in d.slot_starts(*times)]
+    await store.claim(slots, group["_id"], SEAT_CLAIM, client_id="k2", times=times)
+    return scheduler, group, slots
 
 
 ALL_WEEK = [(day, "00:00", "24:00") for day in range(7)]
