@@ -209,6 +209,15 @@ def _interrupted_already(session: Document, rows: Sequence[Document]) -> bool:
     return bool(rows) and session["status"] == d.RESCHEDULED and session.get("interrupted_at") is not None
 
 
+def _profiles_due(client_ids: Sequence[str], reason: str) -> dict[str, str]:
+    """The profile writes a failure of the session makes due ($set fields, one per client and
+    reason, so that concurrent flags of other clients keep theirs): a tech check after a
+    disconnection, alone-only after compromised privacy (Scheduler._write_profiles_due)."""
+    if reason not in ("DISCONNECTED", "PRIVACY_COMPROMISED"):
+        return {}
+    return {f"profiles_due.{reason}.{d.proposal_key(c)}": c for c in client_ids}
+
+
 def _same_attendance(rows: Sequence[Document], recorded: Sequence[Document]) -> bool:
     """Whether two attendances are the same rows, in any order."""
 
@@ -1170,6 +1179,7 @@ class Scheduler:
         rows = d.attendance_rows(modality, attendance)
         session = await self.session(session_id)
         if _interrupted_already(session, rows):
+            await self._write_profiles_due(session)  # a retry after a stop finishes them
             return await self._attendance_after(session, modality, attendance, rows)
         running: tuple[str, ...] = (d.CHECKED_IN, d.IN_PROGRESS)
         if reason == "PRIVACY_COMPROMISED":  # a client checked in unsafe: the session must not go ahead
@@ -1211,16 +1221,17 @@ class Scheduler:
                 update["$addToSet"] = {"privacy_flagged_clients": {"$each": failed}}
         elif reason == "DISCONNECTED":
             update["$set"]["dropped_clients"] = clients
-        # the profiles first (_after_failure): a retry of an interruption stored already returns early
-        await self._after_failure(failed, reason)
+        update["$set"].update(_profiles_due(failed, reason))
         updated = await self.store.update_session(
             session_id, {"status": {"$in": list(running)}}, update, session_events(after, *messages)
         )
-        if updated is None:  # changed meanwhile: interrupted by another call or process, say
+        if updated is None:  # changed meanwhile: interrupted by another call or process, or ended
             session = await self.session(session_id)
             if _interrupted_already(session, rows):  # its attendance is still to be recorded
+                await self._write_profiles_due(session)
                 return await self._attendance_after(session, modality, attendance, rows)
-            return session
+            return session  # this interruption did not happen: no profile changes
+        await self._write_profiles_due(updated)
         return (await self.with_facts([updated]))[0]
 
     async def _attendance_after(
@@ -1276,21 +1287,31 @@ class Scheduler:
         checked_in = [c["client_id"] for c in session["check_ins"] if c["privacy_attestation"] == "compromised"]
         return list(dict.fromkeys([*session.get("privacy_flagged_clients", []), *checked_in]))
 
-    async def _after_failure(self, client_ids: Sequence[str], reason: str) -> None:
-        """The clients' profiles after a session failed them: a tech check due after a disconnection,
-        alone-only after compromised privacy. Written before the session records the failure (the
-        interruption, the client's flag): a retry or a redelivered signal finds it recorded and
-        returns early, so a process that stopped between the two writes left the profiles as they
-        were, and the client bookable where they are not alone, or without the tech check (until
-        2026-12-07). The other order leaves at worst profiles set for a failure whose record lost
-        a race (they are $set: idempotent), and a retry writes both."""
-        for c in client_ids:
-            if reason == "DISCONNECTED":
-                await self.store.set_client_flags(
-                    c, {"tech_check_required": True, "tech_check_trigger": "AFTER_FAILED_SESSION"}
+    async def _write_profiles_due(self, session: Document) -> None:
+        """The clients' profiles after a session failed them (_profiles_due): a tech check due after
+        a disconnection, alone-only after compromised privacy. The session records the failure (the
+        interruption, the client's flag) and the profile writes it makes due in one write; they are
+        made after it, and each is taken off the session once made. So a retry or a redelivered
+        signal after a stop between the two finishes them, one that finds none due (a tech check
+        completed since, say) writes nothing, and a failure whose record lost a race (to EndSession,
+        to another interruption) changes no profile. Until 2026-12-07 the session went first with
+        nothing due, and a retry, finding the failure recorded, left the profiles as they were (the
+        client bookable where they are not alone, or without the tech check); in the eleventh
+        session the profiles went first, and an interruption or a signal that lost its race to the
+        end of the session still made a tech check due, or a client privacy-sensitive with no
+        report on the session."""
+        due: dict[str, dict[str, str]] = session.get("profiles_due") or {}
+        for reason, clients in due.items():
+            for key, client_id in clients.items():
+                if reason == "DISCONNECTED":
+                    await self.store.set_client_flags(
+                        client_id, {"tech_check_required": True, "tech_check_trigger": "AFTER_FAILED_SESSION"}
+                    )
+                elif reason == "PRIVACY_COMPROMISED":
+                    await self.store.set_client_flags(client_id, {"privacy_sensitive": True})
+                await self.store.update_session(
+                    session["_id"], {}, {"$unset": {f"profiles_due.{reason}.{key}": ""}}, []
                 )
-            elif reason == "PRIVACY_COMPROMISED":
-                await self.store.set_client_flags(c, {"privacy_sensitive": True})
 
     async def flag_client(self, session_id: str, client_id: str, reason: str) -> Document | None:
         """An event says a client's session went wrong (privacy or connection). Idempotent per
@@ -1304,6 +1325,7 @@ class Scheduler:
             return None
         field = "privacy_flagged_clients" if reason == "PRIVACY_COMPROMISED" else "dropped_clients"
         if client_id in session.get(field, []):
+            await self._write_profiles_due(session)  # a redelivery after a stop finishes them
             return session
         if client_id not in session["client_ids"]:
             return session
@@ -1312,7 +1334,12 @@ class Scheduler:
         checked_in = any(c["client_id"] == client_id for c in session["check_ins"])
         running = session["status"] in (d.CHECKED_IN, d.IN_PROGRESS) or checked_in
         if session["kind"] != d.GROUP and running and session["status"] != d.INTERRUPTED:
-            return await self.interrupt(session_id, reason, client_id)
+            interrupted = await self.interrupt(session_id, reason, client_id)
+            if client_id in interrupted.get(field, []):
+                return interrupted
+            # the interruption lost a race: to the end of the session, say (a late signal), or to
+            # another interruption (the session is flagged for the client as once interrupted)
+            return await self.flag_client(session_id, client_id, reason)
         slots = await self.propose(session, [client_id], [client_id] if reason == "PRIVACY_COMPROMISED" else [])
         proposed: Document
         if session["kind"] == d.GROUP:
@@ -1326,17 +1353,20 @@ class Scheduler:
         else:  # the session's one client: the session's proposals
             proposed = {"proposed_slots": slots, "proposed_for": [client_id]}
             after = {**session, **proposed}
-        update: dict[str, Any] = {"$push": {field: client_id}, "$set": dict(proposed)}
+        due = _profiles_due([client_id], reason)
+        update: dict[str, Any] = {"$push": {field: client_id}, "$set": {**proposed, **due}}
         if reason == "PRIVACY_COMPROMISED":
             update["$set"]["privacy_flagged"] = True
-        await self._after_failure([client_id], reason)  # first: a redelivery finds the flag and returns
         updated = await self.store.update_session(
             session_id,
             {field: {"$ne": client_id}},
             update,
             [OutgoingEvent(SESSIONS.name, session_id, self._proposed_event(session_id, client_id, reason, slots))],
         )
-        return updated or after
+        if updated is None:  # flagged meanwhile (the same event, delivered twice): that delivery writes the profile
+            return after
+        await self._write_profiles_due(updated)
+        return updated
 
     async def _flag_after_the_end(self, session: Document, client_id: str, reason: str) -> Document:
         """A signal for a session that is over (ended, cancelled, or moved), delivered late: nothing
@@ -1348,14 +1378,19 @@ class Scheduler:
         if reason != "PRIVACY_COMPROMISED":
             log.info("a dropped connection reported after the session was %s: nothing to interrupt", session["status"])
             return session
-        await self._after_failure([client_id], reason)
         updated = await self.store.update_session(
             session["_id"],
             {"privacy_flagged_clients": {"$ne": client_id}},
-            {"$push": {"privacy_flagged_clients": client_id}, "$set": {"privacy_flagged": True}},
+            {
+                "$push": {"privacy_flagged_clients": client_id},
+                "$set": {"privacy_flagged": True, **_profiles_due([client_id], reason)},
+            },
             [],
         )
-        return updated or await self.session(session["_id"])
+        if updated is None:
+            return await self.session(session["_id"])
+        await self._write_profiles_due(updated)
+        return updated
 
     def _proposed_event(
         self, session_id: str, client_id: str, reason: str, slots: Sequence[Document]

@@ -7,6 +7,7 @@ client privacy-sensitive."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -200,3 +201,93 @@ async def test_compromised_privacy_reported_after_the_session_ended_makes_the_cl
     assert session["status"] == "ended" and not session["proposed_slots"]
     assert session["privacy_flagged"] and session["privacy_flagged_clients"] == ["b"]
     assert (await _profile(target, "b")).get("privacy_sensitive") is True
+
+
+def _meanwhile(target: Target, monkeypatch: pytest.MonkeyPatch, change: Callable[[Document], Awaitable[Any]]) -> None:
+    """`change` happens to the session after an interruption read it as running, before the
+    interruption is stored: the interruption loses the race."""
+    proposal = target.scheduler.proposal
+
+    async def changed_meanwhile(session: Document, *args: Any) -> Any:
+        monkeypatch.undo()
+        await change(session)
+        return await proposal(session, *args)
+
+    monkeypatch.setattr(target.scheduler, "proposal", changed_meanwhile)
+
+
+def _ended_between_the_read_and_the_write(target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The care team ends the session (its clients attended it) meanwhile."""
+
+    async def end(session: Document) -> Any:
+        return await target.scheduler.end(session["_id"], VIDEO, [(c, 0, VIDEO) for c in session["client_ids"]])
+
+    _meanwhile(target, monkeypatch, end)
+
+
+async def _started(target: Target, kind: int, clients: tuple[str, ...]) -> Document:
+    session = await _running(target, kind, clients)
+    await target.scheduler.start(session["_id"], "NY")
+    for client_id in clients:
+        await target.scheduler.store.set_client_flags(client_id, {"tech_check_required": False})  # checked
+    return session
+
+
+async def test_a_drop_whose_interruption_lost_the_race_to_the_end_of_the_session_is_history(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the profile went first: b's tech check became due for a session that ended, as a drop
+    # delivered a moment later (after the end) does not make it
+    session = await _started(target, INDIVIDUAL, ("b",))
+    _ended_between_the_read_and_the_write(target, monkeypatch)
+    await target.scheduler.flag_client(session["_id"], "b", "DISCONNECTED")
+    stored = await target.scheduler.session(session["_id"])
+    assert stored["status"] == "ended" and not stored.get("dropped_clients")
+    assert (await _profile(target, "b")).get("tech_check_required") is False
+
+
+async def test_a_report_whose_interruption_lost_the_race_to_the_end_of_the_session_is_recorded_on_it(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # b's profile became privacy-sensitive and the ended session never recorded b's report
+    session = await _started(target, INDIVIDUAL, ("b",))
+    _ended_between_the_read_and_the_write(target, monkeypatch)
+    await target.scheduler.flag_client(session["_id"], "b", "PRIVACY_COMPROMISED")
+    stored = await target.scheduler.session(session["_id"])
+    assert stored["status"] == "ended" and stored["privacy_flagged_clients"] == ["b"]
+    assert (await _profile(target, "b")).get("privacy_sensitive") is True
+
+
+async def test_an_interruption_that_lost_the_race_to_the_end_of_the_session_makes_no_tech_check_due(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # InterruptSession DISCONNECTED answered with the ended session, and every client of the group
+    # had a tech check due before their next session, after a session that ran to its end
+    group = await _started(target, GROUP, ("a", "b"))
+    _ended_between_the_read_and_the_write(target, monkeypatch)
+    assert (await target.scheduler.interrupt(group["_id"], "DISCONNECTED"))["status"] == "ended"
+    for client_id in ("a", "b"):
+        assert (await _profile(target, client_id)).get("tech_check_required") is False
+
+
+async def test_a_drop_whose_interruption_lost_the_race_to_another_interruption_flags_the_client(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the clinician stopped the session for another reason at the same moment: the drop was
+    # answered with that interruption, and the session never recorded b's drop
+    session = await _started(target, INDIVIDUAL, ("b",))
+    _meanwhile(target, monkeypatch, lambda running: target.scheduler.interrupt(running["_id"], "OTHER"))
+    await target.scheduler.flag_client(session["_id"], "b", "DISCONNECTED")
+    stored = await target.scheduler.session(session["_id"])
+    assert stored["interruption_reason"] == "OTHER" and stored["dropped_clients"] == ["b"]
+    assert (await _profile(target, "b")).get("tech_check_required") is True
+
+
+async def test_a_drop_redelivered_after_the_tech_check_was_completed_leaves_it_completed(target: Target) -> None:
+    session = await _started(target, INDIVIDUAL, ("b",))
+    await target.scheduler.flag_client(session["_id"], "b", "DISCONNECTED")
+    assert (await _profile(target, "b")).get("tech_check_required") is True
+    await target.scheduler.store.set_client_flags("b", {"tech_check_required": False})  # CompleteTechCheck
+    await target.scheduler.flag_client(session["_id"], "b", "DISCONNECTED")
+    await target.scheduler.interrupt(session["_id"], "DISCONNECTED")  # and a retry of an interruption
+    assert (await _profile(target, "b")).get("tech_check_required") is False
