@@ -12,7 +12,8 @@
   of the clinician (at the location the event gives) and of each treating facilitator (location
   unknown), and emit one LicensureChecked per clinician and client (topic iop.compliance.decisions.v1).
 - SessionInterrupted / SessionCancelled / SessionRescheduled: the session is no longer booked.
-- SessionEnded, and SessionInterrupted with the attendance before the interruption: add each
+- SessionEnded, SessionInterrupted with the attendance before the interruption, and
+  SessionAttendanceRecorded (that attendance given after an interruption without it): add each
   client's attendance to their attended day; a day whose close time has passed is closed at once
   (BillingReady on iop.compliance.billing.v1), others by the periodic job.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime
+from typing import TypeAlias
 
 from pymongo.errors import PyMongoError
 
@@ -68,6 +70,12 @@ MODALITY_NAMES = {
 }
 
 
+# the events that carry a session's attendance and billing context
+Attended: TypeAlias = (
+    scheduling_pb2.SessionEnded | scheduling_pb2.SessionInterrupted | scheduling_pb2.SessionAttendanceRecorded
+)
+
+
 def _aware(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
@@ -82,9 +90,7 @@ def treating_facilitators(p: scheduling_pb2.SessionScheduled) -> list[tuple[str,
     return list(found.items())
 
 
-def billable_attendance(
-    p: scheduling_pb2.SessionEnded | scheduling_pb2.SessionInterrupted,
-) -> list[tuple[str, int, str]]:
+def billable_attendance(p: Attended) -> list[tuple[str, int, str]]:
     """(client, minutes, modality name) of each client who attended some of an ended or interrupted
     session: a row without a client or minutes bills nothing; a row's modality, else the session's,
     else VIDEO."""
@@ -116,6 +122,7 @@ class SchedulingHandlers:
             scheduling_pb2.SessionStarted.DESCRIPTOR.full_name: self.session_started,
             scheduling_pb2.SessionEnded.DESCRIPTOR.full_name: self.session_ended,
             scheduling_pb2.SessionInterrupted.DESCRIPTOR.full_name: self.session_interrupted,
+            scheduling_pb2.SessionAttendanceRecorded.DESCRIPTOR.full_name: self.session_attendance_recorded,
             scheduling_pb2.SessionCancelled.DESCRIPTOR.full_name: self.session_cancelled,
             scheduling_pb2.SessionRescheduled.DESCRIPTOR.full_name: self.session_rescheduled,
         }
@@ -128,23 +135,26 @@ class SchedulingHandlers:
 
         The minutes each client attended before the interruption are billed as an ended session's
         (`attendance`, same codes and minimums); an event without attendance (none given, or
-        published before 2026-12-07) bills nothing. Attendance given later comes in a second event
-        of the interruption (`attendance_recorded_at` set), which bills it and changes nothing else.
-        The new session of a reschedule bills only its own SessionEnded or SessionInterrupted."""
+        published before 2026-12-07) bills nothing, until it is given later
+        (SessionAttendanceRecorded). The new session of a reschedule bills only its own SessionEnded
+        or SessionInterrupted."""
         if not p.session_id:
             raise PoisonEvent("SessionInterrupted without session_id")
         interrupted_at = to_datetime(p.interrupted_at) or event.time
-        if p.HasField("attendance_recorded_at"):
-            # attendance given after an interruption published without it: the same interruption,
-            # and the session may have been rescheduled since (that status stays); only the minutes
-            await self._bill_attendance(event.id, p, interrupted_at)
-            return
         await self._store.apply_session_event(
             p.session_id,
             event.id,
             {"$set": {"status": "interrupted", "interrupted_at": interrupted_at, "interruption_reason": p.reason}},
         )
         await self._bill_attendance(event.id, p, interrupted_at)
+
+    async def session_attendance_recorded(self, event: CloudEvent, p: scheduling_pb2.SessionAttendanceRecorded) -> None:
+        """The attendance of a session interrupted without it, given later: billed as the
+        interruption's would have been (once per event), and nothing else: the copy keeps its
+        status (interrupted, or rescheduled since)."""
+        if not p.session_id:
+            raise PoisonEvent("SessionAttendanceRecorded without session_id")
+        await self._bill_attendance(event.id, p, to_datetime(p.interrupted_at) or event.time)
 
     async def session_cancelled(self, event: CloudEvent, p: scheduling_pb2.SessionCancelled) -> None:
         """A cancelled session is no longer booked: expiry checks stop naming it."""
@@ -395,7 +405,7 @@ class SchedulingHandlers:
     async def _bill_attendance(
         self,
         event_id: str,
-        p: scheduling_pb2.SessionEnded | scheduling_pb2.SessionInterrupted,
+        p: Attended,
         stopped_at: datetime,
     ) -> None:
         """Add each client's attended minutes of an ended or interrupted session to their attended

@@ -181,8 +181,8 @@ def _check_attendance(
 
 
 def _attended(session: Document, modality: int, rows: Sequence[Document]) -> dict[str, Any]:
-    """What SessionEnded and SessionInterrupted both carry: the attendance (stored rows:
-    attendance_rows) and the session's billing context."""
+    """What SessionEnded, SessionInterrupted and SessionAttendanceRecorded carry: the attendance
+    (stored rows: attendance_rows) and the session's billing context."""
     return {
         "session_id": session["_id"],
         "clinician_id": session["clinician_id"],
@@ -1240,8 +1240,9 @@ class Scheduler:
         """Attendance given for a session interrupted already (`rows`, none: a retry). An
         interruption without attendance (the scheduler's own on ConnectionDropped, InterruptSession
         without it) takes it once, also once the session was rescheduled: checked against the
-        minutes it ran until the interruption, stored and published as a SessionInterrupted with
-        `attendance_recorded_at` (the same interruption; compliance bills it). The same attendance
+        minutes it ran until the interruption, stored and published as SessionAttendanceRecorded
+        (not a second SessionInterrupted: the interruption is the one published before, and the
+        session keeps its status; compliance bills the minutes). The same attendance
         again returns the session; other attendance is refused (ATTENDANCE_ALREADY_RECORDED). Until
         2026-12-07 attendance given after the interruption was refused and never billed."""
         recorded = session.get("attendance") or []
@@ -1256,10 +1257,10 @@ class Scheduler:
         ran = d.minutes_run(_started_at(session), interrupted_at)
         _check_attendance(session, attendance, ran, d.INTERRUPTION_BOUND)
         now = datetime.now(UTC)
-        event = scheduling_pb2.SessionInterrupted(
-            reason=session.get("interruption_reason", ""),
+        event = scheduling_pb2.SessionAttendanceRecorded(
+            interruption_reason=session.get("interruption_reason", ""),
             interrupted_at=to_timestamp(interrupted_at),
-            attendance_recorded_at=to_timestamp(now),
+            recorded_at=to_timestamp(now),
             **_attended(session, modality, rows),
         )
         updated = await self.store.update_session(

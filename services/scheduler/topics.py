@@ -8,8 +8,8 @@ SESSIONS = Topic(
     name="iop.scheduling.sessions.v1",
     key="session_id",
     description="Session lifecycle facts (iop.events.v1.SessionScheduled, SessionCheckedIn, SessionStarted, "
-    "SessionEnded, SessionInterrupted, SessionCancelled, SessionRescheduled, SessionRosterChanged, "
-    "RescheduleProposed, FatigueOverrideApplied), ordered per session; CareSessionScheduled and "
+    "SessionEnded, SessionInterrupted, SessionAttendanceRecorded, SessionCancelled, SessionRescheduled, "
+    "SessionRosterChanged, RescheduleProposed, FatigueOverrideApplied), ordered per session; CareSessionScheduled and "
     "CareSessionAttended keyed by care_session_id.",
     partner_facing=True,
 )

@@ -2,12 +2,16 @@
 EndSession's, and compliance bills them: from the scheduler, through SessionInterrupted on the
 broker, to BillingReady, with real scheduler and compliance processes, the real store and broker.
 A session interrupted without attendance (by the scheduler itself on a ConnectionDropped) takes it
-once later, also once rescheduled, and it is billed once."""
+once later, also once rescheduled: published as SessionAttendanceRecorded (not a second
+SessionInterrupted), and it is billed once."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -20,6 +24,9 @@ from iop.events.v1 import common_pb2
 from iop.events.v1 import engagement_pb2 as engagement_events
 from iop.events.v1 import scheduling_pb2 as ev
 from iop.scheduler.v1 import scheduler_pb2 as pb
+from partner.consumer import message_types_from_contract
+from partner.envelope import decode
+from partner.mirror import Accepted, Mirror
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
@@ -291,6 +298,23 @@ def dropped_on_a_closed_day(api: Api, scheduler_db: Any, settings: Settings, pla
     return clinician, client, session
 
 
+def mirrored(tail: TopicTail, session: str, path: Path) -> Mirror:
+    """The reference partner consumer's mirror of the session's events the tail saw (decoded and
+    stored as the partner does: `latest` is the newest event of the key by ce_time)."""
+    mirror = Mirror(path)
+    accepted = [
+        Accepted(tail.topic, 0, offset, session, decode(e.headers(), e.data))
+        for offset, (key, e, _) in enumerate(tail.seen)
+        if key == session.encode()
+    ]
+    mirror.write_batch(accepted, [])
+    return mirror
+
+
+def types_of(tail: TopicTail, session: str) -> list[str]:
+    return [e.type for key, e, _ in tail.seen if key == session.encode()]
+
+
 def given_late(session: str, client: str, minutes: int) -> pb.InterruptSessionRequest:
     return pb.InterruptSessionRequest(
         session_id=session, reason="DISCONNECTED", modality=VIDEO, attendance=attendance(client, minutes)
@@ -304,14 +328,18 @@ def test_attendance_given_after_the_scheduler_interrupted_a_dropped_session_itse
     plan = own_plan(api.compliance, settings, "demo-medicare-ffs")  # per service: a code by minutes
     billing = TopicTail(settings, "iop.compliance.billing.v1")
     sessions = TopicTail(settings, "iop.scheduling.sessions.v1")
+    producer = SchedulerEvents(settings)
     try:
         clinician, client, session = dropped_on_a_closed_day(api, scheduler_db, settings, plan)
 
         def interrupted(key: bytes | None, e: CloudEvent, p: Any) -> bool:
             return key == session.encode() and isinstance(p, ev.SessionInterrupted)
 
+        def recorded(key: bytes | None, e: CloudEvent, p: Any) -> bool:
+            return key == session.encode() and isinstance(p, ev.SessionAttendanceRecorded)
+
         (first,) = [p for _, _, p in sessions.wait_for(interrupted)]
-        assert not first.attendance and not first.HasField("attendance_recorded_at")
+        assert not first.attendance
 
         reply = api.call("InterruptSession", given_late(session, client, 20), role="clinician", subject=clinician)
         assert reply.status == "interrupted"
@@ -321,12 +349,10 @@ def test_attendance_given_after_the_scheduler_interrupted_a_dropped_session_itse
         assert [line.code for line in ready.lines] == ["90832"] and ready.covered, ready  # 16-37 minutes
         assert ready.minutes_attended == 20 and list(ready.session_ids) == [session], ready
 
-        # published once, as the interruption published before with its attendance, and marked so
-        late = [p for _, _, p in sessions.wait_for(interrupted, count=2)][1]
-        assert late.HasField("attendance_recorded_at") and late.attendance_recorded_at.ToDatetime(UTC) > (
-            first.interrupted_at.ToDatetime(UTC)
-        )
-        assert (late.reason, late.interrupted_at, late.started_at) == (
+        # published once, as the attendance of the interruption published before: not a second one
+        ((_, event, late),) = sessions.wait_for(recorded)
+        assert late.recorded_at.ToDatetime(UTC) > first.interrupted_at.ToDatetime(UTC)
+        assert (late.interruption_reason, late.interrupted_at, late.started_at) == (
             first.reason,
             first.interrupted_at,
             first.started_at,
@@ -334,7 +360,9 @@ def test_attendance_given_after_the_scheduler_interrupted_a_dropped_session_itse
         assert [(a.client_id, a.minutes_attended, a.modality) for a in late.attendance] == [(client, 20, VIDEO)]
         assert (late.payer_plan_id, late.clinician_id, late.kind) == (plan, clinician, ev.SESSION_KIND_INDIVIDUAL)
 
-        # the same again is a retry; other minutes are refused; neither is published or billed
+        # redelivered: billed once; the same attendance again is a retry, other minutes are
+        # refused; neither is published or billed
+        producer.send(session, late, event_id=event.id)
         assert api.call("InterruptSession", given_late(session, client, 20), role="clinician", subject=clinician)
         err = refused(
             grpc.StatusCode.FAILED_PRECONDITION,
@@ -345,21 +373,25 @@ def test_attendance_given_after_the_scheduler_interrupted_a_dropped_session_itse
             clinician,
         )
         assert reason_of(err) == "ATTENDANCE_ALREADY_RECORDED"
-        assert len(sessions.wait_for(interrupted, count=3, timeout_s=3)) == 2
+        assert len(sessions.wait_for(recorded, count=3, timeout_s=3)) == 2  # the scheduler's, the redelivery
+        assert len(sessions.wait_for(interrupted)) == 1
         assert len(billing.wait_for(billed_here(client), count=2, timeout_s=3)) == 1
         (day,) = compliance_db.billing_days.find({"client_id": client})
         assert [(e["session_id"], e["minutes"]) for e in day["entries"]] == [(session, 20)]
+        assert (compliance_db.sessions.find_one({"_id": session}) or {})["status"] == "interrupted"
     finally:
         billing.close()
         sessions.close()
+        producer.close()
 
 
 def test_attendance_given_after_a_dropped_session_was_rescheduled_is_billed_and_the_move_stays(
-    api: Api, dbs: tuple[Any, Any], settings: Settings
+    api: Api, dbs: tuple[Any, Any], settings: Settings, tmp_path: Path
 ) -> None:
     scheduler_db, compliance_db = dbs
     plan = own_plan(api.compliance, settings, "demo-medicare-ffs")
     billing = TopicTail(settings, "iop.compliance.billing.v1")
+    sessions = TopicTail(settings, "iop.scheduling.sessions.v1")
     try:
         clinician, client, session = dropped_on_a_closed_day(api, scheduler_db, settings, plan)
         move = pb.RescheduleSessionRequest(request_id=f"re-{session}", session_id=session, reason="DISCONNECTED")
@@ -386,6 +418,30 @@ def test_attendance_given_after_a_dropped_session_was_rescheduled_is_billed_and_
         assert [line.code for line in ready.lines] == ["90834"] and list(ready.session_ids) == [session], ready
         # compliance's copy is still the moved session's, not interrupted again
         assert (compliance_db.sessions.find_one({"_id": session}) or {})["status"] == "rescheduled"
+
+        # the session's events say what happened, in order: one interruption, the move, then its
+        # attendance; a partner's mirror counts one interruption, and its newest event claims no
+        # status (it was a second SessionInterrupted, newer than the SessionRescheduled)
+        sessions.wait_for(lambda key, e, p: key == session.encode() and isinstance(p, ev.SessionAttendanceRecorded))
+        lifecycle = [t for t in types_of(sessions, session) if t != ev.RescheduleProposed.DESCRIPTOR.full_name]
+        assert lifecycle[-3:] == [
+            ev.SessionInterrupted.DESCRIPTOR.full_name,
+            ev.SessionRescheduled.DESCRIPTOR.full_name,
+            ev.SessionAttendanceRecorded.DESCRIPTOR.full_name,
+        ], lifecycle
+        assert lifecycle.count(ev.SessionInterrupted.DESCRIPTOR.full_name) == 1, lifecycle
+        mirror = mirrored(sessions, session, tmp_path / "partner.db")
+        try:
+            latest = mirror.latest(sessions.topic, session)
+            assert latest is not None and latest["ce_type"] == "iop.events.v1.SessionAttendanceRecorded", latest
+            declared = message_types_from_contract()[sessions.topic]  # docs/asyncapi.yaml
+            assert {t for _, t in mirror.event_types()} <= declared, mirror.event_types()
+        finally:
+            mirror.close()
+        with closing(sqlite3.connect(tmp_path / "partner.db")) as db:  # as a partner's EHR counts them
+            query = "SELECT COUNT(*) FROM events WHERE key = ? AND ce_type = 'iop.events.v1.SessionInterrupted'"
+            assert db.execute(query, (session,)).fetchone() == (1,)
+
         # the new session is not the interrupted one: attendance on it is its own
         err = refused(
             grpc.StatusCode.FAILED_PRECONDITION,
@@ -398,6 +454,7 @@ def test_attendance_given_after_a_dropped_session_was_rescheduled_is_billed_and_
         assert reason_of(err) == "SESSION_NOT_RUNNING"
     finally:
         billing.close()
+        sessions.close()
 
 
 async def _no_evaluation(request: compliance_pb2.EvaluateSessionRequest) -> compliance_pb2.SessionEvaluation:

@@ -205,7 +205,11 @@ def test_an_interrupted_sessions_attendance_bills_as_an_ended_sessions() -> None
     video = common_pb2.MODALITY_VIDEO
     interrupted = sev.SessionInterrupted(session_id="s", reason="DISCONNECTED", modality=video, attendance=rows)
     ended = sev.SessionEnded(session_id="s", modality=video, attendance=rows)
+    later = sev.SessionAttendanceRecorded(
+        session_id="s", interruption_reason="DISCONNECTED", modality=video, attendance=rows
+    )
     assert billable_attendance(interrupted) == billable_attendance(ended) == [("a", 40, "MIXED"), ("b", 20, "VIDEO")]
+    assert billable_attendance(later) == billable_attendance(ended)  # given after the interruption
     # no attendance given (or an event from before 2026-12-07): nothing is billed
     assert billable_attendance(sev.SessionInterrupted(session_id="s", reason="DISCONNECTED")) == []
     assert billable_attendance(sev.SessionInterrupted(session_id="s", attendance=rows[:1])) == [("a", 40, "MIXED")]

@@ -127,7 +127,7 @@ class SessionEnded(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., clinician_id: _Optional[str] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., modality: _Optional[_Union[_common_pb2.Modality, str]] = ..., attendance: _Optional[_Iterable[_Union[ClientAttendance, _Mapping]]] = ..., program_id: _Optional[str] = ..., payer_plan_id: _Optional[str] = ..., level_of_care: _Optional[str] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SessionInterrupted(_message.Message):
-    __slots__ = ("session_id", "reason", "interrupted_at", "clinician_id", "modality", "attendance", "program_id", "payer_plan_id", "level_of_care", "kind", "started_at", "attendance_recorded_at")
+    __slots__ = ("session_id", "reason", "interrupted_at", "clinician_id", "modality", "attendance", "program_id", "payer_plan_id", "level_of_care", "kind", "started_at")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     INTERRUPTED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -139,7 +139,6 @@ class SessionInterrupted(_message.Message):
     LEVEL_OF_CARE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
-    ATTENDANCE_RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     reason: str
     interrupted_at: _timestamp_pb2.Timestamp
@@ -151,8 +150,35 @@ class SessionInterrupted(_message.Message):
     level_of_care: str
     kind: SessionKind
     started_at: _timestamp_pb2.Timestamp
-    attendance_recorded_at: _timestamp_pb2.Timestamp
-    def __init__(self, session_id: _Optional[str] = ..., reason: _Optional[str] = ..., interrupted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clinician_id: _Optional[str] = ..., modality: _Optional[_Union[_common_pb2.Modality, str]] = ..., attendance: _Optional[_Iterable[_Union[ClientAttendance, _Mapping]]] = ..., program_id: _Optional[str] = ..., payer_plan_id: _Optional[str] = ..., level_of_care: _Optional[str] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attendance_recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, session_id: _Optional[str] = ..., reason: _Optional[str] = ..., interrupted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clinician_id: _Optional[str] = ..., modality: _Optional[_Union[_common_pb2.Modality, str]] = ..., attendance: _Optional[_Iterable[_Union[ClientAttendance, _Mapping]]] = ..., program_id: _Optional[str] = ..., payer_plan_id: _Optional[str] = ..., level_of_care: _Optional[str] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SessionAttendanceRecorded(_message.Message):
+    __slots__ = ("session_id", "interruption_reason", "interrupted_at", "recorded_at", "clinician_id", "modality", "attendance", "program_id", "payer_plan_id", "level_of_care", "kind", "started_at")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPTION_REASON_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPTED_AT_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    CLINICIAN_ID_FIELD_NUMBER: _ClassVar[int]
+    MODALITY_FIELD_NUMBER: _ClassVar[int]
+    ATTENDANCE_FIELD_NUMBER: _ClassVar[int]
+    PROGRAM_ID_FIELD_NUMBER: _ClassVar[int]
+    PAYER_PLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_OF_CARE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    interruption_reason: str
+    interrupted_at: _timestamp_pb2.Timestamp
+    recorded_at: _timestamp_pb2.Timestamp
+    clinician_id: str
+    modality: _common_pb2.Modality
+    attendance: _containers.RepeatedCompositeFieldContainer[ClientAttendance]
+    program_id: str
+    payer_plan_id: str
+    level_of_care: str
+    kind: SessionKind
+    started_at: _timestamp_pb2.Timestamp
+    def __init__(self, session_id: _Optional[str] = ..., interruption_reason: _Optional[str] = ..., interrupted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clinician_id: _Optional[str] = ..., modality: _Optional[_Union[_common_pb2.Modality, str]] = ..., attendance: _Optional[_Iterable[_Union[ClientAttendance, _Mapping]]] = ..., program_id: _Optional[str] = ..., payer_plan_id: _Optional[str] = ..., level_of_care: _Optional[str] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SessionCancelled(_message.Message):
     __slots__ = ("session_id", "reason", "cancelled_at")
