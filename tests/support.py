@@ -103,6 +103,18 @@ def isolated_environment(prefix: str | None = None) -> dict[str, str]:
     return env
 
 
+def run_module(module: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m <module> <args>` from the repository, in the run's isolated environment (and `env`)."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env={**os.environ, **isolated_environment(), "PYTHONPATH": f"{ROOT}:{ROOT / 'gen' / 'python'}", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def isolated_settings(**overrides: Any) -> Settings:
     env = {**isolated_environment(), **overrides}
     return Settings(**env)  # type: ignore[arg-type]

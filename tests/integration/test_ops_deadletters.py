@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -23,7 +21,7 @@ from services.plumbing.envelope import CloudEvent
 from services.plumbing.ops import deadletters
 from services.plumbing.settings import Settings
 from services.plumbing.storage import mongo_client, service_database
-from tests.support import ROOT, RUN_ID, isolated_environment, isolated_settings, record_headers
+from tests.support import RUN_ID, isolated_settings, record_headers, run_module
 
 pytestmark = pytest.mark.integration
 
@@ -77,15 +75,7 @@ async def read_topic(settings: Settings, topic: str, expected: int, timeout_s: f
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **isolated_environment(), "PYTHONPATH": f"{ROOT}:{ROOT / 'gen' / 'python'}"}
-    return subprocess.run(
-        [sys.executable, "-m", "services.plumbing.ops.deadletters", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_module("services.plumbing.ops.deadletters", *args)
 
 
 async def test_list_filter_and_idempotent_replay(
