@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,11 +15,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from iop.events.v1 import scheduling_pb2
-from services.engagement.domain import LastSeen, LedgerSignal
+from services.engagement.domain import LEFT, LastSeen, LedgerSignal
 from services.engagement.topics import SIGNALS
 from services.plumbing.outbox import OutgoingEvent, new_document_with_outbox, outbox_entries, with_outbox
 from services.plumbing.protos import to_datetime
-from services.plumbing.storage import BatchedWrites, Document, GroupedFinds, IndexSpec, insert_new
+from services.plumbing.storage import BatchedWrites, Document, GroupedFinds, IndexSpec, find_by_ids, insert_new
 
 ATTENDANCE_COLLECTION = "session_attendance"
 RECEIPTS_COLLECTION = "webhook_receipts"
@@ -80,6 +81,15 @@ def ledger_signals(doc: Document) -> list[LedgerSignal]:
         )
         for d in doc.get("signals", [])
     ]
+
+
+@dataclass(frozen=True)
+class StoredReason:
+    """A participant_left's reason as a ledger stores it: the signal at `index` in `signals`."""
+
+    index: int
+    signal_id: str
+    reason: str
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -172,6 +182,39 @@ class AttendanceStore:
     async def recent(self, limit: int = 500) -> list[Document]:
         cursor = self._attendance.find({"ended": True}, {"signals": 0, "signal_ids": 0, "outbox": 0})
         return await cursor.sort("starts_at", -1).limit(limit).to_list()
+
+    async def ledger_ids(self, after: str | None = None) -> list[str]:
+        """The `_id` of every ledger (after `after`), in order: one scan."""
+        query: Document = {} if after is None else {"_id": {"$gt": after}}
+        return [doc["_id"] async for doc in self._attendance.find(query, {"_id": 1}).sort("_id", 1)]
+
+    async def leave_reasons(self, session_ids: list[str]) -> dict[str, list[StoredReason]]:
+        """The stored reason of every participant_left of these ledgers, by session id (a ledger
+        not found is left out)."""
+        projection = {"signals.id": 1, "signals.k": 1, "signals.r": 1}
+        docs = await find_by_ids(self._attendance, session_ids, projection)
+        return {
+            session_id: [
+                StoredReason(i, s["id"], s.get("r", "")) for i, s in enumerate(doc.get("signals", [])) if s["k"] == LEFT
+            ]
+            for session_id, doc in docs.items()
+        }
+
+    async def rewrite_reasons(self, session_id: str, rewrites: dict[StoredReason, str]) -> bool:
+        """Set these signals' reasons in one write if each is still stored as read (the same signal
+        at its position, with that reason); False, and nothing written, if one is not. Only those
+        reasons are set: a signal the ledger consumer appends meanwhile, and the entries and outbox
+        it writes with it, stay as they are, since the update applies to the document as stored when
+        it runs (MongoDB: atomic per document; the local FerretDB: the updates of a collection are
+        serialized, README "Known limitations of the local store"). Signals are only ever appended,
+        so a position names one signal for good."""
+        query: Document = {"_id": session_id}
+        for stored in rewrites:
+            query[f"signals.{stored.index}.id"] = stored.signal_id
+            query[f"signals.{stored.index}.r"] = stored.reason
+        update = {"$set": {f"signals.{stored.index}.r": kept for stored, kept in rewrites.items()}}
+        result = await self._attendance.update_one(query, update)
+        return result.matched_count == 1
 
 
 class ConnectionStore:

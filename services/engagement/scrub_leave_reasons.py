@@ -1,0 +1,267 @@
+"""One-off migration: the leave reasons the attendance ledgers stored before 162bf8e (2026-12-07), as
+the video platform worded them, rewritten to the form the service keeps since
+(`domain.kept_leave_reason`). Zoom's text can hold the participant's display name ("$name got
+disconnected from the meeting."), which is PHI; ledgers of ended sessions are never written again,
+so nothing else would remove it.
+
+    python -m services.engagement.scrub_leave_reasons            # run it (or resume it); once done, does nothing
+    python -m services.engagement.scrub_leave_reasons --check    # where it is, and how many raw reasons remain
+    python -m services.engagement.scrub_leave_reasons --again    # a new pass over every ledger
+
+The engagement service also runs it at start, in the background (`scrub_until_done`), until it has
+completed once for its database. Its record in `migrations` (`_id` "scrub_leave_reasons") says how
+far it got (`after`: ledgers are scanned in `_id` order), what it changed and when it completed; a
+run that stops midway is resumed from there. One process runs it at a time: the record's `owner`
+holds it until `lease_until`, renewed at every chunk of ledgers.
+
+Each ledger is rewritten in one conditional update of the changed reasons only (see
+`AttendanceStore.rewrite_reasons`): a signal the ledger consumer appends meanwhile stays, and a
+reason that changed since it was read is read again. Rewriting a kept reason changes nothing
+(`kept_leave_reason` is idempotent), and the judgments on a reason (`is_drop`, `is_normal_leave`,
+`ends_dip`) are the same on its kept form. Logs and spans carry counts only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from opentelemetry import trace
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.engagement.domain import kept_leave_reason
+from services.engagement.rules import Rules, load_rules
+from services.engagement.store import AttendanceStore, StoredReason
+from services.plumbing.logs import configure_logging
+from services.plumbing.settings import get_settings
+from services.plumbing.storage import Document, mongo_client, service_database
+from services.plumbing.telemetry import current_span
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("iop.engagement")
+
+MIGRATIONS_COLLECTION = "migrations"
+MIGRATION_ID = "scrub_leave_reasons"
+SOURCE = "/iop/engagement"
+CHUNK = 100  # ledgers read together, and done between two checkpoints
+PAUSE_S = 0.05  # between chunks: the ledger consumer's updates of the collection go in between
+LEASE_S = 60.0  # a run's hold on the migration, renewed at every chunk
+MAX_ATTEMPTS = 5  # reads of a ledger whose reasons keep changing under the rewrite
+
+
+class Status(StrEnum):
+    COMPLETED = "completed"  # by this run
+    ALREADY_COMPLETED = "already completed"
+    RUNNING_ELSEWHERE = "running elsewhere"  # another process holds it (or took it over)
+
+
+@dataclass
+class Counts:
+    scanned: int = 0  # ledgers read
+    ledgers: int = 0  # ledgers with a reason rewritten (or, for --check, still raw)
+    reasons: int = 0  # reasons rewritten (or still raw)
+
+    def add(self, other: Counts) -> None:
+        self.scanned += other.scanned
+        self.ledgers += other.ledgers
+        self.reasons += other.reasons
+
+
+class LedgerKeptChanging(Exception):
+    """A ledger's reasons changed under every attempt to rewrite them (another run of the migration)."""
+
+
+def raw_reasons(reasons: list[StoredReason], rules: Rules) -> dict[StoredReason, str]:
+    """The stored reasons that are not in kept form, each with its kept form."""
+    return {r: kept for r in reasons if (kept := kept_leave_reason(r.reason, rules)) != r.reason}
+
+
+async def scrub_ledger(store: AttendanceStore, session_id: str, reasons: list[StoredReason], rules: Rules) -> int:
+    """Rewrite the ledger's raw reasons (`reasons`: as read) to kept form; the number rewritten.
+    When one changed since it was read, the ledger is read again and the rest rewritten."""
+    for _ in range(MAX_ATTEMPTS):
+        rewrites = raw_reasons(reasons, rules)
+        if not rewrites or await store.rewrite_reasons(session_id, rewrites):
+            return len(rewrites)
+        reasons = (await store.leave_reasons([session_id])).get(session_id, [])
+    raise LedgerKeptChanging(f"the leave reasons of ledger {session_id} changed under {MAX_ATTEMPTS} rewrites")
+
+
+async def ledgers_in_chunks(
+    store: AttendanceStore, after: str | None, chunk: int
+) -> AsyncIterator[tuple[list[str], dict[str, list[StoredReason]]]]:
+    """The ledgers after `after` in `_id` order, `chunk` at a time: their ids and leave reasons."""
+    ids = await store.ledger_ids(after)
+    for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
+        yield part, await store.leave_reasons(part)
+
+
+class MigrationRecord:
+    """The migration's document in `migrations`: progress (`after`, the last ledger done in `_id`
+    order), counts so far, `completed_at`, and the process running it (`owner` until `lease_until`)."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._records = db[MIGRATIONS_COLLECTION]
+
+    async def get(self) -> Document | None:
+        return await self._records.find_one({"_id": MIGRATION_ID})
+
+    async def claim(self, owner: str, again: bool = False) -> Document | None:
+        """Take the migration for `owner` (free, its lease expired, or `owner`'s already): the
+        record then, to resume after its `after`. None when it completed already (unless `again`:
+        a new pass from the first ledger) or another process holds it."""
+        now = datetime.now(UTC)
+        start = {"after": None, "scanned": 0, "ledgers": 0, "reasons": 0, "started_at": now, "completed_at": None}
+        try:
+            await self._records.insert_one({"_id": MIGRATION_ID, **start, "owner": None, "lease_until": now})
+        except DuplicateKeyError:
+            pass
+        query: Document = {"_id": MIGRATION_ID, "$or": [{"lease_until": {"$lte": now}}, {"owner": owner}]}
+        held = {"owner": owner, "lease_until": now + timedelta(seconds=LEASE_S)}
+        if again:
+            update = {"$set": {**start, **held}}
+        else:
+            query["completed_at"] = None
+            update = {"$set": held}
+        return await self._records.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+
+    async def checkpoint(self, owner: str, after: str, done: Counts) -> bool:
+        """Record a chunk done (up to ledger `after`) and renew the lease; False when another process
+        took the migration over."""
+        lease_until = datetime.now(UTC) + timedelta(seconds=LEASE_S)
+        result = await self._records.update_one(
+            {"_id": MIGRATION_ID, "owner": owner},
+            {"$set": {"after": after, "lease_until": lease_until}, "$inc": asdict(done)},
+        )
+        return result.matched_count == 1
+
+    async def complete(self, owner: str) -> bool:
+        now = datetime.now(UTC)
+        result = await self._records.update_one(
+            {"_id": MIGRATION_ID, "owner": owner}, {"$set": {"completed_at": now, "lease_until": now}}
+        )
+        return result.matched_count == 1
+
+
+async def scrub(
+    db: AsyncDatabase[Document],
+    rules: Rules,
+    owner: str,
+    *,
+    again: bool = False,
+    chunk: int = CHUNK,
+    pause_s: float = PAUSE_S,
+) -> tuple[Status, Counts]:
+    """Run the migration for `owner` to completion, from where an earlier run stopped; what this
+    run did. It does nothing when the migration completed already (unless `again`) or another
+    process runs it."""
+    record = MigrationRecord(db)
+    claimed = await record.claim(owner, again)
+    if claimed is None:
+        completed = (await record.get() or {}).get("completed_at") is not None
+        return (Status.ALREADY_COMPLETED if completed else Status.RUNNING_ELSEWHERE), Counts()
+    store = AttendanceStore(db, SOURCE)
+    counts = Counts()
+    with current_span(tracer, "engagement scrub leave reasons") as span:
+        status = Status.COMPLETED
+        async for part, reasons in ledgers_in_chunks(store, claimed["after"], chunk):
+            done = Counts(scanned=len(part))
+            for session_id, stored in reasons.items():
+                rewritten = await scrub_ledger(store, session_id, stored, rules)
+                done.ledgers += rewritten > 0
+                done.reasons += rewritten
+            if not await record.checkpoint(owner, part[-1], done):
+                status = Status.RUNNING_ELSEWHERE
+                break
+            counts.add(done)
+            await asyncio.sleep(pause_s)
+        if status is Status.COMPLETED and not await record.complete(owner):
+            status = Status.RUNNING_ELSEWHERE
+        span.set_attributes({f"iop.scrub.{name}": value for name, value in asdict(counts).items()})
+        span.set_attribute("iop.scrub.status", str(status))
+        log.info(
+            "scrub of stored leave reasons %s: %d ledgers scanned, %d rewritten, %d reasons",
+            "stopped (another process took it over)" if status is Status.RUNNING_ELSEWHERE else "completed",
+            counts.scanned,
+            counts.ledgers,
+            counts.reasons,
+        )
+    return status, counts
+
+
+async def scrub_until_done(db: AsyncDatabase[Document], rules: Rules, retry_s: float = LEASE_S) -> None:
+    """The service's background run: the migration until it has completed, by this process or
+    another (checked again every `retry_s` while another process holds it, or after a failure)."""
+    owner = uuid.uuid4().hex
+    while True:
+        try:
+            status, _ = await scrub(db, rules, owner)
+            if status is not Status.RUNNING_ELSEWHERE:
+                return
+        except Exception as exc:  # the store, most likely; the message could quote a stored reason
+            log.warning("scrub of stored leave reasons failed (%s); retrying in %.0f s", type(exc).__name__, retry_s)
+        await asyncio.sleep(retry_s)
+
+
+async def check(db: AsyncDatabase[Document], rules: Rules, chunk: int = CHUNK) -> Document:
+    """The migration's record and the ledgers and reasons still not in kept form (reads only)."""
+    record = await MigrationRecord(db).get()
+    remaining = Counts()
+    async for part, reasons in ledgers_in_chunks(AttendanceStore(db, SOURCE), None, chunk):
+        remaining.scanned += len(part)
+        for stored in reasons.values():
+            raw = len(raw_reasons(stored, rules))
+            remaining.ledgers += raw > 0
+            remaining.reasons += raw
+    return {
+        "record": None if record is None else {k: v for k, v in record.items() if k != "_id"},
+        "ledgers_scanned": remaining.scanned,
+        "raw_ledgers": remaining.ledgers,
+        "raw_reasons": remaining.reasons,
+    }
+
+
+async def _command(check_only: bool, again: bool) -> int:
+    settings = get_settings()
+    mongo = mongo_client(settings)
+    db = service_database(mongo, settings, "engagement")
+    try:
+        if check_only:
+            report = await check(db, load_rules())
+            print(json.dumps(report, default=str, indent=2))
+            done = report["record"] is not None and report["record"]["completed_at"] is not None
+            return 0 if done and report["raw_reasons"] == 0 else 1
+        status, counts = await scrub(db, load_rules(), uuid.uuid4().hex, again=again)
+        print(json.dumps({"status": str(status), **asdict(counts)}))
+        return 2 if status is Status.RUNNING_ELSEWHERE else 0
+    finally:
+        await mongo.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.engagement.scrub_leave_reasons",
+        description="Rewrite the leave reasons stored in attendance ledgers before 162bf8e to kept form.",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--check", action="store_true", help="print the record and the raw reasons left; exit 1 unless none"
+    )
+    mode.add_argument("--again", action="store_true", help="a new pass over every ledger, even after completion")
+    args = parser.parse_args(argv)
+    configure_logging("engagement")
+    return asyncio.run(_command(args.check, args.again))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

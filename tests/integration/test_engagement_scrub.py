@@ -1,0 +1,313 @@
+"""The scrub of the leave reasons that ledgers stored before 162bf8e (Zoom's text, display names
+included), on the real store: each database of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.engagement.domain import (
+    JOINED,
+    LEFT,
+    QUALITY,
+    LedgerSignal,
+    attendance_for,
+    ends_dip,
+    is_drop,
+    is_normal_leave,
+    kept_leave_reason,
+)
+from services.engagement.rules import load_rules
+from services.engagement.scrub_leave_reasons import (
+    MIGRATION_ID,
+    MIGRATIONS_COLLECTION,
+    Counts,
+    Status,
+    scrub,
+    scrub_ledger,
+)
+from services.engagement.store import ATTENDANCE_COLLECTION, AttendanceStore, ledger_signals
+from services.plumbing.settings import Settings
+from services.plumbing.storage import Document, mongo_client
+from tests.integration.test_engagement_support import scheduled
+from tests.support import RUN_ID, run_module
+
+pytestmark = pytest.mark.integration
+
+RULES = load_rules()
+NAME = "Xanthe Quillfeather"  # a display name Zoom put in its text
+START = datetime(2026, 11, 30, 17, 0, tzinfo=UTC)
+RAW = [
+    f"{NAME} got disconnected from the meeting.",  # a lost connection, named
+    f"{NAME} left the meeting got disconnected from the meeting.",  # named, holding a normal reason
+    f"left the meeting. Reason : {NAME} got disconnected from the meeting.",
+    f"{NAME} left the meeting.",  # the client's own leave, named
+    f"left the meeting. Reason : {NAME} left the meeting.",
+    "left the meeting. Reason :",  # Zoom's empty reason: kept as it is
+    "left the meeting. Reason : Host ended the meeting.",
+    "Network connection error.",
+    "Removed by host.",
+]
+KEPT = ["left the meeting", "host ended the meeting", "", "left the meeting. Reason :"]
+RAW_COUNT = sum(kept_leave_reason(r, RULES) != r for r in RAW)
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[AsyncDatabase[Document]]:
+    client = mongo_client(settings)
+    database = client[f"{settings.mongodb_database_prefix}scrub{uuid.uuid4().hex[:6]}"]
+    try:
+        yield database
+    finally:
+        await client.drop_database(database.name)
+        await client.close()
+
+
+def signal(kind: str, participant: str, minute: int, reason: str = "", value: float = 0.0) -> LedgerSignal:
+    return LedgerSignal(uuid.uuid4().hex, participant, kind, START + timedelta(minutes=minute), value, reason, "video")
+
+
+async def ledger(store: AttendanceStore, reasons: list[str]) -> str:
+    """A ledger as the consumer wrote it before 162bf8e: each reason stored as given, each leave of a
+    client after a join and a quality dip (so `ends_dip` has a dip to end)."""
+    session_id = uuid.uuid4().hex
+    clients = ["client-a", "client-b"]
+    await store.expect_session(f"opened-{session_id}", scheduled(session_id, "clinician-s", clients, START))
+    for i, reason in enumerate(reasons):
+        client = clients[i % 2]
+        for s in (
+            signal(JOINED, client, 3 * i),
+            signal(QUALITY, client, 3 * i + 1, value=0.0),
+            signal(LEFT, client, 3 * i + 2, reason),
+        ):
+            await append(store, session_id, s)
+    return session_id
+
+
+async def append(store: AttendanceStore, session_id: str, s: LedgerSignal) -> None:
+    """Appended as the ledger consumer does (with entries it recomputes: here a marker of the signal)."""
+    assert await store.add_signal(session_id, s, [{"client_id": s.participant_id, "last": s.signal_id}], [], [])
+
+
+async def ledgers(db: AsyncDatabase[Document]) -> dict[str, Document]:
+    return {doc["_id"]: doc async for doc in db[ATTENDANCE_COLLECTION].find({})}
+
+
+def judged(doc: Document) -> list[tuple[str, bool, bool, bool]]:
+    """Each signal's judgments on its reason."""
+    signals = ledger_signals(doc)
+    return [(s.signal_id, is_drop(s, RULES), is_normal_leave(s, RULES), ends_dip(s, RULES)) for s in signals]
+
+
+def attendance(doc: Document) -> list[Any]:
+    signals = ledger_signals(doc)
+    return [attendance_for(c, signals, START, START + timedelta(hours=1), None, RULES) for c in doc["client_ids"]]
+
+
+def without_reasons(doc: Document) -> Document:
+    return {**doc, "signals": [{k: v for k, v in s.items() if k != "r"} for s in doc.get("signals", [])]}
+
+
+def assert_kept(doc: Document) -> None:
+    for s in doc.get("signals", []):
+        expected = kept_leave_reason(s["r"], RULES) if s["k"] == LEFT else ""
+        assert s["r"] == expected, s
+    assert NAME.lower() not in json.dumps(doc, default=str).lower()
+
+
+async def record(db: AsyncDatabase[Document]) -> Document:
+    found = await db[MIGRATIONS_COLLECTION].find_one({"_id": MIGRATION_ID})
+    assert found is not None
+    return found
+
+
+async def test_raw_reasons_are_rewritten_to_kept_form_with_the_same_judgments_and_nothing_else(
+    db: AsyncDatabase[Document],
+) -> None:
+    store = AttendanceStore(db, "/iop/engagement")
+    raw = await ledger(store, RAW)
+    kept = await ledger(store, KEPT)
+    empty = await ledger(store, [])
+    before = await ledgers(db)
+    assert NAME in json.dumps(before[raw], default=str)
+
+    status, counts = await scrub(db, RULES, "owner-1", chunk=2, pause_s=0)
+
+    assert status is Status.COMPLETED
+    assert RAW_COUNT == 8  # all but Zoom's empty reason, which is its kept form
+    assert counts == Counts(scanned=3, ledgers=1, reasons=RAW_COUNT)
+    after = await ledgers(db)
+    for session_id in (raw, kept, empty):
+        assert_kept(after[session_id])
+        assert judged(after[session_id]) == judged(before[session_id])
+        assert attendance(after[session_id]) == attendance(before[session_id])
+        assert without_reasons(after[session_id]) == without_reasons(before[session_id])
+    assert [s["r"] for s in after[raw]["signals"] if s["k"] == LEFT] == [
+        "",
+        "",
+        "",
+        "left the meeting",
+        "left the meeting",
+        "left the meeting. Reason :",
+        "host ended the meeting",
+        "",
+        "removed by host",
+    ]
+    assert after[kept] == before[kept]
+    done = await record(db)
+    assert done["completed_at"] is not None
+    assert (done["scanned"], done["ledgers"], done["reasons"]) == (3, 1, RAW_COUNT)
+
+
+async def test_a_second_run_changes_nothing(db: AsyncDatabase[Document]) -> None:
+    store = AttendanceStore(db, "/iop/engagement")
+    for _ in range(3):
+        await ledger(store, RAW)
+    assert (await scrub(db, RULES, "owner-1", pause_s=0))[0] is Status.COMPLETED
+    scrubbed = await ledgers(db)
+    first = await record(db)
+
+    assert await scrub(db, RULES, "owner-2", pause_s=0) == (Status.ALREADY_COMPLETED, Counts())
+    assert await ledgers(db) == scrubbed
+    assert await record(db) == first
+    # a new pass finds nothing to rewrite
+    assert await scrub(db, RULES, "owner-2", again=True, pause_s=0) == (Status.COMPLETED, Counts(scanned=3))
+    assert await ledgers(db) == scrubbed
+
+
+async def test_a_signal_appended_between_the_read_and_the_rewrite_stays(db: AsyncDatabase[Document]) -> None:
+    """The ledger consumer appends a signal (and its entries) after the scrub read the ledger: the
+    rewrite sets only the reasons it read, on the ledger as it is then."""
+    store = AttendanceStore(db, "/iop/engagement")
+    session_id = await ledger(store, RAW)
+    read = (await store.leave_reasons([session_id]))[session_id]
+    late = signal(LEFT, "client-b", 50, "left the meeting")
+    await append(store, session_id, late)
+
+    assert await scrub_ledger(store, session_id, read, RULES) == RAW_COUNT
+
+    doc = (await ledgers(db))[session_id]
+    assert doc["signals"][-1]["id"] == late.signal_id
+    assert doc["signal_ids"][-1] == late.signal_id
+    assert doc["entries"] == [{"client_id": "client-b", "last": late.signal_id}]
+    assert len(doc["signals"]) == 3 * len(RAW) + 1
+    assert_kept(doc)
+    # the same stale read again: its reasons changed since, so the ledger is read again and nothing is left
+    assert await scrub_ledger(store, session_id, read, RULES) == 0
+    assert (await ledgers(db))[session_id] == doc
+
+
+async def test_signals_appended_while_the_scrub_runs_all_stay(settings: Settings, db: AsyncDatabase[Document]) -> None:
+    """The ledger consumer, another client of the store, appends to the ledgers the scrub rewrites."""
+    store = AttendanceStore(db, "/iop/engagement")
+    sessions = [await ledger(store, RAW[:4]) for _ in range(12)]
+    consumer_client = mongo_client(settings)
+    consumer = AttendanceStore(consumer_client[db.name], "/iop/engagement")
+    appended: dict[str, list[str]] = {s: [] for s in sessions}
+
+    async def consume() -> None:
+        for minute in range(40, 46):
+            for session_id in sessions:
+                s = signal(LEFT if minute % 2 else JOINED, "client-a", minute, "left the meeting" if minute % 2 else "")
+                await append(consumer, session_id, s)
+                appended[session_id].append(s.signal_id)
+
+    try:
+        (status, counts), _ = await asyncio.gather(scrub(db, RULES, "owner-1", chunk=1, pause_s=0.01), consume())
+    finally:
+        await consumer_client.close()
+
+    assert status is Status.COMPLETED
+    assert counts.reasons == 12 * sum(kept_leave_reason(r, RULES) != r for r in RAW[:4])
+    for session_id, doc in (await ledgers(db)).items():
+        assert [s["id"] for s in doc["signals"][-6:]] == appended[session_id]
+        assert len(doc["signals"]) == len(doc["signal_ids"]) == 12 + 6
+        assert_kept(doc)
+
+
+async def test_an_interrupted_run_resumes_where_it_stopped(
+    db: AsyncDatabase[Document], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = AttendanceStore(db, "/iop/engagement")
+    sessions = sorted([await ledger(store, RAW) for _ in range(6)])
+    reads = 0
+    leave_reasons = AttendanceStore.leave_reasons
+
+    async def failing_on_the_second_chunk(self: AttendanceStore, ids: list[str]) -> Any:
+        nonlocal reads
+        reads += 1
+        if reads == 2:
+            raise ConnectionError("the process stops here")
+        return await leave_reasons(self, ids)
+
+    monkeypatch.setattr(AttendanceStore, "leave_reasons", failing_on_the_second_chunk)
+    with pytest.raises(ConnectionError):
+        await scrub(db, RULES, "stopped", chunk=2, pause_s=0)
+    monkeypatch.undo()
+
+    stopped = await record(db)
+    assert stopped["completed_at"] is None
+    assert (stopped["after"], stopped["scanned"], stopped["ledgers"]) == (sessions[1], 2, 2)
+    docs = await ledgers(db)
+    for session_id in sessions[:2]:
+        assert_kept(docs[session_id])
+    for session_id in sessions[2:]:
+        assert NAME in json.dumps(docs[session_id], default=str)
+    # the stopped process still holds it until its lease runs out
+    assert await scrub(db, RULES, "restarted", chunk=2, pause_s=0) == (Status.RUNNING_ELSEWHERE, Counts())
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    await db[MIGRATIONS_COLLECTION].update_one({"_id": MIGRATION_ID}, {"$set": {"lease_until": past}})
+
+    status, counts = await scrub(db, RULES, "restarted", chunk=2, pause_s=0)
+
+    assert status is Status.COMPLETED
+    assert counts == Counts(scanned=4, ledgers=4, reasons=4 * RAW_COUNT)  # only what was left
+    for doc in (await ledgers(db)).values():
+        assert_kept(doc)
+    done = await record(db)
+    assert (done["scanned"], done["ledgers"], done["reasons"]) == (6, 6, 6 * RAW_COUNT)
+    assert done["completed_at"] is not None
+
+
+def command(prefix: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_module("services.engagement.scrub_leave_reasons", *args, env={"MONGODB_DATABASE_PREFIX": prefix})
+
+
+async def test_the_command_checks_runs_and_reruns_the_scrub(settings: Settings) -> None:
+    prefix = f"t{RUN_ID}scrubcmd{uuid.uuid4().hex[:6]}_"
+    client = mongo_client(settings)
+    try:
+        store = AttendanceStore(client[f"{prefix}engagement"], "/iop/engagement")
+        for _ in range(2):
+            await ledger(store, RAW)
+
+        before = command(prefix, "--check")
+        assert before.returncode == 1, before.stderr
+        assert json.loads(before.stdout) | {"record": None} == {
+            "record": None,
+            "ledgers_scanned": 2,
+            "raw_ledgers": 2,
+            "raw_reasons": 2 * RAW_COUNT,
+        }
+        run = command(prefix)
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout) == {"status": "completed", "scanned": 2, "ledgers": 2, "reasons": 2 * RAW_COUNT}
+        assert NAME.lower() not in (run.stdout + run.stderr).lower()
+        after = command(prefix, "--check")
+        assert after.returncode == 0, after.stderr
+        report = json.loads(after.stdout)
+        assert (report["raw_ledgers"], report["raw_reasons"], report["record"]["reasons"]) == (0, 0, 2 * RAW_COUNT)
+        assert json.loads(command(prefix).stdout)["status"] == "already completed"
+        again = command(prefix, "--again")
+        assert json.loads(again.stdout) == {"status": "completed", "scanned": 2, "ledgers": 0, "reasons": 0}
+    finally:
+        await client.drop_database(f"{prefix}engagement")
+        await client.close()
