@@ -1,5 +1,6 @@
 """Wiring of the engagement process: gRPC API, the ledger consumer, the webhook/dashboard
-HTTP server and the FHIR relay. The faust stream processor is its own process
+HTTP server, the FHIR relay and, until it has completed once, the scrub of the leave reasons old
+ledgers stored (scrub_leave_reasons.py). The faust stream processor is its own process
 (`python -m services.engagement.worker`, see worker.py)."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from services.engagement.config import get_config
 from services.engagement.fhir_relay import FhirRelay
 from services.engagement.handlers import LedgerHandlers
 from services.engagement.rules import load_rules
+from services.engagement.scrub_leave_reasons import scrub_until_done
 from services.engagement.store import INDEXES, OUTBOX_COLLECTIONS, AttendanceStore, ConnectionStore, OutcomeStore
 from services.engagement.topics import ALL, SIGNALS
 from services.engagement.web import create_app, serve
@@ -70,6 +72,12 @@ async def fhir_relay(infra: Infrastructure) -> None:
     await FhirRelay(OutcomeStore(infra.db, infra.source), infra.producer).run()
 
 
+async def scrub_leave_reasons(infra: Infrastructure) -> None:
+    """Rewrites the leave reasons ledgers stored before 162bf8e to kept form, once per database
+    (scrub_leave_reasons.py); in the background, so the service is ready meanwhile."""
+    await scrub_until_done(infra.db, load_rules())
+
+
 def _topics() -> list[Topic]:
     signals = get_config().signals_topic  # overridden only by load tests and test runs
     extra = [] if signals == SIGNALS.name else [Topic(signals, SIGNALS.key, SIGNALS.description)]
@@ -83,5 +91,5 @@ DEFINITION = ServiceDefinition(
     outbox_collections=OUTBOX_COLLECTIONS,
     access=ACCESS,
     wire=wire,
-    background=[http_server, fhir_relay],
+    background=[http_server, fhir_relay, scrub_leave_reasons],
 )

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pymongo import MongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.engagement.domain import (
@@ -37,8 +38,8 @@ from services.engagement.scrub_leave_reasons import (
 from services.engagement.store import ATTENDANCE_COLLECTION, AttendanceStore, ledger_signals
 from services.plumbing.settings import Settings
 from services.plumbing.storage import Document, mongo_client
-from tests.integration.test_engagement_support import scheduled
-from tests.support import RUN_ID, run_module
+from tests.integration.test_engagement_support import engagement_env, scheduled, wait_until
+from tests.support import RUN_ID, ServiceProcess, run_module, until_stopped, wait_for_trace
 
 pytestmark = pytest.mark.integration
 
@@ -275,6 +276,40 @@ async def test_an_interrupted_run_resumes_where_it_stopped(
     done = await record(db)
     assert (done["scanned"], done["ledgers"], done["reasons"]) == (6, 6, 6 * RAW_COUNT)
     assert done["completed_at"] is not None
+
+
+async def test_the_service_scrubs_the_ledgers_at_start_with_counts_only_in_its_logs_and_spans(
+    settings: Settings,
+) -> None:
+    prefix = f"t{RUN_ID}scrub{uuid.uuid4().hex[:6]}_"
+    client = mongo_client(settings)
+    store = AttendanceStore(client[f"{prefix}engagement"], "/iop/engagement")
+    sessions = [await ledger(store, RAW) for _ in range(2)]
+    await client.close()
+    env = {**engagement_env(), "MONGODB_DATABASE_PREFIX": prefix}
+    service = ServiceProcess("engagement", env=env, instance="-scrub")  # a log of its own
+    mongo: MongoClient[Document] = MongoClient(settings.mongodb_uri, tz_aware=True)
+    db = mongo[f"{prefix}engagement"]
+    try:
+        with until_stopped(service.start()):
+            migrations = db[MIGRATIONS_COLLECTION]
+            assert wait_until(lambda: (migrations.find_one({"_id": MIGRATION_ID}) or {}).get("completed_at"))
+        for session_id in sessions:
+            found = db[ATTENDANCE_COLLECTION].find_one({"_id": session_id})
+            assert found is not None
+            assert_kept(found)
+        lines = [json.loads(line) for line in service.log_path.read_text().splitlines() if line.startswith("{")]
+        assert NAME.lower() not in service.log_path.read_text().lower()
+        (finished,) = [line for line in lines if line["message"].startswith("scrub of stored leave reasons completed")]
+        assert finished["message"].endswith(f"2 ledgers scanned, 2 rewritten, {2 * RAW_COUNT} reasons")
+        name = "engagement scrub leave reasons"
+        spans = wait_for_trace(settings, finished["trace_id"], lambda spans: any(s["name"] == name for s in spans))
+        (scrubbed,) = [s for s in spans if s["name"] == name]
+        assert scrubbed["tags"]["iop.scrub.reasons"] == str(2 * RAW_COUNT)
+        assert NAME.lower() not in json.dumps(spans).lower()
+    finally:
+        mongo.drop_database(f"{prefix}engagement")
+        mongo.close()
 
 
 def command(prefix: str, *args: str) -> subprocess.CompletedProcess[str]:
