@@ -628,12 +628,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
             raise NotFound("tech_check", request.task_id)
         await self._treats(task["client_id"])
         if task["status"] == "open":
-            task = (
-                await self._s.store.complete_tech_check(request.task_id, "passed" if request.passed else "failed")
-                or task
-            )
-            if request.passed:
-                await self._s.store.set_client_flags(task["client_id"], {"tech_check_required": False})
+            task = await self._s.complete_tech_check(task, request.passed)
         return _task_message(task)
 
     # ---------- schedules ----------

@@ -123,16 +123,24 @@ def home_states(clients: Iterable[Document]) -> list[str]:
     return [str(c.get("home_state", "")) for c in clients]
 
 
-def _tech_check_task(session_id: str, client: Document, start: datetime) -> Document:
+def _tech_check_task(session_id: str, client_id: str, trigger: str, start: datetime) -> Document:
+    """A client's tech-check task before a session (its id derives from both), opened now."""
+    now = datetime.now(UTC)
     return {
-        "_id": tech_check_task_id(session_id, client["_id"]),
-        "client_id": client["_id"],
+        "_id": tech_check_task_id(session_id, client_id),
+        "client_id": client_id,
         "session_id": session_id,
         "due_by": start - TECH_CHECK_LEAD,
         "status": "open",
-        "trigger": client.get("tech_check_trigger") or "FIRST_SESSION",
-        "created_at": datetime.now(UTC),
+        "trigger": trigger,
+        "created_at": now,
+        "opened_at": now,
     }
+
+
+def _trigger(client: Document) -> str:
+    """Why a client's tech check is due (their profile's `tech_check_trigger`)."""
+    return str(client.get("tech_check_trigger") or "FIRST_SESSION")
 
 
 def alone_bound(clients: Iterable[Document], must_be_alone: Collection[str]) -> list[str]:
@@ -773,14 +781,22 @@ class Scheduler:
 
     def _tech_check_tasks(self, session_id: str, clients: Sequence[Document], start: datetime) -> list[Document]:
         """A task for each client who needs a tech check before this session."""
-        return [_tech_check_task(session_id, c, start) for c in clients if c.get("tech_check_required", True)]
+        return [
+            _tech_check_task(session_id, c["_id"], _trigger(c), start)
+            for c in clients
+            if c.get("tech_check_required", True)
+        ]
 
     async def _complete_retried(self, session: Document, clients: Sequence[Document]) -> Document:
         """A retry of a booking that was stored: the tech-check tasks its first attempt may not
         have written (they are written beside the session) are written now, as they were."""
         wanted = set(session.get("tech_check_task_ids", []))
         start = _utc(session["starts_at"])
-        tasks = [t for t in (_tech_check_task(session["_id"], c, start) for c in clients) if t["_id"] in wanted]
+        tasks = [
+            t
+            for t in (_tech_check_task(session["_id"], c["_id"], _trigger(c), start) for c in clients)
+            if t["_id"] in wanted
+        ]
         await self.store.add_tech_checks(tasks)
         return (await self.with_facts([session]))[0]
 
@@ -1313,6 +1329,19 @@ class Scheduler:
                 await self.store.update_session(
                     session["_id"], {}, {"$unset": {f"profiles_due.{reason}.{key}": ""}}, []
                 )
+
+    async def complete_tech_check(self, task: Document, passed: bool) -> Document:
+        """The client's tech check done (CompleteTechCheck on `task`, open): passed, it is no longer
+        due (the profile's flag is cleared) and the client's other open tasks before sessions not
+        started yet are passed with it (`satisfied_by`): one check satisfies the requirement, as no
+        booking after it makes a task. A task opened after this check (a failure since) stays open.
+        Until 2026-12-07 those tasks stayed open, due before sessions the check had covered."""
+        at = datetime.now(UTC)
+        done = await self.store.complete_tech_check(task["_id"], "passed" if passed else "failed", at) or task
+        if passed:
+            await self.store.set_client_flags(task["client_id"], {"tech_check_required": False})
+            await self.store.satisfy_tech_checks(task["client_id"], task["_id"], at, at - TECH_CHECK_LEAD)
+        return done
 
     async def flag_client(self, session_id: str, client_id: str, reason: str) -> Document | None:
         """An event says a client's session went wrong (privacy or connection). Idempotent per

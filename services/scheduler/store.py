@@ -431,11 +431,25 @@ class SchedulerStore:
         ids = [tech_check_task_id(s, client_id) for s in session_ids]
         return sorted((await self.get_many(TECH_CHECKS, ids)).values(), key=lambda t: _aware(t["due_by"]))
 
-    async def complete_tech_check(self, task_id: str, status: str) -> Document | None:
+    async def complete_tech_check(self, task_id: str, status: str, at: datetime) -> Document | None:
         return await self.tech_checks.find_one_and_update(
             {"_id": task_id, "status": "open"},
-            {"$set": {"status": status, "completed_at": datetime.now(UTC)}},
+            {"$set": {"status": status, "completed_at": at}},
             return_document=ReturnDocument.AFTER,
+        )
+
+    async def satisfy_tech_checks(self, client_id: str, task_id: str, at: datetime, due_after: datetime) -> None:
+        """The client's open tasks due after `due_after` (before sessions not started yet), opened
+        by `at`, passed by the check of `task_id` done at `at` (tasks stored before 2026-12-07 have
+        no `opened_at`: opened before)."""
+        await self.tech_checks.update_many(
+            {
+                "client_id": client_id,
+                "status": "open",
+                "due_by": {"$gt": due_after},
+                "opened_at": {"$not": {"$gt": at}},
+            },
+            {"$set": {"status": "passed", "completed_at": at, "satisfied_by": task_id}},
         )
 
     async def audit_override(self, record: Document) -> None:

@@ -934,3 +934,18 @@ def test_connection_dropped_interrupts_and_requires_a_tech_check(api: Api, setti
     assert len(moved.tech_check_task_ids) == 1  # a failed session: tech check before the next one
     tasks = api.call("ListTechChecks", pb.ListTechChecksRequest(client_id=client), role="client", subject=client)
     assert "AFTER_FAILED_SESSION" in [t.trigger for t in tasks.tasks]
+
+
+def test_one_passed_tech_check_passes_the_clients_other_tasks(api: Api) -> None:
+    # a new client's sessions each got a first-session task: passing one left the others open
+    program = api.program()
+    clinician, client = api.clinician(), api.client()
+    first = api.book(program.program_id, clinician, [client], next_slot(timedelta(minutes=20)))
+    later = api.book(program.program_id, clinician, [client], next_slot(timedelta(days=3)))
+    as_client = {"role": "client", "subject": client}
+    (first_task,) = first.tech_check_task_ids
+    done = api.call("CompleteTechCheck", pb.CompleteTechCheckRequest(task_id=first_task, passed=True), **as_client)
+    assert done.status == "passed"
+    tasks = api.call("ListTechChecks", pb.ListTechChecksRequest(client_id=client), **as_client).tasks
+    covered = [(first.session_id, "passed"), (later.session_id, "passed")]
+    assert [(t.session_id, t.status) for t in tasks] == covered  # one check: both sessions
