@@ -68,6 +68,7 @@ PROPOSALS = 5
 SEARCH_READ_AHEAD = 4  # candidates whose reservations a slot search reads at once, at first
 SEARCH_READ_AHEAD_MAX = 64
 TECH_CHECK_LEAD = timedelta(hours=2)
+AFTER_FAILED_SESSION = "AFTER_FAILED_SESSION"  # a tech check's trigger (FIRST_SESSION: a new client's)
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ def _tech_check_task(session_id: str, client_id: str, trigger: str, start: datet
         "status": "open",
         "trigger": trigger,
         "created_at": now,
-        "opened_at": now,
+        "opened_at": now,  # reopened after a failed session: then (SchedulerStore.open_tech_check)
     }
 
 
@@ -1322,13 +1323,31 @@ class Scheduler:
             for key, client_id in clients.items():
                 if reason == "DISCONNECTED":
                     await self.store.set_client_flags(
-                        client_id, {"tech_check_required": True, "tech_check_trigger": "AFTER_FAILED_SESSION"}
+                        client_id, {"tech_check_required": True, "tech_check_trigger": AFTER_FAILED_SESSION}
                     )
+                    await self._tech_check_before_next_session(client_id, session["_id"])
                 elif reason == "PRIVACY_COMPROMISED":
                     await self.store.set_client_flags(client_id, {"privacy_sensitive": True})
                 await self.store.update_session(
                     session["_id"], {}, {"$unset": {f"profiles_due.{reason}.{key}": ""}}, []
                 )
+
+    async def _tech_check_before_next_session(self, client_id: str, failed_session_id: str) -> None:
+        """The tech check a failed session made due, before the client's next session that is
+        booked already (the earliest booked or checked-in one not started yet, theirs or a seat in
+        a group): its task is opened (created, or reopened when it was done before this failure;
+        an open one stays as it is) and listed on the session, or on the client's seat. Once per
+        failed session: a retry or a redelivery leaves a task done since as it is. With no session
+        booked, the profile's flag makes the next booking's task. Until 2026-12-07 only bookings
+        made after the failure got a task: the session booked weeks ahead, as an IOP's are, had
+        none, and nobody was prompted to check the client's connection before it."""
+        found = await self.store.next_session_of_client(client_id, datetime.now(UTC), failed_session_id)
+        if found is None:
+            return
+        session, seat = found
+        task = _tech_check_task(session["_id"], client_id, AFTER_FAILED_SESSION, _utc(session["starts_at"]))
+        await self.store.open_tech_check(task, failed_session_id)
+        await self.store.list_tech_check(session["_id"], seat, task["_id"])
 
     async def complete_tech_check(self, task: Document, passed: bool) -> Document:
         """The client's tech check done (CompleteTechCheck on `task`, open): passed, it is no longer

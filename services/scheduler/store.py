@@ -37,7 +37,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox, with_outbox
 from services.plumbing.storage import Document, GroupedCalls, IndexSpec, find_by_ids
-from services.scheduler.domain import CANCELLED, Booked, on_care_team
+from services.scheduler.domain import BOOKED, CANCELLED, CHECKED_IN, Booked, on_care_team
 
 SOURCE = "/iop/scheduler"
 PROGRAMS = "programs"
@@ -451,6 +451,58 @@ class SchedulerStore:
             },
             {"$set": {"status": "passed", "completed_at": at, "satisfied_by": task_id}},
         )
+
+    async def open_tech_check(self, task: Document, failed_session_id: str) -> None:
+        """`task` open after the failed session: inserted, or reopened when done (passed, failed)
+        before; an open one stays open. The task records the failed sessions it was opened for
+        (`failed_sessions`), so each opens it once: a retry finds it done since and leaves it so."""
+        if not await self._grouped.inserts(TECH_CHECKS).insert([{**task, "failed_sessions": [failed_session_id]}]):
+            return
+        not_yet = {"_id": task["_id"], "failed_sessions": {"$ne": failed_session_id}}
+        reopened = await self.tech_checks.update_one(
+            {**not_yet, "status": {"$ne": "open"}},
+            {
+                "$set": {"status": "open", "trigger": task["trigger"], "opened_at": task["opened_at"]},
+                "$unset": {"completed_at": "", "satisfied_by": ""},
+                "$push": {"failed_sessions": failed_session_id},
+            },
+        )
+        if not reopened.modified_count:  # open: still due, now after this failure too
+            await self.tech_checks.update_one(not_yet, {"$push": {"failed_sessions": failed_session_id}})
+
+    async def list_tech_check(self, session_id: str, seat: str, task_id: str) -> None:
+        """A task named among the session's `tech_check_task_ids`, or its client's seat's (`seat`)."""
+        if seat:
+            await self.seats.update_one(
+                {"_id": seat, "tech_check_task_ids": {"$ne": task_id}}, {"$push": {"tech_check_task_ids": task_id}}
+            )
+        else:
+            await self.update_session(
+                session_id, {"tech_check_task_ids": {"$ne": task_id}}, {"$push": {"tech_check_task_ids": task_id}}, []
+            )
+
+    async def next_session_of_client(
+        self, client_id: str, after: datetime, excluding: str
+    ) -> tuple[Document, str] | None:
+        """The client's earliest booked or checked-in session (theirs, or a seat in a group) that
+        starts after `after`, other than `excluding`, with the key of the client's seat in it ("":
+        the session names the client). A scan of the client's sessions and seats: after a failed
+        session, not the booking path."""
+        seats = {str(x["session_id"]): str(x["_id"]) for x in await self.seats_of_client(client_id)}
+        whose: list[Document] = [{"client_ids": client_id}]
+        if seats:
+            whose.append({"_id": {"$in": list(seats)}})
+        query = {
+            "$or": whose,
+            "_id": {"$ne": excluding},
+            "status": {"$in": [BOOKED, CHECKED_IN]},
+            "starts_at": {"$gt": after},
+        }
+        found = await self.sessions.find(query, NO_OUTBOX).sort("starts_at", 1).limit(1).to_list()
+        if not found:
+            return None
+        session = found[0]
+        return session, "" if client_id in session["client_ids"] else seats[session["_id"]]
 
     async def audit_override(self, record: Document) -> None:
         try:

@@ -894,18 +894,23 @@ def test_one_trace_from_booking_through_compliance_to_the_published_event(api: A
             assert client not in value, s
 
 
+def _check_in(api: Api, session_id: str, client_id: str, attestation: str) -> None:
+    """The client checks in from New York (verified)."""
+    location = common_pb2.ClientLocation(state="NY", verified=True)
+    api.call(
+        "CheckIn",
+        pb.CheckInRequest(
+            session_id=session_id, client_id=client_id, location=location, privacy_attestation=attestation
+        ),
+    )
+
+
 def test_connection_dropped_interrupts_and_requires_a_tech_check(api: Api, settings: Settings) -> None:
     program = api.program()
     clinician, client = api.clinician(), api.client()
     start = next_slot(timedelta(minutes=20))
     s = api.book(program.program_id, clinician, [client], start, minutes=60)
-    location = common_pb2.ClientLocation(state="NY", verified=True)
-    api.call(
-        "CheckIn",
-        pb.CheckInRequest(
-            session_id=s.session_id, client_id=client, location=location, privacy_attestation="headphones"
-        ),
-    )
+    _check_in(api, s.session_id, client, "headphones")
     api.call("StartSession", pb.StartSessionRequest(session_id=s.session_id, clinician_state="NY"))
     # what engagement publishes when the video platform reports the client gone
     dropped = engagement_events.ConnectionDropped(
@@ -936,8 +941,9 @@ def test_connection_dropped_interrupts_and_requires_a_tech_check(api: Api, setti
     assert "AFTER_FAILED_SESSION" in [t.trigger for t in tasks.tasks]
 
 
-def test_one_passed_tech_check_passes_the_clients_other_tasks(api: Api) -> None:
-    # a new client's sessions each got a first-session task: passing one left the others open
+def test_a_disconnection_shows_a_tech_check_due_before_the_clients_next_session(api: Api) -> None:
+    # the client's next session was booked weeks ahead, before the failure: it had no task, and
+    # neither the client's schedule nor their tech checks showed one due
     program = api.program()
     clinician, client = api.clinician(), api.client()
     first = api.book(program.program_id, clinician, [client], next_slot(timedelta(minutes=20)))
@@ -949,3 +955,18 @@ def test_one_passed_tech_check_passes_the_clients_other_tasks(api: Api) -> None:
     tasks = api.call("ListTechChecks", pb.ListTechChecksRequest(client_id=client), **as_client).tasks
     covered = [(first.session_id, "passed"), (later.session_id, "passed")]
     assert [(t.session_id, t.status) for t in tasks] == covered  # one check: both sessions
+    _check_in(api, first.session_id, client, "alone")
+    api.call("InterruptSession", pb.InterruptSessionRequest(session_id=first.session_id, reason="DISCONNECTED"))
+    view = pb.ScheduleViewRequest(
+        owner_id=client,
+        to=to_timestamp(later.starts_at.ToDatetime(tzinfo=UTC) + timedelta(days=1)),
+        **{"from": to_timestamp(datetime.now(UTC))},
+    )
+    schedule = api.call("GetClientSchedule", view, **as_client)
+    (due,) = [t for t in schedule.tech_checks if t.status == "open"]
+    assert due.session_id == later.session_id and due.trigger == "AFTER_FAILED_SESSION"
+    assert due.due_by.ToDatetime(tzinfo=UTC) == later.starts_at.ToDatetime(tzinfo=UTC) - timedelta(hours=2)
+    seen = api.call("GetSession", pb.GetSessionRequest(session_id=later.session_id), **as_client)
+    assert list(seen.tech_check_task_ids) == [due.task_id]
+    tasks = api.call("ListTechChecks", pb.ListTechChecksRequest(client_id=client), **as_client).tasks
+    assert [(t.session_id, t.status) for t in tasks] == [(first.session_id, "passed"), (later.session_id, "open")]
