@@ -441,16 +441,21 @@ class SchedulerStore:
     async def satisfy_tech_checks(self, client_id: str, task_id: str, at: datetime, due_after: datetime) -> None:
         """The client's open tasks due after `due_after` (before sessions not started yet), opened
         by `at`, passed by the check of `task_id` done at `at` (tasks stored before 2026-12-07 have
-        no `opened_at`: opened before)."""
-        await self.tech_checks.update_many(
-            {
-                "client_id": client_id,
-                "status": "open",
-                "due_by": {"$gt": due_after},
-                "opened_at": {"$not": {"$gt": at}},
-            },
-            {"$set": {"status": "passed", "completed_at": at, "satisfied_by": task_id}},
-        )
+        no `opened_at`: opened before). A session can start up to an hour before its booked start:
+        the task of one started already (`started_at`) stays as it was, although its start is
+        still ahead (until 2026-12-07 it was passed by a check done during or after it)."""
+        still_open = {"client_id": client_id, "status": "open", "opened_at": {"$not": {"$gt": at}}}
+        tasks = await self.tech_checks.find({**still_open, "due_by": {"$gt": due_after}}, {"session_id": 1}).to_list()
+        if not tasks:
+            return
+        sessions = await self.get_many(SESSIONS_COLLECTION, list({str(t["session_id"]) for t in tasks}))
+        started = {s for s, doc in sessions.items() if doc.get("started_at")}
+        ids = [t["_id"] for t in tasks if t["session_id"] not in started]
+        if ids:
+            await self.tech_checks.update_many(
+                {**still_open, "_id": {"$in": ids}},
+                {"$set": {"status": "passed", "completed_at": at, "satisfied_by": task_id}},
+            )
 
     async def open_tech_check(self, task: Document, failed_session_id: str) -> None:
         """`task` open after the failed session: inserted, or reopened when done (passed, failed)

@@ -214,3 +214,20 @@ async def test_a_task_opened_after_a_check_was_passed_stays_open(target: Target)
     before = datetime.now(UTC) - timedelta(seconds=5)
     await target.scheduler.store.satisfy_tech_checks("b", "tc-other", before, before - LEAD)
     assert await _tasks(target, "b") == [(later["_id"], "open", "FIRST_SESSION")]
+
+
+async def test_a_check_passed_leaves_the_task_of_a_session_started_early_as_it_was(target: Target) -> None:
+    # a session starts up to an hour before its booked start: its task was passed by a check the
+    # client did while it ran (its start still ahead), as if it had been done before it
+    program = await _program(target, ("b",))
+    running = await _book(target, program, "r-1", ("b",), _soon())
+    later = await _book(target, program, "r-2", ("b",), _soon() + timedelta(days=2))
+    await target.scheduler.check_in(running["_id"], "b", NY, "alone", "")
+    assert (await target.scheduler.start(running["_id"], "NY"))["status"] == "in_progress"
+    task = await _task(target, later, "b")
+    assert task is not None
+    await target.scheduler.complete_tech_check(task, passed=True)
+    assert await _tasks(target, "b") == [
+        (running["_id"], "open", "FIRST_SESSION"),
+        (later["_id"], "passed", "FIRST_SESSION"),
+    ]
