@@ -1312,7 +1312,10 @@ class Scheduler:
         made after it, and each is taken off the session once made. So a retry or a redelivered
         signal after a stop between the two finishes them, one that finds none due (a tech check
         completed since, say) writes nothing, and a failure whose record lost a race (to EndSession,
-        to another interruption) changes no profile. Until 2026-12-07 the session went first with
+        to another interruption) changes no profile. The tech check is made due once per failed
+        session (the profile records it: SchedulerStore.require_tech_check), so a retry after a stop
+        between the two, the client having passed the check meanwhile, leaves it passed (until
+        2026-12-07 it was due again, and the next booking made a task). Until 2026-12-07 the session went first with
         nothing due, and a retry, finding the failure recorded, left the profiles as they were (the
         client bookable where they are not alone, or without the tech check); in the eleventh
         session the profiles went first, and an interruption or a signal that lost its race to the
@@ -1322,9 +1325,7 @@ class Scheduler:
         for reason, clients in due.items():
             for key, client_id in clients.items():
                 if reason == "DISCONNECTED":
-                    await self.store.set_client_flags(
-                        client_id, {"tech_check_required": True, "tech_check_trigger": AFTER_FAILED_SESSION}
-                    )
+                    await self.store.require_tech_check(client_id, session["_id"], AFTER_FAILED_SESSION)
                     await self._tech_check_before_next_session(client_id, session["_id"])
                 elif reason == "PRIVACY_COMPROMISED":
                     await self.store.set_client_flags(client_id, {"privacy_sensitive": True})

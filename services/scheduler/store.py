@@ -193,6 +193,18 @@ class SchedulerStore:
     async def set_client_flags(self, client_id: str, flags: Document) -> None:
         await self.clients.update_one({"_id": client_id}, {"$set": flags})
 
+    async def require_tech_check(self, client_id: str, failed_session_id: str, trigger: str) -> None:
+        """The client's tech check due after a failed session, once per failed session (the
+        profile's `tech_check_failed_sessions`): a retry or redelivery after the client passed the
+        check leaves it passed. Until 2026-12-07 a retry after a stop set it due again."""
+        await self.clients.update_one(
+            {"_id": client_id, "tech_check_failed_sessions": {"$ne": failed_session_id}},
+            {
+                "$set": {"tech_check_required": True, "tech_check_trigger": trigger},
+                "$push": {"tech_check_failed_sessions": failed_session_id},
+            },
+        )
+
     async def cohort(self, cohort_id: str) -> Document | None:
         return await self.get(COHORTS, cohort_id) if cohort_id else None
 

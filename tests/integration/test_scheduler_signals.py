@@ -100,13 +100,15 @@ async def test_compromised_privacy_reported_after_an_individual_session_dropped_
 
 
 def _stops_at_the_first_profile_write(store: SchedulerStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The process stops when it first writes a client's profile: what it wrote before stays."""
+    """The process stops when it first writes a client's profile (a flag, or the tech check due
+    after a disconnection): what it wrote before stays."""
 
-    async def stopped(client_id: str, flags: Document) -> None:
+    async def stopped(client_id: str, *args: Any) -> None:
         monkeypatch.undo()
         raise AutoReconnect("the process stopped")
 
     monkeypatch.setattr(store, "set_client_flags", stopped)
+    monkeypatch.setattr(store, "require_tech_check", stopped)
 
 
 async def test_an_interruption_retried_after_its_process_stopped_flags_the_client(

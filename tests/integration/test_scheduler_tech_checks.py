@@ -156,6 +156,10 @@ async def test_a_retry_after_the_tech_check_was_passed_leaves_it_passed(
     await target.scheduler.interrupt(first["_id"], "DISCONNECTED")
     assert await _tasks(target, "b") == [(later["_id"], "passed", "AFTER_FAILED_SESSION")]
     assert (await target.scheduler.session(later["_id"]))["tech_check_task_ids"] == [task["_id"]]
+    # and the check stays passed: the retry made it due again, and the next booking made a task
+    assert (await target.scheduler.store.get(CLIENTS, "b") or {})["tech_check_required"] is False
+    booked = await _book(target, first["program_id"], "r-3", ("b",), _soon() + timedelta(days=4))
+    assert booked["tech_check_task_ids"] == []
 
 
 async def test_with_no_session_booked_the_next_booking_makes_the_tech_check(target: Target) -> None:
@@ -231,3 +235,19 @@ async def test_a_check_passed_leaves_the_task_of_a_session_started_early_as_it_w
         (running["_id"], "open", "FIRST_SESSION"),
         (later["_id"], "passed", "FIRST_SESSION"),
     ]
+
+
+async def test_a_second_failed_session_makes_the_check_due_again(target: Target) -> None:
+    program = await _program(target, ("b",))
+    first = await _dropped_from(target, program, "b")
+    await target.scheduler.interrupt(first["_id"], "DISCONNECTED")
+    later = await _book(target, program, "r-2", ("b",), _soon() + timedelta(days=2))
+    task = await _task(target, later, "b")
+    assert task is not None
+    await target.scheduler.complete_tech_check(task, passed=True)
+    assert (await target.scheduler.store.get(CLIENTS, "b") or {})["tech_check_required"] is False
+    again = await _book(target, program, "r-3", ("b",), _soon() + timedelta(hours=3))
+    await target.scheduler.store.update_session(again["_id"], {}, {"$set": {"status": "in_progress"}}, [])
+    await target.scheduler.interrupt(again["_id"], "DISCONNECTED")
+    assert (await target.scheduler.store.get(CLIENTS, "b") or {})["tech_check_required"] is True
+    assert await _tasks(target, "b") == [(later["_id"], "open", "AFTER_FAILED_SESSION")]
