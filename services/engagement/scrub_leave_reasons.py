@@ -12,7 +12,7 @@ The engagement service also runs it at start, in the background (`scrub_until_do
 completed once for its database. Its record in `migrations` (`_id` "scrub_leave_reasons") says how
 far it got (`after`: ledgers are scanned in `_id` order), what it changed and when it completed; a
 run that stops midway is resumed from there. One process runs it at a time: the record's `owner`
-holds it until `lease_until`, renewed at every chunk of ledgers.
+holds it until `lease_until`, renewed every quarter of the lease while the run goes on (`Lease`).
 
 Each ledger is rewritten in one conditional update of the changed reasons only (see
 `AttendanceStore.rewrite_reasons`): a signal the ledger consumer appends meanwhile stays, and a
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -54,7 +55,7 @@ MIGRATION_ID = "scrub_leave_reasons"
 SOURCE = "/iop/engagement"
 CHUNK = 100  # ledgers read together, and done between two checkpoints
 PAUSE_S = 0.05  # between chunks: the ledger consumer's updates of the collection go in between
-LEASE_S = 60.0  # a run's hold on the migration, renewed at every chunk
+LEASE_S = 60.0  # a run's hold on the migration, renewed every LEASE_S / 4 while it runs (`Lease`)
 MAX_ATTEMPTS = 5  # reads of a ledger whose reasons keep changing under the rewrite
 
 
@@ -135,6 +136,15 @@ class MigrationRecord:
             update = {"$set": held}
         return await self._records.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
 
+    async def renew(self, owner: str) -> bool:
+        """Extend `owner`'s lease; False when another process took the migration over (or it is
+        complete: a renewal landing after the completion does not hold it a minute more)."""
+        lease_until = datetime.now(UTC) + timedelta(seconds=LEASE_S)
+        result = await self._records.update_one(
+            {"_id": MIGRATION_ID, "owner": owner, "completed_at": None}, {"$set": {"lease_until": lease_until}}
+        )
+        return result.matched_count == 1
+
     async def checkpoint(self, owner: str, after: str, done: Counts) -> bool:
         """Record a chunk done (up to ledger `after`) and renew the lease; False when another process
         took the migration over."""
@@ -151,6 +161,41 @@ class MigrationRecord:
             {"_id": MIGRATION_ID, "owner": owner}, {"$set": {"completed_at": now, "lease_until": now}}
         )
         return result.matched_count == 1
+
+
+class Lease:
+    """A run's hold on the migration, renewed every quarter of LEASE_S for as long as the run goes
+    on, not only at its checkpoints: the scan of the ledger ids before the first chunk reads every
+    whole ledger on FerretDB (minutes for a large collection), and a chunk can wait on a slow store.
+    Renewed only at checkpoints, the lease ran out during such a step; another replica then took the
+    migration over and scanned as well, the first run stopped at its checkpoint, and so on. `lost`
+    once another process holds it (a renewal that fails on the store is tried again at the next)."""
+
+    def __init__(self, record: MigrationRecord, owner: str) -> None:
+        self._record = record
+        self._owner = owner
+        self.lost = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Lease:
+        self._task = asyncio.create_task(self._renew())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_S / 4)
+            try:
+                if not await self._record.renew(self._owner):
+                    self.lost = True
+                    return
+            except Exception:  # the store: the run's own next write fails too, and is logged
+                continue
 
 
 async def scrub(
@@ -174,17 +219,21 @@ async def scrub(
     counts = Counts()
     with current_span(tracer, "engagement scrub leave reasons") as span:
         status = Status.COMPLETED
-        async for part, reasons in ledgers_in_chunks(store, claimed["after"], chunk):
-            done = Counts(scanned=len(part))
-            for session_id, stored in reasons.items():
-                rewritten = await scrub_ledger(store, session_id, stored, rules)
-                done.ledgers += rewritten > 0
-                done.reasons += rewritten
-            if not await record.checkpoint(owner, part[-1], done):
-                status = Status.RUNNING_ELSEWHERE
-                break
-            counts.add(done)
-            await asyncio.sleep(pause_s)
+        async with Lease(record, owner) as lease:
+            async for part, reasons in ledgers_in_chunks(store, claimed["after"], chunk):
+                if lease.lost:
+                    status = Status.RUNNING_ELSEWHERE
+                    break
+                done = Counts(scanned=len(part))
+                for session_id, stored in reasons.items():
+                    rewritten = await scrub_ledger(store, session_id, stored, rules)
+                    done.ledgers += rewritten > 0
+                    done.reasons += rewritten
+                if not await record.checkpoint(owner, part[-1], done):
+                    status = Status.RUNNING_ELSEWHERE
+                    break
+                counts.add(done)
+                await asyncio.sleep(pause_s)
         if status is Status.COMPLETED and not await record.complete(owner):
             status = Status.RUNNING_ELSEWHERE
         span.set_attributes({f"iop.scrub.{name}": value for name, value in asdict(counts).items()})

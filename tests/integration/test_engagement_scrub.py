@@ -15,6 +15,7 @@ import pytest
 from pymongo import MongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.engagement import scrub_leave_reasons
 from services.engagement.domain import (
     JOINED,
     LEFT,
@@ -275,6 +276,35 @@ async def test_an_interrupted_run_resumes_where_it_stopped(
         assert_kept(doc)
     done = await record(db)
     assert (done["scanned"], done["ledgers"], done["reasons"]) == (6, 6, 6 * RAW_COUNT)
+    assert done["completed_at"] is not None
+
+
+async def test_a_run_keeps_its_lease_while_it_reads_the_ledger_ids(
+    db: AsyncDatabase[Document], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan of the ledger ids before the first chunk reads every whole ledger on FerretDB (about
+    1.3 ms each here: longer than the lease from some 45,000 ledgers on). The run holds the lease
+    meanwhile: a replica looking again does not take it over and scan too, the first run then
+    stopping at its first checkpoint, and so on, none completing."""
+    store = AttendanceStore(db, "/iop/engagement")
+    for _ in range(2):
+        await ledger(store, RAW)
+    monkeypatch.setattr(scrub_leave_reasons, "LEASE_S", 1.0)
+    ledger_ids = AttendanceStore.ledger_ids
+
+    async def longer_than_the_lease(self: AttendanceStore, after: str | None = None) -> list[str]:
+        ids = await ledger_ids(self, after)
+        await asyncio.sleep(2.5)
+        return ids
+
+    monkeypatch.setattr(AttendanceStore, "ledger_ids", longer_than_the_lease)
+    first = asyncio.create_task(scrub(db, RULES, "owner-1", pause_s=0))
+    await asyncio.sleep(1.5)  # the lease as claimed has run out
+
+    assert await scrub(db, RULES, "owner-2", pause_s=0) == (Status.RUNNING_ELSEWHERE, Counts())
+    assert await first == (Status.COMPLETED, Counts(scanned=2, ledgers=2, reasons=2 * RAW_COUNT))
+    done = await record(db)
+    assert (done["owner"], done["scanned"]) == ("owner-1", 2)
     assert done["completed_at"] is not None
 
 
