@@ -184,9 +184,14 @@ class AttendanceStore:
         return await cursor.sort("starts_at", -1).limit(limit).to_list()
 
     async def ledger_ids(self, after: str | None = None) -> list[str]:
-        """The `_id` of every ledger (after `after`), in order: one scan."""
+        """The `_id` of every ledger (after `after`), in order: one scan, sorted here. Asked to sort,
+        FerretDB holds every ledger the find matches, whole, in memory until the last is read (it
+        sorts in memory, before the projection); unsorted, it passes them on as it reads them. The
+        hint keeps MongoDB on the `_id` index alone, as the sort did (FerretDB ignores it). The ids
+        themselves are held here: some 100 bytes a ledger."""
         query: Document = {} if after is None else {"_id": {"$gt": after}}
-        return [doc["_id"] async for doc in self._attendance.find(query, {"_id": 1}).sort("_id", 1)]
+        cursor = self._attendance.find(query, {"_id": 1}).hint([("_id", 1)])
+        return sorted([doc["_id"] async for doc in cursor])
 
     async def leave_reasons(self, session_ids: list[str]) -> dict[str, list[StoredReason]]:
         """The stored reason of every participant_left of these ledgers, by session id (a ledger

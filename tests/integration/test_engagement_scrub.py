@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
+from pymongo import AsyncMongoClient, MongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.engagement import scrub_leave_reasons
@@ -33,6 +33,7 @@ from services.engagement.scrub_leave_reasons import (
     MIGRATIONS_COLLECTION,
     Counts,
     Status,
+    check,
     scrub,
     scrub_ledger,
 )
@@ -306,6 +307,54 @@ async def test_a_run_keeps_its_lease_while_it_reads_the_ledger_ids(
     done = await record(db)
     assert (done["owner"], done["scanned"]) == ("owner-1", 2)
     assert done["completed_at"] is not None
+
+
+class LedgerFinds(monitoring.CommandListener):
+    """The `find` commands sent for the ledgers."""
+
+    def __init__(self) -> None:
+        self.commands: list[Document] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find" and event.command["find"] == ATTENDANCE_COLLECTION:
+            self.commands.append(dict(event.command))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_the_ledgers_are_read_without_a_sort_by_the_store(
+    settings: Settings, db: AsyncDatabase[Document]
+) -> None:
+    """FerretDB sorts in memory: a sorted find holds every ledger it matches, whole (signals, entries,
+    outbox), until the last is read, whatever the projection. The ids are read as they come (one scan)
+    and ordered here; the ledgers themselves by `_id`, a chunk at a time."""
+    store = AttendanceStore(db, "/iop/engagement")
+    sessions = sorted([await ledger(store, RAW[:3]) for _ in range(5)])
+    finds = LedgerFinds()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_uri, tz_aware=True, event_listeners=[finds])
+    watched = client[db.name]
+    try:
+        await db[MIGRATIONS_COLLECTION].insert_one(
+            {"_id": MIGRATION_ID, "after": sessions[1], "scanned": 2, "ledgers": 0, "reasons": 0, "completed_at": None}
+            | {"owner": None, "lease_until": datetime.now(UTC) - timedelta(seconds=1)}
+        )
+        status, counts = await scrub(watched, RULES, "owner-1", chunk=2, pause_s=0)
+        report = await check(watched, RULES, chunk=2)
+    finally:
+        await client.close()
+
+    assert (status, counts.scanned, counts.ledgers) == (Status.COMPLETED, 3, 3)  # resumed after sessions[1]
+    assert (report["ledgers_scanned"], report["raw_ledgers"]) == (5, 2)
+    assert finds.commands
+    assert [c for c in finds.commands if c.get("sort")] == []
+    docs = await ledgers(db)
+    assert all(NAME in json.dumps(docs[s], default=str) for s in sessions[:2])
+    for session_id in sessions[2:]:
+        assert_kept(docs[session_id])
 
 
 async def test_the_service_scrubs_the_ledgers_at_start_with_counts_only_in_its_logs_and_spans(
