@@ -1,24 +1,30 @@
 """One-off migration: the leave reasons the attendance ledgers stored before 162bf8e (2026-12-07), as
 the video platform worded them, rewritten to the form the service keeps since
-(`domain.kept_leave_reason`). Zoom's text can hold the participant's display name ("$name got
-disconnected from the meeting."), which is PHI; ledgers of ended sessions are never written again,
-so nothing else would remove it.
+(`domain.kept_leave_reason`), and the ConnectionDropped events their outboxes hold with such a
+reason rewritten to the reason published since ("connection_lost", nothing else changed). Zoom's
+text can hold the participant's display name ("$name got disconnected from the meeting."), which is
+PHI; ledgers of ended sessions are never written again, so nothing else would remove it.
 
     python -m services.engagement.scrub_leave_reasons            # run it (or resume it); once done, does nothing
     python -m services.engagement.scrub_leave_reasons --check    # where it is, and how many raw reasons remain
     python -m services.engagement.scrub_leave_reasons --again    # a new pass over every ledger
 
 The engagement service also runs it at start, in the background (`scrub_until_done`), until it has
-completed once for its database. Its record in `migrations` (`_id` "scrub_leave_reasons") says how
+completed once for its database. Its record in `migrations` (`_id` "scrub_leave_reasons_v2") says how
 far it got (`after`: ledgers are scanned in `_id` order), what it changed and when it completed; a
 run that stops midway is resumed from there. One process runs it at a time: the record's `owner`
 holds it until `lease_until`, renewed every quarter of the lease while the run goes on (`Lease`).
+The first version (record "scrub_leave_reasons") rewrote the reasons only; this one has a record of
+its own, so it runs on a database where that one completed (finding the reasons in kept form, it
+rewrites the outboxes' events), and a replica still on the first version neither resumes nor
+completes it.
 
 Each ledger is rewritten in one conditional update of the changed reasons only (see
 `AttendanceStore.rewrite_reasons`): a signal the ledger consumer appends meanwhile stays, and a
-reason that changed since it was read is read again. Rewriting a kept reason changes nothing
-(`kept_leave_reason` is idempotent), and the judgments on a reason (`is_drop`, `is_normal_leave`,
-`ends_dip`) are the same on its kept form. Logs and spans carry counts only.
+reason that changed since it was read is read again; the same for the outbox's events, each
+rewritten only if its `data` is still the bytes read (`AttendanceStore.rewrite_events`). Rewriting
+a kept reason changes nothing (`kept_leave_reason` is idempotent), and the judgments on a reason
+(`is_drop`, `is_normal_leave`, `ends_dip`) are the same on its kept form. Logs and spans carry counts only.
 """
 
 from __future__ import annotations
@@ -39,9 +45,10 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from iop.events.v1 import engagement_pb2
 from services.engagement.domain import kept_leave_reason
 from services.engagement.rules import Rules, load_rules
-from services.engagement.store import AttendanceStore, StoredReason
+from services.engagement.store import AttendanceStore, StoredEvent, StoredReason
 from services.plumbing.logs import configure_logging
 from services.plumbing.settings import get_settings
 from services.plumbing.storage import Document, mongo_client, service_database
@@ -51,7 +58,9 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("iop.engagement")
 
 MIGRATIONS_COLLECTION = "migrations"
-MIGRATION_ID = "scrub_leave_reasons"
+MIGRATION_ID = "scrub_leave_reasons_v2"  # with the outboxes' ConnectionDropped
+EARLIER_MIGRATION_IDS = ("scrub_leave_reasons",)  # the reasons only: completed on some databases, left as a record
+KEPT_DROP_REASON = "connection_lost"  # ConnectionDropped.reason as published since 162bf8e (handlers.dropped_event)
 SOURCE = "/iop/engagement"
 CHUNK = 100  # ledgers read together, and done between two checkpoints
 PAUSE_S = 0.05  # between chunks: the ledger consumer's updates of the collection go in between
@@ -70,11 +79,13 @@ class Counts:
     scanned: int = 0  # ledgers read
     ledgers: int = 0  # ledgers with a reason rewritten (or, for --check, still raw)
     reasons: int = 0  # reasons rewritten (or still raw)
+    events: int = 0  # outbox ConnectionDropped events rewritten (or still with a raw reason)
 
     def add(self, other: Counts) -> None:
         self.scanned += other.scanned
         self.ledgers += other.ledgers
         self.reasons += other.reasons
+        self.events += other.events
 
 
 class LedgerKeptChanging(Exception):
@@ -97,14 +108,38 @@ async def scrub_ledger(store: AttendanceStore, session_id: str, reasons: list[St
     raise LedgerKeptChanging(f"the leave reasons of ledger {session_id} changed under {MAX_ATTEMPTS} rewrites")
 
 
+def raw_events(events: list[StoredEvent]) -> dict[StoredEvent, bytes]:
+    """The stored ConnectionDropped events whose reason is not KEPT_DROP_REASON, each with its data
+    re-encoded with that reason (every other field as it was)."""
+    rewrites = {}
+    for stored in events:
+        event = engagement_pb2.ConnectionDropped.FromString(stored.data)
+        if event.reason != KEPT_DROP_REASON:
+            event.reason = KEPT_DROP_REASON
+            rewrites[stored] = event.SerializeToString()
+    return rewrites
+
+
+async def scrub_outbox(store: AttendanceStore, session_id: str, events: list[StoredEvent]) -> int:
+    """Rewrite the raw reasons of the ledger's outbox ConnectionDropped events (`events`: as read);
+    the number rewritten. When one changed since it was read, the ledger is read again."""
+    for _ in range(MAX_ATTEMPTS):
+        rewrites = raw_events(events)
+        if not rewrites or await store.rewrite_events(session_id, rewrites):
+            return len(rewrites)
+        events = (await store.dropped_events([session_id])).get(session_id, [])
+    raise LedgerKeptChanging(f"the outbox events of ledger {session_id} changed under {MAX_ATTEMPTS} rewrites")
+
+
 async def ledgers_in_chunks(
     store: AttendanceStore, after: str | None, chunk: int
-) -> AsyncIterator[tuple[list[str], dict[str, list[StoredReason]]]]:
-    """The ledgers after `after` in `_id` order, `chunk` at a time: their ids and leave reasons."""
+) -> AsyncIterator[tuple[list[str], dict[str, list[StoredReason]], dict[str, list[StoredEvent]]]]:
+    """The ledgers after `after` in `_id` order, `chunk` at a time: their ids, leave reasons and
+    outbox ConnectionDropped events."""
     ids = await store.ledger_ids(after)
     for start in range(0, len(ids), chunk):
         part = ids[start : start + chunk]
-        yield part, await store.leave_reasons(part)
+        yield part, await store.leave_reasons(part), await store.dropped_events(part)
 
 
 class MigrationRecord:
@@ -122,7 +157,7 @@ class MigrationRecord:
         record then, to resume after its `after`. None when it completed already (unless `again`:
         a new pass from the first ledger) or another process holds it."""
         now = datetime.now(UTC)
-        start = {"after": None, "scanned": 0, "ledgers": 0, "reasons": 0, "started_at": now, "completed_at": None}
+        start = {"after": None, **asdict(Counts()), "started_at": now, "completed_at": None}
         try:
             await self._records.insert_one({"_id": MIGRATION_ID, **start, "owner": None, "lease_until": now})
         except DuplicateKeyError:
@@ -220,15 +255,17 @@ async def scrub(
     with current_span(tracer, "engagement scrub leave reasons") as span:
         status = Status.COMPLETED
         async with Lease(record, owner) as lease:
-            async for part, reasons in ledgers_in_chunks(store, claimed["after"], chunk):
+            async for part, reasons, events in ledgers_in_chunks(store, claimed["after"], chunk):
                 if lease.lost:
                     status = Status.RUNNING_ELSEWHERE
                     break
                 done = Counts(scanned=len(part))
-                for session_id, stored in reasons.items():
-                    rewritten = await scrub_ledger(store, session_id, stored, rules)
-                    done.ledgers += rewritten > 0
+                for session_id in part:
+                    rewritten = await scrub_ledger(store, session_id, reasons.get(session_id, []), rules)
+                    rewritten_events = await scrub_outbox(store, session_id, events.get(session_id, []))
+                    done.ledgers += rewritten + rewritten_events > 0
                     done.reasons += rewritten
+                    done.events += rewritten_events
                 if not await record.checkpoint(owner, part[-1], done):
                     status = Status.RUNNING_ELSEWHERE
                     break
@@ -239,11 +276,12 @@ async def scrub(
         span.set_attributes({f"iop.scrub.{name}": value for name, value in asdict(counts).items()})
         span.set_attribute("iop.scrub.status", str(status))
         log.info(
-            "scrub of stored leave reasons %s: %d ledgers scanned, %d rewritten, %d reasons",
+            "scrub of stored leave reasons %s: %d ledgers scanned, %d rewritten, %d reasons, %d outbox events",
             "stopped (another process took it over)" if status is Status.RUNNING_ELSEWHERE else "completed",
             counts.scanned,
             counts.ledgers,
             counts.reasons,
+            counts.events,
         )
     return status, counts
 
@@ -263,20 +301,24 @@ async def scrub_until_done(db: AsyncDatabase[Document], rules: Rules, retry_s: f
 
 
 async def check(db: AsyncDatabase[Document], rules: Rules, chunk: int = CHUNK) -> Document:
-    """The migration's record and the ledgers and reasons still not in kept form (reads only)."""
+    """The migration's record and the ledgers, reasons and outbox events still not in kept form
+    (reads only)."""
     record = await MigrationRecord(db).get()
     remaining = Counts()
-    async for part, reasons in ledgers_in_chunks(AttendanceStore(db, SOURCE), None, chunk):
+    async for part, reasons, events in ledgers_in_chunks(AttendanceStore(db, SOURCE), None, chunk):
         remaining.scanned += len(part)
-        for stored in reasons.values():
-            raw = len(raw_reasons(stored, rules))
-            remaining.ledgers += raw > 0
+        for session_id in part:
+            raw = len(raw_reasons(reasons.get(session_id, []), rules))
+            raw_in_outbox = len(raw_events(events.get(session_id, [])))
+            remaining.ledgers += raw + raw_in_outbox > 0
             remaining.reasons += raw
+            remaining.events += raw_in_outbox
     return {
         "record": None if record is None else {k: v for k, v in record.items() if k != "_id"},
         "ledgers_scanned": remaining.scanned,
         "raw_ledgers": remaining.ledgers,
         "raw_reasons": remaining.reasons,
+        "raw_events": remaining.events,
     }
 
 
@@ -289,7 +331,7 @@ async def _command(check_only: bool, again: bool) -> int:
             report = await check(db, load_rules())
             print(json.dumps(report, default=str, indent=2))
             done = report["record"] is not None and report["record"]["completed_at"] is not None
-            return 0 if done and report["raw_reasons"] == 0 else 1
+            return 0 if done and report["raw_reasons"] == report["raw_events"] == 0 else 1
         status, counts = await scrub(db, load_rules(), uuid.uuid4().hex, again=again)
         print(json.dumps({"status": str(status), **asdict(counts)}))
         return 2 if status is Status.RUNNING_ELSEWHERE else 0
@@ -300,7 +342,8 @@ async def _command(check_only: bool, again: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m services.engagement.scrub_leave_reasons",
-        description="Rewrite the leave reasons stored in attendance ledgers before 162bf8e to kept form.",
+        description="Rewrite the leave reasons stored in attendance ledgers (signals and outbox ConnectionDropped)"
+        " before 162bf8e to kept form.",
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(

@@ -14,7 +14,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from iop.events.v1 import scheduling_pb2
+from iop.events.v1 import engagement_pb2, scheduling_pb2
 from services.engagement.domain import LEFT, LastSeen, LedgerSignal
 from services.engagement.topics import SIGNALS
 from services.plumbing.outbox import OutgoingEvent, new_document_with_outbox, outbox_entries, with_outbox
@@ -28,6 +28,7 @@ CHECK_INS_COLLECTION = "check_ins"
 CLIENT_SNAPSHOTS = "client_engagement"
 CLINICIAN_SNAPSHOTS = "clinician_load"
 CONNECTIONS_COLLECTION = "session_connections"
+CONNECTION_DROPPED = engagement_pb2.ConnectionDropped.DESCRIPTOR.full_name
 OUTBOX_COLLECTIONS = [ATTENDANCE_COLLECTION, OUTCOMES_COLLECTION, CHECK_INS_COLLECTION]
 # A connection record is read when a drop of that participant is judged: by the webhook at once,
 # and by the ledger consumer when it gets to the drop's signal, at most the signals topic's retention
@@ -90,6 +91,16 @@ class StoredReason:
     index: int
     signal_id: str
     reason: str
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """A ConnectionDropped as a ledger's outbox stores it: the entry at `index` in `outbox`, its
+    event `data` (the protobuf bytes) as read."""
+
+    index: int
+    event_id: str
+    data: bytes
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -213,12 +224,43 @@ class AttendanceStore:
         it runs (MongoDB: atomic per document; the local FerretDB: the updates of a collection are
         serialized, README "Known limitations of the local store"). Signals are only ever appended,
         so a position names one signal for good."""
-        query: Document = {"_id": session_id}
+        stored_as_read: Document = {}
         for stored in rewrites:
-            query[f"signals.{stored.index}.id"] = stored.signal_id
-            query[f"signals.{stored.index}.r"] = stored.reason
-        update = {"$set": {f"signals.{stored.index}.r": kept for stored, kept in rewrites.items()}}
-        result = await self._attendance.update_one(query, update)
+            stored_as_read[f"signals.{stored.index}.id"] = stored.signal_id
+            stored_as_read[f"signals.{stored.index}.r"] = stored.reason
+        sets = {f"signals.{stored.index}.r": kept for stored, kept in rewrites.items()}
+        return await self._set_if_stored_as_read(session_id, stored_as_read, sets)
+
+    async def dropped_events(self, session_ids: list[str]) -> dict[str, list[StoredEvent]]:
+        """Every ConnectionDropped in these ledgers' outboxes, by session id (a ledger not found, or
+        without an outbox, is left out)."""
+        projection = {"outbox.id": 1, "outbox.type": 1, "outbox.data": 1}
+        docs = await find_by_ids(self._attendance, session_ids, projection)
+        return {
+            session_id: [
+                StoredEvent(i, e["id"], bytes(e["data"]))
+                for i, e in enumerate(doc["outbox"])
+                if e.get("type") == CONNECTION_DROPPED
+            ]
+            for session_id, doc in docs.items()
+            if doc.get("outbox")
+        }
+
+    async def rewrite_events(self, session_id: str, rewrites: dict[StoredEvent, bytes]) -> bool:
+        """Set these outbox entries' `data` in one write if each is still stored as read (the same
+        entry at its position, with those bytes); False, and nothing written, if one is not. As
+        `rewrite_reasons`: only those fields are set, so the signals, entries and outbox entries the
+        ledger consumer appends meanwhile stay. Outbox entries are only ever appended."""
+        stored_as_read: Document = {}
+        for stored in rewrites:
+            stored_as_read[f"outbox.{stored.index}.id"] = stored.event_id
+            stored_as_read[f"outbox.{stored.index}.data"] = stored.data
+        sets = {f"outbox.{stored.index}.data": data for stored, data in rewrites.items()}
+        return await self._set_if_stored_as_read(session_id, stored_as_read, sets)
+
+    async def _set_if_stored_as_read(self, session_id: str, stored_as_read: Document, sets: Document) -> bool:
+        """One update of the ledger setting `sets`, if its fields are still `stored_as_read`."""
+        result = await self._attendance.update_one({"_id": session_id, **stored_as_read}, {"$set": sets})
         return result.matched_count == 1
 
 

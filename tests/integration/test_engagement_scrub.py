@@ -15,6 +15,7 @@ import pytest
 from pymongo import AsyncMongoClient, MongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
+from iop.events.v1 import engagement_pb2
 from services.engagement import scrub_leave_reasons
 from services.engagement.domain import (
     JOINED,
@@ -29,6 +30,7 @@ from services.engagement.domain import (
 )
 from services.engagement.rules import load_rules
 from services.engagement.scrub_leave_reasons import (
+    EARLIER_MIGRATION_IDS,
     MIGRATION_ID,
     MIGRATIONS_COLLECTION,
     Counts,
@@ -36,8 +38,12 @@ from services.engagement.scrub_leave_reasons import (
     check,
     scrub,
     scrub_ledger,
+    scrub_outbox,
 )
 from services.engagement.store import ATTENDANCE_COLLECTION, AttendanceStore, ledger_signals
+from services.engagement.topics import ATTENDANCE
+from services.plumbing.outbox import OutgoingEvent, new_document_with_outbox
+from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
 from services.plumbing.storage import Document, mongo_client
 from tests.integration.test_engagement_support import engagement_env, scheduled, wait_until
@@ -124,6 +130,82 @@ def assert_kept(doc: Document) -> None:
         expected = kept_leave_reason(s["r"], RULES) if s["k"] == LEFT else ""
         assert s["r"] == expected, s
     assert NAME.lower() not in json.dumps(doc, default=str).lower()
+
+
+DROPPED = engagement_pb2.ConnectionDropped.DESCRIPTOR.full_name
+
+
+def dropped(session_id: str, client_id: str, reason: str) -> OutgoingEvent:
+    """A ConnectionDropped as the ledger published it before 162bf8e: with the platform's reason."""
+    message = engagement_pb2.ConnectionDropped(
+        session_id=session_id,
+        client_id=client_id,
+        dropped_at=to_timestamp(START + timedelta(minutes=7)),
+        clinician_id="clinician-s",
+        reason=reason,
+        program_id="program-p",
+    )
+    return OutgoingEvent(ATTENDANCE.name, session_id, message)
+
+
+def attendance_recorded(session_id: str) -> OutgoingEvent:
+    message = engagement_pb2.AttendanceRecorded(session_id=session_id, client_id="client-a", status="left_early")
+    return OutgoingEvent(ATTENDANCE.name, session_id, message)
+
+
+async def ledger_with_outbox(db: AsyncDatabase[Document], kept_reasons: bool = False) -> str:
+    """A ledger as the code before 162bf8e wrote it, with an outbox (`new_document_with_outbox`): a
+    ConnectionDropped with Zoom's raw text, one already "connection_lost", an AttendanceRecorded; then
+    a raw leave appended by the ledger consumer with its ConnectionDropped (raw as well). The signals'
+    reasons in kept form if `kept_reasons` (the first scrub passed the ledger)."""
+    session_id = uuid.uuid4().hex
+    doc = {
+        "_id": session_id,
+        "clinician_id": "clinician-s",
+        "program_id": "program-p",
+        "starts_at": START,
+        "ends_at": START + timedelta(hours=1),
+        "client_ids": ["client-a", "client-b"],
+        "entries": [],
+        "signals": [],
+        "signal_ids": [],
+        "ended": False,
+    }
+    events = [
+        dropped(session_id, "client-a", RAW[0]),
+        attendance_recorded(session_id),
+        dropped(session_id, "client-b", "connection_lost"),
+    ]
+    await db[ATTENDANCE_COLLECTION].insert_one(new_document_with_outbox(doc, "/iop/engagement", events))
+    store = AttendanceStore(db, "/iop/engagement")
+    reason = kept_leave_reason(RAW[0], RULES) if kept_reasons else RAW[0]
+    late = signal(LEFT, "client-b", 9, reason)
+    assert await store.add_signal(session_id, late, [], [dropped(session_id, "client-b", RAW[2])], [uuid.uuid4().hex])
+    return session_id
+
+
+RAW_EVENTS = 2  # in each ledger_with_outbox
+
+
+def decoded(entry: Document) -> engagement_pb2.ConnectionDropped:
+    return engagement_pb2.ConnectionDropped.FromString(entry["data"])
+
+
+def assert_outbox_scrubbed(before: Document, after: Document) -> None:
+    """Each ConnectionDropped of `before`'s outbox has reason "connection_lost" in `after`, every other
+    field (of the event and the entry) as it was; every other entry as it was."""
+    assert len(after["outbox"]) >= len(before["outbox"])
+    for old, new in zip(before["outbox"], after["outbox"], strict=False):
+        if old["type"] != DROPPED:
+            assert new == old
+            continue
+        assert {k: v for k, v in new.items() if k != "data"} == {k: v for k, v in old.items() if k != "data"}
+        event, expected = decoded(new), decoded(old)
+        expected.reason = "connection_lost"
+        assert event == expected
+        if decoded(old).reason == "connection_lost":
+            assert new["data"] == old["data"]
+    assert NAME.lower() not in json.dumps(after["outbox"], default=str).lower()
 
 
 async def record(db: AsyncDatabase[Document]) -> Document:
@@ -309,6 +391,119 @@ async def test_a_run_keeps_its_lease_while_it_reads_the_ledger_ids(
     assert done["completed_at"] is not None
 
 
+async def test_raw_reasons_of_the_outboxes_connection_dropped_are_rewritten_and_nothing_else(
+    db: AsyncDatabase[Document],
+) -> None:
+    with_outbox = [await ledger_with_outbox(db) for _ in range(2)]
+    other = await ledger(AttendanceStore(db, "/iop/engagement"), KEPT)
+    before = await ledgers(db)
+    assert NAME in json.dumps(before[with_outbox[0]]["outbox"], default=str)
+    assert (await check(db, RULES))["raw_events"] == 2 * RAW_EVENTS
+
+    status, counts = await scrub(db, RULES, "owner-1", chunk=2, pause_s=0)
+
+    assert status is Status.COMPLETED
+    assert counts == Counts(scanned=3, ledgers=2, reasons=2, events=2 * RAW_EVENTS)
+    after = await ledgers(db)
+    for session_id in with_outbox:
+        assert_outbox_scrubbed(before[session_id], after[session_id])
+        assert len(after[session_id]["outbox"]) == len(before[session_id]["outbox"]) == 4
+        assert {k: v for k, v in after[session_id].items() if k not in ("outbox", "signals")} == {
+            k: v for k, v in before[session_id].items() if k not in ("outbox", "signals")
+        }
+        assert_kept(after[session_id])
+    assert after[other] == before[other]
+    done = await record(db)
+    assert (done["scanned"], done["ledgers"], done["reasons"], done["events"]) == (3, 2, 2, 2 * RAW_EVENTS)
+    report = await check(db, RULES)
+    assert (report["raw_ledgers"], report["raw_reasons"], report["raw_events"]) == (0, 0, 0)
+    # a second run changes nothing, nor does a new pass
+    assert await scrub(db, RULES, "owner-2", pause_s=0) == (Status.ALREADY_COMPLETED, Counts())
+    assert await scrub(db, RULES, "owner-2", again=True, pause_s=0) == (Status.COMPLETED, Counts(scanned=3))
+    assert await ledgers(db) == after
+
+
+async def test_outbox_entries_and_signals_appended_between_the_read_and_the_rewrite_stay(
+    db: AsyncDatabase[Document],
+) -> None:
+    """The ledger consumer appends a signal with its ConnectionDropped after the scrub read the
+    outbox: the rewrite sets only the entries it read, on the ledger as it is then."""
+    store = AttendanceStore(db, "/iop/engagement")
+    session_id = await ledger_with_outbox(db)
+    before = (await ledgers(db))[session_id]
+    read = (await store.dropped_events([session_id]))[session_id]
+    late = signal(LEFT, "client-a", 50, "")
+    late_event = dropped(session_id, "client-a", "connection_lost")
+    assert await store.add_signal(session_id, late, [{"client_id": "client-a"}], [late_event], ["late-event"])
+
+    assert await scrub_outbox(store, session_id, read) == RAW_EVENTS
+
+    doc = (await ledgers(db))[session_id]
+    assert_outbox_scrubbed(before, doc)
+    assert [e["id"] for e in doc["outbox"]] == [e["id"] for e in before["outbox"]] + ["late-event"]
+    assert decoded(doc["outbox"][-1]) == late_event.message
+    assert doc["signals"][-1]["id"] == late.signal_id
+    assert doc["entries"] == [{"client_id": "client-a"}]
+    # the same stale read again: its entries changed since, so the ledger is read again and nothing is left
+    assert await scrub_outbox(store, session_id, read) == 0
+    assert (await ledgers(db))[session_id] == doc
+
+
+async def test_outbox_entries_appended_while_the_scrub_runs_all_stay(
+    settings: Settings, db: AsyncDatabase[Document]
+) -> None:
+    sessions = [await ledger_with_outbox(db) for _ in range(10)]
+    before = await ledgers(db)
+    consumer_client = mongo_client(settings)
+    consumer = AttendanceStore(consumer_client[db.name], "/iop/engagement")
+    appended: dict[str, list[str]] = {s: [] for s in sessions}
+
+    async def consume() -> None:
+        for minute in range(40, 44):
+            for session_id in sessions:
+                s = signal(LEFT, "client-a", minute, "")
+                event_id = uuid.uuid4().hex
+                event = dropped(session_id, "client-a", "connection_lost")
+                assert await consumer.add_signal(session_id, s, [], [event], [event_id])
+                appended[session_id].append(event_id)
+
+    try:
+        (status, counts), _ = await asyncio.gather(scrub(db, RULES, "owner-1", chunk=1, pause_s=0.01), consume())
+    finally:
+        await consumer_client.close()
+
+    assert status is Status.COMPLETED
+    assert counts.events == 10 * RAW_EVENTS
+    for session_id, doc in (await ledgers(db)).items():
+        assert [e["id"] for e in doc["outbox"][-4:]] == appended[session_id]
+        assert len(doc["outbox"]) == 4 + 4
+        assert len(doc["signals"]) == len(doc["signal_ids"]) == 1 + 4
+        assert_outbox_scrubbed(before[session_id], doc)
+
+
+async def test_a_database_whose_first_scrub_completed_gets_its_outboxes_scrubbed(db: AsyncDatabase[Document]) -> None:
+    """The first version of the migration (the reasons only) completed here before the outbox part
+    existed: its record stays as it is, and the migration runs under a record of its own."""
+    (earlier,) = EARLIER_MIGRATION_IDS
+    assert earlier != MIGRATION_ID
+    completed = datetime.now(UTC) - timedelta(days=1)
+    first = {"_id": earlier, "after": "zzz", "scanned": 2, "ledgers": 2, "reasons": 2, "completed_at": completed}
+    await db[MIGRATIONS_COLLECTION].insert_one(first | {"owner": None, "lease_until": completed})
+    sessions = [await ledger_with_outbox(db, kept_reasons=True) for _ in range(2)]
+    before = await ledgers(db)
+
+    status, counts = await scrub(db, RULES, "owner-1", pause_s=0)
+
+    assert (status, counts) == (Status.COMPLETED, Counts(scanned=2, ledgers=2, reasons=0, events=2 * RAW_EVENTS))
+    after = await ledgers(db)
+    for session_id in sessions:
+        assert_outbox_scrubbed(before[session_id], after[session_id])
+        assert after[session_id]["signals"] == before[session_id]["signals"]
+    assert (await record(db))["completed_at"] is not None
+    old = await db[MIGRATIONS_COLLECTION].find_one({"_id": earlier})
+    assert old is not None and old["after"] == "zzz"
+
+
 class LedgerFinds(monitoring.CommandListener):
     """The `find` commands sent for the ledgers."""
 
@@ -364,6 +559,7 @@ async def test_the_service_scrubs_the_ledgers_at_start_with_counts_only_in_its_l
     client = mongo_client(settings)
     store = AttendanceStore(client[f"{prefix}engagement"], "/iop/engagement")
     sessions = [await ledger(store, RAW) for _ in range(2)]
+    outboxes = [await ledger_with_outbox(client[f"{prefix}engagement"])]
     await client.close()
     env = {**engagement_env(), "MONGODB_DATABASE_PREFIX": prefix}
     service = ServiceProcess("engagement", env=env, instance="-scrub")  # a log of its own
@@ -377,14 +573,21 @@ async def test_the_service_scrubs_the_ledgers_at_start_with_counts_only_in_its_l
             found = db[ATTENDANCE_COLLECTION].find_one({"_id": session_id})
             assert found is not None
             assert_kept(found)
+        for session_id in outboxes:
+            found = db[ATTENDANCE_COLLECTION].find_one({"_id": session_id})
+            assert found is not None
+            assert NAME.lower() not in json.dumps(found, default=str).lower()
         lines = [json.loads(line) for line in service.log_path.read_text().splitlines() if line.startswith("{")]
         assert NAME.lower() not in service.log_path.read_text().lower()
         (finished,) = [line for line in lines if line["message"].startswith("scrub of stored leave reasons completed")]
-        assert finished["message"].endswith(f"2 ledgers scanned, 2 rewritten, {2 * RAW_COUNT} reasons")
+        assert finished["message"].endswith(
+            f"3 ledgers scanned, 3 rewritten, {2 * RAW_COUNT + 1} reasons, {RAW_EVENTS} outbox events"
+        )
         name = "engagement scrub leave reasons"
         spans = wait_for_trace(settings, finished["trace_id"], lambda spans: any(s["name"] == name for s in spans))
         (scrubbed,) = [s for s in spans if s["name"] == name]
-        assert scrubbed["tags"]["iop.scrub.reasons"] == str(2 * RAW_COUNT)
+        assert scrubbed["tags"]["iop.scrub.reasons"] == str(2 * RAW_COUNT + 1)
+        assert scrubbed["tags"]["iop.scrub.events"] == str(RAW_EVENTS)
         assert NAME.lower() not in json.dumps(spans).lower()
     finally:
         mongo.drop_database(f"{prefix}engagement")
@@ -402,26 +605,41 @@ async def test_the_command_checks_runs_and_reruns_the_scrub(settings: Settings) 
         store = AttendanceStore(client[f"{prefix}engagement"], "/iop/engagement")
         for _ in range(2):
             await ledger(store, RAW)
+        await ledger_with_outbox(client[f"{prefix}engagement"])
 
         before = command(prefix, "--check")
         assert before.returncode == 1, before.stderr
         assert json.loads(before.stdout) | {"record": None} == {
             "record": None,
-            "ledgers_scanned": 2,
-            "raw_ledgers": 2,
-            "raw_reasons": 2 * RAW_COUNT,
+            "ledgers_scanned": 3,
+            "raw_ledgers": 3,
+            "raw_reasons": 2 * RAW_COUNT + 1,
+            "raw_events": RAW_EVENTS,
         }
         run = command(prefix)
         assert run.returncode == 0, run.stderr
-        assert json.loads(run.stdout) == {"status": "completed", "scanned": 2, "ledgers": 2, "reasons": 2 * RAW_COUNT}
+        assert json.loads(run.stdout) == {
+            "status": "completed",
+            "scanned": 3,
+            "ledgers": 3,
+            "reasons": 2 * RAW_COUNT + 1,
+            "events": RAW_EVENTS,
+        }
         assert NAME.lower() not in (run.stdout + run.stderr).lower()
         after = command(prefix, "--check")
         assert after.returncode == 0, after.stderr
         report = json.loads(after.stdout)
-        assert (report["raw_ledgers"], report["raw_reasons"], report["record"]["reasons"]) == (0, 0, 2 * RAW_COUNT)
+        assert (report["raw_ledgers"], report["raw_reasons"], report["raw_events"]) == (0, 0, 0)
+        assert (report["record"]["reasons"], report["record"]["events"]) == (2 * RAW_COUNT + 1, RAW_EVENTS)
         assert json.loads(command(prefix).stdout)["status"] == "already completed"
         again = command(prefix, "--again")
-        assert json.loads(again.stdout) == {"status": "completed", "scanned": 2, "ledgers": 0, "reasons": 0}
+        assert json.loads(again.stdout) == {
+            "status": "completed",
+            "scanned": 3,
+            "ledgers": 0,
+            "reasons": 0,
+            "events": 0,
+        }
     finally:
         await client.drop_database(f"{prefix}engagement")
         await client.close()
