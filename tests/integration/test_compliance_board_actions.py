@@ -277,6 +277,17 @@ async def scheduled_session(
     )
 
 
+async def licensed_with_a_session(store: ComplianceStore, name: str) -> tuple[str, Document, str]:
+    """A new clinician (id from `name`) with a license in force for 200 days and a session booked in
+    three days: (clinician id, license, session id)."""
+    clinician = f"{name}-{uuid.uuid4().hex[:6]}"
+    lic = license_doc(clinician, expires_in=timedelta(days=200))
+    await store.insert(LICENSES, lic)
+    session = f"{clinician}-s"
+    await scheduled_session(store, session, clinician, NOW + timedelta(days=3))
+    return clinician, lic, session
+
+
 async def flags_of(store: ComplianceStore, session_id: str) -> list[str]:
     return list((await store.db["sessions"].find_one({"_id": session_id}) or {}).get("flags") or [])
 
@@ -320,11 +331,7 @@ async def test_a_reinstatement_read_before_a_new_suspension_leaves_its_flag(stor
     reads the license's actions, the second suspension is stored and flags the session (already
     flagged: nothing changes), then the reinstatement takes off the flag its read found stale. The
     session is suspended during it: the flag must be on it afterwards."""
-    clinician = f"clin-clear-race-{uuid.uuid4().hex[:6]}"
-    lic = license_doc(clinician, expires_in=timedelta(days=200))
-    await store.insert(LICENSES, lic)
-    session = f"{clinician}-s"
-    await scheduled_session(store, session, clinician, NOW + timedelta(days=3))
+    _, lic, session = await licensed_with_a_session(store, "clin-clear-race")
     board = BoardActions(store)
     await board.record(LICENSES, lic["_id"], board_action("suspended", NOW), NOW)
     reinstated = await store.change_status(LICENSES, lic["_id"], board_action("active", NOW + timedelta(days=1)))
@@ -384,11 +391,7 @@ async def test_a_clean_up_a_crash_interrupted_is_settled_by_the_periodic_job(
     """The same crash inside the reinstatement's call, and no retry: the call began a clean-up before
     storing the action and never ended it, so the periodic job's next round (settle_pending) derives
     the sessions' flags from the actions and puts the concurrent suspension's flag back."""
-    clinician = f"clin-clear-sweep-{uuid.uuid4().hex[:6]}"
-    lic = license_doc(clinician, expires_in=timedelta(days=200))
-    await store.insert(LICENSES, lic)
-    session = f"{clinician}-s"
-    await scheduled_session(store, session, clinician, NOW + timedelta(days=3))
+    clinician, lic, session = await licensed_with_a_session(store, "clin-clear-sweep")
     board = BoardActions(store)
     flag = f"BOARD_ACTION_SUSPENDED:license:{lic['_id']}"
     await board.record(LICENSES, lic["_id"], board_action("suspended", NOW), NOW)
@@ -431,11 +434,7 @@ async def test_a_suspension_stored_before_a_crash_flags_in_the_next_round(
 ) -> None:
     """A suspension stored, and the call dying before it flags the booked session: the periodic job
     flags it (until 2026-12-07 only a retry did)."""
-    clinician = f"clin-flag-sweep-{uuid.uuid4().hex[:6]}"
-    lic = license_doc(clinician, expires_in=timedelta(days=200))
-    await store.insert(LICENSES, lic)
-    session = f"{clinician}-s"
-    await scheduled_session(store, session, clinician, NOW + timedelta(days=3))
+    clinician, lic, session = await licensed_with_a_session(store, "clin-flag-sweep")
     board = BoardActions(store)
 
     async def crash(*args: object) -> None:
@@ -460,11 +459,7 @@ async def test_a_clean_up_still_under_way_is_settled_again_until_it_is_old(
     settles its clean-up before the call stores its action, and keeps the document; the call then
     stores a suspension and dies before flagging, and the next round flags the session. Until a
     later change on 2026-12-07 the first round deleted the document, and the flag was lost for good."""
-    clinician = f"clin-slow-sweep-{uuid.uuid4().hex[:6]}"
-    lic = license_doc(clinician, expires_in=timedelta(days=200))
-    await store.insert(LICENSES, lic)
-    session = f"{clinician}-s"
-    await scheduled_session(store, session, clinician, NOW + timedelta(days=3))
+    _, lic, session = await licensed_with_a_session(store, "clin-slow-sweep")
     board = BoardActions(store)
     token = await store.begin_clean_up(LICENSES, lic["_id"], datetime.now(UTC) - timedelta(minutes=1))
     assert await board.settle_pending(datetime.now(UTC)) == 1  # nothing to flag yet
