@@ -3,7 +3,6 @@ ledger, connection-dropped events, dead letters, outcomes (PHQ-9 / GAD-7, FHIR) 
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 import uuid
@@ -745,14 +744,42 @@ def test_a_rejoin_delivered_after_the_next_drop_reports_that_drop(service, stub,
     drops.close()
 
 
-def delivered_and_recorded(db: Any, session_id: str, body: bytes) -> str:
-    """Post a webhook and wait until the ledger consumer has recorded its signal; its signal id."""
-    reply = post_webhook(body)
-    assert reply.status_code == 200, reply.text
-    signal_id: str = reply.json()["signal_id"]
-    recorded = {"_id": session_id, "signal_ids": signal_id}
-    assert wait_until(lambda: db[ATTENDANCE_COLLECTION].find_one(recorded), timeout_s=30), "not recorded"
-    return signal_id
+class ReplayedSession:
+    """A live session of client c-1, started 15 minutes ago, whose webhooks a test delivers one at a
+    time in the order it chooses (times in minutes before the test began), each once the ledger
+    consumer has recorded the one before; and the ConnectionDropped reported for it."""
+
+    def __init__(self, settings: Settings, stub: Any) -> None:
+        self.session_id = open_session(settings, stub, ["c-1"], started_min_ago=15)
+        self.drops = Tap(settings, "iop.engagement.attendance.v1")
+        self.now = datetime.now(UTC)
+        self.db = database(settings)
+
+    def _deliver(self, event: str, minutes_ago: int, **participant: Any) -> str:
+        """Post the webhook and wait until the ledger consumer has recorded its signal; its signal id."""
+        at = self.now - timedelta(minutes=minutes_ago)
+        reply = post_webhook(zoom_body(event, self.session_id, "c-1", at, **participant))
+        assert reply.status_code == 200, reply.text
+        signal_id: str = reply.json()["signal_id"]
+        recorded = {"_id": self.session_id, "signal_ids": signal_id}
+        assert wait_until(lambda: self.db[ATTENDANCE_COLLECTION].find_one(recorded), timeout_s=30), "not recorded"
+        return signal_id
+
+    def join(self, minutes_ago: int) -> str:
+        return self._deliver("meeting.participant_joined", minutes_ago)
+
+    def leave(self, minutes_ago: int, reason: str) -> str:
+        return self._deliver("meeting.participant_left", minutes_ago, leave_reason=reason)
+
+    def reading(self, minutes_ago: int, quality: int) -> str:
+        return self._deliver("meeting.participant_qos", minutes_ago, connection_quality=quality)
+
+    def dropped(self) -> list[str]:
+        return reported_drop_ids(self.drops, self.session_id)
+
+    def close(self) -> None:
+        self.db.client.close()
+        self.drops.close()
 
 
 def reported_drop_ids(drops: Tap, session_id: str) -> list[str]:
@@ -770,28 +797,17 @@ def test_a_normal_leave_delivered_after_the_next_drop_reports_that_drop(service,
     connection was a new outage, current: the ledger reports it then. Until the leave ended a dip
     (2026-12-07), the late rejoin revealed it; after that, the rejoin's check found the leave already
     splitting the outage and nobody reported it."""
-    session_id = open_session(settings, stub, ["c-1"], started_min_ago=15)
-    drops = Tap(settings, "iop.engagement.attendance.v1")
-    now = datetime.now(UTC)
-    db = database(settings)
-
-    delivered = functools.partial(delivered_and_recorded, db, session_id)
-    dropped = functools.partial(reported_drop_ids, drops, session_id)
-
-    def at(minutes: int) -> datetime:
-        return now - timedelta(minutes=minutes)
-
-    delivered(zoom_body("meeting.participant_joined", session_id, "c-1", at(10)))
-    dip = delivered(zoom_body("meeting.participant_qos", session_id, "c-1", at(8), connection_quality=0))
-    lost = delivered(zoom_body("meeting.participant_left", session_id, "c-1", at(2), leave_reason="Connection lost"))
-    assert dropped() == [drop_event_id(dip)]  # one outage as far as anyone knows
-    delivered(zoom_body("meeting.participant_left", session_id, "c-1", at(6), leave_reason="left the meeting"))
-    delivered(zoom_body("meeting.participant_joined", session_id, "c-1", at(4)))
-    assert wait_until(lambda: len(dropped()) >= 2, timeout_s=30), "the lost connection was never reported"
-    drops.records(1.0)
-    assert dropped() == [drop_event_id(dip), drop_event_id(lost)]
-    db.client.close()
-    drops.close()
+    replay = ReplayedSession(settings, stub)
+    replay.join(10)
+    dip = replay.reading(8, 0)
+    lost = replay.leave(2, "Connection lost")
+    assert replay.dropped() == [drop_event_id(dip)]  # one outage as far as anyone knows
+    replay.leave(6, "left the meeting")
+    replay.join(4)
+    assert wait_until(lambda: len(replay.dropped()) >= 2, timeout_s=30), "the lost connection was never reported"
+    replay.drops.records(1.0)
+    assert replay.dropped() == [drop_event_id(dip), drop_event_id(lost)]
+    replay.close()
 
 
 def test_a_lost_connection_delivered_after_a_reading_of_0_stamped_after_it_is_reported(
@@ -803,28 +819,17 @@ def test_a_lost_connection_delivered_after_a_reading_of_0_stamped_after_it_is_re
     connection then fell in its outage and was taken for one that had been reported: nobody
     reported the client's disconnection (the rejoin, last, found the lost connection the first of
     its outage already)."""
-    session_id = open_session(settings, stub, ["c-1"], started_min_ago=15)
-    drops = Tap(settings, "iop.engagement.attendance.v1")
-    now = datetime.now(UTC)
-    db = database(settings)
-
-    delivered = functools.partial(delivered_and_recorded, db, session_id)
-    dropped = functools.partial(reported_drop_ids, drops, session_id)
-
-    def at(minutes: int) -> datetime:
-        return now - timedelta(minutes=minutes)
-
-    delivered(zoom_body("meeting.participant_joined", session_id, "c-1", at(10)))
-    delivered(zoom_body("meeting.participant_left", session_id, "c-1", at(8), leave_reason="left the meeting"))
-    delivered(zoom_body("meeting.participant_qos", session_id, "c-1", at(3), connection_quality=0))
-    assert dropped() == []  # as far as anyone knows, a reading from after the leave
-    lost = delivered(zoom_body("meeting.participant_left", session_id, "c-1", at(4), leave_reason="Connection lost"))
-    assert wait_until(lambda: dropped() != [], timeout_s=30), "the lost connection was never reported"
-    delivered(zoom_body("meeting.participant_joined", session_id, "c-1", at(6)))
-    drops.records(1.0)
-    assert dropped() == [drop_event_id(lost)]
-    db.client.close()
-    drops.close()
+    replay = ReplayedSession(settings, stub)
+    replay.join(10)
+    replay.leave(8, "left the meeting")
+    replay.reading(3, 0)
+    assert replay.dropped() == []  # as far as anyone knows, a reading from after the leave
+    lost = replay.leave(4, "Connection lost")
+    assert wait_until(lambda: replay.dropped() != [], timeout_s=30), "the lost connection was never reported"
+    replay.join(6)
+    replay.drops.records(1.0)
+    assert replay.dropped() == [drop_event_id(lost)]
+    replay.close()
 
 
 def test_a_drop_the_webhook_did_not_publish_is_published_by_the_ledger(service, stub, settings: Settings) -> None:
