@@ -139,7 +139,7 @@ async def ledgers_in_chunks(
     ids = await store.ledger_ids(after)
     for start in range(0, len(ids), chunk):
         part = ids[start : start + chunk]
-        yield part, await store.leave_reasons(part), await store.dropped_events(part)
+        yield part, *await store.leave_reasons_and_dropped_events(part)
 
 
 class MigrationRecord:

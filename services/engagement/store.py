@@ -103,6 +103,34 @@ class StoredEvent:
     data: bytes
 
 
+REASON_FIELDS = {"signals.id": 1, "signals.k": 1, "signals.r": 1}  # of a ledger, for `_leave_reasons`
+EVENT_FIELDS = {"outbox.id": 1, "outbox.type": 1, "outbox.data": 1}  # for `_dropped_events`
+
+
+def _leave_reasons(ledgers: dict[str, Document]) -> dict[str, list[StoredReason]]:
+    """The stored reason of every participant_left of these ledgers, by session id."""
+    return {
+        session_id: [
+            StoredReason(i, s["id"], s.get("r", "")) for i, s in enumerate(doc.get("signals", [])) if s["k"] == LEFT
+        ]
+        for session_id, doc in ledgers.items()
+    }
+
+
+def _dropped_events(ledgers: dict[str, Document]) -> dict[str, list[StoredEvent]]:
+    """Every ConnectionDropped in these ledgers' outboxes, by session id (a ledger without an
+    outbox is left out)."""
+    return {
+        session_id: [
+            StoredEvent(i, e["id"], bytes(e["data"]))
+            for i, e in enumerate(doc["outbox"])
+            if e.get("type") == CONNECTION_DROPPED
+        ]
+        for session_id, doc in ledgers.items()
+        if doc.get("outbox")
+    }
+
+
 def aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
@@ -207,14 +235,15 @@ class AttendanceStore:
     async def leave_reasons(self, session_ids: list[str]) -> dict[str, list[StoredReason]]:
         """The stored reason of every participant_left of these ledgers, by session id (a ledger
         not found is left out)."""
-        projection = {"signals.id": 1, "signals.k": 1, "signals.r": 1}
-        docs = await find_by_ids(self._attendance, session_ids, projection)
-        return {
-            session_id: [
-                StoredReason(i, s["id"], s.get("r", "")) for i, s in enumerate(doc.get("signals", [])) if s["k"] == LEFT
-            ]
-            for session_id, doc in docs.items()
-        }
+        return _leave_reasons(await find_by_ids(self._attendance, session_ids, REASON_FIELDS))
+
+    async def leave_reasons_and_dropped_events(
+        self, session_ids: list[str]
+    ) -> tuple[dict[str, list[StoredReason]], dict[str, list[StoredEvent]]]:
+        """`leave_reasons` and `dropped_events` of these ledgers from one read of them (FerretDB
+        reads a whole document whatever the projection)."""
+        docs = await find_by_ids(self._attendance, session_ids, {**REASON_FIELDS, **EVENT_FIELDS})
+        return _leave_reasons(docs), _dropped_events(docs)
 
     async def rewrite_reasons(self, session_id: str, rewrites: dict[StoredReason, str]) -> bool:
         """Set these signals' reasons in one write if each is still stored as read (the same signal
@@ -234,17 +263,7 @@ class AttendanceStore:
     async def dropped_events(self, session_ids: list[str]) -> dict[str, list[StoredEvent]]:
         """Every ConnectionDropped in these ledgers' outboxes, by session id (a ledger not found, or
         without an outbox, is left out)."""
-        projection = {"outbox.id": 1, "outbox.type": 1, "outbox.data": 1}
-        docs = await find_by_ids(self._attendance, session_ids, projection)
-        return {
-            session_id: [
-                StoredEvent(i, e["id"], bytes(e["data"]))
-                for i, e in enumerate(doc["outbox"])
-                if e.get("type") == CONNECTION_DROPPED
-            ]
-            for session_id, doc in docs.items()
-            if doc.get("outbox")
-        }
+        return _dropped_events(await find_by_ids(self._attendance, session_ids, EVENT_FIELDS))
 
     async def rewrite_events(self, session_id: str, rewrites: dict[StoredEvent, bytes]) -> bool:
         """Set these outbox entries' `data` in one write if each is still stored as read (the same

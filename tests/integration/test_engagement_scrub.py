@@ -324,16 +324,16 @@ async def test_an_interrupted_run_resumes_where_it_stopped(
     store = AttendanceStore(db, "/iop/engagement")
     sessions = sorted([await ledger(store, RAW) for _ in range(6)])
     reads = 0
-    leave_reasons = AttendanceStore.leave_reasons
+    chunk_read = AttendanceStore.leave_reasons_and_dropped_events
 
     async def failing_on_the_second_chunk(self: AttendanceStore, ids: list[str]) -> Any:
         nonlocal reads
         reads += 1
         if reads == 2:
             raise ConnectionError("the process stops here")
-        return await leave_reasons(self, ids)
+        return await chunk_read(self, ids)
 
-    monkeypatch.setattr(AttendanceStore, "leave_reasons", failing_on_the_second_chunk)
+    monkeypatch.setattr(AttendanceStore, "leave_reasons_and_dropped_events", failing_on_the_second_chunk)
     with pytest.raises(ConnectionError):
         await scrub(db, RULES, "stopped", chunk=2, pause_s=0)
     monkeypatch.undo()
