@@ -97,7 +97,9 @@ def session_message(doc: Document, only_client: str | None = None) -> scheduler_
     turn = doc.get("turn_taking") or {}
     client_ids = list(doc["client_ids"])
     check_ins = list(doc.get("check_ins", []))
-    task_ids = list(doc.get("tech_check_task_ids", []))
+    # the tech checks of the clients booked (listed on the session) and seated (on their seats)
+    seat_tasks = [t for x in doc.get("seats", []) for t in x.get("tech_check_task_ids", [])]
+    task_ids = list(dict.fromkeys([*doc.get("tech_check_task_ids", []), *seat_tasks]))
     privacy_flagged = bool(doc.get("privacy_flagged", False))
     proposed = d.group_proposals(doc)  # the whole session's: what RescheduleSession takes
     per_client = d.client_proposals(doc)  # a group's, each client's own (their alone-windows)

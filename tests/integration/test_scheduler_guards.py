@@ -461,6 +461,31 @@ def test_a_session_is_read_and_changed_by_its_care_team_and_its_clients_only(api
     assert as_("clinician", lead, "BookSession", booking).clinician_id == lead
 
 
+def test_a_seated_clients_tech_check_shows_in_the_session_to_whom_may_see_it(api: Api) -> None:
+    # a client seated by BookGroupSeat has their task listed on their seat, not on the session:
+    # GetSession showed the booked clients' tasks only
+    program, lead, stranger = api.program(), api.clinician(), api.clinician()
+    a, seated = api.client(), api.client()
+    group = api.book(
+        program.program_id, lead, [a], local_day_at(days_ahead=3, hour=14), kind=ev.SESSION_KIND_GROUP, capacity=3
+    )
+    sid = group.session_id
+    seat = pb.BookGroupSeatRequest(request_id=uid("seat"), session_id=sid, client_id=seated)
+    own_task, seated_task = f"tc-{sid}-{a}", f"tc-{sid}-{seated}"
+    assert sorted(api.call("BookGroupSeat", seat).tech_check_task_ids) == sorted([own_task, seated_task])
+    read = pb.GetSessionRequest(session_id=sid)
+    for role, subject in (("platform", "test-app"), ("supervisor", "sup"), ("clinician", lead)):
+        whole = api.call("GetSession", read, role=role, subject=subject)
+        assert sorted(whole.tech_check_task_ids) == sorted([own_task, seated_task]), role
+    # a client sees their own task only, as they see only themselves of the group
+    assert list(api.call("GetSession", read, role="client", subject=seated).tech_check_task_ids) == [seated_task]
+    assert list(api.call("GetSession", read, role="client", subject=a).tech_check_task_ids) == [own_task]
+    err = refused(grpc.StatusCode.PERMISSION_DENIED, api.call, "GetSession", read, role="clinician", subject=stranger)
+    assert reason_of(err) == "NOT_ON_CARE_TEAM"
+    listed = api.call("ListTechChecks", pb.ListTechChecksRequest(client_id=seated), role="client", subject=seated)
+    assert [t.task_id for t in listed.tasks] == [seated_task]  # the task GetSession names is the one listed
+
+
 def test_a_clients_records_are_read_by_the_clinicians_who_treat_them(api: Api) -> None:
     program = api.program()
     lead, observer, stranger, colleague = api.clinician(), api.clinician(), api.clinician(), api.clinician()
