@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from iop.events.v1 import scheduling_pb2
-from services.plumbing import auth
+from services.plumbing import auth, paging
 from services.plumbing.envelope import CloudEvent, EnvelopeError
 from services.plumbing.errors import FieldViolations, InvalidArgument, Unauthenticated, bad_request_violations
 from services.plumbing.outbox import OutgoingEvent, with_outbox
@@ -102,6 +102,19 @@ def test_field_violations_name_every_problem() -> None:
 
     rich = status_pb2.Status.FromString(dict(status.trailing_metadata)["grpc-status-details-bin"])
     assert bad_request_violations(rich) == [("a", "required"), ("c", "bad")]
+
+
+def test_page_tokens_round_trip_and_refuse_what_is_not_this_listings() -> None:
+    v = FieldViolations()
+    assert [paging.page_size(n, 100, 500, v) for n in (0, 1, 500, 501)] == [100, 1, 500, 500]
+    token = paging.page_token(("List", "c-1"), [1733000000000, "tc-1"])
+    assert paging.page_key(token, ("List", "c-1"), (int, str), v) == [1733000000000, "tc-1"]
+    assert paging.page_key("", ("List", "c-1"), (int, str), v) is None and not v.items
+    for bad in ("not a token", "é", token + "!", paging.page_token(("List", "c-1"), ["x", "tc-1"]), "W10="):
+        assert paging.page_key(bad, ("List", "c-1"), (int, str), v) is None, bad
+    assert paging.page_key(token, ("List", "c-2"), (int, str), v) is None  # another request's
+    paging.page_size(-1, 100, 500, v)
+    assert [f for f, _ in v.items] == ["page_token"] * 6 + ["page_size"]
 
 
 def test_outbox_update_carries_state_and_events_in_one_write() -> None:
