@@ -11,6 +11,7 @@ import grpc
 from pymongo.asynchronous.database import AsyncDatabase
 
 from iop.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
+from services.plumbing import paging
 from services.plumbing.audit import record_phi_access
 from services.plumbing.auth import Principal, current_principal
 from services.plumbing.errors import FieldViolations, NotFound, PermissionDenied
@@ -58,6 +59,8 @@ ACCESS = {
     }.items()
 }
 MAX_VIEW = timedelta(days=62)
+TECH_CHECK_PAGE, MAX_TECH_CHECK_PAGE = 100, 500  # ListTechChecks' page_size: 0, and the most
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _utc(value: datetime) -> datetime:
@@ -613,12 +616,25 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def ListTechChecks(
         self, request: scheduler_pb2.ListTechChecksRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.ListTechChecksResponse:
+        v = FieldViolations()
+        size = paging.page_size(request.page_size, TECH_CHECK_PAGE, MAX_TECH_CHECK_PAGE, v)
+        listing = ("ListTechChecks", request.client_id)
+        key = paging.page_key(request.page_token, listing, (int, str), v)  # the last task's due_by, id
+        v.raise_if_any()
         await self._treats(request.client_id)
         if await self._s.store.get(CLIENTS, request.client_id) is None:
             raise NotFound("client", request.client_id)
-        tasks = await self._s.store.tech_checks_of(request.client_id)
+        after = (_EPOCH + timedelta(milliseconds=int(key[0])), str(key[1])) if key else None
+        tasks = await self._s.store.tech_checks_of(request.client_id, after, limit=size + 1)
         await self._audit("ListTechChecks", "client", request.client_id)
-        return scheduler_pb2.ListTechChecksResponse(tasks=[_task_message(t) for t in tasks])
+        next_token = ""
+        if len(tasks) > size:  # one more was read to know whether a page follows
+            last = tasks[size - 1]
+            due_ms = (_utc(last["due_by"]) - _EPOCH) // timedelta(milliseconds=1)
+            next_token = paging.page_token(listing, [due_ms, last["_id"]])
+        return scheduler_pb2.ListTechChecksResponse(
+            tasks=[_task_message(t) for t in tasks[:size]], next_page_token=next_token
+        )
 
     async def CompleteTechCheck(
         self, request: scheduler_pb2.CompleteTechCheckRequest, context: grpc.aio.ServicerContext

@@ -70,6 +70,8 @@ INDEXES = [
     IndexSpec(CLAIMS, [("session_id", 1)], name="session_id_1"),
     IndexSpec(CLAIMS, [("at", 1)], name="at_1"),
     IndexSpec(TECH_CHECKS, [("client_id", 1), ("status", 1)], name="client_status"),
+    # ListTechChecks' order and page keyset (tech_checks_of)
+    IndexSpec(TECH_CHECKS, [("client_id", 1), ("due_by", 1), ("_id", 1)], name="client_due"),
     IndexSpec(OVERRIDE_AUDIT, [("clinician_id", 1), ("at", -1)], name="clinician_at"),
     IndexSpec(CARE_SESSIONS, [("request_id", 1)], unique=True, name="request_id_unique"),
     IndexSpec(FACTS, [("client_id", 1)], name="client_id_1"),
@@ -431,11 +433,20 @@ class SchedulerStore:
         if task_ids:
             await self.tech_checks.delete_many({"_id": {"$in": list(task_ids)}})
 
-    async def tech_checks_of(self, client_id: str) -> list[Document]:
-        """Every tech-check task of a client, by due time (ListTechChecks: a task for each session
-        that needed a check). Until 2026-12-07 the first 100 were read: a client with more was
-        never shown their latest, the ones still to do."""
-        return await self.tech_checks.find({"client_id": client_id}).sort("due_by", 1).to_list()
+    async def tech_checks_of(
+        self, client_id: str, after: tuple[datetime, str] | None = None, limit: int = 0
+    ) -> list[Document]:
+        """A client's tech-check tasks by due time, then id (ListTechChecks: a task for each session
+        that needed a check): those after the sort key `after` (a page's last task), at most `limit`
+        (0: all). A keyset on the index `client_due`, not an offset: tasks added or removed in
+        between move no task into or out of a page before them. Until 2026-12-07 the first 100 were
+        read: a client with more was never shown their latest, the ones still to do."""
+        query: Document = {"client_id": client_id}
+        if after is not None:
+            due, task_id = after
+            query["due_by"] = {"$gte": due}
+            query["$or"] = [{"due_by": {"$gt": due}}, {"_id": {"$gt": task_id}}]
+        return await self.tech_checks.find(query).sort([("due_by", 1), ("_id", 1)]).limit(limit).to_list()
 
     async def tech_checks_for(self, client_id: str, session_ids: Sequence[str]) -> list[Document]:
         """A client's tech-check tasks of these sessions, by due time: read by _id (a task's id

@@ -3,6 +3,8 @@ compliance process, the real store and broker (defects found in review)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -1121,30 +1123,86 @@ def test_a_schedule_view_holds_every_session_of_its_range(api: Api, db) -> None:
 def test_a_clients_tech_checks_past_the_first_hundred_are_read(api: Api, db) -> None:  # type: ignore[no-untyped-def]
     # ListTechChecks read the first 100 of a client's tasks by due time, and GetClientSchedule showed
     # those whatever its range: with 120 done long ago, the one due before the client's next session
-    # was in neither
+    # was in neither. Since 2026-12-08 they come page by page (100 a page unless asked, at most 500:
+    # here 520 done).
     program, clinician, a = api.program(), api.clinician(), api.client()
-    long_ago = datetime.now(UTC) - timedelta(days=400)
-    done = [
-        {
-            "_id": uid("tc-old"),
-            "client_id": a,
-            "session_id": uid("old"),
-            "due_by": long_ago + timedelta(days=i),
-            "status": "passed",
-            "trigger": "AFTER_FAILED_SESSION",
-            "created_at": long_ago,
-        }
-        for i in range(120)
-    ]
+    long_ago = datetime.now(UTC) - timedelta(days=600)
+    done = [tech_check_doc(a, uid("tc-old"), long_ago + timedelta(days=i)) for i in range(520)]
     db.tech_checks.insert_many(done)
     start = local_day_at(days_ahead=3, hour=9)
     (due,) = api.book(program.program_id, clinician, [a], start).tech_check_task_ids
-    listed = api.call("ListTechChecks", pb.ListTechChecksRequest(client_id=a), role="client", subject=a).tasks
-    assert [t.task_id for t in listed] == [t["_id"] for t in done] + [due]
+    pages = list_tech_check_pages(api, a, role="client", subject=a)
+    assert [len(p.tasks) for p in pages] == [100] * 5 + [21]
+    assert [t.task_id for p in pages for t in p.tasks] == [t["_id"] for t in done] + [due]
+    widest = pb.ListTechChecksRequest(client_id=a, page_size=10_000)
+    assert len(api.call("ListTechChecks", widest).tasks) == 500  # cut to the most a page answers
     frm = start - timedelta(days=1)
     view = pb.ScheduleViewRequest(owner_id=a, to=to_timestamp(start + timedelta(days=1)), **{"from": to_timestamp(frm)})
     seen = api.call("GetClientSchedule", view, role="client", subject=a)
     assert [t.task_id for t in seen.tech_checks] == [due]  # the view's range bounds its tech checks
+
+
+def tech_check_doc(client_id: str, task_id: str, due_by: datetime) -> dict:  # type: ignore[type-arg]
+    """A passed tech-check task as the store keeps one."""
+    return {
+        "_id": task_id,
+        "client_id": client_id,
+        "session_id": uid("old"),
+        "due_by": due_by,
+        "status": "passed",
+        "trigger": "AFTER_FAILED_SESSION",
+        "created_at": due_by,
+    }
+
+
+def list_tech_check_pages(
+    api: Api, client_id: str, page_size: int = 0, page_token: str = "", **caller: str
+) -> list[pb.ListTechChecksResponse]:
+    """Every page of a client's tech checks from `page_token` (the first page), following next_page_token."""
+    pages: list[pb.ListTechChecksResponse] = []
+    while not pages or pages[-1].next_page_token:
+        token = pages[-1].next_page_token if pages else page_token
+        request = pb.ListTechChecksRequest(client_id=client_id, page_size=page_size, page_token=token)
+        pages.append(api.call("ListTechChecks", request, **caller))
+    return pages
+
+
+def test_a_clients_tech_checks_come_page_by_page_after_the_last_task_seen(api: Api, db) -> None:  # type: ignore[no-untyped-def]
+    # ListTechChecks answered every task of a client at once: unbounded in memory, latency and size
+    # (gRPC refuses a reply over 4 MB). Pages start after the last task answered (due time, then id),
+    # so tasks stored between two pages make none repeat or go missing, as an offset would.
+    a, other = api.client(), api.client()
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
+    stored = [tech_check_doc(a, f"tc-page-{a}-{n}", base + timedelta(days=n // 2)) for n in range(7)]  # ties
+    db.tech_checks.insert_many(stored)
+    ids = [t["_id"] for t in stored]
+    first = api.call("ListTechChecks", pb.ListTechChecksRequest(client_id=a, page_size=3), role="client", subject=a)
+    assert [t.task_id for t in first.tasks] == ids[:3] and first.next_page_token
+    # meanwhile: one due before every task, one tied with the page's last and an id before it, one after all
+    db.tech_checks.insert_many(
+        [
+            tech_check_doc(a, f"tc-page-{a}-0early", base - timedelta(days=1)),
+            tech_check_doc(a, f"tc-page-{a}-1tied", stored[2]["due_by"]),
+            tech_check_doc(a, f"tc-page-{a}-9late", base + timedelta(days=10)),
+        ]
+    )
+    rest = list_tech_check_pages(api, a, page_size=3, page_token=first.next_page_token)
+    assert [len(p.tasks) for p in rest] == [3, 2]  # the last page has no token
+    assert [t.task_id for p in rest for t in p.tasks] == [*ids[3:], f"tc-page-{a}-9late"]  # no repeat, no gap
+    everything = [t.task_id for p in list_tech_check_pages(api, a, page_size=4) for t in p.tasks]
+    early, tied = f"tc-page-{a}-0early", f"tc-page-{a}-1tied"
+    assert everything == [early, *ids[:2], tied, *ids[2:], f"tc-page-{a}-9late"]  # by due time, then id
+    # refused: a negative size, a token that is not one, or not of this listing's key, another client's
+    other_key = base64.urlsafe_b64encode(json.dumps([["ListTechChecks", a], ["not a time"]]).encode()).decode()
+    refusals = [
+        (pb.ListTechChecksRequest(client_id=a, page_size=-1), "page_size"),
+        (pb.ListTechChecksRequest(client_id=a, page_token="not a token"), "page_token"),
+        (pb.ListTechChecksRequest(client_id=a, page_token=other_key), "page_token"),
+        (pb.ListTechChecksRequest(client_id=other, page_token=first.next_page_token), "page_token"),
+    ]
+    for request, field in refusals:
+        err = refused(grpc.StatusCode.INVALID_ARGUMENT, api.call, "ListTechChecks", request)
+        assert fields_of(err) == {field}, request
 
 
 def test_a_clinicians_care_past_the_first_five_hundred_sessions_counts(api: Api, db) -> None:  # type: ignore[no-untyped-def]

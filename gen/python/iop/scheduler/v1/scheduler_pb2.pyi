@@ -511,16 +511,22 @@ class TechCheckTask(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., client_id: _Optional[str] = ..., session_id: _Optional[str] = ..., due_by: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., trigger: _Optional[str] = ...) -> None: ...
 
 class ListTechChecksRequest(_message.Message):
-    __slots__ = ("client_id",)
+    __slots__ = ("client_id", "page_size", "page_token")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     client_id: str
-    def __init__(self, client_id: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, client_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListTechChecksResponse(_message.Message):
-    __slots__ = ("tasks",)
+    __slots__ = ("tasks", "next_page_token")
     TASKS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     tasks: _containers.RepeatedCompositeFieldContainer[TechCheckTask]
-    def __init__(self, tasks: _Optional[_Iterable[_Union[TechCheckTask, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, tasks: _Optional[_Iterable[_Union[TechCheckTask, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CompleteTechCheckRequest(_message.Message):
     __slots__ = ("task_id", "passed")
