@@ -65,6 +65,9 @@ LEDGER_ATTEMPTS = 8
 CHECK_IN_OPENS = timedelta(minutes=60)
 PROPOSAL_HORIZON = timedelta(days=14)
 PROPOSALS = 5
+# a session moved for a report on another session (_carry_privacy_report): slots from a day before it on
+CARRIED_PROPOSALS_BEFORE = timedelta(days=1)
+PRIVACY_CARRIED = "privacy_carried_clients"  # whose report on another session made a session's proposals
 SEARCH_READ_AHEAD = 4  # candidates whose reservations a slot search reads at once, at first
 SEARCH_READ_AHEAD_MAX = 64
 TECH_CHECK_LEAD = timedelta(hours=2)
@@ -1329,6 +1332,7 @@ class Scheduler:
                     await self._tech_check_before_next_session(client_id, session["_id"])
                 elif reason == "PRIVACY_COMPROMISED":
                     await self.store.set_client_flags(client_id, {"privacy_sensitive": True})
+                    await self._carry_privacy_report(client_id, session["_id"])
                 await self.store.update_session(
                     session["_id"], {}, {"$unset": {f"profiles_due.{reason}.{key}": ""}}, []
                 )
@@ -1390,7 +1394,22 @@ class Scheduler:
             # the interruption lost a race: to the end of the session, say (a late signal), or to
             # another interruption (the session is flagged for the client as once interrupted)
             return await self.flag_client(session_id, client_id, reason)
-        slots = await self.propose(session, [client_id], [client_id] if reason == "PRIVACY_COMPROMISED" else [])
+        updated = await self._propose_to_client(session, client_id, reason, field, _profiles_due([client_id], reason))
+        if updated is None:  # flagged meanwhile (the same event, delivered twice): that delivery writes the profile
+            return await self.session(session_id)
+        await self._write_profiles_due(updated)
+        return updated
+
+    async def _propose_to_client(
+        self, session: Document, client_id: str, reason: str, field: str, due: Document, frm: datetime | None = None
+    ) -> Document | None:
+        """Slots for one client of a session that goes on (not interrupted), in their alone-windows
+        after compromised privacy: an individual session's own proposals, or the client's own in a
+        group. Stored with the client added to `field` (what makes it once per client: None when
+        `field` has them already) and the profile writes `due`, and published as RescheduleProposed.
+        Slots from `frm` on (default: now)."""
+        session_id = session["_id"]
+        slots = await self.propose(session, [client_id], [client_id] if reason == "PRIVACY_COMPROMISED" else [], frm)
         proposed: Document
         if session["kind"] == d.GROUP:
             # The slots are this client's (their alone-windows), not the group's: in a field of their
@@ -1399,24 +1418,48 @@ class Scheduler:
             key = d.proposal_key(client_id)
             own = {"client_id": client_id, "slots": slots, "reason": reason, "proposed_at": datetime.now(UTC)}
             proposed = {f"client_proposals.{key}": own}
-            after = {**session, "client_proposals": {**(session.get("client_proposals") or {}), key: own}}
         else:  # the session's one client: the session's proposals
             proposed = {"proposed_slots": slots, "proposed_for": [client_id]}
-            after = {**session, **proposed}
-        due = _profiles_due([client_id], reason)
         update: dict[str, Any] = {"$push": {field: client_id}, "$set": {**proposed, **due}}
         if reason == "PRIVACY_COMPROMISED":
             update["$set"]["privacy_flagged"] = True
-        updated = await self.store.update_session(
+        return await self.store.update_session(
             session_id,
             {field: {"$ne": client_id}},
             update,
             [OutgoingEvent(SESSIONS.name, session_id, self._proposed_event(session_id, client_id, reason, slots))],
         )
-        if updated is None:  # flagged meanwhile (the same event, delivered twice): that delivery writes the profile
-            return after
-        await self._write_profiles_due(updated)
-        return updated
+
+    async def _carry_privacy_report(self, client_id: str, reported_session_id: str) -> None:
+        """A client's compromised privacy, reported on one session, reaches their other sessions
+        booked already: from the report on the client is privacy-sensitive (booked only in their
+        alone-windows), so each session of theirs not started yet (booked or checked in; theirs, or
+        a seat in a group) that lies outside their alone-windows gets slots in them, proposed as the
+        report's own session's are (_propose_to_client: the proposals, `privacy_flagged`, one
+        RescheduleProposed PRIVACY_COMPROMISED), from a day before its time on (never before now),
+        and records the client in `privacy_carried_clients` (once per session and client). Nothing
+        is moved or cancelled: the care team reschedules. A report that arrives after its session
+        was moved (a disconnection, then RescheduleSession, then the late PrivacyCompromised) so
+        reaches the new session. Until 2026-12-08 it reached none: the new session kept its time
+        outside the client's alone-windows, and nothing told anyone."""
+        client = await self.store.get(CLIENTS, client_id)
+        if client is None:
+            return
+        tz, alone = _tz(client), d.windows_from_docs(client.get("alone_windows", []))
+        now = datetime.now(UTC)
+        upcoming = await self.store.upcoming_sessions_of_client(client_id, now, reported_session_id)
+        outside = [
+            s
+            for s, _ in upcoming
+            if not d.within_windows(_utc(s["starts_at"]), _utc(s["ends_at"]), tz, alone)
+            and client_id not in [*s.get("privacy_flagged_clients", []), *s.get(PRIVACY_CARRIED, [])]
+        ]
+        proposals = []
+        for s in outside:
+            log.info("compromised privacy reported on another session: slots proposed for session %s", s["_id"])
+            frm = _utc(s["starts_at"]) - CARRIED_PROPOSALS_BEFORE
+            proposals.append(self._propose_to_client(s, client_id, "PRIVACY_COMPROMISED", PRIVACY_CARRIED, {}, frm))
+        await asyncio.gather(*proposals)
 
     async def _flag_after_the_end(self, session: Document, client_id: str, reason: str) -> Document:
         """A signal for a session that is over (ended, cancelled, or moved), delivered late: nothing
@@ -1648,14 +1691,17 @@ class Scheduler:
         return out
 
     async def propose(
-        self, session: Document, client_ids: Sequence[str], must_be_alone: Collection[str]
+        self, session: Document, client_ids: Sequence[str], must_be_alone: Collection[str], frm: datetime | None = None
     ) -> list[Document]:
         """Next slots for the same clinician, clients and length that satisfy every rule (proposal)."""
-        return (await self.proposal(session, client_ids, must_be_alone)).slots
+        return (await self.proposal(session, client_ids, must_be_alone, frm)).slots
 
-    async def proposal(self, session: Document, client_ids: Sequence[str], must_be_alone: Collection[str]) -> Proposal:
+    async def proposal(
+        self, session: Document, client_ids: Sequence[str], must_be_alone: Collection[str], frm: datetime | None = None
+    ) -> Proposal:
         """Next slots for the same clinician, clients and length that satisfy every rule, and the
-        clients whose alone-windows they lie in (alone_bound), from one read of the profiles.
+        clients whose alone-windows they lie in (alone_bound), from one read of the profiles: in the
+        PROPOSAL_HORIZON from `frm` (default: now), never past the booking horizon.
 
         Only alone-windows qualify for the clients of `must_be_alone` (whose privacy was compromised)
         and the privacy-sensitive; for any other client they are required when the client has any.
@@ -1663,14 +1709,15 @@ class Scheduler:
         clients = await self.store.get_many(CLIENTS, client_ids)
         alone_for = alone_bound([clients[c] for c in client_ids if c in clients], must_be_alone)
         now = datetime.now(UTC)
+        frm = max(now, frm or now)
         duration = _utc(session["ends_at"]) - _utc(session["starts_at"])
         try:
             slots = await self.search_slots(
                 session["program_id"],
                 session["clinician_id"],
                 [c for c in client_ids if c in clients],
-                now,
-                now + PROPOSAL_HORIZON,
+                frm,
+                min(frm + PROPOSAL_HORIZON, now + d.HORIZON),
                 duration,
                 session["kind"],
                 False,

@@ -512,10 +512,17 @@ class SchedulerStore:
     async def next_session_of_client(
         self, client_id: str, after: datetime, excluding: str
     ) -> tuple[Document, str] | None:
-        """The client's earliest booked or checked-in session (theirs, or a seat in a group) that
-        starts after `after`, other than `excluding`, with the key of the client's seat in it ("":
-        the session names the client). A scan of the client's sessions and seats: after a failed
-        session, not the booking path."""
+        """The client's earliest session of `upcoming_sessions_of_client`."""
+        found = await self.upcoming_sessions_of_client(client_id, after, excluding, limit=1)
+        return found[0] if found else None
+
+    async def upcoming_sessions_of_client(
+        self, client_id: str, after: datetime, excluding: str, limit: int = 0
+    ) -> list[tuple[Document, str]]:
+        """The client's booked or checked-in sessions (theirs, or a seat in a group) that start
+        after `after`, other than `excluding`, by start (the first `limit`; 0: all), each with the
+        key of the client's seat in it ("": the session names the client). A scan of the client's
+        sessions and seats: after a failed session, not the booking path."""
         seats = {str(x["session_id"]): str(x["_id"]) for x in await self.seats_of_client(client_id)}
         whose: list[Document] = [{"client_ids": client_id}]
         if seats:
@@ -526,11 +533,8 @@ class SchedulerStore:
             "status": {"$in": [BOOKED, CHECKED_IN]},
             "starts_at": {"$gt": after},
         }
-        found = await self.sessions.find(query, NO_OUTBOX).sort("starts_at", 1).limit(1).to_list()
-        if not found:
-            return None
-        session = found[0]
-        return session, "" if client_id in session["client_ids"] else seats[session["_id"]]
+        found = await self.sessions.find(query, NO_OUTBOX).sort("starts_at", 1).limit(limit).to_list()
+        return [(s, "" if client_id in s["client_ids"] else seats[s["_id"]]) for s in found]
 
     async def audit_override(self, record: Document) -> None:
         try:

@@ -21,6 +21,8 @@ from iop.events.v1 import scheduling_pb2 as ev
 from iop.scheduler.v1 import scheduler_pb2 as pb
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
+from services.scheduler.topics import SESSIONS
+from tests.integration.test_scheduler_api import TopicTail
 from tests.integration.test_scheduler_support import (
     Api,
     local_day_at,
@@ -201,4 +203,52 @@ def test_scenario_2_privacy_compromised_offers_alone_windows(api: Api, settings:
     own = api.call("GetSession", pb.GetSessionRequest(session_id=group.session_id), role="client", subject=teen)
     assert list(own.proposed_slots) == list(proposal.slots)
     for slot in own.proposed_slots:
+        assert in_windows(slot.starts_at.ToDatetime(tzinfo=UTC), slot.ends_at.ToDatetime(tzinfo=UTC), alone)
+
+
+def test_scenario_2_a_late_privacy_report_reaches_the_session_booked_for_the_interrupted_one(
+    api: Api, settings: Settings
+) -> None:
+    # the teen's session dropped, the care team moved it to a morning (the teen is alone only
+    # 15-18), then the teen told compliance they had been overheard in it: the scheduler made the
+    # teen privacy-sensitive, and the new session kept its morning, with no slots and no event
+    program, clinician = api.program(), api.clinician()
+    alone = [pb.WeeklyWindow(weekday=i, start="15:00", end="18:00") for i in range(7)]
+    teen = api.client(alone_windows=alone)
+    session = api.book(program.program_id, clinician, [teen], next_slot(timedelta(minutes=20)), minutes=45)
+    location = common_pb2.ClientLocation(state="NY", postal_code="10027", verified=True)
+    check_in = pb.CheckInRequest(
+        session_id=session.session_id, client_id=teen, location=location, privacy_attestation="alone"
+    )
+    api.call("CheckIn", check_in, role="client", subject=teen)
+    api.call("InterruptSession", pb.InterruptSessionRequest(session_id=session.session_id, reason="DISCONNECTED"))
+    morning = local_day_at(2, 10)
+    moved = api.call(
+        "RescheduleSession",
+        pb.RescheduleSessionRequest(
+            request_id="re-" + session.session_id, session_id=session.session_id, new_starts_at=to_timestamp(morning)
+        ),
+    )
+    tail = TopicTail(settings, SESSIONS.name)
+    try:
+        api.compliance.RecordPrivacyAttestation(
+            compliance_pb2.RecordPrivacyAttestationRequest(
+                session_id=session.session_id, client_id=teen, clinician_id=clinician, attestation="compromised"
+            ),
+            metadata=api.md("client", teen),
+            timeout=10,
+        )
+        proposed = ev.RescheduleProposed.DESCRIPTOR.full_name
+        # a new consumer group starts at the topic's beginning: allow for the backlog other runs left
+        seen = tail.wait(moved.session_id, lambda es: any(e.type == proposed for e in es), timeout_s=120)
+    finally:
+        tail.close()
+    (event,) = [ev.RescheduleProposed.FromString(e.data) for e in seen if e.type == proposed]
+    assert event.client_id == teen and event.reason == "PRIVACY_COMPROMISED" and event.slots
+    new = api.call("GetSession", pb.GetSessionRequest(session_id=moved.session_id))
+    assert new.status == "booked" and new.starts_at == to_timestamp(morning)  # proposed, never moved
+    assert new.privacy_flagged and list(new.proposed_slots) == [
+        pb.Slot(starts_at=s.starts_at, ends_at=s.ends_at, in_alone_window=s.in_alone_window) for s in event.slots
+    ]
+    for slot in new.proposed_slots:
         assert in_windows(slot.starts_at.ToDatetime(tzinfo=UTC), slot.ends_at.ToDatetime(tzinfo=UTC), alone)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pymongo.errors import AutoReconnect
 
-from iop.events.v1 import common_pb2, compliance_pb2, engagement_pb2
+from iop.events.v1 import common_pb2, compliance_pb2, engagement_pb2, scheduling_pb2
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.protos import to_timestamp
 from services.plumbing.storage import Document
@@ -293,3 +293,89 @@ async def test_a_drop_redelivered_after_the_tech_check_was_completed_leaves_it_c
     await target.scheduler.flag_client(session["_id"], "b", "DISCONNECTED")
     await target.scheduler.interrupt(session["_id"], "DISCONNECTED")  # and a retry of an interruption
     assert (await _profile(target, "b")).get("tech_check_required") is False
+
+
+async def _proposed_events(target: Target, session_id: str) -> list[scheduling_pb2.RescheduleProposed]:
+    """The RescheduleProposed events in the session's outbox (what the relay publishes)."""
+    doc = await target.scheduler.store.sessions.find_one({"_id": session_id}) or {}
+    name = scheduling_pb2.RescheduleProposed.DESCRIPTOR.full_name
+    return [scheduling_pb2.RescheduleProposed.FromString(e["data"]) for e in doc.get("outbox", []) if e["type"] == name]
+
+
+def _local_hours(slots: list[Document]) -> set[int]:
+    return {s["starts_at"].astimezone(NEW_YORK).hour for s in slots}
+
+
+def _days_ahead_at(days: int, hour: int) -> datetime:
+    return (datetime.now(NEW_YORK) + timedelta(days=days)).replace(hour=hour, minute=0, second=0, microsecond=0)
+
+
+async def test_compromised_privacy_reported_after_the_session_was_moved_reaches_the_session_booked_for_it(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # b dropped off, the care team moved the session to tomorrow 10:00 (b is alone only 04-05),
+    # then b's report of being overheard in it arrived: b became privacy-sensitive, and the new
+    # session kept its time outside b's alone-windows, with no slots proposed and nobody told
+    dropped = await _running(target, INDIVIDUAL, ("b",))
+    await target.scheduler.flag_client(dropped["_id"], "b", "DISCONNECTED")
+    moved = await target.scheduler.reschedule("re-1", dropped["_id"], _days_ahead_at(1, 10), "", PLATFORM, "")
+    handlers = SessionSignalHandlers(target.scheduler)
+    report = compliance_pb2.PrivacyCompromised(session_id=dropped["_id"], client_id="b", attestation="compromised")
+    _stops_at_the_first_proposal(target, monkeypatch)
+    with pytest.raises(AutoReconnect):
+        await handlers.privacy_compromised(CloudEvent.new("/iop/compliance", dropped["_id"], report), report)
+    for _ in range(2):  # redelivered after the stop, and again
+        await handlers.privacy_compromised(CloudEvent.new("/iop/compliance", dropped["_id"], report), report)
+    assert (await _profile(target, "b")).get("privacy_sensitive") is True
+    new = await target.scheduler.session(moved["_id"])
+    assert new["status"] == "booked" and new["starts_at"] == moved["starts_at"]  # proposed, never moved
+    assert new["privacy_flagged"] and new["privacy_carried_clients"] == ["b"]
+    assert new["proposed_slots"] and _local_hours(new["proposed_slots"]) == {4}
+    (event,) = await _proposed_events(target, moved["_id"])  # published once
+    assert event.client_id == "b" and event.reason == "PRIVACY_COMPROMISED" and len(event.slots) == 5
+    assert not (await target.scheduler.session(dropped["_id"])).get("profiles_due", {}).get("PRIVACY_COMPROMISED")
+
+
+def _stops_at_the_first_proposal(target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process stops when it first looks for slots to propose."""
+
+    async def stopped(*args: Any) -> Any:
+        monkeypatch.undo()
+        raise AutoReconnect("the process stopped")
+
+    monkeypatch.setattr(target.scheduler, "proposal", stopped)
+
+
+async def test_compromised_privacy_reaches_the_clients_sessions_booked_outside_their_alone_windows(
+    target: Target,
+) -> None:
+    # b, overheard at check-in, was privacy-sensitive from then on (booked only when alone, 04-05),
+    # but b's sessions booked already at other times stayed as they were, with no slots proposed
+    overheard = await _running(target, INDIVIDUAL, ("b",))
+    program = overheard["program_id"]
+    await target.programs.set_client("a", "America/New_York", ALL_WEEK, [], "NY", "")
+
+    async def book(request_id: str, clients: tuple[str, ...], start: datetime, kind: int = INDIVIDUAL) -> Document:
+        capacity = 3 if kind == GROUP else 0
+        request = SessionRequest(request_id, program, "c1", clients, start, start + HOUR, kind, capacity=capacity)
+        return await target.scheduler.book(request, PLATFORM, require_alone=False)
+
+    later = await book("r-later", ("b",), _days_ahead_at(2, 10))
+    group = await book("r-group", ("a",), _days_ahead_at(2, 13), GROUP)
+    await target.scheduler.book_seat("seat-b", group["_id"], "b", False, PLATFORM, "")
+    alone = await book("r-alone", ("b",), _days_ahead_at(3, 4))
+    await target.scheduler.check_in(overheard["_id"], "b", NY, "compromised", "")  # checked in alone before
+    await target.scheduler.interrupt(overheard["_id"], "PRIVACY_COMPROMISED")  # and retried
+    moved = await target.scheduler.session(later["_id"])
+    assert moved["status"] == "booked" and moved["privacy_flagged"] and moved["privacy_carried_clients"] == ["b"]
+    assert _local_hours(moved["proposed_slots"]) == {4}
+    seated = await target.scheduler.session(group["_id"])
+    (own,) = seated["client_proposals"].values()  # b's own: the group goes on
+    assert own["client_id"] == "b" and own["reason"] == "PRIVACY_COMPROMISED" and _local_hours(own["slots"]) == {4}
+    assert seated["privacy_carried_clients"] == ["b"] and not seated["privacy_flagged_clients"]  # not reported in it
+    for session in (moved, seated):
+        (event,) = await _proposed_events(target, session["_id"])
+        assert event.client_id == "b" and event.reason == "PRIVACY_COMPROMISED"
+    untouched = await target.scheduler.session(alone["_id"])  # in b's alone-window
+    assert not untouched["proposed_slots"] and not untouched.get("privacy_carried_clients")
+    assert not await _proposed_events(target, alone["_id"])
