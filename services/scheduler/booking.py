@@ -1336,6 +1336,26 @@ class Scheduler:
                 await self.store.update_session(
                     session["_id"], {}, {"$unset": {f"profiles_due.{reason}.{key}": ""}}, []
                 )
+                if reason == "DISCONNECTED":
+                    await self._forget_written_failures(client_id)
+
+    async def _forget_written_failures(self, client_id: str) -> None:
+        """The profile's `tech_check_failed_sessions` keeps a failed session while its profile writes
+        are due (its `profiles_due` names the client): a retry or redelivery after a stop, the check
+        passed meanwhile, then finds it there and leaves the check passed. Once they are done no
+        retry writes the profile (nothing is due), so the failures whose writes are done are taken
+        off, those of profiles stored before included, after each failure's writes. Until 2026-12-08
+        every failed session stayed, one more on the profile at each disconnection, forever."""
+        profile = await self.store.get(CLIENTS, client_id)
+        failed = list((profile or {}).get("tech_check_failed_sessions", []))
+        sessions = await self.store.get_many(SESSIONS_COLLECTION, failed)
+        key = d.proposal_key(client_id)
+
+        def still_due(session_id: str) -> bool:
+            due = (sessions.get(session_id) or {}).get("profiles_due") or {}
+            return key in (due.get("DISCONNECTED") or {})
+
+        await self.store.forget_tech_check_failures(client_id, [s for s in failed if not still_due(s)])
 
     async def _tech_check_before_next_session(self, client_id: str, failed_session_id: str) -> None:
         """The tech check a failed session made due, before the client's next session that is

@@ -197,8 +197,9 @@ class SchedulerStore:
 
     async def require_tech_check(self, client_id: str, failed_session_id: str, trigger: str) -> None:
         """The client's tech check due after a failed session, once per failed session (the
-        profile's `tech_check_failed_sessions`): a retry or redelivery after the client passed the
-        check leaves it passed. Until 2026-12-07 a retry after a stop set it due again."""
+        profile's `tech_check_failed_sessions`, until the failure's profile writes are done:
+        forget_tech_check_failures): a retry or redelivery after the client passed the check leaves
+        it passed. Until 2026-12-07 a retry after a stop set it due again."""
         await self.clients.update_one(
             {"_id": client_id, "tech_check_failed_sessions": {"$ne": failed_session_id}},
             {
@@ -206,6 +207,14 @@ class SchedulerStore:
                 "$push": {"tech_check_failed_sessions": failed_session_id},
             },
         )
+
+    async def forget_tech_check_failures(self, client_id: str, failed_session_ids: Sequence[str]) -> None:
+        """Take failed sessions off the profile's `tech_check_failed_sessions` (`$pullAll`: FerretDB
+        1.24 ignores `$in` in `$pull`, and `$slice` in `$push`, without an error)."""
+        if failed_session_ids:
+            await self.clients.update_one(
+                {"_id": client_id}, {"$pullAll": {"tech_check_failed_sessions": list(failed_session_ids)}}
+            )
 
     async def cohort(self, cohort_id: str) -> Document | None:
         return await self.get(COHORTS, cohort_id) if cohort_id else None

@@ -251,3 +251,31 @@ async def test_a_second_failed_session_makes_the_check_due_again(target: Target)
     await target.scheduler.interrupt(again["_id"], "DISCONNECTED")
     assert (await target.scheduler.store.get(CLIENTS, "b") or {})["tech_check_required"] is True
     assert await _tasks(target, "b") == [(later["_id"], "open", "AFTER_FAILED_SESSION")]
+
+
+async def test_failed_sessions_stay_on_the_profile_only_while_their_writes_are_due(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every disconnection appended its failed session to the profile's tech_check_failed_sessions,
+    # forever: a client failing a session a day grew their profile by an id a day
+    first, _ = await _interrupted_until_it_stops_at(target, "list_tech_check", monkeypatch)  # its write is due
+    grown = [f"failed-before-{n}" for n in range(200)]  # a profile stored before, grown
+    await target.scheduler.store.clients.update_one(
+        {"_id": "b"}, {"$push": {"tech_check_failed_sessions": {"$each": grown}}}
+    )
+    handlers = SessionSignalHandlers(target.scheduler)
+    for day in range(1, 13):
+        session = await _book(
+            target, first["program_id"], f"r-{day + 10}", ("b",), _soon() + timedelta(days=day, hours=3)
+        )
+        await target.scheduler.store.update_session(session["_id"], {}, {"$set": {"status": "in_progress"}}, [])
+        dropped = engagement_pb2.ConnectionDropped(session_id=session["_id"], client_id="b", reason="connection_lost")
+        for _ in range(2):  # delivered twice
+            await handlers.connection_dropped(CloudEvent.new("/iop/engagement", session["_id"], dropped), dropped)
+        assert (await target.scheduler.session(session["_id"]))["status"] == "interrupted"
+    profile = await target.scheduler.store.get(CLIENTS, "b") or {}
+    assert profile["tech_check_failed_sessions"] == [first["_id"]]  # the one whose write a retry finishes
+    await _checked(target, "b")
+    await target.scheduler.interrupt(first["_id"], "DISCONNECTED")  # the retry, after the check was passed
+    profile = await target.scheduler.store.get(CLIENTS, "b") or {}
+    assert profile["tech_check_required"] is False and profile["tech_check_failed_sessions"] == []
