@@ -12,6 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from pymongo import AsyncMongoClient, MongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -42,10 +45,12 @@ from services.engagement.scrub_leave_reasons import (
 )
 from services.engagement.store import ATTENDANCE_COLLECTION, AttendanceStore, ledger_signals
 from services.engagement.topics import ATTENDANCE
-from services.plumbing.outbox import OutgoingEvent, new_document_with_outbox
+from services.plumbing.bus import Topic, ensure_topics, reliable_producer
+from services.plumbing.outbox import PUBLISHED_COLLECTION, OutboxRelay, OutgoingEvent, new_document_with_outbox
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
 from services.plumbing.storage import Document, mongo_client
+from tests.integration.test_bus import read_all
 from tests.integration.test_engagement_support import engagement_env, scheduled, wait_until
 from tests.support import RUN_ID, ServiceProcess, run_module, until_stopped, wait_for_trace
 
@@ -135,7 +140,7 @@ def assert_kept(doc: Document) -> None:
 DROPPED = engagement_pb2.ConnectionDropped.DESCRIPTOR.full_name
 
 
-def dropped(session_id: str, client_id: str, reason: str) -> OutgoingEvent:
+def dropped(session_id: str, client_id: str, reason: str, topic: str = ATTENDANCE.name) -> OutgoingEvent:
     """A ConnectionDropped as the ledger published it before 162bf8e: with the platform's reason."""
     message = engagement_pb2.ConnectionDropped(
         session_id=session_id,
@@ -145,19 +150,22 @@ def dropped(session_id: str, client_id: str, reason: str) -> OutgoingEvent:
         reason=reason,
         program_id="program-p",
     )
-    return OutgoingEvent(ATTENDANCE.name, session_id, message)
+    return OutgoingEvent(topic, session_id, message)
 
 
-def attendance_recorded(session_id: str) -> OutgoingEvent:
+def attendance_recorded(session_id: str, topic: str = ATTENDANCE.name) -> OutgoingEvent:
     message = engagement_pb2.AttendanceRecorded(session_id=session_id, client_id="client-a", status="left_early")
-    return OutgoingEvent(ATTENDANCE.name, session_id, message)
+    return OutgoingEvent(topic, session_id, message)
 
 
-async def ledger_with_outbox(db: AsyncDatabase[Document], kept_reasons: bool = False) -> str:
+async def ledger_with_outbox(
+    db: AsyncDatabase[Document], kept_reasons: bool = False, topic: str = ATTENDANCE.name
+) -> str:
     """A ledger as the code before 162bf8e wrote it, with an outbox (`new_document_with_outbox`): a
     ConnectionDropped with Zoom's raw text, one already "connection_lost", an AttendanceRecorded; then
     a raw leave appended by the ledger consumer with its ConnectionDropped (raw as well). The signals'
-    reasons in kept form if `kept_reasons` (the first scrub passed the ledger)."""
+    reasons in kept form if `kept_reasons` (the first scrub passed the ledger). Its events go to
+    `topic` when published."""
     session_id = uuid.uuid4().hex
     doc = {
         "_id": session_id,
@@ -172,15 +180,16 @@ async def ledger_with_outbox(db: AsyncDatabase[Document], kept_reasons: bool = F
         "ended": False,
     }
     events = [
-        dropped(session_id, "client-a", RAW[0]),
-        attendance_recorded(session_id),
-        dropped(session_id, "client-b", "connection_lost"),
+        dropped(session_id, "client-a", RAW[0], topic),
+        attendance_recorded(session_id, topic),
+        dropped(session_id, "client-b", "connection_lost", topic),
     ]
     await db[ATTENDANCE_COLLECTION].insert_one(new_document_with_outbox(doc, "/iop/engagement", events))
     store = AttendanceStore(db, "/iop/engagement")
     reason = kept_leave_reason(RAW[0], RULES) if kept_reasons else RAW[0]
     late = signal(LEFT, "client-b", 9, reason)
-    assert await store.add_signal(session_id, late, [], [dropped(session_id, "client-b", RAW[2])], [uuid.uuid4().hex])
+    raw_drop = dropped(session_id, "client-b", RAW[2], topic)
+    assert await store.add_signal(session_id, late, [], [raw_drop], [uuid.uuid4().hex])
     return session_id
 
 
@@ -479,6 +488,47 @@ async def test_outbox_entries_appended_while_the_scrub_runs_all_stay(
         assert len(doc["outbox"]) == 4 + 4
         assert len(doc["signals"]) == len(doc["signal_ids"]) == 1 + 4
         assert_outbox_scrubbed(before[session_id], doc)
+
+
+async def test_the_relay_sends_an_unsent_rewritten_event_once_as_it_was_but_its_reason_and_no_sent_one_again(
+    settings: Settings, db: AsyncDatabase[Document]
+) -> None:
+    """The relay never writes the ledger: what it sent is marked apart, by event id. An entry it had
+    sent (marked) is not sent again after the scrub; one it had not is sent once, rewritten, with the
+    entry's id, key and trace context as they were."""
+    topic = f"test.scrub.relay.{uuid.uuid4().hex[:10]}.v1"
+    await ensure_topics(settings, [Topic(topic, "session id", "test")])
+    parent = SpanContext(int(uuid.uuid4().hex, 16), int(uuid.uuid4().hex[:16], 16), False, TraceFlags(1))
+    token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(parent)))
+    try:
+        session_id = await ledger_with_outbox(db, topic=topic)
+    finally:
+        otel_context.detach(token)
+    before = (await ledgers(db))[session_id]["outbox"]
+    *sent, unsent = before
+    now = datetime.now(UTC)
+    await db[PUBLISHED_COLLECTION].insert_many([{"_id": e["id"], "topic": topic, "published_at": now} for e in sent])
+    assert decoded(unsent).reason == RAW[2]
+
+    assert (await scrub(db, RULES, "owner-1", pause_s=0))[1].events == RAW_EVENTS
+
+    producer = reliable_producer(settings, "test-scrub-relay")
+    await producer.start()
+    try:
+        relay = OutboxRelay(db, [ATTENDANCE_COLLECTION], producer)
+        assert await relay.publish_pending() == 1
+        await relay.record_published()
+        assert await OutboxRelay(db, [ATTENDANCE_COLLECTION], producer).publish_pending() == 0
+    finally:
+        await producer.stop()
+    (record,) = await read_all(settings, topic, 2, timeout_s=5)
+    headers = {k: v.decode() for k, v in record.headers}
+    assert (headers["ce_id"], record.key) == (unsent["id"], session_id.encode())
+    assert headers["traceparent"].split("-")[1] == format(parent.trace_id, "032x")
+    expected = decoded(unsent)
+    expected.reason = "connection_lost"
+    assert engagement_pb2.ConnectionDropped.FromString(record.value) == expected
+    assert await db[PUBLISHED_COLLECTION].count_documents({}) == len(before)
 
 
 async def test_a_database_whose_first_scrub_completed_gets_its_outboxes_scrubbed(db: AsyncDatabase[Document]) -> None:
