@@ -35,6 +35,12 @@ SERVICES = {
 }
 # Processes with no gRPC server to probe: (module, the module whose wait_ready(settings, proc,
 # since) returns once the worker reads its topics).
+# The demo plays an IOP day in minutes: a whole crisis escalation ladder in seconds, and sessions
+# ended seconds after they started with the hours they stand for (the scheduler's attendance grace).
+DEMO_ENV = {
+    "CRISIS_POLICY_FILE": str(ROOT / "deploy" / "local" / "demo-ladder-policies.yaml"),
+    "SCHEDULER_ATTENDANCE_GRACE_MIN": str(24 * 60),
+}
 WORKERS = {"engagement-worker": ("services.engagement.worker", "services.engagement.worker_status")}
 
 
@@ -118,9 +124,7 @@ def main() -> int:
     args = parser.parse_args()
     settings = get_settings()
     print("Starting the four services ...", flush=True)
-    # The demo shows a whole crisis escalation ladder in seconds rather than minutes.
-    demo_env = {"CRISIS_POLICY_FILE": str(ROOT / "deploy" / "local" / "demo-ladder-policies.yaml")}
-    procs = start_services(demo_env if args.demo else None)
+    procs = start_services(DEMO_ENV if args.demo else None)
     code = 0
     try:
         if args.demo:

@@ -13,6 +13,7 @@ from services.plumbing.runner import Infrastructure, ServiceDefinition
 from services.scheduler.api import ACCESS, SERVICE, SchedulerApi
 from services.scheduler.booking import Scheduler
 from services.scheduler.compliance_client import ComplianceGateway
+from services.scheduler.config import get_scheduler_settings
 from services.scheduler.domain import load_reference_data
 from services.scheduler.handlers import SessionSignalHandlers
 from services.scheduler.programs import Programs
@@ -29,7 +30,13 @@ async def wire(infra: Infrastructure) -> list[EventConsumer]:
     reference = load_reference_data()
     store = SchedulerStore(infra.db, infra.relay)
     compliance = ComplianceGateway(infra.settings)
-    scheduler = Scheduler(store, reference, compliance.evaluate, compliance.check_licensure)
+    scheduler = Scheduler(
+        store,
+        reference,
+        compliance.evaluate,
+        compliance.check_licensure,
+        attendance_grace_min=get_scheduler_settings().attendance_grace_min,
+    )
     api = SchedulerApi(scheduler, Programs(store, reference), infra.db)
     infra.grpc.add_service(SERVICE, lambda s: scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(api, s))
     await ensure_topics(infra.settings, [PRIVACY, ATTENDANCE])  # consumed: must exist before subscribing

@@ -181,9 +181,7 @@ def _started_at(session: Document) -> datetime | None:
     return _utc(started) if started else None
 
 
-def _check_attendance(
-    session: Document, attendance: Sequence[tuple[str, int, int]], limit: int, bound: str = d.ENDING_BOUND
-) -> None:
+def _check_attendance(session: Document, attendance: Sequence[tuple[str, int, int]], limit: int, bound: str) -> None:
     """An ending's or interruption's attendance against the session: each row one of its clients,
     once, minutes within `limit` (INVALID_ARGUMENT naming every row at fault)."""
     v = FieldViolations()
@@ -265,12 +263,18 @@ def session_events(session: Document, *messages: Message) -> list[OutgoingEvent]
 
 class Scheduler:
     def __init__(
-        self, store: SchedulerStore, reference: d.ReferenceData, evaluate: Evaluate, check_licensure: CheckLicensure
+        self,
+        store: SchedulerStore,
+        reference: d.ReferenceData,
+        evaluate: Evaluate,
+        check_licensure: CheckLicensure,
+        attendance_grace_min: int = d.DEFAULT_ATTENDANCE_GRACE_MIN,
     ) -> None:
         self.store = store
         self.ref = reference
         self._evaluate = evaluate
         self._check_licensure = check_licensure
+        self._attendance_grace_min = attendance_grace_min
         self._programs: dict[str, Document] = {}
 
     # ---------- reads ----------
@@ -1151,8 +1155,8 @@ class Scheduler:
         if session["status"] != d.IN_PROGRESS:
             raise FailedPrecondition("SESSION_NOT_IN_PROGRESS", f"the session is {session['status']}")
         now = datetime.now(UTC)
-        limit = d.attendance_limit(_utc(session["starts_at"]), _utc(session["ends_at"]), _started_at(session), now)
-        _check_attendance(session, attendance, limit)
+        limit = d.attendance_limit(_started_at(session), now, self._attendance_grace_min)
+        _check_attendance(session, attendance, limit, d.ending_bound(self._attendance_grace_min))
         minutes = max((m for _, m, _ in attendance), default=0)
         rows = d.attendance_rows(modality, attendance)
         after = {**session, "status": d.ENDED, "ended_at": now, "minutes": minutes}

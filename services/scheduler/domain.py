@@ -559,14 +559,23 @@ def validate_backup_line(line: str, v: FieldViolations) -> None:
     )
 
 
-def attendance_limit(starts_at: datetime, ends_at: datetime, started_at: datetime | None, now: datetime) -> int:
-    """The most minutes a client can have attended a session ending now: its booked length, or
-    the time since it actually started when it ran longer."""
-    booked = int((ends_at - starts_at).total_seconds() // 60)
-    return max(booked, minutes_run(started_at, now))
+# Minutes of attendance an ending may give beyond the minutes its session ran (SchedulerSettings).
+DEFAULT_ATTENDANCE_GRACE_MIN = 5
 
 
-ENDING_BOUND = "the session's length in minutes"
+def attendance_limit(started_at: datetime | None, now: datetime, grace_min: int) -> int:
+    """The most minutes a client can have attended a session ending now: the minutes it ran since
+    StartSession, rounded up, plus `grace_min` (the video platform's clock; a client admitted a
+    little before the session was started). Not its booked length: until 2026-12-08 a session
+    ended after 10 of its 60 booked minutes took 60, a 90837 billed for 10 minutes delivered."""
+    return minutes_run(started_at, now) + grace_min
+
+
+def ending_bound(grace_min: int) -> str:
+    """What an ending's limit is, in its field violation."""
+    return f"the minutes the session ran since StartSession, plus {grace_min} minutes' grace"
+
+
 INTERRUPTION_BOUND = "the minutes it ran until the interruption"
 
 
@@ -607,7 +616,7 @@ def attendance_violations(
     attendance: Sequence[tuple[str, int, int]],
     client_ids: Sequence[str],
     limit: int,
-    bound: str = ENDING_BOUND,
+    bound: str,
 ) -> list[tuple[str, str]]:
     """What is wrong with an ended or interrupted session's attendance (client, minutes, modality):
     each row a client of the session, each client once, minutes within `limit` (they feed billing;

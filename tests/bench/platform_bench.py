@@ -45,11 +45,11 @@ from services.engagement.fhir_relay import observation_event_id
 from services.engagement.store import OUTCOMES_COLLECTION
 from services.engagement.topics import FHIR as OBSERVATIONS
 from services.engagement.topics import SCORES
-from services.plumbing.launcher import start_services, stop_services
+from services.plumbing.launcher import DEMO_ENV, start_services, stop_services
 from services.plumbing.runner import ServiceDefinition
 from services.plumbing.settings import Settings
 from services.scheduler.app import DEFINITION as SCHEDULER
-from tests.support import ROOT, drop_databases, isolated_environment
+from tests.support import drop_databases, isolated_environment
 
 DEFINITIONS: list[ServiceDefinition] = [SCHEDULER, ENGAGEMENT, COMPLIANCE, CRISIS]
 TARGET_S = 600
@@ -134,7 +134,7 @@ def main() -> None:
         **isolated_environment(),
         **service_ports(PORT_BASE),
         "ENGAGEMENT_HTTP_PORT": str(PORT_BASE + 60),
-        "CRISIS_POLICY_FILE": str(ROOT / "deploy" / "local" / "demo-ladder-policies.yaml"),
+        **DEMO_ENV,
     }
     os.environ.update(env)  # the launcher and the demo's clients read their endpoints from it
     settings = Settings()  # type: ignore[call-arg]

@@ -42,6 +42,7 @@ from tests.integration.test_scheduler_support import (
     fields_of,
     next_slot,
     reason_of,
+    running_for,
     scheduler_with_compliance,
 )
 
@@ -85,12 +86,6 @@ def on_a_closed_day(scheduler_db: Any, session: str) -> datetime:
     moved = scheduler_db.sessions.update_one({"_id": session}, {"$set": {"started_at": day}})
     assert moved.modified_count == 1
     return day
-
-
-def running_for(scheduler_db: Any, session: str, minutes: int) -> None:
-    """The session started `minutes` ago (moved back in the store: a test cannot wait that long)."""
-    began = datetime.now(UTC) - timedelta(minutes=minutes)
-    assert scheduler_db.sessions.update_one({"_id": session}, {"$set": {"started_at": began}}).modified_count == 1
 
 
 def attendance(client: str, minutes: int) -> list[ev.ClientAttendance]:

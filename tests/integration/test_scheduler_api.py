@@ -34,6 +34,7 @@ from tests.integration.test_scheduler_support import (
     local_day_at,
     next_slot,
     reason_of,
+    running_for,
     scheduler_with_compliance,
     uid,
 )
@@ -376,7 +377,7 @@ def test_booking_fails_closed_when_compliance_is_unavailable(settings: Settings,
         assert lonely.stop() == 0
 
 
-def test_lifecycle_events_and_fhir_projection(api: Api, settings: Settings) -> None:
+def test_lifecycle_events_and_fhir_projection(api: Api, settings: Settings, db) -> None:
     sessions_tail = TopicTail(settings, "iop.scheduling.sessions.v1")
     fhir_tail = TopicTail(settings, "iop.scheduling.fhir.v1")
     try:
@@ -407,6 +408,7 @@ def test_lifecycle_events_and_fhir_projection(api: Api, settings: Settings) -> N
         assert other.value.code() == grpc.StatusCode.PERMISSION_DENIED
         started = api.call("StartSession", pb.StartSessionRequest(session_id=sid, clinician_state="NY"))
         assert started.status == "in_progress"
+        running_for(db, sid, 115)
         ended = api.call(
             "EndSession",
             pb.EndSessionRequest(

@@ -20,6 +20,7 @@ from iop.events.v1 import common_pb2
 from iop.events.v1 import scheduling_pb2 as ev
 from iop.scheduler.v1 import scheduler_pb2 as pb
 from services.plumbing.envelope import CloudEvent
+from services.plumbing.errors import bad_request_violations
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
 from services.scheduler import domain as d
@@ -32,6 +33,7 @@ from tests.integration.test_scheduler_support import (
     next_slot,
     reason_of,
     rich_status,
+    running_for,
     scheduler_with_compliance,
     uid,
 )
@@ -663,7 +665,7 @@ def test_a_check_in_backup_phone_is_a_phone_number(api: Api, db) -> None:
 # ---------- F. attendance at the end of a session ----------
 
 
-def test_attendance_names_each_booked_client_once_within_the_sessions_length(api: Api) -> None:
+def test_attendance_names_each_booked_client_once_within_the_minutes_the_session_ran(api: Api, db) -> None:
     program, clinician = api.program(), api.clinician()
     a, b = api.client(), api.client()
     start = next_slot(timedelta(minutes=20))
@@ -674,6 +676,7 @@ def test_attendance_names_each_booked_client_once_within_the_sessions_length(api
     )
     api.call("CheckIn", check_in)
     api.call("StartSession", pb.StartSessionRequest(session_id=session.session_id, clinician_state="NY"))
+    running_for(db, session.session_id, 40)  # ended 20 minutes early: 41 ran (rounded up), 5 more are the grace
 
     def end(*rows: tuple[str, int]) -> pb.Session:
         attendance = [ev.ClientAttendance(client_id=c, minutes_attended=m) for c, m in rows]
@@ -682,12 +685,19 @@ def test_attendance_names_each_booked_client_once_within_the_sessions_length(api
         )
         return api.call("EndSession", request, role="clinician", subject=clinician)
 
-    assert fields_of(refused(grpc.StatusCode.INVALID_ARGUMENT, end, (a, 50), (a, 50))) == {"attendance[1].client_id"}
+    assert fields_of(refused(grpc.StatusCode.INVALID_ARGUMENT, end, (a, 40), (a, 40))) == {"attendance[1].client_id"}
     assert fields_of(refused(grpc.StatusCode.INVALID_ARGUMENT, end, (a, 1440))) == {"attendance[0].minutes_attended"}
-    assert fields_of(refused(grpc.StatusCode.INVALID_ARGUMENT, end, (a, 61))) == {"attendance[0].minutes_attended"}
+    beyond = refused(grpc.StatusCode.INVALID_ARGUMENT, end, (a, 47))  # the booked 60 minutes did not run
+    assert fields_of(beyond) == {"attendance[0].minutes_attended"}
+    assert bad_request_violations(rich_status(beyond)) == [
+        (
+            "attendance[0].minutes_attended",
+            "0 to 46 (the minutes the session ran since StartSession, plus 5 minutes' grace)",
+        )
+    ]
     assert fields_of(refused(grpc.StatusCode.INVALID_ARGUMENT, end, (uid("client"), 30))) == {"attendance[0].client_id"}
     assert fields_of(refused(grpc.StatusCode.INVALID_ARGUMENT, end, (a, -5))) == {"attendance[0].minutes_attended"}
-    ended = end((a, 60), (b, 0))
+    ended = end((a, 46), (b, 0))
     assert ended.status == "ended"
 
 

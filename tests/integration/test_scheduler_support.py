@@ -61,6 +61,12 @@ def local_day_at(days_ahead: int, hour: int, minute: int = 0, zone: ZoneInfo = N
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone).astimezone(UTC)
 
 
+def running_for(scheduler_db: Any, session: str, minutes: int) -> None:
+    """The session started `minutes` ago (moved back in the store: a test cannot wait that long)."""
+    began = datetime.now(UTC) - timedelta(minutes=minutes)
+    assert scheduler_db.sessions.update_one({"_id": session}, {"$set": {"started_at": began}}).modified_count == 1
+
+
 def rich_status(err: grpc.RpcError) -> status_pb2.Status:
     st = rpc_status.from_call(err)  # type: ignore[arg-type]
     assert st is not None, "no google.rpc.Status in trailers"

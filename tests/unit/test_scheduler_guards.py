@@ -141,21 +141,22 @@ def test_a_backup_phone_is_normalized_to_e164_or_refused(raw: str, normalized: s
         assert normalize_phone(raw) == normalized
 
 
-def test_attendance_may_not_exceed_the_booked_length_unless_the_session_ran_longer() -> None:
-    start = datetime(2026, 12, 2, 9, tzinfo=UTC)
-    end = start + timedelta(minutes=60)
-    assert d.attendance_limit(start, end, start - timedelta(minutes=5), end - timedelta(minutes=10)) == 60
-    assert d.attendance_limit(start, end, start - timedelta(minutes=5), end + timedelta(minutes=10, seconds=1)) == 76
-    assert d.attendance_limit(start, end, None, end) == 60
+def test_attendance_at_an_ending_is_at_most_the_minutes_the_session_ran_plus_the_grace() -> None:
+    started = datetime(2026, 12, 2, 9, tzinfo=UTC)
+    # ended after 10 of its 60 booked minutes: 10 minutes delivered, not 60
+    assert d.attendance_limit(started, started + timedelta(minutes=10), 5) == 15
+    assert d.attendance_limit(started, started + timedelta(minutes=75, seconds=1), 0) == 76  # ran longer: rounded up
+    assert d.attendance_limit(None, started, 5) == 5
 
 
 def test_attendance_names_each_client_of_the_session_once_within_the_limit() -> None:
     rows = [("a", 60, 1), ("a", 50, 1), ("x", 10, 1), ("b", 1440, 1), ("b", -1, 1)]
-    assert d.attendance_violations(rows, ["a", "b"], 60) == [
+    bound = d.ending_bound(5)
+    assert d.attendance_violations(rows, ["a", "b"], 60, bound) == [
         ("attendance[1].client_id", "each client at most once"),
         ("attendance[2].client_id", "not a client of this session"),
-        ("attendance[3].minutes_attended", "0 to 60 (the session's length in minutes)"),
+        ("attendance[3].minutes_attended", f"0 to 60 ({bound})"),
         ("attendance[4].client_id", "each client at most once"),
-        ("attendance[4].minutes_attended", "0 to 60 (the session's length in minutes)"),
+        ("attendance[4].minutes_attended", f"0 to 60 ({bound})"),
     ]
-    assert d.attendance_violations([("a", 60, 1), ("b", 0, 2)], ["a", "b"], 60) == []
+    assert d.attendance_violations([("a", 60, 1), ("b", 0, 2)], ["a", "b"], 60, bound) == []

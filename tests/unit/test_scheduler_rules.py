@@ -195,10 +195,10 @@ def test_an_interruptions_attendance_is_checked_as_an_endings() -> None:
     assert d.attendance_violations([("a", 40, 0)], ["a"], 10, d.INTERRUPTION_BOUND) == [
         ("attendance[0].minutes_attended", "0 to 10 (the minutes it ran until the interruption)")
     ]
-    assert d.attendance_violations([("a", 1, 0)], ["a"], 0) == [
+    assert d.attendance_violations([("a", 1, 0)], ["a"], 0, d.INTERRUPTION_BOUND) == [
         ("attendance[0].minutes_attended", "0 (the session had not started)")
     ]
-    assert d.attendance_violations([("a", 0, 0)], ["a"], 0) == []
+    assert d.attendance_violations([("a", 0, 0)], ["a"], 0, d.INTERRUPTION_BOUND) == []
 
 
 # ---------- breaks and fatigue rules ----------
