@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import monitoring
 
 from iop.events.v1.compliance_pb2 import CredentialStatusChanged
 from services.compliance import events
@@ -32,8 +32,15 @@ from services.compliance.store import (
     license_from_doc,
 )
 from services.plumbing.settings import Settings
-from services.plumbing.storage import Document, service_database
-from tests.integration.test_compliance_support import NOW, board_action, license_doc, privilege_doc, stored_events
+from services.plumbing.storage import Document
+from tests.integration.test_compliance_support import (
+    NOW,
+    board_action,
+    license_doc,
+    privilege_doc,
+    store_of_its_own,
+    stored_events,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -61,11 +68,8 @@ async def finds() -> Finds:
 
 @pytest.fixture
 async def store(settings: Settings, finds: Finds) -> AsyncIterator[ComplianceStore]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_uri, tz_aware=True, event_listeners=[finds])
-    db = service_database(client, settings, f"board{uuid.uuid4().hex[:6]}")
-    yield ComplianceStore(db, "/test")
-    await client.drop_database(db.name)
-    await client.close()
+    async with store_of_its_own(settings, "board", finds) as s:
+        yield s
 
 
 async def test_concurrent_board_actions_and_expiry_warnings_lose_nothing(store: ComplianceStore) -> None:

@@ -1,14 +1,19 @@
 """Helpers shared by the compliance integration tests that drive its store directly (this module
 holds no tests): credential documents as the API stores them, board actions, and the outbox
-entries written for an owner."""
+entries written for an owner, and a store of its own."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
+from pymongo import AsyncMongoClient, monitoring
+
 from services.compliance.store import OUTBOX_COLLECTIONS, ComplianceStore
-from services.plumbing.storage import Document
+from services.plumbing.settings import Settings
+from services.plumbing.storage import Document, service_database
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -63,3 +68,20 @@ async def stored_events(store: ComplianceStore, owner_id: str, event_type: str) 
         async for doc in store.db[collection].find({"outbox.key": owner_id}, {"outbox": 1}):
             found += [e for e in doc["outbox"] if e["key"] == owner_id and e["type"] == event_type]
     return found
+
+
+@asynccontextmanager
+async def store_of_its_own(
+    settings: Settings, name: str, *listeners: monitoring.CommandListener
+) -> AsyncIterator[ComplianceStore]:
+    """A ComplianceStore on a new database (named from `name`), dropped afterwards; `listeners` see
+    its commands."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongodb_uri, tz_aware=True, event_listeners=list(listeners)
+    )
+    db = service_database(client, settings, f"{name}{uuid.uuid4().hex[:6]}")
+    try:
+        yield ComplianceStore(db, "/test")
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
