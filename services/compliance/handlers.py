@@ -14,8 +14,10 @@
 - SessionInterrupted / SessionCancelled / SessionRescheduled: the session is no longer booked.
 - SessionEnded, SessionInterrupted with the attendance before the interruption, and
   SessionAttendanceRecorded (that attendance given after an interruption without it): add each
-  client's attendance to their attended day; a day whose close time has passed is closed at once
-  (BillingReady on iop.compliance.billing.v1), others by the periodic job.
+  client's attendance to their attended day, once per session and client (a later attendance of
+  the same session is a duplicate, or with other figures a conflict: not billed, kept and the session
+  flagged); a day whose close time has passed is closed at once (BillingReady on
+  iop.compliance.billing.v1), others by the periodic job.
 
 Every write is idempotent: keyed by the event id.
 """
@@ -62,6 +64,8 @@ log = logging.getLogger(__name__)
 
 OBSERVER = "observer"  # a facilitator role that watches and does not treat
 CLINICIAN_ROLE = "clinician"  # LicensureChecked.clinician_role of the session's clinician
+# the flag of a session for which a client's attendance came again with other figures (not billed)
+ATTENDANCE_CONFLICT = "ATTENDANCE_CONFLICT"
 
 MODALITY_NAMES = {
     common_pb2.MODALITY_VIDEO: "VIDEO",
@@ -99,6 +103,13 @@ def billable_attendance(p: Attended) -> list[tuple[str, int, str]]:
         for a in p.attendance
         if a.client_id and a.minutes_attended > 0
     ]
+
+
+def billed_figures(attended: Document) -> tuple[str, str, int, str]:
+    """What an attendance bills (claim_attendance's document): its day (the client and service date),
+    kind, minutes and modality."""
+    entry = attended["entry"]
+    return attended["day_id"], entry["kind"], int(entry["minutes"]), entry["modality"]
 
 
 def expires_before_session_ends(expires_at: datetime, starts_at: datetime, until: datetime | None) -> bool:
@@ -150,7 +161,7 @@ class SchedulingHandlers:
 
     async def session_attendance_recorded(self, event: CloudEvent, p: scheduling_pb2.SessionAttendanceRecorded) -> None:
         """The attendance of a session interrupted without it, given later: billed as the
-        interruption's would have been (once per event), and nothing else: the copy keeps its
+        interruption's would have been (once per session and client), and nothing else: the copy keeps its
         status (interrupted, or rescheduled since)."""
         if not p.session_id:
             raise PoisonEvent("SessionAttendanceRecorded without session_id")
@@ -409,10 +420,11 @@ class SchedulingHandlers:
         stopped_at: datetime,
     ) -> None:
         """Add each client's attended minutes of an ended or interrupted session to their attended
-        day, once per event (`event_id`); a day whose close time has passed is closed at once, others
-        by the periodic job. What the event leaves out (start, kind, plan, level of care) is taken
-        from compliance's copy of the session, and the service day and place of service from each
-        client's check-in."""
+        day, once per session and client (store.claim_attendance: the first attendance counts; a
+        redelivery of its event changes nothing, another event is _another_attendance); a day whose
+        close time has passed is closed at once, others by the periodic job. What the event leaves
+        out (start, kind, plan, level of care) is taken from compliance's copy of the session, and
+        the service day and place of service from each client's check-in."""
         billable = billable_attendance(p)
         if not billable:
             return
@@ -430,19 +442,17 @@ class SchedulingHandlers:
         for client_id, minutes, modality in billable:
             checkin = checkins.get(client_id) or {}
             service_day, close_at = billing_day(self._ref, started_at, checkin.get("state", ""))
-            day_id = f"{client_id}:{service_day.isoformat()}"
             client_plan = plan or await self._plan_from_authorization(client_id, service_day)
-            await self._store.add_to_billing_day(
-                day_id,
-                event_id,
-                {
+            attended: Document = {
+                "day_id": f"{client_id}:{service_day.isoformat()}",
+                "entry": {
                     "event_id": event_id,
                     "session_id": p.session_id,
                     "kind": kind,
                     "minutes": minutes,
                     "modality": modality,
                 },
-                {
+                "base": {
                     "client_id": client_id,
                     "service_date": service_day.isoformat(),
                     "payer_plan_id": client_plan,
@@ -451,13 +461,57 @@ class SchedulingHandlers:
                     "close_at": close_at,
                     "reports": 0,
                 },
+            }
+            # The client's first attendance of the session is the one billed, whichever event and
+            # service date a later one comes with. Each event writes it to its day (a no-op once
+            # there), so a later event also completes a first one's write that a crash left undone.
+            billed = await self._store.claim_attendance(p.session_id, client_id, attended)
+            await self._store.add_to_billing_day(
+                billed["day_id"], billed["entry"]["event_id"], billed["entry"], billed["base"]
             )
+            if billed["entry"]["event_id"] != event_id:
+                await self._another_attendance(client_id, billed, attended, now)
         try:
             await self._billing.close_due(now)
         except PyMongoError:  # the attendance is stored; the periodic job closes the day
             log.warning(
                 "closing billing days after a session's attendance failed; left to the periodic job", exc_info=True
             )
+
+    async def _another_attendance(self, client_id: str, billed: Document, attended: Document, now: datetime) -> None:
+        """An attendance of a client for a session already billed for them, from another event (a
+        scheduler bug, a replay from another producer, an operator publishing again): not billed. With
+        the figures billed (service date, kind, minutes, modality) it is a duplicate; with others it is
+        kept in the billed attendance's `rejected`, the session's copy is flagged
+        ATTENDANCE_CONFLICT:client:<client id> and a warning names the ids (no figures: PHI)."""
+        session_id, event_id = attended["entry"]["session_id"], attended["entry"]["event_id"]
+        first = billed["entry"]["event_id"]
+        if billed_figures(billed) == billed_figures(attended):
+            log.info(
+                "attendance of session %s for client %s in event %s duplicates event %s's: billed once",
+                session_id,
+                client_id,
+                event_id,
+                first,
+            )
+            return
+        await self._store.reject_attendance(
+            session_id, client_id, {**attended["entry"], "day_id": attended["day_id"], "at": now}
+        )
+        await self._store.apply_session_event(
+            session_id,
+            f"{event_id}|attendance_conflict|{client_id}",
+            {"$addToSet": {"flags": f"{ATTENDANCE_CONFLICT}:client:{client_id}"}},
+        )
+        log.warning(
+            "attendance of session %s for client %s in event %s differs from event %s's, which is billed: "
+            "not billed; session flagged %s",
+            session_id,
+            client_id,
+            event_id,
+            first,
+            ATTENDANCE_CONFLICT,
+        )
 
     async def _plan_from_authorization(self, client_id: str, on: date) -> str:
         """A group's clients have their own payers: the plan of the client's authorization in force that day."""

@@ -49,6 +49,10 @@ CONSENTS = "consents"
 ATTESTATIONS = "privacy_attestations"
 SESSIONS = "sessions"
 BILLING_DAYS = "billing_days"
+# The attendance billed for each client of a session: insert-only, `_id` `<session>|<client>`, the
+# first attendance's day entry with the day it went to; later attendances with other figures are kept
+# in its `rejected` (see claim_attendance).
+BILLED_ATTENDANCE = "billed_attendance"
 DIRECTORY = "owner_directory"
 # Expiry warnings sent: insert-only, `_id` `<collection>|<item id>|<horizon>`, with the event (outbox).
 EXPIRY_NOTICES = "expiry_notices"
@@ -559,16 +563,43 @@ class ComplianceStore:
 
     # --- billing days ----------------------------------------------------------------------------
 
+    async def claim_attendance(self, session_id: str, client_id: str, claim: Document) -> Document:
+        """The attendance billed for the client in the session: `claim` (`day_id`, `entry`, `base`: what
+        add_to_billing_day takes) when it is the first, else the one stored first. One insert-only
+        document per (session, client), whatever service date an attendance falls on, so a second
+        attendance of the session is found also when its figures put it in another day."""
+        doc = {"_id": f"{session_id}|{client_id}", "session_id": session_id, "client_id": client_id, **claim}
+        try:
+            await self.db[BILLED_ATTENDANCE].insert_one(doc)
+            return doc
+        except DuplicateKeyError:
+            stored = await self.db[BILLED_ATTENDANCE].find_one({"_id": doc["_id"]})
+            assert stored is not None  # insert-only: the duplicate is there
+            return stored
+
+    async def reject_attendance(self, session_id: str, client_id: str, rejected: Document) -> None:
+        """Keep an attendance that was not billed because it differs from the one billed for the client
+        in the session (`rejected`, with its `event_id`), once per event."""
+        await self.db[BILLED_ATTENDANCE].update_one(
+            {"_id": f"{session_id}|{client_id}", "rejected.event_id": {"$ne": rejected["event_id"]}},
+            {"$push": {"rejected": rejected}},
+        )
+
     async def add_to_billing_day(self, day_id: str, event_id: str, entry: Document, base: Document) -> None:
-        """Add one session's attendance to a client's day, once per event."""
+        """Add one session's attendance (`entry`, with its `session_id`) to a client's day, once per
+        event and at most once per session: a day holds one entry per session."""
         try:
             await self.db[BILLING_DAYS].update_one(
-                {"_id": day_id, "entries.event_id": {"$ne": event_id}},
+                {
+                    "_id": day_id,
+                    "entries.event_id": {"$ne": event_id},
+                    "entries.session_id": {"$ne": entry["session_id"]},
+                },
                 {"$push": {"entries": entry}, "$setOnInsert": base, "$set": {"dirty": True}},
                 upsert=True,
             )
         except DuplicateKeyError:
-            pass  # already added (the day exists and already holds this event)
+            pass  # already added (the day exists and already holds this event or session)
 
     async def due_billing_days(self, now: datetime, limit: int = 100) -> list[Document]:
         return (
