@@ -283,14 +283,21 @@ class SchedulingHandlers:
         every clinician who treats the clients (`clinician_ids`: the session's clinician and its
         treating facilitators).
 
-        Reads the snapshots EvaluateSession and CheckLicensure cached when they checked the booking
-        (at most the read cache's TTL old; this process's own writes invalidate them), so the store
-        is mostly not read here.
+        A clinician's credentials are read with every board action stored by then
+        (store.credentials_with_actions: read now when the clinician has any board action, else the
+        snapshot EvaluateSession and CheckLicensure cached when they checked the booking; the clients'
+        records are those snapshots). The session's copy is written before (session_scheduled), and
+        a board action looks up the booked sessions after it is stored (BoardActions.record), so one
+        of the two sees the other: an action the booking's evaluation did not see (recorded by one
+        instance less than the read cache's TTL before, the evaluating instance's snapshot cached
+        earlier) is seen here, or was stored after this read and flags the session itself. Until
+        2026-12-08 the cached snapshot was read here too, and such a session was flagged by neither:
+        only the SessionStarted re-check caught it, with the client in the session.
         """
         now = datetime.now(UTC)
         clinician_items: list[tuple[str, str, License | CompactCredential]] = []
         for clinician_id in clinician_ids:
-            licenses, credentials = await self._store.credentials_snapshot(clinician_id)
+            licenses, credentials = await self._store.credentials_with_actions(clinician_id)
             clinician_items += [(EXPIRING[LICENSES], x.license_id, x) for x in licenses]
             clinician_items += [(EXPIRING[COMPACT_CREDENTIALS], x.credential_id, x) for x in credentials]
         until = ends_at if ends_at is not None and ends_at > starts_at else None

@@ -381,6 +381,17 @@ class ComplianceStore:
         """(licenses, compact credentials), parsed once per load and at most the cache TTL old."""
         return await self._credentials.get(clinician_id, lambda: self.read_credentials(clinician_id))
 
+    async def credentials_with_actions(self, clinician_id: str) -> CredentialsSnapshot:
+        """(licenses, compact credentials) with every board action stored before this call: read now
+        when the clinician has any board action (their directory of actions tells, one `_id` query),
+        else the cached snapshot, which no board action can have made stale (actions are insert-only,
+        and an action's directory entry is written before the action). For the flags of a booked
+        session (handlers.SchedulingHandlers._flag_for_recheck): another instance's action is seen at
+        once, not within the read cache's TTL."""
+        if await self._directory(BOARD_ACTIONS, clinician_id):
+            return await self.read_credentials(clinician_id)
+        return await self.credentials_snapshot(clinician_id)
+
     async def client_snapshot(self, client_id: str) -> ClientSnapshot:
         """(consents, authorizations), parsed once per load and at most the cache TTL old."""
 

@@ -110,14 +110,15 @@ class SchedulerEvents:
         self.producer.close()
 
 
-def start_compliance() -> ServiceProcess:
-    """A compliance process whose scheduler-events consumer starts at the topic's current end.
+def start_compliance(**env: str) -> ServiceProcess:
+    """A compliance process whose scheduler-events consumer starts at the topic's current end
+    (`env`: more of its environment).
 
     Its consumer group is new for each test run, and a new group reads from the earliest offset:
     it would first replay every session other suites ever published. The group's offsets are
     committed at the end first, so the process sees the events this run produces.
     """
-    proc = ServiceProcess("compliance", env={"COMPLIANCE_MONITOR_INTERVAL_S": "1"})
+    proc = ServiceProcess("compliance", env={"COMPLIANCE_MONITOR_INTERVAL_S": "1", **env})
     start_group_at_end(isolated_settings(), f"{proc.env['KAFKA_GROUP_PREFIX']}.compliance.scheduling", SESSIONS_TOPIC)
     return proc.start()
 

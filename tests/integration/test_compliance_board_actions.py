@@ -15,12 +15,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import monitoring
+from pymongo import AsyncMongoClient, monitoring
 
+from iop.compliance.v1 import compliance_pb2 as pb
+from iop.events.v1 import common_pb2
 from iop.events.v1.compliance_pb2 import CredentialStatusChanged
 from services.compliance import events
+from services.compliance.billing import BillingDays
 from services.compliance.board_actions import BoardActions
+from services.compliance.handlers import SchedulingHandlers
 from services.compliance.licensure import status_at
+from services.compliance.reference import load_reference
 from services.compliance.store import (
     BOARD_ACTIONS,
     COMPACT_CREDENTIALS,
@@ -31,8 +36,18 @@ from services.compliance.store import (
     board_action_id,
     license_from_doc,
 )
+from services.plumbing.envelope import CloudEvent
 from services.plumbing.settings import Settings
-from services.plumbing.storage import Document
+from services.plumbing.storage import Document, service_database
+from tests.integration.test_compliance_api import (
+    SchedulerEvents,
+    evaluate,
+    record_license,
+    start_compliance,
+    stub_for,
+    uid,
+)
+from tests.integration.test_compliance_rules import scheduled
 from tests.integration.test_compliance_support import (
     NOW,
     board_action,
@@ -41,8 +56,11 @@ from tests.integration.test_compliance_support import (
     store_of_its_own,
     stored_events,
 )
+from tests.support import until_stopped
 
 pytestmark = pytest.mark.integration
+
+REFERENCE = load_reference()
 
 TRIALS = 25  # before the fix, a write was lost in about one trial in three
 
@@ -486,3 +504,80 @@ async def test_a_clean_up_still_under_way_is_settled_again_until_it_is_old(
     assert await flags_of(store, session) == [f"BOARD_ACTION_SUSPENDED:license:{lic['_id']}"]
     assert await board.settle_pending(datetime.now(UTC), kept_for=timedelta(minutes=1)) == 1
     assert await store.db[FLAG_CLEAN_UPS].count_documents({"_id": token}) == 0  # old enough: ended
+
+
+async def test_a_session_booked_on_another_instances_stale_snapshot_is_flagged(settings: Settings) -> None:
+    """Two compliance instances on one store. B, a real process (its read cache kept 60 s rather than
+    2 s, so the window does not depend on the machine's speed), has the clinician's credentials cached
+    when instance A records a suspension (BoardActions.record on the shared store, what A's
+    UpdateLicenseStatus runs; A is not a process here: each test process consumes the scheduler's
+    topic in a group of its own, so A's consumer would flag the session itself). B's EvaluateSession
+    still answers `allow` from its snapshot (within its TTL, by design), the session is booked on that
+    answer, after A's action looked for the booked sessions, and its SessionScheduled reaches B's
+    consumer: B must flag it. Until 2026-12-08 B read its cached snapshot there, and the session was
+    flagged by neither instance: only the SessionStarted re-check caught it, with the client in it."""
+    clinician, client = uid("clin"), uid("client")
+    location = common_pb2.ClientLocation(state="CA", verified=True)
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_uri, tz_aware=True)
+    producer = SchedulerEvents(settings)
+    try:
+        with until_stopped(start_compliance(COMPLIANCE_READ_CACHE_TTL_S="60")) as b:
+            channel, stub_b = stub_for(b)
+            try:
+                a = ComplianceStore(service_database(mongo, settings, "compliance"), "/instance-a")
+                lic = record_license(stub_b, settings, clinician, "CA")
+
+                def licensure_in_b() -> int:
+                    reply = evaluate(
+                        stub_b, settings, clinician_id=clinician, client_id=client, client_location=location
+                    )
+                    return int(reply.licensure.decision)
+
+                assert licensure_in_b() == pb.DECISION_ALLOW  # now cached in B
+                suspension = board_action("suspended", NOW - timedelta(minutes=1))
+                await BoardActions(a).record(LICENSES, lic.license_id, suspension, datetime.now(UTC))
+                assert licensure_in_b() == pb.DECISION_ALLOW  # B's stale snapshot: the booking goes ahead
+
+                session = uid("s")
+                producer.send(session, scheduled(session, clinician, datetime.now(UTC) + timedelta(days=3)))
+                copy: Document = {}
+                for _ in range(600):  # consumed (a new group may first work through a backlog)
+                    copy = await a.db["sessions"].find_one({"_id": session}) or {}
+                    if copy.get("status") == "scheduled":
+                        break
+                    await asyncio.sleep(0.1)
+                flag = f"BOARD_ACTION_SUSPENDED:license:{lic.license_id}"
+                for _ in range(50):  # flagged by the handler that stored the copy, right after
+                    if copy.get("flags") == [flag]:
+                        break
+                    await asyncio.sleep(0.1)
+                    copy = await a.db["sessions"].find_one({"_id": session}) or {}
+                assert copy.get("status") == "scheduled" and copy.get("flags") == [flag], copy
+            finally:
+                channel.close()
+    finally:
+        producer.close()
+        await mongo.close()
+
+
+async def test_a_session_booked_after_a_reinstatement_on_a_stale_snapshot_is_not_flagged(
+    store: ComplianceStore,
+) -> None:
+    """The other way round, with the smallest reproduction: instance B (a second store object on the
+    same database, with its handlers) cached the clinician's credentials while a suspension was in
+    force; A reinstates the license; a session booked then reaches B's consumer. B must not flag it
+    for the suspension, which no longer covers it (until 2026-12-08 it did, from its snapshot, after
+    the reinstatement's pass: the flag stayed on)."""
+    clinician, lic, _ = await licensed_with_a_session(store, "clin-stale-reinstated")
+    board = BoardActions(store)
+    await board.record(LICENSES, lic["_id"], board_action("suspended", NOW - timedelta(hours=2)), NOW)
+    b = ComplianceStore(store.db, "/instance-b", read_cache_ttl_s=60)
+    (cached,), _ = await b.credentials_snapshot(clinician)
+    assert status_at(cached, NOW) == "suspended"
+    await board.record(LICENSES, lic["_id"], board_action("active", NOW - timedelta(hours=1)), NOW)
+
+    session = f"{clinician}-booked-after"
+    booked = scheduled(session, clinician, NOW + timedelta(days=4))
+    handlers = SchedulingHandlers(b, REFERENCE, BillingDays(b, REFERENCE))
+    await handlers.session_scheduled(CloudEvent.new("/iop/scheduler", session, booked), booked)
+    assert await flags_of(store, session) == []
