@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from iop.crisis.v1 import crisis_pb2_grpc
 from services.crisis import topics
 from services.crisis.alerts import AlertService
@@ -16,6 +18,7 @@ from services.crisis.store import INDEXES, OUTBOX_COLLECTIONS, CrisisStore
 from services.plumbing.consumer import EventConsumer
 from services.plumbing.runner import Infrastructure, ServiceDefinition
 
+log = logging.getLogger(__name__)
 _alerts: dict[int, AlertService] = {}  # per Infrastructure, for the background job
 
 
@@ -56,6 +59,14 @@ async def ladder_timer(infra: Infrastructure) -> None:
         await alerts.pager.close()
 
 
+async def care_team_backfill(infra: Infrastructure) -> None:
+    """The care team of sessions stored before it was kept, once per database (store.backfill_care_team);
+    in the background, so the service is ready meanwhile."""
+    linked = await CrisisStore(infra.db).backfill_care_team()
+    if linked:
+        log.info("care team linked for %d sessions stored before it was kept", linked)
+
+
 DEFINITION = ServiceDefinition(
     name="crisis",
     topics=topics.ALL,
@@ -63,5 +74,5 @@ DEFINITION = ServiceDefinition(
     outbox_collections=OUTBOX_COLLECTIONS,
     access=ACCESS,
     wire=wire,
-    background=[ladder_timer],
+    background=[ladder_timer, care_team_backfill],
 )

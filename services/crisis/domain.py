@@ -385,6 +385,17 @@ def may_act_on(alert_assignees: list[str], subject: str, roles: frozenset[str]) 
     return subject in alert_assignees or "supervisor" in roles
 
 
+TREATING_ROLES = frozenset({"lead", "co_facilitator"})  # a session's facilitators who treat its clients
+
+
+def treating_clinicians(clinician_id: str, facilitators: list[tuple[str, str]]) -> list[str]:
+    """Who treats a session's clients, each once: its clinician and its facilitators (clinician id,
+    role) who lead or co-facilitate, as the scheduler's care team (`on_care_team`, acting). An
+    observer watches and does not treat, should a producer list one."""
+    named = [clinician_id, *(c for c, role in facilitators if role in TREATING_ROLES)]
+    return list(dict.fromkeys(c for c in named if c))
+
+
 CONTACT_TARGETS = frozenset({"CLIENT", "EMERGENCY_CONTACT", "EMERGENCY_SERVICES", "MOBILE_CRISIS"})
 CONTACT_OUTCOMES = frozenset({"REACHED", "NO_ANSWER", "VOICEMAIL", "WRONG_NUMBER", "FAILED"})
 RESOLUTIONS = frozenset({"SAFE_AT_HOME", "EMERGENCY_SERVICES_DISPATCHED", "ED_TRANSPORT", "FALSE_ALARM", "OTHER"})

@@ -16,9 +16,10 @@ from opentelemetry import trace
 from pymongo.errors import PyMongoError
 
 from iop.events.v1 import engagement_pb2, scheduling_pb2
-from services.crisis.domain import PHQ9_ITEM_MAX
+from services.crisis.domain import PHQ9_ITEM_MAX, treating_clinicians
 from services.crisis.events import location_dict
 from services.crisis.service import CrisisCore, DropOutcome
+from services.crisis.store import session_clinicians
 from services.plumbing.consumer import Handler, PoisonEvent, delivery_is_first
 from services.plumbing.envelope import CloudEvent
 from services.plumbing.protos import to_datetime
@@ -55,6 +56,7 @@ class CrisisHandlers:
             "iop.events.v1.SessionEnded": self.on_ended,
             "iop.events.v1.SessionInterrupted": self.on_interrupted,
             "iop.events.v1.SessionCancelled": self.on_cancelled,
+            "iop.events.v1.SessionRosterChanged": self.on_roster_changed,
         }
 
     def attendance_handlers(self) -> dict[str, Handler]:
@@ -64,12 +66,40 @@ class CrisisHandlers:
         return {"iop.events.v1.CrisisSignal": self.on_crisis_signal}
 
     async def on_scheduled(self, event: CloudEvent, m: scheduling_pb2.SessionScheduled) -> None:
+        """The session and who treats its clients (its care team: `CrisisApi` lets a clinician reach
+        the crisis data of the clients they treat). A seat taken before this event came (a
+        SessionRosterChanged of the scheduler's same relay pass) keeps its client."""
         if not m.session_id:
             raise PoisonEvent("SessionScheduled without session_id")
-        fields = {"program_id": m.program_id, "clinician_id": m.clinician_id, "client_ids": list(m.client_ids)}
+        stored = await self.store.session(m.session_id) or {}
+        clients = list(dict.fromkeys([*m.client_ids, *stored.get("client_ids", [])]))
+        treating = treating_clinicians(m.clinician_id, [(f.clinician_id, f.role) for f in m.treating_facilitators])
+        fields = {
+            "program_id": m.program_id,
+            "clinician_id": m.clinician_id,
+            "facilitator_ids": [c for c in treating if c != m.clinician_id],
+            "client_ids": clients,
+        }
         if m.backup_line:
             fields["backup_line"] = m.backup_line
         await self.store.upsert_session(m.session_id, fields, {"status": "scheduled"})
+        if stored.get("status") != "cancelled":  # a redelivery after the cancellation links nobody
+            await self.store.link_care_team(m.session_id, clients, treating)
+
+    async def on_roster_changed(self, event: CloudEvent, m: scheduling_pb2.SessionRosterChanged) -> None:
+        """A client took a seat in a group after it was booked: the group's treating clinicians treat
+        them too (the scheduler counts seats). A seat given back (`removed`, which the scheduler does
+        not publish) is left as it was."""
+        if not m.session_id:
+            raise PoisonEvent("SessionRosterChanged without session_id")
+        added = [c for c in m.added if c]
+        if not added:
+            return
+        session = await self.store.session(m.session_id) or {}
+        clients = list(dict.fromkeys([*session.get("client_ids", []), *added]))
+        await self.store.upsert_session(m.session_id, {"client_ids": clients}, {"status": "scheduled"})
+        if session.get("status") != "cancelled":
+            await self.store.link_care_team(m.session_id, added, session_clinicians(session))
 
     async def on_started(self, event: CloudEvent, m: scheduling_pb2.SessionStarted) -> None:
         if not m.session_id:
@@ -85,6 +115,7 @@ class CrisisHandlers:
         if m.client_ids:
             fields["client_ids"] = list(m.client_ids)
         await self.store.upsert_session(m.session_id, fields, {})
+        await self.store.link_care_team(m.session_id, list(m.client_ids), [m.clinician_id])  # who it names
 
     async def on_ended(self, event: CloudEvent, m: scheduling_pb2.SessionEnded) -> None:
         if not m.session_id:
@@ -97,6 +128,9 @@ class CrisisHandlers:
             raise PoisonEvent("SessionCancelled without session_id")
         cancelled_at = to_datetime(m.cancelled_at) or event.time
         await self.store.upsert_session(m.session_id, {"status": "cancelled", "cancelled_at": cancelled_at}, {})
+        # a cancelled session treats nobody, as in the scheduler's care team (after the status:
+        # store.backfill_care_team looks at it after linking)
+        await self.store.unlink_care_team(m.session_id)
 
     async def on_interrupted(self, event: CloudEvent, m: scheduling_pb2.SessionInterrupted) -> None:
         if not m.session_id:

@@ -43,6 +43,13 @@ ALERT_RECORDS = "alert_records"  # insert-only: rungs fired, acknowledgements, c
 CLAIMS = "timer_claims"  # leases on an alert's timer
 TIMERS = "timers"  # `<alert>` -> due_at of its next rung: a small collection the timer loop scans
 RECONNECT_TASKS = "reconnect_tasks"  # insert-only: low-risk drops
+# Who treats whom, kept by the sessions consumer: `<client>|<clinician>` exists while a session not
+# cancelled makes the clinician one who treats the client (an access check is one find by _id), and
+# `<client>|<clinician>|<session>` names each such session (a cancellation takes its own away).
+CARE_TEAM = "care_team"
+CARE_TEAM_LINKS = "care_team_links"
+MIGRATIONS = "migrations"
+CARE_TEAM_BACKFILL = "care_team_from_stored_sessions"  # its record in MIGRATIONS, once done
 
 OUTBOX_COLLECTIONS = [CLIENT_RECORDS, ALERTS, ALERT_RECORDS, RECONNECT_TASKS]
 INDEXES = [
@@ -52,6 +59,8 @@ INDEXES = [
     IndexSpec(ALERTS, [("client_id", 1), ("opened_at", -1)], name="client_opened"),
     IndexSpec(ALERT_RECORDS, [("alert_id", 1)], name="alert_id_1"),
     IndexSpec(RECONNECT_TASKS, [("client_id", 1), ("created_at", -1)], name="client_created"),
+    IndexSpec(CARE_TEAM_LINKS, [("pair", 1)], name="pair_1"),
+    IndexSpec(CARE_TEAM_LINKS, [("session_id", 1)], name="session_id_1"),
 ]
 NO_OUTBOX = {"outbox": 0}
 FIRST_PROBE = 8  # positions of a client's log read in one query (most logs are shorter)
@@ -68,6 +77,16 @@ def late_checkin_id(client_id: str, event_id: str) -> str:
 
 def active_id(client_id: str) -> str:
     return f"{client_id}:active"
+
+
+def care_team_id(client_id: str, clinician_id: str) -> str:
+    return f"{client_id}|{clinician_id}"
+
+
+def session_clinicians(session: Document) -> list[str]:
+    """The treating clinicians of a stored session (`handlers.on_scheduled`): its clinician and its
+    lead and co-facilitators (none on a session stored before 2026-12-08)."""
+    return [session.get("clinician_id", ""), *session.get("facilitator_ids", [])]
 
 
 def _probe_ids(kind: str, client_id: str) -> list[str]:
@@ -96,6 +115,12 @@ def with_latest_number(current: Document, candidates: list[Document]) -> Documen
     if source["_id"] == current["_id"]:
         return current
     return {**current, "backup_phone": source["backup_phone"], "backup_phone_at": at}
+
+
+def _pair(link: Document) -> Document:
+    """The care-team pair a link makes (`care_team_id`), named by the session that first made it."""
+    fields = ("client_id", "clinician_id", "session_id", "at")
+    return {"_id": link["pair"], **{f: link[f] for f in fields}}
 
 
 @dataclass(frozen=True)
@@ -359,6 +384,68 @@ class CrisisStore:
         if on_insert:
             update["$setOnInsert"] = on_insert
         await self.sessions.update_one({"_id": session_id}, update, upsert=True)
+
+    # -- the care team
+    async def treats(self, clinician_id: str, client_id: str) -> bool:
+        """Whether the clinician treats the client: one find by _id."""
+        return await self._grouped.finds(CARE_TEAM).get(care_team_id(client_id, clinician_id)) is not None
+
+    async def link_care_team(self, session_id: str, client_ids: list[str], clinician_ids: list[str]) -> None:
+        """The clinicians treat the clients of session `session_id`: a link per pair and session,
+        then the pair (unique inserts: a redelivery or another session of the pair adds nothing).
+        The link goes first, so that `unlink_care_team` racing this finds it or deletes the pair
+        before it is inserted."""
+        at = datetime.now(UTC)
+        links = [
+            {
+                "_id": f"{care_team_id(client_id, clinician_id)}|{session_id}",
+                "pair": care_team_id(client_id, clinician_id),
+                "client_id": client_id,
+                "clinician_id": clinician_id,
+                "session_id": session_id,
+                "at": at,
+            }
+            for client_id in dict.fromkeys(client_ids)
+            for clinician_id in dict.fromkeys(clinician_ids)
+            if client_id and clinician_id
+        ]
+        await self._grouped.inserts(CARE_TEAM_LINKS).insert(links)
+        await self._grouped.inserts(CARE_TEAM).insert([_pair(link) for link in links])
+
+    async def unlink_care_team(self, session_id: str) -> None:
+        """Session `session_id` was cancelled: its links go, and a pair that no other session links
+        goes too. A session linking the pair meanwhile (another partition) inserted its link before
+        the second look here (which puts the pair back) or inserts the pair after it was deleted.
+        Queries by `pair` and `session_id` (indexed; scans on the local FerretDB): a cancellation's
+        cost, not an access check's."""
+        links = self.db[CARE_TEAM_LINKS]
+        own = await links.find({"session_id": session_id}).to_list()
+        if not own:
+            return
+        await links.delete_many({"_id": {"$in": [link["_id"] for link in own]}})
+        for link in own:
+            if await links.find_one({"pair": link["pair"]}, {"_id": 1}) is not None:
+                continue
+            await self.db[CARE_TEAM].delete_one({"_id": link["pair"]})
+            if await links.find_one({"pair": link["pair"]}, {"_id": 1}) is not None:
+                await self.insert_new(CARE_TEAM, _pair(link))
+
+    async def backfill_care_team(self) -> int:
+        """The care team of the sessions stored before it was kept (2026-12-08), once per database:
+        every session not cancelled links its clinician (and treating facilitators, none stored
+        then) with its clients. A session cancelled while this runs is unlinked after its links are
+        written (the cancellation's own unlink may have come first). Returns the sessions linked."""
+        if await self.db[MIGRATIONS].find_one({"_id": CARE_TEAM_BACKFILL}) is not None:
+            return 0
+        linked = 0
+        async for session in self.sessions.find({"status": {"$ne": "cancelled"}}):
+            await self.link_care_team(session["_id"], session.get("client_ids", []), session_clinicians(session))
+            now = await self.sessions.find_one({"_id": session["_id"]}, {"status": 1})
+            if now is not None and now.get("status") == "cancelled":
+                await self.unlink_care_team(session["_id"])
+            linked += 1
+        await self.insert_new(MIGRATIONS, {"_id": CARE_TEAM_BACKFILL, "at": datetime.now(UTC), "sessions": linked})
+        return linked
 
     # -- the one atomic primitive
     async def insert_new(self, collection: str, doc: Document) -> bool:

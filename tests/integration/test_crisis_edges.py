@@ -1653,3 +1653,24 @@ async def test_an_escalation_takes_the_number_a_check_in_applied_at_once_gave_af
         assert rung["dispatched"]["callback_phone"] == "+14155550101", rung["dispatched"]
         phones = {t["callback_phone"] for t in rung["tasks"] if t["kind"] == "CALLBACK"}
         assert phones == {"+14155550101"}, rung["tasks"]
+
+
+async def test_sessions_stored_before_the_care_team_was_kept_are_linked_once(settings, tmp_path) -> None:
+    """The care team of the sessions stored before the sessions consumer kept it (2026-12-08) is
+    linked at start, once per database: their clinicians treat their clients, a cancelled session's
+    do not."""
+    async with alert_service(settings, tmp_path, "backfill") as alerts:
+        store = alerts.store
+        client, clinician, only_cancelled = uid("bf"), uid("clin"), uid("clin")
+        await store.sessions.insert_many(
+            [
+                {"_id": uid("s"), "clinician_id": clinician, "client_ids": [client], "status": "ended"},
+                {"_id": uid("s"), "clinician_id": only_cancelled, "client_ids": [client], "status": "cancelled"},
+            ]
+        )
+        assert not await store.treats(clinician, client)
+        assert await store.backfill_care_team() == 1
+        assert await store.treats(clinician, client) and not await store.treats(only_cancelled, client)
+        await store.sessions.insert_one({"_id": uid("s"), "clinician_id": only_cancelled, "client_ids": [client]})
+        assert await store.backfill_care_team() == 0  # done once: what comes later, the consumer links
+        assert not await store.treats(only_cancelled, client)

@@ -39,6 +39,7 @@ from services.crisis.domain import (
     status_after_step,
     to_windows,
     transition,
+    treating_clinicians,
     validate_cssrs,
     validate_plan,
     validate_windows,
@@ -234,6 +235,12 @@ def test_only_assignees_or_supervisors_act_on_an_alert() -> None:
     assert may_act_on(["clin-1", "oncall-1"], "clin-1", frozenset({"clinician"}))
     assert not may_act_on(["clin-1", "oncall-1"], "clin-2", frozenset({"clinician"}))
     assert may_act_on(["clin-1"], "sup-9", frozenset({"supervisor"}))
+
+
+def test_a_sessions_care_team_is_its_clinician_and_its_treating_facilitators() -> None:
+    facilitators = [("co-1", "co_facilitator"), ("obs-1", "observer"), ("lead-1", "lead"), ("clin-1", "lead")]
+    assert treating_clinicians("clin-1", facilitators) == ["clin-1", "co-1", "lead-1"]
+    assert treating_clinicians("", [("", "lead")]) == []
 
 
 POLICY = LadderPolicy(
