@@ -42,6 +42,17 @@ def wait_for(probe: Callable[[], Any], timeout_s: float = 30, every_s: float = 0
         time.sleep(every_s)
 
 
+def on_crisis_care_team(p: Platform, clinician: str, client: str) -> bool:
+    """Whether the crisis service lets the clinician reach the client's crisis data yet."""
+    try:
+        p.call(p.crisis, "GetCrisisCard", kpb.GetCrisisCardRequest(client_id=client), "clinician", clinician)
+    except grpc.RpcError as err:
+        if err.code() != grpc.StatusCode.PERMISSION_DENIED:
+            raise
+        return False
+    return True
+
+
 def check_in_and_start(
     p: Platform, session: spb.Session, clients: dict[str, common_pb2.ClientLocation], state: str
 ) -> spb.Session:
@@ -90,6 +101,13 @@ def disconnection_during_crisis(p: Platform, day: Day, say: Say, result: Scenari
         time_zone="America/Los_Angeles",
         program_id="demo-crisis",
     )
+    session = day.book(program, clinician, [client], next_slot())
+    # the booking makes the clinician one who treats the client (the crisis service learns it from
+    # the scheduler's SessionScheduled): from then on they reach the client's crisis data
+    if not wait_for(lambda: on_crisis_care_team(p, clinician, client), 30):
+        result.ok = False
+        result.outcomes.append("the crisis service never learned that the clinician treats the client")
+        return
     p.call(p.crisis, "SaveSafetyPlan", kpb.SaveSafetyPlanRequest(plan=plan), role="clinician", subject=clinician)
     yes, no = kpb.ANSWER_YES, kpb.ANSWER_NO
     risk = p.call(
@@ -108,7 +126,6 @@ def disconnection_during_crisis(p: Platform, day: Day, say: Say, result: Scenari
         subject=clinician,
     )
     say(f"C-SSRS screen: risk level {risk_level_name(risk.level)}")
-    session = day.book(program, clinician, [client], next_slot())
     san_francisco = common_pb2.ClientLocation(
         state="CA",
         county_fips="06075",

@@ -71,6 +71,7 @@ ACCESS = {
 # who reach the client. Others allowed a method (the platform role, the apps' service account, on
 # GetAlert) get its answer with those fields left out.
 WHEREABOUTS_READERS = CARE_TEAM
+NOT_ON_CARE_TEAM = "NOT_ON_CARE_TEAM"
 CLOCK_SKEW = timedelta(minutes=1)  # how far ahead of ours a caller's clock may be (an attempt's time)
 STATE = re.compile(r"[A-Za-z]{2}")
 FIPS = re.compile(r"[0-9]{5}")
@@ -255,6 +256,21 @@ def _transition_error(exc: TransitionError) -> FailedPrecondition:
     return FailedPrecondition(exc.reason, exc.message)
 
 
+def _clinician_only(principal: Principal, method: str) -> bool:
+    """Whether `principal` is let into `method` by the clinician role alone (not as a supervisor, nor
+    as the platform where the method admits it): then only the clients they may reach are theirs."""
+    wider = ACCESS[f"/{SERVICE}/{method}"] - {"clinician", "client"}
+    return "clinician" in principal.roles and not principal.has_any(wider)
+
+
+def _not_on_care_team() -> PermissionDenied:
+    return PermissionDenied(
+        NOT_ON_CARE_TEAM,
+        "a clinician reaches the crisis data of a client they treat (a session of theirs they lead or "
+        "co-facilitate) or whose active alert they are on, and the alerts they are on",
+    )
+
+
 class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
     def __init__(self, db: AsyncDatabase[Document], core: CrisisCore, alerts: AlertService) -> None:
         self._db = db
@@ -264,6 +280,20 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
 
     async def _audit(self, principal: Principal, action: str, resource_type: str, resource_id: str) -> None:
         await record_phi_access(self._db, principal, action, resource_type, resource_id)
+
+    async def _caller_reaching(self, method: str, client_id: str) -> Principal:
+        """The caller of `method`, who may reach the client's crisis data (card, risk, safety plans).
+        Minimum necessary: a clinician does only when they treat the client (`store.treats`: one
+        find) or the client's active alert names them (session clinician, on-call rotation, raiser),
+        so the on-call clinician paged for a crisis opens the card and the plan; else
+        PERMISSION_DENIED NOT_ON_CARE_TEAM, before anything is read, recorded or changed."""
+        principal = current_principal()
+        if not _clinician_only(principal, method) or await self._store.treats(principal.subject, client_id):
+            return principal
+        alert = await self._store.active_alert(client_id)
+        if alert is None or not alert.get("active") or principal.subject not in alert.get("assignees", []):
+            raise _not_on_care_team()
+        return principal
 
     # ------------------------------------------------------------------ risk
 
@@ -275,7 +305,7 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
         v.require(request.level in LEVELS, "level", "required: LOW, MODERATE or HIGH")
         v.require(request.source in SOURCES, "source", f"must be one of {', '.join(sorted(SOURCES))}")
         v.raise_if_any()
-        principal = current_principal()
+        principal = await self._caller_reaching("SetRiskLevel", request.client_id)
         doc = await self._core.set_risk(
             request.client_id,
             Risk(request.level),
@@ -290,10 +320,11 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
         self, request: crisis_pb2.GetRiskStateRequest, context: grpc.aio.ServicerContext
     ) -> crisis_pb2.RiskState:
         _require_id("client_id", request.client_id)
+        principal = await self._caller_reaching("GetRiskState", request.client_id)
         doc = await self._store.risk(request.client_id)
         if doc is None:
             raise NotFound("risk_state", request.client_id)
-        await self._audit(current_principal(), "GetRiskState", "client", request.client_id)
+        await self._audit(principal, "GetRiskState", "client", request.client_id)
         return _risk_state(doc)
 
     async def AssessCssrs(
@@ -323,9 +354,10 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
         for field, description in validate_cssrs(answers):
             v.add(field, description)
         v.raise_if_any()
+        principal = await self._caller_reaching("AssessCssrs", request.client_id)
         level, reasons = cssrs_risk(answers)
         doc = await self._core.set_risk(
-            request.client_id, level, "c-ssrs", reasons, current_principal().subject, datetime.now(UTC)
+            request.client_id, level, "c-ssrs", reasons, principal.subject, datetime.now(UTC)
         )
         return crisis_pb2.CssrsAssessment(
             client_id=request.client_id, level=enum_value(level), reasons=reasons, state=_risk_state(doc)
@@ -342,10 +374,9 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
             v.add(field, description)
         v.require(request.expected_version >= 0, "expected_version", "must be >= 0")
         v.raise_if_any()
+        principal = await self._caller_reaching("SaveSafetyPlan", request.plan.client_id)
         try:
-            doc = await self._core.save_plan(
-                plan, request.expected_version, current_principal().subject, datetime.now(UTC)
-            )
+            doc = await self._core.save_plan(plan, request.expected_version, principal.subject, datetime.now(UTC))
         except VersionConflict as exc:
             raise FailedPrecondition(
                 "PLAN_VERSION_CONFLICT",
@@ -365,8 +396,8 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
         v.require(bool(request.client_id), "client_id", "required")
         v.require(request.version >= 0, "version", "a plan version (1, 2, ...), or 0 for the current one")
         v.raise_if_any()
-        principal = current_principal()
-        self._check_plan_reader(principal, request.client_id)
+        self._check_plan_reader(current_principal(), request.client_id)
+        principal = await self._caller_reaching("GetSafetyPlan", request.client_id)
         doc = await self._store.plan(request.client_id)
         if doc is None:
             raise NotFound("safety_plan", request.client_id)
@@ -382,10 +413,11 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
         self, request: crisis_pb2.ListSafetyPlanVersionsRequest, context: grpc.aio.ServicerContext
     ) -> crisis_pb2.ListSafetyPlanVersionsResponse:
         _require_id("client_id", request.client_id)
+        principal = await self._caller_reaching("ListSafetyPlanVersions", request.client_id)
         versions = await self._store.plan_versions(request.client_id)
         if not versions:
             raise NotFound("safety_plan", request.client_id)
-        await self._audit(current_principal(), "ListSafetyPlanVersions", "client", request.client_id)
+        await self._audit(principal, "ListSafetyPlanVersions", "client", request.client_id)
         return crisis_pb2.ListSafetyPlanVersionsResponse(
             versions=[_plan_message(d, request.client_id) for d in versions]
         )
@@ -397,9 +429,10 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
         v.require(bool(request.client_id), "client_id", "required")
         v.require(request.expected_version > 0, "expected_version", "required: the version being retired")
         v.raise_if_any()
+        principal = await self._caller_reaching("DeleteSafetyPlan", request.client_id)
         try:
             doc = await self._core.retire_plan(
-                request.client_id, request.expected_version, current_principal().subject, datetime.now(UTC)
+                request.client_id, request.expected_version, principal.subject, datetime.now(UTC)
             )
         except LookupError as exc:
             raise NotFound("safety_plan", request.client_id) from exc
@@ -410,7 +443,7 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
                 {"current_version": str(exc.current)},
             ) from exc
         # the answer is the plan retired, read from the store (contacts, numbers): a PHI read
-        await self._audit(current_principal(), "DeleteSafetyPlan", "client", request.client_id)
+        await self._audit(principal, "DeleteSafetyPlan", "client", request.client_id)
         return _plan_message(doc, request.client_id)
 
     # ------------------------------------------------------------------ resources and routing
@@ -528,7 +561,17 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
         self, request: crisis_pb2.GetAlertRequest, context: grpc.aio.ServicerContext
     ) -> crisis_pb2.Alert:
         _require_id("alert_id", request.alert_id)
-        return await self._fresh_alert(request.alert_id, current_principal(), "GetAlert")
+        alert = await self._store.alert(request.alert_id)
+        if alert is None:
+            raise NotFound("alert", request.alert_id)
+        principal = current_principal()
+        if (
+            _clinician_only(principal, "GetAlert")
+            and principal.subject not in alert.get("assignees", [])
+            and not await self._store.treats(principal.subject, alert["client_id"])
+        ):
+            raise _not_on_care_team()
+        return await self._alert_answer(alert, principal, "GetAlert")
 
     async def AcknowledgeAlert(
         self, request: crisis_pb2.AcknowledgeAlertRequest, context: grpc.aio.ServicerContext
@@ -605,10 +648,11 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
         v.require(bool(request.client_id), "client_id", "required")
         v.raise_if_any()
         client_id = request.client_id
+        principal = await self._caller_reaching("GetCrisisCard", client_id)
         held = await self._store.client_records(client_id)
         plan, checkin, risk = held.plan, held.checkin, held.risk
         active = await self._store.alert(held.active_alert_id) if held.active_alert_id else None
-        await self._audit(current_principal(), "GetCrisisCard", "client", client_id)
+        await self._audit(principal, "GetCrisisCard", "client", client_id)
         problems: list[str] = []
         card = crisis_pb2.CrisisCard(client_id=client_id)
         if plan is None or plan.get("retired"):

@@ -76,14 +76,15 @@ async def test_disconnection_during_crisis_is_escalated_as_one_trace(stack, sett
     channel, api = stub(crisis.target)
     try:
         async with channel:
-            # Before the session: a safety plan with a consented emergency contact, a high C-SSRS screen.
+            # Before the session: a safety plan with a consented emergency contact, a high C-SSRS
+            # screen (by a supervisor: the session that makes the clinician the client's comes next).
             await api.SaveSafetyPlan(
                 crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client)),
-                metadata=md(settings, "clinician"),
+                metadata=md(settings, "supervisor"),
                 timeout=DEADLINE_S,
             )
             risk = await api.AssessCssrs(
-                high_risk_request(client), metadata=md(settings, "clinician"), timeout=DEADLINE_S
+                high_risk_request(client), metadata=md(settings, "supervisor"), timeout=DEADLINE_S
             )
             assert risk.level == ev.RISK_LEVEL_HIGH
             # The scheduler: session booked with a backup line, client checks in (verified address), session live.
@@ -91,7 +92,7 @@ async def test_disconnection_during_crisis_is_escalated_as_one_trace(stack, sett
             for _ in range(150):
                 card = await api.GetCrisisCard(
                     crisis_pb2.GetCrisisCardRequest(client_id=client),
-                    metadata=md(settings, "clinician"),
+                    metadata=md(settings, "supervisor"),
                     timeout=DEADLINE_S,
                 )
                 if card.location_session_id == session:
@@ -137,7 +138,7 @@ async def test_disconnection_during_crisis_is_escalated_as_one_trace(stack, sett
             emergency = [t[2] for t in await out.wait_for(lambda *e: is_task(*e) and e[2].kind == "EMERGENCY_SERVICES")]
             assert emergency and emergency[0].resources.psap_phone and emergency[0].location.city == "San Francisco"
 
-            card = await api.GetCrisisCard(
+            card = await api.GetCrisisCard(  # as the session's clinician: they treat the client
                 crisis_pb2.GetCrisisCardRequest(client_id=client),
                 metadata=md(settings, "clinician", clinician),
                 timeout=DEADLINE_S,

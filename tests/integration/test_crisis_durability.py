@@ -90,7 +90,7 @@ async def open_ladders(target: str, settings: Settings, producer: Producer, n: i
     async with channel:
         await asyncio.gather(
             *(
-                api.AssessCssrs(high_risk_request(c), metadata=md(settings, "clinician"), timeout=DEADLINE_S)
+                api.AssessCssrs(high_risk_request(c), metadata=md(settings, "supervisor"), timeout=DEADLINE_S)
                 for c in clients
             )
         )
@@ -244,7 +244,7 @@ async def test_two_instances_fire_each_rung_exactly_once(
         async with channel:
             alert = await api.GetAlert(
                 crisis_pb2.GetAlertRequest(alert_id=docs[0]["_id"]),
-                metadata=md(settings, "clinician"),
+                metadata=md(settings, "supervisor"),
                 timeout=DEADLINE_S,
             )
         assert alert.next_step_index == 4

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -104,10 +104,13 @@ async def applied(settings: Settings, consumer: str, event_id: str) -> None:
 async def card_of(
     api: crisis_pb2_grpc.CrisisServiceStub, settings: Settings, client_id: str, until_session: str = ""
 ) -> crisis_pb2.CrisisCard:
-    """The client's crisis card; with `until_session`, once the check-in of that session is on it."""
+    """The client's crisis card, as a supervisor reads it; with `until_session`, once the check-in of
+    that session is on it."""
     for _ in range(150):
         card = await api.GetCrisisCard(
-            crisis_pb2.GetCrisisCardRequest(client_id=client_id), metadata=md(settings, "clinician"), timeout=DEADLINE_S
+            crisis_pb2.GetCrisisCardRequest(client_id=client_id),
+            metadata=md(settings, "supervisor"),
+            timeout=DEADLINE_S,
         )
         if not until_session or card.location_session_id == until_session:
             return card
@@ -144,10 +147,10 @@ async def test_an_invalid_checkin_backup_phone_is_never_called(crisis, io, setti
     async with channel:
         await api.SaveSafetyPlan(
             crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client)),  # backup phone 415-555-0134
-            metadata=md(settings, "clinician"),
+            metadata=md(settings, "supervisor"),
             timeout=DEADLINE_S,
         )
-        await api.AssessCssrs(high_risk_request(client), metadata=md(settings, "clinician"), timeout=DEADLINE_S)
+        await api.AssessCssrs(high_risk_request(client), metadata=md(settings, "supervisor"), timeout=DEADLINE_S)
         await producer.session_live(session, client, clinician, backup_phone="555-0134 (bad)")
         card = await card_of(api, settings, client, until_session=session)
     assert card.backup_phone == "+14155550134", card  # the plan's number, normalized
@@ -165,7 +168,7 @@ async def test_an_invalid_checkin_backup_phone_is_never_called(crisis, io, setti
 async def test_out_of_range_enums_and_blank_ids_are_invalid_argument(crisis, settings) -> None:
     client = uid("client")
     channel, api = stub(crisis.target)
-    me = md(settings, "clinician")
+    me = md(settings, "supervisor")
     invalid = grpc.StatusCode.INVALID_ARGUMENT
     async with channel:
         set_level = crisis_pb2.SetRiskLevelRequest(client_id=client, level=7, source="clinician-flag")  # type: ignore[arg-type]
@@ -317,11 +320,16 @@ async def test_a_contact_attempt_request_id_reused_with_other_content_is_refused
         assert error_reason(rpc_status.from_call(err.value)) == "REQUEST_ID_REUSED"
 
 
-async def alert_with_a_consented_contact(api: Any, me: Any, client: str) -> tuple[crisis_pb2.Alert, str]:
-    """A safety plan (version 1) with an emergency contact the client consents to, then an alert
-    raised for the client: (the alert, the contact's id)."""
+async def alert_with_a_consented_contact(
+    api: Any, settings: Settings, me: Any, client: str
+) -> tuple[crisis_pb2.Alert, str]:
+    """A safety plan (version 1, by a supervisor) with an emergency contact the client consents to,
+    then an alert raised for the client by `me` (who may then change the plan): (the alert, the
+    contact's id)."""
     v1 = await api.SaveSafetyPlan(
-        crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client)), metadata=me, timeout=DEADLINE_S
+        crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client)),
+        metadata=md(settings, "supervisor"),
+        timeout=DEADLINE_S,
     )
     alert = await api.RaiseAlert(
         crisis_pb2.RaiseAlertRequest(client_id=client, program_id="iop-test", request_id=uid("r")),
@@ -336,7 +344,7 @@ async def test_consent_withdrawn_during_an_alert_is_honoured_by_the_api(crisis, 
     channel, api = stub(crisis.target)
     me = md(settings, "clinician", "clin-W")
     async with channel:
-        alert, contact_id = await alert_with_a_consented_contact(api, me, client)
+        alert, contact_id = await alert_with_a_consented_contact(api, settings, me, client)
 
         def attempt(request_id: str) -> crisis_pb2.RecordContactAttemptRequest:
             return crisis_pb2.RecordContactAttemptRequest(
@@ -366,7 +374,7 @@ async def test_a_call_made_before_consent_was_withdrawn_can_be_recorded_after_it
     channel, api = stub(crisis.target)
     me = md(settings, "clinician", "clin-W")
     async with channel:
-        alert, contact_id = await alert_with_a_consented_contact(api, me, client)
+        alert, contact_id = await alert_with_a_consented_contact(api, settings, me, client)
         called_at = datetime.now(UTC)  # the clinician calls the contact, consented then
         await asyncio.sleep(0.05)
         await api.SaveSafetyPlan(  # v2: the client withdrew consent (the contact is gone)
@@ -586,7 +594,7 @@ async def test_a_drop_processed_after_the_sessions_end_is_judged_by_its_own_time
     ends = []
     async with channel:
         for client, session in sessions.items():
-            await api.AssessCssrs(high_risk_request(client), metadata=md(settings, "clinician"), timeout=DEADLINE_S)
+            await api.AssessCssrs(high_risk_request(client), metadata=md(settings, "supervisor"), timeout=DEADLINE_S)
             await producer.session_live(session, client, clinician)
             ended = scheduling_pb2.SessionEnded(
                 session_id=session, clinician_id=clinician, ended_at=to_timestamp(ended_at), program_id="iop-test"
@@ -657,7 +665,7 @@ async def test_a_positive_item_9_while_an_alert_is_active_is_noted_on_it(crisis,
     channel, api = stub(crisis.target)
     async with channel:
         before = await api.GetAlert(
-            crisis_pb2.GetAlertRequest(alert_id=alert_id), metadata=md(settings, "clinician"), timeout=DEADLINE_S
+            crisis_pb2.GetAlertRequest(alert_id=alert_id), metadata=md(settings, "supervisor"), timeout=DEADLINE_S
         )
         second = await send_crisis_signal(producer, client, 1)  # while the alert is active
         noted = await out.wait_for(  # (not the 3rd task: events are at least once, deduplicated by id)
@@ -668,7 +676,7 @@ async def test_a_positive_item_9_while_an_alert_is_active_is_noted_on_it(crisis,
         assert task.alert_id == alert_id and task.assignee_id
         await applied(settings, "outcomes", second.id)  # by this test's crisis process (others read the topic too)
         after = await api.GetAlert(
-            crisis_pb2.GetAlertRequest(alert_id=alert_id), metadata=md(settings, "clinician"), timeout=DEADLINE_S
+            crisis_pb2.GetAlertRequest(alert_id=alert_id), metadata=md(settings, "supervisor"), timeout=DEADLINE_S
         )
     assert (after.status, after.next_step_index, after.next_step_due_at) == (
         before.status,
@@ -1191,8 +1199,8 @@ async def test_the_platform_role_reads_an_alert_without_where_the_client_is_or_t
         assert raised.steps[0].location.county_fips == SF.county_fips, raised
         assert raised.steps[0].callback_phone == "+14155550134", raised
         request = crisis_pb2.GetAlertRequest(alert_id=raised.alert_id)
-        for role in ("clinician", "supervisor"):
-            full = await api.GetAlert(request, metadata=md(settings, role), timeout=DEADLINE_S)
+        for role in ("clinician", "supervisor"):  # the session's clinician; a supervisor
+            full = await api.GetAlert(request, metadata=md(settings, role, clinician), timeout=DEADLINE_S)
             assert full.steps[0].location == raised.steps[0].location, role
             assert full.steps[0].callback_phone == "+14155550134", role
         seen = await api.GetAlert(request, metadata=md(settings, "platform", "app-1"), timeout=DEADLINE_S)
@@ -1382,12 +1390,16 @@ async def test_a_repeat_stored_before_repeats_named_their_round_is_not_answered_
         assert st == before
 
 
-async def test_deleting_a_safety_plan_records_a_phi_read(crisis, settings) -> None:
+async def test_deleting_a_safety_plan_records_a_phi_read(crisis, io, settings) -> None:
     """DeleteSafetyPlan is sent a client id and a version, and answers with the plan it retired:
     its coping strategies, the emergency contacts' names and numbers, the backup phone (read from
     the store, as ResolveAlert's answer is the whole alert). Like every answer with PHI it is a read
     recorded in `phi_access_audit`."""
+    producer, _ = io
     client, author, deleter = uid("client"), uid("clin"), uid("clin")
+    co_facilitator = scheduling_pb2.SessionFacilitator(clinician_id=deleter, role="co_facilitator")
+    booked = await producer.scheduled(uid("session"), [client], author, facilitators=[co_facilitator])
+    await applied(settings, "sessions", booked.id)  # both treat the client
     channel, api = stub(crisis.target)
     async with channel:
         await api.SaveSafetyPlan(
@@ -1653,6 +1665,194 @@ async def test_an_escalation_takes_the_number_a_check_in_applied_at_once_gave_af
         assert rung["dispatched"]["callback_phone"] == "+14155550101", rung["dispatched"]
         phones = {t["callback_phone"] for t in rung["tasks"] if t["kind"] == "CALLBACK"}
         assert phones == {"+14155550101"}, rung["tasks"]
+
+
+async def refused(call: Awaitable[object]) -> tuple[grpc.StatusCode, str | None]:
+    """The status code and ErrorInfo reason of a call expected to fail."""
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call
+    return err.value.code(), error_reason(rpc_status.from_call(err.value))
+
+
+NOT_ON_CARE_TEAM = (grpc.StatusCode.PERMISSION_DENIED, "NOT_ON_CARE_TEAM")
+
+
+def client_scoped_calls(
+    api: crisis_pb2_grpc.CrisisServiceStub, client: str
+) -> dict[str, Callable[[list[tuple[str, str]]], Awaitable[object]]]:
+    """Every method that reads or changes one client's crisis data, as a call with the caller's
+    metadata; in an order in which all of them succeed on a client with safety plan version 1."""
+    return {
+        "GetCrisisCard": lambda m: api.GetCrisisCard(
+            crisis_pb2.GetCrisisCardRequest(client_id=client), metadata=m, timeout=DEADLINE_S
+        ),
+        "GetRiskState": lambda m: api.GetRiskState(
+            crisis_pb2.GetRiskStateRequest(client_id=client), metadata=m, timeout=DEADLINE_S
+        ),
+        "GetSafetyPlan": lambda m: api.GetSafetyPlan(
+            crisis_pb2.GetSafetyPlanRequest(client_id=client), metadata=m, timeout=DEADLINE_S
+        ),
+        "ListSafetyPlanVersions": lambda m: api.ListSafetyPlanVersions(
+            crisis_pb2.ListSafetyPlanVersionsRequest(client_id=client), metadata=m, timeout=DEADLINE_S
+        ),
+        "SetRiskLevel": lambda m: api.SetRiskLevel(
+            crisis_pb2.SetRiskLevelRequest(client_id=client, level=ev.RISK_LEVEL_MODERATE, source="clinician-flag"),
+            metadata=m,
+            timeout=DEADLINE_S,
+        ),
+        "AssessCssrs": lambda m: api.AssessCssrs(high_risk_request(client), metadata=m, timeout=DEADLINE_S),
+        "SaveSafetyPlan": lambda m: api.SaveSafetyPlan(
+            crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client, warning_signs=["pacing"]), expected_version=1),
+            metadata=m,
+            timeout=DEADLINE_S,
+        ),
+        "DeleteSafetyPlan": lambda m: api.DeleteSafetyPlan(
+            crisis_pb2.DeleteSafetyPlanRequest(client_id=client, expected_version=2), metadata=m, timeout=DEADLINE_S
+        ),
+    }
+
+
+async def a_client_with_a_plan_and_a_risk(api: crisis_pb2_grpc.CrisisServiceStub, settings: Settings) -> str:
+    """A new client with safety plan version 1 and a HIGH risk, both set by a supervisor."""
+    client, boss = uid("ct"), md(settings, "supervisor")
+    await api.SaveSafetyPlan(
+        crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client)), metadata=boss, timeout=DEADLINE_S
+    )
+    await api.AssessCssrs(high_risk_request(client), metadata=boss, timeout=DEADLINE_S)
+    return client
+
+
+async def read_by(settings: Settings, principal: str) -> list[Document]:
+    """The PHI reads recorded for `principal`."""
+    mongo, db = crisis_db(settings)
+    try:
+        return await db.phi_access_audit.find({"principal": principal}).to_list()
+    finally:
+        await mongo.close()
+
+
+async def test_a_clinician_reaches_a_clients_crisis_data_only_on_their_care_team(crisis, io, settings) -> None:
+    """Minimum necessary: a clinician reads and changes a client's crisis card, risk and safety plans
+    only when they treat the client: the clinician or a treating facilitator of a session the client
+    was booked on. Before that every such call is PERMISSION_DENIED NOT_ON_CARE_TEAM, and nothing is
+    read, recorded as read or changed."""
+    producer, _ = io
+    session, clinician, co = uid("session"), uid("clin"), uid("clin")
+    channel, api = stub(crisis.target)
+    async with channel:
+        client = await a_client_with_a_plan_and_a_risk(api, settings)
+        calls = client_scoped_calls(api, client)
+        mongo, db = crisis_db(settings)
+        try:
+            held = await db.client_records.find({"client_id": client}).sort("_id", 1).to_list()
+            for name, call in calls.items():
+                assert await refused(call(md(settings, "clinician", clinician))) == NOT_ON_CARE_TEAM, name
+            assert await db.client_records.find({"client_id": client}).sort("_id", 1).to_list() == held
+        finally:
+            await mongo.close()
+        assert await read_by(settings, clinician) == []
+
+        booked = await producer.scheduled(
+            session,
+            [uid("other"), client],
+            clinician,
+            facilitators=[scheduling_pb2.SessionFacilitator(clinician_id=co, role="co_facilitator")],
+        )
+        await applied(settings, "sessions", booked.id)
+        for call in calls.values():
+            await call(md(settings, "clinician", clinician))  # each succeeds now
+        card = await api.GetCrisisCard(  # a co-facilitator treats the session's clients too
+            crisis_pb2.GetCrisisCardRequest(client_id=client),
+            metadata=md(settings, "clinician", co),
+            timeout=DEADLINE_S,
+        )
+    assert card.client_id == client and card.plan.version == 0 and "NO_SAFETY_PLAN" in card.problems  # retired
+    assert {a["action"] for a in await read_by(settings, clinician)} == {
+        "GetCrisisCard",
+        "GetRiskState",
+        "GetSafetyPlan",
+        "ListSafetyPlanVersions",
+        "DeleteSafetyPlan",
+    }
+
+
+async def test_an_on_call_clinician_paged_for_an_active_alert_reaches_the_client_without_a_session(
+    crisis, settings
+) -> None:
+    """A clinician an active alert names (session clinician, on-call rotation, raiser) opens the
+    client's crisis card and safety plan without a session with them; once the alert is resolved
+    they no longer do, and still read that alert (they were on it). A clinician neither on the alert
+    nor on the client's care team reads neither the alert nor the card."""
+    on_call = md(settings, "clinician", "oncall-test")  # the ladder policy's on-call rotation (policy_file)
+    stranger_id = uid("clin")
+    stranger, boss = md(settings, "clinician", stranger_id), md(settings, "supervisor")
+    channel, api = stub(crisis.target)
+    async with channel:
+        client = await a_client_with_a_plan_and_a_risk(api, settings)
+        calls = client_scoped_calls(api, client)
+        assert await refused(calls["GetCrisisCard"](on_call)) == NOT_ON_CARE_TEAM
+        raised = await api.RaiseAlert(
+            crisis_pb2.RaiseAlertRequest(client_id=client, request_id=uid("raise")), metadata=boss, timeout=DEADLINE_S
+        )
+        assert "oncall-test" in raised.assignees
+        card = await calls["GetCrisisCard"](on_call)
+        assert isinstance(card, crisis_pb2.CrisisCard) and card.active_alert.alert_id == raised.alert_id
+        plan = await calls["GetSafetyPlan"](on_call)
+        assert isinstance(plan, crisis_pb2.SafetyPlan) and plan.version == 1
+        get_alert = crisis_pb2.GetAlertRequest(alert_id=raised.alert_id)
+        assert (await api.GetAlert(get_alert, metadata=on_call, timeout=DEADLINE_S)).alert_id == raised.alert_id
+        for name in ("GetCrisisCard", "GetSafetyPlan"):
+            assert await refused(calls[name](stranger)) == NOT_ON_CARE_TEAM, name
+        assert await refused(api.GetAlert(get_alert, metadata=stranger, timeout=DEADLINE_S)) == NOT_ON_CARE_TEAM
+
+        await api.ResolveAlert(
+            crisis_pb2.ResolveAlertRequest(alert_id=raised.alert_id, resolution="FALSE_ALARM"),
+            metadata=boss,
+            timeout=DEADLINE_S,
+        )
+        assert await refused(calls["GetCrisisCard"](on_call)) == NOT_ON_CARE_TEAM
+        resolved = await api.GetAlert(get_alert, metadata=on_call, timeout=DEADLINE_S)
+    assert resolved.status == ev.ALERT_STATUS_RESOLVED
+    assert await read_by(settings, stranger_id) == []
+
+
+async def test_a_cancelled_session_no_longer_counts_and_a_seat_taken_after_booking_does(crisis, io, settings) -> None:
+    """The care team is the scheduler's: the clinicians of the sessions a client is booked on or
+    seated in (a seat taken after the booking, SessionRosterChanged), cancelled sessions left out."""
+    producer, _ = io
+    booked_client, seated_client, lead = uid("ct"), uid("ct"), uid("clin")
+    first, second = uid("session"), uid("session")
+    mine = md(settings, "clinician", lead)
+    channel, api = stub(crisis.target)
+
+    def card(client: str) -> Awaitable[crisis_pb2.CrisisCard]:
+        return api.GetCrisisCard(crisis_pb2.GetCrisisCardRequest(client_id=client), metadata=mine, timeout=DEADLINE_S)
+
+    async def cancel(session: str) -> None:
+        cancelled = scheduling_pb2.SessionCancelled(
+            session_id=session, reason="test", cancelled_at=to_timestamp(datetime.now(UTC))
+        )
+        await applied(
+            settings, "sessions", (await producer.send(topics.SESSIONS_IN, session, cancelled, "/iop/scheduler")).id
+        )
+
+    async with channel:
+        await producer.scheduled(first, [booked_client], lead)
+        await producer.scheduled(second, [booked_client], lead)
+        roster = scheduling_pb2.SessionRosterChanged(
+            session_id=second, client_ids=[booked_client, seated_client], added=[seated_client], capacity=8
+        )
+        await applied(
+            settings, "sessions", (await producer.send(topics.SESSIONS_IN, second, roster, "/iop/scheduler")).id
+        )
+        for client in (booked_client, seated_client):
+            assert (await card(client)).client_id == client
+
+        await cancel(first)  # the second session still makes the lead the booked client's clinician
+        assert (await card(booked_client)).client_id == booked_client
+        await cancel(second)
+        for client in (booked_client, seated_client):
+            assert await refused(card(client)) == NOT_ON_CARE_TEAM, client
 
 
 async def test_sessions_stored_before_the_care_team_was_kept_are_linked_once(settings, tmp_path) -> None:

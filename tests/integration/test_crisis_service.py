@@ -87,7 +87,7 @@ async def wait_checked_in(target: str, settings: Settings, client_id: str) -> cr
         for _ in range(150):
             card = await api.GetCrisisCard(
                 crisis_pb2.GetCrisisCardRequest(client_id=client_id),
-                metadata=md(settings, "clinician"),
+                metadata=md(settings, "supervisor"),
                 timeout=DEADLINE_S,
             )
             if card.location_session_id:
@@ -103,11 +103,11 @@ async def test_drop_at_high_risk_opens_alert_and_ladder_advances_with_paging_dow
     async with channel:
         await api.SaveSafetyPlan(
             crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client)),
-            metadata=md(settings, "clinician"),
+            metadata=md(settings, "supervisor"),
             timeout=DEADLINE_S,
         )
         assessed = await api.AssessCssrs(
-            high_risk_request(client), metadata=md(settings, "clinician"), timeout=DEADLINE_S
+            high_risk_request(client), metadata=md(settings, "supervisor"), timeout=DEADLINE_S
         )
     assert assessed.level == ev.RISK_LEVEL_HIGH
     await producer.session_live(session, client, clinician)
@@ -176,7 +176,7 @@ async def test_low_risk_drop_creates_only_a_reconnect_task(crisis, io, settings)
     client, session, clinician = uid("client"), uid("session"), uid("clin")
     channel, api = stub(crisis.target)
     async with channel:
-        await api.AssessCssrs(low_risk_request(client), metadata=md(settings, "clinician"), timeout=DEADLINE_S)
+        await api.AssessCssrs(low_risk_request(client), metadata=md(settings, "supervisor"), timeout=DEADLINE_S)
     await producer.session_live(session, client, clinician)
     await producer.drop(session, client, clinician)
     tasks = await out.wait_for(for_client(client, "CrisisTaskCreated"))
@@ -194,10 +194,10 @@ async def test_alert_lifecycle_permissions_and_contact_stops_the_ladder(crisis, 
     async with channel:
         await api.SaveSafetyPlan(
             crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client)),
-            metadata=md(settings, "clinician"),
+            metadata=md(settings, "supervisor"),
             timeout=DEADLINE_S,
         )
-        await api.AssessCssrs(high_risk_request(client), metadata=md(settings, "clinician"), timeout=DEADLINE_S)
+        await api.AssessCssrs(high_risk_request(client), metadata=md(settings, "supervisor"), timeout=DEADLINE_S)
         await producer.session_live(session, client, clinician)
         await wait_checked_in(crisis.target, settings, client)
         await producer.drop(session, client, clinician)
@@ -213,7 +213,7 @@ async def test_alert_lifecycle_permissions_and_contact_stops_the_ladder(crisis, 
             )
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
         before = await api.GetAlert(
-            crisis_pb2.GetAlertRequest(alert_id=alert_id), metadata=md(settings, "clinician"), timeout=DEADLINE_S
+            crisis_pb2.GetAlertRequest(alert_id=alert_id), metadata=md(settings, "supervisor"), timeout=DEADLINE_S
         )
         assert before.acknowledged_by == ""
 
@@ -296,7 +296,7 @@ async def test_alert_lifecycle_permissions_and_contact_stops_the_ladder(crisis, 
 async def test_bad_input_is_rejected_precisely_and_changes_nothing(crisis, settings) -> None:
     client = uid("client")
     channel, api = stub(crisis.target)
-    clinician = md(settings, "clinician")
+    staff = md(settings, "supervisor")
     async with channel:
         bad = safety_plan(
             client,
@@ -308,7 +308,7 @@ async def test_bad_input_is_rejected_precisely_and_changes_nothing(crisis, setti
             contact_windows=[crisis_pb2.ContactWindow(weekdays=[1], start="17:00", end="09:00")],
         )
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await api.SaveSafetyPlan(crisis_pb2.SaveSafetyPlanRequest(plan=bad), metadata=clinician, timeout=DEADLINE_S)
+            await api.SaveSafetyPlan(crisis_pb2.SaveSafetyPlanRequest(plan=bad), metadata=staff, timeout=DEADLINE_S)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         from grpc_status import rpc_status
 
@@ -322,33 +322,33 @@ async def test_bad_input_is_rejected_precisely_and_changes_nothing(crisis, setti
         }
         with pytest.raises(grpc.aio.AioRpcError) as err:  # nothing was stored
             await api.GetSafetyPlan(
-                crisis_pb2.GetSafetyPlanRequest(client_id=client), metadata=clinician, timeout=DEADLINE_S
+                crisis_pb2.GetSafetyPlanRequest(client_id=client), metadata=staff, timeout=DEADLINE_S
             )
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
         saved = await api.SaveSafetyPlan(
-            crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client)), metadata=clinician, timeout=DEADLINE_S
+            crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client)), metadata=staff, timeout=DEADLINE_S
         )
         assert saved.version == 1 and saved.backup_phone == "+14155550134"
         assert saved.emergency_contacts[0].phone == "+14155550199" and saved.emergency_contacts[0].contact_id
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await api.SaveSafetyPlan(
-                crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client)), metadata=clinician, timeout=DEADLINE_S
+                crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client)), metadata=staff, timeout=DEADLINE_S
             )
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert error_reason(rpc_status.from_call(err.value)) == "PLAN_VERSION_CONFLICT"
         updated = await api.SaveSafetyPlan(
             crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client, warning_signs=["pacing"]), expected_version=1),
-            metadata=clinician,
+            metadata=staff,
             timeout=DEADLINE_S,
         )
         assert updated.version == 2
         versions = await api.ListSafetyPlanVersions(
-            crisis_pb2.ListSafetyPlanVersionsRequest(client_id=client), metadata=clinician, timeout=DEADLINE_S
+            crisis_pb2.ListSafetyPlanVersionsRequest(client_id=client), metadata=staff, timeout=DEADLINE_S
         )
         assert [v.version for v in versions.versions] == [1, 2]
         first = await api.GetSafetyPlan(
-            crisis_pb2.GetSafetyPlanRequest(client_id=client, version=1), metadata=clinician, timeout=DEADLINE_S
+            crisis_pb2.GetSafetyPlanRequest(client_id=client, version=1), metadata=staff, timeout=DEADLINE_S
         )
         assert list(first.warning_signs) == ["withdrawing from friends", "not sleeping"]
         own = await api.GetSafetyPlan(
@@ -366,14 +366,14 @@ async def test_bad_input_is_rejected_precisely_and_changes_nothing(crisis, setti
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
         retired = await api.DeleteSafetyPlan(
             crisis_pb2.DeleteSafetyPlanRequest(client_id=client, expected_version=2),
-            metadata=clinician,
+            metadata=staff,
             timeout=DEADLINE_S,
         )
         assert retired.retired and retired.version == 3
 
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await api.GetLocalResources(
-                crisis_pb2.GetLocalResourcesRequest(location=NOWHERE), metadata=clinician, timeout=DEADLINE_S
+                crisis_pb2.GetLocalResourcesRequest(location=NOWHERE), metadata=staff, timeout=DEADLINE_S
             )
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert error_reason(rpc_status.from_call(err.value)) == "NO_RESOURCES_FOR_LOCATION"
@@ -387,14 +387,12 @@ async def test_bad_input_is_rejected_precisely_and_changes_nothing(crisis, setti
                     thoughts_with_method=crisis_pb2.ANSWER_YES,
                     suicidal_behavior=crisis_pb2.ANSWER_NO,
                 ),
-                metadata=clinician,
+                metadata=staff,
                 timeout=DEADLINE_S,
             )
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         with pytest.raises(grpc.aio.AioRpcError) as err:  # never stored
-            await api.GetRiskState(
-                crisis_pb2.GetRiskStateRequest(client_id=client), metadata=clinician, timeout=DEADLINE_S
-            )
+            await api.GetRiskState(crisis_pb2.GetRiskStateRequest(client_id=client), metadata=staff, timeout=DEADLINE_S)
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await api.RaiseAlert(
@@ -417,7 +415,7 @@ async def test_unknown_location_fails_loudly(crisis, io, settings) -> None:
     client, session, clinician = uid("client"), uid("session"), uid("clin")
     channel, api = stub(crisis.target)
     async with channel:
-        await api.AssessCssrs(high_risk_request(client), metadata=md(settings, "clinician"), timeout=DEADLINE_S)
+        await api.AssessCssrs(high_risk_request(client), metadata=md(settings, "supervisor"), timeout=DEADLINE_S)
         await producer.session_live(session, client, clinician, location=NOWHERE)
         missing = await out.wait_for(for_client(client, "LocalResourcesMissing"))
         assert missing and missing[0][2].county_fips == "56021" and missing[0][2].data_version
@@ -460,7 +458,7 @@ async def test_after_hours_contact_is_routed_to_on_call(crisis, settings) -> Non
     async with channel:
         await api.SaveSafetyPlan(
             crisis_pb2.SaveSafetyPlanRequest(plan=safety_plan(client, contact_windows=windows)),
-            metadata=md(settings, "clinician"),
+            metadata=md(settings, "supervisor"),
             timeout=DEADLINE_S,
         )
         as_client = md(settings, "client", client)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,6 +145,33 @@ class Producer:
         await self._producer.send_and_wait(topic, event.data, key=key.encode(), headers=record_headers(event))
         return event
 
+    async def scheduled(
+        self,
+        session_id: str,
+        client_ids: list[str],
+        clinician_id: str,
+        program_id: str = "iop-test",
+        facilitators: Sequence[scheduling_pb2.SessionFacilitator] = (),
+    ) -> CloudEvent:
+        """The session's booking (SessionScheduled), as the scheduler publishes it."""
+        now = to_timestamp(datetime.now(UTC))
+        return await self.send(
+            topics.SESSIONS_IN,
+            session_id,
+            scheduling_pb2.SessionScheduled(
+                session_id=session_id,
+                program_id=program_id,
+                clinician_id=clinician_id,
+                client_ids=client_ids,
+                starts_at=now,
+                ends_at=now,
+                kind=scheduling_pb2.SESSION_KIND_GROUP,
+                backup_line="+18005550100",
+                treating_facilitators=facilitators,
+            ),
+            "/iop/scheduler",
+        )
+
     async def session_live(
         self,
         session_id: str,
@@ -154,23 +181,9 @@ class Producer:
         backup_phone: str = "+14155550134",
         program_id: str = "iop-test",
     ) -> None:
+        await self.scheduled(session_id, [client_id], clinician_id, program_id)
         now = to_timestamp(datetime.now(UTC))
         src = "/iop/scheduler"
-        await self.send(
-            topics.SESSIONS_IN,
-            session_id,
-            scheduling_pb2.SessionScheduled(
-                session_id=session_id,
-                program_id=program_id,
-                clinician_id=clinician_id,
-                client_ids=[client_id],
-                starts_at=now,
-                ends_at=now,
-                kind=scheduling_pb2.SESSION_KIND_GROUP,
-                backup_line="+18005550100",
-            ),
-            src,
-        )
         await self.send(
             topics.SESSIONS_IN,
             session_id,

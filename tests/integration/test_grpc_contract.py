@@ -121,7 +121,7 @@ def test_bad_input_changes_nothing(settings: Settings) -> None:
             with pytest.raises(grpc.RpcError) as info:
                 stub.GetRiskState(
                     crisis_pb2.GetRiskStateRequest(client_id="k-untouched"),
-                    metadata=auth_metadata(settings, "clinician"),
+                    metadata=auth_metadata(settings, "supervisor"),
                     timeout=5,
                 )
             assert info.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
