@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from iop.crisis.v1 import crisis_pb2_grpc
@@ -59,12 +60,22 @@ async def ladder_timer(infra: Infrastructure) -> None:
         await alerts.pager.close()
 
 
-async def care_team_backfill(infra: Infrastructure) -> None:
+async def care_team_backfill(infra: Infrastructure, retry_s: float = 10.0) -> None:
     """The care team of sessions stored before it was kept, once per database (store.backfill_care_team);
-    in the background, so the service is ready meanwhile."""
-    linked = await CrisisStore(infra.db).backfill_care_team()
-    if linked:
-        log.info("care team linked for %d sessions stored before it was kept", linked)
+    in the background, so the service is ready meanwhile, and retried after a failure (it is
+    idempotent) rather than stopping the service, whose ladder matters more."""
+    while True:
+        try:
+            linked = await CrisisStore(infra.db).backfill_care_team()
+        except Exception as exc:  # the store, most likely
+            log.warning(
+                "care team link of stored sessions failed (%s); retrying in %.0f s", type(exc).__name__, retry_s
+            )
+            await asyncio.sleep(retry_s)
+            continue
+        if linked:
+            log.info("care team linked for %d sessions stored before it was kept", linked)
+        return
 
 
 DEFINITION = ServiceDefinition(
