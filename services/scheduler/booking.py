@@ -1425,13 +1425,20 @@ class Scheduler:
         return updated
 
     async def _propose_to_client(
-        self, session: Document, client_id: str, reason: str, field: str, due: Document, frm: datetime | None = None
+        self,
+        session: Document,
+        client_id: str,
+        reason: str,
+        field: str,
+        due: Document,
+        frm: datetime | None = None,
+        guard: Document | None = None,
     ) -> Document | None:
         """Slots for one client of a session that goes on (not interrupted), in their alone-windows
         after compromised privacy: an individual session's own proposals, or the client's own in a
         group. Stored with the client added to `field` (what makes it once per client: None when
-        `field` has them already) and the profile writes `due`, and published as RescheduleProposed.
-        Slots from `frm` on (default: now)."""
+        `field` has them already, or the session no longer matches `guard`) and the profile writes
+        `due`, and published as RescheduleProposed. Slots from `frm` on (default: now)."""
         session_id = session["_id"]
         slots = await self.propose(session, [client_id], [client_id] if reason == "PRIVACY_COMPROMISED" else [], frm)
         proposed: Document
@@ -1449,7 +1456,7 @@ class Scheduler:
             update["$set"]["privacy_flagged"] = True
         return await self.store.update_session(
             session_id,
-            {field: {"$ne": client_id}},
+            {**(guard or {}), field: {"$ne": client_id}},
             update,
             [OutgoingEvent(SESSIONS.name, session_id, self._proposed_event(session_id, client_id, reason, slots))],
         )
@@ -1465,7 +1472,11 @@ class Scheduler:
         is moved or cancelled: the care team reschedules. A report that arrives after its session
         was moved (a disconnection, then RescheduleSession, then the late PrivacyCompromised) so
         reaches the new session. Until 2026-12-08 it reached none: the new session kept its time
-        outside the client's alone-windows, and nothing told anyone."""
+        outside the client's alone-windows, and nothing told anyone.
+
+        A session that is no longer booked or checked in (cancelled, moved, started, interrupted), or
+        for which the client reported compromised privacy, by the time its mark is written is not
+        marked (it was, with slots and a RescheduleProposed, until 2026-12-08, twelfth session)."""
         client = await self.store.get(CLIENTS, client_id)
         if client is None:
             return
@@ -1478,11 +1489,15 @@ class Scheduler:
             if not d.within_windows(_utc(s["starts_at"]), _utc(s["ends_at"]), tz, alone)
             and client_id not in [*s.get("privacy_flagged_clients", []), *s.get(PRIVACY_CARRIED, [])]
         ]
+        # still booked (or checked in), and not reported for itself meanwhile
+        guard = {"status": {"$in": [d.BOOKED, d.CHECKED_IN]}, "privacy_flagged_clients": {"$ne": client_id}}
         proposals = []
         for s in outside:
             log.info("compromised privacy reported on another session: slots proposed for session %s", s["_id"])
             frm = _utc(s["starts_at"]) - CARRIED_PROPOSALS_BEFORE
-            proposals.append(self._propose_to_client(s, client_id, "PRIVACY_COMPROMISED", PRIVACY_CARRIED, {}, frm))
+            proposals.append(
+                self._propose_to_client(s, client_id, "PRIVACY_COMPROMISED", PRIVACY_CARRIED, {}, frm, guard)
+            )
         await asyncio.gather(*proposals)
 
     async def _flag_after_the_end(self, session: Document, client_id: str, reason: str) -> Document:

@@ -24,6 +24,7 @@ from services.scheduler.handlers import SessionSignalHandlers
 from services.scheduler.programs import TrackSpec
 from services.scheduler.store import CLIENTS, SchedulerStore
 from tests.integration.test_scheduler_cohort_reads import ALL_WEEK, HOUR, PLATFORM, Target, target
+from tests.integration.test_scheduler_tech_checks import _book
 
 __all__ = ["target"]  # the fixture, shared with the cohort-read tests
 
@@ -354,16 +355,10 @@ async def test_compromised_privacy_reaches_the_clients_sessions_booked_outside_t
     overheard = await _running(target, INDIVIDUAL, ("b",))
     program = overheard["program_id"]
     await target.programs.set_client("a", "America/New_York", ALL_WEEK, [], "NY", "")
-
-    async def book(request_id: str, clients: tuple[str, ...], start: datetime, kind: int = INDIVIDUAL) -> Document:
-        capacity = 3 if kind == GROUP else 0
-        request = SessionRequest(request_id, program, "c1", clients, start, start + HOUR, kind, capacity=capacity)
-        return await target.scheduler.book(request, PLATFORM, require_alone=False)
-
-    later = await book("r-later", ("b",), _days_ahead_at(2, 10))
-    group = await book("r-group", ("a",), _days_ahead_at(2, 13), GROUP)
+    later = await _book(target, program, "r-later", ("b",), _days_ahead_at(2, 10))
+    group = await _book(target, program, "r-group", ("a",), _days_ahead_at(2, 13), GROUP)
     await target.scheduler.book_seat("seat-b", group["_id"], "b", False, PLATFORM, "")
-    alone = await book("r-alone", ("b",), _days_ahead_at(3, 4))
+    alone = await _book(target, program, "r-alone", ("b",), _days_ahead_at(3, 4))
     await target.scheduler.check_in(overheard["_id"], "b", NY, "compromised", "")  # checked in alone before
     await target.scheduler.interrupt(overheard["_id"], "PRIVACY_COMPROMISED")  # and retried
     moved = await target.scheduler.session(later["_id"])
@@ -379,3 +374,44 @@ async def test_compromised_privacy_reaches_the_clients_sessions_booked_outside_t
     untouched = await target.scheduler.session(alone["_id"])  # in b's alone-window
     assert not untouched["proposed_slots"] and not untouched.get("privacy_carried_clients")
     assert not await _proposed_events(target, alone["_id"])
+
+
+def _changed_while_a_report_reaches_them(
+    target: Target, monkeypatch: pytest.MonkeyPatch, changes: dict[str, Callable[[Document], Awaitable[Any]]]
+) -> None:
+    """Each of these sessions changes (`changes`, by session id) after a report of compromised
+    privacy on another session read it as booked, while slots are looked for it."""
+    proposal = target.scheduler.proposal
+
+    async def changed_meanwhile(session: Document, *args: Any) -> Any:
+        change = changes.pop(session["_id"], None)
+        if change is not None:
+            await change(session)
+        return await proposal(session, *args)
+
+    monkeypatch.setattr(target.scheduler, "proposal", changed_meanwhile)
+
+
+async def test_a_report_reaches_no_session_cancelled_or_reported_meanwhile(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # b's late report looked for b's sessions booked outside b's alone-windows, and while it looked
+    # for slots one was cancelled and b reported being overheard for the other: the cancelled one
+    # got slots and a RescheduleProposed, and the reported one a second RescheduleProposed beside
+    # its own report's (the write was conditional on the carried mark alone)
+    ended = await _ended(target)
+    cancelled = await _book(target, ended["program_id"], "r-cancelled", ("b",), _days_ahead_at(2, 10))
+    reported = await _book(target, ended["program_id"], "r-reported", ("b",), _days_ahead_at(3, 10))
+    changes: dict[str, Callable[[Document], Awaitable[Any]]] = {
+        cancelled["_id"]: lambda s: target.scheduler.cancel(s["_id"], "the client asked"),
+        reported["_id"]: lambda s: target.scheduler.flag_client(s["_id"], "b", "PRIVACY_COMPROMISED"),
+    }
+    _changed_while_a_report_reaches_them(target, monkeypatch, changes)
+    await target.scheduler.flag_client(ended["_id"], "b", "PRIVACY_COMPROMISED")
+    gone = await target.scheduler.session(cancelled["_id"])
+    assert gone["status"] == "cancelled" and not gone.get("privacy_carried_clients") and not gone["proposed_slots"]
+    assert not await _proposed_events(target, cancelled["_id"])
+    own = await target.scheduler.session(reported["_id"])
+    assert own["privacy_flagged_clients"] == ["b"] and not own.get("privacy_carried_clients")
+    (event,) = await _proposed_events(target, reported["_id"])  # its own report's, once
+    assert event.client_id == "b" and event.reason == "PRIVACY_COMPROMISED"
