@@ -67,6 +67,8 @@ PROPOSAL_HORIZON = timedelta(days=14)
 PROPOSALS = 5
 # a session moved for a report on another session (_carry_privacy_report): slots from a day before it on
 CARRIED_PROPOSALS_BEFORE = timedelta(days=1)
+# the slot searches one report makes for those sessions: the client's next ones (each ~33 ms of CPU)
+CARRIED_SEARCHES = 4
 PRIVACY_CARRIED = "privacy_carried_clients"  # whose report on another session made a session's proposals
 SEARCH_READ_AHEAD = 4  # candidates whose reservations a slot search reads at once, at first
 SEARCH_READ_AHEAD_MAX = 64
@@ -217,6 +219,14 @@ def _interrupted_already(session: Document, rows: Sequence[Document]) -> bool:
     if session["status"] == d.INTERRUPTED:
         return True
     return bool(rows) and session["status"] == d.RESCHEDULED and session.get("interrupted_at") is not None
+
+
+def _carried_from(session: Document) -> datetime:
+    """Where slots for a session marked by a report on another session start (`privacy_carried_clients`):
+    a day before its own time (never before now: Scheduler.proposal), so that a session weeks ahead
+    is offered times near its own, not the next days. The report looks from there, and so does
+    RescheduleSession without a new start when the report looked for none (CARRIED_SEARCHES)."""
+    return _utc(session["starts_at"]) - CARRIED_PROPOSALS_BEFORE
 
 
 def _profiles_due(client_ids: Sequence[str], reason: str) -> dict[str, str]:
@@ -1433,14 +1443,17 @@ class Scheduler:
         due: Document,
         frm: datetime | None = None,
         guard: Document | None = None,
+        search: bool = True,
     ) -> Document | None:
         """Slots for one client of a session that goes on (not interrupted), in their alone-windows
         after compromised privacy: an individual session's own proposals, or the client's own in a
         group. Stored with the client added to `field` (what makes it once per client: None when
         `field` has them already, or the session no longer matches `guard`) and the profile writes
-        `due`, and published as RescheduleProposed. Slots from `frm` on (default: now)."""
+        `due`, and published as RescheduleProposed. Slots from `frm` on (default: now); none
+        without `search`."""
         session_id = session["_id"]
-        slots = await self.propose(session, [client_id], [client_id] if reason == "PRIVACY_COMPROMISED" else [], frm)
+        must_be_alone = [client_id] if reason == "PRIVACY_COMPROMISED" else []
+        slots = await self.propose(session, [client_id], must_be_alone, frm) if search else []
         proposed: Document
         if session["kind"] == d.GROUP:
             # The slots are this client's (their alone-windows), not the group's: in a field of their
@@ -1474,8 +1487,11 @@ class Scheduler:
         reaches the new session. Until 2026-12-08 it reached none: the new session kept its time
         outside the client's alone-windows, and nothing told anyone.
 
-        A session that is no longer booked or checked in (cancelled, moved, started, interrupted), or
-        for which the client reported compromised privacy, by the time its mark is written is not
+        Slots are looked for the first CARRIED_SEARCHES of those sessions only (a search is ~33 ms
+        of CPU, inside the CheckIn or InterruptSession that made the report); the later ones are
+        marked and told with no slots, and RescheduleSession looks for theirs (_carried_from). A
+        session that is no longer booked or checked in (cancelled, moved, started, interrupted), or
+        for which the client reported compromised privacy, by the time the mark is written is not
         marked (it was, with slots and a RescheduleProposed, until 2026-12-08, twelfth session)."""
         client = await self.store.get(CLIENTS, client_id)
         if client is None:
@@ -1492,11 +1508,11 @@ class Scheduler:
         # still booked (or checked in), and not reported for itself meanwhile
         guard = {"status": {"$in": [d.BOOKED, d.CHECKED_IN]}, "privacy_flagged_clients": {"$ne": client_id}}
         proposals = []
-        for s in outside:
-            log.info("compromised privacy reported on another session: slots proposed for session %s", s["_id"])
-            frm = _utc(s["starts_at"]) - CARRIED_PROPOSALS_BEFORE
+        for n, s in enumerate(outside):
+            log.info("compromised privacy reported on another session: session %s marked", s["_id"])
+            frm, search = _carried_from(s), n < CARRIED_SEARCHES
             proposals.append(
-                self._propose_to_client(s, client_id, "PRIVACY_COMPROMISED", PRIVACY_CARRIED, {}, frm, guard)
+                self._propose_to_client(s, client_id, "PRIVACY_COMPROMISED", PRIVACY_CARRIED, {}, frm, guard, search)
             )
         await asyncio.gather(*proposals)
 
@@ -1573,7 +1589,8 @@ class Scheduler:
                     " group's: give new_starts_at",
                 )
             alone = old["client_ids"] if self._moved_alone(old) else []  # as the booking below requires
-            slots = d.group_proposals(old) or await self.propose(old, old["client_ids"], alone)
+            frm = _carried_from(old) if old.get(PRIVACY_CARRIED) else None  # else from now
+            slots = d.group_proposals(old) or await self.propose(old, old["client_ids"], alone, frm)
             if not slots:
                 raise FailedPrecondition("NO_SLOT_AVAILABLE", "no slot satisfies every rule in the next 14 days")
             new_start = _utc(slots[0]["starts_at"])
