@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from services.plumbing.errors import FieldViolations
 
 Key = list[str | int]
+NOT_A_TOKEN = "not a page token of this listing: pass next_page_token as answered, with the same request"
 
 
 def page_size(requested: int, default: int, maximum: int, v: FieldViolations) -> int:
@@ -43,5 +44,5 @@ def page_key(token: str, listing: Sequence[str], types: Sequence[type], v: Field
         key = decoded[1]
         if isinstance(key, list) and [type(k) for k in key] == list(types):
             return key
-    v.add("page_token", "not a page token of this listing: pass next_page_token as answered, with the same request")
+    v.add("page_token", NOT_A_TOKEN)
     return None

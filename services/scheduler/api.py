@@ -63,6 +63,19 @@ TECH_CHECK_PAGE, MAX_TECH_CHECK_PAGE = 100, 500  # ListTechChecks' page_size: 0,
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def _after_task(key: paging.Key | None, v: FieldViolations) -> tuple[datetime, str] | None:
+    """The (due_by, id) of the task a ListTechChecks page token names, the last of the page before
+    (None: the first page). A due time no date has is a page_token violation (until 2026-12-08,
+    twelfth session, INTERNAL: OverflowError)."""
+    if key is None:
+        return None
+    try:
+        return _EPOCH + timedelta(milliseconds=int(key[0])), str(key[1])
+    except OverflowError:
+        v.add("page_token", paging.NOT_A_TOKEN)
+        return None
+
+
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
@@ -619,12 +632,11 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
         v = FieldViolations()
         size = paging.page_size(request.page_size, TECH_CHECK_PAGE, MAX_TECH_CHECK_PAGE, v)
         listing = ("ListTechChecks", request.client_id)
-        key = paging.page_key(request.page_token, listing, (int, str), v)  # the last task's due_by, id
+        after = _after_task(paging.page_key(request.page_token, listing, (int, str), v), v)
         v.raise_if_any()
         await self._treats(request.client_id)
         if await self._s.store.get(CLIENTS, request.client_id) is None:
             raise NotFound("client", request.client_id)
-        after = (_EPOCH + timedelta(milliseconds=int(key[0])), str(key[1])) if key else None
         tasks = await self._s.store.tech_checks_of(request.client_id, after, limit=size + 1)
         await self._audit("ListTechChecks", "client", request.client_id)
         next_token = ""

@@ -1202,13 +1202,20 @@ def test_a_clients_tech_checks_come_page_by_page_after_the_last_task_seen(api: A
     everything = [t.task_id for p in list_tech_check_pages(api, a, page_size=4) for t in p.tasks]
     early, tied = f"tc-page-{a}-0early", f"tc-page-{a}-1tied"
     assert everything == [early, *ids[:2], tied, *ids[2:], f"tc-page-{a}-9late"]  # by due time, then id
-    # refused: a negative size, a token that is not one, or not of this listing's key, another client's
-    other_key = base64.urlsafe_b64encode(json.dumps([["ListTechChecks", a], ["not a time"]]).encode()).decode()
+
+    def token(key: list) -> str:  # type: ignore[type-arg]
+        return base64.urlsafe_b64encode(json.dumps([["ListTechChecks", a], key]).encode()).decode()
+
+    # refused: a negative size, a token that is not one, or not of this listing's key, another client's,
+    # one whose due time no date has (INTERNAL, OverflowError, until 2026-12-08, twelfth session)
+
     refusals = [
         (pb.ListTechChecksRequest(client_id=a, page_size=-1), "page_size"),
         (pb.ListTechChecksRequest(client_id=a, page_token="not a token"), "page_token"),
-        (pb.ListTechChecksRequest(client_id=a, page_token=other_key), "page_token"),
+        (pb.ListTechChecksRequest(client_id=a, page_token=token(["not a time"])), "page_token"),
         (pb.ListTechChecksRequest(client_id=other, page_token=first.next_page_token), "page_token"),
+        (pb.ListTechChecksRequest(client_id=a, page_token=token([10**20, "tc-x"])), "page_token"),
+        (pb.ListTechChecksRequest(client_id=a, page_token=token([-(10**16), "tc-x"])), "page_token"),
     ]
     for request, field in refusals:
         err = refused(grpc.StatusCode.INVALID_ARGUMENT, api.call, "ListTechChecks", request)
