@@ -590,23 +590,42 @@ class ComplianceStore:
 
     async def reject_attendance(self, session_id: str, client_id: str, rejected: Document) -> None:
         """Keep an attendance that was not billed because it differs from the one billed for the client
-        in the session (`rejected`, with its `event_id`), once per event."""
+        in the session (`rejected`, with its `event_id`), once per event: its event id also goes to
+        `rejected_event_ids`, the array of strings the condition reads (see add_to_billing_day)."""
+        event_id = rejected["event_id"]
         await self.db[BILLED_ATTENDANCE].update_one(
-            {"_id": f"{session_id}|{client_id}", "rejected.event_id": {"$ne": rejected["event_id"]}},
-            {"$push": {"rejected": rejected}},
+            {
+                "_id": f"{session_id}|{client_id}",
+                "rejected_event_ids": {"$ne": event_id},
+                "rejected.event_id": {"$ne": event_id},
+            },
+            {"$push": {"rejected": rejected, "rejected_event_ids": event_id}},
         )
 
     async def add_to_billing_day(self, day_id: str, event_id: str, entry: Document, base: Document) -> None:
         """Add one session's attendance (`entry`, with its `session_id`) to a client's day, once per
-        event and at most once per session: a day holds one entry per session."""
+        event and at most once per session: a day holds one entry per session.
+
+        The condition reads `event_ids` and `session_ids`, arrays of strings pushed with each entry:
+        FerretDB 1.x (the local store) matches `$ne` on a path into an array of documents
+        (`entries.session_id`) whenever some element differs, so with two sessions in the day every
+        later event of either pushed its entry again (until 2026-12-08: billed twice). The `entries.`
+        conditions stay for days written before these arrays (MongoDB evaluates them right)."""
+        session_id = entry["session_id"]
         try:
             await self.db[BILLING_DAYS].update_one(
                 {
                     "_id": day_id,
+                    "event_ids": {"$ne": event_id},
+                    "session_ids": {"$ne": session_id},
                     "entries.event_id": {"$ne": event_id},
-                    "entries.session_id": {"$ne": entry["session_id"]},
+                    "entries.session_id": {"$ne": session_id},
                 },
-                {"$push": {"entries": entry}, "$setOnInsert": base, "$set": {"dirty": True}},
+                {
+                    "$push": {"entries": entry, "event_ids": event_id, "session_ids": session_id},
+                    "$setOnInsert": base,
+                    "$set": {"dirty": True},
+                },
                 upsert=True,
             )
         except DuplicateKeyError:

@@ -62,6 +62,18 @@ async def day_of(store: ComplianceStore, client: str, started: datetime) -> Docu
     return await store.db[BILLING_DAYS].find_one({"_id": f"{client}:{on.isoformat()}"}) or {}
 
 
+class SchedulerHandlersFor:
+    """Compliance's scheduler-event handlers on `store`, called as its consumer calls them."""
+
+    def __init__(self, store: ComplianceStore) -> None:
+        self.handlers = SchedulingHandlers(store, REFERENCE, BillingDays(store, REFERENCE)).handlers()
+
+    async def deliver(self, session_id: str, message: Message, event_id: str | None = None) -> str:
+        event = CloudEvent.new("/iop/scheduler", session_id, message, event_id=event_id)
+        await self.handlers[event.type](event, message)
+        return event.id
+
+
 async def test_a_sessions_attendance_is_billed_once_per_client_whatever_event_carries_it(
     store: ComplianceStore, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -73,17 +85,14 @@ async def test_a_sessions_attendance_is_billed_once_per_client_whatever_event_ca
     its figures, flags the session and is logged with ids only, once however often it is delivered."""
     caplog.set_level(logging.INFO, logger="services.compliance.handlers")
     await store.seed_policies(REFERENCE.seed_payer_policies)
-    handlers = SchedulingHandlers(store, REFERENCE, BillingDays(store, REFERENCE))
+    handlers = SchedulerHandlersFor(store)
     session = f"s-{uuid.uuid4().hex[:8]}"
     one, two = f"client-{uuid.uuid4().hex[:8]}", f"client-{uuid.uuid4().hex[:8]}"
     started = past_midweek()  # the day is closed for billing: each attendance bills at once
     context = billing_context(started)
 
     async def deliver(message: Message, event_id: str | None = None) -> str:
-        event = CloudEvent.new("/iop/scheduler", session, message, event_id=event_id)
-        handler = handlers.handlers()[event.type]
-        await handler(event, message)
-        return event.id
+        return await handlers.deliver(session, message, event_id)
 
     ended = sev.SessionEnded(session_id=session, attendance=attendance((one, 50), (two, 50)), **context)  # type: ignore[arg-type]
     first = await deliver(ended)
@@ -134,3 +143,56 @@ async def test_a_sessions_attendance_is_billed_once_per_client_whatever_event_ca
     assert lines.count(conflict.format(session, two, moved, first)) == 1
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "services.compliance.handlers"]
     assert len(warnings) == 3
+
+
+async def test_a_day_of_several_sessions_bills_each_once_whatever_comes_again(store: ComplianceStore) -> None:
+    """A client attends two sessions on one day (an IOP day often has a group and an individual
+    session); then the first session's attendance comes again with the same figures (a duplicate),
+    twice with other figures (two conflicts), one of them redelivered, and the second session's
+    SessionEnded is redelivered under its id (as after a crash before the consumer's marker). The day
+    holds each session once and is reported twice (the second session amends it), never again.
+
+    Until 2026-12-08 the day's condition was `entries.session_id` / `entries.event_id` `$ne`, a path
+    into an array of documents: FerretDB 1.24 (the local store) matches it whenever some entry differs,
+    so in a day of two sessions every one of these events pushed the first session's entry again (the
+    session billed twice, an amended BillingReady sent), and `rejected.event_id` kept a redelivered
+    conflict twice once two were kept."""
+    await store.seed_policies(REFERENCE.seed_payer_policies)
+    handlers = SchedulerHandlersFor(store)
+    first_session, second_session = f"s-{uuid.uuid4().hex[:8]}", f"s-{uuid.uuid4().hex[:8]}"
+    client = f"client-{uuid.uuid4().hex[:8]}"
+    started = past_midweek()  # the day is closed for billing: each attendance bills at once
+    context = billing_context(started)
+    later = {**context, "started_at": to_timestamp(started + timedelta(hours=4)), "kind": sev.SESSION_KIND_INDIVIDUAL}
+
+    first = await handlers.deliver(
+        first_session,
+        sev.SessionEnded(session_id=first_session, attendance=attendance((client, 180)), **context),  # type: ignore[arg-type]
+    )
+    second_ended = sev.SessionEnded(session_id=second_session, attendance=attendance((client, 50)), **later)  # type: ignore[arg-type]
+    second = await handlers.deliver(second_session, second_ended)
+    await handlers.deliver(
+        first_session,
+        sev.SessionAttendanceRecorded(session_id=first_session, attendance=attendance((client, 180)), **context),  # type: ignore[arg-type]
+    )
+    conflicts = []
+    for minutes in (20, 30):
+        other = sev.SessionInterrupted(
+            session_id=first_session,
+            reason="OTHER",
+            attendance=attendance((client, minutes)),
+            **context,  # type: ignore[arg-type]
+        )
+        conflicts.append(await handlers.deliver(first_session, other))
+    await handlers.deliver(first_session, other, event_id=conflicts[-1])  # a redelivery of the last conflict
+    await handlers.deliver(second_session, second_ended, event_id=second)  # a redelivery of the second session
+
+    day = await day_of(store, client, started)
+    assert [(e["event_id"], e["session_id"], e["minutes"]) for e in day["entries"]] == [
+        (first, first_session, 180),
+        (second, second_session, 50),
+    ], "a session billed twice in the day"
+    assert day["reports"] == 2 and not day["dirty"], day  # the second session amended it; nothing since
+    assert len(await stored_events(store, client, "iop.events.v1.BillingReady")) == 2
+    claim = await store.db[BILLED_ATTENDANCE].find_one({"_id": f"{first_session}|{client}"}) or {}
+    assert [(r["event_id"], r["minutes"]) for r in claim["rejected"]] == list(zip(conflicts, (20, 30), strict=True))
