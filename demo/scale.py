@@ -2,6 +2,11 @@
 
     python -m demo.scale --clients 500 --clinicians 60      (on a running platform)
 
+The platform must run with the demo's environment (services.plumbing.launcher.DEMO_ENV: `make run`,
+or `SCHEDULER_ATTENDANCE_GRACE_MIN=1440 make services`): the 3-hour groups end seconds after they
+start, and with the scheduler's default grace (5 minutes beyond the minutes a session ran) every
+EndSession is refused.
+
 Clinicians in six states (licensed where they practise), each with a cohort of clients in
 the same state and time zone (consents, prior authorizations, availability). Every clinician
 runs a 3-hour video group with their cohort today: booking (compliance evaluates every

@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from services.plumbing.errors import FieldViolations, InvalidArgument
 from services.plumbing.phones import PhoneError, normalize_phone
 from services.scheduler import domain as d
+from services.scheduler.config import SchedulerSettings
 
 
 @pytest.mark.parametrize(
@@ -160,3 +162,23 @@ def test_attendance_names_each_client_of_the_session_once_within_the_limit() -> 
         ("attendance[4].minutes_attended", f"0 to 60 ({bound})"),
     ]
     assert d.attendance_violations([("a", 60, 1), ("b", 0, 2)], ["a", "b"], 60, bound) == []
+
+
+@pytest.mark.parametrize("raw", ["-1", "1441", "100000", "abc", "2.5"])
+def test_an_attendance_grace_out_of_bounds_stops_the_scheduler_naming_it(
+    raw: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCHEDULER_ATTENDANCE_GRACE_MIN", raw)
+    with pytest.raises(ValidationError, match="SCHEDULER_ATTENDANCE_GRACE_MIN"):
+        SchedulerSettings()
+
+
+@pytest.mark.parametrize(("raw", "grace"), [(None, 5), ("0", 0), ("1440", 1440)])
+def test_the_attendance_grace_is_5_minutes_unless_set_from_0_to_a_day(
+    raw: str | None, grace: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if raw is None:
+        monkeypatch.delenv("SCHEDULER_ATTENDANCE_GRACE_MIN", raising=False)
+    else:
+        monkeypatch.setenv("SCHEDULER_ATTENDANCE_GRACE_MIN", raw)
+    assert SchedulerSettings().attendance_grace_min == grace
