@@ -182,6 +182,19 @@ def ready_client(stub, settings: Settings, client: str, plan: str, units: int = 
     )
 
 
+def own_plan(stub, settings: Settings, seed: str) -> str:
+    """A copy of a seed plan under a new id: only this test's process has it (another bills the
+    same scheduler events with NO_PAYER_POLICY)."""
+    md = auth_metadata(settings, "platform")
+    plan = stub.GetPayerPolicy(pb.GetPayerPolicyRequest(plan_id=seed), metadata=md, timeout=CALL_TIMEOUT_S)
+    plan.plan_id = uid("plan")
+    return str(stub.UpsertPayerPolicy(plan, metadata=md, timeout=CALL_TIMEOUT_S).plan_id)
+
+
+def billed_here(client: str) -> Any:
+    return lambda key, ev, p: p.client_id == client and "NO_PAYER_POLICY" not in p.problems
+
+
 def evaluate(stub, settings: Settings, **kw: Any) -> pb.SessionEvaluation:
     fields: dict[str, Any] = {
         "session_id": uid("s"),
@@ -574,7 +587,11 @@ def test_attended_day_billing_is_idempotent_and_decrements_authorization(stub, s
     try:
         clinician, client, session = uid("clin"), uid("client"), uid("s")
         record_license(stub, settings, clinician, "CA")
-        auth = ready_client(stub, settings, client, "demo-commercial-ppo", units=10)
+        # the seed plan's copy: only this process has it, so the BillingReady of every other run's
+        # process on the broker (its store without this client's authorization) says NO_PAYER_POLICY
+        plan = own_plan(stub, settings, "demo-commercial-ppo")
+        mine = billed_here(client)
+        auth = ready_client(stub, settings, client, plan, units=10)
         started = past_midweek()
         producer.send(
             session,
@@ -595,13 +612,13 @@ def test_attended_day_billing_is_idempotent_and_decrements_authorization(stub, s
             attendance=[
                 sev.ClientAttendance(client_id=client, minutes_attended=180, modality=common_pb2.MODALITY_VIDEO)
             ],
-            payer_plan_id="demo-commercial-ppo",
+            payer_plan_id=plan,
             level_of_care="IOP_PSYCH",
             kind=sev.SESSION_KIND_GROUP,
         )
         first = producer.send(session, ended)
         producer.send(session, ended, event_id=first.id)  # an at-least-once redelivery
-        found = tail.wait_for(lambda key, ev, p: p.client_id == client)
+        found = tail.wait_for(mine)
         assert found, "no BillingReady"
         key, _, ready = found[0]
         assert key == client.encode()
@@ -615,7 +632,7 @@ def test_attended_day_billing_is_idempotent_and_decrements_authorization(stub, s
         assert ready.service_date == started.astimezone(ZoneInfo("America/Los_Angeles")).date().isoformat()
         time.sleep(2)
         tail.wait_for(lambda *_: False, timeout_s=1)
-        assert len([m for m in tail.seen if m[2].client_id == client]) == 1, "the redelivery billed twice"
+        assert len([m for m in tail.seen if mine(*m)]) == 1, "the redelivery billed twice"
         auths = stub.ListAuthorizations(
             pb.ListAuthorizationsRequest(client_id=client),
             metadata=auth_metadata(settings, "platform"),
@@ -634,11 +651,11 @@ def test_attended_day_billing_is_idempotent_and_decrements_authorization(stub, s
                 ended_at=to_timestamp(started + timedelta(hours=5)),
                 modality=common_pb2.MODALITY_VIDEO,
                 attendance=[sev.ClientAttendance(client_id=client, minutes_attended=50)],
-                payer_plan_id="demo-commercial-ppo",
+                payer_plan_id=plan,
                 kind=sev.SESSION_KIND_INDIVIDUAL,
             ),
         )
-        amended = tail.wait_for(lambda key, ev, p: p.client_id == client and p.amended)
+        amended = tail.wait_for(lambda key, ev, p: mine(key, ev, p) and p.amended)
         assert amended, "no amended BillingReady"
         again = amended[0][2]
         assert again.service_date == ready.service_date and again.minutes_attended == 230

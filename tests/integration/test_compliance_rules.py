@@ -26,7 +26,9 @@ from tests.integration.test_compliance_api import (
     NOW,
     SchedulerEvents,
     TopicTail,
+    billed_here,
     evaluate,
+    own_plan,
     past_midweek,
     ready_client,
     record_license,
@@ -145,19 +147,6 @@ def attended(session: str, client: str, started: datetime, minutes: int, kind: i
         level_of_care=level,
         kind=kind,  # type: ignore[arg-type]
     )
-
-
-def own_plan(stub, settings: Settings, seed: str) -> str:
-    """A copy of a seed plan under a new id: only this test's process has it (another bills the
-    same scheduler events with NO_PAYER_POLICY)."""
-    md = auth_metadata(settings, "platform")
-    plan = stub.GetPayerPolicy(pb.GetPayerPolicyRequest(plan_id=seed), metadata=md, timeout=CALL_TIMEOUT_S)
-    plan.plan_id = uid("plan")
-    return str(stub.UpsertPayerPolicy(plan, metadata=md, timeout=CALL_TIMEOUT_S).plan_id)
-
-
-def billed_here(client: str) -> Any:
-    return lambda key, ev, p: p.client_id == client and "NO_PAYER_POLICY" not in p.problems
 
 
 def test_psychotherapy_under_16_minutes_is_not_billed(stub, settings: Settings) -> None:

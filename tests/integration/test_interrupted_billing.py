@@ -34,8 +34,8 @@ from services.plumbing.storage import mongo_client, service_database
 from services.scheduler.booking import Scheduler
 from services.scheduler.domain import load_reference_data
 from services.scheduler.store import SchedulerStore
-from tests.integration.test_compliance_api import SchedulerEvents, TopicTail, past_midweek
-from tests.integration.test_compliance_rules import billed_here, own_plan, wait_until
+from tests.integration.test_compliance_api import SchedulerEvents, TopicTail, billed_here, own_plan, past_midweek
+from tests.integration.test_compliance_rules import wait_until
 from tests.integration.test_scheduler_guards import refused
 from tests.integration.test_scheduler_support import (
     Api,
