@@ -338,6 +338,7 @@ class CrisisCore:
         if decision.action == "ESCALATE_ALERT" and active is not None:
             escalated = await self.alerts.escalate_now(active["_id"], trigger_id, "DISCONNECTED_AGAIN", now)
             if escalated is not None:
+                await self._drop_names_care_team(session_doc, session_id, client_id, clinician_id)
                 return DropOutcome(decision, alert_id=escalated["_id"])
             decision = DropDecision("OPEN_ALERT", "DISCONNECTED_AFTER_ALERT_RESOLVED")  # resolved meanwhile
         if decision.action == "OPEN_ALERT":
@@ -363,6 +364,7 @@ class CrisisCore:
                 if other is not None:
                     escalated = await self.alerts.escalate_now(other["_id"], trigger_id, "DISCONNECTED_AGAIN", now)
                     if escalated is not None:
+                        await self._drop_names_care_team(session_doc, session_id, client_id, clinician_id)
                         return DropOutcome(
                             DropDecision("ESCALATE_ALERT", "DISCONNECTED_WITH_OPEN_ALERT"), escalated["_id"]
                         )
@@ -373,6 +375,19 @@ class CrisisCore:
                 trigger_id, client_id, session_id, clinician_id, program_id, decision.reason, now, facts
             ),
         )
+
+    async def _drop_names_care_team(
+        self, session: Document, session_id: str, client_id: str, clinician_id: str
+    ) -> None:
+        """A drop that escalated an alert already active, in a session whose booking this service
+        has not applied yet (the sessions consumer's lag: a session booked seconds ago): the drop's
+        clinician treats the client (engagement names the session's clinician, from the same
+        SessionScheduled), so they reach the client's crisis card and plan now, as the clinician of a
+        drop that opens an alert does as its assignee. The session's own events link the same
+        (unique inserts) and its cancellation unlinks it. Not on the first drop's path (an alert it
+        opens names them), so that path's commands stay as they are."""
+        if clinician_id and not session.get("clinician_id"):
+            await self.store.link_care_team(session_id, [client_id], [clinician_id])
 
     async def reconnect_task(
         self,

@@ -1874,3 +1874,46 @@ async def test_sessions_stored_before_the_care_team_was_kept_are_linked_once(set
         await store.sessions.insert_one({"_id": uid("s"), "clinician_id": only_cancelled, "client_ids": [client]})
         assert await store.backfill_care_team() == 0  # done once: what comes later, the consumer links
         assert not await store.treats(only_cancelled, client)
+
+
+async def test_the_clinician_of_a_drop_on_an_active_alert_reaches_the_client_before_crisis_knows_the_session(
+    crisis, io, settings
+) -> None:
+    """A client with an active alert (here raised by a supervisor: its assignees are the raiser and
+    the on-call rotation) drops off a session booked seconds ago, whose SessionScheduled the crisis
+    service has not applied yet. The drop escalates the alert, and its session's clinician, who saw
+    the client drop, opens the crisis card and the plan: the drop names them with the client and
+    the session (as a drop that opens an alert makes them its assignee). Until 2026-12-08 they were
+    refused NOT_ON_CARE_TEAM until the sessions consumer caught up, and RaiseAlert, the break-glass
+    path, answers ALERT_ALREADY_ACTIVE while an alert is active."""
+    producer, _ = io
+    session, clinician = uid("session"), uid("clin")
+    mine, boss = md(settings, "clinician", clinician), md(settings, "supervisor")
+    channel, api = stub(crisis.target)
+    async with channel:
+        client = await a_client_with_a_plan_and_a_risk(api, settings)
+        calls = client_scoped_calls(api, client)
+        raised = await api.RaiseAlert(
+            crisis_pb2.RaiseAlertRequest(client_id=client, request_id=uid("raise")), metadata=boss, timeout=DEADLINE_S
+        )
+        assert clinician not in raised.assignees
+        assert await refused(calls["GetCrisisCard"](mine)) == NOT_ON_CARE_TEAM
+        dropped = await producer.drop(session, client, clinician)  # no SessionScheduled for it yet
+        await applied(settings, "attendance", dropped.id)
+        escalated = await api.GetAlert(
+            crisis_pb2.GetAlertRequest(alert_id=raised.alert_id), metadata=boss, timeout=DEADLINE_S
+        )
+        assert [s.trigger for s in escalated.steps if s.fired_at.seconds][1:] == ["DISCONNECTED_AGAIN"], escalated
+        card = await calls["GetCrisisCard"](mine)
+        assert isinstance(card, crisis_pb2.CrisisCard) and card.active_alert.alert_id == raised.alert_id
+        plan = await calls["GetSafetyPlan"](mine)
+        assert isinstance(plan, crisis_pb2.SafetyPlan) and plan.version == 1
+        # the session's own events link the same, and its cancellation takes it away again
+        await producer.scheduled(session, [client], clinician)
+        cancelled = scheduling_pb2.SessionCancelled(
+            session_id=session, reason="test", cancelled_at=to_timestamp(datetime.now(UTC))
+        )
+        await applied(
+            settings, "sessions", (await producer.send(topics.SESSIONS_IN, session, cancelled, "/iop/scheduler")).id
+        )
+        assert await refused(calls["GetCrisisCard"](mine)) == NOT_ON_CARE_TEAM
