@@ -240,9 +240,13 @@ def _same_raise(alert: Document, request: crisis_pb2.RaiseAlertRequest) -> None:
         and (not request.program_id or alert.get("program_id", "") == request.program_id)
     )
     if not same:
-        raise AlreadyExists(
-            "REQUEST_ID_REUSED", "this request_id raised another alert; use a new request_id for a new alert"
-        )
+        raise _request_id_reused()
+
+
+def _request_id_reused() -> AlreadyExists:
+    return AlreadyExists(
+        "REQUEST_ID_REUSED", "this request_id raised another alert; use a new request_id for a new alert"
+    )
 
 
 def _require_id(field: str, value: str) -> None:
@@ -526,7 +530,7 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
         alert_id = derived_id("raised", request.request_id)
         existing = await self._store.alert(alert_id)
         if existing is not None:
-            _same_raise(existing, request)
+            await self._retry_of(existing, request, principal)
         else:
             active = await self._store.active_alert(request.client_id)
             if active is not None:
@@ -535,7 +539,7 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
                 )
         current = await self._store.risk(request.client_id)
         risk = Risk(current["level"]) if current else Risk.UNSPECIFIED
-        alert, _ = await self._alerts.open_alert(
+        alert, created = await self._alerts.open_alert(
             alert_id=alert_id,
             client_id=request.client_id,
             session_id=request.session_id,
@@ -554,8 +558,29 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
                 "the client already has an active alert",
                 {"alert_id": active["_id"] if active else ""},
             )
-        _same_raise(alert, request)  # a concurrent request with this id may have written it
+        if not created:  # a concurrent request with this id wrote it
+            await self._retry_of(alert, request, principal)
         return await self._alert_answer(alert, principal, "RaiseAlert")
+
+    async def _retry_of(self, alert: Document, request: crisis_pb2.RaiseAlertRequest, principal: Principal) -> None:
+        """A RaiseAlert whose request_id opened `alert` already: a retry of that request gets the alert,
+        when its caller reads it (`_reads_alert`: the raiser is an assignee). Another clinician sending
+        the same id raises nothing (no page, no AlertOpened, not made an assignee), so it is no
+        break-glass: until 2026-12-08 (twelfth session) they got the whole alert, where the client is
+        and their number. ALREADY_EXISTS REQUEST_ID_REUSED, as a reuse for another client."""
+        _same_raise(alert, request)
+        if not await self._reads_alert(principal, "RaiseAlert", alert):
+            raise _request_id_reused()
+
+    async def _reads_alert(self, principal: Principal, method: str, alert: Document) -> bool:
+        """Whether the caller of `method` reads `alert`: a clinician (by that role alone) as one of its
+        assignees or on its client's care team (`store.treats`, one find); every other role `method`
+        admits (its answer trimmed for the platform role: `_for_reader`)."""
+        return (
+            not _clinician_only(principal, method)
+            or principal.subject in alert.get("assignees", [])
+            or await self._store.treats(principal.subject, alert["client_id"])
+        )
 
     async def GetAlert(
         self, request: crisis_pb2.GetAlertRequest, context: grpc.aio.ServicerContext
@@ -565,11 +590,7 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
         if alert is None:
             raise NotFound("alert", request.alert_id)
         principal = current_principal()
-        if (
-            _clinician_only(principal, "GetAlert")
-            and principal.subject not in alert.get("assignees", [])
-            and not await self._store.treats(principal.subject, alert["client_id"])
-        ):
+        if not await self._reads_alert(principal, "GetAlert", alert):
             raise _not_on_care_team()
         return await self._alert_answer(alert, principal, "GetAlert")
 

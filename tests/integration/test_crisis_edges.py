@@ -1917,3 +1917,34 @@ async def test_the_clinician_of_a_drop_on_an_active_alert_reaches_the_client_bef
             settings, "sessions", (await producer.send(topics.SESSIONS_IN, session, cancelled, "/iop/scheduler")).id
         )
         assert await refused(calls["GetCrisisCard"](mine)) == NOT_ON_CARE_TEAM
+
+
+async def test_a_raise_alert_request_id_replayed_by_another_clinician_gets_nothing_of_the_alert(
+    crisis, io, settings
+) -> None:
+    """RaiseAlert's request_id makes a retry get its alert. The same id sent by a clinician who is
+    not on the alert (not its raiser, nor an assignee) and does not treat the client is no retry of
+    theirs: it would hand them the whole alert (where the client is, their callback number) without
+    raising anything (no page, no AlertOpened) and without making them an assignee. It is
+    ALREADY_EXISTS REQUEST_ID_REUSED, nothing of the alert in the answer and no read recorded, as a
+    reuse for another client is. The raiser's own retry, and a supervisor's, still get the alert."""
+    producer, _ = io
+    session, raiser, stranger_id = uid("session"), uid("clin"), uid("clin")
+    stranger = md(settings, "clinician", stranger_id)
+    channel, api = stub(crisis.target)
+    async with channel:
+        client = await a_client_with_a_plan_and_a_risk(api, settings)
+        await producer.session_live(session, client, raiser)  # checked in: the alert has a location
+        await card_of(api, settings, client, until_session=session)
+        request = crisis_pb2.RaiseAlertRequest(client_id=client, session_id=session, request_id=uid("raise"))
+        raised = await api.RaiseAlert(request, metadata=md(settings, "clinician", raiser), timeout=DEADLINE_S)
+        assert raised.steps[0].callback_phone and raised.steps[0].location.county_fips, raised
+
+        assert await refused(api.RaiseAlert(request, metadata=stranger, timeout=DEADLINE_S)) == (
+            grpc.StatusCode.ALREADY_EXISTS,
+            "REQUEST_ID_REUSED",
+        )
+        for me in (md(settings, "clinician", raiser), md(settings, "supervisor")):
+            again = await api.RaiseAlert(request, metadata=me, timeout=DEADLINE_S)
+            assert again.alert_id == raised.alert_id
+    assert await read_by(settings, stranger_id) == []
