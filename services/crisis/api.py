@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -267,6 +268,16 @@ def _clinician_only(principal: Principal, method: str) -> bool:
     return "clinician" in principal.roles and not principal.has_any(wider)
 
 
+def _on_active_alert(principal: Principal, alert: Document | None) -> bool:
+    """Whether `alert` (the client's active alert as read, or None) is active and names the caller
+    among its assignees (session clinician, on-call rotation, raiser)."""
+    return alert is not None and bool(alert.get("active")) and principal.subject in alert.get("assignees", [])
+
+
+async def _true() -> bool:
+    return True
+
+
 def _not_on_care_team() -> PermissionDenied:
     return PermissionDenied(
         NOT_ON_CARE_TEAM,
@@ -294,8 +305,7 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
         principal = current_principal()
         if not _clinician_only(principal, method) or await self._store.treats(principal.subject, client_id):
             return principal
-        alert = await self._store.active_alert(client_id)
-        if alert is None or not alert.get("active") or principal.subject not in alert.get("assignees", []):
+        if not _on_active_alert(principal, await self._store.active_alert(client_id)):
             raise _not_on_care_team()
         return principal
 
@@ -669,10 +679,22 @@ class CrisisApi(crisis_pb2_grpc.CrisisServiceServicer):
         v.require(bool(request.client_id), "client_id", "required")
         v.raise_if_any()
         client_id = request.client_id
-        principal = await self._caller_reaching("GetCrisisCard", client_id)
-        held = await self._store.client_records(client_id)
-        plan, checkin, risk = held.plan, held.checkin, held.risk
+        # The check of `_caller_reaching`, on what the card reads anyway: the care-team find goes
+        # with the read of the client's records (which names the active alert), and the active
+        # alert the card shows is the one the check looks at. So the on-call clinician's first look
+        # during a crisis costs one find more than before the care team was kept, and no round
+        # trip more; until 2026-12-08 (twelfth session) the check's three reads went one after
+        # another before the card's own. A refusal answers and records nothing of what was read.
+        principal = current_principal()
+        scoped = _clinician_only(principal, "GetCrisisCard")
+        treats, held = await asyncio.gather(
+            self._store.treats(principal.subject, client_id) if scoped else _true(),
+            self._store.client_records(client_id),
+        )
         active = await self._store.alert(held.active_alert_id) if held.active_alert_id else None
+        if not treats and not _on_active_alert(principal, active):
+            raise _not_on_care_team()
+        plan, checkin, risk = held.plan, held.checkin, held.risk
         await self._audit(principal, "GetCrisisCard", "client", client_id)
         problems: list[str] = []
         card = crisis_pb2.CrisisCard(client_id=client_id)

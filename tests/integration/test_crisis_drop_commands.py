@@ -1,5 +1,6 @@
 """What the crisis service's answer to a first-delivered drop costs the store, against the real
-store: the commands the drop → alert path sends, counted with a pymongo command listener.
+store: the commands the drop → alert path sends, counted with a pymongo command listener; and
+what the on-call clinician's first look at the client during the alert (GetCrisisCard) costs.
 
 docs/crisis.md states that a first-delivered ConnectionDropped of a high-risk client with a
 check-in sends 2 finds and 3 inserts (one round of reads; the alert, its first rung and the rung's
@@ -19,17 +20,20 @@ from pathlib import Path
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
+from iop.crisis.v1 import crisis_pb2
 from services.crisis.alerts import AlertService
+from services.crisis.api import CrisisApi
 from services.crisis.domain import Risk
 from services.crisis.paging import Pager
 from services.crisis.reference import load_policies
 from services.crisis.store import CLIENT_RECORDS, RISK, CrisisStore, seq_id
+from services.plumbing.auth import Principal, reset_principal, set_principal
 from services.plumbing.bus import reliable_producer
 from services.plumbing.outbox import OutboxRelay
 from services.plumbing.settings import Settings
 from services.plumbing.storage import service_database
 from tests.integration.test_crisis_edges import crisis_core
-from tests.integration.test_crisis_support import policy_file
+from tests.integration.test_crisis_support import open_alert_directly, policy_file
 from tests.support import RUN_ID, isolated_settings
 
 pytestmark = pytest.mark.integration
@@ -40,20 +44,29 @@ NOT_THE_PATH = {"hello", "isMaster", "ismaster", "ping", "endSessions", "saslSta
 
 @dataclass
 class Commands(monitoring.CommandListener):
-    """The commands sent while `counting`, by name."""
+    """The commands sent while `counting`, by name, and the rounds they went in: a round starts
+    with a command sent while none is in flight (commands sent together share one)."""
 
     counting: bool = False
     sent: Counter[str] = field(default_factory=Counter)
+    rounds: int = 0
+    in_flight: int = 0
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if self.counting and event.command_name not in NOT_THE_PATH:
             self.sent[event.command_name] += 1
+            self.rounds += self.in_flight == 0
+            self.in_flight += 1
+
+    def _ended(self, name: str) -> None:
+        if self.counting and name not in NOT_THE_PATH:
+            self.in_flight = max(0, self.in_flight - 1)
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
+        self._ended(event.command_name)
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
+        self._ended(event.command_name)
 
 
 async def test_a_first_delivered_drop_sends_two_finds_and_three_inserts(settings: Settings, tmp_path: Path) -> None:
@@ -96,6 +109,56 @@ async def test_a_first_delivered_drop_sends_two_finds_and_three_inserts(settings
         assert outcome.alert_id, outcome
         assert dict(commands.sent) == {"find": 2, "insert": 3}, dict(commands.sent)
     finally:
+        await producer.stop()
+        await mongo.drop_database(db.name)
+        await mongo.close()
+
+
+async def test_the_on_call_clinicians_crisis_card_during_an_alert_reads_what_it_did_before_the_care_team(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The on-call clinician paged for an alert opens the client's crisis card: they do not treat
+    the client, so they are let in as an assignee of the client's active alert (docs/crisis.md,
+    *gRPC API*). The check looks at what the card reads anyway: the care-team find goes with the
+    read of the client's records (which name the active alert), then the active alert, the audit
+    record and the alert's records: 4 finds in 4 rounds, one find more than the card cost before
+    the care team was kept and no round more. Until 2026-12-08 (twelfth session) the check read the
+    care team, the active slot and the alert one after another before the card read the records
+    and the alert again: 6 finds in 7 rounds."""
+    commands = Commands()
+    mongo: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_uri, event_listeners=[commands])
+    db = service_database(mongo, isolated_settings(MONGODB_DATABASE_PREFIX=f"t{RUN_ID}cardcmd_"), "crisis")
+    producer = reliable_producer(settings, "crisis-card-commands-test")
+    relay = OutboxRelay(db, [], producer)  # never run: the test reads the store
+    alerts = AlertService(
+        CrisisStore(db), relay, load_policies(policy_file(tmp_path, [0, 3600, 3600, 3600])), Pager(None, 1), "t", 10
+    )
+    core = crisis_core(alerts)
+    api = CrisisApi(db, core, alerts)
+    client = f"client-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    token = set_principal(Principal("oncall-test", frozenset({"clinician"})))  # the policy's on-call rotation
+    try:
+        await producer.start()
+        await db[CLIENT_RECORDS].insert_one(
+            {"_id": seq_id(RISK, client, 1), "kind": RISK, "client_id": client, "level": int(Risk.HIGH), "at": now}
+        )
+        await core.record_checkin(
+            event_id=f"ev-{uuid.uuid4().hex[:8]}",
+            client_id=client,
+            session_id=f"session-{uuid.uuid4().hex[:8]}",
+            location={"state": "CA", "county_fips": "06075", "city": "San Francisco", "verified": True},
+            backup_phone="+14155550101",
+            at=now - timedelta(minutes=5),
+        )
+        alert = await open_alert_directly(alerts, f"alert-{uuid.uuid4().hex[:8]}", client, "TEST")
+        commands.counting = True
+        card = await api.GetCrisisCard(crisis_pb2.GetCrisisCardRequest(client_id=client), None)  # type: ignore[arg-type]
+        commands.counting = False
+        assert card.active_alert.alert_id == alert["_id"] and card.backup_phone == "+14155550101", card
+        assert (dict(commands.sent), commands.rounds) == ({"find": 4, "insert": 1}, 4), (commands.sent, commands.rounds)
+    finally:
+        reset_principal(token)
         await producer.stop()
         await mongo.drop_database(db.name)
         await mongo.close()
