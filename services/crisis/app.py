@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from iop.crisis.v1 import crisis_pb2_grpc
 from services.crisis import topics
 from services.crisis.alerts import AlertService
@@ -12,6 +9,7 @@ from services.crisis.api import ACCESS, SERVICE, CrisisApi
 from services.crisis.config import get_crisis_settings
 from services.crisis.handlers import CrisisHandlers
 from services.crisis.ladder import LadderTimer
+from services.crisis.link_stored_sessions import link_until_done
 from services.crisis.paging import Pager
 from services.crisis.reference import load_policies, load_resources
 from services.crisis.service import CrisisCore
@@ -19,7 +17,6 @@ from services.crisis.store import INDEXES, OUTBOX_COLLECTIONS, CrisisStore
 from services.plumbing.consumer import EventConsumer
 from services.plumbing.runner import Infrastructure, ServiceDefinition
 
-log = logging.getLogger(__name__)
 _alerts: dict[int, AlertService] = {}  # per Infrastructure, for the background job
 
 
@@ -60,22 +57,11 @@ async def ladder_timer(infra: Infrastructure) -> None:
         await alerts.pager.close()
 
 
-async def care_team_backfill(infra: Infrastructure, retry_s: float = 10.0) -> None:
-    """The care team of sessions stored before it was kept, once per database (store.backfill_care_team);
-    in the background, so the service is ready meanwhile, and retried after a failure (it is
-    idempotent) rather than stopping the service, whose ladder matters more."""
-    while True:
-        try:
-            linked = await CrisisStore(infra.db).backfill_care_team()
-        except Exception as exc:  # the store, most likely
-            log.warning(
-                "care team link of stored sessions failed (%s); retrying in %.0f s", type(exc).__name__, retry_s
-            )
-            await asyncio.sleep(retry_s)
-            continue
-        if linked:
-            log.info("care team linked for %d sessions stored before it was kept", linked)
-        return
+async def care_team_backfill(infra: Infrastructure) -> None:
+    """The care team of sessions stored without it (link_stored_sessions.py), until it has completed
+    once for the database; in the background, so the service is ready meanwhile, and retried after a
+    failure rather than stopping the service, whose ladder matters more."""
+    await link_until_done(infra.db)
 
 
 DEFINITION = ServiceDefinition(

@@ -129,7 +129,7 @@ class CrisisHandlers:
         cancelled_at = to_datetime(m.cancelled_at) or event.time
         await self.store.upsert_session(m.session_id, {"status": "cancelled", "cancelled_at": cancelled_at}, {})
         # a cancelled session treats nobody, as in the scheduler's care team (after the status:
-        # store.backfill_care_team looks at it after linking)
+        # store.link_stored_sessions reads it again after linking)
         await self.store.unlink_care_team(m.session_id)
 
     async def on_interrupted(self, event: CloudEvent, m: scheduling_pb2.SessionInterrupted) -> None:

@@ -48,8 +48,7 @@ RECONNECT_TASKS = "reconnect_tasks"  # insert-only: low-risk drops
 # `<client>|<clinician>|<session>` names each such session (a cancellation takes its own away).
 CARE_TEAM = "care_team"
 CARE_TEAM_LINKS = "care_team_links"
-MIGRATIONS = "migrations"
-CARE_TEAM_BACKFILL = "care_team_from_stored_sessions"  # its record in MIGRATIONS, once done
+SESSION_TEAM_FIELDS = {"clinician_id": 1, "facilitator_ids": 1, "client_ids": 1, "status": 1}
 
 OUTBOX_COLLECTIONS = [CLIENT_RECORDS, ALERTS, ALERT_RECORDS, RECONNECT_TASKS]
 INDEXES = [
@@ -115,6 +114,23 @@ def with_latest_number(current: Document, candidates: list[Document]) -> Documen
     if source["_id"] == current["_id"]:
         return current
     return {**current, "backup_phone": source["backup_phone"], "backup_phone_at": at}
+
+
+def _links(session_id: str, client_ids: list[str], clinician_ids: list[str], at: datetime) -> list[Document]:
+    """The care-team links a session makes: one per (client, clinician) pair, each once."""
+    return [
+        {
+            "_id": f"{care_team_id(client_id, clinician_id)}|{session_id}",
+            "pair": care_team_id(client_id, clinician_id),
+            "client_id": client_id,
+            "clinician_id": clinician_id,
+            "session_id": session_id,
+            "at": at,
+        }
+        for client_id in dict.fromkeys(client_ids)
+        for clinician_id in dict.fromkeys(clinician_ids)
+        if client_id and clinician_id
+    ]
 
 
 def _pair(link: Document) -> Document:
@@ -395,33 +411,25 @@ class CrisisStore:
         then the pair (unique inserts: a redelivery or another session of the pair adds nothing).
         The link goes first, so that `unlink_care_team` racing this finds it or deletes the pair
         before it is inserted."""
-        at = datetime.now(UTC)
-        links = [
-            {
-                "_id": f"{care_team_id(client_id, clinician_id)}|{session_id}",
-                "pair": care_team_id(client_id, clinician_id),
-                "client_id": client_id,
-                "clinician_id": clinician_id,
-                "session_id": session_id,
-                "at": at,
-            }
-            for client_id in dict.fromkeys(client_ids)
-            for clinician_id in dict.fromkeys(clinician_ids)
-            if client_id and clinician_id
-        ]
+        await self._link(_links(session_id, client_ids, clinician_ids, datetime.now(UTC)))
+
+    async def _link(self, links: list[Document]) -> None:
         await self._grouped.inserts(CARE_TEAM_LINKS).insert(links)
         await self._grouped.inserts(CARE_TEAM).insert([_pair(link) for link in links])
 
     async def unlink_care_team(self, session_id: str) -> None:
         """Session `session_id` was cancelled: its links go, and a pair that no other session links
-        goes too. A session linking the pair meanwhile (another partition) inserted its link before
-        the second look here (which puts the pair back) or inserts the pair after it was deleted.
-        Queries by `pair` and `session_id` (indexed; scans on the local FerretDB): a cancellation's
-        cost, not an access check's."""
-        links = self.db[CARE_TEAM_LINKS]
-        own = await links.find({"session_id": session_id}).to_list()
+        goes too (`_unlink`). Queries by `session_id` and `pair` (indexed; scans on the local
+        FerretDB): a cancellation's cost, not an access check's."""
+        await self._unlink(await self.db[CARE_TEAM_LINKS].find({"session_id": session_id}).to_list())
+
+    async def _unlink(self, own: list[Document]) -> None:
+        """Delete these links, and each pair no other session links. A session linking the pair
+        meanwhile (another partition) inserted its link before the second look here (which puts the
+        pair back) or inserts the pair after it was deleted."""
         if not own:
             return
+        links = self.db[CARE_TEAM_LINKS]
         await links.delete_many({"_id": {"$in": [link["_id"] for link in own]}})
         for link in own:
             if await links.find_one({"pair": link["pair"]}, {"_id": 1}) is not None:
@@ -430,22 +438,47 @@ class CrisisStore:
             if await links.find_one({"pair": link["pair"]}, {"_id": 1}) is not None:
                 await self.insert_new(CARE_TEAM, _pair(link))
 
-    async def backfill_care_team(self) -> int:
-        """The care team of the sessions stored before it was kept (2026-12-08), once per database:
-        every session not cancelled links its clinician (and treating facilitators, none stored
-        then) with its clients. A session cancelled while this runs is unlinked after its links are
-        written (the cancellation's own unlink may have come first). Returns the sessions linked."""
-        if await self.db[MIGRATIONS].find_one({"_id": CARE_TEAM_BACKFILL}) is not None:
-            return 0
-        linked = 0
-        async for session in self.sessions.find({"status": {"$ne": "cancelled"}}):
-            await self.link_care_team(session["_id"], session.get("client_ids", []), session_clinicians(session))
-            now = await self.sessions.find_one({"_id": session["_id"]}, {"status": 1})
-            if now is not None and now.get("status") == "cancelled":
-                await self.unlink_care_team(session["_id"])
-            linked += 1
-        await self.insert_new(MIGRATIONS, {"_id": CARE_TEAM_BACKFILL, "at": datetime.now(UTC), "sessions": linked})
-        return linked
+    async def session_ids(self, after: str | None = None) -> list[str]:
+        """The `_id` of every stored session (after `after`), in order: one scan, sorted here (asked
+        to sort, FerretDB holds every matching document, whole, in memory until the last is read).
+        The hint keeps MongoDB on the `_id` index alone (FerretDB ignores it)."""
+        query: Document = {} if after is None else {"_id": {"$gt": after}}
+        return sorted([doc["_id"] async for doc in self.sessions.find(query, {"_id": 1}).hint([("_id", 1)])])
+
+    async def link_stored_sessions(self, session_ids: list[str]) -> tuple[int, int]:
+        """The care team of these stored sessions, as their events make it (`link_care_team`), for a
+        session applied without it (before 2026-12-08, or by a replica of a version before): each
+        session not cancelled links its treating clinicians with its clients, and a cancelled
+        session's links (an older replica applied its cancellation after this service linked it) go
+        (`_unlink`). A few commands for the lot, whatever their number: the sessions' read, the links'
+        and the pairs' inserts, the statuses read again, the cancelled sessions' possible links read
+        by `_id`; then the unlinks. A session cancelled meanwhile is found cancelled by the second
+        read (its cancellation wrote the status before looking for its links), or its cancellation
+        found and removed the links. Returns (sessions linked, sessions whose links were removed)."""
+        read = await find_by_ids(self.sessions, session_ids, SESSION_TEAM_FIELDS)
+        live = [doc for doc in read.values() if doc.get("status") != "cancelled"]
+        at = datetime.now(UTC)
+        await self._link(
+            [
+                link
+                for doc in live
+                for link in _links(doc["_id"], doc.get("client_ids", []), session_clinicians(doc), at)
+            ]
+        )
+        now = await find_by_ids(self.sessions, [doc["_id"] for doc in live], {"status": 1}) if live else {}
+        cancelled = [
+            doc
+            for doc in read.values()
+            if doc.get("status") == "cancelled" or now.get(doc["_id"], {}).get("status") == "cancelled"
+        ]
+        possible = [
+            link["_id"]
+            for doc in cancelled
+            for link in _links(doc["_id"], doc.get("client_ids", []), session_clinicians(doc), at)
+        ]
+        found = await find_by_ids(self.db[CARE_TEAM_LINKS], possible) if possible else {}
+        await self._unlink(list(found.values()))
+        return len(live), len({link["session_id"] for link in found.values()})
 
     # -- the one atomic primitive
     async def insert_new(self, collection: str, doc: Document) -> bool:

@@ -31,25 +31,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from opentelemetry import trace
-from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from iop.events.v1 import engagement_pb2
 from services.engagement.domain import kept_leave_reason
 from services.engagement.rules import Rules, load_rules
 from services.engagement.store import AttendanceStore, StoredEvent, StoredReason
 from services.plumbing.logs import configure_logging
+from services.plumbing.migrations import Lease, MigrationRecord
 from services.plumbing.settings import get_settings
 from services.plumbing.storage import Document, mongo_client, service_database
 from services.plumbing.telemetry import current_span
@@ -57,7 +54,6 @@ from services.plumbing.telemetry import current_span
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("iop.engagement")
 
-MIGRATIONS_COLLECTION = "migrations"
 MIGRATION_ID = "scrub_leave_reasons_v2"  # with the outboxes' ConnectionDropped
 EARLIER_MIGRATION_IDS = ("scrub_leave_reasons",)  # the reasons only: completed on some databases, left as a record
 KEPT_DROP_REASON = "connection_lost"  # ConnectionDropped.reason as published since 162bf8e (handlers.dropped_event)
@@ -142,95 +138,10 @@ async def ledgers_in_chunks(
         yield part, *await store.leave_reasons_and_dropped_events(part)
 
 
-class MigrationRecord:
-    """The migration's document in `migrations`: progress (`after`, the last ledger done in `_id`
-    order), counts so far, `completed_at`, and the process running it (`owner` until `lease_until`)."""
-
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self._records = db[MIGRATIONS_COLLECTION]
-
-    async def get(self) -> Document | None:
-        return await self._records.find_one({"_id": MIGRATION_ID})
-
-    async def claim(self, owner: str, again: bool = False) -> Document | None:
-        """Take the migration for `owner` (free, its lease expired, or `owner`'s already): the
-        record then, to resume after its `after`. None when it completed already (unless `again`:
-        a new pass from the first ledger) or another process holds it."""
-        now = datetime.now(UTC)
-        start = {"after": None, **asdict(Counts()), "started_at": now, "completed_at": None}
-        try:
-            await self._records.insert_one({"_id": MIGRATION_ID, **start, "owner": None, "lease_until": now})
-        except DuplicateKeyError:
-            pass
-        query: Document = {"_id": MIGRATION_ID, "$or": [{"lease_until": {"$lte": now}}, {"owner": owner}]}
-        held = {"owner": owner, "lease_until": now + timedelta(seconds=LEASE_S)}
-        if again:
-            update = {"$set": {**start, **held}}
-        else:
-            query["completed_at"] = None
-            update = {"$set": held}
-        return await self._records.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
-
-    async def renew(self, owner: str) -> bool:
-        """Extend `owner`'s lease; False when another process took the migration over (or it is
-        complete: a renewal landing after the completion does not hold it a minute more)."""
-        lease_until = datetime.now(UTC) + timedelta(seconds=LEASE_S)
-        result = await self._records.update_one(
-            {"_id": MIGRATION_ID, "owner": owner, "completed_at": None}, {"$set": {"lease_until": lease_until}}
-        )
-        return result.matched_count == 1
-
-    async def checkpoint(self, owner: str, after: str, done: Counts) -> bool:
-        """Record a chunk done (up to ledger `after`) and renew the lease; False when another process
-        took the migration over."""
-        lease_until = datetime.now(UTC) + timedelta(seconds=LEASE_S)
-        result = await self._records.update_one(
-            {"_id": MIGRATION_ID, "owner": owner},
-            {"$set": {"after": after, "lease_until": lease_until}, "$inc": asdict(done)},
-        )
-        return result.matched_count == 1
-
-    async def complete(self, owner: str) -> bool:
-        now = datetime.now(UTC)
-        result = await self._records.update_one(
-            {"_id": MIGRATION_ID, "owner": owner}, {"$set": {"completed_at": now, "lease_until": now}}
-        )
-        return result.matched_count == 1
-
-
-class Lease:
-    """A run's hold on the migration, renewed every quarter of LEASE_S for as long as the run goes
-    on, not only at its checkpoints: the scan of the ledger ids before the first chunk reads every
-    whole ledger on FerretDB (minutes for a large collection), and a chunk can wait on a slow store.
-    Renewed only at checkpoints, the lease ran out during such a step; another replica then took the
-    migration over and scanned as well, the first run stopped at its checkpoint, and so on. `lost`
-    once another process holds it (a renewal that fails on the store is tried again at the next)."""
-
-    def __init__(self, record: MigrationRecord, owner: str) -> None:
-        self._record = record
-        self._owner = owner
-        self.lost = False
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Lease:
-        self._task = asyncio.create_task(self._renew())
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _renew(self) -> None:
-        while True:
-            await asyncio.sleep(LEASE_S / 4)
-            try:
-                if not await self._record.renew(self._owner):
-                    self.lost = True
-                    return
-            except Exception:  # the store: the run's own next write fails too, and is logged
-                continue
+def _record(db: AsyncDatabase[Document]) -> MigrationRecord:
+    """The migration's record (`MigrationRecord`): progress (`after`, the last ledger done in `_id`
+    order), the counts so far, `completed_at`, and the process running it (`owner` until `lease_until`)."""
+    return MigrationRecord(db, MIGRATION_ID, asdict(Counts()), LEASE_S)
 
 
 async def scrub(
@@ -245,7 +156,7 @@ async def scrub(
     """Run the migration for `owner` to completion, from where an earlier run stopped; what this
     run did. It does nothing when the migration completed already (unless `again`) or another
     process runs it."""
-    record = MigrationRecord(db)
+    record = _record(db)
     claimed = await record.claim(owner, again)
     if claimed is None:
         completed = (await record.get() or {}).get("completed_at") is not None
@@ -254,7 +165,7 @@ async def scrub(
     counts = Counts()
     with current_span(tracer, "engagement scrub leave reasons") as span:
         status = Status.COMPLETED
-        async with Lease(record, owner) as lease:
+        async with Lease(record, owner, LEASE_S) as lease:
             async for part, reasons, events in ledgers_in_chunks(store, claimed["after"], chunk):
                 if lease.lost:
                     status = Status.RUNNING_ELSEWHERE
@@ -266,7 +177,7 @@ async def scrub(
                     done.ledgers += rewritten + rewritten_events > 0
                     done.reasons += rewritten
                     done.events += rewritten_events
-                if not await record.checkpoint(owner, part[-1], done):
+                if not await record.checkpoint(owner, part[-1], asdict(done)):
                     status = Status.RUNNING_ELSEWHERE
                     break
                 counts.add(done)
@@ -303,7 +214,7 @@ async def scrub_until_done(db: AsyncDatabase[Document], rules: Rules, retry_s: f
 async def check(db: AsyncDatabase[Document], rules: Rules, chunk: int = CHUNK) -> Document:
     """The migration's record and the ledgers, reasons and outbox events still not in kept form
     (reads only)."""
-    record = await MigrationRecord(db).get()
+    record = await _record(db).get()
     remaining = Counts()
     async for part, reasons, events in ledgers_in_chunks(AttendanceStore(db, SOURCE), None, chunk):
         remaining.scanned += len(part)

@@ -25,13 +25,18 @@ from services.crisis.alerts import Delivery
 from services.crisis.api import _alert_message
 from services.crisis.config import CrisisSettings
 from services.crisis.domain import Risk, Status, Step, validate_plan
+from services.crisis.link_stored_sessions import MIGRATION_ID as LINK_MIGRATION_ID
+from services.crisis.link_stored_sessions import Counts as LinkCounts
+from services.crisis.link_stored_sessions import Status as LinkStatus
+from services.crisis.link_stored_sessions import link_stored_sessions
 from services.crisis.paging import Pager
 from services.crisis.reference import load_resources
 from services.crisis.service import CrisisCore
-from services.crisis.store import ALERT_RECORDS, CHECKINS, FIRST_PROBE, LATE_CHECKINS, rung_id
+from services.crisis.store import ALERT_RECORDS, CHECKINS, FIRST_PROBE, LATE_CHECKINS, CrisisStore, rung_id
 from services.plumbing.bus import dead_letter_topic
 from services.plumbing.consumer import PROCESSED_COLLECTION
 from services.plumbing.errors import bad_request_violations, error_reason
+from services.plumbing.migrations import MIGRATIONS_COLLECTION
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
 from services.plumbing.storage import Document
@@ -1869,11 +1874,98 @@ async def test_sessions_stored_before_the_care_team_was_kept_are_linked_once(set
             ]
         )
         assert not await store.treats(clinician, client)
-        assert await store.backfill_care_team() == 1
+        status, counts = await link_stored_sessions(store.db, "owner-1", pause_s=0)
+        assert (status, counts) == (LinkStatus.COMPLETED, LinkCounts(scanned=2, linked=1, unlinked=0))
         assert await store.treats(clinician, client) and not await store.treats(only_cancelled, client)
         await store.sessions.insert_one({"_id": uid("s"), "clinician_id": only_cancelled, "client_ids": [client]})
-        assert await store.backfill_care_team() == 0  # done once: what comes later, the consumer links
+        status, counts = await link_stored_sessions(store.db, "owner-2", pause_s=0)
+        assert (status, counts) == (LinkStatus.ALREADY_COMPLETED, LinkCounts())  # what comes later, the consumer links
         assert not await store.treats(only_cancelled, client)
+
+
+async def stored_sessions(store: CrisisStore, n: int, status: str = "ended") -> list[tuple[str, str, str]]:
+    """`n` sessions stored without their care team, one client and one clinician each: (session,
+    client, clinician), by session id."""
+    made = sorted((uid("s"), uid("bf"), uid("clin")) for _ in range(n))
+    await store.sessions.insert_many(
+        [{"_id": s, "clinician_id": clin, "client_ids": [c], "status": status} for s, c, clin in made]
+    )
+    return made
+
+
+async def test_the_link_of_stored_sessions_resumes_where_it_stopped_and_runs_in_one_process(
+    settings, tmp_path, monkeypatch
+) -> None:
+    """The start-up link of stored sessions keeps its progress: a run stopped midway (a restart, a
+    deploy, a store error) is resumed after the last chunk it recorded, not begun again from the
+    first session, and while a process holds it (its lease, renewed as it runs) another process
+    starting does not scan and link too. Until 2026-12-08 (twelfth session) every instance ran it
+    whole at every start until one finished, one session at a time, with no record of progress."""
+    async with alert_service(settings, tmp_path, "resume") as alerts:
+        store = alerts.store
+        made = await stored_sessions(store, 6)
+        chunks = 0
+        link = CrisisStore.link_stored_sessions
+
+        async def failing_on_the_second_chunk(self: CrisisStore, ids: list[str]) -> tuple[int, int]:
+            nonlocal chunks
+            chunks += 1
+            if chunks == 2:
+                raise ConnectionError("the process stops here")
+            return await link(self, ids)
+
+        monkeypatch.setattr(CrisisStore, "link_stored_sessions", failing_on_the_second_chunk)
+        with pytest.raises(ConnectionError):
+            await link_stored_sessions(store.db, "stopped", chunk=2, pause_s=0)
+        monkeypatch.undo()
+        stopped = await store.db[MIGRATIONS_COLLECTION].find_one({"_id": LINK_MIGRATION_ID})
+        assert stopped is not None
+        assert (stopped["after"], stopped["scanned"], stopped["completed_at"]) == (made[1][0], 2, None)
+        assert [await store.treats(clin, c) for _, c, clin in made] == [True, True, False, False, False, False]
+        # the stopped process holds it until its lease runs out: a replica starting meanwhile waits
+        assert await link_stored_sessions(store.db, "replica", pause_s=0) == (
+            LinkStatus.RUNNING_ELSEWHERE,
+            LinkCounts(),
+        )
+        past = datetime.now(UTC) - timedelta(seconds=1)
+        await store.db[MIGRATIONS_COLLECTION].update_one({"_id": LINK_MIGRATION_ID}, {"$set": {"lease_until": past}})
+
+        status, counts = await link_stored_sessions(store.db, "replica", chunk=2, pause_s=0)
+
+        assert (status, counts) == (LinkStatus.COMPLETED, LinkCounts(scanned=4, linked=4))  # only what was left
+        assert all([await store.treats(clin, c) for _, c, clin in made])
+        done = await store.db[MIGRATIONS_COLLECTION].find_one({"_id": LINK_MIGRATION_ID})
+        assert done is not None
+        assert (done["scanned"], done["linked"], done["owner"]) == (6, 6, "replica")
+        assert done["completed_at"] is not None
+
+
+async def test_a_new_pass_links_what_an_older_replica_applied_and_unlinks_what_it_cancelled(settings, tmp_path) -> None:
+    """During a rolling deploy from a version before the care team, an older replica applies some
+    sessions' events without it: a booking not linked, a cancellation whose links stay. A new pass
+    (`--again`) links the first and removes the second's links, a pair another session links kept."""
+    async with alert_service(settings, tmp_path, "again") as alerts:
+        store = alerts.store
+        assert (await link_stored_sessions(store.db, "first", pause_s=0))[0] is LinkStatus.COMPLETED
+        (_, client, clinician), *_ = await stored_sessions(store, 1)  # applied by an older replica
+        cancelled, other = uid("s"), uid("s")
+        for session in (cancelled, other):
+            await store.sessions.insert_one({"_id": session, "clinician_id": clinician, "client_ids": [client]})
+            await store.link_care_team(session, [client], [clinician])  # linked by this version
+        await store.sessions.update_one({"_id": cancelled}, {"$set": {"status": "cancelled"}})  # by an older one
+        lone, lone_clinician = uid("bf"), uid("clin")
+        lonely = uid("s")
+        await store.sessions.insert_one(
+            {"_id": lonely, "clinician_id": lone_clinician, "client_ids": [lone], "status": "cancelled"}
+        )
+        await store.link_care_team(lonely, [lone], [lone_clinician])
+
+        status, counts = await link_stored_sessions(store.db, "again", again=True, pause_s=0)
+
+        assert status is LinkStatus.COMPLETED and (counts.linked, counts.unlinked) == (2, 2), counts
+        assert await store.treats(clinician, client)  # the booking, and `other` still links the pair
+        assert not await store.treats(lone_clinician, lone)  # only a cancelled session linked it
+        assert await store.db.care_team_links.count_documents({"session_id": {"$in": [cancelled, lonely]}}) == 0
 
 
 async def test_the_clinician_of_a_drop_on_an_active_alert_reaches_the_client_before_crisis_knows_the_session(

@@ -35,7 +35,6 @@ from services.engagement.rules import load_rules
 from services.engagement.scrub_leave_reasons import (
     EARLIER_MIGRATION_IDS,
     MIGRATION_ID,
-    MIGRATIONS_COLLECTION,
     Counts,
     Status,
     check,
@@ -46,6 +45,7 @@ from services.engagement.scrub_leave_reasons import (
 from services.engagement.store import ATTENDANCE_COLLECTION, AttendanceStore, ledger_signals
 from services.engagement.topics import ATTENDANCE
 from services.plumbing.bus import Topic, ensure_topics, reliable_producer
+from services.plumbing.migrations import MIGRATIONS_COLLECTION
 from services.plumbing.outbox import PUBLISHED_COLLECTION, OutboxRelay, OutgoingEvent, new_document_with_outbox
 from services.plumbing.protos import to_timestamp
 from services.plumbing.settings import Settings
