@@ -27,18 +27,17 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
-from enum import StrEnum
 
 from opentelemetry import trace
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.crisis.store import CrisisStore
 from services.plumbing.logs import configure_logging
-from services.plumbing.migrations import Lease, MigrationRecord
+from services.plumbing.migrations import MigrationRecord, Status, run_in_chunks, run_until_done
 from services.plumbing.settings import get_settings
 from services.plumbing.storage import Document, mongo_client, service_database
-from services.plumbing.telemetry import current_span
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("iop.crisis")
@@ -47,12 +46,7 @@ MIGRATION_ID = "care_team_links_v2"
 CHUNK = 100  # sessions linked together, and done between two checkpoints
 PAUSE_S = 0.05  # between chunks: the consumers' commands go in between
 LEASE_S = 60.0  # a run's hold on the migration, renewed every LEASE_S / 4 while it runs
-
-
-class Status(StrEnum):
-    COMPLETED = "completed"  # by this run
-    ALREADY_COMPLETED = "already completed"
-    RUNNING_ELSEWHERE = "running elsewhere"  # another process holds it (or took it over)
+WHAT = "care team link of stored sessions"  # in its log lines
 
 
 @dataclass
@@ -61,15 +55,6 @@ class Counts:
     linked: int = 0  # sessions not cancelled, their care team linked
     unlinked: int = 0  # cancelled sessions whose links were removed
 
-    def add(self, other: Counts) -> None:
-        self.scanned += other.scanned
-        self.linked += other.linked
-        self.unlinked += other.unlinked
-
-
-def _record(db: AsyncDatabase[Document]) -> MigrationRecord:
-    return MigrationRecord(db, MIGRATION_ID, asdict(Counts()), LEASE_S)
-
 
 async def link_stored_sessions(
     db: AsyncDatabase[Document], owner: str, *, again: bool = False, chunk: int = CHUNK, pause_s: float = PAUSE_S
@@ -77,57 +62,47 @@ async def link_stored_sessions(
     """Run the migration for `owner` to completion, from where an earlier run stopped; what this run
     did. It does nothing when the migration completed already (unless `again`) or another process
     runs it."""
-    record = _record(db)
-    claimed = await record.claim(owner, again)
-    if claimed is None:
-        completed = (await record.get() or {}).get("completed_at") is not None
-        return (Status.ALREADY_COMPLETED if completed else Status.RUNNING_ELSEWHERE), Counts()
     store = CrisisStore(db)
-    counts = Counts()
-    with current_span(tracer, "crisis link stored sessions") as span:
-        status = Status.COMPLETED
-        async with Lease(record, owner, LEASE_S) as lease:
-            ids = await store.session_ids(claimed["after"])
-            for start in range(0, len(ids), chunk):
-                if lease.lost:
-                    status = Status.RUNNING_ELSEWHERE
-                    break
-                part = ids[start : start + chunk]
-                linked, unlinked = await store.link_stored_sessions(part)
-                done = Counts(scanned=len(part), linked=linked, unlinked=unlinked)
-                if not await record.checkpoint(owner, part[-1], asdict(done)):
-                    status = Status.RUNNING_ELSEWHERE
-                    break
-                counts.add(done)
-                await asyncio.sleep(pause_s)
-        if status is Status.COMPLETED and not await record.complete(owner):
-            status = Status.RUNNING_ELSEWHERE
-        span.set_attributes({f"iop.migration.{name}": value for name, value in asdict(counts).items()})
-        span.set_attribute("iop.migration.status", str(status))
-        log.info(
-            "care team link of stored sessions %s: %d sessions scanned, %d linked, %d unlinked",
-            "stopped (another process took it over)" if status is Status.RUNNING_ELSEWHERE else "completed",
-            counts.scanned,
-            counts.linked,
-            counts.unlinked,
-        )
-    return status, counts
+
+    async def chunks(after: str | None) -> AsyncIterator[list[str]]:
+        ids = await store.session_ids(after)
+        for start in range(0, len(ids), chunk):
+            yield ids[start : start + chunk]
+
+    async def link_chunk(part: list[str]) -> tuple[str, dict[str, int]]:
+        linked, unlinked = await store.link_stored_sessions(part)
+        return part[-1], asdict(Counts(scanned=len(part), linked=linked, unlinked=unlinked))
+
+    status, done = await run_in_chunks(
+        MigrationRecord(db, MIGRATION_ID, asdict(Counts()), LEASE_S),
+        owner,
+        chunks,
+        link_chunk,
+        again=again,
+        lease_s=LEASE_S,
+        pause_s=pause_s,
+        tracer=tracer,
+        span_name="crisis link stored sessions",
+        attributes="iop.migration",
+        log=log,
+        what=WHAT,
+        describe=describe,
+    )
+    return status, Counts(**done)
+
+
+def describe(counts: dict[str, int]) -> str:
+    return f"{counts['scanned']} sessions scanned, {counts['linked']} linked, {counts['unlinked']} unlinked"
 
 
 async def link_until_done(db: AsyncDatabase[Document], retry_s: float = LEASE_S) -> None:
     """The service's background run: the migration until it has completed, by this process or
     another (checked again every `retry_s` while another process holds it, or after a failure)."""
-    owner = uuid.uuid4().hex
-    while True:
-        try:
-            status, _ = await link_stored_sessions(db, owner)
-            if status is not Status.RUNNING_ELSEWHERE:
-                return
-        except Exception as exc:  # the store, most likely
-            log.warning(
-                "care team link of stored sessions failed (%s); retrying in %.0f s", type(exc).__name__, retry_s
-            )
-        await asyncio.sleep(retry_s)
+
+    async def run(owner: str) -> Status:
+        return (await link_stored_sessions(db, owner))[0]
+
+    await run_until_done(run, log, WHAT, retry_s)
 
 
 async def _command(again: bool) -> int:

@@ -13,7 +13,8 @@ The engagement service also runs it at start, in the background (`scrub_until_do
 completed once for its database. Its record in `migrations` (`_id` "scrub_leave_reasons_v2") says how
 far it got (`after`: ledgers are scanned in `_id` order), what it changed and when it completed; a
 run that stops midway is resumed from there. One process runs it at a time: the record's `owner`
-holds it until `lease_until`, renewed every quarter of the lease while the run goes on (`Lease`).
+holds it until `lease_until`, renewed every quarter of the lease while the run goes on
+(`services.plumbing.migrations`, shared with the crisis link of stored sessions).
 The first version (record "scrub_leave_reasons") rewrote the reasons only; this one has a record of
 its own, so it runs on a database where that one completed (finding the reasons in kept form, it
 rewrites the outboxes' events), and a replica still on the first version neither resumes nor
@@ -36,7 +37,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
-from enum import StrEnum
 
 from opentelemetry import trace
 from pymongo.asynchronous.database import AsyncDatabase
@@ -46,10 +46,9 @@ from services.engagement.domain import kept_leave_reason
 from services.engagement.rules import Rules, load_rules
 from services.engagement.store import AttendanceStore, StoredEvent, StoredReason
 from services.plumbing.logs import configure_logging
-from services.plumbing.migrations import Lease, MigrationRecord
+from services.plumbing.migrations import MigrationRecord, Status, run_in_chunks, run_until_done
 from services.plumbing.settings import get_settings
 from services.plumbing.storage import Document, mongo_client, service_database
-from services.plumbing.telemetry import current_span
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("iop.engagement")
@@ -60,14 +59,9 @@ KEPT_DROP_REASON = "connection_lost"  # ConnectionDropped.reason as published si
 SOURCE = "/iop/engagement"
 CHUNK = 100  # ledgers read together, and done between two checkpoints
 PAUSE_S = 0.05  # between chunks: the ledger consumer's updates of the collection go in between
+WHAT = "scrub of stored leave reasons"  # in its log lines
 LEASE_S = 60.0  # a run's hold on the migration, renewed every LEASE_S / 4 while it runs (`Lease`)
 MAX_ATTEMPTS = 5  # reads of a ledger whose reasons keep changing under the rewrite
-
-
-class Status(StrEnum):
-    COMPLETED = "completed"  # by this run
-    ALREADY_COMPLETED = "already completed"
-    RUNNING_ELSEWHERE = "running elsewhere"  # another process holds it (or took it over)
 
 
 @dataclass
@@ -76,12 +70,6 @@ class Counts:
     ledgers: int = 0  # ledgers with a reason rewritten (or, for --check, still raw)
     reasons: int = 0  # reasons rewritten (or still raw)
     events: int = 0  # outbox ConnectionDropped events rewritten (or still with a raw reason)
-
-    def add(self, other: Counts) -> None:
-        self.scanned += other.scanned
-        self.ledgers += other.ledgers
-        self.reasons += other.reasons
-        self.events += other.events
 
 
 class LedgerKeptChanging(Exception):
@@ -156,59 +144,54 @@ async def scrub(
     """Run the migration for `owner` to completion, from where an earlier run stopped; what this
     run did. It does nothing when the migration completed already (unless `again`) or another
     process runs it."""
-    record = _record(db)
-    claimed = await record.claim(owner, again)
-    if claimed is None:
-        completed = (await record.get() or {}).get("completed_at") is not None
-        return (Status.ALREADY_COMPLETED if completed else Status.RUNNING_ELSEWHERE), Counts()
     store = AttendanceStore(db, SOURCE)
-    counts = Counts()
-    with current_span(tracer, "engagement scrub leave reasons") as span:
-        status = Status.COMPLETED
-        async with Lease(record, owner, LEASE_S) as lease:
-            async for part, reasons, events in ledgers_in_chunks(store, claimed["after"], chunk):
-                if lease.lost:
-                    status = Status.RUNNING_ELSEWHERE
-                    break
-                done = Counts(scanned=len(part))
-                for session_id in part:
-                    rewritten = await scrub_ledger(store, session_id, reasons.get(session_id, []), rules)
-                    rewritten_events = await scrub_outbox(store, session_id, events.get(session_id, []))
-                    done.ledgers += rewritten + rewritten_events > 0
-                    done.reasons += rewritten
-                    done.events += rewritten_events
-                if not await record.checkpoint(owner, part[-1], asdict(done)):
-                    status = Status.RUNNING_ELSEWHERE
-                    break
-                counts.add(done)
-                await asyncio.sleep(pause_s)
-        if status is Status.COMPLETED and not await record.complete(owner):
-            status = Status.RUNNING_ELSEWHERE
-        span.set_attributes({f"iop.scrub.{name}": value for name, value in asdict(counts).items()})
-        span.set_attribute("iop.scrub.status", str(status))
-        log.info(
-            "scrub of stored leave reasons %s: %d ledgers scanned, %d rewritten, %d reasons, %d outbox events",
-            "stopped (another process took it over)" if status is Status.RUNNING_ELSEWHERE else "completed",
-            counts.scanned,
-            counts.ledgers,
-            counts.reasons,
-            counts.events,
-        )
-    return status, counts
+
+    async def scrub_chunk(
+        found: tuple[list[str], dict[str, list[StoredReason]], dict[str, list[StoredEvent]]],
+    ) -> tuple[str, dict[str, int]]:
+        part, reasons, events = found
+        done = Counts(scanned=len(part))
+        for session_id in part:
+            rewritten = await scrub_ledger(store, session_id, reasons.get(session_id, []), rules)
+            rewritten_events = await scrub_outbox(store, session_id, events.get(session_id, []))
+            done.ledgers += rewritten + rewritten_events > 0
+            done.reasons += rewritten
+            done.events += rewritten_events
+        return part[-1], asdict(done)
+
+    status, done = await run_in_chunks(
+        _record(db),
+        owner,
+        lambda after: ledgers_in_chunks(store, after, chunk),
+        scrub_chunk,
+        again=again,
+        lease_s=LEASE_S,
+        pause_s=pause_s,
+        tracer=tracer,
+        span_name="engagement scrub leave reasons",
+        attributes="iop.scrub",
+        log=log,
+        what=WHAT,
+        describe=describe,
+    )
+    return status, Counts(**done)
+
+
+def describe(counts: dict[str, int]) -> str:
+    return (
+        f"{counts['scanned']} ledgers scanned, {counts['ledgers']} rewritten, {counts['reasons']} reasons,"
+        f" {counts['events']} outbox events"
+    )
 
 
 async def scrub_until_done(db: AsyncDatabase[Document], rules: Rules, retry_s: float = LEASE_S) -> None:
     """The service's background run: the migration until it has completed, by this process or
     another (checked again every `retry_s` while another process holds it, or after a failure)."""
-    owner = uuid.uuid4().hex
-    while True:
-        try:
-            status, _ = await scrub(db, rules, owner)
-            if status is not Status.RUNNING_ELSEWHERE:
-                return
-        except Exception as exc:  # the store, most likely; the message could quote a stored reason
-            log.warning("scrub of stored leave reasons failed (%s); retrying in %.0f s", type(exc).__name__, retry_s)
-        await asyncio.sleep(retry_s)
+
+    async def run(owner: str) -> Status:
+        return (await scrub(db, rules, owner))[0]
+
+    await run_until_done(run, log, WHAT, retry_s)
 
 
 async def check(db: AsyncDatabase[Document], rules: Rules, chunk: int = CHUNK) -> Document:

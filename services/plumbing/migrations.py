@@ -16,16 +16,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TypeVar
 
+from opentelemetry.trace import Tracer
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.plumbing.storage import Document
+from services.plumbing.telemetry import current_span
 
 MIGRATIONS_COLLECTION = "migrations"
+Chunk = TypeVar("Chunk")
+
+
+class Status(StrEnum):
+    COMPLETED = "completed"  # by this run
+    ALREADY_COMPLETED = "already completed"
+    RUNNING_ELSEWHERE = "running elsewhere"  # another process holds it (or took it over)
 
 
 class MigrationRecord:
@@ -41,6 +54,10 @@ class MigrationRecord:
         self._id = migration_id
         self._counts = {name: 0 for name in counts}
         self._lease = timedelta(seconds=lease_s)
+
+    def zero(self) -> dict[str, int]:
+        """Every count of the migration, at 0."""
+        return dict(self._counts)
 
     async def get(self) -> Document | None:
         return await self._records.find_one({"_id": self._id})
@@ -124,3 +141,73 @@ class Lease:
                     return
             except Exception:  # the store: the run's own next write fails too, and is logged
                 continue
+
+
+async def run_in_chunks(
+    record: MigrationRecord,
+    owner: str,
+    chunks: Callable[[str | None], AsyncIterator[Chunk]],
+    apply: Callable[[Chunk], Awaitable[tuple[str, Mapping[str, int]]]],
+    *,
+    again: bool,
+    lease_s: float,
+    pause_s: float,
+    tracer: Tracer,
+    span_name: str,
+    attributes: str,
+    log: logging.Logger,
+    what: str,
+    describe: Callable[[dict[str, int]], str],
+) -> tuple[Status, dict[str, int]]:
+    """Run the migration of `record` for `owner` to completion, from where an earlier run stopped:
+    `chunks(after)` yields the chunks left, `apply(chunk)` does one and answers the last item it did
+    (`_id` order) and its counts, checkpointed after each, with `pause_s` between chunks (the
+    service's own commands go in between). What this run did, as counts; nothing when the migration
+    completed already (unless `again`) or another process runs it. The run is one span
+    (`span_name`, its counts and status as `<attributes>.<count>` and `<attributes>.status`) and one
+    line in `log`: `<what> completed: <describe(
+    counts)>` (or `stopped (another process took it over)`). Counts only: never the data."""
+    claimed = await record.claim(owner, again)
+    if claimed is None:
+        completed = (await record.get() or {}).get("completed_at") is not None
+        return (Status.ALREADY_COMPLETED if completed else Status.RUNNING_ELSEWHERE), record.zero()
+    counts = record.zero()
+    with current_span(tracer, span_name) as span:
+        status = Status.COMPLETED
+        async with Lease(record, owner, lease_s) as lease:
+            async for chunk in chunks(claimed["after"]):
+                if lease.lost:
+                    status = Status.RUNNING_ELSEWHERE
+                    break
+                after, done = await apply(chunk)
+                if not await record.checkpoint(owner, after, done):
+                    status = Status.RUNNING_ELSEWHERE
+                    break
+                for name, value in done.items():
+                    counts[name] += value
+                await asyncio.sleep(pause_s)
+        if status is Status.COMPLETED and not await record.complete(owner):
+            status = Status.RUNNING_ELSEWHERE
+        span.set_attributes({f"{attributes}.{name}": value for name, value in counts.items()})
+        span.set_attribute(f"{attributes}.status", str(status))
+        stopped = status is Status.RUNNING_ELSEWHERE
+        log.info(
+            "%s %s: %s", what, "stopped (another process took it over)" if stopped else "completed", describe(counts)
+        )
+    return status, counts
+
+
+async def run_until_done(
+    run: Callable[[str], Awaitable[Status]], log: logging.Logger, what: str, retry_s: float
+) -> None:
+    """A service's background run of a migration (`run(owner)`) until it has completed, by this
+    process or another: checked again every `retry_s` while another process holds it, or after a
+    failure, logged as `<what> failed (<error type>)` (the type only: a message could quote data)."""
+    owner = uuid.uuid4().hex
+    while True:
+        try:
+            if await run(owner) is not Status.RUNNING_ELSEWHERE:
+                return
+        except Exception as exc:  # the store, most likely
+            log.warning("%s failed (%s); retrying in %.0f s", what, type(exc).__name__, retry_s)
+        await asyncio.sleep(retry_s)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +28,7 @@ from services.crisis.api import CrisisApi
 from services.crisis.domain import Risk
 from services.crisis.paging import Pager
 from services.crisis.reference import load_policies
+from services.crisis.service import CrisisCore
 from services.crisis.store import CLIENT_RECORDS, RISK, CrisisStore, seq_id
 from services.plumbing.auth import Principal, reset_principal, set_principal
 from services.plumbing.bus import reliable_producer
@@ -69,17 +72,22 @@ class Commands(monitoring.CommandListener):
         self._ended(event.command_name)
 
 
-async def test_a_first_delivered_drop_sends_two_finds_and_three_inserts(settings: Settings, tmp_path: Path) -> None:
+@asynccontextmanager
+async def counted_crisis(
+    settings: Settings, tmp_path: Path, name: str, session: str
+) -> AsyncIterator[tuple[Commands, AlertService, CrisisCore, str]]:
+    """A crisis core on a fresh database whose commands `Commands` counts, with a client screened
+    high risk who checked in to `session` five minutes ago: (commands, alerts, core, client)."""
     commands = Commands()
     mongo: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_uri, event_listeners=[commands])
-    db = service_database(mongo, isolated_settings(MONGODB_DATABASE_PREFIX=f"t{RUN_ID}dropcmd_"), "crisis")
-    producer = reliable_producer(settings, "crisis-drop-commands-test")
+    db = service_database(mongo, isolated_settings(MONGODB_DATABASE_PREFIX=f"t{RUN_ID}{name}_"), "crisis")
+    producer = reliable_producer(settings, f"crisis-{name}-test")
     relay = OutboxRelay(db, [], producer)  # never run: the test reads the store
     alerts = AlertService(
         CrisisStore(db), relay, load_policies(policy_file(tmp_path, [0, 3600, 3600, 3600])), Pager(None, 1), "t", 10
     )
     core = crisis_core(alerts)
-    client, session = f"client-{uuid.uuid4().hex[:8]}", f"session-{uuid.uuid4().hex[:8]}"
+    client = f"client-{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
     try:
         await producer.start()
@@ -94,6 +102,16 @@ async def test_a_first_delivered_drop_sends_two_finds_and_three_inserts(settings
             backup_phone="+14155550101",
             at=now - timedelta(minutes=5),
         )
+        yield commands, alerts, core, client
+    finally:
+        await producer.stop()
+        await mongo.drop_database(db.name)
+        await mongo.close()
+
+
+async def test_a_first_delivered_drop_sends_two_finds_and_three_inserts(settings: Settings, tmp_path: Path) -> None:
+    session = f"session-{uuid.uuid4().hex[:8]}"
+    async with counted_crisis(settings, tmp_path, "dropcmd", session) as (commands, _, core, client):
         commands.counting = True
         outcome = await core.on_disconnect(
             trigger_id=f"drop-{uuid.uuid4().hex[:8]}",
@@ -106,12 +124,8 @@ async def test_a_first_delivered_drop_sends_two_finds_and_three_inserts(settings
             first_delivery=True,
         )
         commands.counting = False
-        assert outcome.alert_id, outcome
-        assert dict(commands.sent) == {"find": 2, "insert": 3}, dict(commands.sent)
-    finally:
-        await producer.stop()
-        await mongo.drop_database(db.name)
-        await mongo.close()
+    assert outcome.alert_id, outcome
+    assert dict(commands.sent) == {"find": 2, "insert": 3}, dict(commands.sent)
 
 
 async def test_the_on_call_clinicians_crisis_card_during_an_alert_reads_what_it_did_before_the_care_team(
@@ -125,40 +139,17 @@ async def test_the_on_call_clinicians_crisis_card_during_an_alert_reads_what_it_
     the care team was kept and no round more. Until 2026-12-08 (twelfth session) the check read the
     care team, the active slot and the alert one after another before the card read the records
     and the alert again: 6 finds in 7 rounds."""
-    commands = Commands()
-    mongo: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_uri, event_listeners=[commands])
-    db = service_database(mongo, isolated_settings(MONGODB_DATABASE_PREFIX=f"t{RUN_ID}cardcmd_"), "crisis")
-    producer = reliable_producer(settings, "crisis-card-commands-test")
-    relay = OutboxRelay(db, [], producer)  # never run: the test reads the store
-    alerts = AlertService(
-        CrisisStore(db), relay, load_policies(policy_file(tmp_path, [0, 3600, 3600, 3600])), Pager(None, 1), "t", 10
-    )
-    core = crisis_core(alerts)
-    api = CrisisApi(db, core, alerts)
-    client = f"client-{uuid.uuid4().hex[:8]}"
-    now = datetime.now(UTC)
-    token = set_principal(Principal("oncall-test", frozenset({"clinician"})))  # the policy's on-call rotation
-    try:
-        await producer.start()
-        await db[CLIENT_RECORDS].insert_one(
-            {"_id": seq_id(RISK, client, 1), "kind": RISK, "client_id": client, "level": int(Risk.HIGH), "at": now}
-        )
-        await core.record_checkin(
-            event_id=f"ev-{uuid.uuid4().hex[:8]}",
-            client_id=client,
-            session_id=f"session-{uuid.uuid4().hex[:8]}",
-            location={"state": "CA", "county_fips": "06075", "city": "San Francisco", "verified": True},
-            backup_phone="+14155550101",
-            at=now - timedelta(minutes=5),
-        )
+    session = f"session-{uuid.uuid4().hex[:8]}"
+    async with counted_crisis(settings, tmp_path, "cardcmd", session) as (commands, alerts, core, client):
+        api = CrisisApi(alerts.store.db, core, alerts)
         alert = await open_alert_directly(alerts, f"alert-{uuid.uuid4().hex[:8]}", client, "TEST")
-        commands.counting = True
-        card = await api.GetCrisisCard(crisis_pb2.GetCrisisCardRequest(client_id=client), None)  # type: ignore[arg-type]
-        commands.counting = False
-        assert card.active_alert.alert_id == alert["_id"] and card.backup_phone == "+14155550101", card
-        assert (dict(commands.sent), commands.rounds) == ({"find": 4, "insert": 1}, 4), (commands.sent, commands.rounds)
-    finally:
-        reset_principal(token)
-        await producer.stop()
-        await mongo.drop_database(db.name)
-        await mongo.close()
+        token = set_principal(Principal("oncall-test", frozenset({"clinician"})))  # the policy's on-call rotation
+        try:
+            commands.counting = True
+            request = crisis_pb2.GetCrisisCardRequest(client_id=client)
+            card = await api.GetCrisisCard(request, None)  # type: ignore[arg-type]
+            commands.counting = False
+        finally:
+            reset_principal(token)
+    assert card.active_alert.alert_id == alert["_id"] and card.backup_phone == "+14155550101", card
+    assert (dict(commands.sent), commands.rounds) == ({"find": 4, "insert": 1}, 4), (commands.sent, commands.rounds)
