@@ -1406,7 +1406,13 @@ class Scheduler:
         session, client and reason: a client flagged for one reason (a whole group dropped, say) is
         still flagged for the other, also once the session is interrupted. Until 2026-12-07 a flag
         of either kind answered both, and an interrupted individual session ignored a later one: a
-        client's compromised privacy reported after a disconnection was never flagged."""
+        client's compromised privacy reported after a disconnection was never flagged.
+
+        A flag that proposes slots (a group's client, a session not running) is written only while
+        the session's status is the one read before the slot search: a session ended, cancelled,
+        moved, started or interrupted meanwhile is flagged again as it is then (recorded after the
+        end, interrupted, or proposed for again). Until 2026-12-08 (twelfth session) it got the slots
+        and a RescheduleProposed all the same, and a session started meanwhile went on."""
         try:
             session = await self.session(session_id)
         except NotFound:
@@ -1428,9 +1434,16 @@ class Scheduler:
             # the interruption lost a race: to the end of the session, say (a late signal), or to
             # another interruption (the session is flagged for the client as once interrupted)
             return await self.flag_client(session_id, client_id, reason)
-        updated = await self._propose_to_client(session, client_id, reason, field, _profiles_due([client_id], reason))
-        if updated is None:  # flagged meanwhile (the same event, delivered twice): that delivery writes the profile
-            return await self.session(session_id)
+        due = _profiles_due([client_id], reason)
+        as_read = {"status": session["status"]}  # what the path above was chosen on
+        updated = await self._propose_to_client(session, client_id, reason, field, due, guard=as_read)
+        if updated is None:
+            now = await self.session(session_id)
+            if client_id in now.get(field, []):  # flagged meanwhile (the same event, delivered twice)
+                return now  # that delivery writes the profile
+            # changed while its slots were looked for (ended, cancelled, moved, started,
+            # interrupted): flagged as it is now
+            return await self.flag_client(session_id, client_id, reason)
         await self._write_profiles_due(updated)
         return updated
 

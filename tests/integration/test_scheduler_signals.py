@@ -25,7 +25,7 @@ from services.scheduler.handlers import SessionSignalHandlers
 from services.scheduler.programs import TrackSpec
 from services.scheduler.store import CLIENTS, SchedulerStore
 from tests.integration.test_scheduler_cohort_reads import ALL_WEEK, HOUR, PLATFORM, Target, target
-from tests.integration.test_scheduler_tech_checks import _book
+from tests.integration.test_scheduler_tech_checks import _book, _program, _soon
 
 __all__ = ["target"]  # the fixture, shared with the cohort-read tests
 
@@ -454,3 +454,85 @@ async def test_a_report_looks_for_slots_for_the_clients_next_sessions_only(
     moved = await target.scheduler.reschedule("re-last", last["_id"], None, "", PLATFORM, "")
     assert moved["starts_at"].astimezone(NEW_YORK).hour == 4  # alone
     assert moved["starts_at"] >= last["starts_at"] - timedelta(days=1)  # near its own time, not tomorrow
+
+
+@pytest.mark.parametrize("reason", ["DISCONNECTED", "PRIVACY_COMPROMISED"])
+async def test_a_group_that_ended_while_a_clients_flag_looked_for_slots_gets_none(
+    target: Target, monkeypatch: pytest.MonkeyPatch, reason: str
+) -> None:
+    # b dropped off (or reported being overheard) in a running group, and the care team ended the
+    # group while slots were looked for b: the ended group got b's slots and a RescheduleProposed
+    # (the flag's write was conditional on b not being flagged alone), and a drop made b's tech
+    # check due, which a drop delivered a moment later (after the end) does not
+    group = await _started(target, GROUP, ("a", "b"))
+    _ended_between_the_read_and_the_write(target, monkeypatch)
+    for _ in range(2):  # and redelivered
+        await target.scheduler.flag_client(group["_id"], "b", reason)
+    stored = await target.scheduler.session(group["_id"])
+    assert stored["status"] == "ended" and not stored.get("client_proposals") and not stored.get("dropped_clients")
+    assert not await _proposed_events(target, group["_id"])
+    reported = reason == "PRIVACY_COMPROMISED"  # recorded on the ended session, as a late report is
+    assert stored["privacy_flagged_clients"] == (["b"] if reported else [])
+    profile = await _profile(target, "b")
+    assert bool(profile.get("privacy_sensitive")) is reported and profile.get("tech_check_required") is False
+
+
+async def test_a_session_cancelled_while_its_report_looked_for_slots_records_the_report_only(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # b reported being overheard ahead of a session booked for b, and it was cancelled while slots
+    # were looked for it: the cancelled session got slots and a RescheduleProposed
+    program = await _program(target, ("b",))
+    ahead = await _book(target, program, "r-ahead", ("b",), _days_ahead_at(2, 10))
+    _meanwhile(target, monkeypatch, lambda s: target.scheduler.cancel(s["_id"], "the client asked"))
+    await target.scheduler.flag_client(ahead["_id"], "b", "PRIVACY_COMPROMISED")
+    stored = await target.scheduler.session(ahead["_id"])
+    assert stored["status"] == "cancelled" and stored["privacy_flagged_clients"] == ["b"]
+    assert not stored["proposed_slots"] and not await _proposed_events(target, ahead["_id"])
+    assert (await _profile(target, "b")).get("privacy_sensitive") is True
+
+
+async def test_a_session_moved_while_its_report_looked_for_slots_leaves_the_report_to_the_new_one(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the care team moved the session while slots were looked for it after b's report: the old
+    # session got slots and a RescheduleProposed, the new one (outside b's alone-windows) nothing
+    program = await _program(target, ("b",))
+    ahead = await _book(target, program, "r-ahead", ("b",), _days_ahead_at(2, 10))
+    moved_to: list[Document] = []
+
+    async def moved(session: Document) -> None:
+        new_start = _days_ahead_at(3, 10)
+        moved_to.append(await target.scheduler.reschedule("re-1", session["_id"], new_start, "", PLATFORM, ""))
+
+    _meanwhile(target, monkeypatch, moved)
+    await target.scheduler.flag_client(ahead["_id"], "b", "PRIVACY_COMPROMISED")
+    old = await target.scheduler.session(ahead["_id"])
+    assert old["status"] == "rescheduled" and old["privacy_flagged_clients"] == ["b"]
+    assert not old["proposed_slots"] and not await _proposed_events(target, ahead["_id"])
+    new = await target.scheduler.session(moved_to[0]["_id"])
+    assert new["privacy_flagged"] and new["privacy_carried_clients"] == ["b"]  # the report reaches it
+    (event,) = await _proposed_events(target, new["_id"])
+    assert event.client_id == "b" and event.reason == "PRIVACY_COMPROMISED"
+
+
+async def test_an_individual_session_started_while_its_report_looked_for_slots_is_interrupted(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # b reported being overheard before the session, then checked in and the session started while
+    # slots were looked for it: the report was written on the running session, with slots and a
+    # RescheduleProposed, and the session went on (a report on a running session interrupts it)
+    program = await _program(target, ("b",))
+    soon = await _book(target, program, "r-soon", ("b",), _soon())
+
+    async def started(session: Document) -> None:
+        await target.scheduler.check_in(session["_id"], "b", NY, "alone", "")
+        await target.scheduler.start(session["_id"], "NY")
+
+    _meanwhile(target, monkeypatch, started)
+    await target.scheduler.flag_client(soon["_id"], "b", "PRIVACY_COMPROMISED")
+    stored = await target.scheduler.session(soon["_id"])
+    assert stored["status"] == "interrupted" and stored["interruption_reason"] == "PRIVACY_COMPROMISED"
+    assert stored["privacy_flagged_clients"] == ["b"]
+    (event,) = await _proposed_events(target, soon["_id"])  # the interruption's
+    assert event.client_id == "b" and event.reason == "PRIVACY_COMPROMISED"
