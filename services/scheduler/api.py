@@ -691,13 +691,7 @@ class SchedulerApi(scheduler_pb2_grpc.SchedulerServiceServicer):
         client = await self._s.store.get(CLIENTS, request.owner_id)
         if client is None:
             raise NotFound("client", request.owner_id)
-        direct = await self._s.store.sessions_of_client(request.owner_id, frm, to)
-        seated = [x["session_id"] for x in await self._s.store.seats_of_client(request.owner_id)]
-        extra = await self._s.store.sessions.find(
-            {"_id": {"$in": seated}, "starts_at": {"$gte": frm, "$lt": to}}, {"outbox": 0}
-        ).to_list()
-        by_id = {x["_id"]: x for x in [*direct, *extra]}
-        sessions = await self._s.with_facts(sorted(by_id.values(), key=lambda x: x["starts_at"]))
+        sessions = await self._s.with_facts(await self._s.store.sessions_of_client(request.owner_id, frm, to))
         # the tech checks of the sessions shown (the range bounds the view, as it does the sessions)
         tasks = await self._s.store.tech_checks_for(request.owner_id, [s["_id"] for s in sessions])
         await self._audit("GetClientSchedule", "client", request.owner_id)

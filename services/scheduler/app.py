@@ -17,6 +17,7 @@ from services.scheduler.config import get_scheduler_settings
 from services.scheduler.domain import load_reference_data
 from services.scheduler.handlers import SessionSignalHandlers
 from services.scheduler.programs import Programs
+from services.scheduler.seat_starts import backfill_until_done
 from services.scheduler.store import INDEXES, OUTBOX_COLLECTIONS, SchedulerStore
 from services.scheduler.topics import ATTENDANCE, FHIR, PRIVACY, SESSIONS
 
@@ -59,6 +60,11 @@ async def sweep_orphan_claims(infra: Infrastructure) -> None:
             log.warning("orphan sweep failed; will retry", exc_info=True)
 
 
+async def backfill_seat_starts(infra: Infrastructure) -> None:
+    """The seats stored before 2026-12-08 get their session's start, once per database (seat_starts)."""
+    await backfill_until_done(infra.db)
+
+
 DEFINITION = ServiceDefinition(
     name="scheduler",
     topics=[SESSIONS, FHIR],
@@ -66,5 +72,5 @@ DEFINITION = ServiceDefinition(
     outbox_collections=OUTBOX_COLLECTIONS,
     access=ACCESS,
     wire=wire,
-    background=[sweep_orphan_claims],
+    background=[sweep_orphan_claims, backfill_seat_starts],
 )

@@ -503,8 +503,16 @@ class Scheduler:
         }
         if req.kind == d.GROUP:
             doc["seat_keys"] = [seat_key(session_id, i) for i in range(len(req.client_ids))]
-        seat_docs = [
-            {"_id": key, "session_id": session_id, "client_id": c, "slot_keys": [], "ledger_days": [], "at": now}
+        seat_docs = [  # starts_at: the session's, by which a client's seats are read (seats_of_client)
+            {
+                "_id": key,
+                "session_id": session_id,
+                "client_id": c,
+                "starts_at": req.starts_at,
+                "slot_keys": [],
+                "ledger_days": [],
+                "at": now,
+            }
             for key, c in zip(doc["seat_keys"], req.client_ids, strict=False)
         ]
         doc.update(req.extra)
@@ -905,6 +913,7 @@ class Scheduler:
                     "_id": key,
                     "session_id": session_id,
                     "client_id": client_id,
+                    "starts_at": session["starts_at"],
                     "slot_keys": keys,
                     "ledger_days": days,
                     "tech_check_task_ids": [t["_id"] for t in tasks],

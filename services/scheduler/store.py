@@ -50,6 +50,10 @@ LEDGERS = "ledgers"
 TECH_CHECKS = "tech_checks"
 OVERRIDE_AUDIT = "override_audit"
 CARE_SESSIONS = "care_sessions"
+MIGRATIONS = "migrations"
+# its record in MIGRATIONS: the seats stored before 2026-12-08 (twelfth session) have their start
+SEAT_STARTS = "seat_starts"
+SEAT_STARTS_CHUNK = 500  # seats given their start per read of their sessions
 # Per-client facts of a session (seats `seat:<session>#<n>`, check-ins `<session>:<client>`) share
 # one collection: the outbox relay's periodic sweep reads each outbox collection.
 FACTS = "session_facts"
@@ -74,7 +78,8 @@ INDEXES = [
     IndexSpec(TECH_CHECKS, [("client_id", 1), ("due_by", 1), ("_id", 1)], name="client_due"),
     IndexSpec(OVERRIDE_AUDIT, [("clinician_id", 1), ("at", -1)], name="clinician_at"),
     IndexSpec(CARE_SESSIONS, [("request_id", 1)], unique=True, name="request_id_unique"),
-    IndexSpec(FACTS, [("client_id", 1)], name="client_id_1"),
+    # a client's seats by their session's start (seats_of_client); replaces `client_id_1`
+    IndexSpec(FACTS, [("client_id", 1), ("starts_at", 1)], name="client_starts"),
     IndexSpec(CARE_SESSIONS, [("clinician_ids", 1), ("starts_at", 1)], name="clinician_starts"),
 ]
 
@@ -142,6 +147,7 @@ class SchedulerStore:
         self._ledger_finds = self._grouped.finds(LEDGERS)  # a ledger's head and revision probes
         self._ledger_cache: dict[str, tuple[int, list[Booked]]] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._seat_starts = False  # SEAT_STARTS recorded (read until it is)
 
     def _stored(self, collection: str, doc_id: str, write: Document) -> None:
         if self._relay is not None:
@@ -290,10 +296,50 @@ class SchedulerStore:
         """Insert a per-client fact with its events; False when that key exists already."""
         return await self._insert_new(collection, doc, events)
 
-    async def seats_of_client(self, client_id: str) -> list[Document]:
-        """A client's seats (a scan: schedule views only, not the booking path)."""
-        docs = await self.db[SEATS].find({"client_id": client_id}, NO_OUTBOX).to_list()
+    async def seats_of_client(
+        self, client_id: str, frm: datetime | None = None, to: datetime | None = None
+    ) -> list[Document]:
+        """A client's seats (not the booking path): with `frm`, those of the sessions that start
+        from `frm` (until `to` when given), by the seat's `starts_at` (index `client_starts`);
+        without, all of them. A seat stored before 2026-12-08 (twelfth session) has no `starts_at`
+        until backfill_seat_starts gives it one: until that has completed, every seat of the client
+        is read, and the caller bounds the sessions by their own start (as it always does). Until
+        2026-12-08 every seat was read for any range: a schedule view of a client with years of
+        group seats read them all, more with every seat."""
+        query: Document = {"client_id": client_id}
+        if frm is not None and await self.seat_starts_backfilled():
+            query["starts_at"] = {"$gte": frm} if to is None else {"$gte": frm, "$lt": to}
+        docs = await self.seats.find(query, NO_OUTBOX).to_list()
         return [x for x in docs if str(x["_id"]).startswith("seat:")]
+
+    async def seat_starts_backfilled(self) -> bool:
+        """Whether backfill_seat_starts has completed on this database (once it has, for good)."""
+        if not self._seat_starts:
+            self._seat_starts = await self.get(MIGRATIONS, SEAT_STARTS) is not None
+        return self._seat_starts
+
+    async def backfill_seat_starts(self) -> int:
+        """Give every client's seat stored without `starts_at` (before 2026-12-08, twelfth session)
+        its session's start, then record that it is done (SEAT_STARTS in MIGRATIONS): from then on
+        seats_of_client reads a range of seats. Returns the seats given their start. Safe to run
+        again, and while the service runs: it reads only seats without a start, and sets one only
+        where there is still none (a session's start never changes). A seat whose session was
+        never stored (a booking whose process died) keeps none: it has nothing to show."""
+        without = {"_id": {"$regex": "^seat:"}, "client_id": {"$ne": ""}, "starts_at": {"$exists": False}}
+        given = 0
+        async with self.seats.find(without, {"session_id": 1}) as cursor:  # closed on return
+            while seats := await cursor.to_list(SEAT_STARTS_CHUNK):
+                sessions = await self.get_many(SESSIONS_COLLECTION, [str(x["session_id"]) for x in seats])
+                for seat in seats:
+                    start = (sessions.get(str(seat["session_id"])) or {}).get("starts_at")
+                    if start is not None:
+                        still_without = {"_id": seat["_id"], "starts_at": {"$exists": False}}
+                        written = await self.seats.update_one(still_without, {"$set": {"starts_at": start}})
+                        given += written.modified_count
+        record = {"$set": {"at": datetime.now(UTC)}, "$inc": {"seats": given}}
+        await self.db[MIGRATIONS].update_one({"_id": SEAT_STARTS}, record, upsert=True)
+        self._seat_starts = True
+        return given
 
     async def delete_seats(self, keys: Sequence[str], session_id: str) -> None:
         if keys:
@@ -394,8 +440,14 @@ class SchedulerStore:
         return _without_outbox(doc)
 
     async def sessions_of_client(self, client_id: str, frm: datetime, to: datetime) -> list[Document]:
-        """The sessions in [frm, to) a client was booked into (seats in groups are separate facts)."""
-        return await self._sessions_where({"client_ids": client_id}, frm, to)
+        """The sessions in [frm, to) a client was booked into or seated in (a seat in a group, a
+        separate fact), by start."""
+        booked = await self._sessions_where({"client_ids": client_id}, frm, to)
+        seated = [x["session_id"] for x in await self.seats_of_client(client_id, frm, to)]
+        found = {x["_id"]: x for x in booked}
+        if seated:
+            found.update((x["_id"], x) for x in await self._sessions_where({"_id": {"$in": seated}}, frm, to))
+        return sorted(found.values(), key=lambda x: _aware(x["starts_at"]))
 
     async def sessions_of_clinician(self, clinician_id: str, frm: datetime, to: datetime) -> list[Document]:
         """The sessions in [frm, to) a clinician leads or facilitates."""
@@ -532,7 +584,7 @@ class SchedulerStore:
         after `after`, other than `excluding`, by start (the first `limit`; 0: all), each with the
         key of the client's seat in it ("": the session names the client). A scan of the client's
         sessions and seats: after a failed session, not the booking path."""
-        seats = {str(x["session_id"]): str(x["_id"]) for x in await self.seats_of_client(client_id)}
+        seats = {str(x["session_id"]): str(x["_id"]) for x in await self.seats_of_client(client_id, after)}
         whose: list[Document] = [{"client_ids": client_id}]
         if seats:
             whose.append({"_id": {"$in": list(seats)}})

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient, monitoring
@@ -32,19 +33,29 @@ PLATFORM = Principal("app", frozenset({"platform"}))
 
 @dataclass
 class Finds(monitoring.CommandListener):
-    """The collections each `find` command read, in order."""
+    """The collections each `find` command read, in order, and the `_id`s of the documents the
+    store answered by collection (`read`, over `find` and `getMore`)."""
 
     collections: list[str] = field(default_factory=list)
+    read: dict[str, list[Any]] = field(default_factory=dict)
+    _asked: dict[int, str] = field(default_factory=dict)  # collection, by the command's request id
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name == "find":
             self.collections.append(str(event.command["find"]))
+            self._asked[event.request_id] = str(event.command["find"])
+        elif event.command_name == "getMore":
+            self._asked[event.request_id] = str(event.command["collection"])
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
+        collection = self._asked.pop(event.request_id, None)
+        if collection is not None:
+            cursor = event.reply.get("cursor", {})
+            docs = cursor.get("firstBatch", cursor.get("nextBatch", []))
+            self.read.setdefault(collection, []).extend(d.get("_id") for d in docs)
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
+        self._asked.pop(event.request_id, None)
 
 
 @dataclass
