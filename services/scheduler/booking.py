@@ -1652,6 +1652,15 @@ class Scheduler:
         )
         if updated is not None and old["status"] in (d.BOOKED, d.CHECKED_IN):
             await self._release_session(old)
+        if updated is not None:
+            # A report written on the old session while the new one was booked (after its profile
+            # reads, before it was stored) looked for the client's sessions before the new one
+            # existed: it reaches the new one now, as a report that arrives after the move does
+            # (_carry_privacy_report: a session in the client's alone-windows, or marked already,
+            # is left as it is). Until 2026-12-08 (twelfth session) the new session kept its time
+            # outside the client's alone-windows, with no slots proposed and nobody told.
+            for client_id in updated.get("privacy_flagged_clients", []):
+                await self._carry_privacy_report(client_id, session_id)
         return new
 
     @staticmethod

@@ -536,3 +536,34 @@ async def test_an_individual_session_started_while_its_report_looked_for_slots_i
     assert stored["privacy_flagged_clients"] == ["b"]
     (event,) = await _proposed_events(target, soon["_id"])  # the interruption's
     assert event.client_id == "b" and event.reason == "PRIVACY_COMPROMISED"
+
+
+@pytest.mark.parametrize("kind", [INDIVIDUAL, GROUP])
+async def test_a_report_on_a_session_being_moved_reaches_the_new_one(
+    target: Target, monkeypatch: pytest.MonkeyPatch, kind: int
+) -> None:
+    # b reported being overheard while the care team's RescheduleSession was booking the new session
+    # (after it read the old one and b's profile, before it stored the new one): the report was
+    # written on the old session (still booked), looked for b's other sessions before the new one
+    # existed, and the old one was then marked moved; the new session kept its time outside b's
+    # alone-windows with no slots proposed and nobody told
+    program = await _program(target, ("a", "b"))
+    clients = ("b",) if kind == INDIVIDUAL else ("a", "b")
+    ahead = await _book(target, program, "r-ahead", clients, _days_ahead_at(2, 10), kind)
+    insert_once = target.scheduler.store.insert_once
+
+    async def reported_meanwhile(collection: str, doc: Document, *args: Any) -> Any:
+        if doc.get("rescheduled_from") == ahead["_id"]:
+            monkeypatch.undo()
+            await target.scheduler.flag_client(ahead["_id"], "b", "PRIVACY_COMPROMISED")
+        return await insert_once(collection, doc, *args)
+
+    monkeypatch.setattr(target.scheduler.store, "insert_once", reported_meanwhile)
+    moved = await target.scheduler.reschedule("re-1", ahead["_id"], _days_ahead_at(3, 10), "", PLATFORM, "")
+    old = await target.scheduler.session(ahead["_id"])
+    assert old["status"] == "rescheduled" and old["privacy_flagged_clients"] == ["b"]
+    assert (await _profile(target, "b")).get("privacy_sensitive") is True
+    new = await target.scheduler.session(moved["_id"])
+    assert new["privacy_flagged"] and new["privacy_carried_clients"] == ["b"]  # the report reaches it
+    (event,) = await _proposed_events(target, new["_id"])
+    assert event.client_id == "b" and event.reason == "PRIVACY_COMPROMISED"
