@@ -31,10 +31,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateMany
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from services.plumbing.migrations import MIGRATIONS_COLLECTION
 from services.plumbing.outbox import OutboxRelay, OutgoingEvent, new_document_with_outbox, with_outbox
 from services.plumbing.storage import Document, GroupedCalls, IndexSpec, find_by_ids
 from services.scheduler.domain import BOOKED, CANCELLED, CHECKED_IN, Booked, on_care_team
@@ -50,10 +51,10 @@ LEDGERS = "ledgers"
 TECH_CHECKS = "tech_checks"
 OVERRIDE_AUDIT = "override_audit"
 CARE_SESSIONS = "care_sessions"
-MIGRATIONS = "migrations"
-# its record in MIGRATIONS: the seats stored before 2026-12-08 (twelfth session) have their start
-SEAT_STARTS = "seat_starts"
-SEAT_STARTS_CHUNK = 500  # seats given their start per read of their sessions
+# Its record in `migrations` (services.plumbing.migrations): the seats stored before 2026-12-08
+# (twelfth session) have their start. The first version's record, "seat_starts" (written once at
+# the end, with no lease), is left as history: a run of this version would never claim it.
+SEAT_STARTS = "seat_starts_v2"
 # Per-client facts of a session (seats `seat:<session>#<n>`, check-ins `<session>:<client>`) share
 # one collection: the outbox relay's periodic sweep reads each outbox collection.
 FACTS = "session_facts"
@@ -147,7 +148,7 @@ class SchedulerStore:
         self._ledger_finds = self._grouped.finds(LEDGERS)  # a ledger's head and revision probes
         self._ledger_cache: dict[str, tuple[int, list[Booked]]] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
-        self._seat_starts = False  # SEAT_STARTS recorded (read until it is)
+        self._seat_starts = False  # SEAT_STARTS completed (read until it has)
 
     def _stored(self, collection: str, doc_id: str, write: Document) -> None:
         if self._relay is not None:
@@ -302,7 +303,7 @@ class SchedulerStore:
         """A client's seats (not the booking path): with `frm`, those of the sessions that start
         from `frm` (until `to` when given), by the seat's `starts_at` (index `client_starts`);
         without, all of them. A seat stored before 2026-12-08 (twelfth session) has no `starts_at`
-        until backfill_seat_starts gives it one: until that has completed, every seat of the client
+        until the seat start backfill gives it one: until that has completed, every seat of the client
         is read, and the caller bounds the sessions by their own start (as it always does). Until
         2026-12-08 every seat was read for any range: a schedule view of a client with years of
         group seats read them all, more with every seat."""
@@ -313,33 +314,44 @@ class SchedulerStore:
         return [x for x in docs if str(x["_id"]).startswith("seat:")]
 
     async def seat_starts_backfilled(self) -> bool:
-        """Whether backfill_seat_starts has completed on this database (once it has, for good)."""
+        """Whether the seat start backfill (services/scheduler/seat_starts.py) has completed on this
+        database: its record's `completed_at`, read at each call until it is set, then for good in
+        this process. The record exists from the moment a run claims it, so its existence is not
+        enough: a run in progress, or stopped midway, has left seats without their start."""
         if not self._seat_starts:
-            self._seat_starts = await self.get(MIGRATIONS, SEAT_STARTS) is not None
+            record = await self.get(MIGRATIONS_COLLECTION, SEAT_STARTS)
+            self._seat_starts = record is not None and record.get("completed_at") is not None
         return self._seat_starts
 
-    async def backfill_seat_starts(self) -> int:
-        """Give every client's seat stored without `starts_at` (before 2026-12-08, twelfth session)
-        its session's start, then record that it is done (SEAT_STARTS in MIGRATIONS): from then on
-        seats_of_client reads a range of seats. Returns the seats given their start. Safe to run
-        again, and while the service runs: it reads only seats without a start, and sets one only
-        where there is still none (a session's start never changes). A seat whose session was
-        never stored (a booking whose process died) keeps none: it has nothing to show."""
-        without = {"_id": {"$regex": "^seat:"}, "client_id": {"$ne": ""}, "starts_at": {"$exists": False}}
-        given = 0
-        async with self.seats.find(without, {"session_id": 1}) as cursor:  # closed on return
-            while seats := await cursor.to_list(SEAT_STARTS_CHUNK):
-                sessions = await self.get_many(SESSIONS_COLLECTION, [str(x["session_id"]) for x in seats])
-                for seat in seats:
-                    start = (sessions.get(str(seat["session_id"])) or {}).get("starts_at")
-                    if start is not None:
-                        still_without = {"_id": seat["_id"], "starts_at": {"$exists": False}}
-                        written = await self.seats.update_one(still_without, {"$set": {"starts_at": start}})
-                        given += written.modified_count
-        record = {"$set": {"at": datetime.now(UTC)}, "$inc": {"seats": given}}
-        await self.db[MIGRATIONS].update_one({"_id": SEAT_STARTS}, record, upsert=True)
-        self._seat_starts = True
-        return given
+    async def seats_without_start(self, after: str | None = None) -> list[str]:
+        """The `_id` of every client's seat stored without `starts_at` (after `after`), in order: one
+        scan, sorted here (asked to sort, FerretDB holds every matching document, whole, in memory
+        until the last is read). The hint keeps MongoDB on the `_id` index (the seats' key range;
+        FerretDB ignores it). Capacity blocks (no client) have nothing to show and are left out."""
+        ids: Document = {"$gte": "seat:", "$lt": "seat;"} if after is None else {"$gt": after, "$lt": "seat;"}
+        query = {"_id": ids, "client_id": {"$ne": ""}, "starts_at": {"$exists": False}}
+        return sorted([doc["_id"] async for doc in self.seats.find(query, {"_id": 1}).hint([("_id", 1)])])
+
+    async def give_seats_their_start(self, seat_ids: Sequence[str]) -> tuple[int, int]:
+        """Each of these seats its session's start, where it has none yet (a seat written since
+        has its own): the seats and their sessions read by `_id` (two `$in` queries), then one update
+        command with a statement per session. Returns the seats given their start and those whose
+        session was never stored (a booking whose process died: nothing to show)."""
+        seats = await find_by_ids(self.seats, seat_ids, {"session_id": 1})
+        by_session: dict[str, list[str]] = {}
+        for seat in seats.values():
+            by_session.setdefault(str(seat["session_id"]), []).append(seat["_id"])
+        sessions = await find_by_ids(self.sessions, list(by_session), {"starts_at": 1})
+        statements = [
+            UpdateMany({"_id": {"$in": ids}, "starts_at": {"$exists": False}}, {"$set": {"starts_at": start}})
+            for session_id, ids in by_session.items()
+            if (start := sessions.get(session_id, {}).get("starts_at")) is not None
+        ]
+        never_stored = sum(len(ids) for session_id, ids in by_session.items() if session_id not in sessions)
+        if not statements:
+            return 0, never_stored
+        written = await self.seats.bulk_write(statements, ordered=True)
+        return written.modified_count, never_stored
 
     async def delete_seats(self, keys: Sequence[str], session_id: str) -> None:
         if keys:
