@@ -22,31 +22,21 @@ Logs and spans carry counts only.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
 import logging
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from opentelemetry import trace
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.crisis.store import CrisisStore
-from services.plumbing.logs import configure_logging
-from services.plumbing.migrations import MigrationRecord, Status, run_in_chunks, run_until_done
-from services.plumbing.settings import get_settings
-from services.plumbing.storage import Document, mongo_client, service_database
+from services.plumbing.migrations import LEASE_S, PAUSE_S, Migration, Status, command
+from services.plumbing.storage import Document
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("iop.crisis")
 
 MIGRATION_ID = "care_team_links_v2"
 CHUNK = 100  # sessions linked together, and done between two checkpoints
-PAUSE_S = 0.05  # between chunks: the consumers' commands go in between
-LEASE_S = 60.0  # a run's hold on the migration, renewed every LEASE_S / 4 while it runs
-WHAT = "care team link of stored sessions"  # in its log lines
 
 
 @dataclass
@@ -54,6 +44,22 @@ class Counts:
     scanned: int = 0  # sessions read
     linked: int = 0  # sessions not cancelled, their care team linked
     unlinked: int = 0  # cancelled sessions whose links were removed
+
+
+def describe(counts: Counts) -> str:
+    return f"{counts.scanned} sessions scanned, {counts.linked} linked, {counts.unlinked} unlinked"
+
+
+MIGRATION = Migration(
+    MIGRATION_ID,
+    Counts,
+    describe,
+    what="care team link of stored sessions",
+    tracer=tracer,
+    span_name="crisis link stored sessions",
+    attributes="iop.migration",
+    log=log,
+)
 
 
 async def link_stored_sessions(
@@ -64,68 +70,30 @@ async def link_stored_sessions(
     runs it."""
     store = CrisisStore(db)
 
-    async def chunks(after: str | None) -> AsyncIterator[list[str]]:
-        ids = await store.session_ids(after)
-        for start in range(0, len(ids), chunk):
-            yield ids[start : start + chunk]
-
-    async def link_chunk(part: list[str]) -> tuple[str, dict[str, int]]:
+    async def link_chunk(part: list[str]) -> Counts:
         linked, unlinked = await store.link_stored_sessions(part)
-        return part[-1], asdict(Counts(scanned=len(part), linked=linked, unlinked=unlinked))
+        return Counts(scanned=len(part), linked=linked, unlinked=unlinked)
 
-    status, done = await run_in_chunks(
-        MigrationRecord(db, MIGRATION_ID, asdict(Counts()), LEASE_S),
-        owner,
-        chunks,
-        link_chunk,
-        again=again,
-        lease_s=LEASE_S,
-        pause_s=pause_s,
-        tracer=tracer,
-        span_name="crisis link stored sessions",
-        attributes="iop.migration",
-        log=log,
-        what=WHAT,
-        describe=describe,
+    return await MIGRATION.run_in_chunks(
+        db, owner, store.session_ids, link_chunk, again=again, chunk=chunk, pause_s=pause_s
     )
-    return status, Counts(**done)
-
-
-def describe(counts: dict[str, int]) -> str:
-    return f"{counts['scanned']} sessions scanned, {counts['linked']} linked, {counts['unlinked']} unlinked"
 
 
 async def link_until_done(db: AsyncDatabase[Document], retry_s: float = LEASE_S) -> None:
     """The service's background run: the migration until it has completed, by this process or
     another (checked again every `retry_s` while another process holds it, or after a failure)."""
-
-    async def run(owner: str) -> Status:
-        return (await link_stored_sessions(db, owner))[0]
-
-    await run_until_done(run, log, WHAT, retry_s)
-
-
-async def _command(again: bool) -> int:
-    settings = get_settings()
-    mongo = mongo_client(settings)
-    db = service_database(mongo, settings, "crisis")
-    try:
-        status, counts = await link_stored_sessions(db, uuid.uuid4().hex, again=again)
-        print(json.dumps({"status": str(status), **asdict(counts)}))
-        return 2 if status is Status.RUNNING_ELSEWHERE else 0
-    finally:
-        await mongo.close()
+    await MIGRATION.run_until_done(lambda owner: link_stored_sessions(db, owner), retry_s)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    return command(
+        argv,
+        service="crisis",
         prog="python -m services.crisis.link_stored_sessions",
         description="Link the care team of the sessions the crisis service stored without it.",
+        again_help="a new pass over every session, even after completion",
+        run=lambda db, owner, again: link_stored_sessions(db, owner, again=again),
     )
-    parser.add_argument("--again", action="store_true", help="a new pass over every session, even after completion")
-    args = parser.parse_args(argv)
-    configure_logging("crisis")
-    return asyncio.run(_command(args.again))
 
 
 if __name__ == "__main__":

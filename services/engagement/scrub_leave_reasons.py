@@ -30,13 +30,8 @@ a kept reason changes nothing (`kept_leave_reason` is idempotent), and the judgm
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
 import logging
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from opentelemetry import trace
 from pymongo.asynchronous.database import AsyncDatabase
@@ -45,10 +40,8 @@ from iop.events.v1 import engagement_pb2
 from services.engagement.domain import kept_leave_reason
 from services.engagement.rules import Rules, load_rules
 from services.engagement.store import AttendanceStore, StoredEvent, StoredReason
-from services.plumbing.logs import configure_logging
-from services.plumbing.migrations import MigrationRecord, Status, run_in_chunks, run_until_done
-from services.plumbing.settings import get_settings
-from services.plumbing.storage import Document, mongo_client, service_database
+from services.plumbing.migrations import LEASE_S, PAUSE_S, Migration, Status, command, in_chunks
+from services.plumbing.storage import Document
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("iop.engagement")
@@ -58,9 +51,6 @@ EARLIER_MIGRATION_IDS = ("scrub_leave_reasons",)  # the reasons only: completed 
 KEPT_DROP_REASON = "connection_lost"  # ConnectionDropped.reason as published since 162bf8e (handlers.dropped_event)
 SOURCE = "/iop/engagement"
 CHUNK = 100  # ledgers read together, and done between two checkpoints
-PAUSE_S = 0.05  # between chunks: the ledger consumer's updates of the collection go in between
-WHAT = "scrub of stored leave reasons"  # in its log lines
-LEASE_S = 60.0  # a run's hold on the migration, renewed every LEASE_S / 4 while it runs (`Lease`)
 MAX_ATTEMPTS = 5  # reads of a ledger whose reasons keep changing under the rewrite
 
 
@@ -70,6 +60,25 @@ class Counts:
     ledgers: int = 0  # ledgers with a reason rewritten (or, for --check, still raw)
     reasons: int = 0  # reasons rewritten (or still raw)
     events: int = 0  # outbox ConnectionDropped events rewritten (or still with a raw reason)
+
+
+def describe(counts: Counts) -> str:
+    return (
+        f"{counts.scanned} ledgers scanned, {counts.ledgers} rewritten, {counts.reasons} reasons,"
+        f" {counts.events} outbox events"
+    )
+
+
+MIGRATION = Migration(
+    MIGRATION_ID,
+    Counts,
+    describe,
+    what="scrub of stored leave reasons",
+    tracer=tracer,
+    span_name="engagement scrub leave reasons",
+    attributes="iop.scrub",
+    log=log,
+)
 
 
 class LedgerKeptChanging(Exception):
@@ -115,23 +124,6 @@ async def scrub_outbox(store: AttendanceStore, session_id: str, events: list[Sto
     raise LedgerKeptChanging(f"the outbox events of ledger {session_id} changed under {MAX_ATTEMPTS} rewrites")
 
 
-async def ledgers_in_chunks(
-    store: AttendanceStore, after: str | None, chunk: int
-) -> AsyncIterator[tuple[list[str], dict[str, list[StoredReason]], dict[str, list[StoredEvent]]]]:
-    """The ledgers after `after` in `_id` order, `chunk` at a time: their ids, leave reasons and
-    outbox ConnectionDropped events."""
-    ids = await store.ledger_ids(after)
-    for start in range(0, len(ids), chunk):
-        part = ids[start : start + chunk]
-        yield part, *await store.leave_reasons_and_dropped_events(part)
-
-
-def _record(db: AsyncDatabase[Document]) -> MigrationRecord:
-    """The migration's record (`MigrationRecord`): progress (`after`, the last ledger done in `_id`
-    order), the counts so far, `completed_at`, and the process running it (`owner` until `lease_until`)."""
-    return MigrationRecord(db, MIGRATION_ID, asdict(Counts()), LEASE_S)
-
-
 async def scrub(
     db: AsyncDatabase[Document],
     rules: Rules,
@@ -146,10 +138,8 @@ async def scrub(
     process runs it."""
     store = AttendanceStore(db, SOURCE)
 
-    async def scrub_chunk(
-        found: tuple[list[str], dict[str, list[StoredReason]], dict[str, list[StoredEvent]]],
-    ) -> tuple[str, dict[str, int]]:
-        part, reasons, events = found
+    async def scrub_chunk(part: list[str]) -> Counts:
+        reasons, events = await store.leave_reasons_and_dropped_events(part)
         done = Counts(scanned=len(part))
         for session_id in part:
             rewritten = await scrub_ledger(store, session_id, reasons.get(session_id, []), rules)
@@ -157,49 +147,27 @@ async def scrub(
             done.ledgers += rewritten + rewritten_events > 0
             done.reasons += rewritten
             done.events += rewritten_events
-        return part[-1], asdict(done)
+        return done
 
-    status, done = await run_in_chunks(
-        _record(db),
-        owner,
-        lambda after: ledgers_in_chunks(store, after, chunk),
-        scrub_chunk,
-        again=again,
-        lease_s=LEASE_S,
-        pause_s=pause_s,
-        tracer=tracer,
-        span_name="engagement scrub leave reasons",
-        attributes="iop.scrub",
-        log=log,
-        what=WHAT,
-        describe=describe,
-    )
-    return status, Counts(**done)
-
-
-def describe(counts: dict[str, int]) -> str:
-    return (
-        f"{counts['scanned']} ledgers scanned, {counts['ledgers']} rewritten, {counts['reasons']} reasons,"
-        f" {counts['events']} outbox events"
+    return await MIGRATION.run_in_chunks(
+        db, owner, store.ledger_ids, scrub_chunk, again=again, chunk=chunk, pause_s=pause_s
     )
 
 
 async def scrub_until_done(db: AsyncDatabase[Document], rules: Rules, retry_s: float = LEASE_S) -> None:
     """The service's background run: the migration until it has completed, by this process or
     another (checked again every `retry_s` while another process holds it, or after a failure)."""
-
-    async def run(owner: str) -> Status:
-        return (await scrub(db, rules, owner))[0]
-
-    await run_until_done(run, log, WHAT, retry_s)
+    await MIGRATION.run_until_done(lambda owner: scrub(db, rules, owner), retry_s)
 
 
 async def check(db: AsyncDatabase[Document], rules: Rules, chunk: int = CHUNK) -> Document:
     """The migration's record and the ledgers, reasons and outbox events still not in kept form
     (reads only)."""
-    record = await _record(db).get()
+    record = await MIGRATION.record(db).get()
+    store = AttendanceStore(db, SOURCE)
     remaining = Counts()
-    async for part, reasons, events in ledgers_in_chunks(AttendanceStore(db, SOURCE), None, chunk):
+    for part in in_chunks(await store.ledger_ids(), chunk):
+        reasons, events = await store.leave_reasons_and_dropped_events(part)
         remaining.scanned += len(part)
         for session_id in part:
             raw = len(raw_reasons(reasons.get(session_id, []), rules))
@@ -216,37 +184,25 @@ async def check(db: AsyncDatabase[Document], rules: Rules, chunk: int = CHUNK) -
     }
 
 
-async def _command(check_only: bool, again: bool) -> int:
-    settings = get_settings()
-    mongo = mongo_client(settings)
-    db = service_database(mongo, settings, "engagement")
-    try:
-        if check_only:
-            report = await check(db, load_rules())
-            print(json.dumps(report, default=str, indent=2))
-            done = report["record"] is not None and report["record"]["completed_at"] is not None
-            return 0 if done and report["raw_reasons"] == report["raw_events"] == 0 else 1
-        status, counts = await scrub(db, load_rules(), uuid.uuid4().hex, again=again)
-        print(json.dumps({"status": str(status), **asdict(counts)}))
-        return 2 if status is Status.RUNNING_ELSEWHERE else 0
-    finally:
-        await mongo.close()
+async def check_nothing_left(db: AsyncDatabase[Document]) -> tuple[Document, bool]:
+    """`check`'s report, and whether the migration has completed with no raw reason or event left."""
+    report = await check(db, load_rules())
+    done = report["record"] is not None and report["record"]["completed_at"] is not None
+    return report, done and report["raw_reasons"] == report["raw_events"] == 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    return command(
+        argv,
+        service="engagement",
         prog="python -m services.engagement.scrub_leave_reasons",
         description="Rewrite the leave reasons stored in attendance ledgers (signals and outbox ConnectionDropped)"
         " before 162bf8e to kept form.",
+        again_help="a new pass over every ledger, even after completion",
+        run=lambda db, owner, again: scrub(db, load_rules(), owner, again=again),
+        check=check_nothing_left,
+        check_help="print the record and the raw reasons left; exit 1 unless none",
     )
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--check", action="store_true", help="print the record and the raw reasons left; exit 1 unless none"
-    )
-    mode.add_argument("--again", action="store_true", help="a new pass over every ledger, even after completion")
-    args = parser.parse_args(argv)
-    configure_logging("engagement")
-    return asyncio.run(_command(args.check, args.again))
 
 
 if __name__ == "__main__":

@@ -8,31 +8,46 @@ lease has run out.
 The record is updated by conditional updates, which the local FerretDB 1.x does not apply
 atomically under concurrency (docs/crisis.md, *Storage*): two processes can then both hold a
 migration for a while. Each migration's work is idempotent, so that costs work, never
-correctness. Used by engagement's scrub of stored leave reasons and crisis's link of stored
-sessions' care teams.
+correctness.
+
+A migration's module states only what is its own: its record's id, its counts and their wording in
+its log line, its span, which items it reads and what it does to a chunk of them (a `Migration`,
+run by `run_in_chunks` and, in its service, `run_until_done`), and its command (`command`: run or
+resume, `--again`, and `--check` when it has a check). Used by engagement's scrub of stored leave
+reasons, crisis's link of stored sessions' care teams and the scheduler's seat start backfill.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from opentelemetry.trace import Tracer
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.plumbing.storage import Document
+from services.plumbing.logs import configure_logging
+from services.plumbing.settings import get_settings
+from services.plumbing.storage import Document, mongo_client, service_database
 from services.plumbing.telemetry import current_span
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 MIGRATIONS_COLLECTION = "migrations"
-Chunk = TypeVar("Chunk")
+LEASE_S = 60.0  # a run's hold on a migration, renewed every LEASE_S / 4 while it runs (`Lease`)
+PAUSE_S = 0.05  # between chunks: the service's own commands go in between
+CountsT = TypeVar("CountsT", bound="DataclassInstance")
 
 
 class Status(StrEnum):
@@ -54,10 +69,6 @@ class MigrationRecord:
         self._id = migration_id
         self._counts = {name: 0 for name in counts}
         self._lease = timedelta(seconds=lease_s)
-
-    def zero(self) -> dict[str, int]:
-        """Every count of the migration, at 0."""
-        return dict(self._counts)
 
     async def get(self) -> Document | None:
         return await self._records.find_one({"_id": self._id})
@@ -143,71 +154,143 @@ class Lease:
                 continue
 
 
-async def run_in_chunks(
-    record: MigrationRecord,
-    owner: str,
-    chunks: Callable[[str | None], AsyncIterator[Chunk]],
-    apply: Callable[[Chunk], Awaitable[tuple[str, Mapping[str, int]]]],
+def in_chunks(ids: list[str], chunk: int) -> Iterator[list[str]]:
+    """`ids` in order, `chunk` at a time (the last part shorter)."""
+    for start in range(0, len(ids), chunk):
+        yield ids[start : start + chunk]
+
+
+@dataclass(frozen=True)
+class Migration(Generic[CountsT]):
+    """One migration as the runner knows it; its work (which items, what is done to them) is the
+    caller's. Its record in `migrations` is `migration_id`; a run counts what it does in `counts` (a
+    dataclass of ints, each 0 by default: the record's counts are its fields). A run is one span
+    (`span_name` of `tracer`, its counts and status as `<attributes>.<count>` and
+    `<attributes>.status`) and one line in `log`: `<what> completed: <describe(counts)>` (or
+    `stopped (another process took it over)`). Counts only: never the data."""
+
+    migration_id: str
+    counts: type[CountsT]
+    describe: Callable[[CountsT], str]
+    what: str  # in its log lines
+    tracer: Tracer
+    span_name: str
+    attributes: str  # the prefix of its span's attributes
+    log: logging.Logger
+
+    def record(self, db: AsyncDatabase[Document]) -> MigrationRecord:
+        return MigrationRecord(db, self.migration_id, asdict(self.counts()), LEASE_S)
+
+    async def run_in_chunks(
+        self,
+        db: AsyncDatabase[Document],
+        owner: str,
+        ids: Callable[[str | None], Awaitable[list[str]]],
+        apply: Callable[[list[str]], Awaitable[CountsT]],
+        *,
+        again: bool,
+        chunk: int,
+        pause_s: float,
+    ) -> tuple[Status, CountsT]:
+        """Run the migration for `owner` to completion, from where an earlier run stopped: `ids(after)`
+        reads the ids of the items left (after `after` in `_id` order; all of them when None), and
+        `apply(part)` does them `chunk` at a time and answers its counts, checkpointed after each
+        part (`after`: its last id), with `pause_s` between parts (the service's own commands go in
+        between). What this run did; nothing when the migration completed already (unless `again`)
+        or another process runs it."""
+        record = self.record(db)
+        claimed = await record.claim(owner, again)
+        if claimed is None:
+            completed = (await record.get() or {}).get("completed_at") is not None
+            return (Status.ALREADY_COMPLETED if completed else Status.RUNNING_ELSEWHERE), self.counts()
+        totals = asdict(self.counts())
+        with current_span(self.tracer, self.span_name) as span:
+            status = Status.COMPLETED
+            async with Lease(record, owner, LEASE_S) as lease:
+                for part in in_chunks(await ids(claimed["after"]), chunk):
+                    if lease.lost:
+                        status = Status.RUNNING_ELSEWHERE
+                        break
+                    done = asdict(await apply(part))
+                    if not await record.checkpoint(owner, part[-1], done):
+                        status = Status.RUNNING_ELSEWHERE
+                        break
+                    for name, value in done.items():
+                        totals[name] += value
+                    await asyncio.sleep(pause_s)
+            if status is Status.COMPLETED and not await record.complete(owner):
+                status = Status.RUNNING_ELSEWHERE
+            span.set_attributes({f"{self.attributes}.{name}": value for name, value in totals.items()})
+            span.set_attribute(f"{self.attributes}.status", str(status))
+            stopped = status is Status.RUNNING_ELSEWHERE
+            counts = self.counts(**totals)
+            self.log.info(
+                "%s %s: %s",
+                self.what,
+                "stopped (another process took it over)" if stopped else "completed",
+                self.describe(counts),
+            )
+        return status, counts
+
+    async def run_until_done(
+        self, run: Callable[[str], Awaitable[tuple[Status, CountsT]]], retry_s: float = LEASE_S
+    ) -> None:
+        """A service's background run of the migration (`run(owner)`) until it has completed, by this
+        process or another: checked again every `retry_s` while another process holds it, or after a
+        failure, logged as `<what> failed (<error type>)` (the type only: a message could quote data)."""
+        owner = uuid.uuid4().hex
+        while True:
+            try:
+                if (await run(owner))[0] is not Status.RUNNING_ELSEWHERE:
+                    return
+            except Exception as exc:  # the store, most likely
+                self.log.warning("%s failed (%s); retrying in %.0f s", self.what, type(exc).__name__, retry_s)
+            await asyncio.sleep(retry_s)
+
+
+# A command's run of its migration: (db, owner, again) -> its status and counts.
+Run = Callable[[AsyncDatabase[Document], str, bool], Awaitable[tuple[Status, "DataclassInstance"]]]
+# A command's check: db -> the report to print, and whether nothing is left to do.
+Check = Callable[[AsyncDatabase[Document]], Awaitable[tuple[Document, bool]]]
+
+
+def command(
+    argv: list[str] | None,
     *,
-    again: bool,
-    lease_s: float,
-    pause_s: float,
-    tracer: Tracer,
-    span_name: str,
-    attributes: str,
-    log: logging.Logger,
-    what: str,
-    describe: Callable[[dict[str, int]], str],
-) -> tuple[Status, dict[str, int]]:
-    """Run the migration of `record` for `owner` to completion, from where an earlier run stopped:
-    `chunks(after)` yields the chunks left, `apply(chunk)` does one and answers the last item it did
-    (`_id` order) and its counts, checkpointed after each, with `pause_s` between chunks (the
-    service's own commands go in between). What this run did, as counts; nothing when the migration
-    completed already (unless `again`) or another process runs it. The run is one span
-    (`span_name`, its counts and status as `<attributes>.<count>` and `<attributes>.status`) and one
-    line in `log`: `<what> completed: <describe(
-    counts)>` (or `stopped (another process took it over)`). Counts only: never the data."""
-    claimed = await record.claim(owner, again)
-    if claimed is None:
-        completed = (await record.get() or {}).get("completed_at") is not None
-        return (Status.ALREADY_COMPLETED if completed else Status.RUNNING_ELSEWHERE), record.zero()
-    counts = record.zero()
-    with current_span(tracer, span_name) as span:
-        status = Status.COMPLETED
-        async with Lease(record, owner, lease_s) as lease:
-            async for chunk in chunks(claimed["after"]):
-                if lease.lost:
-                    status = Status.RUNNING_ELSEWHERE
-                    break
-                after, done = await apply(chunk)
-                if not await record.checkpoint(owner, after, done):
-                    status = Status.RUNNING_ELSEWHERE
-                    break
-                for name, value in done.items():
-                    counts[name] += value
-                await asyncio.sleep(pause_s)
-        if status is Status.COMPLETED and not await record.complete(owner):
-            status = Status.RUNNING_ELSEWHERE
-        span.set_attributes({f"{attributes}.{name}": value for name, value in counts.items()})
-        span.set_attribute(f"{attributes}.status", str(status))
-        stopped = status is Status.RUNNING_ELSEWHERE
-        log.info(
-            "%s %s: %s", what, "stopped (another process took it over)" if stopped else "completed", describe(counts)
-        )
-    return status, counts
+    service: str,
+    prog: str,
+    description: str,
+    again_help: str,
+    run: Run,
+    check: Check | None = None,
+    check_help: str = "",
+) -> int:
+    """A migration's command (`prog`) on `service`'s database: runs it, or resumes it (`run(db,
+    owner, again)`, for an owner of its own), and prints its status and counts as JSON, exit 2 when
+    another process runs it (else 0); `--again` a new pass. With `check`, `--check` instead prints
+    the report `check(db)` answers (reads only), exit 0 when it says nothing is left (else 1)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.set_defaults(check=False)
+    mode = parser.add_mutually_exclusive_group()
+    if check is not None:
+        mode.add_argument("--check", action="store_true", help=check_help)
+    mode.add_argument("--again", action="store_true", help=again_help)
+    args = parser.parse_args(argv)
+    configure_logging(service)
+    return asyncio.run(_command(service, run, check if args.check else None, args.again))
 
 
-async def run_until_done(
-    run: Callable[[str], Awaitable[Status]], log: logging.Logger, what: str, retry_s: float
-) -> None:
-    """A service's background run of a migration (`run(owner)`) until it has completed, by this
-    process or another: checked again every `retry_s` while another process holds it, or after a
-    failure, logged as `<what> failed (<error type>)` (the type only: a message could quote data)."""
-    owner = uuid.uuid4().hex
-    while True:
-        try:
-            if await run(owner) is not Status.RUNNING_ELSEWHERE:
-                return
-        except Exception as exc:  # the store, most likely
-            log.warning("%s failed (%s); retrying in %.0f s", what, type(exc).__name__, retry_s)
-        await asyncio.sleep(retry_s)
+async def _command(service: str, run: Run, check: Check | None, again: bool) -> int:
+    settings = get_settings()
+    mongo = mongo_client(settings)
+    db = service_database(mongo, settings, service)
+    try:
+        if check is not None:
+            report, nothing_left = await check(db)
+            print(json.dumps(report, default=str, indent=2))
+            return 0 if nothing_left else 1
+        status, counts = await run(db, uuid.uuid4().hex, again)
+        print(json.dumps({"status": str(status), **asdict(counts)}))
+        return 2 if status is Status.RUNNING_ELSEWHERE else 0
+    finally:
+        await mongo.close()

@@ -19,7 +19,6 @@ from pymongo import AsyncMongoClient, MongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 from iop.events.v1 import engagement_pb2
-from services.engagement import scrub_leave_reasons
 from services.engagement.domain import (
     JOINED,
     LEFT,
@@ -44,6 +43,7 @@ from services.engagement.scrub_leave_reasons import (
 )
 from services.engagement.store import ATTENDANCE_COLLECTION, AttendanceStore, ledger_signals
 from services.engagement.topics import ATTENDANCE
+from services.plumbing import migrations
 from services.plumbing.bus import Topic, ensure_topics, reliable_producer
 from services.plumbing.migrations import MIGRATIONS_COLLECTION
 from services.plumbing.outbox import PUBLISHED_COLLECTION, OutboxRelay, OutgoingEvent, new_document_with_outbox
@@ -381,7 +381,7 @@ async def test_a_run_keeps_its_lease_while_it_reads_the_ledger_ids(
     store = AttendanceStore(db, "/iop/engagement")
     for _ in range(2):
         await ledger(store, RAW)
-    monkeypatch.setattr(scrub_leave_reasons, "LEASE_S", 1.0)
+    monkeypatch.setattr(migrations, "LEASE_S", 1.0)
     ledger_ids = AttendanceStore.ledger_ids
 
     async def longer_than_the_lease(self: AttendanceStore, after: str | None = None) -> list[str]:
